@@ -1,0 +1,316 @@
+/**
+ * Elementwise ops: one parameterized unary kernel (GELU, SiLU, softplus, sigmoid, exp, scale, …)
+ * and one binary kernel (add, sub, mul) where the second operand may repeat over leading
+ * dimensions (its shape a suffix of the first's, as a bias is).
+ *
+ * @module
+ */
+import { gradEnabled, record } from "./autograd.ts";
+import { assertDType, grid, launch, packParams } from "./launch.ts";
+import { sumLeading } from "./reduce.ts";
+import { type DType, numel, Tensor } from "./tensor.ts";
+
+const WG = 256;
+
+/** WGSL helpers every unary expression may call. */
+const MATH = /* wgsl */ `
+fn erfc_pos(z: f32) -> f32 {
+  // Complementary error function for z >= 0, fractional error below 1.2e-7 (a Chebyshev fit
+  // of the form t·exp(−z² + P(t)), t = 1/(1 + z/2)), so the tails keep their relative accuracy.
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let q = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223
+    + t * 0.17087277))))))));
+  return t * exp(-z * z + q);
+}
+fn normal_cdf(x: f32) -> f32 {
+  let c = 0.5 * erfc_pos(abs(x) * 0.7071067811865476);
+  return select(1.0 - c, c, x < 0.0);
+}
+fn sigmoid_(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}
+fn log1p_unit(u: f32) -> f32 {
+  // log(1 + u) for 0 <= u <= 1 as 2·atanh(s), s = u / (2 + u) <= 1/3: an odd series that needs
+  // no log, whose accuracy near 1 is loose on GPUs.
+  let s = u / (2.0 + u);
+  let s2 = s * s;
+  let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0
+    + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0 + s2 / 17.0)))))));
+  return 2.0 * s * series;
+}
+fn softplus_(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  return max(x, 0.0) + log1p_unit(exp(-abs(x)));
+}
+`;
+
+/** A unary function: its forward expression in `x` and its derivative in `x`, `y` (output). */
+interface UnaryDef {
+  forward: string;
+  derivative: string;
+}
+
+const UNARY = {
+  gelu: {
+    forward: "x * normal_cdf(x)",
+    derivative: "normal_cdf(x) + x * 0.3989422804014327 * exp(-0.5 * x * x)",
+  },
+  silu: { forward: "x * sigmoid_(x)", derivative: "sigmoid_(x) * (1.0 + x * sigmoid_(-x))" },
+  softplus: { forward: "softplus_(x)", derivative: "sigmoid_(x)" },
+  sigmoid: { forward: "sigmoid_(x)", derivative: "sigmoid_(x) * sigmoid_(-x)" },
+  exp: { forward: "exp(x)", derivative: "y" },
+  relu: { forward: "max(x, 0.0)", derivative: "select(0.0, 1.0, x > 0.0)" },
+  scale: { forward: "p.a * x", derivative: "p.a" },
+  addScalar: { forward: "x + p.a", derivative: "1.0" },
+} satisfies Record<string, UnaryDef>;
+
+/** Names of the built-in unary functions. */
+export type UnaryName = keyof typeof UNARY;
+
+function unaryShader(expr: string, withGrad: boolean): string {
+  return /* wgsl */ `
+struct P { n: u32, stride: u32, a: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> xs: array<f32>;
+${withGrad ? "@group(0) @binding(2) var<storage, read> ys: array<f32>;\n" : ""}
+${withGrad ? "@group(0) @binding(3) var<storage, read> gs: array<f32>;\n" : ""}
+@group(0) @binding(${withGrad ? 4 : 2}) var<storage, read_write> out: array<f32>;
+${MATH}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  let x = xs[i];
+  ${withGrad ? "let y = ys[i];\n  out[i] = gs[i] * (" + expr + ");" : "out[i] = " + expr + ";"}
+}`;
+}
+
+/** Applies a built-in unary function elementwise, recording its backward. */
+export function unary(name: UnaryName, x: Tensor, a = 0): Tensor {
+  assertDType(name, x, "f32");
+  const def: UnaryDef = UNARY[name];
+  const y = Tensor.empty(x.shape, "f32", name);
+  const g = grid(x.size, WG);
+  launch(
+    name,
+    unaryShader(def.forward, false),
+    packParams([x.size, g.stride], [a]),
+    [x, y],
+    g.groups,
+  );
+  return record(y, name, [x], (dy) => {
+    const dx = Tensor.empty(x.shape, "f32", `${name} backward`);
+    launch(
+      `${name} backward`,
+      unaryShader(def.derivative, true),
+      packParams([x.size, g.stride], [a]),
+      [x, y, dy, dx],
+      g.groups,
+    );
+    return [dx];
+  });
+}
+
+/** Exact (erf) GELU, as PyTorch's `nn.GELU()`. */
+export const gelu = (x: Tensor): Tensor => unary("gelu", x);
+/** SiLU (swish): `x · sigmoid(x)`. */
+export const silu = (x: Tensor): Tensor => unary("silu", x);
+/** Softplus with PyTorch's threshold: `x` above 20, `log(1 + eˣ)` below. */
+export const softplus = (x: Tensor): Tensor => unary("softplus", x);
+/** Logistic sigmoid. */
+export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
+/** Elementwise exponential. */
+export const exp = (x: Tensor): Tensor => unary("exp", x);
+/** Rectified linear unit. */
+export const relu = (x: Tensor): Tensor => unary("relu", x);
+/** Multiplies by a constant. */
+export const scale = (x: Tensor, factor: number): Tensor => unary("scale", x, factor);
+/** Adds a constant. */
+export const addScalar = (x: Tensor, c: number): Tensor => unary("addScalar", x, c);
+
+type BinaryOp = "add" | "sub" | "mul";
+const BINARY_EXPR: Record<BinaryOp, string> = { add: "a + b", sub: "a - b", mul: "a * b" };
+
+function binaryShader(expr: string): string {
+  return /* wgsl */ `
+struct P { n: u32, stride: u32, nb: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> as_: array<f32>;
+@group(0) @binding(2) var<storage, read> bs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  let a = as_[i];
+  let b = bs[i % p.nb];
+  out[i] = ${expr};
+}`;
+}
+
+function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, name: string = op): Tensor {
+  const out = Tensor.empty(a.shape, "f32", name);
+  const g = grid(a.size, WG);
+  launch(
+    name,
+    binaryShader(BINARY_EXPR[op]),
+    packParams([a.size, g.stride, b.size]),
+    [a, b, out],
+    g.groups,
+  );
+  return out;
+}
+
+function checkBroadcast(op: string, a: Tensor, b: Tensor): void {
+  assertDType(op, a, "f32");
+  assertDType(op, b, "f32");
+  const k = b.shape.length;
+  const suffix = a.shape.slice(a.shape.length - k);
+  if (k > a.shape.length || suffix.some((d, i) => d !== b.shape[i]) || b.size === 0) {
+    throw new RangeError(
+      `${op}: shapes do not match: [${a.shape.join(", ")}] and [${b.shape.join(", ")}] ` +
+        `(the second shape must equal the first or a suffix of it)`,
+    );
+  }
+}
+
+function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  checkBroadcast(op, a, b);
+  const out = binaryRaw(op, a, b);
+  if (!gradEnabled()) return out;
+  const reduceB = (g: Tensor) => (b.size === a.size ? g : sumLeading(g, b.shape));
+  return record(out, op, [a, b], (g) => {
+    if (op === "add") return [g, b.requiresGrad ? reduceB(g) : null];
+    if (op === "sub") {
+      return [g, b.requiresGrad ? negateOwned(reduceB(g), g) : null];
+    }
+    const ga = a.requiresGrad ? binaryRaw("mul", g, b, "mul backward") : null;
+    let gb: Tensor | null = null;
+    if (b.requiresGrad) {
+      const ab = binaryRaw("mul", g, a, "mul backward");
+      gb = b.size === a.size ? ab : sumLeading(ab, b.shape);
+      if (gb !== ab) ab.dispose();
+    }
+    return [ga, gb];
+  });
+}
+
+function negateOwned(t: Tensor, passthrough: Tensor): Tensor {
+  const n = unaryRaw("scale", t, -1);
+  if (t !== passthrough) t.dispose();
+  return n;
+}
+
+function unaryRaw(name: UnaryName, x: Tensor, a: number): Tensor {
+  const y = Tensor.empty(x.shape, "f32", name);
+  const g = grid(x.size, WG);
+  launch(
+    name,
+    unaryShader(UNARY[name].forward, false),
+    packParams([x.size, g.stride], [a]),
+    [x, y],
+    g.groups,
+  );
+  return y;
+}
+
+/** `a + b`; `b` may be a suffix-shaped operand repeated over `a`'s leading dimensions. */
+export const add = (a: Tensor, b: Tensor): Tensor => binary("add", a, b);
+/** `a − b`, broadcasting `b` as {@link add} does. */
+export const sub = (a: Tensor, b: Tensor): Tensor => binary("sub", a, b);
+/** `a ⊙ b`, broadcasting `b` as {@link add} does. */
+export const mul = (a: Tensor, b: Tensor): Tensor => binary("mul", a, b);
+
+/** Sum of two same-shaped tensors, not recorded on the tape (for gradient bookkeeping). */
+export function addTensors(a: Tensor, b: Tensor): Tensor {
+  return binaryRaw("add", a, b, "gradient sum");
+}
+
+const AXPY = /* wgsl */ `
+struct P { n: u32, stride: u32, alpha: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  dst[i] = dst[i] + p.alpha * src[i];
+}`;
+
+/** In place: `dst += alpha · src` (not recorded). */
+export function accumulateInto(dst: Tensor, src: Tensor, alpha = 1): void {
+  if (dst.size !== src.size) {
+    throw new RangeError(
+      `accumulateInto: shapes do not match: ${dst.describe()} and ${src.describe()}`,
+    );
+  }
+  const g = grid(dst.size, WG);
+  launch("accumulate", AXPY, packParams([dst.size, g.stride], [alpha]), [src, dst], g.groups);
+}
+
+const FILL = /* wgsl */ `
+struct P { n: u32, stride: u32, bits: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  dst[i] = p.bits;
+}`;
+
+/** A tensor with every element equal to `value`. */
+export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
+  const t = Tensor.empty(shape, dtype, "fill");
+  fillInto(t, value);
+  return t;
+}
+
+/** Sets every element of `t` to `value` in place (not recorded). */
+export function fillInto(t: Tensor, value: number): void {
+  const word = new Uint32Array(1);
+  if (t.dtype === "f32") new Float32Array(word.buffer)[0] = value;
+  else word[0] = value >>> 0;
+  const g = grid(t.size, WG);
+  launch("fill", FILL, packParams([t.size, g.stride, word[0]]), [t], g.groups);
+}
+
+/** A tensor of zeros. */
+export const zeros = (shape: readonly number[], dtype: DType = "f32"): Tensor =>
+  fill(shape, 0, dtype);
+
+/** A copy of `t` in new storage (not recorded). */
+export function clone(t: Tensor): Tensor {
+  const c = Tensor.empty(t.shape, t.dtype, "clone");
+  if (t.size > 0) {
+    // copyBufferToBuffer ends the compute pass; a copy kernel keeps the pass open.
+    const g = grid(t.size, WG);
+    launch("clone", COPY, packParams([t.size, g.stride]), [t, c], g.groups);
+  }
+  return c;
+}
+
+const COPY = /* wgsl */ `
+struct P { n: u32, stride: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  dst[i] = src[i];
+}`;
+
+/** The same values with another shape of equal size; shares storage (no copy). Recorded. */
+export function reshape(t: Tensor, shape: readonly number[]): Tensor {
+  if (numel(shape) !== t.size) {
+    throw new RangeError(`reshape: cannot view ${t.describe()} as [${shape.join(", ")}]`);
+  }
+  const view = new Tensor(t.storage, shape, t.dtype);
+  return record(view, "reshape", [t], (g) => [new Tensor(g.storage, t.shape, "f32")]);
+}

@@ -1,0 +1,71 @@
+/**
+ * Helpers shared by every kernel launcher: workgroup grids that respect the 65,535-per-dimension
+ * limit, the parameter block layout, and a one-call launch over tensors.
+ *
+ * @module
+ */
+import { runtime } from "./runtime.ts";
+import type { Tensor } from "./tensor.ts";
+
+/** A 2-D grid covering `n` invocations in workgroups of `workgroupSize`. */
+export interface Grid {
+  /** Workgroup counts. */
+  groups: [number, number];
+  /** Invocations per grid row: a shader's linear index is `gid.x + gid.y * stride`. */
+  stride: number;
+}
+
+/** The grid for `n` independent invocations (`n` may exceed 65,535 workgroups). */
+export function grid(n: number, workgroupSize: number): Grid {
+  const total = Math.max(1, Math.ceil(n / workgroupSize));
+  const gy = Math.ceil(total / 65535);
+  const gx = Math.ceil(total / gy);
+  return { groups: [gx, gy], stride: gx * workgroupSize };
+}
+
+/**
+ * Packs a parameter block: the `u32` words first, then the `f32` words, matching a WGSL struct
+ * that declares its `u32` fields before its `f32` fields. Negative integers are stored as i32.
+ */
+export function packParams(ints: readonly number[], floats: readonly number[] = []): Uint32Array {
+  const words = new Uint32Array(ints.length + floats.length);
+  const f = new Float32Array(words.buffer);
+  ints.forEach((v, i) => (words[i] = v >>> 0));
+  floats.forEach((v, i) => (f[ints.length + i] = v));
+  return words;
+}
+
+/**
+ * Compiles (once) and dispatches a kernel over tensors bound at 1..n in order.
+ * @param op op name for error messages
+ * @param wgsl shader source; bind group 0, binding 0 is the `var<uniform>` parameter block
+ * @param params parameter block from {@link packParams}
+ * @param tensors storage bindings 1..n
+ * @param groups workgroup counts
+ */
+export function launch(
+  op: string,
+  wgsl: string,
+  params: Uint32Array | null,
+  tensors: readonly Tensor[],
+  groups: readonly [number, number?, number?],
+): void {
+  const rt = runtime();
+  rt.dispatch(op, rt.kernel(op, wgsl), params, tensors.map((t) => t.storage), groups);
+}
+
+/** Asserts two shapes are equal, naming the op and both shapes otherwise. */
+export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new RangeError(
+      `${op}: shapes do not match: [${a.shape.join(", ")}] and [${b.shape.join(", ")}]`,
+    );
+  }
+}
+
+/** Asserts a tensor has the given dtype. */
+export function assertDType(op: string, t: Tensor, dtype: string): void {
+  if (t.dtype !== dtype) {
+    throw new TypeError(`${op}: expected a ${dtype} tensor, got ${t.describe()}`);
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Reductions: sums and means over the last dimension (one workgroup per row, a tree in workgroup
+ * memory) and sums over leading dimensions (column chunks, repeated until one row is left; the
+ * gradient of a broadcast operand). Both are deterministic: no atomics.
+ *
+ * @module
+ */
+import { record } from "./autograd.ts";
+import { assertDType, grid, launch, packParams } from "./launch.ts";
+import { numel, Tensor } from "./tensor.ts";
+
+const ROW_WG = 256;
+
+const ROW_SUM = /* wgsl */ `
+struct P { rows: u32, cols: u32, gx: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+var<workgroup> part: array<f32, ${ROW_WG}>;
+@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x + wid.y * p.gx;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  var s = 0.0;
+  for (var c = lid; c < p.cols; c += ${ROW_WG}u) { s += x[base + c]; }
+  part[lid] = s;
+  workgroupBarrier();
+  for (var w = ${ROW_WG / 2}u; w > 0u; w >>= 1u) {
+    if (lid < w) { part[lid] += part[lid + w]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { out[row] = part[0] * p.scale; }
+}`;
+
+const EXPAND_ROWS = /* wgsl */ `
+struct P { n: u32, stride: u32, cols: u32, scale: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  out[i] = g[i / p.cols] * p.scale;
+}`;
+
+function rowReduce(op: string, x: Tensor, mean: boolean): Tensor {
+  assertDType(op, x, "f32");
+  if (x.shape.length === 0) throw new RangeError(`${op}: needs at least one dimension`);
+  const cols = x.shape[x.shape.length - 1];
+  const rows = x.size / Math.max(cols, 1);
+  const scale = mean ? 1 / cols : 1;
+  const out = Tensor.empty(x.shape.slice(0, -1), "f32", op);
+  const g = grid(rows, 1);
+  launch(op, ROW_SUM, packParams([rows, cols, g.groups[0]], [scale]), [x, out], g.groups);
+  return record(out, op, [x], (gy) => {
+    const gx = Tensor.empty(x.shape, "f32", `${op} backward`);
+    const e = grid(x.size, 256);
+    launch(
+      `${op} backward`,
+      EXPAND_ROWS,
+      packParams([x.size, e.stride, cols], [scale]),
+      [gy, gx],
+      e.groups,
+    );
+    return [gx];
+  });
+}
+
+/** Sums over the last dimension: shape `[..., n]` → `[...]`. */
+export const rowSum = (x: Tensor): Tensor => rowReduce("rowSum", x, false);
+/** Means over the last dimension: shape `[..., n]` → `[...]`. */
+export const rowMean = (x: Tensor): Tensor => rowReduce("rowMean", x, true);
+
+/** Sum of all elements, as a one-element tensor of shape `[]`. */
+export function sumAll(x: Tensor): Tensor {
+  const flat = new Tensor(x.storage, [1, x.size], x.dtype);
+  const s = rowReduce("sumAll", flat, false);
+  flat.dispose();
+  const out = new Tensor(s.storage, [], "f32");
+  s.dispose();
+  return record(out, "sumAll", [x], (g) => {
+    const gx = Tensor.empty(x.shape, "f32", "sumAll backward");
+    const e = grid(x.size, 256);
+    launch(
+      "sumAll backward",
+      EXPAND_ROWS,
+      packParams([x.size, e.stride, x.size], [1]),
+      [g, gx],
+      e.groups,
+    );
+    return [gx];
+  });
+}
+
+/** Mean of all elements, as a one-element tensor of shape `[]`. */
+export function meanAll(x: Tensor): Tensor {
+  const flat = new Tensor(x.storage, [x.size], x.dtype);
+  const m = rowReduce("meanAll", flat, true);
+  flat.dispose();
+  const out = new Tensor(m.storage, [], "f32");
+  m.dispose();
+  return record(out, "meanAll", [x], (g) => {
+    const gx = Tensor.empty(x.shape, "f32", "meanAll backward");
+    const e = grid(x.size, 256);
+    launch(
+      "meanAll backward",
+      EXPAND_ROWS,
+      packParams([x.size, e.stride, x.size], [1 / x.size]),
+      [g, gx],
+      e.groups,
+    );
+    return [gx];
+  });
+}
+
+const COL_WG = 64;
+
+const COL_SUM = /* wgsl */ `
+struct P { rows: u32, cols: u32, chunk: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(${COL_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let c = gid.x;
+  if (c >= p.cols) { return; }
+  let r0 = gid.y * p.chunk;
+  let r1 = min(r0 + p.chunk, p.rows);
+  var s = 0.0;
+  for (var r = r0; r < r1; r++) { s += x[r * p.cols + c]; }
+  out[gid.y * p.cols + c] = s;
+}`;
+
+/**
+ * Sums `x` over its leading dimensions down to `shape` (a suffix of `x.shape`), e.g. the
+ * gradient of a bias. Not recorded on the tape.
+ */
+export function sumLeading(x: Tensor, shape: readonly number[]): Tensor {
+  const cols = numel(shape);
+  let rows = x.size / cols;
+  let cur = x;
+  while (rows > 1 || cur === x) {
+    const chunk = Math.max(64, Math.ceil(rows / 65535));
+    const chunks = Math.ceil(rows / chunk);
+    const next = Tensor.empty(chunks === 1 ? shape : [chunks, cols], "f32", "sumLeading");
+    launch(
+      "sumLeading",
+      COL_SUM,
+      packParams([rows, cols, chunk]),
+      [cur, next],
+      [Math.ceil(cols / COL_WG), chunks],
+    );
+    if (cur !== x) cur.dispose();
+    cur = next;
+    rows = chunks;
+  }
+  return cur;
+}

@@ -1,0 +1,92 @@
+/**
+ * Float64 CPU references of the ops, written as plainly as possible: the tests compare every
+ * GPU kernel with these.
+ */
+
+/** erfc to double precision, keeping relative accuracy in the upper tail. */
+export function erfc(x: number): number {
+  if (x < 0) return 2 - erfc(-x);
+  if (x < 2.5) {
+    // Maclaurin series of erf: erf(x) = 2/√π Σ (−1)ⁿ x^(2n+1) / (n! (2n+1))
+    let term = x, sum = x;
+    for (let n = 1; n < 80; n++) {
+      term *= -x * x / n;
+      const add = term / (2 * n + 1);
+      sum += add;
+      if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+    }
+    return 1 - (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  // Continued fraction: erfc(x) = exp(−x²)/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))
+  let f = 0;
+  for (let n = 60; n >= 1; n--) f = (n / 2) / (x + f);
+  return Math.exp(-x * x) / Math.sqrt(Math.PI) / (x + f);
+}
+
+/** erf to double precision. */
+export function erf(x: number): number {
+  return 1 - erfc(x);
+}
+
+/** Standard normal CDF, accurate in both tails. */
+export function normalCdf(x: number): number {
+  return 0.5 * erfc(-x / Math.SQRT2);
+}
+
+/** Logistic sigmoid. */
+export function sigmoidRef(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** Unary references: value and derivative. */
+export const unaryRef: Record<
+  string,
+  { f: (x: number, a: number) => number; df: (x: number, a: number) => number }
+> = {
+  gelu: {
+    f: (x) => x * normalCdf(x),
+    df: (x) => normalCdf(x) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI),
+  },
+  silu: {
+    f: (x) => x / (1 + Math.exp(-x)),
+    df: (x) => sigmoidRef(x) * (1 + x * sigmoidRef(-x)),
+  },
+  softplus: {
+    f: (x) => (x > 20 ? x : Math.log1p(Math.exp(x))),
+    df: (x) => (x > 20 ? 1 : 1 / (1 + Math.exp(-x))),
+  },
+  sigmoid: {
+    f: (x) => 1 / (1 + Math.exp(-x)),
+    df: (x) => sigmoidRef(x) * sigmoidRef(-x),
+  },
+  exp: { f: (x) => Math.exp(x), df: (x) => Math.exp(x) },
+  relu: { f: (x) => Math.max(x, 0), df: (x) => (x > 0 ? 1 : 0) },
+  scale: { f: (x, a) => a * x, df: (_x, a) => a },
+  addScalar: { f: (x, a) => x + a, df: () => 1 },
+};
+
+/** Applies `f` elementwise. */
+export function map(x: Float64Array, f: (v: number, i: number) => number): Float64Array {
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f(x[i], i);
+  return out;
+}
+
+/** Sums `x` viewed as [rows, cols] over rows → [cols]. */
+export function sumRowsRef(x: Float64Array, cols: number): Float64Array {
+  const out = new Float64Array(cols);
+  for (let i = 0; i < x.length; i++) out[i % cols] += x[i];
+  return out;
+}
+
+/** Sums `x` viewed as [rows, cols] over cols → [rows], times `scale`. */
+export function rowSumRef(x: Float64Array, cols: number, scale = 1): Float64Array {
+  const rows = x.length / cols;
+  const out = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += x[r * cols + c];
+    out[r] = s * scale;
+  }
+  return out;
+}

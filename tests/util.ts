@@ -1,0 +1,171 @@
+/**
+ * Test helpers: seeded random data (a fresh seed per run, printed on failure), float64
+ * comparisons, and gradient checks of a GPU op against its float64 reference by central finite
+ * differences and by the reference's analytic gradient.
+ */
+import { assert } from "@std/assert";
+import {
+  backward,
+  initGpu,
+  mul,
+  readTensors,
+  requireGrad,
+  sumAll,
+  Tensor,
+  tidy,
+} from "../ops/mod.ts";
+
+await initGpu();
+
+/** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
+export function makeRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A fresh seed for this run; every failing assertion message includes it. */
+export function freshSeed(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+/** Normal(0, std) values in float64. */
+export function randn(rng: () => number, n: number, std = 1): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(rng(), 1e-12);
+    out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+  }
+  return out;
+}
+
+/** Uniform values in [lo, hi). */
+export function uniform(rng: () => number, n: number, lo: number, hi: number): Float64Array {
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rng();
+  return out;
+}
+
+/** Uniform integers in [0, n). */
+export function randint(rng: () => number, count: number, n: number): Int32Array {
+  const out = new Int32Array(count);
+  for (let i = 0; i < count; i++) out[i] = Math.floor(rng() * n);
+  return out;
+}
+
+/** ‖got − want‖ / ‖want‖ (absolute norm when `want` is zero). */
+export function relError(got: ArrayLike<number>, want: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; i++) {
+    const d = got[i] - want[i];
+    num += d * d;
+    den += want[i] * want[i];
+  }
+  if (Number.isNaN(num)) return Infinity;
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+
+/** Asserts relative error below `tol`, naming what was compared and the seed. */
+export function assertClose(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  tol: number,
+  what: string,
+): void {
+  assert(got.length >= want.length, `${what}: got ${got.length} values, want ${want.length}`);
+  const e = relError(got, want);
+  assert(e < tol, `${what}: relative error ${e.toExponential(3)} ≥ ${tol}`);
+}
+
+/** A float64 input of a gradient check. */
+export interface GradInput {
+  /** Values. */
+  data: Float64Array;
+  /** Shape. */
+  shape: number[];
+  /** Whether to check this input's gradient (default true). */
+  differentiable?: boolean;
+}
+
+/** Options of {@link gradCheck}. */
+export interface GradCheckOptions {
+  /** Label for messages (include the seed). */
+  what: string;
+  /** The inputs, in the order `gpu` and `ref` take them. */
+  inputs: GradInput[];
+  /** The GPU op under test. */
+  gpu: (xs: Tensor[]) => Tensor;
+  /** Float64 reference forward. */
+  ref: (xs: Float64Array[]) => Float64Array;
+  /** Float64 analytic gradients given the output gradient (optional). */
+  refGrad?: (xs: Float64Array[], gOut: Float64Array) => (Float64Array | null)[];
+  /** Seeded generator for the output weights and probed coordinates. */
+  rng: () => number;
+  /** Tolerance for the forward and analytic gradients (default 1e-5). */
+  tol?: number;
+  /** Tolerance against finite differences (default 1e-3). */
+  fdTol?: number;
+  /** Coordinates probed by finite differences per input (default 24). */
+  probes?: number;
+  /** Finite-difference step (default 1e-4 × max(1, |x|)). */
+  eps?: number;
+}
+
+/**
+ * Checks forward values and every input's gradient: the loss is Σ out ⊙ W with random W;
+ * gradients from the GPU tape are compared with the reference's analytic gradient (all
+ * coordinates) and with central finite differences of the reference (sampled coordinates).
+ */
+export async function gradCheck(o: GradCheckOptions): Promise<void> {
+  const tol = o.tol ?? 1e-5;
+  const fdTol = o.fdTol ?? 1e-3;
+  const want = o.ref(o.inputs.map((x) => x.data));
+  const w = randn(o.rng, want.length);
+  const { out, grads } = tidy(() => {
+    const ts = o.inputs.map((x) => {
+      const t = Tensor.from(Float32Array.from(x.data), x.shape);
+      return x.differentiable === false ? t : requireGrad(t);
+    });
+    const out = o.gpu(ts);
+    const loss = sumAll(mul(out, Tensor.from(Float32Array.from(w), out.shape)));
+    backward(loss);
+    return { out, grads: ts.map((t) => t.grad ?? t) };
+  });
+  const host = await readTensors([out, ...grads]);
+  assertClose(host[0], want, tol, `${o.what} forward`);
+  const lossOf = (xs: Float64Array[]) => {
+    const y = o.ref(xs);
+    let s = 0;
+    for (let i = 0; i < y.length; i++) s += y[i] * w[i];
+    return s;
+  };
+  const analytic = o.refGrad?.(o.inputs.map((x) => x.data), w);
+  for (let k = 0; k < o.inputs.length; k++) {
+    const input = o.inputs[k];
+    if (input.differentiable === false) continue;
+    const g = host[k + 1];
+    if (analytic?.[k]) assertClose(g, analytic[k]!, tol, `${o.what} grad[${k}] vs analytic`);
+    const probes = Math.min(o.probes ?? 24, input.data.length);
+    const idx = new Set<number>();
+    while (idx.size < probes) idx.add(Math.floor(o.rng() * input.data.length));
+    const fd: number[] = [], gpu: number[] = [];
+    for (const i of idx) {
+      const xs = o.inputs.map((x) => Float64Array.from(x.data));
+      const h = o.eps ?? 1e-4 * Math.max(1, Math.abs(xs[k][i]));
+      xs[k][i] += h;
+      const up = lossOf(xs);
+      xs[k][i] -= 2 * h;
+      const down = lossOf(xs);
+      fd.push((up - down) / (2 * h));
+      gpu.push(g[i]);
+    }
+    assertClose(gpu, fd, fdTol, `${o.what} grad[${k}] vs finite differences`);
+  }
+  out.dispose();
+  for (const g of grads) g.dispose();
+}
