@@ -354,7 +354,16 @@ async function start(options: InitOptions): Promise<Runtime> {
       "WebGPU is not available in this runtime: ssmrec needs Deno 2 or later (navigator.gpu).",
     );
   }
-  const adapter = await navigator.gpu.requestAdapter({
+  current = await openRuntime(navigator.gpu, options);
+  return current;
+}
+
+/**
+ * Opens a device on `gpu`'s adapter with the adapter's own maximum limits. Exposed for tests;
+ * applications call {@link initGpu}.
+ */
+export async function openRuntime(gpu: GPU, options: InitOptions = {}): Promise<Runtime> {
+  const adapter = await gpu.requestAdapter({
     powerPreference: options.powerPreference ?? "high-performance",
   });
   if (!adapter) {
@@ -394,8 +403,7 @@ async function start(options: InitOptions): Promise<Runtime> {
   device.lost.then((lost) => {
     if (lost.reason !== "destroyed") console.error(`ssmrec: WebGPU device lost: ${lost.message}`);
   });
-  current = new Runtime(device, info);
-  return current;
+  return new Runtime(device, info);
 }
 
 /** The started runtime. Throws with instructions when {@link initGpu} has not completed. */
