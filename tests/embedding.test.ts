@@ -1,0 +1,130 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
+import { checkEmbeddingIds, embedding } from "../ops/embedding.ts";
+import { backward, noGrad, requireGrad } from "../ops/autograd.ts";
+import { mul } from "../ops/elementwise.ts";
+import { sumAll } from "../ops/reduce.ts";
+import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
+import { embeddingGradRef, embeddingRef } from "./embedding_reference.ts";
+import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
+
+/**
+ * Ids with a popularity skew (id ≈ V·u³ concentrates on the first rows) and a share of PAD (0)
+ * tokens, as padded sequences of a recommender have.
+ */
+function skewedIds(rng: () => number, count: number, rows: number, padShare: number): Int32Array {
+  const ids = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    ids[i] = rng() < padShare ? 0 : Math.min(rows - 1, Math.floor(rows * rng() ** 3));
+  }
+  return ids;
+}
+
+const CASES: { rows: number; dim: number; shape: number[]; paddingIdx?: number }[] = [
+  { rows: 1, dim: 1, shape: [7] },
+  { rows: 1, dim: 5, shape: [3], paddingIdx: 0 },
+  { rows: 7, dim: 5, shape: [4, 9], paddingIdx: 0 },
+  { rows: 7, dim: 1, shape: [100] },
+  { rows: 3417, dim: 5, shape: [1001], paddingIdx: 3 },
+  { rows: 3417, dim: 64, shape: [64, 50], paddingIdx: 0 },
+  { rows: 3417, dim: 64, shape: [2048, 50], paddingIdx: 0 },
+];
+
+Deno.test("embedding: lookup and deterministic gradient match float64 (PAD, popular ids)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const { rows, dim, shape, paddingIdx } of CASES) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    const ids = skewedIds(rng, count, rows, 0.3);
+    const idTensor = Tensor.from(ids, shape, "i32");
+    const data = randn(rng, rows * dim, 0.5);
+    // The PAD row is a constant of the lookup (PyTorch's padding_idx): the reference reads it
+    // from the unperturbed table, so finite differences see no gradient there either.
+    const detachPad = (table: Float64Array) => {
+      if (paddingIdx === undefined) return table;
+      const t = Float64Array.from(table);
+      for (let c = 0; c < dim; c++) t[paddingIdx * dim + c] = data[paddingIdx * dim + c];
+      return t;
+    };
+    await gradCheck({
+      what: `embedding V=${rows} D=${dim} ids [${shape}] pad ${paddingIdx} seed ${seed}`,
+      inputs: [{ data, shape: [rows, dim] }],
+      gpu: ([table]) => embedding(idTensor, table, { paddingIdx }),
+      ref: ([table]) => embeddingRef(ids, detachPad(table), dim),
+      refGrad: (_xs, g) => [embeddingGradRef(ids, rows, dim, g, paddingIdx)],
+      rng,
+      probes: 8,
+    });
+    idTensor.dispose();
+  }
+});
+
+async function tableGradient(ids: Tensor, table: Tensor, g: Tensor, paddingIdx?: number) {
+  table.grad?.dispose();
+  table.grad = null;
+  tidy(() => backward(sumAll(mul(embedding(ids, table, { paddingIdx }), g))));
+  const [grad] = await readTensors([table.grad!]);
+  return new Uint32Array(grad.buffer, grad.byteOffset, grad.length).slice();
+}
+
+Deno.test("embedding: the gradient is bitwise identical run to run; PAD row exactly zero", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  // Few rows and many tokens: thousands of colliding adds per entry, gradients of mixed sign and
+  // magnitude, the worst case for order-dependent float summation.
+  const rows = 7, dim = 64, count = 20000;
+  const ids = skewedIds(rng, count, rows, 0.2);
+  const g = randn(rng, count * dim).map((v, i) => v * (i % 3 === 0 ? 1e-3 : 1));
+  const idTensor = Tensor.from(ids, [count], "i32");
+  const gTensor = Tensor.from(Float32Array.from(g), [count, dim]);
+  const table = requireGrad(Tensor.from(Float32Array.from(randn(rng, rows * dim)), [rows, dim]));
+  const first = await tableGradient(idTensor, table, gTensor, 0);
+  const second = await tableGradient(idTensor, table, gTensor, 0);
+  assertEquals(second, first, `bits differ between two runs, seed ${seed}`);
+  for (let c = 0; c < dim; c++) assertEquals(first[c], 0, `PAD row gradient, seed ${seed}`);
+  const want = embeddingGradRef(ids, rows, dim, Float64Array.from(Float32Array.from(g)), 0);
+  const got = new Float32Array(first.buffer);
+  let num = 0, den = 0;
+  for (let i = 0; i < want.length; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += want[i] ** 2;
+  }
+  assert(Math.sqrt(num / den) < 1e-5, `relative error ${Math.sqrt(num / den)}, seed ${seed}`);
+});
+
+Deno.test("embedding: out-of-range ids read as zero rows, get no gradient, and are reported", async () => {
+  const ids = Tensor.from(new Int32Array([-3, 0, 2, 9, 1, 3]), [6], "i32");
+  const table = requireGrad(Tensor.from([1, 2, 3, 4, 5, 6], [3, 2]));
+  const out = embedding(ids, table);
+  tidy(() => backward(sumAll(out)));
+  const [y, grad] = await readTensors([out, table.grad!]);
+  assertEquals([...y], [0, 0, 1, 2, 5, 6, 0, 0, 3, 4, 0, 0]);
+  assertEquals([...grad], [1, 1, 1, 1, 1, 1]);
+  await assertRejects(
+    () => checkEmbeddingIds(),
+    RangeError,
+    "embedding: 3 ids were outside the table (smallest -3, largest 9)",
+  );
+  await checkEmbeddingIds(); // cleared by the previous check
+  noGrad(() => embedding(Tensor.from(new Int32Array([0, 1, 2]), [3], "i32"), table));
+  await checkEmbeddingIds(); // in-range ids raise nothing
+});
+
+Deno.test("embedding: bad input names the op and the shapes", () => {
+  const table = Tensor.from(new Float32Array(6), [3, 2]);
+  const ids = Tensor.from(new Int32Array([0, 1]), [2], "i32");
+  assertThrows(
+    () => embedding(Tensor.from([0, 1]), table),
+    TypeError,
+    "embedding: expected a i32 tensor",
+  );
+  assertThrows(
+    () => embedding(ids, Tensor.from(new Float32Array(6), [6])),
+    RangeError,
+    "embedding: the table must be [V, D], got [6] (ids [2])",
+  );
+  assertThrows(
+    () => embedding(ids, table, { paddingIdx: 3 }),
+    RangeError,
+    "embedding: paddingIdx 3 is not a row of the table [3, 2]",
+  );
+});
