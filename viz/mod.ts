@@ -48,6 +48,7 @@ export {
   titleText,
 } from "./svg.ts";
 export {
+  normalizeLayout,
   PLOTLY_MIME,
   PlotlyFigure,
   plotlyFigure,

@@ -8,7 +8,13 @@
  */
 import { JUPYTER_DISPLAY, type MimeBundle, type RichDisplay } from "./display.ts";
 import { plotlyScriptSource } from "./plotly_script.ts";
-import { type PlotlyLayout, type PlotlyTrace, renderSvg, titleText } from "./svg.ts";
+import {
+  type PlotlyLayout,
+  type PlotlyTitle,
+  type PlotlyTrace,
+  renderSvg,
+  titleText,
+} from "./svg.ts";
 
 /** The MIME type of Plotly figures in Jupyter. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
@@ -45,11 +51,27 @@ function scriptSafeJson(value: unknown): string {
     .replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
 }
 
+/** A title in the `{ text }` form (Plotly.js 3 ignores plain-string titles). */
+function titleObject(title: PlotlyTitle | undefined): { text?: string } | undefined {
+  return typeof title === "string" ? { text: title } : title;
+}
+
+/** The layout with its figure and axis titles in the `{ text }` form. */
+export function normalizeLayout(layout: PlotlyLayout): PlotlyLayout {
+  const out: PlotlyLayout = { ...layout };
+  if (layout.title !== undefined) out.title = titleObject(layout.title);
+  for (const axis of ["xaxis", "yaxis"] as const) {
+    const a = layout[axis];
+    if (a?.title !== undefined) out[axis] = { ...a, title: titleObject(a.title) };
+  }
+  return out;
+}
+
 /** A Plotly figure with a rich notebook display. Build one with {@link plotlyFigure}. */
 export class PlotlyFigure implements RichDisplay {
   /** The traces. */
   readonly data: readonly PlotlyTrace[];
-  /** The layout. */
+  /** The layout, with titles in the `{ text }` form Plotly.js 3 requires. */
   readonly layout: PlotlyLayout;
   /** The Plotly config. */
   readonly config: Readonly<Record<string, unknown>>;
@@ -58,7 +80,7 @@ export class PlotlyFigure implements RichDisplay {
   /** Wraps a figure spec (see {@link plotlyFigure}). */
   constructor(spec: PlotlyFigureSpec, options: PlotlyFigureOptions = {}) {
     this.data = spec.data;
-    this.layout = spec.layout ?? {};
+    this.layout = normalizeLayout(spec.layout ?? {});
     this.config = spec.config ?? { responsive: true, displaylogo: false };
     this.#options = options;
   }
