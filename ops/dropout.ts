@@ -41,6 +41,7 @@ export class DropoutRng {
   #counter: number;
 
   /**
+   * A generator for one seed, handing out counters from `counter` on.
    * @param seed an integer in [0, 2⁵³)
    * @param counter the first counter to hand out (default 0)
    */
