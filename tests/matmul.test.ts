@@ -1,0 +1,213 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { readTensors, Tensor, tidy } from "../ops/mod.ts";
+import { matmul, type MatmulTiles } from "../ops/matmul.ts";
+import { matmulGradRef, matmulRef, productDims, type ProductSpec } from "./matmul_reference.ts";
+import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
+
+/** Normal values already representable in f32, so the GPU and the reference see the same input. */
+function f32randn(rng: () => number, n: number): Float64Array {
+  return randn(rng, n).map(Math.fround);
+}
+
+const numel = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
+
+/** Stored shapes for op(A): M × K and op(B): K × N with optional leading batch dimensions. */
+function spec(
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  aBatch: number[] = [],
+  bBatch: number[] = aBatch,
+): ProductSpec {
+  return {
+    aShape: [...aBatch, ...(transA ? [k, m] : [m, k])],
+    bShape: [...bBatch, ...(transB ? [n, k] : [k, n])],
+    transA,
+    transB,
+  };
+}
+
+const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] as const;
+
+function describe(s: ProductSpec, bias: boolean): string {
+  const t = `${s.transA ? "ᵀ" : ""}·[${s.bShape}]${s.transB ? "ᵀ" : ""}`;
+  return `[${s.aShape}]${t}${bias ? " + bias" : ""}`;
+}
+
+async function checkProduct(s: ProductSpec, withBias: boolean, rng: () => number, seed: number) {
+  const d = productDims(s);
+  const a = f32randn(rng, numel(s.aShape));
+  const b = f32randn(rng, numel(s.bShape));
+  const inputs = [{ data: a, shape: s.aShape }, { data: b, shape: s.bShape }];
+  if (withBias) inputs.push({ data: f32randn(rng, d.n), shape: [d.n] });
+  await gradCheck({
+    what: `matmul ${describe(s, withBias)} seed ${seed}`,
+    inputs,
+    gpu: ([x, y, bias]) => matmul(x, y, { transA: s.transA, transB: s.transB, bias }),
+    ref: ([x, y, bias]) => matmulRef(s, x, y, bias),
+    refGrad: ([x, y], g) => {
+      const r = matmulGradRef(s, x, y, g);
+      return withBias ? [r.da, r.db, r.dbias] : [r.da, r.db];
+    },
+    rng,
+    probes: 8,
+  });
+}
+
+for (const [transA, transB] of TRANSPOSES) {
+  const name = `${transA ? "Aᵀ" : "A"}·${transB ? "Bᵀ" : "B"}`;
+  Deno.test(`matmul ${name}: forward and gradients match float64 on awkward shapes`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const cases: [number, number, number][] = [
+      [1, 1, 1],
+      [1, 7, 5], // M = 1
+      [6, 1, 9], // N = 1
+      [5, 3, 1], // K = 1
+      [37, 29, 53], // primes, beyond one 32-wide tile in every dimension
+      [33, 65, 17],
+      [4, 8, 12], // multiples of 4 (vec4 loads), smaller than a tile
+      [3, 5, 701], // long reduction: split-K
+    ];
+    for (const [m, n, k] of cases) {
+      await checkProduct(spec(m, n, k, transA, transB), false, rng, seed);
+    }
+    // Batched, same batch on both sides; and with a bias.
+    await checkProduct(spec(13, 11, 7, transA, transB, [3]), true, rng, seed);
+    await checkProduct(spec(9, 6, 5, transA, transB, [2, 2]), false, rng, seed);
+    // A shared B (the Linear case, its gradient summed over the batch) and a shared A.
+    await checkProduct(spec(5, 10, 24, transA, transB, [2, 3], []), true, rng, seed);
+    await checkProduct(spec(6, 5, 11, transA, transB, [], [3]), false, rng, seed);
+    // Shared B over a long batch: the summed gradient takes split-K too.
+    await checkProduct(spec(40, 4, 8, transA, transB, [9], []), false, rng, seed);
+  });
+}
+
+/** The configurations the GPU uses, each tried in every layout on a full and a ragged shape. */
+const GPU_TILE_CASES: MatmulTiles[] = [
+  { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
+  { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
+  { bm: 64, bn: 128, bk: 8, tm: 4, tn: 8 },
+  { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8, splits: 3 },
+];
+
+Deno.test("matmul: every tile configuration matches float64 on full and ragged shapes", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const tiles of GPU_TILE_CASES) {
+    // Multiples of every tile (no bounds checks, vec4 everywhere), then ragged and not a
+    // multiple of 4 in any dimension (checked scalar reads).
+    for (const [m, n, k] of [[256, 128, 32], [131, 67, 45]]) {
+      for (const [transA, transB] of TRANSPOSES) {
+        const s = spec(m, n, k, transA, transB);
+        const d = productDims(s);
+        const a = f32randn(rng, numel(s.aShape)), b = f32randn(rng, numel(s.bShape));
+        const bias = f32randn(rng, d.n);
+        const [got] = await readTensors([
+          tidy(() =>
+            matmul(
+              Tensor.from(Float32Array.from(a), s.aShape),
+              Tensor.from(Float32Array.from(b), s.bShape),
+              {
+                transA,
+                transB,
+                bias: Tensor.from(Float32Array.from(bias)),
+                tiles,
+              },
+            )
+          ),
+        ]);
+        assertClose(
+          got,
+          matmulRef(s, a, b, bias),
+          1e-5,
+          `${describe(s, true)} tiles ${JSON.stringify(tiles)} seed ${seed}`,
+        );
+      }
+    }
+  }
+});
+
+Deno.test("matmul: split-K sums its partials deterministically", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const s = spec(7, 9, 3001, true, false);
+  const a = f32randn(rng, numel(s.aShape)), b = f32randn(rng, numel(s.bShape));
+  const bias = f32randn(rng, 9);
+  const run = (splits?: number) =>
+    tidy(() =>
+      matmul(
+        Tensor.from(Float32Array.from(a), s.aShape),
+        Tensor.from(Float32Array.from(b), s.bShape),
+        {
+          transA: true,
+          bias: Tensor.from(Float32Array.from(bias)),
+          tiles: { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4, splits },
+        },
+      )
+    );
+  const [one, many, again, odd] = await readTensors([run(1), run(16), run(16), run(7)]);
+  const want = matmulRef(s, a, b, bias);
+  assertClose(one, want, 1e-5, `no split, seed ${seed}`);
+  assertClose(many, want, 1e-5, `16 splits, seed ${seed}`);
+  assertClose(odd, want, 1e-5, `7 splits, seed ${seed}`);
+  assertEquals([...many], [...again], `split-K is not deterministic (seed ${seed})`);
+});
+
+Deno.test("matmul: a larger batched Linear layer with the default tiles", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const s = spec(150, 97, 131, false, true, [2], []);
+  const a = f32randn(rng, numel(s.aShape)), b = f32randn(rng, numel(s.bShape));
+  const bias = f32randn(rng, 97);
+  const [got] = await readTensors([
+    tidy(() =>
+      matmul(
+        Tensor.from(Float32Array.from(a), s.aShape),
+        Tensor.from(Float32Array.from(b), s.bShape),
+        {
+          transB: true,
+          bias: Tensor.from(Float32Array.from(bias)),
+        },
+      )
+    ),
+  ]);
+  assertClose(got, matmulRef(s, a, b, bias), 1e-5, `Linear [2, 150, 131]·[97, 131]ᵀ seed ${seed}`);
+});
+
+Deno.test("matmul: bad input names the op and the shapes before dispatching", () => {
+  const t = (shape: number[]) => Tensor.from(new Float32Array(numel(shape)).fill(1), shape);
+  assertThrows(
+    () => matmul(t([2, 3]), t([4, 5])),
+    RangeError,
+    "matmul: inner dimensions do not match: a [2, 3] gives K = 3, b [4, 5] gives K = 4",
+  );
+  assertThrows(
+    () => matmul(t([2, 3]), t([5, 4]), { transB: true }),
+    RangeError,
+    "b [5, 4] gives K = 4 (with transB)",
+  );
+  assertThrows(
+    () => matmul(t([2, 2, 3]), t([3, 3, 4])),
+    RangeError,
+    "matmul: batch dimensions do not match: a [2, 2, 3] and b [3, 3, 4]",
+  );
+  assertThrows(() => matmul(t([3]), t([3, 4])), RangeError, "at least 2 dimensions");
+  assertThrows(
+    () => matmul(t([2, 3]), t([3, 4]), { bias: t([3]) }),
+    RangeError,
+    "matmul: bias [3] must have shape [4]",
+  );
+  assertThrows(
+    () => matmul(Tensor.from(new Int32Array(6), [2, 3]), t([3, 4])),
+    TypeError,
+    "matmul: expected a f32 tensor",
+  );
+  assertThrows(
+    () => matmul(t([2, 3]), t([3, 4]), { tiles: { bm: 32, bn: 32, bk: 6, tm: 4, tn: 4 } }),
+    RangeError,
+    "bk must be a multiple of 4",
+  );
+});
