@@ -1,0 +1,144 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { causalConv1d } from "../ops/causal_conv1d.ts";
+import { runtime, Tensor } from "../ops/mod.ts";
+import { causalConvGradRef, causalConvRef, type ConvProblem } from "./causal_conv1d_reference.ts";
+import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
+
+/** Non-decreasing segment ids per row: runs of length 1 and longer, as packing produces. */
+function packedSegments(rng: () => number, batch: number, length: number): Int32Array {
+  const seq = new Int32Array(batch * length);
+  for (let b = 0; b < batch; b++) {
+    let id = 0;
+    let left = 0;
+    for (let t = 0; t < length; t++) {
+      if (left === 0) {
+        id++;
+        left = rng() < 0.35 ? 1 : 1 + Math.floor(rng() * 6);
+      }
+      seq[b * length + t] = id;
+      left--;
+    }
+  }
+  return seq;
+}
+
+interface Case {
+  shape: [number, number, number]; // batch, channels, length
+  width: number;
+  silu: boolean;
+  bias: boolean;
+  segments?: "packed" | "revisit";
+}
+
+async function check(c: Case, channelsLast: boolean, seed: number, rng: () => number) {
+  const [batch, channels, length] = c.shape;
+  let seq: Int32Array | undefined;
+  if (c.segments === "packed") seq = packedSegments(rng, batch, length);
+  if (c.segments === "revisit") {
+    // Ids that come back (0 1 1 0 0 0 2 …): a tap must not jump over the change back to 0.
+    seq = Int32Array.from({ length: batch * length }, (_, i) => [0, 1, 1, 0, 0, 0, 2][i % 7]);
+  }
+  const p: ConvProblem = {
+    batch,
+    channels,
+    length,
+    width: c.width,
+    silu: c.silu,
+    channelsLast,
+    seq,
+  };
+  const layout = channelsLast ? "bld" : "bdl";
+  const xShape = channelsLast ? [batch, length, channels] : [batch, channels, length];
+  const seqT = seq ? Tensor.from(seq, [batch, length]) : undefined;
+  const what = `causalConv1d x[${c.shape}] ${layout} w=${c.width} silu=${c.silu} ` +
+    `bias=${c.bias} seg=${c.segments ?? "none"} seed ${seed}`;
+  await gradCheck({
+    what,
+    inputs: [
+      { data: randn(rng, batch * channels * length), shape: xShape },
+      { data: randn(rng, channels * c.width, 0.6), shape: [channels, c.width] },
+      ...(c.bias ? [{ data: randn(rng, channels, 0.5), shape: [channels] }] : []),
+    ],
+    gpu: ([x, w, b]) =>
+      causalConv1d(x, w, b, { activation: c.silu ? "silu" : null, seqIdx: seqT, layout }),
+    ref: ([x, w, b]) => causalConvRef(p, x, w, b),
+    refGrad: ([x, w, b], g) => {
+      const [dx, dw, db] = causalConvGradRef(p, x, w, b, g);
+      return c.bias ? [dx, dw, db] : [dx, dw];
+    },
+    rng,
+    probes: 12,
+  });
+  seqT?.dispose();
+}
+
+const CASES: Case[] = [
+  { shape: [1, 1, 1], width: 4, silu: true, bias: true },
+  { shape: [2, 3, 7], width: 2, silu: false, bias: true },
+  { shape: [3, 5, 13], width: 3, silu: true, bias: false },
+  { shape: [2, 37, 50], width: 4, silu: true, bias: true },
+  { shape: [1, 70, 29], width: 4, silu: false, bias: false },
+  // Many positions: several partial-sum rows in the backward.
+  { shape: [2, 3, 2503], width: 4, silu: true, bias: true },
+  { shape: [3, 6, 41], width: 4, silu: true, bias: true, segments: "packed" },
+  { shape: [2, 4, 23], width: 2, silu: false, bias: true, segments: "packed" },
+  { shape: [1, 3, 30], width: 3, silu: true, bias: true, segments: "revisit" },
+];
+
+for (const channelsLast of [false, true]) {
+  Deno.test(
+    `causalConv1d ${channelsLast ? "bld" : "bdl"}: forward and gradients match float64 ` +
+      `(widths 2–4, SiLU, bias, packed segments)`,
+    async () => {
+      const seed = freshSeed();
+      const rng = makeRng(seed);
+      for (const c of CASES) await check(c, channelsLast, seed, rng);
+    },
+  );
+}
+
+Deno.test("causalConv1d: a segment of length 1 sees only its own token", async () => {
+  // Row [a | b | c c c] with width 4: out at a segment start is bias + w[3]·x.
+  const x = Tensor.from([1, 2, 3, 4, 5], [1, 1, 5]);
+  const w = Tensor.from([10, 100, 1000, 1], [1, 4]);
+  const seq = Tensor.from(new Int32Array([7, 8, 9, 9, 9]), [1, 5]);
+  const out = await causalConv1d(x, w, undefined, { seqIdx: seq }).toArray();
+  assertEquals([...out], [1, 2, 3, 4 + 1000 * 3, 5 + 1000 * 4 + 100 * 3]);
+});
+
+Deno.test("causalConv1d: bad input names the op and the shapes before any dispatch", () => {
+  const x = Tensor.from(new Float32Array(2 * 3 * 5), [2, 3, 5]);
+  const w = Tensor.from(new Float32Array(3 * 4), [3, 4]);
+  const before = runtime().dispatchCount;
+  assertThrows(
+    () => causalConv1d(x, Tensor.from(new Float32Array(15), [3, 5])),
+    RangeError,
+    "causalConv1d: weight must be (channels 3, width 2..4), got [3, 5] f32",
+  );
+  assertThrows(
+    () => causalConv1d(x, w, undefined, { layout: "bld" }),
+    RangeError,
+    "weight must be (channels 5, width 2..4), got [3, 4] f32 for x [2, 3, 5] f32 (layout bld)",
+  );
+  assertThrows(
+    () => causalConv1d(x, w, Tensor.from([1, 2])),
+    RangeError,
+    "causalConv1d: bias must be (3), got [2] f32",
+  );
+  assertThrows(
+    () => causalConv1d(x, w, undefined, { seqIdx: Tensor.from(new Float32Array(10), [2, 5]) }),
+    TypeError,
+    "causalConv1d: expected a i32 tensor",
+  );
+  assertThrows(
+    () => causalConv1d(x, w, undefined, { seqIdx: Tensor.from(new Int32Array(6), [2, 3]) }),
+    RangeError,
+    "seqIdx must be i32 (batch 2, length 5), got [2, 3] i32",
+  );
+  assertThrows(
+    () => causalConv1d(Tensor.from([1, 2]), w),
+    RangeError,
+    "causalConv1d: x must be a non-empty (batch, channels, length) tensor, got [2] f32",
+  );
+  assertEquals(runtime().dispatchCount, before);
+});
