@@ -2,6 +2,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { checkEmbeddingIds, embedding } from "../ops/embedding.ts";
 import { backward, noGrad, requireGrad } from "../ops/autograd.ts";
 import { mul } from "../ops/elementwise.ts";
+import { matmul } from "../ops/matmul.ts";
 import { sumAll } from "../ops/reduce.ts";
 import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
 import { embeddingGradRef, embeddingRef } from "./embedding_reference.ts";
@@ -53,6 +54,62 @@ Deno.test("embedding: lookup and deterministic gradient match float64 (PAD, popu
       refGrad: (_xs, g) => [embeddingGradRef(ids, rows, dim, g, paddingIdx)],
       rng,
       probes: 8,
+    });
+    idTensor.dispose();
+  }
+});
+
+Deno.test("embedding: a table tied to the output layer gets both gradients", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [rows, dim, count] of [[7, 5, 13], [3417, 64, 40]]) {
+    const ids = skewedIds(rng, count, rows, 0.25);
+    const idTensor = Tensor.from(ids, [count], "i32");
+    const data = randn(rng, rows * dim, 0.5);
+    // h = E[ids] (PAD row constant for the lookup), logits = h · Eᵀ.
+    const lookup = (table: Float64Array) => {
+      const h = new Float64Array(count * dim);
+      ids.forEach((id, t) => {
+        const src = id === 0 ? data : table;
+        for (let c = 0; c < dim; c++) h[t * dim + c] = src[id * dim + c];
+      });
+      return h;
+    };
+    const logitsOf = (table: Float64Array) => {
+      const h = lookup(table);
+      const out = new Float64Array(count * rows);
+      for (let t = 0; t < count; t++) {
+        for (let v = 0; v < rows; v++) {
+          let s = 0;
+          for (let c = 0; c < dim; c++) s += h[t * dim + c] * table[v * dim + c];
+          out[t * rows + v] = s;
+        }
+      }
+      return out;
+    };
+    await gradCheck({
+      what: `tied embedding V=${rows} D=${dim} tokens ${count} seed ${seed}`,
+      inputs: [{ data, shape: [rows, dim] }],
+      gpu: ([table]) =>
+        matmul(embedding(idTensor, table, { paddingIdx: 0 }), table, { transB: true }),
+      ref: ([table]) => logitsOf(table),
+      refGrad: ([table], g) => {
+        const h = lookup(table);
+        const grad = new Float64Array(rows * dim);
+        const dh = new Float64Array(count * dim);
+        for (let t = 0; t < count; t++) {
+          for (let v = 0; v < rows; v++) {
+            for (let c = 0; c < dim; c++) {
+              grad[v * dim + c] += g[t * rows + v] * h[t * dim + c];
+              dh[t * dim + c] += g[t * rows + v] * table[v * dim + c];
+            }
+          }
+        }
+        const lookupGrad = embeddingGradRef(ids, rows, dim, dh, 0);
+        return [grad.map((v, i) => v + lookupGrad[i])];
+      },
+      rng,
+      probes: 12,
     });
     idTensor.dispose();
   }
