@@ -118,8 +118,9 @@ export function linearTicks(lo: number, hi: number, count = 6): number[] {
   const base = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * base).find((s) => s >= raw) ?? 10 * base;
   const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step - 1e-9) * step; t <= hi + step * 1e-9; t += step) {
-    ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  const first = Math.ceil(lo / step - 1e-9);
+  for (let k = first; k * step <= hi + step * 1e-9; k++) {
+    ticks.push(k === 0 ? 0 : Number.parseFloat((k * step).toPrecision(12)));
   }
   return ticks;
 }

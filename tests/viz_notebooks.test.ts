@@ -1,0 +1,100 @@
+import { assert, assertEquals } from "@std/assert";
+import { checkExecutedNotebook, type Notebook } from "../scripts/reproduce.ts";
+
+const expectTable = { ssmrec: { expect: ["text/html", "text/plain"] } };
+
+function notebook(...cells: Notebook["cells"]): Notebook {
+  return { cells };
+}
+
+Deno.test("executed-notebook check: a clean notebook passes", () => {
+  const nb = notebook(
+    { cell_type: "markdown", source: "# t" },
+    { cell_type: "code", source: "const a = 1;", execution_count: 1, outputs: [] },
+    {
+      cell_type: "code",
+      source: "await jupyterDisplay(t);",
+      execution_count: 2,
+      metadata: expectTable,
+      outputs: [{ output_type: "display_data", data: { "text/html": "<b/>", "text/plain": "t" } }],
+    },
+  );
+  assertEquals(checkExecutedNotebook(nb), []);
+});
+
+Deno.test("executed-notebook check: errors, lost outputs, missing MIME types, unexecuted cells", () => {
+  const nb = notebook(
+    {
+      cell_type: "code",
+      source: "throw new Error('x')",
+      execution_count: 1,
+      outputs: [{ output_type: "error", ename: "\x1b[31mError\x1b[0m", evalue: "x" }],
+    },
+    {
+      cell_type: "code",
+      source: ["await jupyterDisplay(t);"],
+      execution_count: 2,
+      metadata: expectTable,
+      outputs: [],
+    },
+    {
+      cell_type: "code",
+      source: "await jupyterDisplay(fig);",
+      execution_count: 3,
+      metadata: { ssmrec: { expect: ["image/svg+xml"], outputs: 2 } },
+      outputs: [{ output_type: "display_data", data: { "text/html": "<div/>" } }],
+    },
+    { cell_type: "code", source: "const b = 2;", execution_count: null, outputs: [] },
+  );
+  const problems = checkExecutedNotebook(nb);
+  assertEquals(problems.length, 5, problems.join("\n"));
+  assertEquals(problems[0], "cell 1 (throw new Error('x')) raised Error: x");
+  assert(
+    problems[1].startsWith(
+      "cell 2 (await jupyterDisplay(t);) should show text/html, text/plain but has no rich output",
+    ),
+  );
+  assert(problems[2].includes("should show image/svg+xml but has text/html"));
+  assert(problems[3].includes("should show 2 outputs but has 1"));
+  assert(problems[4].startsWith("cell 4 (const b = 2;) was not executed"));
+});
+
+/** The notebooks in the repository. */
+async function repositoryNotebooks(): Promise<[string, Notebook][]> {
+  const dir = new URL("../notebooks/", import.meta.url);
+  const out: [string, Notebook][] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.name.endsWith(".ipynb")) {
+      out.push([entry.name, JSON.parse(await Deno.readTextFile(new URL(entry.name, dir)))]);
+    }
+  }
+  return out;
+}
+
+Deno.test("notebooks: every cell that shows something ends with an awaited jupyterDisplay and declares it", async () => {
+  for (const [name, nb] of await repositoryNotebooks()) {
+    nb.cells.forEach((cell, i) => {
+      if (cell.cell_type !== "code") return;
+      const source = (Array.isArray(cell.source) ? cell.source.join("") : cell.source).trim();
+      const where = `${name} cell ${i + 1}`;
+      assert(
+        !/console\.(log|table)\(/.test(source),
+        `${where}: use jupyterDisplay, not console output`,
+      );
+      assertEquals(cell.outputs ?? [], [], `${where}: commit notebooks without outputs`);
+      const shows = source.includes("jupyterDisplay(");
+      // The last top-level statement: the last line at column 0 that does not close a bracket.
+      const starts = source.split("\n").filter((l) => /^[^\s})\]]/.test(l));
+      const last = starts[starts.length - 1] ?? "";
+      if (shows) {
+        assert(
+          last.startsWith("await jupyterDisplay("),
+          `${where}: must end with await jupyterDisplay(...)`,
+        );
+        assert(cell.metadata?.ssmrec?.expect?.length, `${where}: declare metadata.ssmrec.expect`);
+      } else {
+        assert(!cell.metadata?.ssmrec, `${where}: declares outputs but shows nothing`);
+      }
+    });
+  }
+});
