@@ -314,3 +314,29 @@ export function reshape(t: Tensor, shape: readonly number[]): Tensor {
   const view = new Tensor(t.storage, shape, t.dtype);
   return record(view, "reshape", [t], (g) => [new Tensor(g.storage, t.shape, "f32")]);
 }
+
+const WRITE_AT = /* wgsl */ `
+struct P { n: u32, stride: u32, offset: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x + gid.y * p.stride;
+  if (i >= p.n) { return; }
+  dst[p.offset + i] = src[i];
+}`;
+
+/**
+ * In place: copies all of `src` into `dst` starting at element `offset` (not recorded), e.g. a
+ * step's loss into a per-epoch buffer that is read back once.
+ */
+export function writeAt(dst: Tensor, src: Tensor, offset: number): void {
+  if (offset < 0 || offset + src.size > dst.size || src.dtype !== dst.dtype) {
+    throw new RangeError(
+      `writeAt: cannot write ${src.describe()} at ${offset} into ${dst.describe()}`,
+    );
+  }
+  const g = grid(src.size, WG);
+  launch("writeAt", WRITE_AT, packParams([src.size, g.stride, offset]), [src, dst], g.groups);
+}
