@@ -17,6 +17,7 @@
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { findPlotlyBundle, plotlyVersion } from "../viz/mod.ts";
 
 /** The project root. */
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -206,6 +207,20 @@ export async function installKernel(dataHome: string): Promise<string> {
   return jupyterDir;
 }
 
+/**
+ * Makes sure the Plotly.js bundle is in Deno's npm cache (nothing imports it, so a fresh checkout
+ * has not downloaded it), so that charts get their interactive HTML. Returns its path, or
+ * `undefined` (charts then fall back to the static SVG inside their HTML).
+ */
+async function ensurePlotlyBundle(): Promise<string | undefined> {
+  const found = findPlotlyBundle();
+  if (found) return found;
+  const version = plotlyVersion();
+  const specifier = version ? `npm:plotly.js-dist@${version}` : "npm:plotly.js-dist";
+  await run(Deno.execPath(), ["cache", specifier]).catch(() => undefined);
+  return findPlotlyBundle();
+}
+
 /** The result of one notebook. */
 export interface NotebookResult {
   /** The notebook name (file name without `.ipynb`). */
@@ -375,6 +390,13 @@ export async function main(args: string[]): Promise<number> {
   console.log(
     `reproduce: nbconvert ${version}, Deno kernel ${Deno.execPath()} (kernelspec in ${jupyterPath})`,
   );
+
+  const plotly = await ensurePlotlyBundle();
+  if (!plotly) {
+    console.warn(
+      "reproduce: warning: no Plotly.js bundle found; charts show their static SVG in HTML",
+    );
+  }
 
   const outDir = join(ROOT, "results", "notebooks");
   await Deno.mkdir(outDir, { recursive: true });

@@ -65,23 +65,45 @@ export async function mimeBundleOf(value: unknown): Promise<MimeBundle> {
   return { "text/plain": Deno.inspect(value, { colors: false, depth: 6 }) };
 }
 
-/** How long {@link jupyterDisplay} waits after its last output, in milliseconds. */
+/** How long {@link jupyterDisplay} waits after its last output, at least, in milliseconds. */
 export const DISPLAY_SETTLE_MS = 30;
 
+/** Extra wait per byte of output: large outputs take the kernel longer to send. */
+const SETTLE_MS_PER_BYTE = 1 / 10_000;
+
+/** Approximate size in bytes of a bundle as the kernel sends it. */
+function bundleSize(bundle: MimeBundle): number {
+  let size = 0;
+  for (const value of Object.values(bundle)) {
+    size += typeof value === "string" ? value.length : JSON.stringify(value).length;
+  }
+  return size;
+}
+
 /**
- * Displays each value as its own output and then waits {@link DISPLAY_SETTLE_MS} ms.
+ * Displays each value as its own output and then waits until the kernel has had time to send
+ * them: {@link DISPLAY_SETTLE_MS} ms plus 1 ms per 10 kB of output.
  *
  * Deno 2.9's kernel can report a cell finished before its last outputs reach the front end, and
- * headless runners then drop those outputs; an explicit display followed by a short wait at the
- * end of a cell keeps them. Make `await jupyterDisplay(...)` the last statement of every cell that
- * shows something. Outside a kernel it prints each value's `text/plain` form.
+ * headless runners then drop those outputs; the larger the output, the later it goes out. An
+ * explicit display followed by such a wait at the end of a cell keeps them. Make
+ * `await jupyterDisplay(...)` the last statement of every cell that shows something. Outside a
+ * kernel it prints each value's `text/plain` form.
  */
 export async function jupyterDisplay(...values: unknown[]): Promise<void> {
   const display = kernelDisplay();
+  let bytes = 0;
   for (const value of values) {
     const bundle = await mimeBundleOf(value);
-    if (display) await display(bundle, { raw: true });
-    else console.log(String(bundle["text/plain"] ?? ""));
+    if (display) {
+      await display(bundle, { raw: true });
+      bytes += bundleSize(bundle);
+    } else {
+      console.log(String(bundle["text/plain"] ?? ""));
+    }
   }
-  if (display) await new Promise((resolve) => setTimeout(resolve, DISPLAY_SETTLE_MS));
+  if (display) {
+    const wait = DISPLAY_SETTLE_MS + Math.ceil(bytes * SETTLE_MS_PER_BYTE);
+    await new Promise((resolve) => setTimeout(resolve, wait));
+  }
 }
