@@ -1,9 +1,9 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { layerNorm } from "../ops/layernorm.ts";
-import { noGrad } from "../ops/autograd.ts";
-import { Tensor } from "../ops/tensor.ts";
+import { noGrad, requireGrad } from "../ops/autograd.ts";
+import { readTensors, Tensor } from "../ops/tensor.ts";
 import { layerNormGradRef, layerNormRef } from "./layernorm_reference.ts";
-import { freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
+import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
 const EPS = 1e-12;
 
@@ -150,5 +150,29 @@ Deno.test("layerNorm: bad input names the op and the shapes", () => {
     () => layerNorm(Tensor.empty([2, 0]), w4, w4, EPS),
     RangeError,
     "layerNorm: weight has shape [4] but x has shape [2, 0]",
+  );
+});
+
+Deno.test("layerNorm: more than 65,535 workgroups (2-D grid): 65,600 rows of 257", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [65600, 257];
+  const cols = 257;
+  // Uniform values (cheap to draw in these numbers): rows of 257 never have a tiny spread.
+  const x = f32(uniform(rng, shape[0] * cols, 1, 5));
+  const g = f32(uniform(rng, x.length, -1, 1));
+  const w = f32(uniform(rng, cols, 0.5, 1.5));
+  const b = f32(uniform(rng, cols, -1, 1));
+  const tx = requireGrad(Tensor.from(Float32Array.from(x), shape));
+  const tw = requireGrad(Tensor.from(Float32Array.from(w)));
+  const tb = requireGrad(Tensor.from(Float32Array.from(b)));
+  const y = layerNorm(tx, tw, tb, EPS);
+  // The tape node's backward with dy = g directly (a loss Σ y ⊙ g would add a slow 17M-element
+  // single-workgroup sum on this CPU device).
+  const grads = y.node!.backward(Tensor.from(Float32Array.from(g), shape));
+  const host = await readTensors([y, ...grads.map((t) => t!)]);
+  const want = [layerNormRef(x, w, b, cols, EPS), ...layerNormGradRef(x, w, cols, EPS, g)];
+  ["y", "dx", "dweight", "dbias"].forEach((what, i) =>
+    assertClose(host[i], want[i], 1e-5, `layerNorm [${shape}] ${what}, seed ${seed}`)
   );
 });
