@@ -138,14 +138,13 @@ export async function detectMode(): Promise<{ mode: ReproduceMode; reason: strin
   }
   if (!adapter) return { mode: "quick", reason: "no WebGPU adapter" };
   const info = adapter.info;
-  const text = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(
-    " ",
-  );
-  const cpu = /llvmpipe|lavapipe|swiftshader|software|\bcpu\b/i.test(text) ||
+  const fields = [info.vendor, info.architecture, info.device, info.description];
+  const cpu = fields.some((f) => /llvmpipe|lavapipe|swiftshader|software|\bcpu\b/i.test(f ?? "")) ||
     (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const name = info.description || info.device || info.vendor || "unnamed adapter";
   return cpu
-    ? { mode: "quick", reason: `CPU adapter: ${text || "fallback adapter"}` }
-    : { mode: "full", reason: `GPU adapter: ${text || "unnamed"}` };
+    ? { mode: "quick", reason: `CPU adapter "${name}"` }
+    : { mode: "full", reason: `GPU adapter "${name}"` };
 }
 
 /** Runs a command, capturing its output. */
