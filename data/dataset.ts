@@ -102,7 +102,8 @@ export class SequentialDataset {
 
   /**
    * The processed interactions as an Arrow table, in sequence order: `user`, `item` (Int32) and
-   * `timestamp` (Float64) when present. The columns share memory with this dataset.
+   * `timestamp` (Float64) when present. The item and timestamp columns share memory with this
+   * dataset.
    */
   toTable(): Table {
     const users = new Int32Array(this.items.length);

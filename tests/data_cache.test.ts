@@ -4,6 +4,7 @@ import {
   buildSequentialDataset,
   datasetFromIPC,
   datasetToIPC,
+  defaultDatasetsDirectory,
   loadDatasetWithInfo,
   parseInteractions,
   type SequentialDataset,
@@ -120,11 +121,11 @@ Deno.test("atomic write: a failed rename leaves no partial file; stale temporari
   });
 });
 
-const SHARED = new URL("../../shared/datasets/", import.meta.url);
 const hasShared = (() => {
   try {
-    return Deno.statSync(new URL("ml-1m.txt", SHARED)).isFile &&
-      Deno.statSync(new URL("amazon-video-games.txt", SHARED)).isFile;
+    const dir = defaultDatasetsDirectory();
+    return Deno.statSync(join(dir, "ml-1m.txt")).isFile &&
+      Deno.statSync(join(dir, "amazon-video-games.txt")).isFile;
   } catch {
     return false;
   }
