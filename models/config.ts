@@ -1,0 +1,146 @@
+/**
+ * Training configuration with RecBole v1.2.0's defaults (as Mamba4Rec's `config.yaml` sets them),
+ * checked before any work starts: an unknown key or a bad value fails naming the key.
+ *
+ * @module
+ */
+
+/** Everything the trainer needs besides the model and the data. */
+export interface TrainConfig {
+  /** Maximum number of epochs (300). */
+  epochs: number;
+  /** Training samples per step (2048). */
+  batchSize: number;
+  /** Adam learning rate (0.001). */
+  learningRate: number;
+  /** Adam's L2 weight decay (0). */
+  weightDecay: number;
+  /** Gradient clipping by global norm; null for none (RecBole's default). */
+  clipGradNorm: number | null;
+  /** Users per evaluation batch (4096). */
+  evalBatchSize: number;
+  /** Early-stopping patience in evaluations (10). */
+  stoppingStep: number;
+  /** Metric that selects the best epoch (`"ndcg@10"`). */
+  validMetric: string;
+  /** Metric cut-offs ([10]). */
+  topk: number[];
+  /** Seed of the data order (and, through the model config, of the weights) (2020). */
+  seed: number;
+  /** Window length L (200 for ML-1M, 50 for Amazon). */
+  maxLength: number;
+  /** Where checkpoints go; null keeps them in memory only. */
+  checkpointDir: string | null;
+  /** Check the loss for NaN/Inf every this many steps (one GPU wait each). */
+  lossCheckEvery: number;
+  /** Print one line per epoch. */
+  verbose: boolean;
+}
+
+/** RecBole's defaults with Mamba4Rec's settings. */
+export const TRAIN_DEFAULTS: TrainConfig = {
+  epochs: 300,
+  batchSize: 2048,
+  learningRate: 0.001,
+  weightDecay: 0,
+  clipGradNorm: null,
+  evalBatchSize: 4096,
+  stoppingStep: 10,
+  validMetric: "ndcg@10",
+  topk: [10],
+  seed: 2020,
+  maxLength: 200,
+  checkpointDir: null,
+  lossCheckEvery: 100,
+  verbose: true,
+};
+
+/** A configuration error that names the offending key. */
+export class ConfigError extends Error {
+  /** @param message what is wrong, naming the key */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+type Check = (v: unknown) => string | null;
+const positiveInt: Check = (v) =>
+  Number.isInteger(v) && (v as number) > 0 ? null : "must be a positive integer";
+const nonNegativeInt: Check = (v) =>
+  Number.isInteger(v) && (v as number) >= 0 ? null : "must be an integer ≥ 0";
+const positive: Check = (v) =>
+  typeof v === "number" && Number.isFinite(v) && v > 0 ? null : "must be a positive number";
+const nonNegative: Check = (v) =>
+  typeof v === "number" && Number.isFinite(v) && v >= 0 ? null : "must be a number ≥ 0";
+const bool: Check = (v) => (typeof v === "boolean" ? null : "must be true or false");
+
+const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
+  epochs: positiveInt,
+  batchSize: positiveInt,
+  learningRate: positive,
+  weightDecay: nonNegative,
+  clipGradNorm: (v) => (v === null ? null : positive(v)),
+  evalBatchSize: positiveInt,
+  stoppingStep: nonNegativeInt,
+  validMetric: (v) =>
+    typeof v === "string" && /^(hit|ndcg|mrr|recall|precision)@\d+$/.test(v)
+      ? null
+      : "must look like ndcg@10 (hit, ndcg, mrr, recall or precision @ K)",
+  topk: (v) =>
+    Array.isArray(v) && v.length > 0 && v.every((k) => Number.isInteger(k) && k > 0)
+      ? null
+      : "must be a non-empty list of positive integers",
+  seed: nonNegativeInt,
+  maxLength: positiveInt,
+  checkpointDir: (v) => (v === null || typeof v === "string" ? null : "must be a path or null"),
+  lossCheckEvery: positiveInt,
+  verbose: bool,
+};
+
+/**
+ * Merges `overrides` into `defaults`, rejecting unknown keys and bad values with a message that
+ * names the key. `checks` validates each key.
+ */
+export function mergeConfig<T extends object>(
+  what: string,
+  defaults: T,
+  checks: Record<keyof T, (v: unknown) => string | null>,
+  overrides: Record<string, unknown>,
+): T {
+  const out = { ...defaults } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    if (!(key in checks)) {
+      const known = Object.keys(checks).join(", ");
+      throw new ConfigError(`${what}: unknown key '${key}' (known keys: ${known})`);
+    }
+    const problem = (checks as Record<string, Check>)[key](value);
+    if (problem) {
+      throw new ConfigError(`${what}: '${key}' ${problem}, got ${JSON.stringify(value)}`);
+    }
+    out[key] = value;
+  }
+  return out as T;
+}
+
+/** The training configuration: defaults overridden by `overrides`, validated. */
+export function trainConfig(overrides: Record<string, unknown> = {}): TrainConfig {
+  const c = mergeConfig("training config", TRAIN_DEFAULTS, TRAIN_CHECKS, overrides);
+  const k = Number(c.validMetric.split("@")[1]);
+  if (!c.topk.includes(k)) {
+    throw new ConfigError(
+      `training config: 'validMetric' ${c.validMetric} needs ${k} in 'topk' [${c.topk.join(", ")}]`,
+    );
+  }
+  return c;
+}
+
+/** Validation rules for model hyperparameters shared by the models. */
+export const MODEL_CHECKS = {
+  positiveInt,
+  nonNegativeInt,
+  probability:
+    ((v) =>
+      typeof v === "number" && v >= 0 && v < 1 ? null : "must be a probability in [0, 1)") as Check,
+};

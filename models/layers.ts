@@ -1,0 +1,197 @@
+/**
+ * The building blocks shared by the models: Linear, LayerNorm, the Transformer-style
+ * position-wise feed-forward network and the Mamba block (mamba_ssm v1.1.4's `Mamba`, as
+ * Mamba4Rec builds and initialises it).
+ *
+ * @module
+ */
+import { dropout, type DropoutRng } from "../ops/dropout.ts";
+import { add, exp, gelu, scale } from "../ops/elementwise.ts";
+import { layerNorm } from "../ops/layernorm.ts";
+import { matmul } from "../ops/matmul.ts";
+import { causalConv1d } from "../ops/causal_conv1d.ts";
+import { selectiveScan } from "../ops/selective_scan.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import type { ParameterSet } from "./parameters.ts";
+
+/** RecBole's initialiser range for Linear and Embedding weights. */
+export const INIT_STD = 0.02;
+
+/** `y = x Wᵀ + b` with W `[out, in]`; RecBole's init: W ~ N(0, 0.02), b = 0. */
+export class Linear {
+  /** Weight `[out, in]`. */
+  readonly weight: Tensor;
+  /** Bias `[out]`, if any. */
+  readonly bias: Tensor | null;
+
+  /**
+   * @param params where the parameters live
+   * @param name parameter name prefix
+   * @param inFeatures input size
+   * @param outFeatures output size
+   * @param bias whether to add a bias
+   */
+  constructor(
+    params: ParameterSet,
+    name: string,
+    inFeatures: number,
+    outFeatures: number,
+    bias = true,
+  ) {
+    this.weight = params.normal(`${name}.weight`, [outFeatures, inFeatures], INIT_STD);
+    this.bias = bias ? params.constant(`${name}.bias`, [outFeatures], 0) : null;
+  }
+
+  /** Applies the layer to `[..., in]`. */
+  forward(x: Tensor): Tensor {
+    return matmul(x, this.weight, { transB: true, bias: this.bias ?? undefined });
+  }
+}
+
+/** LayerNorm over the last dimension with affine weight 1 and bias 0 at init. */
+export class LayerNorm {
+  /** Scale `[d]`. */
+  readonly weight: Tensor;
+  /** Shift `[d]`. */
+  readonly bias: Tensor;
+
+  /**
+   * @param params where the parameters live
+   * @param name parameter name prefix
+   * @param size normalised size
+   * @param eps variance epsilon (the models use 1e-12)
+   */
+  constructor(params: ParameterSet, name: string, size: number, readonly eps = 1e-12) {
+    this.weight = params.constant(`${name}.weight`, [size], 1);
+    this.bias = params.constant(`${name}.bias`, [size], 0);
+  }
+
+  /** Normalises the last dimension of `x`. */
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight, this.bias, this.eps);
+  }
+}
+
+/** Dropout settings shared by a model's layers. */
+export interface DropoutContext {
+  /** Drop probability. */
+  readonly p: number;
+  /** Counter-based generator (a fresh counter per call). */
+  readonly rng: DropoutRng;
+  /** Training mode: dropout is the identity otherwise. */
+  readonly training: boolean;
+}
+
+/** Applies dropout under a context. */
+export function applyDropout(x: Tensor, ctx: DropoutContext): Tensor {
+  return ctx.training && ctx.p > 0 ? dropout(x, ctx.p, ctx.rng, { training: true }) : x;
+}
+
+/** `LayerNorm(Dropout(W₂ Dropout(GELU(W₁ x))) + x)`, with W₁: d → 4d and W₂: 4d → d. */
+export class FeedForward {
+  readonly #w1: Linear;
+  readonly #w2: Linear;
+  readonly #norm: LayerNorm;
+
+  /**
+   * @param params where the parameters live
+   * @param name parameter name prefix
+   * @param size model width d
+   * @param inner inner width (4d)
+   */
+  constructor(params: ParameterSet, name: string, size: number, inner: number) {
+    this.#w1 = new Linear(params, `${name}.w_1`, size, inner);
+    this.#w2 = new Linear(params, `${name}.w_2`, inner, size);
+    this.#norm = new LayerNorm(params, `${name}.LayerNorm`, size);
+  }
+
+  /** Applies the block to `[..., d]`. */
+  forward(x: Tensor, ctx: DropoutContext): Tensor {
+    const h = applyDropout(gelu(this.#w1.forward(x)), ctx);
+    return this.#norm.forward(add(applyDropout(this.#w2.forward(h), ctx), x));
+  }
+}
+
+/** Sizes of a {@link MambaBlock}. */
+export interface MambaBlockConfig {
+  /** Model width d. */
+  readonly dModel: number;
+  /** SSM state size N. */
+  readonly dState: number;
+  /** Causal convolution width. */
+  readonly dConv: number;
+  /** Inner expansion factor (d_inner = expand · d). */
+  readonly expand: number;
+}
+
+/**
+ * mamba_ssm's `Mamba` block on channels-last tensors `[B, L, d]`: input projection to x and z,
+ * depthwise causal convolution with SiLU, input-dependent Δ, B, C, the selective scan with the
+ * D skip and the SiLU(z) gate, and the output projection.
+ *
+ * The input projection `in_proj` (d → 2·d_inner) is held as its two halves (x and z) and
+ * `x_proj` (d_inner → dt_rank + 2N) as its three parts: the same function and the same N(0, 0.02)
+ * init, without slicing copies. Mamba4Rec's initialiser re-draws every Linear, zeroes the Δ bias
+ * (`dt_proj.bias`), and leaves the convolution at PyTorch's default, A_log = log(1..N), D = 1.
+ */
+export class MambaBlock {
+  readonly #inX: Linear;
+  readonly #inZ: Linear;
+  readonly #convWeight: Tensor;
+  readonly #convBias: Tensor;
+  readonly #xDt: Linear;
+  readonly #xB: Linear;
+  readonly #xC: Linear;
+  readonly #dtProj: Linear;
+  readonly #aLog: Tensor;
+  readonly #d: Tensor;
+  readonly #out: Linear;
+
+  /**
+   * @param params where the parameters live
+   * @param name parameter name prefix
+   * @param config block sizes
+   */
+  constructor(params: ParameterSet, name: string, config: MambaBlockConfig) {
+    const { dModel, dState, dConv, expand } = config;
+    const inner = expand * dModel;
+    const dtRank = Math.ceil(dModel / 16);
+    this.#inX = new Linear(params, `${name}.in_proj_x`, dModel, inner, false);
+    this.#inZ = new Linear(params, `${name}.in_proj_z`, dModel, inner, false);
+    // PyTorch's Conv1d default: kaiming_uniform(a=√5) → U(±1/√fan_in), fan_in = 1·dConv.
+    const bound = 1 / Math.sqrt(dConv);
+    this.#convWeight = params.uniform(`${name}.conv1d.weight`, [inner, dConv], bound);
+    this.#convBias = params.uniform(`${name}.conv1d.bias`, [inner], bound);
+    this.#xDt = new Linear(params, `${name}.x_proj_dt`, inner, dtRank, false);
+    this.#xB = new Linear(params, `${name}.x_proj_B`, inner, dState, false);
+    this.#xC = new Linear(params, `${name}.x_proj_C`, inner, dState, false);
+    this.#dtProj = new Linear(params, `${name}.dt_proj`, dtRank, inner, true);
+    const aLog = new Float32Array(inner * dState);
+    for (let c = 0; c < inner; c++) {
+      for (let s = 0; s < dState; s++) aLog[c * dState + s] = Math.log(s + 1);
+    }
+    this.#aLog = params.values(`${name}.A_log`, [inner, dState], aLog);
+    this.#d = params.constant(`${name}.D`, [inner], 1);
+    this.#out = new Linear(params, `${name}.out_proj`, inner, dModel, false);
+  }
+
+  /** Applies the block to `[B, L, d]`. */
+  forward(h: Tensor): Tensor {
+    const x = causalConv1d(this.#inX.forward(h), this.#convWeight, this.#convBias, {
+      activation: "silu",
+      layout: "bld",
+    });
+    const z = this.#inZ.forward(h);
+    // Δ = dt_proj.weight · dt; its bias is added (and softplus applied) inside the scan.
+    const delta = matmul(this.#xDt.forward(x), this.#dtProj.weight, { transB: true });
+    const a = scale(exp(this.#aLog), -1);
+    const y = selectiveScan(x, delta, a, this.#xB.forward(x), this.#xC.forward(x), {
+      D: this.#d,
+      z,
+      deltaBias: this.#dtProj.bias!,
+      deltaSoftplus: true,
+      layout: "bld",
+    });
+    return this.#out.forward(y);
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Mamba4Rec (arXiv 2403.03900) exactly as its official code builds it: item embedding with no
+ * positional embedding, dropout then LayerNorm, Mamba layers (no residual around the Mamba block
+ * when there is one layer), a position-wise feed-forward network with exact GELU, the hidden
+ * state at each sequence's last real item, and scores `h · Eᵀ` against the tied item embedding.
+ *
+ * @module
+ */
+import { DropoutRng } from "../ops/dropout.ts";
+import { add } from "../ops/elementwise.ts";
+import { embedding } from "../ops/embedding.ts";
+import { gatherPositions } from "../ops/gather.ts";
+import type { Tensor } from "../ops/tensor.ts";
+import {
+  applyDropout,
+  type DropoutContext,
+  FeedForward,
+  INIT_STD,
+  LayerNorm,
+  MambaBlock,
+} from "./layers.ts";
+import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
+import { ParameterSet } from "./parameters.ts";
+import type { ModelInputs, SequentialModel } from "./model.ts";
+
+/** Mamba4Rec's hyperparameters (defaults: the official `config.yaml`). */
+export interface Mamba4RecConfig {
+  /** Number of item ids including PAD (the embedding table's rows). */
+  readonly numItems: number;
+  /** Model width (`hidden_size`, 64). */
+  readonly hiddenSize: number;
+  /** Number of Mamba layers (1). */
+  readonly numLayers: number;
+  /** Dropout probability of every dropout (0.2). */
+  readonly dropoutProb: number;
+  /** SSM state size (`d_state`, 32). */
+  readonly dState: number;
+  /** Causal convolution width (`d_conv`, 4). */
+  readonly dConv: number;
+  /** Inner expansion (`expand`, 2). */
+  readonly expand: number;
+  /** Seed of the initial weights and the dropout stream. */
+  readonly seed: number;
+}
+
+/** The official defaults, without `numItems`. */
+export const MAMBA4REC_DEFAULTS: Omit<Mamba4RecConfig, "numItems"> = {
+  hiddenSize: 64,
+  numLayers: 1,
+  dropoutProb: 0.2,
+  dState: 32,
+  dConv: 4,
+  expand: 2,
+  seed: 2020,
+};
+
+const MAMBA4REC_CHECKS = {
+  numItems: MODEL_CHECKS.positiveInt,
+  hiddenSize: MODEL_CHECKS.positiveInt,
+  numLayers: MODEL_CHECKS.positiveInt,
+  dropoutProb: MODEL_CHECKS.probability,
+  dState: MODEL_CHECKS.positiveInt,
+  dConv: (v: unknown) =>
+    Number.isInteger(v) && (v as number) >= 2 && (v as number) <= 4 ? null : "must be 2, 3 or 4",
+  expand: MODEL_CHECKS.positiveInt,
+  seed: MODEL_CHECKS.nonNegativeInt,
+};
+
+/**
+ * Mamba4Rec's configuration: the official defaults overridden by `overrides` (which must set
+ * `numItems`), validated; an unknown key or a bad value fails naming the key.
+ */
+export function mamba4recConfig(overrides: Record<string, unknown>): Mamba4RecConfig {
+  const c = mergeConfig(
+    "mamba4rec config",
+    { ...MAMBA4REC_DEFAULTS, numItems: 0 },
+    MAMBA4REC_CHECKS,
+    overrides,
+  );
+  if (c.numItems < 2) {
+    throw new ConfigError("mamba4rec config: 'numItems' must count PAD and at least one item");
+  }
+  return c;
+}
+
+/** Mamba4Rec on WebGPU. */
+export class Mamba4Rec implements SequentialModel {
+  /** Model name, as checkpoints record it. */
+  readonly name = "mamba4rec";
+  /** The hyperparameters. */
+  readonly config: Mamba4RecConfig;
+  /** All trainable parameters by name. */
+  readonly params: ParameterSet;
+  /** Dropout counter stream (checkpointed with the model). */
+  dropoutRng: DropoutRng;
+  readonly #items: Tensor;
+  readonly #embNorm: LayerNorm;
+  readonly #layers: { mamba: MambaBlock; norm: LayerNorm; ffn: FeedForward }[] = [];
+
+  /** Builds the model with fresh weights drawn from `config.seed`. */
+  constructor(config: Mamba4RecConfig) {
+    this.config = config;
+    const d = config.hiddenSize;
+    this.params = new ParameterSet(config.seed);
+    this.dropoutRng = new DropoutRng(config.seed);
+    // nn.Embedding(n_items, D, padding_idx=0), then N(0, 0.02) over every row, PAD included.
+    this.#items = this.params.normal("item_embedding.weight", [config.numItems, d], INIT_STD);
+    this.#embNorm = new LayerNorm(this.params, "LayerNorm", d);
+    for (let i = 0; i < config.numLayers; i++) {
+      const name = `mamba_layers.${i}`;
+      this.#layers.push({
+        mamba: new MambaBlock(this.params, `${name}.mamba`, {
+          dModel: d,
+          dState: config.dState,
+          dConv: config.dConv,
+          expand: config.expand,
+        }),
+        norm: new LayerNorm(this.params, `${name}.LayerNorm`, d),
+        ffn: new FeedForward(this.params, `${name}.ffn`, d, 4 * d),
+      });
+    }
+  }
+
+  /** The item embedding table `[numItems, d]`, tied between input and output. */
+  get itemTable(): Tensor {
+    return this.#items;
+  }
+
+  /**
+   * Hidden states. With `inputs.positions` given, only the state at each sequence's position is
+   * computed past the last Mamba block (`[B, d]`): the layers after it act position by position,
+   * so gathering first gives the same values for a fraction of the work. Without positions, every
+   * position is returned (`[B, L, d]`).
+   */
+  forward(inputs: ModelInputs, training: boolean): Tensor {
+    const ctx: DropoutContext = { p: this.config.dropoutProb, rng: this.dropoutRng, training };
+    let h = this.#embNorm.forward(
+      applyDropout(embedding(inputs.items, this.#items, { paddingIdx: 0 }), ctx),
+    );
+    this.#layers.forEach((layer, i) => {
+      const last = i === this.#layers.length - 1;
+      let m = layer.mamba.forward(h);
+      let residual = h;
+      if (last && inputs.positions) {
+        m = gatherPositions(m, inputs.positions);
+        residual = gatherPositions(h, inputs.positions);
+      }
+      m = applyDropout(m, ctx);
+      // One layer: no residual around the Mamba block (the official code's choice).
+      const normed = layer.norm.forward(this.#layers.length === 1 ? m : add(m, residual));
+      h = layer.ffn.forward(normed, ctx);
+    });
+    return h;
+  }
+}

@@ -1,0 +1,330 @@
+/**
+ * The RecBole v1.2.0 training loop for any {@link SequentialModel}: Adam, shuffled prefix
+ * samples, cross-entropy over all items with the tied item table, full-ranking validation every
+ * epoch, early stopping on the validation metric with the "≥ best" rule, and the test with the
+ * best checkpoint.
+ *
+ * A step encodes its whole forward, backward and update without waiting on the GPU; each step's
+ * loss is written into a GPU buffer that is read back a few times per epoch (NaN/Inf checks) and
+ * at its end (the learning curve).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import type { SequentialDataset } from "../data/dataset.ts";
+import { prefixBatches } from "../data/batches.ts";
+import { backward, zeroGrad } from "../ops/autograd.ts";
+import { DropoutRng } from "../ops/dropout.ts";
+import { itemCrossEntropy } from "../ops/cross_entropy.ts";
+import { writeAt, zeros } from "../ops/elementwise.ts";
+import { Adam } from "../ops/optimizer.ts";
+import { runtime } from "../ops/runtime.ts";
+import { Tensor, tidy } from "../ops/tensor.ts";
+import { loadTensors, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
+import type { TrainConfig } from "./config.ts";
+import { evaluateRanking, type Metrics, uploadSequences } from "./evaluator.ts";
+import type { SequentialModel } from "./model.ts";
+import { TrainingProgress } from "./progress.ts";
+
+/** One epoch's record. */
+export interface EpochRecord {
+  /** Epoch number, from 0. */
+  readonly epoch: number;
+  /** Mean training loss. */
+  readonly loss: number;
+  /** Validation metrics (rounded). */
+  readonly valid: Metrics;
+  /** Training wall time (seconds), GPU work included. */
+  readonly trainSeconds: number;
+  /** Validation wall time (seconds). */
+  readonly evalSeconds: number;
+}
+
+/** What {@link train} returns. */
+export interface TrainResult {
+  /** Every epoch run, in order (resumed runs include the earlier epochs). */
+  readonly history: EpochRecord[];
+  /** The epoch whose weights were tested. */
+  readonly bestEpoch: number;
+  /** Validation metrics of the best epoch. */
+  readonly bestValid: Metrics;
+  /** Test metrics with the best epoch's weights. */
+  readonly test: Metrics;
+  /** Whether early stopping ended the run. */
+  readonly stoppedEarly: boolean;
+  /** Mean training time per epoch (seconds) over this run's epochs. */
+  readonly secondsPerEpoch: number;
+}
+
+/** Thrown when a step's loss is NaN or Inf; training stops and the last good checkpoint stays. */
+export class TrainingDivergedError extends Error {
+  /**
+   * @param step global step (from 1) whose loss was not finite
+   * @param epoch its epoch
+   * @param checkpoint the last good checkpoint, if any
+   */
+  constructor(readonly step: number, readonly epoch: number, readonly checkpoint: string | null) {
+    super(
+      `training diverged: the loss of step ${step} (epoch ${epoch}) is NaN or Inf; ` +
+        (checkpoint ? `the last good checkpoint is ${checkpoint}` : "no checkpoint was written") +
+        ". Try a lower learning rate or gradient clipping (clipGradNorm).",
+    );
+    this.name = "TrainingDivergedError";
+  }
+}
+
+/** Options of {@link train} beyond the configuration. */
+export interface TrainOptions {
+  /** Resume from this checkpoint (written by an earlier run's `last.safetensors`). */
+  readonly resumeFrom?: string;
+  /** Called after every epoch (after validation). */
+  readonly onEpoch?: (record: EpochRecord) => void;
+  /** Stop after this many epochs in this call (to split a long run across processes). */
+  readonly maxEpochsThisRun?: number;
+}
+
+interface TrainerState {
+  epoch: number;
+  step: number;
+  best: number;
+  bestEpoch: number;
+  bestValid: Metrics;
+  stale: number;
+  history: EpochRecord[];
+}
+
+/**
+ * Trains `model` on `dataset` with RecBole's protocol, then tests the best epoch's weights.
+ * Checkpoints (`best.safetensors`, `last.safetensors` under `config.checkpointDir`) hold the
+ * weights, Adam's moments, the dropout stream and the trainer state.
+ */
+export async function train(
+  model: SequentialModel,
+  dataset: SequentialDataset,
+  config: TrainConfig,
+  options: TrainOptions = {},
+): Promise<TrainResult> {
+  const params = model.params.list();
+  const adam = new Adam(params, {
+    lr: config.learningRate,
+    weightDecay: config.weightDecay,
+    maxGradNorm: config.clipGradNorm ?? undefined,
+  });
+  const state: TrainerState = {
+    epoch: 0,
+    step: 0,
+    best: -Infinity,
+    bestEpoch: -1,
+    bestValid: {},
+    stale: 0,
+    history: [],
+  };
+  const dir = config.checkpointDir;
+  const bestPath = dir ? join(dir, "best.safetensors") : null;
+  const lastPath = dir ? join(dir, "last.safetensors") : null;
+  let bestInMemory: Float32Array[] | null = null;
+  if (options.resumeFrom) await resume(options.resumeFrom, model, adam, state);
+
+  const progress = new TrainingProgress(config.verbose, config.validMetric);
+  const validKey = config.validMetric.toLowerCase();
+  let stoppedEarly = state.stale > config.stoppingStep;
+  let epochsRun = 0, trainSecondsTotal = 0;
+  while (!stoppedEarly && state.epoch < config.epochs) {
+    if (options.maxEpochsThisRun !== undefined && epochsRun >= options.maxEpochsThisRun) break;
+    const epoch = state.epoch;
+    const t0 = performance.now();
+    const loss = await trainEpoch(model, dataset, config, adam, state, bestPath);
+    const trainSeconds = (performance.now() - t0) / 1000;
+    const valid = await evaluateRanking(model, dataset, "valid", {
+      maxLength: config.maxLength,
+      batchSize: config.evalBatchSize,
+      ks: config.topk,
+    });
+    const record: EpochRecord = {
+      epoch,
+      loss,
+      valid: valid.metrics,
+      trainSeconds,
+      evalSeconds: valid.seconds,
+    };
+    state.history.push(record);
+    state.epoch++;
+    epochsRun++;
+    trainSecondsTotal += trainSeconds;
+    const score = valid.metrics[validKey];
+    const improved = score >= state.best;
+    if (improved) {
+      state.best = score;
+      state.bestEpoch = epoch;
+      state.bestValid = valid.metrics;
+      state.stale = 0;
+      if (bestPath) await saveCheckpoint(bestPath, model, adam, state, config);
+      else bestInMemory = await snapshot(model);
+    } else {
+      state.stale++;
+      stoppedEarly = state.stale > config.stoppingStep;
+    }
+    if (lastPath) await saveCheckpoint(lastPath, model, adam, state, config);
+    progress.epoch(record, improved, state.best);
+    options.onEpoch?.(record);
+  }
+  // Test with the best epoch's weights (RecBole's load_best_model=True).
+  if (bestPath && state.bestEpoch >= 0) {
+    loadTensors(await readCheckpoint(bestPath), prefixed("model.", model.params.entries()));
+  } else if (bestInMemory) {
+    model.params.list().forEach((t, i) => runtime().write(t.storage, bestInMemory![i]));
+  }
+  const test = await evaluateRanking(model, dataset, "test", {
+    maxLength: config.maxLength,
+    batchSize: config.evalBatchSize,
+    ks: config.topk,
+  });
+  progress.finish(state.bestEpoch, state.bestValid, test.metrics);
+  return {
+    history: state.history,
+    bestEpoch: state.bestEpoch,
+    bestValid: state.bestValid,
+    test: test.metrics,
+    stoppedEarly,
+    secondsPerEpoch: epochsRun > 0 ? trainSecondsTotal / epochsRun : 0,
+  };
+}
+
+async function trainEpoch(
+  model: SequentialModel,
+  dataset: SequentialDataset,
+  config: TrainConfig,
+  adam: Adam,
+  state: TrainerState,
+  lastGood: string | null,
+): Promise<number> {
+  const batches = prefixBatches(dataset, {
+    maxLength: config.maxLength,
+    batchSize: config.batchSize,
+    seed: config.seed,
+    epoch: state.epoch,
+    reuseBuffers: true,
+  });
+  const losses = zeros([batches.batchCount]);
+  const params = model.params.list();
+  let i = 0, checked = 0;
+  const check = async (upTo: number) => {
+    const host = await losses.toArray();
+    for (let k = checked; k < upTo; k++) {
+      if (!Number.isFinite(host[k])) {
+        losses.dispose();
+        const kept = lastGood && (await exists(lastGood)) ? lastGood : null;
+        throw new TrainingDivergedError(state.step - i + k + 1, state.epoch, kept);
+      }
+    }
+    checked = upTo;
+    return host;
+  };
+  for (const batch of batches) {
+    tidy(() => {
+      const inputs = uploadSequences(batch.items, batch.lengths, batch.size, config.maxLength);
+      const h = model.forward(inputs, true);
+      const loss = itemCrossEntropy(
+        h,
+        model.itemTable,
+        Tensor.from(batch.targets, [batch.size], "i32"),
+      );
+      backward(loss);
+      adam.step();
+      zeroGrad(params);
+      writeAt(losses, loss, i);
+    });
+    i++;
+    state.step++;
+    if (i % config.lossCheckEvery === 0) await check(i);
+  }
+  const host = await check(i);
+  losses.dispose();
+  let sum = 0;
+  for (const v of host) sum += v;
+  return sum / Math.max(host.length, 1);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function prefixed(prefix: string, entries: [string, Tensor][]): [string, Tensor][] {
+  return entries.map(([n, t]) => [prefix + n, t]);
+}
+
+async function snapshot(model: SequentialModel): Promise<Float32Array[]> {
+  const { readTensors } = await import("../ops/tensor.ts");
+  return (await readTensors(model.params.list())) as Float32Array[];
+}
+
+async function saveCheckpoint(
+  path: string,
+  model: SequentialModel,
+  adam: Adam,
+  state: TrainerState,
+  config: TrainConfig,
+): Promise<void> {
+  const entries = model.params.entries();
+  const optimizer = adam.state();
+  const moments = (kind: string, list: (Tensor | null)[]) =>
+    list.flatMap((
+      t,
+      k,
+    ) => (t ? [[`optimizer.${kind}.${entries[k][0]}`, t] as [string, Tensor]] : []));
+  try {
+    await writeCheckpoint(
+      path,
+      [
+        ...prefixed("model.", entries),
+        ...moments("exp_avg", optimizer.expAvg),
+        ...moments("exp_avg_sq", optimizer.expAvgSq),
+      ],
+      {
+        format: "ssmrec-checkpoint-1",
+        model: model.name,
+        modelConfig: JSON.stringify(model.config),
+        trainConfig: JSON.stringify(config),
+        optimizer: JSON.stringify({ steps: optimizer.steps }),
+        dropoutRng: JSON.stringify(model.dropoutRng.state()),
+        trainer: JSON.stringify(state),
+      },
+    );
+  } finally {
+    for (const t of [...optimizer.expAvg, ...optimizer.expAvgSq]) t?.dispose();
+  }
+}
+
+async function resume(
+  path: string,
+  model: SequentialModel,
+  adam: Adam,
+  state: TrainerState,
+): Promise<void> {
+  const ckpt = await readCheckpoint(path);
+  if (ckpt.metadata.model !== model.name) {
+    throw new Error(
+      `checkpoint ${path}: written by model '${ckpt.metadata.model}', not '${model.name}'`,
+    );
+  }
+  const entries = model.params.entries();
+  loadTensors(ckpt, prefixed("model.", entries));
+  const moment = (kind: string) =>
+    entries.map(([name, p]) => {
+      const stored = ckpt.tensors.get(`optimizer.${kind}.${name}`);
+      return stored ? Tensor.from(stored.data, p.shape) : null;
+    });
+  const expAvg = moment("exp_avg"), expAvgSq = moment("exp_avg_sq");
+  try {
+    adam.loadState({ steps: JSON.parse(ckpt.metadata.optimizer).steps, expAvg, expAvgSq });
+  } finally {
+    for (const t of [...expAvg, ...expAvgSq]) t?.dispose();
+  }
+  model.dropoutRng = DropoutRng.fromState(JSON.parse(ckpt.metadata.dropoutRng));
+  Object.assign(state, JSON.parse(ckpt.metadata.trainer));
+}
