@@ -1,14 +1,14 @@
 import { assert, assertThrows } from "@std/assert";
 import { crossEntropy, itemCrossEntropy } from "../ops/cross_entropy.ts";
-import { noGrad } from "../ops/autograd.ts";
-import { Tensor } from "../ops/tensor.ts";
+import { noGrad, requireGrad } from "../ops/autograd.ts";
+import { readTensors, Tensor } from "../ops/tensor.ts";
 import {
   crossEntropyGradRef,
   crossEntropyRef,
   itemCrossEntropyGradRef,
   matmulTransBRef,
 } from "./cross_entropy_reference.ts";
-import { freshSeed, gradCheck, makeRng, randint, randn } from "./util.ts";
+import { assertClose, freshSeed, gradCheck, makeRng, randint, randn } from "./util.ts";
 
 Deno.test("crossEntropy: mean loss and gradient match float64 (V up to 20,011)", async () => {
   const seed = freshSeed();
@@ -119,4 +119,21 @@ Deno.test("crossEntropy / itemCrossEntropy: bad input names the op and the shape
     RangeError,
     "itemCrossEntropy: h must be [B, D] and table [V, D] with the same D, got h [2, 3] and table [4, 2]",
   );
+});
+
+Deno.test("crossEntropy: 70,000 rows and 17 million logits (2-D workgroup grids)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [rows, cols] of [[70000, 3], [1000, 17011]]) {
+    const x = new Float32Array(rows * cols).map(() => 6 * rng() - 3);
+    const targets = randint(rng, rows, cols);
+    const logits = requireGrad(Tensor.from(x, [rows, cols]));
+    const loss = crossEntropy(logits, Tensor.from(targets, [rows], "i32"));
+    const [dx] = loss.node!.backward(Tensor.from([1], []));
+    const [l, g] = await readTensors([loss, dx!]);
+    const x64 = Float64Array.from(x);
+    const what = `[${rows}, ${cols}] seed ${seed}`;
+    assertClose(l, crossEntropyRef(x64, targets, cols), 1e-5, `loss ${what}`);
+    assertClose(g, crossEntropyGradRef(x64, targets, cols, 1), 1e-5, `gradient ${what}`);
+  }
 });

@@ -4,7 +4,7 @@ import { backward, requireGrad } from "../ops/autograd.ts";
 import { mul } from "../ops/elementwise.ts";
 import { sumAll } from "../ops/reduce.ts";
 import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
-import { dropoutMaskRef } from "./dropout_reference.ts";
+import { dropoutHashRef, dropoutMaskRef } from "./dropout_reference.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** A seed in [0, 2^53) that exercises both 32-bit words. */
@@ -165,4 +165,21 @@ Deno.test("dropout: bad input names the op", () => {
     RangeError,
     "DropoutRng: counter must be an integer",
   );
+});
+
+Deno.test("dropout: 17 million elements (2-D workgroup grid) follow the host hash", async () => {
+  const seed = bigSeed();
+  const rng = makeRng(seed >>> 0);
+  const n = 17_000_003, p = 0.2;
+  const x = Tensor.from(new Float32Array(n).fill(1), [n]);
+  const gen = new DropoutRng(seed, 12345);
+  const [y] = await readTensors([dropout(x, p, gen)]);
+  const scale = Math.fround(1 / (1 - p));
+  // Positions past the first 65,535 workgroups, the last ones, and a random sample.
+  const probe = [n - 1, n - 2, 256 * 65535, 256 * 65535 + 1];
+  for (let k = 0; k < 20000; k++) probe.push(Math.floor(rng() * n));
+  for (const i of probe) {
+    const want = dropoutHashRef(seed, 12345, i) >>> 8 >= Math.ceil(p * 2 ** 24) ? scale : 0;
+    if (y[i] !== want) throw new Error(`element ${i}: ${y[i]} ≠ ${want}, seed ${seed}`);
+  }
 });

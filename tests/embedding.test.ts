@@ -6,7 +6,7 @@ import { matmul } from "../ops/matmul.ts";
 import { sumAll } from "../ops/reduce.ts";
 import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
 import { embeddingGradRef, embeddingRef } from "./embedding_reference.ts";
-import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
+import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /**
  * Ids with a popularity skew (id ≈ V·u³ concentrates on the first rows) and a share of PAD (0)
@@ -184,4 +184,26 @@ Deno.test("embedding: bad input names the op and the shapes", () => {
     RangeError,
     "embedding: paddingIdx 3 is not a row of the table [3, 2]",
   );
+});
+
+Deno.test("embedding: 409,600 tokens (2-D workgroup grid), V = 20,000, D = 64", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const rows = 20000, dim = 64, count = 409600;
+  const ids = skewedIds(rng, count, rows, 0.3);
+  const table = new Float32Array(rows * dim).map(() => rng() - 0.5);
+  const g = new Float32Array(count * dim).map(() => rng() - 0.5);
+  const t = requireGrad(Tensor.from(table, [rows, dim]));
+  const out = embedding(Tensor.from(ids, [count], "i32"), t, { paddingIdx: 0 });
+  // The tape node's backward with dy = g directly (cheaper here than a loss Σ out ⊙ g).
+  const [grad] = out.node!.backward(Tensor.from(g, [count, dim]));
+  const [y, dt] = await readTensors([out, grad!]);
+  const want = embeddingRef(ids, Float64Array.from(table), dim);
+  for (let i = 0; i < want.length; i++) {
+    if (y[i] !== want[i]) {
+      throw new Error(`lookup element ${i}: ${y[i]} ≠ ${want[i]}, seed ${seed}`);
+    }
+  }
+  const wantGrad = embeddingGradRef(ids, rows, dim, Float64Array.from(g), 0);
+  assertClose(dt, wantGrad, 1e-5, `gradient, seed ${seed}`);
 });

@@ -95,3 +95,15 @@ Deno.test("targetRanks / rankingMetrics: bad input names the op and the shapes",
   );
   assertThrows(() => rankingMetrics(s, [1]), TypeError, "rankingMetrics: expected a i32");
 });
+
+Deno.test("targetRanks: 70,000 rows (2-D workgroup grid)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const rows = 70000, cols = 5;
+  const scores = Float32Array.from(randint(rng, rows * cols, 4));
+  const targets = randint(rng, rows, cols);
+  const [r] = await readTensors([
+    targetRanks(Tensor.from(scores, [rows, cols]), Tensor.from(targets, [rows], "i32")),
+  ]);
+  assertEquals([...r], [...targetRanksRef(scores, targets, cols)], `seed ${seed}`);
+});
