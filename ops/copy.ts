@@ -52,6 +52,8 @@ ${guarded.join("\n")}
 }`;
 }
 
+const shaders = new Map<string, string>();
+
 /**
  * A copy of `src` in new storage, of any dtype (the bits are copied). Not recorded on the tape;
  * use `clone` from the elementwise ops inside differentiated code.
@@ -73,6 +75,9 @@ export function copyTensor(src: Tensor, config: CopyConfig = DEFAULT_COPY_CONFIG
   const blocks = Math.ceil(n4 / (workgroup * vec4PerThread));
   const gy = Math.ceil(blocks / 65535);
   const gx = Math.ceil(blocks / gy);
-  launch(op, copyShader(config), packParams([n4, gx]), [src, dst], [gx, gy]);
+  const id = `${workgroup}x${vec4PerThread}`;
+  let wgsl = shaders.get(id);
+  if (wgsl === undefined) shaders.set(id, wgsl = copyShader(config));
+  launch(op, wgsl, packParams([n4, gx]), [src, dst], [gx, gy]);
   return dst;
 }

@@ -100,16 +100,11 @@ interface OperandCode {
   setup: string;
   /** Reads the slice at `k0` (in a scope defining `k0` and `<x>base`) into the registers. */
   load: string;
-  /** Writes the registers into workgroup buffer `buf` (an expression, 0 or 1). */
-  store: (buf: string) => string;
+  /** Writes the registers into workgroup buffer `buf` (0 or 1). */
+  store: (buf: number) => string;
 }
 
-function operandCode(
-  x: "a" | "b",
-  key: KernelKey,
-  threads: number,
-  rowStride4: number,
-): OperandCode {
+function operandCode(x: "a" | "b", key: KernelKey, threads: number): OperandCode {
   const { bk } = key.tiles;
   const isA = x === "a";
   const bo = isA ? key.tiles.bm : key.tiles.bn; // tile extent along the output dimension
@@ -134,6 +129,7 @@ function operandCode(
     } else {
       setup += `  let ${oo} = ${u} / ${bk / 4}u;\n  let ${ko} = (${u} % ${bk / 4}u) * 4u;\n`;
     }
+    setup += `  let ${oo}v = ${oo} / 4u;\n  let ${oo}c = ${oo} % 4u;\n`;
     const o = `(${origin} + ${oo})`;
     const k = `(k0 + ${ko})`;
     const index = direct ? `${x}base + ${k} * ${ld} + ${o}` : `${x}base + ${o} * ${ld} + ${k}`;
@@ -168,27 +164,44 @@ function operandCode(
     }
     load += body;
     // Workgroup memory holds the slice k-major: row k, contiguous along the output dimension.
-    const row = (kk: string) => `(BUF * ${bk}u + ${kk}) * ${rowStride4}u`;
+    // Indices are loop invariant apart from the compile-time buffer offset, so the bounds clamps
+    // WGSL adds to them are computed once, outside the reduction loop.
     const lines = direct
-      ? [`${x}_tile[${row(ko)} + ${oo} / 4u] = ${r};`]
-      : [0, 1, 2, 3].map((c) =>
-        `${x}_tile[${row(`${ko} + ${c}u`)} + ${oo} / 4u][${oo} % 4u] = ${r}[${c}];`
-      );
+      ? [`${x}_tile[BUF + ${ko}][${oo}v] = ${r};`]
+      : [0, 1, 2, 3].map((c) => `${x}_tile[BUF + ${ko} + ${c}u][${oo}v][${oo}c] = ${r}[${c}];`);
     store += unitGuard
       ? `    if (${unitGuard}) {\n      ${lines.join("\n      ")}\n    }\n`
       : `    ${lines.join("\n    ")}\n`;
   }
-  return { decls, setup, load, store: (b: string) => store.replaceAll("BUF", `(${b})`) };
+  return { decls, setup, load, store: (b: number) => store.replaceAll("BUF", `${b * bk}u`) };
+}
+
+function indent(code: string, levels: number): string {
+  const pad = "  ".repeat(levels);
+  return code.replace(/^(?=.)/gm, pad);
+}
+
+const shaderCache = new Map<string, string>();
+
+/**
+ * The WGSL of the tiled product kernel for one {@link KernelKey}, generated once: the same string
+ * object comes back every time, so the runtime's pipeline lookup does not rehash a new source.
+ */
+function matmulShader(key: KernelKey): string {
+  const id = JSON.stringify(key);
+  let wgsl = shaderCache.get(id);
+  if (wgsl === undefined) shaderCache.set(id, wgsl = generateShader(key));
+  return wgsl;
 }
 
 /** Generates the WGSL of the tiled product kernel for one {@link KernelKey}. */
-function matmulShader(key: KernelKey): string {
+function generateShader(key: KernelKey): string {
   const { bm, bn, bk, tm, tn } = key.tiles;
   // Threads along N and along M; WGSL's tx, ty are a thread's coordinates in that grid.
   const tx = bn / tn, ty = bm / tm, threads = tx * ty;
   const as4 = (bm + key.padA) / 4, bs4 = (bn + key.padB) / 4;
-  const a = operandCode("a", key, threads, as4);
-  const b = operandCode("b", key, threads, bs4);
+  const a = operandCode("a", key, threads);
+  const b = operandCode("b", key, threads);
   const rs = tm / 4, cs = tn / 4; // row strips and column strips per thread
   const arr = (v: boolean) => (v ? "array<vec4f>" : "array<f32>");
   let binding = 1;
@@ -202,23 +215,43 @@ function matmulShader(key: KernelKey): string {
   for (let r = 0; r < tm; r++) {
     for (let j = 0; j < cs; j++) acc += `  var c${r}_${j} = vec4f(0.0);\n`;
   }
-  let compute = "";
-  for (let kk = 0; kk < bk; kk++) {
-    compute += "    {\n";
-    for (let s = 0; s < rs; s++) {
-      compute += `      let a${s} = a_tile[abuf + ${kk * as4 + s * ty}u];\n`;
-    }
-    for (let j = 0; j < cs; j++) {
-      compute += `      let b${j} = b_tile[bbuf + ${kk * bs4 + j * tx}u];\n`;
-    }
-    for (let r = 0; r < tm; r++) {
-      const s = Math.floor(r / 4), comp = "xyzw"[r % 4];
-      for (let j = 0; j < cs; j++) {
-        compute += `      c${r}_${j} = fma(vec4f(a${s}.${comp}), b${j}, c${r}_${j});\n`;
+  // One slice's multiply-adds from workgroup buffer `buf`: every index is a loop-invariant
+  // thread offset plus a constant.
+  const compute = (buf: number) => {
+    let code = "";
+    for (let kk = 0; kk < bk; kk++) {
+      const row = buf * bk + kk;
+      code += "      {\n";
+      for (let s = 0; s < rs; s++) code += `        let a${s} = a_tile[${row}][ty + ${s * ty}u];\n`;
+      for (let j = 0; j < cs; j++) code += `        let b${j} = b_tile[${row}][tx + ${j * tx}u];\n`;
+      for (let r = 0; r < tm; r++) {
+        const s = Math.floor(r / 4), comp = "xyzw"[r % 4];
+        for (let j = 0; j < cs; j++) {
+          code += `        c${r}_${j} = fma(vec4f(a${s}.${comp}), b${j}, c${r}_${j});\n`;
+        }
       }
+      code += "      }\n";
     }
-    compute += "    }\n";
-  }
+    return code;
+  };
+  // Reads slice `step` into the prefetch registers.
+  const load = (step: string) =>
+    `    let batch = ob * p.inner_batch + (${step}) / p.k_tiles;
+    let k0 = ((${step}) % p.k_tiles) * ${bk}u;
+    let abase = batch * p.stride_a;
+    let bbase = batch * p.stride_b;
+${a.load}${b.load}`;
+  // One reduction step on buffer `buf`: prefetch slice `t + ahead`, multiply, store the prefetch
+  // into the other buffer. Barriers follow in the caller.
+  const step = (buf: number, ahead: number) =>
+    `    {
+      let more = t + ${ahead}u < t1;
+      if (more) {
+${indent(load(`t + ${ahead}u`), 2)}      }
+${compute(buf)}      if (more) {
+${indent(a.store(1 - buf) + b.store(1 - buf), 2)}      }
+    }
+`;
   let epilogue = "";
   for (let r = 0; r < tm; r++) {
     const s = Math.floor(r / 4);
@@ -252,8 +285,8 @@ struct P {
 }
 @group(0) @binding(0) var<uniform> p: P;
 ${bindings}
-var<workgroup> a_tile: array<vec4f, ${2 * bk * as4}>;
-var<workgroup> b_tile: array<vec4f, ${2 * bk * bs4}>;
+var<workgroup> a_tile: array<array<vec4f, ${as4}>, ${2 * bk}>;
+var<workgroup> b_tile: array<array<vec4f, ${bs4}>, ${2 * bk}>;
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
@@ -275,26 +308,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let ty = tid / ${tx}u;
 ${a.setup}${b.setup}${a.decls}${b.decls}${acc}
   if (t0 < t1) {
-    let batch = ob * p.inner_batch + t0 / p.k_tiles;
-    let k0 = (t0 % p.k_tiles) * ${bk}u;
-    let abase = batch * p.stride_a;
-    let bbase = batch * p.stride_b;
-${a.load}${b.load}${a.store("0u")}${b.store("0u")}  }
+${load("t0")}${a.store(0)}${b.store(0)}  }
   workgroupBarrier();
-  for (var t = t0; t < t1; t++) {
-    let cur = (t - t0) & 1u;
-    let more = t + 1u < t1;
-    if (more) {
-      let batch = ob * p.inner_batch + (t + 1u) / p.k_tiles;
-      let k0 = ((t + 1u) % p.k_tiles) * ${bk}u;
-      let abase = batch * p.stride_a;
-      let bbase = batch * p.stride_b;
-${a.load}${b.load}    }
-    let abuf = cur * ${bk * as4}u + ty;
-    let bbuf = cur * ${bk * bs4}u + tx;
-${compute}    if (more) {
-${a.store("1u - cur")}${b.store("1u - cur")}    }
-    workgroupBarrier();
+  // Double buffered, unrolled by two so that each buffer's offset is a compile-time constant.
+  var t = t0;
+  loop {
+    if (t >= t1) { break; }
+${step(0, 1)}    workgroupBarrier();
+    if (t + 1u >= t1) { break; }
+${step(1, 2)}    workgroupBarrier();
+    t += 2u;
   }
 ${epilogue}}
 `;
@@ -363,6 +386,8 @@ interface Operand {
 }
 
 const SPLIT_REDUCE_WG = 256;
+
+const SPLIT_REDUCE = [false, true].map((withBias) => splitReduceShader(withBias));
 
 function splitReduceShader(withBias: boolean): string {
   return /* wgsl */ `
@@ -485,7 +510,7 @@ function product(
     const withBias = bias !== undefined;
     launch(
       `${op} split-K sum`,
-      splitReduceShader(withBias),
+      SPLIT_REDUCE[withBias ? 1 : 0],
       packParams([total, M * n, n, splits, g.stride]),
       withBias ? [target, bias, out] : [target, out],
       g.groups,

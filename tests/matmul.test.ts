@@ -97,35 +97,40 @@ Deno.test("matmul: every tile configuration matches float64 on full and ragged s
   const seed = freshSeed();
   const rng = makeRng(seed);
   for (const tiles of GPU_TILE_CASES) {
-    // Multiples of every tile (no bounds checks, vec4 everywhere), then ragged and not a
-    // multiple of 4 in any dimension (checked scalar reads).
-    for (const [m, n, k] of [[256, 128, 32], [131, 67, 45]]) {
-      for (const [transA, transB] of TRANSPOSES) {
-        const s = spec(m, n, k, transA, transB);
-        const d = productDims(s);
-        const a = f32randn(rng, numel(s.aShape)), b = f32randn(rng, numel(s.bShape));
-        const bias = f32randn(rng, d.n);
-        const [got] = await readTensors([
-          tidy(() =>
-            matmul(
-              Tensor.from(Float32Array.from(a), s.aShape),
-              Tensor.from(Float32Array.from(b), s.bShape),
-              {
-                transA,
-                transB,
-                bias: Tensor.from(Float32Array.from(bias)),
-                tiles,
-              },
-            )
-          ),
-        ]);
-        assertClose(
-          got,
-          matmulRef(s, a, b, bias),
-          1e-5,
-          `${describe(s, true)} tiles ${JSON.stringify(tiles)} seed ${seed}`,
-        );
-      }
+    // Each operand is read either along the output dimension or along K, from a shape that
+    // fills whole tiles (vec4 reads, no bounds checks) or from a ragged one (checked scalar
+    // reads): the four layouts below take each operand through all four paths.
+    const layouts = [
+      [256, 128, 32, false, false],
+      [256, 128, 32, true, true],
+      [131, 67, 45, false, true],
+      [131, 67, 45, true, false],
+    ] as const;
+    for (const [m, n, k, transA, transB] of layouts) {
+      const s = spec(m, n, k, transA, transB);
+      const d = productDims(s);
+      const a = f32randn(rng, numel(s.aShape)), b = f32randn(rng, numel(s.bShape));
+      const bias = f32randn(rng, d.n);
+      const [got] = await readTensors([
+        tidy(() =>
+          matmul(
+            Tensor.from(Float32Array.from(a), s.aShape),
+            Tensor.from(Float32Array.from(b), s.bShape),
+            {
+              transA,
+              transB,
+              bias: Tensor.from(Float32Array.from(bias)),
+              tiles,
+            },
+          )
+        ),
+      ]);
+      assertClose(
+        got,
+        matmulRef(s, a, b, bias),
+        1e-5,
+        `${describe(s, true)} tiles ${JSON.stringify(tiles)} seed ${seed}`,
+      );
     }
   }
 });

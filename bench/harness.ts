@@ -1,0 +1,248 @@
+/**
+ * The benchmark harness: a registry that bench modules add to with {@link benchmark}, and the
+ * timing rules every benchmark shares.
+ *
+ * To add benchmarks, write a module under `bench/` that calls {@link benchmark} at import time;
+ * `bench/main.ts` imports every module in `bench/` (except itself, this harness and scripts listed
+ * there) and runs what they registered, in registration order.
+ *
+ * Timing. The GPU runs asynchronously and each wait for it costs about 11 ms in Deno, so a GPU
+ * benchmark submits N iterations back to back (each iteration's dispatches flushed as soon as they
+ * are encoded, so the GPU starts while the host encodes the next) and waits once at the end. N is
+ * calibrated so that the timed region lasts at least `targetMs` (200 ms on a GPU), after warm-up
+ * iterations that compile the pipelines; several repeats are timed and the median is reported.
+ * A host benchmark times only the encoding on the host (no waiting), then submits and waits
+ * outside the timed region.
+ *
+ * @module
+ */
+import { type GpuInfo, initGpu, runtime, Tensor } from "../ops/mod.ts";
+
+/** What a benchmark's setup learns about the run. */
+export interface BenchContext {
+  /** The adapter. */
+  info: GpuInfo;
+  /** Small problem sizes: set on CPU implementations (correctness only) or by `--quick`. */
+  quick: boolean;
+}
+
+/** One registered benchmark. `S` is whatever its setup returns (inputs, sizes). */
+export interface BenchmarkDef<S = unknown> {
+  /** Unique name; `--only` filters on substrings of it. */
+  name: string;
+  /** Allocates inputs; may pick sizes from `ctx.quick`. Not timed. */
+  setup: (ctx: BenchContext) => S | Promise<S>;
+  /** Encodes one iteration (never waits on the GPU). Its outputs should be disposed inside. */
+  run: (state: S) => void;
+  /** Frees what setup allocated. */
+  teardown?: (state: S) => void;
+  /** Floating-point operations of one iteration (for TFLOP/s). */
+  flops?: number | ((state: S) => number);
+  /** Bytes moved to and from memory by one iteration (for GB/s). */
+  bytes?: number | ((state: S) => number);
+  /** A short description of the problem (shapes), shown in the table. */
+  note?: string | ((state: S) => string);
+  /** `gpu` (default) times GPU execution; `host` times only the encoding on the host. */
+  kind?: "gpu" | "host";
+}
+
+/** The measurement of one benchmark. */
+export interface BenchResult {
+  /** Benchmark name. */
+  name: string;
+  /** Problem description. */
+  note: string;
+  /** Kind of time measured. */
+  kind: "gpu" | "host";
+  /** Median milliseconds per iteration. */
+  ms: number;
+  /** Milliseconds per iteration of every repeat. */
+  samples: number[];
+  /** Iterations per timed repeat. */
+  iterations: number;
+  /** Dispatches encoded per iteration. */
+  dispatches: number;
+  /** Throughput in TFLOP/s, when the benchmark declares its FLOPs. */
+  tflops?: number;
+  /** Throughput in GB/s, when the benchmark declares its bytes. */
+  gbps?: number;
+  /** Host benchmarks: milliseconds to encode 500 dispatches at this rate. */
+  msPer500Dispatches?: number;
+}
+
+/** Timing options. */
+export interface MeasureOptions {
+  /** Minimum length of one timed region in milliseconds (default 200; 20 in quick mode). */
+  targetMs?: number;
+  /** Timed repeats whose median is reported (default 5). */
+  repeats?: number;
+  /** Untimed iterations first (default 2). */
+  warmup?: number;
+}
+
+const registry: BenchmarkDef[] = [];
+
+/** Registers a benchmark (call at module load). Names must be unique. */
+export function benchmark<S>(def: BenchmarkDef<S>): void {
+  if (registry.some((b) => b.name === def.name)) {
+    throw new Error(`benchmark: a benchmark named '${def.name}' is already registered`);
+  }
+  registry.push(def as BenchmarkDef);
+}
+
+/** The registered benchmarks, in registration order. */
+export function registeredBenchmarks(): readonly BenchmarkDef[] {
+  return registry;
+}
+
+/** The median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+function value<S>(v: number | ((s: S) => number) | undefined, s: S): number | undefined {
+  return typeof v === "function" ? v(s) : v;
+}
+
+/** Submits `n` iterations back to back and waits once; returns the wall time in ms. */
+async function timeGpu<S>(def: BenchmarkDef<S>, state: S, n: number): Promise<number> {
+  const rt = runtime();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    def.run(state);
+    rt.flush();
+  }
+  await rt.sync();
+  return performance.now() - t0;
+}
+
+/** Times one benchmark under the harness rules. */
+export async function measure<S>(
+  def: BenchmarkDef<S>,
+  ctx: BenchContext,
+  options: MeasureOptions = {},
+): Promise<BenchResult> {
+  const rt = runtime();
+  const targetMs = options.targetMs ?? (ctx.quick ? 20 : 200);
+  const repeats = options.repeats ?? 5;
+  const state = await def.setup(ctx);
+  try {
+    await rt.sync();
+    const before = rt.dispatchCount;
+    const warmup = Math.max(1, options.warmup ?? 2);
+    for (let i = 0; i < warmup; i++) def.run(state);
+    const dispatches = (rt.dispatchCount - before) / warmup;
+    await rt.sync();
+    const kind = def.kind ?? "gpu";
+    const samples: number[] = [];
+    let iterations: number;
+    if (kind === "host") {
+      // Enough iterations to encode at least 500 dispatches, and at least `targetMs` / 10.
+      iterations = Math.max(1, Math.ceil(500 / Math.max(dispatches, 1)));
+      for (let r = 0; r < repeats; r++) {
+        const t0 = performance.now();
+        for (let i = 0; i < iterations; i++) def.run(state);
+        samples.push((performance.now() - t0) / iterations);
+        await rt.sync();
+      }
+    } else {
+      let n = 1, t = await timeGpu(def, state, n);
+      while (t < targetMs / 4 && n < 1 << 20) {
+        n *= 4;
+        t = await timeGpu(def, state, n);
+      }
+      iterations = Math.max(1, Math.ceil((n * targetMs) / t));
+      for (let r = 0; r < repeats; r++) {
+        samples.push((await timeGpu(def, state, iterations)) / iterations);
+      }
+    }
+    const ms = median(samples);
+    const flops = value(def.flops, state), bytes = value(def.bytes, state);
+    const note = typeof def.note === "function" ? def.note(state) : def.note ?? "";
+    return {
+      name: def.name,
+      note,
+      kind,
+      ms,
+      samples,
+      iterations,
+      dispatches,
+      tflops: flops !== undefined ? flops / (ms * 1e9) : undefined,
+      gbps: bytes !== undefined ? bytes / (ms * 1e6) : undefined,
+      msPer500Dispatches: kind === "host" && dispatches > 0 ? (ms * 500) / dispatches : undefined,
+    };
+  } finally {
+    def.teardown?.(state);
+    await rt.sync();
+    rt.trimPool();
+  }
+}
+
+/** Options of {@link runBenchmarks}. */
+export interface RunOptions extends MeasureOptions {
+  /** Run only benchmarks whose name contains one of these substrings (all when empty). */
+  only?: string[];
+  /** Force small sizes (default: on CPU implementations). */
+  quick?: boolean;
+  /** Called after each benchmark (e.g. to print a table row as it completes). */
+  onResult?: (r: BenchResult) => void;
+}
+
+/** Starts the GPU if needed and runs the registered benchmarks that match the filters. */
+export async function runBenchmarks(options: RunOptions = {}): Promise<BenchResult[]> {
+  const info = await initGpu();
+  const ctx: BenchContext = { info, quick: options.quick ?? info.isCpu };
+  const only = options.only ?? [];
+  const results: BenchResult[] = [];
+  for (const def of registry) {
+    if (only.length > 0 && !only.some((s) => def.name.includes(s))) continue;
+    const r = await measure(def, ctx, options);
+    results.push(r);
+    options.onResult?.(r);
+  }
+  return results;
+}
+
+/** One table row: name, problem, time, throughput, dispatches. */
+export function formatRow(r: BenchResult): string {
+  const time = r.kind === "host" ? `${r.ms.toFixed(3)} ms host` : `${r.ms.toFixed(3)} ms`;
+  const rate = [
+    r.tflops !== undefined ? `${r.tflops.toFixed(2)} TFLOP/s` : "",
+    r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : "",
+    r.msPer500Dispatches !== undefined
+      ? `encoding 500 dispatches: ${r.msPer500Dispatches.toFixed(2)} ms host`
+      : "",
+  ].filter((s) => s).join(", ");
+  const spread = r.samples.length > 1
+    ? ` (±${((100 * (Math.max(...r.samples) - Math.min(...r.samples))) / (2 * r.ms)).toFixed(0)}%)`
+    : "";
+  return `${r.name.padEnd(28)} ${r.note.padEnd(34)} ${(time + spread).padStart(22)}  ` +
+    `${String(r.dispatches).padStart(4)} disp  ${rate}`;
+}
+
+/** The table header matching {@link formatRow}. */
+export function formatHeader(): string {
+  return `${"benchmark".padEnd(28)} ${"problem".padEnd(34)} ${
+    "time/iter (spread)".padStart(22)
+  }  ` +
+    `${"dispatches".padStart(10)}  throughput`;
+}
+
+/**
+ * A tensor of uniform values in [-1, 1) from a fixed-seed generator (benchmarks use random data:
+ * constant inputs can run faster than real ones).
+ */
+export function randomTensor(shape: readonly number[], seed = 1): Tensor {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const data = new Float32Array(n);
+  let s = (seed * 0x9e3779b9) >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    data[i] = (s >>> 0) / 2147483648 - 1;
+  }
+  return Tensor.from(data, shape);
+}

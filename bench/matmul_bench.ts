@@ -1,0 +1,87 @@
+/**
+ * Matrix-product throughput: square products, and the products of a Mamba block's projections at
+ * training size (409,600 rows = batch × length) with both of their backward products.
+ *
+ * @module
+ */
+import type { Tensor } from "../ops/mod.ts";
+import { matmul, type MatmulOptions } from "../ops/matmul.ts";
+import { benchmark, randomTensor } from "./harness.ts";
+
+interface ProductState {
+  a: Tensor;
+  b: Tensor;
+  flops: number;
+  note: string;
+}
+
+/**
+ * Registers the benchmark of `op(a)·op(b)` for stored shapes `aShape`, `bShape`; `quick` shapes
+ * replace them on CPU implementations.
+ */
+export function productBenchmark(
+  name: string,
+  full: { aShape: number[]; bShape: number[] },
+  quick: { aShape: number[]; bShape: number[] },
+  options: MatmulOptions = {},
+): void {
+  benchmark<ProductState>({
+    name,
+    setup: (ctx) => {
+      const { aShape, bShape } = ctx.quick ? quick : full;
+      const m = options.transA ? aShape[1] : aShape[0], k = options.transA ? aShape[0] : aShape[1];
+      const n = options.transB ? bShape[0] : bShape[1];
+      const t = (s: boolean) => (s ? "ᵀ" : "");
+      return {
+        a: randomTensor(aShape, 1),
+        b: randomTensor(bShape, 2),
+        flops: 2 * m * n * k,
+        note: `(${aShape.join("×")})${t(!!options.transA)}·(${bShape.join("×")})${
+          t(!!options.transB)
+        }`,
+      };
+    },
+    run: ({ a, b }) => matmul(a, b, options).dispose(),
+    teardown: ({ a, b }) => {
+      a.dispose();
+      b.dispose();
+    },
+    flops: ({ flops }) => flops,
+    note: ({ note }) => note,
+  });
+}
+
+for (const n of [1024, 2048, 4096]) {
+  const q = n / 16;
+  productBenchmark(`matmul ${n}³`, { aShape: [n, n], bShape: [n, n] }, {
+    aShape: [q, q],
+    bShape: [q, q],
+  });
+}
+
+/** Rows of the model-shaped products: batch 2048 × length 200 (quick: 4096). */
+const ROWS = 409_600, QUICK_ROWS = 4096;
+
+for (const [k, n] of [[64, 256], [256, 64]]) {
+  const tag = `${k}→${n}`;
+  // Forward: X [rows, k] · W [k, n].
+  productBenchmark(
+    `proj ${tag} forward`,
+    { aShape: [ROWS, k], bShape: [k, n] },
+    { aShape: [QUICK_ROWS, k], bShape: [k, n] },
+  );
+  // dX = dY · Wᵀ: dY [rows, n], W [k, n] read transposed.
+  productBenchmark(
+    `proj ${tag} backward dA`,
+    { aShape: [ROWS, n], bShape: [k, n] },
+    { aShape: [QUICK_ROWS, n], bShape: [k, n] },
+    { transB: true },
+  );
+  // dW = Xᵀ · dY: a reduction over all rows (split-K).
+  productBenchmark(
+    `proj ${tag} backward dB`,
+    { aShape: [ROWS, k], bShape: [ROWS, n] },
+    { aShape: [QUICK_ROWS, k], bShape: [QUICK_ROWS, n] },
+    { transA: true },
+  );
+}

@@ -1,0 +1,218 @@
+/**
+ * Tile-configuration sweep for the matrix-product kernel and work-split sweep for the copy
+ * kernel: times every configuration on the benchmark shapes and prints one table per kernel, so
+ * one GPU session picks the defaults (`GPU_TILES` in ops/matmul.ts, `DEFAULT_COPY_CONFIG` in
+ * ops/copy.ts). Each matmul configuration is first checked against a float64 product.
+ *
+ * `deno run -A bench/matmul_sweep.ts [--quick] [--json <file>] [--only copy|matmul|split]`
+ *
+ * @module
+ */
+import { initGpu, readTensors } from "../ops/mod.ts";
+import { matmul, type MatmulOptions, type MatmulTiles } from "../ops/matmul.ts";
+import { type CopyConfig, copyTensor } from "../ops/copy.ts";
+import { type BenchContext, measure, randomTensor } from "./harness.ts";
+
+/** Tile configurations tried on every shape. */
+export const SWEEP_TILES: Record<string, MatmulTiles> = {
+  "128x128x8 8x8": { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
+  "128x128x16 8x8": { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
+  "128x128x8 16x8": { bm: 128, bn: 128, bk: 8, tm: 16, tn: 8 },
+  "128x256x8 8x16": { bm: 128, bn: 256, bk: 8, tm: 8, tn: 16 },
+  "128x64x8 8x4": { bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 },
+  "128x64x16 8x4": { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
+  "64x128x8 4x8": { bm: 64, bn: 128, bk: 8, tm: 4, tn: 8 },
+  "64x128x16 4x8": { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8 },
+  "64x64x8 4x4": { bm: 64, bn: 64, bk: 8, tm: 4, tn: 4 },
+  "64x64x16 4x4": { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  "64x64x8 8x8": { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
+};
+
+interface Shape {
+  name: string;
+  aShape: number[];
+  bShape: number[];
+  options: MatmulOptions;
+}
+
+function shapes(quick: boolean): Shape[] {
+  const n = quick ? 256 : 4096, rows = quick ? 4096 : 409_600;
+  const list: Shape[] = [
+    { name: `${n}³`, aShape: [n, n], bShape: [n, n], options: {} },
+    { name: `${n}³ ·Bᵀ`, aShape: [n, n], bShape: [n, n], options: { transB: true } },
+  ];
+  for (const [k, m] of [[64, 256], [256, 64]]) {
+    list.push(
+      { name: `${k}→${m} fwd`, aShape: [rows, k], bShape: [k, m], options: {} },
+      { name: `${k}→${m} dA`, aShape: [rows, m], bShape: [k, m], options: { transB: true } },
+      { name: `${k}→${m} dB`, aShape: [rows, k], bShape: [rows, m], options: { transA: true } },
+    );
+  }
+  return list;
+}
+
+function flopsOf(s: Shape): number {
+  const m = s.options.transA ? s.aShape[1] : s.aShape[0];
+  const k = s.options.transA ? s.aShape[0] : s.aShape[1];
+  const n = s.options.transB ? s.bShape[0] : s.bShape[1];
+  return 2 * m * n * k;
+}
+
+/** Largest relative error (2-norm) of a configuration over the four layouts of a ragged product. */
+async function checkTiles(tiles: MatmulTiles): Promise<number> {
+  const [m, n, k] = [259, 263, 129];
+  let worst = 0;
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      const a = randomTensor(transA ? [k, m] : [m, k], 11);
+      const b = randomTensor(transB ? [n, k] : [k, n], 12);
+      const c = matmul(a, b, { transA, transB, tiles });
+      const [ha, hb, hc] = await readTensors([a, b, c]);
+      let num = 0, den = 0;
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let q = 0; q < k; q++) {
+            s += ha[transA ? q * m + i : i * k + q] * hb[transB ? j * k + q : q * n + j];
+          }
+          num += (hc[i * n + j] - s) ** 2;
+          den += s * s;
+        }
+      }
+      worst = Math.max(worst, Math.sqrt(num / den));
+      for (const t of [a, b, c]) t.dispose();
+    }
+  }
+  return worst;
+}
+
+interface Row {
+  kernel: string;
+  config: string;
+  shape: string;
+  ms: number;
+  tflops?: number;
+  gbps?: number;
+  error?: string;
+}
+
+async function sweepMatmul(ctx: BenchContext, rows: Row[], splitsOnly: boolean): Promise<void> {
+  const configs = Object.entries(SWEEP_TILES);
+  if (!splitsOnly) {
+    for (const [name, tiles] of configs) {
+      let err: number;
+      try {
+        err = await checkTiles(tiles);
+      } catch (e) {
+        console.log(`check ${name} failed: ${e}`);
+        err = NaN;
+      }
+      console.log(`check ${name.padEnd(16)} max relative error ${err.toExponential(2)}`);
+      if (!(err < 1e-5)) {
+        rows.push({ kernel: "matmul", config: name, shape: "check", ms: NaN, error: `${err}` });
+      }
+    }
+  }
+  for (const s of shapes(ctx.quick)) {
+    const a = randomTensor(s.aShape, 1), b = randomTensor(s.bShape, 2);
+    const flops = flopsOf(s);
+    const variants: [string, MatmulTiles][] = [];
+    if (!splitsOnly) variants.push(...configs);
+    if (s.options.transA) {
+      // The long-K weight gradients: split counts around the number of SMs.
+      for (const name of ["128x128x8 8x8", "64x128x8 4x8", "64x64x8 4x4", "64x64x16 4x4"]) {
+        for (const splits of [33, 66, 132, 264, 528, 1056]) {
+          variants.push([`${name} s${splits}`, { ...SWEEP_TILES[name], splits }]);
+        }
+      }
+    }
+    for (const [name, tiles] of variants) {
+      const options = { ...s.options, tiles };
+      try {
+        const r = await measure(
+          {
+            name,
+            setup: () => null,
+            run: () => matmul(a, b, options).dispose(),
+            flops,
+          },
+          ctx,
+          { targetMs: ctx.quick ? 10 : 100, repeats: 3, warmup: 1 },
+        );
+        rows.push({ kernel: "matmul", config: name, shape: s.name, ms: r.ms, tflops: r.tflops });
+        console.log(
+          `${s.name.padEnd(12)} ${name.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ms ` +
+            `${r.tflops!.toFixed(2).padStart(7)} TFLOP/s`,
+        );
+      } catch (e) {
+        rows.push({ kernel: "matmul", config: name, shape: s.name, ms: NaN, error: String(e) });
+        console.log(`${s.name.padEnd(12)} ${name.padEnd(22)} failed: ${e}`);
+      }
+    }
+    a.dispose();
+    b.dispose();
+  }
+}
+
+async function sweepCopy(ctx: BenchContext, rows: Row[]): Promise<void> {
+  const n = ctx.quick ? 1 << 20 : 1 << 28;
+  const src = randomTensor([n]);
+  for (const workgroup of [128, 256, 512]) {
+    for (const vec4PerThread of [1, 2, 4, 8]) {
+      const config: CopyConfig = { workgroup, vec4PerThread };
+      const name = `wg${workgroup} v${vec4PerThread}`;
+      const r = await measure(
+        {
+          name,
+          setup: () => null,
+          run: () => copyTensor(src, config).dispose(),
+          bytes: 8 * n,
+        },
+        ctx,
+        { targetMs: ctx.quick ? 10 : 100, repeats: 3, warmup: 1 },
+      );
+      rows.push({
+        kernel: "copy",
+        config: name,
+        shape: `${(4 * n) / 2 ** 20} MiB`,
+        ms: r.ms,
+        gbps: r.gbps,
+      });
+      console.log(
+        `copy ${name.padEnd(10)} ${r.ms.toFixed(3).padStart(8)} ms ${
+          r.gbps!.toFixed(0).padStart(6)
+        } GB/s`,
+      );
+    }
+  }
+  src.dispose();
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const info = await initGpu();
+  const quick = args.includes("--quick") || info.isCpu;
+  const jsonAt = args.indexOf("--json");
+  const onlyAt = args.indexOf("--only");
+  const only = onlyAt >= 0 ? args[onlyAt + 1] : "";
+  console.log(`adapter: ${info.description}${quick ? " (quick: small problems)" : ""}`);
+  const ctx: BenchContext = { info, quick };
+  const rows: Row[] = [];
+  if (!only || only === "copy") await sweepCopy(ctx, rows);
+  if (!only || only === "matmul" || only === "split") {
+    await sweepMatmul(ctx, rows, only === "split");
+  }
+  if (jsonAt >= 0) {
+    await Deno.writeTextFile(args[jsonAt + 1], JSON.stringify({ adapter: info.description, rows }));
+  }
+  // Best configuration per shape.
+  const best = new Map<string, Row>();
+  for (const r of rows) {
+    if (r.kernel !== "matmul" || !(r.tflops! > 0)) continue;
+    const cur = best.get(r.shape);
+    if (!cur || r.tflops! > cur.tflops!) best.set(r.shape, r);
+  }
+  for (const [shape, r] of best) {
+    console.log(`best ${shape.padEnd(12)} ${r.config.padEnd(22)} ${r.tflops!.toFixed(2)} TFLOP/s`);
+  }
+}
