@@ -57,7 +57,9 @@ export const TRAIN_DEFAULTS: TrainConfig = {
 
 /** A configuration error that names the offending key. */
 export class ConfigError extends Error {
-  /** @param message what is wrong, naming the key */
+  /** An error with a message that names the key.
+   * @param message what is wrong, naming the key
+   */
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

@@ -25,6 +25,7 @@ export class Linear {
   readonly bias: Tensor | null;
 
   /**
+   * Creates the layer's parameters (weight N(0, 0.02), bias 0).
    * @param params where the parameters live
    * @param name parameter name prefix
    * @param inFeatures input size
@@ -56,6 +57,7 @@ export class LayerNorm {
   readonly bias: Tensor;
 
   /**
+   * Creates the scale (1) and shift (0).
    * @param params where the parameters live
    * @param name parameter name prefix
    * @param size normalised size
@@ -94,6 +96,7 @@ export class FeedForward {
   readonly #norm: LayerNorm;
 
   /**
+   * Creates both projections and the output LayerNorm.
    * @param params where the parameters live
    * @param name parameter name prefix
    * @param size model width d
@@ -148,6 +151,7 @@ export class MambaBlock {
   readonly #out: Linear;
 
   /**
+   * Creates the block's parameters with Mamba4Rec's initialisation.
    * @param params where the parameters live
    * @param name parameter name prefix
    * @param config block sizes

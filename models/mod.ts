@@ -58,3 +58,12 @@ export {
   type TrainOptions,
   type TrainResult,
 } from "./trainer.ts";
+export {
+  type ExperimentMode,
+  type ExperimentOptions,
+  type ExperimentResult,
+  firstUsersText,
+  learningCurve,
+  paperComparison,
+  runExperiment,
+} from "./experiment.ts";

@@ -14,7 +14,9 @@ export class ParameterSet {
   readonly #byName = new Map<string, Tensor>();
   readonly #random: SeededRandom;
 
-  /** @param seed the initialisation seed */
+  /** An empty set whose initialisers draw from `seed`.
+   * @param seed the initialisation seed
+   */
   constructor(seed: number) {
     this.#random = new SeededRandom(seed, 0x1417);
   }

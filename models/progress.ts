@@ -33,6 +33,7 @@ export class TrainingProgress {
   #shown = false;
 
   /**
+   * A reporter for one training run.
    * @param verbose print or display progress at all
    * @param metric the validation metric that selects the best epoch
    */

@@ -59,6 +59,7 @@ export interface TrainResult {
 /** Thrown when a step's loss is NaN or Inf; training stops and the last good checkpoint stays. */
 export class TrainingDivergedError extends Error {
   /**
+   * The error for the first step whose loss was not finite.
    * @param step global step (from 1) whose loss was not finite
    * @param epoch its epoch
    * @param checkpoint the last good checkpoint, if any

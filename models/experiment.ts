@@ -1,0 +1,167 @@
+/**
+ * One paper experiment as a notebook runs it: load the dataset (all of it, or in quick mode the
+ * first users only), build the model, train with the protocol, and show the learning curve and
+ * the metrics beside the paper's.
+ *
+ * @module
+ */
+import type { SequentialDataset } from "../data/dataset.ts";
+import { parseInteractions } from "../data/formats.ts";
+import { loadDatasetWithInfo } from "../data/load.ts";
+import { resolveDatasetSource } from "../data/paths.ts";
+import { buildSequentialDataset } from "../data/pipeline.ts";
+import { initGpu } from "../ops/runtime.ts";
+import { type PlotlyFigure, plotlyFigure } from "../viz/plotly.ts";
+import { type RichTable, richTable } from "../viz/table.ts";
+import { type TrainConfig, trainConfig } from "./config.ts";
+import { createModel, MAMBA4REC_PRESETS } from "./registry.ts";
+import { train, type TrainResult } from "./trainer.ts";
+
+/** `quick`: a slice that runs on a CPU adapter in minutes; `full`: the paper's protocol. */
+export type ExperimentMode = "quick" | "full";
+
+/** Options of {@link runExperiment}. */
+export interface ExperimentOptions {
+  /** Model name (`mamba4rec`). */
+  readonly model: string;
+  /** Dataset name or file. */
+  readonly dataset: string;
+  /** Quick or full. */
+  readonly mode: ExperimentMode;
+  /** Users kept in quick mode (default 300). */
+  readonly quickUsers?: number;
+  /** Training overrides (epochs, batchSize, maxLength, …). */
+  readonly train?: Record<string, unknown>;
+  /** Model overrides (hiddenSize, numLayers, dropoutProb, …). */
+  readonly modelConfig?: Record<string, unknown>;
+}
+
+/** What {@link runExperiment} returns. */
+export interface ExperimentResult {
+  /** The dataset trained on. */
+  readonly dataset: SequentialDataset;
+  /** The adapter's description. */
+  readonly adapter: string;
+  /** The training configuration used. */
+  readonly config: TrainConfig;
+  /** The model's hyperparameters. */
+  readonly modelConfig: object;
+  /** Number of trainable parameters. */
+  readonly parameters: number;
+  /** Training outcome. */
+  readonly result: TrainResult;
+  /** Wall time of the whole experiment, seconds. */
+  readonly seconds: number;
+}
+
+/**
+ * The interaction text restricted to the first `count` users (whitespace formats: `user item`
+ * pairs or `user i1 i2 …` lines), for quick runs on a slice of a real dataset.
+ */
+export function firstUsersText(text: string, count: number): string {
+  const kept = new Set<string>();
+  const lines: string[] = [];
+  for (const line of text.split("\n")) {
+    const user = line.trim().split(/\s+/, 1)[0];
+    if (!user) continue;
+    if (!kept.has(user)) {
+      if (kept.size === count) continue;
+      kept.add(user);
+    }
+    lines.push(line);
+  }
+  return lines.join("\n");
+}
+
+/** Loads data, trains and tests one model; see {@link ExperimentOptions}. */
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
+  const start = performance.now();
+  const info = await initGpu();
+  const preset = MAMBA4REC_PRESETS[options.dataset.toLowerCase()];
+  let dataset: SequentialDataset;
+  if (options.mode === "quick") {
+    const source = resolveDatasetSource(options.dataset);
+    const text = firstUsersText(await Deno.readTextFile(source.path), options.quickUsers ?? 300);
+    const loaded = parseInteractions(text, source.path);
+    dataset = buildSequentialDataset(loaded, { name: `${source.name} (first users)` });
+  } else {
+    dataset = (await loadDatasetWithInfo(options.dataset)).dataset;
+  }
+  const config = trainConfig({
+    maxLength: preset?.maxLength,
+    ...(options.mode === "quick" ? { epochs: 3, batchSize: 256, maxLength: 50 } : {}),
+    verbose: true,
+    ...options.train,
+  });
+  const model = createModel(options.model, dataset.numItems, {
+    seed: config.seed,
+    dropoutProb: preset?.dropoutProb,
+    ...options.modelConfig,
+  });
+  const result = await train(model, dataset, config);
+  return {
+    dataset,
+    adapter: info.description,
+    config,
+    modelConfig: model.config,
+    parameters: model.params.count(),
+    result,
+    seconds: (performance.now() - start) / 1000,
+  };
+}
+
+/** The learning curve: training loss per epoch, and the validation metrics per epoch. */
+export function learningCurve(result: TrainResult, title: string): [PlotlyFigure, PlotlyFigure] {
+  const epochs = result.history.map((h) => h.epoch + 1);
+  const line = (name: string, y: number[]) => ({
+    type: "scatter" as const,
+    mode: "lines+markers" as const,
+    name,
+    x: epochs,
+    y,
+  });
+  const loss = plotlyFigure({
+    data: [line("training loss", result.history.map((h) => h.loss))],
+    layout: {
+      title: `${title}: training loss`,
+      xaxis: { title: "epoch" },
+      yaxis: { title: "cross-entropy" },
+    },
+  });
+  const metrics = plotlyFigure({
+    data: ["hit@10", "ndcg@10", "mrr@10"].map((k) =>
+      line(`valid ${k}`, result.history.map((h) => h.valid[k]))
+    ),
+    layout: {
+      title: `${title}: validation (best epoch ${result.bestEpoch + 1})`,
+      xaxis: { title: "epoch" },
+      yaxis: { title: "metric" },
+    },
+  });
+  return [loss, metrics];
+}
+
+/**
+ * The test metrics (HR, NDCG and MRR at 10, and any metric the paper gives) beside the paper's,
+ * with the relative difference; a metric the paper has no verified value for says so.
+ */
+export function paperComparison(
+  title: string,
+  test: Record<string, number>,
+  paper: Record<string, number>,
+): RichTable {
+  const metrics = [...new Set(["hit@10", "ndcg@10", "mrr@10", ...Object.keys(paper)])];
+  const rows = metrics.map((metric) => {
+    const ours = test[metric], value = paper[metric];
+    const diff = ours === undefined || value === undefined
+      ? "—"
+      : `${(100 * (ours - value) / value).toFixed(1)}%`;
+    return {
+      metric,
+      paper: value ?? "not verified",
+      ours: ours ?? "—",
+      "relative difference": diff,
+    };
+  });
+  return richTable(rows, { caption: title });
+}
