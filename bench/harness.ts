@@ -139,8 +139,8 @@ export async function measure<S>(
     const samples: number[] = [];
     let iterations: number;
     if (kind === "host") {
-      // Enough iterations to encode at least 500 dispatches, and at least `targetMs` / 10.
-      iterations = Math.max(1, Math.ceil(500 / Math.max(dispatches, 1)));
+      // Enough iterations to encode at least 500 dispatches (one when nothing is dispatched).
+      iterations = dispatches > 0 ? Math.ceil(500 / dispatches) : 1;
       for (let r = 0; r < repeats; r++) {
         const t0 = performance.now();
         for (let i = 0; i < iterations; i++) def.run(state);

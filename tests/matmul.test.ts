@@ -87,10 +87,11 @@ for (const [transA, transB] of TRANSPOSES) {
 
 /** The configurations the GPU uses, each tried in every layout on a full and a ragged shape. */
 const GPU_TILE_CASES: MatmulTiles[] = [
-  { bm: 128, bn: 128, bk: 8, tm: 8, tn: 8 },
+  { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
+  { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8, splits: 3 },
+  { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
   { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
   { bm: 64, bn: 128, bk: 8, tm: 4, tn: 8 },
-  { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8, splits: 3 },
 ];
 
 Deno.test("matmul: every tile configuration matches float64 on full and ragged shapes", async () => {
