@@ -3,46 +3,93 @@
  * bias-corrected moments), optional gradient-norm clipping with `clip_grad_norm_` semantics, and
  * the global gradient norm, all on the GPU: a training step never waits for the device.
  *
- * Each parameter's update is one fused elementwise kernel (decay, clipping coefficient, both
- * moments, the step). Clipping needs the norm over every gradient first: one partial-sum kernel
- * per parameter into a shared buffer of per-workgroup sums of squares, then one workgroup sums
- * those in a fixed order and takes the square root, so the norm is deterministic. The update
- * kernels read that norm from GPU memory; nothing is read back.
+ * Dispatches, not bytes, are what a step costs (each dispatch carries a fixed cost of tens of
+ * microseconds in Deno's WebGPU, measured on an H200), so the kernels work on packed lists: the
+ * optimizer keeps every parameter's moments in two packed buffers and one dispatch updates up to
+ * eleven parameters (decay, clipping coefficient, both moments and the step fused per value),
+ * and one dispatch takes per-block sums of squares of up to 31 gradients. Workgroups are
+ * assigned to tensors by ranges of their index (a generated chain of branches, since WGSL cannot
+ * index bindings). The norm's blocks are added in a fixed order by one workgroup, so it is
+ * deterministic; the update reads it from GPU memory, nothing is read back.
  *
- * Performance floor (H200, ~4.3 TB/s): the update reads a parameter, its gradient and both
- * moments and writes three of them: 28 bytes per value, ~2.5 µs for the ~380k values of a
- * one-layer Mamba4Rec on ML-1M; in practice the ~2 dispatches per parameter dominate.
+ * Performance floor (H200, ~4.3 TB/s): an update reads a parameter, its gradient and both
+ * moments and writes three of them, 28 bytes per value: ~2 µs for the 291k values of a one-layer
+ * Mamba4Rec on ML-1M, far below the 2–4 dispatches such a step takes (with clipping).
  *
  * @module
  */
-import { clone, fill } from "./elementwise.ts";
+import { fill, fillInto } from "./elementwise.ts";
 import { grid, launch, packParams } from "./launch.ts";
+import { runtime } from "./runtime.ts";
 import { keep, Tensor } from "./tensor.ts";
 
 const WG = 256;
 /** Values per workgroup of the sum-of-squares pass (each invocation loops over a strip). */
-const VALUES_PER_GROUP = 4096;
-/** Most workgroups (partial sums) one parameter's sum of squares is split into. */
-const MAX_GROUPS_PER_PARAM = 256;
+const NORM_VALUES_PER_GROUP = 16 * WG;
+/** Words of the parameter block (the runtime's 256-byte uniform slot). */
+const PARAM_WORDS = 64;
+/** Tensors per sum-of-squares dispatch: two parameter words each, two shared. */
+const MAX_NORM_TENSORS = (PARAM_WORDS - 2) / 2;
+/** Parameters per Adam dispatch: five parameter words each, seven shared. */
+const MAX_ADAM_TENSORS = Math.floor((PARAM_WORDS - 7) / 5);
 
-const SUM_SQUARES = /* wgsl */ `
-struct P { n: u32, groups: u32, offset: u32 }
+/** Splits `items` into consecutive runs of at most `size`. */
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** How many tensors one dispatch may bind besides `shared` fixed ones, at `per` each. */
+function bindable(shared: number, per: number): number {
+  const limit = runtime().device.limits.maxStorageBuffersPerShaderStage;
+  return Math.max(1, Math.floor((limit - shared) / per));
+}
+
+/**
+ * WGSL that runs one branch per tensor of a packed list: workgroups [end(k−1), end(k)) work on
+ * tensor k, with `j` their index within it. `body(k)` is the branch's code.
+ */
+function perTensorBranches(count: number, body: (k: number) => string): string {
+  const branches: string[] = [];
+  for (let k = 0; k < count; k++) {
+    const start = k === 0 ? "0u" : `p.end${k - 1}`;
+    branches.push(`if (w < p.end${k}) {\n    let j = w - ${start};\n${body(k)}\n  }`);
+  }
+  return branches.join(" else ");
+}
+
+function sumSquaresShader(count: number): string {
+  const ints = Array.from({ length: count }, (_, k) => `end${k}: u32, n${k}: u32`).join(", ");
+  const bindings = Array.from(
+    { length: count },
+    (_, k) => `@group(0) @binding(${k + 1}) var<storage, read> g${k}: array<f32>;`,
+  ).join("\n");
+  return /* wgsl */ `
+struct P { base: u32, gx: u32, ${ints} }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> partials: array<f32>;
+${bindings}
+@group(0) @binding(${count + 1}) var<storage, read_write> partials: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
+// Workgroup w sums the squares of one ${NORM_VALUES_PER_GROUP}-value block of one tensor.
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = wid.x + wid.y * p.gx;
   var s = 0.0;
-  for (var i = wid.x * ${WG}u + lid; i < p.n; i += p.groups * ${WG}u) { s += g[i] * g[i]; }
+  ${
+    perTensorBranches(count, (k) =>
+      `    let stop = min(p.n${k}, (j + 1u) * ${NORM_VALUES_PER_GROUP}u);
+    for (var i = j * ${NORM_VALUES_PER_GROUP}u + lid; i < stop; i += ${WG}u) { s += g${k}[i] * g${k}[i]; }`)
+  }
   red[lid] = s;
   workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] += red[lid + w]; }
+  for (var h = ${WG / 2}u; h > 0u; h >>= 1u) {
+    if (lid < h) { red[lid] += red[lid + h]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { partials[p.offset + wid.x] = red[0]; }
+  if (lid == 0u && w < p.end${count - 1}) { partials[p.base + w] = red[0]; }
 }`;
+}
 
 const SQRT_OF_SUM = /* wgsl */ `
 struct P { n: u32 }
@@ -63,71 +110,86 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { norm[0] = sqrt(red[0]); }
 }`;
 
-function groupsFor(n: number): number {
-  return Math.min(MAX_GROUPS_PER_PARAM, Math.max(1, Math.ceil(n / VALUES_PER_GROUP)));
-}
-
 /**
  * The L2 norm of all the parameters' gradients taken together (`clip_grad_norm_`'s total norm),
- * as a `[]` tensor computed on the GPU. Parameters without a gradient are skipped; with none
- * the norm is 0.
+ * as a `[]` tensor computed on the GPU: per-block sums of squares of many gradients per dispatch,
+ * then one workgroup adds the blocks in a fixed order (deterministic) and takes the root.
+ * Parameters without a gradient are skipped; with none the norm is 0.
  * @param params parameters whose `.grad` is read
  */
 export function globalGradNorm(params: readonly Tensor[]): Tensor {
+  const op = "globalGradNorm";
   const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null && g.size > 0);
   if (grads.length === 0) return fill([], 0);
-  const groups = grads.map((g) => groupsFor(g.size));
-  const total = groups.reduce((a, b) => a + b, 0);
-  const partials = Tensor.empty([total], "f32", "globalGradNorm");
-  let offset = 0;
-  grads.forEach((g, k) => {
-    launch(
-      "globalGradNorm",
-      SUM_SQUARES,
-      packParams([g.size, groups[k], offset]),
-      [g, partials],
-      [groups[k]],
-    );
-    offset += groups[k];
-  });
-  const norm = Tensor.empty([], "f32", "globalGradNorm");
-  launch("globalGradNorm", SQRT_OF_SUM, packParams([total]), [partials, norm], [1]);
+  const blocks = (g: Tensor) => Math.ceil(g.size / NORM_VALUES_PER_GROUP);
+  const total = grads.reduce((a, g) => a + blocks(g), 0);
+  const partials = Tensor.empty([total], "f32", op);
+  let base = 0;
+  for (const batch of chunks(grads, Math.min(MAX_NORM_TENSORS, bindable(1, 1)))) {
+    const ints: number[] = [];
+    let end = 0;
+    for (const g of batch) ints.push(end += blocks(g), g.size);
+    const gr = grid(end, 1);
+    launch(op, sumSquaresShader(batch.length), packParams([base, gr.groups[0], ...ints]), [
+      ...batch,
+      partials,
+    ], gr.groups);
+    base += end;
+  }
+  const norm = Tensor.empty([], "f32", op);
+  launch(op, SQRT_OF_SUM, packParams([total]), [partials, norm], [1]);
   partials.dispose();
   return norm;
 }
 
-function adamShader(clipped: boolean): string {
+function adamShader(count: number, clipped: boolean): string {
+  const ints = Array.from({ length: count }, (_, k) => `end${k}: u32, n${k}: u32, off${k}: u32`);
+  const floats = Array.from(
+    { length: count },
+    (_, k) => `step_size${k}: f32, bias2_sqrt${k}: f32`,
+  );
+  const bindings = Array.from(
+    { length: count },
+    (_, k) =>
+      `@group(0) @binding(${2 * k + 1}) var<storage, read_write> param${k}: array<f32>;
+@group(0) @binding(${2 * k + 2}) var<storage, read> grad${k}: array<f32>;`,
+  ).join("\n");
+  const b = 2 * count + 1;
   return /* wgsl */ `
 struct P {
-  n: u32, stride: u32,
-  step_size: f32, one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32, eps: f32,
-  weight_decay: f32, bias2_sqrt: f32, max_norm: f32,
+  gx: u32, ${ints.join(", ")},
+  one_minus_beta1: f32, beta2: f32, one_minus_beta2: f32, eps: f32, weight_decay: f32,
+  max_norm: f32, ${floats.join(", ")},
 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> param: array<f32>;
-@group(0) @binding(3) var<storage, read_write> exp_avg: array<f32>;
-@group(0) @binding(4) var<storage, read_write> exp_avg_sq: array<f32>;
-${clipped ? "@group(0) @binding(5) var<storage, read> norm: array<f32>;" : ""}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
-  if (i >= p.n) { return; }
-  let x = param[i];
-  ${
-    clipped
-      // clip_grad_norm_: coefficient max_norm / (total + 1e-6), clamped to 1.
-      ? "let g = grad[i] * min(p.max_norm / (norm[0] + 1e-6), 1.0) + p.weight_decay * x;"
-      : "let g = grad[i] + p.weight_decay * x;"
-  }
-  // As torch.optim.Adam: m.lerp_(g, 1 − β1); v = β2·v + (1 − β2)·g²;
-  // x −= lr/(1 − β1ᵗ) · m / (sqrt(v)/sqrt(1 − β2ᵗ) + eps). The scalars come from the host in
-  // float64, as PyTorch's Python floats do: 1 − f32(0.999) would be off by 1.3e-5.
+${bindings}
+// The moments of every parameter, packed: parameter k's values start at off_k.
+@group(0) @binding(${b}) var<storage, read_write> exp_avg: array<f32>;
+@group(0) @binding(${b + 1}) var<storage, read_write> exp_avg_sq: array<f32>;
+${clipped ? `@group(0) @binding(${b + 2}) var<storage, read> norm: array<f32>;` : ""}
+// One value's update as torch.optim.Adam: g = coef·grad + λ·x; m.lerp_(g, 1 − β1);
+// v = β2·v + (1 − β2)·g²; x −= lr/(1 − β1ᵗ) · m / (sqrt(v)/sqrt(1 − β2ᵗ) + eps). The scalars
+// come from the host in float64, as PyTorch's Python floats do (1 − f32(0.999) is off by 1.3e-5).
+fn update(x: f32, grad: f32, coef: f32, i: u32, step_size: f32, bias2_sqrt: f32) -> f32 {
+  let g = grad * coef + p.weight_decay * x;
   let m = exp_avg[i] + p.one_minus_beta1 * (g - exp_avg[i]);
   let v = p.beta2 * exp_avg_sq[i] + p.one_minus_beta2 * g * g;
   exp_avg[i] = m;
   exp_avg_sq[i] = v;
-  param[i] = x - p.step_size * m / (sqrt(v) / p.bias2_sqrt + p.eps);
+  return x - step_size * m / (sqrt(v) / bias2_sqrt + p.eps);
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let w = wid.x + wid.y * p.gx;
+  // clip_grad_norm_: coefficient max_norm / (total + 1e-6), clamped to 1.
+  let coef = ${clipped ? "min(p.max_norm / (norm[0] + 1e-6), 1.0)" : "1.0"};
+  ${
+    perTensorBranches(count, (k) =>
+      `    let i = j * ${WG}u + lid;
+    if (i < p.n${k}) {
+      param${k}[i] = update(param${k}[i], grad${k}[i], coef, p.off${k} + i, p.step_size${k}, p.bias2_sqrt${k});
+    }`)
+  }
 }`;
 }
 
@@ -163,6 +225,10 @@ export interface AdamState {
  * preceded by `clip_grad_norm_(params, maxGradNorm)`, computed on the GPU. Parameters whose
  * `.grad` is null at a step are skipped and keep their step count, as in PyTorch.
  *
+ * The moments of all parameters live in two packed buffers, so one dispatch updates up to
+ * eleven parameters (as many as the parameter block and the device's storage bindings allow):
+ * a step is a handful of dispatches, not one or two per parameter.
+ *
  * Deviation from PyTorch: clipping scales the gradient inside the update only; the tensors in
  * `.grad` keep their unclipped values.
  */
@@ -179,9 +245,11 @@ export class Adam {
   readonly weightDecay: number;
   /** Total gradient norm to clip to, or undefined for no clipping. */
   readonly maxGradNorm: number | undefined;
+  /** Where each parameter's moments start in the packed buffers. */
+  readonly #offsets: number[];
+  readonly #total: number;
   #steps: number[];
-  #expAvg: (Tensor | null)[];
-  #expAvgSq: (Tensor | null)[];
+  #moments: { m: Tensor; v: Tensor } | null = null;
 
   /**
    * An optimizer over `params` (f32 tensors, each listed once).
@@ -220,56 +288,92 @@ export class Adam {
     this.eps = eps;
     this.weightDecay = weightDecay;
     this.maxGradNorm = maxGradNorm;
+    let total = 0;
+    this.#offsets = params.map((p) => (total += p.size) - p.size);
+    this.#total = total;
     this.#steps = params.map(() => 0);
-    this.#expAvg = params.map(() => null);
-    this.#expAvgSq = params.map(() => null);
   }
 
-  /** Updates every parameter that has a gradient (a few dispatches each; no GPU wait). */
+  /** The packed moment buffers, zeroed on first use. */
+  #packed(): { m: Tensor; v: Tensor } {
+    if (!this.#moments) {
+      const n = Math.max(1, this.#total);
+      this.#moments = { m: keep(fill([n], 0)), v: keep(fill([n], 0)) };
+    }
+    return this.#moments;
+  }
+
+  /** Updates every parameter that has a gradient (no GPU wait). */
   step(): void {
-    const [beta1, beta2] = this.betas;
-    const clipped = this.maxGradNorm !== undefined;
-    const norm = clipped ? globalGradNorm(this.params) : null;
-    const shader = adamShader(clipped);
+    const op = "Adam";
+    const active: number[] = [];
     this.params.forEach((param, k) => {
       const grad = param.grad;
       if (!grad) return;
-      if (grad.size !== param.size) {
+      if (grad.size !== param.size || grad.dtype !== "f32") {
         throw new RangeError(
-          `Adam: parameter ${k} ${param.describe()} has a gradient of shape ${grad.describe()}`,
+          `${op}: parameter ${k} ${param.describe()} has a gradient ${grad.describe()}`,
         );
       }
-      const t = ++this.#steps[k];
-      const m = this.#expAvg[k] ??= keep(fill(param.shape, 0));
-      const v = this.#expAvgSq[k] ??= keep(fill(param.shape, 0));
-      const g = grid(param.size, WG);
-      const params = packParams([param.size, g.stride], [
-        this.lr / (1 - beta1 ** t),
+      if (param.size > 0) active.push(k);
+    });
+    if (active.length === 0) return;
+    const [beta1, beta2] = this.betas;
+    const clipped = this.maxGradNorm !== undefined;
+    const norm = clipped ? globalGradNorm(this.params) : null;
+    const { m, v } = this.#packed();
+    const perDispatch = Math.min(MAX_ADAM_TENSORS, bindable(clipped ? 3 : 2, 2));
+    for (const batch of chunks(active, perDispatch)) {
+      const ints: number[] = [];
+      const floats: number[] = [];
+      let end = 0;
+      for (const k of batch) {
+        const t = ++this.#steps[k];
+        const n = this.params[k].size;
+        ints.push(end += Math.ceil(n / WG), n, this.#offsets[k]);
+        floats.push(this.lr / (1 - beta1 ** t), Math.sqrt(1 - beta2 ** t));
+      }
+      const g = grid(end, 1);
+      const common = [
         1 - beta1,
         beta2,
         1 - beta2,
         this.eps,
         this.weightDecay,
-        Math.sqrt(1 - beta2 ** t),
         this.maxGradNorm ?? 0,
-      ]);
+      ];
+      const tensors = batch.flatMap((k) => [this.params[k], this.params[k].grad!]);
+      tensors.push(m, v);
+      if (norm) tensors.push(norm);
       launch(
-        "Adam",
-        shader,
-        params,
-        norm ? [grad, param, m, v, norm] : [grad, param, m, v],
+        op,
+        adamShader(batch.length, clipped),
+        packParams([g.groups[0], ...ints], [...common, ...floats]),
+        tensors,
         g.groups,
       );
-    });
+    }
     norm?.dispose();
   }
 
-  /** Copies of the step counts and moments, for a checkpoint (the caller owns the tensors). */
+  /**
+   * Copies of the step counts and moments, for a checkpoint (the caller owns the tensors; a
+   * parameter never updated has null moments, as PyTorch keeps no state for it).
+   */
   state(): AdamState {
+    const slice = (packed: Tensor | undefined, k: number) => {
+      const p = this.params[k];
+      if (!packed || this.#steps[k] === 0) return null;
+      const t = Tensor.empty(p.shape, "f32", "Adam.state");
+      if (p.size > 0) {
+        runtime().copy(packed.storage, t.storage, 4 * p.size, 4 * this.#offsets[k], 0);
+      }
+      return t;
+    };
     return {
       steps: [...this.#steps],
-      expAvg: this.#expAvg.map((t) => (t ? clone(t) : null)),
-      expAvgSq: this.#expAvgSq.map((t) => (t ? clone(t) : null)),
+      expAvg: this.params.map((_, k) => slice(this.#moments?.m, k)),
+      expAvgSq: this.params.map((_, k) => slice(this.#moments?.v, k)),
     };
   }
 
@@ -295,29 +399,25 @@ export class Adam {
         );
       }
     });
-    this.dispose();
+    const { m, v } = this.#packed();
+    fillInto(m, 0);
+    fillInto(v, 0);
+    this.params.forEach((p, k) => {
+      const pairs: [Tensor | null, Tensor][] = [[state.expAvg[k], m], [state.expAvgSq[k], v]];
+      for (const [src, dst] of pairs) {
+        if (src && p.size > 0) {
+          runtime().copy(src.storage, dst.storage, 4 * p.size, 0, 4 * this.#offsets[k]);
+        }
+      }
+    });
     this.#steps = [...state.steps];
-    this.#expAvg = state.expAvg.map((
-      t,
-      k,
-    ) => (t ? keep(reshaped(clone(t), this.params[k])) : null));
-    this.#expAvgSq = state.expAvgSq.map((t, k) =>
-      t ? keep(reshaped(clone(t), this.params[k])) : null
-    );
   }
 
   /** Frees the moments and resets the step counts (a later step starts Adam afresh). */
   dispose(): void {
-    for (const t of [...this.#expAvg, ...this.#expAvgSq]) t?.dispose();
+    this.#moments?.m.dispose();
+    this.#moments?.v.dispose();
+    this.#moments = null;
     this.#steps = this.params.map(() => 0);
-    this.#expAvg = this.params.map(() => null);
-    this.#expAvgSq = this.params.map(() => null);
   }
-}
-
-/** `t` viewed with `like`'s shape (same size), taking over `t`'s reference. */
-function reshaped(t: Tensor, like: Tensor): Tensor {
-  const view = new Tensor(t.storage, like.shape, "f32");
-  t.dispose();
-  return view;
 }
