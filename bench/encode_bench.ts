@@ -66,7 +66,7 @@ function stepBenchmark(name: string, errorScopes: boolean): void {
       s.x.dispose();
       for (const p of s.params) p.dispose();
     },
-    note: "Linear·GELU·Linear·residual·SiLU + backward",
+    note: "Linear·GELU·Linear·SiLU + backward",
   });
 }
 
@@ -153,7 +153,7 @@ benchmark<ProbeState & { group: GPUBindGroup }>({
     rt.device.queue.submit([encoder.finish()]);
   },
   teardown: freeProbe,
-  note: "setPipeline + setBindGroup + dispatch",
+  note: "setPipeline, setBindGroup, dispatch",
 });
 
 benchmark<{ a: Tensor; b: Tensor }>({

@@ -209,7 +209,11 @@ export async function runBenchmarks(options: RunOptions = {}): Promise<BenchResu
 export function formatRow(r: BenchResult): string {
   const time = r.kind === "host" ? `${r.ms.toFixed(3)} ms host` : `${r.ms.toFixed(3)} ms`;
   const rate = [
-    r.tflops !== undefined ? `${r.tflops.toFixed(2)} TFLOP/s` : "",
+    r.tflops === undefined
+      ? ""
+      : r.tflops >= 0.1
+      ? `${r.tflops.toFixed(2)} TFLOP/s`
+      : `${(r.tflops * 1000).toFixed(2)} GFLOP/s`,
     r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : "",
     r.msPer500Dispatches !== undefined
       ? `encoding 500 dispatches: ${r.msPer500Dispatches.toFixed(2)} ms host`

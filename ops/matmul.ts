@@ -324,35 +324,70 @@ ${epilogue}}
 }
 
 /**
- * Tile configurations by output shape, from the sweep on an NVIDIA H200 (bench/matmul_sweep.ts).
- * 64×64 tiles with 8×8 outputs per thread (64 threads) matched the best configuration on 4096³
- * (26 TFLOP/s) and beat every other one on the 409600-row products, where they make the most
- * workgroups.
+ * GPU tile configurations, from two sweeps on an NVIDIA H200 (bench/matmul_sweep.ts):
+ * - `output`: 64×64 tiles with 8×8 outputs per thread (64 threads) were within the run-to-run
+ *   spread (±5 %) of the best configuration on 1024³–4096³ and on the 409600-row products
+ *   (26–29 TFLOP/s and 23–25 TFLOP/s), and make the most workgroups for small outputs.
+ * - `reduction`: for products with few output tiles and a long reduction (weight gradients),
+ *   split-K with 64×64 tiles of 4×4 per thread (256 threads, more warps per workgroup to hide
+ *   latency when workgroups are few) and 16-deep slices: 21.9 TFLOP/s, against 14–20 for the
+ *   output configuration at any split count.
  */
 const GPU_TILES = {
-  large: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
-  tall: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
-  wide: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
-  small: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
+  output: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
+  reduction: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
 } satisfies Record<string, MatmulTiles>;
 
 /** On CPU implementations: small kernels that compile quickly; speed is not the point there. */
 const CPU_TILES: MatmulTiles = { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 };
 
-/** Split-K aims at this many workgroups: two per SM of an H200 (132 SMs) measured best. */
+/**
+ * Split-K aims at this many workgroups: 66 splits of the 4 output tiles of a 64×256 weight
+ * gradient (two 256-thread workgroups per SM of an H200) measured best, ahead of 33 and 132.
+ */
 const GPU_TARGET_WORKGROUPS = 264;
 /** On a CPU a few workgroups suffice; split-K still runs, so the tests there exercise it. */
 const CPU_TARGET_WORKGROUPS = 8;
-/** A split-K slice covers at least this many reduction steps, so partials stay few. */
-const MIN_STEPS_PER_SPLIT = 4;
+/** A split-K slice covers at least this many reduction steps: shorter ones cost a dispatch more
+ * than they gain. */
+const MIN_STEPS_PER_SPLIT = 16;
 
-/** The tile configuration {@link matmul} picks for an `M × N` output on this device. */
-export function defaultTiles(m: number, n: number): MatmulTiles {
-  if (runtime().info.isCpu) return CPU_TILES;
-  if (m > 64 && n > 64) return GPU_TILES.large;
-  if (m > 64) return GPU_TILES.tall;
-  if (n > 64) return GPU_TILES.wide;
-  return GPU_TILES.small;
+/** How one product runs: its tiles and how many workgroups split its reduction. */
+export interface MatmulPlan {
+  /** The tile configuration. */
+  tiles: MatmulTiles;
+  /** Workgroups along the reduction dimension (1: no split-K). */
+  splits: number;
+}
+
+/**
+ * The tiles and split-K count {@link matmul} uses on this device for `outputs` products of
+ * `M × N` (summed over `innerBatch` products each) with reduction length `K`, unless `override`
+ * fixes the tiles (and possibly the splits).
+ */
+export function planMatmul(
+  m: number,
+  n: number,
+  k: number,
+  outputs = 1,
+  innerBatch = 1,
+  override?: MatmulTiles,
+): MatmulPlan {
+  const cpu = runtime().info.isCpu;
+  const target = cpu ? CPU_TARGET_WORKGROUPS : GPU_TARGET_WORKGROUPS;
+  const autoSplits = (t: MatmulTiles) => {
+    const outTiles = Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * outputs;
+    const steps = innerBatch * Math.ceil(k / t.bk);
+    if (outTiles * 2 >= target) return 1;
+    return Math.max(
+      1,
+      Math.min(Math.ceil(target / outTiles), Math.floor(steps / MIN_STEPS_PER_SPLIT)),
+    );
+  };
+  if (override) return { tiles: override, splits: override.splits ?? autoSplits(override) };
+  if (cpu) return { tiles: CPU_TILES, splits: autoSplits(CPU_TILES) };
+  if (autoSplits(GPU_TILES.output) === 1) return { tiles: GPU_TILES.output, splits: 1 };
+  return { tiles: GPU_TILES.reduction, splits: autoSplits(GPU_TILES.reduction) };
 }
 
 function tileBytes(t: MatmulTiles, padA: number, padB: number): number {
@@ -447,20 +482,14 @@ function product(
   }
   const out = Tensor.empty(outShape, "f32", op);
   if (out.size === 0) return out;
-  const t = tiles ?? defaultTiles(M, n);
+  const plan = planMatmul(M, n, K, outBatch, innerBatch, tiles);
+  const t = plan.tiles;
   checkTiles(op, t);
   const tilesM = Math.ceil(M / t.bm), tilesN = Math.ceil(n / t.bn);
   const kTiles = Math.ceil(K / t.bk);
   const steps = innerBatch * kTiles;
   const rt = runtime();
-  let splits = t.splits;
-  if (splits === undefined) {
-    const target = rt.info.isCpu ? CPU_TARGET_WORKGROUPS : GPU_TARGET_WORKGROUPS;
-    const outTiles = tilesM * tilesN * outBatch;
-    splits = outTiles * 2 >= target
-      ? 1
-      : Math.min(Math.ceil(target / outTiles), Math.floor(steps / MIN_STEPS_PER_SPLIT));
-  }
+  let splits = plan.splits;
   splits = Math.max(1, Math.min(splits, steps));
   const stepsPerSplit = Math.ceil(steps / splits);
   splits = Math.max(1, Math.ceil(steps / stepsPerSplit));

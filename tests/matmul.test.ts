@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/mod.ts";
-import { matmul, type MatmulTiles } from "../ops/matmul.ts";
+import { matmul, type MatmulTiles, planMatmul } from "../ops/matmul.ts";
 import { matmulGradRef, matmulRef, productDims, type ProductSpec } from "./matmul_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
@@ -85,13 +85,13 @@ for (const [transA, transB] of TRANSPOSES) {
   });
 }
 
-/** The configurations the GPU uses, each tried in every layout on a full and a ragged shape. */
+/** The GPU's configurations and a few others, each tried on full and ragged shapes. */
 const GPU_TILE_CASES: MatmulTiles[] = [
   { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
   { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8, splits: 3 },
   { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
   { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
-  { bm: 64, bn: 128, bk: 8, tm: 4, tn: 8 },
+  { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4, splits: 5 },
 ];
 
 Deno.test("matmul: every tile configuration matches float64 on full and ragged shapes", async () => {
@@ -160,6 +160,19 @@ Deno.test("matmul: split-K sums its partials deterministically", async () => {
   assertClose(many, want, 1e-5, `16 splits, seed ${seed}`);
   assertClose(odd, want, 1e-5, `7 splits, seed ${seed}`);
   assertEquals([...many], [...again], `split-K is not deterministic (seed ${seed})`);
+});
+
+Deno.test("matmul: split-K only for few output tiles over a long reduction", () => {
+  const few = planMatmul(5, 7, 4096);
+  const plenty = planMatmul(4096, 4096, 4096);
+  const short = planMatmul(5, 7, 64);
+  if (!(few.splits > 1)) throw new Error(`5×7 over K = 4096 is not split: ${JSON.stringify(few)}`);
+  assertEquals(plenty.splits, 1);
+  assertEquals(short.splits, 1);
+  assertEquals(
+    planMatmul(5, 7, 4096, 1, 1, { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4, splits: 3 }).splits,
+    3,
+  );
 });
 
 Deno.test("matmul: a larger batched Linear layer with the default tiles", async () => {
