@@ -1,0 +1,177 @@
+/**
+ * Float64 reference of the selective scan (mamba_ssm's `selective_scan_fn` semantics) and its
+ * gradients: a plain sequential recurrence per (batch, channel), keeping every state, and the
+ * hand-derived reverse pass over it.
+ */
+
+/** Sizes and switches of one scan. */
+export interface ScanProblem {
+  /** Batch size. */
+  batch: number;
+  /** Channels d. */
+  channels: number;
+  /** Sequence length l. */
+  length: number;
+  /** State size n. */
+  states: number;
+  /** Whether Δ goes through softplus (after adding the bias). */
+  softplus: boolean;
+  /** `"bld"`: (batch, ·, length) tensors are stored (batch, length, ·). */
+  channelsLast: boolean;
+}
+
+/** The scan's inputs; the optional ones may be absent. */
+export interface ScanInputs {
+  /** (batch, d, l). */
+  u: Float64Array;
+  /** (batch, d, l). */
+  delta: Float64Array;
+  /** (d, n). */
+  A: Float64Array;
+  /** (batch, n, l). */
+  B: Float64Array;
+  /** (batch, n, l). */
+  C: Float64Array;
+  /** (d). */
+  D?: Float64Array;
+  /** (batch, d, l). */
+  z?: Float64Array;
+  /** (d). */
+  deltaBias?: Float64Array;
+}
+
+/** Gradients of every input (absent inputs get none). */
+export interface ScanGrads {
+  /** du. */
+  u: Float64Array;
+  /** dΔ (before the bias and softplus, i.e. with respect to the `delta` input). */
+  delta: Float64Array;
+  /** dA. */
+  A: Float64Array;
+  /** dB. */
+  B: Float64Array;
+  /** dC. */
+  C: Float64Array;
+  /** dD. */
+  D?: Float64Array;
+  /** dz. */
+  z?: Float64Array;
+  /** d deltaBias. */
+  deltaBias?: Float64Array;
+}
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
+
+/** Index of (b, c, t) in a (batch, d, l) tensor of this problem. */
+export function channelIndex(p: ScanProblem, b: number, c: number, t: number): number {
+  return p.channelsLast ? (b * p.length + t) * p.channels + c : (b * p.channels + c) * p.length + t;
+}
+
+/** Index of (b, s, t) in a (batch, n, l) tensor of this problem. */
+export function stateIndex(p: ScanProblem, b: number, s: number, t: number): number {
+  return p.channelsLast ? (b * p.length + t) * p.states + s : (b * p.states + s) * p.length + t;
+}
+
+interface Trajectory {
+  /** Δ after bias and softplus, per (b, c, t) in channel-index order. */
+  dt: Float64Array;
+  /** h_t for one (b, c): [t][s]. */
+  h: (b: number, c: number) => Float64Array;
+  /** y before gating. */
+  y: Float64Array;
+}
+
+function run(p: ScanProblem, x: ScanInputs): Trajectory {
+  const { batch, channels, length, states } = p;
+  const dt = new Float64Array(batch * channels * length);
+  const y = new Float64Array(dt.length);
+  const hs = new Map<number, Float64Array>();
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      const hist = new Float64Array(length * states);
+      const h = new Float64Array(states);
+      for (let t = 0; t < length; t++) {
+        const i = channelIndex(p, b, c, t);
+        const raw = x.delta[i] + (x.deltaBias ? x.deltaBias[c] : 0);
+        const d = p.softplus ? softplus(raw) : raw;
+        dt[i] = d;
+        let acc = x.D ? x.D[c] * x.u[i] : 0;
+        for (let s = 0; s < states; s++) {
+          const j = stateIndex(p, b, s, t);
+          h[s] = Math.exp(d * x.A[c * states + s]) * h[s] + d * x.B[j] * x.u[i];
+          hist[t * states + s] = h[s];
+          acc += x.C[j] * h[s];
+        }
+        y[i] = acc;
+      }
+      hs.set(b * channels + c, hist);
+    }
+  }
+  return { dt, y, h: (b, c) => hs.get(b * channels + c)! };
+}
+
+/** Forward: y = C·h + D·u, gated by SiLU(z) when z is given. */
+export function selectiveScanRef(p: ScanProblem, x: ScanInputs): Float64Array {
+  const { y } = run(p, x);
+  if (!x.z) return y;
+  return y.map((v, i) => v * x.z![i] * sigmoid(x.z![i]));
+}
+
+/** Reverse pass: every input's gradient for the output gradient `g`. */
+export function selectiveScanGradRef(p: ScanProblem, x: ScanInputs, g: Float64Array): ScanGrads {
+  const { batch, channels, length, states } = p;
+  const tr = run(p, x);
+  const out: ScanGrads = {
+    u: new Float64Array(x.u.length),
+    delta: new Float64Array(x.delta.length),
+    A: new Float64Array(x.A.length),
+    B: new Float64Array(x.B.length),
+    C: new Float64Array(x.C.length),
+    D: x.D ? new Float64Array(channels) : undefined,
+    z: x.z ? new Float64Array(x.z.length) : undefined,
+    deltaBias: x.deltaBias ? new Float64Array(channels) : undefined,
+  };
+  const lam = new Float64Array(states);
+  for (let b = 0; b < batch; b++) {
+    for (let c = 0; c < channels; c++) {
+      const hist = tr.h(b, c);
+      lam.fill(0);
+      for (let t = length - 1; t >= 0; t--) {
+        const i = channelIndex(p, b, c, t);
+        let gy = g[i];
+        if (x.z) {
+          const zz = x.z[i];
+          const sg = sigmoid(zz);
+          out.z![i] = g[i] * tr.y[i] * sg * (1 + zz * (1 - sg));
+          gy = g[i] * zz * sg;
+        }
+        if (x.D) {
+          out.D![c] += gy * x.u[i];
+          out.u[i] += gy * x.D[c];
+        }
+        const d = tr.dt[i];
+        let dd = 0;
+        for (let s = 0; s < states; s++) {
+          const j = stateIndex(p, b, s, t);
+          const a = x.A[c * states + s];
+          const da = Math.exp(d * a);
+          const hPrev = t > 0 ? hist[(t - 1) * states + s] : 0;
+          out.C[j] += gy * hist[t * states + s];
+          // λ_t = ∂L/∂h_t: this step's output plus the next step's decay of it.
+          lam[s] = gy * x.C[j] + lam[s];
+          out.B[j] += lam[s] * d * x.u[i];
+          out.u[i] += lam[s] * d * x.B[j];
+          out.A[c * states + s] += lam[s] * d * da * hPrev;
+          dd += lam[s] * (x.B[j] * x.u[i] + a * da * hPrev);
+          lam[s] *= da; // carried to step t − 1
+        }
+        const raw = x.delta[i] + (x.deltaBias ? x.deltaBias[c] : 0);
+        const ddelta = p.softplus ? dd * sigmoid(raw) : dd;
+        out.delta[i] = ddelta;
+        if (x.deltaBias) out.deltaBias![c] += ddelta;
+      }
+    }
+  }
+  return out;
+}
