@@ -37,6 +37,19 @@ interface Teams {
   k: number;
 }
 
+const shaders = new Map<string, string>();
+
+/** The forward or backward kernel for a team layout, generated once. */
+function shaderFor(kind: "forward" | "backward", teams: Teams): string {
+  const key = `${kind} ${teams.t} ${teams.k}`;
+  let src = shaders.get(key);
+  if (src === undefined) {
+    src = kind === "forward" ? forwardShader(teams) : backwardShader(teams);
+    shaders.set(key, src);
+  }
+  return src;
+}
+
 function teamsFor(cols: number): Teams {
   const t = Math.min(WG, 2 ** Math.ceil(Math.log2(Math.max(1, Math.ceil(cols / 2)))));
   return { t, teams: WG / t, k: Math.max(1, Math.ceil(cols / t)) };
@@ -271,7 +284,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   const g = grid(Math.ceil(rows / teams.teams), 1);
   launch(
     op,
-    forwardShader(teams),
+    shaderFor("forward", teams),
     packParams([rows, cols, g.groups[0]], [eps]),
     [x, weight, bias, y, mean, rstd],
     g.groups,
@@ -285,7 +298,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
     const partials = Tensor.empty([2, cols, groups], "f32", bop);
     launch(
       bop,
-      backwardShader(teams),
+      shaderFor("backward", teams),
       packParams([rows, cols, bg.groups[0], iters, groups]),
       [x, weight, dy, mean, rstd, dx, partials],
       bg.groups,

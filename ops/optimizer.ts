@@ -33,6 +33,15 @@ const MAX_NORM_TENSORS = (PARAM_WORDS - 2) / 2;
 /** Parameters per Adam dispatch: five parameter words each, seven shared. */
 const MAX_ADAM_TENSORS = Math.floor((PARAM_WORDS - 7) / 5);
 
+const shaderCache = new Map<string, string>();
+
+/** Generates a shader once per key (the sources are a few kB; steps reuse them). */
+function cachedShader(key: string, make: () => string): string {
+  let src = shaderCache.get(key);
+  if (src === undefined) shaderCache.set(key, src = make());
+  return src;
+}
+
 /** Splits `items` into consecutive runs of at most `size`. */
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -130,7 +139,8 @@ export function globalGradNorm(params: readonly Tensor[]): Tensor {
     let end = 0;
     for (const g of batch) ints.push(end += blocks(g), g.size);
     const gr = grid(end, 1);
-    launch(op, sumSquaresShader(batch.length), packParams([base, gr.groups[0], ...ints]), [
+    const shader = cachedShader(`norm ${batch.length}`, () => sumSquaresShader(batch.length));
+    launch(op, shader, packParams([base, gr.groups[0], ...ints]), [
       ...batch,
       partials,
     ], gr.groups);
@@ -347,7 +357,7 @@ export class Adam {
       if (norm) tensors.push(norm);
       launch(
         op,
-        adamShader(batch.length, clipped),
+        cachedShader(`adam ${batch.length} ${clipped}`, () => adamShader(batch.length, clipped)),
         packParams([g.groups[0], ...ints], [...common, ...floats]),
         tensors,
         g.groups,

@@ -162,6 +162,19 @@ Deno.test("embedding: out-of-range ids read as zero rows, get no gradient, and a
     "embedding: 3 ids were outside the table (smallest -3, largest 9)",
   );
   await checkEmbeddingIds(); // cleared by the previous check
+  // The same through the vec4 path (D a multiple of 4).
+  const wide = noGrad(() =>
+    embedding(
+      Tensor.from(new Int32Array([-1, 1, 5]), [3], "i32"),
+      Tensor.from(Float32Array.from({ length: 12 }, (_, i) => i + 1), [3, 4]),
+    )
+  );
+  assertEquals([...await wide.toArray()], [0, 0, 0, 0, 5, 6, 7, 8, 0, 0, 0, 0]);
+  await assertRejects(
+    () => checkEmbeddingIds(),
+    RangeError,
+    "embedding: 2 ids were outside the table (smallest -1, largest 5)",
+  );
   noGrad(() => embedding(Tensor.from(new Int32Array([0, 1, 2]), [3], "i32"), table));
   await checkEmbeddingIds(); // in-range ids raise nothing
 });
