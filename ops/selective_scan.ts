@@ -73,6 +73,12 @@ export interface SelectiveScanTuning {
   segments?: number;
   /** Backward only: channel groups per batch row run by separate workgroups (≥ 1). */
   channelGroups?: number;
+  /** Channels per workgroup (default: 256 invocations' worth, at most 32). */
+  channelsPerGroup?: number;
+  /** Steps per interval, the checkpoint spacing: 1, 2, 4, …, 64 (default: the most that fit). */
+  interval?: number;
+  /** Backward steps per workgroup-memory sum: 1, 2, 4 or 8, at most n and channelsPerGroup. */
+  backwardSumSteps?: number;
 }
 
 /** Sizes and compile-time switches of one scan. */
@@ -117,21 +123,38 @@ function sharedWords(n: number, cpg: number, ts: number, trf: number, trb: numbe
   };
 }
 
-function planScan(channels: number, states: number, length: number): ScanPlan {
-  const budget = Math.floor(runtime().info.maxWorkgroupBytes / 4);
-  const cpg = Math.min(channels, MAX_CHANNELS_PER_GROUP, Math.floor(MAX_THREADS / states));
-  for (const ts of [32, 16, 8, 4, 2, 1]) {
+function planScan(
+  channels: number,
+  states: number,
+  length: number,
+  tuning: SelectiveScanTuning,
+): ScanPlan {
+  const info = runtime().info;
+  const budget = Math.floor(info.maxWorkgroupBytes / 4);
+  const cpg = Math.min(
+    channels,
+    tuning.channelsPerGroup ?? Math.min(MAX_CHANNELS_PER_GROUP, Math.floor(MAX_THREADS / states)),
+  );
+  if (cpg * states > info.maxInvocations) {
+    throw new RangeError(
+      `${OP}: ${cpg} channels × ${states} states per workgroup exceed this device's ` +
+        `${info.maxInvocations} invocations`,
+    );
+  }
+  const fixed = tuning.interval !== undefined;
+  for (const ts of fixed ? [tuning.interval!] : [32, 16, 8, 4, 2, 1]) {
     // The backward's per-step sums are shared by trb·cpg channel tasks and trb·n state tasks,
     // each at most one per invocation: trb ≤ n and trb ≤ cpg.
     const trbCap = Math.min(ts, states, cpg);
     let trb = 0;
-    for (const t of [8, 4, 2, 1]) {
+    for (const t of tuning.backwardSumSteps ? [tuning.backwardSumSteps] : [8, 4, 2, 1]) {
       if (t <= trbCap && sharedWords(states, cpg, ts, 1, t).backward <= budget) {
         trb = t;
         break;
       }
     }
-    if (trb === 0 || (trb < Math.min(2, trbCap) && ts > 4)) continue;
+    if (!fixed && (trb === 0 || (trb < Math.min(2, trbCap) && ts > 4))) continue;
+    if (trb === 0) break;
     let trf = 1;
     for (const t of [32, 16, 8, 4, 2, 1]) {
       if (t <= ts && sharedWords(states, cpg, ts, t, trb).forward <= budget) {
@@ -150,8 +173,8 @@ function planScan(channels: number, states: number, length: number): ScanPlan {
     };
   }
   throw new RangeError(
-    `${OP}: n = ${states} states do not fit this device's workgroup memory ` +
-      `(${runtime().info.maxWorkgroupBytes} bytes)`,
+    `${OP}: n = ${states} states with ${cpg} channels per workgroup do not fit this device's ` +
+      `workgroup memory (${info.maxWorkgroupBytes} bytes; tuning ${JSON.stringify(tuning)})`,
   );
 }
 
@@ -172,6 +195,10 @@ function fold(total: number): { groups: [number, number]; gx: number } {
 
 // ---------------------------------------------------------------------------------------------
 // WGSL
+
+/** Σ_{i<10} q2^i / (2i + 1) in Horner form with literal coefficients. */
+const ATANH_SERIES = Array.from({ length: 10 }, (_, i) => (1 / (2 * i + 1)).toPrecision(9))
+  .reduceRight((inner, coef) => (inner ? `${coef} + q2 * (${inner})` : coef), "");
 
 /** Fields of the parameter block, all u32, in order. */
 const FIELDS = [
@@ -256,9 +283,7 @@ fn sigmoid_(v: f32) -> f32 {
 fn log1p_unit_(v: f32) -> f32 {
   let q = v / (2.0 + v);
   let q2 = q * q;
-  var sum = 1.0 / 19.0;
-  for (var k = 17.0; k > 0.0; k -= 2.0) { sum = 1.0 / k + q2 * sum; }
-  return 2.0 * q * sum;
+  return 2.0 * q * (${ATANH_SERIES});
 }
 fn softplus_(v: f32) -> f32 {
   if (v > 20.0) { return v; }
@@ -814,8 +839,17 @@ function validate(
   expect("D", o.D, [channels], "(d)");
   expect("deltaBias", o.deltaBias, [channels], "(d)");
   for (const [key, v] of Object.entries(o.tuning ?? {})) {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
-      throw new RangeError(`${OP}: tuning.${key} must be an integer ≥ 1, got ${v}`);
+    const power = key === "interval" || key === "backwardSumSteps";
+    const max = key === "interval" ? 64 : key === "backwardSumSteps" ? 8 : Infinity;
+    if (
+      v !== undefined &&
+      !(Number.isInteger(v) && v >= 1 && v <= max && (!power || (v & (v - 1)) === 0))
+    ) {
+      throw new RangeError(
+        `${OP}: tuning.${key} must be an integer ≥ 1${
+          power ? `, a power of two up to ${max}` : ""
+        }, got ${v}`,
+      );
     }
   }
   return {
@@ -859,7 +893,7 @@ export function selectiveScan(
   const { D, z, deltaBias } = options;
   const inputs = [u, delta, A, B, C, D, z, deltaBias].filter((t): t is Tensor => t !== undefined);
   const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
-  const plan = planScan(spec.channels, spec.states, spec.length);
+  const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
   const { batch, channels, states } = spec;
   const { segs, ips } = segmentsFor(plan, plan.cblocks * batch, options.tuning?.segments);
 

@@ -160,6 +160,55 @@ Deno.test("selectiveScan: length split into segments, channel groups in the back
   for (const [c, last] of cases) await check(c, last, seed, rng);
 });
 
+Deno.test("selectiveScan: explicit workgroup shapes and intervals give the same results", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const base = { batch: 2, channels: 10, length: 150, states: 16, D: true, z: true, bias: true };
+  for (
+    const tuning of [
+      { interval: 8, backwardSumSteps: 1, channelsPerGroup: 3 },
+      { interval: 64, backwardSumSteps: 1, channelsPerGroup: 4, segments: 2 },
+      { interval: 4, backwardSumSteps: 4, channelsPerGroup: 10, channelGroups: 1 },
+    ]
+  ) {
+    await check({ ...base, softplus: true, tuning }, tuning.interval === 8, seed, rng);
+  }
+});
+
+Deno.test("selectiveScan: softplus of delta follows PyTorch far out in both tails", async () => {
+  // One channel, one state: y_t = C·h_t with h_0 = Δ_0·B·u, so y_0 / (B·u·C) is Δ itself.
+  const deltas = [-30, -16, -4, 0.5, 19.5, 20.5, 25];
+  const p: ScanProblem = {
+    batch: 1,
+    channels: deltas.length,
+    length: 1,
+    states: 1,
+    softplus: true,
+    channelsLast: false,
+  };
+  const x: ScanInputs = {
+    u: new Float64Array(deltas.length).fill(1),
+    delta: Float64Array.from(deltas),
+    A: new Float64Array(deltas.length).fill(-1),
+    B: new Float64Array([1.5]),
+    C: new Float64Array([2]),
+  };
+  const t = (v: Float64Array, shape: number[]) => Tensor.from(Float32Array.from(v), shape);
+  const got = await selectiveScan(
+    t(x.u, [1, 7, 1]),
+    t(x.delta, [1, 7, 1]),
+    t(x.A, [7, 1]),
+    t(x.B, [1, 1, 1]),
+    t(x.C, [1, 1, 1]),
+    { deltaSoftplus: true },
+  ).toArray();
+  const want = selectiveScanRef(p, x);
+  want.forEach((w, i) => {
+    const rel = Math.abs(got[i] - w) / Math.abs(w);
+    assert(rel < 2e-6, `softplus(${deltas[i]}): got ${got[i] / 3}, want ${w / 3} (rel ${rel})`);
+  });
+});
+
 Deno.test("selectiveScan: the backward keeps checkpoints, not the state history", () => {
   const [b, d, l, n] = [2, 8, 200, 32];
   tidy(() => {
@@ -262,6 +311,16 @@ Deno.test("selectiveScan: bad input names the op and the shapes before any dispa
     () => selectiveScan(u, u, A, B, B, { tuning: { segments: 0 } }),
     RangeError,
     "selectiveScan: tuning.segments must be an integer ≥ 1, got 0",
+  );
+  assertThrows(
+    () => selectiveScan(u, u, A, B, B, { tuning: { interval: 12 } }),
+    RangeError,
+    "selectiveScan: tuning.interval must be an integer ≥ 1, a power of two up to 64, got 12",
+  );
+  assertThrows(
+    () => selectiveScan(u, u, A, B, B, { tuning: { channelsPerGroup: 3, backwardSumSteps: 8 } }),
+    RangeError,
+    "selectiveScan: n = 4 states with 3 channels per workgroup do not fit",
   );
   assertThrows(
     () => selectiveScan(t(2, 3), u, A, B, B),
