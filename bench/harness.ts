@@ -214,7 +214,11 @@ export function formatRow(r: BenchResult): string {
       : r.tflops >= 0.1
       ? `${r.tflops.toFixed(2)} TFLOP/s`
       : `${(r.tflops * 1000).toFixed(2)} GFLOP/s`,
-    r.gbps !== undefined ? `${r.gbps.toFixed(1)} GB/s` : "",
+    r.gbps === undefined
+      ? ""
+      : r.gbps >= 1
+      ? `${r.gbps.toFixed(1)} GB/s`
+      : `${(r.gbps * 1000).toFixed(1)} MB/s`,
     r.msPer500Dispatches !== undefined
       ? `encoding 500 dispatches: ${r.msPer500Dispatches.toFixed(2)} ms host`
       : "",

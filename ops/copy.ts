@@ -7,6 +7,8 @@
  * latency ≈ 4.3 TB/s × 0.8 µs), so each thread issues all of its vec4 reads before its writes,
  * and a workgroup covers one contiguous block in which consecutive threads touch consecutive vec4s
  * (every warp-wide access is whole 128-byte lines). Only the last, partial block is bounds checked.
+ * Measured on the H200: 3.70 TB/s for 1 GiB (0.580 ms); 1 to 8 vec4s per thread and workgroups of
+ * 128 to 512 threads all land within 3.3–3.7 TB/s.
  *
  * @module
  */
