@@ -70,7 +70,17 @@ const UNARY = {
 /** Names of the built-in unary functions. */
 export type UnaryName = keyof typeof UNARY;
 
+const unaryShaders = new Map<string, string>();
+
+/** The shader of a unary expression (generated once; the runtime caches pipelines by source). */
 function unaryShader(expr: string, withGrad: boolean): string {
+  const key = `${withGrad}:${expr}`;
+  let src = unaryShaders.get(key);
+  if (!src) unaryShaders.set(key, src = unaryShaderSource(expr, withGrad));
+  return src;
+}
+
+function unaryShaderSource(expr: string, withGrad: boolean): string {
   return /* wgsl */ `
 struct P { n: u32, stride: u32, a: f32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -134,7 +144,15 @@ export const addScalar = (x: Tensor, c: number): Tensor => unary("addScalar", x,
 type BinaryOp = "add" | "sub" | "mul";
 const BINARY_EXPR: Record<BinaryOp, string> = { add: "a + b", sub: "a - b", mul: "a * b" };
 
+const binaryShaders = new Map<string, string>();
+
 function binaryShader(expr: string): string {
+  let src = binaryShaders.get(expr);
+  if (!src) binaryShaders.set(expr, src = binaryShaderSource(expr));
+  return src;
+}
+
+function binaryShaderSource(expr: string): string {
   return /* wgsl */ `
 struct P { n: u32, stride: u32, nb: u32 }
 @group(0) @binding(0) var<uniform> p: P;

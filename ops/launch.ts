@@ -29,11 +29,16 @@ export function grid(n: number, workgroupSize: number): Grid {
  */
 export function packParams(ints: readonly number[], floats: readonly number[] = []): Uint32Array {
   const words = new Uint32Array(ints.length + floats.length);
-  const f = new Float32Array(words.buffer);
-  ints.forEach((v, i) => (words[i] = v >>> 0));
-  floats.forEach((v, i) => (f[ints.length + i] = v));
+  for (let i = 0; i < ints.length; i++) words[i] = ints[i] >>> 0;
+  for (let i = 0; i < floats.length; i++) {
+    floatScratch[0] = floats[i];
+    words[ints.length + i] = wordScratch[0];
+  }
   return words;
 }
+
+const floatScratch = new Float32Array(1);
+const wordScratch = new Uint32Array(floatScratch.buffer);
 
 /**
  * Compiles (once) and dispatches a kernel over tensors bound at 1..n in order.

@@ -33,6 +33,8 @@ export interface Kernel {
   readonly pipeline: GPUComputePipeline;
   /** Layout of bind group 0 (binding 0 is the parameter block, 1.. the storage buffers). */
   readonly layout: GPUBindGroupLayout;
+  /** A small unique number, part of bind-group cache keys. */
+  readonly id: number;
 }
 
 /** A pooled GPU allocation. `pendingFlush` marks buffers used by work not yet submitted. */
@@ -45,6 +47,8 @@ export interface PooledBuffer {
   lastEncoder: number;
   /** Number of live tensors viewing this buffer; it returns to the pool at zero. */
   refs: number;
+  /** A unique number, part of bind-group cache keys. */
+  readonly id: number;
 }
 
 /** Options for {@link initGpu}. */
@@ -55,6 +59,7 @@ export interface InitOptions {
 
 const PARAM_SLOT = 256; // bytes per dispatch in the parameter ring; the uniform offset alignment
 const MIN_ALLOC = 16;
+const MAX_BIND_GROUPS = 8192;
 
 class Runtime {
   readonly device: GPUDevice;
@@ -70,6 +75,8 @@ class Runtime {
   #paramCount = 0;
   #paramBuffer: GPUBuffer;
   #pendingErrors: Promise<string | null>[] = [];
+  #bufferIds = 0;
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
   /** Dispatches encoded since the runtime started (for benchmarks). */
   dispatchCount = 0;
   /** Bytes currently held by live tensors and the pool. */
@@ -97,13 +104,16 @@ class Runtime {
     if (cached) return cached;
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: name, code: wgsl });
+    // An explicit layout (rather than 'auto') lets the parameter block use a dynamic offset, so
+    // one bind group serves every dispatch over the same buffers.
+    const layout = this.device.createBindGroupLayout({ label: name, entries: bindingsOf(wgsl) });
     const pipeline = this.device.createComputePipeline({
       label: name,
-      layout: "auto",
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
     });
     this.#watch(this.device.popErrorScope(), `compiling kernel '${name}'`);
-    const k: Kernel = { name, pipeline, layout: pipeline.getBindGroupLayout(0) };
+    const k: Kernel = { name, pipeline, layout, id: this.#kernels.size + 1 };
     this.#kernels.set(wgsl, k);
     return k;
   }
@@ -132,7 +142,7 @@ class Runtime {
       `${op}: allocating ${capacity} bytes (${this.allocatedBytes} already held)`,
     );
     this.allocatedBytes += capacity;
-    return { buffer, capacity, lastEncoder: 0, refs: 0 };
+    return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds };
   }
 
   /** Returns a buffer to the pool. Later dispatches may reuse it; ordering stays correct. */
@@ -151,6 +161,7 @@ class Runtime {
       }
     }
     this.#pool.clear();
+    this.#bindGroups.clear();
   }
 
   /** Copies host data into a buffer, in order with every dispatch encoded before this call. */
@@ -203,21 +214,27 @@ class Runtime {
         new Uint8Array(params.buffer, params.byteOffset, params.byteLength),
       );
     }
-    const entries: GPUBindGroupEntry[] = [{
-      binding: 0,
-      resource: { buffer: this.#paramBuffer, offset, size: PARAM_SLOT },
-    }];
-    for (let i = 0; i < buffers.length; i++) {
-      const b = buffers[i];
+    let key = `${k.id}`;
+    for (const b of buffers) {
       b.lastEncoder = this.#encoderId;
-      entries.push({ binding: i + 1, resource: { buffer: b.buffer } });
+      key += `,${b.id}`;
     }
-    const scoped = this.errorScopes;
+    let group = this.#bindGroups.get(key);
+    const scoped = this.errorScopes && !group;
     if (scoped) this.device.pushErrorScope("validation");
-    const group = this.device.createBindGroup({ layout: k.layout, entries });
+    if (!group) {
+      const entries: GPUBindGroupEntry[] = [{
+        binding: 0,
+        resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_SLOT },
+      }];
+      buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
+      group = this.device.createBindGroup({ label: k.name, layout: k.layout, entries });
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
+      this.#bindGroups.set(key, group);
+    }
     const pass = this.#pass_();
     pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, group);
+    pass.setBindGroup(0, group, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
     if (scoped) this.#watch(this.device.popErrorScope(), `${op} (kernel '${k.name}')`);
     this.#opsInEncoder.push(op);
@@ -232,6 +249,7 @@ class Runtime {
     this.#params = new ArrayBuffer(bigger);
     this.#paramBuffer.destroy();
     this.#paramBuffer = this.#newParamBuffer(bigger);
+    this.#bindGroups.clear();
   }
 
   /** Copies `bytes` from one buffer to another (ends the current compute pass). */
@@ -443,4 +461,22 @@ function describeOps(ops: string[]): string {
   for (const o of ops) counts.set(o, (counts.get(o) ?? 0) + 1);
   const list = [...counts].map(([o, c]) => (c > 1 ? `${o}×${c}` : o)).join(", ");
   return `a command buffer of ${ops.length} dispatches (${list})`;
+}
+
+/**
+ * The bind-group layout entries a kernel declares: binding 0 its uniform parameter block (with a
+ * dynamic offset into the parameter ring), the others storage buffers, read-only or read-write as
+ * the WGSL says.
+ */
+export function bindingsOf(wgsl: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  const re = /@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read_write|read))?\s*>/g;
+  for (const m of wgsl.matchAll(re)) {
+    const binding = Number(m[1]);
+    const buffer: GPUBufferBindingLayout = m[2] === "uniform"
+      ? { type: "uniform", hasDynamicOffset: true }
+      : { type: m[3] === "read_write" ? "storage" : "read-only-storage" };
+    entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer });
+  }
+  return entries;
 }
