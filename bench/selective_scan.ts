@@ -167,24 +167,19 @@ registerConv(true);
 if (import.meta.main) {
   const variants = Deno.args.includes("--variants");
   if (variants) {
-    for (const segments of [1, 4, 16]) registerScan("long", "bld", true, { segments });
-    for (const channelGroups of [2, 4]) {
-      registerScan("long", "bld", true, { segments: 1, channelGroups });
-    }
+    for (const forwardThreads of [32, 128]) registerScan("train", "bld", false, { forwardThreads });
+    registerScan("train", "bld", false, { forwardSteps: 8 });
+    for (const segments of [1, 4]) registerScan("long", "bld", false, { segments });
     for (
       const tuning of [
-        { channelGroups: 2 },
-        { segments: 2 },
-        { channelsPerGroup: 4 },
-        { channelsPerGroup: 16 },
-        { interval: 16 },
+        { channelsPerGroup: 4, backwardSumSteps: 4 },
+        { channelsPerGroup: 16, backwardSumSteps: 2 },
         { backwardSumSteps: 2 },
+        { interval: 16 },
+        { channelGroups: 2 },
       ]
     ) registerScan("train", "bld", true, tuning);
-    for (const tuning of [{ channelsPerGroup: 4 }, { channelsPerGroup: 16 }, { interval: 16 }]) {
-      registerScan("train", "bld", false, tuning);
-    }
-    for (const segments of [2, 4]) registerScan("long", "bld", false, { segments });
+    for (const segments of [2, 4]) registerScan("long", "bld", true, { segments });
   }
   const info = await initGpu();
   const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };

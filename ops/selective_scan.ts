@@ -7,27 +7,34 @@
  *     h_t[s] = exp(Δ_t·A[c,s])·h_{t−1}[s] + Δ_t·B[b,s,t]·u[b,c,t]        (h_{−1} = 0)
  *     y_t    = Σ_s C[b,s,t]·h_t[s] + D[c]·u[b,c,t],    out = y · SiLU(z)  (z optional)
  *
- * Work layout. One invocation owns one (batch, channel, state) recurrence; a workgroup holds CPG
- * channels × n states of one batch row. Time runs in intervals of TS steps: B_t and C_t of the
- * interval (shared by every channel of the row) and Δ, u of the workgroup's channels are staged
- * in workgroup memory, the steps run without barriers, and the n-sums (y, and in the backward du
- * and dΔ) and the channel sums (dB, dC) are done in workgroup memory once per few steps, never
- * per step. The state entering every interval is saved as a checkpoint (b·d·n·l/TS floats, not
- * the b·d·n·l history); the backward re-runs each interval from its checkpoint, keeps that
- * interval's states in a private array and walks it in reverse. Where batch × channels alone cannot
- * fill the GPU, the length is split into segments scanned in parallel: a local pass gives each
- * segment's end state from zero and its decay Π exp(Δ·A), a short pass carries the true states
- * across segments (the recurrence is linear), and the main pass starts every segment from its
- * true state. The backward's adjoint recurrence λ_t = C_t·gy_t + exp(Δ_{t+1}·A)·λ_{t+1} is split
- * the same way. Parameter gradients (dA, dD, d deltaBias) are per-row partial sums reduced by
- * `sumLeading`; nothing uses atomics, so every result is deterministic.
+ * Forward. One invocation owns one (batch, channel) recurrence with up to 32 states held in
+ * registers (larger n: several invocations per channel), so y_t = Σ_s C·h is summed in registers
+ * and the steps need no barrier. Per block of steps the workgroup stages (B_t, C_t) of its batch
+ * row (shared by all its channels) and (Δ, Δ·u, D·u, SiLU(z)) of its channels in workgroup
+ * memory, then writes the outputs coalesced. The state entering every interval of TS steps is
+ * saved as a checkpoint (b·d·n·l/TS floats, not the b·d·n·l history).
+ *
+ * Backward. One invocation owns one (batch, channel, state); a workgroup holds CPG channels × n
+ * states of one batch row and walks the intervals last to first: it stages B, C once per
+ * interval and, per block of CPG channels, (Δ, u, gy, the dz factor, softplus'), re-runs the
+ * interval from its checkpoint keeping the states in a private array, and walks it in reverse.
+ * Every few steps the sums over states (du, dΔ, y for dz) and over the block's channels (dB,
+ * dC) are done by all invocations from workgroup memory (no global reads between the barriers).
+ *
+ * Long sequences. Where batch × channels alone cannot fill the GPU, the length is split into
+ * segments scanned in parallel: a local pass gives each segment's end state from zero and its
+ * decay Π exp(Δ·A), a short pass carries the true states across segments (the recurrence is
+ * linear), and the main pass starts every segment from its true state. The backward's adjoint
+ * recurrence λ_t = C_t·gy_t + exp(Δ_{t+1}·A)·λ_{t+1} is split the same way. Parameter gradients
+ * (dA, dD, d deltaBias) are per-row partial sums reduced by `sumLeading`; nothing uses atomics,
+ * so every result is deterministic.
  *
  * Floor on an H200 at batch 2048, d 128, l 200, n 32: b·d·l·n = 1.68e9 state steps. Forward:
  * one exp each (≈ 4e12 exp/s on the special-function units → 0.4 ms) and ≈ 1 GB of u, Δ, z and
  * out traffic (0.25 ms at 4 TB/s), plus checkpoints (b·d·n·l/TS · 4 B = 0.2 GB at TS 32). The
- * backward does two exps per state step (re-run and reverse) and moves ≈ 2.5 GB, ≈ 1.5 ms. The
- * workgroup-memory traffic of the sums (about five words per state step in the backward) is the
- * practical limit above these floors.
+ * backward does two exps per state step (re-run and reverse) and moves ≈ 2.5 GB, ≈ 1.5 ms. Its
+ * practical limit is workgroup-memory traffic: five partial products per state step are written
+ * and summed (≈ 15 shared-memory accesses per state step → ≈ 3–4 ms).
  *
  * @module
  */
@@ -40,12 +47,14 @@ import { Tensor } from "./tensor.ts";
 const OP = "selectiveScan";
 /** Most invocations per workgroup. */
 const MAX_THREADS = 256;
-/** Most channels per workgroup (small n would otherwise give very wide workgroups). */
+/** Most channels per backward workgroup (small n would otherwise give very wide workgroups). */
 const MAX_CHANNELS_PER_GROUP = 32;
+/** Most states one forward invocation keeps in registers. */
+const MAX_STATES_PER_THREAD = 32;
 /** Largest state size: one invocation per state, and a workgroup holds at least one channel. */
 export const SELECTIVE_SCAN_MAX_STATES = MAX_THREADS;
-/** Workgroups wanted in flight on a discrete GPU before the length is split into segments. */
-const TARGET_WORKGROUPS = 2048;
+/** Invocations wanted in flight on a discrete GPU before the length is split into segments. */
+const TARGET_THREADS = 65536;
 
 /** Options of {@link selectiveScan}. */
 export interface SelectiveScanOptions {
@@ -79,6 +88,10 @@ export interface SelectiveScanTuning {
   interval?: number;
   /** Backward steps per workgroup-memory sum: 1, 2, 4 or 8, at most n and channelsPerGroup. */
   backwardSumSteps?: number;
+  /** Forward invocations per workgroup (default 64). */
+  forwardThreads?: number;
+  /** Forward steps staged at a time: 1, 2, 4, 8 or 16 (default 16). */
+  forwardSteps?: number;
 }
 
 /** Sizes and compile-time switches of one scan. */
@@ -94,33 +107,50 @@ interface ScanSpec {
   channelsLast: boolean;
 }
 
-/** Workgroup shape and time blocking, fixed per (n, d, device). */
-interface ScanPlan {
+/** The forward's workgroup: one invocation per (channel, group of up to 32 states). */
+interface ForwardShape {
+  /** Invocations per channel: ceil(n / 32). */
+  tpc: number;
+  /** States held (in registers) per invocation. */
+  spt: number;
   /** Channels per workgroup. */
   cpg: number;
-  /** Invocations per workgroup: cpg × n. */
+  /** Invocations per workgroup: cpg × tpc. */
   threads: number;
-  /** Steps per interval (the checkpoint spacing). */
-  ts: number;
-  /** Steps per n-sum in the forward. */
-  trf: number;
-  /** Steps per sum in the backward. */
-  trb: number;
-  /** Intervals covering the length. */
-  intervals: number;
+  /** Steps staged in workgroup memory at a time (divides the checkpoint interval). */
+  steps: number;
   /** Channel blocks: ceil(d / cpg). */
   cblocks: number;
 }
 
+/** Workgroup shapes and time blocking, fixed per (n, d, device). */
+interface ScanPlan {
+  /** Backward: channels per workgroup. */
+  cpg: number;
+  /** Backward: invocations per workgroup, cpg × n (one per state). */
+  threads: number;
+  /** Steps per interval: the checkpoint spacing. */
+  ts: number;
+  /** Backward steps per workgroup-memory sum. */
+  trb: number;
+  /** Intervals covering the length. */
+  intervals: number;
+  /** Backward channel blocks: ceil(d / cpg). */
+  cblocks: number;
+  /** The forward's shape. */
+  fw: ForwardShape;
+}
+
 const odd = (v: number) => (v % 2 === 0 ? v + 1 : v);
 
-/** Workgroup-memory words of the forward and backward kernels. */
-function sharedWords(n: number, cpg: number, ts: number, trf: number, trb: number) {
-  const tsp = odd(ts), npad = odd(n), cpad = odd(cpg);
-  return {
-    forward: 2 * ts * n + 2 * cpg * tsp + trf * cpg * npad,
-    backward: 4 * ts * n + 3 * cpg * tsp + trb * (3 * cpg * npad + 2 * n * cpad),
-  };
+/** Workgroup-memory words of the backward kernel. */
+function backwardWords(n: number, cpg: number, ts: number, trb: number): number {
+  return 4 * ts * n + 5 * cpg * odd(ts) + trb * (3 * cpg * odd(n) + 2 * n * odd(cpg));
+}
+
+/** Workgroup-memory words of the forward kernel. */
+function forwardWords(f: Omit<ForwardShape, "steps" | "cblocks">, steps: number): number {
+  return steps * (2 * f.tpc * f.spt + 4 * f.cpg + f.cpg * f.tpc);
 }
 
 function planScan(
@@ -148,28 +178,22 @@ function planScan(
     const trbCap = Math.min(ts, states, cpg);
     let trb = 0;
     for (const t of tuning.backwardSumSteps ? [tuning.backwardSumSteps] : [8, 4, 2, 1]) {
-      if (t <= trbCap && sharedWords(states, cpg, ts, 1, t).backward <= budget) {
+      if (t <= trbCap && backwardWords(states, cpg, ts, t) <= budget) {
         trb = t;
         break;
       }
     }
     if (!fixed && (trb === 0 || (trb < Math.min(2, trbCap) && ts > 4))) continue;
     if (trb === 0) break;
-    let trf = 1;
-    for (const t of [32, 16, 8, 4, 2, 1]) {
-      if (t <= ts && sharedWords(states, cpg, ts, t, trb).forward <= budget) {
-        trf = t;
-        break;
-      }
-    }
+    const fw = forwardShape(channels, states, ts, tuning, budget);
     return {
       cpg,
       threads: cpg * states,
       ts,
-      trf,
       trb,
       intervals: Math.ceil(length / ts),
       cblocks: Math.ceil(channels / cpg),
+      fw,
     };
   }
   throw new RangeError(
@@ -178,9 +202,28 @@ function planScan(
   );
 }
 
-/** Segments and intervals per segment for a pass that already has `workgroups` per segment. */
-function segmentsFor(plan: ScanPlan, workgroups: number, wanted?: number) {
-  const auto = runtime().info.isCpu ? 1 : Math.ceil(TARGET_WORKGROUPS / workgroups);
+function forwardShape(
+  channels: number,
+  states: number,
+  ts: number,
+  tuning: SelectiveScanTuning,
+  budget: number,
+): ForwardShape {
+  const tpc = Math.ceil(states / MAX_STATES_PER_THREAD);
+  const spt = Math.ceil(states / tpc);
+  const cpg = Math.max(1, Math.min(channels, Math.floor((tuning.forwardThreads ?? 64) / tpc)));
+  const base = { tpc, spt, cpg, threads: cpg * tpc };
+  for (const steps of [tuning.forwardSteps ?? 16, 8, 4, 2, 1]) {
+    if (steps <= ts && ts % steps === 0 && forwardWords(base, steps) <= budget) {
+      return { ...base, steps, cblocks: Math.ceil(channels / cpg) };
+    }
+  }
+  throw new RangeError(`${OP}: the forward workgroup does not fit (${JSON.stringify(base)})`);
+}
+
+/** Segments and intervals per segment for a pass that already has `threads` per segment. */
+function segmentsFor(plan: ScanPlan, threads: number, wanted?: number) {
+  const auto = runtime().info.isCpu ? 1 : Math.ceil(TARGET_THREADS / threads);
   const k = Math.max(1, Math.min(plan.intervals, Math.floor(wanted ?? auto)));
   const ips = Math.ceil(plan.intervals / k);
   return { segs: Math.ceil(plan.intervals / ips), ips };
@@ -255,18 +298,19 @@ function bind(list: [access: "read" | "read_write", name: string][]): string {
   ).join("\n");
 }
 
-/** Declarations every scan kernel shares. */
-function prelude(spec: ScanSpec, plan: ScanPlan): string {
+/** Declarations every scan kernel shares; `shape` is the kernel's workgroup. */
+function prelude(spec: ScanSpec, plan: ScanPlan, shape = { cpg: plan.cpg, threads: plan.threads }) {
   return /* wgsl */ `
 struct P { ${FIELDS.map((f) => `${f}: u32`).join(", ")} }
 @group(0) @binding(0) var<uniform> p: P;
 const N: u32 = ${spec.states}u;
-const CPG: u32 = ${plan.cpg}u;
-const WG: u32 = ${plan.threads}u;
+const CPG: u32 = ${shape.cpg}u;
+const WG: u32 = ${shape.threads}u;
 const TS: u32 = ${plan.ts}u;
 const TSP: u32 = ${odd(plan.ts)}u;      // row pitch of [channel][step] tiles (odd: no bank clash)
 const NPAD: u32 = ${odd(spec.states)}u;  // row pitch of per-channel sums over states
 const CPAD: u32 = ${odd(plan.cpg)}u;     // row pitch of per-state sums over channels
+const LOG2E: f32 = 1.4426950408889634;
 fn didx(b: u32, c: u32, t: u32) -> u32 { return b * p.ds_b + c * p.ds_c + t * p.ds_t; }
 fn nidx(b: u32, s: u32, t: u32) -> u32 { return b * p.ns_b + s * p.ns_c + t * p.ns_t; }
 // State (b, m, c, s) of the checkpoints: the state entering interval m.
@@ -304,41 +348,57 @@ fn step_size(g: u32, c: u32) -> f32 {
 function staging(
   spec: ScanSpec,
   plan: ScanPlan,
-  want: { B: boolean; C: boolean; u: boolean; gy: boolean },
+  want: { B: boolean; u: boolean; factors?: boolean },
 ): string {
   const last = spec.channelsLast;
-  const stateDecls = [want.B ? "sB" : "", want.C ? "sC" : ""].filter(Boolean);
-  const chanDecls = ["sD", want.u ? "sU" : "", want.gy ? "sG" : ""].filter(Boolean);
+  // factors: the dz factor gout·SiLU'(z) and the softplus derivative σ(delta + bias), staged so
+  // that the backward's sums never wait on global memory.
+  const dzf = want.factors && spec.hasZ, spd = want.factors && spec.softplus;
   return /* wgsl */ `
-${stateDecls.map((v) => `var<workgroup> ${v}: array<f32, ${plan.ts * spec.states}>;`).join("\n")}
-${chanDecls.map((v) => `var<workgroup> ${v}: array<f32, ${plan.cpg * odd(plan.ts)}>;`).join("\n")}
+var<workgroup> sBC: array<vec2<f32>, ${plan.ts * spec.states}>;  // [step][state]: (B, C)
+var<workgroup> sQ: array<vec4<f32>, ${
+    plan.cpg * odd(plan.ts)
+  }>; // [channel][step]: (Δ, u, gy, dz factor)
+${
+    spd
+      ? `var<workgroup> sS: array<f32, ${
+        plan.cpg * odd(plan.ts)
+      }>;    // [channel][step]: softplus'`
+      : ""
+  }
 fn stage_states(b: u32, t0: u32, len: u32, lid: u32) {
   for (var i = lid; i < TS * N; i += WG) {
     ${last ? "let t = i / N; let s = i % N;" : "let s = i / TS; let t = i % TS;"}
-    ${stateDecls.map((v) => `var ${v}v = 0.0;`).join(" ")}
+    var v = vec2<f32>(0.0, 0.0);
     if (t < len) {
       let g = nidx(b, s, t0 + t);
-      ${stateDecls.map((v) => `${v}v = ${v === "sB" ? "Bm" : "Cm"}[g];`).join(" ")}
+      v = vec2<f32>(${want.B ? "Bm[g]" : "0.0"}, Cm[g]);
     }
-    ${stateDecls.map((v) => `${v}[t * N + s] = ${v}v;`).join(" ")}
+    sBC[t * N + s] = v;
   }
 }
 fn stage_channels(b: u32, cb: u32, t0: u32, len: u32, lid: u32) {
   for (var i = lid; i < CPG * TS; i += WG) {
     ${last ? "let cl = i % CPG; let t = i / CPG;" : "let cl = i / TS; let t = i % TS;"}
     let c = cb * CPG + cl;
-    var dt = 0.0;
-    ${want.u ? "var uu = 0.0;" : ""}
-    ${want.gy ? "var gg = 0.0;" : ""}
+    var q = vec4<f32>(0.0, 0.0, 0.0, 0.0);
+    ${spd ? "var sd = 0.0;" : ""}
     if (c < p.channels && t < len) {
       let g = didx(b, c, t0 + t);
-      dt = step_size(g, c);
-      ${want.u ? "uu = u[g];" : ""}
-      ${want.gy ? `gg = gout[g]${spec.hasZ ? " * z[g] * sigmoid_(z[g])" : ""};` : ""}
+      q.x = step_size(g, c);
+      ${want.u ? "q.y = u[g];" : ""}
+      ${
+    spec.hasZ
+      ? `let zz = z[g];
+      let sz = sigmoid_(zz);
+      q.z = gout[g] * zz * sz;
+      ${dzf ? "q.w = gout[g] * sz * (1.0 + zz * (1.0 - sz));" : ""}`
+      : "q.z = gout[g];"
+  }
+      ${spd ? `sd = sigmoid_(delta[g]${spec.hasBias ? " + delta_bias[c]" : ""});` : ""}
     }
-    sD[cl * TSP + t] = dt;
-    ${want.u ? "sU[cl * TSP + t] = uu;" : ""}
-    ${want.gy ? "sG[cl * TSP + t] = gg;" : ""}
+    sQ[cl * TSP + t] = q;
+    ${spd ? "sS[cl * TSP + t] = sd;" : ""}
   }
 }
 `;
@@ -363,12 +423,18 @@ const DECODE_BLOCK = /* wgsl */ `
 `;
 
 /**
- * Forward kernel. `local`: scan each segment from a zero state and write its end state and
- * decay (no output). Otherwise: scan from the true segment start, write the output and, with
- * `save`, the checkpoint entering every interval.
+ * Forward kernel: one invocation per (batch, channel, group of ≤ 32 states), its states and
+ * their exp2-scaled A in registers (the per-state code is generated, unrolled), so y_t = Σ C·h
+ * is summed in registers with no workgroup barrier per step. Per block of `steps` steps the
+ * workgroup stages (B, C) for its batch row and (Δ, Δ·u, D·u, SiLU(z)) for its channels, runs
+ * the steps, then writes the gated outputs coalesced. `local`: scan each segment from zero and
+ * write its end state and decay (no output). Otherwise: start from the true segment state,
+ * write the output and, with `save`, the checkpoint entering every interval of TS steps.
  */
 function forwardShader(spec: ScanSpec, plan: ScanPlan, local: boolean, save: boolean): string {
-  const ck = !local && save;
+  const { fw } = plan;
+  const np = fw.tpc * fw.spt;
+  const last = spec.channelsLast;
   const list: [("read" | "read_write"), string][] = [
     ["read", "u"],
     ["read", "delta"],
@@ -381,68 +447,119 @@ function forwardShader(spec: ScanSpec, plan: ScanPlan, local: boolean, save: boo
   if (spec.hasBias) list.push(["read", "delta_bias"]);
   if (local) list.push(["read_write", "seg_state"], ["read_write", "seg_decay"]);
   else list.push(["read_write", "out"], ["read_write", "ck"]);
-  const tr = plan.trf;
+  const J = Array.from({ length: fw.spt }, (_, j) => j);
+  const own = (j: number) => `live && s0 + ${j}u < N`;
+  const init = J.map((j) =>
+    `var h${j} = 0.0;
+  var a${j} = 0.0;
+  ${local ? `var q${j} = 1.0;` : ""}
+  if (${own(j)}) {
+    a${j} = A[c * N + s0 + ${j}u] * LOG2E;
+    ${local ? "" : `if (seg > 0u) { h${j} = ck[ckidx(b, m0, c, s0 + ${j}u)]; }`}
+  }`
+  ).join("\n  ");
+  const step = J.map((j) =>
+    `{
+          let bc = sBC[row + ${j}u];
+          let da = exp2(dt * a${j});
+          h${j} = da * h${j} + du * bc.x;
+          ${local ? `q${j} *= da;` : `y += bc.y * h${j};`}
+        }`
+  ).join("\n        ");
+  const saveCk = J.map((j) => `if (${own(j)}) { ck[ckidx(b, t0 / TS, c, s0 + ${j}u)] = h${j}; }`)
+    .join("\n        ");
+  const finish = J.map((j) =>
+    `if (${own(j)}) {
+    seg_state[segidx(b, seg, c, s0 + ${j}u)] = h${j};
+    seg_decay[segidx(b, seg, c, s0 + ${j}u)] = q${j};
+  }`
+  ).join("\n  ");
   return /* wgsl */ `
 ${bind(list)}
-${prelude(spec, plan)}
-${staging(spec, plan, { B: true, C: !local, u: true, gy: false })}
-const TR: u32 = ${tr}u;
-${local ? "" : `var<workgroup> part: array<f32, ${tr * plan.cpg * odd(spec.states)}>;`}
-@compute @workgroup_size(${plan.threads})
+${prelude(spec, plan, fw)}
+const TPC: u32 = ${fw.tpc}u;
+const SPT: u32 = ${fw.spt}u;
+const NP: u32 = ${np}u;
+const FS: u32 = ${fw.steps}u;
+var<workgroup> sBC: array<vec2<f32>, ${fw.steps * np}>;   // [step][state]: (B, C)
+var<workgroup> sCh: array<vec4<f32>, ${fw.steps * fw.cpg}>; // [step][channel]: (Δ, Δu, Du, gate)
+${local ? "" : `var<workgroup> sY: array<f32, ${fw.steps * fw.cpg * fw.tpc}>;`}
+@compute @workgroup_size(${fw.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-${DECODE_BLOCK}
-  var h = 0.0;
-  ${local ? "var decay = 1.0;" : "if (seg > 0u && live) { h = ck[ckidx(b, m0, c, s)]; }"}
-  for (var m = m0; m < m1; m++) {
-    let t0 = m * TS;
-    let len = min(TS, p.length - t0);
-    ${ck ? "if (live) { ck[ckidx(b, m, c, s)] = h; }" : ""}
+  let wg = wid.x + wid.y * p.gx;
+  if (wg >= p.cblocks * p.batch * p.seg_count) { return; }
+  let cb = wg % p.cblocks;
+  let rest = wg / p.cblocks;
+  let seg = rest % p.seg_count + p.seg_offset;
+  let b = rest / p.seg_count;
+  let cl = lid / TPC;
+  let s0 = (lid % TPC) * SPT;
+  let c = cb * CPG + cl;
+  let live = c < p.channels;
+  let m0 = seg * p.ips;
+  let tend = min((m0 + p.ips) * TS, p.length);
+  ${init}
+  for (var t0 = m0 * TS; t0 < tend; t0 += FS) {
+    let len = min(FS, tend - t0);
+    ${save && !local ? `if (t0 % TS == 0u) {\n        ${saveCk}\n    }` : ""}
     workgroupBarrier();
-    stage_states(b, t0, len, lid);
-    stage_channels(b, cb, t0, len, lid);
-    workgroupBarrier();
-    let subs = (len + TR - 1u) / TR;
-    for (var j = 0u; j < subs; j++) {
-      for (var r = 0u; r < TR; r++) {
-        let k = j * TR + r;
-        let dt = sD[cl * TSP + k];
-        let da = exp(dt * a);
-        h = da * h + dt * sB[k * N + s] * sU[cl * TSP + k];
-        ${local ? "decay *= da;" : "part[(r * CPG + cl) * NPAD + s] = sC[k * N + s] * h;"}
+    for (var i = lid; i < FS * NP; i += WG) {
+      ${last ? "let t = i / NP; let s = i % NP;" : "let s = i / FS; let t = i % FS;"}
+      var v = vec2<f32>(0.0, 0.0);
+      if (t < len && s < N) {
+        let g = nidx(b, s, t0 + t);
+        v = vec2<f32>(Bm[g], ${local ? "0.0" : "Cm[g]"});
       }
-      ${local ? "" : forwardSums(spec)}
+      sBC[t * NP + s] = v;
     }
-  }
-  ${
+    for (var i = lid; i < FS * CPG; i += WG) {
+      ${last ? "let cl2 = i % CPG; let t = i / CPG;" : "let cl2 = i / FS; let t = i % FS;"}
+      let c2 = cb * CPG + cl2;
+      var v = vec4<f32>(0.0, 0.0, 0.0, 1.0);
+      if (c2 < p.channels && t < len) {
+        let g = didx(b, c2, t0 + t);
+        let dt = step_size(g, c2);
+        let uu = u[g];
+        ${
     local
-      ? `if (live) {
-    seg_state[segidx(b, seg, c, s)] = h;
-    seg_decay[segidx(b, seg, c, s)] = decay;
-  }`
-      : ""
+      ? "v = vec4<f32>(dt, dt * uu, 0.0, 1.0);"
+      : `v = vec4<f32>(dt, dt * uu, ${spec.hasD ? "Dv[c2] * uu" : "0.0"}, ${
+        spec.hasZ ? "z[g] * sigmoid_(z[g])" : "1.0"
+      });`
   }
+      }
+      sCh[t * CPG + cl2] = v;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < len; k++) {
+      let ch = sCh[k * CPG + cl];
+      let dt = ch.x;
+      let du = ch.y;
+      let row = k * NP + s0;
+      ${local ? "" : "var y = 0.0;"}
+      ${step}
+      ${local ? "" : "sY[(k * CPG + cl) * TPC + lid % TPC] = y;"}
+    }
+    ${local ? "" : forwardOutput(spec)}
+  }
+  ${local ? finish : ""}
 }`;
 }
 
-/** The forward's per-channel sums over states for TR steps: y, then D·u and the gate. */
-function forwardSums(spec: ScanSpec): string {
+/** The forward's write-out of one block: y (summed over the channel's invocations) + D·u, gated. */
+function forwardOutput(spec: ScanSpec): string {
   const last = spec.channelsLast;
   return /* wgsl */ `workgroupBarrier();
-      for (var i = lid; i < TR * CPG; i += WG) {
-        ${last ? "let cl2 = i % CPG; let r = i / CPG;" : "let cl2 = i / TR; let r = i % TR;"}
-        let k = j * TR + r;
-        let c2 = cb * CPG + cl2;
-        if (c2 < p.channels && k < len) {
-          var y = 0.0;
-          let base = (r * CPG + cl2) * NPAD;
-          for (var q = 0u; q < N; q++) { y += part[base + q]; }
-          let g = didx(b, c2, t0 + k);
-          ${spec.hasD ? "y += Dv[c2] * sU[cl2 * TSP + k];" : ""}
-          ${spec.hasZ ? "let zz = z[g]; y *= zz * sigmoid_(zz);" : ""}
-          out[g] = y;
-        }
+    for (var i = lid; i < FS * CPG; i += WG) {
+      ${last ? "let cl2 = i % CPG; let t = i / CPG;" : "let cl2 = i / FS; let t = i % FS;"}
+      let c2 = cb * CPG + cl2;
+      if (c2 < p.channels && t < len) {
+        var y = 0.0;
+        for (var q = 0u; q < TPC; q++) { y += sY[(t * CPG + cl2) * TPC + q]; }
+        let ch = sCh[t * CPG + cl2];
+        out[didx(b, c2, t0 + t)] = (y + ch.z) * ch.w;
       }
-      workgroupBarrier();`;
+    }`;
 }
 
 /** Carries segment states across segments: x_{k+1} = decay_k·x_k + local_k (either direction). */
@@ -488,7 +605,7 @@ function backwardLocalShader(spec: ScanSpec, plan: ScanPlan): string {
   return /* wgsl */ `
 ${bind(list)}
 ${prelude(spec, plan)}
-${staging(spec, plan, { B: false, C: true, u: false, gy: true })}
+${staging(spec, plan, { B: false, u: false })}
 @compute @workgroup_size(${plan.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
 ${DECODE_BLOCK}
@@ -502,10 +619,12 @@ ${DECODE_BLOCK}
     stage_states(b, t0, len, lid);
     stage_channels(b, cb, t0, len, lid);
     workgroupBarrier();
+    let a2 = a * LOG2E;
     for (var kk = len; kk > 0u; kk--) {
       let k = kk - 1u;
-      let da = exp(sD[cl * TSP + k] * a);
-      carry = da * (sG[cl * TSP + k] * sC[k * N + s] + carry);
+      let q = sQ[cl * TSP + k];
+      let da = exp2(q.x * a2);
+      carry = da * (q.z * sBC[k * N + s].y + carry);
       decay *= da;
     }
   }
@@ -551,6 +670,7 @@ function backwardShader(spec: ScanSpec, plan: ScanPlan): string {
   const PY = 0, PU = chanTile, PT = 2 * chanTile, PB = 3 * chanTile, PC = 3 * chanTile + stateTile;
   const partWords = 3 * chanTile + 2 * stateTile;
   const last = spec.channelsLast;
+  const kinds = hasZ ? 3 : 2; // channel-task kinds: du, dΔ, and y for dz
 
   // One reverse step per r of a group of TRB steps (r is a constant: tile rows are fixed).
   const steps: string[] = [];
@@ -559,13 +679,15 @@ function backwardShader(spec: ScanSpec, plan: ScanPlan): string {
     const si = `(${r * n}u + s) * CPAD + cl`;
     steps.push(`{
           let k = j * TRB + ${r}u;
-          let dt = sD[dbase + k];
-          let uu = sU[dbase + k];
-          let gg = sG[dbase + k];
-          let bb = sB[k * N + s];
-          let cc = sC[k * N + s];
+          let q = sQ[dbase + k];
+          let bc = sBC[k * N + s];
+          let dt = q.x;
+          let uu = q.y;
+          let gg = q.z;
+          let bb = bc.x;
+          let cc = bc.y;
           let hp = hist[k];
-          let da = exp(dt * a);
+          let da = exp2(dt * a2);
           let hk = da * hp + dt * bb * uu;
           let lm = gg * cc + carry;
           ${hasZ ? `part[${PY}u + ${ci}] = cc * hk;` : ""}
@@ -581,74 +703,65 @@ function backwardShader(spec: ScanSpec, plan: ScanPlan): string {
   return /* wgsl */ `
 ${bind(list)}
 ${prelude(spec, plan)}
-${staging(spec, plan, { B: true, C: true, u: true, gy: true })}
+${staging(spec, plan, { B: true, u: true, factors: true })}
 const TRB: u32 = ${trb}u;
+const TC: u32 = ${trb * cpg}u;   // channel tasks per kind
 var<workgroup> part: array<f32, ${partWords}>;
 var<workgroup> accB: array<f32, ${ts * n}>;
 var<workgroup> accC: array<f32, ${ts * n}>;
 
-// Sums of TRB steps (j-th group of the interval). Channel tasks (one per invocation from the
-// front) finish du, dΔ, dz and return (dD, d deltaBias) terms; state tasks (from the back) add
-// the block's channel sums into accB/accC.
+// (channel in block, step in group) of the i-th channel task, channels fastest when they are
+// contiguous in memory.
+fn task_channel(i: u32) -> vec2<u32> {
+  ${last ? "return vec2<u32>(i % CPG, i / CPG);" : "return vec2<u32>(i / TRB, i % TRB);"}
+}
+
+// Sums of TRB steps (the j-th group of the interval), spread over every invocation. Channel
+// tasks (du, dΔ and, with z, y for dz: one sum over states each) write their result and return
+// the (dD, d deltaBias) terms; state tasks (dB, dC: one sum over channels each) add into
+// accB/accC. Everything they read is in workgroup memory.
 fn sums(j: u32, b: u32, cb: u32, t0: u32, len: u32, lid: u32) -> vec2<f32> {
   var ret = vec2<f32>(0.0, 0.0);
-  if (lid < TRB * CPG) {
-    ${last ? "let cl2 = lid % CPG; let r = lid / CPG;" : "let cl2 = lid / TRB; let r = lid % TRB;"}
-    let k = j * TRB + r;
-    let c2 = cb * CPG + cl2;
-    if (c2 < p.channels && k < len) {
-      let base = (r * CPG + cl2) * NPAD;
-      var y = 0.0;
-      var dus = 0.0;
-      var dts = 0.0;
-      for (var q = 0u; q < N; q++) {
-        ${hasZ ? `y += part[${PY}u + base + q];` : ""}
-        dus += part[${PU}u + base + q];
-        dts += part[${PT}u + base + q];
-      }
-      let g = didx(b, c2, t0 + k);
-      let gg = sG[cl2 * TSP + k];
-      ${
-    hasD
-      ? `let dd = Dv[c2];
-      let uu = sU[cl2 * TSP + k];
-      y += dd * uu;
-      dus += dd * gg;
-      ret.x = gg * uu;`
-      : ""
-  }
-      du[g] = dus;
-      ${
+  for (var task = lid; task < ${kinds}u * TC + 2u * TRB * N; task += WG) {
+    if (task < ${kinds}u * TC) {
+      let kind = task / TC;
+      let cr = task_channel(task % TC);
+      let k = j * TRB + cr.y;
+      let c2 = cb * CPG + cr.x;
+      if (c2 < p.channels && k < len) {
+        let tile = select(select(${PY}u, ${PT}u, kind == 1u), ${PU}u, kind == 0u);
+        let base = tile + (cr.y * CPG + cr.x) * NPAD;
+        var acc = 0.0;
+        for (var q = 0u; q < N; q++) { acc += part[base + q]; }
+        let g = didx(b, c2, t0 + k);
+        let at = cr.x * TSP + k;
+        if (kind == 0u) {
+          ${hasD ? "acc += Dv[c2] * sQ[at].z;\n          ret.x = sQ[at].z * sQ[at].y;" : ""}
+          du[g] = acc;
+        } else if (kind == 1u) {
+          ${spec.softplus ? "acc *= sS[at];" : ""}
+          ddelta[g] = acc;
+          ret.y = acc;
+        }${
     hasZ
-      ? `let zz = z[g];
-      let sz = sigmoid_(zz);
-      dz[g] = gout[g] * y * sz * (1.0 + zz * (1.0 - sz));`
+      ? ` else {
+          ${hasD ? "acc += Dv[c2] * sQ[at].y;" : ""}
+          dz[g] = acc * sQ[at].w;
+        }`
       : ""
   }
-      ${
-    spec.softplus
-      ? `let ddt = dts * sigmoid_(delta[g]${hasBias ? " + delta_bias[c2]" : ""});`
-      : "let ddt = dts;"
-  }
-      ddelta[g] = ddt;
-      ret.y = ddt;
+      }
+    } else {
+      let i = task - ${kinds}u * TC;
+      let r = i % TRB;
+      let s2 = (i / TRB) % N;
+      let k = j * TRB + r;
+      let base = select(${PC}u, ${PB}u, i < TRB * N) + (r * N + s2) * CPAD;
+      let nc = min(CPG, p.channels - cb * CPG);
+      var acc = 0.0;
+      for (var q = 0u; q < nc; q++) { acc += part[base + q]; }
+      if (i < TRB * N) { accB[k * N + s2] += acc; } else { accC[k * N + s2] += acc; }
     }
-  }
-  let sl = WG - 1u - lid;
-  if (sl < TRB * N) {
-    let r = sl % TRB;
-    let s2 = sl / TRB;
-    let k = j * TRB + r;
-    let base = (r * N + s2) * CPAD;
-    let nc = min(CPG, p.channels - cb * CPG);
-    var sb = 0.0;
-    var sc = 0.0;
-    for (var q = 0u; q < nc; q++) {
-      sb += part[${PB}u + base + q];
-      sc += part[${PC}u + base + q];
-    }
-    accB[k * N + s2] += sb;
-    accC[k * N + s2] += sc;
   }
   return ret;
 }
@@ -670,10 +783,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let m1 = min(m0 + p.ips, p.intervals);
   let row = (b * p.segs + seg) * p.pcols;
   let dbase = cl * TSP;
-  // This invocation's channel task (see sums), for its dD and d deltaBias slots.
-  ${last ? "let tcl = lid % CPG; let tr = lid / CPG;" : "let tcl = lid / TRB; let tr = lid % TRB;"}
-  let dslot = row + p.channels * N + tr * p.channels;
-  let bias_slot = dslot + TRB * p.channels;
+  // This invocation's du task (index lid) and dΔ task (the one in [TC, 2·TC) it runs, if any)
+  // in sums: their dD and d deltaBias terms go to fixed partial slots.
+  let du_task = task_channel(lid);
+  let d_slot = row + p.channels * N + du_task.y * p.channels;
+  var dt_task_index = lid;
+  while (dt_task_index < TC) { dt_task_index += WG; }
+  let has_dt_task = dt_task_index < 2u * TC;
+  let dt_task = task_channel(dt_task_index - TC);
+  let bias_slot = row + p.channels * N + (TRB + dt_task.y) * p.channels;
   let out_base = grp * p.batch * N * p.length;
   for (var mm = m1; mm > m0; mm--) {
     let m = mm - 1u;
@@ -702,10 +820,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       }
       // The interval's states h_{t-1}, re-run from the checkpoint.
       var hist: array<f32, ${ts}>;
+      let a2 = a * LOG2E;
       for (var k = 0u; k < len; k++) {
         hist[k] = h;
-        let dt = sD[dbase + k];
-        h = exp(dt * a) * h + dt * sB[k * N + s] * sU[dbase + k];
+        let q = sQ[dbase + k];
+        h = exp2(q.x * a2) * h + q.x * sBC[k * N + s].x * q.y;
       }
       var dA_acc = 0.0;
       var dD_acc = 0.0;
@@ -724,15 +843,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         let pa = row + c * N + s;
         if (first) { dpart[pa] = dA_acc; } else { dpart[pa] += dA_acc; }
       }
-      let c3 = cb * CPG + tcl;
-      if (lid < TRB * CPG && c3 < p.channels) {
-        if (first) {
-          dpart[dslot + c3] = dD_acc;
-          dpart[bias_slot + c3] = dbias_acc;
-        } else {
-          dpart[dslot + c3] += dD_acc;
-          dpart[bias_slot + c3] += dbias_acc;
-        }
+      let cd = cb * CPG + du_task.x;
+      if (lid < TC && cd < p.channels) {
+        if (first) { dpart[d_slot + cd] = dD_acc; } else { dpart[d_slot + cd] += dD_acc; }
+      }
+      let cs = cb * CPG + dt_task.x;
+      if (has_dt_task && cs < p.channels) {
+        if (first) { dpart[bias_slot + cs] = dbias_acc; } else { dpart[bias_slot + cs] += dbias_acc; }
       }
     }
     workgroupBarrier();
@@ -747,6 +864,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
 }`;
 }
+
+/** Adds the channel groups' partial dB (or dC): out[i] = Σ_g parts[g·n + i]. */
+const SLICE_SUM = /* wgsl */ `
+struct P { n: u32, slices: u32, gx: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> parts: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * p.gx) * 256u + lid;
+  if (i >= p.n) { return; }
+  var s = 0.0;
+  for (var g = 0u; g < p.slices; g++) { s += parts[g * p.n + i]; }
+  out[i] = s;
+}`;
 
 /** Splits the summed parameter-gradient row into dA, dD and d deltaBias. */
 function finishShader(hasD: boolean, hasBias: boolean, trb: number): string {
@@ -839,8 +971,8 @@ function validate(
   expect("D", o.D, [channels], "(d)");
   expect("deltaBias", o.deltaBias, [channels], "(d)");
   for (const [key, v] of Object.entries(o.tuning ?? {})) {
-    const power = key === "interval" || key === "backwardSumSteps";
-    const max = key === "interval" ? 64 : key === "backwardSumSteps" ? 8 : Infinity;
+    const max = { interval: 64, backwardSumSteps: 8, forwardSteps: 16 }[key] ?? Infinity;
+    const power = max < Infinity;
     if (
       v !== undefined &&
       !(Number.isInteger(v) && v >= 1 && v <= max && (!power || (v & (v - 1)) === 0))
@@ -895,7 +1027,12 @@ export function selectiveScan(
   const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
   const { batch, channels, states } = spec;
-  const { segs, ips } = segmentsFor(plan, plan.cblocks * batch, options.tuning?.segments);
+  const { fw } = plan;
+  const { segs, ips } = segmentsFor(
+    plan,
+    fw.threads * fw.cblocks * batch,
+    options.tuning?.segments,
+  );
 
   const needCk = save || segs > 1;
   const ck = Tensor.empty(
@@ -909,11 +1046,11 @@ export function selectiveScan(
     const segShape = [batch, segs, channels, states];
     const segState = Tensor.empty(segShape, "f32", OP);
     const segDecay = Tensor.empty(segShape, "f32", OP);
-    const f = fold(plan.cblocks * batch * (segs - 1));
+    const f = fold(fw.cblocks * batch * (segs - 1));
     launch(
       OP,
       forwardShader(spec, plan, true, false),
-      params(spec, plan, { segs, seg_count: segs - 1, ips, gx: f.gx }),
+      params(spec, plan, { segs, seg_count: segs - 1, ips, gx: f.gx, cblocks: fw.cblocks }),
       [u, delta, A, B, ...opt(deltaBias), segState, segDecay],
       f.groups,
     );
@@ -922,11 +1059,11 @@ export function selectiveScan(
     segDecay.dispose();
   }
   const out = Tensor.empty(u.shape, "f32", OP);
-  const f = fold(plan.cblocks * batch * segs);
+  const f = fold(fw.cblocks * batch * segs);
   launch(
     OP,
     forwardShader(spec, plan, false, save),
-    params(spec, plan, { segs, seg_count: segs, ips, gx: f.gx }),
+    params(spec, plan, { segs, seg_count: segs, ips, gx: f.gx, cblocks: fw.cblocks }),
     [u, delta, A, B, C, ...opt(D), ...opt(z), ...opt(deltaBias), out, ck],
     f.groups,
   );
@@ -978,8 +1115,8 @@ function scanBackward(
   const { D, z, deltaBias } = o;
   const opt = (t: Tensor | undefined) => (t ? [t] : []);
   const tuning = o.tuning ?? {};
-  const { segs, ips } = segmentsFor(plan, batch, tuning.segments);
   const groups = Math.min(plan.cblocks, tuning.channelGroups ?? 1);
+  const { segs, ips } = segmentsFor(plan, plan.threads * groups * batch, tuning.segments);
   const segShape = [batch, segs, channels, states];
   const lam = Tensor.empty(segShape, "f32", name);
   if (segs > 1) {
@@ -1033,9 +1170,11 @@ function scanBackward(
   lam.dispose();
   const total = (t: Tensor, shape: readonly number[]) => {
     if (groups === 1) return t;
-    const s = sumLeading(t, shape);
+    const sum = Tensor.empty(shape, "f32", name);
+    const n = sum.size, g = fold(Math.ceil(n / 256));
+    launch(name, SLICE_SUM, packParams([n, groups, g.gx]), [t, sum], g.groups);
     t.dispose();
-    return s;
+    return sum;
   };
   const psum = sumLeading(dpart, [pcols]);
   dpart.dispose();

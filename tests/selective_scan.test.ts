@@ -169,10 +169,15 @@ Deno.test("selectiveScan: explicit workgroup shapes and intervals give the same 
       { interval: 8, backwardSumSteps: 1, channelsPerGroup: 3 },
       { interval: 64, backwardSumSteps: 1, channelsPerGroup: 4, segments: 2 },
       { interval: 4, backwardSumSteps: 4, channelsPerGroup: 10, channelGroups: 1 },
+      { forwardThreads: 3, forwardSteps: 2 },
+      { forwardThreads: 256, forwardSteps: 16, segments: 3 },
     ]
   ) {
-    await check({ ...base, softplus: true, tuning }, tuning.interval === 8, seed, rng);
+    await check({ ...base, softplus: true, tuning }, tuning.interval !== 64, seed, rng);
   }
+  // More than 32 states: several forward invocations share a channel (40 = 2 × 20, 67 = 3 × 23).
+  await check({ ...base, states: 40, channels: 7, softplus: true }, false, seed, rng);
+  await check({ ...base, states: 67, channels: 3, length: 37, z: false }, true, seed, rng);
 });
 
 Deno.test("selectiveScan: softplus of delta follows PyTorch far out in both tails", async () => {
