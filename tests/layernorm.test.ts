@@ -2,6 +2,7 @@ import { assertEquals, assertThrows } from "@std/assert";
 import { layerNorm } from "../ops/layernorm.ts";
 import { noGrad, requireGrad } from "../ops/autograd.ts";
 import { readTensors, Tensor } from "../ops/tensor.ts";
+import { runtime } from "../ops/runtime.ts";
 import { layerNormGradRef, layerNormRef } from "./layernorm_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
@@ -22,6 +23,8 @@ const SHAPES: number[][] = [
   // More rows than the backward's 1,024 workgroups × rows per workgroup: each workgroup loops.
   [20011, 64],
   [2100, 257],
+  // vec4 rows with several units per invocation (units > 256).
+  [5, 2052],
 ];
 
 function numel(shape: number[]): number {
@@ -153,26 +156,42 @@ Deno.test("layerNorm: bad input names the op and the shapes", () => {
   );
 });
 
-Deno.test("layerNorm: more than 65,535 workgroups (2-D grid): 65,600 rows of 257", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  const shape = [65600, 257];
-  const cols = 257;
-  // Uniform values (cheap to draw in these numbers): rows of 257 never have a tiny spread.
-  const x = f32(uniform(rng, shape[0] * cols, 1, 5));
-  const g = f32(uniform(rng, x.length, -1, 1));
-  const w = f32(uniform(rng, cols, 0.5, 1.5));
-  const b = f32(uniform(rng, cols, -1, 1));
-  const tx = requireGrad(Tensor.from(Float32Array.from(x), shape));
-  const tw = requireGrad(Tensor.from(Float32Array.from(w)));
-  const tb = requireGrad(Tensor.from(Float32Array.from(b)));
-  const y = layerNorm(tx, tw, tb, EPS);
-  // The tape node's backward with dy = g directly (a loss Σ y ⊙ g would add a slow 17M-element
-  // single-workgroup sum on this CPU device).
-  const grads = y.node!.backward(Tensor.from(Float32Array.from(g), shape));
-  const host = await readTensors([y, ...grads.map((t) => t!)]);
-  const want = [layerNormRef(x, w, b, cols, EPS), ...layerNormGradRef(x, w, cols, EPS, g)];
-  ["y", "dx", "dweight", "dbias"].forEach((what, i) =>
-    assertClose(host[i], want[i], 1e-5, `layerNorm [${shape}] ${what}, seed ${seed}`)
+// Rows of 516 take a whole workgroup each, so 65,600 rows need a 2-D grid of workgroups; the
+// 135 MB input exceeds a CPU Vulkan's 128 MiB binding limit, so this runs on GPUs only.
+const GRID_SHAPE = [65600, 516];
+Deno.test({
+  name: "layerNorm: more than 65,535 workgroups (2-D grid): 65,600 rows of 516",
+  ignore: runtime().info.maxBindingBytes < 4 * GRID_SHAPE[0] * GRID_SHAPE[1],
+  fn: async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const shape = GRID_SHAPE;
+    const cols = shape[1];
+    // Uniform values (cheap to draw in these numbers): rows of 516 never have a tiny spread.
+    const x = f32(uniform(rng, shape[0] * cols, 1, 5));
+    const g = f32(uniform(rng, x.length, -1, 1));
+    const w = f32(uniform(rng, cols, 0.5, 1.5));
+    const b = f32(uniform(rng, cols, -1, 1));
+    const tx = requireGrad(Tensor.from(Float32Array.from(x), shape));
+    const tw = requireGrad(Tensor.from(Float32Array.from(w)));
+    const tb = requireGrad(Tensor.from(Float32Array.from(b)));
+    const y = layerNorm(tx, tw, tb, EPS);
+    // The tape node's backward with dy = g directly (a loss Σ y ⊙ g would add a 34M-element
+    // single-workgroup sum).
+    const grads = y.node!.backward(Tensor.from(Float32Array.from(g), shape));
+    const host = await readTensors([y, ...grads.map((t) => t!)]);
+    const want = [layerNormRef(x, w, b, cols, EPS), ...layerNormGradRef(x, w, cols, EPS, g)];
+    ["y", "dx", "dweight", "dbias"].forEach((what, i) =>
+      assertClose(host[i], want[i], 1e-5, `layerNorm [${shape}] ${what}, seed ${seed}`)
+    );
+  },
+});
+
+Deno.test("layerNorm: a last dimension over the limit is refused", () => {
+  const w = Tensor.from(new Float32Array(4097));
+  assertThrows(
+    () => layerNorm(Tensor.empty([2, 4097]), w, w, EPS),
+    RangeError,
+    "layerNorm: last dimension 4097 of [2, 4097] is outside 1..4096",
   );
 });
