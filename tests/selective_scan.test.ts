@@ -46,7 +46,11 @@ function makeInputs(c: Case, p: ScanProblem, rng: () => number): ScanInputs {
     C: randn(rng, nn),
     D: c.D ? randn(rng, c.channels) : undefined,
     z: c.z ? randn(rng, nd) : undefined,
-    deltaBias: c.bias ? randn(rng, c.channels, 0.3) : undefined,
+    // Without softplus Δ = delta + bias itself must stay positive (a negative Δ makes exp(Δ·A)
+    // grow without bound).
+    deltaBias: c.bias
+      ? (p.softplus ? randn(rng, c.channels, 0.3) : uniform(rng, c.channels, 0, 0.2))
+      : undefined,
   };
 }
 
