@@ -166,6 +166,7 @@ class Runtime {
 
   /** Copies host data into a buffer, in order with every dispatch encoded before this call. */
   write(b: PooledBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    if (data.byteLength === 0) return;
     // queue.writeBuffer runs before any command buffer not yet submitted, so work recorded
     // earlier that still reads this (reused) buffer must be submitted first.
     if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();

@@ -84,3 +84,9 @@ Deno.test("the Jupyter display shows shape, dtype, device and values", async () 
   assertStringIncludes(bundle["text/plain"], "[4, 5, 6]");
   assertStringIncludes(bundle["text/html"], runtime().info.description.replace(/&/g, "&amp;"));
 });
+
+Deno.test("empty tensors upload and read back without touching the GPU queue", async () => {
+  const t = Tensor.from(new Float32Array(0), [2, 0]);
+  assertEquals(t.size, 0);
+  assertEquals([...await t.toArray()], []);
+});
