@@ -28,7 +28,7 @@ export interface ExperimentOptions {
   readonly dataset: string;
   /** Quick or full. */
   readonly mode: ExperimentMode;
-  /** Users kept in quick mode (default 300). */
+  /** Users kept in quick mode (default 40). */
   readonly quickUsers?: number;
   /** Training overrides (epochs, batchSize, maxLength, …). */
   readonly train?: Record<string, unknown>;
@@ -81,7 +81,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   let dataset: SequentialDataset;
   if (options.mode === "quick") {
     const source = resolveDatasetSource(options.dataset);
-    const text = firstUsersText(await Deno.readTextFile(source.path), options.quickUsers ?? 300);
+    const text = firstUsersText(await Deno.readTextFile(source.path), options.quickUsers ?? 40);
     const loaded = parseInteractions(text, source.path);
     dataset = buildSequentialDataset(loaded, { name: `${source.name} (first users)` });
   } else {
@@ -89,7 +89,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   }
   const config = trainConfig({
     maxLength: preset?.maxLength,
-    ...(options.mode === "quick" ? { epochs: 3, batchSize: 256, maxLength: 50 } : {}),
+    ...(options.mode === "quick" ? { epochs: 2, batchSize: 256, maxLength: 20 } : {}),
     verbose: true,
     ...options.train,
   });

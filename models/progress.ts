@@ -49,7 +49,7 @@ export class TrainingProgress {
       !k.startsWith("recall") &&
       !k.startsWith("precision")
     );
-    const text = `epoch ${String(r.epoch).padStart(3)}  loss ${r.loss.toFixed(4)}  valid ` +
+    const text = `epoch ${String(r.epoch + 1).padStart(3)}  loss ${r.loss.toFixed(4)}  valid ` +
       metrics.map(([k, v]) => `${k} ${fmt(v)}`).join("  ") +
       `  ${improved ? "*" : " "} best ${this.#metric} ${fmt(best)}` +
       `  (train ${r.trainSeconds.toFixed(1)} s, eval ${r.evalSeconds.toFixed(1)} s)`;
@@ -58,7 +58,7 @@ export class TrainingProgress {
       return;
     }
     this.#rows.push(
-      `<tr><td>${r.epoch}</td><td>${r.loss.toFixed(4)}</td>` +
+      `<tr><td>${r.epoch + 1}</td><td>${r.loss.toFixed(4)}</td>` +
         metrics.map(([, v]) => `<td>${fmt(v)}</td>`).join("") +
         `<td>${improved ? "★" : ""}</td><td>${r.trainSeconds.toFixed(1)}</td>` +
         `<td>${r.evalSeconds.toFixed(1)}</td></tr>`,
