@@ -31,6 +31,12 @@ export interface TrainConfig {
   maxLength: number;
   /** Where checkpoints go; null keeps them in memory only. */
   checkpointDir: string | null;
+  /**
+   * `"prefix"` (RecBole's protocol): one sample per prefix, the loss at its last position.
+   * `"all-positions"` (faster): each user's training sequence in windows of L, the loss at every
+   * position.
+   */
+  trainingMode: "prefix" | "all-positions";
   /** Check the loss for NaN/Inf every this many steps (one GPU wait each). */
   lossCheckEvery: number;
   /** Print one line per epoch. */
@@ -51,6 +57,7 @@ export const TRAIN_DEFAULTS: TrainConfig = {
   seed: 2020,
   maxLength: 200,
   checkpointDir: null,
+  trainingMode: "prefix",
   lossCheckEvery: 100,
   verbose: true,
 };
@@ -96,6 +103,8 @@ const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
   seed: nonNegativeInt,
   maxLength: positiveInt,
   checkpointDir: (v) => (v === null || typeof v === "string" ? null : "must be a path or null"),
+  trainingMode: (v) =>
+    v === "prefix" || v === "all-positions" ? null : 'must be "prefix" or "all-positions"',
   lossCheckEvery: positiveInt,
   verbose: bool,
 };

@@ -12,11 +12,16 @@
  */
 import { join } from "node:path";
 import type { SequentialDataset } from "../data/dataset.ts";
-import { prefixBatches } from "../data/batches.ts";
+import {
+  type AllPositionsBatch,
+  allPositionsBatches,
+  type PrefixBatch,
+  prefixBatches,
+} from "../data/batches.ts";
 import { backward, zeroGrad } from "../ops/autograd.ts";
 import { DropoutRng } from "../ops/dropout.ts";
 import { itemCrossEntropy } from "../ops/cross_entropy.ts";
-import { writeAt, zeros } from "../ops/elementwise.ts";
+import { reshape, writeAt, zeros } from "../ops/elementwise.ts";
 import { Adam } from "../ops/optimizer.ts";
 import { runtime } from "../ops/runtime.ts";
 import { Tensor, tidy } from "../ops/tensor.ts";
@@ -199,13 +204,20 @@ async function trainEpoch(
   state: TrainerState,
   lastGood: string | null,
 ): Promise<number> {
-  const batches = prefixBatches(dataset, {
-    maxLength: config.maxLength,
-    batchSize: config.batchSize,
-    seed: config.seed,
-    epoch: state.epoch,
-    reuseBuffers: true,
-  });
+  const batches = config.trainingMode === "prefix"
+    ? prefixBatches(dataset, {
+      maxLength: config.maxLength,
+      batchSize: config.batchSize,
+      seed: config.seed,
+      epoch: state.epoch,
+      reuseBuffers: true,
+    })
+    : allPositionsBatches(dataset, {
+      maxLength: config.maxLength,
+      batchSize: config.batchSize,
+      seed: config.seed,
+      epoch: state.epoch,
+    });
   const losses = zeros([batches.batchCount]);
   const params = model.params.list();
   let i = 0, checked = 0;
@@ -223,13 +235,9 @@ async function trainEpoch(
   };
   for (const batch of batches) {
     tidy(() => {
-      const inputs = uploadSequences(batch.items, batch.lengths, batch.size, config.maxLength);
-      const h = model.forward(inputs, true);
-      const loss = itemCrossEntropy(
-        h,
-        model.itemTable,
-        Tensor.from(batch.targets, [batch.size], "i32"),
-      );
+      const loss = config.trainingMode === "prefix"
+        ? prefixLoss(model, batch as PrefixBatch, config.maxLength)
+        : allPositionsLoss(model, batch as AllPositionsBatch);
       backward(loss);
       adam.step();
       zeroGrad(params);
@@ -244,6 +252,23 @@ async function trainEpoch(
   let sum = 0;
   for (const v of host) sum += v;
   return sum / Math.max(host.length, 1);
+}
+
+/** RecBole's loss: the cross-entropy at each sample's last position. */
+function prefixLoss(model: SequentialModel, batch: PrefixBatch, maxLength: number): Tensor {
+  const inputs = uploadSequences(batch.items, batch.lengths, batch.size, maxLength);
+  const h = model.forward(inputs, true);
+  return itemCrossEntropy(h, model.itemTable, Tensor.from(batch.targets, [batch.size], "i32"));
+}
+
+/** The cross-entropy at every real position of each window (padding ignored). */
+function allPositionsLoss(model: SequentialModel, batch: AllPositionsBatch): Tensor {
+  const { size, maxLength } = batch;
+  const items = Tensor.from(batch.items, [size, maxLength], "i32");
+  const h = model.forward({ items }, true);
+  const flat = reshape(h, [size * maxLength, h.shape[2]]);
+  const targets = Tensor.from(batch.targets, [size * maxLength], "i32");
+  return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -3,7 +3,7 @@
  * protocol and prints the best validation and the test metrics and the time per epoch.
  *
  * Options: --format F, --epochs N, --batch-size B, --lr X, --max-len L, --seed S, --dropout P,
- * --layers N, --checkpoint-dir DIR, --resume FILE, --epochs-this-run N (split a long run across
+ * --layers N, --training-mode prefix|all-positions, --checkpoint-dir DIR, --resume FILE, --epochs-this-run N (split a long run across
  * processes: resume from DIR/last.safetensors), --json.
  */
 import { parseArgs } from "node:util";
@@ -30,6 +30,7 @@ const { values } = parseArgs({
     "checkpoint-dir": { type: "string" },
     resume: { type: "string" },
     "epochs-this-run": { type: "string" },
+    "training-mode": { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
@@ -40,7 +41,8 @@ if (values.help || !values.dataset) {
   console.log(
     "usage: deno task train --model mamba4rec --dataset <name-or-file> [--format F] [--epochs N]\n" +
       "       [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P] [--layers N]\n" +
-      "       [--checkpoint-dir DIR] [--resume FILE] [--epochs-this-run N] [--json]",
+      "       [--training-mode prefix|all-positions] [--checkpoint-dir DIR] [--resume FILE]\n" +
+      "       [--epochs-this-run N] [--json]",
   );
   Deno.exit(values.help ? 0 : 2);
 }
@@ -65,6 +67,7 @@ const config = trainConfig({
   maxLength: num("max-len", values["max-len"]) ?? preset?.maxLength,
   seed,
   checkpointDir: values["checkpoint-dir"] ?? null,
+  trainingMode: values["training-mode"],
   verbose: !values.json,
 });
 const info = await initGpu();

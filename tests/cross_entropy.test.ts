@@ -137,3 +137,37 @@ Deno.test("crossEntropy: 70,000 rows and 17 million logits (2-D workgroup grids)
     assertClose(g, crossEntropyGradRef(x64, targets, cols, 1), 1e-5, `gradient ${what}`);
   }
 });
+
+Deno.test("crossEntropy with ignoreIndex: ignored rows add nothing and leave the mean", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [rows, cols] of [[1, 3], [9, 7], [257, 41]]) {
+    const targets = randint(rng, rows, cols);
+    targets[0] = 0; // at least one ignored row
+    const kept = [...targets.keys()].filter((r) => targets[r] !== 0);
+    const t = Tensor.from(targets, [rows], "i32");
+    // The reference: the plain loss over the kept rows only, its gradient zero on ignored rows.
+    const pick = (x: Float64Array) => {
+      const out = new Float64Array(kept.length * cols);
+      kept.forEach((r, k) => out.set(x.subarray(r * cols, (r + 1) * cols), k * cols));
+      return out;
+    };
+    const keptTargets = Int32Array.from(kept.map((r) => targets[r]));
+    await gradCheck({
+      what: `crossEntropy ignoreIndex [${rows}, ${cols}] seed ${seed}`,
+      inputs: [{ data: randn(rng, rows * cols, 3), shape: [rows, cols] }],
+      gpu: ([x]) => crossEntropy(x, t, { ignoreIndex: 0 }),
+      ref: ([x]) => kept.length ? crossEntropyRef(pick(x), keptTargets, cols) : new Float64Array(1),
+      refGrad: ([x], g) => {
+        const full = new Float64Array(rows * cols);
+        if (kept.length) {
+          const part = crossEntropyGradRef(pick(x), keptTargets, cols, g[0]);
+          kept.forEach((r, k) => full.set(part.subarray(k * cols, (k + 1) * cols), r * cols));
+        }
+        return [full];
+      },
+      rng,
+      probes: 12,
+    });
+  }
+});
