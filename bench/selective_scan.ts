@@ -89,11 +89,12 @@ function scanSetup(
     if (withBackward) { for (const g of out.node!.backward(gout)) g?.dispose(); }
     release(out);
   };
-  // Compulsory DRAM traffic: u, delta, z, out (and checkpoints) forward; the backward re-reads
-  // the inputs and checkpoints, reads the output gradient and writes every gradient.
+  // Compulsory DRAM traffic. Forward: u, delta, z in, out and y before the gate out, B, C, and
+  // the checkpoints. Backward: the adjoint and the state kernel each read u, delta, z, the
+  // output gradient, B and C; plus y, checkpoints and λ, and du, ddelta, dz, dB, dC out.
   const big = b * d * l * 4, small = b * n * l * 4, ck = b * Math.ceil(l / 32) * d * n * 4;
-  const forwardBytes = 4 * big + 2 * small + ck;
-  const backwardBytes = 4 * big + 2 * small + ck + 3 * big + 2 * small;
+  const forwardBytes = 5 * big + 2 * small + ck;
+  const backwardBytes = 2 * (4 * big + 2 * small) + big + 3 * ck + 4 * big + 2 * small;
   return {
     tensors: [u, delta, z, B, C, D, deltaBias, A, gout],
     run,
@@ -167,19 +168,23 @@ registerConv(true);
 if (import.meta.main) {
   const variants = Deno.args.includes("--variants");
   if (variants) {
-    for (const forwardThreads of [32, 128]) registerScan("train", "bld", false, { forwardThreads });
-    registerScan("train", "bld", false, { forwardSteps: 8 });
-    for (const segments of [1, 4]) registerScan("long", "bld", false, { segments });
+    for (const tuning of [{ channelSteps: 4 }, { channelSteps: 16 }, { channelThreads: 128 }]) {
+      registerScan("train", "bld", false, tuning);
+    }
     for (
       const tuning of [
-        { channelsPerGroup: 4, backwardSumSteps: 4 },
-        { channelsPerGroup: 16, backwardSumSteps: 2 },
-        { backwardSumSteps: 2 },
+        { stateRows: 1 },
+        { stateChunk: 4 },
+        { stateChunk: 2 },
         { interval: 16 },
-        { channelGroups: 2 },
+        { channelThreads: 128 },
+        { channelSteps: 4 },
       ]
     ) registerScan("train", "bld", true, tuning);
-    for (const segments of [2, 4]) registerScan("long", "bld", true, { segments });
+    registerScan("long", "bld", false, { segments: 2 });
+    for (const tuning of [{ segments: 2 }, { interval: 16 }, { stateRows: 1 }]) {
+      registerScan("long", "bld", true, tuning);
+    }
   }
   const info = await initGpu();
   const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };

@@ -127,7 +127,7 @@ for (const channelsLast of [false, true]) {
   );
 }
 
-Deno.test("selectiveScan: length split into segments, channel groups in the backward", async () => {
+Deno.test("selectiveScan: length split into segments, other state-kernel shapes", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const cases: [Case, boolean][] = [
@@ -148,7 +148,7 @@ Deno.test("selectiveScan: length split into segments, channel groups in the back
       states: 5,
       D: true,
       z: true,
-      tuning: { segments: 2, channelGroups: 2 },
+      tuning: { segments: 2, stateRows: 3, stateChunk: 5 },
     }, true],
     [{
       batch: 2,
@@ -158,7 +158,7 @@ Deno.test("selectiveScan: length split into segments, channel groups in the back
       z: true,
       bias: true,
       softplus: true,
-      tuning: { segments: 3, channelGroups: 2 },
+      tuning: { segments: 3, stateRows: 2 },
     }, false],
   ];
   for (const [c, last] of cases) await check(c, last, seed, rng);
@@ -170,11 +170,10 @@ Deno.test("selectiveScan: explicit workgroup shapes and intervals give the same 
   const base = { batch: 2, channels: 10, length: 150, states: 16, D: true, z: true, bias: true };
   for (
     const tuning of [
-      { interval: 8, backwardSumSteps: 1, channelsPerGroup: 3 },
-      { interval: 64, backwardSumSteps: 1, channelsPerGroup: 4, segments: 2 },
-      { interval: 4, backwardSumSteps: 4, channelsPerGroup: 10, channelGroups: 1 },
-      { forwardThreads: 3, forwardSteps: 2 },
-      { forwardThreads: 256, forwardSteps: 16, segments: 3 },
+      { interval: 8, channelThreads: 3, channelSteps: 2, stateRows: 3, stateChunk: 3 },
+      { interval: 64, stateRows: 1, stateChunk: 1, segments: 2 },
+      { interval: 4, channelThreads: 256, channelSteps: 4, segments: 3 },
+      { channelThreads: 1, channelSteps: 1, stateRows: 5, stateChunk: 7 },
     ]
   ) {
     await check({ ...base, softplus: true, tuning }, tuning.interval !== 64, seed, rng);
@@ -261,7 +260,7 @@ Deno.test("selectiveScan: gradients are bitwise deterministic", async () => {
         {
           D,
           deltaSoftplus: true,
-          tuning: { segments: 2, channelGroups: 2 },
+          tuning: { segments: 2, stateRows: 3 },
         },
       );
       backward(sumAll(mul(out, Tensor.from(data.w, [b, d, l]))));
@@ -327,9 +326,9 @@ Deno.test("selectiveScan: bad input names the op and the shapes before any dispa
     "selectiveScan: tuning.interval must be an integer ≥ 1, a power of two up to 64, got 12",
   );
   assertThrows(
-    () => selectiveScan(u, u, A, B, B, { tuning: { channelsPerGroup: 3, backwardSumSteps: 8 } }),
+    () => selectiveScan(u, u, A, B, B, { tuning: { channelSteps: 64 } }),
     RangeError,
-    "selectiveScan: n = 4 states with 3 channels per workgroup do not fit",
+    "selectiveScan: tuning.channelSteps must be an integer ≥ 1, a power of two up to 32, got 64",
   );
   assertThrows(
     () => selectiveScan(t(2, 3), u, A, B, B),
