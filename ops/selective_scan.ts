@@ -559,7 +559,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
  * column per invocation), then walks it back from the adjoint saved at the interval's end,
  * accumulating dB_t and dC_t over channels in registers (the step code is unrolled, so they stay
  * registers). The sum over states of λ·A·exp(ΔA)·h_{t−1}, the rest of dΔ, goes through workgroup
- * memory once per channel, as do the per-channel dA and d deltaBias partial sums.
+ * memory once per channel, as do the dA and d deltaBias partial sums over the workgroup's rows.
  */
 function stateShader(spec: ScanSpec, plan: ScanPlan): string {
   const { st, ts } = plan;
@@ -641,7 +641,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let valid = m < p.intervals;
   let tbase = mg * SPAN;
   let wlen = min(SPAN, p.length - tbase);
-  let prow = (b * groups + mg) * (p.channels * N + p.channels);
+  let prow = (b * groups + mg) * 2u * p.channels * N;
   for (var i = lid; i < SPAN * N; i += WG) {
     ${last ? "let t = i / N; let s2 = i % N;" : "let s2 = i / SPAN; let t = i % SPAN;"}
     var v = vec2<f32>(0.0, 0.0);
@@ -704,7 +704,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     tA[lid] = dA_c;
     tB[lid] = w;
     workgroupBarrier();
-    for (var task = lid; task < SPAN + N + 1u; task += WG) {
+    for (var task = lid; task < SPAN + N; task += WG) {
       if (task < SPAN) {
         let t = tbase + task;
         if (task < wlen) {
@@ -713,15 +713,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
           let at = cc * SPAN + task;
           ddelta[didx(b, c, t)] = (sP[at] + v) * sQ[at].w;
         }
-      } else if (task < SPAN + N) {
-        let s2 = task - SPAN;
-        var v = 0.0;
-        for (var rr = 0u; rr < R; rr++) { v += tA[rr * N + s2]; }
-        spart[prow + c * N + s2] = v;
       } else {
-        var v = 0.0;
-        for (var i = 0u; i < WG; i++) { v += tB[i]; }
-        spart[prow + p.channels * N + c] = v;
+        let s2 = task - SPAN;
+        var va = 0.0;
+        var vb = 0.0;
+        for (var rr = 0u; rr < R; rr++) {
+          va += tA[rr * N + s2];
+          vb += tB[rr * N + s2];
+        }
+        spart[prow + c * N + s2] = va;
+        spart[prow + (p.channels + c) * N + s2] = vb;
       }
     }
     workgroupBarrier();
@@ -762,7 +763,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 /**
  * Splits the summed partial rows into dA, dD and d deltaBias: `adj` holds the adjoint's
  * [dD | d deltaBias] per (channel, invocation of the channel), `st` the state kernel's
- * [dA | d deltaBias].
+ * [dA | d deltaBias] per (channel, state).
  */
 function finishShader(hasD: boolean, hasBias: boolean, tpc: number): string {
   const list: Binding[] = [["read", "adj"], ["read", "st"], ["read_write", "dA"]];
@@ -784,7 +785,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = i - na;
   if (c >= p.channels) { return; }
   var sd = 0.0;
-  var sb = st[na + c];
+  var sb = 0.0;
+  for (var s = 0u; s < p.states; s++) { sb += st[na + c * p.states + s]; }
   for (var g = 0u; g < TPC; g++) {
     sd += adj[c * TPC + g];
     sb += adj[(p.channels + c) * TPC + g];
@@ -1083,7 +1085,7 @@ function scanBackward(
   const dB = Tensor.empty(B.shape, "f32", name);
   const dC = Tensor.empty(C.shape, "f32", name);
   const groups = Math.ceil(plan.intervals / st.rows);
-  const spart = Tensor.empty([batch * groups, channels * states + channels], "f32", name);
+  const spart = Tensor.empty([batch * groups, 2 * channels * states], "f32", name);
   const fs = fold(batch * groups);
   launch(
     name,
