@@ -43,7 +43,7 @@ export {
 } from "./mamba4rec.ts";
 export type { ModelInputs, SequentialModel } from "./model.ts";
 export { ParameterSet } from "./parameters.ts";
-export { jupyterKernel, TrainingProgress } from "./progress.ts";
+export { type JupyterApi, jupyterKernel, TrainingProgress } from "./progress.ts";
 export {
   createModel,
   type DatasetPreset,

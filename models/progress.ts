@@ -7,7 +7,9 @@
 import type { EpochRecord } from "./trainer.ts";
 import type { Metrics } from "./evaluator.ts";
 
-interface JupyterApi {
+/** The part of `Deno.jupyter` the progress display uses. */
+export interface JupyterApi {
+  /** Sends or updates a display. */
   display(bundle: Record<string, string>, options: Record<string, unknown>): Promise<void>;
 }
 

@@ -65,10 +65,18 @@ const UNARY = {
   relu: { forward: "max(x, 0.0)", derivative: "select(0.0, 1.0, x > 0.0)" },
   scale: { forward: "p.a * x", derivative: "p.a" },
   addScalar: { forward: "x + p.a", derivative: "1.0" },
-} satisfies Record<string, UnaryDef>;
+} satisfies Record<UnaryName, UnaryDef>;
 
 /** Names of the built-in unary functions. */
-export type UnaryName = keyof typeof UNARY;
+export type UnaryName =
+  | "gelu"
+  | "silu"
+  | "softplus"
+  | "sigmoid"
+  | "exp"
+  | "relu"
+  | "scale"
+  | "addScalar";
 
 const unaryShaders = new Map<string, string>();
 

@@ -53,6 +53,7 @@ export type { EmbeddingOptions } from "./embedding.ts";
 export { dropout, DROPOUT_HASH_WGSL, DropoutRng } from "./dropout.ts";
 export type { DropoutOptions, DropoutRngState } from "./dropout.ts";
 export { crossEntropy, itemCrossEntropy } from "./cross_entropy.ts";
+export type { CrossEntropyOptions } from "./cross_entropy.ts";
 export { Adam, globalGradNorm } from "./optimizer.ts";
 export type { AdamOptions, AdamState } from "./optimizer.ts";
 export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./ranking.ts";

@@ -61,8 +61,14 @@ const PARAM_SLOT = 256; // bytes per dispatch in the parameter ring; the uniform
 const MIN_ALLOC = 16;
 const MAX_BIND_GROUPS = 8192;
 
+/**
+ * The process's GPU state: the device, compiled kernels, the buffer pool, the open command
+ * encoder and the parameter ring. Get it with {@link runtime} after {@link initGpu}.
+ */
 class Runtime {
+  /** The WebGPU device. */
   readonly device: GPUDevice;
+  /** What the adapter and device offer. */
   readonly info: GpuInfo;
   readonly #kernels = new Map<string, Kernel>();
   readonly #pool = new Map<number, PooledBuffer[]>();
@@ -84,6 +90,7 @@ class Runtime {
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
 
+  /** Wraps an opened device (see {@link openRuntime}). */
   constructor(device: GPUDevice, info: GpuInfo) {
     this.device = device;
     this.info = info;
@@ -345,7 +352,10 @@ class Runtime {
 
 /** A WebGPU validation or out-of-memory error, turned into an exception naming the op. */
 export class GpuError extends Error {
-  /** @param message what failed and where */
+  /**
+   * An error with the op's name in its message.
+   * @param message what failed and where
+   */
   constructor(message: string) {
     super(message);
     this.name = "GpuError";
