@@ -58,3 +58,7 @@ export { Adam, globalGradNorm } from "./optimizer.ts";
 export type { AdamOptions, AdamState } from "./optimizer.ts";
 export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./ranking.ts";
 export type { TargetRankOptions } from "./ranking.ts";
+export { causalConv1d } from "./causal_conv1d.ts";
+export type { CausalConv1dOptions } from "./causal_conv1d.ts";
+export { SELECTIVE_SCAN_MAX_STATES, selectiveScan } from "./selective_scan.ts";
+export type { SelectiveScanOptions, SelectiveScanTuning } from "./selective_scan.ts";

@@ -118,13 +118,14 @@ export function meanAll(x: Tensor): Tensor {
 const COL_WG = 64;
 
 const COL_SUM = /* wgsl */ `
-struct P { rows: u32, cols: u32, chunk: u32 }
+struct P { rows: u32, cols: u32, chunk: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let c = gid.x;
+  // Columns fold over x and z (more than 65,535 workgroups of columns), chunks of rows over y.
+  let c = gid.x + gid.z * p.gx * ${COL_WG}u;
   if (c >= p.cols) { return; }
   let r0 = gid.y * p.chunk;
   let r1 = min(r0 + p.chunk, p.rows);
@@ -145,12 +146,15 @@ export function sumLeading(x: Tensor, shape: readonly number[]): Tensor {
     const chunk = Math.max(64, Math.ceil(rows / 65535));
     const chunks = Math.ceil(rows / chunk);
     const next = Tensor.empty(chunks === 1 ? shape : [chunks, cols], "f32", "sumLeading");
+    const colGroups = Math.ceil(cols / COL_WG);
+    const gz = Math.ceil(colGroups / 65535);
+    const gx = Math.ceil(colGroups / gz);
     launch(
       "sumLeading",
       COL_SUM,
-      packParams([rows, cols, chunk]),
+      packParams([rows, cols, chunk, gx]),
       [cur, next],
-      [Math.ceil(cols / COL_WG), chunks],
+      [gx, chunks, gz],
     );
     if (cur !== x) cur.dispose();
     cur = next;

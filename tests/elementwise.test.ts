@@ -18,11 +18,13 @@ import {
   softplus,
   sub,
   sumAll,
+  sumLeading,
   Tensor,
   tidy,
   unary,
   type UnaryName,
 } from "../ops/mod.ts";
+import { runtime } from "../ops/runtime.ts";
 import { map, rowSumRef, sumRowsRef, unaryRef } from "./reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
@@ -172,4 +174,15 @@ Deno.test("bad input: mismatched shapes name the op and both shapes", () => {
     TypeError,
     "gelu: expected a f32 tensor",
   );
+});
+
+Deno.test("sumLeading folds more than 65,535 workgroups of columns", async () => {
+  const cols = 64 * 65535 + 77, rows = 2;
+  if (rows * cols * 4 > runtime().info.maxBindingBytes) return;
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const x = Float32Array.from(uniform(rng, rows * cols, -1, 1));
+  const got = await sumLeading(Tensor.from(x, [rows, cols]), [cols]).toArray();
+  const want = Float64Array.from({ length: cols }, (_, c) => x[c] + x[cols + c]);
+  assertClose(got, want, 1e-6, `sumLeading seed ${seed}`);
 });
