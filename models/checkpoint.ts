@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { writeFileAtomic } from "../data/cache.ts";
 import { runtime } from "../ops/runtime.ts";
 import { readTensors, type Tensor } from "../ops/tensor.ts";
 
@@ -62,15 +62,7 @@ export async function writeCheckpoint(
     out.set(new Uint8Array(h.buffer, h.byteOffset, h.length * 4), at);
     at += h.length * 4;
   }
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  try {
-    await Deno.writeFile(tmp, out);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await writeFileAtomic(path, out);
 }
 
 /** Reads a checkpoint written by {@link writeCheckpoint} (or any F32 safetensors file). */

@@ -314,23 +314,10 @@ export function clone(t: Tensor): Tensor {
   const c = Tensor.empty(t.shape, t.dtype, "clone");
   if (t.size > 0) {
     // copyBufferToBuffer ends the compute pass; a copy kernel keeps the pass open.
-    const g = grid(t.size, WG);
-    launch("clone", COPY, packParams([t.size, g.stride]), [t, c], g.groups);
+    writeAt(c, t, 0);
   }
   return c;
 }
-
-const COPY = /* wgsl */ `
-struct P { n: u32, stride: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
-  if (i >= p.n) { return; }
-  dst[i] = src[i];
-}`;
 
 /** The same values with another shape of equal size; shares storage (no copy). Recorded. */
 export function reshape(t: Tensor, shape: readonly number[]): Tensor {
