@@ -6,14 +6,17 @@
  * loss around it. Both layouts.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
- * `deno run -A bench/selective_scan.ts [--variants] [--quick]`, where `--variants` adds the
- * work-splitting alternatives (segments, channel groups) for tuning. On CPU implementations the
+ * `deno run -A bench/selective_scan.ts [--variants] [--quick] [--filter=text,…]`, where
+ * `--variants` adds the work-splitting alternatives (segments, channel groups, intervals) for
+ * tuning and `--filter` keeps the benchmarks whose name contains one of the texts. On CPU implementations the
  * sizes shrink and the figures only show that everything runs.
  *
  * Reference (mamba_ssm 1.1.4 CUDA kernel on an H200, same sizes): forward 5.7 ms and
  * forward+backward 23.6 ms at batch 2048 × 200; 5.2 ms and 24.1 ms at batch 256 × 2,000.
- * Measured here on the H200 (bld): forward 1.83 ms (4 staged steps) and 3.46 ms (8 staged
- * steps) at the two sizes; forward+backward 34.0 ms and 36.4 ms with 16-step intervals.
+ * Measured here on the H200 (bld): forward 1.83–2.33 ms (4 staged steps) and 3.46–3.94 ms (8
+ * staged steps) at the two sizes; forward+backward 15.9 ms at batch 2048 × 200 (2 intervals per
+ * state workgroup; 24.0 ms with 4) and 28.8 ms at batch 256 × 2,000 (4 per workgroup; 24.0 ms
+ * with 8-step intervals).
  *
  * @module
  */
@@ -170,24 +173,30 @@ registerConv(true);
 if (import.meta.main) {
   const variants = Deno.args.includes("--variants");
   if (variants) {
-    for (const tuning of [{ channelSteps: 8 }, { channelSteps: 2 }, { channelThreads: 128 }]) {
-      registerScan("train", "bld", false, tuning);
-    }
+    for (
+      const tuning of [{ channelSteps: 8 }, { channelSteps: 2 }, { channelThreads: 128 }, {
+        interval: 8,
+      }]
+    ) registerScan("train", "bld", false, tuning);
     for (
       const tuning of [
-        { interval: 32 },
         { interval: 8 },
-        { stateRows: 1 },
-        { stateRows: 2 },
+        { interval: 8, stateRows: 8 },
+        { interval: 8, stateRows: 8, stateChunk: 4 },
+        { interval: 8, stateRows: 2 },
+        { interval: 4, stateRows: 8 },
+        { interval: 4, stateRows: 16 },
         { stateChunk: 4 },
-        { channelSteps: 8 },
+        { stateRows: 2 },
       ]
     ) registerScan("train", "bld", true, tuning);
     registerScan("long", "bld", false, { segments: 2 });
-    for (const tuning of [{ segments: 2 }, { interval: 32 }, { stateRows: 1 }]) {
+    for (const tuning of [{ segments: 2 }, { interval: 8 }, { interval: 8, stateRows: 8 }]) {
       registerScan("long", "bld", true, tuning);
     }
   }
+  // --filter=a,b: only the benchmarks whose name contains one of the comma-separated texts.
+  const filter = Deno.args.find((a) => a.startsWith("--filter="))?.slice(9).split(",");
   const info = await initGpu();
   const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
   console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
@@ -199,6 +208,7 @@ if (import.meta.main) {
   }
   console.log(formatHeader());
   for (const def of registeredBenchmarks()) {
+    if (filter && !filter.some((f) => def.name.includes(f))) continue;
     try {
       console.log(formatRow(await measure(def, ctx)));
     } catch (e) {

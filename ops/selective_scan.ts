@@ -19,10 +19,11 @@
  *   exp(Δ_{t+1}·A)·λ_{t+1} with gy = ∂L/∂y, in registers; it needs no states. It gives du =
  *   Δ·Σ_s λB + D·gy, the part u·Σ_s λB of dΔ, dz, dD, and λ at every interval end.
  * - States (state-major). One invocation owns a (batch, interval, state) and loops over the
- *   channels: it re-runs the interval from the checkpoint (states in workgroup memory), walks it
- *   back from the saved λ, and sums over channels in registers: dB_t = Σ_c λ·Δu, dC_t = Σ_c
- *   gy·h_t, and dA. The remaining part of dΔ, Σ_s λ·A·exp(ΔA)·h_{t−1}, is the one sum over
- *   states done in workgroup memory, once per channel and interval.
+ *   channels: it re-runs the interval from the checkpoint and walks it back from the saved λ, its
+ *   own per-step values (B, C, h, exp(ΔA)) in registers, and sums over channels in registers:
+ *   dB_t = Σ_c λ·Δu, dC_t = Σ_c gy·h_t, and dA. The remaining part of dΔ, Σ_s λ·A·exp(ΔA)·h_{t−1},
+ *   is the one sum over states done in workgroup memory: all invocations sum slices of it, and
+ *   the slices are added one channel later, so a channel costs one barrier.
  *
  * Long sequences: where batch × channels cannot fill the GPU, the channel-major kernels split the
  * length into segments scanned in parallel: a local pass gives each segment's end state from zero
@@ -33,12 +34,18 @@
  * Floor on an H200 at batch 2048, d 128, l 200, n 32: b·d·l·n = 1.68e9 state steps. Forward: one
  * exp each (≈ 4e12 exp/s on the special-function units → 0.4 ms) and ≈ 1 GB of u, Δ, z and out
  * traffic (0.25 ms at 4 TB/s), plus checkpoints (b·d·n·l/TS·4 B = 0.44 GB at TS 16). Backward:
- * three exps per state step (adjoint, re-run, reverse: 1.2 ms), ≈ 3.5 GB of traffic (0.8 ms).
+ * two exps per state step (adjoint, re-run; the walk back reuses the re-run's: 0.8 ms), ≈ 3.5 GB
+ * of traffic (0.8 ms). The state kernel alone: one exp (0.4 ms), ≈ 12 FMAs (0.6 ms at 33e12
+ * FMA/s) and ≈ 3 workgroup-memory words (0.6 ms at 32 words/clock/SM) per state step, ≈ 1 ms.
  *
- * Measured on the H200 (`deno run -A bench/selective_scan.ts`, bld, D, z, deltaBias, softplus):
- * forward 1.83 ms at b 2048 × l 200 with 4 staged steps (2.72 ms with 8; mamba_ssm 5.7 ms);
- * forward + backward 34.0 ms with 16-step intervals (49.2 ms with 32; mamba_ssm 23.6 ms). The
- * state kernel dominates the backward at about ten times its floor: the next thing to fix.
+ * Measured on the H200 (`deno run -A bench/selective_scan.ts --variants`, bld, D, z, deltaBias,
+ * softplus), b 2048 × l 200: forward 1.8–2.3 ms with 4 staged steps (3.1 ms with 8; mamba_ssm
+ * 5.7 ms). Forward + backward with 16-step intervals: 34.0 ms before the state kernel kept its
+ * per-step values in registers and split the dΔ state sum over all invocations; after,
+ * 24.0 ms with 4 intervals per state workgroup, 15.9 ms with 2 (16.9 ms with 8-step intervals,
+ * 23.2 ms with 8 × 8; mamba_ssm 23.6 ms). At b 256 × l 2,000: 28.8 ms with 4 intervals per
+ * workgroup (24.0 ms with 8-step intervals; mamba_ssm 24.1 ms), 2 not yet measured. The state
+ * kernel, by difference about 10 ms, is still far above its ≈ 1 ms floor.
  *
  * @module
  */
@@ -86,7 +93,7 @@ export interface SelectiveScanTuning {
   channelThreads?: number;
   /** Steps staged at a time by the channel-major kernels: 1, 2, 4, …, 32 (default 4). */
   channelSteps?: number;
-  /** Intervals per workgroup of the state-major kernel (default: up to 128 invocations). */
+  /** Intervals per workgroup of the state-major kernel (default: up to 64 invocations). */
   stateRows?: number;
   /** Channels staged at a time by the state-major kernel (default 8). */
   stateChunk?: number;
@@ -150,9 +157,15 @@ function channelWords(c: Omit<ChannelShape, "steps" | "cblocks">, steps: number)
   return steps * (2 * c.tpc * c.spt + 4 * c.cpg + c.cpg * c.tpc);
 }
 
+/** Slices the state-major kernel splits each step's sum over the n states into. */
+function stateParts(n: number, ts: number): number {
+  return Math.max(1, Math.floor(n / ts));
+}
+
 /** Workgroup-memory words of the state-major kernel. */
 function stateWords(n: number, ts: number, rows: number, chunk: number): number {
-  return rows * ts * (2 * n + n + 4 * chunk + odd(n)) + 2 * rows * n;
+  const span = rows * ts;
+  return span * (5 * chunk + 2 * odd(n) + 2 * stateParts(n, ts)) + 4 * rows * n;
 }
 
 function planScan(
@@ -179,7 +192,10 @@ function planScan(
     const steps = [tuning.channelSteps ?? 4, 2, 1].find((v) =>
       v <= ts && ts % v === 0 && channelWords(chBase, v) <= budget
     );
-    const rowsWanted = tuning.stateRows ?? Math.max(1, Math.floor(128 / states));
+    // 64 invocations per state-kernel workgroup: measured on the H200 (b 2048, l 200, n 32), 2 rows
+    // took 15.9 ms forward + backward against 24.0 ms with 4 rows and 23.2 ms with 8 (8-step
+    // intervals).
+    const rowsWanted = tuning.stateRows ?? Math.max(1, Math.floor(64 / states));
     let st: StateShape | undefined;
     for (let rows = rowsWanted; rows >= 1 && !st; rows = tuning.stateRows ? 0 : rows >> 1) {
       const chunk = [tuning.stateChunk ?? 8, 4, 2, 1].find((c) =>
@@ -561,18 +577,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 /**
  * The state-major backward kernel: one invocation per (batch, interval, state); a workgroup holds
- * `rows` consecutive intervals × n states of one batch row and loops over all channels. Per
- * channel it re-runs each interval from its checkpoint (h_{t−1} kept in workgroup memory, one
- * column per invocation), then walks it back from the adjoint saved at the interval's end,
- * accumulating dB_t and dC_t over channels in registers (the step code is unrolled, so they stay
- * registers). The sum over states of λ·A·exp(ΔA)·h_{t−1}, the rest of dΔ, goes through workgroup
- * memory once per channel, as do the dA and d deltaBias partial sums over the workgroup's rows.
+ * `rows` consecutive intervals × n states of one batch row and loops over all channels. Every
+ * per-step value an invocation needs only for itself lives in registers (the step code is
+ * unrolled): its B_t and C_t, the re-run's h_t and exp(Δ_t·A), and the dB_t and dC_t sums over
+ * channels. Per channel it re-runs each interval from its checkpoint, then walks it back from
+ * the adjoint saved at the interval's end. Workgroup memory holds only what invocations share:
+ * the staged per-channel step values, and the terms λ·A·exp(ΔA)·h_{t−1} whose sum over states is
+ * the rest of dΔ. That sum is split over all invocations (each sums a slice of the states of one
+ * step) and finished one channel later, so each channel costs one barrier; the term tiles and
+ * the dA and d deltaBias row partials are double-buffered for that.
  */
 function stateShader(spec: ScanSpec, plan: ScanPlan): string {
   const { st, ts } = plan;
   const n = spec.states;
-  const last = spec.channelsLast;
   const span = st.rows * ts; // steps covered by a workgroup
+  const parts = stateParts(n, ts);
   const list: Binding[] = [
     ["read", "gout"],
     ["read", "delta"],
@@ -592,23 +611,37 @@ function stateShader(spec: ScanSpec, plan: ScanPlan): string {
     ["read_write", "spart"],
   );
   const K = Array.from({ length: ts }, (_, k) => k);
+  const perStep = K.map((k) =>
+    `var bv${k} = 0.0;
+  var cv${k} = 0.0;
+  var dB${k} = 0.0;
+  var dC${k} = 0.0;
+  if (valid && m * TS + ${k}u < p.length) {
+    let g = nidx(b, s, m * TS + ${k}u);
+    bv${k} = Bm[g];
+    cv${k} = Cm[g];
+  }`
+  ).join("\n  ");
+  // h${k} is h_{t−1} of step k, h${ts} the interval's last state.
+  const rerun = K.map((k) =>
+    `let h${k} = h;
+    let da${k} = exp2(sQ[qb + ${k}u].x * a2);
+    h = da${k} * h + sQ[qb + ${k}u].y * bv${k};`
+  ).join("\n    ");
   const reverse = [...K].reverse().map((k) =>
     `{
-        let hp = hist[${k * st.threads}u + lid];
-        let q = sQ[qb + ${k}u];
-        let bc = sBC[bb + ${k * n}u];
-        let da = exp2(q.x * a2);
-        let lm = q.z * bc.y + lc;
-        dB${k} += lm * q.y;
-        dC${k} += q.z * (da * hp + q.y * bc.x);
-        let e = lm * da * hp;
-        dA_c += e * q.x;
-        let v = e * a;
-        tile[(r * TS + ${k}u) * NPAD + s] = v;
-        w += v * q.w;
-        lc = da * lm;
-      }`
-  ).join("\n      ");
+      let q = sQ[qb + ${k}u];
+      let lm = q.z * cv${k} + lc;
+      dB${k} += lm * q.y;
+      dC${k} += q.z * ${k + 1 < ts ? `h${k + 1}` : "h"};
+      let e = lm * da${k} * h${k};
+      dA_c += e * q.x;
+      let v = e * a;
+      tile[tb + (r * TS + ${k}u) * NPAD + s] = v;
+      w += v * q.w;
+      lc = da${k} * lm;
+    }`
+  ).join("\n    ");
   const writeGrads = K.map((k) =>
     `if (m * TS + ${k}u < p.length) {
       let g = nidx(b, s, m * TS + ${k}u);
@@ -624,17 +657,24 @@ const WG: u32 = ${st.threads}u;
 const CC: u32 = ${st.chunk}u;
 const SPAN: u32 = ${span}u;
 const NPAD: u32 = ${odd(n)}u;
-var<workgroup> sBC: array<vec2<f32>, ${span * n}>;         // [step][state]: (B, C)
-var<workgroup> hist: array<f32, ${ts * st.threads}>;        // [step][invocation]: h_{t-1}
-var<workgroup> sQ: array<vec4<f32>, ${
-    st.chunk * span
-  }>;   // [channel][step]: (Δ, Δu, gy, softplus')
-var<workgroup> sP: array<f32, ${
-    st.chunk * span
-  }>;         // [channel][step]: u·Σλ·B from the adjoint
-var<workgroup> tile: array<f32, ${span * odd(n)}>;         // [step][state]: λ·A·exp(ΔA)·h_{t-1}
-var<workgroup> tA: array<f32, ${st.threads}>;
-var<workgroup> tB: array<f32, ${st.threads}>;
+const PARTS: u32 = ${parts}u;                  // slices of the states per step's sum
+const PLEN: u32 = ${Math.ceil(n / parts)}u;     // states per slice
+var<workgroup> sQ: array<vec4<f32>, ${st.chunk * span}>; // [channel][step]: (Δ, Δu, gy, softplus')
+var<workgroup> sP: array<f32, ${st.chunk * span}>;       // [channel][step]: u·Σλ·B from the adjoint
+var<workgroup> tile: array<f32, ${
+    2 * span * odd(n)
+  }>;   // [buffer][step][state]: λ·A·exp(ΔA)·h_{t-1}
+var<workgroup> tpart: array<f32, ${2 * parts * span}>;   // [buffer][slice][step]: dΔ partial sums
+var<workgroup> tA: array<f32, ${2 * st.threads}>;       // [buffer][invocation]
+var<workgroup> tB: array<f32, ${2 * st.threads}>;
+// Sums the slices of the state sum of channel c's steps (buffer buf) and writes its dΔ.
+fn finish_ddelta(buf: u32, b: u32, c: u32, tbase: u32, wlen: u32, lid: u32) {
+  for (var j = (lid + N) % WG; j < wlen; j += WG) {
+    var v = 0.0;
+    for (var q = 0u; q < PARTS; q++) { v += tpart[(buf * PARTS + q) * SPAN + j]; }
+    ddelta[didx(b, c, tbase + j)] = v;
+  }
+}
 @compute @workgroup_size(${st.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * p.gx;
@@ -649,17 +689,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let tbase = mg * SPAN;
   let wlen = min(SPAN, p.length - tbase);
   let prow = (b * groups + mg) * 2u * p.channels * N;
-  for (var i = lid; i < SPAN * N; i += WG) {
-    ${last ? "let t = i / N; let s2 = i % N;" : "let s2 = i / SPAN; let t = i % SPAN;"}
-    var v = vec2<f32>(0.0, 0.0);
-    if (t < wlen) {
-      let g = nidx(b, s2, tbase + t);
-      v = vec2<f32>(Bm[g], Cm[g]);
-    }
-    sBC[t * N + s2] = v;
-  }
-  ${K.map((k) => `var dB${k} = 0.0;\n  var dC${k} = 0.0;`).join("\n  ")}
-  let bb = r * TS * N + s;
+  ${perStep}
   // The next channel's A, checkpoint and adjoint, loaded one channel ahead.
   var na = 0.0;
   var nh = 0.0;
@@ -671,10 +701,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   for (var c = 0u; c < p.channels; c++) {
     let cc = c % CC;
+    let buf = c % 2u;
     if (cc == 0u) {
       workgroupBarrier();
       for (var i = lid; i < CC * SPAN; i += WG) {
-        ${last ? "let c2 = i % CC; let t = i / CC;" : "let c2 = i / SPAN; let t = i % SPAN;"}
+        ${
+    spec.channelsLast ? "let c2 = i % CC; let t = i / CC;" : "let c2 = i / SPAN; let t = i % SPAN;"
+  }
         var q = vec4<f32>(0.0, 0.0, 0.0, 0.0);
         var pd = 0.0;
         if (c + c2 < p.channels && t < wlen) {
@@ -700,40 +733,39 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       nl = lam[ckidx(b, m, c + 1u, s)];
     }
     let qb = cc * SPAN + r * TS;
-    for (var k = 0u; k < TS; k++) {
-      hist[k * WG + lid] = h;
-      let q = sQ[qb + k];
-      h = exp2(q.x * a2) * h + q.y * sBC[bb + k * N].x;
-    }
+    let tb = buf * SPAN * NPAD;
+    ${rerun}
     var dA_c = 0.0;
     var w = 0.0;
     ${reverse}
-    tA[lid] = dA_c;
-    tB[lid] = w;
+    tA[buf * WG + lid] = dA_c;
+    tB[buf * WG + lid] = w;
     workgroupBarrier();
-    for (var task = lid; task < SPAN + N; task += WG) {
-      if (task < SPAN) {
-        let t = tbase + task;
-        if (task < wlen) {
-          var v = 0.0;
-          for (var q = 0u; q < N; q++) { v += tile[task * NPAD + q]; }
-          let at = cc * SPAN + task;
-          ddelta[didx(b, c, t)] = (sP[at] + v) * sQ[at].w;
-        }
-      } else {
-        let s2 = task - SPAN;
-        var va = 0.0;
-        var vb = 0.0;
-        for (var rr = 0u; rr < R; rr++) {
-          va += tA[rr * N + s2];
-          vb += tB[rr * N + s2];
-        }
-        spart[prow + c * N + s2] = va;
-        spart[prow + (p.channels + c) * N + s2] = vb;
-      }
+    // This channel's slices of the state sums, scaled by softplus' (the adjoint's part in slice
+    // 0); the previous channel's dΔ from its slices; this channel's dA and d deltaBias partials.
+    for (var i = lid; i < PARTS * SPAN; i += WG) {
+      let j = i % SPAN;
+      let q0 = (i / SPAN) * PLEN;
+      var v = 0.0;
+      for (var q = q0; q < min(q0 + PLEN, N); q++) { v += tile[tb + j * NPAD + q]; }
+      let at = cc * SPAN + j;
+      if (q0 == 0u) { v += sP[at]; }
+      tpart[buf * PARTS * SPAN + i] = v * sQ[at].w;
     }
-    workgroupBarrier();
+    if (c > 0u) { finish_ddelta(1u - buf, b, c - 1u, tbase, wlen, lid); }
+    for (var s2 = lid; s2 < N; s2 += WG) {
+      var va = 0.0;
+      var vb = 0.0;
+      for (var rr = 0u; rr < R; rr++) {
+        va += tA[buf * WG + rr * N + s2];
+        vb += tB[buf * WG + rr * N + s2];
+      }
+      spart[prow + c * N + s2] = va;
+      spart[prow + (p.channels + c) * N + s2] = vb;
+    }
   }
+  workgroupBarrier();
+  finish_ddelta((p.channels - 1u) % 2u, b, p.channels - 1u, tbase, wlen, lid);
   if (valid) {
     ${writeGrads}
   }
