@@ -24,7 +24,7 @@ import { itemCrossEntropy } from "../ops/cross_entropy.ts";
 import { reshape, writeAt, zeros } from "../ops/elementwise.ts";
 import { Adam } from "../ops/optimizer.ts";
 import { runtime } from "../ops/runtime.ts";
-import { Tensor, tidy } from "../ops/tensor.ts";
+import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
 import { loadTensors, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
 import type { TrainConfig } from "./config.ts";
 import { evaluateRanking, type Metrics, uploadSequences } from "./evaluator.ts";
@@ -285,7 +285,6 @@ function prefixed(prefix: string, entries: [string, Tensor][]): [string, Tensor]
 }
 
 async function snapshot(model: SequentialModel): Promise<Float32Array[]> {
-  const { readTensors } = await import("../ops/tensor.ts");
   return (await readTensors(model.params.list())) as Float32Array[];
 }
 
