@@ -12,8 +12,8 @@ function projectRoot(): string | undefined {
   return url.protocol === "file:" ? fileURLToPath(url) : undefined;
 }
 
-/** Reads an environment variable, treating a missing permission as unset. */
-function env(name: string): string | undefined {
+/** Reads an environment variable, treating a missing permission or an empty value as unset. */
+export function env(name: string): string | undefined {
   try {
     const value = Deno.env.get(name);
     return value === undefined || value === "" ? undefined : value;

@@ -9,16 +9,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-
-/** Reads an environment variable, treating a missing permission as unset. */
-function env(name: string): string | undefined {
-  try {
-    const value = Deno.env.get(name);
-    return value === undefined || value === "" ? undefined : value;
-  } catch {
-    return undefined;
-  }
-}
+import { env } from "../data/paths.ts";
 
 /** Whether a path is an existing file. */
 function isFile(path: string): boolean {
