@@ -98,6 +98,10 @@ for (const op of ["add", "sub", "mul"] as const) {
           const gbFull = map(x, (v, i) => (op === "mul" ? g[i] * v : op === "sub" ? -g[i] : g[i]));
           return [ga, sumRowsRef(gbFull, y.length)];
         },
+        refGradScale: ([x, y], g) => {
+          const terms = map(x, (v, i) => Math.abs(op === "mul" ? g[i] * v : g[i]));
+          return [null, sumRowsRef(terms, y.length)];
+        },
         rng,
       });
     }
