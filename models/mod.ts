@@ -67,3 +67,12 @@ export {
   paperComparison,
   runExperiment,
 } from "./experiment.ts";
+export {
+  defaultRunsDirectory,
+  meanEpochSeconds,
+  readRunRecord,
+  RUN_RECORD_FORMAT,
+  type RunRecord,
+  runRecordPath,
+  writeRunRecord,
+} from "./run_record.ts";

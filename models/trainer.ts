@@ -57,8 +57,15 @@ export interface TrainResult {
   readonly test: Metrics;
   /** Whether early stopping ended the run. */
   readonly stoppedEarly: boolean;
+  /**
+   * Whether training is over (early stopping, or the epoch limit reached). False when this call
+   * stopped at `maxEpochsThisRun` or `maxSecondsThisRun`: resume from `last.safetensors` to go on.
+   */
+  readonly complete: boolean;
   /** Mean training time per epoch (seconds) over this run's epochs. */
   readonly secondsPerEpoch: number;
+  /** Epochs trained by this call (0 when it resumed a finished run). */
+  readonly epochsThisRun: number;
 }
 
 /** Thrown when a step's loss is NaN or Inf; training stops and the last good checkpoint stays. */
@@ -87,6 +94,12 @@ export interface TrainOptions {
   readonly onEpoch?: (record: EpochRecord) => void;
   /** Stop after this many epochs in this call (to split a long run across processes). */
   readonly maxEpochsThisRun?: number;
+  /**
+   * Stop before an epoch that would end more than this many seconds after the call began,
+   * judged by the longest epoch (training and validation) so far: for hosts that cap a command's
+   * time. Every call runs at least one epoch. Resume from `last.safetensors` to go on.
+   */
+  readonly maxSecondsThisRun?: number;
 }
 
 interface TrainerState {
@@ -134,9 +147,16 @@ export async function train(
   const progress = new TrainingProgress(config.verbose, config.validMetric);
   const validKey = config.validMetric.toLowerCase();
   let stoppedEarly = state.stale > config.stoppingStep;
-  let epochsRun = 0, trainSecondsTotal = 0;
+  let epochsRun = 0, trainSecondsTotal = 0, longestEpoch = 0;
+  const callStart = performance.now();
   while (!stoppedEarly && state.epoch < config.epochs) {
     if (options.maxEpochsThisRun !== undefined && epochsRun >= options.maxEpochsThisRun) break;
+    const elapsed = (performance.now() - callStart) / 1000;
+    // At least one epoch per call, so a run always advances.
+    if (
+      options.maxSecondsThisRun !== undefined && epochsRun > 0 &&
+      elapsed + longestEpoch > options.maxSecondsThisRun
+    ) break;
     const epoch = state.epoch;
     const t0 = performance.now();
     const loss = await trainEpoch(model, dataset, config, adam, state, bestPath);
@@ -171,6 +191,7 @@ export async function train(
       stoppedEarly = state.stale > config.stoppingStep;
     }
     if (lastPath) await saveCheckpoint(lastPath, model, adam, state, config);
+    longestEpoch = Math.max(longestEpoch, (performance.now() - t0) / 1000);
     progress.epoch(record, improved, state.best);
     options.onEpoch?.(record);
   }
@@ -192,7 +213,9 @@ export async function train(
     bestValid: state.bestValid,
     test: test.metrics,
     stoppedEarly,
+    complete: stoppedEarly || state.epoch >= config.epochs,
     secondsPerEpoch: epochsRun > 0 ? trainSecondsTotal / epochsRun : 0,
+    epochsThisRun: epochsRun,
   };
 }
 

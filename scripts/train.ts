@@ -3,8 +3,17 @@
  * protocol and prints the best validation and the test metrics and the time per epoch.
  *
  * Options: --format F, --epochs N, --batch-size B, --lr X, --max-len L, --seed S, --dropout P,
- * --layers N, --training-mode prefix|all-positions, --checkpoint-dir DIR, --resume FILE, --epochs-this-run N (split a long run across
- * processes: resume from DIR/last.safetensors), --json.
+ * --layers N, --training-mode prefix|all-positions, --checkpoint-dir DIR, --resume FILE,
+ * --continue (resume from DIR/last.safetensors when it exists), --epochs-this-run N and
+ * --max-seconds S (stop early in this process; run the same command again to go on),
+ * --record FILE (when training is over, save the run as a JSON record for the notebooks), --json.
+ *
+ * A full run longer than one command may last (a lent GPU caps commands at 10 minutes):
+ *
+ *     deno task train --dataset ml-1m --checkpoint-dir DIR --continue --max-seconds 540 \
+ *       --record results/runs/mamba4rec-ml-1m.json
+ *
+ * repeated until it prints the test metrics.
  */
 import { parseArgs } from "node:util";
 import { loadDatasetWithInfo } from "../data/load.ts";
@@ -13,6 +22,7 @@ import { initGpu } from "../ops/runtime.ts";
 import { trainConfig } from "../models/config.ts";
 import { createModel, MAMBA4REC_PRESETS } from "../models/registry.ts";
 import { train } from "../models/trainer.ts";
+import { meanEpochSeconds, writeRunRecord } from "../models/run_record.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -30,6 +40,9 @@ const { values } = parseArgs({
     "checkpoint-dir": { type: "string" },
     resume: { type: "string" },
     "epochs-this-run": { type: "string" },
+    "max-seconds": { type: "string" },
+    continue: { type: "boolean", default: false },
+    record: { type: "string" },
     "training-mode": { type: "string" },
     json: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
@@ -42,7 +55,7 @@ if (values.help || !values.dataset) {
     "usage: deno task train --model mamba4rec --dataset <name-or-file> [--format F] [--epochs N]\n" +
       "       [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P] [--layers N]\n" +
       "       [--training-mode prefix|all-positions] [--checkpoint-dir DIR] [--resume FILE]\n" +
-      "       [--epochs-this-run N] [--json]",
+      "       [--continue] [--epochs-this-run N] [--max-seconds S] [--record FILE] [--json]",
   );
   Deno.exit(values.help ? 0 : 2);
 }
@@ -89,10 +102,42 @@ if (!values.json) {
       `${model.params.count()} parameters, L = ${config.maxLength}, on ${info.description}`,
   );
 }
+let resumeFrom = values.resume;
+if (values.continue) {
+  if (!values["checkpoint-dir"]) {
+    console.error("--continue needs --checkpoint-dir (it resumes from DIR/last.safetensors)");
+    Deno.exit(2);
+  }
+  const last = `${values["checkpoint-dir"]}/last.safetensors`;
+  resumeFrom ??= await Deno.stat(last).then(() => last, () => undefined);
+  if (resumeFrom && !values.json) console.log(`continuing from ${resumeFrom}`);
+}
 const result = await train(model, dataset, config, {
-  resumeFrom: values.resume,
+  resumeFrom,
   maxEpochsThisRun: num("epochs-this-run", values["epochs-this-run"]),
+  maxSecondsThisRun: num("max-seconds", values["max-seconds"]),
 });
+// A call that only resumed a finished run leaves an existing record as it is.
+const recordExists = values.record
+  ? await Deno.stat(values.record).then(() => true, () => false)
+  : false;
+if (values.record && result.complete && (result.epochsThisRun > 0 || !recordExists)) {
+  await writeRunRecord(values.record, {
+    format: "ssmrec-run-1",
+    model: model.name,
+    dataset: dataset.name,
+    users: dataset.numUsers - 1,
+    items: dataset.numItems - 1,
+    adapter: info.description,
+    finishedAt: new Date().toISOString(),
+    command: ["deno task train", ...Deno.args.filter((a) => a !== "--json")].join(" "),
+    modelConfig: { ...model.config },
+    trainConfig: config,
+    parameters: model.params.count(),
+    result,
+  });
+  if (!values.json) console.log(`run recorded in ${values.record}`);
+}
 if (values.json) {
   console.log(JSON.stringify({
     model: model.name,
@@ -105,7 +150,9 @@ if (values.json) {
     valid: result.bestValid,
     test: result.test,
     stoppedEarly: result.stoppedEarly,
+    complete: result.complete,
     secondsPerEpoch: result.secondsPerEpoch,
+    meanEpochSeconds: meanEpochSeconds(result),
     history: result.history,
   }));
 } else {
@@ -113,4 +160,10 @@ if (values.json) {
     `${result.history.length} epochs, ${result.secondsPerEpoch.toFixed(2)} s per training epoch` +
       (result.stoppedEarly ? " (early stopping)" : ""),
   );
+  if (!result.complete) {
+    console.log(
+      `paused after epoch ${result.history.length}: run the same command with --continue to go on ` +
+        "(the test metrics above are those of the best epoch so far)",
+    );
+  }
 }

@@ -16,6 +16,7 @@ import { trainConfig } from "../models/config.ts";
 import { evaluateRanking } from "../models/evaluator.ts";
 import { createModel } from "../models/registry.ts";
 import { train, TrainingDivergedError } from "../models/trainer.ts";
+import { readRunRecord, type RunRecord, writeRunRecord } from "../models/run_record.ts";
 import { freshSeed, makeRng } from "./util.ts";
 
 /**
@@ -71,22 +72,30 @@ Deno.test("training is reproducible from the seed, and resumes from its checkpoi
   const seed = freshSeed() % 1000;
   const dataset = ruleDataset(seed, 60, 25, 8);
   const dir = await Deno.makeTempDir();
-  const base = { epochs: 2, batchSize: 32, maxLength: 6, seed, verbose: false };
+  const base = { epochs: 3, batchSize: 32, maxLength: 6, seed, verbose: false };
   const runA = await train(
     createModel("mamba4rec", dataset.numItems, { ...tiny, seed }),
     dataset,
     trainConfig(base),
   );
-  // The same run in two processes' worth of pieces: one epoch, then resume for the second.
+  assert(runA.complete);
+  // The same run in three processes' worth of pieces: one epoch by count, one by a time budget
+  // too small for any epoch (a call still runs one), then the rest.
+  const config = trainConfig({ ...base, checkpointDir: dir });
+  const last = join(dir, "last.safetensors");
   const modelB = createModel("mamba4rec", dataset.numItems, { ...tiny, seed });
-  await train(modelB, dataset, trainConfig({ ...base, checkpointDir: dir }), {
-    maxEpochsThisRun: 1,
-  });
+  const pieceB = await train(modelB, dataset, config, { maxEpochsThisRun: 1 });
+  assertEquals([pieceB.history.length, pieceB.complete], [1, false]);
+  const pieceB2 = await train(
+    createModel("mamba4rec", dataset.numItems, { ...tiny, seed: seed + 2 }),
+    dataset,
+    config,
+    { resumeFrom: last, maxSecondsThisRun: 1e-6 },
+  );
+  assertEquals([pieceB2.history.length, pieceB2.complete], [2, false]);
   const modelC = createModel("mamba4rec", dataset.numItems, { ...tiny, seed: seed + 1 });
-  const runC = await train(modelC, dataset, trainConfig({ ...base, checkpointDir: dir }), {
-    resumeFrom: join(dir, "last.safetensors"),
-  });
-  assertEquals(runC.history.length, 2);
+  const runC = await train(modelC, dataset, config, { resumeFrom: last });
+  assertEquals([runC.history.length, runC.complete], [3, true]);
   assertEquals(runC.history.map((h) => h.loss), runA.history.map((h) => h.loss));
   assertEquals(runC.test, runA.test);
   const leftovers = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes(".tmp"));
@@ -167,4 +176,35 @@ Deno.test("evaluation ranks every user once and reports RecBole's metric keys", 
     assert(r.metrics[k] >= 0 && r.metrics[k] <= 1, `${k} = ${r.metrics[k]}`);
   }
   assertEquals(r.metrics["recall@10"], r.metrics["hit@10"]);
+});
+
+Deno.test("run records: written atomically, read back, and a foreign file is refused by path", async () => {
+  const seed = freshSeed() % 1000;
+  const dataset = ruleDataset(seed, 40, 20, 7);
+  const config = trainConfig({ epochs: 1, batchSize: 32, maxLength: 5, seed, verbose: false });
+  const model = createModel("mamba4rec", dataset.numItems, { ...tiny, seed });
+  const result = await train(model, dataset, config);
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "runs", "mamba4rec-rule.json");
+  assertEquals(await readRunRecord(path), null);
+  const record: RunRecord = {
+    format: "ssmrec-run-1",
+    model: model.name,
+    dataset: dataset.name,
+    users: dataset.numUsers - 1,
+    items: dataset.numItems - 1,
+    adapter: runtime().info.description,
+    finishedAt: new Date().toISOString(),
+    command: "deno task train --dataset rule",
+    modelConfig: { ...model.config },
+    trainConfig: config,
+    parameters: model.params.count(),
+    result,
+  };
+  await writeRunRecord(path, record);
+  assertEquals(await readRunRecord(path), JSON.parse(JSON.stringify(record)));
+  await Deno.writeTextFile(path, JSON.stringify({ format: "something-else" }));
+  const error = await assertRejects(() => readRunRecord(path));
+  assertStringIncludes((error as Error).message, path);
+  await Deno.remove(dir, { recursive: true });
 });
