@@ -16,6 +16,7 @@ import { type RichTable, richTable } from "../viz/table.ts";
 import { type TrainConfig, trainConfig } from "./config.ts";
 import { createModel, MAMBA4REC_PRESETS } from "./registry.ts";
 import { train, type TrainResult } from "./trainer.ts";
+import { readRunRecord, type RunRecord, runRecordPath } from "./run_record.ts";
 
 /** `quick`: a slice that runs on a CPU adapter in minutes; `full`: the paper's protocol. */
 export type ExperimentMode = "quick" | "full";
@@ -34,6 +35,11 @@ export interface ExperimentOptions {
   readonly train?: Record<string, unknown>;
   /** Model overrides (hiddenSize, numLayers, dropoutProb, …). */
   readonly modelConfig?: Record<string, unknown>;
+  /**
+   * Full mode: show the run recorded at this path instead of training, when the file exists
+   * (default {@link runRecordPath} of the model and dataset; `null` always trains).
+   */
+  readonly record?: string | null;
 }
 
 /** What {@link runExperiment} returns. */
@@ -50,8 +56,10 @@ export interface ExperimentResult {
   readonly parameters: number;
   /** Training outcome. */
   readonly result: TrainResult;
-  /** Wall time of the whole experiment, seconds. */
+  /** Wall time of the whole experiment (or of the recorded training), seconds. */
   readonly seconds: number;
+  /** The recorded run shown instead of training now, if any. */
+  readonly recorded: RunRecord | null;
 }
 
 /**
@@ -86,6 +94,23 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     dataset = buildSequentialDataset(loaded, { name: `${source.name} (first users)` });
   } else {
     dataset = (await loadDatasetWithInfo(options.dataset)).dataset;
+    const path = options.record === undefined
+      ? runRecordPath(options.model, options.dataset)
+      : options.record;
+    const recorded = path === null ? null : await readRunRecord(path);
+    if (recorded) {
+      const h = recorded.result.history;
+      return {
+        dataset,
+        adapter: recorded.adapter,
+        config: recorded.trainConfig,
+        modelConfig: recorded.modelConfig,
+        parameters: recorded.parameters,
+        result: recorded.result,
+        seconds: h.reduce((s, e) => s + e.trainSeconds + e.evalSeconds, 0),
+        recorded,
+      };
+    }
   }
   const config = trainConfig({
     maxLength: preset?.maxLength,
@@ -107,6 +132,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     parameters: model.params.count(),
     result,
     seconds: (performance.now() - start) / 1000,
+    recorded: null,
   };
 }
 
