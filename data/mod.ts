@@ -50,6 +50,7 @@ export {
   type SampleSet,
 } from "./pipeline.ts";
 export { SequentialDataset, type SequentialDatasetParts } from "./dataset.ts";
+export { compareSequenceOrder, type OrderComparison } from "./order.ts";
 export {
   computeStatistics,
   type DatasetStatistics,

@@ -2,29 +2,36 @@
  * Command-line access to the data pipeline.
  *
  *     deno task data stats <file-or-dataset-name> [--format F] [--json] [--k N] [--no-cache]
+ *     deno task data order <a> <b> [--format-a F] [--format-b F] [--json] [--k N] [--no-cache]
  *     deno task data list
  *
  * `stats` prints the statistics after iterative k-core filtering (5-core unless `--k`,
- * `--min-user` or `--min-item` say otherwise). Exit status 1 with a one-line message on bad input.
+ * `--min-user` or `--min-item` say otherwise). `order` compares how two copies of the same
+ * interactions order each user's sequence (e.g. a time-ordered text file against `ratings.dat`).
+ * Exit status 1 with a one-line message on bad input.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import {
+  compareSequenceOrder,
   type DatasetStatistics,
   INTERACTION_FORMATS,
   type InteractionFormat,
   listDatasets,
   loadDatasetWithInfo,
+  type OrderComparison,
 } from "../data/mod.ts";
 
 const USAGE = `Usage:
   deno task data stats <file-or-dataset-name> [options]   statistics after k-core filtering
+  deno task data order <a> <b> [options]                  how two copies of the same interactions
+                                                           order each user's sequence
   deno task data list                                      known datasets and where they are
 
-Options of stats:
+Options of stats (and order):
   --format <format>      ${Object.keys(INTERACTION_FORMATS).join(" | ")}
-                         (detected from the file when left out)
+                         (detected from the file when left out; order: --format-a, --format-b)
   --json                 print the statistics as JSON
   --k <n>                k-core bound for users and items (default 5)
   --min-user <n>         user bound (default: --k)
@@ -69,6 +76,23 @@ export function statisticsText(s: DatasetStatistics): string {
   ].join("\n");
 }
 
+/** An order comparison as aligned text. */
+export function orderText(a: string, b: string, c: OrderComparison): string {
+  const part = (n: number, of: number) =>
+    `${int(n)} of ${int(of)} (${of > 0 ? (100 * n / of).toFixed(1) : "0.0"}%)`;
+  const lines = [
+    `${a}\n  vs ${b}: ${int(c.usersCompared)} users compared`,
+    `  positions differing          ${part(c.positionsDiffering, c.interactions)}`,
+    `  validation targets differing ${part(c.validTargetsDiffering, c.validTargets)}`,
+    `  test targets differing       ${part(c.testTargetsDiffering, c.testTargets)}`,
+  ];
+  if (c.usersInOneOnly > 0) lines.push(`  ${int(c.usersInOneOnly)} users are in one file only`);
+  if (c.usersWithOtherItems > 0) {
+    lines.push(`  ${int(c.usersWithOtherItems)} users have other items in the two files (skipped)`);
+  }
+  return lines.join("\n");
+}
+
 /** Parses a non-negative integer option. */
 function integerOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -86,6 +110,8 @@ export async function main(args: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       format: { type: "string" },
+      "format-a": { type: "string" },
+      "format-b": { type: "string" },
       json: { type: "boolean", default: false },
       k: { type: "string" },
       "min-user": { type: "string" },
@@ -108,32 +134,48 @@ export async function main(args: string[]): Promise<number> {
     }
     return 0;
   }
-  if (command !== "stats") {
+  if (command !== "stats" && command !== "order") {
     console.error(`error: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
     return 2;
   }
-  if (rest.length !== 1) {
-    console.error(`error: stats takes one file or dataset name, got ${rest.length}\n\n${USAGE}`);
-    return 2;
-  }
-  const format = values.format as InteractionFormat | undefined;
-  if (format !== undefined && !(format in INTERACTION_FORMATS)) {
+  const wanted = command === "stats" ? 1 : 2;
+  if (rest.length !== wanted) {
     console.error(
-      `error: unknown format ${JSON.stringify(format)}; one of ${
-        Object.keys(INTERACTION_FORMATS).join(", ")
-      }`,
+      `error: ${command} takes ${wanted} file(s) or dataset name(s), got ${rest.length}\n\n${USAGE}`,
     );
     return 2;
   }
+  const formats = command === "stats"
+    ? [values.format]
+    : [values["format-a"] ?? values.format, values["format-b"] ?? values.format];
+  for (const format of formats) {
+    if (format !== undefined && !(format in INTERACTION_FORMATS)) {
+      console.error(
+        `error: unknown format ${JSON.stringify(format)}; one of ${
+          Object.keys(INTERACTION_FORMATS).join(", ")
+        }`,
+      );
+      return 2;
+    }
+  }
   const k = integerOption("k", values.k) ?? 5;
-  const info = await loadDatasetWithInfo(rest[0], {
-    format,
-    minUserInteractions: integerOption("min-user", values["min-user"]) ?? k,
-    minItemInteractions: integerOption("min-item", values["min-item"]) ?? k,
-    cache: values["no-cache"] ? "off" : "use",
-    datasetsDirectory: values["datasets-dir"],
-    cacheDirectory: values["cache-dir"],
-  });
+  const load = (source: string, format: string | undefined) =>
+    loadDatasetWithInfo(source, {
+      format: format as InteractionFormat | undefined,
+      minUserInteractions: integerOption("min-user", values["min-user"]) ?? k,
+      minItemInteractions: integerOption("min-item", values["min-item"]) ?? k,
+      cache: values["no-cache"] ? "off" : "use",
+      datasetsDirectory: values["datasets-dir"],
+      cacheDirectory: values["cache-dir"],
+    });
+  if (command === "order") {
+    const [a, b] = [await load(rest[0], formats[0]), await load(rest[1], formats[1])];
+    const c = compareSequenceOrder(a.dataset, b.dataset);
+    if (values.json) console.log(JSON.stringify(c, null, 2));
+    else console.log(orderText(a.dataset.source, b.dataset.source, c));
+    return 0;
+  }
+  const info = await load(rest[0], formats[0]);
   const stats = info.dataset.statistics;
   if (values.json) {
     console.log(
