@@ -71,7 +71,10 @@ const num = (name: string, v: string | undefined) => {
 };
 
 const datasetName = values.dataset;
-const preset = MAMBA4REC_PRESETS[datasetName.toLowerCase()];
+// The paper's settings by dataset name; a file is named by its stem (`…/ml-1m.inter` is ml-1m).
+const preset = MAMBA4REC_PRESETS[
+  datasetName.replace(/^.*[\\/]/, "").replace(/\.[^.]*$/, "").toLowerCase()
+] ?? MAMBA4REC_PRESETS[datasetName.toLowerCase()];
 const seed = num("seed", values.seed) ?? 2020;
 const config = trainConfig({
   epochs: num("epochs", values.epochs),
