@@ -40,6 +40,7 @@ export {
 export {
   buildSequentialDataset,
   chronologicalOrder,
+  heldOutCount,
   kCoreFilter,
   type KCoreOptions,
   type KCoreResult,

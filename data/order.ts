@@ -8,6 +8,7 @@
  * @module
  */
 import type { SequentialDataset } from "./dataset.ts";
+import { heldOutCount } from "./pipeline.ts";
 
 /** What {@link compareSequenceOrder} found. */
 export interface OrderComparison {
@@ -70,12 +71,12 @@ export function compareSequenceOrder(a: SequentialDataset, b: SequentialDataset)
     usersCompared++;
     interactions += x.length;
     for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) positionsDiffering++;
-    const n = x.length;
-    if (n >= 3) {
+    const n = x.length, held = heldOutCount(n);
+    if (held >= 1) {
       testTargets++;
       if (x[n - 1] !== y[n - 1]) testTargetsDiffering++;
     }
-    if (n >= 4) {
+    if (held === 2) {
       validTargets++;
       if (x[n - 2] !== y[n - 2]) validTargetsDiffering++;
     }

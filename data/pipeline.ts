@@ -186,6 +186,14 @@ export interface LeaveOneOutSplit {
 }
 
 /**
+ * How many of a user's last interactions the leave-one-out split holds out for evaluation: 2 (the
+ * validation and the test target) from four interactions on, 1 (test only) with three, else 0.
+ */
+export function heldOutCount(interactions: number): 0 | 1 | 2 {
+  return interactions <= 2 ? 0 : interactions === 3 ? 1 : 2;
+}
+
+/**
  * The leave-one-out split over time-ordered user sequences given by CSR `offsets` (see
  * {@link chronologicalOrder}). A user with `n` interactions has `m = n − 1` samples (every prefix
  * of at least one item); as in RecBole's `_split_index_by_leave_one_out`, the last `k = min(2, m − 1)`
@@ -199,11 +207,10 @@ export function leaveOneOutSplit(offsets: Int32Array): LeaveOneOutSplit {
   let testCount = 0;
   let usersWithoutValid = 0;
   let usersWithoutTest = 0;
-  const evalCount = (n: number) => (n <= 2 ? 0 : n === 3 ? 1 : 2);
   for (let u = 1; u < numUsers; u++) {
     const n = offsets[u + 1] - offsets[u];
     if (n === 0) continue;
-    const k = evalCount(n);
+    const k = heldOutCount(n);
     trainCount += Math.max(0, n - 1 - k);
     if (k === 2) validCount++;
     else if (k === 1) usersWithoutValid++;
@@ -225,7 +232,7 @@ export function leaveOneOutSplit(offsets: Int32Array): LeaveOneOutSplit {
     const end = offsets[u + 1];
     const n = end - start;
     if (n === 0) continue;
-    const k = evalCount(n);
+    const k = heldOutCount(n);
     for (let p = start + 1; p < end - k; p++) {
       train.users[t] = u;
       train.targetPositions[t++] = p;

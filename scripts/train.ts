@@ -17,12 +17,13 @@
  */
 import { parseArgs } from "node:util";
 import { loadDatasetWithInfo } from "../data/load.ts";
+import { resolveDatasetSource } from "../data/paths.ts";
 import type { InteractionFormat } from "../data/formats.ts";
 import { initGpu } from "../ops/runtime.ts";
 import { trainConfig } from "../models/config.ts";
 import { createModel, MAMBA4REC_PRESETS } from "../models/registry.ts";
 import { train } from "../models/trainer.ts";
-import { meanEpochSeconds, writeRunRecord } from "../models/run_record.ts";
+import { meanEpochSeconds, RUN_RECORD_FORMAT, writeRunRecord } from "../models/run_record.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -71,10 +72,16 @@ const num = (name: string, v: string | undefined) => {
 };
 
 const datasetName = values.dataset;
-// The paper's settings by dataset name; a file is named by its stem (`…/ml-1m.inter` is ml-1m).
-const preset = MAMBA4REC_PRESETS[
-  datasetName.replace(/^.*[\\/]/, "").replace(/\.[^.]*$/, "").toLowerCase()
-] ?? MAMBA4REC_PRESETS[datasetName.toLowerCase()];
+// The paper's settings by the dataset's name (a file is named by its stem: `…/ml-1m.inter` is
+// ml-1m); a missing dataset fails at loading, after the configuration is checked.
+const sourceName = (() => {
+  try {
+    return resolveDatasetSource(datasetName).name;
+  } catch {
+    return datasetName;
+  }
+})();
+const preset = MAMBA4REC_PRESETS[sourceName.toLowerCase()];
 const seed = num("seed", values.seed) ?? 2020;
 const config = trainConfig({
   epochs: num("epochs", values.epochs),
@@ -126,7 +133,7 @@ const recordExists = values.record
   : false;
 if (values.record && result.complete && (result.epochsThisRun > 0 || !recordExists)) {
   await writeRunRecord(values.record, {
-    format: "ssmrec-run-1",
+    format: RUN_RECORD_FORMAT,
     model: model.name,
     dataset: dataset.name,
     users: dataset.numUsers - 1,
