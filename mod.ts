@@ -12,3 +12,4 @@ export * from "./ops/mod.ts";
 export * from "./data/mod.ts";
 export * from "./viz/mod.ts";
 export * from "./models/mod.ts";
+export * from "./run/mod.ts";

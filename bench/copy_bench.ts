@@ -5,7 +5,7 @@
  * @module
  */
 import type { Tensor } from "../ops/mod.ts";
-import { copyTensor } from "../ops/copy.ts";
+import { copyTensor } from "../ops/pointwise/copy.ts";
 import { benchmark, randomTensor } from "./harness.ts";
 
 benchmark<{ src: Tensor; bytes: number }>({

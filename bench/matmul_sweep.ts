@@ -9,8 +9,8 @@
  * @module
  */
 import { initGpu, readTensors } from "../ops/mod.ts";
-import { matmul, type MatmulOptions, type MatmulTiles } from "../ops/matmul.ts";
-import { type CopyConfig, copyTensor } from "../ops/copy.ts";
+import { matmul, type MatmulOptions, type MatmulTiles } from "../ops/dense/matmul.ts";
+import { type CopyConfig, copyTensor } from "../ops/pointwise/copy.ts";
 import { type BenchContext, measure, randomTensor } from "./harness.ts";
 
 /** Tile configurations tried on every shape. */

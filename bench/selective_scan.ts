@@ -21,8 +21,8 @@
  * @module
  */
 import { initGpu, requireGrad, Tensor } from "../ops/mod.ts";
-import { causalConv1d } from "../ops/causal_conv1d.ts";
-import { selectiveScan, type SelectiveScanTuning } from "../ops/selective_scan.ts";
+import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
+import { selectiveScan, type SelectiveScanTuning } from "../ops/sequence/selective_scan/mod.ts";
 import {
   type BenchContext,
   benchmark,

@@ -5,13 +5,13 @@
  *
  * @module
  */
-import { dropout, type DropoutRng } from "../ops/dropout.ts";
-import { add, exp, gelu, scale } from "../ops/elementwise.ts";
-import { layerNorm } from "../ops/layernorm.ts";
-import { matmul } from "../ops/matmul.ts";
-import { causalConv1d } from "../ops/causal_conv1d.ts";
-import { selectiveScan } from "../ops/selective_scan.ts";
-import type { Tensor } from "../ops/tensor.ts";
+import { dropout, type DropoutRng } from "../ops/pointwise/dropout.ts";
+import { add, exp, gelu, scale } from "../ops/pointwise/elementwise.ts";
+import { layerNorm } from "../ops/dense/layernorm.ts";
+import { matmul } from "../ops/dense/matmul.ts";
+import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
+import { selectiveScan } from "../ops/sequence/selective_scan/mod.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
 import type { ParameterSet } from "./parameters.ts";
 
 /** RecBole's initialiser range for Linear and Embedding weights. */

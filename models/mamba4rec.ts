@@ -6,11 +6,11 @@
  *
  * @module
  */
-import { DropoutRng } from "../ops/dropout.ts";
-import { add } from "../ops/elementwise.ts";
-import { embedding } from "../ops/embedding.ts";
-import { gatherPositions } from "../ops/gather.ts";
-import type { Tensor } from "../ops/tensor.ts";
+import { DropoutRng } from "../ops/pointwise/dropout.ts";
+import { add } from "../ops/pointwise/elementwise.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
 import {
   applyDropout,
   type DropoutContext,

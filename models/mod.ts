@@ -9,7 +9,7 @@ export {
   readCheckpoint,
   type StoredTensor,
   writeCheckpoint,
-} from "./checkpoint.ts";
+} from "./training/checkpoint.ts";
 export {
   ConfigError,
   mergeConfig,
@@ -24,7 +24,7 @@ export {
   METRIC_NAMES,
   type Metrics,
   uploadSequences,
-} from "./evaluator.ts";
+} from "./training/evaluator.ts";
 export {
   applyDropout,
   type DropoutContext,
@@ -43,7 +43,6 @@ export {
 } from "./mamba4rec.ts";
 export type { ModelInputs, SequentialModel } from "./model.ts";
 export { ParameterSet } from "./parameters.ts";
-export { type JupyterApi, jupyterKernel, TrainingProgress } from "./progress.ts";
 export {
   createModel,
   type DatasetPreset,
@@ -57,22 +56,4 @@ export {
   TrainingDivergedError,
   type TrainOptions,
   type TrainResult,
-} from "./trainer.ts";
-export {
-  type ExperimentMode,
-  type ExperimentOptions,
-  type ExperimentResult,
-  firstUsersText,
-  learningCurve,
-  paperComparison,
-  runExperiment,
-} from "./experiment.ts";
-export {
-  defaultRunsDirectory,
-  meanEpochSeconds,
-  readRunRecord,
-  RUN_RECORD_FORMAT,
-  type RunRecord,
-  runRecordPath,
-  writeRunRecord,
-} from "./run_record.ts";
+} from "./training/trainer.ts";

@@ -3,8 +3,8 @@
  *
  * @module
  */
-import type { DropoutRng } from "../ops/dropout.ts";
-import type { Tensor } from "../ops/tensor.ts";
+import type { DropoutRng } from "../ops/pointwise/dropout.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
 import type { ParameterSet } from "./parameters.ts";
 
 /** A batch on the GPU. */

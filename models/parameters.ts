@@ -6,8 +6,8 @@
  * @module
  */
 import { SeededRandom } from "../data/random.ts";
-import { requireGrad } from "../ops/autograd.ts";
-import { Tensor } from "../ops/tensor.ts";
+import { requireGrad } from "../ops/core/autograd.ts";
+import { Tensor } from "../ops/core/tensor.ts";
 
 /** A model's parameters by name, in creation order (the checkpoint order). */
 export class ParameterSet {

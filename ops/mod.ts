@@ -3,10 +3,10 @@
  *
  * @module
  */
-export { flush, GpuError, initGpu, runtime, sizeClass, sync } from "./runtime.ts";
-export type { GpuInfo, InitOptions, Kernel, PooledBuffer, Runtime } from "./runtime.ts";
-export { keep, numel, readTensors, Tensor, tidy } from "./tensor.ts";
-export type { DType, HostArray, HostArrayOf, TapeNode } from "./tensor.ts";
+export { flush, GpuError, initGpu, runtime, sizeClass, sync } from "./core/runtime.ts";
+export type { GpuInfo, InitOptions, Kernel, PooledBuffer, Runtime } from "./core/runtime.ts";
+export { keep, numel, readTensors, Tensor, tidy } from "./core/tensor.ts";
+export type { DType, HostArray, HostArrayOf, TapeNode } from "./core/tensor.ts";
 export {
   backward,
   gradEnabled,
@@ -15,7 +15,7 @@ export {
   record,
   requireGrad,
   zeroGrad,
-} from "./autograd.ts";
+} from "./core/autograd.ts";
 export {
   accumulateInto,
   add,
@@ -36,29 +36,29 @@ export {
   sub,
   unary,
   zeros,
-} from "./elementwise.ts";
-export type { UnaryName } from "./elementwise.ts";
-export { meanAll, rowMean, rowSum, sumAll, sumLeading } from "./reduce.ts";
-export { writeAt } from "./elementwise.ts";
-export { assertSameShape, grid, launch, packParams } from "./launch.ts";
-export type { Grid } from "./launch.ts";
-export { gatherPositions } from "./gather.ts";
-export { matmul, planMatmul } from "./matmul.ts";
-export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./matmul.ts";
-export { copyShader, copyTensor, DEFAULT_COPY_CONFIG } from "./copy.ts";
-export type { CopyConfig } from "./copy.ts";
-export { LAYER_NORM_MAX_DIM, layerNorm } from "./layernorm.ts";
-export { checkEmbeddingIds, embedding } from "./embedding.ts";
-export type { EmbeddingOptions } from "./embedding.ts";
-export { dropout, DROPOUT_HASH_WGSL, DropoutRng } from "./dropout.ts";
-export type { DropoutOptions, DropoutRngState } from "./dropout.ts";
-export { crossEntropy, itemCrossEntropy } from "./cross_entropy.ts";
-export type { CrossEntropyOptions } from "./cross_entropy.ts";
-export { Adam, globalGradNorm } from "./optimizer.ts";
-export type { AdamOptions, AdamState } from "./optimizer.ts";
-export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./ranking.ts";
-export type { TargetRankOptions } from "./ranking.ts";
-export { causalConv1d } from "./causal_conv1d.ts";
-export type { CausalConv1dOptions } from "./causal_conv1d.ts";
-export { SELECTIVE_SCAN_MAX_STATES, selectiveScan } from "./selective_scan.ts";
-export type { SelectiveScanOptions, SelectiveScanTuning } from "./selective_scan.ts";
+} from "./pointwise/elementwise.ts";
+export type { UnaryName } from "./pointwise/elementwise.ts";
+export { meanAll, rowMean, rowSum, sumAll, sumLeading } from "./pointwise/reduce.ts";
+export { writeAt } from "./pointwise/elementwise.ts";
+export { assertSameShape, grid, launch, packParams } from "./core/launch.ts";
+export type { Grid } from "./core/launch.ts";
+export { gatherPositions } from "./pointwise/gather.ts";
+export { matmul, planMatmul } from "./dense/matmul.ts";
+export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul.ts";
+export { copyShader, copyTensor, DEFAULT_COPY_CONFIG } from "./pointwise/copy.ts";
+export type { CopyConfig } from "./pointwise/copy.ts";
+export { LAYER_NORM_MAX_DIM, layerNorm } from "./dense/layernorm.ts";
+export { checkEmbeddingIds, embedding } from "./dense/embedding.ts";
+export type { EmbeddingOptions } from "./dense/embedding.ts";
+export { dropout, DROPOUT_HASH_WGSL, DropoutRng } from "./pointwise/dropout.ts";
+export type { DropoutOptions, DropoutRngState } from "./pointwise/dropout.ts";
+export { crossEntropy, itemCrossEntropy } from "./training/cross_entropy.ts";
+export type { CrossEntropyOptions } from "./training/cross_entropy.ts";
+export { Adam, globalGradNorm } from "./training/optimizer.ts";
+export type { AdamOptions, AdamState } from "./training/optimizer.ts";
+export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./training/ranking.ts";
+export type { TargetRankOptions } from "./training/ranking.ts";
+export { causalConv1d } from "./sequence/causal_conv1d.ts";
+export type { CausalConv1dOptions } from "./sequence/causal_conv1d.ts";
+export { SELECTIVE_SCAN_MAX_STATES, selectiveScan } from "./sequence/selective_scan/mod.ts";
+export type { SelectiveScanOptions, SelectiveScanTuning } from "./sequence/selective_scan/mod.ts";

@@ -19,11 +19,11 @@ import { parseArgs } from "node:util";
 import { loadDatasetWithInfo } from "../data/load.ts";
 import { resolveDatasetSource } from "../data/paths.ts";
 import type { InteractionFormat } from "../data/formats.ts";
-import { initGpu } from "../ops/runtime.ts";
+import { initGpu } from "../ops/core/runtime.ts";
 import { trainConfig } from "../models/config.ts";
 import { createModel, MAMBA4REC_PRESETS } from "../models/registry.ts";
-import { train } from "../models/trainer.ts";
-import { meanEpochSeconds, RUN_RECORD_FORMAT, writeRunRecord } from "../models/run_record.ts";
+import { train } from "../models/training/trainer.ts";
+import { meanEpochSeconds, RUN_RECORD_FORMAT, writeRunRecord } from "../run/run_record.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { causalConv1d } from "../ops/causal_conv1d.ts";
+import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { runtime, Tensor } from "../ops/mod.ts";
 import { causalConvGradRef, causalConvRef, type ConvProblem } from "./causal_conv1d_reference.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";

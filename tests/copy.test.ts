@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor } from "../ops/mod.ts";
-import { type CopyConfig, copyTensor, DEFAULT_COPY_CONFIG } from "../ops/copy.ts";
+import { type CopyConfig, copyTensor, DEFAULT_COPY_CONFIG } from "../ops/pointwise/copy.ts";
 import { freshSeed, makeRng, randint, randn } from "./util.ts";
 
 const CONFIGS: CopyConfig[] = [

@@ -1,7 +1,7 @@
 import { assert, assertThrows } from "@std/assert";
-import { crossEntropy, itemCrossEntropy } from "../ops/cross_entropy.ts";
-import { noGrad, requireGrad } from "../ops/autograd.ts";
-import { readTensors, Tensor } from "../ops/tensor.ts";
+import { crossEntropy, itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { noGrad, requireGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor } from "../ops/core/tensor.ts";
 import {
   crossEntropyGradRef,
   crossEntropyRef,

@@ -1,9 +1,9 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { dropout, DropoutRng } from "../ops/dropout.ts";
-import { backward, requireGrad } from "../ops/autograd.ts";
-import { mul } from "../ops/elementwise.ts";
-import { sumAll } from "../ops/reduce.ts";
-import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
+import { dropout, DropoutRng } from "../ops/pointwise/dropout.ts";
+import { backward, requireGrad } from "../ops/core/autograd.ts";
+import { mul } from "../ops/pointwise/elementwise.ts";
+import { sumAll } from "../ops/pointwise/reduce.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { dropoutHashRef, dropoutMaskRef } from "./dropout_reference.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 

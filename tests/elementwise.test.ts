@@ -24,7 +24,7 @@ import {
   unary,
   type UnaryName,
 } from "../ops/mod.ts";
-import { runtime } from "../ops/runtime.ts";
+import { runtime } from "../ops/core/runtime.ts";
 import { map, rowSumRef, sumRowsRef, unaryRef } from "./reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 

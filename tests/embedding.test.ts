@@ -1,10 +1,10 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { checkEmbeddingIds, embedding } from "../ops/embedding.ts";
-import { backward, noGrad, requireGrad } from "../ops/autograd.ts";
-import { mul } from "../ops/elementwise.ts";
-import { matmul } from "../ops/matmul.ts";
-import { sumAll } from "../ops/reduce.ts";
-import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
+import { checkEmbeddingIds, embedding } from "../ops/dense/embedding.ts";
+import { backward, noGrad, requireGrad } from "../ops/core/autograd.ts";
+import { mul } from "../ops/pointwise/elementwise.ts";
+import { matmul } from "../ops/dense/matmul.ts";
+import { sumAll } from "../ops/pointwise/reduce.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { embeddingGradRef, embeddingRef } from "./embedding_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 

@@ -1,5 +1,5 @@
-import { gatherPositions } from "../ops/gather.ts";
-import { Tensor } from "../ops/tensor.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
+import { Tensor } from "../ops/core/tensor.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 Deno.test("gatherPositions: forward and gradient on awkward shapes", async () => {

@@ -1,8 +1,8 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { layerNorm } from "../ops/layernorm.ts";
-import { noGrad, requireGrad } from "../ops/autograd.ts";
-import { readTensors, Tensor } from "../ops/tensor.ts";
-import { runtime } from "../ops/runtime.ts";
+import { layerNorm } from "../ops/dense/layernorm.ts";
+import { noGrad, requireGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor } from "../ops/core/tensor.ts";
+import { runtime } from "../ops/core/runtime.ts";
 import { layerNormGradRef, layerNormRef } from "./layernorm_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 

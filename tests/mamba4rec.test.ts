@@ -1,8 +1,8 @@
 import { assert } from "@std/assert";
-import { backward, zeroGrad } from "../ops/autograd.ts";
-import { itemCrossEntropy } from "../ops/cross_entropy.ts";
-import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
-import { uploadSequences } from "../models/evaluator.ts";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { uploadSequences } from "../models/training/evaluator.ts";
 import { createModel } from "../models/registry.ts";
 import { mamba4recReference, type RefBatch, type RefParams } from "./mamba4rec_reference.ts";
 import { assertClose, freshSeed, makeRng, relError } from "./util.ts";

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { RANKING_METRICS, rankingMetrics, targetRanks } from "../ops/ranking.ts";
-import { readTensors, Tensor } from "../ops/tensor.ts";
+import { RANKING_METRICS, rankingMetrics, targetRanks } from "../ops/training/ranking.ts";
+import { readTensors, Tensor } from "../ops/core/tensor.ts";
 import { rankingMetricsRef, targetRanksRef } from "./ranking_reference.ts";
 import { assertClose, freshSeed, makeRng, randint } from "./util.ts";
 

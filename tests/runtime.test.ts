@@ -1,6 +1,6 @@
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "@std/assert";
 import { exp, launch, readTensors, runtime, sync, Tensor } from "../ops/mod.ts";
-import { openRuntime } from "../ops/runtime.ts";
+import { openRuntime } from "../ops/core/runtime.ts";
 import { freshSeed, makeRng, randn } from "./util.ts";
 
 Deno.test("no adapter: the error says what is missing and how to get it", async () => {

@@ -1,9 +1,9 @@
 import { assert } from "@std/assert";
-import { backward, zeroGrad } from "../ops/autograd.ts";
-import { itemCrossEntropy } from "../ops/cross_entropy.ts";
-import { runtime } from "../ops/runtime.ts";
-import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
-import { uploadSequences } from "../models/evaluator.ts";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { runtime } from "../ops/core/runtime.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { uploadSequences } from "../models/training/evaluator.ts";
 import { createModel } from "../models/registry.ts";
 import { freshSeed, makeRng, relError } from "./util.ts";
 

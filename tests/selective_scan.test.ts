@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { selectiveScan, type SelectiveScanTuning } from "../ops/selective_scan.ts";
+import { selectiveScan, type SelectiveScanTuning } from "../ops/sequence/selective_scan/mod.ts";
 import {
   backward,
   mul,
@@ -15,7 +15,7 @@ import {
   type ScanProblem,
   selectiveScanGradRef,
   selectiveScanRef,
-} from "./selective_scan_reference.ts";
+} from "../ops/sequence/selective_scan/reference.ts";
 import { freshSeed, gradCheck, type GradInput, makeRng, randn, uniform } from "./util.ts";
 
 interface Case {

@@ -9,14 +9,14 @@ import { join } from "node:path";
 import { parseInteractions } from "../data/formats.ts";
 import { buildSequentialDataset } from "../data/pipeline.ts";
 import type { SequentialDataset } from "../data/dataset.ts";
-import { runtime } from "../ops/runtime.ts";
-import { readTensors } from "../ops/tensor.ts";
-import { loadTensors, readCheckpoint, writeCheckpoint } from "../models/checkpoint.ts";
+import { runtime } from "../ops/core/runtime.ts";
+import { readTensors } from "../ops/core/tensor.ts";
+import { loadTensors, readCheckpoint, writeCheckpoint } from "../models/training/checkpoint.ts";
 import { trainConfig } from "../models/config.ts";
-import { evaluateRanking } from "../models/evaluator.ts";
+import { evaluateRanking } from "../models/training/evaluator.ts";
 import { createModel } from "../models/registry.ts";
-import { train, TrainingDivergedError } from "../models/trainer.ts";
-import { readRunRecord, type RunRecord, writeRunRecord } from "../models/run_record.ts";
+import { train, TrainingDivergedError } from "../models/training/trainer.ts";
+import { readRunRecord, type RunRecord, writeRunRecord } from "../run/run_record.ts";
 import { freshSeed, makeRng } from "./util.ts";
 
 /**

@@ -13,12 +13,12 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { loadDatasetWithInfo } from "../../data/load.ts";
 import { prefixBatches } from "../../data/batches.ts";
-import { backward } from "../../ops/autograd.ts";
-import { itemCrossEntropy } from "../../ops/cross_entropy.ts";
-import { initGpu } from "../../ops/runtime.ts";
-import { Tensor } from "../../ops/tensor.ts";
-import { writeCheckpoint } from "../../models/checkpoint.ts";
-import { uploadSequences } from "../../models/evaluator.ts";
+import { backward } from "../../ops/core/autograd.ts";
+import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
+import { initGpu } from "../../ops/core/runtime.ts";
+import { Tensor } from "../../ops/core/tensor.ts";
+import { writeCheckpoint } from "../../models/training/checkpoint.ts";
+import { uploadSequences } from "../../models/training/evaluator.ts";
 import { createModel } from "../../models/registry.ts";
 
 const { values } = parseArgs({

@@ -14,9 +14,9 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
 
 const OP = "causalConv1d";
 const WG = 256;

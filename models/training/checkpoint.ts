@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../data/cache.ts";
-import { runtime } from "../ops/runtime.ts";
-import { readTensors, type Tensor } from "../ops/tensor.ts";
+import { writeFileAtomic } from "../../data/cache.ts";
+import { runtime } from "../../ops/core/runtime.ts";
+import { readTensors, type Tensor } from "../../ops/core/tensor.ts";
 
 /** A tensor as stored in a checkpoint. */
 export interface StoredTensor {

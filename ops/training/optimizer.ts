@@ -18,10 +18,10 @@
  *
  * @module
  */
-import { fill, fillInto } from "./elementwise.ts";
-import { grid, launch, packParams } from "./launch.ts";
-import { runtime } from "./runtime.ts";
-import { keep, Tensor } from "./tensor.ts";
+import { fill, fillInto } from "../pointwise/elementwise.ts";
+import { grid, launch, packParams } from "../core/launch.ts";
+import { runtime } from "../core/runtime.ts";
+import { keep, Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 /** Values per workgroup of the sum-of-squares pass (each invocation loops over a strip). */

@@ -17,9 +17,9 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 /** Units (f32 or vec4) per invocation kept in registers; bounds the row length. */

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { gradEnabled, record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
+import { gradEnabled, record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { sumLeading } from "./reduce.ts";
-import { type DType, numel, Tensor } from "./tensor.ts";
+import { type DType, numel, Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 

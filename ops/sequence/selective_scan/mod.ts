@@ -49,11 +49,11 @@
  *
  * @module
  */
-import { gradEnabled, record } from "./autograd.ts";
-import { assertDType, launch, packParams } from "./launch.ts";
-import { sumLeading } from "./reduce.ts";
-import { runtime } from "./runtime.ts";
-import { Tensor } from "./tensor.ts";
+import { gradEnabled, record } from "../../core/autograd.ts";
+import { assertDType, launch, packParams } from "../../core/launch.ts";
+import { sumLeading } from "../../pointwise/reduce.ts";
+import { runtime } from "../../core/runtime.ts";
+import { Tensor } from "../../core/tensor.ts";
 
 const OP = "selectiveScan";
 /** Largest state size supported. */

@@ -9,8 +9,8 @@
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { writeFileAtomic } from "../data/cache.ts";
-import type { TrainConfig } from "./config.ts";
-import type { TrainResult } from "./trainer.ts";
+import type { TrainConfig } from "../models/config.ts";
+import type { TrainResult } from "../models/training/trainer.ts";
 
 /** The `format` tag of a {@link RunRecord}. */
 export const RUN_RECORD_FORMAT = "ssmrec-run-1";

@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { Tensor } from "./tensor.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 /** The most cut-offs {@link rankingMetrics} takes in one call. */

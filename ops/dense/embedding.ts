@@ -30,9 +30,9 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { keep, readTensors, Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { keep, readTensors, Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 const NO_PADDING = -1;

@@ -41,11 +41,11 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { sumLeading } from "./reduce.ts";
-import { runtime } from "./runtime.ts";
-import { Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { sumLeading } from "../pointwise/reduce.ts";
+import { runtime } from "../core/runtime.ts";
+import { Tensor } from "../core/tensor.ts";
 
 /** A tile configuration of the matrix-product kernel. */
 export interface MatmulTiles {

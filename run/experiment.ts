@@ -10,12 +10,12 @@ import { parseInteractions } from "../data/formats.ts";
 import { loadDatasetWithInfo } from "../data/load.ts";
 import { resolveDatasetSource } from "../data/paths.ts";
 import { buildSequentialDataset } from "../data/pipeline.ts";
-import { initGpu } from "../ops/runtime.ts";
+import { initGpu } from "../ops/core/runtime.ts";
 import { type PlotlyFigure, plotlyFigure } from "../viz/plotly.ts";
 import { type RichTable, richTable } from "../viz/table.ts";
-import { type TrainConfig, trainConfig } from "./config.ts";
-import { createModel, MAMBA4REC_PRESETS } from "./registry.ts";
-import { train, type TrainResult } from "./trainer.ts";
+import { type TrainConfig, trainConfig } from "../models/config.ts";
+import { createModel, MAMBA4REC_PRESETS } from "../models/registry.ts";
+import { train, type TrainResult } from "../models/training/trainer.ts";
 import { readRunRecord, type RunRecord, runRecordPath } from "./run_record.ts";
 
 /** `quick`: a slice that runs on a CPU adapter in minutes; `full`: the paper's protocol. */

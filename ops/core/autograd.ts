@@ -7,7 +7,7 @@
  * @module
  */
 import { keep, type Tensor } from "./tensor.ts";
-import { accumulateInto, addTensors, clone, fill } from "./elementwise.ts";
+import { accumulateInto, addTensors, clone, fill } from "../pointwise/elementwise.ts";
 
 let gradDepth = 0;
 

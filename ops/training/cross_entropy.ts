@@ -19,10 +19,10 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { matmul } from "./matmul.ts";
-import { Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { matmul } from "../dense/matmul.ts";
+import { Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 

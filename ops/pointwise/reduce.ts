@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { numel, Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { numel, Tensor } from "../core/tensor.ts";
 
 const ROW_WG = 256;
 

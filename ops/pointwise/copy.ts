@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { launch, packParams } from "./launch.ts";
-import { Tensor } from "./tensor.ts";
+import { launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
 
 /** The shape of the copy kernel's work split. */
 export interface CopyConfig {

@@ -11,25 +11,25 @@
  * @module
  */
 import { join } from "node:path";
-import type { SequentialDataset } from "../data/dataset.ts";
+import type { SequentialDataset } from "../../data/dataset.ts";
 import {
   type AllPositionsBatch,
   allPositionsBatches,
   type PrefixBatch,
   prefixBatches,
-} from "../data/batches.ts";
-import { backward, zeroGrad } from "../ops/autograd.ts";
-import { DropoutRng } from "../ops/dropout.ts";
-import { itemCrossEntropy } from "../ops/cross_entropy.ts";
-import { reshape, writeAt, zeros } from "../ops/elementwise.ts";
-import { Adam } from "../ops/optimizer.ts";
-import { runtime } from "../ops/runtime.ts";
-import { readTensors, Tensor, tidy } from "../ops/tensor.ts";
+} from "../../data/batches.ts";
+import { backward, zeroGrad } from "../../ops/core/autograd.ts";
+import { DropoutRng } from "../../ops/pointwise/dropout.ts";
+import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
+import { reshape, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
+import { Adam } from "../../ops/training/optimizer.ts";
+import { runtime } from "../../ops/core/runtime.ts";
+import { readTensors, Tensor, tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
-import type { TrainConfig } from "./config.ts";
+import type { TrainConfig } from "../config.ts";
 import { evaluateRanking, type Metrics, uploadSequences } from "./evaluator.ts";
-import type { SequentialModel } from "./model.ts";
-import { TrainingProgress } from "./progress.ts";
+import type { SequentialModel } from "../model.ts";
+import { TrainingProgress } from "../../run/progress.ts";
 
 /** One epoch's record. */
 export interface EpochRecord {

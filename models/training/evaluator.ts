@@ -5,14 +5,14 @@
  *
  * @module
  */
-import type { SequentialDataset } from "../data/dataset.ts";
-import { evaluationBatches } from "../data/batches.ts";
-import { noGrad } from "../ops/autograd.ts";
-import { accumulateInto, zeros } from "../ops/elementwise.ts";
-import { matmul } from "../ops/matmul.ts";
-import { rankingMetrics, targetRanks } from "../ops/ranking.ts";
-import { Tensor, tidy } from "../ops/tensor.ts";
-import type { SequentialModel } from "./model.ts";
+import type { SequentialDataset } from "../../data/dataset.ts";
+import { evaluationBatches } from "../../data/batches.ts";
+import { noGrad } from "../../ops/core/autograd.ts";
+import { accumulateInto, zeros } from "../../ops/pointwise/elementwise.ts";
+import { matmul } from "../../ops/dense/matmul.ts";
+import { rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
+import { Tensor, tidy } from "../../ops/core/tensor.ts";
+import type { SequentialModel } from "../model.ts";
 
 /** The metric families, in the order the GPU kernel sums them. */
 export const METRIC_NAMES = ["hit", "ndcg", "mrr", "recall", "precision"] as const;

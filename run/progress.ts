@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { EpochRecord } from "./trainer.ts";
-import type { Metrics } from "./evaluator.ts";
+import type { EpochRecord } from "../models/training/trainer.ts";
+import type { Metrics } from "../models/training/evaluator.ts";
 
 /** The part of `Deno.jupyter` the progress display uses. */
 export interface JupyterApi {

@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { record } from "./autograd.ts";
-import { assertDType, grid, launch, packParams } from "./launch.ts";
-import { Tensor } from "./tensor.ts";
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
 
 const WG = 256;
 const TWO_32 = 2 ** 32;
