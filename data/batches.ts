@@ -11,13 +11,22 @@
  */
 import type { SequentialDataset } from "./dataset.ts";
 import type { SampleSet } from "./pipeline.ts";
-import { seededPermutation, SeededRandom } from "./random.ts";
+import { DEFAULT_SEED, seededPermutation, SeededRandom } from "./random.ts";
 
 /** The three parts of the leave-one-out split. */
 export type SplitName = "train" | "valid" | "test";
 
-/** RecBole's default seed. */
-export const DEFAULT_SEED = 2020;
+/** Training samples per batch by default (RecBole's `train_batch_size` in the papers' configs). */
+export const DEFAULT_TRAIN_BATCH_SIZE = 2048;
+
+/** Evaluation samples per batch by default (RecBole's `eval_batch_size`). */
+export const DEFAULT_EVAL_BATCH_SIZE = 4096;
+
+/** Training samples per packed batch by default, as SSD4Rec ships. */
+const PACKED_TRAIN_BATCH_SIZE = 1024;
+
+/** Evaluation samples per packed batch by default, as SSD4Rec ships. */
+const PACKED_EVAL_BATCH_SIZE = 2048;
 
 /** Stream numbers that keep the generators of different batchers apart. */
 const STREAM = { prefix: 1, packedOrder: 2, packedMask: 3, allPositions: 4 } as const;
@@ -86,11 +95,11 @@ export interface PrefixBatchOptions {
   readonly maxLength: number;
   /** The split to draw samples from (default `"train"`). */
   readonly split?: SplitName;
-  /** Samples per batch (default 2048 for training, 4096 for evaluation). */
+  /** Samples per batch (default {@link DEFAULT_TRAIN_BATCH_SIZE} for training, {@link DEFAULT_EVAL_BATCH_SIZE} for evaluation). */
   readonly batchSize?: number;
   /** Whether to shuffle the samples (default: only for `"train"`). */
   readonly shuffle?: boolean;
-  /** The seed (default 2020); with `epoch` it fixes the order. */
+  /** The seed (default {@link DEFAULT_SEED}); with `epoch` it fixes the order. */
   readonly seed?: number;
   /** The epoch number (default 0): each epoch has its own reproducible order. */
   readonly epoch?: number;
@@ -116,7 +125,7 @@ export function prefixBatches(
   const L = positiveInteger("maxLength", options.maxLength);
   const batchSize = positiveInteger(
     "batchSize",
-    options.batchSize ?? (split === "train" ? 2048 : 4096),
+    options.batchSize ?? (split === "train" ? DEFAULT_TRAIN_BATCH_SIZE : DEFAULT_EVAL_BATCH_SIZE),
   );
   const shuffle = options.shuffle ?? split === "train";
   const n = samples.users.length;
@@ -185,7 +194,7 @@ export function prefixBatches(
 export interface EvaluationBatchOptions {
   /** The window length `L`. */
   readonly maxLength: number;
-  /** Samples per batch (default 4096, RecBole's `eval_batch_size`). */
+  /** Samples per batch (default {@link DEFAULT_EVAL_BATCH_SIZE}). */
   readonly batchSize?: number;
 }
 
@@ -201,7 +210,7 @@ export function evaluationBatches(
   return prefixBatches(dataset, {
     split,
     maxLength: options.maxLength,
-    batchSize: options.batchSize ?? 4096,
+    batchSize: options.batchSize ?? DEFAULT_EVAL_BATCH_SIZE,
     shuffle: false,
   });
 }
@@ -254,7 +263,7 @@ export interface PackedBatchOptions {
   readonly maskRatio?: number;
   /** Whether to shuffle (default: only for `"train"`). */
   readonly shuffle?: boolean;
-  /** The seed (default 2020). */
+  /** The seed (default {@link DEFAULT_SEED}). */
   readonly seed?: number;
   /** The epoch number (default 0). */
   readonly epoch?: number;
@@ -274,7 +283,7 @@ export function packedBatches(
   const samples = samplesOf(dataset, split);
   const batchSize = positiveInteger(
     "batchSize",
-    options.batchSize ?? (split === "train" ? 1024 : 2048),
+    options.batchSize ?? (split === "train" ? PACKED_TRAIN_BATCH_SIZE : PACKED_EVAL_BATCH_SIZE),
   );
   const maxLength = options.maxLength === undefined
     ? Infinity
@@ -385,7 +394,7 @@ export interface AllPositionsBatch {
 export interface AllPositionsBatchOptions {
   /** The window length `L`. */
   readonly maxLength: number;
-  /** Rows per batch (default 2048). */
+  /** Rows per batch (default {@link DEFAULT_TRAIN_BATCH_SIZE}). */
   readonly batchSize?: number;
   /**
    * `"all"` (default): each user's training targets are cut from the end into windows of `L`, so
@@ -394,7 +403,7 @@ export interface AllPositionsBatchOptions {
   readonly windows?: "all" | "last";
   /** Whether to shuffle the rows (default true). */
   readonly shuffle?: boolean;
-  /** The seed (default 2020). */
+  /** The seed (default {@link DEFAULT_SEED}). */
   readonly seed?: number;
   /** The epoch number (default 0). */
   readonly epoch?: number;
@@ -411,7 +420,7 @@ export function allPositionsBatches(
   options: AllPositionsBatchOptions,
 ): BatchStream<AllPositionsBatch> {
   const L = positiveInteger("maxLength", options.maxLength);
-  const batchSize = positiveInteger("batchSize", options.batchSize ?? 2048);
+  const batchSize = positiveInteger("batchSize", options.batchSize ?? DEFAULT_TRAIN_BATCH_SIZE);
   const windows = options.windows ?? "all";
   const { offsets, items } = dataset;
   // Training targets per user: positions offsets[u]+1 … offsets[u]+count[u].

@@ -5,7 +5,11 @@
  */
 import { SequentialDataset } from "./dataset.ts";
 import { type InteractionParseOptions, parseInteractions } from "./formats.ts";
-import { buildSequentialDataset, type PipelineOptions } from "./pipeline.ts";
+import {
+  buildSequentialDataset,
+  DEFAULT_MIN_INTERACTIONS,
+  type PipelineOptions,
+} from "./pipeline.ts";
 import {
   datasetCacheKey,
   datasetCachePath,
@@ -56,8 +60,8 @@ function keyOptions(options: LoadDatasetOptions): Record<string, unknown> {
     itemField: options.itemField ?? "item_id",
     timeField: options.timeField ?? "timestamp",
     ratingField: options.ratingField ?? "rating",
-    minUserInteractions: options.minUserInteractions ?? 5,
-    minItemInteractions: options.minItemInteractions ?? 5,
+    minUserInteractions: options.minUserInteractions ?? DEFAULT_MIN_INTERACTIONS,
+    minItemInteractions: options.minItemInteractions ?? DEFAULT_MIN_INTERACTIONS,
     maxUserInteractions: options.maxUserInteractions ?? null,
     maxItemInteractions: options.maxItemInteractions ?? null,
   };
@@ -103,7 +107,7 @@ export async function loadDatasetWithInfo(
 
 /**
  * Loads a dataset by name (`ml-1m`, `amazon-beauty`, …, looked up in the datasets directory) or by
- * file path, and runs the RecBole-equivalent pipeline on it (5-core by default), reading and
+ * file path, and runs the RecBole-equivalent pipeline on it ({@link DEFAULT_MIN_INTERACTIONS}-core by default), reading and
  * writing the processed-dataset cache keyed by the file's content and the options.
  */
 export async function loadDataset(

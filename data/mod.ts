@@ -15,7 +15,7 @@
  * @module
  */
 export { DataFormatError } from "./errors.ts";
-export { deriveSeed, seededPermutation, SeededRandom } from "./random.ts";
+export { DEFAULT_SEED, deriveSeed, seededPermutation, SeededRandom } from "./random.ts";
 export {
   type DatasetAvailability,
   type DatasetLocationOptions,
@@ -40,6 +40,7 @@ export {
 export {
   buildSequentialDataset,
   chronologicalOrder,
+  DEFAULT_MIN_INTERACTIONS,
   heldOutCount,
   kCoreFilter,
   type KCoreOptions,
@@ -80,7 +81,8 @@ export {
   allPositionsBatches,
   type AllPositionsBatchOptions,
   type BatchStream,
-  DEFAULT_SEED,
+  DEFAULT_EVAL_BATCH_SIZE,
+  DEFAULT_TRAIN_BATCH_SIZE,
   evaluationBatches,
   type EvaluationBatchOptions,
   type PackedBatch,

@@ -9,13 +9,19 @@ import { SequentialDataset } from "./dataset.ts";
 import { computeStatistics } from "./statistics.ts";
 
 /**
+ * The default k-core bound for users and items: RecBole's `user_inter_num_interval` and
+ * `item_inter_num_interval` of `"[5,inf)"` in the papers' configurations (5-core filtering).
+ */
+export const DEFAULT_MIN_INTERACTIONS = 5;
+
+/**
  * Interaction-count bounds for {@link kCoreFilter}, inclusive, as RecBole's
  * `user_inter_num_interval` / `item_inter_num_interval` (`"[5,inf)"` is `min…: 5`).
  */
 export interface KCoreOptions {
-  /** Fewest interactions a user must keep (default 5). */
+  /** Fewest interactions a user must keep (default {@link DEFAULT_MIN_INTERACTIONS}). */
   readonly minUserInteractions?: number;
-  /** Fewest interactions an item must keep (default 5). */
+  /** Fewest interactions an item must keep (default {@link DEFAULT_MIN_INTERACTIONS}). */
   readonly minItemInteractions?: number;
   /** Most interactions a user may have (default unbounded). */
   readonly maxUserInteractions?: number;
@@ -52,8 +58,8 @@ export function kCoreFilter(
   if (users.length !== items.length) {
     throw new RangeError(`kCoreFilter: ${users.length} users but ${items.length} items`);
   }
-  const minUser = options.minUserInteractions ?? 5;
-  const minItem = options.minItemInteractions ?? 5;
+  const minUser = options.minUserInteractions ?? DEFAULT_MIN_INTERACTIONS;
+  const minItem = options.minItemInteractions ?? DEFAULT_MIN_INTERACTIONS;
   const maxUser = options.maxUserInteractions ?? Infinity;
   const maxItem = options.maxItemInteractions ?? Infinity;
   const userCount = new Int32Array(idBound(users));
@@ -264,7 +270,7 @@ function int32Column(loaded: LoadedInteractions, name: string): Int32Array {
 
 /**
  * Runs the whole RecBole-equivalent pipeline on loaded interactions: k-core filtering (default
- * 5-core), id remapping in order of first appearance in the filtered rows, stable chronological
+ * {@link DEFAULT_MIN_INTERACTIONS}-core), id remapping in order of first appearance in the filtered rows, stable chronological
  * ordering, and the leave-one-out split.
  */
 export function buildSequentialDataset(
@@ -275,13 +281,14 @@ export function buildSequentialDataset(
   const items = int32Column(loaded, "item");
   const timeColumn = loaded.table.getChild("timestamp");
   const rawTimes = timeColumn ? timeColumn.toArray() as Float64Array : undefined;
+  const minUserInteractions = options.minUserInteractions ?? DEFAULT_MIN_INTERACTIONS;
+  const minItemInteractions = options.minItemInteractions ?? DEFAULT_MIN_INTERACTIONS;
   const { rows, rounds } = kCoreFilter(users, items, options);
   if (rows.length === 0) {
     throw new RangeError(
       `${loaded.source}: no interactions are left after filtering ` +
-        `(users >= ${options.minUserInteractions ?? 5}, items >= ${
-          options.minItemInteractions ?? 5
-        })`,
+        `(users >= ${minUserInteractions}, items >= ${minItemInteractions}); ` +
+        `lower minUserInteractions or minItemInteractions`,
     );
   }
   const userMap = remapFirstAppearance(users, rows);
@@ -324,8 +331,8 @@ export function buildSequentialDataset(
       interactions: users.length,
     },
     filterRounds: rounds,
-    minUserInteractions: options.minUserInteractions ?? 5,
-    minItemInteractions: options.minItemInteractions ?? 5,
+    minUserInteractions,
+    minItemInteractions,
   });
   return new SequentialDataset({
     name,

@@ -8,6 +8,9 @@
  * @module
  */
 
+/** RecBole's default seed (`seed: 2020`), the seed of every batcher unless one is given. */
+export const DEFAULT_SEED = 2020;
+
 /** Mixes a 32-bit value (the murmur3 finaliser). */
 function mix32(x: number): number {
   x ^= x >>> 16;

@@ -5,8 +5,8 @@
  *     deno task data order <a> <b> [--format-a F] [--format-b F] [--json] [--k N] [--no-cache]
  *     deno task data list
  *
- * `stats` prints the statistics after iterative k-core filtering (5-core unless `--k`,
- * `--min-user` or `--min-item` say otherwise). `order` compares how two copies of the same
+ * `stats` prints the statistics after iterative k-core filtering (the pipeline's default bound,
+ * `DEFAULT_MIN_INTERACTIONS`, unless `--k`, `--min-user` or `--min-item` say otherwise). `order` compares how two copies of the same
  * interactions order each user's sequence (e.g. a time-ordered text file against `ratings.dat`).
  * Exit status 1 with a one-line message on bad input.
  *
@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import {
   compareSequenceOrder,
   type DatasetStatistics,
+  DEFAULT_MIN_INTERACTIONS,
   INTERACTION_FORMATS,
   type InteractionFormat,
   listDatasets,
@@ -33,7 +34,7 @@ Options of stats (and order):
   --format <format>      ${Object.keys(INTERACTION_FORMATS).join(" | ")}
                          (detected from the file when left out; order: --format-a, --format-b)
   --json                 print the statistics as JSON
-  --k <n>                k-core bound for users and items (default 5)
+  --k <n>                k-core bound for users and items (default ${DEFAULT_MIN_INTERACTIONS})
   --min-user <n>         user bound (default: --k)
   --min-item <n>         item bound (default: --k)
   --no-cache             neither read nor write the processed-dataset cache
@@ -158,7 +159,7 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
   }
-  const k = integerOption("k", values.k) ?? 5;
+  const k = integerOption("k", values.k) ?? DEFAULT_MIN_INTERACTIONS;
   const load = (source: string, format: string | undefined) =>
     loadDatasetWithInfo(source, {
       format: format as InteractionFormat | undefined,
