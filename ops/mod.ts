@@ -42,6 +42,14 @@ export { meanAll, rowMean, rowSum, sumAll, sumLeading } from "./pointwise/reduce
 export { writeAt } from "./pointwise/elementwise.ts";
 export { assertSameShape, grid, launch, packParams } from "./core/launch.ts";
 export type { Grid } from "./core/launch.ts";
+export {
+  foldWorkgroups,
+  GRID_WGSL,
+  MATH_WGSL,
+  MAX_WORKGROUPS_PER_DIMENSION,
+  workgroupReduceWgsl,
+} from "./wgsl/mod.ts";
+export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./wgsl/mod.ts";
 export { gatherPositions } from "./pointwise/gather.ts";
 export { matmul, planMatmul } from "./dense/matmul.ts";
 export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul.ts";

@@ -7,21 +7,8 @@
 import { runtime } from "./runtime.ts";
 import type { Tensor } from "./tensor.ts";
 
-/** A 2-D grid covering `n` invocations in workgroups of `workgroupSize`. */
-export interface Grid {
-  /** Workgroup counts. */
-  groups: [number, number];
-  /** Invocations per grid row: a shader's linear index is `gid.x + gid.y * stride`. */
-  stride: number;
-}
-
-/** The grid for `n` independent invocations (`n` may exceed 65,535 workgroups). */
-export function grid(n: number, workgroupSize: number): Grid {
-  const total = Math.max(1, Math.ceil(n / workgroupSize));
-  const gy = Math.ceil(total / 65535);
-  const gx = Math.ceil(total / gy);
-  return { groups: [gx, gy], stride: gx * workgroupSize };
-}
+export { grid } from "../wgsl/grid.ts";
+export type { Grid } from "../wgsl/grid.ts";
 
 /**
  * Packs a parameter block: the `u32` words first, then the `f32` words, matching a WGSL struct

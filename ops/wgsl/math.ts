@@ -1,0 +1,48 @@
+/**
+ * Scalar math that several kernels share, as WGSL source to paste into a shader.
+ *
+ * @module
+ */
+
+/**
+ * Coefficients 1, 1/3, 1/5, …, 1/19 of the odd series atanh(q)/q = Σ q^(2k) / (2k + 1), nested
+ * for Horner evaluation in `q2` = q².
+ *
+ * Ten terms, to q¹⁹: with q ≤ 1/3 the first omitted term is below 3⁻²⁰/21 ≈ 1.4e-11 relative,
+ * against about 1.4e-10 for nine terms (to q¹⁷). Both are below f32 resolution, so the longer
+ * series is kept for its margin: it never adds truncation error to the f32 rounding, and it is
+ * the series the selective scan was validated with, so that kernel keeps its exact results.
+ */
+const ATANH_SERIES = Array.from({ length: 10 }, (_, i) => (1 / (2 * i + 1)).toPrecision(9))
+  .reduceRight((inner, coef) => (inner ? `${coef} + q2 * (${inner})` : coef), "");
+
+/**
+ * WGSL functions `sigmoid_(x: f32) -> f32`, `silu_(x: f32) -> f32` (x · sigmoid(x)) and
+ * `softplus_(x: f32) -> f32` (PyTorch's: x above the threshold 20, log(1 + eˣ) below), plus the
+ * helper `log1p_unit_(v: f32) -> f32` (log(1 + v) for 0 ≤ v ≤ 1). The trailing underscores keep
+ * the names clear of WGSL built-ins. Paste once per shader, at module scope.
+ *
+ * The sigmoid never evaluates exp of a positive argument, so it neither overflows nor loses the
+ * small tail; the softplus is max(x, 0) + log(1 + e^−|x|) with the logarithm as 2·atanh(q),
+ * q = v / (2 + v) ≤ 1/3, an odd series that needs no `log` (whose accuracy near 1 is loose on
+ * GPUs) and keeps the relative accuracy of tiny results.
+ */
+export const MATH_WGSL: string = /* wgsl */ `
+fn sigmoid_(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}
+fn silu_(x: f32) -> f32 {
+  return x * sigmoid_(x);
+}
+fn log1p_unit_(v: f32) -> f32 {
+  let q = v / (2.0 + v);
+  let q2 = q * q;
+  return 2.0 * q * (${ATANH_SERIES});
+}
+fn softplus_(x: f32) -> f32 {
+  if (x > 20.0) { return x; }
+  return max(x, 0.0) + log1p_unit_(exp(-abs(x)));
+}
+`;

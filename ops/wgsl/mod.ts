@@ -1,0 +1,11 @@
+/**
+ * WGSL building blocks shared by the kernels: scalar math, the workgroup tree reduction, and the
+ * folding of long workgroup ranges into grids.
+ *
+ * @module
+ */
+export { MATH_WGSL } from "./math.ts";
+export { workgroupReduceWgsl } from "./reduce.ts";
+export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./reduce.ts";
+export { foldWorkgroups, grid, GRID_WGSL, MAX_WORKGROUPS_PER_DIMENSION } from "./grid.ts";
+export type { Grid } from "./grid.ts";
