@@ -10,7 +10,7 @@
  * @module
  */
 import type { SequentialDataset } from "./dataset.ts";
-import type { SampleSet } from "./pipeline.ts";
+import type { SampleSet } from "./split.ts";
 import { DEFAULT_SEED, seededPermutation, SeededRandom } from "./random.ts";
 
 /** The three parts of the leave-one-out split. */

@@ -11,8 +11,11 @@ import { tableFromIPC, tableToIPC } from "apache-arrow";
 import { join } from "node:path";
 import { SequentialDataset } from "./dataset.ts";
 import type { InteractionFormat } from "./formats.ts";
-import { leaveOneOutSplit } from "./pipeline.ts";
+import { leaveOneOutSplit } from "./split.ts";
 import type { DatasetStatistics } from "./statistics.ts";
+
+// Kept for modules that still import it from here; it lives in host/ (import it from there).
+export { writeFileAtomic } from "../host/mod.ts";
 
 /** Bumped whenever the processing or the file layout changes, so that old entries are not used. */
 export const CACHE_LAYOUT_VERSION = 1;
@@ -106,45 +109,6 @@ export function datasetFromIPC(bytes: Uint8Array, file = "<bytes>"): SequentialD
     split: leaveOneOutSplit(offsets),
     statistics,
   });
-}
-
-/** Temporary files older than this are considered abandoned and removed. */
-const STALE_TEMP_MS = 10 * 60 * 1000;
-
-/** Removes abandoned temporary files (from writers that were killed) in the cache directory. */
-async function removeStaleTemporaries(directory: string): Promise<void> {
-  try {
-    for await (const entry of Deno.readDir(directory)) {
-      if (!entry.isFile || !entry.name.includes(".tmp-")) continue;
-      const path = join(directory, entry.name);
-      const info = await Deno.stat(path);
-      if (Date.now() - (info.mtime?.getTime() ?? 0) > STALE_TEMP_MS) {
-        await Deno.remove(path).catch(() => {});
-      }
-    }
-  } catch {
-    // The directory may not exist yet; nothing to clean.
-  }
-}
-
-/**
- * Writes bytes to `path` atomically: into a temporary file in the same directory, then renamed
- * over `path`. On failure the temporary file is removed and the error rethrown, so readers only
- * ever see a complete file or none.
- */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const directory = path.replace(/[\\/][^\\/]*$/, "") || ".";
-  await Deno.mkdir(directory, { recursive: true });
-  await removeStaleTemporaries(directory);
-  const suffix = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-  const temporary = `${path}.tmp-${Deno.pid}-${suffix}`;
-  try {
-    await Deno.writeFile(temporary, bytes);
-    await Deno.rename(temporary, path);
-  } catch (error) {
-    await Deno.remove(temporary).catch(() => {});
-    throw error;
-  }
 }
 
 /** Reads a cached dataset, or returns `undefined` when the file is absent or unreadable. */

@@ -5,9 +5,8 @@
  */
 import { type Table, tableFromArrays } from "apache-arrow";
 import type { InteractionFormat } from "./formats.ts";
-import type { LeaveOneOutSplit } from "./pipeline.ts";
-import { type DatasetStatistics, statisticsTable } from "./statistics.ts";
-import { JUPYTER_DISPLAY, type MimeBundle } from "../viz/display.ts";
+import type { LeaveOneOutSplit } from "./split.ts";
+import type { DatasetStatistics } from "./statistics.ts";
 
 /** The parts a {@link SequentialDataset} is made of. */
 export interface SequentialDatasetParts {
@@ -36,7 +35,7 @@ export interface SequentialDatasetParts {
 /**
  * A processed sequential dataset, equivalent to what RecBole v1.2.0 builds: ids remapped from 1 in
  * order of first appearance after k-core filtering (0 is PAD), each user's items in stable
- * chronological order, and the leave-one-out split. Shows its statistics in a notebook.
+ * chronological order, and the leave-one-out split.
  */
 export class SequentialDataset {
   /** The dataset name. */
@@ -111,10 +110,5 @@ export class SequentialDataset {
     const columns: Record<string, Int32Array | Float64Array> = { user: users, item: this.items };
     if (this.timestamps) columns.timestamp = this.timestamps;
     return tableFromArrays(columns);
-  }
-
-  /** Shows the statistics table. */
-  [JUPYTER_DISPLAY](): MimeBundle | Promise<MimeBundle> {
-    return statisticsTable(this.statistics)[JUPYTER_DISPLAY]();
   }
 }

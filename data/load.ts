@@ -10,13 +10,8 @@ import {
   DEFAULT_MIN_INTERACTIONS,
   type PipelineOptions,
 } from "./pipeline.ts";
-import {
-  datasetCacheKey,
-  datasetCachePath,
-  datasetToIPC,
-  readDatasetCache,
-  writeFileAtomic,
-} from "./cache.ts";
+import { datasetCacheKey, datasetCachePath, datasetToIPC, readDatasetCache } from "./cache.ts";
+import { writeFileAtomic } from "../host/mod.ts";
 import {
   type DatasetLocationOptions,
   defaultCacheDirectory,

@@ -41,24 +41,20 @@ export {
   buildSequentialDataset,
   chronologicalOrder,
   DEFAULT_MIN_INTERACTIONS,
-  heldOutCount,
   kCoreFilter,
   type KCoreOptions,
   type KCoreResult,
-  type LeaveOneOutSplit,
-  leaveOneOutSplit,
   type PipelineOptions,
   remapFirstAppearance,
-  type SampleSet,
 } from "./pipeline.ts";
+export { heldOutCount, type LeaveOneOutSplit, leaveOneOutSplit, type SampleSet } from "./split.ts";
 export { SequentialDataset, type SequentialDatasetParts } from "./dataset.ts";
 export { compareSequenceOrder, type OrderComparison } from "./order.ts";
 export {
   computeStatistics,
   type DatasetStatistics,
-  formatPercent,
   type StatisticsInput,
-  statisticsTable,
+  statisticsToTable,
 } from "./statistics.ts";
 export {
   CACHE_LAYOUT_VERSION,
@@ -67,7 +63,6 @@ export {
   datasetFromIPC,
   datasetToIPC,
   readDatasetCache,
-  writeFileAtomic,
 } from "./cache.ts";
 export {
   type CacheMode,

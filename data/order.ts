@@ -8,7 +8,7 @@
  * @module
  */
 import type { SequentialDataset } from "./dataset.ts";
-import { heldOutCount } from "./pipeline.ts";
+import { heldOutCount } from "./split.ts";
 
 /** What {@link compareSequenceOrder} found. */
 export interface OrderComparison {

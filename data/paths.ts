@@ -4,23 +4,7 @@
  * @module
  */
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
-
-/** The project root (the directory above `data/`), or `undefined` when loaded from a non-file URL. */
-function projectRoot(): string | undefined {
-  const url = new URL("../", import.meta.url);
-  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
-}
-
-/** Reads an environment variable, treating a missing permission or an empty value as unset. */
-export function env(name: string): string | undefined {
-  try {
-    const value = Deno.env.get(name);
-    return value === undefined || value === "" ? undefined : value;
-  } catch {
-    return undefined;
-  }
-}
+import { env, isFile, projectRoot } from "../host/mod.ts";
 
 /**
  * The directory datasets are read from: `$SSMREC_DATASETS` if set, else `../shared/datasets` beside
@@ -121,15 +105,6 @@ const DATA_EXTENSIONS = new Set([".txt", ".inter", ".dat", ".csv", ".tsv"]);
 export function findKnownDataset(name: string): KnownDataset | undefined {
   const key = name.toLowerCase();
   return KNOWN_DATASETS.find((d) => d.name === key || d.aliases.includes(key));
-}
-
-/** Whether a path names an existing regular file. */
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
 }
 
 /** A dataset argument resolved to a file. */

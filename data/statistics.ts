@@ -1,13 +1,11 @@
 /**
- * Dataset statistics as the papers tabulate them, with an Arrow form and a notebook display.
+ * Dataset statistics as the papers tabulate them, as plain values and as an Arrow table.
  *
  * @module
  */
 import { type Table, tableFromArrays } from "apache-arrow";
 import type { InteractionFormat } from "./formats.ts";
-import type { LeaveOneOutSplit } from "./pipeline.ts";
-import { JUPYTER_DISPLAY, type RichDisplay, withRichDisplay } from "../viz/display.ts";
-import { type CellValue, richTable } from "../viz/table.ts";
+import type { LeaveOneOutSplit } from "./split.ts";
 
 /**
  * Statistics of a processed dataset. Counts exclude the PAD id (RecBole's printout adds one to the
@@ -143,22 +141,14 @@ const NUMERIC_FIELDS = [
 /** Fields with fractional values (stored as Float64; the rest as Int32). */
 const FLOAT_FIELDS = new Set<string>(["averageLength", "sparsity"]);
 
-/** Formats a fraction as a percentage with two decimals. */
-export function formatPercent(fraction: CellValue): string {
-  return typeof fraction === "number" && Number.isFinite(fraction)
-    ? `${(fraction * 100).toFixed(2)}%`
-    : "";
-}
-
 /**
- * The statistics of one or more datasets as an Arrow table (one row per dataset: `name`, `format`
- * and every numeric field of {@link DatasetStatistics}), which shows itself in a notebook as a
- * table of the papers' columns (users, items, interactions, average and maximum length, sparsity)
- * and the split.
+ * The statistics of one or more datasets as an Arrow table: one row per dataset, with `name`,
+ * `format` and every numeric field of {@link DatasetStatistics} (Float64 for the average length and
+ * the sparsity, Int32 for the counts).
  */
-export function statisticsTable(
+export function statisticsToTable(
   statistics: DatasetStatistics | readonly DatasetStatistics[],
-): Table & RichDisplay {
+): Table {
   const list = Array.isArray(statistics) ? statistics : [statistics as DatasetStatistics];
   const columns: Record<string, string[] | Int32Array | Float64Array> = {
     name: list.map((s) => s.name),
@@ -169,40 +159,5 @@ export function statisticsTable(
       ? Float64Array.from(list, (s) => s[field])
       : Int32Array.from(list, (s) => s[field]);
   }
-  const table = tableFromArrays(columns as Parameters<typeof tableFromArrays>[0]);
-  return withRichDisplay(table, () => {
-    const view = richTable(
-      list.map((s) => ({
-        name: s.name,
-        users: s.users,
-        items: s.items,
-        interactions: s.interactions,
-        averageLength: Math.round(s.averageLength * 100) / 100,
-        maxLength: s.maxLength,
-        sparsity: s.sparsity,
-        trainSamples: s.trainSamples,
-        validSamples: s.validSamples,
-        testSamples: s.testSamples,
-        usersWithoutTest: s.usersWithoutTest,
-      })),
-      {
-        caption: "Dataset statistics after filtering",
-        labels: {
-          name: "Dataset",
-          users: "Users",
-          items: "Items",
-          interactions: "Interactions",
-          averageLength: "Avg. length",
-          maxLength: "Max length",
-          sparsity: "Sparsity",
-          trainSamples: "Train samples",
-          validSamples: "Valid",
-          testSamples: "Test",
-          usersWithoutTest: "Users without test",
-        },
-        format: { sparsity: formatPercent },
-      },
-    );
-    return view[JUPYTER_DISPLAY]();
-  });
+  return tableFromArrays(columns as Parameters<typeof tableFromArrays>[0]);
 }

@@ -5,6 +5,7 @@
  * @module
  */
 export { type JupyterApi, jupyterKernel, TrainingProgress } from "./progress.ts";
+export { statisticsTable, withDatasetDisplay } from "./dataset_display.ts";
 export {
   type ExperimentMode,
   type ExperimentOptions,

@@ -23,6 +23,7 @@ import {
   loadDatasetWithInfo,
   type OrderComparison,
 } from "../data/mod.ts";
+import { formatPercent } from "../viz/mod.ts";
 
 const USAGE = `Usage:
   deno task data stats <file-or-dataset-name> [options]   statistics after k-core filtering
@@ -58,7 +59,7 @@ export function statisticsText(s: DatasetStatistics): string {
     ["average length", s.averageLength.toFixed(2), ""],
     ["max length", int(s.maxLength), ""],
     ["min length", int(s.minLength), ""],
-    ["sparsity", `${(s.sparsity * 100).toFixed(2)}%`, ""],
+    ["sparsity", formatPercent(s.sparsity), ""],
     ["train samples", int(s.trainSamples), ""],
     ["valid samples", int(s.validSamples), `${int(s.usersWithoutValid)} users without one`],
     ["test samples", int(s.testSamples), `${int(s.usersWithoutTest)} users without one`],

@@ -8,7 +8,6 @@ import {
   loadDatasetWithInfo,
   parseInteractions,
   type SequentialDataset,
-  writeFileAtomic,
 } from "../data/mod.ts";
 
 const TEXT = [
@@ -102,22 +101,6 @@ Deno.test("cache: refresh rewrites, off touches nothing, a damaged entry is rebu
     const rebuilt = await loadDatasetWithInfo(source, options);
     assertEquals(rebuilt.fromCache, false);
     assertEquals((await loadDatasetWithInfo(source, options)).fromCache, true);
-  });
-});
-
-Deno.test("atomic write: a failed rename leaves no partial file; stale temporaries are swept", async () => {
-  await withTempDir(async (dir) => {
-    const target = join(dir, "entry.arrow");
-    await Deno.mkdir(target); // renaming a file over a directory fails
-    await assertRejects(() => writeFileAtomic(target, new Uint8Array([1, 2, 3])));
-    assertEquals(await names(dir), ["entry.arrow"]);
-    const stale = join(dir, "old.arrow.tmp-1-abc");
-    await Deno.writeTextFile(stale, "half");
-    const hourAgo = new Date(Date.now() - 3600_000);
-    await Deno.utime(stale, hourAgo, hourAgo);
-    await writeFileAtomic(join(dir, "new.arrow"), new Uint8Array([4]));
-    assertEquals(await names(dir), ["entry.arrow", "new.arrow"]);
-    assertEquals(Array.from(await Deno.readFile(join(dir, "new.arrow"))), [4]);
   });
 });
 

@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { tableFromArrays } from "apache-arrow";
-import { buildSequentialDataset, parseInteractions, statisticsTable } from "../data/mod.ts";
-import { formatCell, JUPYTER_DISPLAY, richTable } from "../viz/mod.ts";
+import { buildSequentialDataset, parseInteractions } from "../data/mod.ts";
+import { statisticsTable, withDatasetDisplay } from "../run/dataset_display.ts";
+import { formatCell, formatPercent, JUPYTER_DISPLAY, richTable } from "../viz/mod.ts";
 
 Deno.test("rich table from rows: caption, labels, escaping, numbers right-aligned", () => {
   const t = richTable([{ name: "a<b", n: 1234567, x: 0.123456 }, { name: "c", n: 5, x: null }], {
@@ -53,9 +54,22 @@ Deno.test("statistics table: an Arrow table that displays the papers' columns", 
   const bundle = table[JUPYTER_DISPLAY]() as Record<string, string>;
   assert(bundle["text/html"].includes(">Sparsity</th>"));
   assert(bundle["text/plain"].includes("16.67%"));
-  // The dataset itself shows the same table.
+  // A dataset given a display shows the same table, and stays the same object.
+  const shown = withDatasetDisplay(d);
+  assert(shown === d);
   assertEquals(
-    (d[JUPYTER_DISPLAY]() as Record<string, string>)["text/plain"],
+    (shown[JUPYTER_DISPLAY]() as Record<string, string>)["text/plain"],
     bundle["text/plain"],
   );
+  assertEquals(Object.keys(shown).includes("statistics"), true);
+  // Two datasets give two rows.
+  assertEquals(statisticsTable([d.statistics, d.statistics]).numRows, 2);
+});
+
+Deno.test("formatPercent: two decimals for finite numbers, empty for anything else", () => {
+  assertEquals(formatPercent(0.9516), "95.16%");
+  assertEquals(formatPercent(1), "100.00%");
+  assertEquals(formatPercent(Number.NaN), "");
+  assertEquals(formatPercent("0.5"), "");
+  assertEquals(formatPercent(null), "");
 });

@@ -1,15 +1,10 @@
 /**
- * Rich display in Deno's Jupyter kernel: the display symbol, MIME bundles, and a display helper
- * that keeps outputs from being lost.
+ * Rich display in Deno's Jupyter kernel: objects that render themselves, the MIME bundle of any
+ * value, and a display helper that keeps outputs from being lost.
  *
  * @module
  */
-
-/** The symbol under which Deno's Jupyter kernel looks for an object's rich display method. */
-export const JUPYTER_DISPLAY: unique symbol = Symbol.for("Jupyter.display");
-
-/** A Jupyter MIME bundle: MIME type to text (or JSON object for `application/*+json` types). */
-export type MimeBundle = Record<string, string | object>;
+import { JUPYTER_DISPLAY, jupyterApi, type MimeBundle } from "../host/mod.ts";
 
 /** An object that renders itself in Deno's Jupyter kernel. */
 export interface RichDisplay {
@@ -37,25 +32,6 @@ export function withRichDisplay<T extends object>(
     configurable: true,
   });
   return target as T & RichDisplay;
-}
-
-/** The display function of Deno's kernel, or `undefined` outside a kernel. */
-function kernelDisplay():
-  | ((bundle: unknown, options: { raw: boolean }) => Promise<void>)
-  | undefined {
-  try {
-    const jupyter = (Deno as unknown as {
-      jupyter?: { display?: (obj: unknown, options: { raw: boolean }) => Promise<void> };
-    }).jupyter;
-    return typeof jupyter?.display === "function" ? jupyter.display.bind(jupyter) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Whether this code runs inside Deno's Jupyter kernel. */
-export function inJupyterKernel(): boolean {
-  return kernelDisplay() !== undefined;
 }
 
 /** The MIME bundle of any value: its rich display, or its inspection as `text/plain`. */
@@ -91,18 +67,18 @@ function bundleSize(bundle: MimeBundle): number {
  * kernel it prints each value's `text/plain` form.
  */
 export async function jupyterDisplay(...values: unknown[]): Promise<void> {
-  const display = kernelDisplay();
+  const kernel = jupyterApi();
   let bytes = 0;
   for (const value of values) {
     const bundle = await mimeBundleOf(value);
-    if (display) {
-      await display(bundle, { raw: true });
+    if (kernel) {
+      await kernel.display(bundle, { raw: true });
       bytes += bundleSize(bundle);
     } else {
       console.log(String(bundle["text/plain"] ?? ""));
     }
   }
-  if (display) {
+  if (kernel) {
     const wait = DISPLAY_SETTLE_MS + Math.ceil(bytes * SETTLE_MS_PER_BYTE);
     await new Promise((resolve) => setTimeout(resolve, wait));
   }

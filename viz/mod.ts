@@ -14,13 +14,11 @@
  *
  * @module
  */
+export { inJupyterKernel, JUPYTER_DISPLAY, type MimeBundle } from "../host/mod.ts";
 export {
   DISPLAY_SETTLE_MS,
-  inJupyterKernel,
   isRichDisplay,
-  JUPYTER_DISPLAY,
   jupyterDisplay,
-  type MimeBundle,
   mimeBundleOf,
   type RichDisplay,
   withRichDisplay,
@@ -29,6 +27,7 @@ export {
   type CellValue,
   escapeHtml,
   formatCell,
+  formatPercent,
   type RichTable,
   richTable,
   type RichTableOptions,

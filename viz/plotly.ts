@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { JUPYTER_DISPLAY, type MimeBundle, type RichDisplay } from "./display.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../host/mod.ts";
+import type { RichDisplay } from "./display.ts";
 import { plotlyScriptSource } from "./plotly_script.ts";
 import {
   type PlotlyLayout,

@@ -8,17 +8,7 @@
  * @module
  */
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { env } from "../data/paths.ts";
-
-/** Whether a path is an existing file. */
-function isFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
+import { env, isFile, projectRoot } from "../host/mod.ts";
 
 /** The `plotly.js-dist` version the project's import map names, if it can be read. */
 export function plotlyVersion(): string | undefined {
@@ -42,12 +32,6 @@ function denoDir(): string | undefined {
   if (Deno.build.os === "darwin") return home ? join(home, "Library", "Caches", "deno") : undefined;
   const xdg = env("XDG_CACHE_HOME");
   return xdg ? join(xdg, "deno") : home ? join(home, ".cache", "deno") : undefined;
-}
-
-/** The project root, when this module is loaded from a file. */
-function projectRoot(): string | undefined {
-  const url = new URL("../", import.meta.url);
-  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
 }
 
 /** Directory names under `dir`, or none. */

@@ -4,7 +4,8 @@
  * @module
  */
 import type { Table } from "apache-arrow";
-import { JUPYTER_DISPLAY, type MimeBundle, type RichDisplay } from "./display.ts";
+import { JUPYTER_DISPLAY, type MimeBundle } from "../host/mod.ts";
+import type { RichDisplay } from "./display.ts";
 
 /** A table cell value. */
 export type CellValue = string | number | bigint | boolean | null | undefined;
@@ -54,6 +55,13 @@ export function formatCell(value: CellValue): string {
   }
   if (typeof value === "bigint") return value.toLocaleString("en-US");
   return String(value);
+}
+
+/** Formats a fraction as a percentage with two decimals (`0.9516` → `95.16%`); empty otherwise. */
+export function formatPercent(fraction: CellValue): string {
+  return typeof fraction === "number" && Number.isFinite(fraction)
+    ? `${(fraction * 100).toFixed(2)}%`
+    : "";
 }
 
 /** Whether a value is shown right-aligned. */
