@@ -7,24 +7,20 @@ export { flush, GpuError, initGpu, runtime, sizeClass, sync } from "./core/runti
 export type { GpuInfo, InitOptions, Kernel, PooledBuffer, Runtime } from "./core/runtime.ts";
 export { keep, numel, readTensors, Tensor, tidy } from "./core/tensor.ts";
 export type { DType, HostArray, HostArrayOf, TapeNode } from "./core/tensor.ts";
-export {
-  backward,
-  gradEnabled,
-  noGrad,
-  noGradAsync,
-  record,
-  requireGrad,
-  zeroGrad,
-} from "./core/autograd.ts";
+export { backward, gradEnabled, noGrad, record, requireGrad, zeroGrad } from "./core/autograd.ts";
 export {
   accumulateInto,
-  add,
-  addScalar,
   addTensors,
   clone,
-  exp,
   fill,
   fillInto,
+  writeAt,
+  zeros,
+} from "./core/unrecorded.ts";
+export {
+  add,
+  addScalar,
+  exp,
   gelu,
   mul,
   relu,
@@ -35,12 +31,10 @@ export {
   softplus,
   sub,
   unary,
-  zeros,
 } from "./pointwise/elementwise.ts";
 export type { UnaryName } from "./pointwise/elementwise.ts";
 export { meanAll, rowMean, rowSum, sumAll, sumLeading } from "./pointwise/reduce.ts";
-export { writeAt } from "./pointwise/elementwise.ts";
-export { assertSameShape, grid, launch, packParams } from "./core/launch.ts";
+export { grid, launch, packParams } from "./core/launch.ts";
 export type { Grid } from "./core/launch.ts";
 export {
   foldWorkgroups,

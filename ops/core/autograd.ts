@@ -7,7 +7,7 @@
  * @module
  */
 import { keep, type Tensor } from "./tensor.ts";
-import { accumulateInto, addTensors, clone, fill } from "../pointwise/elementwise.ts";
+import { accumulateInto, addTensors, clone, fill } from "./unrecorded.ts";
 
 let gradDepth = 0;
 
@@ -21,16 +21,6 @@ export function noGrad<T>(fn: () => T): T {
   gradDepth++;
   try {
     return fn();
-  } finally {
-    gradDepth--;
-  }
-}
-
-/** Async variant of {@link noGrad}. */
-export async function noGradAsync<T>(fn: () => Promise<T>): Promise<T> {
-  gradDepth++;
-  try {
-    return await fn();
   } finally {
     gradDepth--;
   }

@@ -46,15 +46,6 @@ export function launch(
   rt.dispatch(op, rt.kernel(op, wgsl), params, tensors.map((t) => t.storage), groups);
 }
 
-/** Asserts two shapes are equal, naming the op and both shapes otherwise. */
-export function assertSameShape(op: string, a: Tensor, b: Tensor): void {
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
-    throw new RangeError(
-      `${op}: shapes do not match: [${a.shape.join(", ")}] and [${b.shape.join(", ")}]`,
-    );
-  }
-}
-
 /** Asserts a tensor has the given dtype. */
 export function assertDType(op: string, t: Tensor, dtype: string): void {
   if (t.dtype !== dtype) {

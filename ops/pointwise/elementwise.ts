@@ -1,18 +1,32 @@
 /**
  * Elementwise ops: one parameterized unary kernel (GELU, SiLU, softplus, sigmoid, exp, scale, …)
  * and one binary kernel (add, sub, mul) where the second operand may repeat over leading
- * dimensions (its shape a suffix of the first's, as a bias is).
+ * dimensions (its shape a suffix of the first's, as a bias is). Also re-exports the unrecorded
+ * kernels of `core/unrecorded.ts` (fills, copies, sums) that elementwise users reach for.
  *
  * @module
  */
 import { gradEnabled, record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { sumLeading } from "./reduce.ts";
-import { type DType, numel, Tensor } from "../core/tensor.ts";
+import { numel, Tensor } from "../core/tensor.ts";
+import { type BinaryOp, binaryRaw, ELEMENTWISE_WORKGROUP } from "../core/unrecorded.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { MATH_WGSL } from "../wgsl/math.ts";
 
-const WG = 256;
+export {
+  accumulateInto,
+  addTensors,
+  clone,
+  fill,
+  fillInto,
+  writeAt,
+  zeros,
+} from "../core/unrecorded.ts";
 
-/** WGSL helpers every unary expression may call. */
+const WG = ELEMENTWISE_WORKGROUP;
+
+/** WGSL helpers every unary expression may call: the normal CDF (GELU) and the shared math. */
 const MATH = /* wgsl */ `
 fn erfc_pos(z: f32) -> f32 {
   // Complementary error function for z >= 0, fractional error below 1.2e-7 (a Chebyshev fit
@@ -27,25 +41,7 @@ fn normal_cdf(x: f32) -> f32 {
   let c = 0.5 * erfc_pos(abs(x) * 0.7071067811865476);
   return select(1.0 - c, c, x < 0.0);
 }
-fn sigmoid_(x: f32) -> f32 {
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
-}
-fn log1p_unit(u: f32) -> f32 {
-  // log(1 + u) for 0 <= u <= 1 as 2·atanh(s), s = u / (2 + u) <= 1/3: an odd series that needs
-  // no log, whose accuracy near 1 is loose on GPUs.
-  let s = u / (2.0 + u);
-  let s2 = s * s;
-  let series = 1.0 + s2 * (1.0 / 3.0 + s2 * (1.0 / 5.0 + s2 * (1.0 / 7.0 + s2 * (1.0 / 9.0
-    + s2 * (1.0 / 11.0 + s2 * (1.0 / 13.0 + s2 * (1.0 / 15.0 + s2 / 17.0)))))));
-  return 2.0 * s * series;
-}
-fn softplus_(x: f32) -> f32 {
-  if (x > 20.0) { return x; }
-  return max(x, 0.0) + log1p_unit(exp(-abs(x)));
-}
-`;
+${MATH_WGSL}`;
 
 /** A unary function: its forward expression in `x` and its derivative in `x`, `y` (output). */
 interface UnaryDef {
@@ -58,7 +54,7 @@ const UNARY = {
     forward: "x * normal_cdf(x)",
     derivative: "normal_cdf(x) + x * 0.3989422804014327 * exp(-0.5 * x * x)",
   },
-  silu: { forward: "x * sigmoid_(x)", derivative: "sigmoid_(x) * (1.0 + x * sigmoid_(-x))" },
+  silu: { forward: "silu_(x)", derivative: "sigmoid_(x) * (1.0 + x * sigmoid_(-x))" },
   softplus: { forward: "softplus_(x)", derivative: "sigmoid_(x)" },
   sigmoid: { forward: "sigmoid_(x)", derivative: "sigmoid_(x) * sigmoid_(-x)" },
   exp: { forward: "exp(x)", derivative: "y" },
@@ -97,9 +93,10 @@ ${withGrad ? "@group(0) @binding(2) var<storage, read> ys: array<f32>;\n" : ""}
 ${withGrad ? "@group(0) @binding(3) var<storage, read> gs: array<f32>;\n" : ""}
 @group(0) @binding(${withGrad ? 4 : 2}) var<storage, read_write> out: array<f32>;
 ${MATH}
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let x = xs[i];
   ${withGrad ? "let y = ys[i];\n  out[i] = gs[i] * (" + expr + ");" : "out[i] = " + expr + ";"}
@@ -148,47 +145,6 @@ export const relu = (x: Tensor): Tensor => unary("relu", x);
 export const scale = (x: Tensor, factor: number): Tensor => unary("scale", x, factor);
 /** Adds a constant. */
 export const addScalar = (x: Tensor, c: number): Tensor => unary("addScalar", x, c);
-
-type BinaryOp = "add" | "sub" | "mul";
-const BINARY_EXPR: Record<BinaryOp, string> = { add: "a + b", sub: "a - b", mul: "a * b" };
-
-const binaryShaders = new Map<string, string>();
-
-function binaryShader(expr: string): string {
-  let src = binaryShaders.get(expr);
-  if (!src) binaryShaders.set(expr, src = binaryShaderSource(expr));
-  return src;
-}
-
-function binaryShaderSource(expr: string): string {
-  return /* wgsl */ `
-struct P { n: u32, stride: u32, nb: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> as_: array<f32>;
-@group(0) @binding(2) var<storage, read> bs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
-  if (i >= p.n) { return; }
-  let a = as_[i];
-  let b = bs[i % p.nb];
-  out[i] = ${expr};
-}`;
-}
-
-function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor, name: string = op): Tensor {
-  const out = Tensor.empty(a.shape, "f32", name);
-  const g = grid(a.size, WG);
-  launch(
-    name,
-    binaryShader(BINARY_EXPR[op]),
-    packParams([a.size, g.stride, b.size]),
-    [a, b, out],
-    g.groups,
-  );
-  return out;
-}
 
 function checkBroadcast(op: string, a: Tensor, b: Tensor): void {
   assertDType(op, a, "f32");
@@ -250,75 +206,6 @@ export const sub = (a: Tensor, b: Tensor): Tensor => binary("sub", a, b);
 /** `a ⊙ b`, broadcasting `b` as {@link add} does. */
 export const mul = (a: Tensor, b: Tensor): Tensor => binary("mul", a, b);
 
-/** Sum of two same-shaped tensors, not recorded on the tape (for gradient bookkeeping). */
-export function addTensors(a: Tensor, b: Tensor): Tensor {
-  return binaryRaw("add", a, b, "gradient sum");
-}
-
-const AXPY = /* wgsl */ `
-struct P { n: u32, stride: u32, alpha: f32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
-  if (i >= p.n) { return; }
-  dst[i] = dst[i] + p.alpha * src[i];
-}`;
-
-/** In place: `dst += alpha · src` (not recorded). */
-export function accumulateInto(dst: Tensor, src: Tensor, alpha = 1): void {
-  if (dst.size !== src.size) {
-    throw new RangeError(
-      `accumulateInto: shapes do not match: ${dst.describe()} and ${src.describe()}`,
-    );
-  }
-  const g = grid(dst.size, WG);
-  launch("accumulate", AXPY, packParams([dst.size, g.stride], [alpha]), [src, dst], g.groups);
-}
-
-const FILL = /* wgsl */ `
-struct P { n: u32, stride: u32, bits: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
-  if (i >= p.n) { return; }
-  dst[i] = p.bits;
-}`;
-
-/** A tensor with every element equal to `value`. */
-export function fill(shape: readonly number[], value: number, dtype: DType = "f32"): Tensor {
-  const t = Tensor.empty(shape, dtype, "fill");
-  fillInto(t, value);
-  return t;
-}
-
-/** Sets every element of `t` to `value` in place (not recorded). */
-export function fillInto(t: Tensor, value: number): void {
-  const word = new Uint32Array(1);
-  if (t.dtype === "f32") new Float32Array(word.buffer)[0] = value;
-  else word[0] = value >>> 0;
-  const g = grid(t.size, WG);
-  launch("fill", FILL, packParams([t.size, g.stride, word[0]]), [t], g.groups);
-}
-
-/** A tensor of zeros. */
-export const zeros = (shape: readonly number[], dtype: DType = "f32"): Tensor =>
-  fill(shape, 0, dtype);
-
-/** A copy of `t` in new storage (not recorded). */
-export function clone(t: Tensor): Tensor {
-  const c = Tensor.empty(t.shape, t.dtype, "clone");
-  if (t.size > 0) {
-    // copyBufferToBuffer ends the compute pass; a copy kernel keeps the pass open.
-    writeAt(c, t, 0);
-  }
-  return c;
-}
-
 /** The same values with another shape of equal size; shares storage (no copy). Recorded. */
 export function reshape(t: Tensor, shape: readonly number[]): Tensor {
   if (numel(shape) !== t.size) {
@@ -326,30 +213,4 @@ export function reshape(t: Tensor, shape: readonly number[]): Tensor {
   }
   const view = new Tensor(t.storage, shape, t.dtype);
   return record(view, "reshape", [t], (g) => [new Tensor(g.storage, t.shape, "f32")]);
-}
-
-const WRITE_AT = /* wgsl */ `
-struct P { n: u32, stride: u32, offset: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
-  if (i >= p.n) { return; }
-  dst[p.offset + i] = src[i];
-}`;
-
-/**
- * In place: copies all of `src` into `dst` starting at element `offset` (not recorded), e.g. a
- * step's loss into a per-epoch buffer that is read back once.
- */
-export function writeAt(dst: Tensor, src: Tensor, offset: number): void {
-  if (offset < 0 || offset + src.size > dst.size || src.dtype !== dst.dtype) {
-    throw new RangeError(
-      `writeAt: cannot write ${src.describe()} at ${offset} into ${dst.describe()}`,
-    );
-  }
-  const g = grid(src.size, WG);
-  launch("writeAt", WRITE_AT, packParams([src.size, g.stride, offset]), [src, dst], g.groups);
 }
