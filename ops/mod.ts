@@ -3,7 +3,15 @@
  *
  * @module
  */
-export { flush, GpuError, initGpu, runtime, sizeClass, sync } from "./core/runtime.ts";
+export {
+  flush,
+  GpuError,
+  initGpu,
+  isCpuAdapterDescription,
+  runtime,
+  sizeClass,
+  sync,
+} from "./core/runtime.ts";
 export type { GpuInfo, InitOptions, Kernel, PooledBuffer, Runtime } from "./core/runtime.ts";
 export { keep, numel, readTensors, Tensor, tidy } from "./core/tensor.ts";
 export type { DType, HostArray, HostArrayOf, TapeNode } from "./core/tensor.ts";

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
 
 /** What the runtime knows about the adapter and device it runs on. */
 export interface GpuInfo {
@@ -211,9 +212,12 @@ class Runtime {
   ): void {
     const [gx, gy = 1, gz = 1] = groups;
     if (gx === 0 || gy === 0 || gz === 0) return;
-    const limit = 65535;
+    const limit = MAX_WORKGROUPS_PER_DIMENSION;
     if (gx > limit || gy > limit || gz > limit) {
-      throw new RangeError(`${op}: dispatch of ${gx}×${gy}×${gz} workgroups exceeds ${limit}`);
+      throw new RangeError(
+        `${op}: dispatch of ${gx}×${gy}×${gz} workgroups exceeds ${limit} in one dimension; ` +
+          "fold the range with grid() or foldWorkgroups()",
+      );
     }
     if (this.#paramCount * PARAM_SLOT >= this.#params.byteLength) this.#growParams();
     const offset = this.#paramCount++ * PARAM_SLOT;
@@ -416,8 +420,7 @@ export async function openRuntime(gpu: GPU, options: InitOptions = {}): Promise<
   };
   const device = await adapter.requestDevice({ requiredLimits });
   const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
-  const isCpu = adapter.info.isFallbackAdapter ||
-    /llvmpipe|lavapipe|swiftshader|software/i.test(description);
+  const isCpu = adapter.info.isFallbackAdapter || isCpuAdapterDescription(description);
   const info: GpuInfo = {
     description,
     isCpu,
@@ -490,4 +493,18 @@ export function bindingsOf(wgsl: string): GPUBindGroupLayoutEntry[] {
     entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer });
   }
   return entries;
+}
+
+/** Names that CPU implementations of WebGPU put in their adapter information. */
+const CPU_ADAPTER_PATTERN = /llvmpipe|lavapipe|swiftshader|software|\bcpu\b/i;
+
+/**
+ * Whether a WebGPU adapter's description (or its vendor, architecture or device string) names a
+ * CPU implementation: Mesa's llvmpipe or lavapipe, SwiftShader, a "software" renderer, or the
+ * word "cpu" on its own. A fallback adapter (`isFallbackAdapter`) is a CPU one as well, whatever
+ * its description says.
+ * @param text one field of `GPUAdapterInfo`
+ */
+export function isCpuAdapterDescription(text: string): boolean {
+  return CPU_ADAPTER_PATTERN.test(text);
 }
