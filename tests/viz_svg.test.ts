@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { formatTick, histogramBins, linearTicks, logTicks, renderSvg } from "../viz/mod.ts";
+import { formatTick, linearTicks, logTicks, renderSvg } from "../viz/mod.ts";
 
 Deno.test("ticks: 1-2-5 steps, log decades, short labels", () => {
   assertEquals(linearTicks(0, 10, 6), [0, 2, 4, 6, 8, 10]);
@@ -17,17 +17,6 @@ Deno.test("ticks: 1-2-5 steps, log decades, short labels", () => {
   );
 });
 
-Deno.test("histogram bins: explicit bins count half-open intervals; automatic bins cover the data", () => {
-  const { edges, counts } = histogramBins([0, 1, 1.5, 2, 3.99, 4], {
-    xbins: { start: 0, end: 4, size: 2 },
-  });
-  assertEquals(edges, [0, 2, 4]);
-  assertEquals(counts, [3, 3]);
-  const auto = histogramBins([5, 6, 7, 100]);
-  assertEquals(auto.counts.reduce((a, b) => a + b, 0), 4);
-  assert(auto.edges[0] <= 5 && auto.edges[auto.edges.length - 1] > 100);
-});
-
 Deno.test("SVG: lines with title, axis titles, legend and escaped text", () => {
   const svg = renderSvg([
     { type: "scatter", mode: "lines", name: "train <loss>", x: [1, 2, 3], y: [3, 2, 1] },
@@ -42,19 +31,15 @@ Deno.test("SVG: lines with title, axis titles, legend and escaped text", () => {
   assert(svg.trimEnd().endsWith("</svg>"));
 });
 
-Deno.test("SVG: grouped bars on a category axis, histograms, log axes", () => {
-  const bars = renderSvg([
-    { type: "bar", name: "ours", x: ["a", "b"], y: [1, 2] },
-    { type: "bar", name: "paper", x: ["a", "b"], y: [1.5, 2.5] },
+Deno.test("SVG: string x values make a category axis; log axes", () => {
+  const categories = renderSvg([
+    { name: "ours", x: ["a", "b"], y: [1, 2] },
+    { name: "paper", x: ["b", "c"], y: [1.5, 2.5], mode: "markers" },
   ]);
-  assert(bars.includes(">a</text>") && bars.includes(">b</text>"));
-  assertEquals((bars.match(/<rect x=/g) ?? []).length - 2, 4 + 2); // 4 bars + 2 legend swatches
-  const hist = renderSvg([{
-    type: "histogram",
-    x: [1, 2, 2, 3, 3, 3],
-    xbins: { start: 0.5, end: 3.5, size: 1 },
-  }]);
-  assertEquals((hist.match(/<rect x=/g) ?? []).length - 2, 3);
+  assert(categories.includes(">a</text>") && categories.includes(">c</text>"));
+  // One label per category, not per point.
+  assertEquals((categories.match(/>b<\/text>/g) ?? []).length, 1);
+  assertEquals((categories.match(/<circle /g) ?? []).length, 2 + 2 + 2); // markers + legend
   const log = renderSvg([{ x: [1, 10, 100], y: [1, 0.1, 0.01] }], {
     xaxis: { type: "log" },
     yaxis: { type: "log" },

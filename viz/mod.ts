@@ -34,7 +34,6 @@ export {
 } from "./table.ts";
 export {
   formatTick,
-  histogramBins,
   linearTicks,
   logTicks,
   PLOTLY_COLORWAY,
