@@ -33,18 +33,15 @@ export {
   type RichTableOptions,
 } from "./table.ts";
 export {
-  formatTick,
-  linearTicks,
-  logTicks,
   PLOTLY_COLORWAY,
   type PlotlyAxis,
   type PlotlyLayout,
   type PlotlyTitle,
   type PlotlyTrace,
-  renderSvg,
-  type SvgOptions,
   titleText,
-} from "./svg.ts";
+} from "./figure_spec.ts";
+export { formatTick, linearTicks, logTicks } from "./ticks.ts";
+export { renderSvg, type SvgOptions } from "./svg.ts";
 export {
   normalizeLayout,
   PLOTLY_MIME,

@@ -9,13 +9,8 @@
 import { JUPYTER_DISPLAY, type MimeBundle } from "../host/mod.ts";
 import type { RichDisplay } from "./display.ts";
 import { plotlyScriptSource } from "./plotly_script.ts";
-import {
-  type PlotlyLayout,
-  type PlotlyTitle,
-  type PlotlyTrace,
-  renderSvg,
-  titleText,
-} from "./svg.ts";
+import { type PlotlyLayout, type PlotlyTitle, type PlotlyTrace, titleText } from "./figure_spec.ts";
+import { renderSvg } from "./svg.ts";
 
 /** The MIME type of Plotly figures in Jupyter. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";

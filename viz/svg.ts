@@ -5,130 +5,19 @@
  *
  * @module
  */
+import {
+  PLOTLY_COLORWAY,
+  type PlotlyAxis,
+  type PlotlyLayout,
+  type PlotlyTrace,
+  titleText,
+} from "./figure_spec.ts";
 import { escapeHtml } from "./table.ts";
-
-/** A Plotly trace, as far as the SVG renderer reads it; other Plotly attributes pass through. */
-export interface PlotlyTrace {
-  /** `"scatter"` (default) or `"scattergl"`; the renderer draws both the same way. */
-  type?: "scatter" | "scattergl";
-  /** For scatter: `"lines"`, `"markers"` or `"lines+markers"` (default `"lines+markers"`). */
-  mode?: string;
-  /** The legend label. */
-  name?: string;
-  /** x values (numbers, or strings for categories). */
-  x?: readonly (number | string | null)[];
-  /** y values. */
-  y?: readonly (number | null)[];
-  /** Line style. */
-  line?: { color?: string; width?: number; dash?: string };
-  /** Marker style. */
-  marker?: { color?: string; size?: number; opacity?: number };
-  /** Trace opacity. */
-  opacity?: number;
-  /** Whether the trace appears in the legend (default true). */
-  showlegend?: boolean;
-  /** Any other Plotly attribute. */
-  [attribute: string]: unknown;
-}
-
-/** An axis title: text or `{ text }`. */
-export type PlotlyTitle = string | { text?: string };
-
-/** A Plotly axis, as far as the SVG renderer reads it. */
-export interface PlotlyAxis {
-  /** The axis title. */
-  title?: PlotlyTitle;
-  /** `"linear"`, `"log"` or `"category"` (default: category for string data, else linear). */
-  type?: "linear" | "log" | "category" | "-";
-  /** A fixed range (in log10 units for log axes, as Plotly does). */
-  range?: [number, number];
-  /** Whether to draw grid lines (default true). */
-  showgrid?: boolean;
-  /** Any other Plotly attribute. */
-  [attribute: string]: unknown;
-}
-
-/** A Plotly layout, as far as the SVG renderer reads it. */
-export interface PlotlyLayout {
-  /** The figure title. */
-  title?: PlotlyTitle;
-  /** The x axis. */
-  xaxis?: PlotlyAxis;
-  /** The y axis. */
-  yaxis?: PlotlyAxis;
-  /** Width in pixels (default 720). */
-  width?: number;
-  /** Height in pixels (default 420). */
-  height?: number;
-  /** Whether to show the legend (default: when more than one trace is named). */
-  showlegend?: boolean;
-  /** Any other Plotly attribute. */
-  [attribute: string]: unknown;
-}
-
-/** Plotly.js's default trace colours, so that the static image matches the interactive one. */
-export const PLOTLY_COLORWAY: readonly string[] = [
-  "#1f77b4",
-  "#ff7f0e",
-  "#2ca02c",
-  "#d62728",
-  "#9467bd",
-  "#8c564b",
-  "#e377c2",
-  "#7f7f7f",
-  "#bcbd22",
-  "#17becf",
-];
-
-/** The text of a title. */
-export function titleText(title: PlotlyTitle | undefined): string {
-  if (title === undefined) return "";
-  return typeof title === "string" ? title : title.text ?? "";
-}
+import { formatTick, linearTicks, logTicks } from "./ticks.ts";
 
 /** A number rounded for SVG coordinates. */
 function px(v: number): string {
   return (Math.round(v * 100) / 100).toString();
-}
-
-/** A tick label: short, without floating-point noise, with k/M suffixes for large values. */
-export function formatTick(v: number): string {
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  const clean = (x: number) => String(Number.parseFloat(x.toPrecision(6)));
-  if (a >= 1e9) return `${clean(v / 1e9)}G`;
-  if (a >= 1e6) return `${clean(v / 1e6)}M`;
-  if (a >= 1e4) return `${clean(v / 1e3)}k`;
-  return clean(v);
-}
-
-/** Ticks at 1, 2 or 5 × 10^k steps covering [lo, hi], about `count` of them. */
-export function linearTicks(lo: number, hi: number, count = 6): number[] {
-  if (!(hi > lo)) return [lo];
-  const raw = (hi - lo) / Math.max(1, count - 1);
-  const base = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * base).find((s) => s >= raw) ?? 10 * base;
-  const ticks: number[] = [];
-  const first = Math.ceil(lo / step - 1e-9);
-  for (let k = first; k * step <= hi + step * 1e-9; k++) {
-    ticks.push(k === 0 ? 0 : Number.parseFloat((k * step).toPrecision(12)));
-  }
-  return ticks;
-}
-
-/** Ticks for a log axis over [lo, hi] (data units): powers of ten, with 2 and 5 when few decades. */
-export function logTicks(lo: number, hi: number): number[] {
-  const a = Math.floor(Math.log10(lo));
-  const b = Math.ceil(Math.log10(hi));
-  const multipliers = b - a <= 2 ? [1, 2, 5] : b - a <= 4 ? [1, 3] : [1];
-  const ticks: number[] = [];
-  for (let e = a; e <= b; e++) {
-    for (const m of multipliers) {
-      const t = m * 10 ** e;
-      if (t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9)) ticks.push(t);
-    }
-  }
-  return ticks;
 }
 
 /** FNV-1a hash of a string, in base 36 (for ids that are stable for equal figures). */
