@@ -1,24 +1,40 @@
 /**
  * Finished training runs saved as small JSON files (`results/runs/<model>-<dataset>.json`): what
- * ran, on which adapter, with which command, and every epoch's numbers. A full-protocol run can
- * take longer than one command may run on a lent GPU; it is trained there across several resumed
- * commands (`deno task train … --record FILE`), and the notebooks show the recorded run.
+ * ran, by which code (see {@link CodeVersion}), on which adapter and Deno, with which command and
+ * configuration, and every epoch's numbers. A full-protocol run can take longer than one command
+ * may run on a lent GPU; it is trained there across several resumed commands
+ * (`deno task train … --record FILE`), and the notebooks show the recorded run.
+ *
+ * Records of format `ssmrec-run-1` predate the code version; they are still read, and count as
+ * made by code of unknown version, so {@link recordStaleness} calls them stale.
  *
  * @module
  */
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
-import { writeFileAtomic } from "../data/cache.ts";
+import { writeFileAtomic } from "../host/mod.ts";
 import type { TrainConfig } from "../models/config.ts";
 import type { TrainResult } from "../models/training/trainer.ts";
+import {
+  type CodeVersion,
+  codeVersion,
+  describeCodeVersion,
+  requireProjectRoot,
+} from "./code_version.ts";
 
-/** The `format` tag of a {@link RunRecord}. */
-export const RUN_RECORD_FORMAT = "ssmrec-run-1";
+/** The `format` tag of the {@link RunRecord}s this code writes. */
+export const RUN_RECORD_FORMAT = "ssmrec-run-2";
+
+/** The formats {@link readRunRecord} reads: the current one and the one before the code version. */
+export type RunRecordFormat = typeof RUN_RECORD_FORMAT | "ssmrec-run-1";
 
 /** A finished training run. */
 export interface RunRecord {
-  /** Always {@link RUN_RECORD_FORMAT}. */
-  readonly format: typeof RUN_RECORD_FORMAT;
+  /** {@link RUN_RECORD_FORMAT}, or `ssmrec-run-1` for a record without code version. */
+  readonly format: RunRecordFormat;
+  /** The code that trained it; absent in `ssmrec-run-1` records (unknown code). */
+  readonly code?: CodeVersion;
+  /** The Deno version that trained it; absent in `ssmrec-run-1` records. */
+  readonly deno?: string;
   /** Model name. */
   readonly model: string;
   /** Dataset name. */
@@ -45,7 +61,7 @@ export interface RunRecord {
 
 /** `results/runs` in the project. */
 export function defaultRunsDirectory(): string {
-  return fileURLToPath(new URL("../results/runs/", import.meta.url));
+  return join(requireProjectRoot(), "results", "runs");
 }
 
 /** Where the record of `model` on `dataset` lives: `<directory>/<model>-<dataset>.json`. */
@@ -58,9 +74,20 @@ export function runRecordPath(
   return join(directory, `${safe(model)}-${safe(dataset)}.json`);
 }
 
-/** Writes a record atomically (a temporary file, then a rename). */
+/**
+ * Writes a record atomically (a temporary file, then a rename). A record of the current format
+ * gets the code version of this checkout and the running Deno version where it has none; a
+ * `ssmrec-run-1` record is written as given.
+ */
 export async function writeRunRecord(path: string, record: RunRecord): Promise<void> {
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(record, null, 1) + "\n"));
+  const stamped: RunRecord = record.format === RUN_RECORD_FORMAT
+    ? {
+      ...record,
+      code: record.code ?? await codeVersion(),
+      deno: record.deno ?? Deno.version.deno,
+    }
+    : record;
+  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(stamped, null, 1) + "\n"));
 }
 
 /**
@@ -81,10 +108,10 @@ export async function readRunRecord(path: string): Promise<RunRecord | null> {
   } catch (error) {
     throw new Error(`${path}: not JSON (${(error as Error).message}); delete it to train again`);
   }
-  if (record?.format !== RUN_RECORD_FORMAT) {
+  if (record?.format !== RUN_RECORD_FORMAT && record?.format !== "ssmrec-run-1") {
     throw new Error(
       `${path}: not a run record (format '${record?.format}', expected ` +
-        `'${RUN_RECORD_FORMAT}'); delete it to train again`,
+        `'${RUN_RECORD_FORMAT}' or 'ssmrec-run-1'); delete it to train again`,
     );
   }
   const missing = ["model", "dataset", "adapter", "result", "trainConfig"].filter((k) =>
@@ -100,4 +127,39 @@ export async function readRunRecord(path: string): Promise<RunRecord | null> {
 export function meanEpochSeconds(result: TrainResult): number {
   const h = result.history;
   return h.length === 0 ? 0 : h.reduce((s, e) => s + e.trainSeconds, 0) / h.length;
+}
+
+/** Whether a record was made by the code checked out now, and a line that says so. */
+export interface RecordStaleness {
+  /** The record's source hash differs from the current one, or the record has none. */
+  readonly stale: boolean;
+  /** The record's code ({@link describeCodeVersion}), or `unknown code` for a record without. */
+  readonly recordedBy: string;
+  /** The current code ({@link describeCodeVersion}). */
+  readonly current: string;
+  /** One line for people: which code recorded it, which code runs now, and what to do. */
+  readonly message: string;
+}
+
+/** The command that retrains every stale record; the README and notebooks name it. */
+export const RETRAIN_STALE_COMMAND = "deno task reproduce --full --retrain-stale";
+
+/**
+ * Compares a record's code with `current` (default: this checkout's {@link codeVersion}): only
+ * the source hash counts, so a commit that leaves `ops/`, `models/` and `data/` as they were
+ * keeps a record current.
+ */
+export async function recordStaleness(
+  record: RunRecord,
+  current?: CodeVersion,
+): Promise<RecordStaleness> {
+  const now = current ?? await codeVersion();
+  const recordedBy = record.code ? describeCodeVersion(record.code) : "unknown code";
+  const stale = record.code?.sourceHash !== now.sourceHash;
+  const currentText = describeCodeVersion(now);
+  const message = stale
+    ? `recorded by ${recordedBy}, current code ${currentText}: numbers may differ; rerun with ` +
+      `\`${RETRAIN_STALE_COMMAND}\``
+    : `recorded by the current code (${currentText})`;
+  return { stale, recordedBy, current: currentText, message };
 }
