@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "@std/assert";
-import { checkExecutedNotebook, type Notebook } from "../scripts/reproduce.ts";
+import { checkExecutedNotebook, type Notebook } from "../run/notebook_check.ts";
 
 const expectTable = { ssmrec: { expect: ["text/html", "text/plain"] } };
 

@@ -1,0 +1,250 @@
+/**
+ * `deno task reproduce`: executes the notebooks in `notebooks/` headless through Jupyter with
+ * Deno's kernel, saves the executed copies and a summary under `results/`, and fails when a cell
+ * errors, a cell that should show a table or chart does not, or a checked value differs from its
+ * expected one (see `run/notebook_check.ts`). With `retrainStale` in full mode it first retrains
+ * the recorded runs made by other code (see `run/retrain_stale.ts`).
+ *
+ * @module
+ */
+import { basename, join } from "node:path";
+import { isCpuAdapterDescription } from "../ops/mod.ts";
+import { codeVersion, requireProjectRoot } from "./code_version.ts";
+import {
+  ensurePlotlyBundle,
+  executeNotebook,
+  installKernel,
+  JUPYTER_PACKAGE,
+  jupyterVersion,
+  type NotebookResult,
+} from "./jupyter_runner.ts";
+import { findStaleRecords, retrainRecord } from "./retrain_stale.ts";
+import { ensureRuntimeDir } from "./runtime_dir.ts";
+
+/** How notebooks are run: `quick` slices that run on a CPU adapter, or the `full` protocol. */
+export type ReproduceMode = "quick" | "full";
+
+/** Options of {@link reproduce}. */
+export interface ReproduceOptions {
+  /** Notebook names (without `.ipynb`) to run; empty runs all. */
+  readonly only?: readonly string[];
+  /** The mode; by default {@link detectMode} chooses. */
+  readonly mode?: ReproduceMode;
+  /** Full mode: retrain the records of `results/runs/` made by other code first. */
+  readonly retrainStale?: boolean;
+}
+
+/** Chooses the mode from the WebGPU adapter: full on a real GPU, quick on a CPU one or none. */
+export async function detectMode(): Promise<{ mode: ReproduceMode; reason: string }> {
+  ensureRuntimeDir();
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return { mode: "quick", reason: "no WebGPU in this runtime" };
+  let adapter: GPUAdapter | null = null;
+  try {
+    const timeout = new Promise<null>((resolve) => setTimeout(() => resolve(null), 15000));
+    adapter = await Promise.race([
+      gpu.requestAdapter({ powerPreference: "high-performance" }),
+      timeout,
+    ]);
+  } catch (error) {
+    return {
+      mode: "quick",
+      reason: `no WebGPU adapter (${error instanceof Error ? error.message : error})`,
+    };
+  }
+  if (!adapter) return { mode: "quick", reason: "no WebGPU adapter" };
+  const info = adapter.info;
+  const fields = [info.vendor, info.architecture, info.device, info.description];
+  const cpu = fields.some((f) => isCpuAdapterDescription(f ?? "")) ||
+    (adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const name = info.description || info.device || info.vendor || "unnamed adapter";
+  return cpu
+    ? { mode: "quick", reason: `CPU adapter "${name}"` }
+    : { mode: "full", reason: `GPU adapter "${name}"` };
+}
+
+/** The notebooks in `notebooks/`, sorted by path. */
+async function listNotebooks(root: string): Promise<string[]> {
+  const dir = join(root, "notebooks");
+  const all: string[] = [];
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (entry.isFile && entry.name.endsWith(".ipynb")) all.push(join(dir, entry.name));
+    }
+  } catch {
+    // No notebooks directory: nothing to run.
+  }
+  return all.sort();
+}
+
+/** The markdown summary. */
+function summaryMarkdown(mode: ReproduceMode, reason: string, results: NotebookResult[]): string {
+  const lines = [
+    "# Reproduction summary",
+    "",
+    `Mode: **${mode}** (${reason}). Deno ${Deno.version.deno}. ${new Date().toISOString()}.`,
+    "",
+    "| notebook | result | seconds | code cells | rich outputs | executed copy |",
+    "|---|---|---|---|---|---|",
+    ...results.map((r) =>
+      `| ${r.name} | ${r.ok ? "ok" : "FAILED"} | ${r.seconds.toFixed(1)} | ${r.codeCells} | ` +
+      `${r.richOutputs} | ${r.executed} |`
+    ),
+  ];
+  for (const r of results.filter((r) => !r.ok)) {
+    lines.push(
+      "",
+      `## ${r.name}: problems`,
+      "",
+      ...r.problems.map((p) => `- ${p.replace(/\n/g, "\n  ")}`),
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Retrains the stale records; returns whether all went well. */
+async function retrainStaleRecords(): Promise<boolean> {
+  const current = await codeVersion();
+  const stale = await findStaleRecords(undefined, current);
+  console.log(`reproduce: ${stale.length} recorded run(s) made by other code`);
+  for (const s of stale) {
+    console.log(`reproduce: retraining ${s.path}: ${s.staleness.message}`);
+    try {
+      await retrainRecord(s, current);
+    } catch (error) {
+      console.error(`reproduce: ${error instanceof Error ? error.message : error}`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Installs the kernel and returns the environment notebooks run with, or `undefined`. */
+async function prepareJupyter(
+  root: string,
+  mode: ReproduceMode,
+): Promise<{ env: Record<string, string>; nbconvert: string } | undefined> {
+  const nbconvert = await jupyterVersion();
+  if (nbconvert === undefined) {
+    console.error(
+      "error: `jupyter nbconvert` is not available. On Debian or Ubuntu install it with\n" +
+        `  apt-get install -y ${JUPYTER_PACKAGE}\n` +
+        "(it brings nbclient and jupyter-client; the Deno kernel itself needs nothing else).",
+    );
+    return undefined;
+  }
+  const cacheDir = join(root, ".cache");
+  const jupyterPath = await installKernel(join(cacheDir, "jupyter-data"));
+  const runtimeDir = join(cacheDir, "jupyter-runtime");
+  await Deno.mkdir(runtimeDir, { recursive: true });
+  console.log(
+    `reproduce: nbconvert ${nbconvert}, Deno kernel ${Deno.execPath()} ` +
+      `(kernelspec in ${jupyterPath})`,
+  );
+  if (!await ensurePlotlyBundle()) {
+    console.warn(
+      "reproduce: warning: no Plotly.js bundle found; charts show their static SVG in HTML",
+    );
+  }
+  const gpuRuntimeDir = ensureRuntimeDir();
+  const env: Record<string, string> = {
+    JUPYTER_PATH: jupyterPath,
+    JUPYTER_RUNTIME_DIR: runtimeDir,
+    SSMREC_MODE: mode,
+    NO_COLOR: "1",
+    DENO_NO_UPDATE_CHECK: "1",
+    ...(gpuRuntimeDir ? { XDG_RUNTIME_DIR: gpuRuntimeDir } : {}),
+  };
+  return { env, nbconvert };
+}
+
+/**
+ * Runs the notebooks as the module documentation describes, printing progress; returns the exit
+ * status (0 when every notebook passed, 1 when one failed or could not run, 2 for bad options).
+ */
+export async function reproduce(options: ReproduceOptions = {}): Promise<number> {
+  const root = requireProjectRoot();
+  const all = await listNotebooks(root);
+  if (all.length === 0) {
+    console.log("nothing to reproduce yet");
+    return 0;
+  }
+  const only = (options.only ?? []).map((o) => o.replace(/\.ipynb$/, ""));
+  const names = all.map((p) => basename(p, ".ipynb"));
+  const unknown = only.filter((o) => !names.includes(o));
+  if (unknown.length > 0) {
+    console.error(
+      `error: no notebook named ${unknown.join(", ")} in notebooks/ (there are: ${
+        names.join(", ")
+      })`,
+    );
+    return 2;
+  }
+  const selected = only.length > 0 ? all.filter((p) => only.includes(basename(p, ".ipynb"))) : all;
+  const { mode, reason } = options.mode
+    ? { mode: options.mode, reason: `--${options.mode} given` }
+    : await detectMode();
+  console.log(`reproduce: mode ${mode} (${reason})`);
+  if (options.retrainStale) {
+    if (mode !== "full") {
+      console.error("error: --retrain-stale needs full mode (give --full, or run on a GPU)");
+      return 2;
+    }
+    if (!await retrainStaleRecords()) return 1;
+  }
+  const jupyter = await prepareJupyter(root, mode);
+  if (!jupyter) return 1;
+  const outDir = join(root, "results", "notebooks");
+  await Deno.mkdir(outDir, { recursive: true });
+  const results: NotebookResult[] = [];
+  for (const path of selected) {
+    const name = basename(path, ".ipynb");
+    console.log(`reproduce: running ${name} ...`);
+    const result = await executeNotebook(path, outDir, jupyter.env);
+    results.push(result);
+    console.log(
+      `reproduce: ${name} ${result.ok ? "ok" : "FAILED"} in ${result.seconds.toFixed(1)} s ` +
+        `(${result.codeCells} code cells, ${result.richOutputs} rich outputs) -> ${result.executed}`,
+    );
+    for (const p of result.problems) console.error(`  ${p.replace(/\n/g, "\n    ")}`);
+  }
+  await writeSummary(root, mode, reason, jupyter.nbconvert, results);
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length > 0) {
+    console.error(
+      `reproduce: FAILED: ${failed.map((r) => r.name).join(", ")} ` +
+        "(see results/summary.md and the executed copies)",
+    );
+    return 1;
+  }
+  console.log(`reproduce: all ${results.length} notebook(s) ok; summary in results/summary.md`);
+  return 0;
+}
+
+/** Writes `results/summary.json` and `results/summary.md`. */
+async function writeSummary(
+  root: string,
+  mode: ReproduceMode,
+  reason: string,
+  nbconvert: string,
+  results: NotebookResult[],
+): Promise<void> {
+  const summary = {
+    mode,
+    modeReason: reason,
+    deno: Deno.version.deno,
+    nbconvert,
+    code: await codeVersion(),
+    finished: new Date().toISOString(),
+    ok: results.every((r) => r.ok),
+    notebooks: results,
+  };
+  await Deno.writeTextFile(
+    join(root, "results", "summary.json"),
+    JSON.stringify(summary, null, 2) + "\n",
+  );
+  await Deno.writeTextFile(
+    join(root, "results", "summary.md"),
+    summaryMarkdown(mode, reason, results),
+  );
+}
