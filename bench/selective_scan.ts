@@ -18,6 +18,25 @@
  * state workgroup; 24.0 ms with 4) and 28.8 ms at batch 256 × 2,000 (4 per workgroup; 24.0 ms
  * with 8-step intervals).
  *
+ * Floor on an H200 at batch 2048, d 128, l 200, n 32: b·d·l·n = 1.68e9 state steps. Forward: one
+ * exp each (≈ 4e12 exp/s on the special-function units → 0.4 ms) and ≈ 1 GB of u, Δ, z and out
+ * traffic (0.25 ms at 4 TB/s), plus checkpoints (b·d·n·l/TS·4 B = 0.44 GB at TS 16). Backward:
+ * two exps per state step (adjoint, re-run; the walk back reuses the re-run's: 0.8 ms), ≈ 3.5 GB
+ * of traffic (0.8 ms). The state kernel alone: one exp (0.4 ms), ≈ 12 FMAs (0.6 ms at 33e12
+ * FMA/s) and ≈ 3 workgroup-memory words (0.6 ms at 32 words/clock/SM) per state step, ≈ 1 ms.
+ *
+ * Tuning history on the H200 (`--variants`, bld, D, z, deltaBias, softplus), batch 2048 × 200:
+ * forward 1.8–2.3 ms with 4 staged steps (3.1 ms with 8). Forward + backward with 16-step
+ * intervals: 34.0 ms before the state kernel kept its per-step values in registers and split the
+ * dΔ state sum over all invocations; after, 24.0 ms with 4 intervals per state workgroup,
+ * 15.9 ms with 2 (16.9 ms with 8-step intervals, 23.2 ms with 8 × 8). At batch 256 × 2,000:
+ * 28.8 ms with 4 intervals per workgroup (24.0 ms with 8-step intervals), 2 not yet measured.
+ * The state kernel, by difference about 10 ms, is still far above its ≈ 1 ms floor. These set
+ * the planner's defaults (`ops/sequence/selective_scan/plan.ts`): 16-step intervals, since the
+ * state kernel at 32 steps (64 register accumulators per invocation) took 1.4× as long; and 64
+ * invocations per state workgroup (2 intervals at n 32), which took 15.9 ms forward + backward
+ * against 24.0 ms with 4 intervals and 23.2 ms with 8 (8-step intervals).
+ *
  * @module
  */
 import { initGpu, requireGrad, Tensor } from "../ops/mod.ts";

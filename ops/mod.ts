@@ -70,5 +70,16 @@ export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./tra
 export type { TargetRankOptions } from "./training/ranking.ts";
 export { causalConv1d } from "./sequence/causal_conv1d.ts";
 export type { CausalConv1dOptions } from "./sequence/causal_conv1d.ts";
-export { SELECTIVE_SCAN_MAX_STATES, selectiveScan } from "./sequence/selective_scan/mod.ts";
-export type { SelectiveScanOptions, SelectiveScanTuning } from "./sequence/selective_scan/mod.ts";
+export {
+  SELECTIVE_SCAN_MAX_STATES,
+  selectiveScan,
+  selectiveScanReference,
+  selectiveScanReferenceBackward,
+} from "./sequence/selective_scan/mod.ts";
+export type {
+  SelectiveScanGrads,
+  SelectiveScanInputs,
+  SelectiveScanOptions,
+  SelectiveScanProblem,
+  SelectiveScanTuning,
+} from "./sequence/selective_scan/mod.ts";

@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { selectiveScan, type SelectiveScanTuning } from "../ops/sequence/selective_scan/mod.ts";
+import {
+  selectiveScan,
+  type SelectiveScanInputs,
+  type SelectiveScanProblem,
+  selectiveScanReference,
+  selectiveScanReferenceBackward,
+  type SelectiveScanTuning,
+} from "../ops/sequence/selective_scan/mod.ts";
 import {
   backward,
   mul,
@@ -10,12 +17,6 @@ import {
   Tensor,
   tidy,
 } from "../ops/mod.ts";
-import {
-  type ScanInputs,
-  type ScanProblem,
-  selectiveScanGradRef,
-  selectiveScanRef,
-} from "../ops/sequence/selective_scan/reference.ts";
 import { freshSeed, gradCheck, type GradInput, makeRng, randn, uniform } from "./util.ts";
 
 interface Case {
@@ -33,7 +34,7 @@ interface Case {
 const OPTIONAL = ["D", "z", "deltaBias"] as const;
 
 /** Moderate random inputs: Δ between about 0.1 and 1.5, A = −(1..n)·jitter (S4D-real-like). */
-function makeInputs(c: Case, p: ScanProblem, rng: () => number): ScanInputs {
+function makeInputs(c: Case, p: SelectiveScanProblem, rng: () => number): SelectiveScanInputs {
   const nd = c.batch * c.channels * c.length;
   const nn = c.batch * c.states * c.length;
   const A = new Float64Array(c.channels * c.states);
@@ -55,7 +56,7 @@ function makeInputs(c: Case, p: ScanProblem, rng: () => number): ScanInputs {
 }
 
 async function check(c: Case, channelsLast: boolean, seed: number, rng: () => number) {
-  const p: ScanProblem = {
+  const p: SelectiveScanProblem = {
     batch: c.batch,
     channels: c.channels,
     length: c.length,
@@ -76,8 +77,8 @@ async function check(c: Case, channelsLast: boolean, seed: number, rng: () => nu
     { data: x.C, shape: nShape },
     ...present.map((k) => ({ data: x[k]!, shape: k === "z" ? dShape : [c.channels] })),
   ];
-  const unpack = (xs: Float64Array[]): ScanInputs => {
-    const o: ScanInputs = { u: xs[0], delta: xs[1], A: xs[2], B: xs[3], C: xs[4] };
+  const unpack = (xs: Float64Array[]): SelectiveScanInputs => {
+    const o: SelectiveScanInputs = { u: xs[0], delta: xs[1], A: xs[2], B: xs[3], C: xs[4] };
     present.forEach((k, i) => (o[k] = xs[5 + i]));
     return o;
   };
@@ -95,9 +96,9 @@ async function check(c: Case, channelsLast: boolean, seed: number, rng: () => nu
         tuning: c.tuning,
       });
     },
-    ref: (xs) => selectiveScanRef(p, unpack(xs)),
+    ref: (xs) => selectiveScanReference(p, unpack(xs)),
     refGrad: (xs, g) => {
-      const gr = selectiveScanGradRef(p, unpack(xs), g);
+      const gr = selectiveScanReferenceBackward(p, unpack(xs), g);
       return [gr.u, gr.delta, gr.A, gr.B, gr.C, ...present.map((k) => gr[k]!)];
     },
     rng,
@@ -186,7 +187,7 @@ Deno.test("selectiveScan: explicit workgroup shapes and intervals give the same 
 Deno.test("selectiveScan: softplus of delta follows PyTorch far out in both tails", async () => {
   // One channel, one state: y_t = C·h_t with h_0 = Δ_0·B·u, so y_0 / (B·u·C) is Δ itself.
   const deltas = [-30, -16, -4, 0.5, 19.5, 20.5, 25];
-  const p: ScanProblem = {
+  const p: SelectiveScanProblem = {
     batch: 1,
     channels: deltas.length,
     length: 1,
@@ -194,7 +195,7 @@ Deno.test("selectiveScan: softplus of delta follows PyTorch far out in both tail
     softplus: true,
     channelsLast: false,
   };
-  const x: ScanInputs = {
+  const x: SelectiveScanInputs = {
     u: new Float64Array(deltas.length).fill(1),
     delta: Float64Array.from(deltas),
     A: new Float64Array(deltas.length).fill(-1),
@@ -210,7 +211,7 @@ Deno.test("selectiveScan: softplus of delta follows PyTorch far out in both tail
     t(x.C, [1, 1, 1]),
     { deltaSoftplus: true },
   ).toArray();
-  const want = selectiveScanRef(p, x);
+  const want = selectiveScanReference(p, x);
   want.forEach((w, i) => {
     const rel = Math.abs(got[i] - w) / Math.abs(w);
     assert(rel < 2e-6, `softplus(${deltas[i]}): got ${got[i] / 3}, want ${w / 3} (rel ${rel})`);

@@ -1,11 +1,16 @@
 /**
  * Float64 reference of the selective scan (mamba_ssm's `selective_scan_fn` semantics) and its
  * gradients: a plain sequential recurrence per (batch, channel), keeping every state, and the
- * hand-derived reverse pass over it.
+ * hand-derived reverse pass over it. It is slow (every state of every step is kept on the host)
+ * and meant for small problems: compare a `selectiveScan` run, forward or backward, against it
+ * to check a device or a change. Inputs and outputs are flat float64 arrays in the layout the
+ * problem names, the same element order as the tensors given to `selectiveScan`.
+ *
+ * @module
  */
 
-/** Sizes and switches of one scan. */
-export interface ScanProblem {
+/** Sizes and switches of one scan, for {@link selectiveScanReference}. */
+export interface SelectiveScanProblem {
   /** Batch size. */
   batch: number;
   /** Channels d. */
@@ -20,28 +25,31 @@ export interface ScanProblem {
   channelsLast: boolean;
 }
 
-/** The scan's inputs; the optional ones may be absent. */
-export interface ScanInputs {
-  /** (batch, d, l). */
+/**
+ * The scan's inputs as flat arrays; the optional ones may be absent. (batch, d, l) and
+ * (batch, n, l) arrays are stored (batch, l, ·) when the problem is `channelsLast`.
+ */
+export interface SelectiveScanInputs {
+  /** Input u, (batch, d, l). */
   u: Float64Array;
-  /** (batch, d, l). */
+  /** Step sizes before bias and softplus, (batch, d, l). */
   delta: Float64Array;
-  /** (d, n). */
+  /** State matrix A, (d, n). */
   A: Float64Array;
-  /** (batch, n, l). */
+  /** Input matrix B, (batch, n, l). */
   B: Float64Array;
-  /** (batch, n, l). */
+  /** Output matrix C, (batch, n, l). */
   C: Float64Array;
-  /** (d). */
+  /** Skip connection D, (d). */
   D?: Float64Array;
-  /** (batch, d, l). */
+  /** Gate z, (batch, d, l). */
   z?: Float64Array;
-  /** (d). */
+  /** Added to delta before the softplus, (d). */
   deltaBias?: Float64Array;
 }
 
-/** Gradients of every input (absent inputs get none). */
-export interface ScanGrads {
+/** Gradients of every input, each shaped like its input (absent inputs get none). */
+export interface SelectiveScanGrads {
   /** du. */
   u: Float64Array;
   /** dΔ (before the bias and softplus, i.e. with respect to the `delta` input). */
@@ -64,12 +72,12 @@ const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
 
 /** Index of (b, c, t) in a (batch, d, l) tensor of this problem. */
-export function channelIndex(p: ScanProblem, b: number, c: number, t: number): number {
+function channelIndex(p: SelectiveScanProblem, b: number, c: number, t: number): number {
   return p.channelsLast ? (b * p.length + t) * p.channels + c : (b * p.channels + c) * p.length + t;
 }
 
 /** Index of (b, s, t) in a (batch, n, l) tensor of this problem. */
-export function stateIndex(p: ScanProblem, b: number, s: number, t: number): number {
+function stateIndex(p: SelectiveScanProblem, b: number, s: number, t: number): number {
   return p.channelsLast ? (b * p.length + t) * p.states + s : (b * p.states + s) * p.length + t;
 }
 
@@ -82,7 +90,7 @@ interface Trajectory {
   y: Float64Array;
 }
 
-function run(p: ScanProblem, x: ScanInputs): Trajectory {
+function run(p: SelectiveScanProblem, x: SelectiveScanInputs): Trajectory {
   const { batch, channels, length, states } = p;
   const dt = new Float64Array(batch * channels * length);
   const y = new Float64Array(dt.length);
@@ -111,18 +119,41 @@ function run(p: ScanProblem, x: ScanInputs): Trajectory {
   return { dt, y, h: (b, c) => hs.get(b * channels + c)! };
 }
 
-/** Forward: y = C·h + D·u, gated by SiLU(z) when z is given. */
-export function selectiveScanRef(p: ScanProblem, x: ScanInputs): Float64Array {
+/**
+ * The scan's output in float64: per (b, c), Δ_t = delta + deltaBias (softplus'd when the problem
+ * says so), h_t = exp(Δ_t·A)·h_{t−1} + Δ_t·B_t·u_t from h_{−1} = 0, y_t = C_t·h_t + D·u_t, gated
+ * by y·SiLU(z) when z is given.
+ *
+ * @param p sizes, softplus and layout
+ * @param x the inputs
+ * @returns the output, (batch, d, l) (or (batch, l, d) when `channelsLast`)
+ */
+export function selectiveScanReference(
+  p: SelectiveScanProblem,
+  x: SelectiveScanInputs,
+): Float64Array {
   const { y } = run(p, x);
   if (!x.z) return y;
   return y.map((v, i) => v * x.z![i] * sigmoid(x.z![i]));
 }
 
-/** Reverse pass: every input's gradient for the output gradient `g`. */
-export function selectiveScanGradRef(p: ScanProblem, x: ScanInputs, g: Float64Array): ScanGrads {
+/**
+ * The scan's backward in float64: every input's gradient for the output gradient `g`, by the
+ * hand-derived reverse pass over the kept states.
+ *
+ * @param p sizes, softplus and layout
+ * @param x the inputs
+ * @param g ∂L/∂output, shaped like the output
+ * @returns the gradient of every given input
+ */
+export function selectiveScanReferenceBackward(
+  p: SelectiveScanProblem,
+  x: SelectiveScanInputs,
+  g: Float64Array,
+): SelectiveScanGrads {
   const { batch, channels, length, states } = p;
   const tr = run(p, x);
-  const out: ScanGrads = {
+  const out: SelectiveScanGrads = {
     u: new Float64Array(x.u.length),
     delta: new Float64Array(x.delta.length),
     A: new Float64Array(x.A.length),

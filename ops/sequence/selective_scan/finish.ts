@@ -1,0 +1,95 @@
+/**
+ * The selective scan's parameter gradients: the adjoint and the state pass leave per-row partial
+ * sums (no atomics, so every result is deterministic); `sumLeading` adds the rows and one small
+ * kernel splits the sums into dA, dD and d deltaBias.
+ *
+ * @module
+ */
+import { launch, packParams } from "../../core/launch.ts";
+import { Tensor } from "../../core/tensor.ts";
+import { sumLeading } from "../../pointwise/reduce.ts";
+import { listed, OP, type ScanSpec } from "./options.ts";
+import { bind, type Binding } from "./prelude.ts";
+
+/** Invocations per workgroup of the finishing kernel. */
+const FINISH_THREADS = 64;
+
+/**
+ * Splits the summed partial rows into dA, dD and d deltaBias: `adj` holds the adjoint's
+ * [dD | d deltaBias] per (channel, invocation of the channel), `st` the state kernel's
+ * [dA | d deltaBias] per (channel, state).
+ */
+function finishShader(hasD: boolean, hasBias: boolean, tpc: number): string {
+  const list: Binding[] = [["read", "adj"], ["read", "st"], ["read_write", "dA"]];
+  if (hasD) list.push(["read_write", "dD"]);
+  if (hasBias) list.push(["read_write", "dbias"]);
+  const writeD = hasD ? "dD[c] = sd;" : "";
+  const writeBias = hasBias ? "dbias[c] = sb;" : "";
+  return /* wgsl */ `
+struct P { channels: u32, states: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+${bind(list)}
+const TPC: u32 = ${tpc}u;
+@compute @workgroup_size(${FINISH_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  let na = p.channels * p.states;
+  if (i < na) {
+    dA[i] = st[i];
+    return;
+  }
+  let c = i - na;
+  if (c >= p.channels) { return; }
+  var sd = 0.0;
+  var sb = 0.0;
+  for (var s = 0u; s < p.states; s++) { sb += st[na + c * p.states + s]; }
+  for (var g = 0u; g < TPC; g++) {
+    sd += adj[c * TPC + g];
+    sb += adj[(p.channels + c) * TPC + g];
+  }
+  ${writeD}
+  ${writeBias}
+}`;
+}
+
+/** dA, and dD and d deltaBias where the scan has them. */
+export interface ParameterGrads {
+  /** ∂L/∂A, (d, n). */
+  dA: Tensor;
+  /** ∂L/∂D, (d). */
+  dD?: Tensor;
+  /** ∂L/∂deltaBias, (d). */
+  dbias?: Tensor;
+}
+
+/**
+ * Reduces the adjoint's row partials `adj` ([dD | d deltaBias] per channel and invocation) and
+ * the state pass' `spart` ([dA | d deltaBias] per channel and state) to the parameter gradients;
+ * disposes both.
+ */
+export function parameterGrads(
+  spec: ScanSpec,
+  tpc: number,
+  adj: Tensor,
+  spart: Tensor,
+): ParameterGrads {
+  const name = `${OP} backward`;
+  const { channels, states, hasD, hasBias } = spec;
+  const adjSum = sumLeading(adj, [adj.shape[1]]);
+  const stSum = sumLeading(spart, [spart.shape[1]]);
+  adj.dispose();
+  spart.dispose();
+  const dA = Tensor.empty([channels, states], "f32", name);
+  const dD = hasD ? Tensor.empty([channels], "f32", name) : undefined;
+  const dbias = hasBias ? Tensor.empty([channels], "f32", name) : undefined;
+  launch(
+    name,
+    finishShader(hasD, hasBias, tpc),
+    packParams([channels, states]),
+    [adjSum, stSum, dA, ...listed(dD), ...listed(dbias)],
+    [Math.ceil((channels * states + channels) / FINISH_THREADS)],
+  );
+  adjSum.dispose();
+  stSum.dispose();
+  return { dA, dD, dbias };
+}

@@ -1,0 +1,164 @@
+/**
+ * The selective scan's options and their validation: the public option types, and the checks
+ * that turn tensors and options into a {@link ScanSpec} (sizes and compile-time switches) before
+ * anything is dispatched.
+ *
+ * @module
+ */
+import { assertDType } from "../../core/launch.ts";
+import type { Tensor } from "../../core/tensor.ts";
+
+/** The op name in kernel labels and error messages. */
+export const OP = "selectiveScan";
+
+/** Largest state size supported. */
+export const SELECTIVE_SCAN_MAX_STATES = 256;
+
+/** Options of `selectiveScan`. */
+export interface SelectiveScanOptions {
+  /** Skip connection D, shape (d): adds D[c]·u[b,c,t] to y. */
+  D?: Tensor;
+  /** Gate z, shaped like u: the output is y·SiLU(z). */
+  z?: Tensor;
+  /** Added to delta before the softplus, shape (d). */
+  deltaBias?: Tensor;
+  /** Apply softplus (PyTorch's, threshold 20) to delta + deltaBias. Default false. */
+  deltaSoftplus?: boolean;
+  /**
+   * `"bdl"` (default): u, delta, z and the output are (batch, d, length), B and C are
+   * (batch, n, length). `"bld"`: all of them are (batch, length, ·), channels-last, as linear
+   * projections produce them.
+   */
+  layout?: "bdl" | "bld";
+  /** Work-splitting overrides, for benchmarks and tests; the defaults suit the device. */
+  tuning?: SelectiveScanTuning;
+}
+
+/** Work-splitting overrides of `selectiveScan`. */
+export interface SelectiveScanTuning {
+  /** Length segments scanned in parallel by the channel-major kernels (1: one pass). */
+  segments?: number;
+  /** Steps per interval, the checkpoint spacing: 1, 2, 4, …, 64 (default 16 where it fits). */
+  interval?: number;
+  /** Invocations per workgroup of the channel-major kernels (default 64). */
+  channelThreads?: number;
+  /** Steps staged at a time by the channel-major kernels: 1, 2, 4, …, 32 (default 4). */
+  channelSteps?: number;
+  /** Intervals per workgroup of the state-major kernel (default: up to 64 invocations). */
+  stateRows?: number;
+  /** Channels staged at a time by the state-major kernel (default 8). */
+  stateChunk?: number;
+}
+
+/** Sizes and compile-time switches of one scan. */
+export interface ScanSpec {
+  /** Batch rows. */
+  batch: number;
+  /** Channels d. */
+  channels: number;
+  /** Sequence length l. */
+  length: number;
+  /** State size n. */
+  states: number;
+  /** Whether D is given. */
+  hasD: boolean;
+  /** Whether z is given. */
+  hasZ: boolean;
+  /** Whether deltaBias is given. */
+  hasBias: boolean;
+  /** Whether Δ goes through softplus. */
+  softplus: boolean;
+  /** Layout "bld". */
+  channelsLast: boolean;
+}
+
+/** Largest value of the tunings that must be powers of two. */
+const POWER_OF_TWO_TUNINGS: Record<string, number> = { interval: 64, channelSteps: 32 };
+
+function describeShape(layout: string, second: string): string {
+  return layout === "bdl" ? `(batch, ${second}, length)` : `(batch, length, ${second})`;
+}
+
+/** Throws unless every tuning value is a positive integer (a power of two where required). */
+function validateTuning(tuning: SelectiveScanTuning): void {
+  for (const [key, v] of Object.entries(tuning)) {
+    const max = POWER_OF_TWO_TUNINGS[key] ?? Infinity;
+    const power = max < Infinity;
+    if (
+      v !== undefined &&
+      !(Number.isInteger(v) && v >= 1 && v <= max && (!power || (v & (v - 1)) === 0))
+    ) {
+      const powerNote = power ? `, a power of two up to ${max}` : "";
+      throw new RangeError(
+        `${OP}: tuning.${key} must be an integer ≥ 1${powerNote}, got ${v}`,
+      );
+    }
+  }
+}
+
+/**
+ * Checks dtypes, shapes, the layout and the tuning of one call, and returns its sizes and
+ * switches. Throws a RangeError (TypeError for a dtype) naming the argument and its shape.
+ */
+export function scanSpec(
+  u: Tensor,
+  delta: Tensor,
+  A: Tensor,
+  B: Tensor,
+  C: Tensor,
+  o: SelectiveScanOptions,
+): ScanSpec {
+  const layout = o.layout ?? "bdl";
+  if (layout !== "bdl" && layout !== "bld") {
+    throw new RangeError(`${OP}: layout must be "bdl" or "bld", got ${JSON.stringify(layout)}`);
+  }
+  for (const t of [u, delta, A, B, C, o.D, o.z, o.deltaBias]) if (t) assertDType(OP, t, "f32");
+  if (u.shape.length !== 3 || u.size === 0) {
+    throw new RangeError(
+      `${OP}: u must be a non-empty ${describeShape(layout, "d")} tensor, got ${u.describe()}`,
+    );
+  }
+  const [batch, second, third] = u.shape;
+  const [channels, length] = layout === "bdl" ? [second, third] : [third, second];
+  if (A.shape.length !== 2 || A.shape[0] !== channels || A.shape[1] === 0) {
+    throw new RangeError(`${OP}: A must be (d ${channels}, n), got ${A.describe()}`);
+  }
+  const states = A.shape[1];
+  if (states > SELECTIVE_SCAN_MAX_STATES) {
+    throw new RangeError(
+      `${OP}: n = ${states} states exceeds the supported ${SELECTIVE_SCAN_MAX_STATES} (A ` +
+        `${A.describe()})`,
+    );
+  }
+  const dShape = layout === "bdl" ? [batch, channels, length] : [batch, length, channels];
+  const nShape = layout === "bdl" ? [batch, states, length] : [batch, length, states];
+  const expect = (name: string, t: Tensor | undefined, shape: number[], what: string) => {
+    if (t && (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i]))) {
+      throw new RangeError(
+        `${OP}: ${name} must be ${what} [${shape.join(", ")}], got ${t.describe()} ` +
+          `(u ${u.describe()}, A ${A.describe()}, layout ${layout})`,
+      );
+    }
+  };
+  expect("delta", delta, dShape, describeShape(layout, "d"));
+  expect("z", o.z, dShape, describeShape(layout, "d"));
+  expect("B", B, nShape, describeShape(layout, "n"));
+  expect("C", C, nShape, describeShape(layout, "n"));
+  expect("D", o.D, [channels], "(d)");
+  expect("deltaBias", o.deltaBias, [channels], "(d)");
+  validateTuning(o.tuning ?? {});
+  return {
+    batch,
+    channels,
+    length,
+    states,
+    hasD: o.D !== undefined,
+    hasZ: o.z !== undefined,
+    hasBias: o.deltaBias !== undefined,
+    softplus: o.deltaSoftplus === true,
+    channelsLast: layout === "bld",
+  };
+}
+
+/** An optional tensor as a list of zero or one, for building binding lists. */
+export const listed = (t: Tensor | undefined): Tensor[] => (t ? [t] : []);

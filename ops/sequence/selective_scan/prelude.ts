@@ -1,0 +1,120 @@
+/**
+ * What the scan kernels share: the parameter block (one layout for the channel-major and the
+ * state-major kernels), storage binding declarations, and the WGSL prelude with the index
+ * helpers of both layouts and the step size Δ.
+ *
+ * @module
+ */
+import { packParams } from "../../core/launch.ts";
+import type { ScanSpec } from "./options.ts";
+import type { ScanPlan } from "./plan.ts";
+
+/** Σ_{i<10} q2^i / (2i + 1) in Horner form with literal coefficients. */
+const ATANH_SERIES = Array.from({ length: 10 }, (_, i) => (1 / (2 * i + 1)).toPrecision(9))
+  .reduceRight((inner, coef) => (inner ? `${coef} + q2 * (${inner})` : coef), "");
+
+/** Fields of the parameter block, all u32, in order. */
+const FIELDS = [
+  "batch",
+  "channels",
+  "length",
+  "segs",
+  "seg_count",
+  "seg_offset",
+  "ips",
+  "intervals",
+  "cblocks",
+  "gx",
+  "ds_b",
+  "ds_c",
+  "ds_t",
+  "ns_b",
+  "ns_c",
+  "ns_t",
+] as const;
+
+/** Values of the parameter block, by field. */
+export type ScanParams = Record<(typeof FIELDS)[number], number>;
+
+/**
+ * The parameter block of one scan kernel launch: sizes, strides of the layout, one segment pass
+ * over the whole length, and the overrides in `p`.
+ */
+export function scanParams(spec: ScanSpec, plan: ScanPlan, p: Partial<ScanParams>): Uint32Array {
+  const { batch, channels: d, length: l, states: n, channelsLast } = spec;
+  const full: ScanParams = {
+    batch,
+    channels: d,
+    length: l,
+    segs: 1,
+    seg_count: 1,
+    seg_offset: 0,
+    ips: plan.intervals,
+    intervals: plan.intervals,
+    cblocks: plan.ch.cblocks,
+    gx: 1,
+    ds_b: d * l,
+    ds_c: channelsLast ? 1 : l,
+    ds_t: channelsLast ? d : 1,
+    ns_b: n * l,
+    ns_c: channelsLast ? 1 : l,
+    ns_t: channelsLast ? n : 1,
+    ...p,
+  };
+  return packParams(FIELDS.map((f) => full[f]));
+}
+
+/** A storage binding: its access mode and its WGSL name. */
+export type Binding = [access: "read" | "read_write", name: string];
+
+/** Declares the storage bindings 1, 2, … in order (binding 0 is the parameter block). */
+export function bind(list: Binding[]): string {
+  return list.map(([access, name], i) =>
+    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<f32>;`
+  ).join("\n");
+}
+
+/** The WGSL of `step_size`: Δ after the optional bias and softplus, and the softplus' slope. */
+function stepSizeSource(spec: ScanSpec): string {
+  const bias = spec.hasBias ? " + delta_bias[c]" : "";
+  const value = spec.softplus ? "vec2<f32>(softplus_(raw), sigmoid_(raw))" : "vec2<f32>(raw, 1.0)";
+  return `fn step_size(g: u32, c: u32) -> vec2<f32> {
+  let raw = delta[g]${bias};
+  return ${value};
+}`;
+}
+
+/** Declarations every scan kernel shares. */
+export function prelude(spec: ScanSpec, plan: ScanPlan): string {
+  return /* wgsl */ `
+struct P { ${FIELDS.map((f) => `${f}: u32`).join(", ")} }
+@group(0) @binding(0) var<uniform> p: P;
+const N: u32 = ${spec.states}u;
+const TS: u32 = ${plan.ts}u;
+const LOG2E: f32 = 1.4426950408889634;
+fn didx(b: u32, c: u32, t: u32) -> u32 { return b * p.ds_b + c * p.ds_c + t * p.ds_t; }
+fn nidx(b: u32, s: u32, t: u32) -> u32 { return b * p.ns_b + s * p.ns_c + t * p.ns_t; }
+// (b, m, c, s) of a per-interval state: checkpoints h entering interval m, λ leaving it.
+fn ckidx(b: u32, m: u32, c: u32, s: u32) -> u32 { return ((b * p.intervals + m) * p.channels + c) * N + s; }
+// Per-segment value (b, k, c, s).
+fn segidx(b: u32, k: u32, c: u32, s: u32) -> u32 { return ((b * p.segs + k) * p.channels + c) * N + s; }
+fn sigmoid_(v: f32) -> f32 {
+  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
+  let e = exp(v);
+  return e / (1.0 + e);
+}
+// log(1 + v) for 0 ≤ v ≤ 1 without the loss of a plain log near 1: 2·atanh(q), q = v / (2 + v),
+// an odd series in q ≤ 1/3 summed to q¹⁹.
+fn log1p_unit_(v: f32) -> f32 {
+  let q = v / (2.0 + v);
+  let q2 = q * q;
+  return 2.0 * q * (${ATANH_SERIES});
+}
+fn softplus_(v: f32) -> f32 {
+  if (v > 20.0) { return v; }
+  return max(v, 0.0) + log1p_unit_(exp(-abs(v)));
+}
+// Δ at (b, c, t) after the bias and the optional softplus, and the softplus' derivative there.
+${stepSizeSource(spec)}
+`;
+}
