@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { parse as parseDelimited } from "@std/csv";
 import { type Table, tableFromArrays } from "apache-arrow";
 import { extname } from "node:path";
 import { DataFormatError } from "./errors.ts";
+import { locateRecord, numberField, parseRows, recordError } from "./delimited.ts";
 
 /** The interaction file formats understood by {@link parseInteractions}. */
 export type InteractionFormat =
@@ -144,63 +144,6 @@ class InteractionBuilder {
   }
 }
 
-/** The 1-based line number and text of the `index`-th non-empty line (how `@std/csv` counts records). */
-function locateRecord(text: string, index: number): { line: number; text: string } {
-  let start = 0;
-  let line = 0;
-  let seen = -1;
-  while (start <= text.length) {
-    let end = text.indexOf("\n", start);
-    if (end < 0) end = text.length;
-    line++;
-    const content = text.slice(start, end).replace(/\r$/, "");
-    if (content.length > 0 && ++seen === index) return { line, text: content };
-    start = end + 1;
-  }
-  return { line, text: "" };
-}
-
-/** The text of 1-based line `line`. */
-function lineText(text: string, line: number): string {
-  let start = 0;
-  for (let i = 1; i < line; i++) {
-    const next = text.indexOf("\n", start);
-    if (next < 0) return "";
-    start = next + 1;
-  }
-  const end = text.indexOf("\n", start);
-  return text.slice(start, end < 0 ? text.length : end).replace(/\r$/, "");
-}
-
-/** Parses delimited text with `@std/csv`, turning its syntax errors into {@link DataFormatError}s. */
-function parseRows(
-  text: string,
-  source: string,
-  separator: string,
-  lazyQuotes = false,
-): string[][] {
-  try {
-    return parseDelimited(text, { separator, lazyQuotes }) as string[][];
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const match = /parse error on line (\d+)/.exec(message) ?? /line (\d+)/.exec(message);
-    const line = match ? Number(match[1]) : undefined;
-    const detail = message.replace(/^Syntax error on line \d+; /, "");
-    throw new DataFormatError(
-      source,
-      `not valid delimited text (${detail})`,
-      line,
-      line === undefined ? undefined : lineText(text, line),
-    );
-  }
-}
-
-/** Throws the {@link DataFormatError} for the `index`-th record of `text`. */
-function recordError(text: string, source: string, index: number, problem: string): never {
-  const at = locateRecord(text, index);
-  throw new DataFormatError(source, problem, at.line, at.text);
-}
-
 /** Drops the empty fields that runs of separators leave in whitespace-separated text. */
 function nonEmpty(row: string[]): string[] {
   return row.includes("") ? row.filter((f) => f !== "") : row;
@@ -238,17 +181,6 @@ function parseWhitespace(
     }
   }
   return builder.finish(source, chosen);
-}
-
-/** Parses a decimal number, or throws for the given record. */
-function numberField(
-  value: string,
-  what: string,
-  fail: (problem: string) => never,
-): number {
-  const x = value.trim() === "" ? NaN : Number(value);
-  if (!Number.isFinite(x)) fail(`${what} is not a number (${JSON.stringify(value)})`);
-  return x;
 }
 
 /**

@@ -71,20 +71,17 @@ export {
   type LoadDatasetOptions,
   loadDatasetWithInfo,
 } from "./load.ts";
+export { type BatchStream, type SplitName } from "./batch_stream.ts";
 export {
   type AllPositionsBatch,
   allPositionsBatches,
   type AllPositionsBatchOptions,
-  type BatchStream,
   DEFAULT_EVAL_BATCH_SIZE,
   DEFAULT_TRAIN_BATCH_SIZE,
   evaluationBatches,
   type EvaluationBatchOptions,
-  type PackedBatch,
-  packedBatches,
-  type PackedBatchOptions,
   type PrefixBatch,
   prefixBatches,
   type PrefixBatchOptions,
-  type SplitName,
 } from "./batches.ts";
+export { type PackedBatch, packedBatches, type PackedBatchOptions } from "./packed_batches.ts";

@@ -1,0 +1,170 @@
+/**
+ * SSD4Rec's packed variable-length batches: histories concatenated without padding, with segment
+ * ids, last-token indices, the per-segment reversal permutation and Bernoulli masking.
+ *
+ * @module
+ */
+import type { SequentialDataset } from "./dataset.ts";
+import { DEFAULT_SEED, seededPermutation, SeededRandom } from "./random.ts";
+import {
+  BATCHER_STREAMS,
+  type BatchStream,
+  batchStream,
+  positiveInteger,
+  samplesOf,
+  type SplitName,
+} from "./batch_stream.ts";
+
+/** Training samples per packed batch by default, as SSD4Rec ships. */
+const PACKED_TRAIN_BATCH_SIZE = 1024;
+
+/** Evaluation samples per packed batch by default, as SSD4Rec ships. */
+const PACKED_EVAL_BATCH_SIZE = 2048;
+
+/** A batch in SSD4Rec's packed layout: all histories concatenated, no padding. */
+export interface PackedBatch {
+  /** Number of samples (segments) `B`. */
+  readonly size: number;
+  /** Number of tokens `T = Σ lengths`. */
+  readonly tokens: number;
+  /** `[T]` the histories concatenated in sample order, oldest first; masked tokens are 0. */
+  readonly items: Int32Array;
+  /** `[T]` the segment (sample) index `0 … B−1` of every token. */
+  readonly seqIdx: Int32Array;
+  /** `[B]` the index in `items` of each segment's last token (cumulative lengths − 1). */
+  readonly lastIndex: Int32Array;
+  /**
+   * `[T]` the permutation that reverses every segment in place: for segment `[s, e]`,
+   * `flipIndex[p] = s + e − p`. Gathering `items` with it gives each history newest first.
+   */
+  readonly flipIndex: Int32Array;
+  /** `[B]` history length of each sample. */
+  readonly lengths: Int32Array;
+  /** `[B]` target item ids. */
+  readonly targets: Int32Array;
+  /** `[B]` user ids. */
+  readonly users: Int32Array;
+  /** Number of tokens replaced by 0 by the Bernoulli masking. */
+  readonly maskedTokens: number;
+}
+
+/** Options of {@link packedBatches}. */
+export interface PackedBatchOptions {
+  /** The split (default `"train"`). */
+  readonly split?: SplitName;
+  /** Samples per batch (default 1024 for training, 2048 for evaluation, as SSD4Rec ships). */
+  readonly batchSize?: number;
+  /**
+   * Keep only the last `maxLength` history items (SSD4Rec's `var_len: False`); by default the
+   * whole history is kept (its shipped `var_len: True`).
+   */
+  readonly maxLength?: number;
+  /**
+   * ρ: each history token is replaced by id 0 with this probability, independently (training
+   * only; default 0). Must be 0 for the evaluation splits.
+   */
+  readonly maskRatio?: number;
+  /** Whether to shuffle (default: only for `"train"`). */
+  readonly shuffle?: boolean;
+  /** The seed (default {@link DEFAULT_SEED}). */
+  readonly seed?: number;
+  /** The epoch number (default 0). */
+  readonly epoch?: number;
+}
+
+/**
+ * SSD4Rec's packed variable-length batches: each sample's history (untruncated unless
+ * `maxLength` is given) concatenated without padding, with a segment id per token, the index of
+ * each segment's last token, the per-segment reversal permutation, and — for training only —
+ * Bernoulli masking of history tokens to 0 with probability ρ. Seeded and reproducible.
+ */
+export function packedBatches(
+  dataset: SequentialDataset,
+  options: PackedBatchOptions = {},
+): BatchStream<PackedBatch> {
+  const split = options.split ?? "train";
+  const samples = samplesOf(dataset, split);
+  const batchSize = positiveInteger(
+    "batchSize",
+    options.batchSize ?? (split === "train" ? PACKED_TRAIN_BATCH_SIZE : PACKED_EVAL_BATCH_SIZE),
+  );
+  const maxLength = options.maxLength === undefined
+    ? Infinity
+    : positiveInteger("maxLength", options.maxLength);
+  const rho = options.maskRatio ?? 0;
+  if (!(rho >= 0 && rho <= 1)) throw new RangeError(`maskRatio must be in [0, 1], got ${rho}`);
+  if (rho > 0 && split !== "train") {
+    throw new RangeError(`masking is for training only; maskRatio must be 0 for "${split}"`);
+  }
+  const shuffle = options.shuffle ?? split === "train";
+  const seed = options.seed ?? DEFAULT_SEED;
+  const epoch = options.epoch ?? 0;
+  const n = samples.users.length;
+  const { offsets, items } = dataset;
+  return batchStream(n, batchSize, function* () {
+    const order = shuffle
+      ? seededPermutation(n, new SeededRandom(seed, epoch, BATCHER_STREAMS.packedOrder))
+      : undefined;
+    const maskRandom = new SeededRandom(seed, epoch, BATCHER_STREAMS.packedMask);
+    const logKeep = Math.log1p(-rho);
+    for (let base = 0; base < n; base += batchSize) {
+      const size = Math.min(batchSize, n - base);
+      const lengths = new Int32Array(size);
+      const starts = new Int32Array(size);
+      const targets = new Int32Array(size);
+      const users = new Int32Array(size);
+      let tokens = 0;
+      for (let r = 0; r < size; r++) {
+        const k = order ? order[base + r] : base + r;
+        const u = samples.users[k];
+        const t = samples.targetPositions[k];
+        const start = Math.max(offsets[u], t - maxLength);
+        starts[r] = start;
+        lengths[r] = t - start;
+        targets[r] = items[t];
+        users[r] = u;
+        tokens += t - start;
+      }
+      const packed = new Int32Array(tokens);
+      const seqIdx = new Int32Array(tokens);
+      const flipIndex = new Int32Array(tokens);
+      const lastIndex = new Int32Array(size);
+      let at = 0;
+      for (let r = 0; r < size; r++) {
+        const length = lengths[r];
+        packed.set(items.subarray(starts[r], starts[r] + length), at);
+        const end = at + length - 1;
+        seqIdx.fill(r, at, end + 1);
+        for (let p = at; p <= end; p++) flipIndex[p] = at + end - p;
+        lastIndex[r] = end;
+        at = end + 1;
+      }
+      let maskedTokens = 0;
+      if (rho >= 1) {
+        packed.fill(0);
+        maskedTokens = tokens;
+      } else if (rho > 0) {
+        // Gaps between masked tokens are geometric: the same distribution as an independent
+        // Bernoulli(ρ) draw per token, with one random number per masked token.
+        let p = Math.floor(Math.log1p(-maskRandom.nextFloat()) / logKeep);
+        while (p < tokens) {
+          packed[p] = 0;
+          maskedTokens++;
+          p += 1 + Math.floor(Math.log1p(-maskRandom.nextFloat()) / logKeep);
+        }
+      }
+      yield {
+        size,
+        tokens,
+        items: packed,
+        seqIdx,
+        lastIndex,
+        flipIndex,
+        lengths,
+        targets,
+        users,
+        maskedTokens,
+      };
+    }
+  });
+}
