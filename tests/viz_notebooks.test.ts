@@ -1,5 +1,6 @@
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { checkExecutedNotebook, type Notebook } from "../run/notebook_check.ts";
+import { EXPECTED_STATISTICS, STATISTICS_MIME } from "../run/expected_statistics.ts";
 
 const expectTable = { ssmrec: { expect: ["text/html", "text/plain"] } };
 
@@ -57,6 +58,64 @@ Deno.test("executed-notebook check: errors, lost outputs, missing MIME types, un
   assert(problems[2].includes("should show image/svg+xml but has text/html"));
   assert(problems[3].includes("should show 2 outputs but has 1"));
   assert(problems[4].startsWith("cell 4 (const b = 2;) was not executed"));
+});
+
+/** An executed statistics cell whose output carries `values` (by dataset). */
+function statisticsCell(values: unknown): Notebook["cells"][number] {
+  return {
+    cell_type: "code",
+    source: "await jupyterDisplay(statisticsComparison(statistics, caption));",
+    execution_count: 3,
+    metadata: { ssmrec: { expect: ["text/html", STATISTICS_MIME] } },
+    outputs: [{
+      output_type: "display_data",
+      data: { "text/html": "<table/>", "text/plain": "table", [STATISTICS_MIME]: values },
+    }],
+  };
+}
+
+Deno.test("executed-notebook check: expected dataset statistics pass at their printed precision", () => {
+  const ml1m = { ...EXPECTED_STATISTICS["ml-1m"] };
+  // Ours carry full precision; the expected values are rounded (165.5, 95.16%).
+  const values = {
+    "ml-1m": { ...ml1m, averageLength: 165.4985, sparsityPercent: 95.1553 },
+    "amazon-toys": { ...EXPECTED_STATISTICS["amazon-toys"], averageLength: 8.63 },
+    "not-a-known-dataset": { users: 1 },
+  };
+  assertEquals(checkExecutedNotebook(notebook(statisticsCell(values)), "datasets"), []);
+});
+
+Deno.test("executed-notebook check: one wrong statistic fails, naming notebook, cell and values", () => {
+  const values = {
+    "ml-1m": { ...EXPECTED_STATISTICS["ml-1m"], items: 3417 },
+    "yelp": { ...EXPECTED_STATISTICS["yelp"] },
+  };
+  const problems = checkExecutedNotebook(
+    notebook({ cell_type: "markdown", source: "# t" }, statisticsCell(values)),
+    "datasets",
+  );
+  assertEquals(problems, [
+    "datasets cell 2 (await jupyterDisplay(statisticsComparison(statistics, caption));): " +
+    "ml-1m items expected 3,416, got 3,417",
+  ]);
+  // A rounding that no longer matches fails too, and so does a missing value.
+  const rounded = checkExecutedNotebook(
+    notebook(
+      statisticsCell({ "ml-1m": { ...EXPECTED_STATISTICS["ml-1m"], sparsityPercent: 95.165 } }),
+    ),
+  );
+  assertEquals(rounded.length, 1, rounded.join("\n"));
+  assert(rounded[0].endsWith("ml-1m sparsityPercent expected 95.16, got 95.165"), rounded[0]);
+  const { users: _, ...noUsers } = EXPECTED_STATISTICS["yelp"];
+  const missing = checkExecutedNotebook(notebook(statisticsCell({ yelp: noUsers })));
+  assertEquals(missing.length, 1);
+  assert(missing[0].endsWith("yelp users expected 30,431, got nothing"), missing[0]);
+  // A cell that declares the values but lost them fails on the declaration.
+  const lost = statisticsCell({});
+  lost.outputs = [{ output_type: "display_data", data: { "text/html": "<table/>" } }];
+  const lostProblems = checkExecutedNotebook(notebook(lost));
+  assertEquals(lostProblems.length, 1);
+  assertStringIncludes(lostProblems[0], `should show ${STATISTICS_MIME}`);
 });
 
 /** The notebooks in the repository. */
