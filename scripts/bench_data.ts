@@ -4,8 +4,8 @@
  *     deno run -A scripts/bench_data.ts [dataset] [--runs N]
  *
  * Measures, in this process: text to split with the cache written; reload from the cache; one
- * epoch of prefix batches (L = 200, batch 2048) with fresh and with reused arrays; one epoch of
- * packed batches (ρ = 0.1, batch 1024); one epoch of all-positions batches. Also measures a
+ * epoch of prefix batches (L = 200, the default training batch) with fresh and with reused arrays;
+ * one epoch of packed batches (ρ = 0.1, batch 1024); one epoch of all-positions batches. Also measures a
  * whole `deno task data stats` process reading the cache. Prints the first (cold), median and best
  * of N runs.
  *
@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   allPositionsBatches,
+  DEFAULT_TRAIN_BATCH_SIZE,
   loadDatasetWithInfo,
   packedBatches,
   prefixBatches,
@@ -30,6 +31,15 @@ const { values, positionals } = parseArgs({
 const name = positionals[0] ?? "ml-1m";
 const runs = Math.max(1, Number(values.runs));
 const cacheDirectory = await Deno.makeTempDir({ prefix: "ssmrec-bench-" });
+
+/** The window length L of the prefix and all-positions epochs (Mamba4Rec's on ML-1M). */
+const MAX_LENGTH = 200;
+
+/** Samples per packed batch (SSD4Rec's training batch). */
+const PACKED_BATCH_SIZE = 1024;
+
+/** The mask ratio ρ of the packed epoch. */
+const PACKED_MASK_RATIO = 0.1;
 
 /** Seconds of each of `runs` calls. */
 async function time(fn: () => unknown | Promise<unknown>): Promise<number[]> {
@@ -80,10 +90,12 @@ try {
   for (const reuseBuffers of [false, true]) {
     let count = 0;
     record(
-      `prefix epoch, L=200, B=2048, ${reuseBuffers ? "reused" : "fresh"} arrays`,
+      `prefix epoch, L=${MAX_LENGTH}, B=${DEFAULT_TRAIN_BATCH_SIZE}, ` +
+        `${reuseBuffers ? "reused" : "fresh"} arrays`,
       await time(() => {
         count = 0;
-        for (const b of prefixBatches(dataset, { maxLength: 200, reuseBuffers, epoch: count })) {
+        const options = { maxLength: MAX_LENGTH, reuseBuffers, epoch: count };
+        for (const b of prefixBatches(dataset, options)) {
           count += b.size;
         }
       }),
@@ -92,17 +104,18 @@ try {
   }
   let tokens = 0;
   record(
-    "packed epoch, untruncated, rho=0.1, B=1024",
+    `packed epoch, untruncated, rho=${PACKED_MASK_RATIO}, B=${PACKED_BATCH_SIZE}`,
     await time(() => {
       tokens = 0;
-      for (const b of packedBatches(dataset, { maskRatio: 0.1 })) tokens += b.tokens;
+      const options = { maskRatio: PACKED_MASK_RATIO, batchSize: PACKED_BATCH_SIZE };
+      for (const b of packedBatches(dataset, options)) tokens += b.tokens;
     }),
     `${(tokens / 1e6).toFixed(1)}M tokens`,
   );
   record(
-    "all-positions epoch, L=200, B=2048",
+    `all-positions epoch, L=${MAX_LENGTH}, B=${DEFAULT_TRAIN_BATCH_SIZE}`,
     await time(() => {
-      for (const _ of allPositionsBatches(dataset, { maxLength: 200 })) { /* build only */ }
+      for (const _ of allPositionsBatches(dataset, { maxLength: MAX_LENGTH })) { /* build only */ }
     }),
   );
   const s = dataset.statistics;
