@@ -4,6 +4,8 @@
  *
  * @module
  */
+import { DEFAULT_EVAL_BATCH_SIZE, DEFAULT_SEED, DEFAULT_TRAIN_BATCH_SIZE } from "../data/mod.ts";
+import { RANKING_METRICS } from "../ops/training/ranking.ts";
 
 /** Everything the trainer needs besides the model and the data. */
 export interface TrainConfig {
@@ -39,22 +41,22 @@ export interface TrainConfig {
   trainingMode: "prefix" | "all-positions";
   /** Check the loss for NaN/Inf every this many steps (one GPU wait each). */
   lossCheckEvery: number;
-  /** Print one line per epoch. */
+  /** Show progress (the run layer's display: steps within an epoch, one line per epoch). */
   verbose: boolean;
 }
 
 /** RecBole's defaults with Mamba4Rec's settings. */
 export const TRAIN_DEFAULTS: TrainConfig = {
   epochs: 300,
-  batchSize: 2048,
+  batchSize: DEFAULT_TRAIN_BATCH_SIZE,
   learningRate: 0.001,
   weightDecay: 0,
   clipGradNorm: null,
-  evalBatchSize: 4096,
+  evalBatchSize: DEFAULT_EVAL_BATCH_SIZE,
   stoppingStep: 10,
   validMetric: "ndcg@10",
   topk: [10],
-  seed: 2020,
+  seed: DEFAULT_SEED,
   maxLength: 200,
   checkpointDir: null,
   trainingMode: "prefix",
@@ -64,10 +66,12 @@ export const TRAIN_DEFAULTS: TrainConfig = {
 
 /** A configuration error that names the offending key. */
 export class ConfigError extends Error {
-  /** An error with a message that names the key.
+  /**
+   * An error with a message that names the key.
    * @param message what is wrong, naming the key
+   * @param key the offending key, when one key is at fault
    */
-  constructor(message: string) {
+  constructor(message: string, readonly key?: string) {
     super(message);
     this.name = "ConfigError";
   }
@@ -84,6 +88,9 @@ const nonNegative: Check = (v) =>
   typeof v === "number" && Number.isFinite(v) && v >= 0 ? null : "must be a number ≥ 0";
 const bool: Check = (v) => (typeof v === "boolean" ? null : "must be true or false");
 
+/** A metric name with its cut-off, e.g. `ndcg@10`. */
+const VALID_METRIC = new RegExp(`^(${RANKING_METRICS.join("|")})@\\d+$`);
+
 const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
   epochs: positiveInt,
   batchSize: positiveInt,
@@ -93,9 +100,9 @@ const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
   evalBatchSize: positiveInt,
   stoppingStep: nonNegativeInt,
   validMetric: (v) =>
-    typeof v === "string" && /^(hit|ndcg|mrr|recall|precision)@\d+$/.test(v)
+    typeof v === "string" && VALID_METRIC.test(v)
       ? null
-      : "must look like ndcg@10 (hit, ndcg, mrr, recall or precision @ K)",
+      : `must look like ndcg@10 (${RANKING_METRICS.join(", ")} @ K)`,
   topk: (v) =>
     Array.isArray(v) && v.length > 0 && v.every((k) => Number.isInteger(k) && k > 0)
       ? null
@@ -124,11 +131,11 @@ export function mergeConfig<T extends object>(
     if (value === undefined) continue;
     if (!(key in checks)) {
       const known = Object.keys(checks).join(", ");
-      throw new ConfigError(`${what}: unknown key '${key}' (known keys: ${known})`);
+      throw new ConfigError(`${what}: unknown key '${key}' (known keys: ${known})`, key);
     }
     const problem = (checks as Record<string, Check>)[key](value);
     if (problem) {
-      throw new ConfigError(`${what}: '${key}' ${problem}, got ${JSON.stringify(value)}`);
+      throw new ConfigError(`${what}: '${key}' ${problem}, got ${JSON.stringify(value)}`, key);
     }
     out[key] = value;
   }
@@ -142,6 +149,7 @@ export function trainConfig(overrides: Record<string, unknown> = {}): TrainConfi
   if (!c.topk.includes(k)) {
     throw new ConfigError(
       `training config: 'validMetric' ${c.validMetric} needs ${k} in 'topk' [${c.topk.join(", ")}]`,
+      "validMetric",
     );
   }
   return c;

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DEFAULT_SEED } from "../data/mod.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { add } from "../ops/pointwise/elementwise.ts";
 import { embedding } from "../ops/dense/embedding.ts";
@@ -51,7 +52,7 @@ export const MAMBA4REC_DEFAULTS: Omit<Mamba4RecConfig, "numItems"> = {
   dState: 32,
   dConv: 4,
   expand: 2,
-  seed: 2020,
+  seed: DEFAULT_SEED,
 };
 
 const MAMBA4REC_CHECKS = {
@@ -78,7 +79,10 @@ export function mamba4recConfig(overrides: Record<string, unknown>): Mamba4RecCo
     overrides,
   );
   if (c.numItems < 2) {
-    throw new ConfigError("mamba4rec config: 'numItems' must count PAD and at least one item");
+    throw new ConfigError(
+      "mamba4rec config: 'numItems' must count PAD and at least one item",
+      "numItems",
+    );
   }
   return c;
 }

@@ -7,6 +7,16 @@ export {
   type Checkpoint,
   loadTensors,
   readCheckpoint,
+  readCheckpointMetadata,
+  RESUME_SAFE_SETTINGS,
+  type RunSettings,
+  runSettings,
+  type SettingDifference,
+  SETTINGS_METADATA_KEY,
+  settingsDifferences,
+  SettingsMismatchError,
+  type SettingValue,
+  storedRunSettings,
   type StoredTensor,
   writeCheckpoint,
 } from "./training/checkpoint.ts";
@@ -46,14 +56,20 @@ export { ParameterSet } from "./parameters.ts";
 export {
   createModel,
   type DatasetPreset,
+  findModel,
   MAMBA4REC_PRESETS,
   MODEL_NAMES,
+  type ModelEntry,
   type ModelName,
+  modelPreset,
+  MODELS,
 } from "./registry.ts";
 export {
   type EpochRecord,
+  type StepProgress,
   train,
   TrainingDivergedError,
+  type TrainingObserver,
   type TrainOptions,
   type TrainResult,
 } from "./training/trainer.ts";

@@ -4,11 +4,16 @@
  * data), so other tools can read the weights. Written to a temporary file and renamed, so an
  * interrupted write never replaces a good checkpoint.
  *
+ * The trainer's checkpoints also store the run's settings ({@link runSettings}: model, dataset,
+ * model and training configuration), so that a resumed run can be checked against them
+ * ({@link settingsDifferences}) before any weight is loaded.
+ *
  * @module
  */
-import { writeFileAtomic } from "../../data/cache.ts";
+import { writeFileAtomic } from "../../host/mod.ts";
 import { runtime } from "../../ops/core/runtime.ts";
 import { readTensors, type Tensor } from "../../ops/core/tensor.ts";
+import type { TrainConfig } from "../config.ts";
 
 /** A tensor as stored in a checkpoint. */
 export interface StoredTensor {
@@ -65,19 +70,58 @@ export async function writeCheckpoint(
   await writeFileAtomic(path, out);
 }
 
+type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+
+/** Parses the safetensors header at the start of `bytes` (`size`: the whole file's length). */
+function parseHeader(path: string, bytes: Uint8Array, size: number): { header: Header; n: number } {
+  const fail = (why: string) => new Error(`checkpoint ${path}: ${why}`);
+  if (bytes.length < 8) throw fail("file is too short to be a safetensors file");
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  if (8 + n > size) throw fail(`header length ${n} runs past the end of the file`);
+  try {
+    return { header: JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n))), n };
+  } catch (e) {
+    throw fail(`unreadable header: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads only a checkpoint's string metadata (its header), not the tensors: cheap enough to check
+ * a run's settings before any GPU or data work.
+ */
+export async function readCheckpointMetadata(path: string): Promise<Record<string, string>> {
+  const file = await Deno.open(path, { read: true });
+  try {
+    const size = (await file.stat()).size;
+    const readExactly = async (count: number): Promise<Uint8Array> => {
+      const out = new Uint8Array(count);
+      let at = 0;
+      while (at < count) {
+        const got = await file.read(out.subarray(at));
+        if (got === null) break;
+        at += got;
+      }
+      return out.subarray(0, at);
+    };
+    const prefix = await readExactly(8);
+    if (prefix.length < 8) parseHeader(path, prefix, size);
+    const n = Number(new DataView(prefix.buffer).getBigUint64(0, true));
+    if (8 + n > size) parseHeader(path, prefix, size);
+    const bytes = new Uint8Array(8 + n);
+    bytes.set(prefix);
+    bytes.set(await readExactly(n), 8);
+    const { header } = parseHeader(path, bytes, size);
+    return (header.__metadata__ ?? {}) as unknown as Record<string, string>;
+  } finally {
+    file.close();
+  }
+}
+
 /** Reads a checkpoint written by {@link writeCheckpoint} (or any F32 safetensors file). */
 export async function readCheckpoint(path: string): Promise<Checkpoint> {
   const bytes = await Deno.readFile(path);
   const fail = (why: string) => new Error(`checkpoint ${path}: ${why}`);
-  if (bytes.length < 8) throw fail("file is too short to be a safetensors file");
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  if (8 + n > bytes.length) throw fail(`header length ${n} runs past the end of the file`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  } catch (e) {
-    throw fail(`unreadable header: ${(e as Error).message}`);
-  }
+  const { header, n } = parseHeader(path, bytes, bytes.length);
   const metadata = (header.__metadata__ ?? {}) as unknown as Record<string, string>;
   const tensors = new Map<string, StoredTensor>();
   const base = 8 + n;
@@ -122,4 +166,118 @@ export function loadTensors(
     }
   }
   for (const [name, t] of targets) runtime().write(t.storage, checkpoint.tensors.get(name)!.data);
+}
+
+/** A setting's value as checkpoints store it. */
+export type SettingValue = string | number | boolean | null | readonly number[];
+
+/**
+ * Everything a training run was started with, flat: `model` (its name), `dataset` (the dataset's
+ * name, which says which slice of it too), `model.<key>` for each model hyperparameter and
+ * `train.<key>` for each {@link TrainConfig} key. The per-call limits (epochs this run, seconds
+ * this run) are not settings: they may change on every resume.
+ */
+export type RunSettings = Readonly<Record<string, SettingValue>>;
+
+/** Metadata key under which the trainer's checkpoints store the {@link RunSettings}. */
+export const SETTINGS_METADATA_KEY = "settings";
+
+/**
+ * Settings that may differ between a checkpoint and the run that resumes from it without mixing
+ * two trainings: the epoch limit (a longer or shorter run of the same training), the evaluation
+ * batch size (users are ranked one by one), progress output, where checkpoints go and how often
+ * the loss is checked for NaN. Everything else (data, model, optimizer, batch order, window
+ * length, early stopping) changes what is trained and must stay as stored.
+ */
+export const RESUME_SAFE_SETTINGS: readonly string[] = Object.freeze([
+  "train.epochs",
+  "train.evalBatchSize",
+  "train.verbose",
+  "train.checkpointDir",
+  "train.lossCheckEvery",
+]);
+
+/** The {@link RunSettings} of `model` trained on the dataset named `dataset` with `config`. */
+export function runSettings(
+  model: { readonly name: string; readonly config: object },
+  dataset: string,
+  config: TrainConfig,
+): RunSettings {
+  const out: Record<string, SettingValue> = { model: model.name, dataset };
+  for (const [k, v] of Object.entries(model.config)) out[`model.${k}`] = v as SettingValue;
+  for (const [k, v] of Object.entries(config)) out[`train.${k}`] = v as SettingValue;
+  return out;
+}
+
+/** One setting that differs between a checkpoint and the current run. */
+export interface SettingDifference {
+  /** The setting's key (see {@link RunSettings}). */
+  readonly key: string;
+  /** Its value in the checkpoint (`undefined`: not stored). */
+  readonly stored: SettingValue | undefined;
+  /** Its value now (`undefined`: not a setting of this run). */
+  readonly current: SettingValue | undefined;
+}
+
+/**
+ * The settings whose values differ between `stored` and `current`, in `current`'s key order
+ * then `stored`'s; keys in `ignore` are skipped.
+ */
+export function settingsDifferences(
+  stored: RunSettings,
+  current: RunSettings,
+  ignore: readonly string[] = [],
+): SettingDifference[] {
+  const keys = [...new Set([...Object.keys(current), ...Object.keys(stored)])];
+  return keys
+    .filter((key) => !ignore.includes(key))
+    .filter((key) => JSON.stringify(stored[key]) !== JSON.stringify(current[key]))
+    .map((key) => ({ key, stored: stored[key], current: current[key] }));
+}
+
+/**
+ * The run settings stored in a checkpoint's metadata. A checkpoint without them (written before
+ * checkpoints stored settings, or by another tool) is refused: its run cannot be checked.
+ */
+export function storedRunSettings(path: string, metadata: Record<string, string>): RunSettings {
+  const text = metadata[SETTINGS_METADATA_KEY];
+  if (text === undefined) {
+    throw new Error(
+      `checkpoint ${path} stores no run settings (it was written by an older version or by ` +
+        "another tool), so resuming from it could mix two trainings unnoticed; train from the " +
+        "start with a new checkpoint directory, or delete the checkpoint",
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`checkpoint ${path}: unreadable run settings: ${(e as Error).message}`);
+  }
+}
+
+/** Resuming a run with settings that differ from its checkpoint's. */
+export class SettingsMismatchError extends Error {
+  /**
+   * An error naming every differing setting with both values.
+   * @param path the checkpoint
+   * @param differences the settings that differ
+   * @param label how to name a key (e.g. with the command-line flag that sets it)
+   * @param advice what to do, appended to the message
+   */
+  constructor(
+    readonly path: string,
+    readonly differences: readonly SettingDifference[],
+    label: (key: string) => string = (key) => key,
+    advice = "resume with the checkpoint's settings, or train from the start with a new " +
+      "checkpoint directory",
+  ) {
+    const show = (v: SettingValue | undefined) => v === undefined ? "(unset)" : JSON.stringify(v);
+    super(
+      `checkpoint ${path} was written with other settings: ` +
+        differences.map((d) => `${label(d.key)} is ${show(d.stored)} there, ${show(d.current)} now`)
+          .join("; ") +
+        `. To go on, ${advice}`,
+    );
+    this.name = "SettingsMismatchError";
+  }
 }

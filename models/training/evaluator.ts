@@ -10,12 +10,13 @@ import { evaluationBatches } from "../../data/batches.ts";
 import { noGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, zeros } from "../../ops/pointwise/elementwise.ts";
 import { matmul } from "../../ops/dense/matmul.ts";
-import { rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
+import { RANKING_METRICS, rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
+import { DEFAULT_EVAL_BATCH_SIZE } from "../../data/mod.ts";
 import { Tensor, tidy } from "../../ops/core/tensor.ts";
 import type { SequentialModel } from "../model.ts";
 
-/** The metric families, in the order the GPU kernel sums them. */
-export const METRIC_NAMES = ["hit", "ndcg", "mrr", "recall", "precision"] as const;
+/** The metric families, in the order the GPU kernel sums them (the kernel's own list). */
+export const METRIC_NAMES: readonly string[] = RANKING_METRICS;
 
 /** Metric values keyed like RecBole's results, e.g. `"ndcg@10"`. */
 export type Metrics = Record<string, number>;
@@ -24,7 +25,7 @@ export type Metrics = Record<string, number>;
 export interface EvaluationOptions {
   /** Window length L. */
   readonly maxLength: number;
-  /** Users per batch (RecBole's `eval_batch_size`, 4096). */
+  /** Users per batch (RecBole's `eval_batch_size`, {@link DEFAULT_EVAL_BATCH_SIZE}). */
   readonly batchSize?: number;
   /** Cut-offs (RecBole's `topk`, [10]). */
   readonly ks?: readonly number[];
@@ -71,7 +72,7 @@ export async function evaluateRanking(
   const decimals = options.decimals ?? 4;
   const batches = evaluationBatches(dataset, split, {
     maxLength: options.maxLength,
-    batchSize: options.batchSize ?? 4096,
+    batchSize: options.batchSize ?? DEFAULT_EVAL_BATCH_SIZE,
   });
   const sums = zeros([ks.length, METRIC_NAMES.length]);
   noGrad(() => {

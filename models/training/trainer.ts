@@ -8,6 +8,9 @@
  * loss is written into a GPU buffer that is read back a few times per epoch (NaN/Inf checks) and
  * at its end (the learning curve).
  *
+ * The trainer prints nothing: a {@link TrainingObserver} passed by the caller is told of the steps
+ * queued within an epoch (on the host clock, no GPU wait), each finished epoch and the result.
+ *
  * @module
  */
 import { join } from "node:path";
@@ -19,37 +22,31 @@ import {
   prefixBatches,
 } from "../../data/batches.ts";
 import { backward, zeroGrad } from "../../ops/core/autograd.ts";
-import { DropoutRng } from "../../ops/pointwise/dropout.ts";
 import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
 import { reshape, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
 import { runtime } from "../../ops/core/runtime.ts";
-import { readTensors, Tensor, tidy } from "../../ops/core/tensor.ts";
-import { loadTensors, readCheckpoint, writeCheckpoint } from "./checkpoint.ts";
+import { Tensor, tidy } from "../../ops/core/tensor.ts";
+import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
+import {
+  type EpochRecord,
+  prefixed,
+  resume,
+  saveCheckpoint,
+  snapshot,
+  type TrainerState,
+} from "./training_state.ts";
 import type { TrainConfig } from "../config.ts";
 import { evaluateRanking, type Metrics, uploadSequences } from "./evaluator.ts";
 import type { SequentialModel } from "../model.ts";
-import { TrainingProgress } from "../../run/progress.ts";
 
-/** One epoch's record. */
-export interface EpochRecord {
-  /** Epoch number, from 0. */
-  readonly epoch: number;
-  /** Mean training loss. */
-  readonly loss: number;
-  /** Validation metrics (rounded). */
-  readonly valid: Metrics;
-  /** Training wall time (seconds), GPU work included. */
-  readonly trainSeconds: number;
-  /** Validation wall time (seconds). */
-  readonly evalSeconds: number;
-}
+export type { EpochRecord } from "./training_state.ts";
 
 /** What {@link train} returns. */
 export interface TrainResult {
   /** Every epoch run, in order (resumed runs include the earlier epochs). */
   readonly history: EpochRecord[];
-  /** The epoch whose weights were tested. */
+  /** The epoch whose weights were tested, from 0 (as {@link EpochRecord.epoch}). */
   readonly bestEpoch: number;
   /** Validation metrics of the best epoch. */
   readonly bestValid: Metrics;
@@ -68,28 +65,71 @@ export interface TrainResult {
   readonly epochsThisRun: number;
 }
 
-/** Thrown when a step's loss is NaN or Inf; training stops and the last good checkpoint stays. */
+/**
+ * Thrown when a step's loss is NaN or Inf; training stops and the checkpoints of the finished
+ * epochs stay as they were.
+ */
 export class TrainingDivergedError extends Error {
   /**
    * The error for the first step whose loss was not finite.
    * @param step global step (from 1) whose loss was not finite
-   * @param epoch its epoch
-   * @param checkpoint the last good checkpoint, if any
+   * @param epoch its epoch, from 0 (the message numbers epochs from 1)
+   * @param checkpoint the newest good checkpoint (`last.safetensors`, which resuming uses), if any
    */
   constructor(readonly step: number, readonly epoch: number, readonly checkpoint: string | null) {
     super(
-      `training diverged: the loss of step ${step} (epoch ${epoch}) is NaN or Inf; ` +
-        (checkpoint ? `the last good checkpoint is ${checkpoint}` : "no checkpoint was written") +
-        ". Try a lower learning rate or gradient clipping (clipGradNorm).",
+      `training diverged: the loss of step ${step} (epoch ${epoch + 1}) is NaN or Inf; ` +
+        (checkpoint
+          ? `the newest good checkpoint is ${checkpoint} (end of the previous epoch)`
+          : "no checkpoint was written") +
+        ". Resuming would diverge the same way: train from the start with a lower learning " +
+        "rate (learningRate, --lr) or with gradient clipping (clipGradNorm, --clip-grad-norm).",
     );
     this.name = "TrainingDivergedError";
   }
 }
 
+/** How far an epoch's training has got, as the host queued its steps. */
+export interface StepProgress {
+  /** The epoch, from 0. */
+  readonly epoch: number;
+  /** Steps queued so far in this epoch. */
+  readonly step: number;
+  /** Steps in this epoch. */
+  readonly steps: number;
+  /** Training samples in the steps queued so far. */
+  readonly samples: number;
+  /**
+   * Seconds since the epoch began, on the host clock. The GPU may still be working on the last
+   * queued steps; it catches up at each loss check (every `lossCheckEvery` steps).
+   */
+  readonly seconds: number;
+}
+
+/** Told of training's progress; every method is optional. */
+export interface TrainingObserver {
+  /** After each step is queued (no GPU wait): how far the current epoch has got. */
+  stepsProgressed?(progress: StepProgress): void;
+  /** After an epoch is validated and checkpointed; `best` is the best validation score so far. */
+  epochFinished?(record: EpochRecord, improved: boolean, best: number): void;
+  /** After the best epoch's weights were tested. */
+  trainingFinished?(result: TrainResult): void;
+}
+
 /** Options of {@link train} beyond the configuration. */
 export interface TrainOptions {
-  /** Resume from this checkpoint (written by an earlier run's `last.safetensors`). */
+  /**
+   * Resume from this checkpoint (written by an earlier run's `last.safetensors`). Its stored run
+   * settings must equal this run's ({@link runSettings}), except the keys in `resumeChanges`.
+   */
   readonly resumeFrom?: string;
+  /**
+   * Settings keys (`train.epochs`, …) allowed to differ from the resumed checkpoint's; normally
+   * those of `RESUME_SAFE_SETTINGS` that the user set on purpose. Default: none.
+   */
+  readonly resumeChanges?: readonly string[];
+  /** Told of the steps, the epochs and the result as training goes. */
+  readonly observer?: TrainingObserver;
   /** Called after every epoch (after validation). */
   readonly onEpoch?: (record: EpochRecord) => void;
   /** Stop after this many epochs in this call (to split a long run across processes). */
@@ -100,16 +140,6 @@ export interface TrainOptions {
    * time. Every call runs at least one epoch. Resume from `last.safetensors` to go on.
    */
   readonly maxSecondsThisRun?: number;
-}
-
-interface TrainerState {
-  epoch: number;
-  step: number;
-  best: number;
-  bestEpoch: number;
-  bestValid: Metrics;
-  stale: number;
-  history: EpochRecord[];
 }
 
 /**
@@ -142,9 +172,11 @@ export async function train(
   const bestPath = dir ? join(dir, "best.safetensors") : null;
   const lastPath = dir ? join(dir, "last.safetensors") : null;
   let bestInMemory: Float32Array[] | null = null;
-  if (options.resumeFrom) await resume(options.resumeFrom, model, adam, state);
+  const settings = runSettings(model, dataset.name, config);
+  const resumeFrom = options.resumeFrom;
+  if (resumeFrom) await resume(resumeFrom, model, adam, state, settings, options.resumeChanges);
 
-  const progress = new TrainingProgress(config.verbose, config.validMetric);
+  const observer = options.observer ?? {};
   const validKey = config.validMetric.toLowerCase();
   let stoppedEarly = state.stale > config.stoppingStep;
   let epochsRun = 0, trainSecondsTotal = 0, longestEpoch = 0;
@@ -159,7 +191,7 @@ export async function train(
     ) break;
     const epoch = state.epoch;
     const t0 = performance.now();
-    const loss = await trainEpoch(model, dataset, config, adam, state, bestPath);
+    const loss = await trainEpoch(model, dataset, config, adam, state, lastPath, observer);
     const trainSeconds = (performance.now() - t0) / 1000;
     const valid = await evaluateRanking(model, dataset, "valid", {
       maxLength: config.maxLength,
@@ -184,15 +216,15 @@ export async function train(
       state.bestEpoch = epoch;
       state.bestValid = valid.metrics;
       state.stale = 0;
-      if (bestPath) await saveCheckpoint(bestPath, model, adam, state, config);
+      if (bestPath) await saveCheckpoint(bestPath, model, adam, state, config, settings);
       else bestInMemory = await snapshot(model);
     } else {
       state.stale++;
       stoppedEarly = state.stale > config.stoppingStep;
     }
-    if (lastPath) await saveCheckpoint(lastPath, model, adam, state, config);
+    if (lastPath) await saveCheckpoint(lastPath, model, adam, state, config, settings);
     longestEpoch = Math.max(longestEpoch, (performance.now() - t0) / 1000);
-    progress.epoch(record, improved, state.best);
+    observer.epochFinished?.(record, improved, state.best);
     options.onEpoch?.(record);
   }
   // Test with the best epoch's weights (RecBole's load_best_model=True).
@@ -206,8 +238,7 @@ export async function train(
     batchSize: config.evalBatchSize,
     ks: config.topk,
   });
-  progress.finish(state.bestEpoch, state.bestValid, test.metrics);
-  return {
+  const result: TrainResult = {
     history: state.history,
     bestEpoch: state.bestEpoch,
     bestValid: state.bestValid,
@@ -217,6 +248,8 @@ export async function train(
     secondsPerEpoch: epochsRun > 0 ? trainSecondsTotal / epochsRun : 0,
     epochsThisRun: epochsRun,
   };
+  observer.trainingFinished?.(result);
+  return result;
 }
 
 async function trainEpoch(
@@ -226,6 +259,7 @@ async function trainEpoch(
   adam: Adam,
   state: TrainerState,
   lastGood: string | null,
+  observer: TrainingObserver,
 ): Promise<number> {
   const batches = config.trainingMode === "prefix"
     ? prefixBatches(dataset, {
@@ -243,7 +277,8 @@ async function trainEpoch(
     });
   const losses = zeros([batches.batchCount]);
   const params = model.params.list();
-  let i = 0, checked = 0;
+  let i = 0, checked = 0, samples = 0;
+  const start = performance.now();
   const check = async (upTo: number) => {
     const host = await losses.toArray();
     for (let k = checked; k < upTo; k++) {
@@ -268,6 +303,14 @@ async function trainEpoch(
     });
     i++;
     state.step++;
+    samples += batch.size;
+    observer.stepsProgressed?.({
+      epoch: state.epoch,
+      step: i,
+      steps: batches.batchCount,
+      samples,
+      seconds: (performance.now() - start) / 1000,
+    });
     if (i % config.lossCheckEvery === 0) await check(i);
   }
   const host = await check(i);
@@ -301,78 +344,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function prefixed(prefix: string, entries: [string, Tensor][]): [string, Tensor][] {
-  return entries.map(([n, t]) => [prefix + n, t]);
-}
-
-async function snapshot(model: SequentialModel): Promise<Float32Array[]> {
-  return (await readTensors(model.params.list())) as Float32Array[];
-}
-
-async function saveCheckpoint(
-  path: string,
-  model: SequentialModel,
-  adam: Adam,
-  state: TrainerState,
-  config: TrainConfig,
-): Promise<void> {
-  const entries = model.params.entries();
-  const optimizer = adam.state();
-  const moments = (kind: string, list: (Tensor | null)[]) =>
-    list.flatMap((
-      t,
-      k,
-    ) => (t ? [[`optimizer.${kind}.${entries[k][0]}`, t] as [string, Tensor]] : []));
-  try {
-    await writeCheckpoint(
-      path,
-      [
-        ...prefixed("model.", entries),
-        ...moments("exp_avg", optimizer.expAvg),
-        ...moments("exp_avg_sq", optimizer.expAvgSq),
-      ],
-      {
-        format: "ssmrec-checkpoint-1",
-        model: model.name,
-        modelConfig: JSON.stringify(model.config),
-        trainConfig: JSON.stringify(config),
-        optimizer: JSON.stringify({ steps: optimizer.steps }),
-        dropoutRng: JSON.stringify(model.dropoutRng.state()),
-        trainer: JSON.stringify(state),
-      },
-    );
-  } finally {
-    for (const t of [...optimizer.expAvg, ...optimizer.expAvgSq]) t?.dispose();
-  }
-}
-
-async function resume(
-  path: string,
-  model: SequentialModel,
-  adam: Adam,
-  state: TrainerState,
-): Promise<void> {
-  const ckpt = await readCheckpoint(path);
-  if (ckpt.metadata.model !== model.name) {
-    throw new Error(
-      `checkpoint ${path}: written by model '${ckpt.metadata.model}', not '${model.name}'`,
-    );
-  }
-  const entries = model.params.entries();
-  loadTensors(ckpt, prefixed("model.", entries));
-  const moment = (kind: string) =>
-    entries.map(([name, p]) => {
-      const stored = ckpt.tensors.get(`optimizer.${kind}.${name}`);
-      return stored ? Tensor.from(stored.data, p.shape) : null;
-    });
-  const expAvg = moment("exp_avg"), expAvgSq = moment("exp_avg_sq");
-  try {
-    adam.loadState({ steps: JSON.parse(ckpt.metadata.optimizer).steps, expAvg, expAvgSq });
-  } finally {
-    for (const t of [...expAvg, ...expAvgSq]) t?.dispose();
-  }
-  model.dropoutRng = DropoutRng.fromState(JSON.parse(ckpt.metadata.dropoutRng));
-  Object.assign(state, JSON.parse(ckpt.metadata.trainer));
 }
