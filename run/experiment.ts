@@ -1,22 +1,18 @@
 /**
  * One paper experiment as a notebook runs it: load the dataset (all of it, or in quick mode the
- * first users only), build the model, train with the protocol, and show the learning curve and
- * the metrics beside the paper's.
+ * first users only) and build the model with the model's preset for the dataset ({@link setupRun}),
+ * train with the protocol, and show the learning curve and the metrics beside the paper's.
  *
  * @module
  */
 import type { SequentialDataset } from "../data/dataset.ts";
-import { parseInteractions } from "../data/formats.ts";
-import { loadDatasetWithInfo } from "../data/load.ts";
-import { resolveDatasetSource } from "../data/paths.ts";
-import { buildSequentialDataset } from "../data/pipeline.ts";
-import { initGpu } from "../ops/core/runtime.ts";
 import { type PlotlyFigure, plotlyFigure } from "../viz/plotly.ts";
 import { type RichTable, richTable } from "../viz/table.ts";
-import { type TrainConfig, trainConfig } from "../models/config.ts";
-import { createModel, MAMBA4REC_PRESETS } from "../models/registry.ts";
+import type { TrainConfig } from "../models/config.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
+import { TrainingProgress } from "./progress.ts";
 import { readRunRecord, type RunRecord, runRecordPath } from "./run_record.ts";
+import { setupRun } from "./setup.ts";
 
 /** `quick`: a slice that runs on a CPU adapter in minutes; `full`: the paper's protocol. */
 export type ExperimentMode = "quick" | "full";
@@ -62,40 +58,31 @@ export interface ExperimentResult {
   readonly recorded: RunRecord | null;
 }
 
-/**
- * The interaction text restricted to the first `count` users (whitespace formats: `user item`
- * pairs or `user i1 i2 …` lines), for quick runs on a slice of a real dataset.
- */
-export function firstUsersText(text: string, count: number): string {
-  const kept = new Set<string>();
-  const lines: string[] = [];
-  for (const line of text.split("\n")) {
-    const user = line.trim().split(/\s+/, 1)[0];
-    if (!user) continue;
-    if (!kept.has(user)) {
-      if (kept.size === count) continue;
-      kept.add(user);
-    }
-    lines.push(line);
-  }
-  return lines.join("\n");
-}
+/** Users a quick experiment keeps when the options do not say. */
+export const QUICK_USERS = 40;
+
+/** The training settings of a quick experiment (options' `train` overrides them). */
+export const QUICK_TRAIN: Readonly<Record<string, unknown>> = {
+  epochs: 2,
+  batchSize: 256,
+  maxLength: 20,
+};
 
 /** Loads data, trains and tests one model; see {@link ExperimentOptions}. */
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const start = performance.now();
-  const info = await initGpu();
-  const preset = MAMBA4REC_PRESETS[options.dataset.toLowerCase()];
-  let dataset: SequentialDataset;
-  if (options.mode === "quick") {
-    const source = resolveDatasetSource(options.dataset);
-    const text = firstUsersText(await Deno.readTextFile(source.path), options.quickUsers ?? 40);
-    const loaded = parseInteractions(text, source.path);
-    dataset = buildSequentialDataset(loaded, { name: `${source.name} (first users)` });
-  } else {
-    dataset = (await loadDatasetWithInfo(options.dataset)).dataset;
+  const quick = options.mode === "quick";
+  const setup = await setupRun({
+    model: options.model,
+    dataset: options.dataset,
+    maxUsers: quick ? options.quickUsers ?? QUICK_USERS : undefined,
+    train: { ...(quick ? QUICK_TRAIN : {}), verbose: true, ...options.train },
+    modelConfig: options.modelConfig,
+  });
+  const { dataset, model, config } = setup;
+  if (!quick) {
     const path = options.record === undefined
-      ? runRecordPath(options.model, options.dataset)
+      ? runRecordPath(setup.plan.model.name, setup.plan.source.name)
       : options.record;
     const recorded = path === null ? null : await readRunRecord(path);
     if (recorded) {
@@ -112,21 +99,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       };
     }
   }
-  const config = trainConfig({
-    maxLength: preset?.maxLength,
-    ...(options.mode === "quick" ? { epochs: 2, batchSize: 256, maxLength: 20 } : {}),
-    verbose: true,
-    ...options.train,
+  const result = await train(model, dataset, config, {
+    observer: new TrainingProgress(config.verbose, config.validMetric),
   });
-  const model = createModel(options.model, dataset.numItems, {
-    seed: config.seed,
-    dropoutProb: preset?.dropoutProb,
-    ...options.modelConfig,
-  });
-  const result = await train(model, dataset, config);
   return {
     dataset,
-    adapter: info.description,
+    adapter: setup.adapter,
     config,
     modelConfig: model.config,
     parameters: model.params.count(),
