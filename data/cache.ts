@@ -14,9 +14,6 @@ import type { InteractionFormat } from "./formats.ts";
 import { leaveOneOutSplit } from "./split.ts";
 import type { DatasetStatistics } from "./statistics.ts";
 
-// Kept for modules that still import it from here; it lives in host/ (import it from there).
-export { writeFileAtomic } from "../host/mod.ts";
-
 /** Bumped whenever the processing or the file layout changes, so that old entries are not used. */
 export const CACHE_LAYOUT_VERSION = 1;
 
