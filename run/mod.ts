@@ -4,15 +4,40 @@
  *
  * @module
  */
-export { type JupyterApi, jupyterKernel, TrainingProgress } from "./progress.ts";
+export {
+  formatDuration,
+  type ProgressOutput,
+  stepProgressText,
+  TrainingProgress,
+} from "./progress.ts";
+export {
+  plannedSettings,
+  planRun,
+  type RunPlan,
+  type RunRequest,
+  type RunSetup,
+  SETTINGS_KNOWN_AFTER_LOADING,
+  setupRun,
+} from "./setup.ts";
+export { firstUsersName, firstUsersText, loadFirstUsers } from "./dataset_slice.ts";
+export { checkOutputDirectory, checkOutputFile, OutputPathError } from "./outputs.ts";
+export { checkResume, type ResumeCheckOptions } from "./resume.ts";
+export {
+  type PreparedTraining,
+  prepareTraining,
+  runTraining,
+  type TrainingRun,
+  type TrainingRunOptions,
+} from "./training_run.ts";
 export { statisticsTable, withDatasetDisplay } from "./dataset_display.ts";
 export {
   type ExperimentMode,
   type ExperimentOptions,
   type ExperimentResult,
-  firstUsersText,
   learningCurve,
   paperComparison,
+  QUICK_TRAIN,
+  QUICK_USERS,
   runExperiment,
 } from "./experiment.ts";
 export {
