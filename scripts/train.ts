@@ -3,169 +3,223 @@
  * protocol and prints the best validation and the test metrics and the time per epoch.
  *
  * Options: --format F, --epochs N, --batch-size B, --lr X, --max-len L, --seed S, --dropout P,
- * --layers N, --training-mode prefix|all-positions, --checkpoint-dir DIR, --resume FILE,
- * --continue (resume from DIR/last.safetensors when it exists), --epochs-this-run N and
- * --max-seconds S (stop early in this process; run the same command again to go on),
- * --record FILE (when training is over, save the run as a JSON record for the notebooks), --json.
+ * --layers N, --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
+ * N users only, as the notebooks' quick mode), --checkpoint-dir DIR, --resume FILE, --continue
+ * (resume from DIR/last.safetensors when it exists), --epochs-this-run N and --max-seconds S (stop
+ * early in this process; run the same command again to go on), --record FILE (when training is
+ * over, save the run as a JSON record for the notebooks), --json. Epochs are numbered from 1.
  *
- * A full run longer than one command may last (a lent GPU caps commands at 10 minutes):
+ * A resumed run must have the checkpoint's settings; only --epochs and --checkpoint-dir (given
+ * explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
+ * commands at 10 minutes):
  *
  *     deno task train --dataset ml-1m --checkpoint-dir DIR --continue --max-seconds 540 \
  *       --record results/runs/mamba4rec-ml-1m.json
  *
- * repeated until it prints the test metrics.
+ * repeated until it prints the test metrics. Errors print one `error: …` line: exit status 2 for
+ * a bad command line (flags, values, settings that differ from the resumed checkpoint's), 1 for
+ * anything else (data, files, the GPU).
+ *
+ * @module
  */
 import { parseArgs } from "node:util";
-import { loadDatasetWithInfo } from "../data/load.ts";
-import { resolveDatasetSource } from "../data/paths.ts";
-import type { InteractionFormat } from "../data/formats.ts";
-import { initGpu } from "../ops/core/runtime.ts";
-import { trainConfig } from "../models/config.ts";
-import { createModel, MAMBA4REC_PRESETS } from "../models/registry.ts";
-import { train } from "../models/training/trainer.ts";
-import { meanEpochSeconds, RUN_RECORD_FORMAT, writeRunRecord } from "../run/run_record.ts";
+import type { InteractionFormat } from "../data/mod.ts";
+import { ConfigError, SettingsMismatchError, type TrainResult } from "../models/mod.ts";
+import { meanEpochSeconds, runTraining, type TrainingRun } from "../run/mod.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "mamba4rec" },
-    dataset: { type: "string" },
-    format: { type: "string" },
-    epochs: { type: "string" },
-    "batch-size": { type: "string" },
-    lr: { type: "string" },
-    "max-len": { type: "string" },
-    seed: { type: "string" },
-    dropout: { type: "string" },
-    layers: { type: "string" },
-    "checkpoint-dir": { type: "string" },
-    resume: { type: "string" },
-    "epochs-this-run": { type: "string" },
-    "max-seconds": { type: "string" },
-    continue: { type: "boolean", default: false },
-    record: { type: "string" },
-    "training-mode": { type: "string" },
-    json: { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  },
-  strict: true,
-});
+const USAGE =
+  "usage: deno task train --model mamba4rec --dataset <name-or-file> [--format F] [--epochs N]\n" +
+  "       [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P] [--layers N]\n" +
+  "       [--clip-grad-norm X] [--training-mode prefix|all-positions] [--max-users N]\n" +
+  "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
+  "       [--max-seconds S] [--record FILE] [--json]";
 
-if (values.help || !values.dataset) {
-  console.log(
-    "usage: deno task train --model mamba4rec --dataset <name-or-file> [--format F] [--epochs N]\n" +
-      "       [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P] [--layers N]\n" +
-      "       [--training-mode prefix|all-positions] [--checkpoint-dir DIR] [--resume FILE]\n" +
-      "       [--continue] [--epochs-this-run N] [--max-seconds S] [--record FILE] [--json]",
-  );
-  Deno.exit(values.help ? 0 : 2);
+/** A flag that sets a training (`train`) or model (`model`) setting. */
+interface SettingFlag {
+  readonly train?: string;
+  readonly model?: string;
+  readonly number: boolean;
 }
 
-const num = (name: string, v: string | undefined) => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n)) {
-    console.error(`--${name}: expected a number, got '${v}'`);
-    Deno.exit(2);
-  }
-  return n;
+/** The flags that set settings, and the settings they set. */
+const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
+  epochs: { train: "epochs", number: true },
+  "batch-size": { train: "batchSize", number: true },
+  lr: { train: "learningRate", number: true },
+  "max-len": { train: "maxLength", number: true },
+  seed: { train: "seed", model: "seed", number: true },
+  "clip-grad-norm": { train: "clipGradNorm", number: true },
+  "training-mode": { train: "trainingMode", number: false },
+  "checkpoint-dir": { train: "checkpointDir", number: false },
+  dropout: { model: "dropoutProb", number: true },
+  layers: { model: "numLayers", number: true },
 };
 
-const datasetName = values.dataset;
-// The paper's settings by the dataset's name (a file is named by its stem: `…/ml-1m.inter` is
-// ml-1m); a missing dataset fails at loading, after the configuration is checked.
-const sourceName = (() => {
+/** Flags that are not settings, with the keys errors name them by. */
+const OTHER_FLAGS: Readonly<Record<string, string>> = {
+  model: "model",
+  dataset: "dataset",
+  "max-users": "maxUsers",
+  record: "record",
+};
+
+/** A mistake in the command line (exit status 2). */
+class UsageError extends Error {
+  /** @param message what is wrong and what to do */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** The flag that sets a settings key (`train.maxLength`, `model.numLayers`, `maxLength`, …). */
+function flagOf(key: string): string | undefined {
+  const [scope, name] = key.includes(".") ? key.split(".", 2) : [undefined, key];
+  for (const [flag, s] of Object.entries(SETTING_FLAGS)) {
+    if ((scope !== "model" && s.train === name) || (scope !== "train" && s.model === name)) {
+      return `--${flag}`;
+    }
+  }
+  const other = Object.entries(OTHER_FLAGS).find(([, k]) => k === key);
+  if (other) return `--${other[0]}`;
+  return key === "train.verbose" ? "--json" : undefined;
+}
+
+/** A settings key named with its flag: `model.numLayers (--layers)`. */
+function label(key: string): string {
+  const flag = flagOf(key);
+  return flag ? `${key} (${flag})` : key;
+}
+
+/**
+ * `--max-len -5` as `--max-len=-5`, so that a negative number reaches the range checks instead
+ * of being taken for a flag.
+ */
+function joinNegativeValues(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i].startsWith("--") && !args[i].includes("=") ? args[i].slice(2) : "";
+    const valued = flag in SETTING_FLAGS || flag === "max-users" || flag === "epochs-this-run" ||
+      flag === "max-seconds";
+    if (valued && /^-(\d|\.\d)/.test(args[i + 1] ?? "")) {
+      out.push(`${args[i]}=${args[++i]}`);
+    } else {
+      out.push(args[i]);
+    }
+  }
+  return out;
+}
+
+/** Parses the command line into the run layer's options; throws {@link UsageError}. */
+function parseCommandLine(args: readonly string[]) {
+  let values: Record<string, string | boolean | undefined>;
   try {
-    return resolveDatasetSource(datasetName).name;
-  } catch {
-    return datasetName;
+    ({ values } = parseArgs({
+      args: joinNegativeValues(args),
+      options: {
+        model: { type: "string", default: "mamba4rec" },
+        dataset: { type: "string" },
+        format: { type: "string" },
+        ...Object.fromEntries(
+          Object.keys(SETTING_FLAGS).map((f) => [f, { type: "string" as const }]),
+        ),
+        "max-users": { type: "string" },
+        resume: { type: "string" },
+        "epochs-this-run": { type: "string" },
+        "max-seconds": { type: "string" },
+        continue: { type: "boolean", default: false },
+        record: { type: "string" },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", default: false },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
   }
-})();
-const preset = MAMBA4REC_PRESETS[sourceName.toLowerCase()];
-const seed = num("seed", values.seed) ?? 2020;
-const config = trainConfig({
-  epochs: num("epochs", values.epochs),
-  batchSize: num("batch-size", values["batch-size"]),
-  learningRate: num("lr", values.lr),
-  maxLength: num("max-len", values["max-len"]) ?? preset?.maxLength,
-  seed,
-  checkpointDir: values["checkpoint-dir"] ?? null,
-  trainingMode: values["training-mode"],
-  verbose: !values.json,
-});
-const info = await initGpu();
-const loaded = await loadDatasetWithInfo(datasetName, {
-  format: values.format as InteractionFormat | undefined,
-});
-const dataset = loaded.dataset;
-const model = createModel(values.model, dataset.numItems, {
-  seed,
-  dropoutProb: num("dropout", values.dropout) ?? preset?.dropoutProb,
-  numLayers: num("layers", values.layers),
-});
-if (!values.json) {
-  console.log(
-    `${model.name} on ${dataset.name} (${dataset.numUsers - 1} users, ${dataset.numItems - 1} ` +
-      `items; ${loaded.fromCache ? "from cache" : "processed"} in ${
-        loaded.seconds.toFixed(2)
-      } s), ` +
-      `${model.params.count()} parameters, L = ${config.maxLength}, on ${info.description}`,
-  );
-}
-let resumeFrom = values.resume;
-if (values.continue) {
-  if (!values["checkpoint-dir"]) {
-    console.error("--continue needs --checkpoint-dir (it resumes from DIR/last.safetensors)");
-    Deno.exit(2);
+  const v = values;
+  const text = (flag: string) => v[flag] as string | undefined;
+  const num = (flag: string) => {
+    const s = text(flag);
+    if (s === undefined) return undefined;
+    const n = Number(s);
+    if (s.trim() === "" || !Number.isFinite(n)) {
+      throw new UsageError(`--${flag}: expected a number, got '${s}'`);
+    }
+    return n;
+  };
+  const train: Record<string, unknown> = { verbose: !v.json };
+  const modelConfig: Record<string, unknown> = {};
+  const explicit = ["train.verbose"];
+  for (const [flag, s] of Object.entries(SETTING_FLAGS)) {
+    const value = s.number ? num(flag) : text(flag);
+    if (value === undefined) continue;
+    if (s.train) {
+      train[s.train] = value;
+      explicit.push(`train.${s.train}`);
+    }
+    if (s.model) {
+      modelConfig[s.model] = value;
+      explicit.push(`model.${s.model}`);
+    }
   }
-  const last = `${values["checkpoint-dir"]}/last.safetensors`;
-  resumeFrom ??= await Deno.stat(last).then(() => last, () => undefined);
-  if (resumeFrom && !values.json) console.log(`continuing from ${resumeFrom}`);
+  return {
+    help: Boolean(v.help),
+    json: Boolean(v.json),
+    options: {
+      request: {
+        model: text("model"),
+        dataset: text("dataset") ?? "",
+        format: text("format") as InteractionFormat | undefined,
+        maxUsers: num("max-users"),
+        train,
+        modelConfig,
+      },
+      resume: text("resume"),
+      continue: Boolean(v.continue),
+      explicit,
+      maxEpochsThisRun: num("epochs-this-run"),
+      maxSecondsThisRun: num("max-seconds"),
+      record: text("record"),
+      command: ["deno task train", ...args.filter((a) => a !== "--json")].join(" "),
+      label,
+      resumeAdvice: "pass the checkpoint's settings, or train from the start with another " +
+        "--checkpoint-dir",
+    },
+  };
 }
-const result = await train(model, dataset, config, {
-  resumeFrom,
-  maxEpochsThisRun: num("epochs-this-run", values["epochs-this-run"]),
-  maxSecondsThisRun: num("max-seconds", values["max-seconds"]),
-});
-// A call that only resumed a finished run leaves an existing record as it is.
-const recordExists = values.record
-  ? await Deno.stat(values.record).then(() => true, () => false)
-  : false;
-if (values.record && result.complete && (result.epochsThisRun > 0 || !recordExists)) {
-  await writeRunRecord(values.record, {
-    format: RUN_RECORD_FORMAT,
-    model: model.name,
-    dataset: dataset.name,
-    users: dataset.numUsers - 1,
-    items: dataset.numItems - 1,
-    adapter: info.description,
-    finishedAt: new Date().toISOString(),
-    command: ["deno task train", ...Deno.args.filter((a) => a !== "--json")].join(" "),
-    modelConfig: { ...model.config },
-    trainConfig: config,
-    parameters: model.params.count(),
-    result,
-  });
-  if (!values.json) console.log(`run recorded in ${values.record}`);
+
+/** Epochs numbered from 1, as everything shown to people numbers them. */
+function resultForPeople(result: TrainResult) {
+  return {
+    bestEpoch: result.bestEpoch + 1,
+    history: result.history.map((h) => ({ ...h, epoch: h.epoch + 1 })),
+  };
 }
-if (values.json) {
-  console.log(JSON.stringify({
-    model: model.name,
-    dataset: dataset.name,
-    adapter: info.description,
-    seed,
-    config,
-    epochs: result.history.length,
-    bestEpoch: result.bestEpoch,
-    valid: result.bestValid,
-    test: result.test,
-    stoppedEarly: result.stoppedEarly,
-    complete: result.complete,
-    secondsPerEpoch: result.secondsPerEpoch,
-    meanEpochSeconds: meanEpochSeconds(result),
-    history: result.history,
-  }));
-} else {
+
+/** Prints the outcome as JSON or as text. */
+function report(run: TrainingRun, json: boolean): void {
+  const { setup, result } = run;
+  if (json) {
+    const people = resultForPeople(result);
+    console.log(JSON.stringify({
+      model: setup.model.name,
+      dataset: setup.dataset.name,
+      adapter: setup.adapter,
+      seed: setup.config.seed,
+      config: setup.config,
+      epochs: result.history.length,
+      bestEpoch: people.bestEpoch,
+      valid: result.bestValid,
+      test: result.test,
+      stoppedEarly: result.stoppedEarly,
+      complete: result.complete,
+      secondsPerEpoch: result.secondsPerEpoch,
+      meanEpochSeconds: meanEpochSeconds(result),
+      history: people.history,
+    }));
+    return;
+  }
   console.log(
     `${result.history.length} epochs, ${result.secondsPerEpoch.toFixed(2)} s per training epoch` +
       (result.stoppedEarly ? " (early stopping)" : ""),
@@ -177,3 +231,36 @@ if (values.json) {
     );
   }
 }
+
+/** The exit status and the one-line message of an error. */
+function describeError(error: unknown): { status: number; message: string } {
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof UsageError) return { status: 2, message: `${message} (see --help)` };
+  if (error instanceof ConfigError) {
+    const flag = error.key === undefined ? undefined : flagOf(error.key);
+    return { status: 2, message: flag ? `${flag}: ${message}` : message };
+  }
+  if (error instanceof SettingsMismatchError) return { status: 2, message };
+  return { status: 1, message };
+}
+
+/** Runs the command line; returns the exit status. Errors print one `error: …` line. */
+export async function main(args: readonly string[]): Promise<number> {
+  try {
+    const { help, json, options } = parseCommandLine(args);
+    if (help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (!options.request.dataset) throw new UsageError("--dataset is required");
+    const run = await runTraining({ ...options, log: json ? undefined : console.log });
+    report(run, json);
+    return 0;
+  } catch (error) {
+    const { status, message } = describeError(error);
+    console.error(`error: ${message.replaceAll("\n", " ")}`);
+    return status;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

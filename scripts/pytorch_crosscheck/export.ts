@@ -5,40 +5,50 @@
  * representation and every parameter's gradient (dropout off) as safetensors.
  *
  *     deno run -A scripts/pytorch_crosscheck/export.ts [--dataset ml-1m] [--out DIR]
- *       [--batch-size 2048] [--max-len 200] [--seed 2020]
+ *       [--batch-size 2048] [--max-len L] [--seed 2020]
+ *
+ * `--max-len` defaults to the model's preset for the dataset (200 for ML-1M).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { loadDatasetWithInfo } from "../../data/load.ts";
-import { prefixBatches } from "../../data/batches.ts";
+import {
+  DEFAULT_SEED,
+  DEFAULT_TRAIN_BATCH_SIZE,
+  loadDatasetWithInfo,
+  prefixBatches,
+} from "../../data/mod.ts";
 import { backward } from "../../ops/core/autograd.ts";
 import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
 import { initGpu } from "../../ops/core/runtime.ts";
 import { Tensor } from "../../ops/core/tensor.ts";
 import { writeCheckpoint } from "../../models/training/checkpoint.ts";
 import { uploadSequences } from "../../models/training/evaluator.ts";
-import { createModel } from "../../models/registry.ts";
+import { createModel, modelPreset } from "../../models/registry.ts";
+import { TRAIN_DEFAULTS } from "../../models/config.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     dataset: { type: "string", default: "ml-1m" },
     out: { type: "string", default: "crosscheck" },
-    "batch-size": { type: "string", default: "2048" },
-    "max-len": { type: "string", default: "200" },
-    seed: { type: "string", default: "2020" },
+    "batch-size": { type: "string", default: String(DEFAULT_TRAIN_BATCH_SIZE) },
+    "max-len": { type: "string" },
+    seed: { type: "string", default: String(DEFAULT_SEED) },
   },
   strict: true,
 });
 const out = values.out;
 const batchSize = Number(values["batch-size"]);
-const maxLength = Number(values["max-len"]);
 const seed = Number(values.seed);
 await Deno.mkdir(out, { recursive: true });
 const info = await initGpu();
 const { dataset } = await loadDatasetWithInfo(values.dataset);
+const presetLength = modelPreset("mamba4rec", dataset.name)?.train.maxLength as number | undefined;
+const maxLength = values["max-len"] !== undefined
+  ? Number(values["max-len"])
+  : presetLength ?? TRAIN_DEFAULTS.maxLength;
 const writeInts = (name: string, a: Int32Array) =>
   Deno.writeFile(join(out, `${name}.i32`), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 await writeInts("offsets", dataset.offsets);
