@@ -100,4 +100,5 @@ export {
   type StaleRecord,
 } from "./retrain_stale.ts";
 export { ensureRuntimeDir, privateRuntimeDir } from "./runtime_dir.ts";
+export { staleRecordNotice } from "./record_notice.ts";
 export { detectMode, reproduce, type ReproduceMode, type ReproduceOptions } from "./reproduce.ts";
