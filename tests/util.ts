@@ -29,8 +29,23 @@ export function makeRng(seed: number): () => number {
   };
 }
 
-/** A fresh seed for this run; every failing assertion message includes it. */
+/** The environment variable that fixes {@link freshSeed}, to rerun a failed case. */
+export const TEST_SEED_VARIABLE = "SSMREC_TEST_SEED";
+
+/**
+ * A fresh seed for this run, or `$SSMREC_TEST_SEED` when set (to rerun the case a failure names:
+ * `SSMREC_TEST_SEED=1234 deno test -A tests/foo.test.ts`). Every failing assertion message of a
+ * test that draws from it includes it.
+ */
 export function freshSeed(): number {
+  const fixed = Deno.env.get(TEST_SEED_VARIABLE);
+  if (fixed !== undefined && fixed !== "") {
+    const seed = Number(fixed);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+      throw new RangeError(`${TEST_SEED_VARIABLE}=${fixed}: expected an integer in [0, 2^32)`);
+    }
+    return seed;
+  }
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
