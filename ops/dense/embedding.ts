@@ -33,6 +33,8 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { keep, readTensors, Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const WG = 256;
 const NO_PADDING = -1;
@@ -62,9 +64,10 @@ struct P { n: u32, stride: u32, dim: u32, rows: u32 }
 // The backward's max-|g| cell, zeroed here so the backward needs no fill dispatch.
 @group(0) @binding(5) var<storage, read_write> max_bits: array<u32>;
 // n and dim count ${type} units.
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i == 0u) { max_bits[0] = 0u; }
   if (i >= p.n) { return; }
   let token = i / p.dim;
@@ -99,18 +102,14 @@ var<workgroup> red: array<u32, ${WG}>;
 ${CONTRIBUTES}
 // Zeroes the fixed-point accumulator and finds max |dy| over contributing tokens. Non-negative
 // f32 values order like their bit patterns, so an integer max of the bits is the float max.
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i < p.acc_words) { acc[i] = 0u; }
   var m = 0u;
   if (i < p.n && contributes(ids[i / p.dim])) { m = bitcast<u32>(abs(dy[i])); }
-  red[lid] = m;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] = max(red[lid], red[lid + w]); }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "max", value: "m" })}
   if (lid == 0u && red[0] != 0u) { atomicMax(&max_bits[0], red[0]); }
 }`;
 
@@ -129,9 +128,10 @@ struct P { n: u32, stride: u32, dim: u32, rows: u32, padding: i32, log2n: i32 }
 @group(0) @binding(4) var<storage, read_write> acc: array<atomic<u32>>;
 ${CONTRIBUTES}
 ${SCALE}
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let id = ids[i / p.dim];
   let g = dy[i];
@@ -161,9 +161,10 @@ struct P { n: u32, stride: u32, log2n: i32 }
 @group(0) @binding(2) var<storage, read> max_bits: array<u32>;
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;
 ${SCALE}
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let max_abs = bitcast<f32>(max_bits[0]);
   var lo = acc[2u * i];

@@ -20,6 +20,8 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const WG = 256;
 /** Units (f32 or vec4) per invocation kept in registers; bounds the row length. */
@@ -104,10 +106,11 @@ fn merge(a: vec3f, b: vec3f) -> vec3f {
   return vec3f(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
 }
 // p.cols counts units.
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let lane = lid % T;
-  let row = (wid.x + wid.y * p.gx) * ${layout.teams}u + lid / T;
+  let row = grid_index(wid, p.gx) * ${layout.teams}u + lid / T;
   let live = row < p.rows;
   let base = row * p.cols;
   // This invocation's values, their count and mean, then their squared deviations.
@@ -124,11 +127,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let c = lane + k * T;
     if (live && c < p.cols) { let d = v[k] - local_mean; q += hsum(d * d); }
   }
-  stats[lid] = vec3f(count, local_mean, q);
-  workgroupBarrier();
-  for (var w = T / 2u; w > 0u; w >>= 1u) {
-    if (lane < w) { stats[lid] = merge(stats[lid], stats[lid + w]); }
-    workgroupBarrier();
+  ${
+    workgroupReduceWgsl({
+      array: "stats",
+      size: "T",
+      rank: "lane",
+      combine: { merge: "merge" },
+      value: "vec3f(count, local_mean, q)",
+    })
   }
   let total = stats[lid - lane];
   if (!live) { return; }
@@ -172,23 +178,19 @@ var<workgroup> red_w: array<U, ${WG}>;
 var<workgroup> red_b: array<U, ${WG}>;
 // Sums v over the T invocations of the caller's team; every invocation gets the total.
 fn team_sum(v: vec2f, lid: u32) -> vec2f {
-  red[lid] = v;
-  workgroupBarrier();
   let lane = lid % T;
-  for (var w = T / 2u; w > 0u; w >>= 1u) {
-    if (lane < w) { red[lid] += red[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: "T", rank: "lane", combine: "sum", value: "v" })}
   let s = red[lid - lane];
   workgroupBarrier();
   return s;
 }
 // p.cols counts units.
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let lane = lid % T;
   let team = lid / T;
-  let group = wid.x + wid.y * p.gx;
+  let group = grid_index(wid, p.gx);
   let n = UNIT * f32(p.cols);
   var w: array<U, K>;
   for (var k = 0u; k < K; k++) {
@@ -232,13 +234,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     red_w[lid] = acc_w[k];
     red_b[lid] = acc_b[k];
     workgroupBarrier();
-    for (var stride = ${WG / 2}u; stride >= T; stride >>= 1u) {
-      if (lid < stride) {
-        red_w[lid] += red_w[lid + stride];
-        red_b[lid] += red_b[lid + stride];
-      }
-      workgroupBarrier();
-    }
+    ${workgroupReduceWgsl({ array: ["red_w", "red_b"], size: WG, until: "T", combine: "sum" })}
     let c = lane + k * T;
     if (team == 0u && c < p.cols && group < p.groups) {
       let sw = red_w[lid];
@@ -264,12 +260,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let base = (wid.y * p.cols + wid.x) * p.groups;
   var s = 0.0;
   for (var j = lid; j < p.groups; j += ${WG}u) { s += partials[base + j]; }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] += red[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "s" })}
   if (lid == 0u) {
     if (wid.y == 0u) { dweight[wid.x] = red[0]; } else { dbias[wid.x] = red[0]; }
   }

@@ -46,6 +46,7 @@ import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { sumLeading } from "../pointwise/reduce.ts";
 import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
+import { foldWorkgroups, GRID_WGSL, MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
 
 /** A tile configuration of the matrix-product kernel. */
 export interface MatmulTiles {
@@ -294,11 +295,12 @@ ${bindings}
 var<workgroup> a_tile: array<array<vec4f, ${as4}>, ${2 * bk}>;
 var<workgroup> b_tile: array<array<vec4f, ${bs4}>, ${2 * bk}>;
 
+${GRID_WGSL}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   // Output tile: grouped ordering, ${TILE_GROUP} tile rows at a time, so that concurrently running
   // workgroups share operand panels in L2.
-  let tile = wid.x + wid.y * p.gx;
+  let tile = grid_index(wid, p.gx);
   if (tile >= p.tiles_m * p.tiles_n) { return; }
   let per_group = ${TILE_GROUP}u * p.tiles_n;
   let first_m = (tile / per_group) * ${TILE_GROUP}u;
@@ -442,9 +444,10 @@ struct P { total: u32, mn: u32, n: u32, splits: u32, stride: u32 }
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 ${withBias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
 @group(0) @binding(${withBias ? 3 : 2}) var<storage, read_write> out: array<f32>;
+${GRID_WGSL}
 @compute @workgroup_size(${SPLIT_REDUCE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.total) { return; }
   let ob = i / p.mn;
   let e = i - ob * p.mn;
@@ -500,9 +503,10 @@ function product(
   const stepsPerSplit = Math.ceil(steps / splits);
   splits = Math.max(1, Math.ceil(steps / stepsPerSplit));
   const gz = outBatch * splits;
-  if (gz > 65535) {
+  if (gz > MAX_WORKGROUPS_PER_DIMENSION) {
     throw new RangeError(
-      `${op}: ${outBatch} products × ${splits} reduction splits exceed 65535 workgroup layers`,
+      `${op}: ${outBatch} products × ${splits} reduction splits exceed ` +
+        `${MAX_WORKGROUPS_PER_DIMENSION} workgroup layers; multiply fewer matrices per call`,
     );
   }
   const key: KernelKey = {
@@ -523,9 +527,7 @@ function product(
   if (tileBytes(key.tiles, key.padA, key.padB) > rt.info.maxWorkgroupBytes) {
     key.padA = key.padB = 0;
   }
-  const totalTiles = tilesM * tilesN;
-  const gy = Math.ceil(totalTiles / 65535);
-  const gx = Math.ceil(totalTiles / gy);
+  const [gx, gy] = foldWorkgroups(tilesM * tilesN);
   const params = packParams([
     M,
     n,

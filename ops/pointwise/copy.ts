@@ -14,6 +14,7 @@
  */
 import { launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
+import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 
 /** The shape of the copy kernel's work split. */
 export interface CopyConfig {
@@ -41,9 +42,10 @@ struct P { n4: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<vec4u>;
 @group(0) @binding(2) var<storage, read_write> dst: array<vec4u>;
+${GRID_WGSL}
 @compute @workgroup_size(${c.workgroup})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let start = (wid.x + wid.y * p.gx) * ${block}u;
+  let start = grid_index(wid, p.gx) * ${block}u;
   let base = start + lid;
   if (start + ${block}u <= p.n4) {
 ${reads.join("\n")}
@@ -74,9 +76,7 @@ export function copyTensor(src: Tensor, config: CopyConfig = DEFAULT_COPY_CONFIG
   // both buffers (harmless: nothing lives there).
   const n4 = Math.ceil(src.size / 4);
   if (n4 === 0) return dst;
-  const blocks = Math.ceil(n4 / (workgroup * vec4PerThread));
-  const gy = Math.ceil(blocks / 65535);
-  const gx = Math.ceil(blocks / gy);
+  const [gx, gy] = foldWorkgroups(Math.ceil(n4 / (workgroup * vec4PerThread)));
   const id = `${workgroup}x${vec4PerThread}`;
   let wgsl = shaders.get(id);
   if (wgsl === undefined) shaders.set(id, wgsl = copyShader(config));

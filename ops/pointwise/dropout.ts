@@ -18,6 +18,7 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
 
 const WG = 256;
 const TWO_32 = 2 ** 32;
@@ -111,9 +112,10 @@ ${DROPOUT_HASH_WGSL}
 // One kernel for both directions: y = x ⊙ mask · scale, and dx = dy ⊙ mask · scale. Each
 // invocation handles four consecutive values (vec4 loads and stores); the last vec4 may run into
 // the buffer's padding (buffers are whole multiples of 16 bytes), which nothing reads.
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let q = gid.x + gid.y * p.stride;
+  let q = grid_index(gid, p.stride);
   if (q >= p.n4) { return; }
   let seed = vec2u(p.seed_lo, p.seed_hi);
   let counter = vec2u(p.counter_lo, p.counter_hi);

@@ -7,6 +7,7 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
 
 const WG = 256;
 
@@ -16,9 +17,10 @@ struct P { n: u32, stride: u32, len: u32, dim: u32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> pos: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let b = i / p.dim;
   let l = u32(clamp(pos[b], 0, i32(p.len) - 1));
@@ -31,9 +33,10 @@ struct P { n: u32, stride: u32, len: u32, dim: u32 }
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read> pos: array<i32>;
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let b = i / (p.len * p.dim);
   let l = (i / p.dim) % p.len;

@@ -8,8 +8,12 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { numel, Tensor } from "../core/tensor.ts";
+import { foldWorkgroups, GRID_WGSL, MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const ROW_WG = 256;
+/** Invocations per workgroup of the kernel that expands row gradients back over the row. */
+const EXPAND_WG = 256;
 
 const ROW_SUM = /* wgsl */ `
 struct P { rows: u32, cols: u32, gx: u32, scale: f32 }
@@ -17,19 +21,15 @@ struct P { rows: u32, cols: u32, gx: u32, scale: f32 }
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 var<workgroup> part: array<f32, ${ROW_WG}>;
+${GRID_WGSL}
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * p.gx;
+  let row = grid_index(wid, p.gx);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
   var s = 0.0;
   for (var c = lid; c < p.cols; c += ${ROW_WG}u) { s += x[base + c]; }
-  part[lid] = s;
-  workgroupBarrier();
-  for (var w = ${ROW_WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { part[lid] += part[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "part", size: ROW_WG, combine: "sum", value: "s" })}
   if (lid == 0u) { out[row] = part[0] * p.scale; }
 }`;
 
@@ -38,9 +38,10 @@ struct P { n: u32, stride: u32, cols: u32, scale: f32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@compute @workgroup_size(256)
+${GRID_WGSL}
+@compute @workgroup_size(${EXPAND_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   out[i] = g[i / p.cols] * p.scale;
 }`;
@@ -56,7 +57,7 @@ function rowReduce(op: string, x: Tensor, mean: boolean): Tensor {
   launch(op, ROW_SUM, packParams([rows, cols, g.groups[0]], [scale]), [x, out], g.groups);
   return record(out, op, [x], (gy) => {
     const gx = Tensor.empty(x.shape, "f32", `${op} backward`);
-    const e = grid(x.size, 256);
+    const e = grid(x.size, EXPAND_WG);
     launch(
       `${op} backward`,
       EXPAND_ROWS,
@@ -82,7 +83,7 @@ export function sumAll(x: Tensor): Tensor {
   s.dispose();
   return record(out, "sumAll", [x], (g) => {
     const gx = Tensor.empty(x.shape, "f32", "sumAll backward");
-    const e = grid(x.size, 256);
+    const e = grid(x.size, EXPAND_WG);
     launch(
       "sumAll backward",
       EXPAND_ROWS,
@@ -103,7 +104,7 @@ export function meanAll(x: Tensor): Tensor {
   m.dispose();
   return record(out, "meanAll", [x], (g) => {
     const gx = Tensor.empty(x.shape, "f32", "meanAll backward");
-    const e = grid(x.size, 256);
+    const e = grid(x.size, EXPAND_WG);
     launch(
       "meanAll backward",
       EXPAND_ROWS,
@@ -122,10 +123,11 @@ struct P { rows: u32, cols: u32, chunk: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+${GRID_WGSL}
 @compute @workgroup_size(${COL_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   // Columns fold over x and z (more than 65,535 workgroups of columns), chunks of rows over y.
-  let c = gid.x + gid.z * p.gx * ${COL_WG}u;
+  let c = grid_index(gid.xzy, p.gx * ${COL_WG}u);
   if (c >= p.cols) { return; }
   let r0 = gid.y * p.chunk;
   let r1 = min(r0 + p.chunk, p.rows);
@@ -143,12 +145,10 @@ export function sumLeading(x: Tensor, shape: readonly number[]): Tensor {
   let rows = x.size / cols;
   let cur = x;
   while (rows > 1 || cur === x) {
-    const chunk = Math.max(64, Math.ceil(rows / 65535));
+    const chunk = Math.max(64, Math.ceil(rows / MAX_WORKGROUPS_PER_DIMENSION));
     const chunks = Math.ceil(rows / chunk);
     const next = Tensor.empty(chunks === 1 ? shape : [chunks, cols], "f32", "sumLeading");
-    const colGroups = Math.ceil(cols / COL_WG);
-    const gz = Math.ceil(colGroups / 65535);
-    const gx = Math.ceil(colGroups / gz);
+    const [gx, gz] = foldWorkgroups(Math.ceil(cols / COL_WG));
     launch(
       "sumLeading",
       COL_SUM,

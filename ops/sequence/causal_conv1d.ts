@@ -17,6 +17,9 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { MATH_WGSL } from "../wgsl/math.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const OP = "causalConv1d";
 const WG = 256;
@@ -84,12 +87,7 @@ fn preact(b: u32, c: u32, t: u32) -> f32 {
   }
   return acc;
 }
-fn sigmoid_(v: f32) -> f32 {
-  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
-  let e = exp(v);
-  return e / (1.0 + e);
-}
-`;
+${MATH_WGSL}`;
 }
 
 function bindings(names: [string, string][]): string {
@@ -111,9 +109,10 @@ function forwardShader(s: ConvSpec): string {
   return /* wgsl */ `
 ${bindings([...inputBindings(s, s.bias), ["read_write", "out"]])}
 ${common(s)}
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   ${
     s.channelsLast
@@ -121,7 +120,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       : "let t = i % p.length; let bc = i / p.length; let c = bc % p.channels; let b = bc / p.channels;"
   }
   let a = preact(b, c, t);
-  out[i] = ${s.silu ? "a * sigmoid_(a)" : "a"};
+  out[i] = ${s.silu ? "silu_(a)" : "a"};
 }`;
 }
 
@@ -196,13 +195,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   for (var k = 0u; k < SUMS; k++) { tree[k * ${WG}u + lid] = acc[k]; }
   workgroupBarrier();
-  for (var half = PT / 2u; half > 0u; half >>= 1u) {
-    if (pl < half) {
-      for (var k = 0u; k < SUMS; k++) {
-        tree[k * ${WG}u + lid] += tree[k * ${WG}u + lid + half * CT];
-      }
-    }
-    workgroupBarrier();
+  ${
+    workgroupReduceWgsl({
+      array: (slot) => `tree[k * ${WG}u + ${slot}]`,
+      each: "for (var k = 0u; k < SUMS; k++)",
+      size: "PT",
+      rank: "pl",
+      spacing: "CT",
+      combine: "sum",
+    })
   }
   if (pl == 0u && live) {
     for (var k = 0u; k < SUMS; k++) {

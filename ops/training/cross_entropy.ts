@@ -23,6 +23,8 @@ import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { matmul } from "../dense/matmul.ts";
 import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const WG = 256;
 
@@ -50,9 +52,10 @@ fn merge(a: vec2f, b: vec2f) -> vec2f {
   let m = max(a.x, b.x);
   return vec2f(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
 }
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * p.gx;
+  let row = grid_index(wid, p.gx);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
   var acc = vec2f(LOWEST, 0.0);
@@ -64,12 +67,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       acc.y += exp(v - acc.x);
     }
   }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] = merge(red[lid], red[lid + w]); }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: { merge: "merge" }, value: "acc" })}
   if (lid == 0u) {
     let total = red[0];
     let l = total.x + log(total.y);
@@ -97,9 +95,10 @@ struct P { n: u32, stride: u32, cols: u32, ignore: i32, use_ignore: u32 }
 @group(0) @binding(4) var<storage, read> dloss: array<f32>;
 @group(0) @binding(5) var<storage, read> stats: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dlogits: array<f32>;
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x + gid.y * p.stride;
+  let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let row = i / p.cols;
   let t = targets[row];
@@ -128,12 +127,7 @@ var<workgroup> red: array<vec2f, ${WG}>;
 fn main(@builtin(local_invocation_index) lid: u32) {
   var acc = vec2f(0.0, 0.0);
   for (var r = lid; r < p.rows; r += ${WG}u) { acc += vec2f(losses[r], weights[r]); }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] += red[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "acc" })}
   if (lid == 0u) {
     stats[0] = red[0].x;
     stats[1] = red[0].y;

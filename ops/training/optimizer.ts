@@ -18,10 +18,12 @@
  *
  * @module
  */
-import { fill, fillInto } from "../pointwise/elementwise.ts";
+import { fill, fillInto } from "../core/unrecorded.ts";
 import { grid, launch, packParams } from "../core/launch.ts";
 import { runtime } from "../core/runtime.ts";
 import { keep, Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const WG = 256;
 /** Values per workgroup of the sum-of-squares pass (each invocation loops over a strip). */
@@ -80,22 +82,18 @@ struct P { base: u32, gx: u32, ${ints} }
 ${bindings}
 @group(0) @binding(${count + 1}) var<storage, read_write> partials: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
+${GRID_WGSL}
 // Workgroup w sums the squares of one ${NORM_VALUES_PER_GROUP}-value block of one tensor.
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = wid.x + wid.y * p.gx;
+  let w = grid_index(wid, p.gx);
   var s = 0.0;
   ${
     perTensorBranches(count, (k) =>
       `    let stop = min(p.n${k}, (j + 1u) * ${NORM_VALUES_PER_GROUP}u);
     for (var i = j * ${NORM_VALUES_PER_GROUP}u + lid; i < stop; i += ${WG}u) { s += g${k}[i] * g${k}[i]; }`)
   }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var h = ${WG / 2}u; h > 0u; h >>= 1u) {
-    if (lid < h) { red[lid] += red[lid + h]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "s" })}
   if (lid == 0u && w < p.end${count - 1}) { partials[p.base + w] = red[0]; }
 }`;
 }
@@ -110,12 +108,7 @@ var<workgroup> red: array<f32, ${WG}>;
 fn main(@builtin(local_invocation_index) lid: u32) {
   var s = 0.0;
   for (var i = lid; i < p.n; i += ${WG}u) { s += partials[i]; }
-  red[lid] = s;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] += red[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "s" })}
   if (lid == 0u) { norm[0] = sqrt(red[0]); }
 }`;
 
@@ -188,9 +181,10 @@ fn update(x: f32, grad: f32, coef: f32, i: u32, step_size: f32, bias2_sqrt: f32)
   exp_avg_sq[i] = v;
   return x - step_size * m / (sqrt(v) / bias2_sqrt + p.eps);
 }
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = wid.x + wid.y * p.gx;
+  let w = grid_index(wid, p.gx);
   // clip_grad_norm_: coefficient max_norm / (total + 1e-6), clamped to 1.
   let coef = ${clipped ? "min(p.max_norm / (norm[0] + 1e-6), 1.0)" : "1.0"};
   ${

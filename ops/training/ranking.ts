@@ -15,6 +15,8 @@
  */
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
 const WG = 256;
 /** The most cut-offs {@link rankingMetrics} takes in one call. */
@@ -45,9 +47,10 @@ struct P { rows: u32, cols: u32, gx: u32, first: u32 }
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
 @group(0) @binding(3) var<storage, read_write> ranks: array<i32>;
 var<workgroup> red: array<u32, ${WG}>;
+${GRID_WGSL}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * p.gx;
+  let row = grid_index(wid, p.gx);
   if (row >= p.rows) { return; }
   let base = row * p.cols;
   let t = targets[row];
@@ -62,12 +65,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let v = scores[base + j];
     above += select(u32(v > s), u32(v >= -3.4028235e38), pad_target);
   }
-  red[lid] = above;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] += red[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "above" })}
   if (lid == 0u) {
     // A NaN target score or an invalid target gives rank 0, which the metrics turn into NaN.
     let nan = (bitcast<u32>(s) & 0x7fffffffu) > 0x7f800000u;
@@ -136,12 +134,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       acc += vec4f(1.0, 1.0 / log2(rf + 1.0), 1.0 / rf, 0.0);
     }
   }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) { red[lid] += red[lid + w]; }
-    workgroupBarrier();
-  }
+  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "acc" })}
   if (lid == 0u) {
     let s = red[0];
     let o = c * 5u;
