@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 /** An output path that cannot be written; the message names the path and what to do. */
 export class OutputPathError extends Error {
   /**
+   * An error about one output path.
    * @param what how the user named the path (e.g. `--checkpoint-dir`)
    * @param path the path
    * @param problem what is wrong and what to do
@@ -19,13 +20,12 @@ export class OutputPathError extends Error {
   }
 }
 
-/** `Deno.stat`, or `null` when nothing is at `path`. */
+/** `Deno.stat`, or `null` when `path` cannot be looked at (the writes that follow say why). */
 async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {
     return await Deno.stat(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
+  } catch {
+    return null;
   }
 }
 

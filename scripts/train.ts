@@ -23,7 +23,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { InteractionFormat } from "../data/mod.ts";
+import { INTERACTION_FORMATS, type InteractionFormat } from "../data/mod.ts";
 import { ConfigError, SettingsMismatchError, type TrainResult } from "../models/mod.ts";
 import { meanEpochSeconds, runTraining, type TrainingRun } from "../run/mod.ts";
 
@@ -148,6 +148,12 @@ function parseCommandLine(args: readonly string[]) {
     }
     return n;
   };
+  const format = text("format");
+  if (format !== undefined && !Object.hasOwn(INTERACTION_FORMATS, format)) {
+    throw new UsageError(
+      `--format: unknown format "${format}"; one of ${Object.keys(INTERACTION_FORMATS).join(", ")}`,
+    );
+  }
   const train: Record<string, unknown> = { verbose: !v.json };
   const modelConfig: Record<string, unknown> = {};
   const explicit = ["train.verbose"];
@@ -170,7 +176,7 @@ function parseCommandLine(args: readonly string[]) {
       request: {
         model: text("model"),
         dataset: text("dataset") ?? "",
-        format: text("format") as InteractionFormat | undefined,
+        format: format as InteractionFormat | undefined,
         maxUsers: num("max-users"),
         train,
         modelConfig,

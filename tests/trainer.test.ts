@@ -11,11 +11,23 @@ import { buildSequentialDataset } from "../data/pipeline.ts";
 import type { SequentialDataset } from "../data/dataset.ts";
 import { runtime } from "../ops/core/runtime.ts";
 import { readTensors } from "../ops/core/tensor.ts";
-import { loadTensors, readCheckpoint, writeCheckpoint } from "../models/training/checkpoint.ts";
+import {
+  loadTensors,
+  readCheckpoint,
+  readCheckpointMetadata,
+  SETTINGS_METADATA_KEY,
+  SettingsMismatchError,
+  writeCheckpoint,
+} from "../models/training/checkpoint.ts";
 import { trainConfig } from "../models/config.ts";
 import { evaluateRanking } from "../models/training/evaluator.ts";
 import { createModel } from "../models/registry.ts";
-import { train, TrainingDivergedError } from "../models/training/trainer.ts";
+import {
+  type StepProgress,
+  train,
+  TrainingDivergedError,
+  type TrainResult,
+} from "../models/training/trainer.ts";
 import { readRunRecord, type RunRecord, writeRunRecord } from "../run/run_record.ts";
 import { freshSeed, makeRng } from "./util.ts";
 
@@ -86,15 +98,18 @@ Deno.test("training is reproducible from the seed, and resumes from its checkpoi
   const modelB = createModel("mamba4rec", dataset.numItems, { ...tiny, seed });
   const pieceB = await train(modelB, dataset, config, { maxEpochsThisRun: 1 });
   assertEquals([pieceB.history.length, pieceB.complete], [1, false]);
+  // Models built from other seeds: the checkpoint's weights replace theirs, so the model seed
+  // (which only draws the initial weights) is allowed to differ.
+  const resumeChanges = ["model.seed"];
   const pieceB2 = await train(
     createModel("mamba4rec", dataset.numItems, { ...tiny, seed: seed + 2 }),
     dataset,
     config,
-    { resumeFrom: last, maxSecondsThisRun: 1e-6 },
+    { resumeFrom: last, maxSecondsThisRun: 1e-6, resumeChanges },
   );
   assertEquals([pieceB2.history.length, pieceB2.complete], [2, false]);
   const modelC = createModel("mamba4rec", dataset.numItems, { ...tiny, seed: seed + 1 });
-  const runC = await train(modelC, dataset, config, { resumeFrom: last });
+  const runC = await train(modelC, dataset, config, { resumeFrom: last, resumeChanges });
   assertEquals([runC.history.length, runC.complete], [3, true]);
   assertEquals(runC.history.map((h) => h.loss), runA.history.map((h) => h.loss));
   assertEquals(runC.test, runA.test);
@@ -146,7 +161,8 @@ Deno.test("a NaN loss stops training at once, naming the step and keeping the ch
   const dir = await Deno.makeTempDir();
   const base = { batchSize: 16, maxLength: 6, seed, verbose: false, checkpointDir: dir };
   await train(model, dataset, trainConfig({ ...base, epochs: 1 }));
-  const good = await Deno.readFile(join(dir, "best.safetensors"));
+  const best = join(dir, "best.safetensors"), last = join(dir, "last.safetensors");
+  const [goodBest, goodLast] = [await Deno.readFile(best), await Deno.readFile(last)];
   // Poison one weight: every later loss is NaN.
   const w = model.params.get("LayerNorm.weight");
   runtime().write(w.storage, new Float32Array(w.size).fill(NaN));
@@ -154,12 +170,17 @@ Deno.test("a NaN loss stops training at once, naming the step and keeping the ch
     () => train(model, dataset, trainConfig({ ...base, epochs: 3, lossCheckEvery: 2 })),
     TrainingDivergedError,
   );
-  assertEquals(e.step, 1);
-  assertStringIncludes(e.message, "best.safetensors");
-  // The first run's best checkpoint was replaced only by a newer good epoch, never by NaNs.
-  const kept = await readCheckpoint(join(dir, "best.safetensors"));
+  assertEquals([e.step, e.epoch], [1, 0]);
+  // The newest good checkpoint is last.safetensors (what resuming uses), at the end of epoch 1.
+  assertEquals(e.checkpoint, last);
+  assertStringIncludes(e.message, `step 1 (epoch 1)`);
+  assertStringIncludes(e.message, "last.safetensors");
+  assertStringIncludes(e.message, "--clip-grad-norm");
+  // No epoch finished after the poisoning: both checkpoints are byte for byte the first run's.
+  assertEquals(await Deno.readFile(best), goodBest);
+  assertEquals(await Deno.readFile(last), goodLast);
+  const kept = await readCheckpoint(best);
   assert([...kept.tensors.get("model.LayerNorm.weight")!.data].every(Number.isFinite));
-  assert(good.length > 0);
   await Deno.remove(dir, { recursive: true });
 });
 
@@ -207,4 +228,88 @@ Deno.test("run records: written atomically, read back, and a foreign file is ref
   const error = await assertRejects(() => readRunRecord(path));
   assertStringIncludes((error as Error).message, path);
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("resuming checks the stored run settings: each differing key is named, old checkpoints are refused", async () => {
+  const seed = freshSeed() % 1000;
+  const dataset = ruleDataset(seed, 40, 20, 7);
+  const dir = await Deno.makeTempDir();
+  try {
+    const base = {
+      epochs: 1,
+      batchSize: 32,
+      maxLength: 5,
+      seed,
+      verbose: false,
+      checkpointDir: dir,
+    };
+    const model = () => createModel("mamba4rec", dataset.numItems, { ...tiny, seed });
+    await train(model(), dataset, trainConfig(base));
+    const last = join(dir, "last.safetensors");
+    const stored = JSON.parse((await readCheckpointMetadata(last))[SETTINGS_METADATA_KEY]);
+    assertEquals([stored.model, stored.dataset, stored["train.maxLength"]], [
+      "mamba4rec",
+      "rule",
+      5,
+    ]);
+    // More layers and another batch size: refused before any weight is loaded, naming both.
+    const deeper = createModel("mamba4rec", dataset.numItems, { ...tiny, numLayers: 2, seed });
+    const e = await assertRejects(
+      () => train(deeper, dataset, trainConfig({ ...base, batchSize: 16 }), { resumeFrom: last }),
+      SettingsMismatchError,
+    ) as SettingsMismatchError;
+    assertEquals(e.differences.map((d) => d.key), ["model.numLayers", "train.batchSize"]);
+    assertStringIncludes(e.message, "model.numLayers is 1 there, 2 now");
+    assertStringIncludes(e.message, "train.batchSize is 32 there, 16 now");
+    // A longer run of the same training is allowed only when the caller says so.
+    const longer = trainConfig({ ...base, epochs: 2 });
+    await assertRejects(
+      () => train(model(), dataset, longer, { resumeFrom: last }),
+      Error,
+      "train.epochs",
+    );
+    const resumed = await train(model(), dataset, longer, {
+      resumeFrom: last,
+      resumeChanges: ["train.epochs"],
+    });
+    assertEquals(resumed.history.map((h) => h.epoch), [0, 1]);
+    // A checkpoint without settings cannot be checked: refused, saying so.
+    const bare = join(dir, "bare.safetensors");
+    await writeCheckpoint(bare, model().params.entries(), { model: "mamba4rec" });
+    await assertRejects(
+      () => train(model(), dataset, trainConfig(base), { resumeFrom: bare }),
+      Error,
+      "stores no run settings",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the observer hears every step of an epoch, each epoch and the result", async () => {
+  const seed = freshSeed() % 1000;
+  const dataset = ruleDataset(seed, 40, 20, 7);
+  const config = trainConfig({ epochs: 2, batchSize: 16, maxLength: 5, seed, verbose: false });
+  const steps: StepProgress[] = [];
+  const epochs: number[] = [];
+  let finished: TrainResult | undefined;
+  const result = await train(
+    createModel("mamba4rec", dataset.numItems, { ...tiny, seed }),
+    dataset,
+    config,
+    {
+      observer: {
+        stepsProgressed: (p) => steps.push(p),
+        epochFinished: (r) => epochs.push(r.epoch),
+        trainingFinished: (r) => finished = r,
+      },
+    },
+  );
+  const perEpoch = steps.filter((p) => p.epoch === 0);
+  assertEquals(perEpoch.map((p) => p.step), perEpoch.map((_, i) => i + 1));
+  assertEquals(perEpoch.at(-1)!.step, perEpoch[0].steps);
+  assertEquals(perEpoch.at(-1)!.samples, dataset.split.train.users.length);
+  assertEquals(steps.length, 2 * perEpoch.length);
+  assertEquals(epochs, [0, 1]);
+  assertEquals(finished, result);
 });
