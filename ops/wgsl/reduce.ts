@@ -116,6 +116,8 @@ export function workgroupReduceWgsl(r: WorkgroupReduce): string {
     }
     store = `${element(arrays[0], slot)} = ${r.value};\n  workgroupBarrier();\n  `;
   }
+  // One slot is already reduced: no steps.
+  if (r.size === 1) return store.trimEnd();
   return `${store}for (var tree_half = ${firstHalf(r.size)}; ${stop}; tree_half >>= 1u) {
     if (${rank} < tree_half) { ${combines} }
     workgroupBarrier();
