@@ -15,7 +15,8 @@
  *
  * @module
  */
-import { grid, launch } from "../../core/launch.ts";
+import { launch } from "../../core/launch.ts";
+import { foldWorkgroups } from "../../wgsl/grid.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { listed, OP, type ScanSpec } from "./options.ts";
 import type { ScanPlan } from "./plan.ts";
@@ -154,14 +155,14 @@ function localPass(
   const shape = [spec.batch, segs, spec.channels, spec.states];
   const state = Tensor.empty(shape, "f32", OP);
   const decay = Tensor.empty(shape, "f32", OP);
-  const f = grid(plan.ch.cblocks * spec.batch * (segs - 1), 1);
+  const groups = foldWorkgroups(plan.ch.cblocks * spec.batch * (segs - 1));
   const offset = role === "forward-local" ? 0 : 1;
   launch(
     OP,
     channelShader(spec, plan, role),
-    scanParams(spec, plan, { segs, seg_count: segs - 1, seg_offset: offset, ips, gx: f.stride }),
+    scanParams(spec, plan, { segs, seg_count: segs - 1, seg_offset: offset, ips, gx: groups[0] }),
     [...tensors, state, decay],
-    f.groups,
+    groups,
   );
   return { state, decay };
 }
@@ -229,11 +230,11 @@ export function scanForward(
     local.decay.dispose();
   }
   const out = Tensor.empty(u.shape, "f32", OP);
-  const f = grid(plan.ch.cblocks * batch * segs, 1);
+  const groups = foldWorkgroups(plan.ch.cblocks * batch * segs);
   launch(
     OP,
     channelShader(spec, plan, "forward", save),
-    scanParams(spec, plan, { segs, seg_count: segs, ips, gx: f.stride }),
+    scanParams(spec, plan, { segs, seg_count: segs, ips, gx: groups[0] }),
     [
       u,
       delta,
@@ -247,7 +248,7 @@ export function scanForward(
       ck,
       ...listed(ysave),
     ],
-    f.groups,
+    groups,
   );
   return { out, ck, ysave };
 }
@@ -303,11 +304,11 @@ export function scanAdjoint(
   const ddelta = Tensor.empty(u.shape, "f32", name);
   const dz = spec.hasZ ? Tensor.empty(u.shape, "f32", name) : undefined;
   const adj = Tensor.empty([batch * segs, 2 * channels * ch.tpc], "f32", name);
-  const f = grid(ch.cblocks * batch * segs, 1);
+  const groups = foldWorkgroups(ch.cblocks * batch * segs);
   launch(
     name,
     channelShader(spec, plan, "adjoint"),
-    scanParams(spec, plan, { segs, seg_count: segs, ips, gx: f.stride }),
+    scanParams(spec, plan, { segs, seg_count: segs, ips, gx: groups[0] }),
     [
       gout,
       delta,
@@ -325,7 +326,7 @@ export function scanAdjoint(
       ...listed(dz),
       adj,
     ],
-    f.groups,
+    groups,
   );
   return { lam, du, ddelta, dz, adj };
 }

@@ -1,17 +1,14 @@
 /**
  * What the scan kernels share: the parameter block (one layout for the channel-major and the
  * state-major kernels), storage binding declarations, and the WGSL prelude with the index
- * helpers of both layouts and the step size Δ.
+ * helpers of both layouts, the shared sigmoid and softplus (`MATH_WGSL`) and the step size Δ.
  *
  * @module
  */
 import { packParams } from "../../core/launch.ts";
+import { MATH_WGSL } from "../../wgsl/math.ts";
 import type { ScanSpec } from "./options.ts";
 import type { ScanPlan } from "./plan.ts";
-
-/** Σ_{i<10} q2^i / (2i + 1) in Horner form with literal coefficients. */
-const ATANH_SERIES = Array.from({ length: 10 }, (_, i) => (1 / (2 * i + 1)).toPrecision(9))
-  .reduceRight((inner, coef) => (inner ? `${coef} + q2 * (${inner})` : coef), "");
 
 /** Fields of the parameter block, all u32, in order. */
 const FIELDS = [
@@ -98,23 +95,7 @@ fn nidx(b: u32, s: u32, t: u32) -> u32 { return b * p.ns_b + s * p.ns_c + t * p.
 fn ckidx(b: u32, m: u32, c: u32, s: u32) -> u32 { return ((b * p.intervals + m) * p.channels + c) * N + s; }
 // Per-segment value (b, k, c, s).
 fn segidx(b: u32, k: u32, c: u32, s: u32) -> u32 { return ((b * p.segs + k) * p.channels + c) * N + s; }
-fn sigmoid_(v: f32) -> f32 {
-  if (v >= 0.0) { return 1.0 / (1.0 + exp(-v)); }
-  let e = exp(v);
-  return e / (1.0 + e);
-}
-// log(1 + v) for 0 ≤ v ≤ 1 without the loss of a plain log near 1: 2·atanh(q), q = v / (2 + v),
-// an odd series in q ≤ 1/3 summed to q¹⁹.
-fn log1p_unit_(v: f32) -> f32 {
-  let q = v / (2.0 + v);
-  let q2 = q * q;
-  return 2.0 * q * (${ATANH_SERIES});
-}
-fn softplus_(v: f32) -> f32 {
-  if (v > 20.0) { return v; }
-  return max(v, 0.0) + log1p_unit_(exp(-abs(v)));
-}
-// Δ at (b, c, t) after the bias and the optional softplus, and the softplus' derivative there.
+${MATH_WGSL}// Δ at (b, c, t) after the bias and the optional softplus, and the softplus' derivative there.
 ${stepSizeSource(spec)}
 `;
 }

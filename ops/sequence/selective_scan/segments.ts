@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { grid, launch, packParams } from "../../core/launch.ts";
+import { launch, packParams } from "../../core/launch.ts";
+import { grid } from "../../wgsl/grid.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { OP, type ScanSpec } from "./options.ts";
 

@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { grid, launch } from "../../core/launch.ts";
+import { launch } from "../../core/launch.ts";
+import { foldWorkgroups } from "../../wgsl/grid.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { OP, type ScanSpec } from "./options.ts";
 import { odd, type ScanPlan, stateParts } from "./plan.ts";
@@ -246,15 +247,19 @@ export function scanStates(
   const { ck, lam, ddelta } = saved;
   const dB = Tensor.empty(B.shape, "f32", name);
   const dC = Tensor.empty(C.shape, "f32", name);
-  const groups = Math.ceil(plan.intervals / plan.st.rows);
-  const spart = Tensor.empty([spec.batch * groups, 2 * spec.channels * spec.states], "f32", name);
-  const f = grid(spec.batch * groups, 1);
+  const rowGroups = Math.ceil(plan.intervals / plan.st.rows);
+  const spart = Tensor.empty(
+    [spec.batch * rowGroups, 2 * spec.channels * spec.states],
+    "f32",
+    name,
+  );
+  const groups = foldWorkgroups(spec.batch * rowGroups);
   launch(
     name,
     stateShader(spec, plan),
-    scanParams(spec, plan, { gx: f.stride }),
+    scanParams(spec, plan, { gx: groups[0] }),
     [gout, delta, u, A, B, C, ...optional, ck, lam, ddelta, dB, dC, spart],
-    f.groups,
+    groups,
   );
   return { dB, dC, spart };
 }
