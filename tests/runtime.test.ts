@@ -1,5 +1,13 @@
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "@std/assert";
-import { exp, launch, readTensors, runtime, sync, Tensor } from "../ops/mod.ts";
+import {
+  exp,
+  isCpuAdapterDescription,
+  launch,
+  readTensors,
+  runtime,
+  sync,
+  Tensor,
+} from "../ops/mod.ts";
 import { openRuntime } from "../ops/core/runtime.ts";
 import { freshSeed, makeRng, randn } from "./util.ts";
 
@@ -89,4 +97,24 @@ Deno.test("empty tensors upload and read back without touching the GPU queue", a
   const t = Tensor.from(new Float32Array(0), [2, 0]);
   assertEquals(t.size, 0);
   assertEquals([...await t.toArray()], []);
+});
+
+Deno.test("isCpuAdapterDescription knows the CPU implementations and no GPU", () => {
+  for (
+    const cpu of [
+      "llvmpipe (LLVM 15.0.6, 256 bits)",
+      "Lavapipe",
+      "SwiftShader Device (Subzero)",
+      "Microsoft Basic Render Driver (software)",
+      "cpu",
+      "Generic CPU device",
+    ]
+  ) {
+    assertEquals(isCpuAdapterDescription(cpu), true, cpu);
+  }
+  for (
+    const gpu of ["NVIDIA H200", "NVIDIA GeForce RTX 4090", "Apple M2", "AMD Radeon", "cpuid", ""]
+  ) {
+    assertEquals(isCpuAdapterDescription(gpu), false, gpu);
+  }
 });

@@ -201,64 +201,34 @@ function matmulShader(key: KernelKey): string {
   return wgsl;
 }
 
-/** Generates the WGSL of the tiled product kernel for one {@link KernelKey}. */
-function generateShader(key: KernelKey): string {
-  const { bm, bn, bk, tm, tn } = key.tiles;
-  // Threads along N and along M; WGSL's tx, ty are a thread's coordinates in that grid.
-  const tx = bn / tn, ty = bm / tm, threads = tx * ty;
-  const as4 = (bm + key.padA) / 4, bs4 = (bn + key.padB) / 4;
-  const a = operandCode("a", key, threads);
-  const b = operandCode("b", key, threads);
-  const rs = tm / 4, cs = tn / 4; // row strips and column strips per thread
-  const arr = (v: boolean) => (v ? "array<vec4f>" : "array<f32>");
-  let binding = 1;
-  const decl = (name: string, type: string, access: string) =>
-    `@group(0) @binding(${binding++}) var<storage, ${access}> ${name}: ${type};\n`;
-  let bindings = decl("ag", arr(key.vecA), "read") + decl("bg", arr(key.vecB), "read");
-  if (key.bias) bindings += decl("bias", arr(key.vecC), "read");
-  bindings += decl("cg", arr(key.vecC), "read_write");
-
-  let acc = "";
-  for (let r = 0; r < tm; r++) {
-    for (let j = 0; j < cs; j++) acc += `  var c${r}_${j} = vec4f(0.0);\n`;
-  }
-  // One slice's multiply-adds from workgroup buffer `buf`: every index is a loop-invariant
-  // thread offset plus a constant.
-  const compute = (buf: number) => {
-    let code = "";
-    for (let kk = 0; kk < bk; kk++) {
-      const row = buf * bk + kk;
-      code += "      {\n";
-      for (let s = 0; s < rs; s++) code += `        let a${s} = a_tile[${row}][ty + ${s * ty}u];\n`;
-      for (let j = 0; j < cs; j++) code += `        let b${j} = b_tile[${row}][tx + ${j * tx}u];\n`;
-      for (let r = 0; r < tm; r++) {
-        const s = Math.floor(r / 4), comp = "xyzw"[r % 4];
-        for (let j = 0; j < cs; j++) {
-          code += `        c${r}_${j} = fma(vec4f(a${s}.${comp}), b${j}, c${r}_${j});\n`;
-        }
+/**
+ * One slice's multiply-adds from workgroup buffer `buf` into the accumulators `c{r}_{j}`: every
+ * index is a loop-invariant thread offset plus a constant.
+ */
+function sliceProductCode({ bm, bn, bk, tm, tn }: MatmulTiles, buf: number): string {
+  const tx = bn / tn, ty = bm / tm;
+  const rs = tm / 4, cs = tn / 4;
+  let code = "";
+  for (let kk = 0; kk < bk; kk++) {
+    const row = buf * bk + kk;
+    code += "      {\n";
+    for (let s = 0; s < rs; s++) code += `        let a${s} = a_tile[${row}][ty + ${s * ty}u];\n`;
+    for (let j = 0; j < cs; j++) code += `        let b${j} = b_tile[${row}][tx + ${j * tx}u];\n`;
+    for (let r = 0; r < tm; r++) {
+      const s = Math.floor(r / 4), comp = "xyzw"[r % 4];
+      for (let j = 0; j < cs; j++) {
+        code += `        c${r}_${j} = fma(vec4f(a${s}.${comp}), b${j}, c${r}_${j});\n`;
       }
-      code += "      }\n";
     }
-    return code;
-  };
-  // Reads slice `step` into the prefetch registers.
-  const load = (step: string) =>
-    `    let batch = ob * p.inner_batch + (${step}) / p.k_tiles;
-    let k0 = ((${step}) % p.k_tiles) * ${bk}u;
-    let abase = batch * p.stride_a;
-    let bbase = batch * p.stride_b;
-${a.load}${b.load}`;
-  // One reduction step on buffer `buf`: prefetch slice `t + ahead`, multiply, store the prefetch
-  // into the other buffer. Barriers follow in the caller.
-  const step = (buf: number, ahead: number) =>
-    `    {
-      let more = t + ${ahead}u < t1;
-      if (more) {
-${indent(load(`t + ${ahead}u`), 2)}      }
-${compute(buf)}      if (more) {
-${indent(a.store(1 - buf) + b.store(1 - buf), 2)}      }
-    }
-`;
+    code += "      }\n";
+  }
+  return code;
+}
+
+/** The stores of a thread's accumulators (plus the bias), bounds-checked where tiles are partial. */
+function epilogueCode(key: KernelKey): string {
+  const { bm, bn, tm, tn } = key.tiles;
+  const tx = bn / tn, ty = bm / tm, cs = tn / 4;
   let epilogue = "";
   for (let r = 0; r < tm; r++) {
     const s = Math.floor(r / 4);
@@ -284,6 +254,50 @@ ${indent(a.store(1 - buf) + b.store(1 - buf), 2)}      }
     if (!key.fullM) epilogue += "    }\n";
     epilogue += "  }\n";
   }
+  return epilogue;
+}
+
+/** Generates the WGSL of the tiled product kernel for one {@link KernelKey}. */
+function generateShader(key: KernelKey): string {
+  const { bm, bn, bk, tm, tn } = key.tiles;
+  // Threads along N and along M; WGSL's tx, ty are a thread's coordinates in that grid.
+  const tx = bn / tn, ty = bm / tm, threads = tx * ty;
+  const as4 = (bm + key.padA) / 4, bs4 = (bn + key.padB) / 4;
+  const a = operandCode("a", key, threads);
+  const b = operandCode("b", key, threads);
+  const cs = tn / 4; // column strips per thread
+  const arr = (v: boolean) => (v ? "array<vec4f>" : "array<f32>");
+  let binding = 1;
+  const decl = (name: string, type: string, access: string) =>
+    `@group(0) @binding(${binding++}) var<storage, ${access}> ${name}: ${type};\n`;
+  let bindings = decl("ag", arr(key.vecA), "read") + decl("bg", arr(key.vecB), "read");
+  if (key.bias) bindings += decl("bias", arr(key.vecC), "read");
+  bindings += decl("cg", arr(key.vecC), "read_write");
+
+  let acc = "";
+  for (let r = 0; r < tm; r++) {
+    for (let j = 0; j < cs; j++) acc += `  var c${r}_${j} = vec4f(0.0);\n`;
+  }
+  const compute = (buf: number) => sliceProductCode(key.tiles, buf);
+  // Reads slice `step` into the prefetch registers.
+  const load = (step: string) =>
+    `    let batch = ob * p.inner_batch + (${step}) / p.k_tiles;
+    let k0 = ((${step}) % p.k_tiles) * ${bk}u;
+    let abase = batch * p.stride_a;
+    let bbase = batch * p.stride_b;
+${a.load}${b.load}`;
+  // One reduction step on buffer `buf`: prefetch slice `t + ahead`, multiply, store the prefetch
+  // into the other buffer. Barriers follow in the caller.
+  const step = (buf: number, ahead: number) =>
+    `    {
+      let more = t + ${ahead}u < t1;
+      if (more) {
+${indent(load(`t + ${ahead}u`), 2)}      }
+${compute(buf)}      if (more) {
+${indent(a.store(1 - buf) + b.store(1 - buf), 2)}      }
+    }
+`;
+  const epilogue = epilogueCode(key);
 
   return /* wgsl */ `// matmul ${JSON.stringify(key)}
 struct P {
