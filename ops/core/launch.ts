@@ -1,6 +1,7 @@
 /**
- * Helpers shared by every kernel launcher: workgroup grids that respect the 65,535-per-dimension
- * limit, the parameter block layout, and a one-call launch over tensors.
+ * Helpers shared by every kernel launcher: the parameter block layout, dtype checks, a one-call
+ * launch over tensors, and (re-exported from the WGSL grid module) workgroup grids that respect
+ * the 65,535-per-dimension limit.
  *
  * @module
  */
