@@ -97,7 +97,9 @@ export {
   type RetrainArguments,
   retrainArguments,
   retrainRecord,
+  runTrainTask,
   type StaleRecord,
+  type TrainCommand,
 } from "./retrain_stale.ts";
 export { ensureRuntimeDir, privateRuntimeDir } from "./runtime_dir.ts";
 export { staleRecordNotice } from "./record_notice.ts";

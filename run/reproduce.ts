@@ -110,7 +110,7 @@ async function retrainStaleRecords(): Promise<boolean> {
   for (const s of stale) {
     console.log(`reproduce: retraining ${s.path}: ${s.staleness.message}`);
     try {
-      await retrainRecord(s, current);
+      await retrainRecord(s);
     } catch (error) {
       console.error(`reproduce: ${error instanceof Error ? error.message : error}`);
       return false;

@@ -95,14 +95,31 @@ export function retrainArguments(command: string, recordPath: string): RetrainAr
   return { first, next: resumable ? [...first, "--continue"] : null };
 }
 
+/** Runs `deno task train` with these arguments in the project root; resolves to its exit code. */
+export type TrainCommand = (args: readonly string[]) => Promise<number>;
+
+/** {@link TrainCommand} as a child process whose output goes to this process's. */
+export async function runTrainTask(args: readonly string[]): Promise<number> {
+  const status = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "train", ...args],
+    cwd: requireProjectRoot(),
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  return status.code;
+}
+
 /**
- * Retrains one stale record through `deno task train` (output goes to this process's), calling
- * it again with `--continue` until the record carries `current`'s source hash. Fails naming the
- * record when a command fails or the run cannot go on.
+ * Retrains one stale record with its stored `deno task train` command (through `trainCommand`,
+ * by default {@link runTrainTask}), calling it again with `--continue` until the run finishes and
+ * the record is rewritten, with the code version of the checkout. Fails naming the record when a
+ * command fails or the run cannot go on.
  */
-export async function retrainRecord(stale: StaleRecord, current: CodeVersion): Promise<void> {
-  const root = requireProjectRoot();
-  const args = retrainArguments(stale.record.command, relative(root, stale.path));
+export async function retrainRecord(
+  stale: StaleRecord,
+  trainCommand: TrainCommand = runTrainTask,
+): Promise<void> {
+  const args = retrainArguments(stale.record.command, relative(requireProjectRoot(), stale.path));
   // Every call trains at least one epoch, so a run needs at most `epochs` calls.
   const maxCalls = stale.record.trainConfig.epochs + 1;
   for (let call = 0; call < maxCalls; call++) {
@@ -114,17 +131,11 @@ export async function retrainRecord(stale: StaleRecord, current: CodeVersion): P
       );
     }
     console.log(`retrain: deno task train ${list.join(" ")}`);
-    const status = await new Deno.Command(Deno.execPath(), {
-      args: ["task", "train", ...list],
-      cwd: root,
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!status.success) {
-      throw new Error(`${stale.path}: deno task train exited with ${status.code}`);
-    }
+    const code = await trainCommand(list);
+    if (code !== 0) throw new Error(`${stale.path}: deno task train exited with ${code}`);
+    // Rewritten (by a call that finished the run) with the code version of the moment.
     const record = await readRunRecord(stale.path);
-    if (record?.code?.sourceHash === current.sourceHash) return;
+    if (record?.code && record.finishedAt !== stale.record.finishedAt) return;
   }
   throw new Error(`${stale.path}: not rewritten after ${maxCalls} training commands`);
 }
