@@ -80,12 +80,10 @@ export function runRecordPath(
  * `ssmrec-run-1` record is written as given.
  */
 export async function writeRunRecord(path: string, record: RunRecord): Promise<void> {
-  const stamped: RunRecord = record.format === RUN_RECORD_FORMAT
-    ? {
-      ...record,
-      code: record.code ?? await codeVersion(),
-      deno: record.deno ?? Deno.version.deno,
-    }
+  const { format, code, deno, ...rest } = record;
+  // The code version goes first in the file, where a reader looks.
+  const stamped: RunRecord = format === RUN_RECORD_FORMAT
+    ? { format, code: code ?? await codeVersion(), deno: deno ?? Deno.version.deno, ...rest }
     : record;
   await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(stamped, null, 1) + "\n"));
 }
