@@ -104,11 +104,13 @@ function summaryMarkdown(mode: ReproduceMode, reason: string, results: NotebookR
 
 /** Retrains the stale records; returns whether all went well. */
 async function retrainStaleRecords(): Promise<boolean> {
-  const current = await codeVersion();
-  const stale = await findStaleRecords(undefined, current);
+  const stale = await findStaleRecords();
   console.log(`reproduce: ${stale.length} recorded run(s) made by other code`);
   for (const s of stale) {
-    console.log(`reproduce: retraining ${s.path}: ${s.staleness.message}`);
+    console.log(
+      `reproduce: retraining ${s.path} (recorded by ${s.staleness.recordedBy}; ` +
+        `current code ${s.staleness.current})`,
+    );
     try {
       await retrainRecord(s);
     } catch (error) {
