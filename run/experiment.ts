@@ -25,7 +25,7 @@ export interface ExperimentOptions {
   readonly dataset: string;
   /** Quick or full. */
   readonly mode: ExperimentMode;
-  /** Users kept in quick mode (default 40). */
+  /** Users kept in quick mode (default {@link QUICK_USERS}). */
   readonly quickUsers?: number;
   /** Training overrides (epochs, batchSize, maxLength, …). */
   readonly train?: Record<string, unknown>;

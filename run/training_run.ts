@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ConfigError, type TrainConfig } from "../models/config.ts";
+import { ConfigError } from "../models/config.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
 import { checkOutputDirectory, checkOutputFile } from "./outputs.ts";
 import { TrainingProgress } from "./progress.ts";
@@ -141,7 +141,7 @@ export async function runTraining(options: TrainingRunOptions): Promise<Training
       finishedAt: new Date().toISOString(),
       command: options.command ?? "",
       modelConfig: { ...model.config },
-      trainConfig: config as TrainConfig,
+      trainConfig: config,
       parameters: model.params.count(),
       result,
     });
