@@ -4,6 +4,7 @@
  *
  * @module
  */
+export type { JupyterApi, JupyterDisplayOptions } from "../host/mod.ts";
 export {
   formatDuration,
   type ProgressOutput,
