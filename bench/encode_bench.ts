@@ -18,7 +18,7 @@ import {
   tidy,
   zeroGrad,
 } from "../ops/mod.ts";
-import { matmul } from "../ops/dense/matmul.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
 import { benchmark, randomTensor } from "./harness.ts";
 
 interface StepState {

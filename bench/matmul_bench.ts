@@ -5,7 +5,7 @@
  * @module
  */
 import type { Tensor } from "../ops/mod.ts";
-import { matmul, type MatmulOptions } from "../ops/dense/matmul.ts";
+import { matmul, type MatmulOptions } from "../ops/dense/matmul/mod.ts";
 import { benchmark, randomTensor } from "./harness.ts";
 
 interface ProductState {

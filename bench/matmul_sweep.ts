@@ -9,7 +9,7 @@
  * @module
  */
 import { initGpu, readTensors } from "../ops/mod.ts";
-import { matmul, type MatmulOptions, type MatmulTiles } from "../ops/dense/matmul.ts";
+import { matmul, type MatmulOptions, type MatmulTiles } from "../ops/dense/matmul/mod.ts";
 import { type CopyConfig, copyTensor } from "../ops/pointwise/copy.ts";
 import { type BenchContext, measure, randomTensor } from "./harness.ts";
 

@@ -8,7 +8,7 @@
 import { dropout, type DropoutRng } from "../ops/pointwise/dropout.ts";
 import { add, exp, gelu, scale } from "../ops/pointwise/elementwise.ts";
 import { layerNorm } from "../ops/dense/layernorm.ts";
-import { matmul } from "../ops/dense/matmul.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { selectiveScan } from "../ops/sequence/selective_scan/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";

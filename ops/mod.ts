@@ -3,16 +3,14 @@
  *
  * @module
  */
-export {
-  flush,
-  GpuError,
-  initGpu,
-  isCpuAdapterDescription,
-  runtime,
-  sizeClass,
-  sync,
-} from "./core/runtime.ts";
-export type { GpuInfo, InitOptions, Kernel, PooledBuffer, Runtime } from "./core/runtime.ts";
+export { flush, initGpu, runtime, sync } from "./core/runtime.ts";
+export type { Runtime } from "./core/runtime.ts";
+export { GpuError } from "./core/gpu_runtime.ts";
+export { isCpuAdapterDescription } from "./core/device.ts";
+export type { GpuInfo, InitOptions } from "./core/device.ts";
+export type { Kernel } from "./core/kernels.ts";
+export { sizeClass } from "./core/buffers.ts";
+export type { PooledBuffer } from "./core/buffers.ts";
 export { keep, numel, readTensors, Tensor, tidy } from "./core/tensor.ts";
 export type { DType, HostArray, HostArrayOf, TapeNode } from "./core/tensor.ts";
 export { backward, gradEnabled, noGrad, record, requireGrad, zeroGrad } from "./core/autograd.ts";
@@ -53,8 +51,8 @@ export {
 } from "./wgsl/mod.ts";
 export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./wgsl/mod.ts";
 export { gatherPositions } from "./pointwise/gather.ts";
-export { matmul, planMatmul } from "./dense/matmul.ts";
-export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul.ts";
+export { matmul, planMatmul } from "./dense/matmul/mod.ts";
+export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul/mod.ts";
 export { copyShader, copyTensor, DEFAULT_COPY_CONFIG } from "./pointwise/copy.ts";
 export type { CopyConfig } from "./pointwise/copy.ts";
 export { LAYER_NORM_MAX_DIM, layerNorm } from "./dense/layernorm.ts";
@@ -64,7 +62,8 @@ export { dropout, DROPOUT_HASH_WGSL, DropoutRng } from "./pointwise/dropout.ts";
 export type { DropoutOptions, DropoutRngState } from "./pointwise/dropout.ts";
 export { crossEntropy, itemCrossEntropy } from "./training/cross_entropy.ts";
 export type { CrossEntropyOptions } from "./training/cross_entropy.ts";
-export { Adam, globalGradNorm } from "./training/optimizer.ts";
+export { Adam } from "./training/optimizer.ts";
+export { globalGradNorm } from "./training/grad_norm.ts";
 export type { AdamOptions, AdamState } from "./training/optimizer.ts";
 export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./training/ranking.ts";
 export type { TargetRankOptions } from "./training/ranking.ts";

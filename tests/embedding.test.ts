@@ -2,7 +2,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
 import { checkEmbeddingIds, embedding } from "../ops/dense/embedding.ts";
 import { backward, noGrad, requireGrad } from "../ops/core/autograd.ts";
 import { mul } from "../ops/pointwise/elementwise.ts";
-import { matmul } from "../ops/dense/matmul.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
 import { sumAll } from "../ops/pointwise/reduce.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { embeddingGradRef, embeddingRef } from "./embedding_reference.ts";

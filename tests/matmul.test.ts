@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/mod.ts";
-import { matmul, type MatmulTiles, planMatmul } from "../ops/dense/matmul.ts";
+import { matmul, type MatmulTiles, planMatmul } from "../ops/dense/matmul/mod.ts";
 import { matmulGradRef, matmulRef, productDims, type ProductSpec } from "./matmul_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { Adam, type AdamOptions, globalGradNorm } from "../ops/training/optimizer.ts";
+import { Adam, type AdamOptions } from "../ops/training/optimizer.ts";
+import { globalGradNorm } from "../ops/training/grad_norm.ts";
 import { readTensors, Tensor } from "../ops/core/tensor.ts";
 import { type AdamRefParam, adamStepRef, globalNormRef } from "./optimizer_reference.ts";
 import { assertClose, freshSeed, makeRng, randn } from "./util.ts";

@@ -9,7 +9,7 @@ import type { SequentialDataset } from "../../data/dataset.ts";
 import { evaluationBatches } from "../../data/batches.ts";
 import { noGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, zeros } from "../../ops/pointwise/elementwise.ts";
-import { matmul } from "../../ops/dense/matmul.ts";
+import { matmul } from "../../ops/dense/matmul/mod.ts";
 import { RANKING_METRICS, rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
 import { DEFAULT_EVAL_BATCH_SIZE } from "../../data/mod.ts";
 import { Tensor, tidy } from "../../ops/core/tensor.ts";

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type PooledBuffer, runtime } from "./runtime.ts";
+import type { PooledBuffer } from "./buffers.ts";
+import { runtime } from "./runtime.ts";
 
 /** Element types: `f32` for values, `i32`/`u32` for ids and counts. */
 export type DType = "f32" | "i32" | "u32";

@@ -21,7 +21,7 @@
  */
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
-import { matmul } from "../dense/matmul.ts";
+import { matmul } from "../dense/matmul/mod.ts";
 import { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";

@@ -1,16 +1,11 @@
 /**
  * The Adam optimizer with `torch.optim.Adam` semantics (L2 weight decay added to the gradient,
- * bias-corrected moments), optional gradient-norm clipping with `clip_grad_norm_` semantics, and
- * the global gradient norm, all on the GPU: a training step never waits for the device.
+ * bias-corrected moments) and optional gradient-norm clipping with `clip_grad_norm_` semantics,
+ * on the GPU: a training step never waits for the device.
  *
- * Dispatches, not bytes, are what a step costs (each dispatch carries a fixed cost of tens of
- * microseconds in Deno's WebGPU, measured on an H200), so the kernels work on packed lists: the
- * optimizer keeps every parameter's moments in two packed buffers and one dispatch updates up to
- * eleven parameters (decay, clipping coefficient, both moments and the step fused per value),
- * and one dispatch takes per-block sums of squares of up to 31 gradients. Workgroups are
- * assigned to tensors by ranges of their index (a generated chain of branches, since WGSL cannot
- * index bindings). The norm's blocks are added in a fixed order by one workgroup, so it is
- * deterministic; the update reads it from GPU memory, nothing is read back.
+ * The optimizer keeps every parameter's moments in two packed buffers and one dispatch updates
+ * up to eleven parameters (decay, clipping coefficient, both moments and the step fused per
+ * value). With clipping, the update reads the global gradient norm from GPU memory.
  *
  * Performance floor (H200, ~4.3 TB/s): an update reads a parameter, its gradient and both
  * moments and writes three of them, 28 bytes per value: ~2 µs for the 291k values of a one-layer
@@ -23,128 +18,20 @@ import { grid, launch, packParams } from "../core/launch.ts";
 import { runtime } from "../core/runtime.ts";
 import { keep, Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
-import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
+import { globalGradNorm } from "./grad_norm.ts";
+import {
+  bindable,
+  cachedShader,
+  chunks,
+  PARAM_WORDS,
+  perTensorBranches,
+  WG,
+} from "./packed_dispatch.ts";
 
-const WG = 256;
-/** Values per workgroup of the sum-of-squares pass (each invocation loops over a strip). */
-const NORM_VALUES_PER_GROUP = 16 * WG;
-/** Words of the parameter block (the runtime's 256-byte uniform slot). */
-const PARAM_WORDS = 64;
-/** Tensors per sum-of-squares dispatch: two parameter words each, two shared. */
-const MAX_NORM_TENSORS = (PARAM_WORDS - 2) / 2;
 /** Parameters per Adam dispatch: five parameter words each, seven shared. */
 const MAX_ADAM_TENSORS = Math.floor((PARAM_WORDS - 7) / 5);
 
-const shaderCache = new Map<string, string>();
-
-/** Generates a shader once per key (the sources are a few kB; steps reuse them). */
-function cachedShader(key: string, make: () => string): string {
-  let src = shaderCache.get(key);
-  if (src === undefined) shaderCache.set(key, src = make());
-  return src;
-}
-
-/** Splits `items` into consecutive runs of at most `size`. */
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** How many tensors one dispatch may bind besides `shared` fixed ones, at `per` each. */
-function bindable(shared: number, per: number): number {
-  const limit = runtime().device.limits.maxStorageBuffersPerShaderStage;
-  return Math.max(1, Math.floor((limit - shared) / per));
-}
-
-/**
- * WGSL that runs one branch per tensor of a packed list: workgroups [end(k−1), end(k)) work on
- * tensor k, with `j` their index within it. `body(k)` is the branch's code.
- */
-function perTensorBranches(count: number, body: (k: number) => string): string {
-  const branches: string[] = [];
-  for (let k = 0; k < count; k++) {
-    const start = k === 0 ? "0u" : `p.end${k - 1}`;
-    branches.push(`if (w < p.end${k}) {\n    let j = w - ${start};\n${body(k)}\n  }`);
-  }
-  return branches.join(" else ");
-}
-
-function sumSquaresShader(count: number): string {
-  const ints = Array.from({ length: count }, (_, k) => `end${k}: u32, n${k}: u32`).join(", ");
-  const bindings = Array.from(
-    { length: count },
-    (_, k) => `@group(0) @binding(${k + 1}) var<storage, read> g${k}: array<f32>;`,
-  ).join("\n");
-  return /* wgsl */ `
-struct P { base: u32, gx: u32, ${ints} }
-@group(0) @binding(0) var<uniform> p: P;
-${bindings}
-@group(0) @binding(${count + 1}) var<storage, read_write> partials: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-${GRID_WGSL}
-// Workgroup w sums the squares of one ${NORM_VALUES_PER_GROUP}-value block of one tensor.
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let w = grid_index(wid, p.gx);
-  var s = 0.0;
-  ${
-    perTensorBranches(count, (k) =>
-      `    let stop = min(p.n${k}, (j + 1u) * ${NORM_VALUES_PER_GROUP}u);
-    for (var i = j * ${NORM_VALUES_PER_GROUP}u + lid; i < stop; i += ${WG}u) { s += g${k}[i] * g${k}[i]; }`)
-  }
-  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "s" })}
-  if (lid == 0u && w < p.end${count - 1}) { partials[p.base + w] = red[0]; }
-}`;
-}
-
-const SQRT_OF_SUM = /* wgsl */ `
-struct P { n: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> partials: array<f32>;
-@group(0) @binding(2) var<storage, read_write> norm: array<f32>;
-var<workgroup> red: array<f32, ${WG}>;
-@compute @workgroup_size(${WG})
-fn main(@builtin(local_invocation_index) lid: u32) {
-  var s = 0.0;
-  for (var i = lid; i < p.n; i += ${WG}u) { s += partials[i]; }
-  ${workgroupReduceWgsl({ array: "red", size: WG, combine: "sum", value: "s" })}
-  if (lid == 0u) { norm[0] = sqrt(red[0]); }
-}`;
-
-/**
- * The L2 norm of all the parameters' gradients taken together (`clip_grad_norm_`'s total norm),
- * as a `[]` tensor computed on the GPU: per-block sums of squares of many gradients per dispatch,
- * then one workgroup adds the blocks in a fixed order (deterministic) and takes the root.
- * Parameters without a gradient are skipped; with none the norm is 0.
- * @param params parameters whose `.grad` is read
- */
-export function globalGradNorm(params: readonly Tensor[]): Tensor {
-  const op = "globalGradNorm";
-  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null && g.size > 0);
-  if (grads.length === 0) return fill([], 0);
-  const blocks = (g: Tensor) => Math.ceil(g.size / NORM_VALUES_PER_GROUP);
-  const total = grads.reduce((a, g) => a + blocks(g), 0);
-  const partials = Tensor.empty([total], "f32", op);
-  let base = 0;
-  for (const batch of chunks(grads, Math.min(MAX_NORM_TENSORS, bindable(1, 1)))) {
-    const ints: number[] = [];
-    let end = 0;
-    for (const g of batch) ints.push(end += blocks(g), g.size);
-    const gr = grid(end, 1);
-    const shader = cachedShader(`norm ${batch.length}`, () => sumSquaresShader(batch.length));
-    launch(op, shader, packParams([base, gr.groups[0], ...ints]), [
-      ...batch,
-      partials,
-    ], gr.groups);
-    base += end;
-  }
-  const norm = Tensor.empty([], "f32", op);
-  launch(op, SQRT_OF_SUM, packParams([total]), [partials, norm], [1]);
-  partials.dispose();
-  return norm;
-}
-
+/** The update of `count` parameters, scaled by the clipping coefficient when `clipped`. */
 function adamShader(count: number, clipped: boolean): string {
   const ints = Array.from({ length: count }, (_, k) => `end${k}: u32, n${k}: u32, off${k}: u32`);
   const floats = Array.from(

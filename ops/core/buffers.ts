@@ -1,0 +1,36 @@
+/**
+ * Pooled storage buffers: the record of one allocation and the size classes the pool rounds
+ * requests up to, so that buffers of nearby sizes are reused.
+ *
+ * @module
+ */
+
+/** A pooled GPU allocation. `pendingFlush` marks buffers used by work not yet submitted. */
+export interface PooledBuffer {
+  /** The WebGPU buffer. */
+  readonly buffer: GPUBuffer;
+  /** Allocated size class in bytes (at least the requested size). */
+  readonly capacity: number;
+  /** Id of the last encoder that referenced this buffer. */
+  lastEncoder: number;
+  /** Number of live tensors viewing this buffer; it returns to the pool at zero. */
+  refs: number;
+  /** A unique number, part of bind-group cache keys. */
+  readonly id: number;
+}
+
+/** The smallest allocation, in bytes. */
+export const MIN_ALLOC = 16;
+
+/** Rounds a byte count up to a pool size class: multiples of a quarter power of two. */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  const step = p / 4;
+  return Math.ceil(bytes / step) * step;
+}
+
+/** Rounds a byte count up to a multiple of 4 (copies move whole words). */
+export function pad4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}

@@ -1,0 +1,331 @@
+/**
+ * The GPU runtime's state and operations: a pipeline cache, a buffer pool, a single command
+ * encoder that collects every dispatch until the next flush, a ring of parameter blocks, and
+ * batched readback.
+ *
+ * Ops never wait on the GPU: they append dispatches to the open compute pass. Work is submitted
+ * by {@link Runtime.flush} (called by readback) and results come back with
+ * {@link Runtime.readBuffers}, which maps every requested buffer in one wait (each `mapAsync`
+ * round trip costs about 11 ms in Deno).
+ *
+ * @module
+ */
+import { MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
+import { MIN_ALLOC, pad4, type PooledBuffer, sizeClass } from "./buffers.ts";
+import type { GpuInfo } from "./device.ts";
+import { bindingsOf, type Kernel } from "./kernels.ts";
+
+const PARAM_SLOT = 256; // bytes per dispatch in the parameter ring; the uniform offset alignment
+const MAX_BIND_GROUPS = 8192;
+
+/**
+ * The process's GPU state: the device, compiled kernels, the buffer pool, the open command
+ * encoder and the parameter ring. Get it with {@link runtime} after {@link initGpu}.
+ */
+export class Runtime {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** What the adapter and device offer. */
+  readonly info: GpuInfo;
+  readonly #kernels = new Map<string, Kernel>();
+  readonly #pool = new Map<number, PooledBuffer[]>();
+  readonly #readPool = new Map<number, GPUBuffer[]>();
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #encoderId = 1;
+  #opsInEncoder: string[] = [];
+  #params = new ArrayBuffer(PARAM_SLOT * 256);
+  #paramCount = 0;
+  #paramBuffer: GPUBuffer;
+  #pendingErrors: Promise<string | null>[] = [];
+  #bufferIds = 0;
+  readonly #bindGroups = new Map<string, GPUBindGroup>();
+  /** Dispatches encoded since the runtime started (for benchmarks). */
+  dispatchCount = 0;
+  /** Bytes currently held by live tensors and the pool. */
+  allocatedBytes = 0;
+  /** Whether each op runs inside its own error scope (exact op names in errors). */
+  errorScopes = true;
+
+  /** Wraps an opened device (see {@link openRuntime}). */
+  constructor(device: GPUDevice, info: GpuInfo) {
+    this.device = device;
+    this.info = info;
+    this.#paramBuffer = this.#newParamBuffer(this.#params.byteLength);
+  }
+
+  #newParamBuffer(bytes: number): GPUBuffer {
+    return this.device.createBuffer({
+      label: "ssmrec params",
+      size: bytes,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+  }
+
+  /** Compiles (once) and returns the kernel for a WGSL source. */
+  kernel(name: string, wgsl: string): Kernel {
+    const cached = this.#kernels.get(wgsl);
+    if (cached) return cached;
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ label: name, code: wgsl });
+    // An explicit layout (rather than 'auto') lets the parameter block use a dynamic offset, so
+    // one bind group serves every dispatch over the same buffers.
+    const layout = this.device.createBindGroupLayout({ label: name, entries: bindingsOf(wgsl) });
+    const pipeline = this.device.createComputePipeline({
+      label: name,
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: "main" },
+    });
+    this.#watch(this.device.popErrorScope(), `compiling kernel '${name}'`);
+    const k: Kernel = { name, pipeline, layout, id: this.#kernels.size + 1 };
+    this.#kernels.set(wgsl, k);
+    return k;
+  }
+
+  /** Takes a storage buffer of at least `bytes` from the pool, or allocates one. */
+  alloc(bytes: number, op: string): PooledBuffer {
+    if (bytes > this.info.maxBindingBytes) {
+      throw new RangeError(
+        `${op}: a tensor of ${bytes} bytes exceeds this device's storage binding limit of ` +
+          `${this.info.maxBindingBytes} bytes (${this.info.description}); use smaller batches ` +
+          `or shorter sequences`,
+      );
+    }
+    const capacity = sizeClass(Math.max(bytes, MIN_ALLOC));
+    const free = this.#pool.get(capacity);
+    const reused = free?.pop();
+    if (reused) return reused;
+    this.device.pushErrorScope("out-of-memory");
+    const buffer = this.device.createBuffer({
+      label: op,
+      size: capacity,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.#watch(
+      this.device.popErrorScope(),
+      `${op}: allocating ${capacity} bytes (${this.allocatedBytes} already held)`,
+    );
+    this.allocatedBytes += capacity;
+    return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds };
+  }
+
+  /** Returns a buffer to the pool. Later dispatches may reuse it; ordering stays correct. */
+  release(b: PooledBuffer): void {
+    let list = this.#pool.get(b.capacity);
+    if (!list) this.#pool.set(b.capacity, list = []);
+    list.push(b);
+  }
+
+  /** Destroys every pooled (unused) buffer. */
+  trimPool(): void {
+    for (const list of this.#pool.values()) {
+      for (const b of list) {
+        b.buffer.destroy();
+        this.allocatedBytes -= b.capacity;
+      }
+    }
+    this.#pool.clear();
+    this.#bindGroups.clear();
+  }
+
+  /** Copies host data into a buffer, in order with every dispatch encoded before this call. */
+  write(b: PooledBuffer, data: ArrayBufferView, byteOffset = 0): void {
+    if (data.byteLength === 0) return;
+    // queue.writeBuffer runs before any command buffer not yet submitted, so work recorded
+    // earlier that still reads this (reused) buffer must be submitted first.
+    if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();
+    this.device.queue.writeBuffer(
+      b.buffer,
+      byteOffset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
+  }
+
+  #pass_(): GPUComputePassEncoder {
+    if (!this.#pass) {
+      this.#encoder ??= this.device.createCommandEncoder({ label: "ssmrec" });
+      this.#pass = this.#encoder.beginComputePass();
+    }
+    return this.#pass;
+  }
+
+  /**
+   * Appends one dispatch to the open compute pass.
+   * @param op op name for error messages
+   * @param k the kernel
+   * @param params the parameter block (u32/i32/f32 words, at most 64)
+   * @param buffers storage buffers for bindings 1..n
+   * @param groups workgroup counts
+   */
+  dispatch(
+    op: string,
+    k: Kernel,
+    params: ArrayBufferView | null,
+    buffers: PooledBuffer[],
+    groups: readonly [number, number?, number?],
+  ): void {
+    const [gx, gy = 1, gz = 1] = groups;
+    if (gx === 0 || gy === 0 || gz === 0) return;
+    const limit = MAX_WORKGROUPS_PER_DIMENSION;
+    if (gx > limit || gy > limit || gz > limit) {
+      throw new RangeError(
+        `${op}: dispatch of ${gx}×${gy}×${gz} workgroups exceeds ${limit} in one dimension; ` +
+          "fold the range with grid() or foldWorkgroups()",
+      );
+    }
+    if (this.#paramCount * PARAM_SLOT >= this.#params.byteLength) this.#growParams();
+    const offset = this.#paramCount++ * PARAM_SLOT;
+    if (params) {
+      new Uint8Array(this.#params, offset, params.byteLength).set(
+        new Uint8Array(params.buffer, params.byteOffset, params.byteLength),
+      );
+    }
+    let key = `${k.id}`;
+    for (const b of buffers) {
+      b.lastEncoder = this.#encoderId;
+      key += `,${b.id}`;
+    }
+    let group = this.#bindGroups.get(key);
+    const scoped = this.errorScopes && !group;
+    if (scoped) this.device.pushErrorScope("validation");
+    if (!group) {
+      const entries: GPUBindGroupEntry[] = [{
+        binding: 0,
+        resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_SLOT },
+      }];
+      buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
+      group = this.device.createBindGroup({ label: k.name, layout: k.layout, entries });
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
+      this.#bindGroups.set(key, group);
+    }
+    const pass = this.#pass_();
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, group, [offset]);
+    pass.dispatchWorkgroups(gx, gy, gz);
+    if (scoped) this.#watch(this.device.popErrorScope(), `${op} (kernel '${k.name}')`);
+    this.#opsInEncoder.push(op);
+    this.dispatchCount++;
+  }
+
+  #growParams(): void {
+    // The ring is written at flush time; growing mid-encoder keeps earlier offsets valid
+    // because bind groups already point at the old buffer. Submit first, then grow.
+    const bigger = this.#params.byteLength * 2;
+    this.flush();
+    this.#params = new ArrayBuffer(bigger);
+    this.#paramBuffer.destroy();
+    this.#paramBuffer = this.#newParamBuffer(bigger);
+    this.#bindGroups.clear();
+  }
+
+  /** Copies `bytes` from one buffer to another (ends the current compute pass). */
+  copy(src: PooledBuffer, dst: PooledBuffer, bytes: number, srcOffset = 0, dstOffset = 0): void {
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder({ label: "ssmrec" });
+    src.lastEncoder = dst.lastEncoder = this.#encoderId;
+    this.#encoder.copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, pad4(bytes));
+  }
+
+  #endPass(): void {
+    this.#pass?.end();
+    this.#pass = null;
+  }
+
+  /** Submits everything encoded so far. Cheap; does not wait for the GPU. */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#endPass();
+    if (this.#paramCount > 0) {
+      this.device.queue.writeBuffer(
+        this.#paramBuffer,
+        0,
+        this.#params,
+        0,
+        this.#paramCount * PARAM_SLOT,
+      );
+    }
+    const ops = this.#opsInEncoder;
+    this.device.pushErrorScope("validation");
+    this.device.queue.submit([this.#encoder.finish()]);
+    this.#watch(this.device.popErrorScope(), `submitting ${describeOps(ops)}`);
+    this.#encoder = null;
+    this.#opsInEncoder = [];
+    this.#paramCount = 0;
+    this.#encoderId++;
+  }
+
+  /** Reads several buffers back with a single wait on the GPU. */
+  async readBuffers(items: { buffer: PooledBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
+    const staging: GPUBuffer[] = [];
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder({ label: "ssmrec readback" });
+    for (const { buffer, bytes } of items) {
+      const size = sizeClass(Math.max(pad4(bytes), MIN_ALLOC));
+      const s = this.#readPool.get(size)?.pop() ?? this.device.createBuffer({
+        label: "ssmrec readback",
+        size,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+      buffer.lastEncoder = this.#encoderId;
+      this.#encoder.copyBufferToBuffer(buffer.buffer, 0, s, 0, pad4(bytes));
+      staging.push(s);
+    }
+    this.flush();
+    await Promise.all(staging.map((s) => s.mapAsync(GPUMapMode.READ)));
+    const out = staging.map((s, i) => s.getMappedRange(0, pad4(items[i].bytes)).slice(0));
+    for (const s of staging) {
+      s.unmap();
+      let list = this.#readPool.get(s.size);
+      if (!list) this.#readPool.set(s.size, list = []);
+      list.push(s);
+    }
+    await this.checkErrors();
+    return out;
+  }
+
+  /** Waits until the GPU has finished all submitted work, then reports any captured error. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  /** Throws the first WebGPU error captured since the last check, naming the op. */
+  async checkErrors(): Promise<void> {
+    const pending = this.#pendingErrors;
+    this.#pendingErrors = [];
+    const messages = (await Promise.all(pending)).filter((m): m is string => m !== null);
+    if (messages.length > 0) {
+      const more = messages.length > 1 ? ` (and ${messages.length - 1} more errors)` : "";
+      throw new GpuError(messages[0] + more);
+    }
+  }
+
+  #watch(scope: Promise<GPUError | null>, where: string): void {
+    this.#pendingErrors.push(
+      scope.then((e) => (e ? `${where}: ${e.constructor.name}: ${e.message}` : null)),
+    );
+  }
+}
+
+/** A WebGPU validation or out-of-memory error, turned into an exception naming the op. */
+export class GpuError extends Error {
+  /**
+   * An error with the op's name in its message.
+   * @param message what failed and where
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuError";
+  }
+}
+
+/** A command buffer's dispatches for error messages: each op once, with its count. */
+function describeOps(ops: string[]): string {
+  const counts = new Map<string, number>();
+  for (const o of ops) counts.set(o, (counts.get(o) ?? 0) + 1);
+  const list = [...counts].map(([o, c]) => (c > 1 ? `${o}×${c}` : o)).join(", ");
+  return `a command buffer of ${ops.length} dispatches (${list})`;
+}
