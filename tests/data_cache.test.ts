@@ -9,6 +9,9 @@ import {
   parseInteractions,
   type SequentialDataset,
 } from "../data/mod.ts";
+import { entryNames, withTempDir } from "./temp_files.ts";
+
+const PREFIX = "ssmrec-cache-test-";
 
 const TEXT = [
   "user_id:token\titem_id:token\ttimestamp:float",
@@ -32,21 +35,6 @@ function sameDataset(a: SequentialDataset, b: SequentialDataset): void {
   }
 }
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ssmrec-cache-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
-  return out.sort();
-}
-
 Deno.test("Arrow IPC round trip keeps sequences, tokens, timestamps, statistics and split", () => {
   const d = buildSequentialDataset(parseInteractions(TEXT, "t.inter"), {
     minUserInteractions: 2,
@@ -56,14 +44,14 @@ Deno.test("Arrow IPC round trip keeps sequences, tokens, timestamps, statistics 
 });
 
 Deno.test("cache: written on first load, read on the second, keyed by content and options", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir(PREFIX, async (dir) => {
     const source = join(dir, "data.inter");
     const cacheDirectory = join(dir, "cache");
     await Deno.writeTextFile(source, TEXT);
     const options = { cacheDirectory, minUserInteractions: 2, minItemInteractions: 2 };
     const first = await loadDatasetWithInfo(source, options);
     assertEquals(first.fromCache, false);
-    const files = await names(cacheDirectory);
+    const files = await entryNames(cacheDirectory);
     assertEquals(files.length, 1);
     assert(files[0].startsWith("data-") && files[0].endsWith(".arrow"), files[0]);
     const second = await loadDatasetWithInfo(source, options);
@@ -79,14 +67,14 @@ Deno.test("cache: written on first load, read on the second, keyed by content an
     const changed = await loadDatasetWithInfo(source, options);
     assertEquals(changed.fromCache, false);
     assertNotEquals(changed.cachePath, first.cachePath);
-    assertEquals((await names(cacheDirectory)).length, 3);
+    assertEquals((await entryNames(cacheDirectory)).length, 3);
     // No temporary file is left behind.
-    assert((await names(cacheDirectory)).every((n) => n.endsWith(".arrow")));
+    assert((await entryNames(cacheDirectory)).every((n) => n.endsWith(".arrow")));
   });
 });
 
 Deno.test("cache: refresh rewrites, off touches nothing, a damaged entry is rebuilt", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir(PREFIX, async (dir) => {
     const source = join(dir, "d.txt");
     const cacheDirectory = join(dir, "cache");
     await Deno.writeTextFile(source, "1 a\n1 b\n2 a\n2 b\n");

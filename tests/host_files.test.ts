@@ -9,45 +9,33 @@ import {
   projectRoot,
   writeFileAtomic,
 } from "../host/mod.ts";
+import { entryNames, withTempDir } from "./temp_files.ts";
 
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ssmrec-host-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function names(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const e of Deno.readDir(dir)) out.push(e.name);
-  return out.sort();
-}
+const PREFIX = "ssmrec-host-test-";
 
 Deno.test("atomic write: a failed rename leaves no partial file; stale temporaries are swept", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir(PREFIX, async (dir) => {
     const target = join(dir, "entry.arrow");
     await Deno.mkdir(target); // renaming a file over a directory fails
     await assertRejects(() => writeFileAtomic(target, new Uint8Array([1, 2, 3])));
-    assertEquals(await names(dir), ["entry.arrow"]);
+    assertEquals(await entryNames(dir), ["entry.arrow"]);
     const stale = join(dir, "old.arrow.tmp-1-abc");
     await Deno.writeTextFile(stale, "half");
     const hourAgo = new Date(Date.now() - 3600_000);
     await Deno.utime(stale, hourAgo, hourAgo);
     await writeFileAtomic(join(dir, "new.arrow"), new Uint8Array([4]));
-    assertEquals(await names(dir), ["entry.arrow", "new.arrow"]);
+    assertEquals(await entryNames(dir), ["entry.arrow", "new.arrow"]);
     assertEquals(Array.from(await Deno.readFile(join(dir, "new.arrow"))), [4]);
   });
 });
 
 Deno.test("atomic write: creates missing directories and replaces an existing file", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir(PREFIX, async (dir) => {
     const target = join(dir, "a", "b", "record.json");
     await writeFileAtomic(target, new TextEncoder().encode("first"));
     await writeFileAtomic(target, new TextEncoder().encode("second"));
     assertEquals(await Deno.readTextFile(target), "second");
-    assertEquals(await names(join(dir, "a", "b")), ["record.json"]);
+    assertEquals(await entryNames(join(dir, "a", "b")), ["record.json"]);
   });
 });
 
