@@ -56,6 +56,13 @@ export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul/mod.
 export { copyShader, copyTensor, DEFAULT_COPY_CONFIG } from "./pointwise/copy.ts";
 export type { CopyConfig } from "./pointwise/copy.ts";
 export { LAYER_NORM_MAX_DIM, layerNorm } from "./dense/layernorm.ts";
+export { GATED_RMS_NORM_MAX_GROUP, gatedRmsNorm } from "./dense/gated_rms_norm.ts";
+export type { GatedRmsNormOptions } from "./dense/gated_rms_norm.ts";
+export {
+  gatedRmsNormReference,
+  gatedRmsNormReferenceBackward,
+} from "./dense/gated_rms_norm_reference.ts";
+export type { GatedRmsNormGrads, GatedRmsNormProblem } from "./dense/gated_rms_norm_reference.ts";
 export { checkEmbeddingIds, embedding } from "./dense/embedding.ts";
 export type { EmbeddingOptions } from "./dense/embedding.ts";
 export { dropout, DROPOUT_HASH_WGSL, DropoutRng } from "./pointwise/dropout.ts";
