@@ -1,5 +1,5 @@
 /**
- * The project's own location on disk and file-existence checks.
+ * The project's own location on disk and existence checks.
  *
  * @module
  */
@@ -22,4 +22,9 @@ export function isFile(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Whether anything (file, directory, link target) exists at `path`. */
+export async function pathExists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
 }

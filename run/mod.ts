@@ -102,6 +102,5 @@ export {
   type StaleRecord,
   type TrainCommand,
 } from "./retrain_stale.ts";
-export { ensureRuntimeDir, privateRuntimeDir } from "./runtime_dir.ts";
 export { staleRecordNotice } from "./record_notice.ts";
 export { detectMode, reproduce, type ReproduceMode, type ReproduceOptions } from "./reproduce.ts";

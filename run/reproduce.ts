@@ -19,7 +19,7 @@ import {
   type NotebookResult,
 } from "./jupyter_runner.ts";
 import { findStaleRecords, retrainRecord } from "./retrain_stale.ts";
-import { ensureRuntimeDir } from "./runtime_dir.ts";
+import { ensureRuntimeDir } from "../host/mod.ts";
 
 /** How notebooks are run: `quick` slices that run on a CPU adapter, or the `full` protocol. */
 export type ReproduceMode = "quick" | "full";

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { pathExists } from "../host/mod.ts";
 import { ConfigError } from "../models/config.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
 import { checkOutputDirectory, checkOutputFile } from "./outputs.ts";
@@ -62,11 +63,6 @@ export interface TrainingRun {
   readonly recordWritten: string | undefined;
 }
 
-/** Whether anything is at `path`. */
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
 /**
  * Every check that needs neither the GPU nor the data: the request ({@link planRun}), the output
  * paths, which checkpoint to resume from and whether its settings match.
@@ -87,9 +83,9 @@ export async function prepareTraining(options: TrainingRunOptions): Promise<Prep
   let resumeFrom = options.resume;
   if (options.continue && dir && resumeFrom === undefined) {
     const last = join(dir, "last.safetensors");
-    if (await exists(last)) resumeFrom = last;
+    if (await pathExists(last)) resumeFrom = last;
   }
-  if (resumeFrom !== undefined && !(await exists(resumeFrom))) {
+  if (resumeFrom !== undefined && !(await pathExists(resumeFrom))) {
     throw new Deno.errors.NotFound(`checkpoint ${resumeFrom} not found`);
   }
   const resumeChanges = resumeFrom === undefined ? [] : await checkResume(plan, resumeFrom, {
@@ -130,7 +126,7 @@ export async function runTraining(options: TrainingRunOptions): Promise<Training
   });
   let recordWritten: string | undefined;
   const record = options.record;
-  if (record && result.complete && (result.epochsThisRun > 0 || !(await exists(record)))) {
+  if (record && result.complete && (result.epochsThisRun > 0 || !(await pathExists(record)))) {
     await writeRunRecord(record, {
       format: RUN_RECORD_FORMAT,
       model: model.name,

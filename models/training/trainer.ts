@@ -14,6 +14,7 @@
  * @module
  */
 import { join } from "node:path";
+import { pathExists } from "../../host/mod.ts";
 import type { SequentialDataset } from "../../data/dataset.ts";
 import {
   type AllPositionsBatch,
@@ -130,8 +131,6 @@ export interface TrainOptions {
   readonly resumeChanges?: readonly string[];
   /** Told of the steps, the epochs and the result as training goes. */
   readonly observer?: TrainingObserver;
-  /** Called after every epoch (after validation). */
-  readonly onEpoch?: (record: EpochRecord) => void;
   /** Stop after this many epochs in this call (to split a long run across processes). */
   readonly maxEpochsThisRun?: number;
   /**
@@ -225,7 +224,6 @@ export async function train(
     if (lastPath) await saveCheckpoint(lastPath, model, adam, state, config, settings);
     longestEpoch = Math.max(longestEpoch, (performance.now() - t0) / 1000);
     observer.epochFinished?.(record, improved, state.best);
-    options.onEpoch?.(record);
   }
   // Test with the best epoch's weights (RecBole's load_best_model=True).
   if (bestPath && state.bestEpoch >= 0) {
@@ -284,7 +282,7 @@ async function trainEpoch(
     for (let k = checked; k < upTo; k++) {
       if (!Number.isFinite(host[k])) {
         losses.dispose();
-        const kept = lastGood && (await exists(lastGood)) ? lastGood : null;
+        const kept = lastGood && (await pathExists(lastGood)) ? lastGood : null;
         throw new TrainingDivergedError(state.step - i + k + 1, state.epoch, kept);
       }
     }
@@ -335,13 +333,4 @@ function allPositionsLoss(model: SequentialModel, batch: AllPositionsBatch): Ten
   const flat = reshape(h, [size * maxLength, h.shape[2]]);
   const targets = Tensor.from(batch.targets, [size * maxLength], "i32");
   return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { ensureRuntimeDir } from "../../host/mod.ts";
 import { type GpuInfo, type InitOptions, openDevice } from "./device.ts";
 import { Runtime } from "./gpu_runtime.ts";
 
@@ -29,6 +30,7 @@ async function start(options: InitOptions): Promise<Runtime> {
       "WebGPU is not available in this runtime: ssmrec needs Deno 2 or later (navigator.gpu).",
     );
   }
+  ensureRuntimeDir(); // before the GPU stack's window-system code looks for it
   current = await openRuntime(navigator.gpu, options);
   return current;
 }

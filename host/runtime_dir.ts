@@ -2,12 +2,13 @@
  * A private runtime directory for the GPU stack. Vulkan's window-system code asks for
  * `$XDG_RUNTIME_DIR` when the WebGPU adapter starts and prints
  * `error: XDG_RUNTIME_DIR is invalid or not set` when it is missing; nothing here needs a window,
- * so any private directory of the user's silences it.
+ * so any private directory of the user's silences it. `initGpu` calls {@link ensureRuntimeDir}
+ * before it first touches WebGPU, so every program, notebook and test gets it.
  *
  * @module
  */
 import { join } from "node:path";
-import { env } from "../host/mod.ts";
+import { env } from "./env.ts";
 
 /** The directory {@link ensureRuntimeDir} uses: `ssmrec-runtime-<uid>` in the temporary folder. */
 export function privateRuntimeDir(): string {
