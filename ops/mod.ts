@@ -76,6 +76,7 @@ export { MAX_CUTOFFS, RANKING_METRICS, rankingMetrics, targetRanks } from "./tra
 export type { TargetRankOptions } from "./training/ranking.ts";
 export { causalConv1d } from "./sequence/causal_conv1d.ts";
 export type { CausalConv1dOptions } from "./sequence/causal_conv1d.ts";
+export { reverseSegments, segmentReversal } from "./sequence/reverse_segments.ts";
 export {
   SELECTIVE_SCAN_MAX_STATES,
   selectiveScan,
