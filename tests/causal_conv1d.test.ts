@@ -2,7 +2,7 @@ import { assertEquals, assertThrows } from "@std/assert";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { runtime, Tensor } from "../ops/mod.ts";
 import { causalConvGradRef, causalConvRef, type ConvProblem } from "./causal_conv1d_reference.ts";
-import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
+import { freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
 /** Non-decreasing segment ids per row: runs of length 1 and longer, as packing produces. */
 function packedSegments(rng: () => number, batch: number, length: number): Int32Array {
@@ -142,3 +142,112 @@ Deno.test("causalConv1d: bad input names the op and the shapes before any dispat
   );
   assertEquals(runtime().dispatchCount, before);
 });
+
+/**
+ * SSD4Rec's packed ids (`item_idx`): one row, segment b holds the b-th history, ids 0, 1, 2, …
+ * Lengths 1, 2 and 3 come first, then random lengths up to 40 (the last cut to fit).
+ */
+function ssd4recSeqIdx(rng: () => number, length: number): Int32Array {
+  const seq = new Int32Array(length);
+  const fixed = [1, 2, 3, 1, 1, 2, 3, 3, 1, 2];
+  let id = 0, t = 0;
+  while (t < length) {
+    const n = Math.min(length - t, fixed[id] ?? 1 + Math.floor(rng() * 40));
+    seq.fill(id, t, t + n);
+    t += n;
+    id++;
+  }
+  return seq;
+}
+
+/** A packed problem of the rule below: batch 1, channels-last, one segment id per position. */
+interface SeqIdxRule {
+  length: number;
+  channels: number;
+  seq: Int32Array;
+}
+
+/** Width of the SSD4Rec short convolution. */
+const SSD4REC_WIDTH = 4;
+
+/**
+ * The spec's rule written out directly: pre[t, c] = b[c] + Σ_{w=0..3} W[c, w] · x[t − 3 + w, c]
+ * · 1[seq[t − 3 + w] == seq[t]], taps before t = 0 zero.
+ */
+function seqIdxRulePre(r: SeqIdxRule, x: Float64Array, w: Float64Array, b: Float64Array) {
+  const pre = new Float64Array(r.length * r.channels);
+  for (let t = 0; t < r.length; t++) {
+    for (let c = 0; c < r.channels; c++) {
+      let acc = b[c];
+      for (let k = 0; k < SSD4REC_WIDTH; k++) {
+        const s = t - (SSD4REC_WIDTH - 1) + k;
+        if (s >= 0 && r.seq[s] === r.seq[t]) {
+          acc += w[c * SSD4REC_WIDTH + k] * x[s * r.channels + c];
+        }
+      }
+      pre[t * r.channels + c] = acc;
+    }
+  }
+  return pre;
+}
+
+const sigmoid64 = (v: number) => 1 / (1 + Math.exp(-v));
+
+/** Gradients [dx, dW, db] of Σ g ⊙ SiLU(pre) under the same rule. */
+function seqIdxRuleGrad(
+  r: SeqIdxRule,
+  x: Float64Array,
+  w: Float64Array,
+  b: Float64Array,
+  g: Float64Array,
+): Float64Array[] {
+  const pre = seqIdxRulePre(r, x, w, b);
+  const dx = new Float64Array(x.length), dw = new Float64Array(w.length);
+  const db = new Float64Array(r.channels);
+  for (let t = 0; t < r.length; t++) {
+    for (let c = 0; c < r.channels; c++) {
+      const a = pre[t * r.channels + c], sg = sigmoid64(a);
+      const ga = g[t * r.channels + c] * sg * (1 + a * (1 - sg));
+      db[c] += ga;
+      for (let k = 0; k < SSD4REC_WIDTH; k++) {
+        const s = t - (SSD4REC_WIDTH - 1) + k;
+        if (s < 0 || r.seq[s] !== r.seq[t]) continue;
+        dw[c * SSD4REC_WIDTH + k] += ga * x[s * r.channels + c];
+        dx[s * r.channels + c] += ga * w[c * SSD4REC_WIDTH + k];
+      }
+    }
+  }
+  return [dx, dw, db];
+}
+
+Deno.test(
+  "causalConv1d: SSD4Rec packed shapes (bld, batch 1, 640 and 37 channels, width 4, seqIdx) " +
+    "follow causal-conv1d's seq_idx rule, forward and gradients",
+  async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    // 640 = d_inner 512 + B 64 + C 64 (x, B and C are all convolved); 37 is a small odd count.
+    for (const [channels, length] of [[640, 301], [37, 347]]) {
+      const seq = ssd4recSeqIdx(rng, length);
+      const r: SeqIdxRule = { length, channels, seq };
+      const seqT = Tensor.from(seq, [1, length]);
+      await gradCheck({
+        what: `causalConv1d SSD4Rec x[1, ${length}, ${channels}] bld silu seqIdx ` +
+          `(${seq[length - 1] + 1} segments) seed ${seed}`,
+        inputs: [
+          { data: randn(rng, length * channels), shape: [1, length, channels] },
+          // PyTorch's default Conv1d init for fan-in 4: U(−0.5, 0.5) weights and bias.
+          { data: uniform(rng, channels * SSD4REC_WIDTH, -0.5, 0.5), shape: [channels, 4] },
+          { data: uniform(rng, channels, -0.5, 0.5), shape: [channels] },
+        ],
+        gpu: ([x, w, b]) =>
+          causalConv1d(x, w, b, { activation: "silu", seqIdx: seqT, layout: "bld" }),
+        ref: ([x, w, b]) => seqIdxRulePre(r, x, w, b).map((v) => v * sigmoid64(v)),
+        refGrad: ([x, w, b], g) => seqIdxRuleGrad(r, x, w, b, g),
+        rng,
+        probes: 12,
+      });
+      seqT.dispose();
+    }
+  },
+);
