@@ -11,37 +11,19 @@ import {
   Tensor,
   tidy,
 } from "../ops/mod.ts";
+import { randomSeqIdx, segmentLengths } from "./packed_segments.ts";
 import { freshSeed, makeRng, randn } from "./util.ts";
 
-/** Segment lengths summing to `length`: each 1..maxLength, the last one cut to fit. */
-function randomLengths(rng: () => number, length: number, maxLength: number): number[] {
-  const lengths: number[] = [];
-  for (let left = length; left > 0;) {
-    const n = Math.min(left, 1 + Math.floor(rng() * maxLength));
-    lengths.push(n);
-    left -= n;
-  }
-  return lengths;
-}
-
-/** Non-decreasing ids for the given segment lengths, starting at `first` and rising by 1..3. */
-function idsFromLengths(rng: () => number, lengths: number[], first: number): number[] {
-  const ids: number[] = [];
-  let id = first;
-  for (const n of lengths) {
-    for (let q = 0; q < n; q++) ids.push(id);
-    id += 1 + Math.floor(rng() * 3);
-  }
-  return ids;
-}
-
-/** The reversal written from the lengths: each segment [s, e] contributes e, e − 1, …, s. */
-function reversalFromLengths(lengths: number[]): number[] {
+/**
+ * The reversal written from the segment lengths, row after row: each segment [s, e] contributes
+ * e, e − 1, …, s (positions within its row).
+ */
+function reversalPerRow(lengths: number[], length: number): number[] {
   const out: number[] = [];
   let start = 0;
   for (const n of lengths) {
     for (let q = n - 1; q >= 0; q--) out.push(start + q);
-    start += n;
+    start = (start + n) % length;
   }
   return out;
 }
@@ -67,20 +49,20 @@ function reverseOnHost(
 interface Case {
   /** x's shape: batch, T, then trailing dimensions. */
   shape: number[];
-  /** Longest segment the generator draws. */
-  maxSegment: number;
+  /** Segments per row (default: the generator's). */
+  segmentsPerRow?: number;
   /** Pass the index as (batch, T) instead of (batch · T). */
   rowShaped?: boolean;
 }
 
 const CASES: Case[] = [
-  { shape: [1, 1, 1], maxSegment: 1 }, // T = 1
-  { shape: [2, 9, 4], maxSegment: 1 }, // every segment of length 1
-  { shape: [3, 17, 5], maxSegment: 17 }, // usually one segment per row
-  { shape: [1, 1200, 7], maxSegment: 4 }, // hundreds of segments, odd D
-  { shape: [4, 60, 1], maxSegment: 9, rowShaped: true }, // D = 1, batch > 1
-  { shape: [2, 23, 3, 5], maxSegment: 6 }, // trailing dimensions
-  { shape: [3, 300, 64], maxSegment: 40 },
+  { shape: [1, 1, 1] }, // T = 1
+  { shape: [2, 9, 4], segmentsPerRow: 9 }, // every segment of length 1
+  { shape: [3, 17, 5], segmentsPerRow: 1 }, // one segment per row
+  { shape: [1, 1200, 7], segmentsPerRow: 500 }, // hundreds of segments, odd D
+  { shape: [4, 60, 1], rowShaped: true }, // D = 1, batch > 1
+  { shape: [2, 23, 3, 5] }, // trailing dimensions
+  { shape: [3, 300, 64], segmentsPerRow: 12 },
 ];
 
 Deno.test("segmentReversal: reverses each segment in place, rows independent", () => {
@@ -91,13 +73,9 @@ Deno.test("segmentReversal: reverses each segment in place, rows independent", (
   const rng = makeRng(seed);
   for (const c of CASES) {
     const [batch, length] = c.shape;
-    const ids: number[] = [], want: number[] = [];
-    for (let b = 0; b < batch; b++) {
-      const lengths = randomLengths(rng, length, c.maxSegment);
-      ids.push(...idsFromLengths(rng, lengths, Math.floor(rng() * 5)));
-      want.push(...reversalFromLengths(lengths));
-    }
-    const got = segmentReversal(batch, length, Int32Array.from(ids));
+    const ids = randomSeqIdx(rng, batch, length, { segmentsPerRow: c.segmentsPerRow });
+    const want = reversalPerRow(segmentLengths(ids, batch, length), length);
+    const got = segmentReversal(batch, length, ids);
     assertEquals([...got], want, `segmentReversal [${c.shape}] seed ${seed}`);
   }
 });
@@ -109,13 +87,9 @@ Deno.test("reverseSegments: matches the host reversal; twice is the identity; ex
     const [batch, length] = c.shape;
     const dim = c.shape.slice(2).reduce((a, b) => a * b, 1);
     const what = `reverseSegments x[${c.shape}] seed ${seed}`;
-    const lengths = Array.from({ length: batch }, () => randomLengths(rng, length, c.maxSegment));
-    const source = lengths.flatMap(reversalFromLengths);
-    const reversal = segmentReversal(
-      batch,
-      length,
-      lengths.flatMap((l) => idsFromLengths(rng, l, 0)),
-    );
+    const ids = randomSeqIdx(rng, batch, length, { segmentsPerRow: c.segmentsPerRow });
+    const source = reversalPerRow(segmentLengths(ids, batch, length), length);
+    const reversal = segmentReversal(batch, length, ids);
     const xHost = Float32Array.from(randn(rng, batch * length * dim));
     const wHost = Float32Array.from(randn(rng, batch * length * dim));
     const { out, twice, grad } = tidy(() => {
