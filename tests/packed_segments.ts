@@ -7,9 +7,15 @@
 
 /** Options of {@link randomSeqIdx}. */
 export interface RandomSeqIdxOptions {
-  /** Segments per row, clamped to [1, length] (default: one per {@link DEFAULT_TOKENS_PER_SEGMENT} tokens). */
+  /**
+   * Segments per row, clamped to [1, length] (default: one per
+   * {@link DEFAULT_TOKENS_PER_SEGMENT} tokens).
+   */
   segmentsPerRow?: number;
-  /** The kernel's chunk length: a segment then starts on a nonzero multiple of it and one spans several chunks, where the row allows. */
+  /**
+   * The kernel's chunk length: a segment then starts on a nonzero multiple of it and one spans
+   * several chunks, where the row allows.
+   */
   chunk?: number;
 }
 
@@ -41,7 +47,8 @@ function shuffle<T>(rng: () => number, xs: T[]): T[] {
  */
 function rowCuts(rng: () => number, length: number, cuts: number, chunk?: number): number[] {
   const chosen = new Set<number>();
-  // A protected run (lo, hi) with no cut inside: one segment spanning several chunks.
+  // In most rows, a protected run (lo, hi) with no cut inside: one segment spanning several
+  // chunks (the other rows leave the cuts free to fall anywhere).
   let lo = 0, hi = 0;
   const spansChunks = chunk !== undefined && chunk >= 1 && rng() < 0.75;
   if (spansChunks) {
@@ -59,17 +66,16 @@ function rowCuts(rng: () => number, length: number, cuts: number, chunk?: number
       for (let c = chunk; c < length; c += chunk) if (allowed(c)) at.push(c);
       if (at.length > 0) chosen.add(pick(rng, at));
     },
-    () => { // a segment of one token: cuts at c and c + 1 (the row's end counts as a cut)
+    () => { // a segment of one token: cuts at c and c + 1, or one cut at the row's start or end
+      const single = (c: number) => c === 1 || c + 1 === length;
       const at: number[] = [];
       for (let c = 1; c < length; c++) {
-        if (allowed(c) && (c + 1 === length || (allowed(c + 1) && chosen.size + 2 <= cuts))) {
-          at.push(c);
-        }
+        if (allowed(c) && (single(c) || (allowed(c + 1) && chosen.size + 2 <= cuts))) at.push(c);
       }
       if (at.length === 0) return;
       const c = pick(rng, at);
       chosen.add(c);
-      if (c + 1 < length) chosen.add(c + 1);
+      if (!single(c)) chosen.add(c + 1);
     },
   ];
   for (const add of shuffle(rng, specials)) if (chosen.size < cuts) add();
@@ -88,7 +94,8 @@ function rowCuts(rng: () => number, length: number, cuts: number, chunk?: number
  * 0 in each row, stepping by 1 or sometimes 2 (an op must only compare ids, never count them).
  * Each row has `segmentsPerRow` segments (clamped to [1, length]); segment lengths are drawn so
  * that segments of one token appear, and with `chunk`, a segment starting exactly on a nonzero
- * multiple of the chunk and a segment spanning several chunks, wherever the row is long enough.
+ * multiple of the chunk and (in most rows) a segment spanning several chunks, wherever the row's
+ * length and segment count allow.
  *
  * @param rng seeded uniform generator (see `makeRng`)
  * @param batch rows

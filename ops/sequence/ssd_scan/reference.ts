@@ -49,7 +49,10 @@ export interface SsdScanInputs {
   D?: Float64Array;
   /** Added to dt before the softplus, (H). */
   dtBias?: Float64Array;
-  /** Segment id per token, (batch, T), non-decreasing within each row; absent: one segment a row. */
+  /**
+   * Segment id per token, (batch, T), non-decreasing within each row
+   * (absent: one segment a row).
+   */
   seqIdx?: Int32Array;
   /** State before each segment's first token, (segments, H, P, N); absent: zero. */
   initialStates?: Float64Array;
@@ -137,7 +140,8 @@ function validate(p: SsdScanProblem, x: SsdScanInputs): Int32Array {
   const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = p;
   if (G <= 0 || H % G !== 0) {
     throw new RangeError(
-      `ssdScanReference: heads ${H} must be a multiple of groups ${G} (each group serves H/G heads)`,
+      `ssdScanReference: heads ${H} must be a multiple of groups ${G} ` +
+        "(each group serves H/G heads)",
     );
   }
   expectLength("x", x.x.length, batch * T * H * P, "(batch, T, H, P)");
