@@ -1,0 +1,205 @@
+/**
+ * The SSD scan's per-chunk forward kernels. Within a chunk (tokens of one segment, at most Q of
+ * them) with cumulative log decay cs_l = Σ_{r≤l} Δ_r·A and the state S_in entering it:
+ *
+ *     y_l = Σ_{s≤l} (C_l·B_s) · exp(cs_l − cs_s) · Δ_s · x_s  +  exp(cs_l) · S_in · C_l  +  D · x_l
+ *
+ * - `prepare`: one invocation per (chunk, head) walks the chunk and writes Δ and cs.
+ * - `chunkBlocks`: one workgroup per (chunk, group) writes the chunk's C·Bᵀ (its lower triangle;
+ *   shared by the heads of the group and by the backward).
+ * - `chunkOutput`: one workgroup per (chunk, head), one invocation per token: the sum above, with
+ *   S_in staged in workgroup memory.
+ *
+ * @module
+ */
+import { Tensor } from "../../core/tensor.ts";
+import { listed, type SsdSpec } from "./options.ts";
+import {
+  bind,
+  type Binding,
+  bindingIf,
+  launchPerInvocation,
+  launchPerItem,
+  prelude,
+} from "./prelude.ts";
+
+/** Invocations per workgroup of `prepare`. */
+const PREPARE_THREADS = 64;
+/** Invocations per workgroup of `chunkBlocks`. */
+const BLOCK_THREADS = 256;
+
+function prepareShader(spec: SsdSpec): string {
+  const list: Binding[] = [
+    ["read", "chunks", "i32"],
+    ["read", "dt"],
+    ["read", "A"],
+    ...bindingIf(spec.hasBias, ["read", "dt_bias"]),
+    ["read_write", "dtv"],
+    ["read_write", "cs"],
+  ];
+  return /* wgsl */ `
+${bind(list)}
+${prelude(spec, true)}
+@compute @workgroup_size(${PREPARE_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let id = grid_index(gid, u.width);
+  if (id >= u.count) { return; }
+  let k = id / H;
+  let h = id % H;
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let a = A[h];
+  var c = 0.0;
+  for (var l = 0u; l < len; l++) {
+    let j = (start + l) * H + h;
+    let d = step_size(j, h).x;
+    c += d * a;
+    dtv[j] = d;
+    cs[j] = c;
+  }
+}`;
+}
+
+/** Δ and the within-chunk cumulative log decay cs, both (tokens, H). */
+export function prepare(
+  spec: SsdSpec,
+  chunks: Tensor,
+  count: number,
+  dt: Tensor,
+  A: Tensor,
+  dtBias: Tensor | undefined,
+): { dtv: Tensor; cs: Tensor } {
+  const shape = [spec.batch * spec.length, spec.heads];
+  const dtv = Tensor.empty(shape, "f32", "ssdScan Δ");
+  const cs = Tensor.empty(shape, "f32", "ssdScan cs");
+  launchPerInvocation(
+    "prepare",
+    prepareShader(spec),
+    count * spec.heads,
+    PREPARE_THREADS,
+    [chunks, dt, A, ...listed(dtBias), dtv, cs],
+  );
+  return { dtv, cs };
+}
+
+function blockShader(spec: SsdSpec): string {
+  return /* wgsl */ `
+${bind([["read", "chunks", "i32"], ["read", "B"], ["read", "C"], ["read_write", "cb"]])}
+${prelude(spec)}
+@compute @workgroup_size(${BLOCK_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let item = grid_index(wid, u.width);
+  if (item >= u.count) { return; }
+  let k = item / G;
+  let g = item % G;
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let off = chunk_block(k, g);
+  for (var e = lid; e < len * len; e += ${BLOCK_THREADS}u) {
+    let s = e / len;
+    let l = e % len;
+    var v = 0.0;
+    if (s <= l) {
+      let bs = ((start + s) * G + g) * N;
+      let cl = ((start + l) * G + g) * N;
+      for (var n = 0u; n < N; n++) { v += C[cl + n] * B[bs + n]; }
+    }
+    cb[off + e] = v;
+  }
+}`;
+}
+
+/** Every chunk's C·Bᵀ per group, [s][l] with zeros above the diagonal (s > l). */
+export function chunkBlocks(
+  spec: SsdSpec,
+  chunks: Tensor,
+  count: number,
+  blockSize: number,
+  B: Tensor,
+  C: Tensor,
+): Tensor {
+  const cb = Tensor.empty([Math.max(1, blockSize * spec.groups)], "f32", "ssdScan C·Bᵀ");
+  launchPerItem("C·Bᵀ", blockShader(spec), count * spec.groups, [chunks, B, C, cb]);
+  return cb;
+}
+
+function outputShader(spec: SsdSpec): string {
+  const skip = spec.hasD ? "D[h]" : "0.0";
+  const list: Binding[] = [
+    ["read", "chunks", "i32"],
+    ["read", "x"],
+    ["read", "B"],
+    ["read", "C"],
+    ["read", "dtv"],
+    ["read", "cs"],
+    ["read", "cb"],
+    ["read", "sin"],
+    ...bindingIf(spec.hasD, ["read", "D"]),
+    ["read_write", "y"],
+  ];
+  return /* wgsl */ `
+${bind(list)}
+${prelude(spec)}
+const Q: u32 = ${spec.chunk}u;
+var<workgroup> st: array<f32, PN>;
+@compute @workgroup_size(${spec.chunk})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let item = grid_index(wid, u.width);
+  if (item >= u.count) { return; }
+  let k = item / H;
+  let h = item % H;
+  let g = h / HG;
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let slot = chunk_slot(k);
+  let off = chunk_block(k, g);
+  if (slot >= 0) {
+    for (var e = lid; e < PN; e += Q) { st[e] = sin[(u32(slot) * H + h) * PN + e]; }
+  }
+  workgroupBarrier();
+  if (lid >= len) { return; }
+  let i = start + lid;
+  let j = i * H + h;
+  let csl = cs[j];
+  var acc: array<f32, P>;
+  if (slot >= 0) {
+    let bc = (i * G + g) * N;
+    for (var n = 0u; n < N; n++) {
+      let c = C[bc + n];
+      for (var p = 0u; p < P; p++) { acc[p] += st[p * N + n] * c; }
+    }
+    let e = exp(csl);
+    for (var p = 0u; p < P; p++) { acc[p] *= e; }
+  }
+  for (var s = 0u; s <= lid; s++) {
+    let js = (start + s) * H + h;
+    let w = cb[off + s * len + lid] * exp(csl - cs[js]) * dtv[js];
+    for (var p = 0u; p < P; p++) { acc[p] += w * x[js * P + p]; }
+  }
+  let skip = ${skip};
+  for (var p = 0u; p < P; p++) { y[j * P + p] = acc[p] + skip * x[j * P + p]; }
+}`;
+}
+
+/** The output y, (tokens, H, P). `sin` holds the state entering every chunk with a slot. */
+export function chunkOutput(
+  spec: SsdSpec,
+  t: { chunks: Tensor; count: number; x: Tensor; B: Tensor; C: Tensor; D?: Tensor },
+  saved: { dtv: Tensor; cs: Tensor; cb: Tensor; sin: Tensor },
+): Tensor {
+  const { batch, length, heads, headDim } = spec;
+  const y = Tensor.empty([batch, length, heads, headDim], "f32", "ssdScan");
+  launchPerItem("output", outputShader(spec), t.count * heads, [
+    t.chunks,
+    t.x,
+    t.B,
+    t.C,
+    saved.dtv,
+    saved.cs,
+    saved.cb,
+    saved.sin,
+    ...listed(t.D),
+    y,
+  ]);
+  return y;
+}

@@ -1,0 +1,200 @@
+/**
+ * The SSD (Mamba-2 state space duality) scan over packed variable-length sequences, forward and
+ * backward, with mamba_ssm 2.2's `mamba_chunk_scan_combined` semantics and a float64 reference.
+ *
+ * Per segment (a run of equal segment ids within a row) and head h, from the segment's initial
+ * state (zero unless given), with Δ_t = softplus(dt_t + dtBias) (softplus optional):
+ *
+ *     S_t = exp(Δ_t·A_h)·S_{t−1} + Δ_t · x_t ⊗ B_t        S ∈ R^{P×N}
+ *     y_t = S_t·C_t + D_h·x_t
+ *
+ * Every segment is cut into chunks of at most `chunkSize` tokens (`pieces.ts`, on the host: the
+ * segment ids are host data, as a loader builds them), so no kernel ever masks across segments and
+ * the quadratic work inside a chunk is bounded by the segment's own length. Within a chunk the
+ * output is the dual (attention-like) form over the chunk's tokens plus the entering state
+ * (`forward.ts`); states cross the chunks of a cut segment by a short carry (`states.ts`). The
+ * backward (`backward.ts`) runs the same structure in reverse: the gradient leaving each chunk is
+ * carried back, then one kernel per (chunk, head) gives dx, ∂dt and the parameter partial sums and
+ * one per (chunk, group) gives dB and dC. Strict float32, no atomics: results are repeatable bit
+ * for bit.
+ *
+ * @module
+ */
+import { gradEnabled, record } from "../../core/autograd.ts";
+import { runtime } from "../../core/runtime.ts";
+import { Tensor } from "../../core/tensor.ts";
+import { zeros } from "../../core/unrecorded.ts";
+import { sumLeading } from "../../pointwise/reduce.ts";
+import { groupGrads, headGrads } from "./backward.ts";
+import { chunkBlocks, chunkOutput, prepare } from "./forward.ts";
+import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
+import {
+  checkChunk,
+  type PieceTables,
+  segmentStarts,
+  SSD_DEFAULT_CHUNK,
+  SsdPieces,
+} from "./pieces.ts";
+import { carryStates, chunkStates } from "./states.ts";
+
+export { SSD_DEFAULT_CHUNK, SSD_MAX_CHUNK } from "./options.ts";
+export type { SsdScanOptions } from "./options.ts";
+export { SsdPieces, ssdPieces } from "./pieces.ts";
+export type { PieceTables } from "./pieces.ts";
+export { ssdScanReference, ssdScanReferenceBackward, ssdSegmentStarts } from "./reference.ts";
+export type { SsdScanGrads, SsdScanInputs, SsdScanProblem } from "./reference.ts";
+
+/** What `ssdScan` returns. */
+export interface SsdScanResult {
+  /** The output, (batch, length, heads, headDim); recorded on the tape. */
+  y: Tensor;
+  /** The state after each segment's last token, (segments, heads, headDim, states), when asked. */
+  finalStates?: Tensor;
+}
+
+/** The chunking of a call: the caller's, or one built from its segment ids and owned by the call. */
+function piecesOf(x: Tensor, options: SsdScanOptions): { pieces: SsdPieces; owned: boolean } {
+  const given = options.seqIdx;
+  if (given instanceof SsdPieces) {
+    if (options.chunkSize !== undefined && options.chunkSize !== given.chunk) {
+      throw new RangeError(
+        `${OP}: chunkSize ${options.chunkSize} differs from the chunk of the SsdPieces passed as ` +
+          `seqIdx, ${given.chunk}; build the pieces with the chunk you want and omit chunkSize`,
+      );
+    }
+    if (x.shape.length >= 2 && (given.batch !== x.shape[0] || given.length !== x.shape[1])) {
+      throw new RangeError(
+        `${OP}: the SsdPieces passed as seqIdx were built for batch ${given.batch}, length ` +
+          `${given.length}, but x is ${x.describe()}`,
+      );
+    }
+    return { pieces: given, owned: false };
+  }
+  const chunk = options.chunkSize ?? SSD_DEFAULT_CHUNK;
+  checkChunk(chunk);
+  if (x.shape.length !== 4) {
+    throw new RangeError(
+      `${OP}: x must be a (batch, length, heads, headDim) tensor, got ${x.describe()}`,
+    );
+  }
+  const [batch, length] = x.shape;
+  const starts = segmentStarts(batch, length, given);
+  return { pieces: new SsdPieces(batch, length, starts, chunk, false), owned: true };
+}
+
+/** Throws when a kernel's workgroup memory exceeds the device's. */
+function checkWorkgroupMemory(spec: SsdSpec): void {
+  const { headDim: P, states: N, chunk } = spec;
+  const bytes = 4 * (2 * P * N + 5 * chunk);
+  const limit = runtime().info.maxWorkgroupBytes;
+  if (bytes > limit) {
+    throw new RangeError(
+      `${OP}: headDim ${P} × states ${N} needs ${bytes} bytes of workgroup memory, more than ` +
+        `this device's ${limit}; use fewer states or a smaller head dimension`,
+    );
+  }
+}
+
+/**
+ * The SSD scan (mamba_ssm 2.2 `mamba_chunk_scan_combined`, with `seq_idx`), recorded on the tape
+ * with gradients for x, dt, A, B, C, D, dtBias and the initial states.
+ *
+ * Per segment and head h: Δ_t = dt_t + dtBias_h (softplus'd when `dtSoftplus`), S_t =
+ * exp(Δ_t·A_h)·S_{t−1} + Δ_t·x_t ⊗ B_t from the segment's initial state, y_t = S_t·C_t + D_h·x_t;
+ * head h reads group ⌊h / (H/G)⌋ of B and C. {@link ssdScanReference} computes the same in float64.
+ * A segment is a run of equal `seqIdx` within a row; segments never see each other.
+ *
+ * @param x input (batch, length, heads H, headDim P)
+ * @param dt step sizes before bias and softplus, (batch, length, H)
+ * @param A per-head decay rate (H), negative in practice (mamba's −exp(A_log))
+ * @param B input matrix (batch, length, groups G, states N), H divisible by G
+ * @param C output matrix, shaped like B
+ * @param options D, dtBias, dtSoftplus, seqIdx, initialStates, finalStates, chunkSize
+ * @returns y (batch, length, H, P), and the final states when asked for
+ */
+export function ssdScan(
+  x: Tensor,
+  dt: Tensor,
+  A: Tensor,
+  B: Tensor,
+  C: Tensor,
+  options: SsdScanOptions = {},
+): SsdScanResult {
+  const { pieces, owned } = piecesOf(x, options);
+  const spec = ssdSpec(x, dt, A, B, C, options, pieces.segments, pieces.chunk);
+  checkWorkgroupMemory(spec);
+  const tables = pieces.tables(spec.hasInit || spec.wantFinal);
+  const { D, dtBias, initialStates } = options;
+  const count = pieces.chunks;
+  const { dtv, cs } = prepare(spec, tables.chunks, count, dt, A, dtBias);
+  const cb = chunkBlocks(spec, tables.chunks, count, pieces.blockSize, B, C);
+  let sin: Tensor;
+  let finalStates: Tensor | undefined;
+  if (tables.slots > 0) {
+    const local = chunkStates(spec, tables, "forward", x, B, { dtv, cs });
+    const carried = carryStates(spec, tables, pieces.segments, "forward", local, cs, initialStates);
+    local.dispose();
+    sin = carried.entering;
+    finalStates = carried.edge;
+  } else {
+    sin = zeros([1]);
+  }
+  const saved = { dtv, cs, cb, sin };
+  const y = chunkOutput(spec, { chunks: tables.chunks, count, x, B, C, D }, saved);
+  const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
+  const ownedTables = owned ? pieces.tensors() : [];
+  if (!(gradEnabled() && inputs.some((t) => t.requiresGrad))) {
+    for (const t of [dtv, cs, cb, sin, ...ownedTables]) t.dispose();
+    return finalStates ? { y, finalStates } : { y };
+  }
+  const out = record(
+    y,
+    OP,
+    inputs,
+    (gy) => scanBackward(spec, pieces, tables, { x, dt, A, B, C, D, dtBias }, gy, saved),
+    [dtv, cs, cb, sin, ...ownedTables],
+  );
+  return finalStates ? { y: out, finalStates } : { y: out };
+}
+
+/**
+ * The backward: the gradient leaving every chunk, then the per-(chunk, head) and per-(chunk,
+ * group) kernels. Returns the gradients in the tape's input order (x, dt, A, B, C, then D, dtBias,
+ * initial states where given).
+ */
+function scanBackward(
+  spec: SsdSpec,
+  pieces: SsdPieces,
+  tables: PieceTables,
+  t: { x: Tensor; dt: Tensor; A: Tensor; B: Tensor; C: Tensor; D?: Tensor; dtBias?: Tensor },
+  gy: Tensor,
+  saved: { dtv: Tensor; cs: Tensor; cb: Tensor; sin: Tensor },
+): (Tensor | null)[] {
+  const { dtv, cs, cb, sin } = saved;
+  let ub: Tensor;
+  let dInit: Tensor | undefined;
+  if (tables.slots > 0) {
+    const rho = chunkStates(spec, tables, "backward", gy, t.C, { dtv, cs });
+    const carried = carryStates(spec, tables, pieces.segments, "backward", rho, cs);
+    rho.dispose();
+    ub = carried.entering;
+    dInit = carried.edge;
+  } else {
+    ub = zeros([1]);
+  }
+  const count = pieces.chunks;
+  const base = { chunks: tables.chunks, count, ...t };
+  const { dx, ddt, parts } = headGrads(spec, base, { gy, dtv, cs, cb, sin, ub });
+  const dC = groupGrads(spec, "C", base, { gy, dtv, cs, src: sin });
+  const dB = groupGrads(spec, "B", base, { gy, dtv, cs, src: ub });
+  ub.dispose();
+  const [dA, dD, dBias] = parts.map((p) => {
+    const sum = sumLeading(p, [spec.heads]);
+    p.dispose();
+    return sum;
+  });
+  const optional = [...(spec.hasD ? [dD] : []), ...(spec.hasBias ? [dBias] : [])];
+  if (!spec.hasD) dD.dispose();
+  if (!spec.hasBias) dBias.dispose();
+  return [dx, ddt, dA, dB, dC, ...optional, ...listed(dInit)];
+}

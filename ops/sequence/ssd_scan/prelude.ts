@@ -1,0 +1,100 @@
+/**
+ * What the SSD scan kernels share: storage binding declarations, the compile-time sizes, index
+ * helpers over the flat layouts, the chunk table accessors, the step size Δ and the launch of a
+ * kernel with one workgroup per work item.
+ *
+ * Layouts (flat, row-major): x, y (tokens, H, P); dt, Δ and the within-chunk cumulative log decay
+ * cs (tokens, H); B, C (tokens, G, N); states (slot or segment, H, P, N); a token is b·length + t.
+ *
+ * @module
+ */
+import { launch, packParams } from "../../core/launch.ts";
+import type { Tensor } from "../../core/tensor.ts";
+import { foldWorkgroups, GRID_WGSL } from "../../wgsl/grid.ts";
+import { MATH_WGSL } from "../../wgsl/math.ts";
+import { CHUNK_WORDS, OP } from "./pieces.ts";
+import type { SsdSpec } from "./options.ts";
+
+/** A storage binding: its access mode, its WGSL name and element type (default f32). */
+export type Binding = [access: "read" | "read_write", name: string, type?: "f32" | "i32"];
+
+/** A binding where `on`, none otherwise: for the bindings of optional inputs. */
+export function bindingIf(on: boolean, b: Binding): Binding[] {
+  return on ? [b] : [];
+}
+
+/** Declares the storage bindings 1, 2, … in order (binding 0 is the parameter block). */
+export function bind(list: readonly Binding[]): string {
+  return list.map(([access, name, type], i) =>
+    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${type ?? "f32"}>;`
+  ).join("\n");
+}
+
+/** The parameter block of every SSD kernel: a work-item count and the folded grid's width. */
+const PARAMS = `struct U { count: u32, width: u32 }
+@group(0) @binding(0) var<uniform> u: U;`;
+
+/**
+ * Declarations every SSD kernel shares: the parameter block, the sizes as constants, the index
+ * helpers, the chunk table accessors (the table must be bound as `chunks`) and, where the kernel
+ * binds `dt` (and `dt_bias`), `step_size`.
+ */
+export function prelude(spec: SsdSpec, withStepSize = false): string {
+  const { heads: H, headDim: P, states: N, groups: G } = spec;
+  const bias = spec.hasBias ? " + dt_bias[h]" : "";
+  const value = spec.softplus ? "vec2<f32>(softplus_(raw), sigmoid_(raw))" : "vec2<f32>(raw, 1.0)";
+  const stepSize = withStepSize
+    ? `// Δ of (token, head) entry j after the bias and the optional softplus, and the softplus' slope.
+fn step_size(j: u32, h: u32) -> vec2<f32> {
+  let raw = dt[j]${bias};
+  return ${value};
+}`
+    : "";
+  return /* wgsl */ `
+${PARAMS}
+const H: u32 = ${H}u;
+const P: u32 = ${P}u;
+const N: u32 = ${N}u;
+const G: u32 = ${G}u;
+const HG: u32 = ${H / G}u;
+const PN: u32 = ${P * N}u;
+const HPN: u32 = ${H * P * N}u;
+const CW: u32 = ${CHUNK_WORDS}u;
+${GRID_WGSL}
+${MATH_WGSL}
+fn chunk_start(k: u32) -> u32 { return u32(chunks[k * CW]); }
+fn chunk_len(k: u32) -> u32 { return u32(chunks[k * CW + 1u]); }
+fn chunk_segment(k: u32) -> u32 { return u32(chunks[k * CW + 2u]); }
+fn chunk_flags(k: u32) -> u32 { return u32(chunks[k * CW + 3u]); }
+fn chunk_slot(k: u32) -> i32 { return chunks[k * CW + 4u]; }
+// Start of chunk k's C·Bᵀ block of group g: (G · Σ earlier length²) + g · length², stored [s][l].
+fn chunk_block(k: u32, g: u32) -> u32 {
+  let len = chunk_len(k);
+  return G * u32(chunks[k * CW + 5u]) + g * len * len;
+}
+${stepSize}
+`;
+}
+
+/** Launches `wgsl` with one workgroup per work item (`count` of them, folded past 65,535). */
+export function launchPerItem(
+  label: string,
+  wgsl: string,
+  count: number,
+  tensors: readonly Tensor[],
+): void {
+  const [gx, gy] = foldWorkgroups(count);
+  launch(`${OP} ${label}`, wgsl, packParams([count, gx]), tensors, [gx, gy]);
+}
+
+/** Launches `wgsl` with one invocation per work item in workgroups of `threads`. */
+export function launchPerInvocation(
+  label: string,
+  wgsl: string,
+  count: number,
+  threads: number,
+  tensors: readonly Tensor[],
+): void {
+  const [gx, gy] = foldWorkgroups(Math.ceil(count / threads));
+  launch(`${OP} ${label}`, wgsl, packParams([count, gx * threads]), tensors, [gx, gy]);
+}
