@@ -78,6 +78,24 @@ export { causalConv1d } from "./sequence/causal_conv1d.ts";
 export type { CausalConv1dOptions } from "./sequence/causal_conv1d.ts";
 export { reverseSegments, segmentReversal } from "./sequence/reverse_segments.ts";
 export {
+  SSD_DEFAULT_CHUNK,
+  SSD_MAX_CHUNK,
+  ssdPieces,
+  SsdPieces,
+  ssdScan,
+  ssdScanReference,
+  ssdScanReferenceBackward,
+  ssdSegmentStarts,
+} from "./sequence/ssd_scan/mod.ts";
+export type {
+  PieceTables,
+  SsdScanGrads,
+  SsdScanInputs,
+  SsdScanOptions,
+  SsdScanProblem,
+  SsdScanResult,
+} from "./sequence/ssd_scan/mod.ts";
+export {
   SELECTIVE_SCAN_MAX_STATES,
   selectiveScan,
   selectiveScanReference,

@@ -22,7 +22,7 @@
  */
 import { gradEnabled, record } from "../../core/autograd.ts";
 import { runtime } from "../../core/runtime.ts";
-import { Tensor } from "../../core/tensor.ts";
+import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import { groupGrads, headGrads } from "./backward.ts";
