@@ -1,0 +1,762 @@
+/**
+ * The SSD scan on the GPU (`ssdScan`): forward, final states and every gradient against the
+ * float64 reference over packed segments of every awkward kind, central finite differences, chunk
+ * sizes that agree with each other, packed runs that equal each segment run alone, bitwise
+ * repeatability, one chunking shared by two scans, and the messages of rejected calls.
+ */
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import {
+  backward,
+  mul,
+  readTensors,
+  requireGrad,
+  SsdPieces,
+  ssdPieces,
+  ssdScan,
+  type SsdScanGrads,
+  type SsdScanInputs,
+  type SsdScanProblem,
+  ssdScanReference,
+  ssdScanReferenceBackward,
+  ssdSegmentStarts,
+  sumAll,
+  Tensor,
+  tidy,
+} from "../ops/mod.ts";
+import { randomSeqIdx } from "./packed_segments.ts";
+import { freshSeed, gradCheck, type GradInput, makeRng, randn, relError, uniform } from "./util.ts";
+
+/** One random problem: sizes, switches, which optional inputs it has, and its segments. */
+interface Case {
+  batch: number;
+  length: number;
+  heads: number;
+  headDim: number;
+  groups: number;
+  states: number;
+  softplus: boolean;
+  D?: boolean;
+  dtBias?: boolean;
+  initialStates?: boolean;
+  /** Ask for the final states (default true). */
+  finalStates?: boolean;
+  /** Segments per row; absent: no seqIdx, one segment a row. */
+  segmentsPerRow?: number;
+  /** Chunk sizes to run it with; the first also shapes the drawn segments. */
+  chunks: number[];
+}
+
+/** The differentiable inputs, in the order of the scan's tape. */
+const GRAD_KEYS = ["x", "dt", "A", "B", "C", "D", "dtBias", "initialStates"] as const;
+type GradKey = typeof GRAD_KEYS[number];
+
+/** A drawn problem: float32-exact inputs (so the reference sees what the GPU sees) and ∂L/∂y. */
+interface Drawn {
+  p: SsdScanProblem;
+  inputs: SsdScanInputs;
+  segments: number;
+  gy: Float64Array;
+}
+
+/** The GPU's outputs and gradients, on the host. */
+interface GpuResult {
+  y: Float32Array;
+  finalStates?: Float32Array;
+  grads: Partial<Record<GradKey, Float32Array>>;
+}
+
+/** Rounds to float32 values, kept as float64. */
+const f32 = (v: Float64Array) => Float64Array.from(Float32Array.from(v));
+
+/** A short description of a drawn case for assertion messages. */
+function describeCase(c: Case, d: Drawn): string {
+  const opts = [
+    c.softplus ? "softplus" : "no softplus",
+    ...(["D", "dtBias", "initialStates"] as const).filter((k) => c[k]),
+    d.inputs.seqIdx === undefined ? "no seqIdx" : `${d.segments} segments`,
+  ];
+  return `b${c.batch} T${c.length} H${c.heads} P${c.headDim} G${c.groups} N${c.states} ` +
+    `[${opts.join(", ")}]`;
+}
+
+/** Random inputs in realistic ranges; `seqIdx` overrides the drawn segment ids. */
+function draw(rng: () => number, c: Case, seqIdx?: Int32Array): Drawn {
+  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
+  const p: SsdScanProblem = {
+    batch,
+    length: T,
+    heads: H,
+    headDim: P,
+    groups: G,
+    states: N,
+    dtSoftplus: c.softplus,
+  };
+  const ids = seqIdx ??
+    (c.segmentsPerRow === undefined
+      ? undefined
+      : randomSeqIdx(rng, batch, T, { segmentsPerRow: c.segmentsPerRow, chunk: c.chunks[0] }));
+  const segments = ssdSegmentStarts(batch, T, ids).length;
+  const inputs: SsdScanInputs = {
+    x: f32(randn(rng, batch * T * H * P)),
+    // With softplus: raw dt in [−3, 0] and a bias in (−1, 1); without: Δ = dt + bias in about
+    // [0.01, 0.5].
+    dt: f32(
+      c.softplus ? uniform(rng, batch * T * H, -3, 0) : uniform(rng, batch * T * H, 0.06, 0.45),
+    ),
+    A: f32(uniform(rng, H, -4, -0.5)),
+    B: f32(randn(rng, batch * T * G * N)),
+    C: f32(randn(rng, batch * T * G * N)),
+    D: c.D ? f32(randn(rng, H)) : undefined,
+    dtBias: c.dtBias
+      ? f32(c.softplus ? uniform(rng, H, -1, 1) : uniform(rng, H, -0.05, 0.05))
+      : undefined,
+    seqIdx: ids,
+    initialStates: c.initialStates ? f32(randn(rng, segments * H * P * N)) : undefined,
+  };
+  return { p, inputs, segments, gy: f32(randn(rng, batch * T * H * P)) };
+}
+
+/**
+ * Runs `ssdScan` with the loss Σ y ⊙ gy and reads y, the final states (when the case asks) and
+ * every input's gradient. `seqIdx` defaults to the drawn ids; `chunkSize` is left out when
+ * `seqIdx` is an {@link SsdPieces}.
+ */
+async function runGpu(
+  c: Case,
+  d: Drawn,
+  chunk: number,
+  seqIdx: ArrayLike<number> | SsdPieces | undefined = d.inputs.seqIdx,
+): Promise<GpuResult> {
+  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
+  const shapes: Record<GradKey, number[]> = {
+    x: [batch, T, H, P],
+    dt: [batch, T, H],
+    A: [H],
+    B: [batch, T, G, N],
+    C: [batch, T, G, N],
+    D: [H],
+    dtBias: [H],
+    initialStates: [d.segments, H, P, N],
+  };
+  const keys = GRAD_KEYS.filter((k) => d.inputs[k] !== undefined);
+  const wantFinal = c.finalStates ?? true;
+  const out = tidy(() => {
+    const t = Object.fromEntries(
+      keys.map((k) => [k, requireGrad(Tensor.from(Float32Array.from(d.inputs[k]!), shapes[k]))]),
+    ) as Partial<Record<GradKey, Tensor>>;
+    const { y, finalStates } = ssdScan(t.x!, t.dt!, t.A!, t.B!, t.C!, {
+      D: t.D,
+      dtBias: t.dtBias,
+      dtSoftplus: c.softplus,
+      seqIdx,
+      initialStates: t.initialStates,
+      finalStates: wantFinal,
+      chunkSize: seqIdx instanceof SsdPieces ? undefined : chunk,
+    });
+    assertEquals(finalStates !== undefined, wantFinal, "final states returned iff asked for");
+    backward(sumAll(mul(y, Tensor.from(Float32Array.from(d.gy), y.shape))));
+    return [y, ...(finalStates ? [finalStates] : []), ...keys.map((k) => t[k]!.grad!)];
+  });
+  const host = (await readTensors(out)) as Float32Array[];
+  for (const t of out) t.dispose();
+  const y = host.shift()!;
+  const finalStates = wantFinal ? host.shift()! : undefined;
+  return { y, finalStates, grads: Object.fromEntries(keys.map((k, i) => [k, host[i]])) };
+}
+
+/** The gradients that sum a term of every token: one value per head. */
+const HEAD_SUMS = ["A", "D", "dtBias"] as const;
+type HeadSum = typeof HEAD_SUMS[number];
+
+/**
+ * Σ over tokens of |term| for each per-head parameter gradient, from the float64 reference
+ * gradients: float32 rounding of such a sum scales with this, not with the sum itself, which
+ * random terms can cancel to nearly zero. dD sums gy·x, ddtBias sums the per-token ∂dt, and dA
+ * sums Δ_t·∂a_t, recovered per token from ∂Δ_t = ∂x-term + A·∂a_t where
+ * Δ_t·(∂x-term) = Σ_q x_q·(dx_q − D·gy_q).
+ */
+function headSumScales(d: Drawn, g: SsdScanGrads): Record<HeadSum, Float64Array> {
+  const { heads: H, headDim: P, dtSoftplus } = d.p;
+  const { x, dt, A, D, dtBias } = d.inputs;
+  const scales = { A: new Float64Array(H), D: new Float64Array(H), dtBias: new Float64Array(H) };
+  const sumA = new Float64Array(H);
+  for (let j = 0; j < dt.length; j++) {
+    const h = j % H;
+    const raw = dt[j] + (dtBias ? dtBias[h] : 0);
+    // raw stays far below PyTorch's softplus threshold (20) in these tests.
+    const delta = dtSoftplus ? Math.log1p(Math.exp(raw)) : raw;
+    const slope = dtSoftplus ? 1 / (1 + Math.exp(-raw)) : 1;
+    let inputTerm = 0;
+    for (let q = 0; q < P; q++) {
+      const i = j * P + q;
+      inputTerm += x[i] * (g.x[i] - (D ? D[h] * d.gy[i] : 0));
+      scales.D[h] += Math.abs(d.gy[i] * x[i]);
+    }
+    const termA = (delta * g.dt[j] / slope - inputTerm) / A[h];
+    sumA[h] += termA;
+    scales.A[h] += Math.abs(termA);
+    scales.dtBias[h] += Math.abs(g.dt[j]);
+  }
+  assert(
+    relError(sumA, g.A) < 1e-9,
+    `the per-token terms of dA sum to ${sumA}, not the reference's ${g.A}`,
+  );
+  return scales;
+}
+
+/**
+ * Errors of y, final states and every gradient of `got` against `want`, by name: relative
+ * errors, except for the per-head sums named in `scales`, whose error is measured against their
+ * Σ|terms|.
+ */
+function errors(
+  got: GpuResult,
+  want: { y: ArrayLike<number>; finalStates?: ArrayLike<number> },
+  wantGrads: Partial<Record<GradKey, ArrayLike<number>>>,
+  scales?: Record<HeadSum, Float64Array>,
+): [string, number][] {
+  const out: [string, number][] = [["y", relError(got.y, want.y)]];
+  if (got.finalStates) out.push(["finalStates", relError(got.finalStates, want.finalStates!)]);
+  for (const k of GRAD_KEYS) {
+    const g = got.grads[k], w = wantGrads[k];
+    if (g === undefined && w === undefined) continue;
+    if (g === undefined || w === undefined) throw new Error(`gradient of ${k} missing on one side`);
+    assertEquals(g.length, w.length, `length of the gradient of ${k}`);
+    const scale = (HEAD_SUMS as readonly string[]).includes(k) ? scales?.[k as HeadSum] : undefined;
+    if (scale) {
+      let num = 0, den = 0;
+      for (let h = 0; h < g.length; h++) {
+        num += (g[h] - w[h]) ** 2;
+        den += scale[h] ** 2;
+      }
+      out.push([`d${k} (against Σ|terms|)`, Math.sqrt(num / den)]);
+    } else out.push([`d${k}`, relError(g, w)]);
+  }
+  return out;
+}
+
+/** Asserts every error is at most `tol`, naming the case, the chunk and the seed. */
+function assertErrors(errs: [string, number][], tol: number, what: string): void {
+  const bad = errs.filter(([, e]) => !(e <= tol));
+  assert(
+    bad.length === 0,
+    `${what}: relative error above ${tol}: ` +
+      bad.map(([n, e]) => `${n} ${e.toExponential(2)}`).join(", "),
+  );
+}
+
+/** Checks one case at each of its chunk sizes against the float64 reference. */
+async function checkAgainstReference(c: Case, seed: number, rng: () => number): Promise<void> {
+  const d = draw(rng, c);
+  const ref = ssdScanReference(d.p, d.inputs);
+  const refGrads = ssdScanReferenceBackward(d.p, d.inputs, d.gy);
+  const scales = headSumScales(d, refGrads);
+  for (const chunk of c.chunks) {
+    const got = await runGpu(c, d, chunk);
+    const what = `${describeCase(c, d)} chunk ${chunk} seed ${seed}`;
+    assertErrors(errors(got, ref, refGrads, scales), 1e-5, what);
+  }
+}
+
+const REFERENCE_CASES: Case[] = [
+  // One token per row; nothing carried (no initial or final states): no state slots at all.
+  {
+    batch: 3,
+    length: 1,
+    heads: 2,
+    headDim: 3,
+    groups: 1,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    finalStates: false,
+    chunks: [7, 1],
+  },
+  // One token with an initial state.
+  {
+    batch: 2,
+    length: 1,
+    heads: 3,
+    headDim: 5,
+    groups: 3,
+    states: 3,
+    softplus: false,
+    initialStates: true,
+    segmentsPerRow: 1,
+    chunks: [64],
+  },
+  // T = 37, not a multiple of 7: one-token, chunk-aligned and multi-chunk segments; 1 < G < H.
+  {
+    batch: 2,
+    length: 37,
+    heads: 4,
+    headDim: 3,
+    groups: 2,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    segmentsPerRow: 4,
+    chunks: [7, 16],
+  },
+  // Chunk 1: every token its own chunk, states carried token by token; G = H, no softplus.
+  {
+    batch: 2,
+    length: 13,
+    heads: 3,
+    headDim: 5,
+    groups: 3,
+    states: 3,
+    softplus: false,
+    dtBias: true,
+    segmentsPerRow: 3,
+    finalStates: false,
+    chunks: [1, 7],
+  },
+  // Hundreds of segments in a row, mostly one or two tokens long.
+  {
+    batch: 2,
+    length: 420,
+    heads: 2,
+    headDim: 3,
+    groups: 1,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    segmentsPerRow: 200,
+    chunks: [16, 7],
+  },
+  // One segment per row, no seqIdx, spanning several chunks, with P 16 and N 64.
+  {
+    batch: 2,
+    length: 150,
+    heads: 4,
+    headDim: 16,
+    groups: 2,
+    states: 64,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    chunks: [64],
+  },
+  // Packed rows longer than the chunk, no optional inputs, no final states: only cut segments
+  // carry a state.
+  {
+    batch: 3,
+    length: 150,
+    heads: 2,
+    headDim: 3,
+    groups: 2,
+    states: 5,
+    softplus: false,
+    segmentsPerRow: 5,
+    finalStates: false,
+    chunks: [16, 64],
+  },
+  // Long segments at the largest chunks.
+  {
+    batch: 1,
+    length: 600,
+    heads: 2,
+    headDim: 3,
+    groups: 1,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    segmentsPerRow: 3,
+    chunks: [128, 256],
+  },
+];
+
+Deno.test(
+  "ssdScan: y, final states and every gradient match the float64 reference (chunks 1–256, " +
+    "packed segments of every kind, G = 1 / between / H, optional D, dtBias, initial states)",
+  async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    for (const c of REFERENCE_CASES) await checkAgainstReference(c, seed, rng);
+  },
+);
+
+Deno.test("ssdScan: every gradient against central finite differences", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const c: Case = {
+    batch: 2,
+    length: 19,
+    heads: 4,
+    headDim: 3,
+    groups: 2,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    segmentsPerRow: 3,
+    chunks: [4],
+  };
+  const d = draw(rng, c);
+  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
+  const shapes = [
+    [batch, T, H, P],
+    [batch, T, H],
+    [H],
+    [batch, T, G, N],
+    [batch, T, G, N],
+    [H],
+    [H],
+    [d.segments, H, P, N],
+  ];
+  const inputs: GradInput[] = GRAD_KEYS.map((k, i) => ({ data: d.inputs[k]!, shape: shapes[i] }));
+  const unpack = (xs: Float64Array[]): SsdScanInputs => ({
+    ...Object.fromEntries(GRAD_KEYS.map((k, i) => [k, xs[i]])) as Omit<SsdScanInputs, "seqIdx">,
+    seqIdx: d.inputs.seqIdx,
+  });
+  await gradCheck({
+    what: `ssdScan ${describeCase(c, d)} chunk 4 seed ${seed}`,
+    inputs,
+    gpu: ([x, dt, A, B, C, D, dtBias, initialStates]) =>
+      ssdScan(x, dt, A, B, C, {
+        D,
+        dtBias,
+        initialStates,
+        dtSoftplus: true,
+        seqIdx: d.inputs.seqIdx,
+        chunkSize: 4,
+      }).y,
+    ref: (xs) => ssdScanReference(d.p, unpack(xs)).y,
+    refGrad: (xs, g) => {
+      const r = ssdScanReferenceBackward(d.p, unpack(xs), g);
+      return GRAD_KEYS.map((k) => r[k]!);
+    },
+    rng,
+    tol: 1e-5,
+    probes: 12,
+  });
+});
+
+/**
+ * Segment ids for `batch` rows of `length` tokens where every row holds a segment of `long`
+ * tokens (at a random place), a one-token segment, and random segments around them.
+ */
+function packingWithLongSegment(
+  rng: () => number,
+  batch: number,
+  length: number,
+  long: number,
+): Int32Array {
+  const ids = new Int32Array(batch * length);
+  for (let b = 0; b < batch; b++) {
+    const start = 1 + Math.floor(rng() * (length - long - 1));
+    const cuts = new Set([1, start, start + long]);
+    for (let t = 2; t < length; t++) {
+      if ((t < start || t > start + long) && rng() < 0.05) cuts.add(t);
+    }
+    let id = 0;
+    for (let t = 0; t < length; t++) {
+      if (cuts.has(t)) id++;
+      ids[b * length + t] = id;
+    }
+  }
+  return ids;
+}
+
+Deno.test("ssdScan: chunks 64, 128 and 256 agree to rounding on segments longer than 256", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const c: Case = {
+    batch: 2,
+    length: 700,
+    heads: 2,
+    headDim: 3,
+    groups: 1,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    chunks: [64, 128, 256],
+  };
+  const long = 257 + Math.floor(rng() * 300);
+  const d = draw(rng, c, packingWithLongSegment(rng, c.batch, c.length, long));
+  const scales = headSumScales(d, ssdScanReferenceBackward(d.p, d.inputs, d.gy));
+  const base = await runGpu(c, d, 64);
+  for (const chunk of [128, 256]) {
+    const got = await runGpu(c, d, chunk);
+    const what = `${
+      describeCase(c, d)
+    } segment of ${long} tokens, chunk ${chunk} vs 64 seed ${seed}`;
+    assertErrors(errors(got, base, base.grads, scales), 1e-5, what);
+  }
+});
+
+/** The flat token slice [start, start + count) of a per-token array with `per` values a token. */
+const tokens = (v: Float64Array, per: number, start: number, count: number) =>
+  v.subarray(start * per, (start + count) * per);
+
+Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const c: Case = {
+    batch: 2,
+    length: 40,
+    heads: 4,
+    headDim: 3,
+    groups: 2,
+    states: 5,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    segmentsPerRow: 4,
+    chunks: [7],
+  };
+  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
+  const d = draw(rng, c);
+  const packed = await runGpu(c, d, 7);
+  const starts = ssdSegmentStarts(batch, T, d.inputs.seqIdx);
+  const perToken = { x: H * P, dt: H, B: G * N, C: G * N };
+  const PN = H * P * N;
+  // The separate runs, concatenated in segment order; the per-head parameter gradients summed.
+  const sep = {
+    y: new Float64Array(packed.y.length),
+    finalStates: new Float64Array(packed.finalStates!.length),
+  };
+  const sepGrads = Object.fromEntries(
+    GRAD_KEYS.map((k) => [k, new Float64Array(packed.grads[k]!.length)]),
+  ) as Record<GradKey, Float64Array>;
+  for (let k = 0; k < starts.length; k++) {
+    const start = starts[k];
+    const rowEnd = (Math.floor(start / T) + 1) * T;
+    const len = Math.min(k + 1 < starts.length ? starts[k + 1] : rowEnd, rowEnd) - start;
+    const one: Case = { ...c, batch: 1, length: len, segmentsPerRow: undefined };
+    const alone: Drawn = {
+      p: { ...d.p, batch: 1, length: len },
+      inputs: {
+        x: tokens(d.inputs.x, perToken.x, start, len),
+        dt: tokens(d.inputs.dt, perToken.dt, start, len),
+        A: d.inputs.A,
+        B: tokens(d.inputs.B, perToken.B, start, len),
+        C: tokens(d.inputs.C, perToken.C, start, len),
+        D: d.inputs.D,
+        dtBias: d.inputs.dtBias,
+        initialStates: d.inputs.initialStates!.subarray(k * PN, (k + 1) * PN),
+      },
+      segments: 1,
+      gy: tokens(d.gy, H * P, start, len),
+    };
+    const got = await runGpu(one, alone, 7);
+    sep.y.set(got.y, start * H * P);
+    sep.finalStates.set(got.finalStates!, k * PN);
+    for (const key of ["x", "dt", "B", "C"] as const) {
+      sepGrads[key].set(got.grads[key]!, start * perToken[key]);
+    }
+    sepGrads.initialStates.set(got.grads.initialStates!, k * PN);
+    for (const key of HEAD_SUMS) {
+      for (let h = 0; h < H; h++) sepGrads[key][h] += got.grads[key]![h];
+    }
+  }
+  const what = `${describeCase(c, d)} chunk 7 seed ${seed}`;
+  const scales = headSumScales(d, ssdScanReferenceBackward(d.p, d.inputs, d.gy));
+  assertErrors(errors(packed, sep, sepGrads, scales), 1e-6, what);
+});
+
+Deno.test("ssdScan: the same call twice gives identical y and gradients", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const c: Case = {
+    batch: 2,
+    length: 90,
+    heads: 4,
+    headDim: 5,
+    groups: 2,
+    states: 7,
+    softplus: true,
+    D: true,
+    dtBias: true,
+    initialStates: true,
+    segmentsPerRow: 6,
+    chunks: [16],
+  };
+  const d = draw(rng, c);
+  const first = await runGpu(c, d, 16);
+  const second = await runGpu(c, d, 16);
+  const what = `${describeCase(c, d)} chunk 16 seed ${seed}`;
+  assertEquals(second.y, first.y, `${what}: y differs between two identical calls`);
+  assertEquals(second.finalStates, first.finalStates, `${what}: final states differ`);
+  for (const k of GRAD_KEYS) {
+    assertEquals(second.grads[k], first.grads[k], `${what}: d${k} differs between two calls`);
+  }
+});
+
+Deno.test("ssdScan: one ssdPieces shared by two stacked scans equals raw segment ids", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const [batch, T, H, P, G, N, chunk] = [2, 45, 2, 3, 1, 5, 8];
+  const seqIdx = randomSeqIdx(rng, batch, T, { segmentsPerRow: 4, chunk });
+  const segments = ssdSegmentStarts(batch, T, seqIdx).length;
+  const f = (v: Float64Array) => Float32Array.from(v);
+  const data = {
+    x: f(randn(rng, batch * T * H * P)),
+    dt1: f(uniform(rng, batch * T * H, -3, 0)),
+    dt2: f(uniform(rng, batch * T * H, -3, 0)),
+    A: f(uniform(rng, H, -4, -0.5)),
+    B: f(randn(rng, batch * T * G * N)),
+    C: f(randn(rng, batch * T * G * N)),
+    init: f(randn(rng, segments * H * P * N)),
+    gy: f(randn(rng, batch * T * H * P)),
+  };
+  /** Two scans, the second on the first's output: the first with initial and final states. */
+  const run = async (ids: (scan: number) => Int32Array | SsdPieces) => {
+    const out = tidy(() => {
+      const x = requireGrad(Tensor.from(data.x, [batch, T, H, P]));
+      const A = requireGrad(Tensor.from(data.A, [H]));
+      const B = requireGrad(Tensor.from(data.B, [batch, T, G, N]));
+      const C = requireGrad(Tensor.from(data.C, [batch, T, G, N]));
+      const init = requireGrad(Tensor.from(data.init, [segments, H, P, N]));
+      const dt1 = Tensor.from(data.dt1, [batch, T, H]);
+      const dt2 = Tensor.from(data.dt2, [batch, T, H]);
+      const chunkOf = (s: Int32Array | SsdPieces) => (s instanceof SsdPieces ? undefined : chunk);
+      const first = ssdScan(x, dt1, A, B, C, {
+        dtSoftplus: true,
+        seqIdx: ids(0),
+        chunkSize: chunkOf(ids(0)),
+        initialStates: init,
+        finalStates: true,
+      });
+      const second = ssdScan(first.y, dt2, A, C, B, {
+        dtSoftplus: true,
+        seqIdx: ids(1),
+        chunkSize: chunkOf(ids(1)),
+      });
+      backward(sumAll(mul(second.y, Tensor.from(data.gy, second.y.shape))));
+      return [second.y, first.finalStates!, x.grad!, A.grad!, B.grad!, C.grad!, init.grad!];
+    });
+    const host = await readTensors(out);
+    for (const t of out) t.dispose();
+    return host;
+  };
+  const pieces = ssdPieces(batch, T, seqIdx, chunk);
+  const shared = await run(() => pieces);
+  // The pieces' tables outlive the tidy scope that built them: a second use still works.
+  const again = await run(() => pieces);
+  assert(pieces.tensors().length > 0, "the pieces hold their GPU tables until disposed");
+  pieces.dispose();
+  assertEquals(pieces.tensors().length, 0, "dispose() frees the pieces' GPU tables");
+  const raw = await run(() => seqIdx);
+  const names = ["y", "final states", "dx", "dA", "dB", "dC", "dinitialStates"];
+  names.forEach((n, i) => {
+    assertEquals(shared[i], raw[i], `${n}: shared pieces differ from raw ids, seed ${seed}`);
+    assertEquals(again[i], raw[i], `${n}: second use of the pieces differs, seed ${seed}`);
+  });
+});
+
+Deno.test("ssdScan: rejected calls say what is wrong", () => {
+  const [batch, T, H, P, G, N] = [2, 5, 4, 3, 2, 5];
+  const t = (shape: number[]) =>
+    Tensor.from(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+  const scan = (o: {
+    x?: number[];
+    dt?: number[];
+    A?: number[];
+    B?: number[];
+    C?: number[];
+    D?: number[];
+    init?: number[];
+    seqIdx?: ArrayLike<number> | SsdPieces;
+    chunkSize?: number;
+  }) =>
+  () =>
+    tidy(() => {
+      ssdScan(
+        t(o.x ?? [batch, T, H, P]),
+        t(o.dt ?? [batch, T, H]),
+        t(o.A ?? [H]),
+        t(o.B ?? [batch, T, G, N]),
+        t(o.C ?? [batch, T, G, N]),
+        {
+          D: o.D ? t(o.D) : undefined,
+          initialStates: o.init ? t(o.init) : undefined,
+          seqIdx: o.seqIdx,
+          chunkSize: o.chunkSize,
+        },
+      );
+    });
+  const ids = [0, 0, 1, 1, 2, 0, 1, 3, 2, 2];
+  assertThrows(
+    scan({ seqIdx: ids }),
+    RangeError,
+    "seqIdx must be non-decreasing within each row, but row 1 goes from 3 at position 2 to 2 " +
+      "at position 3",
+  );
+  assertThrows(
+    () => ssdPieces(batch, T, ids),
+    RangeError,
+    "row 1 goes from 3 at position 2 to 2 at position 3",
+  );
+  assertThrows(
+    scan({ seqIdx: ids.slice(1) }),
+    RangeError,
+    "seqIdx has 9 ids, expected batch × length = 2 × 5 = 10",
+  );
+  assertThrows(
+    scan({ B: [batch, T, 3, N], C: [batch, T, 3, N] }),
+    RangeError,
+    "heads 4 must be divisible by the groups of B, 3",
+  );
+  assertThrows(
+    scan({ dt: [batch, T + 1, H] }),
+    RangeError,
+    "dt must be (batch, length, heads) [2, 5, 4], got [2, 6, 4] f32",
+  );
+  assertThrows(
+    scan({ B: [batch, T - 1, G, N] }),
+    RangeError,
+    "B must be (batch, length, groups, states) with batch 2 and length 5, got [2, 4, 2, 5] f32",
+  );
+  assertThrows(
+    scan({ C: [batch, T, G, N + 1] }),
+    RangeError,
+    "C must be shaped like B [2, 5, 2, 5] f32, got [2, 5, 2, 6] f32",
+  );
+  assertThrows(scan({ D: [H + 1] }), RangeError, "D must be (heads) [4], got [5] f32");
+  const monotone = [0, 0, 1, 1, 2, 0, 1, 1, 2, 2];
+  assertThrows(
+    scan({ seqIdx: monotone, init: [batch, H, P, N] }),
+    RangeError,
+    "initialStates must be (segments, heads, headDim, states) [6, 4, 3, 5], got [2, 4, 3, 5] " +
+      "f32 (the segment ids give 6 segments)",
+  );
+  for (const chunkSize of [0, 300]) {
+    assertThrows(
+      scan({ chunkSize }),
+      RangeError,
+      `chunkSize must be an integer in [1, 256], got ${chunkSize}`,
+    );
+    assertThrows(
+      () => ssdPieces(batch, T, monotone, chunkSize),
+      RangeError,
+      `chunkSize must be an integer in [1, 256], got ${chunkSize}`,
+    );
+  }
+  const pieces = ssdPieces(batch, T, monotone, 8);
+  assertThrows(
+    scan({ seqIdx: pieces, chunkSize: 16 }),
+    RangeError,
+    "chunkSize 16 differs from the chunk of the SsdPieces passed as seqIdx, 8",
+  );
+  const oneRow = ssdPieces(1, T, undefined, 8);
+  assertThrows(
+    scan({ seqIdx: oneRow }),
+    RangeError,
+    "the SsdPieces passed as seqIdx were built for batch 1, length 5, but x is [2, 5, 4, 3] f32",
+  );
+  pieces.dispose();
+  oneRow.dispose();
+});
