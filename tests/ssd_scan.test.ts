@@ -467,7 +467,7 @@ function packingWithLongSegment(
   return ids;
 }
 
-Deno.test("ssdScan: chunks 64, 128 and 256 agree to rounding on segments longer than 256", async () => {
+Deno.test("ssdScan: chunks 64, 128 and 256 agree on segments longer than 256", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const c: Case = {
