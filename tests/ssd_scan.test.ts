@@ -26,24 +26,22 @@ import {
 import { randomSeqIdx } from "./packed_segments.ts";
 import { freshSeed, gradCheck, type GradInput, makeRng, randn, relError, uniform } from "./util.ts";
 
-/** One random problem: sizes, switches, which optional inputs it has, and its segments. */
+/** Softplus, the optional inputs, and leaving the final states out (asked for otherwise). */
+type Part = "softplus" | "D" | "dtBias" | "initialStates" | "noFinalStates";
+
+/** Softplus and every optional input. */
+const FULL: Part[] = ["softplus", "D", "dtBias", "initialStates"];
+
+/** One random problem. */
 interface Case {
-  batch: number;
-  length: number;
-  heads: number;
-  headDim: number;
-  groups: number;
-  states: number;
-  softplus: boolean;
-  D?: boolean;
-  dtBias?: boolean;
-  initialStates?: boolean;
-  /** Ask for the final states (default true). */
-  finalStates?: boolean;
+  /** batch, length T, heads H, headDim P, groups G, states N. */
+  size: readonly [number, number, number, number, number, number];
+  /** Which of softplus and the optional inputs it has. */
+  parts: readonly Part[];
   /** Segments per row; absent: no seqIdx, one segment a row. */
-  segmentsPerRow?: number;
+  perRow?: number;
   /** Chunk sizes to run it with; the first also shapes the drawn segments. */
-  chunks: number[];
+  chunks: readonly number[];
 }
 
 /** The differentiable inputs, in the order of the scan's tape. */
@@ -52,6 +50,7 @@ type GradKey = typeof GRAD_KEYS[number];
 
 /** A drawn problem: float32-exact inputs (so the reference sees what the GPU sees) and ∂L/∂y. */
 interface Drawn {
+  c: Case;
   p: SsdScanProblem;
   inputs: SsdScanInputs;
   segments: number;
@@ -69,19 +68,17 @@ interface GpuResult {
 const f32 = (v: Float64Array) => Float64Array.from(Float32Array.from(v));
 
 /** A short description of a drawn case for assertion messages. */
-function describeCase(c: Case, d: Drawn): string {
-  const opts = [
-    c.softplus ? "softplus" : "no softplus",
-    ...(["D", "dtBias", "initialStates"] as const).filter((k) => c[k]),
-    d.inputs.seqIdx === undefined ? "no seqIdx" : `${d.segments} segments`,
-  ];
-  return `b${c.batch} T${c.length} H${c.heads} P${c.headDim} G${c.groups} N${c.states} ` +
-    `[${opts.join(", ")}]`;
+function describe(d: Drawn): string {
+  const [b, T, H, P, G, N] = d.c.size;
+  const segments = d.inputs.seqIdx === undefined ? "no seqIdx" : `${d.segments} segments`;
+  return `b${b} T${T} H${H} P${P} G${G} N${N} [${[...d.c.parts, segments].join(", ")}]`;
 }
 
 /** Random inputs in realistic ranges; `seqIdx` overrides the drawn segment ids. */
 function draw(rng: () => number, c: Case, seqIdx?: Int32Array): Drawn {
-  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
+  const [batch, T, H, P, G, N] = c.size;
+  const has = (part: Part) => c.parts.includes(part);
+  const softplus = has("softplus");
   const p: SsdScanProblem = {
     batch,
     length: T,
@@ -89,46 +86,36 @@ function draw(rng: () => number, c: Case, seqIdx?: Int32Array): Drawn {
     headDim: P,
     groups: G,
     states: N,
-    dtSoftplus: c.softplus,
+    dtSoftplus: softplus,
   };
   const ids = seqIdx ??
-    (c.segmentsPerRow === undefined
+    (c.perRow === undefined
       ? undefined
-      : randomSeqIdx(rng, batch, T, { segmentsPerRow: c.segmentsPerRow, chunk: c.chunks[0] }));
+      : randomSeqIdx(rng, batch, T, { segmentsPerRow: c.perRow, chunk: c.chunks[0] }));
   const segments = ssdSegmentStarts(batch, T, ids).length;
+  const tokens = batch * T;
   const inputs: SsdScanInputs = {
-    x: f32(randn(rng, batch * T * H * P)),
+    x: f32(randn(rng, tokens * H * P)),
     // With softplus: raw dt in [−3, 0] and a bias in (−1, 1); without: Δ = dt + bias in about
     // [0.01, 0.5].
-    dt: f32(
-      c.softplus ? uniform(rng, batch * T * H, -3, 0) : uniform(rng, batch * T * H, 0.06, 0.45),
-    ),
+    dt: f32(softplus ? uniform(rng, tokens * H, -3, 0) : uniform(rng, tokens * H, 0.06, 0.45)),
     A: f32(uniform(rng, H, -4, -0.5)),
-    B: f32(randn(rng, batch * T * G * N)),
-    C: f32(randn(rng, batch * T * G * N)),
-    D: c.D ? f32(randn(rng, H)) : undefined,
-    dtBias: c.dtBias
-      ? f32(c.softplus ? uniform(rng, H, -1, 1) : uniform(rng, H, -0.05, 0.05))
+    B: f32(randn(rng, tokens * G * N)),
+    C: f32(randn(rng, tokens * G * N)),
+    D: has("D") ? f32(randn(rng, H)) : undefined,
+    dtBias: has("dtBias")
+      ? f32(softplus ? uniform(rng, H, -1, 1) : uniform(rng, H, -0.05, 0.05))
       : undefined,
     seqIdx: ids,
-    initialStates: c.initialStates ? f32(randn(rng, segments * H * P * N)) : undefined,
+    initialStates: has("initialStates") ? f32(randn(rng, segments * H * P * N)) : undefined,
   };
-  return { p, inputs, segments, gy: f32(randn(rng, batch * T * H * P)) };
+  return { c, p, inputs, segments, gy: f32(randn(rng, tokens * H * P)) };
 }
 
-/**
- * Runs `ssdScan` with the loss Σ y ⊙ gy and reads y, the final states (when the case asks) and
- * every input's gradient. `seqIdx` defaults to the drawn ids; `chunkSize` is left out when
- * `seqIdx` is an {@link SsdPieces}.
- */
-async function runGpu(
-  c: Case,
-  d: Drawn,
-  chunk: number,
-  seqIdx: ArrayLike<number> | SsdPieces | undefined = d.inputs.seqIdx,
-): Promise<GpuResult> {
-  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
-  const shapes: Record<GradKey, number[]> = {
+/** The shape of every differentiable input of a drawn problem. */
+function shapesOf(d: Drawn): Record<GradKey, number[]> {
+  const [batch, T, H, P, G, N] = d.c.size;
+  return {
     x: [batch, T, H, P],
     dt: [batch, T, H],
     A: [H],
@@ -138,8 +125,21 @@ async function runGpu(
     dtBias: [H],
     initialStates: [d.segments, H, P, N],
   };
+}
+
+/**
+ * Runs `ssdScan` with the loss Σ y ⊙ gy and reads y, the final states (unless the case leaves
+ * them out) and every input's gradient. `seqIdx` defaults to the drawn ids; `chunkSize` is left
+ * out when `seqIdx` is an {@link SsdPieces}.
+ */
+async function runGpu(
+  d: Drawn,
+  chunk: number,
+  seqIdx: ArrayLike<number> | SsdPieces | undefined = d.inputs.seqIdx,
+): Promise<GpuResult> {
+  const shapes = shapesOf(d);
   const keys = GRAD_KEYS.filter((k) => d.inputs[k] !== undefined);
-  const wantFinal = c.finalStates ?? true;
+  const wantFinal = !d.c.parts.includes("noFinalStates");
   const out = tidy(() => {
     const t = Object.fromEntries(
       keys.map((k) => [k, requireGrad(Tensor.from(Float32Array.from(d.inputs[k]!), shapes[k]))]),
@@ -147,7 +147,7 @@ async function runGpu(
     const { y, finalStates } = ssdScan(t.x!, t.dt!, t.A!, t.B!, t.C!, {
       D: t.D,
       dtBias: t.dtBias,
-      dtSoftplus: c.softplus,
+      dtSoftplus: d.p.dtSoftplus,
       seqIdx,
       initialStates: t.initialStates,
       finalStates: wantFinal,
@@ -172,8 +172,8 @@ type HeadSum = typeof HEAD_SUMS[number];
  * Σ over tokens of |term| for each per-head parameter gradient, from the float64 reference
  * gradients: float32 rounding of such a sum scales with this, not with the sum itself, which
  * random terms can cancel to nearly zero. dD sums gy·x, ddtBias sums the per-token ∂dt, and dA
- * sums Δ_t·∂a_t, recovered per token from ∂Δ_t = ∂x-term + A·∂a_t where
- * Δ_t·(∂x-term) = Σ_q x_q·(dx_q − D·gy_q).
+ * sums Δ_t·∂a_t, recovered per token from ∂Δ_t = (x-term) + A·∂a_t where
+ * Δ_t·(x-term) = Σ_q x_q·(dx_q − D·gy_q).
  */
 function headSumScales(d: Drawn, g: SsdScanGrads): Record<HeadSum, Float64Array> {
   const { heads: H, headDim: P, dtSoftplus } = d.p;
@@ -197,23 +197,19 @@ function headSumScales(d: Drawn, g: SsdScanGrads): Record<HeadSum, Float64Array>
     scales.A[h] += Math.abs(termA);
     scales.dtBias[h] += Math.abs(g.dt[j]);
   }
-  assert(
-    relError(sumA, g.A) < 1e-9,
-    `the per-token terms of dA sum to ${sumA}, not the reference's ${g.A}`,
-  );
+  assert(relError(sumA, g.A) < 1e-9, `per-token terms of dA sum to ${sumA}, reference ${g.A}`);
   return scales;
 }
 
 /**
  * Errors of y, final states and every gradient of `got` against `want`, by name: relative
- * errors, except for the per-head sums named in `scales`, whose error is measured against their
- * Σ|terms|.
+ * errors, except for the per-head sums, measured against their Σ|terms| (`scales`).
  */
 function errors(
   got: GpuResult,
   want: { y: ArrayLike<number>; finalStates?: ArrayLike<number> },
   wantGrads: Partial<Record<GradKey, ArrayLike<number>>>,
-  scales?: Record<HeadSum, Float64Array>,
+  scales: Record<HeadSum, Float64Array>,
 ): [string, number][] {
   const out: [string, number][] = [["y", relError(got.y, want.y)]];
   if (got.finalStates) out.push(["finalStates", relError(got.finalStates, want.finalStates!)]);
@@ -222,15 +218,17 @@ function errors(
     if (g === undefined && w === undefined) continue;
     if (g === undefined || w === undefined) throw new Error(`gradient of ${k} missing on one side`);
     assertEquals(g.length, w.length, `length of the gradient of ${k}`);
-    const scale = (HEAD_SUMS as readonly string[]).includes(k) ? scales?.[k as HeadSum] : undefined;
-    if (scale) {
-      let num = 0, den = 0;
-      for (let h = 0; h < g.length; h++) {
-        num += (g[h] - w[h]) ** 2;
-        den += scale[h] ** 2;
-      }
-      out.push([`d${k} (against Σ|terms|)`, Math.sqrt(num / den)]);
-    } else out.push([`d${k}`, relError(g, w)]);
+    const scale = (HEAD_SUMS as readonly string[]).includes(k) ? scales[k as HeadSum] : undefined;
+    if (!scale) {
+      out.push([`d${k}`, relError(g, w)]);
+      continue;
+    }
+    let num = 0, den = 0;
+    for (let h = 0; h < g.length; h++) {
+      num += (g[h] - w[h]) ** 2;
+      den += scale[h] ** 2;
+    }
+    out.push([`d${k} (against Σ|terms|)`, Math.sqrt(num / den)]);
   }
   return out;
 }
@@ -238,140 +236,34 @@ function errors(
 /** Asserts every error is at most `tol`, naming the case, the chunk and the seed. */
 function assertErrors(errs: [string, number][], tol: number, what: string): void {
   const bad = errs.filter(([, e]) => !(e <= tol));
-  assert(
-    bad.length === 0,
-    `${what}: relative error above ${tol}: ` +
-      bad.map(([n, e]) => `${n} ${e.toExponential(2)}`).join(", "),
-  );
+  const list = bad.map(([n, e]) => `${n} ${e.toExponential(2)}`).join(", ");
+  assert(bad.length === 0, `${what}: relative error above ${tol}: ${list}`);
 }
 
-/** Checks one case at each of its chunk sizes against the float64 reference. */
-async function checkAgainstReference(c: Case, seed: number, rng: () => number): Promise<void> {
-  const d = draw(rng, c);
-  const ref = ssdScanReference(d.p, d.inputs);
-  const refGrads = ssdScanReferenceBackward(d.p, d.inputs, d.gy);
-  const scales = headSumScales(d, refGrads);
-  for (const chunk of c.chunks) {
-    const got = await runGpu(c, d, chunk);
-    const what = `${describeCase(c, d)} chunk ${chunk} seed ${seed}`;
-    assertErrors(errors(got, ref, refGrads, scales), 1e-5, what);
-  }
+/** The reference's outputs, gradients and per-head sum scales for a drawn problem. */
+function referenceOf(d: Drawn) {
+  const out = ssdScanReference(d.p, d.inputs);
+  const grads = ssdScanReferenceBackward(d.p, d.inputs, d.gy);
+  return { out, grads, scales: headSumScales(d, grads) };
 }
 
 const REFERENCE_CASES: Case[] = [
-  // One token per row; nothing carried (no initial or final states): no state slots at all.
-  {
-    batch: 3,
-    length: 1,
-    heads: 2,
-    headDim: 3,
-    groups: 1,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    finalStates: false,
-    chunks: [7, 1],
-  },
-  // One token with an initial state.
-  {
-    batch: 2,
-    length: 1,
-    heads: 3,
-    headDim: 5,
-    groups: 3,
-    states: 3,
-    softplus: false,
-    initialStates: true,
-    segmentsPerRow: 1,
-    chunks: [64],
-  },
+  // One token a row, nothing carried (no initial or final states): no state slots at all.
+  { size: [3, 1, 2, 3, 1, 5], parts: ["softplus", "D", "dtBias", "noFinalStates"], chunks: [7, 1] },
+  // One token with an initial state; G = H.
+  { size: [2, 1, 3, 5, 3, 3], parts: ["initialStates"], perRow: 1, chunks: [64] },
   // T = 37, not a multiple of 7: one-token, chunk-aligned and multi-chunk segments; 1 < G < H.
-  {
-    batch: 2,
-    length: 37,
-    heads: 4,
-    headDim: 3,
-    groups: 2,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    segmentsPerRow: 4,
-    chunks: [7, 16],
-  },
+  { size: [2, 37, 4, 3, 2, 5], parts: FULL, perRow: 4, chunks: [7, 16] },
   // Chunk 1: every token its own chunk, states carried token by token; G = H, no softplus.
-  {
-    batch: 2,
-    length: 13,
-    heads: 3,
-    headDim: 5,
-    groups: 3,
-    states: 3,
-    softplus: false,
-    dtBias: true,
-    segmentsPerRow: 3,
-    finalStates: false,
-    chunks: [1, 7],
-  },
+  { size: [2, 13, 3, 5, 3, 3], parts: ["dtBias", "noFinalStates"], perRow: 3, chunks: [1, 7] },
   // Hundreds of segments in a row, mostly one or two tokens long.
-  {
-    batch: 2,
-    length: 420,
-    heads: 2,
-    headDim: 3,
-    groups: 1,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    segmentsPerRow: 200,
-    chunks: [16, 7],
-  },
-  // One segment per row, no seqIdx, spanning several chunks, with P 16 and N 64.
-  {
-    batch: 2,
-    length: 150,
-    heads: 4,
-    headDim: 16,
-    groups: 2,
-    states: 64,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    chunks: [64],
-  },
-  // Packed rows longer than the chunk, no optional inputs, no final states: only cut segments
-  // carry a state.
-  {
-    batch: 3,
-    length: 150,
-    heads: 2,
-    headDim: 3,
-    groups: 2,
-    states: 5,
-    softplus: false,
-    segmentsPerRow: 5,
-    finalStates: false,
-    chunks: [16, 64],
-  },
-  // Long segments at the largest chunks.
-  {
-    batch: 1,
-    length: 600,
-    heads: 2,
-    headDim: 3,
-    groups: 1,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    segmentsPerRow: 3,
-    chunks: [128, 256],
-  },
+  { size: [2, 420, 2, 3, 1, 5], parts: ["softplus", "D", "dtBias"], perRow: 200, chunks: [16, 7] },
+  // One segment a row (no seqIdx) spanning several chunks, with P 16 and N 64.
+  { size: [2, 150, 4, 16, 2, 64], parts: FULL, chunks: [64] },
+  // No optional input and no final states: only the segments that are cut carry a state.
+  { size: [3, 150, 2, 3, 2, 5], parts: ["noFinalStates"], perRow: 5, chunks: [16, 64] },
+  // Segments longer than the largest chunks.
+  { size: [1, 600, 2, 3, 1, 5], parts: FULL, perRow: 3, chunks: [128, 256] },
 ];
 
 Deno.test(
@@ -380,46 +272,30 @@ Deno.test(
   async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
-    for (const c of REFERENCE_CASES) await checkAgainstReference(c, seed, rng);
+    for (const c of REFERENCE_CASES) {
+      const d = draw(rng, c);
+      const ref = referenceOf(d);
+      for (const chunk of c.chunks) {
+        const got = await runGpu(d, chunk);
+        const what = `${describe(d)} chunk ${chunk} seed ${seed}`;
+        assertErrors(errors(got, ref.out, ref.grads, ref.scales), 1e-5, what);
+      }
+    }
   },
 );
 
 Deno.test("ssdScan: every gradient against central finite differences", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  const c: Case = {
-    batch: 2,
-    length: 19,
-    heads: 4,
-    headDim: 3,
-    groups: 2,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    segmentsPerRow: 3,
-    chunks: [4],
-  };
-  const d = draw(rng, c);
-  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
-  const shapes = [
-    [batch, T, H, P],
-    [batch, T, H],
-    [H],
-    [batch, T, G, N],
-    [batch, T, G, N],
-    [H],
-    [H],
-    [d.segments, H, P, N],
-  ];
-  const inputs: GradInput[] = GRAD_KEYS.map((k, i) => ({ data: d.inputs[k]!, shape: shapes[i] }));
+  const d = draw(rng, { size: [2, 19, 4, 3, 2, 5], parts: FULL, perRow: 3, chunks: [4] });
+  const shapes = shapesOf(d);
+  const inputs: GradInput[] = GRAD_KEYS.map((k) => ({ data: d.inputs[k]!, shape: shapes[k] }));
   const unpack = (xs: Float64Array[]): SsdScanInputs => ({
     ...Object.fromEntries(GRAD_KEYS.map((k, i) => [k, xs[i]])) as Omit<SsdScanInputs, "seqIdx">,
     seqIdx: d.inputs.seqIdx,
   });
   await gradCheck({
-    what: `ssdScan ${describeCase(c, d)} chunk 4 seed ${seed}`,
+    what: `ssdScan ${describe(d)} chunk 4 seed ${seed}`,
     inputs,
     gpu: ([x, dt, A, B, C, D, dtBias, initialStates]) =>
       ssdScan(x, dt, A, B, C, {
@@ -470,56 +346,30 @@ function packingWithLongSegment(
 Deno.test("ssdScan: chunks 64, 128 and 256 agree on segments longer than 256", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  const c: Case = {
-    batch: 2,
-    length: 700,
-    heads: 2,
-    headDim: 3,
-    groups: 1,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    chunks: [64, 128, 256],
-  };
+  const c: Case = { size: [2, 700, 2, 3, 1, 5], parts: FULL, chunks: [64, 128, 256] };
   const long = 257 + Math.floor(rng() * 300);
-  const d = draw(rng, c, packingWithLongSegment(rng, c.batch, c.length, long));
-  const scales = headSumScales(d, ssdScanReferenceBackward(d.p, d.inputs, d.gy));
-  const base = await runGpu(c, d, 64);
+  const d = draw(rng, c, packingWithLongSegment(rng, 2, 700, long));
+  const { scales } = referenceOf(d);
+  const base = await runGpu(d, 64);
   for (const chunk of [128, 256]) {
-    const got = await runGpu(c, d, chunk);
-    const what = `${
-      describeCase(c, d)
-    } segment of ${long} tokens, chunk ${chunk} vs 64 seed ${seed}`;
+    const got = await runGpu(d, chunk);
+    const what = `${describe(d)} with a segment of ${long} tokens, chunk ${chunk} vs 64 ` +
+      `seed ${seed}`;
     assertErrors(errors(got, base, base.grads, scales), 1e-5, what);
   }
 });
 
 /** The flat token slice [start, start + count) of a per-token array with `per` values a token. */
-const tokens = (v: Float64Array, per: number, start: number, count: number) =>
+const tokenSlice = (v: Float64Array, per: number, start: number, count: number) =>
   v.subarray(start * per, (start + count) * per);
 
 Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  const c: Case = {
-    batch: 2,
-    length: 40,
-    heads: 4,
-    headDim: 3,
-    groups: 2,
-    states: 5,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    segmentsPerRow: 4,
-    chunks: [7],
-  };
-  const { batch, length: T, heads: H, headDim: P, groups: G, states: N } = c;
+  const c: Case = { size: [2, 40, 4, 3, 2, 5], parts: FULL, perRow: 4, chunks: [7] };
+  const [batch, T, H, P, G, N] = c.size;
   const d = draw(rng, c);
-  const packed = await runGpu(c, d, 7);
+  const packed = await runGpu(d, 7);
   const starts = ssdSegmentStarts(batch, T, d.inputs.seqIdx);
   const perToken = { x: H * P, dt: H, B: G * N, C: G * N };
   const PN = H * P * N;
@@ -535,23 +385,23 @@ Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
     const start = starts[k];
     const rowEnd = (Math.floor(start / T) + 1) * T;
     const len = Math.min(k + 1 < starts.length ? starts[k + 1] : rowEnd, rowEnd) - start;
-    const one: Case = { ...c, batch: 1, length: len, segmentsPerRow: undefined };
-    const alone: Drawn = {
+    const slice = (key: keyof typeof perToken) =>
+      tokenSlice(d.inputs[key], perToken[key], start, len);
+    const got = await runGpu({
+      c: { ...c, size: [1, len, H, P, G, N], perRow: undefined },
       p: { ...d.p, batch: 1, length: len },
       inputs: {
-        x: tokens(d.inputs.x, perToken.x, start, len),
-        dt: tokens(d.inputs.dt, perToken.dt, start, len),
-        A: d.inputs.A,
-        B: tokens(d.inputs.B, perToken.B, start, len),
-        C: tokens(d.inputs.C, perToken.C, start, len),
-        D: d.inputs.D,
-        dtBias: d.inputs.dtBias,
+        ...d.inputs,
+        x: slice("x"),
+        dt: slice("dt"),
+        B: slice("B"),
+        C: slice("C"),
+        seqIdx: undefined,
         initialStates: d.inputs.initialStates!.subarray(k * PN, (k + 1) * PN),
       },
       segments: 1,
-      gy: tokens(d.gy, H * P, start, len),
-    };
-    const got = await runGpu(one, alone, 7);
+      gy: tokenSlice(d.gy, H * P, start, len),
+    }, 7);
     sep.y.set(got.y, start * H * P);
     sep.finalStates.set(got.finalStates!, k * PN);
     for (const key of ["x", "dt", "B", "C"] as const) {
@@ -562,32 +412,17 @@ Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
       for (let h = 0; h < H; h++) sepGrads[key][h] += got.grads[key]![h];
     }
   }
-  const what = `${describeCase(c, d)} chunk 7 seed ${seed}`;
-  const scales = headSumScales(d, ssdScanReferenceBackward(d.p, d.inputs, d.gy));
-  assertErrors(errors(packed, sep, sepGrads, scales), 1e-6, what);
+  const what = `${describe(d)} chunk 7 seed ${seed}`;
+  assertErrors(errors(packed, sep, sepGrads, referenceOf(d).scales), 1e-6, what);
 });
 
 Deno.test("ssdScan: the same call twice gives identical y and gradients", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  const c: Case = {
-    batch: 2,
-    length: 90,
-    heads: 4,
-    headDim: 5,
-    groups: 2,
-    states: 7,
-    softplus: true,
-    D: true,
-    dtBias: true,
-    initialStates: true,
-    segmentsPerRow: 6,
-    chunks: [16],
-  };
-  const d = draw(rng, c);
-  const first = await runGpu(c, d, 16);
-  const second = await runGpu(c, d, 16);
-  const what = `${describeCase(c, d)} chunk 16 seed ${seed}`;
+  const d = draw(rng, { size: [2, 90, 4, 5, 2, 7], parts: FULL, perRow: 6, chunks: [16] });
+  const first = await runGpu(d, 16);
+  const second = await runGpu(d, 16);
+  const what = `${describe(d)} chunk 16 seed ${seed}`;
   assertEquals(second.y, first.y, `${what}: y differs between two identical calls`);
   assertEquals(second.finalStates, first.finalStates, `${what}: final states differ`);
   for (const k of GRAD_KEYS) {
@@ -598,60 +433,41 @@ Deno.test("ssdScan: the same call twice gives identical y and gradients", async 
 Deno.test("ssdScan: one ssdPieces shared by two stacked scans equals raw segment ids", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  const [batch, T, H, P, G, N, chunk] = [2, 45, 2, 3, 1, 5, 8];
-  const seqIdx = randomSeqIdx(rng, batch, T, { segmentsPerRow: 4, chunk });
-  const segments = ssdSegmentStarts(batch, T, seqIdx).length;
-  const f = (v: Float64Array) => Float32Array.from(v);
-  const data = {
-    x: f(randn(rng, batch * T * H * P)),
-    dt1: f(uniform(rng, batch * T * H, -3, 0)),
-    dt2: f(uniform(rng, batch * T * H, -3, 0)),
-    A: f(uniform(rng, H, -4, -0.5)),
-    B: f(randn(rng, batch * T * G * N)),
-    C: f(randn(rng, batch * T * G * N)),
-    init: f(randn(rng, segments * H * P * N)),
-    gy: f(randn(rng, batch * T * H * P)),
-  };
-  /** Two scans, the second on the first's output: the first with initial and final states. */
-  const run = async (ids: (scan: number) => Int32Array | SsdPieces) => {
+  const chunk = 8;
+  const parts: Part[] = ["softplus", "initialStates"];
+  const d = draw(rng, { size: [2, 45, 2, 3, 1, 5], parts, perRow: 4, chunks: [chunk] });
+  const [batch, T, H] = d.c.size;
+  const shapes = shapesOf(d);
+  const dt2 = Float32Array.from(uniform(rng, batch * T * H, -3, 0));
+  /**
+   * Two scans, the second on the first's output with B and C swapped: the first with initial
+   * and final states (every segment gets a state slot), the second without (only cut segments).
+   */
+  const run = async (seqIdx: ArrayLike<number> | SsdPieces) => {
+    const chunkSize = seqIdx instanceof SsdPieces ? undefined : chunk;
     const out = tidy(() => {
-      const x = requireGrad(Tensor.from(data.x, [batch, T, H, P]));
-      const A = requireGrad(Tensor.from(data.A, [H]));
-      const B = requireGrad(Tensor.from(data.B, [batch, T, G, N]));
-      const C = requireGrad(Tensor.from(data.C, [batch, T, G, N]));
-      const init = requireGrad(Tensor.from(data.init, [segments, H, P, N]));
-      const dt1 = Tensor.from(data.dt1, [batch, T, H]);
-      const dt2 = Tensor.from(data.dt2, [batch, T, H]);
-      const chunkOf = (s: Int32Array | SsdPieces) => (s instanceof SsdPieces ? undefined : chunk);
-      const first = ssdScan(x, dt1, A, B, C, {
-        dtSoftplus: true,
-        seqIdx: ids(0),
-        chunkSize: chunkOf(ids(0)),
-        initialStates: init,
-        finalStates: true,
-      });
-      const second = ssdScan(first.y, dt2, A, C, B, {
-        dtSoftplus: true,
-        seqIdx: ids(1),
-        chunkSize: chunkOf(ids(1)),
-      });
-      backward(sumAll(mul(second.y, Tensor.from(data.gy, second.y.shape))));
-      return [second.y, first.finalStates!, x.grad!, A.grad!, B.grad!, C.grad!, init.grad!];
+      const [x, dt, A, B, C, init] = (["x", "dt", "A", "B", "C", "initialStates"] as const).map(
+        (k) => requireGrad(Tensor.from(Float32Array.from(d.inputs[k]!), shapes[k])),
+      );
+      const common = { dtSoftplus: true, seqIdx, chunkSize };
+      const first = ssdScan(x, dt, A, B, C, { ...common, initialStates: init, finalStates: true });
+      const second = ssdScan(first.y, Tensor.from(dt2, shapes.dt), A, C, B, common);
+      backward(sumAll(mul(second.y, Tensor.from(Float32Array.from(d.gy), second.y.shape))));
+      return [second.y, first.finalStates!, ...[x, dt, A, B, C, init].map((t) => t.grad!)];
     });
     const host = await readTensors(out);
     for (const t of out) t.dispose();
     return host;
   };
-  const pieces = ssdPieces(batch, T, seqIdx, chunk);
-  const shared = await run(() => pieces);
-  // The pieces' tables outlive the tidy scope that built them: a second use still works.
-  const again = await run(() => pieces);
+  const pieces = ssdPieces(batch, T, d.inputs.seqIdx, chunk);
+  const shared = await run(pieces);
+  // The pieces' tables outlive the tidy scope of their first use: a second use still works.
+  const again = await run(pieces);
   assert(pieces.tensors().length > 0, "the pieces hold their GPU tables until disposed");
   pieces.dispose();
   assertEquals(pieces.tensors().length, 0, "dispose() frees the pieces' GPU tables");
-  const raw = await run(() => seqIdx);
-  const names = ["y", "final states", "dx", "dA", "dB", "dC", "dinitialStates"];
-  names.forEach((n, i) => {
+  const raw = await run(d.inputs.seqIdx!);
+  ["y", "final states", "dx", "ddt", "dA", "dB", "dC", "dinitialStates"].forEach((n, i) => {
     assertEquals(shared[i], raw[i], `${n}: shared pieces differ from raw ids, seed ${seed}`);
     assertEquals(again[i], raw[i], `${n}: second use of the pieces differs, seed ${seed}`);
   });
@@ -659,49 +475,31 @@ Deno.test("ssdScan: one ssdPieces shared by two stacked scans equals raw segment
 
 Deno.test("ssdScan: rejected calls say what is wrong", () => {
   const [batch, T, H, P, G, N] = [2, 5, 4, 3, 2, 5];
-  const t = (shape: number[]) =>
+  const zeros = (shape: number[]) =>
     Tensor.from(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
-  const scan = (o: {
-    x?: number[];
-    dt?: number[];
-    A?: number[];
-    B?: number[];
-    C?: number[];
-    D?: number[];
-    init?: number[];
-    seqIdx?: ArrayLike<number> | SsdPieces;
-    chunkSize?: number;
-  }) =>
-  () =>
+  type Shapes = Partial<Record<"x" | "dt" | "A" | "B" | "C" | "D" | "init", number[]>>;
+  const scan = (s: Shapes, seqIdx?: ArrayLike<number> | SsdPieces, chunkSize?: number) => () =>
     tidy(() => {
       ssdScan(
-        t(o.x ?? [batch, T, H, P]),
-        t(o.dt ?? [batch, T, H]),
-        t(o.A ?? [H]),
-        t(o.B ?? [batch, T, G, N]),
-        t(o.C ?? [batch, T, G, N]),
+        zeros(s.x ?? [batch, T, H, P]),
+        zeros(s.dt ?? [batch, T, H]),
+        zeros(s.A ?? [H]),
+        zeros(s.B ?? [batch, T, G, N]),
+        zeros(s.C ?? [batch, T, G, N]),
         {
-          D: o.D ? t(o.D) : undefined,
-          initialStates: o.init ? t(o.init) : undefined,
-          seqIdx: o.seqIdx,
-          chunkSize: o.chunkSize,
+          D: s.D && zeros(s.D),
+          initialStates: s.init && zeros(s.init),
+          seqIdx,
+          chunkSize,
         },
       );
     });
-  const ids = [0, 0, 1, 1, 2, 0, 1, 3, 2, 2];
+  const decreasing = [0, 0, 1, 1, 2, 0, 1, 3, 2, 2];
+  const where = "row 1 goes from 3 at position 2 to 2 at position 3";
+  assertThrows(scan({}, decreasing), RangeError, `non-decreasing within each row, but ${where}`);
+  assertThrows(() => ssdPieces(batch, T, decreasing), RangeError, where);
   assertThrows(
-    scan({ seqIdx: ids }),
-    RangeError,
-    "seqIdx must be non-decreasing within each row, but row 1 goes from 3 at position 2 to 2 " +
-      "at position 3",
-  );
-  assertThrows(
-    () => ssdPieces(batch, T, ids),
-    RangeError,
-    "row 1 goes from 3 at position 2 to 2 at position 3",
-  );
-  assertThrows(
-    scan({ seqIdx: ids.slice(1) }),
+    scan({}, decreasing.slice(1)),
     RangeError,
     "seqIdx has 9 ids, expected batch × length = 2 × 5 = 10",
   );
@@ -726,34 +524,27 @@ Deno.test("ssdScan: rejected calls say what is wrong", () => {
     "C must be shaped like B [2, 5, 2, 5] f32, got [2, 5, 2, 6] f32",
   );
   assertThrows(scan({ D: [H + 1] }), RangeError, "D must be (heads) [4], got [5] f32");
-  const monotone = [0, 0, 1, 1, 2, 0, 1, 1, 2, 2];
+  const ids = [0, 0, 1, 1, 2, 0, 1, 1, 2, 2];
   assertThrows(
-    scan({ seqIdx: monotone, init: [batch, H, P, N] }),
+    scan({ init: [batch, H, P, N] }, ids),
     RangeError,
     "initialStates must be (segments, heads, headDim, states) [6, 4, 3, 5], got [2, 4, 3, 5] " +
       "f32 (the segment ids give 6 segments)",
   );
-  for (const chunkSize of [0, 300]) {
-    assertThrows(
-      scan({ chunkSize }),
-      RangeError,
-      `chunkSize must be an integer in [1, 256], got ${chunkSize}`,
-    );
-    assertThrows(
-      () => ssdPieces(batch, T, monotone, chunkSize),
-      RangeError,
-      `chunkSize must be an integer in [1, 256], got ${chunkSize}`,
-    );
+  for (const chunk of [0, 300]) {
+    const message = `chunkSize must be an integer in [1, 256], got ${chunk}`;
+    assertThrows(scan({}, ids, chunk), RangeError, message);
+    assertThrows(() => ssdPieces(batch, T, ids, chunk), RangeError, message);
   }
-  const pieces = ssdPieces(batch, T, monotone, 8);
+  const pieces = ssdPieces(batch, T, ids, 8);
   assertThrows(
-    scan({ seqIdx: pieces, chunkSize: 16 }),
+    scan({}, pieces, 16),
     RangeError,
     "chunkSize 16 differs from the chunk of the SsdPieces passed as seqIdx, 8",
   );
   const oneRow = ssdPieces(1, T, undefined, 8);
   assertThrows(
-    scan({ seqIdx: oneRow }),
+    scan({}, oneRow),
     RangeError,
     "the SsdPieces passed as seqIdx were built for batch 1, length 5, but x is [2, 5, 4, 3] f32",
   );
