@@ -127,15 +127,34 @@ function shapesOf(d: Drawn): Record<GradKey, number[]> {
   };
 }
 
+/** Runs `fn`; an error it throws is rethrown with `what` (the case and the seed) in front. */
+async function labelled<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    throw new Error(`${what}: ${e instanceof Error ? e.message : e}`, { cause: e });
+  }
+}
+
 /**
  * Runs `ssdScan` with the loss Σ y ⊙ gy and reads y, the final states (unless the case leaves
- * them out) and every input's gradient. `seqIdx` defaults to the drawn ids; `chunkSize` is left
- * out when `seqIdx` is an {@link SsdPieces}.
+ * them out) and every input's gradient; `what` (the case and the seed) heads any error. `seqIdx`
+ * defaults to the drawn ids; `chunkSize` is left out when `seqIdx` is an {@link SsdPieces}.
  */
-async function runGpu(
+function runGpu(
   d: Drawn,
   chunk: number,
+  what: string,
   seqIdx: ArrayLike<number> | SsdPieces | undefined = d.inputs.seqIdx,
+): Promise<GpuResult> {
+  return labelled(what, () => scanOnGpu(d, chunk, seqIdx));
+}
+
+/** {@link runGpu} without the label. */
+async function scanOnGpu(
+  d: Drawn,
+  chunk: number,
+  seqIdx: ArrayLike<number> | SsdPieces | undefined,
 ): Promise<GpuResult> {
   const shapes = shapesOf(d);
   const keys = GRAD_KEYS.filter((k) => d.inputs[k] !== undefined);
@@ -272,15 +291,22 @@ Deno.test(
   async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
+    // Every case runs, failing or not; the failures are reported together at the end.
+    const failures: string[] = [];
     for (const c of REFERENCE_CASES) {
       const d = draw(rng, c);
       const ref = referenceOf(d);
       for (const chunk of c.chunks) {
-        const got = await runGpu(d, chunk);
         const what = `${describe(d)} chunk ${chunk} seed ${seed}`;
-        assertErrors(errors(got, ref.out, ref.grads, ref.scales), 1e-5, what);
+        try {
+          const got = await runGpu(d, chunk, what);
+          assertErrors(errors(got, ref.out, ref.grads, ref.scales), 1e-5, what);
+        } catch (e) {
+          failures.push(e instanceof Error ? e.message : String(e));
+        }
       }
     }
+    assert(failures.length === 0, `${failures.length} failing runs:\n${failures.join("\n")}`);
   },
 );
 
@@ -350,11 +376,12 @@ Deno.test("ssdScan: chunks 64, 128 and 256 agree on segments longer than 256", a
   const long = 257 + Math.floor(rng() * 300);
   const d = draw(rng, c, packingWithLongSegment(rng, 2, 700, long));
   const { scales } = referenceOf(d);
-  const base = await runGpu(d, 64);
+  const label = (chunk: number) =>
+    `${describe(d)} with a segment of ${long} tokens, chunk ${chunk} seed ${seed}`;
+  const base = await runGpu(d, 64, label(64));
   for (const chunk of [128, 256]) {
-    const got = await runGpu(d, chunk);
-    const what = `${describe(d)} with a segment of ${long} tokens, chunk ${chunk} vs 64 ` +
-      `seed ${seed}`;
+    const what = `${label(chunk)} vs chunk 64`;
+    const got = await runGpu(d, chunk, what);
     assertErrors(errors(got, base, base.grads, scales), 1e-5, what);
   }
 });
@@ -369,7 +396,8 @@ Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
   const c: Case = { size: [2, 40, 4, 3, 2, 5], parts: FULL, perRow: 4, chunks: [7] };
   const [batch, T, H, P, G, N] = c.size;
   const d = draw(rng, c);
-  const packed = await runGpu(d, 7);
+  const what = `${describe(d)} chunk 7 seed ${seed}`;
+  const packed = await runGpu(d, 7, what);
   const starts = ssdSegmentStarts(batch, T, d.inputs.seqIdx);
   const perToken = { x: H * P, dt: H, B: G * N, C: G * N };
   const PN = H * P * N;
@@ -387,21 +415,25 @@ Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
     const len = Math.min(k + 1 < starts.length ? starts[k + 1] : rowEnd, rowEnd) - start;
     const slice = (key: keyof typeof perToken) =>
       tokenSlice(d.inputs[key], perToken[key], start, len);
-    const got = await runGpu({
-      c: { ...c, size: [1, len, H, P, G, N], perRow: undefined },
-      p: { ...d.p, batch: 1, length: len },
-      inputs: {
-        ...d.inputs,
-        x: slice("x"),
-        dt: slice("dt"),
-        B: slice("B"),
-        C: slice("C"),
-        seqIdx: undefined,
-        initialStates: d.inputs.initialStates!.subarray(k * PN, (k + 1) * PN),
+    const got = await runGpu(
+      {
+        c: { ...c, size: [1, len, H, P, G, N], perRow: undefined },
+        p: { ...d.p, batch: 1, length: len },
+        inputs: {
+          ...d.inputs,
+          x: slice("x"),
+          dt: slice("dt"),
+          B: slice("B"),
+          C: slice("C"),
+          seqIdx: undefined,
+          initialStates: d.inputs.initialStates!.subarray(k * PN, (k + 1) * PN),
+        },
+        segments: 1,
+        gy: tokenSlice(d.gy, H * P, start, len),
       },
-      segments: 1,
-      gy: tokenSlice(d.gy, H * P, start, len),
-    }, 7);
+      7,
+      `${what}, segment ${k} alone`,
+    );
     sep.y.set(got.y, start * H * P);
     sep.finalStates.set(got.finalStates!, k * PN);
     for (const key of ["x", "dt", "B", "C"] as const) {
@@ -412,7 +444,6 @@ Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
       for (let h = 0; h < H; h++) sepGrads[key][h] += got.grads[key]![h];
     }
   }
-  const what = `${describe(d)} chunk 7 seed ${seed}`;
   assertErrors(errors(packed, sep, sepGrads, referenceOf(d).scales), 1e-6, what);
 });
 
@@ -420,9 +451,9 @@ Deno.test("ssdScan: the same call twice gives identical y and gradients", async 
   const seed = freshSeed();
   const rng = makeRng(seed);
   const d = draw(rng, { size: [2, 90, 4, 5, 2, 7], parts: FULL, perRow: 6, chunks: [16] });
-  const first = await runGpu(d, 16);
-  const second = await runGpu(d, 16);
   const what = `${describe(d)} chunk 16 seed ${seed}`;
+  const first = await runGpu(d, 16, what);
+  const second = await runGpu(d, 16, what);
   assertEquals(second.y, first.y, `${what}: y differs between two identical calls`);
   assertEquals(second.finalStates, first.finalStates, `${what}: final states differ`);
   for (const k of GRAD_KEYS) {
