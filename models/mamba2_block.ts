@@ -1,0 +1,218 @@
+/**
+ * The Mamba-2 block (mamba_ssm 2.2's `Mamba2` with its defaults) as SSD4Rec builds it, on packed
+ * sequences: one input projection split into the gate z, the convolved xBC and the step sizes dt;
+ * a depthwise causal convolution with SiLU over x, B and C that never reaches across a segment;
+ * the SSD scan with A = −exp(A_log), the D skip and softplus(dt + dt_bias); the gated RMSNorm
+ * `RMSNorm(y ⊙ SiLU(z)) ⊙ w`; and the output projection.
+ *
+ * The projection and the convolution are each one parameter, as in the official module
+ * (`in_proj.weight`, `conv1d.weight`, `conv1d.bias`). Their parts (z, x, B, C, dt) are taken as
+ * row ranges of the parameter by an embedding lookup, so each part is a product of its own and its
+ * gradient lands in the parameter's rows; the convolution is depthwise, so convolving x, B and C
+ * apart equals convolving xBC and splitting it.
+ *
+ * @module
+ */
+import type { SeededRandom } from "../data/random.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { gatedRmsNorm } from "../ops/dense/gated_rms_norm.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
+import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
+import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
+import { type SsdPieces, ssdScan } from "../ops/sequence/ssd_scan/mod.ts";
+import { keep, Tensor } from "../ops/core/tensor.ts";
+import { INIT_STD, Linear } from "./layers.ts";
+import type { ParameterSet } from "./parameters.ts";
+
+/** Sizes of a {@link Mamba2Block}. */
+export interface Mamba2BlockConfig {
+  /** Model width d. */
+  readonly dModel: number;
+  /** SSM state size N. */
+  readonly dState: number;
+  /** Channels per head P; d_inner = expand · d must be a multiple of it. */
+  readonly headDim: number;
+  /** Causal convolution width (2, 3 or 4). */
+  readonly dConv: number;
+  /** Inner expansion factor (d_inner = expand · d). */
+  readonly expand: number;
+  /** Groups G sharing one B and C (`ngroups`); the heads must divide into them. */
+  readonly groups: number;
+}
+
+/** Range of the initial decay rates: A ~ U(1, 16), A_log = log A (`A_init_range`). */
+const A_INIT_RANGE = [1, 16] as const;
+/** Range of the initial step sizes: softplus(dt_bias) ~ logU(0.001, 0.1) (`dt_min`, `dt_max`). */
+const DT_INIT_RANGE = [0.001, 0.1] as const;
+/** Smallest initial step size (`dt_init_floor`). */
+const DT_INIT_FLOOR = 1e-4;
+/** Epsilon of the gated RMSNorm (`RMSNormGated`'s 1e-5). */
+const NORM_EPS = 1e-5;
+
+/** The segments of a packed batch, as the block's convolution and scan take them. */
+export interface PackedSegments {
+  /** Segment id per token, i32 `[batch, length]`, for the convolution. */
+  readonly seqIdx: Tensor;
+  /** The scan's chunking of the same segments (`ssdPieces` of the same ids). */
+  readonly pieces: SsdPieces;
+}
+
+/** Rows `[start, start + count)` of a matrix, as the ids of an embedding lookup. */
+class RowRange {
+  readonly #ids: Tensor;
+
+  /** The ids `start … start + count − 1`, kept on the GPU for the block's lifetime. */
+  constructor(readonly start: number, readonly count: number) {
+    const ids = Int32Array.from({ length: count }, (_, i) => start + i);
+    this.#ids = keep(Tensor.from(ids, [count], "i32"));
+  }
+
+  /** The rows of `matrix` (`[rows, cols]`), recorded: their gradient goes to those rows. */
+  of(matrix: Tensor): Tensor {
+    return embedding(this.#ids, matrix);
+  }
+
+  /** The entries of `vector` (`[rows]`), recorded likewise. */
+  ofVector(vector: Tensor): Tensor {
+    return reshape(this.of(reshape(vector, [vector.size, 1])), [this.count]);
+  }
+}
+
+/** softplus⁻¹(v) = v + log(−expm1(−v)), so that softplus of the result is v. */
+function inverseSoftplus(v: number): number {
+  return v + Math.log(-Math.expm1(-v));
+}
+
+/**
+ * mamba_ssm 2.2's `Mamba2(d_model, d_state, headdim, d_conv, expand)` on channels-last tensors
+ * `[batch, length, d]` of packed segments, initialised as SSD4Rec leaves it: `in_proj` and
+ * `out_proj` N(0, 0.02) (the model's initialiser overrides Mamba-2's), the convolution at
+ * PyTorch's default U(±1/√d_conv), A_log = log U(1, 16), dt_bias = softplus⁻¹(dt) with
+ * dt = exp(U(log 0.001, log 0.1)) floored at 1e-4, D = 1 per head and the norm weight 1.
+ */
+export class Mamba2Block {
+  /** The sizes. */
+  readonly config: Mamba2BlockConfig;
+  readonly #inProj: Tensor;
+  readonly #convWeight: Tensor;
+  readonly #convBias: Tensor;
+  readonly #dtBias: Tensor;
+  readonly #aLog: Tensor;
+  readonly #d: Tensor;
+  readonly #normWeight: Tensor;
+  readonly #outProj: Linear;
+  /** Rows of `in_proj`: z, x, B, C, dt. */
+  readonly #proj: Record<"z" | "x" | "B" | "C" | "dt", RowRange>;
+  /** Channels of the convolution: x, B, C. */
+  readonly #conv: Record<"x" | "B" | "C", RowRange>;
+
+  /**
+   * Creates the block's parameters under `name` (`in_proj.weight`, `conv1d.weight`,
+   * `conv1d.bias`, `dt_bias`, `A_log`, `D`, `norm.weight`, `out_proj.weight`).
+   * @param params where the parameters live (in_proj, out_proj and the convolution draw from it)
+   * @param name parameter name prefix
+   * @param config block sizes
+   * @param random the source of the initial A_log and dt_bias
+   */
+  constructor(
+    params: ParameterSet,
+    name: string,
+    config: Mamba2BlockConfig,
+    random: SeededRandom,
+  ) {
+    const { dModel, dState: N, headDim: P, dConv, expand, groups: G } = config;
+    const inner = expand * dModel;
+    if (inner % P !== 0 || (inner / P) % G !== 0) {
+      throw new RangeError(
+        `Mamba2Block ${name}: d_inner = expand · d = ${inner} must split into heads of ${P} ` +
+          `channels whose count divides into ${G} groups; choose a head size that divides ` +
+          `${inner}`,
+      );
+    }
+    const H = inner / P;
+    this.config = config;
+    const convDim = inner + 2 * G * N;
+    this.#inProj = params.normal(`${name}.in_proj.weight`, [inner + convDim + H, dModel], INIT_STD);
+    // PyTorch's Conv1d default: kaiming_uniform(a=√5) → U(±1/√fan_in), fan_in = 1·d_conv.
+    const bound = 1 / Math.sqrt(dConv);
+    this.#convWeight = params.uniform(`${name}.conv1d.weight`, [convDim, dConv], bound);
+    this.#convBias = params.uniform(`${name}.conv1d.bias`, [convDim], bound);
+    const [dtMin, dtMax] = DT_INIT_RANGE.map(Math.log);
+    const dtBias = Float32Array.from({ length: H }, () => {
+      const dt = Math.exp(dtMin + random.nextFloat() * (dtMax - dtMin));
+      return inverseSoftplus(Math.max(dt, DT_INIT_FLOOR));
+    });
+    this.#dtBias = params.values(`${name}.dt_bias`, [H], dtBias);
+    const [aLo, aHi] = A_INIT_RANGE;
+    const aLog = Float32Array.from(
+      { length: H },
+      () => Math.log(aLo + random.nextFloat() * (aHi - aLo)),
+    );
+    this.#aLog = params.values(`${name}.A_log`, [H], aLog);
+    this.#d = params.constant(`${name}.D`, [H], 1);
+    this.#normWeight = params.constant(`${name}.norm.weight`, [inner], 1);
+    this.#outProj = new Linear(params, `${name}.out_proj`, inner, dModel, false);
+    const GN = G * N;
+    this.#proj = {
+      z: new RowRange(0, inner),
+      x: new RowRange(inner, inner),
+      B: new RowRange(2 * inner, GN),
+      C: new RowRange(2 * inner + GN, GN),
+      dt: new RowRange(2 * inner + 2 * GN, H),
+    };
+    this.#conv = {
+      x: new RowRange(0, inner),
+      B: new RowRange(inner, GN),
+      C: new RowRange(inner + GN, GN),
+    };
+  }
+
+  /** Heads H = d_inner / P. */
+  get heads(): number {
+    return (this.config.expand * this.config.dModel) / this.config.headDim;
+  }
+
+  /**
+   * Applies the block to `u` (`[batch, length, d]`) whose tokens belong to the segments of
+   * `segments`; no segment sees another.
+   * @returns `[batch, length, d]`
+   */
+  forward(u: Tensor, segments: PackedSegments): Tensor {
+    if (u.shape.length !== 3 || u.shape[2] !== this.config.dModel) {
+      throw new RangeError(
+        `Mamba2Block: the input must be [batch, length, ${this.config.dModel}], got ` +
+          `${u.describe()}`,
+      );
+    }
+    const [batch, length] = u.shape;
+    const { dState: N, headDim: P, groups: G } = this.config;
+    const H = this.heads;
+    const project = (part: RowRange) => matmul(u, part.of(this.#inProj), { transB: true });
+    const convolve = (part: "x" | "B" | "C") =>
+      causalConv1d(
+        project(this.#proj[part]),
+        this.#conv[part].of(this.#convWeight),
+        this.#conv[part].ofVector(this.#convBias),
+        { activation: "silu", seqIdx: segments.seqIdx, layout: "bld" },
+      );
+    const z = project(this.#proj.z);
+    const x = convolve("x"), B = convolve("B"), C = convolve("C");
+    const dt = project(this.#proj.dt);
+    const { y } = ssdScan(
+      reshape(x, [batch, length, H, P]),
+      dt,
+      scale(exp(this.#aLog), -1),
+      reshape(B, [batch, length, G, N]),
+      reshape(C, [batch, length, G, N]),
+      { D: this.#d, dtBias: this.#dtBias, dtSoftplus: true, seqIdx: segments.pieces },
+    );
+    const inner = H * P;
+    const normed = gatedRmsNorm(reshape(y, [batch, length, inner]), this.#normWeight, {
+      z,
+      eps: NORM_EPS,
+      groupSize: inner / G,
+      normBeforeGate: false,
+    });
+    return this.#outProj.forward(normed);
+  }
+}
