@@ -51,6 +51,7 @@ export {
   type Mamba4RecConfig,
   mamba4recConfig,
 } from "./mamba4rec.ts";
+export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
 export type { ModelInputs, SequentialModel } from "./model.ts";
 export { ParameterSet } from "./parameters.ts";
 export {
@@ -64,6 +65,14 @@ export {
   modelPreset,
   MODELS,
 } from "./registry.ts";
+export {
+  packedInputs,
+  type PackedModelInputs,
+  SSD4Rec,
+  SSD4REC_DEFAULTS,
+  type SSD4RecConfig,
+  ssd4recConfig,
+} from "./ssd4rec.ts";
 export {
   type EpochRecord,
   type StepProgress,
