@@ -62,7 +62,7 @@ class RowRange {
   readonly #ids: Tensor;
 
   /** The ids `start … start + count − 1`, kept on the GPU for the block's lifetime. */
-  constructor(readonly start: number, readonly count: number) {
+  constructor(start: number, readonly count: number) {
     const ids = Int32Array.from({ length: count }, (_, i) => start + i);
     this.#ids = keep(Tensor.from(ids, [count], "i32"));
   }

@@ -190,12 +190,14 @@ class PostNormFeedForward {
   readonly #w2: Linear;
   readonly #norm: LayerNorm;
 
+  /** Creates `w_1`, `w_2` and `LayerNorm` under `name`, width `size`, inner width `inner`. */
   constructor(params: ParameterSet, name: string, size: number, inner: number) {
     this.#w1 = new Linear(params, `${name}.w_1`, size, inner);
     this.#w2 = new Linear(params, `${name}.w_2`, inner, size);
     this.#norm = new LayerNorm(params, `${name}.LayerNorm`, size);
   }
 
+  /** Applies the block to `[..., d]`. */
   forward(h: Tensor, ctx: DropoutContext): Tensor {
     const f = this.#w2.forward(applyDropout(gelu(this.#w1.forward(h)), ctx));
     return applyDropout(this.#norm.forward(add(f, h)), ctx);
