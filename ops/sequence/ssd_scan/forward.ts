@@ -21,7 +21,12 @@ import {
   launchPerInvocation,
   launchPerItem,
   prelude,
+  stagedBytes,
+  type TokenInput,
+  tokenReads,
+  unrolled,
 } from "./prelude.ts";
+import { runtime } from "../../core/runtime.ts";
 
 /** Invocations per workgroup of `prepare`. */
 const PREPARE_THREADS = 64;
@@ -123,8 +128,16 @@ export function chunkBlocks(
   return cb;
 }
 
-function outputShader(spec: SsdSpec): string {
+/** The chunk's per-token inputs `chunkOutput` reads for every pair. */
+const OUTPUT_INPUTS: TokenInput[] = [
+  { source: "x", width: "P" },
+  { source: "cs", width: "1" },
+  { source: "dtv", width: "1" },
+];
+
+function outputShader(spec: SsdSpec, staged: boolean): string {
   const skip = spec.hasD ? "D[h]" : "0.0";
+  const P = spec.headDim;
   const list: Binding[] = [
     ["read", "chunks", "i32"],
     ["read", "x"],
@@ -141,6 +154,7 @@ function outputShader(spec: SsdSpec): string {
 ${bind(list)}
 ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
+${tokenReads(OUTPUT_INPUTS, staged, spec.chunk, spec.chunk)}
 var<workgroup> st: array<f32, PN>;
 @compute @workgroup_size(${spec.chunk})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -153,6 +167,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let len = chunk_len(k);
   let slot = chunk_slot(k);
   let off = chunk_block(k, g);
+  begin_chunk(start, h);
+  stage_tokens(len, lid);
   if (slot >= 0) {
     for (var e = lid; e < PN; e += Q) { st[e] = sin[(u32(slot) * H + h) * PN + e]; }
   }
@@ -161,23 +177,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let i = start + lid;
   let j = i * H + h;
   let csl = cs[j];
-  var acc: array<f32, P>;
+  ${unrolled(P, "var acc# = 0.0;")}
   if (slot >= 0) {
     let bc = (i * G + g) * N;
     for (var n = 0u; n < N; n++) {
       let c = C[bc + n];
-      for (var p = 0u; p < P; p++) { acc[p] += st[p * N + n] * c; }
+      ${unrolled(P, "acc# += st[#u * N + n] * c;")}
     }
     let e = exp(csl);
-    for (var p = 0u; p < P; p++) { acc[p] *= e; }
+    ${unrolled(P, "acc# *= e;")}
   }
   for (var s = 0u; s <= lid; s++) {
-    let js = (start + s) * H + h;
-    let w = cb[off + s * len + lid] * exp(csl - cs[js]) * dtv[js];
-    for (var p = 0u; p < P; p++) { acc[p] += w * x[js * P + p]; }
+    let w = cb[off + s * len + lid] * exp(csl - cs_at(s)) * dtv_at(s);
+    ${unrolled(P, "acc# += w * x_at(s, #u);")}
   }
   let skip = ${skip};
-  for (var p = 0u; p < P; p++) { y[j * P + p] = acc[p] + skip * x[j * P + p]; }
+  ${unrolled(P, "y[j * P + #u] = acc# + skip * x[j * P + #u];")}
 }`;
 }
 
@@ -189,7 +204,10 @@ export function chunkOutput(
 ): Tensor {
   const { batch, length, heads, headDim } = spec;
   const y = Tensor.empty([batch, length, heads, headDim], "f32", "ssdScan");
-  launchPerItem("output", outputShader(spec), t.count * heads, [
+  const own = 4 * spec.headDim * spec.states;
+  const staged = own + stagedBytes(OUTPUT_INPUTS, spec) <= runtime().info.maxWorkgroupBytes &&
+    !Deno.env.get("SSD_NOSTAGE");
+  launchPerItem("output", outputShader(spec, staged), t.count * heads, [
     t.chunks,
     t.x,
     t.B,

@@ -25,7 +25,8 @@ import { runtime } from "../../core/runtime.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
-import { groupGrads, headGrads } from "./backward.ts";
+import { headGrads } from "./backward.ts";
+import { pairGrads, pairWeights } from "./pair_grads.ts";
 import { chunkBlocks, chunkOutput, prepare } from "./forward.ts";
 import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
 import {
@@ -142,8 +143,10 @@ export function ssdScan(
   const saved = { dtv, cs, cb, sin };
   const y = chunkOutput(spec, { chunks: tables.chunks, count, x, B, C, D }, saved);
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
+  const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  if (recording) pieces.pairTiles(); // built now, so that an owned chunking frees it with the rest
   const ownedTables = owned ? pieces.tensors() : [];
-  if (!(gradEnabled() && inputs.some((t) => t.requiresGrad))) {
+  if (!recording) {
     for (const t of [dtv, cs, cb, sin, ...ownedTables]) t.dispose();
     return finalStates ? { y, finalStates } : { y };
   }
@@ -185,8 +188,15 @@ function scanBackward(
   const count = pieces.chunks;
   const base = { chunks: tables.chunks, count, ...t };
   const { dx, ddt, parts } = headGrads(spec, base, { gy, dtv, cs, cb, sin, ub });
-  const dC = groupGrads(spec, "C", base, { gy, dtv, cs, src: sin });
-  const dB = groupGrads(spec, "B", base, { gy, dtv, cs, src: ub });
+  const w = pairWeights(spec, tables.chunks, pieces.pairTiles(), pieces.blockSize, {
+    x: t.x,
+    gy,
+    dtv,
+    cs,
+  });
+  const dC = pairGrads(spec, "C", base, { gy, dtv, cs, w, src: sin });
+  const dB = pairGrads(spec, "B", base, { gy, dtv, cs, w, src: ub });
+  w.dispose();
   ub.dispose();
   const [dA, dD, dBias] = parts.map((p) => {
     const sum = sumLeading(p, [spec.heads]);

@@ -98,3 +98,75 @@ export function launchPerInvocation(
   const [gx, gy] = foldWorkgroups(Math.ceil(count / threads));
   launch(`${OP} ${label}`, wgsl, packParams([count, gx * threads]), tensors, [gx, gy]);
 }
+
+/** A per-(token, head) input a kernel reads for many tokens of its chunk. */
+export interface TokenInput {
+  /** The storage binding read. */
+  source: string;
+  /** Values per (token, head): P for x-like inputs, 1 for Δ and cs. */
+  width: "P" | "1";
+}
+
+/**
+ * WGSL reads of per-(token, head) inputs of one chunk and head, `<source>_at(l[, p])` for the
+ * chunk's token l: from workgroup memory that `stage_tokens(start, len, h, lid)` fills (where
+ * `staged`, coalesced, once per workgroup), or straight from storage. Both need `begin_chunk`
+ * (module-private chunk start and head) called first.
+ */
+export function tokenReads(
+  inputs: readonly TokenInput[],
+  staged: boolean,
+  threads: number,
+  chunk: number,
+): string {
+  const index = (i: TokenInput, l: string, p: string) =>
+    i.width === "P"
+      ? `((t_start + ${l}) * H + t_head) * P + ${p}`
+      : `(t_start + ${l}) * H + t_head`;
+  const fns = inputs.map((i) => {
+    const args = i.width === "P" ? "l: u32, p: u32" : "l: u32";
+    const body = staged
+      ? (i.width === "P" ? `s_${i.source}[l * P + p]` : `s_${i.source}[l]`)
+      : `${i.source}[${index(i, "l", "p")}]`;
+    return `fn ${i.source}_at(${args}) -> f32 { return ${body}; }`;
+  }).join("\n");
+  const decls = staged
+    ? inputs.map((i) =>
+      `var<workgroup> s_${i.source}: array<f32, ${i.width === "P" ? `${chunk} * P` : chunk}>;`
+    ).join("\n")
+    : "";
+  const fills = inputs.map((i) =>
+    i.width === "P"
+      ? `for (var e = lid; e < len * P; e += ${threads}u) { s_${i.source}[e] = ${i.source}[${
+        index(i, "e / P", "e % P")
+      }]; }`
+      : `for (var e = lid; e < len; e += ${threads}u) { s_${i.source}[e] = ${i.source}[${
+        index(i, "e", "0u")
+      }]; }`
+  ).join("\n  ");
+  return /* wgsl */ `
+var<private> t_start: u32;
+var<private> t_head: u32;
+${decls}
+fn begin_chunk(start: u32, h: u32) { t_start = start; t_head = h; }
+${fns}
+// Fills the staged copies (a no-op when reads go to storage); every invocation must call it.
+fn stage_tokens(len: u32, lid: u32) {
+  ${staged ? fills : ""}
+}`;
+}
+
+/** Bytes of workgroup memory `tokenReads` stages for these inputs. */
+export function stagedBytes(inputs: readonly TokenInput[], spec: SsdSpec): number {
+  return 4 *
+    inputs.reduce((n, i) => n + (i.width === "P" ? spec.chunk * spec.headDim : spec.chunk), 0);
+}
+
+/**
+ * `count` copies of a WGSL statement with `#` replaced by 0, 1, …: loops over the head dimension
+ * written out, so that per-channel values live in named registers (`acc#`), never in an indexed
+ * array that a driver may put in local memory.
+ */
+export function unrolled(count: number, statement: string): string {
+  return Array.from({ length: count }, (_, i) => statement.replaceAll("#", String(i))).join("\n");
+}
