@@ -36,7 +36,7 @@ import {
 } from "./ssd4rec_reference.ts";
 import { assertClose, freshSeed, makeRng, randn, relError } from "./util.ts";
 
-const NUM_ITEMS = 13;
+const NUM_ITEMS = 41;
 /** Tiny sizes: d 8, N 4, P 2, d_inner 16, 8 heads; chunks of 4 cut the longer segments. */
 const TINY = {
   numItems: NUM_ITEMS,
@@ -99,9 +99,21 @@ function packedBatch(histories: number[][], targets: number[]): PackedBatch {
   };
 }
 
+/**
+ * Histories whose ids are all distinct (from 0: a masked token is id 0), so that reading any
+ * tokens in another order, or other tokens, changes what a segment sees.
+ */
 function randomHistories(rng: () => number, lengths: number[]): number[][] {
-  // Ids from 0: a masked token is id 0.
-  return lengths.map((n) => Array.from({ length: n }, () => Math.floor(rng() * NUM_ITEMS)));
+  const ids = Array.from({ length: NUM_ITEMS }, (_, i) => i);
+  let at = 0;
+  return lengths.map((n) => {
+    for (let i = at; i < at + n; i++) {
+      const j = i + Math.floor(rng() * (NUM_ITEMS - i));
+      [ids[i], ids[j]] = [ids[j], ids[i]];
+    }
+    at += n;
+    return ids.slice(at - n, at);
+  });
 }
 
 function randomTargets(rng: () => number, count: number): number[] {
