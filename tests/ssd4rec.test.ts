@@ -29,11 +29,7 @@ import {
   zeroGrad,
 } from "../ops/mod.ts";
 import type { RefParams } from "./mamba4rec_reference.ts";
-import {
-  mamba2BlockReference,
-  type PackedRefBatch,
-  ssd4recReference,
-} from "./ssd4rec_reference.ts";
+import { mamba2BlockReference, ssd4recReference } from "./ssd4rec_reference.ts";
 import { assertClose, freshSeed, makeRng, randn, relError } from "./util.ts";
 
 const NUM_ITEMS = 41;
@@ -120,9 +116,9 @@ function randomTargets(rng: () => number, count: number): number[] {
   return Array.from({ length: count }, () => 1 + Math.floor(rng() * (NUM_ITEMS - 1)));
 }
 
-/** The model's parameters as float64 reference parameters. */
-async function refParams(model: SSD4Rec): Promise<RefParams> {
-  const entries = model.params.entries();
+/** Parameters as float64 reference parameters. */
+async function refParams(params: ParameterSet): Promise<RefParams> {
+  const entries = params.entries();
   const host = await readTensors(entries.map(([, t]) => t));
   const ref: RefParams = new Map();
   entries.forEach(([name, t], i) =>
@@ -170,7 +166,7 @@ for (const numLayers of [1, 2]) {
     const missing = entries.filter(([, t]) => !t.grad).map(([name]) => name);
     assertEquals(missing, [], `seed ${seed}: parameters without a gradient`);
     const host = await readTensors([loss, h, ...entries.map(([, t]) => t.grad!)]);
-    const ref = await refParams(model);
+    const ref = await refParams(model.params);
     const options = refOptions(model.config);
     const want = ssd4recReference(ref, batch, options);
     assertClose([host[0][0]], [want.loss], 1e-5, `seed ${seed}: loss`);
@@ -248,12 +244,12 @@ Deno.test("ssd4rec: the backward direction reverses each segment and is added wi
   const lengths = [1, 5, 3, 1, 4];
   const batch = packedBatch(randomHistories(rng, lengths), randomTargets(rng, lengths.length));
   const got = await represent(model, batch);
-  const ref = await refParams(model);
+  const ref = await refParams(model.params);
   const options = refOptions(model.config);
   const d = model.config.hiddenSize;
   const T = batch.tokens;
   const variant = (flipIndex: Int32Array, beta = options.beta) =>
-    ssd4recReference(ref, { ...batch, flipIndex } as PackedRefBatch, { ...options, beta }).h;
+    ssd4recReference(ref, { ...batch, flipIndex }, { ...options, beta }).h;
   assertClose(got, variant(batch.flipIndex), 1e-4, `seed ${seed}: reversal within segments`);
   const unreversed = variant(Int32Array.from({ length: T }, (_, t) => t));
   const rowReversed = variant(Int32Array.from({ length: T }, (_, t) => T - 1 - t));
@@ -275,7 +271,8 @@ Deno.test("ssd4rec: the backward direction reverses each segment and is added wi
   // β = 0 runs the forward direction only.
   const plain = tinyModel(seed, { numLayers: 1, beta: 0 });
   await perturb(plain, rng);
-  const plainRef = ssd4recReference(await refParams(plain), batch, refOptions(plain.config)).h;
+  const plainRef =
+    ssd4recReference(await refParams(plain.params), batch, refOptions(plain.config)).h;
   assertClose(await represent(plain, batch), plainRef, 1e-4, `seed ${seed}: β = 0`);
 });
 
@@ -306,11 +303,7 @@ Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segm
     return host.map((h) => Float64Array.from(h));
   };
   const [fwd, bwd] = await run(batch, u);
-  const ref: RefParams = new Map();
-  const entries = params.entries();
-  (await readTensors(entries.map(([, t]) => t))).forEach((v, i) =>
-    ref.set(entries[i][0], { data: Float64Array.from(v), shape: entries[i][1].shape })
-  );
+  const ref = await refParams(params);
   assertClose(fwd, mamba2BlockReference(ref, "m", u, batch.seqIdx), 1e-4, `seed ${seed}: block`);
   const d = config.dModel;
   let start = 0;
