@@ -29,6 +29,7 @@ import {
   type TokenInput,
   tokenReads,
   unrolled,
+  WorkgroupMatrix,
 } from "./prelude.ts";
 import { runtime } from "../../core/runtime.ts";
 
@@ -58,6 +59,7 @@ function headShader(spec: SsdSpec, staged: boolean): string {
     ["read", "dtv"],
     ["read", "cs"],
     ["read", "cb"],
+    ["read", "cbt"],
     ["read", "sin"],
     ["read", "ub"],
   ];
@@ -67,6 +69,8 @@ function headShader(spec: SsdSpec, staged: boolean): string {
   list.push(["read_write", "part_a"], ["read_write", "part_d"], ["read_write", "part_b"]);
   const skip = spec.hasD ? "D[h]" : "0.0";
   const U = (statement: string) => unrolled(spec.headDim, statement);
+  const SSH = new WorkgroupMatrix("ssh", spec.states, spec.headDim); // S_in, [n][p]
+  const USH = new WorkgroupMatrix("ush", spec.states, spec.headDim); // U, [n][p]
   // Tree sums over a power-of-two span; the slots past the chunk stay zero (workgroup memory
   // starts zeroed and nothing writes there).
   const span = 2 ** Math.ceil(Math.log2(spec.chunk));
@@ -77,8 +81,8 @@ ${bind(list)}
 ${prelude(spec, true)}
 const Q: u32 = ${spec.chunk}u;
 ${tokenReads(HEAD_INPUTS, staged, spec.chunk, spec.chunk)}
-var<workgroup> ssh: array<f32, PN>;
-var<workgroup> ush: array<f32, PN>;
+${SSH.declare()}
+${USH.declare()}
 var<workgroup> dcs: array<f32, Q>;
 var<workgroup> qv: array<f32, Q>;
 var<workgroup> r0: array<f32, ${span}>;
@@ -104,8 +108,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     for (var e = lid; e < PN; e += Q) {
       let a = sin[(u32(slot) * H + h) * PN + e];
       let b = ub[(u32(slot) * H + h) * PN + e];
-      ssh[e] = a;
-      ush[e] = b;
+      ${SSH.store("e % N", "e / N", "a")}
+      ${USH.store("e % N", "e / N", "b")}
       us += a * b;
     }
   }
@@ -127,9 +131,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     ${U("gk# = gy[j * P + #u];")}
     ${U("xk# = x[j * P + #u];")}
     // The pairs (l ≥ k) that read x_k, and the pairs (s < k) that write y_k.
-    for (var l = lid; l < len; l++) {
-      let m = cb[off + lid * len + l] * exp(cs_at(l) - csk);
-      ${U("dX# += m * gy_at(l, #u);")}
+    for (var l = 0u; l < len; l++) {
+      if (l >= lid) {
+        let m = cbt[off + l * len + lid] * exp(cs_at(l) - csk);
+        ${U("dX# += m * gy_at(l, #u);")}
+      }
     }
     ${U("var yd# = 0.0;")}
     for (var s = 0u; s < lid; s++) {
@@ -145,8 +151,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       for (var n = 0u; n < N; n++) {
         let c = C[bc + n];
         let bv = B[bc + n];
-        ${U("yo += gk# * ssh[#u * N + n] * c;")}
-        ${U("ub# += ush[#u * N + n] * bv;")}
+        ${SSH.eachInRow("n", "yo += gk# * @ * c;")}
+        ${USH.eachInRow("n", "ub# += @ * bv;")}
       }
       dc += exp(csk) * yo;
       let sc = exp(cend - csk);
@@ -204,7 +210,7 @@ export function headGrads(
     D?: Tensor;
     dtBias?: Tensor;
   },
-  s: { gy: Tensor; dtv: Tensor; cs: Tensor; cb: Tensor; sin: Tensor; ub: Tensor },
+  s: { gy: Tensor; dtv: Tensor; cs: Tensor; cb: Tensor; cbt: Tensor; sin: Tensor; ub: Tensor },
 ): { dx: Tensor; ddt: Tensor; parts: [Tensor, Tensor, Tensor] } {
   const { heads: H } = spec;
   const staged =
@@ -225,6 +231,7 @@ export function headGrads(
     s.dtv,
     s.cs,
     s.cb,
+    s.cbt,
     s.sin,
     s.ub,
     ...listed(t.D),

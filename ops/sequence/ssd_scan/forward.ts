@@ -25,6 +25,7 @@ import {
   type TokenInput,
   tokenReads,
   unrolled,
+  WorkgroupMatrix,
 } from "./prelude.ts";
 import { runtime } from "../../core/runtime.ts";
 
@@ -89,7 +90,12 @@ export function prepare(
 
 function blockShader(spec: SsdSpec): string {
   return /* wgsl */ `
-${bind([["read", "chunks", "i32"], ["read", "B"], ["read", "C"], ["read_write", "cb"]])}
+${
+    bind([["read", "chunks", "i32"], ["read", "B"], ["read", "C"], ["read_write", "cb"], [
+      "read_write",
+      "cbt",
+    ]])
+  }
 ${prelude(spec)}
 @compute @workgroup_size(${BLOCK_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -110,11 +116,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       for (var n = 0u; n < N; n++) { v += C[cl + n] * B[bs + n]; }
     }
     cb[off + e] = v;
+    cbt[off + l * len + s] = v;
   }
 }`;
 }
 
-/** Every chunk's C·Bᵀ per group, [s][l] with zeros above the diagonal (s > l). */
+/**
+ * Every chunk's C·Bᵀ per group, [s][l] (`cb`) and [l][s] (`cbt`), with zeros where s > l: the
+ * two layouts let every kernel read a row of pairs coalesced.
+ */
 export function chunkBlocks(
   spec: SsdSpec,
   chunks: Tensor,
@@ -122,10 +132,12 @@ export function chunkBlocks(
   blockSize: number,
   B: Tensor,
   C: Tensor,
-): Tensor {
-  const cb = Tensor.empty([Math.max(1, blockSize * spec.groups)], "f32", "ssdScan C·Bᵀ");
-  launchPerItem("C·Bᵀ", blockShader(spec), count * spec.groups, [chunks, B, C, cb]);
-  return cb;
+): { cb: Tensor; cbt: Tensor } {
+  const size = [Math.max(1, blockSize * spec.groups)];
+  const cb = Tensor.empty(size, "f32", "ssdScan C·Bᵀ");
+  const cbt = Tensor.empty(size, "f32", "ssdScan C·Bᵀ transposed");
+  launchPerItem("C·Bᵀ", blockShader(spec), count * spec.groups, [chunks, B, C, cb, cbt]);
+  return { cb, cbt };
 }
 
 /** The chunk's per-token inputs `chunkOutput` reads for every pair. */
@@ -138,6 +150,7 @@ const OUTPUT_INPUTS: TokenInput[] = [
 function outputShader(spec: SsdSpec, staged: boolean): string {
   const skip = spec.hasD ? "D[h]" : "0.0";
   const P = spec.headDim;
+  const ST = new WorkgroupMatrix("st", spec.states, P); // S_in, [n][p]
   const list: Binding[] = [
     ["read", "chunks", "i32"],
     ["read", "x"],
@@ -155,7 +168,7 @@ ${bind(list)}
 ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
 ${tokenReads(OUTPUT_INPUTS, staged, spec.chunk, spec.chunk)}
-var<workgroup> st: array<f32, PN>;
+${ST.declare()}
 @compute @workgroup_size(${spec.chunk})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -170,7 +183,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   begin_chunk(start, h);
   stage_tokens(len, lid);
   if (slot >= 0) {
-    for (var e = lid; e < PN; e += Q) { st[e] = sin[(u32(slot) * H + h) * PN + e]; }
+    for (var e = lid; e < PN; e += Q) {
+      ${ST.store("e % N", "e / N", "sin[(u32(slot) * H + h) * PN + e]")}
+    }
   }
   workgroupBarrier();
   if (lid >= len) { return; }
@@ -182,7 +197,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let bc = (i * G + g) * N;
     for (var n = 0u; n < N; n++) {
       let c = C[bc + n];
-      ${unrolled(P, "acc# += st[#u * N + n] * c;")}
+      ${ST.eachInRow("n", "acc# += @ * c;")}
     }
     let e = exp(csl);
     ${unrolled(P, "acc# *= e;")}

@@ -128,7 +128,7 @@ export function ssdScan(
   const { D, dtBias, initialStates } = options;
   const count = pieces.chunks;
   const { dtv, cs } = prepare(spec, tables.chunks, count, dt, A, dtBias);
-  const cb = chunkBlocks(spec, tables.chunks, count, pieces.blockSize, B, C);
+  const { cb, cbt } = chunkBlocks(spec, tables.chunks, count, pieces.blockSize, B, C);
   let sin: Tensor;
   let finalStates: Tensor | undefined;
   if (tables.slots > 0) {
@@ -140,14 +140,14 @@ export function ssdScan(
   } else {
     sin = zeros([1]);
   }
-  const saved = { dtv, cs, cb, sin };
+  const saved = { dtv, cs, cb, cbt, sin };
   const y = chunkOutput(spec, { chunks: tables.chunks, count, x, B, C, D }, saved);
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
   const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
   if (recording) pieces.pairTiles(); // built now, so that an owned chunking frees it with the rest
   const ownedTables = owned ? pieces.tensors() : [];
   if (!recording) {
-    for (const t of [dtv, cs, cb, sin, ...ownedTables]) t.dispose();
+    for (const t of [dtv, cs, cb, cbt, sin, ...ownedTables]) t.dispose();
     return finalStates ? { y, finalStates } : { y };
   }
   const out = record(
@@ -155,7 +155,7 @@ export function ssdScan(
     OP,
     inputs,
     (gy) => scanBackward(spec, pieces, tables, { x, dt, A, B, C, D, dtBias }, gy, saved),
-    [dtv, cs, cb, sin, ...ownedTables],
+    [dtv, cs, cb, cbt, sin, ...ownedTables],
   );
   return finalStates ? { y: out, finalStates } : { y: out };
 }
@@ -171,9 +171,9 @@ function scanBackward(
   tables: PieceTables,
   t: { x: Tensor; dt: Tensor; A: Tensor; B: Tensor; C: Tensor; D?: Tensor; dtBias?: Tensor },
   gy: Tensor,
-  saved: { dtv: Tensor; cs: Tensor; cb: Tensor; sin: Tensor },
+  saved: { dtv: Tensor; cs: Tensor; cb: Tensor; cbt: Tensor; sin: Tensor },
 ): (Tensor | null)[] {
-  const { dtv, cs, cb, sin } = saved;
+  const { dtv, cs, cb, cbt, sin } = saved;
   let ub: Tensor;
   let dInit: Tensor | undefined;
   if (tables.slots > 0) {
@@ -187,7 +187,7 @@ function scanBackward(
   }
   const count = pieces.chunks;
   const base = { chunks: tables.chunks, count, ...t };
-  const { dx, ddt, parts } = headGrads(spec, base, { gy, dtv, cs, cb, sin, ub });
+  const { dx, ddt, parts } = headGrads(spec, base, { gy, dtv, cs, cb, cbt, sin, ub });
   const w = pairWeights(spec, tables.chunks, pieces.pairTiles(), pieces.blockSize, {
     x: t.x,
     gy,

@@ -21,7 +21,7 @@
 import { Tensor } from "../../core/tensor.ts";
 import type { SsdSpec } from "./options.ts";
 import { PAIR_TILE } from "./pieces.ts";
-import { bind, launchPerItem, prelude } from "./prelude.ts";
+import { bind, launchPerItem, prelude, unrolled, WorkgroupMatrix } from "./prelude.ts";
 
 /** Invocations per `pairWeights` workgroup: 16 × 16, each a 4 × 4 block of a 64 × 64 tile. */
 const WEIGHT_THREADS = 256;
@@ -163,6 +163,8 @@ function gradShader(spec: SsdSpec, role: PairRole): string {
     ? "if (o <= lid) { let wv = w[off + o * len + lid];"
     : "if (o >= lid) { let wv = w[off + lid * len + o];";
   const operand = forC ? "B" : "C";
+  const U = (statement: string) => unrolled(spec.states, statement);
+  const ST = new WorkgroupMatrix("st", spec.headDim, spec.states); // S_in or U, [p][n]
   return /* wgsl */ `
 ${
     bind([
@@ -180,7 +182,7 @@ ${
   }
 ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
-var<workgroup> st: array<f32, PN>;
+${ST.declare()}
 @compute @workgroup_size(${spec.chunk})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -194,12 +196,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let live = lid < len;
   let i = start + min(lid, len - 1u);
   let off = chunk_block(k, g);
-  var acc: array<f32, N>;
+  ${U("var acc# = 0.0;")}
   for (var hh = 0u; hh < HG; hh++) {
     let h = g * HG + hh;
     workgroupBarrier();
     if (has) {
-      for (var e = lid; e < PN; e += Q) { st[e] = src[(u32(slot) * H + h) * PN + e]; }
+      for (var e = lid; e < PN; e += Q) {
+        ${ST.store("e / N", "e % N", "src[(u32(slot) * H + h) * PN + e]")}
+      }
     }
     workgroupBarrier();
     if (live && has) {
@@ -208,19 +212,19 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       let wgt = ${offWeight};
       for (var p = 0u; p < P; p++) {
         let a = ${offOperand}[jh * P + p] * wgt;
-        for (var n = 0u; n < N; n++) { acc[n] += a * st[p * N + n]; }
+        ${ST.eachInRow("p", "acc# += a * @;")}
       }
     }
   }
   for (var o = 0u; o < len; o++) {
     ${pair}
       let row = ((start + o) * G + g) * N;
-      for (var n = 0u; n < N; n++) { acc[n] += wv * ${operand}[row + n]; }
+      ${U(`acc# += wv * ${operand}[row + #u];`)}
     }
   }
   if (live) {
     let out_row = (i * G + g) * N;
-    for (var n = 0u; n < N; n++) { out[out_row + n] = acc[n]; }
+    ${U("out[out_row + #u] = acc#;")}
   }
 }`;
 }

@@ -170,3 +170,61 @@ export function stagedBytes(inputs: readonly TokenInput[], spec: SsdSpec): numbe
 export function unrolled(count: number, statement: string): string {
   return Array.from({ length: count }, (_, i) => statement.replaceAll("#", String(i))).join("\n");
 }
+
+/**
+ * A rows × cols matrix in workgroup memory, row-major, read a whole row at a time: as vec4 words
+ * when cols is a multiple of 4 (a quarter of the loads), else as scalars.
+ */
+export class WorkgroupMatrix {
+  /** The WGSL array name. */
+  readonly name: string;
+  /** Rows. */
+  readonly rows: number;
+  /** Columns. */
+  readonly cols: number;
+
+  /** A matrix named `name` of `rows` × `cols` values. */
+  constructor(name: string, rows: number, cols: number) {
+    this.name = name;
+    this.rows = rows;
+    this.cols = cols;
+  }
+
+  get #vec(): boolean {
+    return this.cols % 4 === 0;
+  }
+
+  /** The declaration. */
+  declare(): string {
+    const size = this.rows * this.cols;
+    return this.#vec
+      ? `var<workgroup> ${this.name}: array<vec4<f32>, ${size / 4}>;`
+      : `var<workgroup> ${this.name}: array<f32, ${size}>;`;
+  }
+
+  /** Stores `value` at (`row`, `col`) (WGSL u32 expressions). */
+  store(row: string, col: string, value: string): string {
+    const at = `(${row}) * ${this.cols}u + (${col})`;
+    return this.#vec
+      ? `${this.name}[(${at}) / 4u][(${at}) % 4u] = ${value};`
+      : `${this.name}[${at}] = ${value};`;
+  }
+
+  /**
+   * `statement` for every column c of row `row`, written out, with `#` replaced by c and `@` by
+   * the value at (row, c).
+   */
+  eachInRow(row: string, statement: string): string {
+    const n = this.name;
+    if (!this.#vec) {
+      return unrolled(this.cols, statement.replaceAll("@", `${n}[(${row}) * ${this.cols}u + #u]`));
+    }
+    return Array.from({ length: this.cols / 4 }, (_, q) => {
+      const load = `let ${n}_${q} = ${n}[(${row}) * ${this.cols / 4}u + ${q}u];`;
+      const uses = [0, 1, 2, 3].map((c) =>
+        statement.replaceAll("#", String(4 * q + c)).replaceAll("@", `${n}_${q}.${"xyzw"[c]}`)
+      );
+      return [load, ...uses].join("\n");
+    }).join("\n");
+  }
+}

@@ -18,8 +18,8 @@ import { CARRY_WORDS, type PieceTables } from "./pieces.ts";
 import type { SsdSpec } from "./options.ts";
 import { bind, type Binding, launchPerInvocation, launchPerItem, prelude } from "./prelude.ts";
 
-/** Invocations per workgroup of `chunkStates` (its tokens' weights are staged one per invocation). */
-const STATE_THREADS = 256;
+/** Invocations per workgroup of `chunkStates`, each a 4 × 4 block of a state (64: P 16, N 64). */
+const STATE_THREADS = 64;
 /** Invocations per workgroup of `carryStates`. */
 const CARRY_THREADS = 64;
 
@@ -42,7 +42,9 @@ ${
   }
 ${prelude(spec)}
 const WG: u32 = ${STATE_THREADS}u;
-var<workgroup> wt: array<f32, WG>;
+const TP: u32 = ${Math.ceil(spec.headDim / 4)}u;
+const TN: u32 = ${Math.ceil(spec.states / 4)}u;
+var<workgroup> wt: array<f32, ${spec.chunk}>;
 @compute @workgroup_size(${STATE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -54,20 +56,42 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let start = chunk_start(k);
   let len = chunk_len(k);
   let cend = cs[(start + len - 1u) * H + h];
-  if (lid < len) {
-    let j = (start + lid) * H + h;
-    wt[lid] = ${weight};
+  for (var l = lid; l < len; l += WG) {
+    let j = (start + l) * H + h;
+    wt[l] = ${weight};
   }
   workgroupBarrier();
-  for (var e = lid; e < PN; e += WG) {
-    let p = e / N;
-    let n = e % N;
-    var acc = 0.0;
+  // Each invocation sums a 4 × 4 block (p0..p0+3) × (n0..n0+3) of the state, rows as vec4.
+  for (var tile = lid; tile < TP * TN; tile += WG) {
+    let p0 = (tile / TN) * 4u;
+    let n0 = (tile % TN) * 4u;
+    let pm = vec4<u32>(p0) + vec4<u32>(0u, 1u, 2u, 3u);
+    let nm = vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u);
+    var a0 = vec4<f32>();
+    var a1 = vec4<f32>();
+    var a2 = vec4<f32>();
+    var a3 = vec4<f32>();
     for (var l = 0u; l < len; l++) {
       let i = start + l;
-      acc += wt[l] * v[(i * H + h) * P + p] * kv[(i * G + g) * N + n];
+      let vb = (i * H + h) * P;
+      let kb = (i * G + g) * N;
+      let vv = wt[l] * select(vec4<f32>(), vec4<f32>(v[vb + min(pm.x, P - 1u)], v[vb + min(pm.y, P - 1u)], v[vb + min(pm.z, P - 1u)], v[vb + min(pm.w, P - 1u)]), pm < vec4<u32>(P));
+      let kk = select(vec4<f32>(), vec4<f32>(kv[kb + min(nm.x, N - 1u)], kv[kb + min(nm.y, N - 1u)], kv[kb + min(nm.z, N - 1u)], kv[kb + min(nm.w, N - 1u)]), nm < vec4<u32>(N));
+      a0 += vv.x * kk;
+      a1 += vv.y * kk;
+      a2 += vv.z * kk;
+      a3 += vv.w * kk;
     }
-    out[item * PN + e] = acc;
+    var rows: array<vec4<f32>, 4>;
+    rows[0] = a0;
+    rows[1] = a1;
+    rows[2] = a2;
+    rows[3] = a3;
+    for (var r = 0u; r < 4u; r++) {
+      for (var c = 0u; c < 4u; c++) {
+        if (p0 + r < P && n0 + c < N) { out[item * PN + (p0 + r) * N + n0 + c] = rows[r][c]; }
+      }
+    }
   }
 }`;
 }
