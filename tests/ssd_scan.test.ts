@@ -526,13 +526,13 @@ Deno.test("ssdScan: rejected calls say what is wrong", () => {
       );
     });
   const decreasing = [0, 0, 1, 1, 2, 0, 1, 3, 2, 2];
-  const where = "row 1 goes from 3 at position 2 to 2 at position 3";
-  assertThrows(scan({}, decreasing), RangeError, `non-decreasing within each row, but ${where}`);
+  const where = "seqIdx decreases in row 1 at position 3 (2 after 3)";
+  assertThrows(scan({}, decreasing), RangeError, where);
   assertThrows(() => ssdPieces(batch, T, decreasing), RangeError, where);
   assertThrows(
     scan({}, decreasing.slice(1)),
     RangeError,
-    "seqIdx has 9 ids, expected batch × length = 2 × 5 = 10",
+    "seqIdx has 9 values, expected batch·length = 2·5 = 10",
   );
   assertThrows(
     scan({ B: [batch, T, 3, N], C: [batch, T, 3, N] }),

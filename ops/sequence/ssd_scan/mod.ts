@@ -29,13 +29,8 @@ import { headGrads } from "./backward.ts";
 import { pairGrads, pairWeights } from "./pair_grads.ts";
 import { chunkBlocks, chunkOutput, prepare } from "./forward.ts";
 import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
-import {
-  checkChunk,
-  type PieceTables,
-  segmentStarts,
-  SSD_DEFAULT_CHUNK,
-  SsdPieces,
-} from "./pieces.ts";
+import { checkChunk, type PieceTables, SSD_DEFAULT_CHUNK, SsdPieces } from "./pieces.ts";
+import { ssdSegmentStarts } from "./reference.ts";
 import { carryStates, chunkStates } from "./states.ts";
 
 export { SSD_DEFAULT_CHUNK, SSD_MAX_CHUNK } from "./options.ts";
@@ -79,7 +74,7 @@ function piecesOf(x: Tensor, options: SsdScanOptions): { pieces: SsdPieces; owne
     );
   }
   const [batch, length] = x.shape;
-  const starts = segmentStarts(batch, length, given);
+  const starts = ssdSegmentStarts(batch, length, given);
   return { pieces: new SsdPieces(batch, length, starts, chunk, false), owned: true };
 }
 

@@ -162,16 +162,23 @@ function gradShader(spec: SsdSpec, role: PairRole): string {
   const pair = forC
     ? "if (o <= lid) { let wv = w[off + o * len + lid];"
     : "if (o >= lid) { let wv = w[off + lid * len + o];";
-  const operand = forC ? "B" : "C";
   const U = (statement: string) => unrolled(spec.states, statement);
+  // The other token's B (dC) or C (dB) row, read as vec4 words where N allows.
+  const vec = spec.states % 4 === 0;
+  const rowUpdate = vec
+    ? Array.from({ length: spec.states / 4 }, (_, q) =>
+      [
+        `let o${q} = operand[row / 4u + ${q}u];`,
+        ...[0, 1, 2, 3].map((c) => `acc${4 * q + c} += wv * o${q}.${"xyzw"[c]};`),
+      ].join("\n")).join("\n")
+    : U("acc# += wv * operand[row + #u];");
   const ST = new WorkgroupMatrix("st", spec.headDim, spec.states); // S_in or U, [p][n]
   return /* wgsl */ `
 ${
     bind([
       ["read", "chunks", "i32"],
       ["read", "x"],
-      ["read", "B"],
-      ["read", "C"],
+      ["read", "operand", vec ? "vec4<f32>" : "f32"],
       ["read", "gy"],
       ["read", "dtv"],
       ["read", "cs"],
@@ -219,7 +226,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   for (var o = 0u; o < len; o++) {
     ${pair}
       let row = ((start + o) * G + g) * N;
-      ${U(`acc# += wv * ${operand}[row + #u];`)}
+      ${rowUpdate}
     }
   }
   if (live) {
@@ -240,8 +247,7 @@ export function pairGrads(
   launchPerItem(`d${role}`, gradShader(spec, role), t.count * spec.groups, [
     t.chunks,
     t.x,
-    t.B,
-    t.C,
+    role === "C" ? t.B : t.C,
     s.gy,
     s.dtv,
     s.cs,

@@ -12,6 +12,7 @@
  * @module
  */
 import { keep, Tensor } from "../../core/tensor.ts";
+import { ssdSegmentStarts } from "./reference.ts";
 
 /** The op name in kernel labels and error messages. */
 export const OP = "ssdScan";
@@ -41,39 +42,6 @@ export interface PieceTables {
   slots: number;
   /** Segments with slots. */
   carried: number;
-}
-
-/**
- * Flat token index of every segment's first token, in segment order (row by row). Throws a
- * RangeError naming the row and position where the ids decrease, or when their count is wrong.
- */
-export function segmentStarts(
-  batch: number,
-  length: number,
-  seqIdx?: ArrayLike<number>,
-): Int32Array {
-  if (!seqIdx) return Int32Array.from({ length: batch }, (_, b) => b * length);
-  if (seqIdx.length !== batch * length) {
-    throw new RangeError(
-      `${OP}: seqIdx has ${seqIdx.length} ids, expected batch × length = ${batch} × ${length} = ` +
-        `${batch * length}`,
-    );
-  }
-  const starts: number[] = [];
-  for (let b = 0; b < batch; b++) {
-    starts.push(b * length);
-    for (let t = 1; t < length; t++) {
-      const prev = seqIdx[b * length + t - 1], cur = seqIdx[b * length + t];
-      if (cur < prev) {
-        throw new RangeError(
-          `${OP}: seqIdx must be non-decreasing within each row, but row ${b} goes from ${prev} ` +
-            `at position ${t - 1} to ${cur} at position ${t}`,
-        );
-      }
-      if (cur !== prev) starts.push(b * length + t);
-    }
-  }
-  return Int32Array.from(starts);
 }
 
 /**
@@ -237,7 +205,7 @@ export function ssdPieces(
   chunk: number = SSD_DEFAULT_CHUNK,
 ): SsdPieces {
   checkChunk(chunk);
-  return new SsdPieces(batch, length, segmentStarts(batch, length, seqIdx), chunk);
+  return new SsdPieces(batch, length, ssdSegmentStarts(batch, length, seqIdx), chunk);
 }
 
 /** Throws unless `chunk` is an integer in [1, SSD_MAX_CHUNK]. */

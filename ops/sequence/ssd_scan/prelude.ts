@@ -16,7 +16,11 @@ import { CHUNK_WORDS, OP } from "./pieces.ts";
 import type { SsdSpec } from "./options.ts";
 
 /** A storage binding: its access mode, its WGSL name and element type (default f32). */
-export type Binding = [access: "read" | "read_write", name: string, type?: "f32" | "i32"];
+export type Binding = [
+  access: "read" | "read_write",
+  name: string,
+  type?: "f32" | "i32" | "vec4<f32>",
+];
 
 /** A binding where `on`, none otherwise: for the bindings of optional inputs. */
 export function bindingIf(on: boolean, b: Binding): Binding[] {
