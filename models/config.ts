@@ -43,6 +43,38 @@ export interface TrainConfig {
   lossCheckEvery: number;
   /** Show progress (the run layer's display: steps within an epoch, one line per epoch). */
   verbose: boolean;
+  /**
+   * Packed-batch models only (absent for padded ones; {@link PACKED_TRAIN_DEFAULTS} when left
+   * out): ρ, the probability with which each training history token is replaced by id 0
+   * (SSD4Rec's `maskratio`). Validation and test batches are never masked.
+   */
+  maskRatio?: number;
+  /**
+   * Packed-batch models only (absent for padded ones; {@link PACKED_TRAIN_DEFAULTS} when left
+   * out): true keeps every history whole (SSD4Rec's `var_len: True`); false keeps the last
+   * `maxLength` items of each, in training and evaluation alike.
+   */
+  varLen?: boolean;
+}
+
+/** The settings that only packed-batch models read, as their training configuration keys. */
+export const PACKED_TRAIN_KEYS: readonly ("maskRatio" | "varLen")[] = Object.freeze([
+  "maskRatio",
+  "varLen",
+]);
+
+/** Values of the packed-batch settings left out of a configuration: no masking, whole histories. */
+export const PACKED_TRAIN_DEFAULTS: Readonly<{ maskRatio: number; varLen: boolean }> = Object
+  .freeze({ maskRatio: 0, varLen: true });
+
+/** The packed-batch settings of `config`, with {@link PACKED_TRAIN_DEFAULTS} for those left out. */
+export function packedTrainSettings(
+  config: Pick<TrainConfig, "maskRatio" | "varLen">,
+): { maskRatio: number; varLen: boolean } {
+  return {
+    maskRatio: config.maskRatio ?? PACKED_TRAIN_DEFAULTS.maskRatio,
+    varLen: config.varLen ?? PACKED_TRAIN_DEFAULTS.varLen,
+  };
 }
 
 /** RecBole's defaults with Mamba4Rec's settings. */
@@ -87,6 +119,8 @@ const positive: Check = (v) =>
 const nonNegative: Check = (v) =>
   typeof v === "number" && Number.isFinite(v) && v >= 0 ? null : "must be a number ≥ 0";
 const bool: Check = (v) => (typeof v === "boolean" ? null : "must be true or false");
+const probability: Check = (v) =>
+  typeof v === "number" && v >= 0 && v < 1 ? null : "must be a probability in [0, 1)";
 
 /** A metric name with its cut-off, e.g. `ndcg@10`. */
 const VALID_METRIC = new RegExp(`^(${RANKING_METRICS.join("|")})@\\d+$`);
@@ -114,6 +148,8 @@ const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
     v === "prefix" || v === "all-positions" ? null : 'must be "prefix" or "all-positions"',
   lossCheckEvery: positiveInt,
   verbose: bool,
+  maskRatio: probability,
+  varLen: bool,
 };
 
 /**
@@ -159,7 +195,5 @@ export function trainConfig(overrides: Record<string, unknown> = {}): TrainConfi
 export const MODEL_CHECKS = {
   positiveInt,
   nonNegativeInt,
-  probability:
-    ((v) =>
-      typeof v === "number" && v >= 0 && v < 1 ? null : "must be a probability in [0, 1)") as Check,
+  probability,
 };

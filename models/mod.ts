@@ -23,6 +23,9 @@ export {
 export {
   ConfigError,
   mergeConfig,
+  PACKED_TRAIN_DEFAULTS,
+  PACKED_TRAIN_KEYS,
+  packedTrainSettings,
   TRAIN_DEFAULTS,
   type TrainConfig,
   trainConfig,
@@ -52,7 +55,16 @@ export {
   mamba4recConfig,
 } from "./mamba4rec.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
-export type { ModelInputs, SequentialModel } from "./model.ts";
+export {
+  type InputLayout,
+  layoutOf,
+  type ModelBase,
+  type ModelInputs,
+  type PackedModel,
+  type PaddedModel,
+  type SequentialModel,
+  type TrainableModel,
+} from "./model.ts";
 export { ParameterSet } from "./parameters.ts";
 export {
   createModel,
@@ -61,9 +73,13 @@ export {
   MAMBA4REC_PRESETS,
   MODEL_NAMES,
   type ModelEntry,
+  type ModelEntryOf,
   type ModelName,
   modelPreset,
   MODELS,
+  type ModelTypes,
+  SSD4REC_PRESETS,
+  SSD4REC_TRAIN_DEFAULTS,
 } from "./registry.ts";
 export {
   packedInputs,
@@ -73,6 +89,14 @@ export {
   type SSD4RecConfig,
   ssd4recConfig,
 } from "./ssd4rec.ts";
+export {
+  checkLayoutSettings,
+  type RankingBatch,
+  rankingBatches,
+  type RankingBatchOptions,
+  type TrainingStep,
+  trainingSteps,
+} from "./training/layouts.ts";
 export {
   type EpochRecord,
   type StepProgress,

@@ -1,13 +1,19 @@
 /**
- * What the trainer and the evaluator need from a sequential recommender.
+ * What the trainer and the evaluator need from a sequential recommender, for each input layout:
+ * padded batches (`[B, L]` rows, right-padded with 0) or packed batches (every history
+ * concatenated into one row with a segment id per token, no padding).
  *
  * @module
  */
 import type { DropoutRng } from "../ops/pointwise/dropout.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import type { ParameterSet } from "./parameters.ts";
+import type { PackedModelInputs } from "./ssd4rec.ts";
 
-/** A batch on the GPU. */
+/** How a model takes its batches: padded `[B, L]` rows, or all histories packed into one row. */
+export type InputLayout = "padded" | "packed";
+
+/** A padded batch on the GPU. */
 export interface ModelInputs {
   /** Item ids `[B, L]` (i32), left-aligned, right-padded with 0. */
   readonly items: Tensor;
@@ -15,8 +21,11 @@ export interface ModelInputs {
   readonly positions?: Tensor;
 }
 
-/** A sequential recommender scored against a (tied) item table. */
-export interface SequentialModel {
+/**
+ * What checkpoints, the optimizer and the ranking need from a model, whatever its inputs: its
+ * name and configuration, its parameters, its dropout stream and the item table it scores with.
+ */
+export interface ModelBase {
   /** Model name, as checkpoints record it. */
   readonly name: string;
   /** The hyperparameters, as checkpoints record them. */
@@ -27,6 +36,38 @@ export interface SequentialModel {
   dropoutRng: DropoutRng;
   /** The item table `[numItems, d]` that scores are taken against: `h · tableᵀ`. */
   readonly itemTable: Tensor;
-  /** `[B, d]` with `positions`, else `[B, L, d]`. */
-  forward(inputs: ModelInputs, training: boolean): Tensor;
+}
+
+/**
+ * A sequential recommender scored against a (tied) item table, taking batches of type `Inputs`
+ * (default: padded).
+ */
+export interface SequentialModel<Inputs = ModelInputs> extends ModelBase {
+  /**
+   * The representation of each sample, `[B, d]` (padded inputs: with `positions`; without them
+   * every position, `[B, L, d]`).
+   */
+  readonly forward: (inputs: Inputs, training: boolean) => Tensor;
+}
+
+/** A model on padded batches (a model that names no layout takes padded batches). */
+export interface PaddedModel extends SequentialModel<ModelInputs> {
+  /** The input layout: padded (or left out). */
+  readonly layout?: "padded";
+}
+
+/** A model on packed batches. */
+export interface PackedModel extends SequentialModel<PackedModelInputs> {
+  /** The input layout: packed. */
+  readonly layout: "packed";
+  /** The hyperparameters; `chunkSize` is the SSD scan's chunk its packed inputs are built with. */
+  readonly config: { readonly chunkSize: number };
+}
+
+/** Any model the trainer and the evaluator take, told apart by its `layout`. */
+export type TrainableModel = PaddedModel | PackedModel;
+
+/** The input layout of `model`. */
+export function layoutOf(model: { readonly layout?: InputLayout }): InputLayout {
+  return model.layout ?? "padded";
 }

@@ -1,12 +1,14 @@
 /**
- * Models by name: each model's configuration builder, its constructor and the settings its paper
- * used per dataset (presets). A model is added by adding one entry to {@link MODELS}.
+ * Models by name: each model's input layout, configuration builder, constructor, training
+ * defaults and the settings its paper used per dataset (presets). A model is added by adding one
+ * entry to {@link MODELS}.
  *
  * @module
  */
 import { Mamba4Rec, type Mamba4RecConfig, mamba4recConfig } from "./mamba4rec.ts";
-import type { SequentialModel } from "./model.ts";
-import { ConfigError } from "./config.ts";
+import { SSD4Rec, type SSD4RecConfig, ssd4recConfig } from "./ssd4rec.ts";
+import type { PackedModel, PaddedModel, TrainableModel } from "./model.ts";
+import { ConfigError, PACKED_TRAIN_DEFAULTS } from "./config.ts";
 
 /**
  * The settings a paper used on one dataset: training overrides (e.g. the window length
@@ -20,20 +22,27 @@ export interface DatasetPreset {
   readonly model: Readonly<Record<string, unknown>>;
 }
 
-/** One model of the registry. */
-export interface ModelEntry {
+/** One model of the registry, building models of type `M`. */
+export interface ModelEntryOf<M extends TrainableModel> {
   /** The model's name, as checkpoints and run records name it. */
   readonly name: string;
+  /** How the model takes its batches, which picks the trainer's and the evaluator's batcher. */
+  readonly layout: M extends PackedModel ? "packed" : "padded";
   /**
    * The validated hyperparameters: the model's defaults overridden by `overrides` (which set
    * `numItems`); an unknown key or a bad value fails naming the key.
    */
   readonly config: (overrides: Record<string, unknown>) => object;
   /** A model with fresh weights for a configuration built by `config`. */
-  readonly create: (config: object) => SequentialModel;
+  readonly create: (config: object) => M;
+  /** Training configuration keys the model's own code ships, under every dataset's preset. */
+  readonly trainDefaults: Readonly<Record<string, unknown>>;
   /** The paper's settings per dataset, keyed by the dataset's canonical name (`ml-1m`, …). */
   readonly presets: Readonly<Record<string, DatasetPreset>>;
 }
+
+/** One model of the registry: a padded-batch or a packed-batch model's entry. */
+export type ModelEntry = ModelEntryOf<PaddedModel> | ModelEntryOf<PackedModel>;
 
 /**
  * Mamba4Rec's settings: L = 200 for MovieLens-1M, 50 for the Amazon datasets; dropout 0.2 from the
@@ -48,21 +57,84 @@ export const MAMBA4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = {
   "yelp": { train: { maxLength: 50 }, model: { dropoutProb: 0.2 } },
 };
 
-/** Every model, keyed by its (lower-case) name. */
-export const MODELS: Readonly<Record<string, ModelEntry>> = {
-  mamba4rec: {
-    name: "mamba4rec",
-    config: mamba4recConfig,
-    create: (config) => new Mamba4Rec(config as Mamba4RecConfig),
-    presets: MAMBA4REC_PRESETS,
+/**
+ * SSD4Rec's training settings from its official `config.yaml`, for every dataset: 1024 training
+ * samples per batch, 2048 users per evaluation batch, Adam at 0.001, early stopping after 10
+ * evaluations without improvement on NDCG@10, metrics @10 and @20, whole histories (`var_len:
+ * True`) and no masking unless a preset sets ρ.
+ */
+export const SSD4REC_TRAIN_DEFAULTS: Readonly<Record<string, unknown>> = {
+  batchSize: 1024,
+  evalBatchSize: 2048,
+  learningRate: 0.001,
+  stoppingStep: 10,
+  validMetric: "ndcg@10",
+  topk: [10, 20],
+  ...PACKED_TRAIN_DEFAULTS,
+};
+
+/**
+ * SSD4Rec's per-dataset blocks of its official `config.yaml`: dropout, embedding normalisation,
+ * layers, β and ρ; L (`MAX_ITEM_LIST_LENGTH`) only acts with `varLen: false`.
+ */
+export const SSD4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = {
+  "ml-1m": {
+    train: { maxLength: 200, maskRatio: 0.1 },
+    model: { dropoutProb: 0.2, normEmbedding: true, numLayers: 2, beta: 0.1 },
+  },
+  "amazon-beauty": {
+    train: { maxLength: 50, maskRatio: 0.2 },
+    model: { dropoutProb: 0.4, normEmbedding: false, numLayers: 1, beta: 0.1 },
+  },
+  "amazon-video-games": {
+    train: { maxLength: 50, maskRatio: 0.1 },
+    model: { dropoutProb: 0.4, normEmbedding: false, numLayers: 1, beta: 0.1 },
+  },
+  "kuairand-pure": {
+    train: { maxLength: 50, maskRatio: 0.2 },
+    model: { dropoutProb: 0.2, normEmbedding: true, numLayers: 2, beta: 0.1 },
   },
 };
 
+const MAMBA4REC_ENTRY: ModelEntryOf<PaddedModel> = {
+  name: "mamba4rec",
+  layout: "padded",
+  config: mamba4recConfig,
+  create: (config) => new Mamba4Rec(config as Mamba4RecConfig),
+  trainDefaults: {},
+  presets: MAMBA4REC_PRESETS,
+};
+
+const SSD4REC_ENTRY: ModelEntryOf<PackedModel> = {
+  name: "ssd4rec",
+  layout: "packed",
+  config: ssd4recConfig,
+  create: (config) => new SSD4Rec(config as SSD4RecConfig),
+  trainDefaults: SSD4REC_TRAIN_DEFAULTS,
+  presets: SSD4REC_PRESETS,
+};
+
+/** The type of model each known name builds. */
+export interface ModelTypes {
+  /** Mamba4Rec, on padded batches. */
+  readonly mamba4rec: PaddedModel;
+  /** SSD4Rec, on packed batches. */
+  readonly ssd4rec: PackedModel;
+}
+
+/** A known model name. */
+export type ModelName = keyof ModelTypes;
+
+const ENTRIES: { readonly [N in ModelName]: ModelEntryOf<ModelTypes[N]> } = {
+  mamba4rec: MAMBA4REC_ENTRY,
+  ssd4rec: SSD4REC_ENTRY,
+};
+
+/** Every model, keyed by its (lower-case) name. */
+export const MODELS: Readonly<Record<string, ModelEntry>> = ENTRIES;
+
 /** Names accepted by {@link createModel}. */
 export const MODEL_NAMES: readonly string[] = Object.keys(MODELS);
-
-/** A model name. */
-export type ModelName = keyof typeof MODELS;
 
 /**
  * The registry entry of `name` (case-insensitive); an unknown name fails with a
@@ -84,13 +156,25 @@ export function modelPreset(name: string, dataset: string): DatasetPreset | unde
 
 /**
  * Builds a model by name with fresh weights. `overrides` are the model's hyperparameters
- * (validated; unknown keys are refused); `numItems` comes from the dataset.
+ * (validated; unknown keys are refused); `numItems` comes from the dataset. A known name gives
+ * its model's type (`createModel("ssd4rec", …)` is a {@link PackedModel}).
  */
+export function createModel<N extends ModelName>(
+  name: N,
+  numItems: number,
+  overrides?: Record<string, unknown>,
+): ModelTypes[N];
+/** Builds the model named `name` (case-insensitive), whichever its layout. */
+export function createModel(
+  name: string,
+  numItems: number,
+  overrides?: Record<string, unknown>,
+): TrainableModel;
 export function createModel(
   name: string,
   numItems: number,
   overrides: Record<string, unknown> = {},
-): SequentialModel {
+): TrainableModel {
   const entry = findModel(name);
   return entry.create(entry.config({ ...overrides, numItems }));
 }

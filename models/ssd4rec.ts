@@ -215,6 +215,8 @@ interface BiSsdLayer {
 export class SSD4Rec {
   /** Model name, as checkpoints record it. */
   readonly name = "ssd4rec";
+  /** Takes packed batches ({@link packedInputs}). */
+  readonly layout = "packed";
   /** The hyperparameters. */
   readonly config: SSD4RecConfig;
   /** All trainable parameters by name. */

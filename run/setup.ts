@@ -5,7 +5,8 @@
  * 1. {@link planRun}, cheap and without GPU or data work: the model's registry entry, the
  *    dataset's canonical name (`ML1M`, `movielens-1m` and `path/to/ml-1m.inter` are all `ml-1m`),
  *    the model's preset for that dataset, and the validated training and model configurations
- *    (explicit settings beat the preset, the preset beats the defaults);
+ *    (explicit settings beat the preset, the preset beats the model's training defaults, which
+ *    beat RecBole's), checked against the model's input layout;
  * 2. {@link setupRun}: the GPU, the dataset (or the slice of its first users) and the model.
  *
  * @module
@@ -17,8 +18,9 @@ import { type DatasetSource, resolveDatasetSource } from "../data/paths.ts";
 import { initGpu } from "../ops/core/runtime.ts";
 import { ConfigError, type TrainConfig, trainConfig } from "../models/config.ts";
 import { type DatasetPreset, findModel, type ModelEntry } from "../models/registry.ts";
-import type { SequentialModel } from "../models/model.ts";
+import type { TrainableModel } from "../models/model.ts";
 import { type RunSettings, runSettings } from "../models/training/checkpoint.ts";
+import { checkLayoutSettings } from "../models/training/layouts.ts";
 import { firstUsersName, loadFirstUsers } from "./dataset_slice.ts";
 
 /** What to train: {@link planRun}'s input. */
@@ -83,7 +85,12 @@ export function planRun(request: RunRequest): RunPlan {
     datasetsDirectory: request.datasetsDirectory,
   });
   const preset = model.presets[source.name];
-  const config = trainConfig({ ...preset?.train, ...defined(request.train) });
+  const config = trainConfig({
+    ...model.trainDefaults,
+    ...preset?.train,
+    ...defined(request.train),
+  });
+  checkLayoutSettings(model, config);
   const modelConfig = {
     seed: config.seed,
     ...preset?.model,
@@ -108,7 +115,8 @@ export function planRun(request: RunRequest): RunPlan {
  */
 export function plannedSettings(plan: RunPlan): RunSettings {
   const config = plan.model.config({ ...plan.modelConfig, numItems: 2 });
-  return runSettings({ name: plan.model.name, config }, plan.datasetName, plan.config);
+  const { name, layout } = plan.model;
+  return runSettings({ name, config, layout }, plan.datasetName, plan.config);
 }
 
 /** A run ready to train: {@link setupRun}'s result. */
@@ -126,7 +134,7 @@ export interface RunSetup {
   /** The training configuration. */
   readonly config: TrainConfig;
   /** The model, with fresh weights. */
-  readonly model: SequentialModel;
+  readonly model: TrainableModel;
 }
 
 /**

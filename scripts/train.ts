@@ -1,6 +1,6 @@
 /**
- * `deno task train --model mamba4rec --dataset <name-or-file> [options]`: trains with RecBole's
- * protocol and prints the best validation and the test metrics and the time per epoch.
+ * `deno task train --model mamba4rec|ssd4rec --dataset <name-or-file> [options]`: trains with
+ * RecBole's protocol and prints the best validation and the test metrics and the time per epoch.
  *
  * Options: --format F, --epochs N, --batch-size B, --lr X, --max-len L, --seed S, --dropout P,
  * --layers N, --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
@@ -8,6 +8,10 @@
  * (resume from DIR/last.safetensors when it exists), --epochs-this-run N and --max-seconds S (stop
  * early in this process; run the same command again to go on), --record FILE (when training is
  * over, save the run as a JSON record for the notebooks), --json. Epochs are numbered from 1.
+ *
+ * Models on packed batches (ssd4rec) also take --mask-ratio ρ (each training history token
+ * replaced by id 0 with probability ρ) and --var-len true|false (false: histories cut to their
+ * last --max-len items, in training and evaluation; true, the default: whole histories).
  *
  * A resumed run must have the checkpoint's settings; only --epochs and --checkpoint-dir (given
  * explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
@@ -28,31 +32,34 @@ import { ConfigError, SettingsMismatchError, type TrainResult } from "../models/
 import { meanEpochSeconds, runTraining, type TrainingRun } from "../run/mod.ts";
 
 const USAGE =
-  "usage: deno task train --model mamba4rec --dataset <name-or-file> [--format F] [--epochs N]\n" +
-  "       [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P] [--layers N]\n" +
-  "       [--clip-grad-norm X] [--training-mode prefix|all-positions] [--max-users N]\n" +
-  "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
-  "       [--max-seconds S] [--record FILE] [--json]";
+  "usage: deno task train --model mamba4rec|ssd4rec --dataset <name-or-file> [--format F]\n" +
+  "       [--epochs N] [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P]\n" +
+  "       [--layers N] [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
+  "       [--mask-ratio R] [--var-len true|false] [--max-users N] [--checkpoint-dir DIR]\n" +
+  "       [--resume FILE] [--continue] [--epochs-this-run N] [--max-seconds S]\n" +
+  "       [--record FILE] [--json]";
 
-/** A flag that sets a training (`train`) or model (`model`) setting. */
+/** A flag that sets a training (`train`) or model (`model`) setting, and its value's type. */
 interface SettingFlag {
   readonly train?: string;
   readonly model?: string;
-  readonly number: boolean;
+  readonly value: "number" | "text" | "boolean";
 }
 
 /** The flags that set settings, and the settings they set. */
 const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
-  epochs: { train: "epochs", number: true },
-  "batch-size": { train: "batchSize", number: true },
-  lr: { train: "learningRate", number: true },
-  "max-len": { train: "maxLength", number: true },
-  seed: { train: "seed", model: "seed", number: true },
-  "clip-grad-norm": { train: "clipGradNorm", number: true },
-  "training-mode": { train: "trainingMode", number: false },
-  "checkpoint-dir": { train: "checkpointDir", number: false },
-  dropout: { model: "dropoutProb", number: true },
-  layers: { model: "numLayers", number: true },
+  epochs: { train: "epochs", value: "number" },
+  "batch-size": { train: "batchSize", value: "number" },
+  lr: { train: "learningRate", value: "number" },
+  "max-len": { train: "maxLength", value: "number" },
+  seed: { train: "seed", model: "seed", value: "number" },
+  "clip-grad-norm": { train: "clipGradNorm", value: "number" },
+  "training-mode": { train: "trainingMode", value: "text" },
+  "mask-ratio": { train: "maskRatio", value: "number" },
+  "var-len": { train: "varLen", value: "boolean" },
+  "checkpoint-dir": { train: "checkpointDir", value: "text" },
+  dropout: { model: "dropoutProb", value: "number" },
+  layers: { model: "numLayers", value: "number" },
 };
 
 /** Flags that are not settings, with the keys errors name them by. */
@@ -148,6 +155,15 @@ function parseCommandLine(args: readonly string[]) {
     }
     return n;
   };
+  const bool = (flag: string) => {
+    const s = text(flag);
+    if (s === undefined) return undefined;
+    if (s !== "true" && s !== "false") {
+      throw new UsageError(`--${flag}: expected true or false, got '${s}'`);
+    }
+    return s === "true";
+  };
+  const read = { number: num, text, boolean: bool };
   const format = text("format");
   if (format !== undefined && !Object.hasOwn(INTERACTION_FORMATS, format)) {
     throw new UsageError(
@@ -158,7 +174,7 @@ function parseCommandLine(args: readonly string[]) {
   const modelConfig: Record<string, unknown> = {};
   const explicit = ["train.verbose"];
   for (const [flag, s] of Object.entries(SETTING_FLAGS)) {
-    const value = s.number ? num(flag) : text(flag);
+    const value = read[s.value](flag);
     if (value === undefined) continue;
     if (s.train) {
       train[s.train] = value;

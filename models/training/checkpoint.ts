@@ -13,7 +13,8 @@
 import { writeFileAtomic } from "../../host/mod.ts";
 import { runtime } from "../../ops/core/runtime.ts";
 import { readTensors, type Tensor } from "../../ops/core/tensor.ts";
-import type { TrainConfig } from "../config.ts";
+import { packedTrainSettings, type TrainConfig } from "../config.ts";
+import { type InputLayout, layoutOf } from "../model.ts";
 
 /** A tensor as stored in a checkpoint. */
 export interface StoredTensor {
@@ -174,8 +175,10 @@ export type SettingValue = string | number | boolean | null | readonly number[];
 /**
  * Everything a training run was started with, flat: `model` (its name), `dataset` (the dataset's
  * name, which says which slice of it too), `model.<key>` for each model hyperparameter and
- * `train.<key>` for each {@link TrainConfig} key. The per-call limits (epochs this run, seconds
- * this run) are not settings: they may change on every resume.
+ * `train.<key>` for each {@link TrainConfig} key (packed-batch models always have
+ * `train.maskRatio` and `train.varLen`, with their defaults when left out; padded ones have
+ * neither). The per-call
+ * limits (epochs this run, seconds this run) are not settings: they may change on every resume.
  */
 export type RunSettings = Readonly<Record<string, SettingValue>>;
 
@@ -187,7 +190,8 @@ export const SETTINGS_METADATA_KEY = "settings";
  * two trainings: the epoch limit (a longer or shorter run of the same training), the evaluation
  * batch size (users are ranked one by one), progress output, where checkpoints go and how often
  * the loss is checked for NaN. Everything else (data, model, optimizer, batch order, window
- * length, early stopping) changes what is trained and must stay as stored.
+ * length, masking ratio, whole or truncated histories, early stopping) changes what is trained
+ * and must stay as stored.
  */
 export const RESUME_SAFE_SETTINGS: readonly string[] = Object.freeze([
   "train.epochs",
@@ -197,15 +201,21 @@ export const RESUME_SAFE_SETTINGS: readonly string[] = Object.freeze([
   "train.lossCheckEvery",
 ]);
 
-/** The {@link RunSettings} of `model` trained on the dataset named `dataset` with `config`. */
+/**
+ * The {@link RunSettings} of `model` (a model that names no layout takes padded batches) trained
+ * on the dataset named `dataset` with `config`.
+ */
 export function runSettings(
-  model: { readonly name: string; readonly config: object },
+  model: { readonly name: string; readonly config: object; readonly layout?: InputLayout },
   dataset: string,
   config: TrainConfig,
 ): RunSettings {
   const out: Record<string, SettingValue> = { model: model.name, dataset };
   for (const [k, v] of Object.entries(model.config)) out[`model.${k}`] = v as SettingValue;
-  for (const [k, v] of Object.entries(config)) out[`train.${k}`] = v as SettingValue;
+  const train = layoutOf(model) === "packed"
+    ? { ...config, ...packedTrainSettings(config) }
+    : config;
+  for (const [k, v] of Object.entries(train)) out[`train.${k}`] = v as SettingValue;
   return out;
 }
 

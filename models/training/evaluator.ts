@@ -2,18 +2,21 @@
  * Full-ranking evaluation with RecBole v1.2.0's protocol: every item scored, PAD set to −inf,
  * history not masked, one target per user, Hit/NDCG/MRR/Recall/Precision@K averaged over users and
  * rounded to 4 decimals. Ranks and metric sums stay on the GPU; one readback per evaluation.
+ * Padded models rank from `[B, L]` windows, packed models from whole (or `varLen: false`:
+ * truncated) histories, never masked.
  *
  * @module
  */
 import type { SequentialDataset } from "../../data/dataset.ts";
-import { evaluationBatches } from "../../data/batches.ts";
 import { noGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, zeros } from "../../ops/pointwise/elementwise.ts";
 import { matmul } from "../../ops/dense/matmul/mod.ts";
 import { RANKING_METRICS, rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
-import { DEFAULT_EVAL_BATCH_SIZE } from "../../data/mod.ts";
 import { Tensor, tidy } from "../../ops/core/tensor.ts";
-import type { SequentialModel } from "../model.ts";
+import type { TrainableModel } from "../model.ts";
+import { rankingBatches } from "./layouts.ts";
+
+export { uploadSequences } from "./layouts.ts";
 
 /** The metric families, in the order the GPU kernel sums them (the kernel's own list). */
 export const METRIC_NAMES: readonly string[] = RANKING_METRICS;
@@ -23,10 +26,15 @@ export type Metrics = Record<string, number>;
 
 /** Options of {@link evaluateRanking}. */
 export interface EvaluationOptions {
-  /** Window length L. */
+  /** Window length L (padded models), or the history kept with `varLen: false` (packed models). */
   readonly maxLength: number;
-  /** Users per batch (RecBole's `eval_batch_size`, {@link DEFAULT_EVAL_BATCH_SIZE}). */
+  /**
+   * Users per batch (RecBole's `eval_batch_size`; default `DEFAULT_EVAL_BATCH_SIZE` (4096) for
+   * padded models, 2048 for packed ones as SSD4Rec ships).
+   */
   readonly batchSize?: number;
+  /** Packed models: whole histories (true, the default) or the last `maxLength` items (false). */
+  readonly varLen?: boolean;
   /** Cut-offs (RecBole's `topk`, [10]). */
   readonly ks?: readonly number[];
   /** Decimal places of the reported values (RecBole's `metric_decimal_place`, 4). */
@@ -45,24 +53,9 @@ export interface EvaluationResult {
   readonly seconds: number;
 }
 
-/** Uploads a prefix-layout batch: item ids `[B, L]` and last positions `length − 1`. */
-export function uploadSequences(
-  items: Int32Array,
-  lengths: Int32Array,
-  size: number,
-  maxLength: number,
-): { items: Tensor; positions: Tensor } {
-  const positions = new Int32Array(size);
-  for (let i = 0; i < size; i++) positions[i] = Math.max(lengths[i] - 1, 0);
-  return {
-    items: Tensor.from(items.subarray(0, size * maxLength), [size, maxLength], "i32"),
-    positions: Tensor.from(positions, [size], "i32"),
-  };
-}
-
 /** Ranks every validation or test user's target among all items and averages the metrics. */
 export async function evaluateRanking(
-  model: SequentialModel,
+  model: TrainableModel,
   dataset: SequentialDataset,
   split: "valid" | "test",
   options: EvaluationOptions,
@@ -70,20 +63,23 @@ export async function evaluateRanking(
   const start = performance.now();
   const ks = options.ks ?? [10];
   const decimals = options.decimals ?? 4;
-  const batches = evaluationBatches(dataset, split, {
+  const batches = rankingBatches(model, dataset, split, {
     maxLength: options.maxLength,
-    batchSize: options.batchSize ?? DEFAULT_EVAL_BATCH_SIZE,
+    batchSize: options.batchSize,
+    varLen: options.varLen,
   });
   const sums = zeros([ks.length, METRIC_NAMES.length]);
   noGrad(() => {
     for (const batch of batches) {
-      tidy(() => {
-        const inputs = uploadSequences(batch.items, batch.lengths, batch.size, options.maxLength);
-        const h = model.forward(inputs, false);
-        const scores = matmul(h, model.itemTable, { transB: true });
-        const ranks = targetRanks(scores, Tensor.from(batch.targets, [batch.size], "i32"));
-        accumulateInto(sums, rankingMetrics(ranks, ks));
-      });
+      try {
+        tidy(() => {
+          const scores = matmul(batch.represent(), model.itemTable, { transB: true });
+          const ranks = targetRanks(scores, Tensor.from(batch.targets, [batch.size], "i32"));
+          accumulateInto(sums, rankingMetrics(ranks, ks));
+        });
+      } finally {
+        batch.release();
+      }
     }
   });
   const host = await sums.toArray();

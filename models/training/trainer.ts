@@ -1,8 +1,9 @@
 /**
- * The RecBole v1.2.0 training loop for any {@link SequentialModel}: Adam, shuffled prefix
+ * The RecBole v1.2.0 training loop for any {@link TrainableModel}: Adam, shuffled prefix
  * samples, cross-entropy over all items with the tied item table, full-ranking validation every
  * epoch, early stopping on the validation metric with the "≥ best" rule, and the test with the
- * best checkpoint.
+ * best checkpoint. The model's input layout picks the batches: padded `[B, L]` windows, or
+ * packed whole histories masked with probability ρ in training (`./layouts.ts`).
  *
  * A step encodes its whole forward, backward and update without waiting on the GPU; each step's
  * loss is written into a GPU buffer that is read back a few times per epoch (NaN/Inf checks) and
@@ -16,18 +17,11 @@
 import { join } from "node:path";
 import { pathExists } from "../../host/mod.ts";
 import type { SequentialDataset } from "../../data/dataset.ts";
-import {
-  type AllPositionsBatch,
-  allPositionsBatches,
-  type PrefixBatch,
-  prefixBatches,
-} from "../../data/batches.ts";
 import { backward, zeroGrad } from "../../ops/core/autograd.ts";
-import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
-import { reshape, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
+import { writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
 import { runtime } from "../../ops/core/runtime.ts";
-import { Tensor, tidy } from "../../ops/core/tensor.ts";
+import { tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
 import {
   type EpochRecord,
@@ -37,9 +31,10 @@ import {
   snapshot,
   type TrainerState,
 } from "./training_state.ts";
-import type { TrainConfig } from "../config.ts";
-import { evaluateRanking, type Metrics, uploadSequences } from "./evaluator.ts";
-import type { SequentialModel } from "../model.ts";
+import { packedTrainSettings, type TrainConfig } from "../config.ts";
+import { evaluateRanking, type EvaluationOptions, type Metrics } from "./evaluator.ts";
+import type { TrainableModel } from "../model.ts";
+import { checkLayoutSettings, trainingSteps } from "./layouts.ts";
 
 export type { EpochRecord } from "./training_state.ts";
 
@@ -100,6 +95,10 @@ export interface StepProgress {
   readonly steps: number;
   /** Training samples in the steps queued so far. */
   readonly samples: number;
+  /** History tokens in the steps queued so far (packed-batch models only). */
+  readonly tokens?: number;
+  /** Of those, the tokens masked to id 0 (packed-batch models only). */
+  readonly maskedTokens?: number;
   /**
    * Seconds since the epoch began, on the host clock. The GPU may still be working on the last
    * queued steps; it catches up at each loss check (every `lossCheckEvery` steps).
@@ -144,14 +143,16 @@ export interface TrainOptions {
 /**
  * Trains `model` on `dataset` with RecBole's protocol, then tests the best epoch's weights.
  * Checkpoints (`best.safetensors`, `last.safetensors` under `config.checkpointDir`) hold the
- * weights, Adam's moments, the dropout stream and the trainer state.
+ * weights, Adam's moments, the dropout stream and the trainer state. Settings the model's layout
+ * cannot use (`maskRatio` for a padded model, …) fail at once with a `ConfigError`.
  */
 export async function train(
-  model: SequentialModel,
+  model: TrainableModel,
   dataset: SequentialDataset,
   config: TrainConfig,
   options: TrainOptions = {},
 ): Promise<TrainResult> {
+  checkLayoutSettings(model, config);
   const params = model.params.list();
   const adam = new Adam(params, {
     lr: config.learningRate,
@@ -192,11 +193,7 @@ export async function train(
     const t0 = performance.now();
     const loss = await trainEpoch(model, dataset, config, adam, state, lastPath, observer);
     const trainSeconds = (performance.now() - t0) / 1000;
-    const valid = await evaluateRanking(model, dataset, "valid", {
-      maxLength: config.maxLength,
-      batchSize: config.evalBatchSize,
-      ks: config.topk,
-    });
+    const valid = await evaluateRanking(model, dataset, "valid", rankingOptions(model, config));
     const record: EpochRecord = {
       epoch,
       loss,
@@ -231,11 +228,7 @@ export async function train(
   } else if (bestInMemory) {
     model.params.list().forEach((t, i) => runtime().write(t.storage, bestInMemory![i]));
   }
-  const test = await evaluateRanking(model, dataset, "test", {
-    maxLength: config.maxLength,
-    batchSize: config.evalBatchSize,
-    ks: config.topk,
-  });
+  const test = await evaluateRanking(model, dataset, "test", rankingOptions(model, config));
   const result: TrainResult = {
     history: state.history,
     bestEpoch: state.bestEpoch,
@@ -250,8 +243,18 @@ export async function train(
   return result;
 }
 
+/** How validation and test rank, from the training configuration. */
+function rankingOptions(model: TrainableModel, config: TrainConfig): EvaluationOptions {
+  return {
+    maxLength: config.maxLength,
+    batchSize: config.evalBatchSize,
+    ks: config.topk,
+    ...(model.layout === "packed" ? { varLen: packedTrainSettings(config).varLen } : {}),
+  };
+}
+
 async function trainEpoch(
-  model: SequentialModel,
+  model: TrainableModel,
   dataset: SequentialDataset,
   config: TrainConfig,
   adam: Adam,
@@ -259,23 +262,11 @@ async function trainEpoch(
   lastGood: string | null,
   observer: TrainingObserver,
 ): Promise<number> {
-  const batches = config.trainingMode === "prefix"
-    ? prefixBatches(dataset, {
-      maxLength: config.maxLength,
-      batchSize: config.batchSize,
-      seed: config.seed,
-      epoch: state.epoch,
-      reuseBuffers: true,
-    })
-    : allPositionsBatches(dataset, {
-      maxLength: config.maxLength,
-      batchSize: config.batchSize,
-      seed: config.seed,
-      epoch: state.epoch,
-    });
-  const losses = zeros([batches.batchCount]);
+  const steps = trainingSteps(model, dataset, config, state.epoch);
+  const losses = zeros([steps.batchCount]);
   const params = model.params.list();
-  let i = 0, checked = 0, samples = 0;
+  let i = 0, checked = 0, samples = 0, tokens = 0, maskedTokens = 0;
+  const packed = model.layout === "packed";
   const start = performance.now();
   const check = async (upTo: number) => {
     const host = await losses.toArray();
@@ -289,24 +280,29 @@ async function trainEpoch(
     checked = upTo;
     return host;
   };
-  for (const batch of batches) {
-    tidy(() => {
-      const loss = config.trainingMode === "prefix"
-        ? prefixLoss(model, batch as PrefixBatch, config.maxLength)
-        : allPositionsLoss(model, batch as AllPositionsBatch);
-      backward(loss);
-      adam.step();
-      zeroGrad(params);
-      writeAt(losses, loss, i);
-    });
+  for (const step of steps) {
+    try {
+      tidy(() => {
+        const loss = step.loss();
+        backward(loss);
+        adam.step();
+        zeroGrad(params);
+        writeAt(losses, loss, i);
+      });
+    } finally {
+      step.release();
+    }
     i++;
     state.step++;
-    samples += batch.size;
+    samples += step.size;
+    tokens += step.tokens ?? 0;
+    maskedTokens += step.maskedTokens ?? 0;
     observer.stepsProgressed?.({
       epoch: state.epoch,
       step: i,
-      steps: batches.batchCount,
+      steps: steps.batchCount,
       samples,
+      ...(packed ? { tokens, maskedTokens } : {}),
       seconds: (performance.now() - start) / 1000,
     });
     if (i % config.lossCheckEvery === 0) await check(i);
@@ -316,21 +312,4 @@ async function trainEpoch(
   let sum = 0;
   for (const v of host) sum += v;
   return sum / Math.max(host.length, 1);
-}
-
-/** RecBole's loss: the cross-entropy at each sample's last position. */
-function prefixLoss(model: SequentialModel, batch: PrefixBatch, maxLength: number): Tensor {
-  const inputs = uploadSequences(batch.items, batch.lengths, batch.size, maxLength);
-  const h = model.forward(inputs, true);
-  return itemCrossEntropy(h, model.itemTable, Tensor.from(batch.targets, [batch.size], "i32"));
-}
-
-/** The cross-entropy at every real position of each window (padding ignored). */
-function allPositionsLoss(model: SequentialModel, batch: AllPositionsBatch): Tensor {
-  const { size, maxLength } = batch;
-  const items = Tensor.from(batch.items, [size, maxLength], "i32");
-  const h = model.forward({ items }, true);
-  const flat = reshape(h, [size * maxLength, h.shape[2]]);
-  const targets = Tensor.from(batch.targets, [size * maxLength], "i32");
-  return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
 }

@@ -19,7 +19,7 @@ import {
 } from "./checkpoint.ts";
 import type { TrainConfig } from "../config.ts";
 import type { Metrics } from "./evaluator.ts";
-import type { SequentialModel } from "../model.ts";
+import type { ModelBase } from "../model.ts";
 
 /** One epoch's record. */
 export interface EpochRecord {
@@ -59,7 +59,7 @@ export function prefixed(prefix: string, entries: [string, Tensor][]): [string, 
 }
 
 /** The model's weights read back to the host (the in-memory best epoch). */
-export async function snapshot(model: SequentialModel): Promise<Float32Array[]> {
+export async function snapshot(model: ModelBase): Promise<Float32Array[]> {
   return (await readTensors(model.params.list())) as Float32Array[];
 }
 
@@ -70,7 +70,7 @@ export async function snapshot(model: SequentialModel): Promise<Float32Array[]> 
  */
 export async function saveCheckpoint(
   path: string,
-  model: SequentialModel,
+  model: ModelBase,
   adam: Adam,
   state: TrainerState,
   config: TrainConfig,
@@ -113,7 +113,7 @@ export async function saveCheckpoint(
  */
 export async function resume(
   path: string,
-  model: SequentialModel,
+  model: ModelBase,
   adam: Adam,
   state: TrainerState,
   settings: RunSettings,

@@ -1,0 +1,249 @@
+/**
+ * The batches of each input layout, as the trainer and the evaluator use them: which batcher
+ * yields them, how they are uploaded, and how a step's loss or a batch's representation is built.
+ *
+ * - Padded models: RecBole's prefix samples in `[B, L]` windows (or every position of each
+ *   user's windows, `trainingMode: "all-positions"`), uploaded with {@link uploadSequences}.
+ * - Packed models: SSD4Rec's packed batches (`packedBatches`): whole histories (or the last
+ *   `maxLength` items with `varLen: false`), training histories masked to id 0 with probability
+ *   ρ (`maskRatio`), uploaded with `packedInputs` at the model's scan chunk; the scan's chunk
+ *   tables outlive `tidy`, so every step and batch is released after use.
+ *
+ * @module
+ */
+import type { SequentialDataset } from "../../data/dataset.ts";
+import { allPositionsBatches, evaluationBatches, prefixBatches } from "../../data/batches.ts";
+import type { BatchStream } from "../../data/batch_stream.ts";
+import { packedBatches } from "../../data/packed_batches.ts";
+import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
+import { reshape } from "../../ops/pointwise/elementwise.ts";
+import { Tensor } from "../../ops/core/tensor.ts";
+import {
+  ConfigError,
+  PACKED_TRAIN_KEYS,
+  packedTrainSettings,
+  type TrainConfig,
+} from "../config.ts";
+import { layoutOf, type PackedModel, type PaddedModel, type TrainableModel } from "../model.ts";
+import { packedInputs, type PackedModelInputs } from "../ssd4rec.ts";
+
+/** One training step's batch. */
+export interface TrainingStep {
+  /** Training samples. */
+  readonly size: number;
+  /** History tokens of a packed batch (absent for padded batches). */
+  readonly tokens?: number;
+  /** Of those, the tokens masked to id 0 (absent for padded batches). */
+  readonly maskedTokens?: number;
+  /** Uploads the batch and builds the step's loss; call inside `tidy`, then {@link release}. */
+  loss(): Tensor;
+  /** Frees what the upload keeps past `tidy` (the scan's chunk tables); call after the step. */
+  release(): void;
+}
+
+/** One evaluation batch. */
+export interface RankingBatch {
+  /** Users. */
+  readonly size: number;
+  /** `[B]` target item ids. */
+  readonly targets: Int32Array;
+  /** Uploads the batch and builds its representations `[B, d]`; call inside `tidy`. */
+  represent(): Tensor;
+  /** Frees what the upload keeps past `tidy` (the scan's chunk tables); call after the batch. */
+  release(): void;
+}
+
+/** What evaluation batches are built from. */
+export interface RankingBatchOptions {
+  /** Window length L (padded), or the history kept with `varLen: false` (packed). */
+  readonly maxLength: number;
+  /** Users per batch (default: the batcher's). */
+  readonly batchSize?: number;
+  /** Packed models: whole histories (true, the default) or the last `maxLength` items. */
+  readonly varLen?: boolean;
+}
+
+/** The stream `stream` with `f` applied to each batch. */
+function mapStream<T, U>(stream: BatchStream<T>, f: (batch: T) => U): BatchStream<U> {
+  return {
+    batchCount: stream.batchCount,
+    sampleCount: stream.sampleCount,
+    *[Symbol.iterator]() {
+      for (const batch of stream) yield f(batch);
+    },
+  };
+}
+
+/** Uploads a prefix-layout batch: item ids `[B, L]` and last positions `length − 1`. */
+export function uploadSequences(
+  items: Int32Array,
+  lengths: Int32Array,
+  size: number,
+  maxLength: number,
+): { items: Tensor; positions: Tensor } {
+  const positions = new Int32Array(size);
+  for (let i = 0; i < size; i++) positions[i] = Math.max(lengths[i] - 1, 0);
+  return {
+    items: Tensor.from(items.subarray(0, size * maxLength), [size, maxLength], "i32"),
+    positions: Tensor.from(positions, [size], "i32"),
+  };
+}
+
+/**
+ * Fails with a {@link ConfigError} naming the key, its value and the model when `config` asks
+ * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`) for a
+ * padded model, or `trainingMode: "all-positions"` for a packed one.
+ */
+export function checkLayoutSettings(
+  model: { readonly name: string; readonly layout?: TrainableModel["layout"] },
+  config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen">,
+): void {
+  const layout = layoutOf(model);
+  if (layout === "padded") {
+    const key = PACKED_TRAIN_KEYS.find((k) => config[k] !== undefined);
+    if (key !== undefined) {
+      throw new ConfigError(
+        `training config: '${key}' is ${JSON.stringify(config[key])}, but ${model.name} takes ` +
+          `padded batches and has no '${key}' (a setting of packed-batch models); leave it out`,
+        key,
+      );
+    }
+  } else if (config.trainingMode !== "prefix") {
+    throw new ConfigError(
+      `training config: 'trainingMode' is ${JSON.stringify(config.trainingMode)}, but ` +
+        `${model.name} takes packed batches, which train on "prefix" samples only`,
+      "trainingMode",
+    );
+  }
+}
+
+/** The training steps of one epoch for `model`, in its layout (see the module documentation). */
+export function trainingSteps(
+  model: TrainableModel,
+  dataset: SequentialDataset,
+  config: TrainConfig,
+  epoch: number,
+): BatchStream<TrainingStep> {
+  return model.layout === "packed"
+    ? packedTrainingSteps(model, dataset, config, epoch)
+    : paddedTrainingSteps(model, dataset, config, epoch);
+}
+
+function paddedTrainingSteps(
+  model: PaddedModel,
+  dataset: SequentialDataset,
+  config: TrainConfig,
+  epoch: number,
+): BatchStream<TrainingStep> {
+  const { maxLength, batchSize, seed } = config;
+  const release = () => {};
+  if (config.trainingMode === "prefix") {
+    const batches = prefixBatches(dataset, {
+      maxLength,
+      batchSize,
+      seed,
+      epoch,
+      reuseBuffers: true,
+    });
+    return mapStream(batches, (batch) => ({
+      size: batch.size,
+      // RecBole's loss: the cross-entropy at each sample's last position.
+      loss: () => {
+        const inputs = uploadSequences(batch.items, batch.lengths, batch.size, maxLength);
+        const h = model.forward(inputs, true);
+        return itemCrossEntropy(
+          h,
+          model.itemTable,
+          Tensor.from(batch.targets, [batch.size], "i32"),
+        );
+      },
+      release,
+    }));
+  }
+  const batches = allPositionsBatches(dataset, { maxLength, batchSize, seed, epoch });
+  return mapStream(batches, (batch) => ({
+    size: batch.size,
+    // The cross-entropy at every real position of each window (padding ignored).
+    loss: () => {
+      const { size } = batch;
+      const items = Tensor.from(batch.items, [size, maxLength], "i32");
+      const h = model.forward({ items }, true);
+      const flat = reshape(h, [size * maxLength, h.shape[2]]);
+      const targets = Tensor.from(batch.targets, [size * maxLength], "i32");
+      return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
+    },
+    release,
+  }));
+}
+
+function packedTrainingSteps(
+  model: PackedModel,
+  dataset: SequentialDataset,
+  config: TrainConfig,
+  epoch: number,
+): BatchStream<TrainingStep> {
+  const { maskRatio, varLen } = packedTrainSettings(config);
+  const batches = packedBatches(dataset, {
+    split: "train",
+    batchSize: config.batchSize,
+    maxLength: varLen ? undefined : config.maxLength,
+    maskRatio,
+    seed: config.seed,
+    epoch,
+  });
+  return mapStream(batches, (batch) => {
+    let inputs: PackedModelInputs | undefined;
+    return {
+      size: batch.size,
+      tokens: batch.tokens,
+      maskedTokens: batch.maskedTokens,
+      loss: () => {
+        inputs = packedInputs(batch, model.config.chunkSize);
+        const h = model.forward(inputs, true);
+        return itemCrossEntropy(
+          h,
+          model.itemTable,
+          Tensor.from(batch.targets, [batch.size], "i32"),
+        );
+      },
+      release: () => inputs?.dispose(),
+    };
+  });
+}
+
+/** The validation or test batches for `model`, in its layout, never masked. */
+export function rankingBatches(
+  model: TrainableModel,
+  dataset: SequentialDataset,
+  split: "valid" | "test",
+  options: RankingBatchOptions,
+): BatchStream<RankingBatch> {
+  const { maxLength, batchSize } = options;
+  if (model.layout === "packed") {
+    const batches = packedBatches(dataset, {
+      split,
+      batchSize,
+      maxLength: options.varLen === false ? maxLength : undefined,
+    });
+    return mapStream(batches, (batch) => {
+      let inputs: PackedModelInputs | undefined;
+      return {
+        size: batch.size,
+        targets: batch.targets,
+        represent: () => {
+          inputs = packedInputs(batch, model.config.chunkSize);
+          return model.forward(inputs, false);
+        },
+        release: () => inputs?.dispose(),
+      };
+    });
+  }
+  const batches = evaluationBatches(dataset, split, { maxLength, batchSize });
+  return mapStream(batches, (batch) => ({
+    size: batch.size,
+    targets: batch.targets,
+    represent: () =>
+      model.forward(uploadSequences(batch.items, batch.lengths, batch.size, maxLength), false),
+    release: () => {},
+  }));
+}
