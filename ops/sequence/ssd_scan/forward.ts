@@ -5,8 +5,7 @@
  *     y_l = Σ_{s≤l} (C_l·B_s) · exp(cs_l − cs_s) · Δ_s · x_s  +  exp(cs_l) · S_in · C_l  +  D · x_l
  *
  * - `prepare`: one invocation per (chunk, head) walks the chunk and writes Δ and cs.
- * - `chunkBlocks`: one workgroup per (chunk, group) writes the chunk's C·Bᵀ (its lower triangle;
- *   shared by the heads of the group and by the backward).
+ * - the chunk's C·Bᵀ (shared by the heads of a group and by the backward) is `pair_tiles.ts`'s.
  * - `chunkOutput`: one workgroup per (chunk, head), one invocation per token: the sum above, with
  *   S_in staged in workgroup memory.
  *
@@ -31,8 +30,6 @@ import { runtime } from "../../core/runtime.ts";
 
 /** Invocations per workgroup of `prepare`. */
 const PREPARE_THREADS = 64;
-/** Invocations per workgroup of `chunkBlocks`. */
-const BLOCK_THREADS = 256;
 
 function prepareShader(spec: SsdSpec): string {
   const list: Binding[] = [
@@ -86,58 +83,6 @@ export function prepare(
     [chunks, dt, A, ...listed(dtBias), dtv, cs],
   );
   return { dtv, cs };
-}
-
-function blockShader(spec: SsdSpec): string {
-  return /* wgsl */ `
-${
-    bind([["read", "chunks", "i32"], ["read", "B"], ["read", "C"], ["read_write", "cb"], [
-      "read_write",
-      "cbt",
-    ]])
-  }
-${prelude(spec)}
-@compute @workgroup_size(${BLOCK_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let item = grid_index(wid, u.width);
-  if (item >= u.count) { return; }
-  let k = item / G;
-  let g = item % G;
-  let start = chunk_start(k);
-  let len = chunk_len(k);
-  let off = chunk_block(k, g);
-  for (var e = lid; e < len * len; e += ${BLOCK_THREADS}u) {
-    let s = e / len;
-    let l = e % len;
-    var v = 0.0;
-    if (s <= l) {
-      let bs = ((start + s) * G + g) * N;
-      let cl = ((start + l) * G + g) * N;
-      for (var n = 0u; n < N; n++) { v += C[cl + n] * B[bs + n]; }
-    }
-    cb[off + e] = v;
-    cbt[off + l * len + s] = v;
-  }
-}`;
-}
-
-/**
- * Every chunk's C·Bᵀ per group, [s][l] (`cb`) and [l][s] (`cbt`), with zeros where s > l: the
- * two layouts let every kernel read a row of pairs coalesced.
- */
-export function chunkBlocks(
-  spec: SsdSpec,
-  chunks: Tensor,
-  count: number,
-  blockSize: number,
-  B: Tensor,
-  C: Tensor,
-): { cb: Tensor; cbt: Tensor } {
-  const size = [Math.max(1, blockSize * spec.groups)];
-  const cb = Tensor.empty(size, "f32", "ssdScan C·Bᵀ");
-  const cbt = Tensor.empty(size, "f32", "ssdScan C·Bᵀ transposed");
-  launchPerItem("C·Bᵀ", blockShader(spec), count * spec.groups, [chunks, B, C, cb, cbt]);
-  return { cb, cbt };
 }
 
 /** The chunk's per-token inputs `chunkOutput` reads for every pair. */

@@ -26,8 +26,9 @@ import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import { headGrads } from "./backward.ts";
-import { pairGrads, pairWeights } from "./pair_grads.ts";
-import { chunkBlocks, chunkOutput, prepare } from "./forward.ts";
+import { pairGrads } from "./pair_grads.ts";
+import { chunkBlocks, pairWeights } from "./pair_tiles.ts";
+import { chunkOutput, prepare } from "./forward.ts";
 import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
 import { checkChunk, type PieceTables, SSD_DEFAULT_CHUNK, SsdPieces } from "./pieces.ts";
 import { ssdSegmentStarts } from "./reference.ts";
@@ -123,7 +124,8 @@ export function ssdScan(
   const { D, dtBias, initialStates } = options;
   const count = pieces.chunks;
   const { dtv, cs } = prepare(spec, tables.chunks, count, dt, A, dtBias);
-  const { cb, cbt } = chunkBlocks(spec, tables.chunks, count, pieces.blockSize, B, C);
+  const tiles = pieces.pairTiles();
+  const { cb, cbt } = chunkBlocks(spec, tables.chunks, tiles, pieces.blockSize, B, C);
   let sin: Tensor;
   let finalStates: Tensor | undefined;
   if (tables.slots > 0) {
@@ -139,7 +141,6 @@ export function ssdScan(
   const y = chunkOutput(spec, { chunks: tables.chunks, count, x, B, C, D }, saved);
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
   const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
-  if (recording) pieces.pairTiles(); // built now, so that an owned chunking frees it with the rest
   const ownedTables = owned ? pieces.tensors() : [];
   if (!recording) {
     for (const t of [dtv, cs, cb, cbt, sin, ...ownedTables]) t.dispose();
