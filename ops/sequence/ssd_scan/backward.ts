@@ -23,6 +23,7 @@ import { listed, type SsdSpec } from "./options.ts";
 import {
   bind,
   type Binding,
+  eachOfRow,
   launchPerItem,
   prelude,
   stagedBytes,
@@ -68,7 +69,8 @@ function headShader(spec: SsdSpec, staged: boolean): string {
   list.push(["read_write", "dx"], ["read_write", "ddt"]);
   list.push(["read_write", "part_a"], ["read_write", "part_d"], ["read_write", "part_b"]);
   const skip = spec.hasD ? "D[h]" : "0.0";
-  const U = (statement: string) => unrolled(spec.headDim, statement);
+  const P = spec.headDim;
+  const U = (statement: string) => unrolled(P, statement);
   const SSH = new WorkgroupMatrix("ssh", spec.states, spec.headDim); // S_in, [n][p]
   const USH = new WorkgroupMatrix("ush", spec.states, spec.headDim); // U, [n][p]
   // Tree sums over a power-of-two span; the slots past the chunk stay zero (workgroup memory
@@ -80,7 +82,7 @@ function headShader(spec: SsdSpec, staged: boolean): string {
 ${bind(list)}
 ${prelude(spec, true)}
 const Q: u32 = ${spec.chunk}u;
-${tokenReads(HEAD_INPUTS, staged, spec.chunk, spec.chunk)}
+${tokenReads(HEAD_INPUTS, staged, spec.chunk, spec.chunk, spec.headDim)}
 ${SSH.declare()}
 ${USH.declare()}
 var<workgroup> dcs: array<f32, Q>;
@@ -134,13 +136,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     for (var l = 0u; l < len; l++) {
       if (l >= lid) {
         let m = cbt[off + l * len + lid] * exp(cs_at(l) - csk);
-        ${U("dX# += m * gy_at(l, #u);")}
+        ${eachOfRow("gl", P, (q) => `gy_at4(l, ${q}u)`, (c) => `gy_at(l, ${c}u)`, "dX# += m * @;")}
       }
     }
     ${U("var yd# = 0.0;")}
     for (var s = 0u; s < lid; s++) {
       let w = cb[off + s * len + lid] * exp(csk - cs_at(s)) * dtv_at(s);
-      ${U("yd# += w * x_at(s, #u);")}
+      ${eachOfRow("xs", P, (q) => `x_at4(s, ${q}u)`, (c) => `x_at(s, ${c}u)`, "yd# += w * @;")}
     }
     let mkk = cb[off + lid * len + lid];
     ${U("dc += gk# * yd# - dk * xk# * (dX# - mkk * gk#);")}

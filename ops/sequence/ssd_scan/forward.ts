@@ -17,6 +17,7 @@ import {
   bind,
   type Binding,
   bindingIf,
+  eachOfRow,
   launchPerInvocation,
   launchPerItem,
   prelude,
@@ -112,7 +113,7 @@ function outputShader(spec: SsdSpec, staged: boolean): string {
 ${bind(list)}
 ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
-${tokenReads(OUTPUT_INPUTS, staged, spec.chunk, spec.chunk)}
+${tokenReads(OUTPUT_INPUTS, staged, spec.chunk, spec.chunk, P)}
 ${ST.declare()}
 @compute @workgroup_size(${spec.chunk})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -149,7 +150,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   for (var s = 0u; s <= lid; s++) {
     let w = cb[off + s * len + lid] * exp(csl - cs_at(s)) * dtv_at(s);
-    ${unrolled(P, "acc# += w * x_at(s, #u);")}
+    ${eachOfRow("xs", P, (q) => `x_at4(s, ${q}u)`, (c) => `x_at(s, ${c}u)`, "acc# += w * @;")}
   }
   let skip = ${skip};
   ${unrolled(P, "y[j * P + #u] = acc# + skip * x[j * P + #u];")}

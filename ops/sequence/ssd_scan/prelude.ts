@@ -113,7 +113,7 @@ export interface TokenInput {
 
 /**
  * WGSL reads of per-(token, head) inputs of one chunk and head, `<source>_at(l[, p])` for the
- * chunk's token l: from workgroup memory that `stage_tokens(start, len, h, lid)` fills (where
+ * chunk's token l (and `<source>_at4(l, q)`, channels 4q … 4q + 3, for the P-wide ones): from workgroup memory that `stage_tokens(start, len, h, lid)` fills (where
  * `staged`, coalesced, once per workgroup), or straight from storage. Both need `begin_chunk`
  * (module-private chunk start and head) called first.
  */
@@ -122,32 +122,51 @@ export function tokenReads(
   staged: boolean,
   threads: number,
   chunk: number,
+  headDim: number,
 ): string {
+  const vec = headDim % 4 === 0;
   const index = (i: TokenInput, l: string, p: string) =>
     i.width === "P"
       ? `((t_start + ${l}) * H + t_head) * P + ${p}`
       : `(t_start + ${l}) * H + t_head`;
   const fns = inputs.map((i) => {
-    const args = i.width === "P" ? "l: u32, p: u32" : "l: u32";
-    const body = staged
-      ? (i.width === "P" ? `s_${i.source}[l * P + p]` : `s_${i.source}[l]`)
-      : `${i.source}[${index(i, "l", "p")}]`;
-    return `fn ${i.source}_at(${args}) -> f32 { return ${body}; }`;
+    const src = i.source;
+    if (i.width === "1") {
+      return `fn ${src}_at(l: u32) -> f32 { return ${
+        staged ? `s_${src}[l]` : `${src}[${index(i, "l", "0u")}]`
+      }; }`;
+    }
+    const scalar = !staged
+      ? `${src}[${index(i, "l", "p")}]`
+      : vec
+      ? `s_${src}[l * ${headDim / 4}u + p / 4u][p % 4u]`
+      : `s_${src}[l * P + p]`;
+    const word = staged && vec
+      ? `s_${src}[l * ${headDim / 4}u + q]`
+      : `vec4<f32>(${src}_at(l, 4u * q), ${src}_at(l, 4u * q + 1u), ${src}_at(l, 4u * q + 2u), ${src}_at(l, 4u * q + 3u))`;
+    return `fn ${src}_at(l: u32, p: u32) -> f32 { return ${scalar}; }
+fn ${src}_at4(l: u32, q: u32) -> vec4<f32> { return ${word}; }`;
   }).join("\n");
   const decls = staged
     ? inputs.map((i) =>
-      `var<workgroup> s_${i.source}: array<f32, ${i.width === "P" ? `${chunk} * P` : chunk}>;`
+      i.width === "1"
+        ? `var<workgroup> s_${i.source}: array<f32, ${chunk}>;`
+        : vec
+        ? `var<workgroup> s_${i.source}: array<vec4<f32>, ${(chunk * headDim) / 4}>;`
+        : `var<workgroup> s_${i.source}: array<f32, ${chunk * headDim}>;`
     ).join("\n")
     : "";
-  const fills = inputs.map((i) =>
-    i.width === "P"
-      ? `for (var e = lid; e < len * P; e += ${threads}u) { s_${i.source}[e] = ${i.source}[${
-        index(i, "e / P", "e % P")
-      }]; }`
-      : `for (var e = lid; e < len; e += ${threads}u) { s_${i.source}[e] = ${i.source}[${
+  const fills = inputs.map((i) => {
+    if (i.width === "1") {
+      return `for (var e = lid; e < len; e += ${threads}u) { s_${i.source}[e] = ${i.source}[${
         index(i, "e", "0u")
-      }]; }`
-  ).join("\n  ");
+      }]; }`;
+    }
+    const target = vec ? `s_${i.source}[e / 4u][e % 4u]` : `s_${i.source}[e]`;
+    return `for (var e = lid; e < len * P; e += ${threads}u) { ${target} = ${i.source}[${
+      index(i, "e / P", "e % P")
+    }]; }`;
+  }).join("\n  ");
   return /* wgsl */ `
 var<private> t_start: u32;
 var<private> t_head: u32;
@@ -173,6 +192,32 @@ export function stagedBytes(inputs: readonly TokenInput[], spec: SsdSpec): numbe
  */
 export function unrolled(count: number, statement: string): string {
   return Array.from({ length: count }, (_, i) => statement.replaceAll("#", String(i))).join("\n");
+}
+
+/**
+ * `statement` for every element c of a row of `count` values, written out, with `#` replaced by c
+ * and `@` by the value: loaded as vec4 words by `load4(q)` (words q = 0, 1, …) when `count` is a
+ * multiple of 4, else one by one by `load1(c)`. `name` prefixes the temporaries (unique per scope).
+ */
+export function eachOfRow(
+  name: string,
+  count: number,
+  load4: (q: number) => string,
+  load1: (c: number) => string,
+  statement: string,
+): string {
+  if (count % 4 !== 0) {
+    return Array.from(
+      { length: count },
+      (_, c) => statement.replaceAll("#", String(c)).replaceAll("@", `(${load1(c)})`),
+    ).join("\n");
+  }
+  return Array.from({ length: count / 4 }, (_, q) => {
+    const uses = [0, 1, 2, 3].map((c) =>
+      statement.replaceAll("#", String(4 * q + c)).replaceAll("@", `${name}_${q}.${"xyzw"[c]}`)
+    );
+    return [`let ${name}_${q} = ${load4(q)};`, ...uses].join("\n");
+  }).join("\n");
 }
 
 /**
@@ -220,15 +265,12 @@ export class WorkgroupMatrix {
    */
   eachInRow(row: string, statement: string): string {
     const n = this.name;
-    if (!this.#vec) {
-      return unrolled(this.cols, statement.replaceAll("@", `${n}[(${row}) * ${this.cols}u + #u]`));
-    }
-    return Array.from({ length: this.cols / 4 }, (_, q) => {
-      const load = `let ${n}_${q} = ${n}[(${row}) * ${this.cols / 4}u + ${q}u];`;
-      const uses = [0, 1, 2, 3].map((c) =>
-        statement.replaceAll("#", String(4 * q + c)).replaceAll("@", `${n}_${q}.${"xyzw"[c]}`)
-      );
-      return [load, ...uses].join("\n");
-    }).join("\n");
+    return eachOfRow(
+      n,
+      this.cols,
+      (q) => `${n}[(${row}) * ${this.cols / 4}u + ${q}u]`,
+      (c) => `${n}[(${row}) * ${this.cols}u + ${c}u]`,
+      statement,
+    );
   }
 }
