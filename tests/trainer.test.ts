@@ -6,9 +6,6 @@ import {
   assertThrows,
 } from "@std/assert";
 import { join } from "node:path";
-import { parseInteractions } from "../data/formats.ts";
-import { buildSequentialDataset } from "../data/pipeline.ts";
-import type { SequentialDataset } from "../data/dataset.ts";
 import { runtime } from "../ops/core/runtime.ts";
 import { readTensors } from "../ops/core/tensor.ts";
 import {
@@ -19,7 +16,7 @@ import {
   SettingsMismatchError,
   writeCheckpoint,
 } from "../models/training/checkpoint.ts";
-import { trainConfig } from "../models/config.ts";
+import { TRAIN_DEFAULTS, trainConfig } from "../models/config.ts";
 import { evaluateRanking } from "../models/training/evaluator.ts";
 import { createModel } from "../models/registry.ts";
 import {
@@ -29,27 +26,8 @@ import {
   type TrainResult,
 } from "../models/training/trainer.ts";
 import { readRunRecord, type RunRecord, writeRunRecord } from "../run/run_record.ts";
-import { freshSeed, makeRng } from "./util.ts";
-
-/**
- * Users whose sequences follow a deterministic next-item rule (each item has one successor):
- * a model that learns the rule ranks every target first.
- */
-function ruleDataset(seed: number, users = 160, items = 40, length = 12): SequentialDataset {
-  const rng = makeRng(seed);
-  const next = (i: number) => ((i * 7 + 3) % items) + 1;
-  const lines: string[] = [];
-  for (let u = 1; u <= users; u++) {
-    let item = 1 + Math.floor(rng() * items);
-    const len = length - Math.floor(rng() * 4);
-    for (let t = 0; t < len; t++) {
-      lines.push(`${u} ${item}`);
-      item = next(item);
-    }
-  }
-  const loaded = parseInteractions(lines.join("\n"), "rule.txt", { format: "user-item-pairs" });
-  return buildSequentialDataset(loaded, { name: "rule" });
-}
+import { ruleDataset } from "./rule_dataset.ts";
+import { freshSeed } from "./util.ts";
 
 const tiny = { hiddenSize: 16, dState: 8, numLayers: 1, dropoutProb: 0.1 };
 
@@ -252,6 +230,11 @@ Deno.test("resuming checks the stored run settings: each differing key is named,
       "rule",
       5,
     ]);
+    // A padded model's settings are the training configuration's keys, no packed-batch ones.
+    assertEquals(
+      Object.keys(stored).filter((k) => k.startsWith("train.")),
+      Object.keys(TRAIN_DEFAULTS).map((k) => `train.${k}`),
+    );
     // More layers and another batch size: refused before any weight is loaded, naming both.
     const deeper = createModel("mamba4rec", dataset.numItems, { ...tiny, numLayers: 2, seed });
     const e = await assertRejects(

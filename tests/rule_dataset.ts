@@ -1,0 +1,33 @@
+/**
+ * A synthetic dataset the training tests learn: every item has one successor, so a model that
+ * learns the rule ranks every target first.
+ */
+import { parseInteractions } from "../data/formats.ts";
+import { buildSequentialDataset } from "../data/pipeline.ts";
+import type { SequentialDataset } from "../data/dataset.ts";
+import { makeRng } from "./util.ts";
+
+/**
+ * `users` users whose sequences (of `length − 3` to `length` items, drawn from `seed`) follow a
+ * deterministic next-item rule over `items` items.
+ */
+export function ruleDataset(
+  seed: number,
+  users = 160,
+  items = 40,
+  length = 12,
+): SequentialDataset {
+  const rng = makeRng(seed);
+  const next = (i: number) => ((i * 7 + 3) % items) + 1;
+  const lines: string[] = [];
+  for (let u = 1; u <= users; u++) {
+    let item = 1 + Math.floor(rng() * items);
+    const len = length - Math.floor(rng() * 4);
+    for (let t = 0; t < len; t++) {
+      lines.push(`${u} ${item}`);
+      item = next(item);
+    }
+  }
+  const loaded = parseInteractions(lines.join("\n"), "rule.txt", { format: "user-item-pairs" });
+  return buildSequentialDataset(loaded, { name: "rule" });
+}
