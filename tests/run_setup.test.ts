@@ -1,6 +1,8 @@
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { ConfigError } from "../models/config.ts";
+import { findKnownDataset } from "../data/paths.ts";
+import { MODELS } from "../models/registry.ts";
 import { SETTINGS_METADATA_KEY, SettingsMismatchError } from "../models/training/checkpoint.ts";
 import { firstUsersName, firstUsersText } from "../run/dataset_slice.ts";
 import { checkOutputDirectory, checkOutputFile, OutputPathError } from "../run/outputs.ts";
@@ -51,6 +53,65 @@ Deno.test("planRun: dataset aliases and files get the model's preset for the can
   }
 });
 
+Deno.test("planRun: ssd4rec gets its training defaults and per-dataset presets; explicit settings beat them", async () => {
+  const dir = await datasetsDirectory();
+  try {
+    const plan = (dataset: string, train: Record<string, unknown> = {}) =>
+      planRun({ model: "ssd4rec", dataset, datasetsDirectory: dir, train });
+    const pick = ({ config, modelConfig }: ReturnType<typeof plan>) => [
+      [config.batchSize, config.evalBatchSize, config.learningRate, config.stoppingStep],
+      [config.maskRatio, config.varLen, config.maxLength, config.topk],
+      [modelConfig.numLayers, modelConfig.normEmbedding, modelConfig.dropoutProb, modelConfig.beta],
+    ];
+    const shipped = [1024, 2048, 0.001, 10];
+    assertEquals(pick(plan("ML1M")), [
+      shipped,
+      [0.1, true, 200, [10, 20]],
+      [2, true, 0.2, 0.1],
+    ]);
+    assertEquals(pick(plan("beauty")), [
+      shipped,
+      [0.2, true, 50, [10, 20]],
+      [1, false, 0.4, 0.1],
+    ]);
+    // No preset: the model's own training defaults (whole histories, no masking).
+    assertEquals(pick(plan("other")), [
+      shipped,
+      [0, true, 200, [10, 20]],
+      [undefined, undefined, undefined, undefined],
+    ]);
+    const explicit = plan("ml-1m", { maskRatio: 0.3, varLen: false, maxLength: 40 });
+    assertEquals(pick(explicit)[1], [0.3, false, 40, [10, 20]]);
+    const settings = plannedSettings(explicit);
+    assertEquals([settings.model, settings["train.maskRatio"], settings["train.varLen"]], [
+      "ssd4rec",
+      0.3,
+      false,
+    ]);
+    // Mamba4Rec's plan has no packed-batch settings, and refuses them by key.
+    const mamba = planRun({ dataset: "ml-1m", datasetsDirectory: dir });
+    assertEquals(["maskRatio" in mamba.config, "train.maskRatio" in plannedSettings(mamba)], [
+      false,
+      false,
+    ]);
+    const refused = assertThrows(
+      () => planRun({ dataset: "ml-1m", datasetsDirectory: dir, train: { maskRatio: 0.1 } }),
+      ConfigError,
+    );
+    assertEquals(refused.key, "maskRatio");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("every preset is keyed by a known dataset's canonical name", () => {
+  for (const [model, entry] of Object.entries(MODELS)) {
+    for (const name of Object.keys(entry.presets)) {
+      assertEquals(findKnownDataset(name)?.name, name, `${model} preset '${name}'`);
+    }
+  }
+});
+
 Deno.test("planRun: explicit settings beat the preset; undefined ones leave it; the seed reaches the model", async () => {
   const dir = await datasetsDirectory();
   try {
@@ -82,7 +143,7 @@ Deno.test("planRun: an unknown model or a bad setting fails before the dataset i
   const missing = { dataset: "no-such-dataset", datasetsDirectory: "/nonexistent" };
   const model = assertThrows(() => planRun({ ...missing, model: "sasrec9" }), ConfigError);
   assertEquals(model.key, "model");
-  assertStringIncludes(model.message, "unknown model 'sasrec9' (known: mamba4rec)");
+  assertStringIncludes(model.message, "unknown model 'sasrec9' (known: mamba4rec, ssd4rec)");
   const users = assertThrows(() => planRun({ ...missing, maxUsers: 0 }), ConfigError);
   assertEquals(users.key, "maxUsers");
   assertThrows(() => planRun(missing), Deno.errors.NotFound, 'dataset "no-such-dataset" not found');

@@ -1,39 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const SCRIPT = fileURLToPath(new URL("../scripts/train.ts", import.meta.url));
-
-async function cli(
-  cacheDir: string,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SCRIPT, ...args],
-    env: { NO_COLOR: "1", SSMREC_CACHE: cacheDir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
-}
-
-/** `user item` pairs: 30 users with 8 interactions each over 12 items (all kept by 5-core). */
-function pairs(): string {
-  const lines: string[] = [];
-  for (let u = 1; u <= 30; u++) {
-    for (let t = 0; t < 8; t++) lines.push(`${u} ${((u + 3 * t) % 12) + 1}`);
-  }
-  return lines.join("\n") + "\n";
-}
-
-/** Asserts one `error: …` line on stderr (no stack trace) that matches `pattern`. */
-function assertOneErrorLine(stderr: string, pattern: RegExp): void {
-  const lines = stderr.trimEnd().split("\n");
-  assertEquals(lines.length, 1, stderr);
-  assertMatch(lines[0], /^error: /);
-  assertMatch(lines[0], pattern);
-}
+import { assertOneErrorLine, cli, pairs } from "./train_cli_util.ts";
 
 Deno.test("train: usage, setting and path errors print one line and stop before any GPU or data work", async () => {
   const dir = await Deno.makeTempDir();
@@ -55,7 +22,41 @@ Deno.test("train: usage, setting and path errors print one line and stop before 
         /^error: --max-len: .*'maxLength' must be a positive integer, got -5/,
       ],
       [["--epochs", "many"], 2, /--epochs: expected a number, got 'many'/],
-      [["--model", "sasrec9"], 2, /^error: --model: unknown model 'sasrec9' \(known: mamba4rec\)/],
+      [
+        ["--model", "sasrec9"],
+        2,
+        /^error: --model: unknown model 'sasrec9' \(known: mamba4rec, ssd4rec\)/,
+      ],
+      [
+        ["--model", "ssd4rec", "--mask-ratio", "1.5"],
+        2,
+        /^error: --mask-ratio: .*'maskRatio' must be a probability in \[0, 1\), got 1\.5/,
+      ],
+      [
+        ["--model", "ssd4rec", "--mask-ratio", "-0.1"],
+        2,
+        /^error: --mask-ratio: .*'maskRatio' must be a probability in \[0, 1\), got -0\.1/,
+      ],
+      [
+        ["--model", "ssd4rec", "--var-len", "maybe"],
+        2,
+        /--var-len: expected true or false, got 'maybe'/,
+      ],
+      [
+        ["--mask-ratio", "0.2"],
+        2,
+        /^error: --mask-ratio: .*'maskRatio' is 0\.2, but mamba4rec takes padded batches/,
+      ],
+      [
+        ["--var-len", "false"],
+        2,
+        /^error: --var-len: .*'varLen' is false, but mamba4rec takes padded batches/,
+      ],
+      [
+        ["--model", "ssd4rec", "--training-mode", "all-positions"],
+        2,
+        /^error: --training-mode: .*"all-positions", but ssd4rec takes packed batches/,
+      ],
       [["--max-users", "0"], 2, /^error: --max-users: 'maxUsers' must be a positive integer/],
       [["--continue"], 2, /continuing needs a checkpoint directory/],
       [["--format", "xml"], 2, /--format: unknown format "xml"; one of /],
