@@ -254,3 +254,13 @@ export function randomTensor(shape: readonly number[], seed = 1): Tensor {
   }
   return Tensor.from(data, shape);
 }
+
+/**
+ * Frees an op's recorded output together with what its tape node keeps for the backward, for
+ * benchmarks that run an op's forward (and its node's backward) without a loss around it.
+ */
+export function releaseRecorded(out: Tensor): void {
+  for (const s of out.node?.saved ?? []) s.dispose();
+  out.node = null;
+  out.dispose();
+}

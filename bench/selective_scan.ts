@@ -50,6 +50,7 @@ import {
   measure,
   randomTensor,
   registeredBenchmarks,
+  releaseRecorded,
 } from "./harness.ts";
 
 /** Problem sizes of one scan benchmark. */
@@ -78,13 +79,6 @@ interface ScanState {
   note: string;
 }
 
-/** Frees a recorded output together with the checkpoints its tape node holds. */
-function release(out: Tensor): void {
-  for (const s of out.node?.saved ?? []) s.dispose();
-  out.node = null;
-  out.dispose();
-}
-
 function scanSetup(
   ctx: BenchContext,
   which: "train" | "long",
@@ -111,7 +105,7 @@ function scanSetup(
   const run = () => {
     const out = selectiveScan(u, delta, A, B, C, options);
     if (withBackward) { for (const g of out.node!.backward(gout)) g?.dispose(); }
-    release(out);
+    releaseRecorded(out);
   };
   // Compulsory DRAM traffic. Forward: u, delta, z in, out and y before the gate out, B, C, and
   // the checkpoints. Backward: the adjoint and the state kernel each read u, delta, z, the
@@ -163,7 +157,7 @@ function registerConv(withBackward: boolean): void {
       const run = () => {
         const out = causalConv1d(x, w, bias, { activation: "silu", layout: "bld" });
         if (withBackward) { for (const g of out.node!.backward(gout)) g?.dispose(); }
-        release(out);
+        releaseRecorded(out);
       };
       const big = b * d * l * 4;
       return {

@@ -46,6 +46,7 @@ import {
   measure,
   randomTensor,
   registeredBenchmarks,
+  releaseRecorded,
 } from "./harness.ts";
 
 /** Heads, head dimension, states, groups and segments of every SSD benchmark. */
@@ -92,13 +93,6 @@ interface SsdState {
   bytes: number;
 }
 
-/** Frees a recorded output together with what its tape node keeps for the backward. */
-function release(out: Tensor): void {
-  for (const s of out.node?.saved ?? []) s.dispose();
-  out.node = null;
-  out.dispose();
-}
-
 function ssdSetup(
   ctx: BenchContext,
   which: keyof typeof LENGTHS,
@@ -121,7 +115,7 @@ function ssdSetup(
   const run = () => {
     const { y } = ssdScan(x, dt, A, B, C, { D, dtBias, dtSoftplus: true, seqIdx: pieces });
     if (withBackward) { for (const g of y.node!.backward(gy)) g?.dispose(); }
-    release(y);
+    releaseRecorded(y);
   };
   const big = T * H * P * 4, small = T * G * N * 4, step = T * H * 4;
   const forwardBytes = 2 * big + 2 * small + step;
