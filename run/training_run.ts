@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { pathExists } from "../host/mod.ts";
-import { ConfigError } from "../models/config.ts";
+import { ConfigError, packedTrainSettings } from "../models/config.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
 import { checkOutputDirectory, checkOutputFile } from "./outputs.ts";
 import { TrainingProgress } from "./progress.ts";
@@ -96,14 +96,25 @@ export async function prepareTraining(options: TrainingRunOptions): Promise<Prep
   return { plan, resumeFrom, resumeChanges };
 }
 
-/** The one-line summary of a set-up run: model, data, parameters, window length, adapter. */
+/**
+ * How a run's histories reach the model: the window length L (padded models), or whole or cut
+ * histories and the masking ratio ρ (packed models).
+ */
+function historyText({ model, config }: RunSetup): string {
+  if (model.layout !== "packed") return `L = ${config.maxLength}`;
+  const { maskRatio, varLen } = packedTrainSettings(config);
+  const histories = varLen ? "whole histories" : `histories cut to L = ${config.maxLength}`;
+  return `${histories}, ρ = ${maskRatio}`;
+}
+
+/** The one-line summary of a set-up run: model, data, parameters, histories, adapter. */
 function setupLine(setup: RunSetup): string {
-  const { model, dataset, config } = setup;
+  const { model, dataset } = setup;
   return `${model.name} on ${dataset.name} (${dataset.numUsers - 1} users, ${
     dataset.numItems - 1
   } items; ${setup.fromCache ? "from cache" : "processed"} in ${
     setup.loadSeconds.toFixed(2)
-  } s), ${model.params.count()} parameters, L = ${config.maxLength}, on ${setup.adapter}`;
+  } s), ${model.params.count()} parameters, ${historyText(setup)}, on ${setup.adapter}`;
 }
 
 /**
