@@ -1,13 +1,25 @@
 /**
- * Writes what `mamba4rec_torch.py` needs to check this project's Mamba4Rec against PyTorch: the
- * preprocessed dataset (CSR offsets, items, the leave-one-out samples) as raw little-endian int32
- * files, the seed's initial weights, the first training batch of epoch 0, and that batch's loss,
- * representation and every parameter's gradient (dropout off) as safetensors.
+ * Writes what `mamba4rec_torch.py` or `ssd4rec_torch.py` needs to check this project's model
+ * against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out samples) as raw
+ * little-endian int32 files, the seed's initial weights, the first training batch of epoch 0, and
+ * that batch's loss, representation and every parameter's gradient (dropout off) as safetensors.
  *
- *     deno run -A scripts/pytorch_crosscheck/export.ts [--dataset ml-1m] [--out DIR]
- *       [--batch-size 2048] [--max-len L] [--seed 2020]
+ *     deno run -A scripts/pytorch_crosscheck/export.ts [--model mamba4rec|ssd4rec]
+ *       [--dataset ml-1m] [--out DIR] [--batch-size B] [--max-len L] [--seed 2020]
+ *       [--mask-ratio ρ] [--max-segments N]
  *
- * `--max-len` defaults to the model's preset for the dataset (200 for ML-1M).
+ * Mamba4Rec (the default): batch `B` (default 2048) of `[B, L]` windows, `--max-len` defaulting to
+ * the model's preset for the dataset (200 for ML-1M); writes `batch_items` `[B·L]`,
+ * `batch_lengths` and `batch_targets`.
+ *
+ * SSD4Rec: the model built as training builds it (the dataset's preset, dropout off) and its first
+ * packed training batch (default 1024 samples, whole histories) masked with ρ as training draws
+ * it: `--mask-ratio` defaults to the dataset's preset (0.1 for ML-1M, 0 without a preset), and
+ * `--mask-ratio 0` turns masking off. `--max-len L` keeps the last L items of each history (the
+ * official `var_len: False`). `--max-segments N` keeps the batch's first N samples, as drawn and
+ * masked, to make a small check. Writes `batch_items` and `batch_seq_idx` `[T]` (T tokens, masked
+ * ones 0), `batch_lengths` and `batch_targets` `[N]`; `grads.safetensors` records ρ and the
+ * masked token count in its metadata.
  *
  * @module
  */
@@ -17,7 +29,10 @@ import {
   DEFAULT_SEED,
   DEFAULT_TRAIN_BATCH_SIZE,
   loadDatasetWithInfo,
+  type PackedBatch,
+  packedBatches,
   prefixBatches,
+  type SequentialDataset,
 } from "../../data/mod.ts";
 import { backward } from "../../ops/core/autograd.ts";
 import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
@@ -25,30 +40,61 @@ import { initGpu } from "../../ops/core/runtime.ts";
 import { Tensor } from "../../ops/core/tensor.ts";
 import { writeCheckpoint } from "../../models/training/checkpoint.ts";
 import { uploadSequences } from "../../models/training/evaluator.ts";
-import { createModel, modelPreset } from "../../models/registry.ts";
-import { TRAIN_DEFAULTS } from "../../models/config.ts";
+import { createModel, findModel, modelPreset } from "../../models/registry.ts";
+import { PACKED_TRAIN_DEFAULTS, TRAIN_DEFAULTS } from "../../models/config.ts";
+import { packedInputs } from "../../models/ssd4rec.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
+    model: { type: "string", default: "mamba4rec" },
     dataset: { type: "string", default: "ml-1m" },
     out: { type: "string", default: "crosscheck" },
-    "batch-size": { type: "string", default: String(DEFAULT_TRAIN_BATCH_SIZE) },
+    "batch-size": { type: "string" },
     "max-len": { type: "string" },
     seed: { type: "string", default: String(DEFAULT_SEED) },
+    "mask-ratio": { type: "string" },
+    "max-segments": { type: "string" },
   },
   strict: true,
 });
+
+/** The value of flag `--name` as a number accepted by `valid`, or `fallback` when left out. */
+function numberFlag<T extends number | undefined>(
+  name: string,
+  fallback: T,
+  valid: (v: number) => boolean,
+  expected: string,
+): number | T {
+  const text = values[name as keyof typeof values];
+  if (text === undefined) return fallback;
+  const v = Number(text);
+  if (text === "" || !valid(v)) {
+    console.error(`export: --${name} must be ${expected}, got '${text}'`);
+    Deno.exit(2);
+  }
+  return v;
+}
+const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
+
+const modelName = values.model.toLowerCase();
+if (modelName !== "mamba4rec" && modelName !== "ssd4rec") {
+  console.error(`export: --model must be mamba4rec or ssd4rec, got '${values.model}'`);
+  Deno.exit(2);
+}
+if (modelName === "mamba4rec") {
+  const packedOnly = ["mask-ratio", "max-segments"].find((k) => k in values);
+  if (packedOnly) {
+    console.error(`export: --${packedOnly} is a setting of --model ssd4rec; leave it out`);
+    Deno.exit(2);
+  }
+}
 const out = values.out;
-const batchSize = Number(values["batch-size"]);
-const seed = Number(values.seed);
+const seed = numberFlag("seed", 0, (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0");
+const maxLen = numberFlag("max-len", undefined, positiveInt, "a positive integer");
 await Deno.mkdir(out, { recursive: true });
 const info = await initGpu();
 const { dataset } = await loadDatasetWithInfo(values.dataset);
-const presetLength = modelPreset("mamba4rec", dataset.name)?.train.maxLength as number | undefined;
-const maxLength = values["max-len"] !== undefined
-  ? Number(values["max-len"])
-  : presetLength ?? TRAIN_DEFAULTS.maxLength;
 const writeInts = (name: string, a: Int32Array) =>
   Deno.writeFile(join(out, `${name}.i32`), new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
 await writeInts("offsets", dataset.offsets);
@@ -57,22 +103,129 @@ for (const split of ["train", "valid", "test"] as const) {
   await writeInts(`${split}_users`, dataset.split[split].users);
   await writeInts(`${split}_pos`, dataset.split[split].targetPositions);
 }
-const model = createModel("mamba4rec", dataset.numItems, { seed, dropoutProb: 0 });
-await writeCheckpoint(join(out, "init.safetensors"), model.params.entries(), {
-  modelConfig: JSON.stringify(model.config),
-});
-const batch = prefixBatches(dataset, { maxLength, batchSize, seed, epoch: 0 })
-  [Symbol.iterator]().next().value!;
-await writeInts("batch_items", batch.items);
-await writeInts("batch_lengths", batch.lengths);
-await writeInts("batch_targets", batch.targets);
-const h = model.forward(uploadSequences(batch.items, batch.lengths, batch.size, maxLength), true);
-const loss = itemCrossEntropy(h, model.itemTable, Tensor.from(batch.targets, [batch.size], "i32"));
-backward(loss);
-const grads = model.params.entries().map(([n, t]) => [`grad.${n}`, t.grad!] as [string, Tensor]);
-await writeCheckpoint(join(out, "grads.safetensors"), [["loss", loss], ["h", h], ...grads], {});
+const summary = modelName === "ssd4rec"
+  ? await exportSsd4rec(dataset)
+  : await exportMamba4rec(dataset);
 console.log(
-  `${dataset.name}: ${dataset.numUsers - 1} users, ${dataset.numItems - 1} items; batch ` +
-    `${batch.size} × ${maxLength}; loss ${(await loss.toArray())[0]} on ${info.description}; ` +
-    `written to ${out}/`,
+  `${dataset.name}: ${dataset.numUsers - 1} users, ${dataset.numItems - 1} items; ${modelName} ` +
+    `${summary} on ${info.description}; written to ${out}/`,
 );
+
+/** Loss and gradients of `loss` over `model`'s parameters, with the representation `h`. */
+async function writeGradients(
+  model: { params: { entries(): [string, Tensor][] } },
+  loss: Tensor,
+  h: Tensor,
+  metadata: Record<string, string>,
+): Promise<number> {
+  backward(loss);
+  const grads = model.params.entries().map(([n, t]) => [`grad.${n}`, t.grad!] as [string, Tensor]);
+  await writeCheckpoint(
+    join(out, "grads.safetensors"),
+    [["loss", loss], ["h", h], ...grads],
+    metadata,
+  );
+  return (await loss.toArray())[0];
+}
+
+/** Mamba4Rec's first padded training batch of epoch 0; returns the summary line's middle. */
+async function exportMamba4rec(dataset: SequentialDataset): Promise<string> {
+  const batchSize = numberFlag(
+    "batch-size",
+    DEFAULT_TRAIN_BATCH_SIZE,
+    positiveInt,
+    "a positive integer",
+  );
+  const presetLength = modelPreset("mamba4rec", dataset.name)?.train.maxLength as
+    | number
+    | undefined;
+  const maxLength = maxLen ?? presetLength ?? TRAIN_DEFAULTS.maxLength;
+  const model = createModel("mamba4rec", dataset.numItems, { seed, dropoutProb: 0 });
+  await writeCheckpoint(join(out, "init.safetensors"), model.params.entries(), {
+    modelConfig: JSON.stringify(model.config),
+  });
+  const batch = prefixBatches(dataset, { maxLength, batchSize, seed, epoch: 0 })
+    [Symbol.iterator]().next().value!;
+  await writeInts("batch_items", batch.items);
+  await writeInts("batch_lengths", batch.lengths);
+  await writeInts("batch_targets", batch.targets);
+  const h = model.forward(uploadSequences(batch.items, batch.lengths, batch.size, maxLength), true);
+  const loss = itemCrossEntropy(
+    h,
+    model.itemTable,
+    Tensor.from(batch.targets, [batch.size], "i32"),
+  );
+  const value = await writeGradients(model, loss, h, {});
+  return `batch ${batch.size} × ${maxLength}; loss ${value}`;
+}
+
+/** The first `count` samples of a packed batch: a prefix of its tokens, masking kept. */
+function firstSegments(batch: PackedBatch, count: number): PackedBatch {
+  if (count >= batch.size) return batch;
+  const tokens = batch.lastIndex[count - 1] + 1;
+  const items = batch.items.slice(0, tokens);
+  return {
+    size: count,
+    tokens,
+    items,
+    seqIdx: batch.seqIdx.slice(0, tokens),
+    lastIndex: batch.lastIndex.slice(0, count),
+    flipIndex: batch.flipIndex.slice(0, tokens),
+    lengths: batch.lengths.slice(0, count),
+    targets: batch.targets.slice(0, count),
+    users: batch.users.slice(0, count),
+    // Item ids start at 1, so a 0 in a history is a masked token.
+    maskedTokens: items.reduce((n, item) => n + (item === 0 ? 1 : 0), 0),
+  };
+}
+
+/** SSD4Rec's first packed training batch of epoch 0; returns the summary line's middle. */
+async function exportSsd4rec(dataset: SequentialDataset): Promise<string> {
+  const entry = findModel("ssd4rec");
+  const preset = entry.presets[dataset.name];
+  const defaultSize = entry.trainDefaults.batchSize as number;
+  const batchSize = numberFlag("batch-size", defaultSize, positiveInt, "a positive integer");
+  const presetRho = (preset?.train.maskRatio as number | undefined) ??
+    PACKED_TRAIN_DEFAULTS.maskRatio;
+  const rho = numberFlag("mask-ratio", presetRho, (v) => v >= 0 && v <= 1, "a number in [0, 1]");
+  const segments = numberFlag("max-segments", batchSize, positiveInt, "a positive integer");
+  const model = createModel("ssd4rec", dataset.numItems, {
+    seed,
+    ...preset?.model,
+    dropoutProb: 0,
+  });
+  await writeCheckpoint(join(out, "init.safetensors"), model.params.entries(), {
+    modelConfig: JSON.stringify(model.config),
+  });
+  const drawn = packedBatches(dataset, {
+    split: "train",
+    batchSize,
+    maxLength: maxLen,
+    maskRatio: rho,
+    seed,
+    epoch: 0,
+  })[Symbol.iterator]().next().value!;
+  const batch = firstSegments(drawn, segments);
+  await writeInts("batch_items", batch.items);
+  await writeInts("batch_seq_idx", batch.seqIdx);
+  await writeInts("batch_lengths", batch.lengths);
+  await writeInts("batch_targets", batch.targets);
+  const inputs = packedInputs(batch, model.config.chunkSize);
+  const h = model.forward(inputs, true);
+  const loss = itemCrossEntropy(
+    h,
+    model.itemTable,
+    Tensor.from(batch.targets, [batch.size], "i32"),
+  );
+  const value = await writeGradients(model, loss, h, {
+    maskRatio: String(rho),
+    maskedTokens: String(batch.maskedTokens),
+    tokens: String(batch.tokens),
+    segments: String(batch.size),
+    batchSize: String(batchSize),
+    maxLength: maxLen === undefined ? "whole histories" : String(maxLen),
+  });
+  inputs.dispose();
+  return `batch ${batch.size} of ${drawn.size} samples, ${batch.tokens} tokens ` +
+    `(${batch.maskedTokens} masked, ρ ${rho}); loss ${value}`;
+}
