@@ -53,15 +53,19 @@ function historyTokens(dataset: SequentialDataset, maxLength = Infinity): number
   return sum;
 }
 
-/** HR@10 of the split's unmasked packed batches, ranked on the host (PAD never ranked). */
-async function hostHitRate(
+/**
+ * HR@10 and MRR@10 of the validation users from unmasked packed batches (histories cut to
+ * `maxLength` when given), ranked on the host (PAD never ranked).
+ */
+async function hostRanking(
   model: PackedModel,
   dataset: SequentialDataset,
   batchSize: number,
-): Promise<number> {
-  let hits = 0, users = 0;
+  maxLength?: number,
+): Promise<Record<string, number>> {
+  let hits = 0, reciprocal = 0, users = 0;
   const n = model.itemTable.shape[0];
-  for (const batch of packedBatches(dataset, { split: "valid", batchSize })) {
+  for (const batch of packedBatches(dataset, { split: "valid", batchSize, maxLength })) {
     const inputs = packedInputs(batch, model.config.chunkSize);
     const scores = noGrad(() =>
       tidy(() => matmul(model.forward(inputs, false), model.itemTable, { transB: true }))
@@ -72,13 +76,34 @@ async function hostHitRate(
     for (let b = 0; b < batch.size; b++) {
       const row = host.subarray(b * n, (b + 1) * n);
       const target = row[batch.targets[b]];
-      let above = 0;
-      for (let j = 1; j < n; j++) if (row[j] > target) above++;
-      if (above < 10) hits++;
+      let rank = 1;
+      for (let j = 1; j < n; j++) if (row[j] > target) rank++;
+      if (rank <= 10) {
+        hits++;
+        reciprocal += 1 / rank;
+      }
       users++;
     }
   }
-  return hits / users;
+  return { "hit@10": hits / users, "mrr@10": reciprocal / users };
+}
+
+/**
+ * Asserts that every metric of `want` is in `got` within `tolerance` (the GPU sums in float32;
+ * a masked or otherwise different history moves a metric by about 1/(rank · users) or more).
+ */
+function assertMetricsClose(
+  got: Record<string, number>,
+  want: Record<string, number>,
+  tolerance: number,
+  message: string,
+): void {
+  for (const [key, value] of Object.entries(want)) {
+    assert(
+      Math.abs(got[key] - value) <= tolerance,
+      `${message}: ${key} is ${got[key]}, expected ${value} ± ${tolerance}`,
+    );
+  }
 }
 
 Deno.test("ssd4rec: ρ masks training batches only; var-len false cuts every history to L", async () => {
@@ -87,31 +112,40 @@ Deno.test("ssd4rec: ρ masks training batches only; var-len false cuts every his
   const run = async (overrides: Record<string, unknown>) => {
     const steps: StepProgress[] = [];
     const model = tinyModel(dataset, seed);
-    const config = trainConfig({ epochs: 1, batchSize: 32, seed, verbose: false, ...overrides });
-    await train(model, dataset, config, { observer: { stepsProgressed: (p) => steps.push(p) } });
-    return { model, last: steps.at(-1)! };
+    const config = trainConfig({
+      epochs: 1,
+      batchSize: 32,
+      evalBatchSize: 16,
+      seed,
+      verbose: false,
+      ...overrides,
+    });
+    const observer = { stepsProgressed: (p: StepProgress) => steps.push(p) };
+    const result = await train(model, dataset, config, { observer });
+    return { model, result, last: steps.at(-1)! };
   };
   const whole = historyTokens(dataset);
   const masked = await run({ maskRatio: 0.5 });
   assertEquals(masked.last.tokens, whole, `seed ${seed}`);
   const fraction = masked.last.maskedTokens! / whole;
   assert(fraction > 0.4 && fraction < 0.6, `seed ${seed}: ${fraction} of ${whole} tokens masked`);
-  // Validation and test rank the unmasked histories: the evaluator's HR@10 is that of
+  // Validation and test rank the unmasked histories: the evaluator's metrics are those of
   // `packedBatches` without masking, ranked on the host.
   const evaluated = await evaluateRanking(masked.model, dataset, "valid", {
     maxLength: 50,
     batchSize: 16,
   });
-  assertEquals(
-    evaluated.raw["hit@10"],
-    await hostHitRate(masked.model, dataset, 16),
-    `seed ${seed}`,
-  );
+  const host = await hostRanking(masked.model, dataset, 16);
+  assertMetricsClose(evaluated.raw, host, 1e-6, `seed ${seed}, whole histories`);
   const plain = await run({});
   assertEquals([plain.last.tokens, plain.last.maskedTokens], [whole, 0], `seed ${seed}`);
   const cut = await run({ varLen: false, maxLength: 3 });
   assertEquals([cut.last.tokens, cut.last.maskedTokens], [historyTokens(dataset, 3), 0]);
   assert(historyTokens(dataset, 3) < whole);
+  // Its validation ranked the same cut histories (one epoch: the tested weights are the last).
+  // Reported metrics are rounded to 4 decimals.
+  const hostCut = await hostRanking(cut.model, dataset, 16, 3);
+  assertMetricsClose(cut.result.history[0].valid, hostCut, 5.1e-5, `seed ${seed}, L = 3`);
 });
 
 Deno.test("ssd4rec resumes from its checkpoint to the same weights, and refuses another ρ or var-len", async () => {
