@@ -24,7 +24,13 @@ import {
   packedTrainSettings,
   type TrainConfig,
 } from "../config.ts";
-import { layoutOf, type PackedModel, type PaddedModel, type TrainableModel } from "../model.ts";
+import {
+  type InputLayout,
+  layoutOf,
+  type PackedModel,
+  type PaddedModel,
+  type TrainableModel,
+} from "../model.ts";
 import { packedInputs, type PackedModelInputs } from "../ssd4rec.ts";
 
 /** One training step's batch. */
@@ -95,7 +101,7 @@ export function uploadSequences(
  * padded model, or `trainingMode: "all-positions"` for a packed one.
  */
 export function checkLayoutSettings(
-  model: { readonly name: string; readonly layout?: TrainableModel["layout"] },
+  model: { readonly name: string; readonly layout?: InputLayout },
   config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen">,
 ): void {
   const layout = layoutOf(model);
