@@ -59,15 +59,14 @@ const { values } = parseArgs({
   strict: true,
 });
 
-/** The value of flag `--name` as a number accepted by `valid`, or `fallback` when left out. */
-function numberFlag<T extends number | undefined>(
+/** The value of flag `--name` as a number accepted by `valid` (else exits), if it was given. */
+function numberFlag(
   name: string,
-  fallback: T,
   valid: (v: number) => boolean,
   expected: string,
-): number | T {
+): number | undefined {
   const text = values[name as keyof typeof values];
-  if (text === undefined) return fallback;
+  if (text === undefined) return undefined;
   const v = Number(text);
   if (text === "" || !valid(v)) {
     console.error(`export: --${name} must be ${expected}, got '${text}'`);
@@ -90,8 +89,12 @@ if (modelName === "mamba4rec") {
   }
 }
 const out = values.out;
-const seed = numberFlag("seed", 0, (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0");
-const maxLen = numberFlag("max-len", undefined, positiveInt, "a positive integer");
+const seed = numberFlag("seed", (v) => Number.isInteger(v) && v >= 0, "an integer ≥ 0") ??
+  DEFAULT_SEED;
+const maxLen = numberFlag("max-len", positiveInt, "a positive integer");
+const batchSizeFlag = numberFlag("batch-size", positiveInt, "a positive integer");
+const maskRatioFlag = numberFlag("mask-ratio", (v) => v >= 0 && v <= 1, "a number in [0, 1]");
+const maxSegments = numberFlag("max-segments", positiveInt, "a positive integer");
 await Deno.mkdir(out, { recursive: true });
 const info = await initGpu();
 const { dataset } = await loadDatasetWithInfo(values.dataset);
@@ -130,12 +133,7 @@ async function writeGradients(
 
 /** Mamba4Rec's first padded training batch of epoch 0; returns the summary line's middle. */
 async function exportMamba4rec(dataset: SequentialDataset): Promise<string> {
-  const batchSize = numberFlag(
-    "batch-size",
-    DEFAULT_TRAIN_BATCH_SIZE,
-    positiveInt,
-    "a positive integer",
-  );
+  const batchSize = batchSizeFlag ?? DEFAULT_TRAIN_BATCH_SIZE;
   const presetLength = modelPreset("mamba4rec", dataset.name)?.train.maxLength as
     | number
     | undefined;
@@ -183,12 +181,11 @@ function firstSegments(batch: PackedBatch, count: number): PackedBatch {
 async function exportSsd4rec(dataset: SequentialDataset): Promise<string> {
   const entry = findModel("ssd4rec");
   const preset = entry.presets[dataset.name];
-  const defaultSize = entry.trainDefaults.batchSize as number;
-  const batchSize = numberFlag("batch-size", defaultSize, positiveInt, "a positive integer");
+  const batchSize = batchSizeFlag ?? (entry.trainDefaults.batchSize as number);
   const presetRho = (preset?.train.maskRatio as number | undefined) ??
     PACKED_TRAIN_DEFAULTS.maskRatio;
-  const rho = numberFlag("mask-ratio", presetRho, (v) => v >= 0 && v <= 1, "a number in [0, 1]");
-  const segments = numberFlag("max-segments", batchSize, positiveInt, "a positive integer");
+  const rho = maskRatioFlag ?? presetRho;
+  const segments = maxSegments ?? batchSize;
   const model = createModel("ssd4rec", dataset.numItems, {
     seed,
     ...preset?.model,
