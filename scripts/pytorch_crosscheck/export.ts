@@ -43,6 +43,7 @@ import { uploadSequences } from "../../models/training/evaluator.ts";
 import { createModel, findModel, modelPreset } from "../../models/registry.ts";
 import { PACKED_TRAIN_DEFAULTS, TRAIN_DEFAULTS } from "../../models/config.ts";
 import { packedInputs } from "../../models/ssd4rec.ts";
+import type { ModelBase } from "../../models/model.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -114,9 +115,12 @@ console.log(
     `${summary} on ${info.description}; written to ${out}/`,
 );
 
-/** Loss and gradients of `loss` over `model`'s parameters, with the representation `h`. */
+/**
+ * Runs the backward of `loss` and writes `grads.safetensors`: the loss, the representation `h`
+ * and every parameter's gradient (`grad.<name>`); returns the loss.
+ */
 async function writeGradients(
-  model: { params: { entries(): [string, Tensor][] } },
+  model: Pick<ModelBase, "params">,
   loss: Tensor,
   h: Tensor,
   metadata: Record<string, string>,
