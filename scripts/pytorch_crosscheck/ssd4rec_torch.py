@@ -2,6 +2,8 @@
 implementation against an independent one on the same weights and the same packed batch.
 
     python ssd4rec_torch.py gradients DIR   # one packed batch: loss and every gradient, f64 and f32
+    python ssd4rec_torch.py train DIR [--seconds S] [--dropout P] [--mask-ratio RHO]
+                                            # the official protocol from the same initial weights
 
 DIR is what `deno run -A scripts/pytorch_crosscheck/export.ts --model ssd4rec --out DIR` wrote.
 
@@ -25,6 +27,7 @@ are held at a time. Export fewer samples (`--max-segments`) when that does not f
 import argparse
 import json
 import struct
+import time
 
 import torch
 import torch.nn as nn
@@ -259,17 +262,98 @@ def gradients(args):
     print(f"largest relative gradient difference: {worst:.2e}")
 
 
+def packed_histories(offsets, items, users, positions, max_len=None):
+    """Each sample's history before its target (the last max_len items, or whole), concatenated:
+    the tokens' item ids and the histories' lengths."""
+    starts = offsets[users]
+    if max_len is not None:
+        starts = torch.maximum(starts, positions - max_len)
+    lengths = positions - starts
+    first = torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
+    index = torch.repeat_interleave(starts, lengths) + torch.arange(len(first), device=first.device) - first
+    return items[index], lengths
+
+
+def train(args):
+    """SSD4Rec's protocol from the exported initial weights: shuffled prefix samples in packed
+    batches, each history token masked to 0 with probability rho, Adam, full-sort validation."""
+    torch.manual_seed(args.seed)
+    offsets = torch.from_numpy(read_ints(args.dir, "offsets")).to(DEVICE)
+    items = torch.from_numpy(read_ints(args.dir, "items")).to(DEVICE)
+    splits = {s: (torch.from_numpy(read_ints(args.dir, f"{s}_users")).to(DEVICE),
+                  torch.from_numpy(read_ints(args.dir, f"{s}_pos")).to(DEVICE))
+              for s in ["train", "valid"]}
+    rho = args.mask_ratio
+    if rho is None:
+        rho = float(read_metadata(f"{args.dir}/grads.safetensors").get("maskRatio", 0.0))
+    config = json.loads(read_metadata(f"{args.dir}/init.safetensors")["modelConfig"])
+    model = SSD4Rec(config, dropout=args.dropout)
+    model.load_webgpu(read_safetensors(f"{args.dir}/init.safetensors"))
+    model = model.to(DEVICE)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    print(f"rho {rho}, dropout {args.dropout}, batch {args.batch_size}, "
+          f"max_len {args.max_len or 'whole histories'}", flush=True)
+    start = time.time()
+    for epoch in range(args.epochs):
+        model.train()
+        users, positions = splits["train"]
+        order = torch.randperm(len(users), device=DEVICE)
+        total, batches, t0 = 0.0, 0, time.time()
+        for b in range(0, len(users), args.batch_size):
+            pick = order[b:b + args.batch_size]
+            tokens, lengths = packed_histories(offsets, items, users[pick], positions[pick],
+                                               args.max_len)
+            tokens = torch.where(torch.rand(len(tokens), device=DEVICE) < rho, 0, tokens)
+            optimizer.zero_grad()
+            loss, _ = model.loss(tokens, Segments(lengths, DEVICE), items[positions[pick]])
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            batches += 1
+        seconds = time.time() - t0
+        model.eval()
+        hits = ndcg = 0.0
+        users, positions = splits["valid"]
+        with torch.no_grad():
+            for b in range(0, len(users), args.eval_batch_size):
+                u, p = users[b:b + args.eval_batch_size], positions[b:b + args.eval_batch_size]
+                tokens, lengths = packed_histories(offsets, items, u, p, args.max_len)
+                scores = model(tokens, Segments(lengths, DEVICE)) @ model.item_embedding.weight.t()
+                scores[:, 0] = -float("inf")
+                target = items[p]
+                rank = (scores > scores.gather(1, target[:, None])).sum(1)
+                hit = rank < 10
+                hits += hit.sum().item()
+                ndcg += (hit.float() / torch.log2(rank.float() + 2)).sum().item()
+        n = len(users)
+        print(f"epoch {epoch} loss {total.item() / batches:.4f} valid hit@10 {hits / n:.4f} "
+              f"ndcg@10 {ndcg / n:.4f} ({seconds:.1f} s)", flush=True)
+        if time.time() - start > args.seconds:
+            break
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gradients", help="loss and every gradient of the exported batch")
     g.add_argument("dir")
+    t = sub.add_parser("train", help="train from the exported initial weights")
+    t.add_argument("dir")
+    t.add_argument("--seconds", type=float, default=400)
+    t.add_argument("--epochs", type=int, default=300)
+    t.add_argument("--dropout", type=float, default=0.2)
+    t.add_argument("--mask-ratio", type=float, help="rho (default: the exported batch's)")
+    t.add_argument("--batch-size", type=int, default=1024)
+    t.add_argument("--eval-batch-size", type=int, default=2048)
+    t.add_argument("--max-len", type=int, help="keep the last L items (default: whole histories)")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=2020)
     args = parser.parse_args()
     # Plain float32 arithmetic for the float32 pass (no TF32 in matmuls or convolutions).
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     print("device", DEVICE, "torch", torch.__version__, flush=True)
-    gradients(args)
+    gradients(args) if args.command == "gradients" else train(args)
 
 
 if __name__ == "__main__":
