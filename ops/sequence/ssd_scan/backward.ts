@@ -216,8 +216,7 @@ export function headGrads(
 ): { dx: Tensor; ddt: Tensor; parts: [Tensor, Tensor, Tensor] } {
   const { heads: H } = spec;
   const staged =
-    headBytes(spec) + stagedBytes(HEAD_INPUTS, spec) <= runtime().info.maxWorkgroupBytes &&
-    !Deno.env.get("SSD_NOSTAGE");
+    headBytes(spec) + stagedBytes(HEAD_INPUTS, spec) <= runtime().info.maxWorkgroupBytes;
   const dx = Tensor.empty(t.x.shape, "f32", "ssdScan dx");
   const ddt = Tensor.empty(t.dt.shape, "f32", "ssdScan ddt");
   const part = () => Tensor.empty([t.count, H], "f32", "ssdScan partial sums");

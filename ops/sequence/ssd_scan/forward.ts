@@ -166,8 +166,7 @@ export function chunkOutput(
   const { batch, length, heads, headDim } = spec;
   const y = Tensor.empty([batch, length, heads, headDim], "f32", "ssdScan");
   const own = 4 * spec.headDim * spec.states;
-  const staged = own + stagedBytes(OUTPUT_INPUTS, spec) <= runtime().info.maxWorkgroupBytes &&
-    !Deno.env.get("SSD_NOSTAGE");
+  const staged = own + stagedBytes(OUTPUT_INPUTS, spec) <= runtime().info.maxWorkgroupBytes;
   launchPerItem("output", outputShader(spec, staged), t.count * heads, [
     t.chunks,
     t.x,
