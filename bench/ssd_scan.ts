@@ -15,6 +15,18 @@
  * twice the forward's arithmetic (the adjoint state, dx, dB, dC and the decay gradient) and moves
  * ≈ 2.4 GB. The dual form inside a chunk adds ≈ (L/2)·P per token and head for chunks of L tokens.
  *
+ * History (T = 200,000; ms). First version (one invocation per token, chunk 64), H200: forward
+ * 23.6, forward + backward 144.7 (T = 46,000: 4.6 and 33.6); chunk 32: 26.9 / 143.6, chunk 128:
+ * 25.0 / 206.1. Per kernel, H200: C·Bᵀ 4.7, chunk states 10.1 (and 10.0 backward), carries 1.1
+ * each, output 19.5, head gradients 52.1, dC 34.1, dB 56.6. With dB and dC from one pair matrix W
+ * (W 16.1, dC 16.0, dB 16.3) and the chunk's rows staged in workgroup memory, H100: forward 33.5,
+ * forward + backward 155.3; staging made the output (28.9) and the head gradients (88.4) slower
+ * than unstaged on the H200, through 16-way bank conflicts of rows read at thread-dependent
+ * tokens. Unmeasured since: every pair loop in step across the workgroup (broadcast reads, C·Bᵀ in
+ * both layouts), named registers instead of indexed arrays (the driver put those in local memory),
+ * vec4 reads of staged rows and states, C·Bᵀ and W from one 64 × 64-tiled kernel with 4 × 4 register
+ * blocks, chunk states in 4 × 4 register blocks.
+ *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--check]`: `--chunks` adds those
  * chunk sizes; `--check` first compares one forward and backward at the benchmark sizes with the

@@ -80,8 +80,8 @@ export { reverseSegments, segmentReversal } from "./sequence/reverse_segments.ts
 export {
   SSD_DEFAULT_CHUNK,
   SSD_MAX_CHUNK,
-  ssdPieces,
   SsdPieces,
+  ssdPieces,
   ssdScan,
   ssdScanReference,
   ssdScanReferenceBackward,
