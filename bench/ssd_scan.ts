@@ -21,9 +21,9 @@
  * each, output 19.5, head gradients 52.1, dC 34.1, dB 56.6. With dB and dC from one pair matrix W
  * (W 16.1, dC 16.0, dB 16.3) and the chunk's rows staged in workgroup memory, H100: forward 33.5,
  * forward + backward 155.3; staging made the output (28.9) and the head gradients (88.4) slower
- * than unstaged on the H200, through 16-way bank conflicts of rows read at thread-dependent
+ * than unstaged on the H200, probably through 16-way bank conflicts of rows read at thread-dependent
  * tokens. Unmeasured since: every pair loop in step across the workgroup (broadcast reads, C·Bᵀ in
- * both layouts), named registers instead of indexed arrays (the driver put those in local memory),
+ * both layouts), named registers instead of indexed arrays (a driver may keep those in local memory),
  * vec4 reads of staged rows and states, C·Bᵀ and W from one 64 × 64-tiled kernel with 4 × 4 register
  * blocks, chunk states in 4 × 4 register blocks.
  *
