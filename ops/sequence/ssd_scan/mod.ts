@@ -12,11 +12,12 @@
  * segment ids are host data, as a loader builds them), so no kernel ever masks across segments and
  * the quadratic work inside a chunk is bounded by the segment's own length. Within a chunk the
  * output is the dual (attention-like) form over the chunk's tokens plus the entering state
- * (`forward.ts`); states cross the chunks of a cut segment by a short carry (`states.ts`). The
- * backward (`backward.ts`) runs the same structure in reverse: the gradient leaving each chunk is
- * carried back, then one kernel per (chunk, head) gives dx, ∂dt and the parameter partial sums and
- * one per (chunk, group) gives dB and dC. Strict float32, no atomics: results are repeatable bit
- * for bit.
+ * (`forward.ts`, with the chunk's C·Bᵀ from `pair_tiles.ts`); states cross the chunks of a cut
+ * segment by a short carry (`states.ts`). The backward runs the same structure in reverse: the
+ * gradient leaving each chunk is carried back, then one kernel per (chunk, head) gives dx, ∂dt and
+ * the parameter partial sums (`backward.ts`), and the per-chunk pair matrix W (`pair_tiles.ts`)
+ * gives dB and dC (`pair_grads.ts`). `prelude.ts` holds what the kernels share. Strict float32,
+ * no atomics: results are repeatable bit for bit.
  *
  * @module
  */
