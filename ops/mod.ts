@@ -3,8 +3,8 @@
  *
  * @module
  */
-export { flush, initGpu, runtime, sync } from "./core/runtime.ts";
-export type { Runtime } from "./core/runtime.ts";
+export { flush, initGpu, memoryStats, resetPeakMemory, runtime, sync } from "./core/runtime.ts";
+export type { MemoryStats, Runtime } from "./core/runtime.ts";
 export { GpuError } from "./core/gpu_runtime.ts";
 export { isCpuAdapterDescription } from "./core/device.ts";
 export type { GpuInfo, InitOptions } from "./core/device.ts";

@@ -42,8 +42,10 @@ export class Runtime {
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   /** Dispatches encoded since the runtime started (for benchmarks). */
   dispatchCount = 0;
-  /** Bytes currently held by live tensors and the pool. */
+  /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
   allocatedBytes = 0;
+  #liveBytes = 0;
+  #peakLiveBytes = 0;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
 
@@ -94,7 +96,10 @@ export class Runtime {
     const capacity = sizeClass(Math.max(bytes, MIN_ALLOC));
     const free = this.#pool.get(capacity);
     const reused = free?.pop();
-    if (reused) return reused;
+    if (reused) {
+      this.#takeLive(capacity);
+      return reused;
+    }
     this.device.pushErrorScope("out-of-memory");
     const buffer = this.device.createBuffer({
       label: op,
@@ -106,14 +111,39 @@ export class Runtime {
       `${op}: allocating ${capacity} bytes (${this.allocatedBytes} already held)`,
     );
     this.allocatedBytes += capacity;
+    this.#takeLive(capacity);
     return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds };
   }
 
   /** Returns a buffer to the pool. Later dispatches may reuse it; ordering stays correct. */
   release(b: PooledBuffer): void {
+    this.#liveBytes -= b.capacity;
     let list = this.#pool.get(b.capacity);
     if (!list) this.#pool.set(b.capacity, list = []);
     list.push(b);
+  }
+
+  #takeLive(capacity: number): void {
+    this.#liveBytes += capacity;
+    if (this.#liveBytes > this.#peakLiveBytes) this.#peakLiveBytes = this.#liveBytes;
+  }
+
+  /**
+   * Bytes of the storage buffers handed out by {@link alloc} and not yet given back by
+   * {@link release} (the live tensors' storage), each counted at its pool size class.
+   */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /** The most {@link liveBytes} held at once since the runtime started or {@link resetPeakMemory}. */
+  get peakLiveBytes(): number {
+    return this.#peakLiveBytes;
+  }
+
+  /** Starts a new peak: {@link peakLiveBytes} becomes the bytes live now. */
+  resetPeakMemory(): void {
+    this.#peakLiveBytes = this.#liveBytes;
   }
 
   /** Destroys every pooled (unused) buffer. */

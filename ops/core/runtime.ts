@@ -62,4 +62,33 @@ export async function sync(): Promise<void> {
   if (current) await current.sync();
 }
 
+/**
+ * The runtime's storage-buffer accounting, in bytes. It counts the storage buffers the runtime
+ * hands out to tensors, each rounded up to its pool size class — not the driver's own memory,
+ * kernels' code, uniform or readback buffers.
+ */
+export interface MemoryStats {
+  /** Bytes of storage held by live tensors (taken from the pool and not yet released). */
+  readonly liveBytes: number;
+  /** The most `liveBytes` held at once since the last {@link resetPeakMemory} (or the start). */
+  readonly peakLiveBytes: number;
+  /** Bytes of storage buffers allocated: live plus pooled (released, kept for reuse). */
+  readonly allocatedBytes: number;
+}
+
+/**
+ * The runtime's memory figures ({@link MemoryStats}): storage buffers handed out to tensors,
+ * rounded to pool size classes, not the driver's own memory. All zero before {@link initGpu}.
+ */
+export function memoryStats(): MemoryStats {
+  if (!current) return { liveBytes: 0, peakLiveBytes: 0, allocatedBytes: 0 };
+  const { liveBytes, peakLiveBytes, allocatedBytes } = current;
+  return { liveBytes, peakLiveBytes, allocatedBytes };
+}
+
+/** Starts a new peak: {@link MemoryStats.peakLiveBytes} becomes the bytes live now. */
+export function resetPeakMemory(): void {
+  current?.resetPeakMemory();
+}
+
 export type { Runtime };

@@ -1,0 +1,65 @@
+import { assertEquals } from "@std/assert";
+import {
+  add,
+  keep,
+  memoryStats,
+  resetPeakMemory,
+  sizeClass,
+  sync,
+  type Tensor,
+  tidy,
+  zeros,
+} from "../ops/mod.ts";
+import "./util.ts";
+
+/** The pool's size class of an f32 tensor of `n` elements. */
+const classOf = (n: number) => sizeClass(Math.max(n * 4, 16));
+
+Deno.test("creating and disposing tensors moves live bytes by their size classes", async () => {
+  await sync();
+  const before = memoryStats().liveBytes;
+  const a = zeros([1000]); // 4,000 bytes: class 4,096
+  const b = zeros([3, 700]); // 8,400 bytes: class 10,240 (a quarter of 8,192 past it)
+  assertEquals(memoryStats().liveBytes - before, classOf(1000) + classOf(2100));
+  assertEquals(classOf(2100), 10240);
+  a.dispose();
+  assertEquals(memoryStats().liveBytes - before, classOf(2100));
+  a.dispose(); // idempotent: releases nothing twice
+  assertEquals(memoryStats().liveBytes - before, classOf(2100));
+  b.dispose();
+  assertEquals(memoryStats().liveBytes, before);
+  const { allocatedBytes, liveBytes } = memoryStats();
+  assertEquals(allocatedBytes >= liveBytes + classOf(1000) + classOf(2100), true);
+});
+
+Deno.test("the peak survives a dispose and resets to what is live", () => {
+  resetPeakMemory();
+  const base = memoryStats();
+  assertEquals(base.peakLiveBytes, base.liveBytes);
+  const big = zeros([5000]);
+  const small = zeros([10]);
+  const high = base.liveBytes + classOf(5000) + classOf(10);
+  big.dispose();
+  assertEquals(memoryStats().peakLiveBytes, high);
+  assertEquals(memoryStats().liveBytes, base.liveBytes + classOf(10));
+  resetPeakMemory();
+  assertEquals(memoryStats().peakLiveBytes, base.liveBytes + classOf(10));
+  small.dispose();
+  assertEquals(memoryStats().peakLiveBytes, base.liveBytes + classOf(10));
+  assertEquals(memoryStats().liveBytes, base.liveBytes);
+});
+
+Deno.test("a tidy scope releases its tensors but not those it returns or keeps", () => {
+  const before = memoryStats().liveBytes;
+  const kept: Tensor[] = [];
+  const returned = tidy(() => {
+    const x = zeros([300]);
+    const y = zeros([300]);
+    kept.push(keep(zeros([64])));
+    return add(x, y);
+  });
+  assertEquals(memoryStats().liveBytes - before, classOf(300) + classOf(64));
+  returned.dispose();
+  kept[0].dispose();
+  assertEquals(memoryStats().liveBytes, before);
+});
