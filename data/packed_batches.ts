@@ -1,6 +1,8 @@
 /**
  * SSD4Rec's packed variable-length batches: histories concatenated without padding, with segment
- * ids, last-token indices, the per-segment reversal permutation and Bernoulli masking.
+ * ids, last-token indices, the per-segment reversal permutation and Bernoulli masking. With
+ * `padTo: L` every segment is instead a window of exactly L tokens, left-padded with id 0, so that
+ * a packed model trains on the padded windows of a padded model (an efficiency comparison).
  *
  * @module
  */
@@ -25,9 +27,12 @@ const PACKED_EVAL_BATCH_SIZE = 2048;
 export interface PackedBatch {
   /** Number of samples (segments) `B`. */
   readonly size: number;
-  /** Number of tokens `T = Σ lengths`. */
+  /** Number of tokens `T = Σ lengths` (with `padTo`, padding included: `B × padTo`). */
   readonly tokens: number;
-  /** `[T]` the histories concatenated in sample order, oldest first; masked tokens are 0. */
+  /**
+   * `[T]` the histories concatenated in sample order, oldest first; masked tokens are 0, and so
+   * is the padding in front of each history with `padTo`.
+   */
   readonly items: Int32Array;
   /** `[T]` the segment (sample) index `0 … B−1` of every token. */
   readonly seqIdx: Int32Array;
@@ -38,13 +43,13 @@ export interface PackedBatch {
    * `flipIndex[p] = s + e − p`. Gathering `items` with it gives each history newest first.
    */
   readonly flipIndex: Int32Array;
-  /** `[B]` history length of each sample. */
+  /** `[B]` tokens of each segment: its history's length, or `padTo` (padding included). */
   readonly lengths: Int32Array;
   /** `[B]` target item ids. */
   readonly targets: Int32Array;
   /** `[B]` user ids. */
   readonly users: Int32Array;
-  /** Number of tokens replaced by 0 by the Bernoulli masking. */
+  /** Number of history tokens replaced by 0 by the Bernoulli masking (padding not counted). */
   readonly maskedTokens: number;
 }
 
@@ -64,6 +69,13 @@ export interface PackedBatchOptions {
    * only; default 0). Must be 0 for the evaluation splits.
    */
   readonly maskRatio?: number;
+  /**
+   * Make every segment exactly this many tokens: the last `padTo` history items (or fewer, when
+   * `maxLength` is smaller), left-padded with id 0 (PAD). The padding belongs to its segment
+   * (`seqIdx`, `flipIndex`, `lengths`); each `lastIndex` stays on the newest real item; masking
+   * draws over the real items only, exactly as without `padTo`. Default: no padding.
+   */
+  readonly padTo?: number;
   /** Whether to shuffle (default: only for `"train"`). */
   readonly shuffle?: boolean;
   /** The seed (default {@link DEFAULT_SEED}). */
@@ -76,7 +88,8 @@ export interface PackedBatchOptions {
  * SSD4Rec's packed variable-length batches: each sample's history (untruncated unless
  * `maxLength` is given) concatenated without padding, with a segment id per token, the index of
  * each segment's last token, the per-segment reversal permutation, and — for training only —
- * Bernoulli masking of history tokens to 0 with probability ρ. Seeded and reproducible.
+ * Bernoulli masking of history tokens to 0 with probability ρ. With `padTo` every segment is a
+ * left-padded window of that many tokens. Seeded and reproducible.
  */
 export function packedBatches(
   dataset: SequentialDataset,
@@ -88,9 +101,11 @@ export function packedBatches(
     "batchSize",
     options.batchSize ?? (split === "train" ? PACKED_TRAIN_BATCH_SIZE : PACKED_EVAL_BATCH_SIZE),
   );
-  const maxLength = options.maxLength === undefined
-    ? Infinity
-    : positiveInteger("maxLength", options.maxLength);
+  const padTo = options.padTo === undefined ? undefined : positiveInteger("padTo", options.padTo);
+  const maxLength = Math.min(
+    options.maxLength === undefined ? Infinity : positiveInteger("maxLength", options.maxLength),
+    padTo ?? Infinity,
+  );
   const rho = options.maskRatio ?? 0;
   if (!(rho >= 0 && rho <= 1)) throw new RangeError(`maskRatio must be in [0, 1], got ${rho}`);
   if (rho > 0 && split !== "train") {
@@ -111,29 +126,36 @@ export function packedBatches(
       const size = Math.min(batchSize, n - base);
       const lengths = new Int32Array(size);
       const starts = new Int32Array(size);
+      const ends = new Int32Array(size); // each history's end (its target's position)
       const targets = new Int32Array(size);
       const users = new Int32Array(size);
-      let tokens = 0;
+      let tokens = 0, realTokens = 0;
       for (let r = 0; r < size; r++) {
         const k = order ? order[base + r] : base + r;
         const u = samples.users[k];
         const t = samples.targetPositions[k];
         const start = Math.max(offsets[u], t - maxLength);
         starts[r] = start;
-        lengths[r] = t - start;
+        ends[r] = t;
+        lengths[r] = padTo ?? t - start;
         targets[r] = items[t];
         users[r] = u;
-        tokens += t - start;
+        tokens += lengths[r];
+        realTokens += t - start;
       }
       const packed = new Int32Array(tokens);
       const seqIdx = new Int32Array(tokens);
       const flipIndex = new Int32Array(tokens);
       const lastIndex = new Int32Array(size);
-      let at = 0;
+      // Where each real (history) token lies in `packed`, when padding separates them.
+      const realAt = padTo === undefined || rho === 0 ? null : new Int32Array(realTokens);
+      let at = 0, real = 0;
       for (let r = 0; r < size; r++) {
-        const length = lengths[r];
-        packed.set(items.subarray(starts[r], starts[r] + length), at);
-        const end = at + length - 1;
+        const end = at + lengths[r] - 1;
+        const history = items.subarray(starts[r], ends[r]);
+        const first = end + 1 - history.length; // the padding, if any, fills [at, first)
+        packed.set(history, first);
+        if (realAt) { for (let p = first; p <= end; p++) realAt[real++] = p; }
         seqIdx.fill(r, at, end + 1);
         for (let p = at; p <= end; p++) flipIndex[p] = at + end - p;
         lastIndex[r] = end;
@@ -142,15 +164,15 @@ export function packedBatches(
       let maskedTokens = 0;
       if (rho >= 1) {
         packed.fill(0);
-        maskedTokens = tokens;
+        maskedTokens = realTokens;
       } else if (rho > 0) {
         // Gaps between masked tokens are geometric: the same distribution as an independent
         // Bernoulli(ρ) draw per token, with one random number per masked token.
-        let p = Math.floor(Math.log1p(-maskRandom.nextFloat()) / logKeep);
-        while (p < tokens) {
-          packed[p] = 0;
+        let q = Math.floor(Math.log1p(-maskRandom.nextFloat()) / logKeep);
+        while (q < realTokens) {
+          packed[realAt ? realAt[q] : q] = 0;
           maskedTokens++;
-          p += 1 + Math.floor(Math.log1p(-maskRandom.nextFloat()) / logKeep);
+          q += 1 + Math.floor(Math.log1p(-maskRandom.nextFloat()) / logKeep);
         }
       }
       yield {
