@@ -55,15 +55,26 @@ export interface TrainConfig {
    * `maxLength` items of each, in training and evaluation alike.
    */
   varLen?: boolean;
+  /**
+   * Packed-batch models only (absent for padded ones and by default): every segment, in
+   * training and evaluation, is exactly this many tokens — the last `padTo` history items (fewer
+   * when `varLen` is false and `maxLength` is smaller), left-padded with id 0 — so that a packed
+   * model runs on the padded windows a padded model sees (for efficiency comparisons).
+   */
+  padTo?: number;
 }
 
 /** The settings that only packed-batch models read, as their training configuration keys. */
-export const PACKED_TRAIN_KEYS: readonly ("maskRatio" | "varLen")[] = Object.freeze([
+export const PACKED_TRAIN_KEYS: readonly ("maskRatio" | "varLen" | "padTo")[] = Object.freeze([
   "maskRatio",
   "varLen",
+  "padTo",
 ]);
 
-/** Values of the packed-batch settings left out of a configuration: no masking, whole histories. */
+/**
+ * Values of the packed-batch settings left out of a configuration: no masking, whole histories
+ * (`padTo` has none: left out, segments are not padded).
+ */
 export const PACKED_TRAIN_DEFAULTS: Readonly<{ maskRatio: number; varLen: boolean }> = Object
   .freeze({ maskRatio: 0, varLen: true });
 
@@ -150,6 +161,7 @@ const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
   verbose: bool,
   maskRatio: probability,
   varLen: bool,
+  padTo: positiveInt,
 };
 
 /**

@@ -1,9 +1,9 @@
 /**
  * Training progress for people, as a {@link TrainingObserver} the run layer passes to the trainer.
- * Within an epoch: steps, samples per second and the time left, on a line that updates in place
- * in a terminal, a line now and then when the output is not a terminal, and a status line under
- * the table in a Jupyter notebook. After each epoch: one line in a terminal, a table row that
- * updates in place in a notebook. Epochs are numbered from 1.
+ * Within an epoch: steps, samples (and, for packed-batch models, history tokens) per second and
+ * the time left, on a line that updates in place in a terminal, a line now and then when the
+ * output is not a terminal, and a status line under the table in a Jupyter notebook. After each epoch (with its peak live GPU storage in MiB): one
+ * line in a terminal, a table row that updates in place in a notebook. Epochs are numbered from 1.
  *
  * @module
  */
@@ -37,13 +37,28 @@ export function formatDuration(seconds: number): string {
   return `${s}s`;
 }
 
-/** The step line: `epoch 3  step 120/488 (25%)  1,234 samples/s  ETA 2m 10s`. */
+/** Bytes per mebibyte, the unit of the peak memory shown. */
+const MIB = 1024 * 1024;
+
+/** A count per second, rounded, with thousands separators: `12,345`. */
+const perSecond = (count: number, seconds: number) =>
+  Math.round(seconds > 0 ? count / seconds : 0).toLocaleString("en-US");
+
+/**
+ * The step line: `epoch 3  step 120/488 (25%)  1,234 samples/s  ETA 2m 10s`, with the history
+ * tokens per second after the samples for packed-batch models (`…  56,789 tokens/s  …`).
+ */
 export function stepProgressText(p: StepProgress): string {
-  const rate = p.seconds > 0 ? p.samples / p.seconds : 0;
   const left = p.step > 0 ? (p.seconds / p.step) * (p.steps - p.step) : NaN;
   const percent = p.steps > 0 ? Math.floor((100 * p.step) / p.steps) : 0;
+  const tokens = p.tokens === undefined ? "" : `  ${perSecond(p.tokens, p.seconds)} tokens/s`;
   return `epoch ${p.epoch + 1}  step ${p.step}/${p.steps} (${percent}%)  ` +
-    `${Math.round(rate).toLocaleString("en-US")} samples/s  ETA ${formatDuration(left)}`;
+    `${perSecond(p.samples, p.seconds)} samples/s${tokens}  ETA ${formatDuration(left)}`;
+}
+
+/** An epoch's peak live storage in MiB with one decimal (`412.3`), or `—` when not measured. */
+export function peakMemoryText(r: EpochRecord): string {
+  return r.peakLiveBytes === undefined ? "—" : (r.peakLiveBytes / MIB).toFixed(1);
 }
 
 /** Where {@link TrainingProgress} writes; the defaults are the process's stdout and clock. */
@@ -137,7 +152,8 @@ export class TrainingProgress implements TrainingObserver {
     const text = `epoch ${String(r.epoch + 1).padStart(3)}  loss ${r.loss.toFixed(4)}  valid ` +
       metrics.map(([k, v]) => `${k} ${fmt(v)}`).join("  ") +
       `  ${improved ? "*" : " "} best ${this.#metric} ${fmt(best)}` +
-      `  (train ${r.trainSeconds.toFixed(1)} s, eval ${r.evalSeconds.toFixed(1)} s)`;
+      `  (train ${r.trainSeconds.toFixed(1)} s, eval ${r.evalSeconds.toFixed(1)} s, ` +
+      `peak ${peakMemoryText(r)} MiB)`;
     if (!this.#out.jupyter) {
       this.#line(text);
       return;
@@ -146,11 +162,11 @@ export class TrainingProgress implements TrainingObserver {
       `<tr><td>${r.epoch + 1}</td><td>${r.loss.toFixed(4)}</td>` +
         metrics.map(([, v]) => `<td>${fmt(v)}</td>`).join("") +
         `<td>${improved ? "★" : ""}</td><td>${r.trainSeconds.toFixed(1)}</td>` +
-        `<td>${r.evalSeconds.toFixed(1)}</td></tr>`,
+        `<td>${r.evalSeconds.toFixed(1)}</td><td>${peakMemoryText(r)}</td></tr>`,
     );
     this.#head = `<tr><th>epoch</th><th>loss</th>${
       metrics.map(([k]) => `<th>valid ${k}</th>`).join("")
-    }<th>best</th><th>train s</th><th>eval s</th></tr>`;
+    }<th>best</th><th>train s</th><th>eval s</th><th>peak MiB</th></tr>`;
     this.#display(text, "");
   }
 

@@ -5,8 +5,10 @@
  * may run on a lent GPU; it is trained there across several resumed commands
  * (`deno task train … --record FILE`), and the notebooks show the recorded run.
  *
- * Records of format `ssmrec-run-1` predate the code version; they are still read, and count as
- * made by code of unknown version, so {@link recordStaleness} calls them stale.
+ * Older formats are still read. Records of format `ssmrec-run-1` predate the code version; they
+ * count as made by code of unknown version, so {@link recordStaleness} calls them stale. Records
+ * of format `ssmrec-run-2` predate the per-epoch efficiency figures: their epochs have no
+ * `peakLiveBytes`, `tokens` or `tokensPerSecond`.
  *
  * @module
  */
@@ -21,15 +23,31 @@ import {
   requireProjectRoot,
 } from "./code_version.ts";
 
-/** The `format` tag of the {@link RunRecord}s this code writes. */
-export const RUN_RECORD_FORMAT = "ssmrec-run-2";
+/**
+ * The `format` tag of the {@link RunRecord}s this code writes: every epoch of the history has
+ * its peak live GPU storage and tokens trained (see `EpochRecord`).
+ */
+export const RUN_RECORD_FORMAT = "ssmrec-run-3";
 
-/** The formats {@link readRunRecord} reads: the current one and the one before the code version. */
-export type RunRecordFormat = typeof RUN_RECORD_FORMAT | "ssmrec-run-1";
+/**
+ * The formats {@link readRunRecord} reads: the current one, the one before the per-epoch
+ * efficiency figures (`ssmrec-run-2`) and the one before the code version (`ssmrec-run-1`).
+ */
+export type RunRecordFormat = typeof RUN_RECORD_FORMAT | "ssmrec-run-2" | "ssmrec-run-1";
+
+/** Every {@link RunRecordFormat}, newest first. */
+const READABLE_FORMATS: readonly RunRecordFormat[] = [
+  RUN_RECORD_FORMAT,
+  "ssmrec-run-2",
+  "ssmrec-run-1",
+];
 
 /** A finished training run. */
 export interface RunRecord {
-  /** {@link RUN_RECORD_FORMAT}, or `ssmrec-run-1` for a record without code version. */
+  /**
+   * {@link RUN_RECORD_FORMAT}; `ssmrec-run-2` for a record whose epochs lack the efficiency
+   * figures, `ssmrec-run-1` for one without code version either.
+   */
   readonly format: RunRecordFormat;
   /** The code that trained it; absent in `ssmrec-run-1` records (unknown code). */
   readonly code?: CodeVersion;
@@ -75,14 +93,14 @@ export function runRecordPath(
 }
 
 /**
- * Writes a record atomically (a temporary file, then a rename). A record of the current format
- * gets the code version of this checkout and the running Deno version where it has none; a
- * `ssmrec-run-1` record is written as given.
+ * Writes a record atomically (a temporary file, then a rename). A record of a format with a code
+ * version (all but `ssmrec-run-1`) gets the code version of this checkout and the running Deno
+ * version where it has none; a `ssmrec-run-1` record is written as given.
  */
 export async function writeRunRecord(path: string, record: RunRecord): Promise<void> {
   const { format, code, deno, ...rest } = record;
   // The code version goes first in the file, where a reader looks.
-  const stamped: RunRecord = format === RUN_RECORD_FORMAT
+  const stamped: RunRecord = format !== "ssmrec-run-1"
     ? { format, code: code ?? await codeVersion(), deno: deno ?? Deno.version.deno, ...rest }
     : record;
   await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(stamped, null, 1) + "\n"));
@@ -106,10 +124,10 @@ export async function readRunRecord(path: string): Promise<RunRecord | null> {
   } catch (error) {
     throw new Error(`${path}: not JSON (${(error as Error).message}); delete it to train again`);
   }
-  if (record?.format !== RUN_RECORD_FORMAT && record?.format !== "ssmrec-run-1") {
+  if (!READABLE_FORMATS.includes(record?.format)) {
     throw new Error(
-      `${path}: not a run record (format '${record?.format}', expected ` +
-        `'${RUN_RECORD_FORMAT}' or 'ssmrec-run-1'); delete it to train again`,
+      `${path}: not a run record (format '${record?.format}', expected one of ` +
+        `${READABLE_FORMATS.map((f) => `'${f}'`).join(", ")}); delete it to train again`,
     );
   }
   const missing = ["model", "dataset", "adapter", "result", "trainConfig"].filter((k) =>

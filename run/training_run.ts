@@ -97,13 +97,17 @@ export async function prepareTraining(options: TrainingRunOptions): Promise<Prep
 }
 
 /**
- * How a run's histories reach the model: the window length L (padded models), or whole or cut
- * histories and the masking ratio ρ (packed models).
+ * How a run's histories reach the model: the window length L (padded models), or whole, cut or
+ * padded histories and the masking ratio ρ (packed models).
  */
 function historyText({ model, config }: RunSetup): string {
   if (model.layout !== "packed") return `L = ${config.maxLength}`;
   const { maskRatio, varLen } = packedTrainSettings(config);
-  const histories = varLen ? "whole histories" : `histories cut to L = ${config.maxLength}`;
+  const histories = config.padTo !== undefined
+    ? `windows padded to ${config.padTo} tokens`
+    : varLen
+    ? "whole histories"
+    : `histories cut to L = ${config.maxLength}`;
   return `${histories}, ρ = ${maskRatio}`;
 }
 

@@ -11,7 +11,13 @@
  *
  * Models on packed batches (ssd4rec) also take --mask-ratio ρ (each training history token
  * replaced by id 0 with probability ρ) and --var-len true|false (false: histories cut to their
- * last --max-len items, in training and evaluation; true, the default: whole histories).
+ * last --max-len items, in training and evaluation; true, the default: whole histories) and
+ * --pad-to L (every history a window of exactly L tokens, its last L items left-padded with id 0,
+ * in training and evaluation: the same model on padded windows, to compare efficiency; Mamba4Rec
+ * refuses it, its windows are padded already). With --json, every epoch of the history has its
+ * peak live GPU storage (`peakLiveBytes`), tokens trained (`tokens`: packed models count history
+ * tokens, padding included with --pad-to; padded models B × L of every window, padding included)
+ * and `tokensPerSecond`.
  *
  * A resumed run must have the checkpoint's settings; only --epochs and --checkpoint-dir (given
  * explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
@@ -35,9 +41,9 @@ const USAGE =
   "usage: deno task train --model mamba4rec|ssd4rec --dataset <name-or-file> [--format F]\n" +
   "       [--epochs N] [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P]\n" +
   "       [--layers N] [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
-  "       [--mask-ratio R] [--var-len true|false] [--max-users N] [--checkpoint-dir DIR]\n" +
-  "       [--resume FILE] [--continue] [--epochs-this-run N] [--max-seconds S]\n" +
-  "       [--record FILE] [--json]";
+  "       [--mask-ratio R] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
+  "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
+  "       [--max-seconds S] [--record FILE] [--json]";
 
 /** A flag that sets a training (`train`) or model (`model`) setting, and its value's type. */
 interface SettingFlag {
@@ -57,6 +63,7 @@ const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
   "training-mode": { train: "trainingMode", value: "text" },
   "mask-ratio": { train: "maskRatio", value: "number" },
   "var-len": { train: "varLen", value: "boolean" },
+  "pad-to": { train: "padTo", value: "number" },
   "checkpoint-dir": { train: "checkpointDir", value: "text" },
   dropout: { model: "dropoutProb", value: "number" },
   layers: { model: "numLayers", value: "number" },

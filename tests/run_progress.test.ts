@@ -43,6 +43,9 @@ const record: EpochRecord = {
   valid: { "hit@10": 0.5, "ndcg@10": 0.25, "recall@10": 0.5 },
   trainSeconds: 10,
   evalSeconds: 1,
+  peakLiveBytes: 3 * 1024 * 1024 + 512 * 1024,
+  tokens: 5000,
+  tokensPerSecond: 500,
 };
 
 const result: TrainResult = {
@@ -60,6 +63,10 @@ Deno.test("step text: epoch from 1, steps, samples per second and the time left"
   assertEquals(
     stepProgressText(step(25, 10)),
     "epoch 3  step 25/100 (25%)  160 samples/s  ETA 30s",
+  );
+  assertEquals(
+    stepProgressText({ ...step(25, 10), tokens: 123_456, maskedTokens: 0 }),
+    "epoch 3  step 25/100 (25%)  160 samples/s  12,346 tokens/s  ETA 30s",
   );
   assertEquals([formatDuration(3725), formatDuration(187), formatDuration(NaN)], [
     "1h 02m",
@@ -83,6 +90,7 @@ Deno.test("terminal: the step line updates in place, throttled, and an epoch lin
   const lines = state.text.split("\r\x1b[2K").at(-1)!.split("\n");
   assertEquals(lines[0].trim().split(/\s+/).slice(0, 4), ["epoch", "3", "loss", "1.5000"]);
   assertStringIncludes(lines[0], "* best ndcg@10 0.2500");
+  assertStringIncludes(lines[0], "(train 10.0 s, eval 1.0 s, peak 3.5 MiB)");
   assertEquals(lines[1].split(":")[0], "best epoch 3");
 });
 
@@ -113,6 +121,7 @@ Deno.test("Jupyter: one display, updated in place with the status line and then 
   assertEquals(state.shown.map((s) => s.update), [false, true, true]);
   assertStringIncludes(state.shown[1].html, "step 50/100");
   assertStringIncludes(state.shown[2].html, "<td>3</td><td>1.5000</td>");
+  assertStringIncludes(state.shown[2].html, "<td>10.0</td><td>1.0</td><td>3.5</td></tr>");
   assertEquals(state.text, "");
 });
 

@@ -176,8 +176,8 @@ export type SettingValue = string | number | boolean | null | readonly number[];
  * Everything a training run was started with, flat: `model` (its name), `dataset` (the dataset's
  * name, which says which slice of it too), `model.<key>` for each model hyperparameter and
  * `train.<key>` for each {@link TrainConfig} key (packed-batch models always have
- * `train.maskRatio` and `train.varLen`, with their defaults when left out; padded ones have
- * neither). The per-call
+ * `train.maskRatio` and `train.varLen`, with their defaults when left out, and `train.padTo`
+ * only when set; padded ones have none of them). The per-call
  * limits (epochs this run, seconds this run) are not settings: they may change on every resume.
  */
 export type RunSettings = Readonly<Record<string, SettingValue>>;
@@ -190,7 +190,7 @@ export const SETTINGS_METADATA_KEY = "settings";
  * two trainings: the epoch limit (a longer or shorter run of the same training), the evaluation
  * batch size (users are ranked one by one), progress output, where checkpoints go and how often
  * the loss is checked for NaN. Everything else (data, model, optimizer, batch order, window
- * length, masking ratio, whole or truncated histories, early stopping) changes what is trained
+ * length, masking ratio, whole or truncated histories, padded windows, early stopping) changes what is trained
  * and must stay as stored.
  */
 export const RESUME_SAFE_SETTINGS: readonly string[] = Object.freeze([

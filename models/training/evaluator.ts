@@ -35,6 +35,8 @@ export interface EvaluationOptions {
   readonly batchSize?: number;
   /** Packed models: whole histories (true, the default) or the last `maxLength` items (false). */
   readonly varLen?: boolean;
+  /** Packed models: windows of exactly this many tokens, left-padded (`packedBatches`' `padTo`). */
+  readonly padTo?: number;
   /** Cut-offs (RecBole's `topk`, [10]). */
   readonly ks?: readonly number[];
   /** Decimal places of the reported values (RecBole's `metric_decimal_place`, 4). */
@@ -67,6 +69,7 @@ export async function evaluateRanking(
     maxLength: options.maxLength,
     batchSize: options.batchSize,
     varLen: options.varLen,
+    padTo: options.padTo,
   });
   const sums = zeros([ks.length, METRIC_NAMES.length]);
   noGrad(() => {

@@ -7,7 +7,8 @@
  * - Packed models: SSD4Rec's packed batches (`packedBatches`): whole histories (or the last
  *   `maxLength` items with `varLen: false`), training histories masked to id 0 with probability
  *   ρ (`maskRatio`), uploaded with `packedInputs` at the model's scan chunk; the scan's chunk
- *   tables outlive `tidy`, so every step and batch is released after use.
+ *   tables outlive `tidy`, so every step and batch is released after use. With `padTo` every
+ *   history, in training and evaluation, is a left-padded window of that many tokens.
  *
  * @module
  */
@@ -67,6 +68,8 @@ export interface RankingBatchOptions {
   readonly batchSize?: number;
   /** Packed models: whole histories (true, the default) or the last `maxLength` items. */
   readonly varLen?: boolean;
+  /** Packed models: windows of exactly this many tokens, left-padded (`packedBatches`' `padTo`). */
+  readonly padTo?: number;
 }
 
 /** The stream `stream` with `f` applied to each batch. */
@@ -97,12 +100,12 @@ export function uploadSequences(
 
 /**
  * Fails with a {@link ConfigError} naming the key, its value and the model when `config` asks
- * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`) for a
- * padded model, or `trainingMode: "all-positions"` for a packed one.
+ * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`, `padTo`)
+ * for a padded model, or `trainingMode: "all-positions"` for a packed one.
  */
 export function checkLayoutSettings(
   model: { readonly name: string; readonly layout?: InputLayout },
-  config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen">,
+  config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo">,
 ): void {
   const layout = layoutOf(model);
   if (layout === "padded") {
@@ -110,7 +113,8 @@ export function checkLayoutSettings(
     if (key !== undefined) {
       throw new ConfigError(
         `training config: '${key}' is ${JSON.stringify(config[key])}, but ${model.name} takes ` +
-          `padded batches and has no '${key}' (a setting of packed-batch models); leave it out`,
+          `padded batches and has no '${key}' (a setting of packed-batch models); leave it out` +
+          (key === "padTo" ? ` (its windows are padded to maxLength already)` : ""),
         key,
       );
     }
@@ -193,6 +197,7 @@ function packedTrainingSteps(
     split: "train",
     batchSize: config.batchSize,
     maxLength: varLen ? undefined : config.maxLength,
+    padTo: config.padTo,
     maskRatio,
     seed: config.seed,
     epoch,
@@ -230,6 +235,7 @@ export function rankingBatches(
       split,
       batchSize,
       maxLength: options.varLen === false ? maxLength : undefined,
+      padTo: options.padTo,
     });
     return mapStream(batches, (batch) => {
       let inputs: PackedModelInputs | undefined;

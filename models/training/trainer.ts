@@ -20,7 +20,7 @@ import type { SequentialDataset } from "../../data/dataset.ts";
 import { backward, zeroGrad } from "../../ops/core/autograd.ts";
 import { writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
-import { runtime } from "../../ops/core/runtime.ts";
+import { memoryStats, resetPeakMemory, runtime } from "../../ops/core/runtime.ts";
 import { tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
 import {
@@ -34,7 +34,7 @@ import {
 import { packedTrainSettings, type TrainConfig } from "../config.ts";
 import { evaluateRanking, type EvaluationOptions, type Metrics } from "./evaluator.ts";
 import type { TrainableModel } from "../model.ts";
-import { checkLayoutSettings, trainingSteps } from "./layouts.ts";
+import { checkLayoutSettings, type TrainingStep, trainingSteps } from "./layouts.ts";
 
 export type { EpochRecord } from "./training_state.ts";
 
@@ -191,15 +191,20 @@ export async function train(
     ) break;
     const epoch = state.epoch;
     const t0 = performance.now();
-    const loss = await trainEpoch(model, dataset, config, adam, state, lastPath, observer);
+    resetPeakMemory();
+    const trained = await trainEpoch(model, dataset, config, adam, state, lastPath, observer);
+    const peakLiveBytes = memoryStats().peakLiveBytes;
     const trainSeconds = (performance.now() - t0) / 1000;
     const valid = await evaluateRanking(model, dataset, "valid", rankingOptions(model, config));
     const record: EpochRecord = {
       epoch,
-      loss,
+      loss: trained.loss,
       valid: valid.metrics,
       trainSeconds,
       evalSeconds: valid.seconds,
+      peakLiveBytes,
+      tokens: trained.tokens,
+      tokensPerSecond: trainSeconds > 0 ? trained.tokens / trainSeconds : 0,
     };
     state.history.push(record);
     state.epoch++;
@@ -249,8 +254,26 @@ function rankingOptions(model: TrainableModel, config: TrainConfig): EvaluationO
     maxLength: config.maxLength,
     batchSize: config.evalBatchSize,
     ks: config.topk,
-    ...(model.layout === "packed" ? { varLen: packedTrainSettings(config).varLen } : {}),
+    ...(model.layout === "packed"
+      ? { varLen: packedTrainSettings(config).varLen, padTo: config.padTo }
+      : {}),
   };
+}
+
+/** What one epoch's training gives the epoch's record. */
+interface TrainedEpoch {
+  /** Mean training loss. */
+  readonly loss: number;
+  /** Tokens trained ({@link EpochRecord.tokens}). */
+  readonly tokens: number;
+}
+
+/**
+ * Tokens a step trains, as {@link EpochRecord.tokens} counts them: a packed batch's history
+ * tokens, or B × L of a padded batch's windows (padding included).
+ */
+function stepTokens(model: TrainableModel, step: TrainingStep, config: TrainConfig): number {
+  return model.layout === "packed" ? step.tokens ?? 0 : step.size * config.maxLength;
 }
 
 async function trainEpoch(
@@ -261,11 +284,11 @@ async function trainEpoch(
   state: TrainerState,
   lastGood: string | null,
   observer: TrainingObserver,
-): Promise<number> {
+): Promise<TrainedEpoch> {
   const steps = trainingSteps(model, dataset, config, state.epoch);
   const losses = zeros([steps.batchCount]);
   const params = model.params.list();
-  let i = 0, checked = 0, samples = 0, tokens = 0, maskedTokens = 0;
+  let i = 0, checked = 0, samples = 0, tokens = 0, maskedTokens = 0, epochTokens = 0;
   const packed = model.layout === "packed";
   const start = performance.now();
   const check = async (upTo: number) => {
@@ -297,6 +320,7 @@ async function trainEpoch(
     samples += step.size;
     tokens += step.tokens ?? 0;
     maskedTokens += step.maskedTokens ?? 0;
+    epochTokens += stepTokens(model, step, config);
     observer.stepsProgressed?.({
       epoch: state.epoch,
       step: i,
@@ -311,5 +335,5 @@ async function trainEpoch(
   losses.dispose();
   let sum = 0;
   for (const v of host) sum += v;
-  return sum / Math.max(host.length, 1);
+  return { loss: sum / Math.max(host.length, 1), tokens: epochTokens };
 }

@@ -33,6 +33,21 @@ export interface EpochRecord {
   readonly trainSeconds: number;
   /** Validation wall time (seconds). */
   readonly evalSeconds: number;
+  /**
+   * The most bytes of storage live tensors held at once during the epoch's training steps
+   * (the runtime's `memoryStats().peakLiveBytes`, reset as the epoch begins; validation not
+   * included): storage buffers rounded to pool size classes, not the driver's own memory.
+   * Absent in epochs recorded before it was measured.
+   */
+  readonly peakLiveBytes?: number;
+  /**
+   * Tokens trained in the epoch. Packed models: the history tokens of the batches (Σ segment
+   * lengths; with `padTo` the padding is included). Padded models: B × L of every window,
+   * padding included. Absent in epochs recorded before it was counted.
+   */
+  readonly tokens?: number;
+  /** {@link tokens} per second of {@link trainSeconds}. Absent with {@link tokens}. */
+  readonly tokensPerSecond?: number;
 }
 
 /** The trainer's progress, as checkpoints keep it. */
