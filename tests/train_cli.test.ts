@@ -48,6 +48,16 @@ Deno.test("train: usage, setting and path errors print one line and stop before 
         /^error: --mask-ratio: .*'maskRatio' is 0\.2, but mamba4rec takes padded batches/,
       ],
       [
+        ["--pad-to", "50"],
+        2,
+        /^error: --pad-to: .*'padTo' is 50, but mamba4rec takes padded batches.*padded to maxLength already/,
+      ],
+      [
+        ["--model", "ssd4rec", "--pad-to", "0"],
+        2,
+        /^error: --pad-to: .*'padTo' must be a positive integer, got 0/,
+      ],
+      [
         ["--var-len", "false"],
         2,
         /^error: --var-len: .*'varLen' is false, but mamba4rec takes padded batches/,

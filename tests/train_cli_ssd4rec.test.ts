@@ -1,8 +1,9 @@
 /**
  * `deno task train --model ssd4rec`: the packed-batch settings reach the run and its checkpoint,
- * and resuming with another ρ or var-len is refused by flag.
+ * every epoch of `--json` has its efficiency figures, and resuming with another ρ, var-len or
+ * `--pad-to` is refused by flag.
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { join } from "node:path";
 import { assertOneErrorLine, cli, pairs } from "./train_cli_util.ts";
 
@@ -19,6 +20,8 @@ Deno.test("train --model ssd4rec: --mask-ratio, --var-len false and --max-len re
     assertEquals(first.code, 0, first.stderr);
     const out = JSON.parse(first.stdout);
     assertEquals([out.model, out.complete, out.history.length], ["ssd4rec", false, 1]);
+    const { peakLiveBytes, tokens, tokensPerSecond } = out.history[0];
+    assert(peakLiveBytes > 0 && tokens > 0 && tokensPerSecond > 0, JSON.stringify(out.history));
     const { maskRatio, varLen, maxLength, batchSize, evalBatchSize, topk } = out.config;
     assertEquals(
       { maskRatio, varLen, maxLength, batchSize, evalBatchSize, topk },
@@ -49,6 +52,19 @@ Deno.test("train --model ssd4rec: --mask-ratio, --var-len false and --max-len re
     const whole = await resumed("--mask-ratio", "0.2", "--max-len", "50");
     assertEquals(whole.code, 2, whole.stderr);
     assertOneErrorLine(whole.stderr, /train\.varLen \(--var-len\) is false there, true now/);
+    // Padded windows train another thing: a resume with --pad-to is refused.
+    const padded = await resumed(
+      "--mask-ratio",
+      "0.2",
+      "--var-len",
+      "false",
+      "--max-len",
+      "50",
+      "--pad-to",
+      "50",
+    );
+    assertEquals(padded.code, 2, padded.stderr);
+    assertOneErrorLine(padded.stderr, /train\.padTo \(--pad-to\) is .* there, 50 now/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
