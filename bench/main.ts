@@ -14,7 +14,7 @@ import { initGpu } from "../ops/mod.ts";
 import { formatHeader, formatRow, runBenchmarks } from "./harness.ts";
 
 /** Modules of `bench/` that are not benchmark registrations. */
-export const SCRIPTS = ["main.ts", "harness.ts", "matmul_sweep.ts"];
+export const SCRIPTS = ["main.ts", "harness.ts", "matmul_sweep.ts", "ssd_kernels.ts"];
 
 /** Imports every benchmark module of this folder, the ones this folder's owner wrote first. */
 async function loadModules(): Promise<void> {

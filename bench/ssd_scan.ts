@@ -62,7 +62,7 @@ import {
 } from "./harness.ts";
 
 /** Heads, head dimension, states, groups and segments of every SSD benchmark. */
-const SHAPE = { heads: 32, headDim: 16, states: 64, groups: 1, segments: 1024 };
+export const SHAPE = { heads: 32, headDim: 16, states: 64, groups: 1, segments: 1024 };
 
 /** Tokens of the two batches, and their small stand-ins on CPU implementations. */
 const LENGTHS = {

@@ -99,6 +99,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let len = chunk_len(k);
   let tl = lid / 16u;
   let ts = lid % 16u;
+  // Whether the invocation's 4 × 4 block holds a pair of the chunk (rows past its end and blocks
+  // wholly above the diagonal only stage rows): short chunks cost what they hold.
+  let live = l0 + tl * 4u < len && s0 + ts * 4u <= l0 + tl * 4u + 3u;
   // The invocation's pairs: rows l = 4·tl + i (vec4 i), columns s = 4·ts + (x, y, z, w).
   var acc0 = vec4<f32>();
   var acc1 = vec4<f32>();
@@ -124,7 +127,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         cols_s[(e % RS) * TB + rr] = select(0.0, ${colValue}, inside && s0 + rr < len);
       }
       workgroupBarrier();
-      for (var rr = 0u; rr < RS; rr++) {
+      for (var rr = 0u; rr < RS && live; rr++) {
         let a = vec4<f32>(rows_l[rr * TB + tl * 4u], rows_l[rr * TB + tl * 4u + 1u], rows_l[rr * TB + tl * 4u + 2u], rows_l[rr * TB + tl * 4u + 3u]);
         let b = vec4<f32>(cols_s[rr * TB + ts * 4u], cols_s[rr * TB + ts * 4u + 1u], cols_s[rr * TB + ts * 4u + 2u], cols_s[rr * TB + ts * 4u + 3u]);
         d0 += a.x * b;
@@ -133,7 +136,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         d3 += a.w * b;
       }
     }
-    ${accumulate}
+    if (live) {
+      ${accumulate}
+    }
   }
   var acc: array<vec4<f32>, 4>;
   acc[0] = acc0;
