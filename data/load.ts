@@ -4,7 +4,13 @@
  * @module
  */
 import { SequentialDataset } from "./dataset.ts";
-import { type InteractionParseOptions, parseInteractions } from "./formats.ts";
+import {
+  type InteractionParseOptions,
+  type LoadedInteractions,
+  parseInteractions,
+  parseKuaiRandLogs,
+} from "./formats.ts";
+import { DataFormatError } from "./errors.ts";
 import {
   buildSequentialDataset,
   DEFAULT_MIN_INTERACTIONS,
@@ -12,8 +18,10 @@ import {
 } from "./pipeline.ts";
 import { datasetCacheKey, datasetCachePath, datasetToIPC, readDatasetCache } from "./cache.ts";
 import { writeFileAtomic } from "../host/mod.ts";
+import { basename } from "node:path";
 import {
   type DatasetLocationOptions,
+  type DatasetSource,
   defaultCacheDirectory,
   resolveDatasetSource,
 } from "./paths.ts";
@@ -37,8 +45,10 @@ export interface LoadDatasetOptions
 export interface DatasetLoadInfo {
   /** The processed dataset. */
   readonly dataset: SequentialDataset;
-  /** The file the data came from. */
+  /** The file the data came from, or the folder of a dataset read from several logs. */
   readonly sourcePath: string;
+  /** Every file read, in reading order (`[sourcePath]` for a single file). */
+  readonly sourceFiles: readonly string[];
   /** The cache entry read or written, or `undefined` with caching off. */
   readonly cachePath: string | undefined;
   /** Whether the dataset came from the cache. */
@@ -71,12 +81,15 @@ export async function loadDatasetWithInfo(
 ): Promise<DatasetLoadInfo> {
   const start = performance.now();
   const source = resolveDatasetSource(nameOrPath, options);
-  const bytes = await Deno.readFile(source.path);
+  const contents = await Promise.all(source.files.map((f) => Deno.readFile(f)));
+  const bytes = contents.length === 1 ? contents[0] : concatenate(contents);
   const mode = options.cache ?? "use";
   const name = options.name ?? source.name;
+  const sourceFiles = source.files;
   let cachePath: string | undefined;
   if (mode !== "off") {
-    const key = await datasetCacheKey(bytes, keyOptions(options));
+    const files = sourceFiles.length === 1 ? {} : { files: sourceFiles.map((f) => basename(f)) };
+    const key = await datasetCacheKey(bytes, { ...keyOptions(options), ...files });
     cachePath = datasetCachePath(options.cacheDirectory ?? defaultCacheDirectory(), name, key);
     if (mode === "use") {
       const cached = await readDatasetCache(cachePath);
@@ -88,22 +101,62 @@ export async function loadDatasetWithInfo(
           statistics: { ...cached.statistics, name, source: source.path },
         });
         const seconds = (performance.now() - start) / 1000;
-        return { dataset, sourcePath: source.path, cachePath, fromCache: true, seconds };
+        return {
+          dataset,
+          sourcePath: source.path,
+          sourceFiles,
+          cachePath,
+          fromCache: true,
+          seconds,
+        };
       }
     }
   }
-  const text = new TextDecoder().decode(bytes);
-  const loaded = parseInteractions(text, source.path, options);
+  const loaded = parseSource(source, contents, options);
   const dataset = buildSequentialDataset(loaded, { ...options, name });
   if (cachePath !== undefined) await writeFileAtomic(cachePath, datasetToIPC(dataset));
   const seconds = (performance.now() - start) / 1000;
-  return { dataset, sourcePath: source.path, cachePath, fromCache: false, seconds };
+  return { dataset, sourcePath: source.path, sourceFiles, cachePath, fromCache: false, seconds };
+}
+
+/** The bytes of several files one after another. */
+function concatenate(parts: readonly Uint8Array[]): Uint8Array {
+  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all;
+}
+
+/** Parses one file by its format, or the logs of a KuaiRand-Pure folder as one table. */
+function parseSource(
+  source: DatasetSource,
+  contents: readonly Uint8Array[],
+  options: InteractionParseOptions,
+): LoadedInteractions {
+  const decoder = new TextDecoder();
+  if (contents.length === 1) {
+    return parseInteractions(decoder.decode(contents[0]), source.path, options);
+  }
+  if (options.format !== undefined && options.format !== "kuairand-csv") {
+    throw new DataFormatError(
+      source.path,
+      `a folder of KuaiRand logs is read as kuairand-csv, not ${options.format}; ` +
+        "leave the format out or pass a single file",
+    );
+  }
+  const logs = source.files.map((file, i) => ({ source: file, text: decoder.decode(contents[i]) }));
+  return parseKuaiRandLogs(logs, source.path);
 }
 
 /**
- * Loads a dataset by name (`ml-1m`, `amazon-beauty`, …, looked up in the datasets directory) or by
- * file path, and runs the RecBole-equivalent pipeline on it ({@link DEFAULT_MIN_INTERACTIONS}-core by default), reading and
- * writing the processed-dataset cache keyed by the file's content and the options.
+ * Loads a dataset by name (`ml-1m`, `amazon-beauty`, `kuairand`, …, looked up in the datasets
+ * directory), by file path or by KuaiRand-Pure folder (its `kuaiRandLogs` read one after another),
+ * and runs the RecBole-equivalent pipeline on it ({@link DEFAULT_MIN_INTERACTIONS}-core by
+ * default), reading and writing the processed-dataset cache keyed by the files' content and the
+ * options.
  */
 export async function loadDataset(
   nameOrPath: string,

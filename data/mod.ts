@@ -20,12 +20,17 @@ export {
   type DatasetAvailability,
   type DatasetLocationOptions,
   type DatasetSource,
+  DEFAULT_KUAIRAND_LOGS,
   defaultCacheDirectory,
   defaultDatasetsDirectory,
   findKnownDataset,
   KNOWN_DATASETS,
   type KnownDataset,
+  KUAIRAND_PURE_LOGS,
+  type KuaiRandLogLocation,
+  type KuaiRandLogSet,
   listDatasets,
+  locateKuaiRandLogs,
   resolveDatasetSource,
 } from "./paths.ts";
 export {
@@ -33,8 +38,10 @@ export {
   INTERACTION_FORMATS,
   type InteractionFormat,
   type InteractionParseOptions,
+  type KuaiRandLogText,
   type LoadedInteractions,
   parseInteractions,
+  parseKuaiRandLogs,
   readInteractions,
 } from "./formats.ts";
 export {

@@ -36,8 +36,13 @@ export interface KnownDataset {
   readonly name: string;
   /** Other accepted names. */
   readonly aliases: readonly string[];
-  /** Paths relative to the datasets directory, tried in order. */
+  /** Paths relative to the datasets directory, tried in order (after {@link logFolders}). */
   readonly files: readonly string[];
+  /**
+   * For a dataset read from several log files (KuaiRand-Pure): folders relative to the datasets
+   * directory, tried in order before {@link files}; each may hold the logs itself or in `data/`.
+   */
+  readonly logFolders?: readonly string[];
   /** One line on what the data is. */
   readonly description: string;
 }
@@ -87,14 +92,14 @@ export const KNOWN_DATASETS: readonly KnownDataset[] = [
   {
     name: "kuairand-pure",
     aliases: ["kuairand"],
+    logFolders: ["KuaiRand-Pure", "kuairand-pure", "kuairand", "."],
     files: [
-      "kuairand/log_standard_4_08_to_4_21_pure.csv",
-      "KuaiRand-Pure/data/log_standard_4_08_to_4_21_pure.csv",
-      "log_standard_4_08_to_4_21_pure.csv",
       "kuairand-pure.inter",
       "kuairand-pure/kuairand-pure.inter",
+      "kuairand.inter",
+      "kuairand/kuairand.inter",
     ],
-    description: "KuaiRand-Pure standard log, 2022-04-08 to 2022-04-21",
+    description: "KuaiRand-Pure logs (by default the standard logs, 2022-04-08 to 2022-05-08)",
   },
 ];
 
@@ -107,42 +112,150 @@ export function findKnownDataset(name: string): KnownDataset | undefined {
   return KNOWN_DATASETS.find((d) => d.name === key || d.aliases.includes(key));
 }
 
-/** A dataset argument resolved to a file. */
+/** A dataset argument resolved to the files to read. */
 export interface DatasetSource {
   /** The dataset name: the canonical name of a known dataset, else the file name without extension. */
   readonly name: string;
-  /** The absolute path of the file to read. */
+  /**
+   * The absolute path of the file to read, or of the folder that holds the files of a dataset
+   * read from several logs (KuaiRand-Pure).
+   */
   readonly path: string;
+  /** The absolute paths of every file to read, in reading order (`[path]` for a single file). */
+  readonly files: readonly string[];
 }
+
+/**
+ * Which KuaiRand-Pure logs make up the dataset: `"standard"` (the default) the standard logs of
+ * both periods, `"standard-early"` only the 2022-04-08 to 04-21 one, `"all"` the standard logs
+ * and the random-exposure log.
+ */
+export type KuaiRandLogSet = "standard" | "standard-early" | "all";
+
+/** The KuaiRand-Pure log files of each {@link KuaiRandLogSet}, in reading (time) order. */
+export const KUAIRAND_PURE_LOGS: Readonly<Record<KuaiRandLogSet, readonly string[]>> = {
+  standard: ["log_standard_4_08_to_4_21_pure.csv", "log_standard_4_22_to_5_08_pure.csv"],
+  "standard-early": ["log_standard_4_08_to_4_21_pure.csv"],
+  all: [
+    "log_standard_4_08_to_4_21_pure.csv",
+    "log_standard_4_22_to_5_08_pure.csv",
+    "log_random_4_22_to_5_08_pure.csv",
+  ],
+};
+
+/** The log set read when none is chosen. */
+export const DEFAULT_KUAIRAND_LOGS: KuaiRandLogSet = "standard";
 
 /** Options for {@link resolveDatasetSource} and {@link listDatasets}. */
 export interface DatasetLocationOptions {
   /** The directory to look in for dataset names; defaults to {@link defaultDatasetsDirectory}. */
   readonly datasetsDirectory?: string;
+  /** The KuaiRand-Pure logs to read from a log folder; defaults to {@link DEFAULT_KUAIRAND_LOGS}. */
+  readonly kuaiRandLogs?: KuaiRandLogSet;
+}
+
+/** Whether `path` is an existing directory. */
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/** The KuaiRand-Pure logs found in a folder, with the folder that holds them. */
+export interface KuaiRandLogLocation {
+  /** The folder holding the logs: the folder given, or its `data/` subfolder. */
+  readonly directory: string;
+  /** The absolute paths of the chosen logs, in reading order. */
+  readonly files: readonly string[];
 }
 
 /**
- * Resolves a dataset name (`ml-1m`, `amazon-beauty`, `kuairand`, …) or a file path to a file.
+ * Finds the logs of `logs` in `folder` or `folder/data` (the unpacked official `KuaiRand-Pure`
+ * layout). Returns `undefined` when neither holds any KuaiRand-Pure log, and throws
+ * `Deno.errors.NotFound` naming the folder, the missing files and the expected ones when a folder
+ * holds some logs but not all of the chosen set.
+ */
+export function locateKuaiRandLogs(
+  folder: string,
+  logs: KuaiRandLogSet = DEFAULT_KUAIRAND_LOGS,
+): KuaiRandLogLocation | undefined {
+  const expected = KUAIRAND_PURE_LOGS[logs];
+  if (expected === undefined) {
+    throw new RangeError(
+      `unknown KuaiRand log set ${JSON.stringify(logs)}; one of ${
+        Object.keys(KUAIRAND_PURE_LOGS).join(", ")
+      }`,
+    );
+  }
+  const allLogs = KUAIRAND_PURE_LOGS.all;
+  for (const directory of [resolve(folder), resolve(folder, "data")]) {
+    if (!allLogs.some((f) => isFile(join(directory, f)))) continue;
+    const missing = expected.filter((f) => !isFile(join(directory, f)));
+    if (missing.length > 0) {
+      throw new Deno.errors.NotFound(
+        `KuaiRand-Pure folder ${directory} lacks ${missing.join(", ")}; the "${logs}" log set ` +
+          `reads ${expected.join(", ")} (sets: ${describeLogSets()})`,
+      );
+    }
+    return { directory, files: expected.map((f) => join(directory, f)) };
+  }
+  return undefined;
+}
+
+/** Each log set with its files, for messages. */
+function describeLogSets(): string {
+  return Object.entries(KUAIRAND_PURE_LOGS).map(([set, files]) => `${set}: ${files.join(" + ")}`)
+    .join("; ");
+}
+
+/**
+ * Resolves a dataset name (`ml-1m`, `amazon-beauty`, `kuairand`, …), a file path or a KuaiRand-Pure
+ * folder to the files to read.
  *
- * An argument that is an existing file, contains a path separator, or ends in a data extension is a
- * path; anything else is looked up by name in the datasets directory. Throws `Deno.errors.NotFound`
- * with the places it looked when nothing is there.
+ * An argument that is an existing file or folder, contains a path separator, or ends in a data
+ * extension is a path; a folder must hold KuaiRand-Pure logs (itself or in `data/`), of which the
+ * `kuaiRandLogs` set is read. Anything else is looked up by name in the datasets directory: for
+ * `kuairand` first the log folders, then processed `.inter` files. Throws `Deno.errors.NotFound`
+ * with the places it looked, or the log files missing, when nothing fits.
  */
 export function resolveDatasetSource(
   nameOrPath: string,
   options: DatasetLocationOptions = {},
 ): DatasetSource {
+  const logs = options.kuaiRandLogs ?? DEFAULT_KUAIRAND_LOGS;
   const looksLikePath = nameOrPath.includes("/") || nameOrPath.includes("\\") ||
     DATA_EXTENSIONS.has(extname(nameOrPath).toLowerCase()) || isAbsolute(nameOrPath);
   if (isFile(nameOrPath) || looksLikePath) {
     const path = resolve(nameOrPath);
+    if (isDirectory(path)) {
+      const found = locateKuaiRandLogs(path, logs);
+      if (found === undefined) {
+        throw new Deno.errors.NotFound(
+          `dataset folder ${path} holds no KuaiRand-Pure logs (looked in ${path} and ` +
+            `${join(path, "data")} for ${KUAIRAND_PURE_LOGS[logs].join(", ")}); pass a file ` +
+            "or the unpacked KuaiRand-Pure folder",
+        );
+      }
+      return { name: "kuairand-pure", path: found.directory, files: found.files };
+    }
     if (!isFile(path)) throw new Deno.errors.NotFound(`dataset file not found: ${path}`);
-    const known = KNOWN_DATASETS.find((d) => d.files.some((f) => path.endsWith(`/${f}`)));
+    const known = KNOWN_DATASETS.find((d) =>
+      d.files.some((f) => path.endsWith(`/${f}`)) ||
+      (d.logFolders !== undefined && KUAIRAND_PURE_LOGS.all.includes(basename(path)))
+    );
     const stem = basename(path, extname(path));
-    return { name: known?.name ?? stem, path };
+    return { name: known?.name ?? stem, path, files: [path] };
   }
   const directory = options.datasetsDirectory ?? defaultDatasetsDirectory();
   const known = findKnownDataset(nameOrPath);
+  for (const folder of known?.logFolders ?? []) {
+    const found = locateKuaiRandLogs(join(directory, folder), logs);
+    if (found) {
+      return { name: known?.name ?? nameOrPath, path: found.directory, files: found.files };
+    }
+  }
   const candidates = known?.files ?? [
     `${nameOrPath}.txt`,
     `${nameOrPath}.inter`,
@@ -152,12 +265,17 @@ export function resolveDatasetSource(
   ];
   for (const file of candidates) {
     const path = join(directory, file);
-    if (isFile(path)) return { name: known?.name ?? nameOrPath, path };
+    if (isFile(path)) return { name: known?.name ?? nameOrPath, path, files: [path] };
   }
   const names = KNOWN_DATASETS.map((d) => d.name).join(", ");
+  const folders = known?.logFolders === undefined
+    ? ""
+    : `the folders ${known.logFolders.join(", ")} (or their data/) for ${
+      KUAIRAND_PURE_LOGS[logs].join(", ")
+    }, then `;
   throw new Deno.errors.NotFound(
-    `dataset "${nameOrPath}" not found in ${directory} (looked for ${candidates.join(", ")}); ` +
-      `known datasets: ${names}; or pass a file path`,
+    `dataset "${nameOrPath}" not found in ${directory} (looked for ${folders}` +
+      `${candidates.join(", ")}); known datasets: ${names}; or pass a file or folder path`,
   );
 }
 
@@ -167,9 +285,9 @@ export interface DatasetAvailability {
   readonly name: string;
   /** One line on what the data is. */
   readonly description: string;
-  /** The file found, or `undefined` when absent. */
+  /** The file (or log folder) found, or `undefined` when absent. */
   readonly path: string | undefined;
-  /** Where to put the file when it is absent (the first candidate location). */
+  /** Where to put the file (or log folder) when it is absent (the first candidate location). */
   readonly expectedPath: string;
 }
 
@@ -177,12 +295,19 @@ export interface DatasetAvailability {
 export function listDatasets(options: DatasetLocationOptions = {}): DatasetAvailability[] {
   const directory = options.datasetsDirectory ?? defaultDatasetsDirectory();
   return KNOWN_DATASETS.map((d) => {
-    const found = d.files.map((f) => join(directory, f)).find(isFile);
+    const inFolder = (d.logFolders ?? []).map((f) => {
+      try {
+        return locateKuaiRandLogs(join(directory, f), options.kuaiRandLogs)?.directory;
+      } catch {
+        return undefined; // a folder missing some logs is not available
+      }
+    }).find((found) => found !== undefined);
+    const found = inFolder ?? d.files.map((f) => join(directory, f)).find(isFile);
     return {
       name: d.name,
       description: d.description,
       path: found,
-      expectedPath: join(directory, d.files[0]),
+      expectedPath: join(directory, d.logFolders?.[0] ?? d.files[0]),
     };
   });
 }

@@ -195,7 +195,8 @@ Deno.test("unknown files and dataset names say what was looked for", async () =>
     assertThrows(() => resolveDatasetSource(join(dir, "x.txt")), Deno.errors.NotFound, "x.txt");
     await Deno.writeTextFile(join(dir, "ml-1m.txt"), "1 2\n");
     const found = resolveDatasetSource("ML1M", { datasetsDirectory: dir });
-    assertEquals(found, { name: "ml-1m", path: join(dir, "ml-1m.txt") });
+    const mlPath = join(dir, "ml-1m.txt");
+    assertEquals(found, { name: "ml-1m", path: mlPath, files: [mlPath] });
     const kuai = join(dir, "kuairand");
     await Deno.mkdir(kuai);
     await Deno.writeTextFile(
@@ -203,7 +204,8 @@ Deno.test("unknown files and dataset names say what was looked for", async () =>
       "user_id,video_id,time_ms\n",
     );
     assertEquals(
-      resolveDatasetSource("kuairand", { datasetsDirectory: dir }).name,
+      resolveDatasetSource("kuairand", { datasetsDirectory: dir, kuaiRandLogs: "standard-early" })
+        .name,
       "kuairand-pure",
     );
   } finally {
