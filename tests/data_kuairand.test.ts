@@ -125,8 +125,10 @@ Deno.test("a KuaiRand-Pure folder resolves to the chosen logs in time order", as
   await withTempDir(async (dir) => {
     const data = await writeFolder(dir, fullLogs());
     const root = join(dir, "KuaiRand-Pure");
+    // By default the first standard log alone: SSD4Rec's KuaiRand.
+    assertEquals(resolveDatasetSource(root).files, [join(data, EARLY)]);
     for (const arg of [root, data]) {
-      const source = resolveDatasetSource(arg);
+      const source = resolveDatasetSource(arg, { kuaiRandLogs: "standard" });
       assertEquals(source, {
         name: "kuairand-pure",
         path: data,
@@ -154,10 +156,10 @@ Deno.test("a KuaiRand-Pure folder resolves to the chosen logs in time order", as
 Deno.test("logs directly in a named folder are found too (kuairand/ with no data/)", async () => {
   await withTempDir(async (dir) => {
     const folder = await writeFolder(dir, fullLogs(), "kuairand");
-    assertEquals(resolveDatasetSource("kuairand", { datasetsDirectory: dir }).files, [
-      join(folder, EARLY),
-      join(folder, LATE),
-    ]);
+    assertEquals(
+      resolveDatasetSource("kuairand", { datasetsDirectory: dir, kuaiRandLogs: "standard" }).files,
+      [join(folder, EARLY), join(folder, LATE)],
+    );
   });
 });
 
@@ -165,7 +167,12 @@ Deno.test("loading a folder: both standard logs, each user's rows in time order"
   await withTempDir(async (dir) => {
     const data = await writeFolder(dir, fullLogs());
     const cacheDirectory = join(dir, "cache");
-    const options = { minUserInteractions: 1, minItemInteractions: 1, cacheDirectory };
+    const options = {
+      minUserInteractions: 1,
+      minItemInteractions: 1,
+      cacheDirectory,
+      kuaiRandLogs: "standard" as const,
+    };
     const info = await loadDatasetWithInfo(join(dir, "KuaiRand-Pure"), options);
     assert(!info.fromCache);
     assertEquals(info.sourcePath, data);
@@ -209,8 +216,9 @@ Deno.test("loading a folder: both standard logs, each user's rows in time order"
 Deno.test("missing logs: the error names the folder, the missing file and the expected files", async () => {
   await withTempDir(async (dir) => {
     const data = await writeFolder(dir, { [EARLY]: logText(EARLY_ROWS) });
+    const standard = { kuaiRandLogs: "standard" as const };
     const e = assertThrows(
-      () => resolveDatasetSource(join(dir, "KuaiRand-Pure")),
+      () => resolveDatasetSource(join(dir, "KuaiRand-Pure"), standard),
       Deno.errors.NotFound,
     );
     assertMatch(e.message, new RegExp(`folder ${data} lacks ${LATE}`));
@@ -218,7 +226,7 @@ Deno.test("missing logs: the error names the folder, the missing file and the ex
     assertMatch(e.message, /standard-early/);
     // By name the same folder gives the same message; the early log alone is a valid choice.
     assertThrows(
-      () => resolveDatasetSource("kuairand", { datasetsDirectory: dir }),
+      () => resolveDatasetSource("kuairand", { datasetsDirectory: dir, ...standard }),
       Deno.errors.NotFound,
       LATE,
     );
@@ -227,9 +235,9 @@ Deno.test("missing logs: the error names the folder, the missing file and the ex
         .files,
       [join(data, EARLY)],
     );
+    // The default (the early log alone) is complete, so the listing finds the folder.
     const listed = listDatasets({ datasetsDirectory: dir }).find((d) => d.name === "kuairand-pure");
-    assertEquals(listed?.path, undefined);
-    assertEquals(listed?.expectedPath, join(dir, "KuaiRand-Pure"));
+    assertEquals(listed?.path, data);
     const all = assertThrows(
       () => resolveDatasetSource(data, { kuaiRandLogs: "all" }),
       Deno.errors.NotFound,
@@ -245,7 +253,7 @@ Deno.test("folders without logs and absent datasets say where they looked", asyn
     await Deno.writeTextFile(join(empty, "data", "user_features_pure.csv"), "user_id\n1\n");
     const e = assertThrows(() => resolveDatasetSource(empty), Deno.errors.NotFound);
     assertMatch(e.message, new RegExp(`folder ${empty} holds no KuaiRand-Pure logs`));
-    assertMatch(e.message, new RegExp(`${EARLY}, ${LATE}`));
+    assertMatch(e.message, new RegExp(`for ${EARLY}\\)`));
     const byName = assertThrows(
       () => resolveDatasetSource("kuairand", { datasetsDirectory: dir }),
       Deno.errors.NotFound,
