@@ -5,7 +5,7 @@
  * @module
  */
 import type { SequentialDataset } from "../data/dataset.ts";
-import { type InteractionFormat, parseInteractions } from "../data/formats.ts";
+import { type InteractionFormat, parseInteractions, parseKuaiRandLogs } from "../data/formats.ts";
 import type { DatasetSource } from "../data/paths.ts";
 import { buildSequentialDataset } from "../data/pipeline.ts";
 
@@ -28,21 +28,68 @@ export function firstUsersText(text: string, count: number): string {
   return lines.join("\n");
 }
 
+/**
+ * CSV logs with a header (KuaiRand's) restricted to the first `count` users, read by the
+ * `user_id` column, in file order across the logs: each log keeps its header and the rows of those
+ * users. Throws naming the log when its header has no `user_id` column.
+ */
+export function firstUsersCsv(
+  logs: readonly { source: string; text: string }[],
+  count: number,
+): { source: string; text: string }[] {
+  const kept = new Set<string>();
+  return logs.map(({ source, text }) => {
+    const lines = text.split("\n");
+    const header = lines[0].replace(/^\ufeff/, "");
+    const column = header.trim().split(",").indexOf("user_id");
+    if (column < 0) {
+      throw new RangeError(
+        `${source}: the header has no user_id column (got "${header.trim().slice(0, 80)}"); ` +
+          "pass a KuaiRand log CSV",
+      );
+    }
+    const out = [header];
+    for (const line of lines.slice(1)) {
+      const user = line.split(",")[column]?.trim();
+      if (!user) continue;
+      if (!kept.has(user)) {
+        if (kept.size === count) continue;
+        kept.add(user);
+      }
+      out.push(line);
+    }
+    return { source, text: out.join("\n") };
+  });
+}
+
 /** The name of the slice of the dataset `name` that keeps its first `count` users. */
 export function firstUsersName(name: string, count: number): string {
   return `${name} (first ${count} users)`;
 }
 
 /**
- * Reads `source`, keeps its first `count` users ({@link firstUsersText}) and runs the pipeline
- * on them; the dataset is named by {@link firstUsersName}. Slices are not cached.
+ * Reads `source`, keeps its first `count` users ({@link firstUsersText}; for CSV logs such as
+ * KuaiRand's, one or several, {@link firstUsersCsv}) and runs the pipeline on them; the dataset is
+ * named by {@link firstUsersName}. Slices are not cached.
  */
 export async function loadFirstUsers(
   source: DatasetSource,
   count: number,
   format?: InteractionFormat,
 ): Promise<SequentialDataset> {
-  const text = firstUsersText(await Deno.readTextFile(source.path), count);
-  const loaded = parseInteractions(text, source.path, { format });
-  return buildSequentialDataset(loaded, { name: firstUsersName(source.name, count) });
+  const name = firstUsersName(source.name, count);
+  const files = source.files;
+  if (files.every((f) => f.toLowerCase().endsWith(".csv"))) {
+    const logs = await Promise.all(
+      files.map(async (f) => ({ source: f, text: await Deno.readTextFile(f) })),
+    );
+    const sliced = firstUsersCsv(logs, count);
+    const loaded = sliced.length === 1
+      ? parseInteractions(sliced[0].text, sliced[0].source, { format })
+      : parseKuaiRandLogs(sliced, source.path);
+    return buildSequentialDataset(loaded, { name });
+  }
+  const text = firstUsersText(await Deno.readTextFile(files[0]), count);
+  const loaded = parseInteractions(text, files[0], { format });
+  return buildSequentialDataset(loaded, { name });
 }

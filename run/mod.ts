@@ -20,7 +20,7 @@ export {
   SETTINGS_KNOWN_AFTER_LOADING,
   setupRun,
 } from "./setup.ts";
-export { firstUsersName, firstUsersText, loadFirstUsers } from "./dataset_slice.ts";
+export { firstUsersCsv, firstUsersName, firstUsersText, loadFirstUsers } from "./dataset_slice.ts";
 export { checkOutputDirectory, checkOutputFile, OutputPathError } from "./outputs.ts";
 export { checkResume, type ResumeCheckOptions } from "./resume.ts";
 export {
