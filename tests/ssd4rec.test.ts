@@ -3,7 +3,7 @@
  * parameter's gradient of the whole model, and the Mamba-2 block alone, whose run on segments
  * reversed in place equals each segment reversed and run alone.
  */
-import { assert, assertEquals } from "@std/assert";
+import { assertEquals } from "@std/assert";
 import { type PackedBatch, SeededRandom } from "../data/mod.ts";
 import { Mamba2Block } from "../models/mamba2_block.ts";
 import { ParameterSet } from "../models/parameters.ts";
@@ -27,8 +27,9 @@ import {
   refParams,
   tinyModel,
 } from "./ssd4rec_cases.ts";
+import { checkParameterGradients } from "./model_gradients.ts";
 import { mamba2BlockReference, ssd4recReference } from "./ssd4rec_reference.ts";
-import { assertClose, freshSeed, makeRng, randn, relError } from "./util.ts";
+import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
 
 for (const numLayers of [1, 2]) {
   Deno.test(`ssd4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
@@ -57,40 +58,13 @@ for (const numLayers of [1, 2]) {
     assertClose([host[0][0]], [want.loss], 1e-5, `seed ${seed}: loss`);
     assertClose(host[1], want.h, 1e-4, `seed ${seed}: last-token representation`);
 
-    const lossOf = () => ssd4recReference(ref, batch, options).loss;
-    entries.forEach(([name], i) => {
-      const g = host[2 + i];
-      const p = ref.get(name)!.data;
-      const probes = Math.min(4, p.length);
-      const fd: number[] = [], gpu: number[] = [];
-      for (let k = 0; k < probes; k++) {
-        const j = Math.floor(rng() * p.length);
-        const old = p[j];
-        const eps = 1e-5 * Math.max(1, Math.abs(old));
-        p[j] = old + eps;
-        const up = lossOf();
-        p[j] = old - eps;
-        const down = lossOf();
-        p[j] = old;
-        fd.push((up - down) / (2 * eps));
-        gpu.push(g[j]);
-      }
-      const scale = Math.max(...fd.map(Math.abs));
-      if (scale < 1e-7) {
-        // A flat direction (e.g. an item row no token and no target uses): tiny on the GPU too.
-        assert(
-          Math.max(...gpu.map(Math.abs)) < 1e-5,
-          `seed ${seed}: ${name} gradient ${gpu} where FD ≈ 0`,
-        );
-        return;
-      }
-      const e = relError(gpu, fd);
-      assert(
-        e < 2e-3,
-        `seed ${seed}: ${name} gradient vs finite differences: relative error ${
-          e.toExponential(2)
-        } (gpu ${gpu}, fd ${fd})`,
-      );
+    checkParameterGradients({
+      seed,
+      rng,
+      names: entries.map(([name]) => name),
+      grads: host.slice(2, 2 + entries.length),
+      refData: (name) => ref.get(name)!.data,
+      lossOf: () => ssd4recReference(ref, batch, options).loss,
     });
     zeroGrad(model.params.list());
   });
