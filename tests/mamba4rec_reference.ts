@@ -2,7 +2,8 @@
  * A float64 reference of the whole Mamba4Rec forward pass and loss (dropout off), written as
  * plain loops over the official model's definition, for checking the GPU model and its gradients.
  */
-import { normalCdf } from "./reference.ts";
+import { layerNormRef } from "./layernorm_reference.ts";
+import { linearRef as linear, normalCdf, tiedCrossEntropyRef } from "./reference.ts";
 
 /** Parameters by name (the GPU model's names) with their shapes. */
 export type RefParams = Map<string, { data: Float64Array; shape: readonly number[] }>;
@@ -24,35 +25,6 @@ export interface RefBatch {
 const silu = (x: number) => x / (1 + Math.exp(-x));
 const softplus = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
 
-/** `y[r, o] = Σ_i x[r, i] W[o, i] (+ b[o])` for rows r. */
-function linear(x: Float64Array, rows: number, w: Float64Array, out: number, b?: Float64Array) {
-  const inF = w.length / out;
-  const y = new Float64Array(rows * out);
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < out; o++) {
-      let s = b ? b[o] : 0;
-      for (let i = 0; i < inF; i++) s += x[r * inF + i] * w[o * inF + i];
-      y[r * out + o] = s;
-    }
-  }
-  return y;
-}
-
-function layerNorm(x: Float64Array, rows: number, w: Float64Array, b: Float64Array, eps: number) {
-  const d = w.length;
-  const y = new Float64Array(x.length);
-  for (let r = 0; r < rows; r++) {
-    let mean = 0;
-    for (let i = 0; i < d; i++) mean += x[r * d + i];
-    mean /= d;
-    let v = 0;
-    for (let i = 0; i < d; i++) v += (x[r * d + i] - mean) ** 2;
-    const rstd = 1 / Math.sqrt(v / d + eps);
-    for (let i = 0; i < d; i++) y[r * d + i] = (x[r * d + i] - mean) * rstd * w[i] + b[i];
-  }
-  return y;
-}
-
 /** Mamba4Rec's mean cross-entropy loss on a batch, and the last-position representations. */
 export function mamba4recReference(
   p: RefParams,
@@ -66,34 +38,33 @@ export function mamba4recReference(
   };
   const E = get("item_embedding.weight");
   const d = p.get("item_embedding.weight")!.shape[1];
-  const V = E.length / d;
   const { size: B, maxLength: L } = batch;
   const rows = B * L;
-  let h = new Float64Array(rows * d);
+  let h: Float64Array = new Float64Array(rows * d);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < d; i++) h[r * d + i] = E[batch.items[r] * d + i];
   }
-  h = layerNorm(h, rows, get("LayerNorm.weight"), get("LayerNorm.bias"), 1e-12);
+  h = layerNormRef(h, get("LayerNorm.weight"), get("LayerNorm.bias"), d, 1e-12);
   for (let layer = 0; layer < numLayers; layer++) {
     const pre = `mamba_layers.${layer}`;
     const m = mambaBlock(p, `${pre}.mamba`, h, B, L, d);
     const x = numLayers === 1 ? m : m.map((v, i) => v + h[i]);
-    const normed = layerNorm(
+    const normed = layerNormRef(
       x,
-      rows,
       get(`${pre}.LayerNorm.weight`),
       get(`${pre}.LayerNorm.bias`),
+      d,
       1e-12,
     );
     const inner = get(`${pre}.ffn.w_1.bias`).length;
     const a = linear(normed, rows, get(`${pre}.ffn.w_1.weight`), inner, get(`${pre}.ffn.w_1.bias`))
       .map((v) => v * normalCdf(v));
     const f = linear(a, rows, get(`${pre}.ffn.w_2.weight`), d, get(`${pre}.ffn.w_2.bias`));
-    h = layerNorm(
+    h = layerNormRef(
       f.map((v, i) => v + normed[i]),
-      rows,
       get(`${pre}.ffn.LayerNorm.weight`),
       get(`${pre}.ffn.LayerNorm.bias`),
+      d,
       1e-12,
     );
   }
@@ -102,21 +73,7 @@ export function mamba4recReference(
     const pos = Math.max(batch.lengths[b] - 1, 0);
     for (let i = 0; i < d; i++) last[b * d + i] = h[(b * L + pos) * d + i];
   }
-  let loss = 0;
-  for (let b = 0; b < B; b++) {
-    const logits = new Float64Array(V);
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) {
-      let s = 0;
-      for (let i = 0; i < d; i++) s += last[b * d + i] * E[v * d + i];
-      logits[v] = s;
-      max = Math.max(max, s);
-    }
-    let z = 0;
-    for (let v = 0; v < V; v++) z += Math.exp(logits[v] - max);
-    loss += Math.log(z) + max - logits[batch.targets[b]];
-  }
-  return { loss: loss / B, h: last };
+  return { loss: tiedCrossEntropyRef(last, E, d, batch.targets), h: last };
 }
 
 function mambaBlock(p: RefParams, pre: string, h: Float64Array, B: number, L: number, d: number) {

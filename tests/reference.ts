@@ -90,3 +90,52 @@ export function rowSumRef(x: Float64Array, cols: number, scale = 1): Float64Arra
   }
   return out;
 }
+
+/** `y[r, o] = Σ_i x[r, i] W[o, i] (+ b[o])` for rows r: a linear layer with W `[out, in]`. */
+export function linearRef(
+  x: Float64Array,
+  rows: number,
+  w: Float64Array,
+  out: number,
+  b?: Float64Array,
+): Float64Array {
+  const inF = w.length / out;
+  const y = new Float64Array(rows * out);
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < out; o++) {
+      let s = b ? b[o] : 0;
+      for (let i = 0; i < inF; i++) s += x[r * inF + i] * w[o * inF + i];
+      y[r * out + o] = s;
+    }
+  }
+  return y;
+}
+
+/**
+ * The mean cross-entropy of scores `h · Eᵀ` against the tied item table E (`[V, d]`) for the
+ * representations h (`[B, d]`) and their targets.
+ */
+export function tiedCrossEntropyRef(
+  h: Float64Array,
+  E: Float64Array,
+  d: number,
+  targets: ArrayLike<number>,
+): number {
+  const B = h.length / d;
+  const V = E.length / d;
+  let loss = 0;
+  for (let b = 0; b < B; b++) {
+    const logits = new Float64Array(V);
+    let max = -Infinity;
+    for (let v = 0; v < V; v++) {
+      let s = 0;
+      for (let i = 0; i < d; i++) s += h[b * d + i] * E[v * d + i];
+      logits[v] = s;
+      max = Math.max(max, s);
+    }
+    let z = 0;
+    for (let v = 0; v < V; v++) z += Math.exp(logits[v] - max);
+    loss += Math.log(z) + max - logits[targets[b]];
+  }
+  return loss / B;
+}

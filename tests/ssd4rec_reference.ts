@@ -8,7 +8,7 @@
 import { ssdScanReference } from "../ops/mod.ts";
 import { layerNormRef } from "./layernorm_reference.ts";
 import type { RefParams } from "./mamba4rec_reference.ts";
-import { normalCdf } from "./reference.ts";
+import { linearRef as linear, normalCdf, tiedCrossEntropyRef } from "./reference.ts";
 
 /** A packed batch: the histories concatenated into one row of T tokens. */
 export interface PackedRefBatch {
@@ -36,20 +36,6 @@ export interface Ssd4recRefOptions {
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 const silu = (v: number) => v * sigmoid(v);
-
-/** `y[r, o] = Σ_i x[r, i] W[o, i] (+ b[o])` for rows r. */
-function linear(x: Float64Array, rows: number, w: Float64Array, out: number, b?: Float64Array) {
-  const inF = w.length / out;
-  const y = new Float64Array(rows * out);
-  for (let r = 0; r < rows; r++) {
-    for (let o = 0; o < out; o++) {
-      let s = b ? b[o] : 0;
-      for (let i = 0; i < inF; i++) s += x[r * inF + i] * w[o * inF + i];
-      y[r * out + o] = s;
-    }
-  }
-  return y;
-}
 
 function getter(p: RefParams) {
   return (n: string) => {
@@ -144,7 +130,6 @@ export function ssd4recReference(
   const get = (n: string) => getter(p)(n).data;
   const E = get("item_embedding.weight");
   const d = getter(p)("item_embedding.weight").shape[1];
-  const V = E.length / d;
   const T = batch.items.length;
   const B = batch.lastIndex.length;
   let h: Float64Array = new Float64Array(T * d);
@@ -187,19 +172,5 @@ export function ssd4recReference(
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < d; i++) last[b * d + i] = h[batch.lastIndex[b] * d + i];
   }
-  let loss = 0;
-  for (let b = 0; b < B; b++) {
-    const logits = new Float64Array(V);
-    let max = -Infinity;
-    for (let v = 0; v < V; v++) {
-      let s = 0;
-      for (let i = 0; i < d; i++) s += last[b * d + i] * E[v * d + i];
-      logits[v] = s;
-      max = Math.max(max, s);
-    }
-    let z = 0;
-    for (let v = 0; v < V; v++) z += Math.exp(logits[v] - max);
-    loss += Math.log(z) + max - logits[batch.targets[b]];
-  }
-  return { loss: loss / B, h: last };
+  return { loss: tiedCrossEntropyRef(last, E, d, batch.targets), h: last };
 }
