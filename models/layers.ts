@@ -89,11 +89,17 @@ export function applyDropout(x: Tensor, ctx: DropoutContext): Tensor {
   return ctx.training && ctx.p > 0 ? dropout(x, ctx.p, ctx.rng, { training: true }) : x;
 }
 
-/** `LayerNorm(Dropout(W₂ Dropout(GELU(W₁ x))) + x)`, with W₁: d → 4d and W₂: 4d → d. */
+/**
+ * The position-wise feed-forward block, W₁: d → 4d and W₂: 4d → d with exact GELU, its residual
+ * inside the LayerNorm. Where its second dropout goes differs between the papers' code:
+ * `"before-residual"` (RecBole's, Mamba4Rec): `LayerNorm(Dropout(W₂ Dropout(GELU(W₁ x))) + x)`;
+ * `"after-norm"` (SSD4Rec's): `Dropout(LayerNorm(W₂ Dropout(GELU(W₁ x)) + x))`.
+ */
 export class FeedForward {
   readonly #w1: Linear;
   readonly #w2: Linear;
   readonly #norm: LayerNorm;
+  readonly #dropoutAfterNorm: boolean;
 
   /**
    * Creates both projections and the output LayerNorm.
@@ -101,17 +107,27 @@ export class FeedForward {
    * @param name parameter name prefix
    * @param size model width d
    * @param inner inner width (4d)
+   * @param dropout where the second dropout goes (default `"before-residual"`)
    */
-  constructor(params: ParameterSet, name: string, size: number, inner: number) {
+  constructor(
+    params: ParameterSet,
+    name: string,
+    size: number,
+    inner: number,
+    dropout: "before-residual" | "after-norm" = "before-residual",
+  ) {
     this.#w1 = new Linear(params, `${name}.w_1`, size, inner);
     this.#w2 = new Linear(params, `${name}.w_2`, inner, size);
     this.#norm = new LayerNorm(params, `${name}.LayerNorm`, size);
+    this.#dropoutAfterNorm = dropout === "after-norm";
   }
 
   /** Applies the block to `[..., d]`. */
   forward(x: Tensor, ctx: DropoutContext): Tensor {
     const h = applyDropout(gelu(this.#w1.forward(x)), ctx);
-    return this.#norm.forward(add(applyDropout(this.#w2.forward(h), ctx), x));
+    const f = this.#w2.forward(h);
+    if (this.#dropoutAfterNorm) return applyDropout(this.#norm.forward(add(f, x)), ctx);
+    return this.#norm.forward(add(applyDropout(f, ctx), x));
   }
 }
 

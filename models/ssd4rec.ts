@@ -15,7 +15,7 @@
 import { DEFAULT_SEED, SeededRandom } from "../data/random.ts";
 import type { PackedBatch } from "../data/packed_batches.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { add, gelu, reshape, scale } from "../ops/pointwise/elementwise.ts";
+import { add, reshape, scale } from "../ops/pointwise/elementwise.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { GATED_RMS_NORM_MAX_GROUP } from "../ops/dense/gated_rms_norm.ts";
 import { reverseSegments } from "../ops/sequence/reverse_segments.ts";
@@ -26,7 +26,7 @@ import {
   ssdPieces,
 } from "../ops/sequence/ssd_scan/mod.ts";
 import { Tensor } from "../ops/core/tensor.ts";
-import { applyDropout, type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
+import { applyDropout, type DropoutContext, FeedForward, INIT_STD, LayerNorm } from "./layers.ts";
 import { Mamba2Block, type PackedSegments } from "./mamba2_block.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
 import { ParameterSet } from "./parameters.ts";
@@ -184,31 +184,11 @@ export function packedInputs(
   };
 }
 
-/** `Dropout(LayerNorm(W₂ Dropout(GELU(W₁ h)) + h))`, W₁: d → 4d, W₂: 4d → d (post-LN). */
-class PostNormFeedForward {
-  readonly #w1: Linear;
-  readonly #w2: Linear;
-  readonly #norm: LayerNorm;
-
-  /** Creates `w_1`, `w_2` and `LayerNorm` under `name`, width `size`, inner width `inner`. */
-  constructor(params: ParameterSet, name: string, size: number, inner: number) {
-    this.#w1 = new Linear(params, `${name}.w_1`, size, inner);
-    this.#w2 = new Linear(params, `${name}.w_2`, inner, size);
-    this.#norm = new LayerNorm(params, `${name}.LayerNorm`, size);
-  }
-
-  /** Applies the block to `[..., d]`. */
-  forward(h: Tensor, ctx: DropoutContext): Tensor {
-    const f = this.#w2.forward(applyDropout(gelu(this.#w1.forward(h)), ctx));
-    return applyDropout(this.#norm.forward(add(f, h)), ctx);
-  }
-}
-
 /** One Bi-SSD layer's modules: the shared Mamba-2 block, its LayerNorm and the feed-forward. */
 interface BiSsdLayer {
   readonly mamba: Mamba2Block;
   readonly norm: LayerNorm;
-  readonly ffn: PostNormFeedForward;
+  readonly ffn: FeedForward;
 }
 
 /** SSD4Rec on WebGPU. */
@@ -250,7 +230,7 @@ export class SSD4Rec {
       this.#layers.push({
         mamba: new Mamba2Block(this.params, `${name}.mamba`, block, mambaInit),
         norm: new LayerNorm(this.params, `${name}.LayerNorm`, d),
-        ffn: new PostNormFeedForward(this.params, `${name}.ffn`, d, 4 * d),
+        ffn: new FeedForward(this.params, `${name}.ffn`, d, 4 * d, "after-norm"),
       });
     }
   }
