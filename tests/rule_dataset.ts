@@ -2,7 +2,9 @@
  * A synthetic dataset the training tests learn: every item has one successor, so a model that
  * learns the rule ranks every target first.
  */
+import { assert } from "@std/assert";
 import { parseInteractions } from "../data/formats.ts";
+import type { TrainResult } from "../models/training/trainer.ts";
 import { buildSequentialDataset } from "../data/pipeline.ts";
 import type { SequentialDataset } from "../data/dataset.ts";
 import { makeRng } from "./util.ts";
@@ -30,4 +32,19 @@ export function ruleDataset(
   }
   const loaded = parseInteractions(lines.join("\n"), "rule.txt", { format: "user-item-pairs" });
   return buildSequentialDataset(loaded, { name: "rule" });
+}
+
+/**
+ * Asserts that a training run learned the rule: its loss fell from the first epoch to the last and
+ * its test HR@10 exceeds 0.9. Messages name the seed and the losses.
+ */
+export function assertLearnedRule(seed: number, result: TrainResult): void {
+  const losses = result.history.map((h) => h.loss);
+  assert(losses.at(-1)! < losses[0], `seed ${seed}: loss did not fall: ${losses}`);
+  assert(
+    result.test["hit@10"] > 0.9,
+    `seed ${seed}: test HR@10 ${result.test["hit@10"]} ≤ 0.9 (losses ${
+      losses.map((l) => l.toFixed(3))
+    })`,
+  );
 }
