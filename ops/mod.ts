@@ -3,7 +3,18 @@
  *
  * @module
  */
-export { flush, initGpu, memoryStats, resetPeakMemory, runtime, sync } from "./core/runtime.ts";
+export {
+  flush,
+  initGpu,
+  memoryStats,
+  resetPeakMemory,
+  runtime,
+  startProfile,
+  stopProfile,
+  sync,
+} from "./core/runtime.ts";
+export { summarizeProfile } from "./core/profiler.ts";
+export type { ProfiledDispatch } from "./core/profiler.ts";
 export type { MemoryStats, Runtime } from "./core/runtime.ts";
 export { GpuError } from "./core/gpu_runtime.ts";
 export { isCpuAdapterDescription } from "./core/device.ts";

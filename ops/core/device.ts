@@ -20,6 +20,8 @@ export interface GpuInfo {
   maxWorkgroupBytes: number;
   /** Invocations per workgroup. */
   maxInvocations: number;
+  /** Whether the device records timestamps (dispatch profiles, see `startProfile`). */
+  timestamps: boolean;
 }
 
 /** Options for {@link initGpu}. */
@@ -60,7 +62,11 @@ export async function openDevice(
     maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
     maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
   };
-  const device = await adapter.requestDevice({ requiredLimits });
+  const timestamps = adapter.features.has("timestamp-query");
+  const device = await adapter.requestDevice({
+    requiredLimits,
+    requiredFeatures: timestamps ? ["timestamp-query"] : [],
+  });
   const description = adapter.info.description || adapter.info.vendor || "unknown adapter";
   const isCpu = adapter.info.isFallbackAdapter || isCpuAdapterDescription(description);
   const info: GpuInfo = {
@@ -73,6 +79,7 @@ export async function openDevice(
     maxBufferBytes: device.limits.maxBufferSize,
     maxWorkgroupBytes: device.limits.maxComputeWorkgroupStorageSize,
     maxInvocations: device.limits.maxComputeInvocationsPerWorkgroup,
+    timestamps,
   };
   device.lost.then((lost) => {
     if (lost.reason !== "destroyed") console.error(`ssmrec: WebGPU device lost: ${lost.message}`);

@@ -14,6 +14,7 @@ import { MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
 import { MIN_ALLOC, pad4, type PooledBuffer, sizeClass } from "./buffers.ts";
 import type { GpuInfo } from "./device.ts";
 import { bindingsOf, type Kernel } from "./kernels.ts";
+import { DispatchProfiler, type ProfiledDispatch } from "./profiler.ts";
 
 const PARAM_SLOT = 256; // bytes per dispatch in the parameter ring; the uniform offset alignment
 const MAX_BIND_GROUPS = 8192;
@@ -48,6 +49,7 @@ export class Runtime {
   #peakLiveBytes = 0;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
+  #profiler: DispatchProfiler | null = null;
 
   /** Wraps an opened device (see {@link openRuntime}). */
   constructor(device: GPUDevice, info: GpuInfo) {
@@ -230,10 +232,18 @@ export class Runtime {
       if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
       this.#bindGroups.set(key, group);
     }
+    if (this.#profiler) {
+      // Its own pass, timed at both ends.
+      this.#endPass();
+      this.#encoder ??= this.device.createCommandEncoder({ label: "ssmrec" });
+      const timestampWrites = this.#profiler.next(k.name);
+      this.#pass = this.#encoder.beginComputePass(timestampWrites ? { timestampWrites } : {});
+    }
     const pass = this.#pass_();
     pass.setPipeline(k.pipeline);
     pass.setBindGroup(0, group, [offset]);
     pass.dispatchWorkgroups(gx, gy, gz);
+    if (this.#profiler) this.#endPass();
     if (scoped) this.#watch(this.device.popErrorScope(), `${op} (kernel '${k.name}')`);
     this.#opsInEncoder.push(op);
     this.dispatchCount++;
@@ -276,6 +286,7 @@ export class Runtime {
         this.#paramCount * PARAM_SLOT,
       );
     }
+    this.#profiler?.resolve(this.#encoder);
     const ops = this.#opsInEncoder;
     this.device.pushErrorScope("validation");
     this.device.queue.submit([this.#encoder.finish()]);
@@ -313,6 +324,35 @@ export class Runtime {
     }
     await this.checkErrors();
     return out;
+  }
+
+  /**
+   * Starts timing every dispatch (each in its own pass, timestamps at both ends) until
+   * {@link stopProfile}; at most `capacity` dispatches are recorded. Throws where the device has
+   * no timestamp queries.
+   */
+  startProfile(capacity?: number): void {
+    if (!this.info.timestamps) {
+      throw new Error(
+        `startProfile: ${this.info.description} offers no timestamp queries ("timestamp-query")`,
+      );
+    }
+    if (this.#profiler) throw new Error("startProfile: a profile is already running");
+    this.flush();
+    this.#profiler = new DispatchProfiler(this.device, capacity);
+  }
+
+  /** Ends the profile and returns the GPU time of every dispatch recorded, in order. */
+  async stopProfile(): Promise<ProfiledDispatch[]> {
+    const profiler = this.#profiler;
+    if (!profiler) throw new Error("stopProfile: no profile is running; call startProfile first");
+    this.flush();
+    this.#profiler = null;
+    try {
+      return await profiler.read();
+    } finally {
+      profiler.destroy();
+    }
   }
 
   /** Waits until the GPU has finished all submitted work, then reports any captured error. */

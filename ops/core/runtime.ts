@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ProfiledDispatch } from "./profiler.ts";
 import { ensureRuntimeDir } from "../../host/mod.ts";
 import { type GpuInfo, type InitOptions, openDevice } from "./device.ts";
 import { Runtime } from "./gpu_runtime.ts";
@@ -89,6 +90,20 @@ export function memoryStats(): MemoryStats {
 /** Starts a new peak: {@link MemoryStats.peakLiveBytes} becomes the bytes live now. */
 export function resetPeakMemory(): void {
   current?.resetPeakMemory();
+}
+
+/**
+ * Starts timing every GPU dispatch (see {@link stopProfile}); for finding which kernels a call
+ * spends its time in. Each dispatch gets its own pass, which adds encoding time, so profile a
+ * few calls rather than a whole run. Throws where the device has no timestamp queries.
+ */
+export function startProfile(capacity?: number): void {
+  runtime().startProfile(capacity);
+}
+
+/** Ends the profile {@link startProfile} began: the GPU milliseconds of each dispatch, in order. */
+export function stopProfile(): Promise<ProfiledDispatch[]> {
+  return runtime().stopProfile();
 }
 
 export type { Runtime };
