@@ -12,10 +12,9 @@
  */
 import { initGpu, Tensor } from "../ops/mod.ts";
 import { headGrads } from "../ops/sequence/ssd_scan/backward.ts";
-import { chunkOutput, prepare } from "../ops/sequence/ssd_scan/forward.ts";
+import { chunkOutput, pairProducts, prepare } from "../ops/sequence/ssd_scan/forward.ts";
 import { ssdSpec } from "../ops/sequence/ssd_scan/options.ts";
 import { pairGrads } from "../ops/sequence/ssd_scan/pair_grads.ts";
-import { chunkBlocks, pairWeights } from "../ops/sequence/ssd_scan/pair_tiles.ts";
 import { ssdPieces } from "../ops/sequence/ssd_scan/pieces.ts";
 import { carryStates, chunkStates } from "../ops/sequence/ssd_scan/states.ts";
 import { type BenchmarkDef, formatHeader, formatRow, measure, randomTensor } from "./harness.ts";
@@ -43,46 +42,53 @@ if (import.meta.main) {
     );
   }
   const count = pieces.chunks;
-  const tiles = pieces.pairTiles();
-  const { dtv, cs } = prepare(spec, tables.chunks, count, dt, A, dtBias);
-  const { cb, cbt } = chunkBlocks(spec, tables.chunks, tiles, pieces.blockSize, B, C);
-  const local = chunkStates(spec, tables, "forward", x, B, { dtv, cs });
+  const decays = prepare(spec, tables.chunks, count, dt, A, dtBias);
+  const { cs } = decays;
+  const cb = pairProducts(spec, tables.chunks, count, pieces.blockSize, B, C);
+  const local = chunkStates(spec, tables, "forward", x, B, decays);
   const sin = carryStates(spec, tables, pieces.segments, "forward", local, cs).entering;
-  const rho = chunkStates(spec, tables, "backward", gy, C, { dtv, cs });
+  const outputs = { chunks: tables.chunks, count, x, C, D };
+  const { yh } = chunkOutput(spec, outputs, { ...decays, cb, sin });
+  const rho = chunkStates(spec, tables, "backward", gy, C, decays);
   const ub = carryStates(spec, tables, pieces.segments, "backward", rho, cs).entering;
-  const w = pairWeights(spec, tables.chunks, tiles, pieces.blockSize, { x, gy, dtv, cs });
   const base = { chunks: tables.chunks, count, x, dt, A, B, C, D, dtBias };
   const launches: [string, () => Tensor[]][] = [
-    ["prepare (Δ, cs)", () => Object.values(prepare(spec, tables.chunks, count, dt, A, dtBias))],
-    ["C·Bᵀ", () => Object.values(chunkBlocks(spec, tables.chunks, tiles, pieces.blockSize, B, C))],
-    ["chunk states (forward)", () => [chunkStates(spec, tables, "forward", x, B, { dtv, cs })]],
+    [
+      "prepare (Δ, cs, decays)",
+      () => Object.values(prepare(spec, tables.chunks, count, dt, A, dtBias)),
+    ],
+    ["C·Bᵀ", () => [pairProducts(spec, tables.chunks, count, pieces.blockSize, B, C)]],
+    ["chunk states (forward)", () => [chunkStates(spec, tables, "forward", x, B, decays)]],
     [
       "carry (forward)",
       () => [carryStates(spec, tables, pieces.segments, "forward", local, cs).entering],
     ],
     [
-      "output",
-      () => [chunkOutput(spec, { chunks: tables.chunks, count, x, B, C, D }, { dtv, cs, cb, sin })],
+      "output (2 products)",
+      () => Object.values(chunkOutput(spec, outputs, { ...decays, cb, sin })),
     ],
-    ["chunk states (backward)", () => [chunkStates(spec, tables, "backward", gy, C, { dtv, cs })]],
+    ["chunk states (backward)", () => [chunkStates(spec, tables, "backward", gy, C, decays)]],
     [
       "carry (backward)",
       () => [carryStates(spec, tables, pieces.segments, "backward", rho, cs).entering],
     ],
-    ["head gradients", () => {
-      const r = headGrads(spec, base, { gy, dtv, cs, cb, cbt, sin, ub });
+    ["dx, ∂dt (2 products + finish)", () => {
+      const r = headGrads(spec, base, { ...decays, gy, yh, cb, sin, ub });
       return [r.dx, r.ddt, ...r.parts];
     }],
-    [
-      "pair weights W",
-      () => [pairWeights(spec, tables.chunks, tiles, pieces.blockSize, { x, gy, dtv, cs })],
-    ],
-    ["dC", () => [pairGrads(spec, "C", base, { gy, dtv, cs, w, src: sin })]],
-    ["dB", () => [pairGrads(spec, "B", base, { gy, dtv, cs, w, src: ub })]],
+    ["dB, dC (3 products)", () => {
+      const r = pairGrads(spec, { ...base, blockSize: pieces.blockSize }, {
+        ...decays,
+        gy,
+        sin,
+        ub,
+      });
+      return [r.dB, r.dC];
+    }],
   ];
   console.log(`adapter: ${info.description}`);
   console.log(
-    `T ${T}, chunk ${chunk}: ${count} chunks, ${tables.slots} carried, ${tiles.count} pair tiles`,
+    `T ${T}, chunk ${chunk}: ${count} chunks, ${tables.slots} carried`,
   );
   console.log(formatHeader());
   for (const [name, launch] of launches) {

@@ -152,10 +152,15 @@ export function matmulShader(key: KernelKey): string {
 }
 
 /**
- * One slice's multiply-adds from workgroup buffer `buf` into the accumulators `c{r}_{j}`: every
- * index is a loop-invariant thread offset plus a constant.
+ * One slice's multiply-adds from workgroup buffer `buf` (of `a_tile`, `b_tile`, laid out as the
+ * product kernel stages them) into the vec4 accumulators `<acc>{r}_{j}`: every index is a
+ * loop-invariant thread offset (`tx`, `ty`) plus a constant.
  */
-function sliceProductCode({ bm, bn, bk, tm, tn }: MatmulTiles, buf: number): string {
+export function sliceProductCode(
+  { bm, bn, bk, tm, tn }: MatmulTiles,
+  buf: number,
+  acc = "c",
+): string {
   const tx = bn / tn, ty = bm / tm;
   const rs = tm / 4, cs = tn / 4;
   let code = "";
@@ -167,7 +172,7 @@ function sliceProductCode({ bm, bn, bk, tm, tn }: MatmulTiles, buf: number): str
     for (let r = 0; r < tm; r++) {
       const s = Math.floor(r / 4), comp = "xyzw"[r % 4];
       for (let j = 0; j < cs; j++) {
-        code += `        c${r}_${j} = fma(vec4f(a${s}.${comp}), b${j}, c${r}_${j});\n`;
+        code += `        ${acc}${r}_${j} = fma(vec4f(a${s}.${comp}), b${j}, ${acc}${r}_${j});\n`;
       }
     }
     code += "      }\n";

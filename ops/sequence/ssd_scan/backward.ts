@@ -1,17 +1,24 @@
 /**
- * The SSD scan's per-chunk backward kernels, given ∂y, the state S_in entering each chunk and the
- * gradient U leaving it (both from `states.ts`; zero for chunks without a slot).
+ * The SSD scan's backward for x, dt, A, D and dtBias, given ∂y, the state S_in entering each
+ * chunk and the gradient U leaving it (both from `states.ts`; zero for chunks without a slot).
  *
- * `headGrads`, one workgroup per (chunk, head), one invocation per token k:
+ * With u the gradient of the product Δ_k·x_k,
  *
- *     dX_k  = Σ_{l≥k} (C_l·B_k)·exp(cs_l − cs_k)·∂y_l + exp(cs_end − cs_k)·U·B_k   (X = Δ·x)
- *     dx_k  = Δ_k·dX_k + D·∂y_k,     ∂Δ_k = x_k·dX_k + A·da_k
- *     da_t  = Σ_{k≥t} dcs_k + exp(cs_end)·⟨U, S_in⟩ + Σ_{s<t} exp(cs_end − cs_s)·Δ_s·x_s·(U·B_s)
+ *     u_k  = Σ_{l≥k} (C_l·B_k)·exp(cs_l − cs_k)·∂y_l  +  exp(cs_end − cs_k)·U·B_k
+ *     dx_k = Δ_k·u_k + D·∂y_k
  *
- * where dcs_k, the gradient of the within-chunk cumulative decay cs_k through the pairs (l, s)
- * inside the chunk and through exp(cs_k)·S_in·C_k, is ∂y_k·ŷ_k − Δ_k·x_k·d̂X_k + exp(cs_k)·∂y_k·(S_in·C_k),
- * the hats leaving out the diagonal pair. Per (chunk, head) partial sums of dA = Σ Δ·da, dD and
- * d dtBias are reduced by `sumLeading` afterwards (no atomics).
+ * two chunk products give u without its pair (k, k), û: the leaving-gradient term per (chunk,
+ * group) over the states, then the pairs l > k per (chunk, head) over the chunk's tokens. One
+ * workgroup per (chunk, head) then finishes: adds the pair (k, k), and since every factor
+ * exp(cs_k) in y_k and exp(−cs_k) in the later pairs and in U's term makes the gradient of the
+ * cumulative decay
+ *
+ *     dcs_k = ∂y_k·ŷ_k − Δ_k·(x_k·û_k)      (+ ⟨U, S_out⟩ at the chunk's last token)
+ *
+ * (ŷ is y without its pair (k, k) and D·x, kept by the forward; the pair (k, k) carries no decay,
+ * so leaving it out of both terms avoids subtracting values that cancel), the suffix sums
+ * da_k = Σ_{t≥k} dcs_t give ∂Δ_k = x_k·u_k + A·da_k, and ∂A gets Σ_k Δ_k·da_k. Per (chunk, head)
+ * partial sums of dA, dD and d dtBias are reduced by `sumLeading` afterwards (no atomics).
  *
  * dB and dC, summed over the heads of a group, are `pair_grads.ts`'s.
  *
@@ -19,170 +26,191 @@
  */
 import { Tensor } from "../../core/tensor.ts";
 import { workgroupReduceWgsl } from "../../wgsl/reduce.ts";
+import { type ChunkGemm, runChunkGemm } from "./chunk_gemm.ts";
 import { listed, type SsdSpec } from "./options.ts";
-import {
-  bind,
-  type Binding,
-  eachOfRow,
-  launchPerItem,
-  prelude,
-  stagedBytes,
-  type TokenInput,
-  tokenReads,
-  unrolled,
-  WorkgroupMatrix,
-} from "./prelude.ts";
-import { runtime } from "../../core/runtime.ts";
+import type { Decays } from "./forward.ts";
+import { bind, type Binding, bindingIf, headTokens, launchPerItem, prelude } from "./prelude.ts";
 
-/** The chunk's per-token inputs `headGrads` reads for every pair. */
-const HEAD_INPUTS: TokenInput[] = [
-  { source: "gy", width: "P" },
-  { source: "x", width: "P" },
-  { source: "cs", width: "1" },
-  { source: "dtv", width: "1" },
-];
-
-/** Workgroup bytes of `headGrads` without the staged inputs. */
-function headBytes(spec: SsdSpec): number {
-  const span = 2 ** Math.ceil(Math.log2(spec.chunk));
-  return 4 * (2 * spec.headDim * spec.states + 2 * spec.chunk + 3 * span);
+/** U's term of u per (chunk, group): exp(cs_end − cs_k)·(U·B_k), written to `du`. */
+function leavingTerm(spec: SsdSpec): ChunkGemm {
+  return {
+    label: "input gradient (leaving state)",
+    bindings: [
+      ["read", "chunks", "i32"],
+      ["read", "B"],
+      ["read", "eend"],
+      ["read", "ub"],
+      ["read_write", "du"],
+    ],
+    tiles: "wide",
+    setup: `let k = item / G;
+  let g = item % G;
+  let hb = g * HG;
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let slot = chunk_slot(k);
+  let rows = len;
+  let cols = HG * P;`,
+    maxRows: spec.chunk,
+    maxCols: (spec.heads / spec.groups) * spec.headDim,
+    phases: [{
+      lo: "0u",
+      hi: "select(0u, N, slot >= 0)",
+      a: "B[bc_at(start + mm, g, kk)]",
+      b: "ub[st_at(u32(slot), hb, nn, kk)]",
+      aAlong: "k",
+      bAlong: "k",
+    }],
+    emit: `let h = hb + n / P;
+      let j = th_at(start + m, h);
+      du[j * P + n % P] = eend[j] * v;`,
+  };
 }
 
-function headShader(spec: SsdSpec, staged: boolean): string {
+/** The pairs l > k of u per (chunk, head), added to `du`: Σ_{l>k} CB[l, k]·exp(cs_l − cs_k)·∂y_l. */
+function pairTerm(spec: SsdSpec): ChunkGemm {
+  return {
+    label: "input gradient (pairs)",
+    bindings: [
+      ["read", "chunks", "i32"],
+      ["read", "gy"],
+      ["read", "cs"],
+      ["read", "cb"],
+      ["read_write", "du"],
+    ],
+    tiles: "narrow",
+    setup: `let k = item / H;
+  let h = item % H;
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let off = chunk_block(k, h / HG);
+  let rows = len;
+  let cols = P;`,
+    declarations: headTokens(spec, ["cs"]).declarations,
+    prologue: headTokens(spec, ["cs"]).fill,
+    maxRows: spec.chunk,
+    maxCols: spec.headDim,
+    phases: [{
+      lo: "m0",
+      hi: "len",
+      a: "cb[off + kk * len + mm] * exp(t_cs[kk] - t_cs[mm])",
+      aWhere: "kk > mm",
+      b: "gy[th_at(start + kk, h) * P + nn]",
+      aAlong: "m",
+      bAlong: "n",
+    }],
+    emit: `let at = th_at(start + m, h) * P + n;
+      du[at] = du[at] + v;`,
+  };
+}
+
+/** Invocations per workgroup of the finishing kernel (≥ the longest chunk). */
+const FINISH_THREADS = 256;
+/** Invocations that share one token's P channels in the finishing kernel. */
+const LANES = 16;
+
+function finishShader(spec: SsdSpec): string {
+  const threads = FINISH_THREADS;
+  const rows = threads / LANES;
   const list: Binding[] = [
     ["read", "chunks", "i32"],
     ["read", "x"],
     ["read", "dt"],
     ["read", "A"],
-    ["read", "B"],
-    ["read", "C"],
     ["read", "gy"],
+    ["read", "yh"],
     ["read", "dtv"],
-    ["read", "cs"],
     ["read", "cb"],
-    ["read", "cbt"],
     ["read", "sin"],
     ["read", "ub"],
+    ...bindingIf(spec.hasD, ["read", "D"]),
+    ...bindingIf(spec.hasBias, ["read", "dt_bias"]),
+    ["read_write", "du"],
+    ["read_write", "ddt"],
+    ["read_write", "part_a"],
+    ["read_write", "part_d"],
+    ["read_write", "part_b"],
   ];
-  if (spec.hasD) list.push(["read", "D"]);
-  if (spec.hasBias) list.push(["read", "dt_bias"]);
-  list.push(["read_write", "dx"], ["read_write", "ddt"]);
-  list.push(["read_write", "part_a"], ["read_write", "part_d"], ["read_write", "part_b"]);
   const skip = spec.hasD ? "D[h]" : "0.0";
-  const P = spec.headDim;
-  const U = (statement: string) => unrolled(P, statement);
-  const SSH = new WorkgroupMatrix("ssh", spec.states, spec.headDim); // S_in, [n][p]
-  const USH = new WorkgroupMatrix("ush", spec.states, spec.headDim); // U, [n][p]
-  // Tree sums over a power-of-two span; the slots past the chunk stay zero (workgroup memory
-  // starts zeroed and nothing writes there).
-  const span = 2 ** Math.ceil(Math.log2(spec.chunk));
   const reduce = (arrays: string[]) =>
-    workgroupReduceWgsl({ array: arrays, size: span, combine: "sum" });
+    workgroupReduceWgsl({ array: arrays, size: threads, combine: "sum" });
   return /* wgsl */ `
 ${bind(list)}
 ${prelude(spec, true)}
 const Q: u32 = ${spec.chunk}u;
-${tokenReads(HEAD_INPUTS, staged, spec.chunk, spec.chunk, spec.headDim)}
-${SSH.declare()}
-${USH.declare()}
+// Per token of the chunk: dcs, x·u and x·∂y; per (token of a pass, lane): partial sums.
 var<workgroup> dcs: array<f32, Q>;
-var<workgroup> qv: array<f32, Q>;
-var<workgroup> r0: array<f32, ${span}>;
-var<workgroup> r1: array<f32, ${span}>;
-var<workgroup> r2: array<f32, ${span}>;
-@compute @workgroup_size(${spec.chunk})
+var<workgroup> xu_t: array<f32, Q>;
+var<workgroup> xdy_t: array<f32, Q>;
+var<workgroup> part: array<vec3f, ${threads}>;
+var<workgroup> r0: array<f32, ${threads}>;
+var<workgroup> r1: array<f32, ${threads}>;
+var<workgroup> r2: array<f32, ${threads}>;
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
   if (item >= u.count) { return; }
   let k = item / H;
   let h = item % H;
-  let g = h / HG;
   let start = chunk_start(k);
   let len = chunk_len(k);
-  let slot = chunk_slot(k);
-  let has = slot >= 0;
-  let off = chunk_block(k, g);
-  let cend = cs[(start + len - 1u) * H + h];
-  begin_chunk(start, h);
-  stage_tokens(len, lid);
-  var us = 0.0;
-  if (has) {
-    for (var e = lid; e < PN; e += Q) {
-      let a = sin[(u32(slot) * H + h) * PN + e];
-      let b = ub[(u32(slot) * H + h) * PN + e];
-      ${SSH.store("e % N", "e / N", "a")}
-      ${USH.store("e % N", "e / N", "b")}
-      us += a * b;
-    }
+  let off = chunk_block(k, h / HG);
+  let skip = ${skip};
+  // ⟨U, S_out⟩: the gradient leaving the chunk against the state leaving it, which is the state
+  // entering the next chunk of the segment (both slotted when the segment has a next chunk).
+  var edge = 0.0;
+  if ((chunk_flags(k) & 2u) == 0u) {
+    let us = (u32(chunk_slot(k)) * H + h) * PN;
+    let ss = (u32(chunk_slot(k + 1u)) * H + h) * PN;
+    for (var e = lid; e < PN; e += ${threads}u) { edge += ub[us + e] * sin[ss + e]; }
   }
-  r0[lid] = us;
+  r0[lid] = edge;
   workgroupBarrier();
   ${reduce(["r0"])}
-  let state_term = exp(cend) * r0[0];
-  let live = lid < len;
-  let i = start + min(lid, len - 1u);
-  let j = i * H + h;
-  let csk = cs[j];
-  let dk = dtv[j];
-  ${U("var gk# = 0.0;")}
-  ${U("var xk# = 0.0;")}
-  ${U("var dX# = 0.0;")}
-  var dc = 0.0;
-  var q = 0.0;
-  if (live) {
-    ${U("gk# = gy[j * P + #u];")}
-    ${U("xk# = x[j * P + #u];")}
-    // The pairs (l ≥ k) that read x_k, and the pairs (s < k) that write y_k.
-    for (var l = 0u; l < len; l++) {
-      if (l >= lid) {
-        let m = cbt[off + l * len + lid] * exp(cs_at(l) - csk);
-        ${eachOfRow("gl", P, (q) => `gy_at4(l, ${q}u)`, (c) => `gy_at(l, ${c}u)`, "dX# += m * @;")}
+  let state_term = r0[0];
+  // dx = Δ·(û + CB[l, l]·∂y) + D·∂y over (token, channel), ${LANES} invocations per token so that
+  // neighbours read neighbouring channels; the per-token sums x·û, ∂y·ŷ, x·∂y via workgroup memory.
+  let lane = lid % ${LANES}u;
+  for (var base = 0u; base < len; base += ${rows}u) {
+    let l = base + lid / ${LANES}u;
+    var acc = vec3f(0.0);
+    if (l < len) {
+      let j = th_at(start + l, h);
+      let d = dtv[j];
+      let diag = cb[off + l * (len + 1u)];
+      for (var p = lane; p < P; p += ${LANES}u) {
+        let at = j * P + p;
+        let xv = x[at];
+        let g = gy[at];
+        let us = du[at];
+        acc += vec3f(xv * us, g * yh[at], xv * g);
+        du[at] = d * (us + diag * g) + skip * g;
       }
     }
-    ${U("var yd# = 0.0;")}
-    for (var s = 0u; s < lid; s++) {
-      let w = cb[off + s * len + lid] * exp(csk - cs_at(s)) * dtv_at(s);
-      ${eachOfRow("xs", P, (q) => `x_at4(s, ${q}u)`, (c) => `x_at(s, ${c}u)`, "yd# += w * @;")}
+    part[lid] = acc;
+    workgroupBarrier();
+    if (lid < ${rows}u && base + lid < len) {
+      let l2 = base + lid;
+      var sum = vec3f(0.0);
+      for (var q = 0u; q < ${LANES}u; q++) { sum += part[lid * ${LANES}u + q]; }
+      let d = dtv[th_at(start + l2, h)];
+      dcs[l2] = sum.y - d * sum.x;
+      xu_t[l2] = sum.x + cb[off + l2 * (len + 1u)] * sum.z;
+      xdy_t[l2] = sum.z;
     }
-    let mkk = cb[off + lid * len + lid];
-    ${U("dc += gk# * yd# - dk * xk# * (dX# - mkk * gk#);")}
-    if (has) {
-      var yo = 0.0;
-      ${U("var ub# = 0.0;")}
-      let bc = (i * G + g) * N;
-      for (var n = 0u; n < N; n++) {
-        let c = C[bc + n];
-        let bv = B[bc + n];
-        ${SSH.eachInRow("n", "yo += gk# * @ * c;")}
-        ${USH.eachInRow("n", "ub# += @ * bv;")}
-      }
-      dc += exp(csk) * yo;
-      let sc = exp(cend - csk);
-      var xu = 0.0;
-      ${U("xu += xk# * ub#;")}
-      ${U("dX# += sc * ub#;")}
-      q = sc * dk * xu;
-    }
+    workgroupBarrier();
   }
-  dcs[lid] = dc;
-  qv[lid] = q;
-  workgroupBarrier();
   var pa = 0.0;
   var pd = 0.0;
   var pb = 0.0;
-  if (live) {
+  if (lid < len) {
+    let j = th_at(start + lid, h);
     var da = state_term;
     for (var t = lid; t < len; t++) { da += dcs[t]; }
-    for (var t = 0u; t < lid; t++) { da += qv[t]; }
-    let skip = ${skip};
-    var direct = 0.0;
-    ${U("dx[j * P + #u] = dk * dX# + skip * gk#;")}
-    ${U("direct += xk# * dX#;")}
-    ${U("pd += gk# * xk#;")}
-    let sz = step_size(j, h);
-    let draw = (direct + A[h] * da) * sz.y;
+    let draw = (xu_t[lid] + A[h] * da) * step_size(j, h).y;
     ddt[j] = draw;
-    pa = dk * da;
+    pa = dtv[j] * da;
+    pd = xdy_t[lid];
     pb = draw;
   }
   r0[lid] = pa;
@@ -208,31 +236,27 @@ export function headGrads(
     dt: Tensor;
     A: Tensor;
     B: Tensor;
-    C: Tensor;
     D?: Tensor;
     dtBias?: Tensor;
   },
-  s: { gy: Tensor; dtv: Tensor; cs: Tensor; cb: Tensor; cbt: Tensor; sin: Tensor; ub: Tensor },
+  s: Decays & { gy: Tensor; yh: Tensor; cb: Tensor; sin: Tensor; ub: Tensor },
 ): { dx: Tensor; ddt: Tensor; parts: [Tensor, Tensor, Tensor] } {
   const { heads: H } = spec;
-  const staged =
-    headBytes(spec) + stagedBytes(HEAD_INPUTS, spec) <= runtime().info.maxWorkgroupBytes;
   const dx = Tensor.empty(t.x.shape, "f32", "ssdScan dx");
+  runChunkGemm(spec, leavingTerm(spec), t.count * spec.groups, [t.chunks, t.B, s.eend, s.ub, dx]);
+  runChunkGemm(spec, pairTerm(spec), t.count * H, [t.chunks, s.gy, s.cs, s.cb, dx]);
   const ddt = Tensor.empty(t.dt.shape, "f32", "ssdScan ddt");
   const part = () => Tensor.empty([t.count, H], "f32", "ssdScan partial sums");
   const parts: [Tensor, Tensor, Tensor] = [part(), part(), part()];
-  launchPerItem("head gradients", headShader(spec, staged), t.count * H, [
+  launchPerItem("head gradients", finishShader(spec), t.count * H, [
     t.chunks,
     t.x,
     t.dt,
     t.A,
-    t.B,
-    t.C,
     s.gy,
+    s.yh,
     s.dtv,
-    s.cs,
     s.cb,
-    s.cbt,
     s.sin,
     s.ub,
     ...listed(t.D),

@@ -5,29 +5,28 @@
  *     y_l = Σ_{s≤l} (C_l·B_s) · exp(cs_l − cs_s) · Δ_s · x_s  +  exp(cs_l) · S_in · C_l  +  D · x_l
  *
  * - `prepare`: one invocation per (chunk, head) walks the chunk and writes Δ and cs.
- * - the chunk's C·Bᵀ (shared by the heads of a group and by the backward) is `pair_tiles.ts`'s.
- * - `chunkOutput`: one workgroup per (chunk, head), one invocation per token: the sum above, with
- *   S_in staged in workgroup memory.
+ * - `pairProducts`: the chunk's C·Bᵀ per group, CB[l, s] = C_l·B_s, shared by the heads of the
+ *   group and by the backward; a chunk product over the states.
+ * - `chunkOutput`: two chunk products. Per (chunk, group) the entering-state term, a product over
+ *   the states for all the group's channels at once, scaled by exp(cs_l); then per (chunk, head)
+ *   the pairs s < l, a product over the chunk's tokens whose operand CB[l, s]·exp(cs_l − cs_s)·Δ_s
+ *   (zero for s ≥ l) is formed as it is staged, and the pair (l, l) and D·x last. The sum before
+ *   those two, ŷ, is kept for the backward: the decay gradient is ∂y·ŷ, and taking it from y
+ *   would subtract terms that cancel, losing precision where the diagonal dominates.
  *
  * @module
  */
 import { Tensor } from "../../core/tensor.ts";
+import { type ChunkGemm, runChunkGemm } from "./chunk_gemm.ts";
 import { listed, type SsdSpec } from "./options.ts";
 import {
   bind,
   type Binding,
   bindingIf,
-  eachOfRow,
+  headTokens,
   launchPerInvocation,
-  launchPerItem,
   prelude,
-  stagedBytes,
-  type TokenInput,
-  tokenReads,
-  unrolled,
-  WorkgroupMatrix,
 } from "./prelude.ts";
-import { runtime } from "../../core/runtime.ts";
 
 /** Invocations per workgroup of `prepare`. */
 const PREPARE_THREADS = 64;
@@ -40,6 +39,8 @@ function prepareShader(spec: SsdSpec): string {
     ...bindingIf(spec.hasBias, ["read", "dt_bias"]),
     ["read_write", "dtv"],
     ["read_write", "cs"],
+    ["read_write", "ecs"],
+    ["read_write", "eend"],
   ];
   return /* wgsl */ `
 ${bind(list)}
@@ -60,11 +61,32 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     c += d * a;
     dtv[j] = d;
     cs[j] = c;
+    ecs[j] = exp(c);
+  }
+  for (var l = 0u; l < len; l++) {
+    let j = (start + l) * H + h;
+    eend[j] = exp(c - cs[j]);
   }
 }`;
 }
 
-/** Δ and the within-chunk cumulative log decay cs, both (tokens, H). */
+/**
+ * The per-(token, head) factors of a scan, each (tokens, H): Δ, the within-chunk cumulative log
+ * decay cs, and the decays it gives from the chunk's start, exp(cs), and to its end,
+ * exp(cs_end − cs) (both ≤ 1), which the products read instead of evaluating exp per operand.
+ */
+export interface Decays {
+  /** Δ = dt + bias, softplus'd when asked. */
+  dtv: Tensor;
+  /** cs_l = Σ_{r≤l} Δ_r·A within the chunk. */
+  cs: Tensor;
+  /** exp(cs_l). */
+  ecs: Tensor;
+  /** exp(cs_end − cs_l). */
+  eend: Tensor;
+}
+
+/** Computes the {@link Decays} of every chunk (one invocation per chunk and head). */
 export function prepare(
   spec: SsdSpec,
   chunks: Tensor,
@@ -72,112 +94,175 @@ export function prepare(
   dt: Tensor,
   A: Tensor,
   dtBias: Tensor | undefined,
-): { dtv: Tensor; cs: Tensor } {
+): Decays {
   const shape = [spec.batch * spec.length, spec.heads];
-  const dtv = Tensor.empty(shape, "f32", "ssdScan Δ");
-  const cs = Tensor.empty(shape, "f32", "ssdScan cs");
+  const d: Decays = {
+    dtv: Tensor.empty(shape, "f32", "ssdScan Δ"),
+    cs: Tensor.empty(shape, "f32", "ssdScan cs"),
+    ecs: Tensor.empty(shape, "f32", "ssdScan exp(cs)"),
+    eend: Tensor.empty(shape, "f32", "ssdScan exp(cs_end − cs)"),
+  };
   launchPerInvocation(
     "prepare",
     prepareShader(spec),
     count * spec.heads,
     PREPARE_THREADS,
-    [chunks, dt, A, ...listed(dtBias), dtv, cs],
+    [chunks, dt, A, ...listed(dtBias), d.dtv, d.cs, d.ecs, d.eend],
   );
-  return { dtv, cs };
+  return d;
 }
 
-/** The chunk's per-token inputs `chunkOutput` reads for every pair. */
-const OUTPUT_INPUTS: TokenInput[] = [
-  { source: "x", width: "P" },
-  { source: "cs", width: "1" },
-  { source: "dtv", width: "1" },
-];
-
-function outputShader(spec: SsdSpec, staged: boolean): string {
-  const skip = spec.hasD ? "D[h]" : "0.0";
-  const P = spec.headDim;
-  const ST = new WorkgroupMatrix("st", spec.states, P); // S_in, [n][p]
-  const list: Binding[] = [
-    ["read", "chunks", "i32"],
-    ["read", "x"],
-    ["read", "B"],
-    ["read", "C"],
-    ["read", "dtv"],
-    ["read", "cs"],
-    ["read", "cb"],
-    ["read", "sin"],
-    ...bindingIf(spec.hasD, ["read", "D"]),
-    ["read_write", "y"],
-  ];
-  return /* wgsl */ `
-${bind(list)}
-${prelude(spec)}
-const Q: u32 = ${spec.chunk}u;
-${tokenReads(OUTPUT_INPUTS, staged, spec.chunk, spec.chunk, P)}
-${ST.declare()}
-@compute @workgroup_size(${spec.chunk})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let item = grid_index(wid, u.width);
-  if (item >= u.count) { return; }
-  let k = item / H;
-  let h = item % H;
-  let g = h / HG;
+/** C·Bᵀ of every chunk and group, blocks of len × len at `chunk_block`, row l holding CB[l, ·]. */
+function pairProductGemm(spec: SsdSpec): ChunkGemm {
+  return {
+    label: "pair products",
+    bindings: [["read", "chunks", "i32"], ["read", "B"], ["read", "C"], ["read_write", "cb"]],
+    tiles: "wide",
+    setup: `let k = item / G;
+  let g = item % G;
   let start = chunk_start(k);
   let len = chunk_len(k);
-  let slot = chunk_slot(k);
   let off = chunk_block(k, g);
-  begin_chunk(start, h);
-  stage_tokens(len, lid);
-  if (slot >= 0) {
-    for (var e = lid; e < PN; e += Q) {
-      ${ST.store("e % N", "e / N", "sin[(u32(slot) * H + h) * PN + e]")}
-    }
-  }
-  workgroupBarrier();
-  if (lid >= len) { return; }
-  let i = start + lid;
-  let j = i * H + h;
-  let csl = cs[j];
-  ${unrolled(P, "var acc# = 0.0;")}
-  if (slot >= 0) {
-    let bc = (i * G + g) * N;
-    for (var n = 0u; n < N; n++) {
-      let c = C[bc + n];
-      ${ST.eachInRow("n", "acc# += @ * c;")}
-    }
-    let e = exp(csl);
-    ${unrolled(P, "acc# *= e;")}
-  }
-  for (var s = 0u; s <= lid; s++) {
-    let w = cb[off + s * len + lid] * exp(csl - cs_at(s)) * dtv_at(s);
-    ${eachOfRow("xs", P, (q) => `x_at4(s, ${q}u)`, (c) => `x_at(s, ${c}u)`, "acc# += w * @;")}
-  }
-  let skip = ${skip};
-  ${unrolled(P, "y[j * P + #u] = acc# + skip * x[j * P + #u];")}
-}`;
+  let rows = len;
+  let cols = len;`,
+    maxRows: spec.chunk,
+    maxCols: spec.chunk,
+    phases: [{
+      lo: "0u",
+      hi: "N",
+      a: "C[bc_at(start + mm, g, kk)]",
+      b: "B[bc_at(start + nn, g, kk)]",
+      aAlong: "k",
+      bAlong: "k",
+    }],
+    emit: "cb[off + m * len + n] = v;",
+  };
 }
 
-/** The output y, (tokens, H, P). `sin` holds the state entering every chunk with a slot. */
+/** C·Bᵀ of every chunk and group, (G · Σ len²) floats in the blocks `chunk_block` addresses. */
+export function pairProducts(
+  spec: SsdSpec,
+  chunks: Tensor,
+  count: number,
+  blockSize: number,
+  B: Tensor,
+  C: Tensor,
+): Tensor {
+  const cb = Tensor.empty([Math.max(1, spec.groups * blockSize)], "f32", "ssdScan C·Bᵀ");
+  runChunkGemm(spec, pairProductGemm(spec), count * spec.groups, [chunks, B, C, cb]);
+  return cb;
+}
+
+/** The entering-state term per (chunk, group), written to ŷ: exp(cs_l)·(C_l·S_in). */
+function stateOutput(spec: SsdSpec): ChunkGemm {
+  return {
+    label: "output (entering state)",
+    bindings: [
+      ["read", "chunks", "i32"],
+      ["read", "C"],
+      ["read", "ecs"],
+      ["read", "sin"],
+      ["read_write", "yh"],
+    ],
+    tiles: "wide",
+    setup: `let k = item / G;
+  let g = item % G;
+  let hb = g * HG;
+  let start = chunk_start(k);
+  let slot = chunk_slot(k);
+  let rows = chunk_len(k);
+  let cols = HG * P;`,
+    maxRows: spec.chunk,
+    maxCols: (spec.heads / spec.groups) * spec.headDim,
+    phases: [{
+      lo: "0u",
+      hi: "select(0u, N, slot >= 0)",
+      a: "C[bc_at(start + mm, g, kk)]",
+      b: "sin[st_at(u32(slot), hb, nn, kk)]",
+      aAlong: "k",
+      bAlong: "k",
+    }],
+    emit: `let j = th_at(start + m, hb + n / P);
+      yh[j * P + n % P] = ecs[j] * v;`,
+  };
+}
+
+/**
+ * The pairs s < l per (chunk, head), completing ŷ (y without the pair (l, l) and D·x, which the
+ * backward needs) and y = ŷ + (CB[l, l]·Δ_l + D)·x_l.
+ */
+function pairOutput(spec: SsdSpec): ChunkGemm {
+  const skip = spec.hasD ? " + D[h]" : "";
+  return {
+    label: "output (pairs)",
+    bindings: [
+      ["read", "chunks", "i32"],
+      ["read", "x"],
+      ["read", "dtv"],
+      ["read", "cs"],
+      ["read", "cb"],
+      ...bindingIf(spec.hasD, ["read", "D"]),
+      ["read_write", "yh"],
+      ["read_write", "y"],
+    ],
+    tiles: "narrow",
+    setup: `let k = item / H;
+  let h = item % H;
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let off = chunk_block(k, h / HG);
+  let rows = len;
+  let cols = P;`,
+    declarations: headTokens(spec, ["cs", "dtv"]).declarations,
+    prologue: headTokens(spec, ["cs", "dtv"]).fill,
+    maxRows: spec.chunk,
+    maxCols: spec.headDim,
+    phases: [{
+      lo: "0u",
+      hi: "min(len, m0 + BM)",
+      a: "cb[off + mm * len + kk] * exp(t_cs[mm] - t_cs[kk]) * t_dtv[kk]",
+      aWhere: "kk < mm",
+      b: "x[th_at(start + kk, h) * P + nn]",
+      aAlong: "k",
+      bAlong: "n",
+    }],
+    emit: `let j = th_at(start + m, h);
+      let at = j * P + n;
+      let yhat = yh[at] + v;
+      yh[at] = yhat;
+      y[at] = yhat + (cb[off + m * len + m] * dtv[j]${skip}) * x[at];`,
+  };
+}
+
+/**
+ * The output y and ŷ, y without its pair (l, l) and D·x, both (tokens, H, P). `sin` holds the
+ * state entering every chunk with a slot.
+ */
 export function chunkOutput(
   spec: SsdSpec,
-  t: { chunks: Tensor; count: number; x: Tensor; B: Tensor; C: Tensor; D?: Tensor },
-  saved: { dtv: Tensor; cs: Tensor; cb: Tensor; sin: Tensor },
-): Tensor {
+  t: { chunks: Tensor; count: number; x: Tensor; C: Tensor; D?: Tensor },
+  saved: Decays & { cb: Tensor; sin: Tensor },
+): { y: Tensor; yh: Tensor } {
   const { batch, length, heads, headDim } = spec;
   const y = Tensor.empty([batch, length, heads, headDim], "f32", "ssdScan");
-  const own = 4 * spec.headDim * spec.states;
-  const staged = own + stagedBytes(OUTPUT_INPUTS, spec) <= runtime().info.maxWorkgroupBytes;
-  launchPerItem("output", outputShader(spec, staged), t.count * heads, [
-    t.chunks,
-    t.x,
-    t.B,
+  const yh = Tensor.empty(y.shape, "f32", "ssdScan ŷ");
+  const { chunks, count } = t;
+  runChunkGemm(spec, stateOutput(spec), count * spec.groups, [
+    chunks,
     t.C,
+    saved.ecs,
+    saved.sin,
+    yh,
+  ]);
+  runChunkGemm(spec, pairOutput(spec), count * heads, [
+    chunks,
+    t.x,
     saved.dtv,
     saved.cs,
     saved.cb,
-    saved.sin,
     ...listed(t.D),
+    yh,
     y,
   ]);
-  return y;
+  return { y, yh };
 }

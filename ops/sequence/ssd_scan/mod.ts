@@ -10,26 +10,25 @@
  *
  * Every segment is cut into chunks of at most `chunkSize` tokens (`pieces.ts`, on the host: the
  * segment ids are host data, as a loader builds them), so no kernel ever masks across segments and
- * the quadratic work inside a chunk is bounded by the segment's own length. Within a chunk the
- * output is the dual (attention-like) form over the chunk's tokens plus the entering state
- * (`forward.ts`, with the chunk's C·Bᵀ from `pair_tiles.ts`); states cross the chunks of a cut
- * segment by a short carry (`states.ts`). The backward runs the same structure in reverse: the
- * gradient leaving each chunk is carried back, then one kernel per (chunk, head) gives dx, ∂dt and
- * the parameter partial sums (`backward.ts`), and the per-chunk pair matrix W (`pair_tiles.ts`)
- * gives dB and dC (`pair_grads.ts`). `prelude.ts` holds what the kernels share. Strict float32,
- * no atomics: results are repeatable bit for bit.
+ * the quadratic work inside a chunk is bounded by the segment's own length. Nearly all the work
+ * is small register-tiled matrix products per chunk (`chunk_gemm.ts`) whose operands carry the
+ * decays as they are staged. Within a chunk the output is the dual (attention-like) form over
+ * the chunk's tokens plus the entering state (`forward.ts`, with the chunk's C·Bᵀ); states cross
+ * the chunks of a cut segment by a short carry (`states.ts`). The backward runs the same
+ * structure in reverse: the gradient leaving each chunk is carried back, then products per chunk
+ * give dx and one kernel per (chunk, head) ∂dt and the parameter partial sums (`backward.ts`),
+ * and a per-chunk pair matrix W gives dB and dC (`pair_grads.ts`). `prelude.ts` holds what the
+ * kernels share. Strict float32, no atomics: results are repeatable bit for bit.
  *
  * @module
  */
 import { gradEnabled, record } from "../../core/autograd.ts";
-import { runtime } from "../../core/runtime.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import { headGrads } from "./backward.ts";
 import { pairGrads } from "./pair_grads.ts";
-import { chunkBlocks, pairWeights } from "./pair_tiles.ts";
-import { chunkOutput, prepare } from "./forward.ts";
+import { chunkOutput, type Decays, pairProducts, prepare } from "./forward.ts";
 import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
 import { checkChunk, type PieceTables, SSD_DEFAULT_CHUNK, SsdPieces } from "./pieces.ts";
 import { ssdSegmentStarts } from "./reference.ts";
@@ -80,19 +79,6 @@ function piecesOf(x: Tensor, options: SsdScanOptions): { pieces: SsdPieces; owne
   return { pieces: new SsdPieces(batch, length, starts, chunk, false), owned: true };
 }
 
-/** Throws when a kernel's workgroup memory exceeds the device's. */
-function checkWorkgroupMemory(spec: SsdSpec): void {
-  const { headDim: P, states: N, chunk } = spec;
-  const bytes = 4 * (2 * P * N + 5 * chunk);
-  const limit = runtime().info.maxWorkgroupBytes;
-  if (bytes > limit) {
-    throw new RangeError(
-      `${OP}: headDim ${P} × states ${N} needs ${bytes} bytes of workgroup memory, more than ` +
-        `this device's ${limit}; use fewer states or a smaller head dimension`,
-    );
-  }
-}
-
 /**
  * The SSD scan (mamba_ssm 2.2 `mamba_chunk_scan_combined`, with `seq_idx`), recorded on the tape
  * with gradients for x, dt, A, B, C, D, dtBias and the initial states.
@@ -120,39 +106,49 @@ export function ssdScan(
 ): SsdScanResult {
   const { pieces, owned } = piecesOf(x, options);
   const spec = ssdSpec(x, dt, A, B, C, options, pieces.segments, pieces.chunk);
-  checkWorkgroupMemory(spec);
   const tables = pieces.tables(spec.hasInit || spec.wantFinal);
   const { D, dtBias, initialStates } = options;
   const count = pieces.chunks;
-  const { dtv, cs } = prepare(spec, tables.chunks, count, dt, A, dtBias);
-  const tiles = pieces.pairTiles();
-  const { cb, cbt } = chunkBlocks(spec, tables.chunks, tiles, pieces.blockSize, B, C);
+  const decays = prepare(spec, tables.chunks, count, dt, A, dtBias);
+  const cb = pairProducts(spec, tables.chunks, count, pieces.blockSize, B, C);
   let sin: Tensor;
   let finalStates: Tensor | undefined;
   if (tables.slots > 0) {
-    const local = chunkStates(spec, tables, "forward", x, B, { dtv, cs });
-    const carried = carryStates(spec, tables, pieces.segments, "forward", local, cs, initialStates);
+    const local = chunkStates(spec, tables, "forward", x, B, decays);
+    const carried = carryStates(
+      spec,
+      tables,
+      pieces.segments,
+      "forward",
+      local,
+      decays.cs,
+      initialStates,
+    );
     local.dispose();
     sin = carried.entering;
     finalStates = carried.edge;
   } else {
     sin = zeros([1]);
   }
-  const saved = { dtv, cs, cb, cbt, sin };
-  const y = chunkOutput(spec, { chunks: tables.chunks, count, x, B, C, D }, saved);
+  const { y, yh } = chunkOutput(spec, { chunks: tables.chunks, count, x, C, D }, {
+    ...decays,
+    cb,
+    sin,
+  });
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
   const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const ownedTables = owned ? pieces.tensors() : [];
   if (!recording) {
-    for (const t of [dtv, cs, cb, cbt, sin, ...ownedTables]) t.dispose();
+    for (const t of [...Object.values(decays), cb, sin, yh, ...ownedTables]) t.dispose();
     return finalStates ? { y, finalStates } : { y };
   }
+  const saved = { ...decays, cb, sin, yh };
   const out = record(
     y,
     OP,
     inputs,
     (gy) => scanBackward(spec, pieces, tables, { x, dt, A, B, C, D, dtBias }, gy, saved),
-    [dtv, cs, cb, cbt, sin, ...ownedTables],
+    [...Object.values(saved), ...ownedTables],
   );
   return finalStates ? { y: out, finalStates } : { y: out };
 }
@@ -168,14 +164,14 @@ function scanBackward(
   tables: PieceTables,
   t: { x: Tensor; dt: Tensor; A: Tensor; B: Tensor; C: Tensor; D?: Tensor; dtBias?: Tensor },
   gy: Tensor,
-  saved: { dtv: Tensor; cs: Tensor; cb: Tensor; cbt: Tensor; sin: Tensor },
+  saved: Decays & { cb: Tensor; sin: Tensor; yh: Tensor },
 ): (Tensor | null)[] {
-  const { dtv, cs, cb, cbt, sin } = saved;
+  const { cb, sin, yh } = saved;
   let ub: Tensor;
   let dInit: Tensor | undefined;
   if (tables.slots > 0) {
-    const rho = chunkStates(spec, tables, "backward", gy, t.C, { dtv, cs });
-    const carried = carryStates(spec, tables, pieces.segments, "backward", rho, cs);
+    const rho = chunkStates(spec, tables, "backward", gy, t.C, saved);
+    const carried = carryStates(spec, tables, pieces.segments, "backward", rho, saved.cs);
     rho.dispose();
     ub = carried.entering;
     dInit = carried.edge;
@@ -184,16 +180,13 @@ function scanBackward(
   }
   const count = pieces.chunks;
   const base = { chunks: tables.chunks, count, ...t };
-  const { dx, ddt, parts } = headGrads(spec, base, { gy, dtv, cs, cb, cbt, sin, ub });
-  const w = pairWeights(spec, tables.chunks, pieces.pairTiles(), pieces.blockSize, {
-    x: t.x,
+  const { dx, ddt, parts } = headGrads(spec, base, { ...saved, gy, yh, cb, sin, ub });
+  const { dB, dC } = pairGrads(spec, { ...base, blockSize: pieces.blockSize }, {
+    ...saved,
     gy,
-    dtv,
-    cs,
+    sin,
+    ub,
   });
-  const dC = pairGrads(spec, "C", base, { gy, dtv, cs, w, src: sin });
-  const dB = pairGrads(spec, "B", base, { gy, dtv, cs, w, src: ub });
-  w.dispose();
   ub.dispose();
   const [dA, dD, dBias] = parts.map((p) => {
     const sum = sumLeading(p, [spec.heads]);

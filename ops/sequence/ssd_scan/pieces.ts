@@ -27,8 +27,6 @@ export const SSD_MAX_CHUNK = 256;
 export const CHUNK_WORDS = 8;
 /** Words per segment in the carry table. */
 export const CARRY_WORDS = 4;
-/** Edge of the square tiles the token pairs of a chunk are cut into. */
-export const PAIR_TILE = 64;
 
 /** The GPU tables of one slot rule. */
 export interface PieceTables {
@@ -67,7 +65,6 @@ export class SsdPieces {
   /** Σ over chunks of length², the size of the C·Bᵀ blocks per group. */
   readonly blockSize: number;
   #tables = new Map<boolean, PieceTables>();
-  #pairTiles?: { table: Tensor; count: number };
   #owned: boolean;
 
   /** Chunks the segments of `starts` (flat first tokens) into runs of at most `chunk` tokens. */
@@ -120,36 +117,18 @@ export class SsdPieces {
     return t;
   }
 
-  /**
-   * The tiles of token pairs (l, s), s ≤ l, of every chunk, PAIR_TILE × PAIR_TILE each: i32
-   * (tiles · 4) of (chunk, tile row, tile column, 0), and their count.
-   */
-  pairTiles(): { table: Tensor; count: number } {
-    if (!this.#pairTiles) {
-      const words: number[] = [];
-      for (let k = 0; k < this.chunks; k++) {
-        const tiles = Math.ceil(this.chunkLength[k] / PAIR_TILE);
-        for (let r = 0; r < tiles; r++) for (let c = 0; c <= r; c++) words.push(k, r, c, 0);
-      }
-      const table = Tensor.from(Int32Array.from(words), [words.length], "i32");
-      this.#pairTiles = { table: this.#owned ? keep(table) : table, count: words.length / 4 };
-    }
-    return this.#pairTiles;
-  }
-
   /** Every GPU table built so far. */
   tensors(): Tensor[] {
     const tables = [...this.#tables.values()].flatMap((t) =>
       [t.chunks, t.carry, t.slotChunks].filter((x): x is Tensor => x !== undefined)
     );
-    return this.#pairTiles ? [...tables, this.#pairTiles.table] : tables;
+    return tables;
   }
 
   /** Frees the GPU tables. */
   dispose(): void {
     for (const t of this.tensors()) t.dispose();
     this.#tables.clear();
-    this.#pairTiles = undefined;
   }
 
   #build(everySegment: boolean): PieceTables {

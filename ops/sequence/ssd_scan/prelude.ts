@@ -1,7 +1,7 @@
 /**
  * What the SSD scan kernels share: storage binding declarations, the compile-time sizes, index
- * helpers over the flat layouts, the chunk table accessors, the step size Δ and the launch of a
- * kernel with one workgroup per work item.
+ * helpers over the flat layouts, the chunk table accessors, the step size Δ, per-token values
+ * staged in workgroup memory, and the launches (one workgroup per work item, or one invocation).
  *
  * Layouts (flat, row-major): x, y (tokens, H, P); dt, Δ and the within-chunk cumulative log decay
  * cs (tokens, H); B, C (tokens, G, N); states (slot or segment, H, P, N); a token is b·length + t.
@@ -76,8 +76,48 @@ fn chunk_block(k: u32, g: u32) -> u32 {
   let len = chunk_len(k);
   return G * u32(chunks[k * CW + 5u]) + g * len * len;
 }
+// Flat indices: B/C of token i, group g, state n; x-like (token, head) row starts; state
+// (slot, head block from hb, channel c of the block, state n).
+fn bc_at(i: u32, g: u32, n: u32) -> u32 { return (i * G + g) * N + n; }
+fn th_at(i: u32, h: u32) -> u32 { return i * H + h; }
+fn hp_at(i: u32, hb: u32, c: u32) -> u32 { return (i * H + hb) * P + c; }
+fn st_at(slot: u32, hb: u32, c: u32, n: u32) -> u32 { return slot * HPN + (hb * P + c) * N + n; }
 ${stepSize}
 `;
+}
+
+/**
+ * Per-token values of one (chunk, head) staged in workgroup memory for a chunk product: arrays
+ * `t_<name>` of the chunk's tokens, filled from the (tokens, H) bindings `names` by a prologue
+ * that needs `start`, `len`, `h` and `lid` (and the product's thread count, `THREADS`).
+ */
+export function headTokens(
+  spec: SsdSpec,
+  names: readonly string[],
+): { declarations: string; fill: string } {
+  return {
+    declarations: names.map((n) => `var<workgroup> t_${n}: array<f32, ${spec.chunk}>;`).join("\n"),
+    fill: `for (var l = lid; l < len; l += THREADS) {
+    ${names.map((n) => `t_${n}[l] = ${n}[th_at(start + l, h)];`).join("\n    ")}
+  }`,
+  };
+}
+
+/**
+ * Per-token values of all the heads of one (chunk, group): arrays `g_<name>` indexed
+ * `l * HG + (h − hb)`, filled by a prologue that needs `start`, `len`, `hb` and `lid`.
+ */
+export function groupTokens(
+  spec: SsdSpec,
+  names: readonly string[],
+): { declarations: string; fill: string } {
+  const size = spec.chunk * (spec.heads / spec.groups);
+  return {
+    declarations: names.map((n) => `var<workgroup> g_${n}: array<f32, ${size}>;`).join("\n"),
+    fill: `for (var e = lid; e < len * HG; e += THREADS) {
+    ${names.map((n) => `g_${n}[e] = ${n}[th_at(start + e / HG, hb + e % HG)];`).join("\n    ")}
+  }`,
+  };
 }
 
 /** Launches `wgsl` with one workgroup per work item (`count` of them, folded past 65,535). */
@@ -101,176 +141,4 @@ export function launchPerInvocation(
 ): void {
   const [gx, gy] = foldWorkgroups(Math.ceil(count / threads));
   launch(`${OP} ${label}`, wgsl, packParams([count, gx * threads]), tensors, [gx, gy]);
-}
-
-/** A per-(token, head) input a kernel reads for many tokens of its chunk. */
-export interface TokenInput {
-  /** The storage binding read. */
-  source: string;
-  /** Values per (token, head): P for x-like inputs, 1 for Δ and cs. */
-  width: "P" | "1";
-}
-
-/**
- * WGSL reads of per-(token, head) inputs of one chunk and head, `<source>_at(l[, p])` for the
- * chunk's token l (and `<source>_at4(l, q)`, channels 4q … 4q + 3, for the P-wide ones): from workgroup memory that `stage_tokens(start, len, h, lid)` fills (where
- * `staged`, coalesced, once per workgroup), or straight from storage. Both need `begin_chunk`
- * (module-private chunk start and head) called first.
- */
-export function tokenReads(
-  inputs: readonly TokenInput[],
-  staged: boolean,
-  threads: number,
-  chunk: number,
-  headDim: number,
-): string {
-  const vec = headDim % 4 === 0;
-  const index = (i: TokenInput, l: string, p: string) =>
-    i.width === "P"
-      ? `((t_start + ${l}) * H + t_head) * P + ${p}`
-      : `(t_start + ${l}) * H + t_head`;
-  const fns = inputs.map((i) => {
-    const src = i.source;
-    if (i.width === "1") {
-      return `fn ${src}_at(l: u32) -> f32 { return ${
-        staged ? `s_${src}[l]` : `${src}[${index(i, "l", "0u")}]`
-      }; }`;
-    }
-    const scalar = !staged
-      ? `${src}[${index(i, "l", "p")}]`
-      : vec
-      ? `s_${src}[l * ${headDim / 4}u + p / 4u][p % 4u]`
-      : `s_${src}[l * P + p]`;
-    const word = staged && vec
-      ? `s_${src}[l * ${headDim / 4}u + q]`
-      : `vec4<f32>(${src}_at(l, 4u * q), ${src}_at(l, 4u * q + 1u), ${src}_at(l, 4u * q + 2u), ${src}_at(l, 4u * q + 3u))`;
-    return `fn ${src}_at(l: u32, p: u32) -> f32 { return ${scalar}; }
-fn ${src}_at4(l: u32, q: u32) -> vec4<f32> { return ${word}; }`;
-  }).join("\n");
-  const decls = staged
-    ? inputs.map((i) =>
-      i.width === "1"
-        ? `var<workgroup> s_${i.source}: array<f32, ${chunk}>;`
-        : vec
-        ? `var<workgroup> s_${i.source}: array<vec4<f32>, ${(chunk * headDim) / 4}>;`
-        : `var<workgroup> s_${i.source}: array<f32, ${chunk * headDim}>;`
-    ).join("\n")
-    : "";
-  const fills = inputs.map((i) => {
-    if (i.width === "1") {
-      return `for (var e = lid; e < len; e += ${threads}u) { s_${i.source}[e] = ${i.source}[${
-        index(i, "e", "0u")
-      }]; }`;
-    }
-    const target = vec ? `s_${i.source}[e / 4u][e % 4u]` : `s_${i.source}[e]`;
-    return `for (var e = lid; e < len * P; e += ${threads}u) { ${target} = ${i.source}[${
-      index(i, "e / P", "e % P")
-    }]; }`;
-  }).join("\n  ");
-  return /* wgsl */ `
-var<private> t_start: u32;
-var<private> t_head: u32;
-${decls}
-fn begin_chunk(start: u32, h: u32) { t_start = start; t_head = h; }
-${fns}
-// Fills the staged copies (a no-op when reads go to storage); every invocation must call it.
-fn stage_tokens(len: u32, lid: u32) {
-  ${staged ? fills : ""}
-}`;
-}
-
-/** Bytes of workgroup memory `tokenReads` stages for these inputs. */
-export function stagedBytes(inputs: readonly TokenInput[], spec: SsdSpec): number {
-  return 4 *
-    inputs.reduce((n, i) => n + (i.width === "P" ? spec.chunk * spec.headDim : spec.chunk), 0);
-}
-
-/**
- * `count` copies of a WGSL statement with `#` replaced by 0, 1, …: loops over the head dimension
- * written out, so that per-channel values live in named registers (`acc#`), never in an indexed
- * array that a driver may put in local memory.
- */
-export function unrolled(count: number, statement: string): string {
-  return Array.from({ length: count }, (_, i) => statement.replaceAll("#", String(i))).join("\n");
-}
-
-/**
- * `statement` for every element c of a row of `count` values, written out, with `#` replaced by c
- * and `@` by the value: loaded as vec4 words by `load4(q)` (words q = 0, 1, …) when `count` is a
- * multiple of 4, else one by one by `load1(c)`. `name` prefixes the temporaries (unique per scope).
- */
-export function eachOfRow(
-  name: string,
-  count: number,
-  load4: (q: number) => string,
-  load1: (c: number) => string,
-  statement: string,
-): string {
-  if (count % 4 !== 0) {
-    return Array.from(
-      { length: count },
-      (_, c) => statement.replaceAll("#", String(c)).replaceAll("@", `(${load1(c)})`),
-    ).join("\n");
-  }
-  return Array.from({ length: count / 4 }, (_, q) => {
-    const uses = [0, 1, 2, 3].map((c) =>
-      statement.replaceAll("#", String(4 * q + c)).replaceAll("@", `${name}_${q}.${"xyzw"[c]}`)
-    );
-    return [`let ${name}_${q} = ${load4(q)};`, ...uses].join("\n");
-  }).join("\n");
-}
-
-/**
- * A rows × cols matrix in workgroup memory, row-major, read a whole row at a time: as vec4 words
- * when cols is a multiple of 4 (a quarter of the loads), else as scalars.
- */
-export class WorkgroupMatrix {
-  /** The WGSL array name. */
-  readonly name: string;
-  /** Rows. */
-  readonly rows: number;
-  /** Columns. */
-  readonly cols: number;
-
-  /** A matrix named `name` of `rows` × `cols` values. */
-  constructor(name: string, rows: number, cols: number) {
-    this.name = name;
-    this.rows = rows;
-    this.cols = cols;
-  }
-
-  get #vec(): boolean {
-    return this.cols % 4 === 0;
-  }
-
-  /** The declaration. */
-  declare(): string {
-    const size = this.rows * this.cols;
-    return this.#vec
-      ? `var<workgroup> ${this.name}: array<vec4<f32>, ${size / 4}>;`
-      : `var<workgroup> ${this.name}: array<f32, ${size}>;`;
-  }
-
-  /** Stores `value` at (`row`, `col`) (WGSL u32 expressions). */
-  store(row: string, col: string, value: string): string {
-    const at = `(${row}) * ${this.cols}u + (${col})`;
-    return this.#vec
-      ? `${this.name}[(${at}) / 4u][(${at}) % 4u] = ${value};`
-      : `${this.name}[${at}] = ${value};`;
-  }
-
-  /**
-   * `statement` for every column c of row `row`, written out, with `#` replaced by c and `@` by
-   * the value at (row, c).
-   */
-  eachInRow(row: string, statement: string): string {
-    const n = this.name;
-    return eachOfRow(
-      n,
-      this.cols,
-      (q) => `${n}[(${row}) * ${this.cols / 4}u + ${q}u]`,
-      (c) => `${n}[(${row}) * ${this.cols}u + ${c}u]`,
-      statement,
-    );
-  }
 }
