@@ -28,8 +28,9 @@
  * blocks, chunk states in 4 × 4 register blocks.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
- * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--check]`: `--chunks` adds those
- * chunk sizes; `--check` first compares one forward and backward at the benchmark sizes with the
+ * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--check] [--profile]`: `--chunks`
+ * adds those chunk sizes; `--profile` prints the GPU time of every kernel of one forward +
+ * backward (timestamp queries); `--check` first compares one forward and backward at the benchmark sizes with the
  * float64 reference (the output gradient is zero outside 16 sampled segments, the longest among
  * them, so the reference runs only those, each alone). On CPU implementations the sizes shrink
  * and the figures only show that everything runs.
@@ -38,6 +39,7 @@
  */
 import {
   backward,
+  type GpuInfo,
   initGpu,
   mul,
   readTensors,
@@ -46,7 +48,11 @@ import {
   ssdScan,
   ssdScanReference,
   ssdScanReferenceBackward,
+  startProfile,
+  stopProfile,
   sumAll,
+  summarizeProfile,
+  sync,
   Tensor,
   tidy,
 } from "../ops/mod.ts";
@@ -301,9 +307,39 @@ if (import.meta.main) {
       console.log(`float64 check ${which}: relative error ${list.join(", ")}`);
     }
   }
+  if (Deno.args.includes("--profile")) {
+    for (const which of ["ml-1m", "kuairand"] as const) await printProfile(which, quick, info);
+  }
   console.log(formatHeader());
   for (const def of registeredBenchmarks()) {
     if (!def.name.startsWith("ssd ")) continue;
     console.log(formatRow(await measure(def, { info, quick })));
+  }
+}
+
+/** GPU time of each kernel of one forward + backward at the size of `which` (timestamps). */
+async function printProfile(
+  which: keyof typeof LENGTHS,
+  quick: boolean,
+  info: GpuInfo,
+): Promise<void> {
+  if (!info.timestamps) {
+    console.log(`profile: ${info.description} has no timestamp queries`);
+    return;
+  }
+  const state = ssdSetup({ info, quick }, which, true);
+  state.run();
+  await sync();
+  startProfile();
+  state.run();
+  const rows = summarizeProfile(await stopProfile());
+  state.tensors.forEach((t) => t.dispose());
+  state.pieces.dispose();
+  const total = rows.reduce((sum, r) => sum + r.ms, 0);
+  console.log(`profile ${which} forward + backward (${state.note}): ${total.toFixed(3)} ms`);
+  for (const r of rows) {
+    console.log(
+      `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(3)}× ${r.ms.toFixed(3)} ms`,
+    );
   }
 }
