@@ -7,8 +7,8 @@
  *     u_k  = Σ_{l≥k} (C_l·B_k)·exp(cs_l − cs_k)·∂y_l  +  exp(cs_end − cs_k)·U·B_k
  *     dx_k = Δ_k·u_k + D·∂y_k
  *
- * two chunk products give u without its pair (k, k), û: the leaving-gradient term per (chunk,
- * group) over the states, then the pairs l > k per (chunk, head) over the chunk's tokens. One
+ * one chunk product per (chunk, head) gives u without its pair (k, k), û: the leaving-gradient
+ * term over the states, then the pairs l > k over the chunk's tokens. One
  * workgroup per (chunk, head) then finishes: adds the pair (k, k), and since every factor
  * exp(cs_k) in y_k and exp(−cs_k) in the later pairs and in U's term makes the gradient of the
  * cumulative decay
@@ -31,66 +31,47 @@ import { listed, type SsdSpec } from "./options.ts";
 import type { Decays } from "./forward.ts";
 import { bind, type Binding, bindingIf, headTokens, launchPerItem, prelude } from "./prelude.ts";
 
-/** U's term of u per (chunk, group): exp(cs_end − cs_k)·(U·B_k), written to `du`. */
-function leavingTerm(spec: SsdSpec): ChunkGemm {
+/**
+ * û per (chunk, head), written to `du`: a product over the states for U's term,
+ * exp(cs_end − cs_k)·(U·B_k), then one over the chunk's tokens for the pairs l > k,
+ * Σ_{l>k} CB[l, k]·exp(cs_l − cs_k)·∂y_l.
+ */
+function inputGemm(spec: SsdSpec): ChunkGemm {
+  const tokens = headTokens(spec, ["cs", "eend"]);
   return {
-    label: "input gradient (leaving state)",
+    label: "input gradient",
     bindings: [
       ["read", "chunks", "i32"],
       ["read", "B"],
-      ["read", "eend"],
-      ["read", "ub"],
-      ["read_write", "du"],
-    ],
-    tiles: "wide",
-    setup: `let k = item / G;
-  let g = item % G;
-  let hb = g * HG;
-  let start = chunk_start(k);
-  let len = chunk_len(k);
-  let slot = chunk_slot(k);
-  let rows = len;
-  let cols = HG * P;`,
-    maxRows: spec.chunk,
-    maxCols: (spec.heads / spec.groups) * spec.headDim,
-    phases: [{
-      lo: "0u",
-      hi: "select(0u, N, slot >= 0)",
-      a: "B[bc_at(start + mm, g, kk)]",
-      b: "ub[st_at(u32(slot), hb, nn, kk)]",
-      aAlong: "k",
-      bAlong: "k",
-    }],
-    emit: `let h = hb + n / P;
-      let j = th_at(start + m, h);
-      du[j * P + n % P] = eend[j] * v;`,
-  };
-}
-
-/** The pairs l > k of u per (chunk, head), added to `du`: Σ_{l>k} CB[l, k]·exp(cs_l − cs_k)·∂y_l. */
-function pairTerm(spec: SsdSpec): ChunkGemm {
-  return {
-    label: "input gradient (pairs)",
-    bindings: [
-      ["read", "chunks", "i32"],
       ["read", "gy"],
       ["read", "cs"],
+      ["read", "eend"],
       ["read", "cb"],
+      ["read", "ub"],
       ["read_write", "du"],
     ],
     tiles: "narrow",
     setup: `let k = item / H;
   let h = item % H;
+  let g = h / HG;
   let start = chunk_start(k);
   let len = chunk_len(k);
-  let off = chunk_block(k, h / HG);
+  let slot = chunk_slot(k);
+  let off = chunk_block(k, g);
   let rows = len;
   let cols = P;`,
-    declarations: headTokens(spec, ["cs"]).declarations,
-    prologue: headTokens(spec, ["cs"]).fill,
+    declarations: tokens.declarations,
+    prologue: tokens.fill,
     maxRows: spec.chunk,
     maxCols: spec.headDim,
     phases: [{
+      lo: "0u",
+      hi: "select(0u, N, slot >= 0)",
+      a: "B[bc_at(start + mm, g, kk)] * t_eend[mm]",
+      b: "ub[st_at(u32(slot), h, nn, kk)]",
+      aAlong: "k",
+      bAlong: "k",
+    }, {
       lo: "m0",
       hi: "len",
       a: "cb[off + kk * len + mm] * exp(t_cs[kk] - t_cs[mm])",
@@ -99,8 +80,7 @@ function pairTerm(spec: SsdSpec): ChunkGemm {
       aAlong: "m",
       bAlong: "n",
     }],
-    emit: `let at = th_at(start + m, h) * P + n;
-      du[at] = du[at] + v;`,
+    emit: "du[th_at(start + m, h) * P + n] = v;",
   };
 }
 
@@ -243,8 +223,16 @@ export function headGrads(
 ): { dx: Tensor; ddt: Tensor; parts: [Tensor, Tensor, Tensor] } {
   const { heads: H } = spec;
   const dx = Tensor.empty(t.x.shape, "f32", "ssdScan dx");
-  runChunkGemm(spec, leavingTerm(spec), t.count * spec.groups, [t.chunks, t.B, s.eend, s.ub, dx]);
-  runChunkGemm(spec, pairTerm(spec), t.count * H, [t.chunks, s.gy, s.cs, s.cb, dx]);
+  runChunkGemm(spec, inputGemm(spec), t.count * H, [
+    t.chunks,
+    t.B,
+    s.gy,
+    s.cs,
+    s.eend,
+    s.cb,
+    s.ub,
+    dx,
+  ]);
   const ddt = Tensor.empty(t.dt.shape, "f32", "ssdScan ddt");
   const part = () => Tensor.empty([t.count, H], "f32", "ssdScan partial sums");
   const parts: [Tensor, Tensor, Tensor] = [part(), part(), part()];

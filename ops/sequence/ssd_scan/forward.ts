@@ -7,10 +7,10 @@
  * - `prepare`: one invocation per (chunk, head) walks the chunk and writes Δ and cs.
  * - `pairProducts`: the chunk's C·Bᵀ per group, CB[l, s] = C_l·B_s, shared by the heads of the
  *   group and by the backward; a chunk product over the states.
- * - `chunkOutput`: two chunk products. Per (chunk, group) the entering-state term, a product over
- *   the states for all the group's channels at once, scaled by exp(cs_l); then per (chunk, head)
- *   the pairs s < l, a product over the chunk's tokens whose operand CB[l, s]·exp(cs_l − cs_s)·Δ_s
- *   (zero for s ≥ l) is formed as it is staged, and the pair (l, l) and D·x last. The sum before
+ * - `chunkOutput`: one chunk product per (chunk, head) in two phases: the entering-state term, a
+ *   product over the states, then the pairs s < l, a product over the chunk's tokens whose
+ *   operand CB[l, s]·exp(cs_l − cs_s)·Δ_s (zero for s ≥ l) is formed as it is staged; the pair
+ *   (l, l) and D·x last. The sum before
  *   those two, ŷ, is kept for the backward: the decay gradient is ∂y·ŷ, and taking it from y
  *   would subtract terms that cancel, losing precision where the diagonal dominates.
  *
@@ -153,54 +153,26 @@ export function pairProducts(
   return cb;
 }
 
-/** The entering-state term per (chunk, group), written to ŷ: exp(cs_l)·(C_l·S_in). */
-function stateOutput(spec: SsdSpec): ChunkGemm {
-  return {
-    label: "output (entering state)",
-    bindings: [
-      ["read", "chunks", "i32"],
-      ["read", "C"],
-      ["read", "ecs"],
-      ["read", "sin"],
-      ["read_write", "yh"],
-    ],
-    tiles: "wide",
-    setup: `let k = item / G;
-  let g = item % G;
-  let hb = g * HG;
-  let start = chunk_start(k);
-  let slot = chunk_slot(k);
-  let rows = chunk_len(k);
-  let cols = HG * P;`,
-    maxRows: spec.chunk,
-    maxCols: (spec.heads / spec.groups) * spec.headDim,
-    phases: [{
-      lo: "0u",
-      hi: "select(0u, N, slot >= 0)",
-      a: "C[bc_at(start + mm, g, kk)]",
-      b: "sin[st_at(u32(slot), hb, nn, kk)]",
-      aAlong: "k",
-      bAlong: "k",
-    }],
-    emit: `let j = th_at(start + m, hb + n / P);
-      yh[j * P + n % P] = ecs[j] * v;`,
-  };
-}
-
 /**
- * The pairs s < l per (chunk, head), completing ŷ (y without the pair (l, l) and D·x, which the
- * backward needs) and y = ŷ + (CB[l, l]·Δ_l + D)·x_l.
+ * The output per (chunk, head): a product over the states for the entering-state term,
+ * exp(cs_l)·(C_l·S_in), then one over the chunk's tokens for the pairs s < l, whose operand
+ * CB[l, s]·exp(cs_l − cs_s)·Δ_s is formed as it is staged. Their sum is ŷ (y without the pair
+ * (l, l) and D·x, which the backward needs); y = ŷ + (CB[l, l]·Δ_l + D)·x_l.
  */
-function pairOutput(spec: SsdSpec): ChunkGemm {
+function outputGemm(spec: SsdSpec): ChunkGemm {
   const skip = spec.hasD ? " + D[h]" : "";
+  const tokens = headTokens(spec, ["cs", "dtv", "ecs"]);
   return {
-    label: "output (pairs)",
+    label: "output",
     bindings: [
       ["read", "chunks", "i32"],
       ["read", "x"],
+      ["read", "C"],
       ["read", "dtv"],
       ["read", "cs"],
+      ["read", "ecs"],
       ["read", "cb"],
+      ["read", "sin"],
       ...bindingIf(spec.hasD, ["read", "D"]),
       ["read_write", "yh"],
       ["read_write", "y"],
@@ -208,16 +180,25 @@ function pairOutput(spec: SsdSpec): ChunkGemm {
     tiles: "narrow",
     setup: `let k = item / H;
   let h = item % H;
+  let g = h / HG;
   let start = chunk_start(k);
   let len = chunk_len(k);
-  let off = chunk_block(k, h / HG);
+  let slot = chunk_slot(k);
+  let off = chunk_block(k, g);
   let rows = len;
   let cols = P;`,
-    declarations: headTokens(spec, ["cs", "dtv"]).declarations,
-    prologue: headTokens(spec, ["cs", "dtv"]).fill,
+    declarations: tokens.declarations,
+    prologue: tokens.fill,
     maxRows: spec.chunk,
     maxCols: spec.headDim,
     phases: [{
+      lo: "0u",
+      hi: "select(0u, N, slot >= 0)",
+      a: "C[bc_at(start + mm, g, kk)] * t_ecs[mm]",
+      b: "sin[st_at(u32(slot), h, nn, kk)]",
+      aAlong: "k",
+      bAlong: "k",
+    }, {
       lo: "0u",
       hi: "min(len, m0 + BM)",
       a: "cb[off + mm * len + kk] * exp(t_cs[mm] - t_cs[kk]) * t_dtv[kk]",
@@ -228,9 +209,8 @@ function pairOutput(spec: SsdSpec): ChunkGemm {
     }],
     emit: `let j = th_at(start + m, h);
       let at = j * P + n;
-      let yhat = yh[at] + v;
-      yh[at] = yhat;
-      y[at] = yhat + (cb[off + m * len + m] * dtv[j]${skip}) * x[at];`,
+      yh[at] = v;
+      y[at] = v + (cb[off + m * len + m] * t_dtv[m]${skip}) * x[at];`,
   };
 }
 
@@ -246,20 +226,15 @@ export function chunkOutput(
   const { batch, length, heads, headDim } = spec;
   const y = Tensor.empty([batch, length, heads, headDim], "f32", "ssdScan");
   const yh = Tensor.empty(y.shape, "f32", "ssdScan ŷ");
-  const { chunks, count } = t;
-  runChunkGemm(spec, stateOutput(spec), count * spec.groups, [
-    chunks,
-    t.C,
-    saved.ecs,
-    saved.sin,
-    yh,
-  ]);
-  runChunkGemm(spec, pairOutput(spec), count * heads, [
-    chunks,
+  runChunkGemm(spec, outputGemm(spec), t.count * heads, [
+    t.chunks,
     t.x,
+    t.C,
     saved.dtv,
     saved.cs,
+    saved.ecs,
     saved.cb,
+    saved.sin,
     ...listed(t.D),
     yh,
     y,
