@@ -16,16 +16,18 @@
  * ≈ 2.4 GB. The dual form inside a chunk adds ≈ (L/2)·P per token and head for chunks of L tokens.
  *
  * History (T = 200,000; ms). First version (one invocation per token, chunk 64), H200: forward
- * 23.6, forward + backward 144.7 (T = 46,000: 4.6 and 33.6); chunk 32: 26.9 / 143.6, chunk 128:
- * 25.0 / 206.1. Per kernel, H200: C·Bᵀ 4.7, chunk states 10.1 (and 10.0 backward), carries 1.1
- * each, output 19.5, head gradients 52.1, dC 34.1, dB 56.6. With dB and dC from one pair matrix W
- * (W 16.1, dC 16.0, dB 16.3) and the chunk's rows staged in workgroup memory, H100: forward 33.5,
- * forward + backward 155.3; staging made the output (28.9) and the head gradients (88.4) slower
- * than unstaged on the H200, probably through 16-way bank conflicts of rows read at thread-dependent
- * tokens. Unmeasured since: every pair loop in step across the workgroup (broadcast reads, C·Bᵀ in
- * both layouts), named registers instead of indexed arrays (a driver may keep those in local memory),
- * vec4 reads of staged rows and states, C·Bᵀ and W from one 64 × 64-tiled kernel with 4 × 4 register
- * blocks, chunk states in 4 × 4 register blocks.
+ * 23.6, forward + backward 144.7 (T = 46,000: 4.6 and 33.6). With pair matrices in 64 × 64 tiles,
+ * registers instead of indexed arrays and vec4 reads, H100: 10.3 / 48.2 (2.17 / 11.2); its profile
+ * (timestamps, `--profile`): head gradients 28.1 of 45.4, output 7.3, chunk states 1.55 each way.
+ * Every heavy kernel as a chunk product (`ops/sequence/ssd_scan/chunk_gemm.ts`), H100, same call:
+ * 9.2 / 24.0 (1.91 / 5.63) with 8 × 8 outputs per thread; 4 × 4 per thread, decays precomputed
+ * per token, the finishing kernel's reads coalesced and masked pairs skipped: 7.5 / 20.8
+ * (1.61 / 5.18); the state and pair terms of y and of û fused into one product each: 6.8 / 18.0
+ * (1.23 / 4.42). Chunk 32 is slower (7.6 / 27.5). In a profile of the previous step (19.6 ms) the
+ * pair terms of y and û took 2.95 and 2.67 ms, the state terms 1.39 each, the chunk states 1.49
+ * and 1.11, W 2.63 (1.94 before its masked weights became a branch, now a select again), dB 1.24,
+ * dC 0.93, the finishing kernel 2.50, the carries 0.42 each. A profile taken right after
+ * `--check` read every kernel about four times slower than the benchmark: take profiles first.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--check] [--profile]`: `--chunks`

@@ -88,9 +88,9 @@ export interface GemmPhase {
   /**
    * Slabs: `count` consecutive runs of `size` reduction indices from `lo` (`hi` is ignored),
    * each product weighted elementwise by `weight`, a WGSL f32 expression of `m`, `n` (in bounds)
-   * and `slab`, evaluated only `where` (a WGSL bool of the same; elsewhere the weight is 0).
+   * and `slab`.
    */
-  slab?: { count: string; size: string; weight: string; where?: string };
+  slab?: { count: string; size: string; weight: string };
 }
 
 /** One chunk product: what it reads, how its items and outputs are laid out, what it writes. */
@@ -203,7 +203,7 @@ ${a.decls}${b.decls}    let k_lo = ${phase.lo};
     let k1 = ${phase.hi};
 ${slices("c")}  }\n`;
   }
-  const { count, size, weight, where } = phase.slab;
+  const { count, size, weight } = phase.slab;
   const { tm, tn } = t;
   const tx = bn / tn, ty = bm / tm;
   let zero = "", add = "";
@@ -214,9 +214,8 @@ ${slices("c")}  }\n`;
       zero += `      w${r}_${j} = vec4f(0.0);\n`;
       for (let c = 0; c < 4; c++) {
         const col = `n0 + ${j * tx * 4 + c}u + tx * 4u`;
-        const update = `c${r}_${j}[${c}] += w${r}_${j}[${c}] * (${weight});`;
         add += `      { let m = min(${row}, rows - 1u); let n = min(${col}, cols - 1u); ` +
-          `${where ? `if (${where}) { ${update} }` : update} }\n`;
+          `c${r}_${j}[${c}] += w${r}_${j}[${c}] * (${weight}); }\n`;
       }
     }
   }

@@ -60,8 +60,7 @@ function pairWeights(spec: SsdSpec): ChunkGemm {
       slab: {
         count: "HG",
         size: "P",
-        weight: "exp(g_cs[m * HG + slab] - g_cs[n * HG + slab])",
-        where: "n <= m",
+        weight: "select(0.0, exp(g_cs[m * HG + slab] - g_cs[n * HG + slab]), n <= m)",
       },
     }],
     emit: "w[off + m * len + n] = v;",
