@@ -119,3 +119,12 @@ export type {
   SelectiveScanProblem,
   SelectiveScanTuning,
 } from "./sequence/selective_scan/mod.ts";
+export { GRU_MAX_HIDDEN, gru, gruReference, gruReferenceBackward } from "./sequence/gru/mod.ts";
+export type {
+  GruGrads,
+  GruInputs,
+  GruOptions,
+  GruProblem,
+  GruResult,
+  GruWeights,
+} from "./sequence/gru/mod.ts";
