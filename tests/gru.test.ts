@@ -110,6 +110,36 @@ Deno.test("gru: wide layers (H 256, and 300 with two units per invocation)", asy
   await check({ shape: [1, 3, 10, 300], bias: false, h0: true }, seed, rng, 4);
 });
 
+Deno.test("gru: gradients flow through the last state", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const c: Case = { shape: [2, 4, 3, 6], bias: true, h0: true };
+  const [batch, length, input, hidden] = c.shape;
+  const p: GruProblem = { batch, length, input, hidden };
+  await gradCheck({
+    what: `gru last [${c.shape}] seed ${seed}`,
+    inputs: ordered(c, draw(c, rng)),
+    gpu: (ts) => {
+      const t = named(c, ts);
+      const w = { weightIh: t.weightIh, weightHh: t.weightHh, biasIh: t.biasIh, biasHh: t.biasHh };
+      return gru(t.x, w, { h0: t.h0 }).last;
+    },
+    ref: (xs) => {
+      const out = gruReference(p, named(c, xs));
+      const last = new Float64Array(batch * hidden);
+      for (let b = 0; b < batch; b++) {
+        last.set(
+          out.subarray(((b + 1) * length - 1) * hidden, (b + 1) * length * hidden),
+          b * hidden,
+        );
+      }
+      return last;
+    },
+    rng,
+    probes: 8,
+  });
+});
+
 Deno.test("gru: the last state is the output's last step, and noGrad gives the same output", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);

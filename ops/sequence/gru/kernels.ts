@@ -25,7 +25,7 @@ export const OP = "gru";
 
 /**
  * Largest hidden size: the backward keeps two buffers of 3H gate gradients in workgroup memory,
- * 24 KiB at H = 512 would pass WebGPU's default 16 KiB limit at 683, so 512 stays clear of it.
+ * 24·H bytes, 12 KiB at H = 512, within WebGPU's default limit of 16 KiB per workgroup.
  */
 export const GRU_MAX_HIDDEN = 512;
 

@@ -115,6 +115,9 @@ function validate(x: Tensor, w: GruWeights, h0: Tensor | undefined): RecurrenceS
  * index length − 1 of a sequence. Gradients flow to x, the weights, the biases given and h_0.
  * {@link gruReference} computes the same in float64.
  *
+ * When a gradient is wanted it keeps r, z, n and W_hn·h + b_hn of every step (4·H floats per
+ * step and row) until the backward has run.
+ *
  * @param x input, (batch, length, I)
  * @param weights weight_ih (3H, I), weight_hh (3H, H) and optional biases (3H); H ≤ 512
  * @param options the initial state
@@ -148,8 +151,10 @@ export function gru(x: Tensor, weights: GruWeights, options: GruOptions = {}): G
     }, [gates]);
   }
   if (!output.requiresGrad) gi.dispose();
-  const last = Tensor.from(new Int32Array(spec.batch).fill(spec.length - 1), [spec.batch], "i32");
-  const state = gatherPositions(output, last);
-  last.dispose();
+  const lastStep = new Int32Array(spec.batch).fill(spec.length - 1);
+  const positions = Tensor.from(lastStep, [spec.batch], "i32");
+  const state = gatherPositions(output, positions);
+  // A recorded gather reads the positions again in its backward; the enclosing scope frees them.
+  if (!state.requiresGrad) positions.dispose();
   return { output, last: state };
 }
