@@ -23,7 +23,8 @@
  * 9.2 / 24.0 (1.91 / 5.63) with 8 × 8 outputs per thread; 4 × 4 per thread, decays precomputed
  * per token, the finishing kernel's reads coalesced and masked pairs skipped: 7.5 / 20.8
  * (1.61 / 5.18); the state and pair terms of y and of û fused into one product each: 6.8 / 18.0
- * (1.23 / 4.42). Chunk 32 is slower (7.6 / 27.5). In a profile of the previous step (19.6 ms) the
+ * (1.23 / 4.42); per-head products in 32-row tiles (causal slices skipped per tile): 6.4 / 17.2
+ * (1.21 / 3.98) against 6.2 / 17.3 (1.23 / 4.13) in the same call. Chunk 32 is slower (7.6 / 27.5). In a profile of the previous step (19.6 ms) the
  * pair terms of y and û took 2.95 and 2.67 ms, the state terms 1.39 each, the chunk states 1.49
  * and 1.11, W 2.63 (1.94 before its masked weights became a branch, now a select again), dB 1.24,
  * dC 0.93, the finishing kernel 2.50, the carries 0.42 each. A profile taken right after
