@@ -104,3 +104,9 @@ export {
 } from "./retrain_stale.ts";
 export { staleRecordNotice } from "./record_notice.ts";
 export { detectMode, reproduce, type ReproduceMode, type ReproduceOptions } from "./reproduce.ts";
+export {
+  type EfficiencyRow,
+  efficiencyRows,
+  type EfficiencyRun,
+  efficiencyTable,
+} from "./efficiency.ts";
