@@ -48,6 +48,7 @@ export {
   MambaBlock,
   type MambaBlockConfig,
 } from "./layers.ts";
+export { GRU4Rec, GRU4REC_DEFAULTS, type GRU4RecConfig, gru4recConfig } from "./gru4rec.ts";
 export {
   Mamba4Rec,
   MAMBA4REC_DEFAULTS,
@@ -70,6 +71,7 @@ export {
   createModel,
   type DatasetPreset,
   findModel,
+  GRU4REC_PRESETS,
   MAMBA4REC_PRESETS,
   MODEL_NAMES,
   type ModelEntry,

@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { Mamba4Rec, type Mamba4RecConfig, mamba4recConfig } from "./mamba4rec.ts";
+import { GRU4Rec, type GRU4RecConfig, gru4recConfig } from "./gru4rec.ts";
+import {
+  Mamba4Rec,
+  MAMBA4REC_DEFAULTS,
+  type Mamba4RecConfig,
+  mamba4recConfig,
+} from "./mamba4rec.ts";
 import { SSD4Rec, type SSD4RecConfig, ssd4recConfig } from "./ssd4rec.ts";
 import type { PackedModel, PaddedModel, TrainableModel } from "./model.ts";
 import { ConfigError, PACKED_TRAIN_DEFAULTS } from "./config.ts";
@@ -56,6 +62,22 @@ export const MAMBA4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = {
   "amazon-toys": { train: { maxLength: 50 }, model: { dropoutProb: 0.2 } },
   "yelp": { train: { maxLength: 50 }, model: { dropoutProb: 0.2 } },
 };
+
+/**
+ * GRU4Rec as the Mamba4Rec paper ran its baselines: RecBole's GRU4Rec under Mamba4Rec's
+ * `config.yaml`, whose `hidden_size` (64), `num_layers` (1) and `dropout_prob` (0.2) override
+ * GRU4Rec's own defaults (the embedding stays 64), with that paper's window length L per dataset.
+ */
+export const GRU4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.fromEntries(
+  Object.entries(MAMBA4REC_PRESETS).map(([dataset, preset]) => [dataset, {
+    train: preset.train,
+    model: {
+      hiddenSize: MAMBA4REC_DEFAULTS.hiddenSize,
+      numLayers: MAMBA4REC_DEFAULTS.numLayers,
+      dropoutProb: MAMBA4REC_DEFAULTS.dropoutProb,
+    },
+  }]),
+);
 
 /**
  * SSD4Rec's training settings from its official `config.yaml`, for every dataset: 1024 training
@@ -114,12 +136,23 @@ const SSD4REC_ENTRY: ModelEntryOf<PackedModel> = {
   presets: SSD4REC_PRESETS,
 };
 
+const GRU4REC_ENTRY: ModelEntryOf<PaddedModel> = {
+  name: "gru4rec",
+  layout: "padded",
+  config: gru4recConfig,
+  create: (config) => new GRU4Rec(config as GRU4RecConfig),
+  trainDefaults: {},
+  presets: GRU4REC_PRESETS,
+};
+
 /** The type of model each known name builds. */
 export interface ModelTypes {
   /** Mamba4Rec, on padded batches. */
   readonly mamba4rec: PaddedModel;
   /** SSD4Rec, on packed batches. */
   readonly ssd4rec: PackedModel;
+  /** GRU4Rec, on padded batches. */
+  readonly gru4rec: PaddedModel;
 }
 
 /** A known model name. */
@@ -128,6 +161,7 @@ export type ModelName = keyof ModelTypes;
 const ENTRIES: { readonly [N in ModelName]: ModelEntryOf<ModelTypes[N]> } = {
   mamba4rec: MAMBA4REC_ENTRY,
   ssd4rec: SSD4REC_ENTRY,
+  gru4rec: GRU4REC_ENTRY,
 };
 
 /** Every model, keyed by its (lower-case) name. */
