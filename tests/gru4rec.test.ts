@@ -1,0 +1,204 @@
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertNotEquals,
+  assertThrows,
+} from "@std/assert";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { runtime } from "../ops/core/runtime.ts";
+import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { uploadSequences } from "../models/training/evaluator.ts";
+import { ConfigError } from "../models/config.ts";
+import { GRU4REC_DEFAULTS } from "../models/gru4rec.ts";
+import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
+import { gru4recReference, type RefBatch, type RefParams } from "./gru4rec_reference.ts";
+import { checkParameterGradients } from "./model_gradients.ts";
+import { assertClose, freshSeed, makeRng } from "./util.ts";
+
+/** Right-padded windows `[B × L]` of random items with the given lengths. */
+function paddedItems(rng: () => number, lengths: Int32Array, L: number, numItems: number) {
+  const items = new Int32Array(lengths.length * L);
+  lengths.forEach((len, b) => {
+    for (let t = 0; t < len; t++) items[b * L + t] = 1 + Math.floor(rng() * (numItems - 1));
+  });
+  return items;
+}
+
+for (const numLayers of [1, 2]) {
+  Deno.test(`gru4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const numItems = 13, B = 3, L = 5;
+    const model = createModel("gru4rec", numItems, {
+      embeddingSize: 6,
+      hiddenSize: 5,
+      numLayers,
+      dropoutProb: 0,
+      seed: seed % 100000,
+    });
+    // One full window and one padded one at least; the third at random.
+    const lengths = Int32Array.of(L, 1 + Math.floor(rng() * (L - 1)), 1 + Math.floor(rng() * L));
+    const items = paddedItems(rng, lengths, L, numItems);
+    const targets = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * (numItems - 1)));
+    const batch: RefBatch = { items, lengths, targets, size: B, maxLength: L };
+
+    const entries = model.params.entries();
+    const { loss, h } = tidy(() => {
+      const h = model.forward(uploadSequences(items, lengths, B, L), true);
+      const loss = itemCrossEntropy(h, model.itemTable, Tensor.from(targets, [B], "i32"));
+      backward(loss);
+      return { loss, h };
+    });
+    const host = await readTensors([
+      loss,
+      h,
+      ...entries.map(([, t]) => t),
+      ...entries.map(([, t]) => t.grad!),
+    ]);
+    const ref: RefParams = new Map();
+    entries.forEach(([name, t], i) =>
+      ref.set(name, { data: Float64Array.from(host[2 + i]), shape: t.shape })
+    );
+    const want = gru4recReference(ref, batch, numLayers);
+    assertClose([host[0][0]], [want.loss], 1e-5, `seed ${seed}: loss`);
+    assertClose(host[1], want.h, 1e-4, `seed ${seed}: last-position representation`);
+
+    checkParameterGradients({
+      seed,
+      rng,
+      names: entries.map(([name]) => name),
+      grads: host.slice(2 + entries.length, 2 + 2 * entries.length),
+      refData: (name) => ref.get(name)!.data,
+      lossOf: () => gru4recReference(ref, batch, numLayers).loss,
+    });
+    zeroGrad(model.params.list());
+  });
+}
+
+Deno.test("gru4rec reads each window's last real item: pads (right of it) never change a real position's output", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const numItems = 17, E = 8, B = 3, L = 6;
+  const model = createModel("gru4rec", numItems, {
+    embeddingSize: E,
+    hiddenSize: 7,
+    seed: seed % 100000,
+  });
+  const lengths = Int32Array.of(L, 2, 1 + Math.floor(rng() * (L - 1)));
+  const items = paddedItems(rng, lengths, L, numItems);
+  const run = (ids: Int32Array, lens: Int32Array, size: number, len: number, every = false) =>
+    tidy(() => {
+      const inputs = uploadSequences(ids, lens, size, len);
+      return model.forward(every ? { items: inputs.items } : inputs, false);
+    });
+  const [last, every] = await readTensors([
+    run(items, lengths, B, L),
+    run(items, lengths, B, L, true),
+  ]);
+
+  // Each row alone, cut to its length (no padding at all): the same representation.
+  for (let b = 0; b < B; b++) {
+    const len = lengths[b];
+    const [alone] = await readTensors([
+      run(items.slice(b * L, b * L + len), Int32Array.of(len), 1, len),
+    ]);
+    assertClose(alone, last.subarray(b * E, (b + 1) * E), 1e-6, `seed ${seed}: row ${b} unpadded`);
+  }
+
+  // Other items at the pad positions and another PAD embedding row.
+  const perturbed = items.slice();
+  lengths.forEach((len, b) => {
+    for (let t = len; t < L; t++) perturbed[b * L + t] = 1 + Math.floor(rng() * (numItems - 1));
+  });
+  const [table] = await readTensors([model.itemTable]);
+  const noisy = Float32Array.from(table);
+  for (let i = 0; i < E; i++) noisy[i] += 0.5 + rng();
+  runtime().write(model.itemTable.storage, noisy);
+  const [last2, every2] = await readTensors([
+    run(perturbed, lengths, B, L),
+    run(perturbed, lengths, B, L, true),
+  ]);
+  runtime().write(model.itemTable.storage, Float32Array.from(table));
+
+  assertEquals(Array.from(last2), Array.from(last), `seed ${seed}: last-item outputs moved`);
+  for (let b = 0; b < B; b++) {
+    const real = (a: Float32Array) => Array.from(a.subarray(b * L * E, (b * L + lengths[b]) * E));
+    const pads = (a: Float32Array) =>
+      Array.from(a.subarray((b * L + lengths[b]) * E, (b + 1) * L * E));
+    assertEquals(
+      real(every2 as Float32Array),
+      real(every as Float32Array),
+      `seed ${seed}: row ${b} real positions`,
+    );
+    // The perturbation did reach the pad positions (so the equalities above could fail).
+    if (lengths[b] < L) {
+      assertNotEquals(
+        pads(every2 as Float32Array),
+        pads(every as Float32Array),
+        `seed ${seed}: row ${b} pads`,
+      );
+    }
+  }
+});
+
+Deno.test("gru4rec config: RecBole's defaults, the Mamba4Rec paper's presets, refusals naming the key", () => {
+  const entry = findModel("GRU4Rec");
+  assertEquals(entry.layout, "padded");
+  const config = entry.config({ numItems: 10 });
+  assertEquals(config, { ...GRU4REC_DEFAULTS, numItems: 10 });
+  assertEquals(GRU4REC_DEFAULTS.embeddingSize, 64);
+  assertEquals(GRU4REC_DEFAULTS.hiddenSize, 128);
+  assertEquals(GRU4REC_DEFAULTS.dropoutProb, 0.3);
+  assertEquals(GRU4REC_DEFAULTS.numLayers, 1);
+  assertEquals(modelPreset("gru4rec", "ml-1m"), {
+    train: { maxLength: 200 },
+    model: { hiddenSize: 64, numLayers: 1, dropoutProb: 0.2 },
+  });
+  for (const dataset of ["amazon-beauty", "amazon-video-games"]) {
+    assertEquals(modelPreset("gru4rec", dataset)?.train, { maxLength: 50 }, dataset);
+    assertEquals(modelPreset("gru4rec", dataset)?.model.dropoutProb, 0.2, dataset);
+  }
+  assertEquals(Object.keys(entry.presets).sort(), Object.keys(MAMBA4REC_PRESETS).sort());
+  for (
+    const [key, value] of [["hiddenSize", 513], ["dropoutProb", 1], ["dState", 4], ["numItems", 1]]
+  ) {
+    const e = assertThrows(
+      () => entry.config({ numItems: 10, [key as string]: value }),
+      ConfigError,
+    );
+    assertEquals(e.key, key, e.message);
+  }
+});
+
+Deno.test("gru4rec initialisation: xavier_normal_ embedding, xavier_uniform_ first GRU layer, PyTorch's defaults elsewhere", async () => {
+  const numItems = 1500, E = 64, H = 48;
+  const model = createModel("gru4rec", numItems, { embeddingSize: E, hiddenSize: H, numLayers: 2 });
+  const names = model.params.entries().map(([name]) => name);
+  assertEquals(names, [
+    "item_embedding.weight",
+    "gru_layers.weight_ih_l0",
+    "gru_layers.weight_hh_l0",
+    "gru_layers.weight_ih_l1",
+    "gru_layers.weight_hh_l1",
+    "dense.weight",
+    "dense.bias",
+  ]);
+  const values = (await readTensors(model.params.list())) as Float32Array[];
+  const emb = values[0];
+  const std = Math.sqrt(emb.reduce((s, v) => s + v * v, 0) / emb.length);
+  assertAlmostEquals(std, Math.sqrt(2 / (numItems + E)), 0.02 * Math.sqrt(2 / (numItems + E)));
+  const bounds = [
+    Math.sqrt(6 / (3 * H + E)),
+    Math.sqrt(6 / (3 * H + H)),
+    1 / Math.sqrt(H),
+    1 / Math.sqrt(H),
+    1 / Math.sqrt(H),
+    1 / Math.sqrt(H),
+  ];
+  bounds.forEach((bound, i) => {
+    const max = Math.max(...Array.from(values[i + 1], Math.abs));
+    assert(max <= bound && max > 0.9 * bound, `${names[i + 1]}: max |w| ${max}, bound ${bound}`);
+  });
+});
