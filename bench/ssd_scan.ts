@@ -31,8 +31,8 @@
  * `--check` read every kernel about four times slower than the benchmark: take profiles first.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
- * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--check] [--profile]`: `--chunks`
- * adds those chunk sizes; `--profile` prints the GPU time of every kernel of one forward +
+ * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--forward=chunked] [--check]
+ * [--profile]`: `--chunks` adds those chunk sizes, `--forward` those forms of the forward; `--profile` prints the GPU time of every kernel of one forward +
  * backward (timestamp queries); `--check` first compares one forward and backward at the benchmark sizes with the
  * float64 reference (the output gradient is zero outside 16 sampled segments, the longest among
  * them, so the reference runs only those, each alone). On CPU implementations the sizes shrink
@@ -114,11 +114,15 @@ interface SsdState {
   bytes: number;
 }
 
+/** The forward's form, as `ssdScan`'s `forward` option takes it. */
+type ForwardForm = "auto" | "recurrent" | "chunked";
+
 function ssdSetup(
   ctx: BenchContext,
   which: keyof typeof LENGTHS,
   withBackward: boolean,
   chunk?: number,
+  forward: ForwardForm = "auto",
 ): SsdState {
   const T = ctx.quick ? LENGTHS[which].quick : LENGTHS[which].full;
   const { heads: H, headDim: P, states: N, groups: G, segments } = SHAPE;
@@ -134,7 +138,13 @@ function ssdSetup(
   const dtBias = requireGrad(randomTensor([H], 7));
   const gy = randomTensor([1, T, H, P], 9);
   const run = () => {
-    const { y } = ssdScan(x, dt, A, B, C, { D, dtBias, dtSoftplus: true, seqIdx: pieces });
+    const { y } = ssdScan(x, dt, A, B, C, {
+      D,
+      dtBias,
+      dtSoftplus: true,
+      seqIdx: pieces,
+      forward,
+    });
     if (withBackward) { for (const g of y.node!.backward(gy)) g?.dispose(); }
     releaseRecorded(y);
   };
@@ -154,10 +164,18 @@ function ssdSetup(
   };
 }
 
-function registerSsd(which: keyof typeof LENGTHS, withBackward: boolean, chunk?: number): void {
+function registerSsd(
+  which: keyof typeof LENGTHS,
+  withBackward: boolean,
+  chunk?: number,
+  forward: ForwardForm = "auto",
+): void {
+  const form = forward === "auto" ? "" : ` ${forward}`;
   benchmark<SsdState>({
-    name: `ssd ${which} ${withBackward ? "fwd+bwd" : "fwd"}${chunk ? ` chunk ${chunk}` : ""}`,
-    setup: (ctx) => ssdSetup(ctx, which, withBackward, chunk),
+    name: `ssd ${which} ${withBackward ? "fwd+bwd" : "fwd"}${
+      chunk ? ` chunk ${chunk}` : ""
+    }${form}`,
+    setup: (ctx) => ssdSetup(ctx, which, withBackward, chunk, forward),
     run: (s) => s.run(),
     teardown: (s) => {
       s.tensors.forEach((t) => t.dispose());
@@ -298,6 +316,14 @@ if (import.meta.main) {
     for (const which of ["ml-1m", "kuairand"] as const) {
       registerSsd(which, false, c);
       registerSsd(which, true, c);
+    }
+  }
+  const forms = (Deno.args.find((a) => a.startsWith("--forward="))?.slice(10) ?? "")
+    .split(",").filter((s) => s) as ForwardForm[];
+  for (const f of forms) {
+    for (const which of ["ml-1m", "kuairand"] as const) {
+      registerSsd(which, false, undefined, f);
+      registerSsd(which, true, undefined, f);
     }
   }
   const info = await initGpu();

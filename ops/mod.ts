@@ -119,7 +119,7 @@ export type {
   SelectiveScanProblem,
   SelectiveScanTuning,
 } from "./sequence/selective_scan/mod.ts";
-export { GRU_MAX_HIDDEN, gru, gruReference, gruReferenceBackward } from "./sequence/gru/mod.ts";
+export { gru, GRU_MAX_HIDDEN, gruReference, gruReferenceBackward } from "./sequence/gru/mod.ts";
 export type {
   GruGrads,
   GruInputs,

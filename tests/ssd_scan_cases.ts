@@ -140,8 +140,9 @@ export function runGpu(
   chunk: number,
   what: string,
   seqIdx: ArrayLike<number> | SsdPieces | undefined = d.inputs.seqIdx,
+  forward: "auto" | "recurrent" | "chunked" = "auto",
 ): Promise<GpuResult> {
-  return labelled(what, () => scanOnGpu(d, chunk, seqIdx));
+  return labelled(what, () => scanOnGpu(d, chunk, seqIdx, forward));
 }
 
 /** {@link runGpu} without the label. */
@@ -149,6 +150,7 @@ async function scanOnGpu(
   d: Drawn,
   chunk: number,
   seqIdx: ArrayLike<number> | SsdPieces | undefined,
+  forward: "auto" | "recurrent" | "chunked",
 ): Promise<GpuResult> {
   const shapes = shapesOf(d);
   const keys = SSD_GRAD_KEYS.filter((k) => d.inputs[k] !== undefined);
@@ -165,6 +167,7 @@ async function scanOnGpu(
       initialStates: t.initialStates,
       finalStates: wantFinal,
       chunkSize: seqIdx instanceof SsdPieces ? undefined : chunk,
+      forward,
     });
     assertEquals(finalStates !== undefined, wantFinal, "final states returned iff asked for");
     backward(sumAll(mul(y, Tensor.from(Float32Array.from(d.gy), y.shape))));

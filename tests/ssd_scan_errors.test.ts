@@ -85,4 +85,25 @@ Deno.test("ssdScan: rejected calls say what is wrong", () => {
   );
   pieces.dispose();
   oneRow.dispose();
+  const withForward = (forward: string, states: number) => () =>
+    tidy(() => {
+      ssdScan(
+        zeros([batch, T, H, P]),
+        zeros([batch, T, H]),
+        zeros([H]),
+        zeros([batch, T, G, states]),
+        zeros([batch, T, G, states]),
+        { forward: forward as "auto" },
+      );
+    });
+  assertThrows(
+    withForward("recurrent", 65),
+    RangeError,
+    'forward "recurrent" keeps at most 64 states in registers, got 65; use forward "chunked"',
+  );
+  assertThrows(
+    withForward("fast", N),
+    RangeError,
+    'forward must be "auto", "recurrent" or "chunked", got "fast"',
+  );
 });

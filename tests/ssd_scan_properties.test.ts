@@ -76,6 +76,18 @@ Deno.test("ssdScan: chunks 64, 128 and 256 agree on segments longer than 256", a
   }
 });
 
+Deno.test("ssdScan: the recurrent and the chunked forward agree", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const c: Case = { size: [2, 300, 4, 16, 2, 64], parts: FULL, perRow: 5, chunks: [64] };
+  const d = draw(rng, c);
+  const { scales } = referenceOf(d);
+  const what = `${describe(d)} chunk 64 seed ${seed}`;
+  const chunked = await runGpu(d, 64, `${what} (chunked)`, d.inputs.seqIdx, "chunked");
+  const recurrent = await runGpu(d, 64, `${what} (recurrent)`, d.inputs.seqIdx, "recurrent");
+  assertErrors(errors(recurrent, chunked, chunked.grads, scales), 1e-5, `${what}: recurrent`);
+});
+
 Deno.test("ssdScan: a packed run equals each segment run alone", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);

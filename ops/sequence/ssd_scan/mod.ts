@@ -10,15 +10,16 @@
  *
  * Every segment is cut into chunks of at most `chunkSize` tokens (`pieces.ts`, on the host: the
  * segment ids are host data, as a loader builds them), so no kernel ever masks across segments and
- * the quadratic work inside a chunk is bounded by the segment's own length. Nearly all the work
- * is small register-tiled matrix products per chunk (`chunk_gemm.ts`) whose operands carry the
- * decays as they are staged. Within a chunk the output is the dual (attention-like) form over
- * the chunk's tokens plus the entering state (`forward.ts`, with the chunk's C·Bᵀ); states cross
- * the chunks of a cut segment by a short carry (`states.ts`). The backward runs the same
- * structure in reverse: the gradient leaving each chunk is carried back, then products per chunk
- * give dx and one kernel per (chunk, head) ∂dt and the parameter partial sums (`backward.ts`),
- * and a per-chunk pair matrix W gives dB and dC (`pair_grads.ts`). `prelude.ts` holds what the
- * kernels share. Strict float32, no atomics: results are repeatable bit for bit.
+ * the quadratic work inside a chunk is bounded by the segment's own length. With up to 64 states
+ * the forward is the recurrence itself, one invocation per (segment, head, channel) holding its
+ * row of the state in registers (`recurrent.ts`); otherwise the chunked dual form: small
+ * register-tiled matrix products per chunk (`chunk_gemm.ts`) whose operands carry the decays as
+ * they are staged, the output over the chunk's tokens plus the entering state (`forward.ts`, with
+ * the chunk's C·Bᵀ), states crossing the chunks of a cut segment by a short carry (`states.ts`).
+ * The backward is chunked: the gradient leaving each chunk is carried back, then products per
+ * chunk give dx and one kernel per (chunk, head) ∂dt and the parameter partial sums
+ * (`backward.ts`), and a per-chunk pair matrix W gives dB and dC (`pair_grads.ts`). `prelude.ts`
+ * holds what the kernels share. Strict float32, no atomics: results are repeatable bit for bit.
  *
  * @module
  */
@@ -33,6 +34,7 @@ import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./option
 import { checkChunk, type PieceTables, SSD_DEFAULT_CHUNK, SsdPieces } from "./pieces.ts";
 import { ssdSegmentStarts } from "./reference.ts";
 import { carryStates, chunkStates } from "./states.ts";
+import { recurrentForward } from "./recurrent.ts";
 
 export { SSD_DEFAULT_CHUNK, SSD_MAX_CHUNK } from "./options.ts";
 export type { SsdScanOptions } from "./options.ts";
@@ -111,30 +113,19 @@ export function ssdScan(
   const count = pieces.chunks;
   const decays = prepare(spec, tables.chunks, count, dt, A, dtBias);
   const cb = pairProducts(spec, tables.chunks, count, pieces.blockSize, B, C);
-  let sin: Tensor;
-  let finalStates: Tensor | undefined;
-  if (tables.slots > 0) {
-    const local = chunkStates(spec, tables, "forward", x, B, decays);
-    const carried = carryStates(
-      spec,
-      tables,
-      pieces.segments,
-      "forward",
-      local,
-      decays.cs,
-      initialStates,
-    );
-    local.dispose();
-    sin = carried.entering;
-    finalStates = carried.edge;
-  } else {
-    sin = zeros([1]);
-  }
-  const { y, yh } = chunkOutput(spec, { chunks: tables.chunks, count, x, C, D }, {
-    ...decays,
-    cb,
-    sin,
-  });
+  const { y, yh, sin, finalStates } = spec.recurrent
+    ? recurrentForward(spec, {
+      chunks: tables.chunks,
+      segments: pieces.segmentTable(),
+      segmentCount: pieces.segments,
+      slots: tables.slots,
+      x,
+      B,
+      C,
+      D,
+      init: initialStates,
+    }, { ...decays, cb })
+    : chunkedForward(spec, pieces, tables, { x, B, C, D, initialStates }, { ...decays, cb });
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
   const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const ownedTables = owned ? pieces.tensors() : [];
@@ -151,6 +142,44 @@ export function ssdScan(
     [...Object.values(saved), ...ownedTables],
   );
   return finalStates ? { y: out, finalStates } : { y: out };
+}
+
+/**
+ * The forward in the chunked (dual) form, for states too many for registers: each chunk's local
+ * state, the carry across chunks, then the output products.
+ */
+function chunkedForward(
+  spec: SsdSpec,
+  pieces: SsdPieces,
+  tables: PieceTables,
+  t: { x: Tensor; B: Tensor; C: Tensor; D?: Tensor; initialStates?: Tensor },
+  saved: Decays & { cb: Tensor },
+): { y: Tensor; yh: Tensor; sin: Tensor; finalStates?: Tensor } {
+  let sin: Tensor;
+  let finalStates: Tensor | undefined;
+  if (tables.slots > 0) {
+    const local = chunkStates(spec, tables, "forward", t.x, t.B, saved);
+    const carried = carryStates(
+      spec,
+      tables,
+      pieces.segments,
+      "forward",
+      local,
+      saved.cs,
+      t.initialStates,
+    );
+    local.dispose();
+    sin = carried.entering;
+    finalStates = carried.edge;
+  } else {
+    sin = zeros([1]);
+  }
+  const { y, yh } = chunkOutput(
+    spec,
+    { chunks: tables.chunks, count: pieces.chunks, x: t.x, C: t.C, D: t.D },
+    { ...saved, sin },
+  );
+  return finalStates ? { y, yh, sin, finalStates } : { y, yh, sin };
 }
 
 /**

@@ -38,6 +38,13 @@ export interface SsdScanOptions {
    * this are cut into chunks whose states are carried across. Changes rounding only.
    */
   chunkSize?: number;
+  /**
+   * How the forward runs: "recurrent" (the recurrence, one invocation per (segment, head,
+   * channel) with the state row in registers; up to 64 states), "chunked" (the dual form per
+   * chunk, any state size), or "auto" (the default: recurrent where it fits). Changes rounding
+   * only; the backward is the same.
+   */
+  forward?: "auto" | "recurrent" | "chunked";
 }
 
 /** Sizes and compile-time switches of one scan. */
@@ -66,6 +73,8 @@ export interface SsdSpec {
   wantFinal: boolean;
   /** Chunk length. */
   chunk: number;
+  /** Whether the forward runs the recurrence (else the chunked dual form). */
+  recurrent: boolean;
 }
 
 function sameShape(t: Tensor, shape: readonly number[]): boolean {
@@ -148,7 +157,29 @@ export function ssdSpec(
     hasInit: o.initialStates !== undefined,
     wantFinal: o.finalStates === true,
     chunk,
+    recurrent: forwardIsRecurrent(o.forward ?? "auto", states),
   };
+}
+
+/** Most states the recurrent forward keeps in registers per invocation. */
+export const RECURRENT_MAX_STATES = 64;
+
+/** Whether a forward of `states` states runs the recurrence; throws for an impossible choice. */
+function forwardIsRecurrent(choice: string, states: number): boolean {
+  if (choice === "chunked") return false;
+  if (choice === "recurrent") {
+    if (states > RECURRENT_MAX_STATES) {
+      throw new RangeError(
+        `${OP}: forward "recurrent" keeps at most ${RECURRENT_MAX_STATES} states in registers, ` +
+          `got ${states}; use forward "chunked" or "auto"`,
+      );
+    }
+    return true;
+  }
+  if (choice === "auto") return states <= RECURRENT_MAX_STATES;
+  throw new RangeError(
+    `${OP}: forward must be "auto", "recurrent" or "chunked", got ${JSON.stringify(choice)}`,
+  );
 }
 
 /** An optional tensor as a list of zero or one, for building binding lists. */

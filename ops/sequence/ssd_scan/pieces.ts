@@ -65,6 +65,7 @@ export class SsdPieces {
   /** Σ over chunks of length², the size of the C·Bᵀ blocks per group. */
   readonly blockSize: number;
   #tables = new Map<boolean, PieceTables>();
+  #segmentTable?: Tensor;
   #owned: boolean;
 
   /** Chunks the segments of `starts` (flat first tokens) into runs of at most `chunk` tokens. */
@@ -117,18 +118,47 @@ export class SsdPieces {
     return t;
   }
 
+  /**
+   * The segments longest first, i32 (segments · 4): first token, length, first chunk and the
+   * segment's number. Kernels that give a segment its own workgroups start the longest ones
+   * first, so that the last to finish are short.
+   */
+  segmentTable(): Tensor {
+    if (!this.#segmentTable) {
+      const n = this.segments;
+      const first = new Int32Array(n).fill(-1);
+      const length = new Int32Array(n);
+      for (let k = 0; k < this.chunks; k++) {
+        const seg = this.chunkSegment[k];
+        if (first[seg] < 0) first[seg] = k;
+        length[seg] += this.chunkLength[k];
+      }
+      const order = Array.from({ length: n }, (_, i) => i).sort((a, b) =>
+        length[b] - length[a] || a - b
+      );
+      const words = new Int32Array(4 * n);
+      order.forEach((seg, i) => {
+        words.set([this.chunkStart[first[seg]], length[seg], first[seg], seg], 4 * i);
+      });
+      const table = Tensor.from(words, [words.length], "i32");
+      this.#segmentTable = this.#owned ? keep(table) : table;
+    }
+    return this.#segmentTable;
+  }
+
   /** Every GPU table built so far. */
   tensors(): Tensor[] {
     const tables = [...this.#tables.values()].flatMap((t) =>
       [t.chunks, t.carry, t.slotChunks].filter((x): x is Tensor => x !== undefined)
     );
-    return tables;
+    return this.#segmentTable ? [...tables, this.#segmentTable] : tables;
   }
 
   /** Frees the GPU tables. */
   dispose(): void {
     for (const t of this.tensors()) t.dispose();
     this.#tables.clear();
+    this.#segmentTable = undefined;
   }
 
   #build(everySegment: boolean): PieceTables {
