@@ -1,7 +1,8 @@
 /**
  * The SSD scan's forward as its recurrence, for states small enough to live in registers
- * (N ≤ `RECURRENT_MAX_STATES`, 64): one invocation per (segment, head, channel p) walks the
- * segment's tokens holding its row S[p, ·] of the state,
+ * (N ≤ `RECURRENT_MAX_STATES`, 64): invocations per (segment, head, channel p) walk the segment's
+ * tokens holding the row S[p, ·] of the state, at most 32 states each (the selective scan's
+ * limit; two invocations share a row of 64 and meet in workgroup memory once per round of tokens),
  *
  *     S ← a_t·S + Δ_t·x_t[p]·B_t,    a_t = exp(Δ_t·A_h) = exp(cs_t − cs_{t−1})
  *     ŷ_t[p] = (a_t·S_{t−1})·C_t,    y_t[p] = ŷ_t[p] + (C_t·B_t·Δ_t + D_h)·x_t[p]
@@ -23,26 +24,40 @@ import type { Decays } from "./forward.ts";
 import { listed, type SsdSpec } from "./options.ts";
 import { bind, type Binding, bindingIf, launchPerItem, prelude } from "./prelude.ts";
 
-/** Invocations a workgroup aims at: heads × P. */
+/** Invocations a workgroup aims at: heads × P × invocations per row. */
 const TARGET_THREADS = 128;
+/** Most states one invocation keeps in registers (more: several invocations share a row). */
+const STATES_PER_THREAD = 32;
 /** Tokens staged per round. */
 const TOKENS = 8;
-/** Partial sums of ŷ (independent chains over the states). */
+/** Partial sums of ŷ per invocation (independent chains over its states). */
 const PARTIALS = 4;
 
-/** Heads per workgroup: the largest divisor of the group's heads with heads × P ≤ the target. */
-function headsPerWorkgroup(spec: SsdSpec): number {
+/** How a workgroup is laid out: heads, invocations per state row, states per invocation. */
+interface Layout {
+  /** Heads per workgroup (divides the heads of a group). */
+  heads: number;
+  /** Invocations sharing one (head, channel) row of the state. */
+  parts: number;
+  /** States per invocation. */
+  spt: number;
+  /** Invocations per workgroup: heads × P × parts. */
+  threads: number;
+}
+
+function layoutOf(spec: SsdSpec): Layout {
+  const spt = Math.min(spec.states, STATES_PER_THREAD);
+  const parts = Math.ceil(spec.states / spt);
   const perGroup = spec.heads / spec.groups;
-  const cap = Math.max(1, Math.floor(TARGET_THREADS / spec.headDim));
-  let best = 1;
-  for (let d = 1; d <= Math.min(cap, perGroup); d++) if (perGroup % d === 0) best = d;
-  return best;
+  const cap = Math.max(1, Math.floor(TARGET_THREADS / (spec.headDim * parts)));
+  let heads = 1;
+  for (let d = 1; d <= Math.min(cap, perGroup); d++) if (perGroup % d === 0) heads = d;
+  return { heads, parts, spt, threads: heads * spec.headDim * parts };
 }
 
 function recurrentShader(spec: SsdSpec): string {
-  const { states: N, headDim: P } = spec;
-  const HB = headsPerWorkgroup(spec);
-  const threads = HB * P;
+  const { states: N } = spec;
+  const { heads: HB, parts, spt, threads } = layoutOf(spec);
   const list: Binding[] = [
     ["read", "chunks", "i32"],
     ["read", "segs", "i32"],
@@ -59,11 +74,45 @@ function recurrentShader(spec: SsdSpec): string {
     ["read_write", "sin"],
     ...bindingIf(spec.wantFinal, ["read_write", "fin"]),
   ];
-  const each = (f: (n: number) => string) => Array.from({ length: N }, (_, n) => f(n)).join("\n");
-  const start = spec.hasInit ? (n: number) => `init[sbase + ${n}u]` : () => "0.0";
+  // The invocation's states are n0 + m, m < spt; the last part may hold fewer.
+  const ragged = N % spt !== 0;
+  const each = (f: (m: number) => string) =>
+    Array.from({ length: spt }, (_, m) => (ragged ? `if (n0 + ${m}u < N) { ${f(m)} }` : f(m)))
+      .join("\n");
+  const start = spec.hasInit ? (m: number) => `init[sbase + ${m}u]` : () => "0.0";
+  const declare = Array.from(
+    { length: spt },
+    (_, m) =>
+      ragged && spec.hasInit
+        ? `  var s${m} = 0.0;\n  if (n0 + ${m}u < N) { s${m} = ${start(m)}; }`
+        : `  var s${m} = ${start(m)};`,
+  ).join("\n");
   const store = (target: string, base: string) =>
-    each((n) => `    ${target}[${base} + ${n}u] = s${n};`);
-  const partial = (n: number) => `q${n % PARTIALS}`;
+    each((m) => `${target}[${base} + ${m}u] = s${m};`);
+  const partial = (m: number) => `q${m % PARTIALS}`;
+  const sums = Array.from({ length: Math.min(PARTIALS, spt) }, (_, r) => `q${r}`).join(" + ");
+  // The output of token i: alone, or the parts' sums met in workgroup memory after the round.
+  const finish = (yhat: string) =>
+    `{
+          let j = th_at(start + tok, h);
+          let at = j * P + p;
+          let xv = x[at];
+          yh[at] = ${yhat};
+          y[at] = ${yhat} + (sdiag[i] * dtv[j] + skip) * xv;
+        }`;
+  const emit = parts === 1
+    ? `      let yhat = ${sums};\n      ${finish("yhat")}`
+    : `      spart[i * ${threads}u + lid] = ${sums};`;
+  const gather = parts === 1 ? "" : `    workgroupBarrier();
+    if (part == 0u) {
+      for (var i = 0u; i < TOK; i++) {
+        let tok = t0 + i;
+        if (tok >= len) { break; }
+        var yhat = 0.0;
+        for (var q = 0u; q < ${parts}u; q++) { yhat += spart[i * ${threads}u + lid + q]; }
+        ${finish("yhat")}
+      }
+    }`;
   return /* wgsl */ `
 ${bind(list)}
 ${prelude(spec)}
@@ -73,6 +122,7 @@ const TOK: u32 = ${TOKENS}u;
 var<workgroup> sb: array<f32, ${TOKENS * N}>;
 var<workgroup> sc: array<f32, ${TOKENS * N}>;
 var<workgroup> sdiag: array<f32, ${TOKENS}>;
+${parts === 1 ? "" : `var<workgroup> spart: array<f32, ${TOKENS * threads}>;`}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -85,12 +135,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let len = u32(segs[rank * 4u + 1u]);
   let first = u32(segs[rank * 4u + 2u]);
   let seg = u32(segs[rank * 4u + 3u]);
-  let h = h0 + lid / P;
-  let p = lid % P;
-  let sbase = (seg * H + h) * PN + p * N;
-  var cprev = 0.0;
+  let part = lid % ${parts}u;
+  let row = lid / ${parts}u;
+  let h = h0 + row / P;
+  let p = row % P;
+  let n0 = part * ${spt}u;
+  let sbase = (seg * H + h) * PN + p * N + n0;
   let skip = ${spec.hasD ? "D[h]" : "0.0"};
-${each((n) => `  var s${n} = ${start(n)};`)}
+  var cprev = 0.0;
+${declare}
   for (var t0 = 0u; t0 < len; t0 += TOK) {
     workgroupBarrier();
     for (var e = lid; e < TOK * N; e += ${threads}u) {
@@ -114,8 +167,8 @@ ${each((n) => `  var s${n} = ${start(n)};`)}
       if (tok % Q == 0u) {
         let slot = chunk_slot(first + tok / Q);
         if (slot >= 0) {
-          let ibase = (u32(slot) * H + h) * PN + p * N;
-${store("sin", "ibase")}
+          let ibase = (u32(slot) * H + h) * PN + p * N + n0;
+          ${store("sin", "ibase")}
         }
       }
       let j = th_at(start + tok, h);
@@ -124,23 +177,19 @@ ${store("sin", "ibase")}
       let c = cs[j];
       let a = exp(select(c - cprev, c, tok % Q == 0u));
       cprev = c;
-      let xv = x[j * P + p];
-      let dx = d * xv;
-${Array.from({ length: PARTIALS }, (_, r) => `      var q${r} = 0.0;`).join("\n")}
-${
-    each((n) =>
-      `      { let dec = a * s${n}; ${partial(n)} = fma(dec, sc[i * ${N}u + ${n}u], ${
-        partial(n)
-      }); ` +
-      `s${n} = fma(dx, sb[i * ${N}u + ${n}u], dec); }`
+      let dx = d * x[j * P + p];
+${Array.from({ length: Math.min(PARTIALS, spt) }, (_, r) => `      var q${r} = 0.0;`).join("\n")}
+      ${
+    each((m) =>
+      `{ let dec = a * s${m}; ${partial(m)} = fma(dec, sc[i * N + n0 + ${m}u], ${partial(m)}); ` +
+      `s${m} = fma(dx, sb[i * N + n0 + ${m}u], dec); }`
     )
   }
-      let yhat = ${Array.from({ length: Math.min(PARTIALS, N) }, (_, r) => `q${r}`).join(" + ")};
-      yh[j * P + p] = yhat;
-      y[j * P + p] = yhat + (sdiag[i] * d + skip) * xv;
+${emit}
     }
+${gather}
   }
-${spec.wantFinal ? store("fin", "sbase") : ""}
+  ${spec.wantFinal ? store("fin", "sbase") : ""}
 }`;
 }
 
@@ -172,7 +221,7 @@ export function recurrentForward(
   const finalStates = spec.wantFinal
     ? Tensor.empty([t.segmentCount, H, P, N], "f32", "ssdScan edge states")
     : undefined;
-  const items = t.segmentCount * (H / headsPerWorkgroup(spec));
+  const items = t.segmentCount * (H / layoutOf(spec).heads);
   launchPerItem("recurrent forward", recurrentShader(spec), items, [
     t.chunks,
     t.segments,
