@@ -1,8 +1,10 @@
 /**
- * `deno task train --model mamba4rec|ssd4rec --dataset <name-or-file> [options]`: trains with
+ * `deno task train --model <name> --dataset <name-or-file> [options]` (models: `MODEL_NAMES`): trains with
  * RecBole's protocol and prints the best validation and the test metrics and the time per epoch.
  *
- * Options: --format F, --epochs N, --batch-size B, --lr X, --max-len L, --seed S, --dropout P,
+ * Options: --format F, --epochs N, --batch-size B, --eval-batch-size B (users ranked at once in
+ * validation and test: fewer use less memory, with the same metrics), --lr X, --max-len L,
+ * --seed S, --dropout P,
  * --layers N, --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
  * N users only, as the notebooks' quick mode), --checkpoint-dir DIR, --resume FILE, --continue
  * (resume from DIR/last.safetensors when it exists), --epochs-this-run N and --max-seconds S (stop
@@ -19,8 +21,8 @@
  * tokens, padding included with --pad-to; padded models B × L of every window, padding included)
  * and `tokensPerSecond`.
  *
- * A resumed run must have the checkpoint's settings; only --epochs and --checkpoint-dir (given
- * explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
+ * A resumed run must have the checkpoint's settings; only --epochs, --eval-batch-size and
+ * --checkpoint-dir (given explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
  * commands at 10 minutes):
  *
  *     deno task train --dataset ml-1m --checkpoint-dir DIR --continue --max-seconds 540 \
@@ -34,12 +36,18 @@
  */
 import { parseArgs } from "node:util";
 import { INTERACTION_FORMATS, type InteractionFormat } from "../data/mod.ts";
-import { ConfigError, SettingsMismatchError, type TrainResult } from "../models/mod.ts";
+import {
+  ConfigError,
+  MODEL_NAMES,
+  SettingsMismatchError,
+  type TrainResult,
+} from "../models/mod.ts";
 import { meanEpochSeconds, runTraining, type TrainingRun } from "../run/mod.ts";
 
-const USAGE =
-  "usage: deno task train --model mamba4rec|ssd4rec --dataset <name-or-file> [--format F]\n" +
-  "       [--epochs N] [--batch-size B] [--lr X] [--max-len L] [--seed S] [--dropout P]\n" +
+const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset <name-or-file>\n` +
+  "       [--format F]\n" +
+  "       [--epochs N] [--batch-size B] [--eval-batch-size B] [--lr X] [--max-len L]\n" +
+  "       [--seed S] [--dropout P]\n" +
   "       [--layers N] [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
   "       [--mask-ratio R] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
   "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
@@ -56,6 +64,7 @@ interface SettingFlag {
 const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
   epochs: { train: "epochs", value: "number" },
   "batch-size": { train: "batchSize", value: "number" },
+  "eval-batch-size": { train: "evalBatchSize", value: "number" },
   lr: { train: "learningRate", value: "number" },
   "max-len": { train: "maxLength", value: "number" },
   seed: { train: "seed", model: "seed", value: "number" },

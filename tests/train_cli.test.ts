@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
+import { MODEL_NAMES } from "../models/mod.ts";
 import { assertOneErrorLine, cli, pairs } from "./train_cli_util.ts";
 
 Deno.test("train: usage, setting and path errors print one line and stop before any GPU or data work", async () => {
@@ -25,7 +26,9 @@ Deno.test("train: usage, setting and path errors print one line and stop before 
       [
         ["--model", "sasrec9"],
         2,
-        /^error: --model: unknown model 'sasrec9' \(known: mamba4rec, ssd4rec\)/,
+        new RegExp(
+          `^error: --model: unknown model 'sasrec9' \\(known: ${MODEL_NAMES.join(", ")}\\)`,
+        ),
       ],
       [
         ["--model", "ssd4rec", "--mask-ratio", "1.5"],
@@ -142,11 +145,14 @@ Deno.test("train: a slice trains with epochs from 1; resuming refuses other sett
       implicit.stderr,
       /train\.epochs \(--epochs\) \(set it explicitly to change it\) is 2 there, 300 now/,
     );
+    // A longer run, ranking 7 users at a time: the evaluation batch may change on resume.
     const longer = await cli(
       cache,
       ...base,
       "--epochs",
       "3",
+      "--eval-batch-size",
+      "7",
       "--checkpoint-dir",
       ckpt,
       "--continue",
