@@ -9,8 +9,10 @@
  * Timing. The GPU runs asynchronously and each wait for it costs about 11 ms in Deno, so a GPU
  * benchmark submits N iterations back to back (each iteration's dispatches flushed as soon as they
  * are encoded, so the GPU starts while the host encodes the next) and waits once at the end. N is
- * calibrated so that the timed region lasts at least `targetMs` (200 ms on a GPU), after warm-up
- * iterations that compile the pipelines; several repeats are timed and the median is reported.
+ * calibrated so that the timed region lasts at least `targetMs` (200 ms on a GPU) and at least 50
+ * times the fixed cost of one wait ({@link gpuWaitCost}, measured once per process), so that the
+ * wait is under 2 % of every figure; nothing is subtracted. Warm-up iterations compile the
+ * pipelines first; several repeats are timed and the median is reported.
  * A host benchmark times only the encoding on the host (no waiting), then submits and waits
  * outside the timed region.
  *
@@ -72,7 +74,10 @@ export interface BenchResult {
 
 /** Timing options. */
 export interface MeasureOptions {
-  /** Minimum length of one timed region in milliseconds (default 200; 20 in quick mode). */
+  /**
+   * Minimum length of one timed region in milliseconds (default 200; 20 in quick mode). Outside
+   * quick mode a region also lasts at least {@link gpuWaitCost} / {@link MAX_WAIT_SHARE}.
+   */
   targetMs?: number;
   /** Timed repeats whose median is reported (default 5). */
   repeats?: number;
@@ -106,6 +111,31 @@ function value<S>(v: number | ((s: S) => number) | undefined, s: S): number | un
   return typeof v === "function" ? v(s) : v;
 }
 
+/** Largest share of a timed region the fixed cost of its final GPU wait may take. */
+export const MAX_WAIT_SHARE = 0.02;
+
+let waitCost: Promise<number> | undefined;
+
+/**
+ * The fixed cost of one wait for the GPU in milliseconds: the median over 7 tries of a submit of
+ * nothing and the wait for it (Deno polls the device on a timer, so this is about 11 ms whatever
+ * the work). Measured once per process.
+ */
+export function gpuWaitCost(): Promise<number> {
+  waitCost ??= (async () => {
+    const rt = runtime();
+    await rt.sync();
+    const samples: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now();
+      await rt.sync();
+      samples.push(performance.now() - t0);
+    }
+    return median(samples);
+  })();
+  return waitCost;
+}
+
 /** Submits `n` iterations back to back and waits once; returns the wall time in ms. */
 async function timeGpu<S>(def: BenchmarkDef<S>, state: S, n: number): Promise<number> {
   const rt = runtime();
@@ -125,7 +155,8 @@ export async function measure<S>(
   options: MeasureOptions = {},
 ): Promise<BenchResult> {
   const rt = runtime();
-  const targetMs = options.targetMs ?? (ctx.quick ? 20 : 200);
+  const minimum = ctx.quick ? 0 : (await gpuWaitCost()) / MAX_WAIT_SHARE;
+  const targetMs = Math.max(options.targetMs ?? (ctx.quick ? 20 : 200), minimum);
   const repeats = options.repeats ?? 5;
   const state = await def.setup(ctx);
   try {
@@ -153,7 +184,14 @@ export async function measure<S>(
         n *= 4;
         t = await timeGpu(def, state, n);
       }
+      // The trial's time includes the fixed wait, so scaling it can fall short: grow the count
+      // until one region really lasts the target (a few rounds at most).
       iterations = Math.max(1, Math.ceil((n * targetMs) / t));
+      for (let round = 0; round < 4; round++) {
+        const region = await timeGpu(def, state, iterations);
+        if (region >= targetMs) break;
+        iterations = Math.ceil((iterations * targetMs * 1.2) / region);
+      }
       for (let r = 0; r < repeats; r++) {
         samples.push((await timeGpu(def, state, iterations)) / iterations);
       }

@@ -11,7 +11,7 @@
  * @module
  */
 import { initGpu } from "../ops/mod.ts";
-import { formatHeader, formatRow, runBenchmarks } from "./harness.ts";
+import { formatHeader, formatRow, gpuWaitCost, MAX_WAIT_SHARE, runBenchmarks } from "./harness.ts";
 
 /** Modules of `bench/` that are not benchmark registrations. */
 export const SCRIPTS = ["main.ts", "harness.ts", "matmul_sweep.ts", "ssd_kernels.ts"];
@@ -53,6 +53,13 @@ if (import.meta.main) {
           (info.isCpu ? "; CPU figures show correctness only, not GPU performance" : ""),
       );
     }
+    if (!quick) {
+      const wait = await gpuWaitCost();
+      console.log(
+        `fixed cost of one GPU wait: ${wait.toFixed(1)} ms; every timed region lasts at least ` +
+          `${(wait / MAX_WAIT_SHARE).toFixed(0)} ms (the wait under ${MAX_WAIT_SHARE * 100} %)`,
+      );
+    }
     console.log(formatHeader());
   }
   const results = await runBenchmarks({
@@ -61,6 +68,9 @@ if (import.meta.main) {
     onResult: args.json ? undefined : (r) => console.log(formatRow(r)),
   });
   if (args.json) {
-    console.log(JSON.stringify({ adapter: info.description, isCpu: info.isCpu, quick, results }));
+    const gpuWaitMs = quick ? null : await gpuWaitCost();
+    console.log(
+      JSON.stringify({ adapter: info.description, isCpu: info.isCpu, quick, gpuWaitMs, results }),
+    );
   }
 }
