@@ -1,0 +1,341 @@
+/**
+ * Mamba4Rec in step form, for streaming recommendation: each user keeps a fixed-size state in a
+ * slot of GPU pools (per layer the convolution's last `d_conv − 1` inputs and the SSM state
+ * `d_inner × d_state`, plus the latest representation), and a new event advances it with O(1)
+ * work per user instead of rerunning the user's whole history.
+ *
+ * After a user's n events the representation equals the last position of the full model's
+ * forward over those n items (dropout off): the Mamba block's convolution and scan are the only
+ * parts that look back in time, and the step kernels carry exactly their state; the embedding,
+ * LayerNorms, residuals and feed-forward act on the new token alone, with the same ops as
+ * {@link Mamba4Rec.forward}.
+ *
+ * @module
+ */
+import { noGrad } from "../ops/core/autograd.ts";
+import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { zeros } from "../ops/core/unrecorded.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { layerNorm } from "../ops/dense/layernorm.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
+import { add, exp, gelu, scale } from "../ops/pointwise/elementwise.ts";
+import {
+  causalConv1dStep,
+  selectiveScanStep,
+  writeSlotRows,
+} from "../ops/sequence/selective_step.ts";
+import type { Mamba4Rec } from "./mamba4rec.ts";
+
+/** The LayerNorm epsilon of Mamba4Rec's LayerNorms (the default of `LayerNorm` in layers.ts). */
+const LAYER_NORM_EPS = 1e-12;
+
+/** Options of {@link Mamba4RecStream}. */
+export interface Mamba4RecStreamOptions {
+  /** Number of user slots in the pools; users are slot numbers `0 … capacity − 1`. */
+  readonly capacity: number;
+}
+
+/** Top-k recommendations of several users, row-major `[users, k]`. */
+export interface Recommendations {
+  /** Items per user. */
+  readonly k: number;
+  /** Item ids `[users × k]`, best first (ties: the smaller id first); never PAD (0). */
+  readonly items: Int32Array;
+  /** Their scores `h · e_item`, same layout. */
+  readonly scores: Float32Array;
+}
+
+/** One Mamba layer's trained weights and its users' state pools. */
+interface StepLayer {
+  readonly w: (name: string) => Tensor;
+  /** −exp(A_log), computed once as the full model computes it. */
+  readonly a: Tensor;
+  /** `[capacity, d_conv − 1, d_inner]`. */
+  readonly window: Tensor;
+  /** `[capacity, d_inner, d_state]`. */
+  readonly state: Tensor;
+}
+
+/**
+ * Inference-only step form of a trained {@link Mamba4Rec}: one slot per user in GPU pools,
+ * advanced one event at a time ({@link observe}), queried for top-k items ({@link recommend})
+ * and cleared ({@link reset}). It uses the model's parameter tensors as they are when it is
+ * built (A = −exp(A_log) is taken then): build a new stream after changing the weights.
+ */
+export class Mamba4RecStream {
+  /** Number of user slots. */
+  readonly capacity: number;
+  readonly #model: Mamba4Rec;
+  readonly #layers: StepLayer[] = [];
+  /** Latest representation per slot `[capacity, d]`. */
+  readonly #reps: Tensor;
+  readonly #events: Float64Array;
+
+  /**
+   * Allocates zeroed pools for `options.capacity` users.
+   * @param model the trained model (its weights are read, never changed)
+   * @param options the number of user slots
+   */
+  constructor(model: Mamba4Rec, options: Mamba4RecStreamOptions) {
+    const { capacity } = options;
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(
+        `Mamba4RecStream: options.capacity must be an integer ≥ 1 (user slots), got ${capacity}`,
+      );
+    }
+    this.capacity = capacity;
+    this.#model = model;
+    this.#events = new Float64Array(capacity);
+    const { hiddenSize, numLayers, dState, dConv, expand } = model.config;
+    const inner = expand * hiddenSize;
+    noGrad(() => {
+      for (let i = 0; i < numLayers; i++) {
+        const prefix = `mamba_layers.${i}`;
+        const w = (name: string) => model.params.get(`${prefix}.${name}`);
+        this.#layers.push({
+          w,
+          a: keep(tidy(() => scale(exp(w("mamba.A_log")), -1))),
+          window: keep(zeros([capacity, dConv - 1, inner])),
+          state: keep(zeros([capacity, inner, dState])),
+        });
+      }
+    });
+    this.#reps = keep(zeros([capacity, hiddenSize]));
+  }
+
+  /** Number of events observed for `user` since it was created or last reset. */
+  eventCount(user: number): number {
+    if (!Number.isInteger(user) || user < 0 || user >= this.capacity) {
+      throw new RangeError(
+        `Mamba4RecStream.eventCount: user ${user} is not a user slot 0 … ${this.capacity - 1}`,
+      );
+    }
+    return this.#events[user];
+  }
+
+  /**
+   * Advances each `users[i]` by the event `items[i]`, in order (a user listed twice gets both
+   * events, in the order given). Only queues GPU work: nothing waits for the device.
+   * @param users user slots
+   * @param items item ids `1 … numItems − 1`, one per user entry
+   */
+  observe(users: Int32Array, items: Int32Array): void {
+    const op = "Mamba4RecStream.observe";
+    if (users.length !== items.length) {
+      throw new RangeError(
+        `${op}: users (${users.length}) and items (${items.length}) must have the same length, ` +
+          "one item per user entry",
+      );
+    }
+    this.#checkUsers(op, "users", users);
+    const numItems = this.#model.config.numItems;
+    for (let i = 0; i < items.length; i++) {
+      if (!Number.isInteger(items[i]) || items[i] < 1 || items[i] >= numItems) {
+        throw new RangeError(
+          `${op}: items[${i}] = ${items[i]} is not an item id 1 … ${numItems - 1} (PAD 0 is ` +
+            "not an event)",
+        );
+      }
+    }
+    // Repeated users go to later rounds, so each round's slots are distinct.
+    const seen = new Map<number, number>();
+    const rounds: { users: number[]; items: number[] }[] = [];
+    for (let i = 0; i < users.length; i++) {
+      const r = seen.get(users[i]) ?? 0;
+      seen.set(users[i], r + 1);
+      rounds[r] ??= { users: [], items: [] };
+      rounds[r].users.push(users[i]);
+      rounds[r].items.push(items[i]);
+    }
+    for (const round of rounds) {
+      tidy(() =>
+        noGrad(() => {
+          this.#step(
+            Tensor.from(Int32Array.from(round.users), [round.users.length], "i32"),
+            Tensor.from(Int32Array.from(round.items), [round.items.length], "i32"),
+          );
+        })
+      );
+    }
+    for (const u of users) this.#events[u]++;
+  }
+
+  /**
+   * Every item's score for each user, `[users, numItems]` (PAD included, as the model scores
+   * it); queues GPU work only. The caller disposes the result.
+   * @param users user slots, each with at least one observed event
+   */
+  scores(users: Int32Array): Tensor {
+    const op = "Mamba4RecStream.scores";
+    this.#checkUsers(op, "users", users);
+    for (let i = 0; i < users.length; i++) {
+      if (this.#events[users[i]] === 0) {
+        throw new RangeError(
+          `${op}: users[${i}] = ${users[i]} has no events since it was created or reset; ` +
+            "observe() at least one before asking for scores",
+        );
+      }
+    }
+    return tidy(() =>
+      noGrad(() => {
+        const slots = Tensor.from(users, [users.length], "i32");
+        return matmul(embedding(slots, this.#reps), this.#model.itemTable, { transB: true });
+      })
+    );
+  }
+
+  /**
+   * The `k` best items for each user from its current state (one GPU wait), PAD never among
+   * them.
+   * @param users user slots, each with at least one observed event
+   * @param k items per user, `1 … numItems − 1`
+   */
+  recommend(users: Int32Array, k: number): Promise<Recommendations> {
+    const numItems = this.#model.config.numItems;
+    if (!Number.isInteger(k) || k < 1 || k >= numItems) {
+      throw new RangeError(
+        `Mamba4RecStream.recommend: k must be an integer 1 … ${numItems - 1} (the items ` +
+          `besides PAD), got ${k}`,
+      );
+    }
+    return this.#topK(users.length, this.scores(users), k);
+  }
+
+  /** Reads `scores` back (and disposes it) and picks each row's k best items. */
+  async #topK(users: number, scores: Tensor, k: number): Promise<Recommendations> {
+    const numItems = this.#model.config.numItems;
+    let host: Float32Array;
+    try {
+      host = (await readTensors([scores]))[0] as Float32Array;
+    } finally {
+      scores.dispose();
+    }
+    const items = new Int32Array(users * k);
+    const best = new Float32Array(users * k);
+    for (let u = 0; u < users; u++) {
+      topK(host.subarray(u * numItems, (u + 1) * numItems), k, items, best, u * k);
+    }
+    return { k, items, scores: best };
+  }
+
+  /**
+   * Clears the users' states: afterwards they are as new, with no events.
+   * @param users user slots
+   */
+  reset(users: Int32Array): void {
+    this.#checkUsers("Mamba4RecStream.reset", "users", users);
+    if (users.length === 0) return;
+    tidy(() => {
+      const slots = Tensor.from(users, [users.length], "i32");
+      for (const layer of this.#layers) {
+        writeSlotRows(layer.window, slots, null);
+        writeSlotRows(layer.state, slots, null);
+      }
+      writeSlotRows(this.#reps, slots, null);
+    });
+    for (const u of users) this.#events[u] = 0;
+  }
+
+  /** Frees the pools; the stream cannot be used afterwards. */
+  dispose(): void {
+    for (const layer of this.#layers) {
+      layer.a.dispose();
+      layer.window.dispose();
+      layer.state.dispose();
+    }
+    this.#reps.dispose();
+  }
+
+  /** One event for distinct slots: the full model's forward for one new token per user. */
+  #step(slots: Tensor, ids: Tensor): void {
+    const params = this.#model.params;
+    const lin = (x: Tensor, w: Tensor, bias?: Tensor) => matmul(x, w, { transB: true, bias });
+    let h = layerNorm(
+      embedding(ids, this.#model.itemTable, { paddingIdx: 0 }),
+      params.get("LayerNorm.weight"),
+      params.get("LayerNorm.bias"),
+      LAYER_NORM_EPS,
+    );
+    for (const { w, a, window, state } of this.#layers) {
+      const x = causalConv1dStep(
+        lin(h, w("mamba.in_proj_x.weight")),
+        w("mamba.conv1d.weight"),
+        w("mamba.conv1d.bias"),
+        window,
+        slots,
+      );
+      const y = selectiveScanStep(
+        {
+          x,
+          delta: lin(lin(x, w("mamba.x_proj_dt.weight")), w("mamba.dt_proj.weight")),
+          A: a,
+          B: lin(x, w("mamba.x_proj_B.weight")),
+          C: lin(x, w("mamba.x_proj_C.weight")),
+          D: w("mamba.D"),
+          z: lin(h, w("mamba.in_proj_z.weight")),
+          deltaBias: w("mamba.dt_proj.bias"),
+        },
+        state,
+        slots,
+      );
+      const m = lin(y, w("mamba.out_proj.weight"));
+      // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
+      const normed = layerNorm(
+        this.#layers.length === 1 ? m : add(m, h),
+        w("LayerNorm.weight"),
+        w("LayerNorm.bias"),
+        LAYER_NORM_EPS,
+      );
+      const f = lin(
+        gelu(lin(normed, w("ffn.w_1.weight"), w("ffn.w_1.bias"))),
+        w("ffn.w_2.weight"),
+        w("ffn.w_2.bias"),
+      );
+      h = layerNorm(
+        add(f, normed),
+        w("ffn.LayerNorm.weight"),
+        w("ffn.LayerNorm.bias"),
+        LAYER_NORM_EPS,
+      );
+    }
+    writeSlotRows(this.#reps, slots, h);
+  }
+
+  #checkUsers(op: string, arg: string, users: Int32Array): void {
+    if (!(users instanceof Int32Array)) {
+      throw new TypeError(`${op}: ${arg} must be an Int32Array of user slots`);
+    }
+    for (let i = 0; i < users.length; i++) {
+      if (!Number.isInteger(users[i]) || users[i] < 0 || users[i] >= this.capacity) {
+        throw new RangeError(
+          `${op}: ${arg}[${i}] = ${users[i]} is not a user slot 0 … ${this.capacity - 1}; ` +
+            "build the stream with a larger capacity",
+        );
+      }
+    }
+  }
+}
+
+/** Writes the k best of `row` (item 0, PAD, excluded) into `items`/`scores` at `at`. */
+function topK(
+  row: Float32Array,
+  k: number,
+  items: Int32Array,
+  scores: Float32Array,
+  at: number,
+): void {
+  let filled = 0;
+  for (let id = 1; id < row.length; id++) {
+    const s = row[id];
+    // Strictly better than the current k-th (ids ascend, so an equal score keeps the older id).
+    if (filled === k && !(s > scores[at + k - 1])) continue;
+    let j = filled < k ? filled++ : k - 1;
+    while (j > 0 && s > scores[at + j - 1]) {
+      scores[at + j] = scores[at + j - 1];
+      items[at + j] = items[at + j - 1];
+      j--;
+    }
+    scores[at + j] = s;
+    items[at + j] = id;
+  }
+}
