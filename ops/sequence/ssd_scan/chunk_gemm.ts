@@ -28,7 +28,7 @@ import type { SsdSpec } from "./options.ts";
 
 /** A tile shape: `bm × bn` outputs per workgroup, `tm × tn` per thread, slices of `bk`. */
 export interface GemmTiles {
-  /** Rows per workgroup (a multiple of 4·(bm/tm)… i.e. of tm). */
+  /** Rows per workgroup (a multiple of `tm`). */
   bm: number;
   /** Columns per workgroup. */
   bn: number;
@@ -100,8 +100,6 @@ export interface ChunkGemm {
   label: string;
   /** Storage bindings, in the order of `tensors` at launch. */
   bindings: Binding[];
-  /** Whether the prelude's `step_size` is needed (binds `dt` and `dt_bias`). */
-  stepSize?: boolean;
   /** Tile shape: a kind (this device's tiles for it) or explicit tiles. */
   tiles: TileKind | GemmTiles;
   /** Statements run once per workgroup given `item`: must define u32 `rows` and `cols`. */
@@ -251,7 +249,7 @@ function gemmShader(spec: SsdSpec, g: ChunkGemm): string {
   }
   return /* wgsl */ `// ${g.label}
 ${bind(g.bindings)}
-${prelude(spec, g.stepSize ?? false)}
+${prelude(spec)}
 const THREADS: u32 = ${threads}u;
 const BM: u32 = ${bm}u;
 const BN: u32 = ${bn}u;
