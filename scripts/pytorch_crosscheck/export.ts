@@ -1,16 +1,18 @@
 /**
- * Writes what `mamba4rec_torch.py` or `ssd4rec_torch.py` needs to check this project's model
- * against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out samples) as raw
- * little-endian int32 files, the seed's initial weights, the first training batch of epoch 0, and
- * that batch's loss, representation and every parameter's gradient (dropout off) as safetensors.
+ * Writes what `mamba4rec_torch.py`, `gru4rec_torch.py` or `ssd4rec_torch.py` needs to check this
+ * project's model against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out
+ * samples) as raw little-endian int32 files, the seed's initial weights, the first training batch
+ * of epoch 0, and that batch's loss, representation and every parameter's gradient (dropout off)
+ * as safetensors.
  *
- *     deno run -A scripts/pytorch_crosscheck/export.ts [--model mamba4rec|ssd4rec]
+ *     deno run -A scripts/pytorch_crosscheck/export.ts [--model mamba4rec|gru4rec|ssd4rec]
  *       [--dataset ml-1m] [--out DIR] [--batch-size B] [--max-len L] [--seed 2020]
  *       [--mask-ratio ρ] [--max-segments N]
  *
- * Mamba4Rec (the default): batch `B` (default 2048) of `[B, L]` windows, `--max-len` defaulting to
- * the model's preset for the dataset (200 for ML-1M); writes `batch_items` `[B·L]`,
- * `batch_lengths` and `batch_targets`.
+ * Mamba4Rec (the default) and GRU4Rec, the models on padded batches: the model built with its
+ * preset for the dataset (dropout off), batch `B` (default 2048) of `[B, L]` windows, `--max-len`
+ * defaulting to the preset's (200 for ML-1M); writes `batch_items` `[B·L]`, `batch_lengths` and
+ * `batch_targets`.
  *
  * SSD4Rec: the model built as training builds it (the dataset's preset, dropout off) and its first
  * packed training batch (default 1024 samples, whole histories) masked with ρ as training draws
@@ -78,11 +80,11 @@ function numberFlag(
 const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
 
 const modelName = values.model.toLowerCase();
-if (modelName !== "mamba4rec" && modelName !== "ssd4rec") {
-  console.error(`export: --model must be mamba4rec or ssd4rec, got '${values.model}'`);
+if (modelName !== "mamba4rec" && modelName !== "gru4rec" && modelName !== "ssd4rec") {
+  console.error(`export: --model must be mamba4rec, gru4rec or ssd4rec, got '${values.model}'`);
   Deno.exit(2);
 }
-if (modelName === "mamba4rec") {
+if (modelName !== "ssd4rec") {
   const packedOnly = ["mask-ratio", "max-segments"].find((k) => k in values);
   if (packedOnly) {
     console.error(`export: --${packedOnly} is a setting of --model ssd4rec; leave it out`);
@@ -109,7 +111,7 @@ for (const split of ["train", "valid", "test"] as const) {
 }
 const summary = modelName === "ssd4rec"
   ? await exportSsd4rec(dataset)
-  : await exportMamba4rec(dataset);
+  : await exportPadded(modelName, dataset);
 console.log(
   `${dataset.name}: ${dataset.numUsers - 1} users, ${dataset.numItems - 1} items; ${modelName} ` +
     `${summary} on ${info.description}; written to ${out}/`,
@@ -135,14 +137,19 @@ async function writeGradients(
   return (await loss.toArray())[0];
 }
 
-/** Mamba4Rec's first padded training batch of epoch 0; returns the summary line's middle. */
-async function exportMamba4rec(dataset: SequentialDataset): Promise<string> {
+/**
+ * A padded-batch model's (Mamba4Rec's, GRU4Rec's) first training batch of epoch 0, the model
+ * built with its preset for the dataset; returns the summary line's middle.
+ */
+async function exportPadded(
+  name: "mamba4rec" | "gru4rec",
+  dataset: SequentialDataset,
+): Promise<string> {
   const batchSize = batchSizeFlag ?? DEFAULT_TRAIN_BATCH_SIZE;
-  const presetLength = modelPreset("mamba4rec", dataset.name)?.train.maxLength as
-    | number
-    | undefined;
+  const preset = modelPreset(name, dataset.name);
+  const presetLength = preset?.train.maxLength as number | undefined;
   const maxLength = maxLen ?? presetLength ?? TRAIN_DEFAULTS.maxLength;
-  const model = createModel("mamba4rec", dataset.numItems, { seed, dropoutProb: 0 });
+  const model = createModel(name, dataset.numItems, { seed, ...preset?.model, dropoutProb: 0 });
   await writeCheckpoint(join(out, "init.safetensors"), model.params.entries(), {
     modelConfig: JSON.stringify(model.config),
   });
