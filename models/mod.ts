@@ -56,6 +56,7 @@ export {
   mamba4recConfig,
 } from "./mamba4rec.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
+export { Mamba4RecStream, type Mamba4RecStreamOptions, type Recommendations } from "./streaming.ts";
 export {
   type InputLayout,
   layoutOf,

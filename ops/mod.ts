@@ -89,6 +89,14 @@ export { causalConv1d } from "./sequence/causal_conv1d.ts";
 export type { CausalConv1dOptions } from "./sequence/causal_conv1d.ts";
 export { reverseSegments, segmentReversal } from "./sequence/reverse_segments.ts";
 export {
+  causalConv1dStep,
+  causalConv1dStepReference,
+  selectiveScanStep,
+  selectiveScanStepReference,
+  writeSlotRows,
+} from "./sequence/selective_step.ts";
+export type { SelectiveScanStepInputs } from "./sequence/selective_step.ts";
+export {
   SSD_DEFAULT_CHUNK,
   SSD_MAX_CHUNK,
   SsdPieces,
