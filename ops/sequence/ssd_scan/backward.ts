@@ -29,7 +29,15 @@ import { workgroupReduceWgsl } from "../../wgsl/reduce.ts";
 import { type ChunkGemm, runChunkGemm } from "./chunk_gemm.ts";
 import { listed, type SsdSpec } from "./options.ts";
 import type { Decays } from "./forward.ts";
-import { bind, type Binding, bindingIf, headTokens, launchPerItem, prelude } from "./prelude.ts";
+import {
+  bind,
+  type Binding,
+  bindingIf,
+  headTokens,
+  itemSetup,
+  launchPerItem,
+  prelude,
+} from "./prelude.ts";
 
 /**
  * û per (chunk, head), written to `du`: a product over the states for U's term,
@@ -51,15 +59,7 @@ function inputGemm(spec: SsdSpec): ChunkGemm {
       ["read_write", "du"],
     ],
     tiles: "narrow",
-    setup: `let k = item / H;
-  let h = item % H;
-  let g = h / HG;
-  let start = chunk_start(k);
-  let len = chunk_len(k);
-  let slot = chunk_slot(k);
-  let off = chunk_block(k, g);
-  let rows = len;
-  let cols = P;`,
+    setup: itemSetup("CHUNK_HEAD", "len", "P"),
     declarations: tokens.declarations,
     prologue: tokens.fill,
     maxRows: spec.chunk,

@@ -24,6 +24,7 @@ import {
   type Binding,
   bindingIf,
   headTokens,
+  itemSetup,
   launchPerInvocation,
   prelude,
 } from "./prelude.ts";
@@ -118,13 +119,7 @@ function pairProductGemm(spec: SsdSpec): ChunkGemm {
     label: "pair products",
     bindings: [["read", "chunks", "i32"], ["read", "B"], ["read", "C"], ["read_write", "cb"]],
     tiles: "wide",
-    setup: `let k = item / G;
-  let g = item % G;
-  let start = chunk_start(k);
-  let len = chunk_len(k);
-  let off = chunk_block(k, g);
-  let rows = len;
-  let cols = len;`,
+    setup: itemSetup("CHUNK_GROUP", "len", "len"),
     maxRows: spec.chunk,
     maxCols: spec.chunk,
     phases: [{
@@ -178,15 +173,7 @@ function outputGemm(spec: SsdSpec): ChunkGemm {
       ["read_write", "y"],
     ],
     tiles: "narrow",
-    setup: `let k = item / H;
-  let h = item % H;
-  let g = h / HG;
-  let start = chunk_start(k);
-  let len = chunk_len(k);
-  let slot = chunk_slot(k);
-  let off = chunk_block(k, g);
-  let rows = len;
-  let cols = P;`,
+    setup: itemSetup("CHUNK_HEAD", "len", "P"),
     declarations: tokens.declarations,
     prologue: tokens.fill,
     maxRows: spec.chunk,

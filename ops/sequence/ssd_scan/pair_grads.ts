@@ -19,16 +19,7 @@ import { Tensor } from "../../core/tensor.ts";
 import { type ChunkGemm, runChunkGemm } from "./chunk_gemm.ts";
 import type { Decays } from "./forward.ts";
 import type { SsdSpec } from "./options.ts";
-import { groupTokens } from "./prelude.ts";
-
-/** Names every chunk product of this file defines in its setup. */
-const GROUP_SETUP = `let k = item / G;
-  let g = item % G;
-  let hb = g * HG;
-  let start = chunk_start(k);
-  let len = chunk_len(k);
-  let slot = chunk_slot(k);
-  let off = chunk_block(k, g);`;
+import { groupTokens, itemSetup } from "./prelude.ts";
 
 /** W per (chunk, group), stored like C·Bᵀ (row l holds W[l, ·]). */
 function pairWeights(spec: SsdSpec): ChunkGemm {
@@ -43,9 +34,7 @@ function pairWeights(spec: SsdSpec): ChunkGemm {
       ["read_write", "w"],
     ],
     tiles: "wide",
-    setup: `${GROUP_SETUP}
-  let rows = len;
-  let cols = len;`,
+    setup: itemSetup("CHUNK_GROUP", "len", "len"),
     declarations: groupTokens(spec, ["cs", "dtv"]).declarations,
     prologue: groupTokens(spec, ["cs", "dtv"]).fill,
     maxRows: spec.chunk,
@@ -87,9 +76,7 @@ function pairGrad(spec: SsdSpec, role: "B" | "C"): ChunkGemm {
       ["read_write", "out"],
     ],
     tiles: "wide",
-    setup: `${GROUP_SETUP}
-  let rows = len;
-  let cols = N;`,
+    setup: itemSetup("CHUNK_GROUP", "len", "N"),
     maxRows: spec.chunk,
     maxCols: spec.states,
     phases: [

@@ -87,6 +87,34 @@ ${stepSize}
 }
 
 /**
+ * The names a chunk product's setup defines for an item that is a (chunk, group) (`CHUNK_GROUP`:
+ * k, g, hb (the group's first head)) or a (chunk, head) (`CHUNK_HEAD`: k, h, g), with the chunk's
+ * start, len, slot and the offset `off` of its group's C·Bᵀ block.
+ */
+const ITEM_SETUP: Readonly<Record<"CHUNK_GROUP" | "CHUNK_HEAD", string>> = {
+  CHUNK_GROUP: `let k = item / G;
+  let g = item % G;
+  let hb = g * HG;`,
+  CHUNK_HEAD: `let k = item / H;
+  let h = item % H;
+  let g = h / HG;`,
+};
+
+/** The chunk's names every {@link ITEM_SETUP} continues with. */
+const CHUNK_NAMES = `
+  let start = chunk_start(k);
+  let len = chunk_len(k);
+  let slot = chunk_slot(k);
+  let off = chunk_block(k, g);`;
+
+/** The setup of a chunk product over items of `kind`, then `rows` and `cols` (WGSL u32). */
+export function itemSetup(kind: keyof typeof ITEM_SETUP, rows: string, cols: string): string {
+  return `${ITEM_SETUP[kind]}${CHUNK_NAMES}
+  let rows = ${rows};
+  let cols = ${cols};`;
+}
+
+/**
  * Per-token values of one (chunk, head) staged in workgroup memory for a chunk product: arrays
  * `t_<name>` of the chunk's tokens, filled from the (tokens, H) bindings `names` by a prologue
  * that needs `start`, `len`, `h` and `lid` (and the product's thread count, `THREADS`).
