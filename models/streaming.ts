@@ -16,18 +16,16 @@ import { noGrad } from "../ops/core/autograd.ts";
 import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { zeros } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
-import { layerNorm } from "../ops/dense/layernorm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
-import { add, exp, gelu, scale } from "../ops/pointwise/elementwise.ts";
+import { add, exp, scale } from "../ops/pointwise/elementwise.ts";
 import {
   causalConv1dStep,
   selectiveScanStep,
   writeSlotRows,
 } from "../ops/sequence/selective_step.ts";
+import { type DropoutContext, FeedForward, LayerNorm, Linear } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
-
-/** The LayerNorm epsilon of Mamba4Rec's LayerNorms (the default of `LayerNorm` in layers.ts). */
-const LAYER_NORM_EPS = 1e-12;
+import { ParameterSet } from "./parameters.ts";
 
 /** Options of {@link Mamba4RecStream}. */
 export interface Mamba4RecStreamOptions {
@@ -45,15 +43,98 @@ export interface Recommendations {
   readonly scores: Float32Array;
 }
 
-/** One Mamba layer's trained weights and its users' state pools. */
+/**
+ * A trained model's parameters, handed out again by name: the layer classes built on it take
+ * the trained tensors instead of drawing new ones, so the step form runs the model's own layers.
+ */
+class TrainedParameters extends ParameterSet {
+  readonly #source: ParameterSet;
+
+  constructor(source: ParameterSet) {
+    super(0);
+    this.#source = source;
+  }
+
+  #trained(name: string, shape: readonly number[]): Tensor {
+    const t = this.#source.get(name);
+    if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
+      throw new RangeError(
+        `Mamba4RecStream: parameter ${name} is ${t.describe()}, but the model's configuration ` +
+          `makes it [${shape.join(", ")}]; build the stream from the model that owns it`,
+      );
+    }
+    return t;
+  }
+
+  override normal(name: string, shape: number[]): Tensor {
+    return this.#trained(name, shape);
+  }
+
+  override uniform(name: string, shape: number[]): Tensor {
+    return this.#trained(name, shape);
+  }
+
+  override values(name: string, shape: number[]): Tensor {
+    return this.#trained(name, shape);
+  }
+
+  override constant(name: string, shape: number[]): Tensor {
+    return this.#trained(name, shape);
+  }
+}
+
+/** One Mamba layer's trained weights, as the model's layer classes hold them, and its pools. */
 interface StepLayer {
-  readonly w: (name: string) => Tensor;
+  readonly inX: Linear;
+  readonly inZ: Linear;
+  readonly convWeight: Tensor;
+  readonly convBias: Tensor;
+  readonly xDt: Linear;
+  readonly xB: Linear;
+  readonly xC: Linear;
+  readonly dtProj: Linear;
   /** −exp(A_log), computed once as the full model computes it. */
   readonly a: Tensor;
+  readonly dSkip: Tensor;
+  readonly out: Linear;
+  readonly norm: LayerNorm;
+  readonly ffn: FeedForward;
   /** `[capacity, d_conv − 1, d_inner]`. */
   readonly window: Tensor;
   /** `[capacity, d_inner, d_state]`. */
   readonly state: Tensor;
+}
+
+/** Builds layer `i`'s step weights over the trained parameters (names as in Mamba4Rec). */
+function stepLayer(
+  params: TrainedParameters,
+  i: number,
+  config: Mamba4Rec["config"],
+  capacity: number,
+): StepLayer {
+  const { hiddenSize: d, dState, dConv, expand } = config;
+  const inner = expand * d;
+  const dtRank = Math.ceil(d / 16);
+  const name = `mamba_layers.${i}`;
+  const mamba = `${name}.mamba`;
+  const aLog = params.values(`${mamba}.A_log`, [inner, dState]);
+  return {
+    inX: new Linear(params, `${mamba}.in_proj_x`, d, inner, false),
+    inZ: new Linear(params, `${mamba}.in_proj_z`, d, inner, false),
+    convWeight: params.uniform(`${mamba}.conv1d.weight`, [inner, dConv]),
+    convBias: params.uniform(`${mamba}.conv1d.bias`, [inner]),
+    xDt: new Linear(params, `${mamba}.x_proj_dt`, inner, dtRank, false),
+    xB: new Linear(params, `${mamba}.x_proj_B`, inner, dState, false),
+    xC: new Linear(params, `${mamba}.x_proj_C`, inner, dState, false),
+    dtProj: new Linear(params, `${mamba}.dt_proj`, dtRank, inner, true),
+    a: keep(tidy(() => noGrad(() => scale(exp(aLog), -1)))),
+    dSkip: params.constant(`${mamba}.D`, [inner]),
+    out: new Linear(params, `${mamba}.out_proj`, inner, d, false),
+    norm: new LayerNorm(params, `${name}.LayerNorm`, d),
+    ffn: new FeedForward(params, `${name}.ffn`, d, 4 * d),
+    window: keep(zeros([capacity, dConv - 1, inner])),
+    state: keep(zeros([capacity, inner, dState])),
+  };
 }
 
 /**
@@ -66,7 +147,9 @@ export class Mamba4RecStream {
   /** Number of user slots. */
   readonly capacity: number;
   readonly #model: Mamba4Rec;
+  readonly #embNorm: LayerNorm;
   readonly #layers: StepLayer[] = [];
+  readonly #inference: DropoutContext;
   /** Latest representation per slot `[capacity, d]`. */
   readonly #reps: Tensor;
   readonly #events: Float64Array;
@@ -86,21 +169,14 @@ export class Mamba4RecStream {
     this.capacity = capacity;
     this.#model = model;
     this.#events = new Float64Array(capacity);
-    const { hiddenSize, numLayers, dState, dConv, expand } = model.config;
-    const inner = expand * hiddenSize;
-    noGrad(() => {
-      for (let i = 0; i < numLayers; i++) {
-        const prefix = `mamba_layers.${i}`;
-        const w = (name: string) => model.params.get(`${prefix}.${name}`);
-        this.#layers.push({
-          w,
-          a: keep(tidy(() => scale(exp(w("mamba.A_log")), -1))),
-          window: keep(zeros([capacity, dConv - 1, inner])),
-          state: keep(zeros([capacity, inner, dState])),
-        });
-      }
-    });
-    this.#reps = keep(zeros([capacity, hiddenSize]));
+    const params = new TrainedParameters(model.params);
+    const d = model.config.hiddenSize;
+    this.#embNorm = new LayerNorm(params, "LayerNorm", d);
+    for (let i = 0; i < model.config.numLayers; i++) {
+      this.#layers.push(stepLayer(params, i, model.config, capacity));
+    }
+    this.#inference = { p: 0, rng: model.dropoutRng, training: false };
+    this.#reps = keep(zeros([capacity, d]));
   }
 
   /** Number of events observed for `user` since it was created or last reset. */
@@ -248,55 +324,34 @@ export class Mamba4RecStream {
 
   /** One event for distinct slots: the full model's forward for one new token per user. */
   #step(slots: Tensor, ids: Tensor): void {
-    const params = this.#model.params;
-    const lin = (x: Tensor, w: Tensor, bias?: Tensor) => matmul(x, w, { transB: true, bias });
-    let h = layerNorm(
-      embedding(ids, this.#model.itemTable, { paddingIdx: 0 }),
-      params.get("LayerNorm.weight"),
-      params.get("LayerNorm.bias"),
-      LAYER_NORM_EPS,
-    );
-    for (const { w, a, window, state } of this.#layers) {
+    let h = this.#embNorm.forward(embedding(ids, this.#model.itemTable, { paddingIdx: 0 }));
+    for (const layer of this.#layers) {
       const x = causalConv1dStep(
-        lin(h, w("mamba.in_proj_x.weight")),
-        w("mamba.conv1d.weight"),
-        w("mamba.conv1d.bias"),
-        window,
+        layer.inX.forward(h),
+        layer.convWeight,
+        layer.convBias,
+        layer.window,
         slots,
       );
       const y = selectiveScanStep(
         {
           x,
-          delta: lin(lin(x, w("mamba.x_proj_dt.weight")), w("mamba.dt_proj.weight")),
-          A: a,
-          B: lin(x, w("mamba.x_proj_B.weight")),
-          C: lin(x, w("mamba.x_proj_C.weight")),
-          D: w("mamba.D"),
-          z: lin(h, w("mamba.in_proj_z.weight")),
-          deltaBias: w("mamba.dt_proj.bias"),
+          // Δ = dt_proj.weight · dt; its bias is added (and softplus applied) inside the step.
+          delta: matmul(layer.xDt.forward(x), layer.dtProj.weight, { transB: true }),
+          A: layer.a,
+          B: layer.xB.forward(x),
+          C: layer.xC.forward(x),
+          D: layer.dSkip,
+          z: layer.inZ.forward(h),
+          deltaBias: layer.dtProj.bias!,
         },
-        state,
+        layer.state,
         slots,
       );
-      const m = lin(y, w("mamba.out_proj.weight"));
+      const m = layer.out.forward(y);
       // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
-      const normed = layerNorm(
-        this.#layers.length === 1 ? m : add(m, h),
-        w("LayerNorm.weight"),
-        w("LayerNorm.bias"),
-        LAYER_NORM_EPS,
-      );
-      const f = lin(
-        gelu(lin(normed, w("ffn.w_1.weight"), w("ffn.w_1.bias"))),
-        w("ffn.w_2.weight"),
-        w("ffn.w_2.bias"),
-      );
-      h = layerNorm(
-        add(f, normed),
-        w("ffn.LayerNorm.weight"),
-        w("ffn.LayerNorm.bias"),
-        LAYER_NORM_EPS,
-      );
+      const normed = layer.norm.forward(this.#layers.length === 1 ? m : add(m, h));
+      h = layer.ffn.forward(normed, this.#inference);
     }
     writeSlotRows(this.#reps, slots, h);
   }
