@@ -2,7 +2,7 @@ import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from 
 import { join } from "node:path";
 import { ConfigError } from "../models/config.ts";
 import { findKnownDataset } from "../data/paths.ts";
-import { MODELS } from "../models/registry.ts";
+import { MODEL_NAMES, MODELS } from "../models/registry.ts";
 import { SETTINGS_METADATA_KEY, SettingsMismatchError } from "../models/training/checkpoint.ts";
 import { firstUsersName, firstUsersText } from "../run/dataset_slice.ts";
 import { checkOutputDirectory, checkOutputFile, OutputPathError } from "../run/outputs.ts";
@@ -143,7 +143,7 @@ Deno.test("planRun: an unknown model or a bad setting fails before the dataset i
   const missing = { dataset: "no-such-dataset", datasetsDirectory: "/nonexistent" };
   const model = assertThrows(() => planRun({ ...missing, model: "sasrec9" }), ConfigError);
   assertEquals(model.key, "model");
-  assertStringIncludes(model.message, "unknown model 'sasrec9' (known: mamba4rec, ssd4rec)");
+  assertStringIncludes(model.message, `unknown model 'sasrec9' (known: ${MODEL_NAMES.join(", ")})`);
   const users = assertThrows(() => planRun({ ...missing, maxUsers: 0 }), ConfigError);
   assertEquals(users.key, "maxUsers");
   assertThrows(() => planRun(missing), Deno.errors.NotFound, 'dataset "no-such-dataset" not found');
