@@ -7,8 +7,8 @@
  * After a user's n events the representation equals the last position of the full model's
  * forward over those n items (dropout off): the Mamba block's convolution and scan are the only
  * parts that look back in time, and the step kernels carry exactly their state; the embedding,
- * LayerNorms, residuals and feed-forward act on the new token alone, with the same ops as
- * {@link Mamba4Rec.forward}.
+ * LayerNorms, residuals and feed-forward act on the new token alone, through the model's own
+ * layer classes bound to its trained tensors.
  *
  * @module
  */
@@ -244,6 +244,9 @@ export class Mamba4RecStream {
   scores(users: Int32Array): Tensor {
     const op = "Mamba4RecStream.scores";
     this.#checkUsers(op, "users", users);
+    if (users.length === 0) {
+      throw new RangeError(`${op}: users is empty; list at least one user slot`);
+    }
     for (let i = 0; i < users.length; i++) {
       if (this.#events[users[i]] === 0) {
         throw new RangeError(

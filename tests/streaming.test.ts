@@ -210,6 +210,8 @@ Deno.test("Mamba4RecStream: bad input throws naming the argument", () => {
     assertThrows(() => stream.reset(Int32Array.of(5)), RangeError, "users[0] = 5");
     assertThrows(() => stream.scores(Int32Array.of(9)), RangeError, "users[0] = 9");
     assertThrows(() => stream.eventCount(2), RangeError, "user 2");
+    assertThrows(() => stream.recommend(new Int32Array(0), 1), RangeError, "users is empty");
+    assertThrows(() => stream.observe([0] as unknown as Int32Array, one), TypeError, "users");
     assertThrows(() => new Mamba4RecStream(model, { capacity: 0 }), RangeError, "capacity");
     assertEquals(stream.eventCount(0), 0, "a rejected call observed nothing");
   } finally {
