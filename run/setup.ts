@@ -12,9 +12,16 @@
  * @module
  */
 import type { SequentialDataset } from "../data/dataset.ts";
+import { basename } from "node:path";
 import type { InteractionFormat } from "../data/formats.ts";
 import { loadDatasetWithInfo } from "../data/load.ts";
-import { type DatasetSource, resolveDatasetSource } from "../data/paths.ts";
+import {
+  type DatasetSource,
+  DEFAULT_KUAIRAND_LOGS,
+  KUAIRAND_PURE_LOGS,
+  type KuaiRandLogSet,
+  resolveDatasetSource,
+} from "../data/paths.ts";
 import { initGpu } from "../ops/core/runtime.ts";
 import { ConfigError, type TrainConfig, trainConfig } from "../models/config.ts";
 import { type DatasetPreset, findModel, type ModelEntry } from "../models/registry.ts";
@@ -39,6 +46,11 @@ export interface RunRequest {
   readonly modelConfig?: Readonly<Record<string, unknown>>;
   /** Where dataset names are looked up (default: the datasets directory). */
   readonly datasetsDirectory?: string;
+  /**
+   * Which KuaiRand-Pure logs a KuaiRand folder contributes (default `standard-early`, the one
+   * SSD4Rec's KuaiRand was built from); only for KuaiRand datasets.
+   */
+  readonly kuaiRandLogs?: KuaiRandLogSet;
 }
 
 /** A checked request: everything known before any GPU or data work. */
@@ -81,9 +93,31 @@ export function planRun(request: RunRequest): RunPlan {
       "maxUsers",
     );
   }
+  const logs = request.kuaiRandLogs;
+  if (logs !== undefined && !Object.hasOwn(KUAIRAND_PURE_LOGS, logs)) {
+    throw new ConfigError(
+      `'kuaiRandLogs' must be one of ${Object.keys(KUAIRAND_PURE_LOGS).join(", ")}, got ` +
+        JSON.stringify(logs),
+      "kuaiRandLogs",
+    );
+  }
   const source = resolveDatasetSource(request.dataset, {
     datasetsDirectory: request.datasetsDirectory,
+    kuaiRandLogs: logs,
   });
+  const fromKuaiRand = source.files.some((f) => KUAIRAND_PURE_LOGS.all.includes(basename(f)));
+  if (logs !== undefined && !fromKuaiRand) {
+    throw new ConfigError(
+      `'kuaiRandLogs' chooses the logs of a KuaiRand-Pure folder, but ${source.name} is read ` +
+        `from ${source.path}; leave it out for this dataset`,
+      "kuaiRandLogs",
+    );
+  }
+  // Another log set is another dataset: its name says so, so that a checkpoint of one is never
+  // resumed on the other.
+  const name = logs !== undefined && logs !== DEFAULT_KUAIRAND_LOGS
+    ? `${source.name} (${logs} logs)`
+    : source.name;
   const preset = model.presets[source.name];
   const config = trainConfig({
     ...model.trainDefaults,
@@ -102,7 +136,7 @@ export function planRun(request: RunRequest): RunPlan {
     request,
     model,
     source,
-    datasetName: maxUsers === undefined ? source.name : firstUsersName(source.name, maxUsers),
+    datasetName: maxUsers === undefined ? name : firstUsersName(name, maxUsers),
     preset,
     config,
     modelConfig,
@@ -153,6 +187,7 @@ export async function setupRun(request: RunRequest | RunPlan): Promise<RunSetup>
     const loaded = await loadDatasetWithInfo(plan.request.dataset, {
       format: plan.request.format,
       datasetsDirectory: plan.request.datasetsDirectory,
+      kuaiRandLogs: plan.request.kuaiRandLogs,
     });
     ({ dataset, fromCache, seconds: loadSeconds } = loaded);
   }

@@ -11,6 +11,9 @@
  * early in this process; run the same command again to go on), --record FILE (when training is
  * over, save the run as a JSON record for the notebooks), --json. Epochs are numbered from 1.
  *
+ * A KuaiRand-Pure folder takes --kuairand-logs standard-early|standard|all (which logs make up
+ * the dataset; default standard-early).
+ *
  * Models on packed batches (ssd4rec) also take --mask-ratio ρ (each training history token
  * replaced by id 0 with probability ρ) and --var-len true|false (false: histories cut to their
  * last --max-len items, in training and evaluation; true, the default: whole histories) and
@@ -35,7 +38,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { INTERACTION_FORMATS, type InteractionFormat } from "../data/mod.ts";
+import { INTERACTION_FORMATS, type InteractionFormat, type KuaiRandLogSet } from "../data/mod.ts";
 import {
   ConfigError,
   MODEL_NAMES,
@@ -50,6 +53,7 @@ const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset
   "       [--seed S] [--dropout P]\n" +
   "       [--layers N] [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
   "       [--mask-ratio R] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
+  "       [--kuairand-logs standard-early|standard|all]\n" +
   "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
   "       [--max-seconds S] [--record FILE] [--json]";
 
@@ -83,6 +87,7 @@ const OTHER_FLAGS: Readonly<Record<string, string>> = {
   model: "model",
   dataset: "dataset",
   "max-users": "maxUsers",
+  "kuairand-logs": "kuaiRandLogs",
   record: "record",
 };
 
@@ -147,6 +152,7 @@ function parseCommandLine(args: readonly string[]) {
           Object.keys(SETTING_FLAGS).map((f) => [f, { type: "string" as const }]),
         ),
         "max-users": { type: "string" },
+        "kuairand-logs": { type: "string" },
         resume: { type: "string" },
         "epochs-this-run": { type: "string" },
         "max-seconds": { type: "string" },
@@ -210,6 +216,7 @@ function parseCommandLine(args: readonly string[]) {
         dataset: text("dataset") ?? "",
         format: format as InteractionFormat | undefined,
         maxUsers: num("max-users"),
+        kuaiRandLogs: text("kuairand-logs") as KuaiRandLogSet | undefined,
         train,
         modelConfig,
       },

@@ -1,7 +1,7 @@
 import { assertEquals, assertRejects, assertStringIncludes, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { ConfigError } from "../models/config.ts";
-import { findKnownDataset } from "../data/paths.ts";
+import { findKnownDataset, KUAIRAND_PURE_LOGS } from "../data/paths.ts";
 import { MODEL_NAMES, MODELS } from "../models/registry.ts";
 import { SETTINGS_METADATA_KEY, SettingsMismatchError } from "../models/training/checkpoint.ts";
 import { firstUsersName, firstUsersText } from "../run/dataset_slice.ts";
@@ -261,6 +261,38 @@ Deno.test("checkResume: each differing setting is named with both values; safe o
       Error,
       "stores no run settings",
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("planRun: the KuaiRand log set is checked, named in the dataset and refused elsewhere", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const logs = join(dir, "KuaiRand-Pure", "data");
+    await Deno.mkdir(logs, { recursive: true });
+    for (const f of KUAIRAND_PURE_LOGS.all) await Deno.writeTextFile(join(logs, f), "user_id\n");
+    const base = { dataset: "kuairand", datasetsDirectory: dir, model: "ssd4rec" };
+    assertEquals(planRun(base).datasetName, "kuairand-pure");
+    assertEquals(planRun({ ...base, kuaiRandLogs: "standard-early" }).datasetName, "kuairand-pure");
+    const standard = planRun({ ...base, kuaiRandLogs: "standard" });
+    assertEquals(standard.datasetName, "kuairand-pure (standard logs)");
+    assertEquals(standard.source.files.length, 2);
+    assertEquals(planRun({ ...base, kuaiRandLogs: "all" }).source.files.length, 3);
+    const bad = assertThrows(
+      () => planRun({ ...base, kuaiRandLogs: "early" as "all" }),
+      ConfigError,
+      "'kuaiRandLogs' must be one of standard, standard-early, all, got \"early\"",
+    );
+    assertEquals(bad.key, "kuaiRandLogs");
+    const other = join(dir, "tiny.txt");
+    await Deno.writeTextFile(other, "1 2\n");
+    const elsewhere = assertThrows(
+      () => planRun({ dataset: other, kuaiRandLogs: "all" }),
+      ConfigError,
+      "chooses the logs of a KuaiRand-Pure folder",
+    );
+    assertEquals(elsewhere.key, "kuaiRandLogs");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
