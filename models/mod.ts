@@ -55,6 +55,7 @@ export {
   type Mamba4RecConfig,
   mamba4recConfig,
 } from "./mamba4rec.ts";
+export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
 export { Mamba4RecStream, type Mamba4RecStreamOptions, type Recommendations } from "./streaming.ts";
 export {
@@ -81,6 +82,7 @@ export {
   modelPreset,
   MODELS,
   type ModelTypes,
+  NARM_PRESETS,
   SSD4REC_PRESETS,
   SSD4REC_TRAIN_DEFAULTS,
 } from "./registry.ts";

@@ -12,6 +12,7 @@ import {
   type Mamba4RecConfig,
   mamba4recConfig,
 } from "./mamba4rec.ts";
+import { NARM, type NARMConfig, narmConfig } from "./narm.ts";
 import { SSD4Rec, type SSD4RecConfig, ssd4recConfig } from "./ssd4rec.ts";
 import type { PackedModel, PaddedModel, TrainableModel } from "./model.ts";
 import { ConfigError, PACKED_TRAIN_DEFAULTS } from "./config.ts";
@@ -76,6 +77,19 @@ export const GRU4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.f
       numLayers: MAMBA4REC_DEFAULTS.numLayers,
       dropoutProb: MAMBA4REC_DEFAULTS.dropoutProb,
     },
+  }]),
+);
+
+/**
+ * NARM as the Mamba4Rec paper ran its baselines: RecBole's NARM under Mamba4Rec's `config.yaml`,
+ * whose `hidden_size` (64) overrides NARM's own; its `dropout_prob` and `num_layers` are not
+ * NARM's keys (`dropout_probs`, `n_layers`), so NARM keeps dropout [0.25, 0.5] and one layer.
+ * That paper's window length L per dataset.
+ */
+export const NARM_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.fromEntries(
+  Object.entries(MAMBA4REC_PRESETS).map(([dataset, preset]) => [dataset, {
+    train: preset.train,
+    model: { hiddenSize: MAMBA4REC_DEFAULTS.hiddenSize },
   }]),
 );
 
@@ -145,6 +159,15 @@ const GRU4REC_ENTRY: ModelEntryOf<PaddedModel> = {
   presets: GRU4REC_PRESETS,
 };
 
+const NARM_ENTRY: ModelEntryOf<PaddedModel> = {
+  name: "narm",
+  layout: "padded",
+  config: narmConfig,
+  create: (config) => new NARM(config as NARMConfig),
+  trainDefaults: {},
+  presets: NARM_PRESETS,
+};
+
 /** The type of model each known name builds. */
 export interface ModelTypes {
   /** Mamba4Rec, on padded batches. */
@@ -153,6 +176,8 @@ export interface ModelTypes {
   readonly ssd4rec: PackedModel;
   /** GRU4Rec, on padded batches. */
   readonly gru4rec: PaddedModel;
+  /** NARM, on padded batches (last-item training only). */
+  readonly narm: PaddedModel;
 }
 
 /** A known model name. */
@@ -162,6 +187,7 @@ const ENTRIES: { readonly [N in ModelName]: ModelEntryOf<ModelTypes[N]> } = {
   mamba4rec: MAMBA4REC_ENTRY,
   ssd4rec: SSD4REC_ENTRY,
   gru4rec: GRU4REC_ENTRY,
+  narm: NARM_ENTRY,
 };
 
 /** Every model, keyed by its (lower-case) name. */
