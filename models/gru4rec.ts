@@ -23,7 +23,7 @@ import { gru, GRU_MAX_HIDDEN, type GruWeights } from "../ops/sequence/gru/mod.ts
 import type { Tensor } from "../ops/core/tensor.ts";
 import { applyDropout } from "./layers.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
-import { ParameterSet } from "./parameters.ts";
+import { ParameterSet, xavierNormalStd } from "./parameters.ts";
 import type { ModelInputs, PaddedModel } from "./model.ts";
 
 /** GRU4Rec's hyperparameters (defaults: RecBole's `GRU4Rec.yaml`). */
@@ -86,11 +86,6 @@ export function gru4recConfig(overrides: Record<string, unknown>): GRU4RecConfig
 /** `xavier_uniform_`'s bound for a `[out, in]` matrix: √(6 / (fan_in + fan_out)). */
 function xavierUniformBound(shape: readonly [number, number]): number {
   return Math.sqrt(6 / (shape[0] + shape[1]));
-}
-
-/** `xavier_normal_`'s standard deviation for a `[out, in]` matrix: √(2 / (fan_in + fan_out)). */
-function xavierNormalStd(shape: readonly [number, number]): number {
-  return Math.sqrt(2 / (shape[0] + shape[1]));
 }
 
 /** PyTorch's default bound for a layer with `fanIn` inputs (kaiming_uniform, a = √5): 1/√fan_in. */

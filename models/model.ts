@@ -54,6 +54,11 @@ export interface SequentialModel<Inputs = ModelInputs> extends ModelBase {
 export interface PaddedModel extends SequentialModel<ModelInputs> {
   /** The input layout: padded (or left out). */
   readonly layout?: "padded";
+  /**
+   * True for a model that represents a window only at its last real item (NARM's attention reads
+   * that item's state), so it cannot train on every position ("all-positions").
+   */
+  readonly lastItemOnly?: boolean;
 }
 
 /** A model on packed batches. */

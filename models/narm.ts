@@ -36,7 +36,7 @@ import { gru, GRU_MAX_HIDDEN, type GruWeights } from "../ops/sequence/gru/mod.ts
 import { Tensor } from "../ops/core/tensor.ts";
 import { applyDropout } from "./layers.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
-import { ParameterSet } from "./parameters.ts";
+import { ParameterSet, xavierNormalStd } from "./parameters.ts";
 import type { ModelInputs, PaddedModel } from "./model.ts";
 
 /** NARM's hyperparameters (defaults: RecBole's `NARM.yaml`). */
@@ -97,11 +97,6 @@ export function narmConfig(overrides: Record<string, unknown>): NARMConfig {
   return { ...c, dropoutProbs: [c.dropoutProbs[0], c.dropoutProbs[1]] };
 }
 
-/** `xavier_normal_`'s standard deviation for a `[out, in]` matrix: √(2 / (fan_in + fan_out)). */
-function xavierNormalStd(shape: readonly [number, number]): number {
-  return Math.sqrt(2 / (shape[0] + shape[1]));
-}
-
 /** The constant `[H, 2H]` matrix that places an `[·, H]` input at column `offset` of `2H`. */
 function placementMatrix(hidden: number, offset: number): Tensor {
   const data = new Float32Array(hidden * 2 * hidden);
@@ -115,6 +110,8 @@ export class NARM implements PaddedModel {
   readonly name = "narm";
   /** The input layout: padded `[B, L]` windows. */
   readonly layout = "padded";
+  /** It represents a window at its last real item only: no all-positions training. */
+  readonly lastItemOnly = true;
   /** The hyperparameters. */
   readonly config: NARMConfig;
   /** All trainable parameters by name (RecBole's names). */

@@ -86,3 +86,8 @@ export class ParameterSet {
     return n;
   }
 }
+
+/** The standard deviation of PyTorch's `xavier_normal_` for a `[fanOut, fanIn]` weight. */
+export function xavierNormalStd(shape: readonly [number, number]): number {
+  return Math.sqrt(2 / (shape[0] + shape[1]));
+}

@@ -46,6 +46,8 @@ export interface ModelEntryOf<M extends TrainableModel> {
   readonly trainDefaults: Readonly<Record<string, unknown>>;
   /** The paper's settings per dataset, keyed by the dataset's canonical name (`ml-1m`, …). */
   readonly presets: Readonly<Record<string, DatasetPreset>>;
+  /** True where the model trains on each window's last real item only (see `PaddedModel`). */
+  readonly lastItemOnly?: boolean;
 }
 
 /** One model of the registry: a padded-batch or a packed-batch model's entry. */
@@ -166,6 +168,7 @@ const NARM_ENTRY: ModelEntryOf<PaddedModel> = {
   create: (config) => new NARM(config as NARMConfig),
   trainDefaults: {},
   presets: NARM_PRESETS,
+  lastItemOnly: true,
 };
 
 /** The type of model each known name builds. */

@@ -15,16 +15,7 @@ import { GRU4REC_DEFAULTS } from "../models/gru4rec.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 import { gru4recReference, type RefBatch, type RefParams } from "./gru4rec_reference.ts";
 import { checkParameterGradients } from "./model_gradients.ts";
-import { assertClose, freshSeed, makeRng } from "./util.ts";
-
-/** Right-padded windows `[B × L]` of random items with the given lengths. */
-function paddedItems(rng: () => number, lengths: Int32Array, L: number, numItems: number) {
-  const items = new Int32Array(lengths.length * L);
-  lengths.forEach((len, b) => {
-    for (let t = 0; t < len; t++) items[b * L + t] = 1 + Math.floor(rng() * (numItems - 1));
-  });
-  return items;
-}
+import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
 for (const numLayers of [1, 2]) {
   Deno.test(`gru4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {

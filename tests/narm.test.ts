@@ -11,16 +11,7 @@ import { train } from "../models/training/trainer.ts";
 import { narmReference, type RefBatch, type RefParams } from "./narm_reference.ts";
 import { checkParameterGradients } from "./model_gradients.ts";
 import { ruleDataset } from "./rule_dataset.ts";
-import { assertClose, freshSeed, makeRng } from "./util.ts";
-
-/** Right-padded windows `[B × L]` of random items with the given lengths. */
-function paddedItems(rng: () => number, lengths: Int32Array, L: number, numItems: number) {
-  const items = new Int32Array(lengths.length * L);
-  lengths.forEach((len, b) => {
-    for (let t = 0; t < len; t++) items[b * L + t] = 1 + Math.floor(rng() * (numItems - 1));
-  });
-  return items;
-}
+import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
 for (const numLayers of [1, 2]) {
   Deno.test(`narm (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {

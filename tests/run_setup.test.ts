@@ -297,3 +297,21 @@ Deno.test("planRun: the KuaiRand log set is checked, named in the dataset and re
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("planRun: a model that reads only the last item refuses all-positions training up front", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = join(dir, "tiny.txt");
+    await Deno.writeTextFile(data, "1 2\n");
+    const request = { dataset: data, train: { trainingMode: "all-positions" } };
+    const refused = assertThrows(
+      () => planRun({ ...request, model: "narm" }),
+      ConfigError,
+      'narm represents a window at its last real item only; use trainingMode "prefix"',
+    );
+    assertEquals(refused.key, "trainingMode");
+    assertEquals(planRun({ ...request, model: "gru4rec" }).config.trainingMode, "all-positions");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

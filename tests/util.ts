@@ -203,3 +203,20 @@ export async function gradCheck(o: GradCheckOptions): Promise<void> {
   out.dispose();
   for (const g of grads) g.dispose();
 }
+
+/**
+ * Right-padded windows of random item ids: row b holds `lengths[b]` ids in [1, numItems) and then
+ * PAD (0) up to `L`, as RecBole's padded batches.
+ */
+export function paddedItems(
+  rng: () => number,
+  lengths: Int32Array,
+  L: number,
+  numItems: number,
+): Int32Array {
+  const items = new Int32Array(lengths.length * L);
+  lengths.forEach((len, b) => {
+    for (let t = 0; t < len; t++) items[b * L + t] = 1 + Math.floor(rng() * (numItems - 1));
+  });
+  return items;
+}

@@ -101,10 +101,11 @@ export function uploadSequences(
 /**
  * Fails with a {@link ConfigError} naming the key, its value and the model when `config` asks
  * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`, `padTo`)
- * for a padded model, or `trainingMode: "all-positions"` for a packed one.
+ * for a padded model, or `trainingMode: "all-positions"` for a packed one or one that represents
+ * a window at its last real item only (`lastItemOnly`).
  */
 export function checkLayoutSettings(
-  model: { readonly name: string; readonly layout?: InputLayout },
+  model: { readonly name: string; readonly layout?: InputLayout; readonly lastItemOnly?: boolean },
   config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo">,
 ): void {
   const layout = layoutOf(model);
@@ -116,6 +117,13 @@ export function checkLayoutSettings(
           `padded batches and has no '${key}' (a setting of packed-batch models); leave it out` +
           (key === "padTo" ? ` (its windows are padded to maxLength already)` : ""),
         key,
+      );
+    }
+    if (model.lastItemOnly && config.trainingMode === "all-positions") {
+      throw new ConfigError(
+        `training config: 'trainingMode' is "all-positions", but ${model.name} represents a ` +
+          `window at its last real item only; use trainingMode "prefix"`,
+        "trainingMode",
       );
     }
   } else if (config.trainingMode !== "prefix") {
