@@ -1,0 +1,384 @@
+/**
+ * Multi-head scaled dot-product attention as RecBole's `MultiHeadAttention` computes it between
+ * its Q/K/V projections and its output projection (SASRec, BERT4Rec):
+ * `softmax(scale · Q·Kᵀ + mask) · V` per head, with an additive mask of −10,000 on masked
+ * entries (RecBole's `get_attention_mask`, not −∞) and dropout on the probabilities.
+ *
+ * The form is unfused: the scores `Q·Kᵀ` come from the batched {@link matmul}; one row kernel
+ * applies the scale and mask, takes the softmax over keys and applies dropout (the keyed hash of
+ * {@link dropout}, recomputed in the backward instead of stored); a second {@link matmul}
+ * multiplies by V. The gradients of q, k and v follow from the tape: the row kernel's backward is
+ * `dS = scale · P ⊙ (dP − Σ_j dP ⊙ P)` with `dP` the incoming gradient passed through the same
+ * dropout mask. It stores the `[B, H, L, L]` scores and probabilities (and, with dropout, the
+ * probabilities before dropout for the backward): 4·B·H·L² bytes each, e.g. 2048 × 2 × 200²
+ * is 655 MB per tensor. A fused (flash-style) kernel would keep each row's scores in workgroup
+ * memory, store only the per-row log-sum-exp for the backward and recompute the probabilities
+ * there, so memory would grow with L instead of L².
+ *
+ * Masked entries: with one unmasked key or more in a row, the masked ones get exp(s − 10,000 −
+ * max) = 0 in f32, as in RecBole. A row whose keys are all masked (a pad query of BERT4Rec, or a
+ * sequence of pads) gets, as in RecBole, the softmax of its raw scores: the −10,000 shifts every
+ * entry equally. The kernel keeps the mask term apart from the scores when taking the row's
+ * maximum, so that row is the softmax of the raw scores without the rounding of `s − 10,000` to
+ * f32 (which would cost about 10 bits).
+ *
+ * Deterministic: every row is reduced by a fixed-order tree in workgroup memory; no atomics.
+ *
+ * @module
+ */
+import { record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
+import { DROPOUT_HASH_WGSL, type DropoutRng } from "../pointwise/dropout.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
+import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
+import { matmul } from "./matmul/mod.ts";
+import { ATTENTION_MASKED_SCORE } from "./attention_reference.ts";
+
+const WG = 256;
+/** The most invocations sharing one row of scores. */
+const MAX_TEAM = 64;
+/** Scores per invocation kept in registers; bounds the sequence length. */
+const MAX_K = 32;
+const TWO_32 = 2 ** 32;
+
+/** The longest sequence {@link attention} accepts: 2,048 keys per row. */
+export const ATTENTION_MAX_LENGTH: number = MAX_TEAM * MAX_K;
+
+/** Dropout on the attention probabilities, as RecBole's `attn_dropout`. */
+export interface AttentionDropout {
+  /** Drop probability in [0, 1]. */
+  readonly p: number;
+  /** The generator; a training call with 0 < p takes one counter from it. */
+  readonly rng: DropoutRng;
+  /** Drop only in training (default true); `false` is the identity, as `model.eval()`. */
+  readonly training?: boolean;
+}
+
+/** Options of {@link attention}. */
+export interface AttentionOptions {
+  /** `"causal"`: query i attends keys j ≤ i (SASRec); `"none"`: every key (BERT4Rec). */
+  readonly mask: "causal" | "none";
+  /**
+   * `[B, L]` pad keys, masked for every query of their sequence: nonzero marks a pad. An i32
+   * tensor, or host values (uploaded for this call).
+   */
+  readonly keyPadding?: Tensor | ArrayLike<number>;
+  /** The factor applied to Q·Kᵀ (default 1/√d, RecBole's `/ sqrt(head_size)`). */
+  readonly scale?: number;
+  /** Dropout on the probabilities (default none). */
+  readonly dropout?: AttentionDropout;
+}
+
+/** How a workgroup's invocations share rows of L scores. */
+interface Layout {
+  /** Invocations per row (a power of two). */
+  t: number;
+  /** Rows per workgroup. */
+  teams: number;
+  /** Scores per invocation. */
+  k: number;
+}
+
+function layoutFor(length: number): Layout {
+  const t = Math.min(MAX_TEAM, 2 ** Math.ceil(Math.log2(length)));
+  return { t, teams: WG / t, k: Math.ceil(length / t) };
+}
+
+/** WGSL shared by both kernels: the layout, the parameters and the dropout keep test. */
+function prelude({ t, k }: Layout): string {
+  return /* wgsl */ `
+const T = ${t}u;
+const K = ${k}u;
+struct P {
+  rows: u32, cols: u32, gx: u32, per_batch: u32, causal: u32, has_pad: u32,
+  drop: u32, threshold: u32, seed_lo: u32, seed_hi: u32, counter_lo: u32, counter_hi: u32,
+  scale: f32, keep_scale: f32, masked: f32,
+}
+@group(0) @binding(0) var<uniform> p: P;
+${DROPOUT_HASH_WGSL}
+// The dropout factor of element i: keep_scale where kept, 0 where dropped, 1 without dropout.
+fn drop_factor(i: u32) -> f32 {
+  if (p.drop == 0u) { return 1.0; }
+  let h = dropout_hash(vec2u(p.seed_lo, p.seed_hi), vec2u(p.counter_lo, p.counter_hi), i);
+  return select(0.0, p.keep_scale, (h >> 8u) >= p.threshold);
+}
+${GRID_WGSL}`;
+}
+
+function forwardShader(layout: Layout, saveProbs: boolean): string {
+  return /* wgsl */ `
+${prelude(layout)}
+@group(0) @binding(1) var<storage, read> scores: array<f32>;
+@group(0) @binding(2) var<storage, read> pad: array<i32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+${saveProbs ? "@group(0) @binding(4) var<storage, read_write> probs: array<f32>;" : ""}
+var<workgroup> red: array<vec3f, ${WG}>;
+var<workgroup> sums: array<f32, ${WG}>;
+const LOWEST = -3.4028235e38;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % T;
+  let row = grid_index(wid, p.gx) * ${layout.teams}u + lid / T;
+  let live = row < p.rows;
+  let base = row * p.cols;
+  let query = row % p.cols;
+  let batch = row / p.per_batch;
+  // Scaled scores and mask flags; (any unmasked, max unmasked, max of all) of this invocation.
+  var s: array<f32, K>;
+  var masked: array<bool, K>;
+  var m = vec3f(0.0, LOWEST, LOWEST);
+  for (var k = 0u; k < K; k++) {
+    let c = lane + k * T;
+    if (live && c < p.cols) {
+      s[k] = scores[base + c] * p.scale;
+      masked[k] = (p.causal != 0u && c > query) || (p.has_pad != 0u && pad[batch * p.cols + c] != 0);
+      if (masked[k]) { m.z = max(m.z, s[k]); } else { m = vec3f(1.0, max(m.y, s[k]), max(m.z, s[k])); }
+    }
+  }
+  ${workgroupReduceWgsl({ array: "red", size: "T", rank: "lane", combine: "max", value: "m" })}
+  let total = red[lid - lane];
+  // With an unmasked key the row's maximum is among the unmasked scores and masked entries carry
+  // the additive mask; with none, every entry carries it and it cancels.
+  let open = total.x > 0.0;
+  let mx = select(total.z, total.y, open);
+  let penalty = select(0.0, p.masked, open);
+  var e: array<f32, K>;
+  var sum = 0.0;
+  for (var k = 0u; k < K; k++) {
+    let c = lane + k * T;
+    if (live && c < p.cols) {
+      e[k] = exp((s[k] - mx) + select(0.0, penalty, masked[k]));
+      sum += e[k];
+    }
+  }
+  ${workgroupReduceWgsl({ array: "sums", size: "T", rank: "lane", combine: "sum", value: "sum" })}
+  let inv = 1.0 / sums[lid - lane];
+  if (!live) { return; }
+  for (var k = 0u; k < K; k++) {
+    let c = lane + k * T;
+    if (c < p.cols) {
+      let prob = e[k] * inv;
+      y[base + c] = prob * drop_factor(base + c);
+      ${saveProbs ? "probs[base + c] = prob;" : ""}
+    }
+  }
+}`;
+}
+
+function backwardShader(layout: Layout): string {
+  return /* wgsl */ `
+${prelude(layout)}
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read> probs: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dscores: array<f32>;
+var<workgroup> red: array<f32, ${WG}>;
+// dS = scale · P ⊙ (dP − Σ dP ⊙ P) with dP = dy through the forward's dropout mask.
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let lane = lid % T;
+  let row = grid_index(wid, p.gx) * ${layout.teams}u + lid / T;
+  let live = row < p.rows;
+  let base = row * p.cols;
+  var dp: array<f32, K>;
+  var pr: array<f32, K>;
+  var t = 0.0;
+  for (var k = 0u; k < K; k++) {
+    let c = lane + k * T;
+    if (live && c < p.cols) {
+      dp[k] = dy[base + c] * drop_factor(base + c);
+      pr[k] = probs[base + c];
+      t += dp[k] * pr[k];
+    }
+  }
+  ${workgroupReduceWgsl({ array: "red", size: "T", rank: "lane", combine: "sum", value: "t" })}
+  let pdp = red[lid - lane];
+  if (!live) { return; }
+  for (var k = 0u; k < K; k++) {
+    let c = lane + k * T;
+    if (c < p.cols) { dscores[base + c] = p.scale * pr[k] * (dp[k] - pdp); }
+  }
+}`;
+}
+
+const shaders = new Map<string, string>();
+
+function shaderFor(kind: "forward" | "forward saving" | "backward", layout: Layout): string {
+  const key = `${kind} ${layout.t} ${layout.k}`;
+  let src = shaders.get(key);
+  if (src === undefined) {
+    src = kind === "backward"
+      ? backwardShader(layout)
+      : forwardShader(layout, kind === "forward saving");
+    shaders.set(key, src);
+  }
+  return src;
+}
+
+function shapeText(t: Tensor): string {
+  return `[${t.shape.join(", ")}]`;
+}
+
+/** Checks q, k, v and returns [B, H, L, d]. */
+function checkShapes(op: string, q: Tensor, k: Tensor, v: Tensor): number[] {
+  for (const t of [q, k, v]) assertDType(op, t, "f32");
+  const shape = q.shape;
+  const same = (t: Tensor) => t.shape.length === 4 && t.shape.every((n, i) => n === shape[i]);
+  if (shape.length !== 4 || !same(k) || !same(v) || q.size === 0) {
+    throw new RangeError(
+      `${op}: q, k and v must have the same non-empty shape [batch, heads, L, d], got q ` +
+        `${shapeText(q)}, k ${shapeText(k)} and v ${shapeText(v)}`,
+    );
+  }
+  if (shape[2] > ATTENTION_MAX_LENGTH) {
+    throw new RangeError(
+      `${op}: sequence length ${shape[2]} of q ${shapeText(q)} exceeds ${ATTENTION_MAX_LENGTH}`,
+    );
+  }
+  return [...shape];
+}
+
+/** The pad-key mask as an i32 `[B, L]` tensor, and whether it was uploaded here. */
+function padTensor(
+  op: string,
+  pad: Tensor | ArrayLike<number>,
+  batch: number,
+  length: number,
+): { t: Tensor; owned: boolean } {
+  if (pad instanceof Tensor) {
+    assertDType(op, pad, "i32");
+    if (pad.shape.length !== 2 || pad.shape[0] !== batch || pad.shape[1] !== length) {
+      throw new RangeError(
+        `${op}: keyPadding has shape ${shapeText(pad)}; expected [${batch}, ${length}] ` +
+          `([batch, L] of q)`,
+      );
+    }
+    return { t: pad, owned: false };
+  }
+  if (pad.length !== batch * length) {
+    throw new RangeError(
+      `${op}: keyPadding has ${pad.length} values; expected ${batch * length} ([batch, L] = ` +
+        `[${batch}, ${length}] of q)`,
+    );
+  }
+  const host = Int32Array.from({ length: pad.length }, (_, i) => (pad[i] !== 0 ? 1 : 0));
+  return { t: Tensor.from(host, [batch, length]), owned: true };
+}
+
+/**
+ * The dropout words of the kernels' parameters: (drop, threshold, seed lo, hi, counter lo, hi)
+ * and the keep scale. Takes one counter when dropout is active, as {@link dropout} does.
+ */
+function dropoutWords(op: string, d: AttentionDropout | undefined): [number[], number] {
+  if (d === undefined) return [[0, 0, 0, 0, 0, 0], 1];
+  if (!(d.p >= 0 && d.p <= 1)) {
+    throw new RangeError(`${op}: dropout p must be in [0, 1], got ${d.p}`);
+  }
+  if (d.p === 0 || d.training === false) return [[0, 0, 0, 0, 0, 0], 1];
+  const counter = d.rng.next();
+  const seed = d.rng.seed;
+  return [
+    [
+      1,
+      Math.ceil(d.p * 2 ** 24),
+      seed % TWO_32,
+      Math.floor(seed / TWO_32),
+      counter % TWO_32,
+      Math.floor(counter / TWO_32),
+    ],
+    d.p === 1 ? 0 : 1 / (1 - d.p),
+  ];
+}
+
+/**
+ * The masked, scaled row softmax of the scores with dropout, recorded on the tape for `scores`.
+ */
+function attentionProbabilities(
+  op: string,
+  scores: Tensor,
+  heads: number,
+  pad: Tensor | null,
+  options: AttentionOptions,
+  scale: number,
+): Tensor {
+  const length = scores.shape[3];
+  const rows = scores.size / length;
+  const layout = layoutFor(length);
+  const [drop, keepScale] = dropoutWords(op, options.dropout);
+  const g = grid(Math.ceil(rows / layout.teams), 1);
+  const params = packParams(
+    [
+      rows,
+      length,
+      g.groups[0],
+      heads * length,
+      options.mask === "causal" ? 1 : 0,
+      pad ? 1 : 0,
+      ...drop,
+    ],
+    [scale, keepScale, ATTENTION_MASKED_SCORE],
+  );
+  const y = Tensor.empty(scores.shape, "f32", op);
+  // With dropout the backward needs the probabilities before it; without, they are y itself.
+  const saveProbs = drop[0] === 1 && scores.requiresGrad;
+  const probs = saveProbs ? Tensor.empty(scores.shape, "f32", `${op} probabilities`) : null;
+  const padOrDummy = pad ?? Tensor.empty([1], "i32", op);
+  launch(
+    op,
+    shaderFor(saveProbs ? "forward saving" : "forward", layout),
+    params,
+    probs ? [scores, padOrDummy, y, probs] : [scores, padOrDummy, y],
+    g.groups,
+  );
+  if (!pad) padOrDummy.dispose();
+  return record(y, op, [scores], (dy) => {
+    const dscores = Tensor.empty(scores.shape, "f32", `${op} backward`);
+    launch(
+      `${op} backward`,
+      shaderFor("backward", layout),
+      params,
+      [dy, probs ?? y, dscores],
+      g.groups,
+    );
+    return [dscores];
+  }, probs ? [probs] : []);
+}
+
+/**
+ * Multi-head scaled dot-product attention, RecBole's `MultiHeadAttention` between its input
+ * projections and its output projection: per batch and head,
+ * `dropout(softmax(scale · Q·Kᵀ + mask)) · V`, with the additive mask −10,000 on entries a
+ * query may not attend (later keys with `mask: "causal"`, pad keys with `keyPadding`). A row
+ * whose keys are all masked gets the softmax of its raw scores, as in RecBole. Recorded on the
+ * tape: gradients for q, k and v.
+ *
+ * Layout: the caller reshapes its `[B, L, H·d]` projections to `[B, L, H, d]` and moves the head
+ * axis before the sequence axis, passing `[B, H, L, d]`; the result is `[B, H, L, d]`, to be
+ * moved back to `[B, L, H·d]` (the heads concatenated) before the output projection.
+ * @param q queries `[batch, heads, L, d]`
+ * @param k keys, the same shape
+ * @param v values, the same shape
+ * @param options the mask, pad keys, scale and dropout
+ * @returns the context `[batch, heads, L, d]`
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
+  const op = "attention";
+  const [batch, heads, length, dim] = checkShapes(op, q, k, v);
+  if (options.mask !== "causal" && options.mask !== "none") {
+    throw new RangeError(`${op}: mask must be "causal" or "none", got ${String(options.mask)}`);
+  }
+  const scale = options.scale ?? 1 / Math.sqrt(dim);
+  if (!Number.isFinite(scale)) {
+    throw new RangeError(`${op}: scale must be a finite number, got ${scale}`);
+  }
+  const pad = options.keyPadding === undefined
+    ? null
+    : padTensor(op, options.keyPadding, batch, length);
+  const scores = matmul(q, k, { transB: true });
+  const probs = attentionProbabilities(op, scores, heads, pad?.t ?? null, options, scale);
+  if (pad?.owned) pad.t.dispose();
+  if (!probs.requiresGrad) scores.dispose();
+  const out = matmul(probs, v);
+  if (!out.requiresGrad) probs.dispose();
+  return out;
+}

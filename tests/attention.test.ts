@@ -1,0 +1,236 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { attention, ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
+import type { AttentionOptions } from "../ops/dense/attention.ts";
+import {
+  type AttentionProblem,
+  attentionReference,
+  attentionReferenceBackward,
+} from "../ops/dense/attention_reference.ts";
+import { DropoutRng } from "../ops/pointwise/dropout.ts";
+import { noGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor } from "../ops/core/tensor.ts";
+import { dropoutMaskRef } from "./dropout_reference.ts";
+import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
+
+/** [batch, heads, L, d]: L = 1, odd L, L past one invocation per key (64), d not a multiple of 4. */
+const SHAPES: number[][] = [
+  [1, 1, 1, 1],
+  [2, 1, 1, 3],
+  [2, 3, 7, 5],
+  [3, 1, 13, 8],
+  [1, 3, 33, 6],
+  [2, 1, 70, 3],
+];
+
+function f32(v: Float64Array): Float64Array {
+  return v.map(Math.fround);
+}
+
+/**
+ * A [B, L] pad mask of random pads, with sequence 0 entirely pads (every row of it masked in
+ * both modes) when B > 1, and key 0 padded in the last sequence (its first causal row masked).
+ */
+function padMask(rng: () => number, batch: number, length: number): Int32Array {
+  const pad = Int32Array.from({ length: batch * length }, () => (rng() < 0.3 ? 1 : 0));
+  if (batch > 1) pad.fill(1, 0, length);
+  pad[(batch - 1) * length] = 1;
+  return pad;
+}
+
+interface Case {
+  name: string;
+  options: (pad: Int32Array, gen: DropoutRng) => AttentionOptions;
+  problem: (pad: Int32Array) => Partial<AttentionProblem>;
+}
+
+const CASES: Case[] = [
+  { name: "bidirectional", options: () => ({ mask: "none" }), problem: () => ({ causal: false }) },
+  { name: "causal", options: () => ({ mask: "causal" }), problem: () => ({ causal: true }) },
+  {
+    name: "bidirectional with pad keys",
+    options: (pad) => ({ mask: "none", keyPadding: pad }),
+    problem: (pad) => ({ causal: false, keyPadding: pad }),
+  },
+  {
+    name: "causal with pad keys",
+    options: (pad) => ({ mask: "causal", keyPadding: pad }),
+    problem: (pad) => ({ causal: true, keyPadding: pad }),
+  },
+];
+
+Deno.test("attention: forward and gradients of q, k and v match float64", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const shape of SHAPES) {
+    const [batch, heads, length, dim] = shape;
+    const n = batch * heads * length * dim;
+    for (const c of CASES) {
+      const pad = padMask(rng, batch, length);
+      const problem: AttentionProblem = {
+        batch,
+        heads,
+        length,
+        dim,
+        causal: false,
+        scale: 1 / Math.sqrt(dim),
+        ...c.problem(pad),
+      };
+      const gen = new DropoutRng(seed);
+      await gradCheck({
+        what: `attention ${c.name} [${shape}] seed ${seed}`,
+        inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
+        gpu: ([q, k, v]) => attention(q, k, v, c.options(pad, gen)),
+        ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+        refGrad: ([q, k, v], g) => {
+          const r = attentionReferenceBackward(q, k, v, problem, g);
+          return [r.dq, r.dk, r.dv];
+        },
+        rng,
+        probes: 8,
+      });
+    }
+  }
+});
+
+Deno.test("attention: a pad-key tensor and a custom scale", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [3, 2, 9, 4];
+  const [batch, heads, length, dim] = shape;
+  const n = batch * heads * length * dim;
+  const pad = padMask(rng, batch, length);
+  const problem = { batch, heads, length, dim, causal: true, keyPadding: pad, scale: 0.37 };
+  await gradCheck({
+    what: `attention pad tensor [${shape}] seed ${seed}`,
+    inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
+    gpu: ([q, k, v]) =>
+      attention(q, k, v, {
+        mask: "causal",
+        keyPadding: Tensor.from(pad, [batch, length]),
+        scale: 0.37,
+      }),
+    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+    refGrad: ([q, k, v], g) => {
+      const r = attentionReferenceBackward(q, k, v, problem, g);
+      return [r.dq, r.dk, r.dv];
+    },
+    rng,
+    probes: 8,
+  });
+});
+
+Deno.test("attention: dropout p > 0 equals the reference fed the op's mask; gradients too", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
+    const [batch, heads, length, dim] = shape;
+    const n = batch * heads * length * dim;
+    const pad = padMask(rng, batch, length);
+    const gen = new DropoutRng(seed, 5);
+    const counter = gen.state().counter;
+    const problem: AttentionProblem = {
+      batch,
+      heads,
+      length,
+      dim,
+      causal: true,
+      keyPadding: pad,
+      scale: 1 / Math.sqrt(dim),
+      keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
+      keepScale: Math.fround(1 / (1 - p)),
+    };
+    await gradCheck({
+      what: `attention dropout ${p} [${shape}] seed ${seed}`,
+      inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape: [...shape] })),
+      gpu: ([q, k, v]) =>
+        attention(q, k, v, { mask: "causal", keyPadding: pad, dropout: { p, rng: gen } }),
+      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+      refGrad: ([q, k, v], g) => {
+        const r = attentionReferenceBackward(q, k, v, problem, g);
+        return [r.dq, r.dk, r.dv];
+      },
+      rng,
+      probes: 8,
+    });
+    assertEquals(gen.state().counter, counter + 1, `one counter per call, seed ${seed}`);
+  }
+});
+
+Deno.test("attention: p = 0 and eval equal no dropout bit for bit and take no counter; calls repeat", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [2, 2, 11, 6];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const [q, k, v] = [0, 1, 2].map(() => Tensor.from(Float32Array.from(randn(rng, n)), shape));
+  const gen = new DropoutRng(seed);
+  const same = (o: AttentionOptions) => noGrad(() => attention(q, k, v, o));
+  const [plain, p0, evalMode, again, d1, d2] = await readTensors([
+    same({ mask: "causal" }),
+    same({ mask: "causal", dropout: { p: 0, rng: gen } }),
+    same({ mask: "causal", dropout: { p: 0.5, rng: gen, training: false } }),
+    same({ mask: "causal" }),
+    same({ mask: "causal", dropout: { p: 0.5, rng: new DropoutRng(seed, 9) } }),
+    same({ mask: "causal", dropout: { p: 0.5, rng: new DropoutRng(seed, 9) } }),
+  ]);
+  assertEquals(gen.state().counter, 0, `p = 0 and eval take no counter, seed ${seed}`);
+  const others: [string, typeof plain][] = [["p = 0", p0], ["eval", evalMode], [
+    "a second call",
+    again,
+  ]];
+  for (const [what, got] of others) {
+    assertEquals(
+      new Uint32Array(got.buffer),
+      new Uint32Array(plain.buffer),
+      `${what} vs no dropout, seed ${seed}`,
+    );
+  }
+  assertEquals(new Uint32Array(d1.buffer), new Uint32Array(d2.buffer), `same stream, seed ${seed}`);
+});
+
+Deno.test("attention: bad input names the op and the shapes", () => {
+  const t = (shape: number[]) =>
+    Tensor.from(new Float32Array(shape.reduce((a, b) => a * b)), shape);
+  const q = t([2, 1, 3, 4]);
+  assertThrows(
+    () => attention(q, t([2, 1, 4, 4]), q, { mask: "none" }),
+    RangeError,
+    "attention: q, k and v must have the same non-empty shape [batch, heads, L, d], got q " +
+      "[2, 1, 3, 4], k [2, 1, 4, 4] and v [2, 1, 3, 4]",
+  );
+  assertThrows(
+    () => attention(t([2, 3, 4]), t([2, 3, 4]), t([2, 3, 4]), { mask: "none" }),
+    RangeError,
+    "attention: q, k and v must have the same non-empty shape",
+  );
+  assertThrows(
+    () => attention(q, q, q, { mask: "none", keyPadding: [0, 1, 0] }),
+    RangeError,
+    "attention: keyPadding has 3 values; expected 6 ([batch, L] = [2, 3] of q)",
+  );
+  assertThrows(
+    () =>
+      attention(q, q, q, {
+        mask: "none",
+        keyPadding: Tensor.from(new Int32Array(6), [3, 2]),
+      }),
+    RangeError,
+    "attention: keyPadding has shape [3, 2]; expected [2, 3]",
+  );
+  assertThrows(
+    () =>
+      attention(q, q, q, { mask: "none", keyPadding: Tensor.from(new Float32Array(6), [2, 3]) }),
+    TypeError,
+    "attention: expected a i32 tensor",
+  );
+  assertThrows(
+    () => attention(q, q, q, { mask: "none", dropout: { p: 1.5, rng: new DropoutRng(1) } }),
+    RangeError,
+    "attention: dropout p must be in [0, 1], got 1.5",
+  );
+  const long = t([1, 1, ATTENTION_MAX_LENGTH + 1, 1]);
+  assertThrows(
+    () => attention(long, long, long, { mask: "causal" }),
+    RangeError,
+    `attention: sequence length ${ATTENTION_MAX_LENGTH + 1} of q [1, 1, 2049, 1] exceeds 2048`,
+  );
+});
