@@ -75,6 +75,7 @@ export {
 } from "./dense/gated_rms_norm_reference.ts";
 export type { GatedRmsNormGrads, GatedRmsNormProblem } from "./dense/gated_rms_norm_reference.ts";
 export { checkEmbeddingIds, embedding } from "./dense/embedding.ts";
+export type { EmbeddingOptions } from "./dense/embedding.ts";
 export { attention, ATTENTION_MAX_LENGTH } from "./dense/attention.ts";
 export type { AttentionDropout, AttentionOptions } from "./dense/attention.ts";
 export {
@@ -84,7 +85,6 @@ export {
   attentionReferenceProbabilities,
 } from "./dense/attention_reference.ts";
 export type { AttentionGrads, AttentionProblem } from "./dense/attention_reference.ts";
-export type { EmbeddingOptions } from "./dense/embedding.ts";
 export { dropout, DROPOUT_HASH_WGSL, DropoutRng } from "./pointwise/dropout.ts";
 export type { DropoutOptions, DropoutRngState } from "./pointwise/dropout.ts";
 export { crossEntropy, itemCrossEntropy } from "./training/cross_entropy.ts";
