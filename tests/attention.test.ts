@@ -119,6 +119,64 @@ Deno.test("attention: a pad-key tensor and a custom scale", async () => {
   });
 });
 
+Deno.test("attention: gradients of v alone, and of q and k alone", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [2, 2, 6, 3];
+  const [batch, heads, length, dim] = shape;
+  const n = batch * heads * length * dim;
+  const problem = { batch, heads, length, dim, causal: true, scale: 1 / Math.sqrt(dim) };
+  for (const wanted of [[false, false, true], [true, true, false]]) {
+    await gradCheck({
+      what: `attention differentiable [${wanted}] seed ${seed}`,
+      inputs: wanted.map((differentiable) => ({
+        data: f32(randn(rng, n)),
+        shape,
+        differentiable,
+      })),
+      gpu: ([q, k, v]) => attention(q, k, v, { mask: "causal" }),
+      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+      refGrad: ([q, k, v], g) => {
+        const r = attentionReferenceBackward(q, k, v, problem, g);
+        return [r.dq, r.dk, r.dv].map((d, i) => (wanted[i] ? d : null));
+      },
+      rng,
+      probes: 8,
+    });
+  }
+});
+
+// 262,400 rows of 64 scores at 4 rows per workgroup: 65,600 workgroups, a 2-D grid.
+Deno.test("attention: more than 65,535 workgroups (2-D grid)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [4100, 1, 64, 1];
+  const [batch, heads, length, dim] = shape;
+  const n = batch * heads * length * dim;
+  const pad = padMask(rng, batch, length);
+  const problem = {
+    batch,
+    heads,
+    length,
+    dim,
+    causal: false,
+    keyPadding: pad,
+    scale: 1 / Math.sqrt(dim),
+  };
+  await gradCheck({
+    what: `attention 2-D grid [${shape}] seed ${seed}`,
+    inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
+    gpu: ([q, k, v]) => attention(q, k, v, { mask: "none", keyPadding: pad }),
+    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+    refGrad: ([q, k, v], g) => {
+      const r = attentionReferenceBackward(q, k, v, problem, g);
+      return [r.dq, r.dk, r.dv];
+    },
+    rng,
+    probes: 0,
+  });
+});
+
 Deno.test("attention: dropout p > 0 equals the reference fed the op's mask; gradients too", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);

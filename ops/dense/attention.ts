@@ -9,11 +9,15 @@
  * {@link dropout}, recomputed in the backward instead of stored); a second {@link matmul}
  * multiplies by V. The gradients of q, k and v follow from the tape: the row kernel's backward is
  * `dS = scale · P ⊙ (dP − Σ_j dP ⊙ P)` with `dP` the incoming gradient passed through the same
- * dropout mask. It stores the `[B, H, L, L]` scores and probabilities (and, with dropout, the
- * probabilities before dropout for the backward): 4·B·H·L² bytes each, e.g. 2048 × 2 × 200²
- * is 655 MB per tensor. A fused (flash-style) kernel would keep each row's scores in workgroup
- * memory, store only the per-row log-sum-exp for the backward and recompute the probabilities
- * there, so memory would grow with L instead of L².
+ * dropout mask. The dropout is bit for bit {@link dropout} applied to the probabilities with
+ * the same counter. The scores are freed as soon as the row kernel has read them (no backward
+ * reads them); for the backward it keeps the `[B, H, L, L]` probabilities after dropout (the
+ * left operand of the product with V) and, with dropout, those before it: 4·B·H·L² bytes each,
+ * e.g. 2048 × 2 × 200² is 655 MB per tensor, and the backward makes two more of that size (the
+ * gradients of the probabilities and of the scores). A fused (flash-style) kernel would
+ * compute each block of scores, its softmax and its product with V in workgroup memory, keep
+ * only the output and the per-row log-sum-exp for the backward and recompute the
+ * probabilities there, so memory would grow with L instead of L².
  *
  * Masked entries: with one unmasked key or more in a row, the masked ones get exp(s − 10,000 −
  * max) = 0 in f32, as in RecBole. A row whose keys are all masked (a pad query of BERT4Rec, or a
@@ -377,7 +381,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOpt
   const scores = matmul(q, k, { transB: true });
   const probs = attentionProbabilities(op, scores, heads, pad?.t ?? null, options, scale);
   if (pad?.owned) pad.t.dispose();
-  if (!probs.requiresGrad) scores.dispose();
+  // Neither backward reads the scores: the tape keeps only their node.
+  scores.dispose();
   const out = matmul(probs, v);
   if (!out.requiresGrad) probs.dispose();
   return out;
