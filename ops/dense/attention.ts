@@ -20,11 +20,12 @@
  * probabilities there, so memory would grow with L instead of L².
  *
  * Masked entries: with one unmasked key or more in a row, the masked ones get exp(s − 10,000 −
- * max) = 0 in f32, as in RecBole. A row whose keys are all masked (a pad query of BERT4Rec, or a
- * sequence of pads) gets, as in RecBole, the softmax of its raw scores: the −10,000 shifts every
- * entry equally. The kernel keeps the mask term apart from the scores when taking the row's
- * maximum, so that row is the softmax of the raw scores without the rounding of `s − 10,000` to
- * f32 (which would cost about 10 bits).
+ * max) = 0 in f32, as in RecBole. A row whose keys are all masked (every row of a sequence of
+ * pads only; with the causal mask also any row whose sequence starts with a pad) gets, as in
+ * RecBole, the softmax of its raw scores: the −10,000 shifts every entry equally. The kernel
+ * keeps the mask term apart from the scores when taking the row's maximum, so that row is the
+ * softmax of the raw scores without rounding `s − 10,000` to f32 (an error of up to 2⁻¹¹ in
+ * every score of the row).
  *
  * Deterministic: every row is reduced by a fixed-order tree in workgroup memory; no atomics.
  *
