@@ -6,6 +6,7 @@ import {
   attentionReference,
   attentionReferenceBackward,
 } from "../ops/dense/attention_reference.ts";
+import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor } from "../ops/core/tensor.ts";
@@ -243,6 +244,59 @@ Deno.test("attention: p = 0 and eval equal no dropout bit for bit and take no co
     );
   }
   assertEquals(new Uint32Array(d1.buffer), new Uint32Array(d2.buffer), `same stream, seed ${seed}`);
+});
+
+/** `[A, X, Y, D]` → `[A, Y, X, D]` on the host. */
+function swapMiddleRef(v: Float64Array, [a, x, y, d]: number[]): Float64Array {
+  const out = new Float64Array(v.length);
+  for (let n = 0; n < a; n++) {
+    for (let i = 0; i < x; i++) {
+      for (let j = 0; j < y; j++) {
+        for (let c = 0; c < d; c++) {
+          out[((n * y + j) * x + i) * d + c] = v[((n * x + i) * y + j) * d + c];
+        }
+      }
+    }
+  }
+  return out;
+}
+
+Deno.test("splitHeads and mergeHeads: the head layouts and their gradients", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [batch, length, heads, dim] of [[1, 1, 1, 1], [2, 7, 3, 5], [3, 13, 2, 4]]) {
+    const n = batch * length * heads * dim;
+    await gradCheck({
+      what: `splitHeads [${batch}, ${length}, ${heads}·${dim}] seed ${seed}`,
+      inputs: [{ data: f32(randn(rng, n)), shape: [batch, length, heads * dim] }],
+      gpu: ([x]) => splitHeads(x, heads),
+      ref: ([x]) => swapMiddleRef(x, [batch, length, heads, dim]),
+      refGrad: (_xs, g) => [swapMiddleRef(g, [batch, heads, length, dim])],
+      rng,
+      tol: 1e-7,
+    });
+    await gradCheck({
+      what: `mergeHeads [${batch}, ${heads}, ${length}, ${dim}] seed ${seed}`,
+      inputs: [{ data: f32(randn(rng, n)), shape: [batch, heads, length, dim] }],
+      gpu: ([x]) => mergeHeads(x),
+      ref: ([x]) => swapMiddleRef(x, [batch, heads, length, dim]),
+      refGrad: (_xs, g) => [swapMiddleRef(g, [batch, length, heads, dim])],
+      rng,
+      tol: 1e-7,
+    });
+  }
+  const x = Tensor.from(new Float32Array(2 * 3 * 6), [2, 3, 6]);
+  assertEquals(mergeHeads(splitHeads(x, 3)).shape, [2, 3, 6]);
+  assertThrows(
+    () => splitHeads(x, 4),
+    RangeError,
+    "splitHeads: expected x [B, L, H·d] with 4 heads dividing its last dimension, got x [2, 3, 6]",
+  );
+  assertThrows(
+    () => mergeHeads(x),
+    RangeError,
+    "mergeHeads: expected x [B, H, L, d], got x [2, 3, 6]",
+  );
 });
 
 Deno.test("attention: bad input names the op and the shapes", () => {

@@ -357,9 +357,9 @@ function attentionProbabilities(
  * whose keys are all masked gets the softmax of its raw scores, as in RecBole. Recorded on the
  * tape: gradients for q, k and v.
  *
- * Layout: the caller reshapes its `[B, L, H·d]` projections to `[B, L, H, d]` and moves the head
- * axis before the sequence axis, passing `[B, H, L, d]`; the result is `[B, H, L, d]`, to be
- * moved back to `[B, L, H·d]` (the heads concatenated) before the output projection.
+ * Layout: the caller passes its `[B, L, H·d]` projections through {@link splitHeads}, giving
+ * `[B, H, L, d]`; the result is `[B, H, L, d]`, and {@link mergeHeads} makes it `[B, L, H·d]`
+ * (the heads concatenated) for the output projection.
  * @param q queries `[batch, heads, L, d]`
  * @param k keys, the same shape
  * @param v values, the same shape
