@@ -34,7 +34,7 @@
 import { record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
-import { DROPOUT_HASH_WGSL, type DropoutRng } from "../pointwise/dropout.ts";
+import { DROPOUT_HASH_WGSL, dropoutDraw, type DropoutRng } from "../pointwise/dropout.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 import { matmul } from "./matmul/mod.ts";
@@ -45,7 +45,6 @@ const WG = 256;
 const MAX_TEAM = 64;
 /** Scores per invocation kept in registers; bounds the sequence length. */
 const MAX_K = 32;
-const TWO_32 = 2 ** 32;
 
 /** The longest sequence {@link attention} accepts: 2,048 keys per row. */
 export const ATTENTION_MAX_LENGTH: number = MAX_TEAM * MAX_K;
@@ -280,19 +279,8 @@ function dropoutWords(op: string, d: AttentionDropout | undefined): [number[], n
     throw new RangeError(`${op}: dropout p must be in [0, 1], got ${d.p}`);
   }
   if (d.p === 0 || d.training === false) return [[0, 0, 0, 0, 0, 0], 1];
-  const counter = d.rng.next();
-  const seed = d.rng.seed;
-  return [
-    [
-      1,
-      Math.ceil(d.p * 2 ** 24),
-      seed % TWO_32,
-      Math.floor(seed / TWO_32),
-      counter % TWO_32,
-      Math.floor(counter / TWO_32),
-    ],
-    d.p === 1 ? 0 : 1 / (1 - d.p),
-  ];
+  const draw = dropoutDraw(d.p, d.rng);
+  return [[1, draw.threshold, ...draw.words], draw.scale];
 }
 
 /**

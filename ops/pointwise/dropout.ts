@@ -100,6 +100,34 @@ fn dropout_hash(seed: vec2u, counter: vec2u, i: u32) -> u32 {
   return pcg_permute(pcg_permute(pcg_permute(i ^ k0) ^ k1) ^ k2);
 }`;
 
+/** The words a kernel needs for one dropout draw, and the scale of the values it keeps. */
+export interface DropoutDraw {
+  /** Seed (low, high 32 bits) and counter (low, high): the hash's keys for this draw. */
+  readonly words: readonly [number, number, number, number];
+  /** An element is kept when `dropout_hash(…) >> 8 ≥ threshold` (⌈p·2²⁴⌉). */
+  readonly threshold: number;
+  /** 1 / (1 − p), or 0 for p = 1. */
+  readonly scale: number;
+}
+
+/**
+ * Takes one counter from `rng` and returns what a kernel needs to draw dropout with drop
+ * probability `p` by {@link DROPOUT_HASH_WGSL}: every op that drops draws its masks this way.
+ */
+export function dropoutDraw(p: number, rng: DropoutRng): DropoutDraw {
+  const counter = rng.next();
+  return {
+    words: [
+      rng.seed % TWO_32,
+      Math.floor(rng.seed / TWO_32),
+      counter % TWO_32,
+      Math.floor(counter / TWO_32),
+    ],
+    threshold: Math.ceil(p * 2 ** 24),
+    scale: p === 1 ? 0 : 1 / (1 - p),
+  };
+}
+
 const SHADER = /* wgsl */ `
 struct P {
   n4: u32, stride: u32, seed_lo: u32, seed_hi: u32, counter_lo: u32, counter_hi: u32,
@@ -155,23 +183,10 @@ export function dropout(
     const view = new Tensor(x.storage, x.shape, "f32");
     return record(view, op, [x], (g) => [g]);
   }
-  const counter = rng.next();
-  const threshold = Math.ceil(p * 2 ** 24);
-  const scale = p === 1 ? 0 : 1 / (1 - p);
+  const draw = dropoutDraw(p, rng);
   const n4 = Math.ceil(x.size / 4);
   const g = grid(n4, WG);
-  const params = packParams(
-    [
-      n4,
-      g.stride,
-      rng.seed % TWO_32,
-      Math.floor(rng.seed / TWO_32),
-      counter % TWO_32,
-      Math.floor(counter / TWO_32),
-      threshold,
-    ],
-    [scale],
-  );
+  const params = packParams([n4, g.stride, ...draw.words, draw.threshold], [draw.scale]);
   const y = Tensor.empty(x.shape, "f32", op);
   launch(op, SHADER, params, [x, y], g.groups);
   return record(y, op, [x], (dy) => {
