@@ -1,9 +1,17 @@
 /**
  * A whole model's parameter gradients against central finite differences of its float64
- * reference loss: a few random probes per parameter, the same tolerances for every model.
+ * reference loss: a few random probes per parameter, the same tolerances for every model; and
+ * the whole check of a padded-batch model against its reference (loss, representation, every
+ * gradient).
  */
 import { assert } from "@std/assert";
-import { relError } from "./util.ts";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { uploadSequences } from "../models/training/evaluator.ts";
+import type { PaddedModel } from "../models/model.ts";
+import type { RefBatch, RefParams } from "./mamba4rec_reference.ts";
+import { assertClose, relError } from "./util.ts";
 
 /**
  * Probes up to 4 random entries of each named parameter: the GPU gradient `grads[i]` of `names[i]` against
@@ -54,4 +62,50 @@ export function checkParameterGradients(o: {
       } (gpu ${gpu}, fd ${fd})`,
     );
   }
+}
+
+/**
+ * Runs `model` (a padded-batch model with dropout off) forward and backward on `batch` with the
+ * tied cross-entropy, and checks against `reference` (a float64 reference of the same model
+ * reading the GPU's parameters): the loss to 1e-5, the last-position representation to 1e-4, and
+ * every parameter's gradient by {@link checkParameterGradients}. Clears the gradients after.
+ */
+export async function checkPaddedModel(o: {
+  seed: number;
+  rng: () => number;
+  model: PaddedModel;
+  batch: RefBatch;
+  reference: (params: RefParams, batch: RefBatch) => { loss: number; h: Float64Array };
+}): Promise<void> {
+  const { seed, model, batch } = o;
+  const { items, lengths, targets, size: B, maxLength: L } = batch;
+  const entries = model.params.entries();
+  const { loss, h } = tidy(() => {
+    const h = model.forward(uploadSequences(items, lengths, B, L), true);
+    const loss = itemCrossEntropy(h, model.itemTable, Tensor.from(targets, [B], "i32"));
+    backward(loss);
+    return { loss, h };
+  });
+  const host = await readTensors([
+    loss,
+    h,
+    ...entries.map(([, t]) => t),
+    ...entries.map(([, t]) => t.grad!),
+  ]);
+  const ref: RefParams = new Map();
+  entries.forEach(([name, t], i) =>
+    ref.set(name, { data: Float64Array.from(host[2 + i]), shape: t.shape })
+  );
+  const want = o.reference(ref, batch);
+  assertClose([host[0][0]], [want.loss], 1e-5, `seed ${seed}: loss`);
+  assertClose(host[1], want.h, 1e-4, `seed ${seed}: last-position representation`);
+  checkParameterGradients({
+    seed,
+    rng: o.rng,
+    names: entries.map(([name]) => name),
+    grads: host.slice(2 + entries.length, 2 + 2 * entries.length),
+    refData: (name) => ref.get(name)!.data,
+    lossOf: () => o.reference(ref, batch).loss,
+  });
+  zeroGrad(model.params.list());
 }

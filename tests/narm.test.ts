@@ -1,15 +1,13 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "@std/assert";
-import { backward, zeroGrad } from "../ops/core/autograd.ts";
 import { runtime } from "../ops/core/runtime.ts";
-import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { uploadSequences } from "../models/training/evaluator.ts";
 import { ConfigError, trainConfig } from "../models/config.ts";
 import { NARM_DEFAULTS } from "../models/narm.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 import { train } from "../models/training/trainer.ts";
-import { narmReference, type RefBatch, type RefParams } from "./narm_reference.ts";
-import { checkParameterGradients } from "./model_gradients.ts";
+import { narmReference, type RefBatch } from "./narm_reference.ts";
+import { checkPaddedModel } from "./model_gradients.ts";
 import { ruleDataset } from "./rule_dataset.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
@@ -31,36 +29,13 @@ for (const numLayers of [1, 2]) {
     const targets = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * (numItems - 1)));
     const batch: RefBatch = { items, lengths, targets, size: B, maxLength: L };
 
-    const entries = model.params.entries();
-    const { loss, h } = tidy(() => {
-      const h = model.forward(uploadSequences(items, lengths, B, L), true);
-      const loss = itemCrossEntropy(h, model.itemTable, Tensor.from(targets, [B], "i32"));
-      backward(loss);
-      return { loss, h };
-    });
-    const host = await readTensors([
-      loss,
-      h,
-      ...entries.map(([, t]) => t),
-      ...entries.map(([, t]) => t.grad!),
-    ]);
-    const ref: RefParams = new Map();
-    entries.forEach(([name, t], i) =>
-      ref.set(name, { data: Float64Array.from(host[2 + i]), shape: t.shape })
-    );
-    const want = narmReference(ref, batch, numLayers);
-    assertClose([host[0][0]], [want.loss], 1e-5, `seed ${seed}: loss`);
-    assertClose(host[1], want.h, 1e-4, `seed ${seed}: last-item representation`);
-
-    checkParameterGradients({
+    await checkPaddedModel({
       seed,
       rng,
-      names: entries.map(([name]) => name),
-      grads: host.slice(2 + entries.length, 2 + 2 * entries.length),
-      refData: (name) => ref.get(name)!.data,
-      lossOf: () => narmReference(ref, batch, numLayers).loss,
+      model,
+      batch,
+      reference: (params, b) => narmReference(params, b, numLayers),
     });
-    zeroGrad(model.params.list());
   });
 }
 
