@@ -56,6 +56,7 @@ export {
   mamba4recConfig,
 } from "./mamba4rec.ts";
 export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
+export { SASRec, SASREC_DEFAULTS, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
 export { Mamba4RecStream, type Mamba4RecStreamOptions, type Recommendations } from "./streaming.ts";
 export {
@@ -83,6 +84,7 @@ export {
   MODELS,
   type ModelTypes,
   NARM_PRESETS,
+  SASREC_PRESETS,
   SSD4REC_PRESETS,
   SSD4REC_TRAIN_DEFAULTS,
 } from "./registry.ts";

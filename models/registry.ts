@@ -13,6 +13,7 @@ import {
   mamba4recConfig,
 } from "./mamba4rec.ts";
 import { NARM, type NARMConfig, narmConfig } from "./narm.ts";
+import { SASRec, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
 import { SSD4Rec, type SSD4RecConfig, ssd4recConfig } from "./ssd4rec.ts";
 import type { PackedModel, PaddedModel, TrainableModel } from "./model.ts";
 import { ConfigError, PACKED_TRAIN_DEFAULTS } from "./config.ts";
@@ -96,6 +97,20 @@ export const NARM_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.from
 );
 
 /**
+ * SASRec as the Mamba4Rec paper ran its baselines: RecBole's SASRec under Mamba4Rec's
+ * `config.yaml`, whose `hidden_size` (64) is SASRec's own default; its `dropout_prob` and
+ * `num_layers` are not SASRec's keys (`hidden_dropout_prob`, `attn_dropout_prob`, `n_layers`), so
+ * SASRec keeps dropout 0.5 and two layers. That paper's window length L per dataset, which also
+ * sizes the position embedding (`MAX_ITEM_LIST_LENGTH`).
+ */
+export const SASREC_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.fromEntries(
+  Object.entries(MAMBA4REC_PRESETS).map(([dataset, preset]) => [dataset, {
+    train: preset.train,
+    model: { hiddenSize: MAMBA4REC_DEFAULTS.hiddenSize, maxLength: preset.train.maxLength },
+  }]),
+);
+
+/**
  * SSD4Rec's training settings from its official `config.yaml`, for every dataset: 1024 training
  * samples per batch, 2048 users per evaluation batch, Adam at 0.001, early stopping after 10
  * evaluations without improvement on NDCG@10, metrics @10 and @20, whole histories (`var_len:
@@ -171,6 +186,15 @@ const NARM_ENTRY: ModelEntryOf<PaddedModel> = {
   lastItemOnly: true,
 };
 
+const SASREC_ENTRY: ModelEntryOf<PaddedModel> = {
+  name: "sasrec",
+  layout: "padded",
+  config: sasrecConfig,
+  create: (config) => new SASRec(config as SASRecConfig),
+  trainDefaults: {},
+  presets: SASREC_PRESETS,
+};
+
 /** The type of model each known name builds. */
 export interface ModelTypes {
   /** Mamba4Rec, on padded batches. */
@@ -181,6 +205,8 @@ export interface ModelTypes {
   readonly gru4rec: PaddedModel;
   /** NARM, on padded batches (last-item training only). */
   readonly narm: PaddedModel;
+  /** SASRec, on padded batches. */
+  readonly sasrec: PaddedModel;
 }
 
 /** A known model name. */
@@ -191,6 +217,7 @@ const ENTRIES: { readonly [N in ModelName]: ModelEntryOf<ModelTypes[N]> } = {
   ssd4rec: SSD4REC_ENTRY,
   gru4rec: GRU4REC_ENTRY,
   narm: NARM_ENTRY,
+  sasrec: SASREC_ENTRY,
 };
 
 /** Every model, keyed by its (lower-case) name. */

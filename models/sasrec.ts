@@ -1,0 +1,255 @@
+/**
+ * SASRec as RecBole v1.2 builds it: the item embedding (PAD id 0) plus an absolute position
+ * embedding (positions 0 … L − 1 from the left, neither scaled), LayerNorm then dropout, and a
+ * stack of post-LN Transformer layers (RecBole's `TransformerEncoder`):
+ *
+ * - multi-head attention: Q, K, V = Linear(H, H) with bias, per head
+ *   `dropout(softmax(Q·Kᵀ / √(H / heads) + causal mask)) · V`, the heads concatenated, then
+ *   `LayerNorm(dropout(dense(context)) + input)`;
+ * - feed-forward: `LayerNorm(dropout(dense_2(gelu(dense_1(a)))) + a)` with exact (erf) GELU and
+ *   no dropout between the activation and `dense_2`.
+ *
+ * The representation is the last layer's output at each sequence's last real item; scores are
+ * `h · Eᵀ` against the tied item embedding, PAD row included.
+ *
+ * Padding. Batches are left-aligned and right-padded with id 0. RecBole's mask also masks pad
+ * keys, but under the causal mask every pad key sits after every real query, so the causal mask
+ * alone already hides the pads from every real position: the model passes no `keyPadding`, and
+ * every real position's output is the same as RecBole's (a masked entry's probability is exactly
+ * 0 in f32 either way). Pads change only pad queries: a pad query at position i attends every key
+ * j ≤ i, the real items and the pads before it (RecBole's attends the real items only). Nothing
+ * reads a pad position's output (not the last-item representation; in all-positions training a
+ * pad position has no target), so the difference never reaches a loss or a score.
+ *
+ * Initialisation as RecBole's `_init_weights`: every Linear and Embedding weight ~ N(0, 0.02),
+ * the PAD row and the position table included, Linear biases 0, LayerNorm weight 1 and bias 0.
+ *
+ * @module
+ */
+import { DEFAULT_SEED } from "../data/mod.ts";
+import { DropoutRng } from "../ops/pointwise/dropout.ts";
+import { add, gelu } from "../ops/pointwise/elementwise.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { attention, ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
+import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
+import { Tensor } from "../ops/core/tensor.ts";
+import { applyDropout, type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
+import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
+import { ParameterSet } from "./parameters.ts";
+import type { ModelInputs, PaddedModel } from "./model.ts";
+
+/** SASRec's hyperparameters (defaults: RecBole's `SASRec.yaml`). */
+export interface SASRecConfig {
+  /** Number of item ids including PAD (the embedding table's rows). */
+  readonly numItems: number;
+  /** Model width H (`hidden_size`, 64), shared by the item and position embeddings. */
+  readonly hiddenSize: number;
+  /** Number of Transformer layers (`n_layers`, 2). */
+  readonly numLayers: number;
+  /** Number of attention heads (`n_heads`, 2); must divide `hiddenSize`. */
+  readonly numHeads: number;
+  /** Feed-forward inner width (`inner_size`, 256). */
+  readonly innerSize: number;
+  /**
+   * Dropout on the embeddings, after each output projection and after the feed-forward network
+   * (`hidden_dropout_prob`, 0.5).
+   */
+  readonly hiddenDropoutProb: number;
+  /** Dropout on the attention probabilities (`attn_dropout_prob`, 0.5). */
+  readonly attnDropoutProb: number;
+  /** The LayerNorms' variance epsilon (`layer_norm_eps`, 1e-12). */
+  readonly layerNormEps: number;
+  /**
+   * Rows of the position embedding (`MAX_ITEM_LIST_LENGTH`, 50): the longest window the model
+   * takes, at most {@link ATTENTION_MAX_LENGTH}.
+   */
+  readonly maxLength: number;
+  /** Seed of the initial weights and the dropout stream. */
+  readonly seed: number;
+}
+
+/** RecBole's defaults, without `numItems`. */
+export const SASREC_DEFAULTS: Omit<SASRecConfig, "numItems"> = {
+  hiddenSize: 64,
+  numLayers: 2,
+  numHeads: 2,
+  innerSize: 256,
+  hiddenDropoutProb: 0.5,
+  attnDropoutProb: 0.5,
+  layerNormEps: 1e-12,
+  maxLength: 50,
+  seed: DEFAULT_SEED,
+};
+
+const SASREC_CHECKS = {
+  numItems: MODEL_CHECKS.positiveInt,
+  hiddenSize: MODEL_CHECKS.positiveInt,
+  numLayers: MODEL_CHECKS.positiveInt,
+  numHeads: MODEL_CHECKS.positiveInt,
+  innerSize: MODEL_CHECKS.positiveInt,
+  hiddenDropoutProb: MODEL_CHECKS.probability,
+  attnDropoutProb: MODEL_CHECKS.probability,
+  layerNormEps: (v: unknown) =>
+    typeof v === "number" && Number.isFinite(v) && v > 0 ? null : "must be a positive number",
+  maxLength: (v: unknown) =>
+    Number.isInteger(v) && (v as number) > 0 && (v as number) <= ATTENTION_MAX_LENGTH
+      ? null
+      : `must be an integer in [1, ${ATTENTION_MAX_LENGTH}] (the attention op's longest sequence)`,
+  seed: MODEL_CHECKS.nonNegativeInt,
+};
+
+/**
+ * SASRec's configuration: RecBole's defaults overridden by `overrides` (which must set
+ * `numItems`), validated; an unknown key or a bad value fails naming the key.
+ */
+export function sasrecConfig(overrides: Record<string, unknown>): SASRecConfig {
+  const c = mergeConfig(
+    "sasrec config",
+    { ...SASREC_DEFAULTS, numItems: 0 },
+    SASREC_CHECKS,
+    overrides,
+  );
+  if (c.numItems < 2) {
+    throw new ConfigError(
+      "sasrec config: 'numItems' must count PAD and at least one item",
+      "numItems",
+    );
+  }
+  if (c.hiddenSize % c.numHeads !== 0) {
+    throw new ConfigError(
+      `sasrec config: 'numHeads' ${c.numHeads} must divide 'hiddenSize' ${c.hiddenSize} ` +
+        `(each head takes hiddenSize / numHeads columns)`,
+      "numHeads",
+    );
+  }
+  return c;
+}
+
+/** One post-LN Transformer layer's parameters (RecBole's `TransformerLayer`). */
+interface TransformerLayerWeights {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly dense: Linear;
+  readonly attnNorm: LayerNorm;
+  readonly dense1: Linear;
+  readonly dense2: Linear;
+  readonly ffnNorm: LayerNorm;
+}
+
+/** SASRec on WebGPU, on padded batches. */
+export class SASRec implements PaddedModel {
+  /** Model name, as checkpoints record it. */
+  readonly name = "sasrec";
+  /** The input layout: padded `[B, L]` windows. */
+  readonly layout = "padded";
+  /** The hyperparameters. */
+  readonly config: SASRecConfig;
+  /** All trainable parameters by name (RecBole's names). */
+  readonly params: ParameterSet;
+  /** Dropout counter stream (checkpointed with the model). */
+  dropoutRng: DropoutRng;
+  readonly #items: Tensor;
+  readonly #positions: Tensor;
+  readonly #embNorm: LayerNorm;
+  readonly #layers: TransformerLayerWeights[] = [];
+
+  /** Builds the model with fresh weights drawn from `config.seed`. */
+  constructor(config: SASRecConfig) {
+    this.config = config;
+    const { numItems, hiddenSize: h, innerSize, layerNormEps: eps } = config;
+    this.params = new ParameterSet(config.seed);
+    this.dropoutRng = new DropoutRng(config.seed);
+    const p = this.params;
+    // nn.Embedding(n_items, H, padding_idx=0), then N(0, 0.02) over every row, PAD included.
+    this.#items = p.normal("item_embedding.weight", [numItems, h], INIT_STD);
+    this.#positions = p.normal("position_embedding.weight", [config.maxLength, h], INIT_STD);
+    for (let i = 0; i < config.numLayers; i++) {
+      const attn = `trm_encoder.layer.${i}.multi_head_attention`;
+      const ffn = `trm_encoder.layer.${i}.feed_forward`;
+      this.#layers.push({
+        query: new Linear(p, `${attn}.query`, h, h),
+        key: new Linear(p, `${attn}.key`, h, h),
+        value: new Linear(p, `${attn}.value`, h, h),
+        dense: new Linear(p, `${attn}.dense`, h, h),
+        attnNorm: new LayerNorm(p, `${attn}.LayerNorm`, h, eps),
+        dense1: new Linear(p, `${ffn}.dense_1`, h, innerSize),
+        dense2: new Linear(p, `${ffn}.dense_2`, innerSize, h),
+        ffnNorm: new LayerNorm(p, `${ffn}.LayerNorm`, h, eps),
+      });
+    }
+    this.#embNorm = new LayerNorm(p, "LayerNorm", h, eps);
+  }
+
+  /** The item embedding table `[numItems, H]`, tied between input and output. */
+  get itemTable(): Tensor {
+    return this.#items;
+  }
+
+  /**
+   * Representations `[B, H]` at `inputs.positions` (each sequence's last real item), or at every
+   * position (`[B, L, H]`) without them (all-positions training: the causal mask makes position
+   * t's output depend on items 0 … t only). With positions, the last layer gathers them right
+   * after its attention: everything after it acts position by position, so the values are the
+   * same for a fraction of the work. A window longer than the position table fails with a
+   * {@link ConfigError} naming `maxLength`.
+   */
+  forward(inputs: ModelInputs, training: boolean): Tensor {
+    const [, length] = inputs.items.shape;
+    if (length > this.config.maxLength) {
+      throw new ConfigError(
+        `sasrec: a window of ${length} items is longer than the position embedding ` +
+          `(${this.config.maxLength} rows); set the model's 'maxLength' to at least the ` +
+          `training 'maxLength'`,
+        "maxLength",
+      );
+    }
+    const ctx: DropoutContext = {
+      p: this.config.hiddenDropoutProb,
+      rng: this.dropoutRng,
+      training,
+    };
+    const positionIds = Tensor.from(Int32Array.from({ length }, (_, i) => i), [length], "i32");
+    const items = embedding(inputs.items, this.#items, { paddingIdx: 0 });
+    // [B, L, H] + [L, H]: the position rows repeat over the batch.
+    let x = applyDropout(
+      this.#embNorm.forward(add(items, embedding(positionIds, this.#positions))),
+      ctx,
+    );
+    this.#layers.forEach((layer, i) => {
+      const gather = i === this.#layers.length - 1 ? inputs.positions : undefined;
+      x = this.#layer(layer, x, ctx, gather);
+    });
+    return x;
+  }
+
+  /** One Transformer layer on `[B, L, H]`; with `gather`, its output at those positions only. */
+  #layer(
+    w: TransformerLayerWeights,
+    x: Tensor,
+    ctx: DropoutContext,
+    gather: Tensor | undefined,
+  ): Tensor {
+    const heads = this.config.numHeads;
+    let context = mergeHeads(
+      attention(
+        splitHeads(w.query.forward(x), heads),
+        splitHeads(w.key.forward(x), heads),
+        splitHeads(w.value.forward(x), heads),
+        {
+          mask: "causal",
+          dropout: { p: this.config.attnDropoutProb, rng: ctx.rng, training: ctx.training },
+        },
+      ),
+    );
+    let residual = x;
+    if (gather) {
+      context = gatherPositions(context, gather);
+      residual = gatherPositions(x, gather);
+    }
+    const a = w.attnNorm.forward(add(applyDropout(w.dense.forward(context), ctx), residual));
+    const f = w.dense2.forward(gelu(w.dense1.forward(a)));
+    return w.ffnNorm.forward(add(applyDropout(f, ctx), a));
+  }
+}
