@@ -5,7 +5,7 @@
  * `α_j = v · (mask_j · σ(A₁ gru_j + A₂ h_t))` with `mask_j = (item_j > 0)` and no softmax,
  * `c_local = Σ_j α_j gru_j`, `B [c_local, h_t]` and the tied cross-entropy.
  */
-import { gruReference } from "../ops/sequence/gru/reference.ts";
+import { embeddedGruRef, refParam } from "./gru_model_reference.ts";
 import { linearRef, sigmoidRef, tiedCrossEntropyRef } from "./reference.ts";
 import type { RefBatch, RefParams } from "./mamba4rec_reference.ts";
 
@@ -17,29 +17,11 @@ export function narmReference(
   batch: RefBatch,
   numLayers: number,
 ): { loss: number; h: Float64Array } {
-  const get = (n: string) => {
-    const t = p.get(n);
-    if (!t) throw new Error(`reference: missing parameter ${n}`);
-    return t;
-  };
+  const get = (n: string) => refParam(p, n);
   const table = get("item_embedding.weight");
   const E = table.shape[1];
   const { size: B, maxLength: L } = batch;
-  let width = E;
-  let x: Float64Array = new Float64Array(B * L * E);
-  for (let r = 0; r < B * L; r++) {
-    for (let i = 0; i < E; i++) x[r * E + i] = table.data[batch.items[r] * E + i];
-  }
-  for (let layer = 0; layer < numLayers; layer++) {
-    const weightHh = get(`gru.weight_hh_l${layer}`);
-    const hidden = weightHh.shape[1];
-    x = gruReference({ batch: B, length: L, input: width, hidden }, {
-      x,
-      weightIh: get(`gru.weight_ih_l${layer}`).data,
-      weightHh: weightHh.data,
-    });
-    width = hidden;
-  }
+  const { x, width } = embeddedGruRef(p, batch, numLayers, "gru");
   const H = width;
   const ht = new Float64Array(B * H);
   for (let b = 0; b < B; b++) {
