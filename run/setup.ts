@@ -125,13 +125,27 @@ export function planRun(request: RunRequest): RunPlan {
     ...defined(request.train),
   });
   checkLayoutSettings(model, config);
-  const modelConfig = {
+  const modelConfig: Record<string, unknown> = {
     seed: config.seed,
     ...preset?.model,
     ...defined(request.modelConfig),
   };
   // Validate now (the item count is a stand-in until the data is loaded).
-  model.config({ ...modelConfig, numItems: 2 });
+  const built = model.config({ ...modelConfig, numItems: 2 }) as { maxLength?: number };
+  // A model whose tables are sized by the window (SASRec's positions) gets the training window
+  // unless the request sets its own, which may not be shorter than the windows it will be given.
+  if (built.maxLength !== undefined) {
+    const explicit = request.modelConfig?.maxLength as number | undefined;
+    if (explicit === undefined) modelConfig.maxLength = config.maxLength;
+    else if (config.maxLength > explicit) {
+      throw new ConfigError(
+        `model config: 'maxLength' is ${explicit}, shorter than the training windows ` +
+          `(train.maxLength ${config.maxLength}); give both the same length`,
+        "maxLength",
+      );
+    }
+    model.config({ ...modelConfig, numItems: 2 });
+  }
   return {
     request,
     model,

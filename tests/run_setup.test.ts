@@ -315,3 +315,24 @@ Deno.test("planRun: a model that reads only the last item refuses all-positions 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("planRun: a window-sized model table follows the training window unless set, never shorter", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = join(dir, "tiny.txt");
+    await Deno.writeTextFile(data, "1 2\n");
+    const base = { dataset: data, model: "sasrec" };
+    assertEquals(planRun(base).modelConfig.maxLength, planRun(base).config.maxLength);
+    const longer = planRun({ ...base, train: { maxLength: 300 } });
+    assertEquals(longer.modelConfig.maxLength, 300);
+    const shorter = assertThrows(
+      () => planRun({ ...base, train: { maxLength: 300 }, modelConfig: { maxLength: 100 } }),
+      ConfigError,
+      "'maxLength' is 100, shorter than the training windows (train.maxLength 300)",
+    );
+    assertEquals(shorter.key, "maxLength");
+    assertEquals(planRun({ ...base, model: "gru4rec" }).modelConfig.maxLength, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
