@@ -1,0 +1,34 @@
+/**
+ * HTTP recommendation service over Mamba4Rec's streaming step form, with a durable event log.
+ *
+ * @module
+ */
+export {
+  EVENT_LOG_FILE,
+  EventStore,
+  type LoggedEvent,
+  type RestoredState,
+  type ServiceSnapshot,
+  SNAPSHOT_FILE,
+} from "./event_store.ts";
+export {
+  DEFAULT_K,
+  handleRequest,
+  type HttpOptions,
+  MAX_BODY_BYTES,
+  MAX_K,
+  type RunningServer,
+  serveRecommendations,
+} from "./http.ts";
+export { loadMamba4RecCheckpoint } from "./model_loader.ts";
+export {
+  FLUSH_EVENTS,
+  FLUSH_INTERVAL_MS,
+  RecommendationService,
+  ServiceError,
+  type ServiceEvent,
+  type ServiceHealth,
+  type ServiceOptions,
+  SNAPSHOT_EVERY_EVENTS,
+  type UserRecommendations,
+} from "./service.ts";
