@@ -12,7 +12,7 @@ import {
   SNAPSHOT_FILE,
 } from "../run/serve/mod.ts";
 import { withTempDir } from "./temp_files.ts";
-import { freshSeed } from "./util.ts";
+import { assertClose, freshSeed, makeRng, randint } from "./util.ts";
 
 const NUM_ITEMS = 31;
 const CAPACITY = 5;
@@ -174,5 +174,56 @@ Deno.test("serve: a checkpoint of another model is refused", async () => {
     const model = await tinyCheckpoint(path, 1);
     await writeCheckpoint(path, model.params.entries(), { model: "gru4rec" });
     await assertRejects(() => loadMamba4RecCheckpoint(path), Error, "serves only mamba4rec");
+  });
+});
+
+Deno.test("serve: concurrent requests are applied in log order and recommended together", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  await withTempDir("ssmrec-serve-", async (dir) => {
+    const checkpoint = `${dir}/model.safetensors`;
+    const stateDir = `${dir}/state`;
+    const model = await tinyCheckpoint(checkpoint, seed % 100000);
+    const direct = new Mamba4RecStream(model, { capacity: CAPACITY });
+    const server = await start(checkpoint, stateDir);
+    try {
+      const call = client(server.port);
+      const users = ["u0", "u1", "u2", "u3"];
+      const requests = Array.from({ length: 12 }, () => {
+        const n = 1 + randint(rng, 1, 3)[0];
+        return Array.from({ length: n }, () => ({
+          user: users[randint(rng, 1, users.length)[0]],
+          item: 1 + randint(rng, 1, NUM_ITEMS - 1)[0],
+        }));
+      });
+      const answers = await Promise.all(
+        requests.map((events) => call("/events", { body: JSON.stringify(events) })),
+      );
+      for (const r of answers) assertEquals(r.status, 200, `seed ${seed}`);
+      // The log's order is the order the service applied them in; slots by first appearance.
+      const logged = (await Deno.readTextFile(`${stateDir}/${EVENT_LOG_FILE}`)).trim().split("\n")
+        .map((line) => JSON.parse(line) as { user: string; item: number });
+      assertEquals(logged.length, requests.flat().length, `seed ${seed}`);
+      const slots = new Map<string, number>();
+      for (const e of logged) if (!slots.has(e.user)) slots.set(e.user, slots.size);
+      for (const e of logged) {
+        direct.observe(Int32Array.of(slots.get(e.user)!), Int32Array.of(e.item));
+      }
+      const known = [...slots.keys()];
+      const expected = await direct.recommend(Int32Array.from(known, (u) => slots.get(u)!), 5);
+      const recs = await Promise.all(known.map((u) => call(`/recommend?user=${u}&k=5`)));
+      recs.forEach((r, i) => {
+        assertEquals(r.body.items, Array.from(expected.items.subarray(i * 5, i * 5 + 5)));
+        assertClose(
+          Float64Array.from(r.body.scores as number[]),
+          Float64Array.from(expected.scores.subarray(i * 5, i * 5 + 5)),
+          1e-6,
+          `user ${known[i]}, seed ${seed}`,
+        );
+      });
+    } finally {
+      await server.shutdown();
+      direct.dispose();
+    }
   });
 });
