@@ -19,16 +19,19 @@
  * 23.6, forward + backward 144.7 (T = 46,000: 4.6 and 33.6). With pair matrices in 64 × 64 tiles,
  * registers instead of indexed arrays and vec4 reads, H100: 10.3 / 48.2 (2.17 / 11.2); its profile
  * (timestamps, `--profile`): head gradients 28.1 of 45.4, output 7.3, chunk states 1.55 each way.
- * Every heavy kernel as a chunk product (`ops/sequence/ssd_scan/chunk_gemm.ts`), H100, same call:
- * 9.2 / 24.0 (1.91 / 5.63) with 8 × 8 outputs per thread; 4 × 4 per thread, decays precomputed
- * per token, the finishing kernel's reads coalesced and masked pairs skipped: 7.5 / 20.8
- * (1.61 / 5.18); the state and pair terms of y and of û fused into one product each: 6.8 / 18.0
+ * Every heavy kernel as a chunk product (`ops/sequence/ssd_scan/chunk_gemm.ts`), H100: with 8 × 8
+ * outputs per thread its kernels profiled 2–6× slower than before (chunk states 8.6 ms against
+ * 1.55); with 4 × 4 per thread and the decays precomputed per token, 9.2 / 24.0 (1.91 / 5.63);
+ * the finishing kernel's reads coalesced and masked pairs skipped, 7.5 / 20.8 (1.61 / 5.18), same
+ * call as the next; the state and pair terms of y and of û fused into one product each: 6.8 / 18.0
  * (1.23 / 4.42); per-head products in 32-row tiles (causal slices skipped per tile): 6.4 / 17.2
- * (1.21 / 3.98) against 6.2 / 17.3 (1.23 / 4.13) in the same call. Chunk 32 is slower (7.6 / 27.5). In a profile of the previous step (19.6 ms) the
- * pair terms of y and û took 2.95 and 2.67 ms, the state terms 1.39 each, the chunk states 1.49
- * and 1.11, W 2.63 (1.94 before its masked weights became a branch, now a select again), dB 1.24,
- * dC 0.93, the finishing kernel 2.50, the carries 0.42 each. A profile taken right after
+ * (1.21 / 3.98), against 6.2 / 17.3 (1.23 / 4.13) without, in the same call. Chunk 32 is slower
+ * (7.6 / 27.5). Profile of that last version (16.2 ms): output 3.24, chunk states 1.49 and 1.11,
+ * carries 0.42 and 0.45, input gradient 2.51, finishing kernel 2.49, W 1.94 (2.63 while its
+ * masked weights were a branch, now a select), dB 1.24, dC 0.93. A profile taken right after
  * `--check` read every kernel about four times slower than the benchmark: take profiles first.
+ * The recurrent forward (the default for up to 64 states) is not measured yet: `--forward=chunked`
+ * times the chunked one beside it.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--forward=chunked] [--check]
