@@ -35,11 +35,12 @@
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--forward=chunked] [--check]
- * [--profile]`: `--chunks` adds those chunk sizes, `--forward` those forms of the forward; `--profile` prints the GPU time of every kernel of one forward +
- * backward (timestamp queries); `--check` first compares one forward and backward at the benchmark sizes with the
- * float64 reference (the output gradient is zero outside 16 sampled segments, the longest among
- * them, so the reference runs only those, each alone). On CPU implementations the sizes shrink
- * and the figures only show that everything runs.
+ * [--profile]`: `--chunks` adds those chunk sizes, `--forward` those forms of the forward;
+ * `--profile` prints the GPU time of every kernel of one forward + backward (timestamp queries);
+ * `--check` first compares one forward and backward at the benchmark sizes with the float64
+ * reference (the output gradient is zero outside 16 sampled segments, the longest among them, so
+ * the reference runs only those, each alone). On CPU implementations the sizes shrink and the
+ * figures only show that everything runs.
  *
  * @module
  */
