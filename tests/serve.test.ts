@@ -1,5 +1,4 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
 import { Mamba4RecStream } from "../models/streaming.ts";
 import { writeCheckpoint } from "../models/training/checkpoint.ts";
 import {
@@ -11,32 +10,13 @@ import {
   serveRecommendations,
   SNAPSHOT_FILE,
 } from "../run/serve/mod.ts";
+import { tinyCheckpoint } from "./serve_checkpoint.ts";
 import { withTempDir } from "./temp_files.ts";
 import { assertClose, freshSeed, makeRng, randint } from "./util.ts";
 
 const NUM_ITEMS = 31;
 const CAPACITY = 5;
 const TOKEN = "s3cret";
-
-/** Writes a tiny Mamba4Rec (seeded) as a trainer-style checkpoint; returns the model. */
-async function tinyCheckpoint(path: string, seed: number): Promise<Mamba4Rec> {
-  const model = new Mamba4Rec(mamba4recConfig({
-    numItems: NUM_ITEMS,
-    hiddenSize: 8,
-    dState: 4,
-    dConv: 4,
-    expand: 2,
-    numLayers: 2,
-    dropoutProb: 0,
-    seed,
-  }));
-  await writeCheckpoint(
-    path,
-    model.params.entries().map(([n, t]) => [`model.${n}`, t]),
-    { model: model.name, modelConfig: JSON.stringify(model.config) },
-  );
-  return model;
-}
 
 async function start(checkpoint: string, stateDir: string): Promise<RunningServer> {
   const model = await loadMamba4RecCheckpoint(checkpoint);
@@ -69,7 +49,7 @@ Deno.test("serve: events, recommendations, bad inputs, tokens and restart", asyn
   await withTempDir("ssmrec-serve-", async (dir) => {
     const checkpoint = `${dir}/model.safetensors`;
     const stateDir = `${dir}/state`;
-    const model = await tinyCheckpoint(checkpoint, seed);
+    const model = await tinyCheckpoint(checkpoint, NUM_ITEMS, seed);
     const direct = new Mamba4RecStream(model, { capacity: CAPACITY });
     let server = await start(checkpoint, stateDir);
     try {
@@ -171,7 +151,7 @@ Deno.test("serve: events, recommendations, bad inputs, tokens and restart", asyn
 Deno.test("serve: a checkpoint of another model is refused", async () => {
   await withTempDir("ssmrec-serve-", async (dir) => {
     const path = `${dir}/other.safetensors`;
-    const model = await tinyCheckpoint(path, 1);
+    const model = await tinyCheckpoint(path, NUM_ITEMS, 1);
     await writeCheckpoint(path, model.params.entries(), { model: "gru4rec" });
     await assertRejects(() => loadMamba4RecCheckpoint(path), Error, "serves only mamba4rec");
   });
@@ -183,7 +163,7 @@ Deno.test("serve: concurrent requests are applied in log order and recommended t
   await withTempDir("ssmrec-serve-", async (dir) => {
     const checkpoint = `${dir}/model.safetensors`;
     const stateDir = `${dir}/state`;
-    const model = await tinyCheckpoint(checkpoint, seed % 100000);
+    const model = await tinyCheckpoint(checkpoint, NUM_ITEMS, seed % 100000);
     const direct = new Mamba4RecStream(model, { capacity: CAPACITY });
     const server = await start(checkpoint, stateDir);
     try {

@@ -4,10 +4,9 @@
  * state directory; every acknowledged event must be in the replayed log and applied.
  */
 import { assert, assertEquals } from "@std/assert";
-import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
 import { Mamba4RecStream } from "../models/streaming.ts";
-import { writeCheckpoint } from "../models/training/checkpoint.ts";
 import { EVENT_LOG_FILE } from "../run/serve/mod.ts";
+import { tinyCheckpoint } from "./serve_checkpoint.ts";
 import { withTempDir } from "./temp_files.ts";
 import { assertClose, freshSeed } from "./util.ts";
 
@@ -155,21 +154,7 @@ Deno.test("serve: acknowledged events survive a SIGKILL during writes and a rest
   await withTempDir("ssmrec-serve-crash-", async (dir) => {
     const checkpoint = `${dir}/model.safetensors`;
     const stateDir = `${dir}/state`;
-    const model = new Mamba4Rec(mamba4recConfig({
-      numItems: NUM_ITEMS,
-      hiddenSize: 8,
-      dState: 4,
-      dConv: 4,
-      expand: 2,
-      numLayers: 2,
-      dropoutProb: 0,
-      seed,
-    }));
-    await writeCheckpoint(
-      checkpoint,
-      model.params.entries().map(([n, t]) => [`model.${n}`, t]),
-      { model: model.name, modelConfig: JSON.stringify(model.config) },
-    );
+    const model = await tinyCheckpoint(checkpoint, NUM_ITEMS, seed);
     const direct = new Mamba4RecStream(model, { capacity: CAPACITY });
     let server: ServerProcess | null = null;
     try {
