@@ -6,6 +6,7 @@
  */
 import { DEFAULT_EVAL_BATCH_SIZE, DEFAULT_SEED, DEFAULT_TRAIN_BATCH_SIZE } from "../data/mod.ts";
 import { RANKING_METRICS } from "../ops/training/ranking.ts";
+import { GRU_MAX_HIDDEN } from "../ops/sequence/gru/mod.ts";
 
 /** Everything the trainer needs besides the model and the data. */
 export interface TrainConfig {
@@ -203,9 +204,17 @@ export function trainConfig(overrides: Record<string, unknown> = {}): TrainConfi
   return c;
 }
 
+/** A GRU's hidden size: an integer the GRU op can hold (GRU4Rec, NARM). */
+function gruHidden(v: unknown): string | null {
+  return Number.isInteger(v) && (v as number) > 0 && (v as number) <= GRU_MAX_HIDDEN
+    ? null
+    : `must be an integer in [1, ${GRU_MAX_HIDDEN}] (the GRU op's largest state)`;
+}
+
 /** Validation rules for model hyperparameters shared by the models. */
 export const MODEL_CHECKS = {
   positiveInt,
   nonNegativeInt,
   probability,
+  gruHidden,
 };

@@ -54,10 +54,7 @@ export const GRU4REC_DEFAULTS: Omit<GRU4RecConfig, "numItems"> = {
 const GRU4REC_CHECKS = {
   numItems: MODEL_CHECKS.positiveInt,
   embeddingSize: MODEL_CHECKS.positiveInt,
-  hiddenSize: (v: unknown) =>
-    Number.isInteger(v) && (v as number) > 0 && (v as number) <= GRU_MAX_HIDDEN
-      ? null
-      : `must be an integer in [1, ${GRU_MAX_HIDDEN}] (the GRU op's largest state)`,
+  hiddenSize: MODEL_CHECKS.gruHidden,
   numLayers: MODEL_CHECKS.positiveInt,
   dropoutProb: MODEL_CHECKS.probability,
   seed: MODEL_CHECKS.nonNegativeInt,

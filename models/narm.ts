@@ -70,10 +70,7 @@ export const NARM_DEFAULTS: Omit<NARMConfig, "numItems"> = {
 const NARM_CHECKS = {
   numItems: MODEL_CHECKS.positiveInt,
   embeddingSize: MODEL_CHECKS.positiveInt,
-  hiddenSize: (v: unknown) =>
-    Number.isInteger(v) && (v as number) > 0 && (v as number) <= GRU_MAX_HIDDEN
-      ? null
-      : `must be an integer in [1, ${GRU_MAX_HIDDEN}] (the GRU op's largest state)`,
+  hiddenSize: MODEL_CHECKS.gruHidden,
   numLayers: MODEL_CHECKS.positiveInt,
   dropoutProbs: (v: unknown) =>
     Array.isArray(v) && v.length === 2 && v.every((p) => MODEL_CHECKS.probability(p) === null)
