@@ -11,15 +11,15 @@ import { uploadSequences } from "../models/training/evaluator.ts";
 import { ConfigError } from "../models/config.ts";
 import { GRU4REC_DEFAULTS } from "../models/gru4rec.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
-import { gru4recReference, type RefBatch } from "./gru4rec_reference.ts";
-import { checkPaddedModel } from "./model_gradients.ts";
+import { gru4recReference } from "./gru4rec_reference.ts";
+import { checkPaddedModel, randomPaddedBatch } from "./model_gradients.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
 for (const numLayers of [1, 2]) {
   Deno.test(`gru4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
-    const numItems = 13, B = 3, L = 5;
+    const numItems = 13, L = 5;
     const model = createModel("gru4rec", numItems, {
       embeddingSize: 6,
       hiddenSize: 5,
@@ -27,11 +27,7 @@ for (const numLayers of [1, 2]) {
       dropoutProb: 0,
       seed: seed % 100000,
     });
-    // One full window and one padded one at least; the third at random.
-    const lengths = Int32Array.of(L, 1 + Math.floor(rng() * (L - 1)), 1 + Math.floor(rng() * L));
-    const items = paddedItems(rng, lengths, L, numItems);
-    const targets = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * (numItems - 1)));
-    const batch: RefBatch = { items, lengths, targets, size: B, maxLength: L };
+    const batch = randomPaddedBatch(rng, L, numItems);
 
     await checkPaddedModel({
       seed,

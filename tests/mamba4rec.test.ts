@@ -1,7 +1,7 @@
 import { createModel } from "../models/registry.ts";
 import { mamba4recReference, type RefBatch } from "./mamba4rec_reference.ts";
 import { checkPaddedModel } from "./model_gradients.ts";
-import { freshSeed, makeRng } from "./util.ts";
+import { freshSeed, makeRng, paddedItems } from "./util.ts";
 
 for (const numLayers of [1, 2]) {
   Deno.test(`mamba4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
@@ -18,12 +18,7 @@ for (const numLayers of [1, 2]) {
       seed: seed % 100000,
     });
     const lengths = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * L));
-    const items = new Int32Array(B * L);
-    for (let b = 0; b < B; b++) {
-      for (let t = 0; t < lengths[b]; t++) {
-        items[b * L + t] = 1 + Math.floor(rng() * (numItems - 1));
-      }
-    }
+    const items = paddedItems(rng, lengths, L, numItems);
     const targets = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * (numItems - 1)));
     const batch: RefBatch = { items, lengths, targets, size: B, maxLength: L };
 

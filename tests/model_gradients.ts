@@ -11,7 +11,7 @@ import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { uploadSequences } from "../models/training/evaluator.ts";
 import type { PaddedModel } from "../models/model.ts";
 import type { RefBatch, RefParams } from "./mamba4rec_reference.ts";
-import { assertClose, relError } from "./util.ts";
+import { assertClose, paddedItems, relError } from "./util.ts";
 
 /**
  * Probes up to 4 random entries of each named parameter: the GPU gradient `grads[i]` of `names[i]` against
@@ -108,4 +108,15 @@ export async function checkPaddedModel(o: {
     lossOf: () => o.reference(ref, batch).loss,
   });
   zeroGrad(model.params.list());
+}
+
+/**
+ * A batch of 3 right-padded windows of length `L` for the model checks: one full window, one
+ * padded at least by one, the third of random length; random items and targets in [1, numItems).
+ */
+export function randomPaddedBatch(rng: () => number, L: number, numItems: number): RefBatch {
+  const lengths = Int32Array.of(L, 1 + Math.floor(rng() * (L - 1)), 1 + Math.floor(rng() * L));
+  const items = paddedItems(rng, lengths, L, numItems);
+  const targets = Int32Array.from({ length: 3 }, () => 1 + Math.floor(rng() * (numItems - 1)));
+  return { items, lengths, targets, size: 3, maxLength: L };
 }

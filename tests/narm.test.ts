@@ -6,8 +6,8 @@ import { ConfigError, trainConfig } from "../models/config.ts";
 import { NARM_DEFAULTS } from "../models/narm.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 import { train } from "../models/training/trainer.ts";
-import { narmReference, type RefBatch } from "./narm_reference.ts";
-import { checkPaddedModel } from "./model_gradients.ts";
+import { narmReference } from "./narm_reference.ts";
+import { checkPaddedModel, randomPaddedBatch } from "./model_gradients.ts";
 import { ruleDataset } from "./rule_dataset.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
@@ -15,7 +15,7 @@ for (const numLayers of [1, 2]) {
   Deno.test(`narm (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
-    const numItems = 13, B = 3, L = 5;
+    const numItems = 13, L = 5;
     const model = createModel("narm", numItems, {
       embeddingSize: 6,
       hiddenSize: 5,
@@ -23,11 +23,7 @@ for (const numLayers of [1, 2]) {
       dropoutProbs: [0, 0],
       seed: seed % 100000,
     });
-    // One full window and one padded one at least; the third at random.
-    const lengths = Int32Array.of(L, 1 + Math.floor(rng() * (L - 1)), 1 + Math.floor(rng() * L));
-    const items = paddedItems(rng, lengths, L, numItems);
-    const targets = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * (numItems - 1)));
-    const batch: RefBatch = { items, lengths, targets, size: B, maxLength: L };
+    const batch = randomPaddedBatch(rng, L, numItems);
 
     await checkPaddedModel({
       seed,

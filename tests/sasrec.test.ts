@@ -6,8 +6,8 @@ import { uploadSequences } from "../models/training/evaluator.ts";
 import { ConfigError } from "../models/config.ts";
 import { SASREC_DEFAULTS } from "../models/sasrec.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
-import { type RefBatch, type RefParams, sasrecReference } from "./sasrec_reference.ts";
-import { checkParameterGradients } from "./model_gradients.ts";
+import { type RefParams, sasrecReference } from "./sasrec_reference.ts";
+import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
 const EPS = 1e-12;
@@ -28,11 +28,8 @@ for (const numLayers of [1, 2]) {
       maxLength: L + 2,
       seed: seed % 100000,
     });
-    // One full window and one padded one at least; the third at random.
-    const lengths = Int32Array.of(L, 1 + Math.floor(rng() * (L - 1)), 1 + Math.floor(rng() * L));
-    const items = paddedItems(rng, lengths, L, numItems);
-    const targets = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * (numItems - 1)));
-    const batch: RefBatch = { items, lengths, targets, size: B, maxLength: L };
+    const batch = randomPaddedBatch(rng, L, numItems);
+    const { items, lengths, targets } = batch;
 
     const entries = model.params.entries();
     const { loss, h } = tidy(() => {
