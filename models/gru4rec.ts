@@ -19,7 +19,7 @@ import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
-import { gru, GRU_MAX_HIDDEN, type GruWeights } from "../ops/sequence/gru/mod.ts";
+import { gru, type GruWeights } from "../ops/sequence/gru/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import { applyDropout } from "./layers.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
@@ -32,7 +32,7 @@ export interface GRU4RecConfig {
   readonly numItems: number;
   /** Item embedding width E (`embedding_size`, 64): the width items are scored in. */
   readonly embeddingSize: number;
-  /** GRU state width (`hidden_size`, 128), at most {@link GRU_MAX_HIDDEN}. */
+  /** GRU state width (`hidden_size`, 128), at most the GRU op's `GRU_MAX_HIDDEN`. */
   readonly hiddenSize: number;
   /** Number of stacked GRU layers (`num_layers`, 1). */
   readonly numLayers: number;

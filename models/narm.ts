@@ -32,7 +32,7 @@ import { add, mul, reshape, sigmoid } from "../ops/pointwise/elementwise.ts";
 import { fill } from "../ops/core/unrecorded.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
-import { gru, GRU_MAX_HIDDEN, type GruWeights } from "../ops/sequence/gru/mod.ts";
+import { gru, type GruWeights } from "../ops/sequence/gru/mod.ts";
 import { Tensor } from "../ops/core/tensor.ts";
 import { applyDropout } from "./layers.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
@@ -45,7 +45,7 @@ export interface NARMConfig {
   readonly numItems: number;
   /** Item embedding width E (`embedding_size`, 64): the width items are scored in. */
   readonly embeddingSize: number;
-  /** GRU state width H (`hidden_size`, 128), at most {@link GRU_MAX_HIDDEN}. */
+  /** GRU state width H (`hidden_size`, 128), at most the GRU op's `GRU_MAX_HIDDEN`. */
   readonly hiddenSize: number;
   /** Number of stacked GRU layers (`n_layers`, 1). */
   readonly numLayers: number;
