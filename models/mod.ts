@@ -66,8 +66,10 @@ export {
   type ModelInputs,
   type PackedModel,
   type PaddedModel,
+  type PaddedTrainingBatch,
   type SequentialModel,
   type TrainableModel,
+  type TrainingBatchPosition,
 } from "./model.ts";
 export { ParameterSet } from "./parameters.ts";
 export {

@@ -50,6 +50,39 @@ export interface SequentialModel<Inputs = ModelInputs> extends ModelBase {
   readonly forward: (inputs: Inputs, training: boolean) => Tensor;
 }
 
+/**
+ * A prefix-sample training batch on the host, as the trainer hands it to a padded model with its
+ * own training objective ({@link PaddedModel.trainingLoss}).
+ */
+export interface PaddedTrainingBatch {
+  /** Samples. */
+  readonly size: number;
+  /** Window length L. */
+  readonly maxLength: number;
+  /** Item ids `[size, L]`, left-aligned, right-padded with 0. */
+  readonly items: Int32Array;
+  /** Real items per window. */
+  readonly lengths: Int32Array;
+  /** The item that follows each window. */
+  readonly targets: Int32Array;
+  /** Each sample's user id. */
+  readonly users: Int32Array;
+}
+
+/**
+ * Where a training batch sits, for a model that draws per batch (e.g. the items it masks): the
+ * run's seed, the epoch (from 0) and the batch's index in its epoch. The same triple must give
+ * the same draw, so that a resumed run repeats an interrupted one.
+ */
+export interface TrainingBatchPosition {
+  /** The run's seed. */
+  readonly seed: number;
+  /** Epoch, from 0. */
+  readonly epoch: number;
+  /** Batch index within the epoch, from 0. */
+  readonly batch: number;
+}
+
 /** A model on padded batches (a model that names no layout takes padded batches). */
 export interface PaddedModel extends SequentialModel<ModelInputs> {
   /** The input layout: padded (or left out). */
@@ -59,6 +92,12 @@ export interface PaddedModel extends SequentialModel<ModelInputs> {
    * that item's state), so it cannot train on every position ("all-positions").
    */
   readonly lastItemOnly?: boolean;
+  /**
+   * The model's own training loss on a prefix batch (call inside `tidy`), for objectives other
+   * than the cross-entropy of the item after each window (BERT4Rec's masked items, a
+   * regularised loss); without it the trainer takes that cross-entropy of `forward`.
+   */
+  readonly trainingLoss?: (batch: PaddedTrainingBatch, at: TrainingBatchPosition) => Tensor;
 }
 
 /** A model on packed batches. */

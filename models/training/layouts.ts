@@ -101,11 +101,17 @@ export function uploadSequences(
 /**
  * Fails with a {@link ConfigError} naming the key, its value and the model when `config` asks
  * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`, `padTo`)
- * for a padded model, or `trainingMode: "all-positions"` for a packed one or one that represents
- * a window at its last real item only (`lastItemOnly`).
+ * for a padded model, or `trainingMode: "all-positions"` for a packed one, one that represents
+ * a window at its last real item only (`lastItemOnly`) or one with its own training objective
+ * (`trainingLoss`, which takes prefix batches).
  */
 export function checkLayoutSettings(
-  model: { readonly name: string; readonly layout?: InputLayout; readonly lastItemOnly?: boolean },
+  model: {
+    readonly name: string;
+    readonly layout?: InputLayout;
+    readonly lastItemOnly?: boolean;
+    readonly trainingLoss?: unknown;
+  },
   config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo">,
 ): void {
   const layout = layoutOf(model);
@@ -117,6 +123,13 @@ export function checkLayoutSettings(
           `padded batches and has no '${key}' (a setting of packed-batch models); leave it out` +
           (key === "padTo" ? ` (its windows are padded to maxLength already)` : ""),
         key,
+      );
+    }
+    if (model.trainingLoss && config.trainingMode === "all-positions") {
+      throw new ConfigError(
+        `training config: 'trainingMode' is "all-positions", but ${model.name} trains with ` +
+          `its own objective on prefix batches; use trainingMode "prefix"`,
+        "trainingMode",
       );
     }
     if (model.lastItemOnly && config.trainingMode === "all-positions") {
@@ -163,20 +176,25 @@ function paddedTrainingSteps(
       epoch,
       reuseBuffers: true,
     });
-    return mapStream(batches, (batch) => ({
-      size: batch.size,
-      // RecBole's loss: the cross-entropy at each sample's last position.
-      loss: () => {
-        const inputs = uploadSequences(batch.items, batch.lengths, batch.size, maxLength);
-        const h = model.forward(inputs, true);
-        return itemCrossEntropy(
-          h,
-          model.itemTable,
-          Tensor.from(batch.targets, [batch.size], "i32"),
-        );
-      },
-      release,
-    }));
+    let index = 0;
+    return mapStream(batches, (batch) => {
+      const at = { seed, epoch, batch: index++ };
+      return {
+        size: batch.size,
+        // The model's own objective, or RecBole's: the cross-entropy at each sample's last position.
+        loss: () => {
+          if (model.trainingLoss) return model.trainingLoss(batch, at);
+          const inputs = uploadSequences(batch.items, batch.lengths, batch.size, maxLength);
+          const h = model.forward(inputs, true);
+          return itemCrossEntropy(
+            h,
+            model.itemTable,
+            Tensor.from(batch.targets, [batch.size], "i32"),
+          );
+        },
+        release,
+      };
+    });
   }
   const batches = allPositionsBatches(dataset, { maxLength, batchSize, seed, epoch });
   return mapStream(batches, (batch) => ({
