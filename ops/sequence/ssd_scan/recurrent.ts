@@ -30,8 +30,6 @@ const TARGET_THREADS = 128;
 const STATES_PER_THREAD = 32;
 /** Tokens staged per round. */
 const TOKENS = 8;
-/** Partial sums of ŷ per invocation (independent chains over its states). */
-const PARTIALS = 4;
 
 /** How a workgroup is laid out: heads, invocations per state row, states per invocation. */
 interface Layout {
@@ -39,15 +37,15 @@ interface Layout {
   heads: number;
   /** Invocations sharing one (head, channel) row of the state. */
   parts: number;
-  /** States per invocation. */
+  /** States per invocation, a multiple of 4 (the row is zero-padded to `parts · spt`). */
   spt: number;
   /** Invocations per workgroup: heads × P × parts. */
   threads: number;
 }
 
 function layoutOf(spec: SsdSpec): Layout {
-  const spt = Math.min(spec.states, STATES_PER_THREAD);
-  const parts = Math.ceil(spec.states / spt);
+  const parts = Math.ceil(spec.states / STATES_PER_THREAD);
+  const spt = 4 * Math.ceil(spec.states / parts / 4);
   const perGroup = spec.heads / spec.groups;
   const cap = Math.max(1, Math.floor(TARGET_THREADS / (spec.headDim * parts)));
   let heads = 1;
@@ -55,9 +53,15 @@ function layoutOf(spec: SsdSpec): Layout {
   return { heads, parts, spt, threads: heads * spec.headDim * parts };
 }
 
+/**
+ * The recurrence's shader. Each round stages, for `TOKENS` tokens, B and C as zero-padded rows of
+ * vec4 (so that padded states stay 0 and add nothing), and per head Δ, x and the decay; the token
+ * loop then reads workgroup memory only at constant offsets from a round's row.
+ */
 function recurrentShader(spec: SsdSpec): string {
-  const { states: N } = spec;
+  const { states: N, headDim: P } = spec;
   const { heads: HB, parts, spt, threads } = layoutOf(spec);
+  const SV = spt / 4;
   const list: Binding[] = [
     ["read", "chunks", "i32"],
     ["read", "segs", "i32"],
@@ -74,42 +78,47 @@ function recurrentShader(spec: SsdSpec): string {
     ["read_write", "sin"],
     ...bindingIf(spec.wantFinal, ["read_write", "fin"]),
   ];
-  // The invocation's states are n0 + m, m < spt; the last part may hold fewer.
-  const ragged = N % spt !== 0;
-  const each = (f: (m: number) => string) =>
-    Array.from({ length: spt }, (_, m) => (ragged ? `if (n0 + ${m}u < N) { ${f(m)} }` : f(m)))
-      .join("\n");
-  const start = spec.hasInit ? (m: number) => `init[sbase + ${m}u]` : () => "0.0";
-  const declare = Array.from(
-    { length: spt },
-    (_, m) =>
-      ragged && spec.hasInit
-        ? `  var s${m} = 0.0;\n  if (n0 + ${m}u < N) { s${m} = ${start(m)}; }`
-        : `  var s${m} = ${start(m)};`,
-  ).join("\n");
+  const vecs = Array.from({ length: SV }, (_, m) => m);
+  // State n0 + 4m + c of the invocation; the padded ones are never stored.
+  const padded = parts * spt !== N;
+  const each = (f: (m: number, c: number) => string) =>
+    vecs.flatMap((m) =>
+      [0, 1, 2, 3].map((c) => {
+        const body = f(m, c);
+        return padded ? `if (n0 + ${4 * m + c}u < N) { ${body} }` : body;
+      })
+    ).join("\n      ");
   const store = (target: string, base: string) =>
-    each((m) => `${target}[${base} + ${m}u] = s${m};`);
-  const partial = (m: number) => `q${m % PARTIALS}`;
-  const sums = Array.from({ length: Math.min(PARTIALS, spt) }, (_, r) => `q${r}`).join(" + ");
+    each((m, c) => `${target}[${base} + ${4 * m + c}u] = s${m}[${c}];`);
+  const declare = vecs.map((m) => `  var s${m} = vec4<f32>(0.0);`).join("\n") +
+    (spec.hasInit ? `\n  ${each((m, c) => `s${m}[${c}] = init[sbase + ${4 * m + c}u];`)}` : "");
+  const step = vecs.map((m) =>
+    `{ let dec = a * s${m}; q${m % 2} = fma(dec, sc[i][part][${m}], q${m % 2}); ` +
+    `s${m} = fma(dx, sb[i][part][${m}], dec); }`
+  ).join("\n      ");
+  // Staging B and C: four states of one token per invocation, zero past N and past the segment.
+  const load = (name: string) =>
+    padded
+      ? `vec4<f32>(${
+        [0, 1, 2, 3].map((c) => `select(0.0, ${name}[min(at + ${c}u, last)], n + ${c}u < N)`)
+          .join(", ")
+      })`
+      : `vec4<f32>(${[0, 1, 2, 3].map((c) => `${name}[at + ${c}u]`).join(", ")})`;
   // The output of token i: alone, or the parts' sums met in workgroup memory after the round.
   const finish = (yhat: string) =>
     `{
-          let j = th_at(start + tok, h);
-          let at = j * P + p;
-          let xv = x[at];
+          let at = hp_at(start + tok, h, p);
           yh[at] = ${yhat};
-          y[at] = ${yhat} + (sdiag[i] * dtv[j] + skip) * xv;
+          y[at] = ${yhat} + (sdiag[i] * sdt[i][hl] + skip) * sx[i][row];
         }`;
-  const emit = parts === 1
-    ? `      let yhat = ${sums};\n      ${finish("yhat")}`
-    : `      spart[i * ${threads}u + lid] = ${sums};`;
+  const emit = parts === 1 ? `      ${finish("yhat")}` : `      spart[i][lid] = yhat;`;
   const gather = parts === 1 ? "" : `    workgroupBarrier();
     if (part == 0u) {
       for (var i = 0u; i < TOK; i++) {
         let tok = t0 + i;
         if (tok >= len) { break; }
         var yhat = 0.0;
-        for (var q = 0u; q < ${parts}u; q++) { yhat += spart[i * ${threads}u + lid + q]; }
+        for (var q = 0u; q < PARTS; q++) { yhat += spart[i][lid + q]; }
         ${finish("yhat")}
       }
     }`;
@@ -119,10 +128,17 @@ ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
 const HB: u32 = ${HB}u;
 const TOK: u32 = ${TOKENS}u;
-var<workgroup> sb: array<f32, ${TOKENS * N}>;
-var<workgroup> sc: array<f32, ${TOKENS * N}>;
-var<workgroup> sdiag: array<f32, ${TOKENS}>;
-${parts === 1 ? "" : `var<workgroup> spart: array<f32, ${TOKENS * threads}>;`}
+const PARTS: u32 = ${parts}u;
+const SV: u32 = ${SV}u;
+const SPT: u32 = ${spt}u;
+const THREADS: u32 = ${threads}u;
+var<workgroup> sb: array<array<array<vec4<f32>, SV>, PARTS>, TOK>;
+var<workgroup> sc: array<array<array<vec4<f32>, SV>, PARTS>, TOK>;
+var<workgroup> sdiag: array<f32, TOK>;
+var<workgroup> sdt: array<array<f32, HB>, TOK>;
+var<workgroup> sdec: array<array<f32, HB>, TOK>;
+var<workgroup> sx: array<array<f32, ${HB * P}>, TOK>;
+${parts === 1 ? "" : "var<workgroup> spart: array<array<f32, THREADS>, TOK>;"}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -135,25 +151,52 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let len = u32(segs[rank * 4u + 1u]);
   let first = u32(segs[rank * 4u + 2u]);
   let seg = u32(segs[rank * 4u + 3u]);
-  let part = lid % ${parts}u;
-  let row = lid / ${parts}u;
-  let h = h0 + row / P;
+  let part = lid % PARTS;
+  let row = lid / PARTS;
+  let hl = row / P;
+  let h = h0 + hl;
   let p = row % P;
-  let n0 = part * ${spt}u;
+  let n0 = part * SPT;
   let sbase = (seg * H + h) * PN + p * N + n0;
   let skip = ${spec.hasD ? "D[h]" : "0.0"};
-  var cprev = 0.0;
+  let last = arrayLength(&B) - 1u;
 ${declare}
   for (var t0 = 0u; t0 < len; t0 += TOK) {
     workgroupBarrier();
-    for (var e = lid; e < TOK * N; e += ${threads}u) {
-      let tok = t0 + e / N;
+    for (var e = lid; e < TOK * PARTS * SV; e += THREADS) {
+      let i = e / (PARTS * SV);
+      let q = (e / SV) % PARTS;
+      let v = e % SV;
+      let tok = t0 + i;
+      let n = q * SPT + 4u * v;
+      var bv = vec4<f32>(0.0);
+      var cv = vec4<f32>(0.0);
       if (tok < len) {
-        sb[e] = B[bc_at(start + tok, g, e % N)];
-        sc[e] = C[bc_at(start + tok, g, e % N)];
+        let at = bc_at(start + tok, g, n);
+        bv = ${load("B")};
+        cv = ${load("C")};
+      }
+      sb[i][q][v] = bv;
+      sc[i][q][v] = cv;
+    }
+    for (var e = lid; e < TOK * HB; e += THREADS) {
+      let i = e / HB;
+      let tok = t0 + i;
+      if (tok < len) {
+        let j = th_at(start + tok, h0 + e % HB);
+        sdt[i][e % HB] = dtv[j];
+        // The decay from the chunk's cumulative cs, as the backward's pair terms have it.
+        var c = cs[j];
+        if (tok % Q != 0u) { c -= cs[j - H]; }
+        sdec[i][e % HB] = exp(c);
       }
     }
-    for (var i = lid; i < TOK; i += ${threads}u) {
+    for (var e = lid; e < TOK * HB * P; e += THREADS) {
+      let i = e / (HB * P);
+      let tok = t0 + i;
+      if (tok < len) { sx[i][e % (HB * P)] = x[hp_at(start + tok, h0, e % (HB * P))]; }
+    }
+    for (var i = lid; i < TOK; i += THREADS) {
       let tok = t0 + i;
       if (tok < len) {
         let k = first + tok / Q;
@@ -171,20 +214,13 @@ ${declare}
           ${store("sin", "ibase")}
         }
       }
-      let j = th_at(start + tok, h);
-      let d = dtv[j];
-      // The decay from the chunk's cumulative cs, as the backward's pair terms have it.
-      let c = cs[j];
-      let a = exp(select(c - cprev, c, tok % Q == 0u));
-      cprev = c;
-      let dx = d * x[j * P + p];
-${Array.from({ length: Math.min(PARTIALS, spt) }, (_, r) => `      var q${r} = 0.0;`).join("\n")}
-      ${
-    each((m) =>
-      `{ let dec = a * s${m}; ${partial(m)} = fma(dec, sc[i * N + n0 + ${m}u], ${partial(m)}); ` +
-      `s${m} = fma(dx, sb[i * N + n0 + ${m}u], dec); }`
-    )
-  }
+      let a = sdec[i][hl];
+      let dx = vec4<f32>(sdt[i][hl] * sx[i][row]);
+      var q0 = vec4<f32>(0.0);
+      var q1 = vec4<f32>(0.0);
+      ${step}
+      let qs = q0 + q1;
+      let yhat = (qs.x + qs.y) + (qs.z + qs.w);
 ${emit}
     }
 ${gather}
