@@ -1,18 +1,19 @@
 /**
- * Writes what `mamba4rec_torch.py`, `gru4rec_torch.py` or `ssd4rec_torch.py` needs to check this
- * project's model against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out
+ * Writes what `mamba4rec_torch.py`, `gru4rec_torch.py`, `narm_torch.py`, `sasrec_torch.py` or
+ * `ssd4rec_torch.py` needs to check this project's model against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out
  * samples) as raw little-endian int32 files, the seed's initial weights, the first training batch
  * of epoch 0, and that batch's loss, representation and every parameter's gradient (dropout off)
  * as safetensors.
  *
- *     deno run -A scripts/pytorch_crosscheck/export.ts [--model mamba4rec|gru4rec|ssd4rec]
+ *     deno run -A scripts/pytorch_crosscheck/export.ts
+ *       [--model mamba4rec|gru4rec|narm|sasrec|ssd4rec]
  *       [--dataset ml-1m] [--out DIR] [--batch-size B] [--max-len L] [--seed 2020]
  *       [--mask-ratio ρ] [--max-segments N]
  *
- * Mamba4Rec (the default) and GRU4Rec, the models on padded batches: the model built with its
- * preset for the dataset (dropout off), batch `B` (default 2048) of `[B, L]` windows, `--max-len`
- * defaulting to the preset's (200 for ML-1M); writes `batch_items` `[B·L]`, `batch_lengths` and
- * `batch_targets`.
+ * Mamba4Rec (the default), GRU4Rec, NARM and SASRec, the models on padded batches: the model built
+ * with its preset for the dataset (every dropout off; SASRec's position table sized to the window,
+ * as training sizes it), batch `B` (default 2048) of `[B, L]` windows, `--max-len` defaulting to
+ * the preset's (200 for ML-1M); writes `batch_items` `[B·L]`, `batch_lengths` and `batch_targets`.
  *
  * SSD4Rec: the model built as training builds it (the dataset's preset, dropout off) and its first
  * packed training batch (default 1024 samples, whole histories) masked with ρ as training draws
@@ -79,9 +80,28 @@ function numberFlag(
 }
 const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
 
+/** The models on padded batches this export takes. */
+type PaddedName = "mamba4rec" | "gru4rec" | "narm" | "sasrec";
+
+/**
+ * Per padded model, the hyperparameters the export sets over the preset for a window of
+ * `maxLength` items: every dropout off, and a table sized by the window (SASRec's positions) sized
+ * to it, as training sizes it.
+ */
+const PADDED_OVERRIDES: Record<PaddedName, (maxLength: number) => Record<string, unknown>> = {
+  mamba4rec: () => ({ dropoutProb: 0 }),
+  gru4rec: () => ({ dropoutProb: 0 }),
+  narm: () => ({ dropoutProbs: [0, 0] }),
+  sasrec: (maxLength) => ({ hiddenDropoutProb: 0, attnDropoutProb: 0, maxLength }),
+};
+const isPadded = (name: string): name is PaddedName => Object.hasOwn(PADDED_OVERRIDES, name);
+
 const modelName = values.model.toLowerCase();
-if (modelName !== "mamba4rec" && modelName !== "gru4rec" && modelName !== "ssd4rec") {
-  console.error(`export: --model must be mamba4rec, gru4rec or ssd4rec, got '${values.model}'`);
+if (!isPadded(modelName) && modelName !== "ssd4rec") {
+  console.error(
+    `export: --model must be one of ${Object.keys(PADDED_OVERRIDES).join(", ")} or ssd4rec, ` +
+      `got '${values.model}'`,
+  );
   Deno.exit(2);
 }
 if (modelName !== "ssd4rec") {
@@ -109,9 +129,9 @@ for (const split of ["train", "valid", "test"] as const) {
   await writeInts(`${split}_users`, dataset.split[split].users);
   await writeInts(`${split}_pos`, dataset.split[split].targetPositions);
 }
-const summary = modelName === "ssd4rec"
-  ? await exportSsd4rec(dataset)
-  : await exportPadded(modelName, dataset);
+const summary = isPadded(modelName)
+  ? await exportPadded(modelName, dataset)
+  : await exportSsd4rec(dataset);
 console.log(
   `${dataset.name}: ${dataset.numUsers - 1} users, ${dataset.numItems - 1} items; ${modelName} ` +
     `${summary} on ${info.description}; written to ${out}/`,
@@ -138,18 +158,19 @@ async function writeGradients(
 }
 
 /**
- * A padded-batch model's (Mamba4Rec's, GRU4Rec's) first training batch of epoch 0, the model
- * built with its preset for the dataset; returns the summary line's middle.
+ * A padded-batch model's (Mamba4Rec's, GRU4Rec's, NARM's, SASRec's) first training batch of epoch
+ * 0, the model built with its preset for the dataset; returns the summary line's middle.
  */
-async function exportPadded(
-  name: "mamba4rec" | "gru4rec",
-  dataset: SequentialDataset,
-): Promise<string> {
+async function exportPadded(name: PaddedName, dataset: SequentialDataset): Promise<string> {
   const batchSize = batchSizeFlag ?? DEFAULT_TRAIN_BATCH_SIZE;
   const preset = modelPreset(name, dataset.name);
   const presetLength = preset?.train.maxLength as number | undefined;
   const maxLength = maxLen ?? presetLength ?? TRAIN_DEFAULTS.maxLength;
-  const model = createModel(name, dataset.numItems, { seed, ...preset?.model, dropoutProb: 0 });
+  const model = createModel(name, dataset.numItems, {
+    seed,
+    ...preset?.model,
+    ...PADDED_OVERRIDES[name](maxLength),
+  });
   await writeCheckpoint(join(out, "init.safetensors"), model.params.entries(), {
     modelConfig: JSON.stringify(model.config),
   });
