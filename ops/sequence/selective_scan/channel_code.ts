@@ -32,6 +32,8 @@ export interface ChannelLoopCode {
   sumInit: string;
   /** One step for every state in registers. */
   step: string;
+  /** Writes the states after a row's last real token (forward with the final-state output). */
+  finalWrite: string;
   /** Stores the step's sum (and, for the adjoint, accumulates dD and d deltaBias). */
   sumStore: string;
   /** Writes a segment's end values and decays (local roles). */
@@ -101,20 +103,36 @@ function perStateCode(plan: ScanPlan, role: ChannelRole) {
   const writeState = (target: string, m: string) =>
     J.map((j) => `if (${own(j)}) { ${target}[ckidx(b, ${m}, c, s0 + ${j}u)] = x${j}; }`)
       .join("\n      ");
+  const finalWrite = `if (t0 + k + 1u == fin) {
+        ${
+    J.map((j) => `if (${own(j)}) { final_state[(b * p.channels + c) * N + s0 + ${j}u] = x${j}; }`)
+      .join("\n        ")
+  }
+      }`;
   const finishLocal = J.map((j) =>
     `if (${own(j)}) {
     seg_state[segidx(b, seg, c, s0 + ${j}u)] = x${j};
     seg_decay[segidx(b, seg, c, s0 + ${j}u)] = q${j};
   }`
   ).join("\n  ");
-  return { init, step: forward ? stepForward : stepAdjoint, writeState, finishLocal };
+  return {
+    init,
+    step: forward ? stepForward : stepAdjoint,
+    writeState,
+    finalWrite,
+    finishLocal,
+  };
 }
 
-/** The time loop's role-dependent code; `save` keeps the forward's checkpoints. */
+/**
+ * The time loop's role-dependent code; `save` keeps the forward's checkpoints, `final` writes
+ * each row's state after its last real token (the forward only).
+ */
 export function loopCode(
   plan: ScanPlan,
   role: ChannelRole,
   save: boolean,
+  final = false,
 ): ChannelLoopCode {
   const { ch } = plan;
   const forward = role === "forward" || role === "forward-local";
@@ -149,7 +167,7 @@ export function loopCode(
     : "";
   return {
     sumsDecl,
-    init: regs.init,
+    init: final ? `let fin = u32(max(lengths[b], 0));\n  ${regs.init}` : regs.init,
     accumulatorsDecl: adjoint ? "var dD_acc = 0.0;\n  var dbias_acc = 0.0;" : "",
     blockIndex: forward ? "qq" : "(blocks - 1u - qq)",
     saveBlockEntry,
@@ -159,6 +177,7 @@ export function loopCode(
       : "for (var kk = len; kk > 0u; kk--) {\n      let k = kk - 1u;",
     sumInit: local ? "" : "var y = 0.0;",
     step: regs.step,
+    finalWrite: final ? regs.finalWrite : "",
     sumStore: local ? "" : `sY[(k * CPG + cl) * TPC + lid % TPC] = y;${adjointAccumulate}`,
     finishLocal: local ? regs.finishLocal : "",
     writePartials,

@@ -6,7 +6,8 @@
  * for the forward, backward for the adjoint), then writes the per-channel results coalesced.
  *
  * - forward: h_t = exp(ΔA)·h + Δu·B, y = Σ C·h; writes out = (y + Du)·SiLU(z), the checkpoints
- *   entering each interval (when saving for the backward) and, with z, y + Du before the gate.
+ *   entering each interval (when saving for the backward), with z, y + Du before the gate and,
+ *   with the final-state output, h after each row's last real token.
  * - adjoint: λ = gy·C + κ, S = Σ λ·B, κ ← exp(ΔA)·λ; writes du = Δ·S + D·gy, the first part
  *   u·S of dΔ (before the softplus derivative), dz, κ at every interval end, and per-row dD and
  *   d deltaBias partial sums.
@@ -52,6 +53,7 @@ function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Bind
   else if (forward) {
     list.push(["read_write", "out"], ["read_write", "ck"]);
     if (save && hasZ) list.push(["read_write", "ysave"]);
+    if (spec.finalState) list.push(["read", "lengths", "i32"], ["read_write", "final_state"]);
   } else {
     list.push(["read_write", "lam"], ["read_write", "du"], ["read_write", "ddelta"]);
     if (hasZ) list.push(["read_write", "dz"]);
@@ -69,7 +71,7 @@ export function channelShader(
 ): string {
   const { ch } = plan;
   const np = ch.tpc * ch.spt;
-  const code = loopCode(plan, role, save);
+  const code = loopCode(plan, role, save, spec.finalState && role === "forward");
   const staged = stagingCode(spec, role, save);
   return /* wgsl */ `
 ${bind(channelBindings(spec, role, save))}
@@ -134,6 +136,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       let row = k * NP + s0;
       ${code.sumInit}
       ${code.step}
+      ${code.finalWrite}
       ${code.sumStore}
     }
     ${staged.writeBack}
@@ -197,10 +200,19 @@ export interface ForwardResult {
   ysave?: Tensor;
 }
 
+/** The final-state output of a forward: each row's length and the state tensor written. */
+export interface FinalStateTarget {
+  /** i32 (batch): real tokens per row. */
+  lengths: Tensor;
+  /** (batch, d, n), zeroed by the caller: rows whose length is out of range stay zero. */
+  state: Tensor;
+}
+
 /**
  * Runs the forward: where the length is split, the local pass and the carry into the
  * checkpoints first, then the main pass over every segment. `save` keeps the checkpoints (and
- * y before the gate) for the backward.
+ * y before the gate) for the backward; `final` (required exactly when `spec.finalState`) receives
+ * each row's state after its last real token.
  */
 export function scanForward(
   spec: ScanSpec,
@@ -208,7 +220,11 @@ export function scanForward(
   x: ScanTensors,
   save: boolean,
   segments: { segs: number; ips: number },
+  final?: FinalStateTarget,
 ): ForwardResult {
+  if (spec.finalState !== (final !== undefined)) {
+    throw new Error(`${OP}: the final-state output needs both its switch and its target tensors`);
+  }
   const { u, delta, A, B, C, D, z, deltaBias } = x;
   const { segs, ips } = segments;
   const { batch, channels, states } = spec;
@@ -247,6 +263,7 @@ export function scanForward(
       out,
       ck,
       ...listed(ysave),
+      ...(final ? [final.lengths, final.state] : []),
     ],
     groups,
   );

@@ -26,6 +26,10 @@
  *   The remaining part of dΔ, Σ_s λ·A·exp(ΔA)·h_{t−1}, is the one sum over states done in
  *   workgroup memory.
  *
+ * Final state: {@link selectiveScanWithFinalState} runs the same forward and also writes, per
+ * batch row, the state after the row's last real token (b·d·n floats), the state a step-by-step
+ * recurrence carries on from; it is forward-only.
+ *
  * Long sequences: where batch × channels cannot fill the GPU, the channel-major kernels split the
  * length into segments scanned in parallel (`segments.ts`). Parameter gradients are per-row
  * partial sums reduced by `sumLeading` (`finish.ts`). No atomics: every result is deterministic.
@@ -35,16 +39,32 @@
  * @module
  */
 import { gradEnabled, record } from "../../core/autograd.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { Tensor } from "../../core/tensor.ts";
+import { zeros } from "../../core/unrecorded.ts";
 import { scanAdjoint, scanForward, type ScanTensors } from "./channel_major.ts";
 import { parameterGrads } from "./finish.ts";
-import { listed, OP, type ScanSpec, scanSpec, type SelectiveScanOptions } from "./options.ts";
+import {
+  listed,
+  OP,
+  type ScanSpec,
+  scanSpec,
+  type SelectiveScanFinalStateOptions,
+  type SelectiveScanOptions,
+} from "./options.ts";
 import { planScan, type ScanPlan, segmentsFor } from "./plan.ts";
 import { scanStates } from "./state_major.ts";
 
 export { SELECTIVE_SCAN_MAX_STATES } from "./options.ts";
-export type { SelectiveScanOptions, SelectiveScanTuning } from "./options.ts";
-export { selectiveScanReference, selectiveScanReferenceBackward } from "./reference.ts";
+export type {
+  SelectiveScanFinalStateOptions,
+  SelectiveScanOptions,
+  SelectiveScanTuning,
+} from "./options.ts";
+export {
+  selectiveScanReference,
+  selectiveScanReferenceBackward,
+  selectiveScanReferenceFinalState,
+} from "./reference.ts";
 export type { SelectiveScanGrads, SelectiveScanInputs, SelectiveScanProblem } from "./reference.ts";
 
 /**
@@ -93,6 +113,61 @@ export function selectiveScan(
     (gout) => scanBackward(spec, plan, options, x, gout, ck, ysave),
     [ck, ...listed(ysave)],
   );
+}
+
+/** What {@link selectiveScanWithFinalState} returns. */
+export interface SelectiveScanWithState {
+  /** The scan's output, shaped like u (as {@link selectiveScan} gives it). */
+  out: Tensor;
+  /** Per row, the state after its last real token, (batch, d, n). */
+  state: Tensor;
+}
+
+/**
+ * The selective scan's forward ({@link selectiveScan}'s output, bit for bit) together with each
+ * row's final state: h after step `lengths[b] − 1`, (batch, d, n), the state from which a
+ * step-by-step recurrence (`selectiveScanStep`) continues the row. Rows are right-padded: steps
+ * past a row's length do not change its final state. Forward only: it throws when a gradient is
+ * being recorded for any input (run it inside `noGrad`, or use {@link selectiveScan} to train).
+ * {@link selectiveScanReferenceFinalState} computes the state in float64.
+ *
+ * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
+ * @param delta step sizes before bias/softplus, shaped like u
+ * @param A state matrix (d, n); n ≤ 256
+ * @param B input matrix (batch, n, length); (batch, length, n) with "bld"
+ * @param C output matrix, shaped like B
+ * @param options the scan's options and `lengths`, i32 (batch) (default: every row full)
+ * @returns the output and the final states; the caller disposes both
+ */
+export function selectiveScanWithFinalState(
+  u: Tensor,
+  delta: Tensor,
+  A: Tensor,
+  B: Tensor,
+  C: Tensor,
+  options: SelectiveScanFinalStateOptions = {},
+): SelectiveScanWithState {
+  const spec = scanSpec(u, delta, A, B, C, options, true);
+  const { D, z, deltaBias } = options;
+  const inputs = [u, delta, A, B, C, D, z, deltaBias].filter((t): t is Tensor => t !== undefined);
+  if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
+    throw new Error(
+      `${OP}WithFinalState: the final-state output has no backward, but a gradient is being ` +
+        "recorded for an input; call it inside noGrad() (inference), or train with selectiveScan",
+    );
+  }
+  const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
+  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias };
+  const lengths = options.lengths ??
+    Tensor.from(new Int32Array(spec.batch).fill(spec.length), [spec.batch], "i32");
+  const state = zeros([spec.batch, spec.channels, spec.states]);
+  const { out, ck } = scanForward(spec, plan, x, false, segmentation(spec, plan, options), {
+    lengths,
+    state,
+  });
+  ck.dispose();
+  if (!options.lengths) lengths.dispose();
+  return { out, state };
 }
 
 /** The length segments of the channel-major passes: the tuning's, or enough to fill the GPU. */

@@ -34,6 +34,16 @@ export interface SelectiveScanOptions {
   tuning?: SelectiveScanTuning;
 }
 
+/** Options of `selectiveScanWithFinalState`: the scan's, and where each row's sequence ends. */
+export interface SelectiveScanFinalStateOptions extends SelectiveScanOptions {
+  /**
+   * i32 (batch): each row's number of real tokens, right-padded rows being the rule; the final
+   * state of row b is h after step `lengths[b] − 1`. A row whose length is outside 1 … length
+   * gets a zero state. Default: every row is full (the state after the last step).
+   */
+  lengths?: Tensor;
+}
+
 /** Work-splitting overrides of `selectiveScan`. */
 export interface SelectiveScanTuning {
   /** Length segments scanned in parallel by the channel-major kernels (1: one pass). */
@@ -70,6 +80,8 @@ export interface ScanSpec {
   softplus: boolean;
   /** Layout "bld". */
   channelsLast: boolean;
+  /** Whether the forward also writes each row's state after its last real token. */
+  finalState: boolean;
 }
 
 /** Largest value of the tunings that must be powers of two. */
@@ -98,7 +110,8 @@ function validateTuning(tuning: SelectiveScanTuning): void {
 
 /**
  * Checks dtypes, shapes, the layout and the tuning of one call, and returns its sizes and
- * switches. Throws a RangeError (TypeError for a dtype) naming the argument and its shape.
+ * switches; `finalState` asks for the final-state output (and checks `o.lengths`). Throws a
+ * RangeError (TypeError for a dtype) naming the argument and its shape.
  */
 export function scanSpec(
   u: Tensor,
@@ -106,7 +119,8 @@ export function scanSpec(
   A: Tensor,
   B: Tensor,
   C: Tensor,
-  o: SelectiveScanOptions,
+  o: SelectiveScanFinalStateOptions,
+  finalState = false,
 ): ScanSpec {
   const layout = o.layout ?? "bdl";
   if (layout !== "bdl" && layout !== "bld") {
@@ -146,6 +160,15 @@ export function scanSpec(
   expect("C", C, nShape, describeShape(layout, "n"));
   expect("D", o.D, [channels], "(d)");
   expect("deltaBias", o.deltaBias, [channels], "(d)");
+  if (finalState && o.lengths) {
+    assertDType(OP, o.lengths, "i32");
+    if (o.lengths.shape.length !== 1 || o.lengths.shape[0] !== batch) {
+      throw new RangeError(
+        `${OP}: lengths must be i32 (batch ${batch}), one length per row, got ` +
+          `${o.lengths.describe()} (u ${u.describe()})`,
+      );
+    }
+  }
   validateTuning(o.tuning ?? {});
   return {
     batch,
@@ -157,6 +180,7 @@ export function scanSpec(
     hasBias: o.deltaBias !== undefined,
     softplus: o.deltaSoftplus === true,
     channelsLast: layout === "bld",
+    finalState,
   };
 }
 

@@ -61,13 +61,13 @@ export function scanParams(spec: ScanSpec, plan: ScanPlan, p: Partial<ScanParams
   return packParams(FIELDS.map((f) => full[f]));
 }
 
-/** A storage binding: its access mode and its WGSL name. */
-export type Binding = [access: "read" | "read_write", name: string];
+/** A storage binding: its access mode, its WGSL name and its element type (default f32). */
+export type Binding = [access: "read" | "read_write", name: string, element?: "f32" | "i32"];
 
 /** Declares the storage bindings 1, 2, … in order (binding 0 is the parameter block). */
 export function bind(list: Binding[]): string {
-  return list.map(([access, name], i) =>
-    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<f32>;`
+  return list.map(([access, name, element], i) =>
+    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${element ?? "f32"}>;`
   ).join("\n");
 }
 

@@ -138,6 +138,35 @@ export function selectiveScanReference(
 }
 
 /**
+ * Each row's state after its last real token in float64, the recurrence of
+ * {@link selectiveScanReference} stopped at step `lengths[b] − 1`; a row whose length is outside
+ * 1 … l gets zeros.
+ *
+ * @param p sizes, softplus and layout
+ * @param x the inputs (D and z do not enter the state)
+ * @param lengths real tokens per row, (batch)
+ * @returns the states, (batch, d, n)
+ */
+export function selectiveScanReferenceFinalState(
+  p: SelectiveScanProblem,
+  x: SelectiveScanInputs,
+  lengths: ArrayLike<number>,
+): Float64Array {
+  const { batch, channels, length, states } = p;
+  const tr = run(p, x);
+  const out = new Float64Array(batch * channels * states);
+  for (let b = 0; b < batch; b++) {
+    const n = lengths[b];
+    if (!(Number.isInteger(n) && n >= 1 && n <= length)) continue;
+    for (let c = 0; c < channels; c++) {
+      const hist = tr.h(b, c);
+      out.set(hist.subarray((n - 1) * states, n * states), (b * channels + c) * states);
+    }
+  }
+  return out;
+}
+
+/**
  * The scan's backward in float64: every input's gradient for the output gradient `g`, by the
  * hand-derived reverse pass over the kept states.
  *
