@@ -10,6 +10,22 @@
  * LayerNorms, residuals and feed-forward act on the new token alone, through the model's own
  * layer classes bound to its trained tensors.
  *
+ * A user with a known history need not be stepped through it: {@link Mamba4RecStream.initFromHistories}
+ * runs the layers' full forward once over a right-padded batch of histories, one parallel pass,
+ * and writes what stepping would have left: per layer the convolution's inputs at the last
+ * `d_conv − 1` positions of each history (zeros before its first item) and the selective scan's
+ * state after the history's last item (`selectiveScanWithFinalState`), plus the representation
+ * there. Later events step on from these states as from stepped ones.
+ *
+ * SSD4Rec cannot be streamed this way. Its bidirectional SSD layers add to the forward scan a
+ * backward one that reads the history newest-first, so the backward state at every position
+ * depends on the items after it: a new event enters the backward scan first and changes every
+ * backward state, hence every position's output, and nothing fixed-size summarises the past for
+ * it. Only the forward direction can be stepped. A streaming SSD4Rec must therefore either rerun
+ * the backward direction over the user's (windowed) history on each event, O(history) work as in
+ * recomputing the whole window, or drop the backward direction and serve a causal model, which is
+ * a different model that must be trained as such: its scores are not SSD4Rec's.
+ *
  * @module
  */
 import { noGrad } from "../ops/core/autograd.ts";
@@ -17,7 +33,10 @@ import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { zeros } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
-import { add, exp, scale } from "../ops/pointwise/elementwise.ts";
+import { add, exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
+import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
+import { selectiveScanWithFinalState } from "../ops/sequence/selective_scan/mod.ts";
 import {
   causalConv1dStep,
   selectiveScanStep,
@@ -26,6 +45,12 @@ import {
 import { type DropoutContext, FeedForward, LayerNorm, Linear } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
 import { ParameterSet } from "./parameters.ts";
+
+/**
+ * Most tokens (users × padded history length) one forward pass of
+ * {@link Mamba4RecStream.initFromHistories} takes; longer batches are split by users.
+ */
+export const INIT_TOKENS_PER_PASS = 1 << 18;
 
 /** Options of {@link Mamba4RecStream}. */
 export interface Mamba4RecStreamOptions {
@@ -237,6 +262,80 @@ export class Mamba4RecStream {
   }
 
   /**
+   * Sets each `users[i]` to the state it would have after observing `histories[i]` from a reset
+   * slot (whatever it held before), in one full forward of the layers over the padded histories
+   * instead of one step per event: per layer the convolution window from the history's last
+   * `d_conv − 1` inputs, the SSM state from the scan's final state, and the representation at
+   * the last item. Histories are taken longest first in passes of at most `tokensPerPass` padded
+   * tokens (one history at least). Only queues GPU work. The states equal stepping
+   * to float32 rounding (not bit for bit: the full forward sums in another order).
+   * @param users distinct user slots
+   * @param histories one non-empty history per user, oldest item first, item ids
+   *   `1 … numItems − 1`
+   * @param tokensPerPass most padded tokens per forward pass (a smaller value saves memory)
+   */
+  initFromHistories(
+    users: Int32Array,
+    histories: readonly Int32Array[],
+    tokensPerPass: number = INIT_TOKENS_PER_PASS,
+  ): void {
+    const op = "Mamba4RecStream.initFromHistories";
+    if (users.length !== histories.length) {
+      throw new RangeError(
+        `${op}: users (${users.length}) and histories (${histories.length}) must have the same ` +
+          "length, one history per user",
+      );
+    }
+    this.#checkUsers(op, "users", users);
+    if (!Number.isInteger(tokensPerPass) || tokensPerPass < 1) {
+      throw new RangeError(`${op}: tokensPerPass must be an integer ≥ 1, got ${tokensPerPass}`);
+    }
+    const first = new Map<number, number>();
+    users.forEach((u, i) => {
+      if (first.has(u)) {
+        throw new RangeError(
+          `${op}: users[${i}] = ${u} repeats users[${first.get(u)}]; give each user one history`,
+        );
+      }
+      first.set(u, i);
+    });
+    const numItems = this.#model.config.numItems;
+    histories.forEach((h, i) => {
+      if (!(h instanceof Int32Array) || h.length === 0) {
+        throw new RangeError(
+          `${op}: histories[${i}] must be a non-empty Int32Array of item ids; reset() a user ` +
+            "to give it no history",
+        );
+      }
+      const bad = h.findIndex((v) => v < 1 || v >= numItems);
+      if (bad >= 0) {
+        throw new RangeError(
+          `${op}: histories[${i}][${bad}] = ${h[bad]} is not an item id 1 … ${numItems - 1}`,
+        );
+      }
+    });
+    const order = [...users.keys()].sort((a, b) => histories[b].length - histories[a].length);
+    for (let at = 0; at < order.length;) {
+      const longest = histories[order[at]].length;
+      const count = Math.max(1, Math.floor(tokensPerPass / longest));
+      const pass = order.slice(at, at + count);
+      at += pass.length;
+      const items = new Int32Array(pass.length * longest);
+      pass.forEach((i, b) => items.set(histories[i], b * longest));
+      tidy(() =>
+        noGrad(() =>
+          this.#init(
+            Int32Array.from(pass, (i) => users[i]),
+            items,
+            Int32Array.from(pass, (i) => histories[i].length),
+          )
+        )
+      );
+    }
+    users.forEach((u, i) => this.#events[u] = histories[i].length);
+  }
+
+  /**
    * Every item's score for each user, `[users, numItems]` (PAD included, as the model scores
    * it); queues GPU work only. The caller disposes the result.
    * @param users user slots, each with at least one observed event
@@ -357,6 +456,86 @@ export class Mamba4RecStream {
       h = layer.ffn.forward(normed, this.#inference);
     }
     writeSlotRows(this.#reps, slots, h);
+  }
+
+  /**
+   * One pass of {@link initFromHistories}: the full model's forward over `items` (`[B, L]`,
+   * right-padded, `lengths[b]` real items), writing each layer's window and final state and the
+   * last position's representation into the distinct `slots`.
+   */
+  #init(slots: Int32Array, items: Int32Array, lengths: Int32Array): void {
+    const batch = lengths.length;
+    const length = items.length / batch;
+    const { dConv } = this.#model.config;
+    const slotTensor = Tensor.from(slots, [batch], "i32");
+    const last = Tensor.from(lengths.map((n) => n - 1), [batch], "i32");
+    const ids = Tensor.from(items, [batch, length], "i32");
+    let h = this.#embNorm.forward(embedding(ids, this.#model.itemTable, { paddingIdx: 0 }));
+    this.#layers.forEach((layer, i) => {
+      const xin = layer.inX.forward(h);
+      this.#writeWindow(layer.window, xin, slots, lengths, dConv);
+      const x = causalConv1d(xin, layer.convWeight, layer.convBias, {
+        activation: "silu",
+        layout: "bld",
+      });
+      const { out, state } = selectiveScanWithFinalState(
+        x,
+        // As in MambaBlock.forward: Δ = dt_proj.weight · dt, the bias added inside the scan.
+        matmul(layer.xDt.forward(x), layer.dtProj.weight, { transB: true }),
+        layer.a,
+        layer.xB.forward(x),
+        layer.xC.forward(x),
+        {
+          D: layer.dSkip,
+          z: layer.inZ.forward(h),
+          deltaBias: layer.dtProj.bias!,
+          deltaSoftplus: true,
+          layout: "bld",
+          lengths: Tensor.from(lengths, [batch], "i32"),
+        },
+      );
+      writeSlotRows(layer.state, slotTensor, state);
+      let m = layer.out.forward(out);
+      let residual = h;
+      if (i === this.#layers.length - 1) {
+        // The layers after the Mamba block act per position: only the last one is needed.
+        m = gatherPositions(m, last);
+        residual = gatherPositions(h, last);
+      }
+      // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
+      const normed = layer.norm.forward(this.#layers.length === 1 ? m : add(m, residual));
+      h = layer.ffn.forward(normed, this.#inference);
+    });
+    writeSlotRows(this.#reps, slotTensor, h);
+  }
+
+  /**
+   * Writes each history's convolution inputs at its last `dConv − 1` positions (`xin` is
+   * `[B, L, d_inner]`) into its slot's window, oldest first, zeros before the first item.
+   */
+  #writeWindow(
+    window: Tensor,
+    xin: Tensor,
+    slots: Int32Array,
+    lengths: Int32Array,
+    dConv: number,
+  ): void {
+    const taps = dConv - 1;
+    const inner = xin.shape[2];
+    // The pool as one row per (slot, tap), so each tap is one row write per user.
+    const rows = reshape(window, [window.shape[0] * taps, inner]);
+    for (let k = 0; k < taps; k++) {
+      const at = lengths.map((n) => n - taps + k);
+      const target = slots.map((s) => s * taps + k);
+      const positions = Tensor.from(at.map((t) => Math.max(t, 0)), [at.length], "i32");
+      writeSlotRows(
+        rows,
+        Tensor.from(target, [target.length], "i32"),
+        gatherPositions(xin, positions),
+      );
+      const before = target.filter((_, b) => at[b] < 0);
+      if (before.length > 0) writeSlotRows(rows, Tensor.from(before, [before.length], "i32"), null);
+    }
   }
 
   #checkUsers(op: string, arg: string, users: Int32Array): void {
