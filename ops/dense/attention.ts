@@ -4,20 +4,22 @@
  * `softmax(scale · Q·Kᵀ + mask) · V` per head, with an additive mask of −10,000 on masked
  * entries (RecBole's `get_attention_mask`, not −∞) and dropout on the probabilities.
  *
- * The form is unfused: the scores `Q·Kᵀ` come from the batched {@link matmul}; one row kernel
- * applies the scale and mask, takes the softmax over keys and applies dropout (the keyed hash of
- * {@link dropout}, recomputed in the backward instead of stored); a second {@link matmul}
- * multiplies by V. The gradients of q, k and v follow from the tape: the row kernel's backward is
- * `dS = scale · P ⊙ (dP − Σ_j dP ⊙ P)` with `dP` the incoming gradient passed through the same
- * dropout mask. The dropout is bit for bit {@link dropout} applied to the probabilities with
- * the same counter. The scores are freed as soon as the row kernel has read them (no backward
- * reads them); for the backward it keeps the `[B, H, L, L]` probabilities after dropout (the
- * left operand of the product with V) and, with dropout, those before it: 4·B·H·L² bytes each,
- * e.g. 2048 × 2 × 200² is 655 MB per tensor, and the backward makes two more of that size (the
- * gradients of the probabilities and of the scores). A fused (flash-style) kernel would
- * compute each block of scores, its softmax and its product with V in workgroup memory, keep
- * only the output and the per-row log-sum-exp for the backward and recompute the
- * probabilities there, so memory would grow with L instead of L².
+ * Two forms give the same results to rounding. The fused form (`flash_attention.ts`, the
+ * default where the head size is at most {@link FLASH_ATTENTION_MAX_DIM}) computes each block
+ * of scores, its softmax and its product with V in workgroup memory, and keeps only the output
+ * and per-row statistics for the backward, which recomputes the probabilities: memory grows
+ * with L. The unfused form (`fused: false`, this module) writes the probabilities: the scores
+ * `Q·Kᵀ` come from the batched {@link matmul}; one row kernel applies the scale and mask, takes
+ * the softmax over keys and applies dropout (the keyed hash of {@link dropout}, recomputed in
+ * the backward instead of stored); a second {@link matmul} multiplies by V. The gradients of q,
+ * k and v follow from the tape: the row kernel's backward is `dS = scale · P ⊙ (dP − Σ_j dP ⊙ P)`
+ * with `dP` the incoming gradient passed through the same dropout mask. Both forms drop bit for
+ * bit what {@link dropout} applied to the probabilities with the same counter would. The scores
+ * are freed as soon as the row kernel has read them (no backward reads them); for the backward
+ * the unfused form keeps the `[B, H, L, L]` probabilities after dropout (the left operand of the
+ * product with V) and, with dropout, those before it: 4·B·H·L² bytes each, e.g. 2048 × 2 × 200²
+ * is 655 MB per tensor, and the backward makes two more of that size (the gradients of the
+ * probabilities and of the scores).
  *
  * Masked entries: with one unmasked key or more in a row, the masked ones get exp(s − 10,000 −
  * max) = 0 in f32, as in RecBole. A row whose keys are all masked (every row of a sequence of
@@ -27,18 +29,31 @@
  * softmax of the raw scores without rounding `s − 10,000` to f32 (an error of up to 2⁻¹¹ in
  * every score of the row).
  *
- * Deterministic: every row is reduced by a fixed-order tree in workgroup memory; no atomics.
+ * Deterministic: every row is reduced by a fixed-order tree in workgroup memory; no atomics (the
+ * fused form's sums run in a fixed order too).
  *
  * @module
  */
 import { record } from "../core/autograd.ts";
-import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
-import { DROPOUT_HASH_WGSL, dropoutDraw, type DropoutRng } from "../pointwise/dropout.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 import { matmul } from "./matmul/mod.ts";
 import { ATTENTION_MASKED_SCORE } from "./attention_reference.ts";
+import {
+  ATTENTION_DROP_FACTOR_WGSL,
+  ATTENTION_DROPOUT_FIELDS_WGSL,
+  type AttentionOptions,
+  attentionScale,
+  checkAttentionShapes,
+  dropoutWords,
+  FLASH_ATTENTION_MAX_DIM,
+  padTensor,
+} from "./attention_options.ts";
+import { fusedAttention } from "./flash_attention.ts";
+
+export type { AttentionDropout, AttentionOptions } from "./attention_options.ts";
 
 const WG = 256;
 /** The most invocations sharing one row of scores. */
@@ -48,31 +63,6 @@ const MAX_K = 32;
 
 /** The longest sequence {@link attention} accepts: 2,048 keys per row. */
 export const ATTENTION_MAX_LENGTH: number = MAX_TEAM * MAX_K;
-
-/** Dropout on the attention probabilities, as RecBole's `attn_dropout`. */
-export interface AttentionDropout {
-  /** Drop probability in [0, 1]. */
-  readonly p: number;
-  /** The generator; a training call with 0 < p takes one counter from it. */
-  readonly rng: DropoutRng;
-  /** Drop only in training (default true); `false` is the identity, as `model.eval()`. */
-  readonly training?: boolean;
-}
-
-/** Options of {@link attention}. */
-export interface AttentionOptions {
-  /** `"causal"`: query i attends keys j ≤ i (SASRec); `"none"`: every key (BERT4Rec). */
-  readonly mask: "causal" | "none";
-  /**
-   * `[B, L]` pad keys, masked for every query of their sequence: nonzero marks a pad. An i32
-   * tensor, or host values (uploaded for this call).
-   */
-  readonly keyPadding?: Tensor | ArrayLike<number>;
-  /** The factor applied to Q·Kᵀ (default 1/√d, RecBole's `/ sqrt(head_size)`). */
-  readonly scale?: number;
-  /** Dropout on the probabilities (default none). */
-  readonly dropout?: AttentionDropout;
-}
 
 /** How a workgroup's invocations share rows of L scores. */
 interface Layout {
@@ -96,17 +86,11 @@ const T = ${t}u;
 const K = ${k}u;
 struct P {
   rows: u32, cols: u32, gx: u32, per_batch: u32, causal: u32, has_pad: u32,
-  drop: u32, threshold: u32, seed_lo: u32, seed_hi: u32, counter_lo: u32, counter_hi: u32,
+  ${ATTENTION_DROPOUT_FIELDS_WGSL}
   scale: f32, keep_scale: f32, masked: f32,
 }
 @group(0) @binding(0) var<uniform> p: P;
-${DROPOUT_HASH_WGSL}
-// The dropout factor of element i: keep_scale where kept, 0 where dropped, 1 without dropout.
-fn drop_factor(i: u32) -> f32 {
-  if (p.drop == 0u) { return 1.0; }
-  let h = dropout_hash(vec2u(p.seed_lo, p.seed_hi), vec2u(p.counter_lo, p.counter_hi), i);
-  return select(0.0, p.keep_scale, (h >> 8u) >= p.threshold);
-}
+${ATTENTION_DROP_FACTOR_WGSL}
 ${GRID_WGSL}`;
 }
 
@@ -219,70 +203,6 @@ function shaderFor(kind: "forward" | "forward saving" | "backward", layout: Layo
   return src;
 }
 
-function shapeText(t: Tensor): string {
-  return `[${t.shape.join(", ")}]`;
-}
-
-/** Checks q, k, v and returns [B, H, L, d]. */
-function checkShapes(op: string, q: Tensor, k: Tensor, v: Tensor): number[] {
-  for (const t of [q, k, v]) assertDType(op, t, "f32");
-  const shape = q.shape;
-  const same = (t: Tensor) => t.shape.length === 4 && t.shape.every((n, i) => n === shape[i]);
-  if (shape.length !== 4 || !same(k) || !same(v) || q.size === 0) {
-    throw new RangeError(
-      `${op}: q, k and v must have the same non-empty shape [batch, heads, L, d], got q ` +
-        `${shapeText(q)}, k ${shapeText(k)} and v ${shapeText(v)}`,
-    );
-  }
-  if (shape[2] > ATTENTION_MAX_LENGTH) {
-    throw new RangeError(
-      `${op}: sequence length ${shape[2]} of q ${shapeText(q)} exceeds ${ATTENTION_MAX_LENGTH}`,
-    );
-  }
-  return [...shape];
-}
-
-/** The pad-key mask as an i32 `[B, L]` tensor, and whether it was uploaded here. */
-function padTensor(
-  op: string,
-  pad: Tensor | ArrayLike<number>,
-  batch: number,
-  length: number,
-): { t: Tensor; owned: boolean } {
-  if (pad instanceof Tensor) {
-    assertDType(op, pad, "i32");
-    if (pad.shape.length !== 2 || pad.shape[0] !== batch || pad.shape[1] !== length) {
-      throw new RangeError(
-        `${op}: keyPadding has shape ${shapeText(pad)}; expected [${batch}, ${length}] ` +
-          `([batch, L] of q)`,
-      );
-    }
-    return { t: pad, owned: false };
-  }
-  if (pad.length !== batch * length) {
-    throw new RangeError(
-      `${op}: keyPadding has ${pad.length} values; expected ${batch * length} ([batch, L] = ` +
-        `[${batch}, ${length}] of q)`,
-    );
-  }
-  const host = Int32Array.from({ length: pad.length }, (_, i) => (pad[i] !== 0 ? 1 : 0));
-  return { t: Tensor.from(host, [batch, length]), owned: true };
-}
-
-/**
- * The dropout words of the kernels' parameters: (drop, threshold, seed lo, hi, counter lo, hi)
- * and the keep scale. Takes one counter when dropout is active, as {@link dropout} does.
- */
-function dropoutWords(op: string, d: AttentionDropout | undefined): [number[], number] {
-  if (d === undefined) return [[0, 0, 0, 0, 0, 0], 1];
-  if (!(d.p >= 0 && d.p <= 1)) {
-    throw new RangeError(`${op}: dropout p must be in [0, 1], got ${d.p}`);
-  }
-  if (d.p === 0 || d.training === false) return [[0, 0, 0, 0, 0, 0], 1];
-  const draw = dropoutDraw(d.p, d.rng);
-  return [[1, draw.threshold, ...draw.words], draw.scale];
-}
-
 /**
  * The masked, scaled row softmax of the scores with dropout, recorded on the tape for `scores`.
  */
@@ -351,18 +271,18 @@ function attentionProbabilities(
  * @param q queries `[batch, heads, L, d]`
  * @param k keys, the same shape
  * @param v values, the same shape
- * @param options the mask, pad keys, scale and dropout
+ * Form: fused by default when d ≤ {@link FLASH_ATTENTION_MAX_DIM}, unfused otherwise;
+ * `options.fused` picks one (`true` with a larger d throws). The two agree to rounding and draw
+ * the same dropout mask from the same generator state.
+ * @param options the mask, pad keys, scale, dropout and form
  * @returns the context `[batch, heads, L, d]`
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
   const op = "attention";
-  const [batch, heads, length, dim] = checkShapes(op, q, k, v);
-  if (options.mask !== "causal" && options.mask !== "none") {
-    throw new RangeError(`${op}: mask must be "causal" or "none", got ${String(options.mask)}`);
-  }
-  const scale = options.scale ?? 1 / Math.sqrt(dim);
-  if (!Number.isFinite(scale)) {
-    throw new RangeError(`${op}: scale must be a finite number, got ${scale}`);
+  const [batch, heads, length, dim] = checkAttentionShapes(op, q, k, v, ATTENTION_MAX_LENGTH);
+  const scale = attentionScale(op, options, dim);
+  if (options.fused ?? dim <= FLASH_ATTENTION_MAX_DIM) {
+    return fusedAttention(op, q, k, v, options, scale);
   }
   const pad = options.keyPadding === undefined
     ? null

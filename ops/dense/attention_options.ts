@@ -1,0 +1,151 @@
+/**
+ * What both forms of {@link attention} share: the options, the checks of q, k, v and the pad
+ * keys, the dropout words of a call and the WGSL dropout factor of one attention probability,
+ * so the unfused row kernel and the fused kernels draw the same mask from the same generator.
+ *
+ * @module
+ */
+import { assertDType } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
+import { DROPOUT_HASH_WGSL, dropoutDraw, type DropoutRng } from "../pointwise/dropout.ts";
+
+/** Dropout on the attention probabilities, as RecBole's `attn_dropout`. */
+export interface AttentionDropout {
+  /** Drop probability in [0, 1]. */
+  readonly p: number;
+  /** The generator; a training call with 0 < p takes one counter from it. */
+  readonly rng: DropoutRng;
+  /** Drop only in training (default true); `false` is the identity, as `model.eval()`. */
+  readonly training?: boolean;
+}
+
+/** Options of {@link attention}. */
+export interface AttentionOptions {
+  /** `"causal"`: query i attends keys j ≤ i (SASRec); `"none"`: every key (BERT4Rec). */
+  readonly mask: "causal" | "none";
+  /**
+   * `[B, L]` pad keys, masked for every query of their sequence: nonzero marks a pad. An i32
+   * tensor, or host values (uploaded for this call).
+   */
+  readonly keyPadding?: Tensor | ArrayLike<number>;
+  /** The factor applied to Q·Kᵀ (default 1/√d, RecBole's `/ sqrt(head_size)`). */
+  readonly scale?: number;
+  /** Dropout on the probabilities (default none). */
+  readonly dropout?: AttentionDropout;
+  /**
+   * Which form computes it: `true` the fused kernels (the probabilities never leave workgroup
+   * memory; head size at most {@link FLASH_ATTENTION_MAX_DIM}), `false` the unfused products
+   * and row softmax. Default: fused whenever the head size allows it.
+   */
+  readonly fused?: boolean;
+}
+
+/** The largest head size d the fused kernels take (its rows are held in registers). */
+export const FLASH_ATTENTION_MAX_DIM = 128;
+
+/** A shape as text, `[2, 3, 4]`. */
+export function shapeText(t: Tensor): string {
+  return `[${t.shape.join(", ")}]`;
+}
+
+/**
+ * Checks q, k, v (f32, one non-empty `[batch, heads, L, d]` shape, L at most `maxLength`) and
+ * returns that shape.
+ */
+export function checkAttentionShapes(
+  op: string,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  maxLength: number,
+): number[] {
+  for (const t of [q, k, v]) assertDType(op, t, "f32");
+  const shape = q.shape;
+  const same = (t: Tensor) => t.shape.length === 4 && t.shape.every((n, i) => n === shape[i]);
+  if (shape.length !== 4 || !same(k) || !same(v) || q.size === 0) {
+    throw new RangeError(
+      `${op}: q, k and v must have the same non-empty shape [batch, heads, L, d], got q ` +
+        `${shapeText(q)}, k ${shapeText(k)} and v ${shapeText(v)}`,
+    );
+  }
+  if (shape[2] > maxLength) {
+    throw new RangeError(
+      `${op}: sequence length ${shape[2]} of q ${shapeText(q)} exceeds ${maxLength}`,
+    );
+  }
+  return [...shape];
+}
+
+/** Checks the mask and the scale and returns the scale (default 1/√dim). */
+export function attentionScale(op: string, options: AttentionOptions, dim: number): number {
+  if (options.mask !== "causal" && options.mask !== "none") {
+    throw new RangeError(`${op}: mask must be "causal" or "none", got ${String(options.mask)}`);
+  }
+  const scale = options.scale ?? 1 / Math.sqrt(dim);
+  if (!Number.isFinite(scale)) {
+    throw new RangeError(`${op}: scale must be a finite number, got ${scale}`);
+  }
+  return scale;
+}
+
+/** The pad-key mask as an i32 `[B, L]` tensor, and whether it was uploaded here. */
+export function padTensor(
+  op: string,
+  pad: Tensor | ArrayLike<number>,
+  batch: number,
+  length: number,
+): { t: Tensor; owned: boolean } {
+  if (pad instanceof Tensor) {
+    assertDType(op, pad, "i32");
+    if (pad.shape.length !== 2 || pad.shape[0] !== batch || pad.shape[1] !== length) {
+      throw new RangeError(
+        `${op}: keyPadding has shape ${shapeText(pad)}; expected [${batch}, ${length}] ` +
+          `([batch, L] of q)`,
+      );
+    }
+    return { t: pad, owned: false };
+  }
+  if (pad.length !== batch * length) {
+    throw new RangeError(
+      `${op}: keyPadding has ${pad.length} values; expected ${batch * length} ([batch, L] = ` +
+        `[${batch}, ${length}] of q)`,
+    );
+  }
+  const host = Int32Array.from({ length: pad.length }, (_, i) => (pad[i] !== 0 ? 1 : 0));
+  return { t: Tensor.from(host, [batch, length]), owned: true };
+}
+
+/**
+ * The dropout words of the kernels' parameters: (drop, threshold, seed lo, hi, counter lo, hi)
+ * and the keep scale. Takes one counter when dropout is active, as {@link dropout} does.
+ */
+export function dropoutWords(op: string, d: AttentionDropout | undefined): [number[], number] {
+  if (d === undefined) return [[0, 0, 0, 0, 0, 0], 1];
+  if (!(d.p >= 0 && d.p <= 1)) {
+    throw new RangeError(`${op}: dropout p must be in [0, 1], got ${d.p}`);
+  }
+  if (d.p === 0 || d.training === false) return [[0, 0, 0, 0, 0, 0], 1];
+  const draw = dropoutDraw(d.p, d.rng);
+  return [[1, draw.threshold, ...draw.words], draw.scale];
+}
+
+/**
+ * WGSL field declarations of the dropout words, in the order of {@link dropoutWords}, for a
+ * parameter struct `P` bound as `p` (the keep scale is the f32 field `keep_scale`).
+ */
+export const ATTENTION_DROPOUT_FIELDS_WGSL =
+  "drop: u32, threshold: u32, seed_lo: u32, seed_hi: u32, counter_lo: u32, counter_hi: u32,";
+
+/**
+ * WGSL `fn drop_factor(i: u32) -> f32`: the dropout factor of attention probability i (its
+ * index in the `[B, H, L, L]` probabilities, row-major): `keep_scale` where kept, 0 where
+ * dropped, 1 without dropout. Reads the fields of {@link ATTENTION_DROPOUT_FIELDS_WGSL} from the
+ * uniform `p`; the keep test is {@link dropout}'s.
+ */
+export const ATTENTION_DROP_FACTOR_WGSL: string = /* wgsl */ `
+${DROPOUT_HASH_WGSL}
+fn drop_factor(i: u32) -> f32 {
+  if (p.drop == 0u) { return 1.0; }
+  let h = dropout_hash(vec2u(p.seed_lo, p.seed_hi), vec2u(p.counter_lo, p.counter_hi), i);
+  return select(0.0, p.keep_scale, (h >> 8u) >= p.threshold);
+}`;
