@@ -146,3 +146,24 @@ export type {
   GruResult,
   GruWeights,
 } from "./sequence/gru/mod.ts";
+export {
+  caserHorizontalConv,
+  caserHorizontalReference,
+  caserHorizontalReferenceBackward,
+  caserVerticalConv,
+  caserVerticalReference,
+  caserVerticalReferenceBackward,
+  heightOffset,
+  heightSize,
+  heightSizes,
+  NORM_BLOCK,
+  packedFilterSize,
+  segmentNorms,
+  segmentNormsReference,
+  segmentNormsReferenceBackward,
+} from "./sequence/caser/mod.ts";
+export type {
+  CaserConvGrads,
+  CaserConvProblem,
+  HorizontalFilterShape,
+} from "./sequence/caser/mod.ts";

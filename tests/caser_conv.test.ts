@@ -1,0 +1,149 @@
+import { assertEquals, assertThrows } from "@std/assert";
+import { backward, readTensors, requireGrad, sumAll, Tensor, tidy } from "../ops/mod.ts";
+import { mul } from "../ops/pointwise/elementwise.ts";
+import {
+  type CaserConvProblem,
+  caserHorizontalConv,
+  caserHorizontalReference,
+  caserHorizontalReferenceBackward,
+  caserVerticalConv,
+  caserVerticalReference,
+  caserVerticalReferenceBackward,
+  heightSizes,
+  NORM_BLOCK,
+  packedFilterSize,
+  segmentNorms,
+  segmentNormsReference,
+  segmentNormsReferenceBackward,
+} from "../ops/sequence/caser/mod.ts";
+import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
+
+/** Awkward shapes: a window of one, odd widths, a batch of one, one filter. */
+const SHAPES: CaserConvProblem[] = [
+  { batch: 1, length: 1, dim: 3, filters: 2 },
+  { batch: 2, length: 4, dim: 5, filters: 3 },
+  { batch: 3, length: 3, dim: 4, filters: 1 },
+  { batch: 1, length: 6, dim: 1, filters: 2 },
+];
+
+const describe = (p: CaserConvProblem) => `B ${p.batch}, L ${p.length}, E ${p.dim}, f ${p.filters}`;
+
+for (const p of SHAPES) {
+  Deno.test(`caserHorizontalConv (${describe(p)}): forward and every gradient match the float64 reference and finite differences`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const shape = { length: p.length, dim: p.dim, filters: p.filters };
+    await gradCheck({
+      what: `seed ${seed}: caserHorizontalConv ${describe(p)}`,
+      inputs: [
+        { data: randn(rng, p.batch * p.length * p.dim), shape: [p.batch, p.length, p.dim] },
+        { data: randn(rng, packedFilterSize(shape), 0.5), shape: [packedFilterSize(shape)] },
+        { data: uniform(rng, p.length * p.filters, -0.2, 0.4), shape: [p.length, p.filters] },
+      ],
+      gpu: ([x, w, b]) => caserHorizontalConv(x, w, b),
+      ref: ([x, w, b]) => caserHorizontalReference(p, x, w, b).out,
+      refGrad: ([x, w, b], g) => {
+        const r = caserHorizontalReferenceBackward(p, x, w, b, g);
+        return [r.x, r.weight, r.bias];
+      },
+      rng,
+      eps: 1e-6,
+    });
+  });
+
+  Deno.test(`caserVerticalConv (${describe(p)}): forward and every gradient match the float64 reference and finite differences`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    await gradCheck({
+      what: `seed ${seed}: caserVerticalConv ${describe(p)}`,
+      inputs: [
+        { data: randn(rng, p.batch * p.length * p.dim), shape: [p.batch, p.length, p.dim] },
+        { data: randn(rng, p.filters * p.length), shape: [p.filters, p.length] },
+        { data: randn(rng, p.filters), shape: [p.filters] },
+      ],
+      gpu: ([x, w, b]) => caserVerticalConv(x, w, b),
+      ref: ([x, w, b]) => caserVerticalReference(p, x, w, b),
+      refGrad: ([x, w], g) => {
+        const r = caserVerticalReferenceBackward(p, x, w, g);
+        return [r.x, r.weight, r.bias];
+      },
+      rng,
+    });
+  });
+}
+
+Deno.test("caserHorizontalConv: of equal maxima the first position takes the gradient", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const p = { batch: 2, length: 5, dim: 3, filters: 2 };
+  // Every row of a window the same: every position of a height gives the same value.
+  const row = randn(rng, p.dim);
+  const x = new Float64Array(p.batch * p.length * p.dim).map((_, i) => row[i % p.dim]);
+  const size = packedFilterSize(p);
+  const w = randn(rng, size);
+  const bias = new Float64Array(p.length * p.filters).fill(5); // every maximum positive
+  const dout = randn(rng, p.batch * p.length * p.filters);
+  const grads = tidy(() => {
+    const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
+    const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
+    const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
+    const out = caserHorizontalConv(xt, wt, bt);
+    backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
+    return [xt.grad!, wt.grad!, bt.grad!];
+  });
+  const [dx, dw, db] = await readTensors(grads);
+  const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
+  const { winner } = caserHorizontalReference(p, x, w, bias);
+  assertEquals([...new Set(winner)], [0], `seed ${seed}: the reference's winners`);
+  // Had a later position won, dx would differ: its windows cover other rows.
+  assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
+  assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
+  assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
+  for (const t of grads) t.dispose();
+});
+
+Deno.test("caser convolutions refuse mismatched shapes, naming what was expected", () => {
+  tidy(() => {
+    const x = Tensor.from(new Float32Array(2 * 3 * 4), [2, 3, 4]);
+    const bias = Tensor.from(new Float32Array(3 * 2), [3, 2]);
+    const wrong = Tensor.from(new Float32Array(10), [10]);
+    const e = assertThrows(() => caserHorizontalConv(x, wrong, bias), RangeError);
+    assertEquals(e.message.includes("[48]"), true, e.message);
+    assertThrows(
+      () => caserHorizontalConv(x, Tensor.from(new Float32Array(48), [48]), wrong),
+      RangeError,
+      "bias must be [L 3",
+    );
+    assertThrows(
+      () => caserVerticalConv(x, Tensor.from(new Float32Array(8), [2, 4]), wrong),
+      RangeError,
+      "weight must be [nv, L 3]",
+    );
+  });
+});
+
+Deno.test("segmentNorms: each segment's unsquared Frobenius norm and its gradient, over several blocks, 0 for a zero segment", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const sizes = [3, 2 * NORM_BLOCK + 5, 1, 7];
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const data = randn(rng, total);
+  data.fill(0, total - 7); // the last segment is zero: its gradient is 0, as PyTorch's
+  await gradCheck({
+    what: `seed ${seed}: segmentNorms`,
+    inputs: [{ data, shape: [total] }],
+    gpu: ([x]) => segmentNorms(x, sizes),
+    ref: ([x]) => segmentNormsReference(x, sizes),
+    refGrad: ([x], g) => [segmentNormsReferenceBackward(x, sizes, g)],
+    rng,
+    probes: 3,
+  });
+  const shape = { length: 4, dim: 3, filters: 2 };
+  assertEquals(heightSizes(shape), [6, 12, 18, 24]);
+  assertEquals(heightSizes(shape).reduce((a, b) => a + b, 0), packedFilterSize(shape));
+  assertThrows(
+    () => tidy(() => segmentNorms(Tensor.from(new Float32Array(4), [4]), [3])),
+    RangeError,
+    "adding up to the 4 values",
+  );
+});
