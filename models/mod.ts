@@ -57,6 +57,15 @@ export {
 } from "./mamba4rec.ts";
 export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
 export { SASRec, SASREC_DEFAULTS, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
+export { BERT4Rec, BERT4REC_DEFAULTS, type BERT4RecConfig, bert4recConfig } from "./bert4rec.ts";
+export {
+  evaluationWindow,
+  type MaskedBatch,
+  maskItemLength,
+  maskItemSequence,
+  type MaskingOptions,
+  maskingRandom,
+} from "./bert4rec_masking.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
 export { Mamba4RecStream, type Mamba4RecStreamOptions, type Recommendations } from "./streaming.ts";
 export {
@@ -73,6 +82,7 @@ export {
 } from "./model.ts";
 export { ParameterSet } from "./parameters.ts";
 export {
+  BERT4REC_PRESETS,
   createModel,
   type DatasetPreset,
   findModel,

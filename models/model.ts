@@ -98,6 +98,19 @@ export interface PaddedModel extends SequentialModel<ModelInputs> {
    * regularised loss); without it the trainer takes that cross-entropy of `forward`.
    */
   readonly trainingLoss?: (batch: PaddedTrainingBatch, at: TrainingBatchPosition) => Tensor;
+  /**
+   * The ids the model ranks a validation or test batch from, in place of its windows (`[size, L]`
+   * ids, left-aligned, right-padded, with `lengths` real items each), for a model whose
+   * evaluation input is not the window itself (BERT4Rec appends its mask token and drops the
+   * oldest item). Returns a new `[size, L]` array and leaves `items` as it is; the representation
+   * is still taken at each row's `length − 1`. Without it the windows are ranked as they are.
+   */
+  readonly rankingItems?: (
+    items: Int32Array,
+    lengths: Int32Array,
+    size: number,
+    maxLength: number,
+  ) => Int32Array;
 }
 
 /** A model on packed batches. */

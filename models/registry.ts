@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { BERT4Rec, type BERT4RecConfig, bert4recConfig } from "./bert4rec.ts";
 import { GRU4Rec, type GRU4RecConfig, gru4recConfig } from "./gru4rec.ts";
 import {
   Mamba4Rec,
@@ -111,6 +112,21 @@ export const SASREC_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.fr
 );
 
 /**
+ * BERT4Rec as the Mamba4Rec paper ran its baselines: RecBole's BERT4Rec under Mamba4Rec's
+ * `config.yaml`, whose `hidden_size` (64) is BERT4Rec's own default; its `dropout_prob` and
+ * `num_layers` are not BERT4Rec's keys (`hidden_dropout_prob`, `attn_dropout_prob`, `n_layers`),
+ * so BERT4Rec keeps dropout 0.2 and two layers. That paper's window length L per dataset, which
+ * also sizes the position embedding (`MAX_ITEM_LIST_LENGTH`) and the masked items per window
+ * (`int(0.2 · L)`).
+ */
+export const BERT4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.fromEntries(
+  Object.entries(MAMBA4REC_PRESETS).map(([dataset, preset]) => [dataset, {
+    train: preset.train,
+    model: { hiddenSize: MAMBA4REC_DEFAULTS.hiddenSize, maxLength: preset.train.maxLength },
+  }]),
+);
+
+/**
  * SSD4Rec's training settings from its official `config.yaml`, for every dataset: 1024 training
  * samples per batch, 2048 users per evaluation batch, Adam at 0.001, early stopping after 10
  * evaluations without improvement on NDCG@10, metrics @10 and @20, whole histories (`var_len:
@@ -195,6 +211,15 @@ const SASREC_ENTRY: ModelEntryOf<PaddedModel> = {
   presets: SASREC_PRESETS,
 };
 
+const BERT4REC_ENTRY: ModelEntryOf<PaddedModel> = {
+  name: "bert4rec",
+  layout: "padded",
+  config: bert4recConfig,
+  create: (config) => new BERT4Rec(config as BERT4RecConfig),
+  trainDefaults: {},
+  presets: BERT4REC_PRESETS,
+};
+
 /** The type of model each known name builds. */
 export interface ModelTypes {
   /** Mamba4Rec, on padded batches. */
@@ -207,6 +232,8 @@ export interface ModelTypes {
   readonly narm: PaddedModel;
   /** SASRec, on padded batches. */
   readonly sasrec: PaddedModel;
+  /** BERT4Rec, on padded batches (its own masked-item training loss). */
+  readonly bert4rec: PaddedModel;
 }
 
 /** A known model name. */
@@ -218,6 +245,7 @@ const ENTRIES: { readonly [N in ModelName]: ModelEntryOf<ModelTypes[N]> } = {
   gru4rec: GRU4REC_ENTRY,
   narm: NARM_ENTRY,
   sasrec: SASREC_ENTRY,
+  bert4rec: BERT4REC_ENTRY,
 };
 
 /** Every model, keyed by its (lower-case) name. */

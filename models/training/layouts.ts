@@ -280,8 +280,12 @@ export function rankingBatches(
   return mapStream(batches, (batch) => ({
     size: batch.size,
     targets: batch.targets,
-    represent: () =>
-      model.forward(uploadSequences(batch.items, batch.lengths, batch.size, maxLength), false),
+    represent: () => {
+      // The model's own evaluation input where it has one (BERT4Rec's mask token), else the window.
+      const items = model.rankingItems?.(batch.items, batch.lengths, batch.size, maxLength) ??
+        batch.items;
+      return model.forward(uploadSequences(items, batch.lengths, batch.size, maxLength), false);
+    },
     release: () => {},
   }));
 }

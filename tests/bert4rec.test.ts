@@ -1,0 +1,473 @@
+import { assert, assertEquals, assertNotEquals, assertThrows } from "@std/assert";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { writeAt } from "../ops/core/unrecorded.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
+import { uploadSequences } from "../models/training/evaluator.ts";
+import { checkLayoutSettings, rankingBatches } from "../models/training/layouts.ts";
+import { ConfigError } from "../models/config.ts";
+import { BERT4REC_DEFAULTS } from "../models/bert4rec.ts";
+import {
+  evaluationWindow,
+  maskingRandom,
+  maskItemLength,
+  maskItemSequence,
+} from "../models/bert4rec_masking.ts";
+import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
+import type { PaddedTrainingBatch } from "../models/model.ts";
+import {
+  bert4recLossRef,
+  bert4recReference,
+  bert4recScoresRef,
+  maskItemSequenceRef,
+  type RefParams,
+} from "./bert4rec_reference.ts";
+import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts";
+import { ruleDataset } from "./rule_dataset.ts";
+import { evaluationBatches } from "../data/batches.ts";
+import { assertClose, freshSeed, makeRng, paddedItems, randn } from "./util.ts";
+
+const EPS = 1e-12;
+
+/** A training batch of `lengths` random windows of length L. */
+function trainingBatch(
+  rng: () => number,
+  lengths: Int32Array,
+  L: number,
+  numItems: number,
+): PaddedTrainingBatch {
+  const size = lengths.length;
+  return {
+    size,
+    maxLength: L,
+    items: paddedItems(rng, lengths, L, numItems),
+    lengths,
+    targets: new Int32Array(size).fill(1),
+    users: new Int32Array(size),
+  };
+}
+
+/** RecBole's `reconstruct_test_data`, literally: append a 0 column, mask at `len`, drop column 0. */
+function reconstructRef(items: Int32Array, lengths: Int32Array, L: number, mask: number) {
+  const out: number[] = [];
+  lengths.forEach((len, b) => {
+    const row = [...items.subarray(b * L, (b + 1) * L), 0];
+    row[len] = mask;
+    out.push(...row.slice(1));
+  });
+  return Int32Array.from(out);
+}
+
+for (const numLayers of [1, 2]) {
+  Deno.test(`bert4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): the masked-item loss of both branches, every parameter's gradient, the evaluation representation and its scores match a float64 reference`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const numItems = 13, L = 8, H = 8, numHeads = 2, maskRatio = 0.4, ftRatio = 0.5;
+    const model = createModel("bert4rec", numItems, {
+      hiddenSize: H,
+      innerSize: 12,
+      numLayers,
+      numHeads,
+      hiddenDropoutProb: 0,
+      attnDropoutProb: 0,
+      maskRatio,
+      // Rows past the window get no gradient.
+      maxLength: L + 2,
+      seed: seed % 100000,
+    });
+    // A nonzero output bias, so that the scores' bias column is checked too.
+    tidy(() =>
+      writeAt(
+        model.params.get("output_bias"),
+        Tensor.from(Float32Array.from(randn(rng, numItems, 0.5))),
+        0,
+      )
+    );
+    const { lengths, size: B } = randomPaddedBatch(rng, L, numItems);
+    const batch = trainingBatch(rng, lengths, L, numItems);
+    const options = { numLayers, numHeads, eps: EPS };
+    const masking = { maskToken: numItems, maskRatio, ftRatio };
+    const entries = model.params.entries();
+    const readParams = async () => {
+      const host = await readTensors(entries.map(([, t]) => t));
+      const ref: RefParams = new Map();
+      entries.forEach(([name, t], i) =>
+        ref.set(name, { data: Float64Array.from(host[i]), shape: t.shape })
+      );
+      return ref;
+    };
+
+    for (const fineTune of [false, true]) {
+      // The first batch index whose draw takes this branch (and has a loss position).
+      let at = { seed: seed % 1000000, epoch: 3, batch: 0 };
+      while (true) {
+        const draw = maskItemSequence(batch, masking, at);
+        if (draw.fineTune === fineTune && draw.lossPositions.length > 0) break;
+        at = { ...at, batch: at.batch + 1 };
+      }
+      const what = `seed ${seed}, ${fineTune ? "fine-tune" : "masking"} branch (batch ${at.batch})`;
+      const loss = tidy(() => {
+        const loss = model.trainingLoss!(batch, at);
+        backward(loss);
+        return loss;
+      });
+      const [lossHost, ...grads] = await readTensors([loss, ...entries.map(([, t]) => t.grad!)]);
+      const ref = await readParams();
+      const recbole = maskItemSequenceRef(batch.items, lengths, B, L, masking, maskingRandom(at));
+      assertEquals(recbole.fineTune, fineTune, what);
+      const lossOf = () => bert4recLossRef(ref, recbole, B, L, options);
+      assertClose([lossHost[0]], [lossOf()], 1e-5, `${what}: loss`);
+      checkParameterGradients({
+        seed,
+        rng,
+        names: entries.map(([name]) => name),
+        grads,
+        refData: (name) => ref.get(name)!.data,
+        lossOf,
+      });
+      zeroGrad(model.params.list());
+    }
+
+    // Evaluation: the mask token after the last item, the oldest item dropped, h at length − 1.
+    const ranked = model.rankingItems!(batch.items, lengths, B, L);
+    assertEquals(ranked, reconstructRef(batch.items, lengths, L, numItems), `seed ${seed}`);
+    const { h, scores, all } = tidy(() => {
+      const h = model.forward(uploadSequences(ranked, lengths, B, L), false);
+      const scores = matmul(h, model.itemTable, { transB: true });
+      const all = model.forward({ items: Tensor.from(ranked, [B, L], "i32") }, false);
+      return { h, scores, all };
+    });
+    assertEquals(h.shape, [B, H + 1]);
+    assertEquals(scores.shape, [B, numItems]);
+    assertEquals(all.shape, [B, L, H + 1]);
+    const [hHost, scoresHost, allHost] = await readTensors([h, scores, all]);
+    const ref = await readParams();
+    const out = bert4recReference(ref, ranked, B, L, options);
+    const wantH = new Float64Array(B * H);
+    lengths.forEach((len, b) =>
+      wantH.set(out.subarray((b * L + len - 1) * H, (b * L + len) * H), b * H)
+    );
+    const gotH = Array.from(
+      { length: B },
+      (_, b) => Array.from(hHost.subarray(b * (H + 1), b * (H + 1) + H)),
+    )
+      .flat();
+    assertClose(gotH, wantH, 1e-4, `seed ${seed}: representation at the mask token`);
+    for (let b = 0; b < B; b++) {
+      assertEquals(hHost[b * (H + 1) + H], 1, `seed ${seed}: row ${b}: the ones column`);
+    }
+    assertClose(scoresHost, bert4recScoresRef(ref, wantH), 1e-4, `seed ${seed}: scores`);
+    // Every real position of the every-position output.
+    for (let b = 0; b < B; b++) {
+      const got: number[] = [], want: number[] = [];
+      for (let t = 0; t < lengths[b]; t++) {
+        const at = b * L + t;
+        got.push(...allHost.subarray(at * (H + 1), at * (H + 1) + H));
+        want.push(...out.subarray(at * H, (at + 1) * H));
+      }
+      assertClose(got, want, 1e-4, `seed ${seed}: row ${b}, every position`);
+    }
+  });
+}
+
+Deno.test("bert4rec masking: deterministic per (seed, epoch, batch), RecBole's draw, the fine-tune branch at about half the batches, at most int(0.2·L) loss positions, the last ones", () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const L = 20, numItems = 50, rows = 16;
+  const options = { maskToken: numItems, maskRatio: 0.2, ftRatio: 0.5 };
+  const m = maskItemLength(options.maskRatio, L);
+  assertEquals(m, 4);
+  const lengths = Int32Array.from(
+    { length: rows },
+    (_, b) => b < 4 ? L : 1 + Math.floor(rng() * L),
+  );
+  lengths[4] = 1;
+  const batch = trainingBatch(rng, lengths, L, numItems);
+  const original = batch.items.slice();
+  const at = { seed: seed % 1000000, epoch: 2, batch: 5 };
+  assertEquals(
+    maskItemSequence(batch, options, at),
+    maskItemSequence(batch, options, { ...at }),
+    `seed ${seed}: the same (seed, epoch, batch) gave another draw`,
+  );
+  for (const other of [{ ...at, seed: at.seed + 1 }, { ...at, epoch: 3 }, { ...at, batch: 6 }]) {
+    assertNotEquals(
+      maskItemSequence(batch, options, other).items,
+      maskItemSequence(batch, options, at).items,
+      `seed ${seed}: ${JSON.stringify(other)} drew the masks of ${JSON.stringify(at)}`,
+    );
+  }
+  let fineTunes = 0, realPositions = 0, masked = 0;
+  const draws = 1000;
+  for (let k = 0; k < draws; k++) {
+    const where = { ...at, batch: k };
+    const draw = maskItemSequence(batch, options, where);
+    const what = `seed ${seed}, batch ${k}`;
+    // RecBole's literal transform with the same random stream: the same inputs, and the loss
+    // positions are its padded (masked_index, pos_items) slots with masked_index > 0.
+    const recbole = maskItemSequenceRef(
+      batch.items,
+      lengths,
+      rows,
+      L,
+      options,
+      maskingRandom(where),
+    );
+    assertEquals(draw.fineTune, recbole.fineTune, what);
+    assertEquals(draw.items, recbole.items, what);
+    const positions: number[] = [], targets: number[] = [];
+    recbole.maskedIndex.forEach((t, j) => {
+      if (t > 0) {
+        positions.push(Math.floor(j / m) * L + t);
+        targets.push(recbole.posItems[j]);
+      }
+    });
+    assertEquals(Array.from(draw.lossPositions), positions, what);
+    assertEquals(Array.from(draw.lossTargets), targets, what);
+    // Per row: masked positions hold the mask token, the others the original items; the loss
+    // takes the last ≤ m masked positions, never position 0, each with its original item.
+    for (let b = 0; b < rows; b++) {
+      const maskedAt: number[] = [];
+      for (let t = 0; t < L; t++) {
+        const i = b * L + t;
+        if (draw.items[i] === numItems) maskedAt.push(t);
+        else assertEquals(draw.items[i], original[i], what);
+      }
+      assert(maskedAt.every((t) => t < lengths[b]), `${what}: row ${b}: a pad was masked`);
+      const loss = Array.from(draw.lossPositions).filter((p) => Math.floor(p / L) === b)
+        .map((p) => p % L);
+      assert(loss.length <= m, `${what}: row ${b}: ${loss.length} loss positions > ${m}`);
+      assertEquals(loss, maskedAt.slice(-m).filter((t) => t > 0), `${what}: row ${b}`);
+      if (draw.fineTune) {
+        assertEquals(
+          maskedAt,
+          [lengths[b] - 1],
+          `${what}: row ${b}: fine-tune masks the last item`,
+        );
+      } else {
+        realPositions += lengths[b];
+        masked += maskedAt.length;
+      }
+    }
+    assertEquals(draw.lossTargets, Int32Array.from(draw.lossPositions, (p) => original[p]), what);
+    if (draw.fineTune) fineTunes++;
+  }
+  assert(
+    Math.abs(fineTunes / draws - 0.5) < 0.06,
+    `seed ${seed}: fine-tune in ${fineTunes}/${draws}`,
+  );
+  assert(
+    Math.abs(masked / realPositions - 0.2) < 0.01,
+    `seed ${seed}: masked ${masked} of ${realPositions} real positions`,
+  );
+  assertEquals(batch.items, original, `seed ${seed}: the batch was modified`);
+  assertEquals([maskItemLength(0.2, 50), maskItemLength(0.2, 200), maskItemLength(0.2, 15)], [
+    10,
+    40,
+    3,
+  ]);
+  assertEquals(assertThrows(() => maskItemLength(0.2, 4), ConfigError).key, "maskRatio");
+});
+
+Deno.test("bert4rec evaluation window: the mask token after the last item and the oldest item dropped, even when length < L; the evaluator ranks from it", async () => {
+  const L = 5, mask = 9;
+  const items = Int32Array.of(1, 2, 3, 4, 5, 1, 2, 3, 0, 0, 7, 0, 0, 0, 0, 6, 5, 4, 3, 0);
+  const lengths = Int32Array.of(5, 3, 1, 4);
+  const window = evaluationWindow(items, lengths, 4, L, mask);
+  assertEquals(
+    Array.from(window),
+    [2, 3, 4, 5, 9, 2, 3, 9, 0, 0, 9, 0, 0, 0, 0, 5, 4, 3, 9, 0],
+  );
+  assertEquals(items[0], 1, "the batch's ids were modified");
+  assertEquals(window, reconstructRef(items, lengths, L, mask));
+
+  // Through the evaluator's batches: the representation of the rewritten windows.
+  const seed = freshSeed() % 1000;
+  const dataset = ruleDataset(seed, 20, 10, 8);
+  const model = createModel("bert4rec", dataset.numItems, {
+    hiddenSize: 8,
+    innerSize: 8,
+    maxLength: L,
+    seed,
+  });
+  const [batch] = rankingBatches(model, dataset, "test", { maxLength: L });
+  const [windows] = evaluationBatches(dataset, "test", { maxLength: L });
+  assertEquals(windows.size, batch.size);
+  const direct = evaluationWindow(
+    windows.items,
+    windows.lengths,
+    windows.size,
+    L,
+    dataset.numItems,
+  );
+  const [viaBatches, viaWindow] = await readTensors(tidy(() => [
+    batch.represent(),
+    model.forward(uploadSequences(direct, windows.lengths, windows.size, L), false),
+  ]));
+  assertEquals(viaBatches, viaWindow, `seed ${seed}: the evaluator did not rank from the window`);
+});
+
+Deno.test("bert4rec: a padded position never changes a real one, and a row alone gives the same outputs", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const numItems = 17, H = 8, B = 3, L = 6, extra = 3;
+  const model = createModel("bert4rec", numItems, {
+    hiddenSize: H,
+    innerSize: 16,
+    maxLength: L + extra,
+    seed: seed % 1e5,
+  });
+  const lengths = Int32Array.of(L, 2, 1 + Math.floor(rng() * (L - 1)));
+  const items = paddedItems(rng, lengths, L, numItems);
+  items[1] = numItems; // a mask token among the items
+  const every = (ids: Int32Array, size: number, len: number) =>
+    tidy(() => model.forward({ items: Tensor.from(ids, [size, len], "i32") }, false));
+  const [padded] = await readTensors([every(items, B, L)]);
+  const real = (x: ArrayLike<number>, b: number, len: number) =>
+    Array.from(x).slice(b * len * (H + 1), (b * len + lengths[b]) * (H + 1));
+
+  // The same rows with more padding: every real position keeps its output.
+  const longer = new Int32Array(B * (L + extra));
+  for (let b = 0; b < B; b++) longer.set(items.subarray(b * L, (b + 1) * L), b * (L + extra));
+  const [morePads] = await readTensors([every(longer, B, L + extra)]);
+  for (let b = 0; b < B; b++) {
+    assertClose(
+      real(morePads, b, L + extra),
+      real(padded, b, L),
+      1e-6,
+      `seed ${seed}: row ${b} more pads`,
+    );
+    // Each row alone, cut to its length.
+    const len = lengths[b];
+    const [alone] = await readTensors([every(items.slice(b * L, b * L + len), 1, len)]);
+    assertClose(alone, real(padded, b, L), 1e-6, `seed ${seed}: row ${b} unpadded`);
+  }
+  // A real item in place of a pad does move the real positions (the check can fail).
+  const filled = items.slice();
+  filled[B * L - 1] = 1;
+  const [refilled] = await readTensors([every(filled, B, L)]);
+  assert(
+    real(refilled, B - 1, L).some((v, i) => v !== real(padded, B - 1, L)[i]) ||
+      lengths[B - 1] === L,
+    `seed ${seed}: an extra real item left every other position unchanged`,
+  );
+});
+
+Deno.test("bert4rec config: RecBole's defaults, the Mamba4Rec paper's presets, its own training loss, refusals naming the key", () => {
+  const entry = findModel("BERT4Rec");
+  assertEquals(entry.layout, "padded");
+  assertEquals(entry.config({ numItems: 10 }), { ...BERT4REC_DEFAULTS, numItems: 10 });
+  assertEquals({ ...BERT4REC_DEFAULTS, seed: 0 }, {
+    hiddenSize: 64,
+    numLayers: 2,
+    numHeads: 2,
+    innerSize: 256,
+    hiddenDropoutProb: 0.2,
+    attnDropoutProb: 0.2,
+    layerNormEps: 1e-12,
+    maxLength: 50,
+    maskRatio: 0.2,
+    ftRatio: 0.5,
+    seed: 0,
+  });
+  // Mamba4Rec's config sets hidden_size 64; its dropout_prob and num_layers are not BERT4Rec's keys.
+  assertEquals(modelPreset("bert4rec", "ml-1m"), {
+    train: { maxLength: 200 },
+    model: { hiddenSize: 64, maxLength: 200 },
+  });
+  for (const dataset of ["amazon-beauty", "amazon-video-games"]) {
+    assertEquals(modelPreset("bert4rec", dataset), {
+      train: { maxLength: 50 },
+      model: { hiddenSize: 64, maxLength: 50 },
+    }, dataset);
+  }
+  assertEquals(Object.keys(entry.presets).sort(), Object.keys(MAMBA4REC_PRESETS).sort());
+  for (
+    const [key, value, extra] of [
+      ["numHeads", 3, {}],
+      ["maxLength", 4096, {}],
+      ["maskRatio", 1.5, {}],
+      ["maskRatio", 0.1, { maxLength: 9 }],
+      ["ftRatio", -0.1, {}],
+      ["hiddenDropoutProb", 1, {}],
+      ["dropoutProb", 0.2, {}],
+      ["numItems", 1, {}],
+    ] as const
+  ) {
+    const e = assertThrows(
+      () => entry.config({ numItems: 10, ...extra, [key]: value }),
+      ConfigError,
+    );
+    assertEquals(e.key, key, e.message);
+  }
+  const model = createModel("bert4rec", 10, { hiddenSize: 4, innerSize: 4, maxLength: 5 });
+  assert(model.trainingLoss && model.rankingItems);
+  const e = assertThrows(
+    () => checkLayoutSettings(model, { trainingMode: "all-positions" }),
+    ConfigError,
+  );
+  assertEquals(e.key, "trainingMode");
+  const long = assertThrows(
+    () =>
+      tidy(() =>
+        model.forward({ items: Tensor.from(new Int32Array(12).fill(1), [2, 6], "i32") }, false)
+      ),
+    ConfigError,
+  );
+  assertEquals(long.key, "maxLength", long.message);
+});
+
+Deno.test("bert4rec initialisation: N(0, 0.02) on every Linear and Embedding weight (PAD and mask rows, positions included), zero biases and output_bias, LayerNorm 1 and 0", async () => {
+  const numItems = 1500, H = 64, maxLength = 200;
+  const model = createModel("bert4rec", numItems, { maxLength });
+  const entries = model.params.entries();
+  const layer = (i: number) => {
+    const attn = `trm_encoder.layer.${i}.multi_head_attention`;
+    const ffn = `trm_encoder.layer.${i}.feed_forward`;
+    return [
+      ...["query", "key", "value", "dense"].flatMap((
+        n,
+      ) => [`${attn}.${n}.weight`, `${attn}.${n}.bias`]),
+      `${attn}.LayerNorm.weight`,
+      `${attn}.LayerNorm.bias`,
+      `${ffn}.dense_1.weight`,
+      `${ffn}.dense_1.bias`,
+      `${ffn}.dense_2.weight`,
+      `${ffn}.dense_2.bias`,
+      `${ffn}.LayerNorm.weight`,
+      `${ffn}.LayerNorm.bias`,
+    ];
+  };
+  assertEquals(entries.map(([name]) => name), [
+    "item_embedding.weight",
+    "position_embedding.weight",
+    ...layer(0),
+    ...layer(1),
+    "LayerNorm.weight",
+    "LayerNorm.bias",
+    "output_ffn.weight",
+    "output_ffn.bias",
+    "output_ln.weight",
+    "output_ln.bias",
+    "output_bias",
+  ]);
+  assertEquals(entries[0][1].shape, [numItems + 1, H]);
+  assertEquals(entries[1][1].shape, [maxLength, H]);
+  assertEquals(entries.at(-1)![1].shape, [numItems]);
+  const values = (await readTensors(model.params.list())) as Float32Array[];
+  const rms = (a: ArrayLike<number>) =>
+    Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0) / a.length);
+  entries.forEach(([name, t], i) => {
+    const v = values[i];
+    if (name.endsWith("LayerNorm.weight") || name === "output_ln.weight") {
+      assert(v.every((x) => x === 1), `${name}: not all 1`);
+    } else if (name.endsWith(".bias") || name === "output_bias") {
+      assert(v.every((x) => x === 0), `${name}: not all 0`);
+    } else {
+      assert(Math.abs(rms(v) - 0.02) < 0.001, `${name} ${t.shape}: RMS ${rms(v)}, want 0.02`);
+    }
+  });
+  // The PAD and mask rows are drawn like any other.
+  assert(rms(values[0].subarray(0, H)) > 0.005, "PAD row");
+  assert(rms(values[0].subarray(numItems * H)) > 0.005, "mask row");
+});
