@@ -19,8 +19,6 @@ export const FLUSH_INTERVAL_MS = 2;
 export const FLUSH_EVENTS = 4096;
 /** Events between snapshots. */
 export const SNAPSHOT_EVERY_EVENTS = 10000;
-/** Events per observe call when the log is replayed on start. */
-const REPLAY_CHUNK = 4096;
 
 /** An event as submitted: user id (string form) and item id. */
 export type ServiceEvent = LoggedEvent;
@@ -141,24 +139,32 @@ export class RecommendationService {
     return service;
   }
 
+  /**
+   * Rebuilds the stream from the log: slots in order of first event, then every user's state
+   * from its whole logged history in one parallel pass ({@link Mamba4RecStream.initFromHistories})
+   * rather than event by event.
+   */
   #replay(events: readonly ServiceEvent[]): void {
-    for (let at = 0; at < events.length; at += REPLAY_CHUNK) {
-      const chunk = events.slice(at, at + REPLAY_CHUNK);
-      const slots = this.#assignSlots(chunk, 0, `${EventStore.name} replay`);
-      for (let i = 0; i < chunk.length; i++) {
-        if (
-          !Number.isInteger(chunk[i].item) || chunk[i].item < 1 || chunk[i].item >= this.numItems
-        ) {
-          throw new Error(
-            `event log line ${at + i + 1}: item ${chunk[i].item} is not an item id 1 … ` +
-              `${this.numItems - 1} of this model; serve it with the checkpoint it was logged with`,
-          );
-        }
+    events.forEach((e, i) => {
+      if (!Number.isInteger(e.item) || e.item < 1 || e.item >= this.numItems) {
+        throw new Error(
+          `event log line ${i + 1}: item ${e.item} is not an item id 1 … ` +
+            `${this.numItems - 1} of this model; serve it with the checkpoint it was logged with`,
+        );
       }
-      this.#stream.observe(slots, Int32Array.from(chunk, (e) => e.item));
-      this.#events += chunk.length;
-      this.#appliedUsers = this.#slots.size;
+    });
+    const slots = this.#assignSlots(events, 0, `${EventStore.name} replay`);
+    const users = this.#slots.size;
+    const counts = new Int32Array(users);
+    for (const s of slots) counts[s]++;
+    const histories = Array.from(counts, (n) => new Int32Array(n));
+    counts.fill(0);
+    slots.forEach((s, i) => histories[s][counts[s]++] = events[i].item);
+    if (users > 0) {
+      this.#stream.initFromHistories(Int32Array.from(histories.keys()), histories);
     }
+    this.#events = events.length;
+    this.#appliedUsers = users;
   }
 
   /** Slots for the events' users, giving new users the next free slots (all or none). */
