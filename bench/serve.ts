@@ -1,0 +1,131 @@
+/**
+ * Streaming against recomputing, on the GPU alone: the events a batch of users absorbs per second
+ * through {@link Mamba4RecStream.observe} (one event per user, each user's state stepped in
+ * place), against recomputing each user's representation from its window of the last L items
+ * with the full model's forward (the RecBole way: every event reruns the user's window).
+ *
+ * Sizes: 10,000 users and windows of L = 200 items (Mamba4Rec's ML-1M window), on Mamba4Rec's
+ * default configuration (d 64, d_state 32, one layer) over 10,000 items; with `--quick` (and on
+ * CPU implementations) 256 users, L = 20 and a smaller model. Events per second are
+ * users / time per iteration; the table gives the time per iteration.
+ *
+ * Registered with `bench/harness.ts` (run by `deno task bench --only serve`);
+ * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
+ *
+ * @module
+ */
+import { noGrad } from "../ops/core/autograd.ts";
+import { type Tensor, tidy } from "../ops/core/tensor.ts";
+import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
+import { Mamba4RecStream } from "../models/streaming.ts";
+import { uploadSequences } from "../models/training/layouts.ts";
+import { type BenchContext, benchmark, type BenchmarkDef } from "./harness.ts";
+
+/** Users and window length of the comparison. */
+export interface StreamBenchSizes {
+  /** Users per observe call, and windows per recomputation. */
+  readonly users: number;
+  /** Items per recomputed window (L). */
+  readonly length: number;
+}
+
+/** The sizes of the comparison: full, and small for `--quick` and CPU implementations. */
+export const STREAM_BENCH_SIZES: { full: StreamBenchSizes; quick: StreamBenchSizes } = {
+  full: { users: 10000, length: 200 },
+  quick: { users: 256, length: 20 },
+};
+
+/**
+ * The model benchmarked when none is given: Mamba4Rec's defaults over 10,000 items, or a small
+ * one (d 16, d_state 8, 500 items) in quick mode. Dropout is off (serving is inference).
+ */
+export function benchModel(quick: boolean): Mamba4Rec {
+  return new Mamba4Rec(mamba4recConfig(
+    quick
+      ? { numItems: 500, hiddenSize: 16, dState: 8, dropoutProb: 0 }
+      : { numItems: 10000, dropoutProb: 0 },
+  ));
+}
+
+/** Item ids `1 … numItems − 1` from a fixed-seed generator. */
+function randomItems(count: number, numItems: number, seed: number): Int32Array {
+  const out = new Int32Array(count);
+  let s = (seed * 0x9e3779b9) >>> 0 || 1;
+  for (let i = 0; i < count; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = 1 + ((s >>> 0) % (numItems - 1));
+  }
+  return out;
+}
+
+const sizesOf = (ctx: BenchContext) =>
+  ctx.quick ? STREAM_BENCH_SIZES.quick : STREAM_BENCH_SIZES.full;
+
+interface ObserveState {
+  stream: Mamba4RecStream;
+  users: Int32Array;
+  /** A few rounds of events, cycled through. */
+  rounds: Int32Array[];
+  next: number;
+}
+
+interface RecomputeState {
+  model: Mamba4Rec;
+  inputs: { items: Tensor; positions: Tensor };
+  users: number;
+  length: number;
+}
+
+/** {@link benchModel}, built once per process and size. */
+const sharedModels = new Map<boolean, Mamba4Rec>();
+
+/**
+ * The pair of benchmarks on the model `modelFor` gives (default: {@link benchModel}, built once
+ * and shared): one observe call for every user, and one forward over every user's window. Both
+ * encode GPU work only (no readback), as the harness times it.
+ */
+export function streamBenchmarks(
+  modelFor: (ctx: BenchContext) => Mamba4Rec = (ctx) => {
+    if (!sharedModels.has(ctx.quick)) sharedModels.set(ctx.quick, benchModel(ctx.quick));
+    return sharedModels.get(ctx.quick)!;
+  },
+): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
+  const observe: BenchmarkDef<ObserveState> = {
+    name: "serve observe",
+    setup: (ctx) => {
+      const { users } = sizesOf(ctx);
+      const model = modelFor(ctx);
+      const stream = new Mamba4RecStream(model, { capacity: users });
+      const numItems = model.config.numItems;
+      const rounds = [1, 2, 3, 4].map((seed) => randomItems(users, numItems, seed));
+      return { stream, users: Int32Array.from({ length: users }, (_, i) => i), rounds, next: 0 };
+    },
+    run: (s) => {
+      s.stream.observe(s.users, s.rounds[s.next]);
+      s.next = (s.next + 1) % s.rounds.length;
+    },
+    teardown: (s) => s.stream.dispose(),
+    note: (s) => `${s.users.length} users × 1 event`,
+  };
+  const recompute: BenchmarkDef<RecomputeState> = {
+    name: "serve recompute windows",
+    setup: (ctx) => {
+      const { users, length } = sizesOf(ctx);
+      const model = modelFor(ctx);
+      const items = randomItems(users * length, model.config.numItems, 5);
+      const lengths = new Int32Array(users).fill(length);
+      return { model, inputs: uploadSequences(items, lengths, users, length), users, length };
+    },
+    run: (s) => tidy(() => noGrad(() => void s.model.forward(s.inputs, false))),
+    teardown: (s) => {
+      s.inputs.items.dispose();
+      s.inputs.positions.dispose();
+    },
+    note: (s) => `${s.users} windows × L ${s.length}`,
+  };
+  return [observe, recompute];
+}
+
+for (const def of streamBenchmarks()) benchmark(def as BenchmarkDef);
