@@ -381,19 +381,13 @@ export class Mamba4RecStream {
 
   /** Reads `scores` back (and disposes it) and picks each row's k best items. */
   async #topK(users: number, scores: Tensor, k: number): Promise<Recommendations> {
-    const numItems = this.#model.config.numItems;
     let host: Float32Array;
     try {
       host = (await readTensors([scores]))[0] as Float32Array;
     } finally {
       scores.dispose();
     }
-    const items = new Int32Array(users * k);
-    const best = new Float32Array(users * k);
-    for (let u = 0; u < users; u++) {
-      topK(host.subarray(u * numItems, (u + 1) * numItems), k, items, best, u * k);
-    }
-    return { k, items, scores: best };
+    return topKRows(host, users, k);
   }
 
   /**
@@ -551,6 +545,29 @@ export class Mamba4RecStream {
       }
     }
   }
+}
+
+/**
+ * The `k` best items of each row of a score table read back from the GPU, as
+ * {@link Mamba4RecStream.recommend} picks them: best first, ties to the smaller id, PAD (item 0)
+ * never among them.
+ * @param scores `[users, numItems]`, row-major
+ * @param users rows
+ * @param k items per row, `1 … numItems − 1`
+ */
+export function topKRows(scores: Float32Array, users: number, k: number): Recommendations {
+  const numItems = scores.length / users;
+  if (!Number.isInteger(numItems) || !Number.isInteger(k) || k < 1 || k >= numItems) {
+    throw new RangeError(
+      `topKRows: ${scores.length} scores do not make ${users} rows of more than k = ${k} items`,
+    );
+  }
+  const items = new Int32Array(users * k);
+  const best = new Float32Array(users * k);
+  for (let u = 0; u < users; u++) {
+    topK(scores.subarray(u * numItems, (u + 1) * numItems), k, items, best, u * k);
+  }
+  return { k, items, scores: best };
 }
 
 /** Writes the k best of `row` (item 0, PAD, excluded) into `items`/`scores` at `at`. */

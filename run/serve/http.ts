@@ -24,6 +24,15 @@ export const DEFAULT_K = 10;
 /** Most items per recommendation. */
 export const MAX_K = 1000;
 
+/**
+ * What the HTTP layer serves: a {@link RecommendationService}, or another recommender answering
+ * the same calls (the load benchmark serves the same requests by recomputing each user's window).
+ */
+export type Recommender = Pick<
+  RecommendationService,
+  "numItems" | "submit" | "recommend" | "health" | "close"
+>;
+
 /** Options of {@link serveRecommendations}. */
 export interface HttpOptions {
   /** Port (0: any free one). */
@@ -112,7 +121,7 @@ function parseEvents(body: unknown): ServiceEvent[] | string {
 
 /** Answers one request. */
 export async function handleRequest(
-  service: RecommendationService,
+  service: Recommender,
   request: Request,
   token?: string,
 ): Promise<Response> {
@@ -140,7 +149,7 @@ export async function handleRequest(
 }
 
 async function postEvents(
-  service: RecommendationService,
+  service: Recommender,
   request: Request,
   token?: string,
 ): Promise<Response> {
@@ -165,7 +174,7 @@ async function postEvents(
   return json(200, { accepted: events.length, events: service.health().events });
 }
 
-async function getRecommend(service: RecommendationService, url: URL): Promise<Response> {
+async function getRecommend(service: Recommender, url: URL): Promise<Response> {
   const user = url.searchParams.get("user");
   if (!user) return fail(400, "GET /recommend needs ?user=<id>");
   const kText = url.searchParams.get("k");
@@ -180,7 +189,7 @@ async function getRecommend(service: RecommendationService, url: URL): Promise<R
 
 /** Serves `service` over HTTP; shutting down the server closes the service too. */
 export function serveRecommendations(
-  service: RecommendationService,
+  service: Recommender,
   options: HttpOptions,
 ): Promise<RunningServer> {
   const listening = Promise.withResolvers<number>();

@@ -17,6 +17,7 @@ export {
   type HttpOptions,
   MAX_BODY_BYTES,
   MAX_K,
+  type Recommender,
   type RunningServer,
   serveRecommendations,
 } from "./http.ts";
