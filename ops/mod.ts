@@ -78,6 +78,7 @@ export { checkEmbeddingIds, embedding } from "./dense/embedding.ts";
 export type { EmbeddingOptions } from "./dense/embedding.ts";
 export { attention, ATTENTION_MAX_LENGTH } from "./dense/attention.ts";
 export type { AttentionDropout, AttentionOptions } from "./dense/attention.ts";
+export { FLASH_ATTENTION_MAX_DIM } from "./dense/attention_options.ts";
 export { mergeHeads, splitHeads } from "./dense/attention_heads.ts";
 export {
   ATTENTION_MASKED_SCORE,

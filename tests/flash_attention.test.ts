@@ -1,0 +1,290 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { attention } from "../ops/dense/attention.ts";
+import { type AttentionOptions, FLASH_ATTENTION_MAX_DIM } from "../ops/dense/attention_options.ts";
+import {
+  type AttentionProblem,
+  attentionReference,
+  attentionReferenceBackward,
+} from "../ops/dense/attention_reference.ts";
+import { DropoutRng } from "../ops/pointwise/dropout.ts";
+import { backward, requireGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { mul } from "../ops/pointwise/elementwise.ts";
+import { sumAll } from "../ops/pointwise/reduce.ts";
+import { dropoutMaskRef } from "./dropout_reference.ts";
+import { freshSeed, gradCheck, makeRng, randn, relError } from "./util.ts";
+
+/**
+ * [batch, heads, L, d]: L = 1 with B·H = 1, d odd, L past one block of 64 rows and not a
+ * multiple of the key tile, d a multiple of 4 (rows read as vec4), and head sizes that shrink
+ * the key tile (d 33: 16 keys; d 100: 8 keys).
+ */
+const SHAPES: number[][] = [
+  [1, 1, 1, 5],
+  [2, 3, 7, 5],
+  [3, 1, 13, 8],
+  [1, 2, 70, 4],
+  [2, 1, 67, 33],
+  [1, 2, 20, 100],
+];
+
+/** The bits of f32 values, to compare results exactly. */
+function bits(v: Float32Array): Uint32Array {
+  return new Uint32Array(v.buffer, v.byteOffset, v.length);
+}
+
+function f32(v: Float64Array): Float64Array {
+  return v.map(Math.fround);
+}
+
+/**
+ * A [B, L] pad mask of random pads, with sequence 0 entirely pads (every row of it masked in
+ * both modes) when B > 1, and key 0 padded in the last sequence (its first causal row masked).
+ */
+function padMask(rng: () => number, batch: number, length: number): Int32Array {
+  const pad = Int32Array.from({ length: batch * length }, () => (rng() < 0.3 ? 1 : 0));
+  if (batch > 1) pad.fill(1, 0, length);
+  pad[(batch - 1) * length] = 1;
+  return pad;
+}
+
+/** The mask and pad-key variants, as options of the op and of the reference. */
+const MASKS = [
+  { name: "bidirectional", causal: false, padded: false },
+  { name: "causal", causal: true, padded: false },
+  { name: "bidirectional with pad keys", causal: false, padded: true },
+  { name: "causal with pad keys", causal: true, padded: true },
+];
+
+function options(causal: boolean, pad?: Int32Array, extra: Partial<AttentionOptions> = {}) {
+  return { mask: causal ? "causal" : "none", keyPadding: pad, fused: true, ...extra } as const;
+}
+
+Deno.test("fused attention: forward and gradients match float64 and finite differences", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const shape of SHAPES) {
+    const [batch, heads, length, dim] = shape;
+    const n = batch * heads * length * dim;
+    for (const m of MASKS) {
+      const pad = m.padded ? padMask(rng, batch, length) : undefined;
+      const problem: AttentionProblem = {
+        batch,
+        heads,
+        length,
+        dim,
+        causal: m.causal,
+        keyPadding: pad,
+        scale: 1 / Math.sqrt(dim),
+      };
+      await gradCheck({
+        what: `fused attention ${m.name} [${shape}] seed ${seed}`,
+        inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
+        gpu: ([q, k, v]) => attention(q, k, v, options(m.causal, pad)),
+        ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+        refGrad: ([q, k, v], g) => {
+          const r = attentionReferenceBackward(q, k, v, problem, g);
+          return [r.dq, r.dk, r.dv];
+        },
+        rng,
+        probes: 6,
+      });
+    }
+  }
+});
+
+Deno.test("fused attention: leading pads past a block of rows (closed causal rows in two blocks)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [4, 2, 100, 4];
+  const [batch, heads, length, dim] = shape;
+  const n = batch * heads * length * dim;
+  // Sequence b starts with lead[b] pads: its first lead[b] causal rows see only masked keys.
+  const lead = [0, 70, 100, 1 + Math.floor(rng() * 99)];
+  const pad = Int32Array.from(
+    { length: batch * length },
+    (_, i) => i % length < lead[Math.floor(i / length)] ? 1 : 0,
+  );
+  for (const causal of [true, false]) {
+    const problem = { batch, heads, length, dim, causal, keyPadding: pad, scale: 0.29 };
+    await gradCheck({
+      what: `fused attention leading pads ${lead} causal ${causal} seed ${seed}`,
+      inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
+      gpu: ([q, k, v]) =>
+        attention(
+          q,
+          k,
+          v,
+          options(causal, undefined, {
+            keyPadding: Tensor.from(pad, [batch, length]),
+            scale: 0.29,
+          }),
+        ),
+      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+      refGrad: ([q, k, v], g) => {
+        const r = attentionReferenceBackward(q, k, v, problem, g);
+        return [r.dq, r.dk, r.dv];
+      },
+      rng,
+      probes: 6,
+    });
+  }
+});
+
+Deno.test("fused attention: dropout equals the reference fed the unfused op's mask", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
+    const [batch, heads, length, dim] = shape;
+    const n = batch * heads * length * dim;
+    const pad = padMask(rng, batch, length);
+    const gen = new DropoutRng(seed, 5);
+    const counter = gen.state().counter;
+    const problem: AttentionProblem = {
+      batch,
+      heads,
+      length,
+      dim,
+      causal: true,
+      keyPadding: pad,
+      scale: 1 / Math.sqrt(dim),
+      keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
+      keepScale: Math.fround(1 / (1 - p)),
+    };
+    await gradCheck({
+      what: `fused attention dropout ${p} [${shape}] seed ${seed}`,
+      inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape: [...shape] })),
+      gpu: ([q, k, v]) => attention(q, k, v, options(true, pad, { dropout: { p, rng: gen } })),
+      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+      refGrad: ([q, k, v], g) => {
+        const r = attentionReferenceBackward(q, k, v, problem, g);
+        return [r.dq, r.dk, r.dv];
+      },
+      rng,
+      probes: 6,
+    });
+    assertEquals(gen.state().counter, counter + 1, `one counter per call, seed ${seed}`);
+  }
+});
+
+/** The output and the gradients of q, k and v of Σ out ⊙ w, read back. */
+async function outputAndGrads(
+  inputs: Float32Array[],
+  shape: number[],
+  w: Float32Array,
+  o: AttentionOptions,
+): Promise<Float32Array[]> {
+  const tensors = tidy(() => {
+    const [q, k, v] = inputs.map((x) => requireGrad(Tensor.from(x, shape)));
+    const out = attention(q, k, v, o);
+    backward(sumAll(mul(out, Tensor.from(w, shape))));
+    return [out, q.grad!, k.grad!, v.grad!];
+  });
+  const host = await readTensors(tensors);
+  for (const t of tensors) t.dispose();
+  return host as Float32Array[];
+}
+
+Deno.test("fused and unfused attention agree to rounding under the same generator state", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const names = ["output", "dq", "dk", "dv"];
+  for (const shape of [[2, 2, 9, 5], [3, 1, 70, 8]]) {
+    const [batch, , length] = shape;
+    const n = shape.reduce((a, b) => a * b, 1);
+    const inputs = [0, 1, 2].map(() => Float32Array.from(randn(rng, n)));
+    const w = Float32Array.from(randn(rng, n));
+    const pad = padMask(rng, batch, length);
+    for (const m of MASKS) {
+      for (const p of [0, 0.4]) {
+        const run = (fused: boolean) =>
+          outputAndGrads(inputs, shape, w, {
+            ...options(m.causal, m.padded ? pad : undefined),
+            dropout: { p, rng: new DropoutRng(seed, 3) },
+            fused,
+          });
+        const [fused, unfused] = [await run(true), await run(false)];
+        for (let i = 0; i < 4; i++) {
+          const e = relError(fused[i], unfused[i]);
+          assert(
+            e < 2e-6,
+            `${names[i]} ${m.name} p ${p} [${shape}]: fused vs unfused relative error ` +
+              `${e.toExponential(3)}, seed ${seed}`,
+          );
+        }
+      }
+    }
+  }
+});
+
+Deno.test("fused attention repeats bit for bit; eval and p = 0 take no counter", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [2, 2, 75, 6];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const inputs = [0, 1, 2].map(() => Float32Array.from(randn(rng, n)));
+  const w = Float32Array.from(randn(rng, n));
+  const pad = padMask(rng, 2, 75);
+  const names = ["output", "dq", "dk", "dv"];
+  const withDropout = () => options(true, pad, { dropout: { p: 0.5, rng: new DropoutRng(seed) } });
+  const [a, b] = [
+    await outputAndGrads(inputs, shape, w, withDropout()),
+    await outputAndGrads(inputs, shape, w, withDropout()),
+  ];
+  for (let i = 0; i < 4; i++) {
+    assertEquals(bits(a[i]), bits(b[i]), `${names[i]}, seed ${seed}`);
+  }
+  const gen = new DropoutRng(seed);
+  const plain = await outputAndGrads(inputs, shape, w, options(true, pad));
+  for (const dropout of [{ p: 0, rng: gen }, { p: 0.5, rng: gen, training: false }]) {
+    const got = await outputAndGrads(inputs, shape, w, options(true, pad, { dropout }));
+    assertEquals(bits(got[0]), bits(plain[0]), `output, seed ${seed}`);
+  }
+  assertEquals(gen.state().counter, 0, `p = 0 and eval take no counter, seed ${seed}`);
+  assert(relError(a[0], plain[0]) > 0.1, `dropout p = 0.5 changed the output, seed ${seed}`);
+});
+
+// 66,000 sequences of 2 keys, one block each: 66,000 workgroups, a 2-D grid.
+Deno.test("fused attention: more than 65,535 workgroups (2-D grid)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [66000, 1, 2, 1];
+  const [batch, heads, length, dim] = shape;
+  const n = batch * heads * length * dim;
+  const pad = padMask(rng, batch, length);
+  const problem = { batch, heads, length, dim, causal: true, keyPadding: pad, scale: 1 };
+  await gradCheck({
+    what: `fused attention 2-D grid [${shape}] seed ${seed}`,
+    inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
+    gpu: ([q, k, v]) => attention(q, k, v, options(true, pad)),
+    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+    refGrad: ([q, k, v], g) => {
+      const r = attentionReferenceBackward(q, k, v, problem, g);
+      return [r.dq, r.dk, r.dv];
+    },
+    rng,
+    probes: 0,
+  });
+});
+
+Deno.test("fused attention: a head size past the fused kernels and too many dropout indices", () => {
+  const t = (shape: number[]) =>
+    Tensor.from(new Float32Array(shape.reduce((a, b) => a * b)), shape);
+  const wide = t([1, 1, 2, FLASH_ATTENTION_MAX_DIM + 1]);
+  assertThrows(
+    () => attention(wide, wide, wide, options(true)),
+    RangeError,
+    `attention: the fused form takes a head size d ≤ ${FLASH_ATTENTION_MAX_DIM}, got q ` +
+      `[1, 1, 2, ${FLASH_ATTENTION_MAX_DIM + 1}]; pass fused: false`,
+  );
+  // 1,025 × 2,048² probabilities exceed the u32 index of the dropout hash.
+  const many = t([1025, 1, 2048, 1]);
+  const gen = new DropoutRng(1);
+  assertThrows(
+    () => attention(many, many, many, options(false, undefined, { dropout: { p: 0.1, rng: gen } })),
+    RangeError,
+    "attention: dropout indexes the 4299161600 probabilities of q [1025, 1, 2048, 1] by a u32",
+  );
+  many.dispose();
+  wide.dispose();
+});
