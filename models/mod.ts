@@ -57,14 +57,15 @@ export {
 } from "./mamba4rec.ts";
 export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
 export { SASRec, SASREC_DEFAULTS, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
+export { Caser, CASER_DEFAULTS, type CaserConfig, caserConfig } from "./caser.ts";
 export { BERT4Rec, BERT4REC_DEFAULTS, type BERT4RecConfig, bert4recConfig } from "./bert4rec.ts";
 export {
   evaluationWindow,
   type MaskedBatch,
-  maskItemLength,
-  maskItemSequence,
   type MaskingOptions,
   maskingRandom,
+  maskItemLength,
+  maskItemSequence,
 } from "./bert4rec_masking.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
 export { Mamba4RecStream, type Mamba4RecStreamOptions, type Recommendations } from "./streaming.ts";
@@ -83,8 +84,11 @@ export {
 export { ParameterSet } from "./parameters.ts";
 export {
   BERT4REC_PRESETS,
+  CASER_PRESETS,
   createModel,
   type DatasetPreset,
+  type DatasetSizes,
+  datasetSizes,
   findModel,
   GRU4REC_PRESETS,
   MAMBA4REC_PRESETS,

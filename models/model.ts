@@ -19,6 +19,11 @@ export interface ModelInputs {
   readonly items: Tensor;
   /** Each row's last real position, `length − 1` (i32 `[B]`); absent for every-position output. */
   readonly positions?: Tensor;
+  /**
+   * Each row's user id (i32 `[B]`), for a model with a user embedding (Caser); the prefix and
+   * evaluation batches upload it, every-position batches do not.
+   */
+  readonly users?: Tensor;
 }
 
 /**

@@ -6,6 +6,7 @@
  * @module
  */
 import { BERT4Rec, type BERT4RecConfig, bert4recConfig } from "./bert4rec.ts";
+import { Caser, type CaserConfig, caserConfig } from "./caser.ts";
 import { GRU4Rec, type GRU4RecConfig, gru4recConfig } from "./gru4rec.ts";
 import {
   Mamba4Rec,
@@ -50,6 +51,31 @@ export interface ModelEntryOf<M extends TrainableModel> {
   readonly presets: Readonly<Record<string, DatasetPreset>>;
   /** True where the model trains on each window's last real item only (see `PaddedModel`). */
   readonly lastItemOnly?: boolean;
+  /**
+   * True where the model has a user embedding (Caser): its configuration also takes the
+   * dataset's user count `numUsers` (see {@link datasetSizes}).
+   */
+  readonly userTable?: boolean;
+}
+
+/** The dataset's counts that size a model's tables, PAD included. */
+export interface DatasetSizes {
+  /** Item ids, PAD included. */
+  readonly numItems: number;
+  /** User ids, PAD included. */
+  readonly numUsers: number;
+}
+
+/**
+ * The size settings `entry`'s configuration takes from the dataset: `numItems`, and `numUsers`
+ * for a model with a user table (`userTable`).
+ */
+export function datasetSizes(
+  entry: { readonly userTable?: boolean },
+  sizes: DatasetSizes,
+): Record<string, number> {
+  const { numItems, numUsers } = sizes;
+  return entry.userTable ? { numItems, numUsers } : { numItems };
 }
 
 /** One model of the registry: a padded-batch or a packed-batch model's entry. */
@@ -123,6 +149,19 @@ export const BERT4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.
   Object.entries(MAMBA4REC_PRESETS).map(([dataset, preset]) => [dataset, {
     train: preset.train,
     model: { hiddenSize: MAMBA4REC_DEFAULTS.hiddenSize, maxLength: preset.train.maxLength },
+  }]),
+);
+
+/**
+ * Caser as the Mamba4Rec paper ran its baselines: RecBole's Caser under Mamba4Rec's
+ * `config.yaml`, whose `dropout_prob` (0.2) is Caser's own key and overrides its 0.4; its
+ * `hidden_size` and `num_layers` are not Caser's keys (`embedding_size` stays 64). That paper's
+ * window length L per dataset, which Caser's convolutions span (`MAX_ITEM_LIST_LENGTH`).
+ */
+export const CASER_PRESETS: Readonly<Record<string, DatasetPreset>> = Object.fromEntries(
+  Object.entries(MAMBA4REC_PRESETS).map(([dataset, preset]) => [dataset, {
+    train: preset.train,
+    model: { dropoutProb: MAMBA4REC_DEFAULTS.dropoutProb, maxLength: preset.train.maxLength },
   }]),
 );
 
@@ -220,6 +259,17 @@ const BERT4REC_ENTRY: ModelEntryOf<PaddedModel> = {
   presets: BERT4REC_PRESETS,
 };
 
+const CASER_ENTRY: ModelEntryOf<PaddedModel> = {
+  name: "caser",
+  layout: "padded",
+  config: caserConfig,
+  create: (config) => new Caser(config as CaserConfig),
+  trainDefaults: {},
+  presets: CASER_PRESETS,
+  lastItemOnly: true,
+  userTable: true,
+};
+
 /** The type of model each known name builds. */
 export interface ModelTypes {
   /** Mamba4Rec, on padded batches. */
@@ -234,6 +284,8 @@ export interface ModelTypes {
   readonly sasrec: PaddedModel;
   /** BERT4Rec, on padded batches (its own masked-item training loss). */
   readonly bert4rec: PaddedModel;
+  /** Caser, on padded batches with each row's user (one representation per window). */
+  readonly caser: PaddedModel;
 }
 
 /** A known model name. */
@@ -246,6 +298,7 @@ const ENTRIES: { readonly [N in ModelName]: ModelEntryOf<ModelTypes[N]> } = {
   narm: NARM_ENTRY,
   sasrec: SASREC_ENTRY,
   bert4rec: BERT4REC_ENTRY,
+  caser: CASER_ENTRY,
 };
 
 /** Every model, keyed by its (lower-case) name. */
@@ -274,25 +327,27 @@ export function modelPreset(name: string, dataset: string): DatasetPreset | unde
 
 /**
  * Builds a model by name with fresh weights. `overrides` are the model's hyperparameters
- * (validated; unknown keys are refused); `numItems` comes from the dataset. A known name gives
- * its model's type (`createModel("ssd4rec", …)` is a {@link PackedModel}).
+ * (validated; unknown keys are refused); the dataset's sizes come as its item count `numItems`,
+ * or as its item and user counts for a model with a user table (Caser; see {@link datasetSizes}).
+ * A known name gives its model's type (`createModel("ssd4rec", …)` is a {@link PackedModel}).
  */
 export function createModel<N extends ModelName>(
   name: N,
-  numItems: number,
+  sizes: number | DatasetSizes,
   overrides?: Record<string, unknown>,
 ): ModelTypes[N];
 /** Builds the model named `name` (case-insensitive), whichever its layout. */
 export function createModel(
   name: string,
-  numItems: number,
+  sizes: number | DatasetSizes,
   overrides?: Record<string, unknown>,
 ): TrainableModel;
 export function createModel(
   name: string,
-  numItems: number,
+  sizes: number | DatasetSizes,
   overrides: Record<string, unknown> = {},
 ): TrainableModel {
   const entry = findModel(name);
-  return entry.create(entry.config({ ...overrides, numItems }));
+  const counts = typeof sizes === "number" ? { numItems: sizes } : datasetSizes(entry, sizes);
+  return entry.create(entry.config({ ...overrides, ...counts }));
 }

@@ -24,7 +24,13 @@ import {
 } from "../data/paths.ts";
 import { initGpu } from "../ops/core/runtime.ts";
 import { ConfigError, type TrainConfig, trainConfig } from "../models/config.ts";
-import { type DatasetPreset, findModel, type ModelEntry } from "../models/registry.ts";
+import {
+  type DatasetPreset,
+  type DatasetSizes,
+  datasetSizes,
+  findModel,
+  type ModelEntry,
+} from "../models/registry.ts";
 import type { TrainableModel } from "../models/model.ts";
 import { type RunSettings, runSettings } from "../models/training/checkpoint.ts";
 import { checkLayoutSettings } from "../models/training/layouts.ts";
@@ -67,12 +73,21 @@ export interface RunPlan {
   readonly preset: DatasetPreset | undefined;
   /** The validated training configuration. */
   readonly config: TrainConfig;
-  /** The model hyperparameters to build with (validated; `numItems` comes with the data). */
+  /**
+   * The model hyperparameters to build with (validated; `numItems`, and `numUsers` for a model
+   * with a user table, come with the data).
+   */
   readonly modelConfig: Readonly<Record<string, unknown>>;
 }
 
 /** The settings keys a plan cannot know before the data is loaded. */
-export const SETTINGS_KNOWN_AFTER_LOADING: readonly string[] = Object.freeze(["model.numItems"]);
+export const SETTINGS_KNOWN_AFTER_LOADING: readonly string[] = Object.freeze([
+  "model.numItems",
+  "model.numUsers",
+]);
+
+/** The dataset sizes a plan validates with until the data is loaded. */
+const STAND_IN_SIZES: DatasetSizes = { numItems: 2, numUsers: 2 };
 
 /** The entries of `values` whose value is not `undefined`. */
 function defined(values: Readonly<Record<string, unknown>> = {}): Record<string, unknown> {
@@ -130,8 +145,9 @@ export function planRun(request: RunRequest): RunPlan {
     ...preset?.model,
     ...defined(request.modelConfig),
   };
-  // Validate now (the item count is a stand-in until the data is loaded).
-  const built = model.config({ ...modelConfig, numItems: 2 }) as { maxLength?: number };
+  // Validate now (the dataset's sizes are stand-ins until the data is loaded).
+  const standIns = datasetSizes(model, STAND_IN_SIZES);
+  const built = model.config({ ...modelConfig, ...standIns }) as { maxLength?: number };
   // A model whose tables are sized by the window (SASRec's positions) gets the training window
   // unless the request sets its own, which may not be shorter than the windows it will be given.
   if (built.maxLength !== undefined) {
@@ -144,7 +160,7 @@ export function planRun(request: RunRequest): RunPlan {
         "maxLength",
       );
     }
-    model.config({ ...modelConfig, numItems: 2 });
+    model.config({ ...modelConfig, ...standIns });
   }
   return {
     request,
@@ -162,7 +178,10 @@ export function planRun(request: RunRequest): RunPlan {
  * {@link SETTINGS_KNOWN_AFTER_LOADING} hold stand-ins.
  */
 export function plannedSettings(plan: RunPlan): RunSettings {
-  const config = plan.model.config({ ...plan.modelConfig, numItems: 2 });
+  const config = plan.model.config({
+    ...plan.modelConfig,
+    ...datasetSizes(plan.model, STAND_IN_SIZES),
+  });
   const { name, layout } = plan.model;
   return runSettings({ name, config, layout }, plan.datasetName, plan.config);
 }
@@ -206,7 +225,7 @@ export async function setupRun(request: RunRequest | RunPlan): Promise<RunSetup>
     ({ dataset, fromCache, seconds: loadSeconds } = loaded);
   }
   const model = plan.model.create(
-    plan.model.config({ ...plan.modelConfig, numItems: dataset.numItems }),
+    plan.model.config({ ...plan.modelConfig, ...datasetSizes(plan.model, dataset) }),
   );
   return {
     plan,

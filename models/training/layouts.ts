@@ -83,18 +83,23 @@ function mapStream<T, U>(stream: BatchStream<T>, f: (batch: T) => U): BatchStrea
   };
 }
 
-/** Uploads a prefix-layout batch: item ids `[B, L]` and last positions `length − 1`. */
+/**
+ * Uploads a prefix-layout batch: item ids `[B, L]`, last positions `length − 1`, and each row's
+ * user id when `users` is given.
+ */
 export function uploadSequences(
   items: Int32Array,
   lengths: Int32Array,
   size: number,
   maxLength: number,
-): { items: Tensor; positions: Tensor } {
+  users?: Int32Array,
+): { items: Tensor; positions: Tensor; users?: Tensor } {
   const positions = new Int32Array(size);
   for (let i = 0; i < size; i++) positions[i] = Math.max(lengths[i] - 1, 0);
   return {
     items: Tensor.from(items.subarray(0, size * maxLength), [size, maxLength], "i32"),
     positions: Tensor.from(positions, [size], "i32"),
+    ...(users ? { users: Tensor.from(users.subarray(0, size), [size], "i32") } : {}),
   };
 }
 
@@ -184,7 +189,13 @@ function paddedTrainingSteps(
         // The model's own objective, or RecBole's: the cross-entropy at each sample's last position.
         loss: () => {
           if (model.trainingLoss) return model.trainingLoss(batch, at);
-          const inputs = uploadSequences(batch.items, batch.lengths, batch.size, maxLength);
+          const inputs = uploadSequences(
+            batch.items,
+            batch.lengths,
+            batch.size,
+            maxLength,
+            batch.users,
+          );
           const h = model.forward(inputs, true);
           return itemCrossEntropy(
             h,
@@ -284,7 +295,10 @@ export function rankingBatches(
       // The model's own evaluation input where it has one (BERT4Rec's mask token), else the window.
       const items = model.rankingItems?.(batch.items, batch.lengths, batch.size, maxLength) ??
         batch.items;
-      return model.forward(uploadSequences(items, batch.lengths, batch.size, maxLength), false);
+      return model.forward(
+        uploadSequences(items, batch.lengths, batch.size, maxLength, batch.users),
+        false,
+      );
     },
     release: () => {},
   }));
