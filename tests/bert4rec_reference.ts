@@ -11,6 +11,8 @@ import type { SeededRandom } from "../data/random.ts";
 import { layerNormRef } from "./layernorm_reference.ts";
 import { linearRef, normalCdf } from "./reference.ts";
 import type { RefParams } from "./mamba4rec_reference.ts";
+import type { PaddedTrainingBatch } from "../models/model.ts";
+import { paddedItems } from "./util.ts";
 
 export type { RefParams } from "./mamba4rec_reference.ts";
 
@@ -229,4 +231,33 @@ export function bert4recLossRef(
     weight += t;
   }
   return sum / weight;
+}
+
+/** A training batch of `lengths` random windows of length L. */
+export function trainingBatch(
+  rng: () => number,
+  lengths: Int32Array,
+  L: number,
+  numItems: number,
+): PaddedTrainingBatch {
+  const size = lengths.length;
+  return {
+    size,
+    maxLength: L,
+    items: paddedItems(rng, lengths, L, numItems),
+    lengths,
+    targets: new Int32Array(size).fill(1),
+    users: new Int32Array(size),
+  };
+}
+
+/** RecBole's `reconstruct_test_data`, literally: append a 0 column, mask at `len`, drop column 0. */
+export function reconstructRef(items: Int32Array, lengths: Int32Array, L: number, mask: number) {
+  const out: number[] = [];
+  lengths.forEach((len, b) => {
+    const row = [...items.subarray(b * L, (b + 1) * L), 0];
+    row[len] = mask;
+    out.push(...row.slice(1));
+  });
+  return Int32Array.from(out);
 }
