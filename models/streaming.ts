@@ -33,7 +33,7 @@ import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { zeros } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
-import { add, exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
+import { add, reshape } from "../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { selectiveScanWithFinalState } from "../ops/sequence/selective_scan/mod.ts";
@@ -42,9 +42,12 @@ import {
   selectiveScanStep,
   writeSlotRows,
 } from "../ops/sequence/selective_step.ts";
-import { type DropoutContext, FeedForward, LayerNorm, Linear } from "./layers.ts";
+import { type DropoutContext, LayerNorm } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
-import { ParameterSet } from "./parameters.ts";
+import { type StepLayer, stepLayer, TrainedParameters } from "./stream_layers.ts";
+import { type Recommendations, topKRows } from "./top_k.ts";
+
+export { type Recommendations, topKRows } from "./top_k.ts";
 
 /**
  * Most tokens (users × padded history length) one forward pass of
@@ -56,110 +59,6 @@ export const INIT_TOKENS_PER_PASS = 1 << 18;
 export interface Mamba4RecStreamOptions {
   /** Number of user slots in the pools; users are slot numbers `0 … capacity − 1`. */
   readonly capacity: number;
-}
-
-/** Top-k recommendations of several users, row-major `[users, k]`. */
-export interface Recommendations {
-  /** Items per user. */
-  readonly k: number;
-  /** Item ids `[users × k]`, best first (ties: the smaller id first); never PAD (0). */
-  readonly items: Int32Array;
-  /** Their scores `h · e_item`, same layout. */
-  readonly scores: Float32Array;
-}
-
-/**
- * A trained model's parameters, handed out again by name: the layer classes built on it take
- * the trained tensors instead of drawing new ones, so the step form runs the model's own layers.
- */
-class TrainedParameters extends ParameterSet {
-  readonly #source: ParameterSet;
-
-  constructor(source: ParameterSet) {
-    super(0);
-    this.#source = source;
-  }
-
-  #trained(name: string, shape: readonly number[]): Tensor {
-    const t = this.#source.get(name);
-    if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
-      throw new RangeError(
-        `Mamba4RecStream: parameter ${name} is ${t.describe()}, but the model's configuration ` +
-          `makes it [${shape.join(", ")}]; build the stream from the model that owns it`,
-      );
-    }
-    return t;
-  }
-
-  override normal(name: string, shape: number[]): Tensor {
-    return this.#trained(name, shape);
-  }
-
-  override uniform(name: string, shape: number[]): Tensor {
-    return this.#trained(name, shape);
-  }
-
-  override values(name: string, shape: number[]): Tensor {
-    return this.#trained(name, shape);
-  }
-
-  override constant(name: string, shape: number[]): Tensor {
-    return this.#trained(name, shape);
-  }
-}
-
-/** One Mamba layer's trained weights, as the model's layer classes hold them, and its pools. */
-interface StepLayer {
-  readonly inX: Linear;
-  readonly inZ: Linear;
-  readonly convWeight: Tensor;
-  readonly convBias: Tensor;
-  readonly xDt: Linear;
-  readonly xB: Linear;
-  readonly xC: Linear;
-  readonly dtProj: Linear;
-  /** −exp(A_log), computed once as the full model computes it. */
-  readonly a: Tensor;
-  readonly dSkip: Tensor;
-  readonly out: Linear;
-  readonly norm: LayerNorm;
-  readonly ffn: FeedForward;
-  /** `[capacity, d_conv − 1, d_inner]`. */
-  readonly window: Tensor;
-  /** `[capacity, d_inner, d_state]`. */
-  readonly state: Tensor;
-}
-
-/** Builds layer `i`'s step weights over the trained parameters (names as in Mamba4Rec). */
-function stepLayer(
-  params: TrainedParameters,
-  i: number,
-  config: Mamba4Rec["config"],
-  capacity: number,
-): StepLayer {
-  const { hiddenSize: d, dState, dConv, expand } = config;
-  const inner = expand * d;
-  const dtRank = Math.ceil(d / 16);
-  const name = `mamba_layers.${i}`;
-  const mamba = `${name}.mamba`;
-  const aLog = params.values(`${mamba}.A_log`, [inner, dState]);
-  return {
-    inX: new Linear(params, `${mamba}.in_proj_x`, d, inner, false),
-    inZ: new Linear(params, `${mamba}.in_proj_z`, d, inner, false),
-    convWeight: params.uniform(`${mamba}.conv1d.weight`, [inner, dConv]),
-    convBias: params.uniform(`${mamba}.conv1d.bias`, [inner]),
-    xDt: new Linear(params, `${mamba}.x_proj_dt`, inner, dtRank, false),
-    xB: new Linear(params, `${mamba}.x_proj_B`, inner, dState, false),
-    xC: new Linear(params, `${mamba}.x_proj_C`, inner, dState, false),
-    dtProj: new Linear(params, `${mamba}.dt_proj`, dtRank, inner, true),
-    a: keep(tidy(() => noGrad(() => scale(exp(aLog), -1)))),
-    dSkip: params.constant(`${mamba}.D`, [inner]),
-    out: new Linear(params, `${mamba}.out_proj`, inner, d, false),
-    norm: new LayerNorm(params, `${name}.LayerNorm`, d),
-    ffn: new FeedForward(params, `${name}.ffn`, d, 4 * d),
-    window: keep(zeros([capacity, dConv - 1, inner])),
-    state: keep(zeros([capacity, inner, dState])),
-  };
 }
 
 /**
@@ -463,6 +362,7 @@ export class Mamba4RecStream {
     const { dConv } = this.#model.config;
     const slotTensor = Tensor.from(slots, [batch], "i32");
     const last = Tensor.from(lengths.map((n) => n - 1), [batch], "i32");
+    const lengthTensor = Tensor.from(lengths, [batch], "i32");
     const ids = Tensor.from(items, [batch, length], "i32");
     let h = this.#embNorm.forward(embedding(ids, this.#model.itemTable, { paddingIdx: 0 }));
     this.#layers.forEach((layer, i) => {
@@ -485,7 +385,7 @@ export class Mamba4RecStream {
           deltaBias: layer.dtProj.bias!,
           deltaSoftplus: true,
           layout: "bld",
-          lengths: Tensor.from(lengths, [batch], "i32"),
+          lengths: lengthTensor,
         },
       );
       writeSlotRows(layer.state, slotTensor, state);
@@ -544,52 +444,5 @@ export class Mamba4RecStream {
         );
       }
     }
-  }
-}
-
-/**
- * The `k` best items of each row of a score table read back from the GPU, as
- * {@link Mamba4RecStream.recommend} picks them: best first, ties to the smaller id, PAD (item 0)
- * never among them.
- * @param scores `[users, numItems]`, row-major
- * @param users rows
- * @param k items per row, `1 … numItems − 1`
- */
-export function topKRows(scores: Float32Array, users: number, k: number): Recommendations {
-  const numItems = scores.length / users;
-  if (!Number.isInteger(numItems) || !Number.isInteger(k) || k < 1 || k >= numItems) {
-    throw new RangeError(
-      `topKRows: ${scores.length} scores do not make ${users} rows of more than k = ${k} items`,
-    );
-  }
-  const items = new Int32Array(users * k);
-  const best = new Float32Array(users * k);
-  for (let u = 0; u < users; u++) {
-    topK(scores.subarray(u * numItems, (u + 1) * numItems), k, items, best, u * k);
-  }
-  return { k, items, scores: best };
-}
-
-/** Writes the k best of `row` (item 0, PAD, excluded) into `items`/`scores` at `at`. */
-function topK(
-  row: Float32Array,
-  k: number,
-  items: Int32Array,
-  scores: Float32Array,
-  at: number,
-): void {
-  let filled = 0;
-  for (let id = 1; id < row.length; id++) {
-    const s = row[id];
-    // Strictly better than the current k-th (ids ascend, so an equal score keeps the older id).
-    if (filled === k && !(s > scores[at + k - 1])) continue;
-    let j = filled < k ? filled++ : k - 1;
-    while (j > 0 && s > scores[at + j - 1]) {
-      scores[at + j] = scores[at + j - 1];
-      items[at + j] = items[at + j - 1];
-      j--;
-    }
-    scores[at + j] = s;
-    items[at + j] = id;
   }
 }
