@@ -123,6 +123,7 @@ export {
   MAX_BODY_BYTES,
   MAX_K,
   RecommendationService,
+  type Recommender,
   type RestoredState,
   type RunningServer,
   serveRecommendations,
