@@ -1,7 +1,7 @@
 /**
- * The weights of the streaming form's layers (`streaming.ts`): a trained Mamba4Rec's parameters handed out
- * again by name to the model's own layer classes, and per Mamba layer its step weights and its
- * pools of user windows and states.
+ * The weights of the streaming form's layers (`streaming.ts`): a trained Mamba4Rec's parameters
+ * handed out again by name to the model's own layer classes, and per Mamba layer its step weights
+ * and its pools of user windows and states.
  *
  * @module
  */

@@ -10,21 +10,24 @@
  * LayerNorms, residuals and feed-forward act on the new token alone, through the model's own
  * layer classes bound to its trained tensors.
  *
- * A user with a known history need not be stepped through it: {@link Mamba4RecStream.initFromHistories}
- * runs the layers' full forward once over a right-padded batch of histories, one parallel pass,
- * and writes what stepping would have left: per layer the convolution's inputs at the last
- * `d_conv − 1` positions of each history (zeros before its first item) and the selective scan's
- * state after the history's last item (`selectiveScanWithFinalState`), plus the representation
- * there. Later events step on from these states as from stepped ones.
+ * A user with a known history need not be stepped through it:
+ * {@link Mamba4RecStream.initFromHistories} runs the layers' full forward once over a
+ * right-padded batch of histories, one parallel pass, and writes what stepping would have left:
+ * per layer the convolution's inputs at the last `d_conv − 1` positions of each history (zeros
+ * before its first item) and the selective scan's state after the history's last item
+ * (`selectiveScanWithFinalState`), plus the representation there. Later events step on from
+ * these states as from stepped ones.
  *
- * SSD4Rec cannot be streamed this way. Its bidirectional SSD layers add to the forward scan a
- * backward one that reads the history newest-first, so the backward state at every position
- * depends on the items after it: a new event enters the backward scan first and changes every
- * backward state, hence every position's output, and nothing fixed-size summarises the past for
- * it. Only the forward direction can be stepped. A streaming SSD4Rec must therefore either rerun
- * the backward direction over the user's (windowed) history on each event, O(history) work as in
- * recomputing the whole window, or drop the backward direction and serve a causal model, which is
- * a different model that must be trained as such: its scores are not SSD4Rec's.
+ * SSD4Rec cannot be streamed this way. Each of its Bi-SSD layers adds to a forward scan a
+ * backward one that reads the history newest-first, so a new event is the first token the
+ * backward scan reads: it changes every backward state, hence the layer's output at every
+ * position, and no fixed-size state summarises the past for it. Only the forward direction can
+ * be stepped, and only in the first layer: from the second layer on, the inputs at every earlier
+ * position have changed too, so even the forward states must be recomputed. Serving SSD4Rec
+ * therefore costs a rerun of the user's (windowed) history per event, as recomputing the window
+ * does (carrying the first layer's forward state saves a fraction of that, not its order); O(1)
+ * work per event needs a forward-only (causal) variant, which is a different model, trained as
+ * such, whose scores are not SSD4Rec's.
  *
  * @module
  */

@@ -98,7 +98,7 @@ async function checkFinalState(c: StateCase, seed: number): Promise<void> {
   }
 }
 
-Deno.test("selectiveScanWithFinalState: states after each row's last token match float64", async () => {
+Deno.test("selectiveScanWithFinalState: each row's last-token state matches float64", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const cases: StateCase[] = [
@@ -143,7 +143,9 @@ Deno.test("selectiveScanWithFinalState: refuses gradients and bad lengths, namin
 });
 
 for (const numLayers of [1, 2]) {
-  Deno.test(`Mamba4RecStream.initFromHistories (${numLayers} layer${numLayers > 1 ? "s" : ""}): then more events, scores equal the full forward and stepping`, async () => {
+  const name = `Mamba4RecStream.initFromHistories (${numLayers} layer${numLayers > 1 ? "s" : ""})` +
+    ", then more events: scores equal the full forward and stepping";
+  Deno.test(name, async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
     const model = smallModel(numLayers, rng, seed);
