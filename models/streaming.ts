@@ -54,7 +54,9 @@ export { type Recommendations, topKRows } from "./top_k.ts";
 
 /**
  * Most tokens (users × padded history length) one forward pass of
- * {@link Mamba4RecStream.initFromHistories} takes; longer batches are split by users.
+ * {@link Mamba4RecStream.initFromHistories} takes by default; more are split by users. At
+ * Mamba4Rec's default width (d_inner 128) a pass' largest activation is then 128 MiB, WebGPU's
+ * default limit of one storage binding.
  */
 export const INIT_TOKENS_PER_PASS = 1 << 18;
 
