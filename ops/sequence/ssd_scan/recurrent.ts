@@ -1,9 +1,8 @@
 /**
  * The SSD scan's forward as its recurrence, for states small enough to live in registers
- * (N ≤ `RECURRENT_MAX_STATES`, 64): invocations per (segment, head, block of channels p) walk the
- * segment's tokens holding up to 4 rows S[p, ·] of the state, at most 16 states of each (so that
- * every B_t and C_t value read from workgroup memory serves four channels; the invocations sharing
- * the rows meet in workgroup memory once per round of tokens),
+ * (N ≤ `RECURRENT_MAX_STATES`, 64): invocations per (segment, head, channel p) walk the segment's
+ * tokens holding the row S[p, ·] of the state, at most 32 states each (the selective scan's
+ * limit; two invocations share a row of 64 and meet in workgroup memory once per round of tokens),
  *
  *     S ← a_t·S + Δ_t·x_t[p]·B_t,    a_t = exp(Δ_t·A_h) = exp(cs_t − cs_{t−1})
  *     ŷ_t[p] = (a_t·S_{t−1})·C_t,    y_t[p] = ŷ_t[p] + (C_t·B_t·Δ_t + D_h)·x_t[p]
@@ -25,51 +24,43 @@ import type { Decays } from "./forward.ts";
 import { listed, type SsdSpec } from "./options.ts";
 import { bind, type Binding, bindingIf, launchPerItem, prelude } from "./prelude.ts";
 
-/** Invocations a workgroup aims at. */
+/** Invocations a workgroup aims at: heads × P × invocations per row. */
 const TARGET_THREADS = 128;
-/** Most states of a row one invocation keeps (more: several invocations share the rows). */
-const STATES_PER_THREAD = 16;
-/** Most channels (rows of the state) one invocation keeps, each reusing the staged B and C. */
-const CHANNELS_PER_THREAD = 4;
+/** Most states one invocation keeps in registers (more: several invocations share a row). */
+const STATES_PER_THREAD = 32;
 /** Tokens staged per round. */
 const TOKENS = 8;
 
-/** How a workgroup is laid out: heads, channels and states per invocation. */
+/** How a workgroup is laid out: heads, invocations per state row, states per invocation. */
 interface Layout {
   /** Heads per workgroup (divides the heads of a group). */
   heads: number;
-  /** Channels per invocation (divides P): rows p0 … p0 + rows − 1 of the state. */
-  rows: number;
-  /** Invocations sharing those rows, each holding `spt` states of them. */
+  /** Invocations sharing one (head, channel) row of the state. */
   parts: number;
-  /** States per invocation and row, a multiple of 4 (rows are zero-padded to `parts · spt`). */
+  /** States per invocation, a multiple of 4 (the row is zero-padded to `parts · spt`). */
   spt: number;
-  /** Invocations per workgroup: heads × (P / rows) × parts. */
+  /** Invocations per workgroup: heads × P × parts. */
   threads: number;
 }
 
 function layoutOf(spec: SsdSpec): Layout {
-  const P = spec.headDim;
-  const rows = [CHANNELS_PER_THREAD, 2, 1].find((r) => P % r === 0)!;
   const parts = Math.ceil(spec.states / STATES_PER_THREAD);
   const spt = 4 * Math.ceil(spec.states / parts / 4);
-  const perHead = (P / rows) * parts;
   const perGroup = spec.heads / spec.groups;
-  const cap = Math.max(1, Math.floor(TARGET_THREADS / perHead));
+  const cap = Math.max(1, Math.floor(TARGET_THREADS / (spec.headDim * parts)));
   let heads = 1;
   for (let d = 1; d <= Math.min(cap, perGroup); d++) if (perGroup % d === 0) heads = d;
-  return { heads, rows, parts, spt, threads: heads * perHead };
+  return { heads, parts, spt, threads: heads * spec.headDim * parts };
 }
 
 /**
  * The recurrence's shader. Each round stages, for `TOKENS` tokens, B and C as zero-padded rows of
- * vec4 (so that padded states stay 0 and add nothing), and per head Δ, x and the decay. In the
- * token loop an invocation reads its states' B and C once for all its channels, at constant
- * offsets from the round's row; the parts' sums of ŷ meet in workgroup memory after the round.
+ * vec4 (so that padded states stay 0 and add nothing), and per head Δ, x and the decay; the token
+ * loop then reads workgroup memory only at constant offsets from a round's row.
  */
 function recurrentShader(spec: SsdSpec): string {
   const { states: N, headDim: P } = spec;
-  const { heads: HB, rows: R, parts, spt, threads } = layoutOf(spec);
+  const { heads: HB, parts, spt, threads } = layoutOf(spec);
   const SV = spt / 4;
   const list: Binding[] = [
     ["read", "chunks", "i32"],
@@ -87,43 +78,24 @@ function recurrentShader(spec: SsdSpec): string {
     ["read_write", "sin"],
     ...bindingIf(spec.wantFinal, ["read_write", "fin"]),
   ];
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const vecs = range(SV);
-  const channels = range(R);
-  // State n0 + 4m + c of channel p0 + r is s{r}_{m}[c]; the padded ones are never stored.
+  const vecs = Array.from({ length: SV }, (_, m) => m);
+  // State n0 + 4m + c of the invocation; the padded ones are never stored.
   const padded = parts * spt !== N;
-  const each = (f: (r: number, m: number, c: number) => string) =>
-    channels.flatMap((r) =>
-      vecs.flatMap((m) =>
-        [0, 1, 2, 3].map((c) => {
-          const body = f(r, m, c);
-          return padded ? `if (n0 + ${4 * m + c}u < N) { ${body} }` : body;
-        })
-      )
+  const each = (f: (m: number, c: number) => string) =>
+    vecs.flatMap((m) =>
+      [0, 1, 2, 3].map((c) => {
+        const body = f(m, c);
+        return padded ? `if (n0 + ${4 * m + c}u < N) { ${body} }` : body;
+      })
     ).join("\n      ");
-  const at = (r: number, m: number, c: number) => `${r * N + 4 * m + c}u`;
   const store = (target: string, base: string) =>
-    each((r, m, c) => `${target}[${base} + ${at(r, m, c)}] = s${r}_${m}[${c}];`);
-  const declare = channels.flatMap((r) => vecs.map((m) => `  var s${r}_${m} = vec4<f32>(0.0);`))
-    .join("\n") +
-    (spec.hasInit
-      ? `\n  ${each((r, m, c) => `s${r}_${m}[${c}] = init[sbase + ${at(r, m, c)}];`)}`
-      : "");
+    each((m, c) => `${target}[${base} + ${4 * m + c}u] = s${m}[${c}];`);
+  const declare = vecs.map((m) => `  var s${m} = vec4<f32>(0.0);`).join("\n") +
+    (spec.hasInit ? `\n  ${each((m, c) => `s${m}[${c}] = init[sbase + ${4 * m + c}u];`)}` : "");
   const step = vecs.map((m) =>
-    `{
-        let bv = sb[i][part][${m}];
-        let cv = sc[i][part][${m}];
-${
-      channels.map((r) =>
-        `        let dec${r} = a * s${r}_${m};\n` +
-        `        q${r} = fma(dec${r}, cv, q${r});\n` +
-        `        s${r}_${m} = fma(dx${r}, bv, dec${r});`
-      ).join("\n")
-    }
-      }`
+    `{ let dec = a * s${m}; q${m % 2} = fma(dec, sc[i][part][${m}], q${m % 2}); ` +
+    `s${m} = fma(dx, sb[i][part][${m}], dec); }`
   ).join("\n      ");
-  const vecR = R === 1 ? "f32" : `vec${R}<f32>`;
-  const sums = channels.map((r) => `(q${r}.x + q${r}.y) + (q${r}.z + q${r}.w)`);
   // Staging B and C: four states of one token per invocation, zero past N and past the segment.
   const load = (name: string) =>
     padded
@@ -132,13 +104,29 @@ ${
           .join(", ")
       })`
       : `vec4<f32>(${[0, 1, 2, 3].map((c) => `${name}[at + ${c}u]`).join(", ")})`;
-  const component = (v: string, r: number) => (R === 1 ? v : `${v}[${r}]`);
+  // The output of token i: alone, or the parts' sums met in workgroup memory after the round.
+  const finish = (yhat: string) =>
+    `{
+          let at = hp_at(start + tok, h, p);
+          yh[at] = ${yhat};
+          y[at] = ${yhat} + (sdiag[i] * sdt[i][hl] + skip) * sx[i][row];
+        }`;
+  const emit = parts === 1 ? `      ${finish("yhat")}` : `      spart[i][lid] = yhat;`;
+  const gather = parts === 1 ? "" : `    workgroupBarrier();
+    if (part == 0u) {
+      for (var i = 0u; i < TOK; i++) {
+        let tok = t0 + i;
+        if (tok >= len) { break; }
+        var yhat = 0.0;
+        for (var q = 0u; q < PARTS; q++) { yhat += spart[i][lid + q]; }
+        ${finish("yhat")}
+      }
+    }`;
   return /* wgsl */ `
 ${bind(list)}
 ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
 const HB: u32 = ${HB}u;
-const R: u32 = ${R}u;
 const TOK: u32 = ${TOKENS}u;
 const PARTS: u32 = ${parts}u;
 const SV: u32 = ${SV}u;
@@ -150,7 +138,7 @@ var<workgroup> sdiag: array<f32, TOK>;
 var<workgroup> sdt: array<array<f32, HB>, TOK>;
 var<workgroup> sdec: array<array<f32, HB>, TOK>;
 var<workgroup> sx: array<array<f32, ${HB * P}>, TOK>;
-var<workgroup> spart: array<array<${vecR}, THREADS>, TOK>;
+${parts === 1 ? "" : "var<workgroup> spart: array<array<f32, THREADS>, TOK>;"}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -163,14 +151,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let len = u32(segs[rank * 4u + 1u]);
   let first = u32(segs[rank * 4u + 2u]);
   let seg = u32(segs[rank * 4u + 3u]);
-  // Invocation lid: part of the rows of channel block blk (head hl of the block, channels p0 …).
   let part = lid % PARTS;
-  let blk = lid / PARTS;
-  let hl = blk / (P / R);
+  let row = lid / PARTS;
+  let hl = row / P;
   let h = h0 + hl;
-  let p0 = (blk % (P / R)) * R;
+  let p = row % P;
   let n0 = part * SPT;
-  let sbase = (seg * H + h) * PN + p0 * N + n0;
+  let sbase = (seg * H + h) * PN + p * N + n0;
   let skip = ${spec.hasD ? "D[h]" : "0.0"};
   let last = arrayLength(&B) - 1u;
 ${declare}
@@ -223,33 +210,20 @@ ${declare}
       if (tok % Q == 0u) {
         let slot = chunk_slot(first + tok / Q);
         if (slot >= 0) {
-          let ibase = (u32(slot) * H + h) * PN + p0 * N + n0;
+          let ibase = (u32(slot) * H + h) * PN + p * N + n0;
           ${store("sin", "ibase")}
         }
       }
       let a = sdec[i][hl];
-      let d = sdt[i][hl];
-${channels.map((r) => `      let dx${r} = vec4<f32>(d * sx[i][hl * P + p0 + ${r}u]);`).join("\n")}
-${channels.map((r) => `      var q${r} = vec4<f32>(0.0);`).join("\n")}
+      let dx = vec4<f32>(sdt[i][hl] * sx[i][row]);
+      var q0 = vec4<f32>(0.0);
+      var q1 = vec4<f32>(0.0);
       ${step}
-      spart[i][lid] = ${vecR}(${sums.join(", ")});
+      let qs = q0 + q1;
+      let yhat = (qs.x + qs.y) + (qs.z + qs.w);
+${emit}
     }
-    workgroupBarrier();
-    // The parts of channel block blk meet: part q finishes tokens q, q + PARTS, … of the round.
-    for (var i = part; i < TOK; i += PARTS) {
-      let tok = t0 + i;
-      if (tok >= len) { break; }
-      var yhat = spart[i][blk * PARTS];
-      for (var q = 1u; q < PARTS; q++) { yhat += spart[i][blk * PARTS + q]; }
-      let dd = sdiag[i] * sdt[i][hl];
-      let at = hp_at(start + tok, h, p0);
-${
-    channels.map((r) =>
-      `      yh[at + ${r}u] = ${component("yhat", r)};\n` +
-      `      y[at + ${r}u] = ${component("yhat", r)} + (dd + skip) * sx[i][hl * P + p0 + ${r}u];`
-    ).join("\n")
-  }
-    }
+${gather}
   }
   ${spec.wantFinal ? store("fin", "sbase") : ""}
 }`;
