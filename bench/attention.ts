@@ -4,7 +4,8 @@
  * 200 items) and dropout 0.5 on the probabilities, as RecBole's SASRec trains. "forward" is the
  * training forward (it keeps what the backward needs); "forward+backward" adds the backward of
  * q, k and v from a given output gradient, without a loss around it. Each row's note gives the
- * problem and the peak storage one iteration holds (inputs included, rounded to pool sizes).
+ * problem, its floor (the FLOPs and bytes below, whose rates the row shows) and the peak storage
+ * one iteration holds (inputs included, rounded to pool sizes).
  *
  * Floor. FLOPs: 4·B·H·L²·d for the forward (Q·Kᵀ and P·V), 10·B·H·L²·d for the backward (the
  * scores again, dP = dO·Vᵀ, dV, dQ and dK), 5.24e9 · (4 | 14) = 21.0 GFLOP forward, 73.4 GFLOP
@@ -112,14 +113,15 @@ async function attentionSetup(
   run();
   await sync();
   const peak = memoryStats().peakLiveBytes;
-  const square = b * h * l * l * d;
-  const tensorBytes = b * h * l * d * 4;
+  const flops = (withBackward ? 14 : 4) * b * h * l * l * d;
+  const bytes = (withBackward ? 12 : 4) * b * h * l * d * 4;
   return {
     tensors: [q, k, v, gout, pad],
     run,
-    flops: (withBackward ? 14 : 4) * square,
-    bytes: (withBackward ? 12 : 4) * tensorBytes,
-    note: `b${b} h${h} l${l} d${d} peak ${bytesText(peak)}`,
+    flops,
+    bytes,
+    note: `b${b} h${h} l${l} d${d}, floor ${(flops / 1e9).toFixed(flops < 1e9 ? 4 : 1)} ` +
+      `GFLOP ${bytesText(bytes)}, peak ${bytesText(peak)}`,
   };
 }
 

@@ -33,6 +33,12 @@ function bits(v: Float32Array): Uint32Array {
   return new Uint32Array(v.buffer, v.byteOffset, v.length);
 }
 
+/** A random [batch, heads, L, d] from the test's seed: L up to 90 (two blocks), d up to 40. */
+function randomShape(rng: () => number): number[] {
+  const pick = (n: number) => 1 + Math.floor(rng() * n);
+  return [pick(3), pick(3), pick(90), pick(40)];
+}
+
 function f32(v: Float64Array): Float64Array {
   return v.map(Math.fround);
 }
@@ -63,7 +69,7 @@ function options(causal: boolean, pad?: Int32Array, extra: Partial<AttentionOpti
 Deno.test("fused attention: forward and gradients match float64 and finite differences", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  for (const shape of SHAPES) {
+  for (const shape of [...SHAPES, randomShape(rng)]) {
     const [batch, heads, length, dim] = shape;
     const n = batch * heads * length * dim;
     for (const m of MASKS) {
@@ -189,7 +195,7 @@ Deno.test("fused and unfused attention agree to rounding under the same generato
   const seed = freshSeed();
   const rng = makeRng(seed);
   const names = ["output", "dq", "dk", "dv"];
-  for (const shape of [[2, 2, 9, 5], [3, 1, 70, 8]]) {
+  for (const shape of [[2, 2, 9, 5], [3, 1, 70, 8], randomShape(rng)]) {
     const [batch, , length] = shape;
     const n = shape.reduce((a, b) => a * b, 1);
     const inputs = [0, 1, 2].map(() => Float32Array.from(randn(rng, n)));

@@ -41,7 +41,7 @@ export const FLASH_ROWS = 64;
 export type FlashKernel = "forward" | "query grads" | "key grads";
 
 /** Rows of the other side staged per tile: the tile of K and V (or Q and dO) stays ≤ 8 KiB. */
-export function flashTileRows(dim: number): number {
+function flashTileRows(dim: number): number {
   const padded = 4 * Math.ceil(dim / 4);
   return padded <= 32 ? 32 : padded <= 64 ? 16 : 8;
 }
