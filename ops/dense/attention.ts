@@ -24,13 +24,13 @@
  * Masked entries: with one unmasked key or more in a row, the masked ones get exp(s − 10,000 −
  * max) = 0 in f32, as in RecBole. A row whose keys are all masked (every row of a sequence of
  * pads only; with the causal mask also any row whose sequence starts with a pad) gets, as in
- * RecBole, the softmax of its raw scores: the −10,000 shifts every entry equally. The kernel
- * keeps the mask term apart from the scores when taking the row's maximum, so that row is the
+ * RecBole, the softmax of its raw scores: the −10,000 shifts every entry equally. The row
+ * kernel keeps the mask term apart from the scores when taking the row's maximum, so that row is the
  * softmax of the raw scores without rounding `s − 10,000` to f32 (an error of up to 2⁻¹¹ in
  * every score of the row).
  *
- * Deterministic: every row is reduced by a fixed-order tree in workgroup memory; no atomics (the
- * fused form's sums run in a fixed order too).
+ * Deterministic: the unfused form reduces every row by a fixed-order tree in workgroup memory,
+ * the fused form sums in a fixed order; neither uses atomics.
  *
  * @module
  */
