@@ -105,7 +105,7 @@ Deno.test("bert4rec masking: deterministic per (seed, epoch, batch), RecBole's d
     if (draw.fineTune) fineTunes++;
   }
   assert(
-    Math.abs(fineTunes / draws - 0.5) < 0.06,
+    Math.abs(fineTunes / draws - 0.5) < 0.08,
     `seed ${seed}: fine-tune in ${fineTunes}/${draws}`,
   );
   assert(
