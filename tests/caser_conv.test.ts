@@ -72,35 +72,37 @@ for (const p of SHAPES) {
   });
 }
 
-Deno.test("caserHorizontalConv: of equal maxima the first position takes the gradient", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  const p = { batch: 2, length: 5, dim: 3, filters: 2 };
-  // Every row of a window the same: every position of a height gives the same value.
-  const row = randn(rng, p.dim);
-  const x = new Float64Array(p.batch * p.length * p.dim).map((_, i) => row[i % p.dim]);
-  const size = packedFilterSize(p);
-  const w = randn(rng, size);
-  const bias = new Float64Array(p.length * p.filters).fill(5); // every maximum positive
-  const dout = randn(rng, p.batch * p.length * p.filters);
-  const grads = tidy(() => {
-    const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
-    const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
-    const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
-    const out = caserHorizontalConv(xt, wt, bt);
-    backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
-    return [xt.grad!, wt.grad!, bt.grad!];
+for (const dim of [3, 4]) {
+  Deno.test(`caserHorizontalConv (E ${dim}): of equal maxima the first position takes the gradient`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const p = { batch: 2, length: 5, dim, filters: 2 };
+    // Every row of a window the same: every position of a height gives the same value.
+    const row = randn(rng, p.dim);
+    const x = new Float64Array(p.batch * p.length * p.dim).map((_, i) => row[i % p.dim]);
+    const size = packedFilterSize(p);
+    const w = randn(rng, size, 0.1);
+    const bias = new Float64Array(p.length * p.filters).fill(5); // every maximum positive
+    const dout = randn(rng, p.batch * p.length * p.filters);
+    const grads = tidy(() => {
+      const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
+      const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
+      const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
+      const out = caserHorizontalConv(xt, wt, bt);
+      backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
+      return [xt.grad!, wt.grad!, bt.grad!];
+    });
+    const [dx, dw, db] = await readTensors(grads);
+    const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
+    const { winner } = caserHorizontalReference(p, x, w, bias);
+    assertEquals([...new Set(winner)], [0], `seed ${seed}: the reference's winners`);
+    // Had a later position won, dx would differ: its windows cover other rows.
+    assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
+    assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
+    assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
+    for (const t of grads) t.dispose();
   });
-  const [dx, dw, db] = await readTensors(grads);
-  const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
-  const { winner } = caserHorizontalReference(p, x, w, bias);
-  assertEquals([...new Set(winner)], [0], `seed ${seed}: the reference's winners`);
-  // Had a later position won, dx would differ: its windows cover other rows.
-  assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
-  assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
-  assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
-  for (const t of grads) t.dispose();
-});
+}
 
 Deno.test("caser convolutions refuse mismatched shapes, naming what was expected", () => {
   tidy(() => {

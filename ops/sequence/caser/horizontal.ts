@@ -6,7 +6,8 @@
  * `torch.cat(out_hs, 1)`).
  *
  * Forward: one invocation per (row, height, filter) walks the positions; a window of h rows of x
- * is h·E contiguous values, so each position is one dot product with the filter. The first
+ * is h·E contiguous values, so each position is one dot product with the filter (read as vec4s
+ * when E is a multiple of 4), and neighbouring invocations share a height. The first
  * position with the largest pre-activation wins ties; ReLU then max equals max then ReLU, so the
  * op saves only that position per output (−1 where the maximum is ≤ 0: ReLU passes no gradient
  * there).
@@ -37,35 +38,48 @@ struct P { n: u32, stride: u32, batch: u32, length: u32, dim: u32, filters: u32 
 fn height_offset(h: u32) -> u32 { return p.filters * p.dim * (h * (h - 1u) / 2u); }
 ${GRID_WGSL}`;
 
-const FORWARD = /* wgsl */ `
+/**
+ * The forward kernel reading x and the filters in units of `unit` values (vec4 when E is a
+ * multiple of 4: a window and a filter are then whole vec4s, and each step is one `dot`).
+ */
+function forwardShader(unit: 1 | 4): string {
+  const U = unit === 4 ? "vec4f" : "f32";
+  const product = unit === 4 ? "dot(weight[w0 + j], x[x0 + j])" : "weight[w0 + j] * x[x0 + j]";
+  return /* wgsl */ `
 ${PRELUDE}
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<${U}>;
+@group(0) @binding(2) var<storage, read> weight: array<${U}>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> winner: array<i32>;
-// Invocation k = (row · L + h − 1) · nh + f, the output's own index.
+// Invocation k = ((h − 1) · B + row) · nh + f: neighbours share a height, so they walk the same
+// number of positions. Offsets and spans count units of ${unit}.
 @compute @workgroup_size(${WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let k = grid_index(gid, p.stride);
   if (k >= p.n) { return; }
   let f = k % p.filters;
-  let h = (k / p.filters) % p.length + 1u;
-  let row = k / (p.filters * p.length);
-  let w0 = height_offset(h) + f * h * p.dim;
-  let span = h * p.dim;
+  let row = (k / p.filters) % p.batch;
+  let h = k / (p.filters * p.batch) + 1u;
+  let dim = p.dim / ${unit}u;
+  let w0 = height_offset(h) / ${unit}u + f * h * dim;
+  let span = h * dim;
   let b = bias[(h - 1u) * p.filters + f];
   var best = 0.0;
   var at = 0u;
   for (var t = 0u; t + h <= p.length; t++) {
-    let x0 = (row * p.length + t) * p.dim;
+    let x0 = (row * p.length + t) * dim;
     var s = b;
-    for (var j = 0u; j < span; j++) { s += weight[w0 + j] * x[x0 + j]; }
+    for (var j = 0u; j < span; j++) { s += ${product}; }
     if (t == 0u || s > best) { best = s; at = t; }
   }
-  out[k] = max(best, 0.0);
-  winner[k] = select(-1, i32(at), best > 0.0);
+  let o = (row * p.length + h - 1u) * p.filters + f;
+  out[o] = max(best, 0.0);
+  winner[o] = select(-1, i32(at), best > 0.0);
 }`;
+}
+
+const FORWARD = { 1: forwardShader(1), 4: forwardShader(4) };
 
 const BACKWARD_X = /* wgsl */ `
 ${PRELUDE}
@@ -189,7 +203,8 @@ export function caserHorizontalConv(x: Tensor, weight: Tensor, bias: Tensor): Te
     return { g, words: packParams([n, g.stride, batch, length, dim, filters]) };
   };
   const fwd = params(outputs);
-  launch(OP, FORWARD, fwd.words, [x, weight, bias, out, winner], fwd.g.groups);
+  const unit = dim % 4 === 0 ? 4 : 1;
+  launch(OP, FORWARD[unit], fwd.words, [x, weight, bias, out, winner], fwd.g.groups);
   return record(out, OP, [x, weight, bias], (dout) => {
     let dx: Tensor | null = null, dweight: Tensor | null = null, dbias: Tensor | null = null;
     if (x.requiresGrad) {
