@@ -40,7 +40,8 @@ export interface ModelEntryOf<M extends TrainableModel> {
   readonly layout: M extends PackedModel ? "packed" : "padded";
   /**
    * The validated hyperparameters: the model's defaults overridden by `overrides` (which set
-   * `numItems`); an unknown key or a bad value fails naming the key.
+   * `numItems`, and `numUsers` for a model with a `userTable`); an unknown key or a bad value
+   * fails naming the key.
    */
   readonly config: (overrides: Record<string, unknown>) => object;
   /** A model with fresh weights for a configuration built by `config`. */
