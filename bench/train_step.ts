@@ -1,0 +1,112 @@
+/**
+ * Where a training step's GPU time goes: builds a model on a dataset as `deno task train` does
+ * (its preset, the first epoch's batches), times a few whole steps (forward, backward, Adam), then
+ * profiles one step with timestamp queries and prints every kernel's GPU time, largest first.
+ *
+ *     deno run -A bench/train_step.ts --model ssd4rec --dataset ml-1m [--steps 5] [--top 30]
+ *
+ * `--max-users N` trains on the first N users only (a quick slice, e.g. on a CPU adapter).
+ * `--batch-size B` overrides the model's training batch size.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  Adam,
+  backward,
+  startProfile,
+  stopProfile,
+  summarizeProfile,
+  sync,
+  tidy,
+  zeroGrad,
+} from "../ops/mod.ts";
+import { type TrainingStep, trainingSteps } from "../models/mod.ts";
+import { setupRun } from "../run/mod.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    model: { type: "string", default: "mamba4rec" },
+    dataset: { type: "string", default: "ml-1m" },
+    steps: { type: "string", default: "5" },
+    top: { type: "string", default: "30" },
+    "max-users": { type: "string" },
+    "batch-size": { type: "string" },
+  },
+});
+const count = (name: string, text: string) => {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    console.error(`train_step: --${name} must be a positive integer, got '${text}'`);
+    Deno.exit(2);
+  }
+  return n;
+};
+const steps = count("steps", values.steps);
+const top = count("top", values.top);
+
+const run = await setupRun({
+  model: values.model,
+  dataset: values.dataset,
+  maxUsers: values["max-users"] === undefined ? undefined : count("max-users", values["max-users"]),
+  train: values["batch-size"] === undefined
+    ? {}
+    : { batchSize: count("batch-size", values["batch-size"]) },
+});
+const { model, dataset, config } = run;
+const adam = new Adam(model.params.list(), {
+  lr: config.learningRate,
+  weightDecay: config.weightDecay,
+  maxGradNorm: config.clipGradNorm ?? undefined,
+});
+const stream = trainingSteps(model, dataset, config, 0)[Symbol.iterator]();
+
+/** Runs the next training step (or fails when the epoch has no more). */
+function step(): TrainingStep {
+  const next = stream.next();
+  if (next.done) throw new Error("train_step: the epoch has fewer batches than asked for");
+  const s = next.value;
+  try {
+    tidy(() => {
+      backward(s.loss());
+      adam.step();
+      zeroGrad(model.params.list());
+    });
+  } finally {
+    s.release();
+  }
+  return s;
+}
+
+console.log(
+  `${model.name} on ${run.plan.datasetName}, batch ${config.batchSize}, on ${run.adapter}`,
+);
+step();
+await sync();
+let samples = 0, tokens = 0;
+const start = performance.now();
+for (let i = 0; i < steps; i++) {
+  const s = step();
+  samples += s.size;
+  tokens += s.tokens ?? s.size * config.maxLength;
+}
+await sync();
+const ms = (performance.now() - start) / steps;
+console.log(
+  `${steps} steps: ${ms.toFixed(1)} ms a step (${(samples / steps).toFixed(0)} samples, ` +
+    `${(tokens / steps).toFixed(0)} tokens)`,
+);
+startProfile();
+step();
+const rows = summarizeProfile(await stopProfile()).sort((a, b) => b.ms - a.ms);
+const total = rows.reduce((sum, r) => sum + r.ms, 0);
+console.log(`profile of one step: ${total.toFixed(2)} ms of kernels`);
+for (const r of rows.slice(0, top)) {
+  const share = (100 * r.ms / total).toFixed(1).padStart(5);
+  console.log(
+    `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(4)}× ${
+      r.ms.toFixed(3).padStart(8)
+    } ms ${share}%`,
+  );
+}
