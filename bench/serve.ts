@@ -19,8 +19,12 @@
  */
 import { noGrad } from "../ops/core/autograd.ts";
 import { type Tensor, tidy } from "../ops/core/tensor.ts";
-import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
-import { INIT_TOKENS_PER_PASS, Mamba4RecStream } from "../models/streaming.ts";
+import {
+  INIT_TOKENS_PER_PASS,
+  Mamba4Rec,
+  mamba4recConfig,
+  Mamba4RecStream,
+} from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
 import { type BenchContext, benchmark, type BenchmarkDef } from "./harness.ts";
 

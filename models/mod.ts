@@ -68,7 +68,8 @@ export {
   maskItemSequence,
 } from "./bert4rec_masking.ts";
 export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
-export { Mamba4RecStream, type Mamba4RecStreamOptions, type Recommendations } from "./streaming.ts";
+export { INIT_TOKENS_PER_PASS, Mamba4RecStream, type Mamba4RecStreamOptions } from "./streaming.ts";
+export { type Recommendations, topKRows } from "./top_k.ts";
 export {
   type InputLayout,
   layoutOf,

@@ -62,6 +62,8 @@ export {
 } from "./wgsl/mod.ts";
 export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./wgsl/mod.ts";
 export { gatherPositions } from "./pointwise/gather.ts";
+export { concatColumns } from "./pointwise/concat.ts";
+export { padMask } from "./pointwise/pad_mask.ts";
 export { matmul, planMatmul } from "./dense/matmul/mod.ts";
 export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul/mod.ts";
 export { copyShader, copyTensor, DEFAULT_COPY_CONFIG } from "./pointwise/copy.ts";
@@ -130,13 +132,17 @@ export {
   selectiveScan,
   selectiveScanReference,
   selectiveScanReferenceBackward,
+  selectiveScanReferenceFinalState,
+  selectiveScanWithFinalState,
 } from "./sequence/selective_scan/mod.ts";
 export type {
+  SelectiveScanFinalStateOptions,
   SelectiveScanGrads,
   SelectiveScanInputs,
   SelectiveScanOptions,
   SelectiveScanProblem,
   SelectiveScanTuning,
+  SelectiveScanWithState,
 } from "./sequence/selective_scan/mod.ts";
 export { gru, GRU_MAX_HIDDEN, gruReference, gruReferenceBackward } from "./sequence/gru/mod.ts";
 export type {

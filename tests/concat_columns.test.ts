@@ -1,6 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { concatColumns } from "../ops/pointwise/concat.ts";
-import { padMask } from "../ops/pointwise/pad_mask.ts";
+import { concatColumns, padMask } from "../ops/mod.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { freshSeed, gradCheck, makeRng, randint, randn } from "./util.ts";
 

@@ -8,7 +8,7 @@ import {
   selectiveScanReferenceFinalState,
   type SelectiveScanTuning,
   selectiveScanWithFinalState,
-} from "../ops/sequence/selective_scan/mod.ts";
+} from "../ops/mod.ts";
 import { Mamba4RecStream } from "../models/streaming.ts";
 import { assertClose, freshSeed, makeRng, randint, randn } from "./util.ts";
 import {
