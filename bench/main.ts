@@ -14,7 +14,13 @@ import { initGpu } from "../ops/mod.ts";
 import { formatHeader, formatRow, gpuWaitCost, MAX_WAIT_SHARE, runBenchmarks } from "./harness.ts";
 
 /** Modules of `bench/` that are not benchmark registrations. */
-export const SCRIPTS = ["main.ts", "harness.ts", "matmul_sweep.ts", "ssd_kernels.ts"];
+export const SCRIPTS = [
+  "main.ts",
+  "harness.ts",
+  "matmul_sweep.ts",
+  "ssd_kernels.ts",
+  "train_step.ts",
+];
 
 /** Imports every benchmark module of this folder, the ones this folder's owner wrote first. */
 async function loadModules(): Promise<void> {
