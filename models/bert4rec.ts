@@ -2,7 +2,7 @@
  * BERT4Rec as RecBole v1.2 builds, trains and evaluates it: the item embedding with one extra
  * row, the mask token (id `numItems`, PAD 0 counted in `numItems`), plus an absolute position
  * embedding of `maxLength` rows, LayerNorm then dropout, a stack of post-LN Transformer layers
- * (RecBole's `TransformerEncoder`, as in SASRec) attending in both directions with pad keys
+ * (RecBole's `TransformerEncoder`, `transformer.ts`, as in SASRec) attending in both directions with pad keys
  * masked, and an output head `output_ln(gelu(output_ffn(x)))` at every position.
  *
  * Scores are `h · E[:numItems]ᵀ + output_bias`: every item row, PAD included, but not the mask
@@ -33,12 +33,12 @@ import { concatColumns } from "../ops/pointwise/concat.ts";
 import { padMask } from "../ops/pointwise/pad_mask.ts";
 import { fill } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
-import { attention, ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
-import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
+import { ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { Tensor } from "../ops/core/tensor.ts";
 import { applyDropout, type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
+import { type RowGather, TransformerEncoder } from "./transformer.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
 import { ParameterSet } from "./parameters.ts";
 import { evaluationWindow, maskItemLength, maskItemSequence } from "./bert4rec_masking.ts";
@@ -149,21 +149,6 @@ export function bert4recConfig(overrides: Record<string, unknown>): BERT4RecConf
   return c;
 }
 
-/** One post-LN Transformer layer's parameters (RecBole's `TransformerLayer`). */
-interface TransformerLayerWeights {
-  readonly query: Linear;
-  readonly key: Linear;
-  readonly value: Linear;
-  readonly dense: Linear;
-  readonly attnNorm: LayerNorm;
-  readonly dense1: Linear;
-  readonly dense2: Linear;
-  readonly ffnNorm: LayerNorm;
-}
-
-/** Picks the rows a caller needs from a layer's `[B, L, H]` output, giving `[R, H]`. */
-type RowGather = (x: Tensor) => Tensor;
-
 /** BERT4Rec on WebGPU, on padded batches, with its own masked-item training loss. */
 export class BERT4Rec implements PaddedModel {
   /** Model name, as checkpoints record it. */
@@ -178,7 +163,7 @@ export class BERT4Rec implements PaddedModel {
   dropoutRng: DropoutRng;
   readonly #items: Tensor;
   readonly #positions: Tensor;
-  readonly #layers: TransformerLayerWeights[] = [];
+  readonly #encoder: TransformerEncoder;
   readonly #embNorm: LayerNorm;
   readonly #outputFfn: Linear;
   readonly #outputNorm: LayerNorm;
@@ -187,27 +172,14 @@ export class BERT4Rec implements PaddedModel {
   /** Builds the model with fresh weights drawn from `config.seed`. */
   constructor(config: BERT4RecConfig) {
     this.config = config;
-    const { numItems, hiddenSize: h, innerSize, layerNormEps: eps } = config;
+    const { numItems, hiddenSize: h, layerNormEps: eps } = config;
     this.params = new ParameterSet(config.seed);
     this.dropoutRng = new DropoutRng(config.seed);
     const p = this.params;
     // nn.Embedding(n_items + 1, H, padding_idx=0): the last row is the mask token's.
     this.#items = p.normal("item_embedding.weight", [numItems + 1, h], INIT_STD);
     this.#positions = p.normal("position_embedding.weight", [config.maxLength, h], INIT_STD);
-    for (let i = 0; i < config.numLayers; i++) {
-      const attn = `trm_encoder.layer.${i}.multi_head_attention`;
-      const ffn = `trm_encoder.layer.${i}.feed_forward`;
-      this.#layers.push({
-        query: new Linear(p, `${attn}.query`, h, h),
-        key: new Linear(p, `${attn}.key`, h, h),
-        value: new Linear(p, `${attn}.value`, h, h),
-        dense: new Linear(p, `${attn}.dense`, h, h),
-        attnNorm: new LayerNorm(p, `${attn}.LayerNorm`, h, eps),
-        dense1: new Linear(p, `${ffn}.dense_1`, h, innerSize),
-        dense2: new Linear(p, `${ffn}.dense_2`, innerSize, h),
-        ffnNorm: new LayerNorm(p, `${ffn}.LayerNorm`, h, eps),
-      });
-    }
+    this.#encoder = new TransformerEncoder(p, config);
     this.#embNorm = new LayerNorm(p, "LayerNorm", h, eps);
     this.#outputFfn = new Linear(p, "output_ffn", h, h);
     this.#outputNorm = new LayerNorm(p, "output_ln", h, eps);
@@ -317,45 +289,12 @@ export class BERT4Rec implements PaddedModel {
     const pads = padMask(items);
     const embedded = embedding(items, this.#items, { paddingIdx: 0 });
     // [B, L, H] + [L, H]: the position rows repeat over the batch.
-    let x = applyDropout(
+    const x = applyDropout(
       this.#embNorm.forward(add(embedded, embedding(positionIds, this.#positions))),
       ctx,
     );
-    this.#layers.forEach((layer, i) => {
-      x = this.#layer(layer, x, pads, ctx, i === this.#layers.length - 1 ? gather : null);
-    });
-    return this.#outputNorm.forward(gelu(this.#outputFfn.forward(x)));
-  }
-
-  /** One bidirectional Transformer layer on `[B, L, H]`; with `gather`, at those rows only. */
-  #layer(
-    w: TransformerLayerWeights,
-    x: Tensor,
-    pads: Tensor,
-    ctx: DropoutContext,
-    gather: RowGather | null,
-  ): Tensor {
-    const heads = this.config.numHeads;
-    let context = mergeHeads(
-      attention(
-        splitHeads(w.query.forward(x), heads),
-        splitHeads(w.key.forward(x), heads),
-        splitHeads(w.value.forward(x), heads),
-        {
-          mask: "none",
-          keyPadding: pads,
-          dropout: { p: this.config.attnDropoutProb, rng: ctx.rng, training: ctx.training },
-        },
-      ),
-    );
-    let residual = x;
-    if (gather) {
-      context = gather(context);
-      residual = gather(x);
-    }
-    const a = w.attnNorm.forward(add(applyDropout(w.dense.forward(context), ctx), residual));
-    const f = w.dense2.forward(gelu(w.dense1.forward(a)));
-    return w.ffnNorm.forward(add(applyDropout(f, ctx), a));
+    const h = this.#encoder.forward(x, ctx, { mask: "none", keyPadding: pads }, gather);
+    return this.#outputNorm.forward(gelu(this.#outputFfn.forward(h)));
   }
 }
 

@@ -56,6 +56,12 @@ export {
   mamba4recConfig,
 } from "./mamba4rec.ts";
 export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
+export {
+  type EncoderMask,
+  type RowGather,
+  TransformerEncoder,
+  type TransformerEncoderConfig,
+} from "./transformer.ts";
 export { SASRec, SASREC_DEFAULTS, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
 export { Caser, CASER_DEFAULTS, type CaserConfig, caserConfig } from "./caser.ts";
 export { BERT4Rec, BERT4REC_DEFAULTS, type BERT4RecConfig, bert4recConfig } from "./bert4rec.ts";

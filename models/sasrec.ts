@@ -1,13 +1,8 @@
 /**
  * SASRec as RecBole v1.2 builds it: the item embedding (PAD id 0) plus an absolute position
  * embedding (positions 0 … L − 1 from the left, neither scaled), LayerNorm then dropout, and a
- * stack of post-LN Transformer layers (RecBole's `TransformerEncoder`):
- *
- * - multi-head attention: Q, K, V = Linear(H, H) with bias, per head
- *   `dropout(softmax(Q·Kᵀ / √(H / heads) + causal mask)) · V`, the heads concatenated, then
- *   `LayerNorm(dropout(dense(context)) + input)`;
- * - feed-forward: `LayerNorm(dropout(dense_2(gelu(dense_1(a)))) + a)` with exact (erf) GELU and
- *   no dropout between the activation and `dense_2`.
+ * stack of post-LN Transformer layers (RecBole's `TransformerEncoder`, `transformer.ts`) under the
+ * causal mask.
  *
  * The representation is the last layer's output at each sequence's last real item; scores are
  * `h · Eᵀ` against the tied item embedding, PAD row included.
@@ -28,13 +23,13 @@
  */
 import { DEFAULT_SEED } from "../data/mod.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { add, gelu } from "../ops/pointwise/elementwise.ts";
+import { add } from "../ops/pointwise/elementwise.ts";
 import { embedding } from "../ops/dense/embedding.ts";
-import { attention, ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
-import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
+import { ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { Tensor } from "../ops/core/tensor.ts";
-import { applyDropout, type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
+import { applyDropout, type DropoutContext, INIT_STD, LayerNorm } from "./layers.ts";
+import { TransformerEncoder } from "./transformer.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
 import { ParameterSet } from "./parameters.ts";
 import type { ModelInputs, PaddedModel } from "./model.ts";
@@ -126,18 +121,6 @@ export function sasrecConfig(overrides: Record<string, unknown>): SASRecConfig {
   return c;
 }
 
-/** One post-LN Transformer layer's parameters (RecBole's `TransformerLayer`). */
-interface TransformerLayerWeights {
-  readonly query: Linear;
-  readonly key: Linear;
-  readonly value: Linear;
-  readonly dense: Linear;
-  readonly attnNorm: LayerNorm;
-  readonly dense1: Linear;
-  readonly dense2: Linear;
-  readonly ffnNorm: LayerNorm;
-}
-
 /** SASRec on WebGPU, on padded batches. */
 export class SASRec implements PaddedModel {
   /** Model name, as checkpoints record it. */
@@ -153,32 +136,19 @@ export class SASRec implements PaddedModel {
   readonly #items: Tensor;
   readonly #positions: Tensor;
   readonly #embNorm: LayerNorm;
-  readonly #layers: TransformerLayerWeights[] = [];
+  readonly #encoder: TransformerEncoder;
 
   /** Builds the model with fresh weights drawn from `config.seed`. */
   constructor(config: SASRecConfig) {
     this.config = config;
-    const { numItems, hiddenSize: h, innerSize, layerNormEps: eps } = config;
+    const { numItems, hiddenSize: h, layerNormEps: eps } = config;
     this.params = new ParameterSet(config.seed);
     this.dropoutRng = new DropoutRng(config.seed);
     const p = this.params;
     // nn.Embedding(n_items, H, padding_idx=0), then N(0, 0.02) over every row, PAD included.
     this.#items = p.normal("item_embedding.weight", [numItems, h], INIT_STD);
     this.#positions = p.normal("position_embedding.weight", [config.maxLength, h], INIT_STD);
-    for (let i = 0; i < config.numLayers; i++) {
-      const attn = `trm_encoder.layer.${i}.multi_head_attention`;
-      const ffn = `trm_encoder.layer.${i}.feed_forward`;
-      this.#layers.push({
-        query: new Linear(p, `${attn}.query`, h, h),
-        key: new Linear(p, `${attn}.key`, h, h),
-        value: new Linear(p, `${attn}.value`, h, h),
-        dense: new Linear(p, `${attn}.dense`, h, h),
-        attnNorm: new LayerNorm(p, `${attn}.LayerNorm`, h, eps),
-        dense1: new Linear(p, `${ffn}.dense_1`, h, innerSize),
-        dense2: new Linear(p, `${ffn}.dense_2`, innerSize, h),
-        ffnNorm: new LayerNorm(p, `${ffn}.LayerNorm`, h, eps),
-      });
-    }
+    this.#encoder = new TransformerEncoder(p, config);
     this.#embNorm = new LayerNorm(p, "LayerNorm", h, eps);
   }
 
@@ -213,43 +183,16 @@ export class SASRec implements PaddedModel {
     const positionIds = Tensor.from(Int32Array.from({ length }, (_, i) => i), [length], "i32");
     const items = embedding(inputs.items, this.#items, { paddingIdx: 0 });
     // [B, L, H] + [L, H]: the position rows repeat over the batch.
-    let x = applyDropout(
+    const x = applyDropout(
       this.#embNorm.forward(add(items, embedding(positionIds, this.#positions))),
       ctx,
     );
-    this.#layers.forEach((layer, i) => {
-      const gather = i === this.#layers.length - 1 ? inputs.positions : undefined;
-      x = this.#layer(layer, x, ctx, gather);
-    });
-    return x;
-  }
-
-  /** One Transformer layer on `[B, L, H]`; with `gather`, its output at those positions only. */
-  #layer(
-    w: TransformerLayerWeights,
-    x: Tensor,
-    ctx: DropoutContext,
-    gather: Tensor | undefined,
-  ): Tensor {
-    const heads = this.config.numHeads;
-    let context = mergeHeads(
-      attention(
-        splitHeads(w.query.forward(x), heads),
-        splitHeads(w.key.forward(x), heads),
-        splitHeads(w.value.forward(x), heads),
-        {
-          mask: "causal",
-          dropout: { p: this.config.attnDropoutProb, rng: ctx.rng, training: ctx.training },
-        },
-      ),
+    const { positions } = inputs;
+    return this.#encoder.forward(
+      x,
+      ctx,
+      { mask: "causal" },
+      positions ? (t) => gatherPositions(t, positions) : null,
     );
-    let residual = x;
-    if (gather) {
-      context = gatherPositions(context, gather);
-      residual = gatherPositions(x, gather);
-    }
-    const a = w.attnNorm.forward(add(applyDropout(w.dense.forward(context), ctx), residual));
-    const f = w.dense2.forward(gelu(w.dense1.forward(a)));
-    return w.ffnNorm.forward(add(applyDropout(f, ctx), a));
   }
 }

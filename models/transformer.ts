@@ -1,0 +1,142 @@
+/**
+ * RecBole v1.2's `TransformerEncoder`, the stack of post-LN Transformer layers SASRec and
+ * BERT4Rec share. Each layer on `[B, L, H]`:
+ *
+ * - multi-head attention: Q, K, V = Linear(H, H) with bias, per head
+ *   `dropout(softmax(Q·Kᵀ / √(H / heads) + mask)) · V`, the heads concatenated, then
+ *   `LayerNorm(dropout(dense(context)) + input)`;
+ * - feed-forward: `LayerNorm(dropout(dense_2(gelu(dense_1(a)))) + a)` with exact (erf) GELU and
+ *   no dropout between the activation and `dense_2`.
+ *
+ * The mask is the model's: causal (SASRec) or pad keys only (BERT4Rec). Parameters carry
+ * RecBole's names (`trm_encoder.layer.{i}.multi_head_attention.query.weight`, …) and are drawn
+ * layer by layer in that order, so a seeded model's weights and its checkpoints match RecBole's
+ * layout.
+ *
+ * @module
+ */
+import { add, gelu } from "../ops/pointwise/elementwise.ts";
+import { attention, type AttentionOptions } from "../ops/dense/attention.ts";
+import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
+import { applyDropout, type DropoutContext, LayerNorm, Linear } from "./layers.ts";
+import type { ParameterSet } from "./parameters.ts";
+
+/** The encoder's hyperparameters (RecBole's names in brackets). */
+export interface TransformerEncoderConfig {
+  /** Model width H (`hidden_size`). */
+  readonly hiddenSize: number;
+  /** Number of layers (`n_layers`). */
+  readonly numLayers: number;
+  /** Number of attention heads (`n_heads`); must divide `hiddenSize`. */
+  readonly numHeads: number;
+  /** Feed-forward inner width (`inner_size`). */
+  readonly innerSize: number;
+  /** Dropout on the attention probabilities (`attn_dropout_prob`). */
+  readonly attnDropoutProb: number;
+  /** The LayerNorms' variance epsilon (`layer_norm_eps`). */
+  readonly layerNormEps: number;
+}
+
+/** Which keys each query may attend: the attention op's mask and pad keys. */
+export interface EncoderMask {
+  /** `"causal"`: query i attends keys j ≤ i; `"none"`: every key not masked as a pad. */
+  readonly mask: AttentionOptions["mask"];
+  /** `[B, L]` i32 pad flags of the keys (nonzero: masked for every query), if any. */
+  readonly keyPadding?: Tensor;
+}
+
+/** Picks the rows a caller needs from a layer's `[B, L, H]` output, giving `[R, H]`. */
+export type RowGather = (x: Tensor) => Tensor;
+
+/** One post-LN Transformer layer's parameters (RecBole's `TransformerLayer`). */
+interface TransformerLayerWeights {
+  readonly query: Linear;
+  readonly key: Linear;
+  readonly value: Linear;
+  readonly dense: Linear;
+  readonly attnNorm: LayerNorm;
+  readonly dense1: Linear;
+  readonly dense2: Linear;
+  readonly ffnNorm: LayerNorm;
+}
+
+/** RecBole's `TransformerEncoder`: `numLayers` post-LN Transformer layers. */
+export class TransformerEncoder {
+  /** The hyperparameters. */
+  readonly config: TransformerEncoderConfig;
+  readonly #layers: TransformerLayerWeights[] = [];
+
+  /**
+   * Creates every layer's parameters in `params`, layer by layer (RecBole's order): the query,
+   * key, value and dense Linears and the attention LayerNorm, then the feed-forward Linears and
+   * LayerNorm.
+   * @param params where the parameters live
+   * @param config the hyperparameters
+   * @param prefix the parameter name prefix (RecBole's `trm_encoder`)
+   */
+  constructor(params: ParameterSet, config: TransformerEncoderConfig, prefix = "trm_encoder") {
+    this.config = config;
+    const { hiddenSize: h, innerSize, layerNormEps: eps } = config;
+    for (let i = 0; i < config.numLayers; i++) {
+      const attn = `${prefix}.layer.${i}.multi_head_attention`;
+      const ffn = `${prefix}.layer.${i}.feed_forward`;
+      this.#layers.push({
+        query: new Linear(params, `${attn}.query`, h, h),
+        key: new Linear(params, `${attn}.key`, h, h),
+        value: new Linear(params, `${attn}.value`, h, h),
+        dense: new Linear(params, `${attn}.dense`, h, h),
+        attnNorm: new LayerNorm(params, `${attn}.LayerNorm`, h, eps),
+        dense1: new Linear(params, `${ffn}.dense_1`, h, innerSize),
+        dense2: new Linear(params, `${ffn}.dense_2`, innerSize, h),
+        ffnNorm: new LayerNorm(params, `${ffn}.LayerNorm`, h, eps),
+      });
+    }
+  }
+
+  /**
+   * Runs every layer on `x` (`[B, L, H]`). `ctx` is the hidden dropout (after each output
+   * projection and the feed-forward network); the attention dropout draws from the same
+   * generator with `attnDropoutProb`. With `gather`, the last layer picks its rows right after
+   * its attention (everything after it acts position by position, so the values are the same
+   * for a fraction of the work) and the output is `[R, H]`; without it, `[B, L, H]`.
+   */
+  forward(x: Tensor, ctx: DropoutContext, mask: EncoderMask, gather: RowGather | null): Tensor {
+    const last = this.#layers.length - 1;
+    this.#layers.forEach((layer, i) => {
+      x = this.#layer(layer, x, ctx, mask, i === last ? gather : null);
+    });
+    return x;
+  }
+
+  /** One layer on `[B, L, H]`; with `gather`, its output at those rows only. */
+  #layer(
+    w: TransformerLayerWeights,
+    x: Tensor,
+    ctx: DropoutContext,
+    mask: EncoderMask,
+    gather: RowGather | null,
+  ): Tensor {
+    const heads = this.config.numHeads;
+    let context = mergeHeads(
+      attention(
+        splitHeads(w.query.forward(x), heads),
+        splitHeads(w.key.forward(x), heads),
+        splitHeads(w.value.forward(x), heads),
+        {
+          mask: mask.mask,
+          keyPadding: mask.keyPadding,
+          dropout: { p: this.config.attnDropoutProb, rng: ctx.rng, training: ctx.training },
+        },
+      ),
+    );
+    let residual = x;
+    if (gather) {
+      context = gather(context);
+      residual = gather(x);
+    }
+    const a = w.attnNorm.forward(add(applyDropout(w.dense.forward(context), ctx), residual));
+    const f = w.dense2.forward(gelu(w.dense1.forward(a)));
+    return w.ffnNorm.forward(add(applyDropout(f, ctx), a));
+  }
+}
