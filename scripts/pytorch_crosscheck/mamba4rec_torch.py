@@ -10,34 +10,14 @@ is the plain recurrence over time (no CUDA kernel needed); on an H200 an ML-1M e
 130 s, ten times the WebGPU one, which is fine for a check.
 """
 import argparse
-import json
 import math
-import struct
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def read_ints(directory, name):
-    return np.fromfile(f"{directory}/{name}.i32", dtype=np.int32).astype(np.int64)
-
-
-def read_safetensors(path):
-    raw = open(path, "rb").read()
-    size = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + size])
-    header.pop("__metadata__", None)
-    tensors = {}
-    for name, entry in header.items():
-        start, end = entry["data_offsets"]
-        data = np.frombuffer(raw[8 + size + start:8 + size + end], dtype=np.float32).copy()
-        tensors[name] = torch.from_numpy(data).reshape(entry["shape"])
-    return tensors
+from crosscheck_common import DEVICE, read_ints, read_safetensors
 
 
 class MambaBlock(nn.Module):

@@ -25,8 +25,6 @@ each block call is recomputed in the backward (activation checkpointing), so onl
 are held at a time. Export fewer samples (`--max-segments`) when that does not fit.
 """
 import argparse
-import json
-import struct
 import time
 
 import torch
@@ -34,18 +32,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from mamba4rec_torch import read_ints, read_safetensors
+from crosscheck_common import DEVICE, read_ints, read_metadata, read_model_config, read_safetensors
 
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 LAYER_NORM_EPS = 1e-12
 GATED_NORM_EPS = 1e-5
-
-
-def read_metadata(path):
-    """The __metadata__ entry of a safetensors file (string values)."""
-    with open(path, "rb") as f:
-        size = struct.unpack("<Q", f.read(8))[0]
-        return json.loads(f.read(size)).get("__metadata__", {})
 
 
 class Segments:
@@ -231,7 +221,7 @@ def relative_difference(ours, theirs):
 
 def gradients(args):
     init = read_safetensors(f"{args.dir}/init.safetensors")
-    config = json.loads(read_metadata(f"{args.dir}/init.safetensors")["modelConfig"])
+    config = read_model_config(args.dir)
     exported = read_safetensors(f"{args.dir}/grads.safetensors")
     batch = read_metadata(f"{args.dir}/grads.safetensors")
     lengths = torch.from_numpy(read_ints(args.dir, "batch_lengths"))
@@ -286,7 +276,7 @@ def train(args):
     rho = args.mask_ratio
     if rho is None:
         rho = float(read_metadata(f"{args.dir}/grads.safetensors").get("maskRatio", 0.0))
-    config = json.loads(read_metadata(f"{args.dir}/init.safetensors")["modelConfig"])
+    config = read_model_config(args.dir)
     model = SSD4Rec(config, dropout=args.dropout)
     model.load_webgpu(read_safetensors(f"{args.dir}/init.safetensors"))
     model = model.to(DEVICE)
