@@ -87,36 +87,38 @@ export function maskItemSequence(
   const keep = maskItemLength(options.maskRatio, L);
   const random = maskingRandom(at);
   const items = batch.items.slice(0, size * L);
-  const positions: number[] = [];
-  const targets: number[] = [];
+  // At most `keep` loss positions a row; typed buffers, as this runs for every training batch.
+  const positions = new Int32Array(size * keep);
+  const targets = new Int32Array(size * keep);
+  const masked = new Int32Array(L);
   const fineTune = random.nextFloat() < options.ftRatio;
-  let maskedCount = 0;
-  const masked: number[] = [];
+  let maskedCount = 0, count = 0;
   for (let b = 0; b < size; b++) {
     const base = b * L;
     const len = Math.min(lengths[b], L);
-    masked.length = 0;
+    let m = 0;
     if (fineTune) {
-      if (len > 0) masked.push(len - 1);
+      if (len > 0) masked[m++] = len - 1;
     } else {
       for (let t = 0; t < len; t++) {
-        if (random.nextFloat() < options.maskRatio) masked.push(t);
+        if (random.nextFloat() < options.maskRatio) masked[m++] = t;
       }
     }
-    maskedCount += masked.length;
-    for (const [j, t] of masked.entries()) {
+    maskedCount += m;
+    for (let j = 0; j < m; j++) {
+      const t = masked[j];
       // The last `keep` masked positions enter the loss, except position 0 (RecBole's weight).
-      if (j >= masked.length - keep && t > 0) {
-        positions.push(base + t);
-        targets.push(items[base + t]);
+      if (j >= m - keep && t > 0) {
+        positions[count] = base + t;
+        targets[count++] = items[base + t];
       }
       items[base + t] = options.maskToken;
     }
   }
   return {
     items,
-    lossPositions: Int32Array.from(positions),
-    lossTargets: Int32Array.from(targets),
+    lossPositions: positions.slice(0, count),
+    lossTargets: targets.slice(0, count),
     fineTune,
     maskedCount,
   };
