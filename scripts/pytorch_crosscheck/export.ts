@@ -1,19 +1,29 @@
 /**
- * Writes what `mamba4rec_torch.py`, `gru4rec_torch.py`, `narm_torch.py`, `sasrec_torch.py` or
- * `ssd4rec_torch.py` needs to check this project's model against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out
- * samples) as raw little-endian int32 files, the seed's initial weights, the first training batch
- * of epoch 0, and that batch's loss, representation and every parameter's gradient (dropout off)
- * as safetensors.
+ * Writes what `mamba4rec_torch.py`, `gru4rec_torch.py`, `narm_torch.py`, `sasrec_torch.py`,
+ * `bert4rec_torch.py`, `caser_torch.py` or `ssd4rec_torch.py` needs to check this project's model
+ * against PyTorch: the preprocessed dataset (CSR offsets, items, the leave-one-out samples) as raw
+ * little-endian int32 files, the seed's initial weights, the first training batch of epoch 0, and
+ * that batch's loss, representation and every parameter's gradient (dropout off) as safetensors.
  *
  *     deno run -A scripts/pytorch_crosscheck/export.ts
- *       [--model mamba4rec|gru4rec|narm|sasrec|ssd4rec]
+ *       [--model mamba4rec|gru4rec|narm|sasrec|bert4rec|caser|ssd4rec]
  *       [--dataset ml-1m] [--out DIR] [--batch-size B] [--max-len L] [--seed 2020]
  *       [--mask-ratio ρ] [--max-segments N]
  *
- * Mamba4Rec (the default), GRU4Rec, NARM and SASRec, the models on padded batches: the model built
- * with its preset for the dataset (every dropout off; SASRec's position table sized to the window,
- * as training sizes it), batch `B` (default 2048) of `[B, L]` windows, `--max-len` defaulting to
- * the preset's (200 for ML-1M); writes `batch_items` `[B·L]`, `batch_lengths` and `batch_targets`.
+ * Mamba4Rec (the default), GRU4Rec, NARM, SASRec, BERT4Rec and Caser, the models on padded
+ * batches: the model built with its preset for the dataset (every dropout off; SASRec's and
+ * BERT4Rec's position tables and Caser's convolutions sized to the window, as training sizes
+ * them), batch `B` (default 2048) of `[B, L]` windows, `--max-len` defaulting to the preset's (200
+ * for ML-1M); writes `batch_items` `[B·L]`, `batch_lengths` and `batch_targets`. The loss is the
+ * cross-entropy of the item after each window, except for the models with their own objective:
+ *
+ * - BERT4Rec: its `trainingLoss`, on the batch masked as that draws it for (seed, epoch 0,
+ *   batch 0); also writes the masked input `batch_masked_items` `[B·L]`, the flat positions
+ *   `b·L + t` that enter the loss, `batch_loss_positions`, and their items `batch_loss_targets`;
+ *   the representation is the output head's `[h | 1]` at those positions; `grads.safetensors`
+ *   records the mask token, `int(maskRatio · L)`, the branch and the masked count in its metadata.
+ * - Caser: its `trainingLoss`, the cross-entropy plus `regWeight` times the norms; also writes
+ *   each row's user, `batch_users`; `grads.safetensors` records the norms' sum and `regWeight`.
  *
  * SSD4Rec: the model built as training builds it (the dataset's preset, dropout off) and its first
  * packed training batch (default 1024 samples, whole histories) masked with ρ as training draws
@@ -34,6 +44,7 @@ import {
   loadDatasetWithInfo,
   type PackedBatch,
   packedBatches,
+  type PrefixBatch,
   prefixBatches,
   type SequentialDataset,
 } from "../../data/mod.ts";
@@ -44,9 +55,14 @@ import { Tensor } from "../../ops/core/tensor.ts";
 import { writeCheckpoint } from "../../models/training/checkpoint.ts";
 import { uploadSequences } from "../../models/training/evaluator.ts";
 import { createModel, findModel, modelPreset } from "../../models/registry.ts";
+import { BERT4Rec } from "../../models/bert4rec.ts";
+import { maskItemLength, maskItemSequence } from "../../models/bert4rec_masking.ts";
+import { Caser } from "../../models/caser.ts";
+import { embedding } from "../../ops/dense/embedding.ts";
+import { reshape } from "../../ops/pointwise/elementwise.ts";
 import { PACKED_TRAIN_DEFAULTS, TRAIN_DEFAULTS } from "../../models/config.ts";
 import { packedInputs } from "../../models/ssd4rec.ts";
-import type { ModelBase } from "../../models/model.ts";
+import type { ModelBase, PaddedModel, TrainingBatchPosition } from "../../models/model.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -81,18 +97,20 @@ function numberFlag(
 const positiveInt = (v: number) => Number.isInteger(v) && v > 0;
 
 /** The models on padded batches this export takes. */
-type PaddedName = "mamba4rec" | "gru4rec" | "narm" | "sasrec";
+type PaddedName = "mamba4rec" | "gru4rec" | "narm" | "sasrec" | "bert4rec" | "caser";
 
 /**
  * Per padded model, the hyperparameters the export sets over the preset for a window of
- * `maxLength` items: every dropout off, and a table sized by the window (SASRec's positions) sized
- * to it, as training sizes it.
+ * `maxLength` items: every dropout off, and what the window sizes (SASRec's and BERT4Rec's
+ * positions, Caser's convolutions) sized to it, as training sizes it.
  */
 const PADDED_OVERRIDES: Record<PaddedName, (maxLength: number) => Record<string, unknown>> = {
   mamba4rec: () => ({ dropoutProb: 0 }),
   gru4rec: () => ({ dropoutProb: 0 }),
   narm: () => ({ dropoutProbs: [0, 0] }),
   sasrec: (maxLength) => ({ hiddenDropoutProb: 0, attnDropoutProb: 0, maxLength }),
+  bert4rec: (maxLength) => ({ hiddenDropoutProb: 0, attnDropoutProb: 0, maxLength }),
+  caser: (maxLength) => ({ dropoutProb: 0, maxLength }),
 };
 const isPadded = (name: string): name is PaddedName => Object.hasOwn(PADDED_OVERRIDES, name);
 
@@ -157,16 +175,30 @@ async function writeGradients(
   return (await loss.toArray())[0];
 }
 
+/** The loss an export differentiates, the representation it records, and what it notes. */
+interface ExportedLoss {
+  /** The batch's training loss `[]`. */
+  readonly loss: Tensor;
+  /** The representation the PyTorch check compares (`h` of `grads.safetensors`). */
+  readonly h: Tensor;
+  /** Metadata of `grads.safetensors`. */
+  readonly metadata: Record<string, string>;
+  /** What the summary line adds after the batch's shape. */
+  readonly note: string;
+}
+
 /**
- * A padded-batch model's (Mamba4Rec's, GRU4Rec's, NARM's, SASRec's) first training batch of epoch
- * 0, the model built with its preset for the dataset; returns the summary line's middle.
+ * A padded-batch model's (Mamba4Rec's, GRU4Rec's, NARM's, SASRec's, BERT4Rec's, Caser's) first
+ * training batch of epoch 0, the model built with its preset for the dataset; returns the summary
+ * line's middle.
  */
 async function exportPadded(name: PaddedName, dataset: SequentialDataset): Promise<string> {
   const batchSize = batchSizeFlag ?? DEFAULT_TRAIN_BATCH_SIZE;
   const preset = modelPreset(name, dataset.name);
   const presetLength = preset?.train.maxLength as number | undefined;
   const maxLength = maxLen ?? presetLength ?? TRAIN_DEFAULTS.maxLength;
-  const model = createModel(name, dataset.numItems, {
+  const sizes = { numItems: dataset.numItems, numUsers: dataset.numUsers };
+  const model = createModel(name, sizes, {
     seed,
     ...preset?.model,
     ...PADDED_OVERRIDES[name](maxLength),
@@ -179,14 +211,84 @@ async function exportPadded(name: PaddedName, dataset: SequentialDataset): Promi
   await writeInts("batch_items", batch.items);
   await writeInts("batch_lengths", batch.lengths);
   await writeInts("batch_targets", batch.targets);
-  const h = model.forward(uploadSequences(batch.items, batch.lengths, batch.size, maxLength), true);
-  const loss = itemCrossEntropy(
-    h,
-    model.itemTable,
-    Tensor.from(batch.targets, [batch.size], "i32"),
+  // The position the trainer gives the first batch of epoch 0.
+  const at: TrainingBatchPosition = { seed, epoch: 0, batch: 0 };
+  const exported = model instanceof BERT4Rec
+    ? await bert4recLoss(model, batch, at)
+    : model instanceof Caser
+    ? await caserLoss(model, batch)
+    : lastItemLoss(model, batch);
+  const value = await writeGradients(model, exported.loss, exported.h, exported.metadata);
+  return `batch ${batch.size} × ${maxLength}${exported.note}; loss ${value}`;
+}
+
+/** RecBole's loss of a padded model: the cross-entropy of the item after each window. */
+function lastItemLoss(model: PaddedModel, batch: PrefixBatch): ExportedLoss {
+  const { size, maxLength } = batch;
+  const h = model.forward(uploadSequences(batch.items, batch.lengths, size, maxLength), true);
+  const loss = itemCrossEntropy(h, model.itemTable, Tensor.from(batch.targets, [size], "i32"));
+  return { loss, h, metadata: {}, note: "" };
+}
+
+/**
+ * BERT4Rec's `trainingLoss` at `at`, with the batch masked as it draws it written beside the
+ * windows; the representation is `[h | 1]` at the loss positions.
+ */
+async function bert4recLoss(
+  model: BERT4Rec,
+  batch: PrefixBatch,
+  at: TrainingBatchPosition,
+): Promise<ExportedLoss> {
+  const { size, maxLength: L } = batch;
+  const { maskRatio, ftRatio, hiddenSize } = model.config;
+  const maskToken = model.maskToken;
+  const masked = maskItemSequence(batch, { maskToken, maskRatio, ftRatio }, at);
+  const count = masked.lossPositions.length;
+  if (count === 0) {
+    console.error(
+      `export: BERT4Rec's first batch has no loss position (the ${
+        masked.fineTune ? "fine-tune" : "masking"
+      } branch masked no position past the first of a window); export with another --seed`,
+    );
+    Deno.exit(1);
+  }
+  await writeInts("batch_masked_items", masked.items);
+  await writeInts("batch_loss_positions", masked.lossPositions);
+  await writeInts("batch_loss_targets", masked.lossTargets);
+  const loss = model.trainingLoss(batch, at);
+  const everyPosition = model.forward({ items: Tensor.from(masked.items, [size, L], "i32") }, true);
+  const h = embedding(
+    Tensor.from(masked.lossPositions, [count], "i32"),
+    reshape(everyPosition, [size * L, hiddenSize + 1]),
   );
-  const value = await writeGradients(model, loss, h, {});
-  return `batch ${batch.size} × ${maxLength}; loss ${value}`;
+  const branch = masked.fineTune ? "fine-tune" : "masking";
+  return {
+    loss,
+    h,
+    metadata: {
+      maskToken: String(maskToken),
+      maskItemLength: String(maskItemLength(maskRatio, L)),
+      branch,
+      maskedCount: String(masked.maskedCount),
+    },
+    note: `, ${branch} branch, ${masked.maskedCount} masked, ${count} in the loss`,
+  };
+}
+
+/** Caser's `trainingLoss` (cross-entropy plus the weighted norms), with each row's user written. */
+async function caserLoss(model: Caser, batch: PrefixBatch): Promise<ExportedLoss> {
+  const { size, maxLength } = batch;
+  await writeInts("batch_users", batch.users);
+  const loss = model.trainingLoss(batch);
+  const inputs = uploadSequences(batch.items, batch.lengths, size, maxLength, batch.users);
+  const h = model.forward(inputs, true);
+  const norms = (await model.regularization().toArray())[0];
+  return {
+    loss,
+    h,
+    metadata: { regularization: String(norms), regWeight: String(model.config.regWeight) },
+    note: `, norms ${norms}`,
+  };
 }
 
 /** The first `count` samples of a packed batch: a prefix of its tokens, masking kept. */
