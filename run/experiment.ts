@@ -1,7 +1,8 @@
 /**
- * One paper experiment as a notebook runs it: load the dataset (all of it, or in quick mode the
- * first users only) and build the model with the model's preset for the dataset ({@link setupRun}),
- * train with the protocol, and show the learning curve and the metrics beside the paper's.
+ * One paper experiment as a notebook runs it: the recorded run of the model's preset on the dataset
+ * with the seed when there is one (in either mode; see `run/run_index.ts`), else a run trained now
+ * (in quick mode on the first users only; {@link setupRun} builds the model with the preset), and
+ * the learning curve and the metrics beside the paper's.
  *
  * @module
  */
@@ -11,8 +12,9 @@ import { type RichTable, richTable } from "../viz/table.ts";
 import type { TrainConfig } from "../models/config.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
 import { TrainingProgress } from "./progress.ts";
-import { readRunRecord, type RunRecord, runRecordPath } from "./run_record.ts";
-import { setupRun } from "./setup.ts";
+import { readRunIndex } from "./run_index.ts";
+import { readRunRecord, type RunRecord } from "./run_record.ts";
+import { planRun, setupRun } from "./setup.ts";
 
 /** `quick`: a slice that runs on a CPU adapter in minutes; `full`: the paper's protocol. */
 export type ExperimentMode = "quick" | "full";
@@ -23,8 +25,10 @@ export interface ExperimentOptions {
   readonly model: string;
   /** Dataset name or file. */
   readonly dataset: string;
-  /** Quick or full. */
+  /** Quick (a run trained now is a slice's) or full. */
   readonly mode: ExperimentMode;
+  /** The seed of the data order and the weights (default: the preset's, RecBole's 2020). */
+  readonly seed?: number;
   /** Users kept in quick mode (default {@link QUICK_USERS}). */
   readonly quickUsers?: number;
   /** Training overrides (epochs, batchSize, maxLength, …). */
@@ -32,8 +36,9 @@ export interface ExperimentOptions {
   /** Model overrides (hiddenSize, numLayers, dropoutProb, …). */
   readonly modelConfig?: Record<string, unknown>;
   /**
-   * Full mode: show the run recorded at this path instead of training, when the file exists
-   * (default {@link runRecordPath} of the model and dataset; `null` always trains).
+   * Show the run recorded at this path instead of training, when the file exists (default: the
+   * record of the preset's settings with the model, dataset and seed in `results/runs/`, found by
+   * {@link readRunIndex}; `null` always trains).
    */
   readonly record?: string | null;
 }
@@ -72,33 +77,44 @@ export const QUICK_TRAIN: Readonly<Record<string, unknown>> = {
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentResult> {
   const start = performance.now();
   const quick = options.mode === "quick";
-  const setup = await setupRun({
+  const request = {
     model: options.model,
     dataset: options.dataset,
-    maxUsers: quick ? options.quickUsers ?? QUICK_USERS : undefined,
-    train: { ...(quick ? QUICK_TRAIN : {}), verbose: true, ...options.train },
+    train: {
+      ...(quick ? QUICK_TRAIN : {}),
+      verbose: true,
+      ...(options.seed === undefined ? {} : { seed: options.seed }),
+      ...options.train,
+    },
     modelConfig: options.modelConfig,
+  };
+  // The record is looked up first: a recorded run is shown with the whole dataset it ran on.
+  const plan = planRun(request);
+  const key = { model: plan.model.name, dataset: plan.source.name, seed: plan.config.seed };
+  const recorded = options.record === null
+    ? null
+    : options.record === undefined
+    ? (await readRunIndex()).find(key)?.record ?? null
+    : await readRunRecord(options.record);
+  if (recorded) {
+    const { dataset } = await setupRun({ ...request, train: { seed: plan.config.seed } });
+    const h = recorded.result.history;
+    return {
+      dataset,
+      adapter: recorded.adapter,
+      config: recorded.trainConfig,
+      modelConfig: recorded.modelConfig,
+      parameters: recorded.parameters,
+      result: recorded.result,
+      seconds: h.reduce((s, e) => s + e.trainSeconds + e.evalSeconds, 0),
+      recorded,
+    };
+  }
+  const setup = await setupRun({
+    ...request,
+    maxUsers: quick ? options.quickUsers ?? QUICK_USERS : undefined,
   });
   const { dataset, model, config } = setup;
-  if (!quick) {
-    const path = options.record === undefined
-      ? runRecordPath(setup.plan.model.name, setup.plan.source.name)
-      : options.record;
-    const recorded = path === null ? null : await readRunRecord(path);
-    if (recorded) {
-      const h = recorded.result.history;
-      return {
-        dataset,
-        adapter: recorded.adapter,
-        config: recorded.trainConfig,
-        modelConfig: recorded.modelConfig,
-        parameters: recorded.parameters,
-        result: recorded.result,
-        seconds: h.reduce((s, e) => s + e.trainSeconds + e.evalSeconds, 0),
-        recorded,
-      };
-    }
-  }
   const result = await train(model, dataset, config, {
     observer: new TrainingProgress(config.verbose, config.validMetric),
   });

@@ -45,15 +45,76 @@ export {
   defaultRunsDirectory,
   meanEpochSeconds,
   readRunRecord,
+  recordKey,
   type RecordStaleness,
   recordStaleness,
   RETRAIN_STALE_COMMAND,
   RUN_RECORD_FORMAT,
+  type RunKey,
   type RunRecord,
   type RunRecordFormat,
   runRecordPath,
   writeRunRecord,
 } from "./run_record.ts";
+export {
+  type IndexedRecord,
+  presetSettingsDifferences,
+  readRunIndex,
+  RunIndex,
+} from "./run_index.ts";
+export {
+  DATASET_LABELS,
+  gridsOfNotebooks,
+  MAMBA4REC_OVERALL,
+  MAMBA4REC_PAPER_VALUES,
+  MODEL_LABELS,
+  ORDER_LIMITED_DATASETS,
+  type OrderLimit,
+  PAPER_SEEDS,
+  type PaperValues,
+  RUN_GRIDS,
+  type RunGrid,
+  SSD4REC_BEAUTY,
+  SSD4REC_VIDEO_GAMES,
+} from "./paper_grids.ts";
+export {
+  estimateRunSeconds,
+  planLines,
+  type PlannedRun,
+  type PlannedRunStatus,
+  planReproduction,
+  recordedSeconds,
+  type ReproductionPlan,
+} from "./reproduction_plan.ts";
+export {
+  describeSlice,
+  type GridCell,
+  type GridRunOptions,
+  gridRuns,
+  recordCommand,
+  recordOrderLimit,
+  type SliceContents,
+  sliceContents,
+  SMOKE_TRAIN,
+  SMOKE_USERS,
+  SMOKE_USERS_BY_DATASET,
+  type SmokeRun,
+} from "./grid_runs.ts";
+export {
+  formatSeedSummary,
+  METRIC_DECIMALS,
+  relativeDifference,
+  type SeedSummary,
+  summarizeSeeds,
+} from "./seed_summary.ts";
+export {
+  collapsible,
+  OVERALL_METRICS,
+  overallChart,
+  overallTable,
+  perSeedTable,
+  smokeRunTable,
+} from "./overall_table.ts";
 export {
   type CodeVersion,
   codeVersion,
@@ -103,7 +164,14 @@ export {
   type TrainCommand,
 } from "./retrain_stale.ts";
 export { staleRecordNotice } from "./record_notice.ts";
-export { detectMode, reproduce, type ReproduceMode, type ReproduceOptions } from "./reproduce.ts";
+export {
+  detectMode,
+  type FoundNotebook,
+  listNotebooks,
+  reproduce,
+  type ReproduceMode,
+  type ReproduceOptions,
+} from "./reproduce.ts";
 export {
   type EfficiencyRow,
   efficiencyRows,

@@ -1,9 +1,13 @@
 /**
- * `deno task reproduce`: executes the notebooks in `notebooks/` headless through Jupyter with
- * Deno's kernel, saves the executed copies and a summary under `results/`, and fails when a cell
- * errors, a cell that should show a table or chart does not, or a checked value differs from its
- * expected one (see `run/notebook_check.ts`). With `retrainStale` in full mode it first retrains
- * the recorded runs made by other code (see `run/retrain_stale.ts`).
+ * `deno task reproduce`: executes the notebooks in `notebooks/` and its folders
+ * (`notebooks/mamba4rec/`, `notebooks/ssd4rec/`; see {@link listNotebooks}) headless through
+ * Jupyter with Deno's kernel, saves the executed copies (in the same folders) and a summary under
+ * `results/`, and fails when a cell errors, a cell that should show a table or chart does not, or
+ * a checked value differs from its expected one (see `run/notebook_check.ts`).
+ *
+ * It first prints the plan of the selected notebooks' runs (`run/reproduction_plan.ts`): how many
+ * are recorded, stale and missing, and the missing ones' GPU time. With `retrainStale` in full mode
+ * it then retrains the recorded runs made by other code (see `run/retrain_stale.ts`).
  *
  * @module
  */
@@ -18,7 +22,10 @@ import {
   jupyterVersion,
   type NotebookResult,
 } from "./jupyter_runner.ts";
+import { gridsOfNotebooks } from "./paper_grids.ts";
+import { planLines, planReproduction } from "./reproduction_plan.ts";
 import { findStaleRecords, retrainRecord } from "./retrain_stale.ts";
+import { readRunIndex } from "./run_index.ts";
 import { ensureRuntimeDir } from "../host/mod.ts";
 
 /** How notebooks are run: `quick` slices that run on a CPU adapter, or the `full` protocol. */
@@ -26,7 +33,7 @@ export type ReproduceMode = "quick" | "full";
 
 /** Options of {@link reproduce}. */
 export interface ReproduceOptions {
-  /** Notebook names (without `.ipynb`) to run; empty runs all. */
+  /** Notebook file name stems (`table2_overall`; a folder or `.ipynb` is ignored) to run; empty runs all. */
   readonly only?: readonly string[];
   /** The mode; by default {@link detectMode} chooses. */
   readonly mode?: ReproduceMode;
@@ -63,18 +70,48 @@ export async function detectMode(): Promise<{ mode: ReproduceMode; reason: strin
     : { mode: "full", reason: `GPU adapter "${name}"` };
 }
 
-/** The notebooks in `notebooks/`, sorted by path. */
-async function listNotebooks(root: string): Promise<string[]> {
+/** Folders below `notebooks/` that discovery skips: Jupyter's autosaves. */
+const SKIPPED_FOLDERS = new Set([".ipynb_checkpoints"]);
+
+/** A notebook found by {@link listNotebooks}. */
+export interface FoundNotebook {
+  /** The file. */
+  readonly path: string;
+  /** Its file name stem (`table2_overall`), which `--only` matches. */
+  readonly name: string;
+  /** Its folder relative to `notebooks/` (`mamba4rec`; empty at the top level). */
+  readonly folder: string;
+}
+
+/**
+ * The notebooks in `notebooks/` and in its folders one level down (`notebooks/mamba4rec/`,
+ * `notebooks/ssd4rec/`, …; hidden folders and Jupyter's autosaves left out), sorted by path
+ * relative to `notebooks/`.
+ */
+export async function listNotebooks(root: string): Promise<FoundNotebook[]> {
   const dir = join(root, "notebooks");
-  const all: string[] = [];
-  try {
-    for await (const entry of Deno.readDir(dir)) {
-      if (entry.isFile && entry.name.endsWith(".ipynb")) all.push(join(dir, entry.name));
+  const found: FoundNotebook[] = [];
+  const scan = async (folder: string, depth: number) => {
+    let entries: Deno.DirEntry[];
+    try {
+      entries = await Array.fromAsync(Deno.readDir(join(dir, folder)));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return;
+      throw error;
     }
-  } catch {
-    // No notebooks directory: nothing to run.
-  }
-  return all.sort();
+    for (const entry of entries) {
+      if (entry.name.startsWith(".") || SKIPPED_FOLDERS.has(entry.name)) continue;
+      if (entry.isFile && entry.name.endsWith(".ipynb")) {
+        const path = join(dir, folder, entry.name);
+        found.push({ path, name: basename(entry.name, ".ipynb"), folder });
+      } else if (entry.isDirectory && depth === 0) {
+        await scan(entry.name, 1);
+      }
+    }
+  };
+  await scan("", 0);
+  const order = (n: FoundNotebook) => (n.folder ? `${n.folder}/${n.name}` : n.name);
+  return found.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
 }
 
 /** The markdown summary. */
@@ -171,22 +208,25 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<number>
     console.log("nothing to reproduce yet");
     return 0;
   }
-  const only = (options.only ?? []).map((o) => o.replace(/\.ipynb$/, ""));
-  const names = all.map((p) => basename(p, ".ipynb"));
+  const only = (options.only ?? []).map((o) => basename(o).replace(/\.ipynb$/, ""));
+  const names = all.map((n) => n.name);
   const unknown = only.filter((o) => !names.includes(o));
   if (unknown.length > 0) {
     console.error(
-      `error: no notebook named ${unknown.join(", ")} in notebooks/ (there are: ${
+      `error: no notebook named ${unknown.join(", ")} in notebooks/ or its folders (there are: ${
         names.join(", ")
       })`,
     );
     return 2;
   }
-  const selected = only.length > 0 ? all.filter((p) => only.includes(basename(p, ".ipynb"))) : all;
+  const selected = only.length > 0 ? all.filter((n) => only.includes(n.name)) : all;
   const { mode, reason } = options.mode
     ? { mode: options.mode, reason: `--${options.mode} given` }
     : await detectMode();
   console.log(`reproduce: mode ${mode} (${reason})`);
+  const index = await readRunIndex();
+  const plan = planReproduction(gridsOfNotebooks(selected.map((n) => n.name)), index);
+  for (const line of planLines(plan, mode)) console.log(`reproduce: ${line}`);
   if (options.retrainStale) {
     if (mode !== "full") {
       console.error("error: --retrain-stale needs full mode (give --full, or run on a GPU)");
@@ -196,13 +236,13 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<number>
   }
   const jupyter = await prepareJupyter(root, mode);
   if (!jupyter) return 1;
-  const outDir = join(root, "results", "notebooks");
-  await Deno.mkdir(outDir, { recursive: true });
   const results: NotebookResult[] = [];
-  for (const path of selected) {
-    const name = basename(path, ".ipynb");
+  for (const notebook of selected) {
+    const name = notebook.folder ? `${notebook.folder}/${notebook.name}` : notebook.name;
+    const outDir = join(root, "results", "notebooks", notebook.folder);
+    await Deno.mkdir(outDir, { recursive: true });
     console.log(`reproduce: running ${name} ...`);
-    const result = await executeNotebook(path, outDir, jupyter.env);
+    const result = { ...await executeNotebook(notebook.path, outDir, jupyter.env), name };
     results.push(result);
     console.log(
       `reproduce: ${name} ${result.ok ? "ok" : "FAILED"} in ${result.seconds.toFixed(1)} s ` +

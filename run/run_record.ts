@@ -1,7 +1,7 @@
 /**
- * Finished training runs saved as small JSON files (`results/runs/<model>-<dataset>.json`): what
- * ran, by which code (see {@link CodeVersion}), on which adapter and Deno, with which command and
- * configuration, and every epoch's numbers. A full-protocol run can take longer than one command
+ * Finished training runs saved as small JSON files (`results/runs/<model>-<dataset>-seed<seed>.json`,
+ * see {@link runRecordPath}): what ran, by which code (see {@link CodeVersion}), on which adapter
+ * and Deno, with which command and configuration (its seed included), and every epoch's numbers. A full-protocol run can take longer than one command
  * may run on a lent GPU; it is trained there across several resumed commands
  * (`deno task train … --record FILE`), and the notebooks show the recorded run.
  *
@@ -82,14 +82,31 @@ export function defaultRunsDirectory(): string {
   return join(requireProjectRoot(), "results", "runs");
 }
 
-/** Where the record of `model` on `dataset` lives: `<directory>/<model>-<dataset>.json`. */
-export function runRecordPath(
-  model: string,
-  dataset: string,
-  directory: string = defaultRunsDirectory(),
-): string {
+/** What identifies a run of the paper's settings: the model, the dataset and the seed. */
+export interface RunKey {
+  /** Model name (`mamba4rec`). */
+  readonly model: string;
+  /** Canonical dataset name (`ml-1m`). */
+  readonly dataset: string;
+  /** The seed of the data order and the initial weights (`TrainConfig.seed`). */
+  readonly seed: number;
+}
+
+/**
+ * Where the record of a run lives: `<directory>/<model>-<dataset>-seed<seed>.json`, names lower
+ * case with anything but letters, digits, `.`, `_` and `-` replaced by `_`.
+ */
+export function runRecordPath(key: RunKey, directory: string = defaultRunsDirectory()): string {
   const safe = (s: string) => s.toLowerCase().replace(/[^a-z0-9._-]+/g, "_");
-  return join(directory, `${safe(model)}-${safe(dataset)}.json`);
+  if (!(Number.isInteger(key.seed) && key.seed >= 0)) {
+    throw new RangeError(`a run's seed must be a non-negative integer, got ${key.seed}`);
+  }
+  return join(directory, `${safe(key.model)}-${safe(key.dataset)}-seed${key.seed}.json`);
+}
+
+/** The {@link RunKey} of a record: its model, dataset and training seed. */
+export function recordKey(record: RunRecord): RunKey {
+  return { model: record.model, dataset: record.dataset, seed: record.trainConfig.seed };
 }
 
 /**

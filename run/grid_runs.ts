@@ -1,0 +1,211 @@
+/**
+ * The runs of a notebook's grid (`run/paper_grids.ts`) as the notebook shows them: every recorded
+ * run of the paper's settings, whatever the mode (flagged when other code made it); for the runs
+ * without a record, full mode trains each with the paper's protocol and records it, and quick mode
+ * trains none of them but gives each cell without any record a smoke run: a couple of epochs on a
+ * tiny slice of the dataset, described by what the slice holds, never compared with the paper.
+ *
+ * @module
+ */
+import type { SequentialDataset } from "../data/dataset.ts";
+import { train, type TrainResult } from "../models/training/trainer.ts";
+import { ORDER_LIMITED_DATASETS, type OrderLimit, type RunGrid } from "./paper_grids.ts";
+import { TrainingProgress } from "./progress.ts";
+import { type IndexedRecord, readRunIndex, type RunIndex } from "./run_index.ts";
+import { defaultRunsDirectory, type RunKey, type RunRecord, runRecordPath } from "./run_record.ts";
+import { setupRun } from "./setup.ts";
+import { runTraining } from "./training_run.ts";
+
+/** What a slice of a dataset holds: its users, items and interactions after filtering. */
+export interface SliceContents {
+  /** Users kept. */
+  readonly users: number;
+  /** Items kept. */
+  readonly items: number;
+  /** Interactions kept. */
+  readonly interactions: number;
+}
+
+/** A smoke run: a quick run on a tiny slice, which only shows that the pipeline works. */
+export interface SmokeRun {
+  /** What the slice held. */
+  readonly slice: SliceContents;
+  /** The adapter it ran on. */
+  readonly adapter: string;
+  /** The outcome. */
+  readonly result: TrainResult;
+  /** Wall seconds of loading, building and training. */
+  readonly seconds: number;
+}
+
+/** One cell of a grid: a model on a dataset, over the grid's seeds. */
+export interface GridCell {
+  /** Model name. */
+  readonly model: string;
+  /** Canonical dataset name. */
+  readonly dataset: string;
+  /** The recorded runs of the paper's settings, by seed (those trained now included). */
+  readonly runs: readonly IndexedRecord[];
+  /** The grid's seeds without a record. */
+  readonly missingSeeds: readonly number[];
+  /** Quick mode, a cell without any record: its smoke run. */
+  readonly smoke: SmokeRun | undefined;
+  /**
+   * Why its recorded numbers cannot be compared with the paper's cell by cell, when one of its
+   * runs read the dataset from a file whose order differs from the paper's pipeline.
+   */
+  readonly orderLimit: OrderLimit | undefined;
+}
+
+/** Users a smoke run keeps from the start of the dataset, by dataset (others: {@link SMOKE_USERS}). */
+export const SMOKE_USERS_BY_DATASET: Readonly<Record<string, number>> = Object.freeze({
+  "ml-1m": 40,
+});
+
+/** Users a smoke run keeps where {@link SMOKE_USERS_BY_DATASET} does not say (Amazon: short histories). */
+export const SMOKE_USERS = 500;
+
+/** The training settings of a smoke run. */
+export const SMOKE_TRAIN: Readonly<Record<string, unknown>> = Object.freeze({
+  epochs: 2,
+  batchSize: 256,
+  maxLength: 20,
+});
+
+/** Options of {@link gridRuns}. */
+export interface GridRunOptions {
+  /** `quick`: smoke runs for cells without records; `full`: train and record the missing runs. */
+  readonly mode: "quick" | "full";
+  /** The records (default: {@link readRunIndex} of `directory`). */
+  readonly index?: RunIndex;
+  /** Where records are read and written (default `results/runs/`). */
+  readonly directory?: string;
+  /** Where dataset names are looked up (default: the datasets directory). */
+  readonly datasetsDirectory?: string;
+  /** Users a smoke run keeps (default: {@link SMOKE_USERS_BY_DATASET}, else {@link SMOKE_USERS}). */
+  readonly smokeUsers?: number;
+  /** Receives a line per run trained. */
+  readonly log?: (line: string) => void;
+}
+
+/** What a dataset holds, counted from the data (PAD not counted). */
+export function sliceContents(dataset: SequentialDataset): SliceContents {
+  return {
+    users: dataset.numUsers - 1,
+    items: dataset.numItems - 1,
+    interactions: dataset.offsets[dataset.offsets.length - 1] - dataset.offsets[0],
+  };
+}
+
+/** A slice as people read it: `11 users, 52 items, 93 interactions`. */
+export function describeSlice(slice: SliceContents): string {
+  const n = (v: number) => v.toLocaleString("en-US");
+  return `${n(slice.users)} users, ${n(slice.items)} items, ${n(slice.interactions)} interactions`;
+}
+
+/** The `--dataset` value of a record's command, or `undefined`. */
+function commandDataset(command: string): string | undefined {
+  const tokens = command.split(/\s+/);
+  for (let i = 0; i < tokens.length; i++) {
+    if (tokens[i] === "--dataset") return tokens[i + 1];
+    if (tokens[i].startsWith("--dataset=")) return tokens[i].slice("--dataset=".length);
+  }
+  return undefined;
+}
+
+/**
+ * Why a record's numbers cannot be compared with the paper's cell by cell, or `undefined`: its
+ * dataset is order-limited ({@link ORDER_LIMITED_DATASETS}) unless its command read a RecBole
+ * `.inter` or MovieLens `ratings.dat` file, which keep the paper's order.
+ */
+export function recordOrderLimit(record: RunRecord): OrderLimit | undefined {
+  const limit = Object.hasOwn(ORDER_LIMITED_DATASETS, record.dataset)
+    ? ORDER_LIMITED_DATASETS[record.dataset]
+    : undefined;
+  const file = commandDataset(record.command) ?? "";
+  return limit && !/\.(inter|dat)$/i.test(file) ? limit : undefined;
+}
+
+/** The `deno task train` command that trains and records one run of the paper's settings. */
+export function recordCommand(key: RunKey, recordPath: string): string {
+  return `deno task train --model ${key.model} --dataset ${key.dataset} --seed ${key.seed} ` +
+    `--record ${recordPath}`;
+}
+
+/** Trains a smoke run of `model` on the first users of `dataset`. */
+async function smokeRun(
+  model: string,
+  dataset: string,
+  options: GridRunOptions,
+): Promise<SmokeRun> {
+  const start = performance.now();
+  const setup = await setupRun({
+    model,
+    dataset,
+    datasetsDirectory: options.datasetsDirectory,
+    maxUsers: options.smokeUsers ?? SMOKE_USERS_BY_DATASET[dataset] ?? SMOKE_USERS,
+    train: { ...SMOKE_TRAIN, verbose: false },
+  });
+  const result = await train(setup.model, setup.dataset, setup.config, {
+    observer: new TrainingProgress(false, setup.config.validMetric),
+  });
+  const slice = sliceContents(setup.dataset);
+  options.log?.(`smoke run of ${model} on ${dataset} (${describeSlice(slice)}) done`);
+  return {
+    slice,
+    adapter: setup.adapter,
+    result,
+    seconds: (performance.now() - start) / 1000,
+  };
+}
+
+/** Trains one missing run with the paper's protocol and records it; returns its record. */
+async function trainAndRecord(
+  key: RunKey,
+  directory: string,
+  options: GridRunOptions,
+): Promise<IndexedRecord> {
+  const path = runRecordPath(key, directory);
+  await runTraining({
+    request: {
+      model: key.model,
+      dataset: key.dataset,
+      datasetsDirectory: options.datasetsDirectory,
+      train: { seed: key.seed, verbose: true },
+    },
+    record: path,
+    command: recordCommand(key, path),
+    log: options.log,
+  });
+  const found = (await readRunIndex(directory)).find(key);
+  if (!found) throw new Error(`${path}: the run finished but its record does not read back`);
+  return found;
+}
+
+/** The runs of every cell of `grid`, as the module documentation describes, in grid order. */
+export async function gridRuns(grid: RunGrid, options: GridRunOptions): Promise<GridCell[]> {
+  const directory = options.directory ?? defaultRunsDirectory();
+  const index = options.index ?? await readRunIndex(directory);
+  const cells: GridCell[] = [];
+  for (const model of grid.models) {
+    for (const dataset of grid.datasets) {
+      const runs: IndexedRecord[] = [];
+      const missingSeeds: number[] = [];
+      for (const seed of grid.seeds) {
+        const key = { model, dataset, seed };
+        let found = index.find(key);
+        if (!found && options.mode === "full") {
+          found = await trainAndRecord(key, directory, options);
+        }
+        if (found) runs.push(found);
+        else missingSeeds.push(seed);
+      }
+      const smoke = runs.length === 0 && options.mode === "quick"
+        ? await smokeRun(model, dataset, options)
+        : undefined;
+      const orderLimit = runs.map((r) => recordOrderLimit(r.record)).find((l) => l !== undefined);
+      cells.push({ model, dataset, runs, missingSeeds, smoke, orderLimit });
+    }
+  }
+  return cells;
+}

@@ -1,0 +1,133 @@
+/**
+ * The runs the paper notebooks show: for each, the models, the datasets and the seeds
+ * ({@link RunGrid}); the paper's values where a readable source confirms them
+ * ({@link PaperValues}); and the datasets whose file orders sequences otherwise than the papers'
+ * pipeline ({@link ORDER_LIMITED_DATASETS}). `deno task reproduce` plans its runs from
+ * {@link RUN_GRIDS}, and the notebooks read the same grids.
+ *
+ * @module
+ */
+
+/** The seeds every trained cell averages over (RecBole's default seed first). */
+export const PAPER_SEEDS: readonly number[] = Object.freeze([2020, 2021, 2022]);
+
+/** The runs one notebook shows: every model on every dataset with every seed. */
+export interface RunGrid {
+  /** The notebook's file name stem (`table2_overall`). */
+  readonly notebook: string;
+  /** What the grid reproduces, for headings and the plan. */
+  readonly title: string;
+  /** Registered model names, in the order of the table's rows. */
+  readonly models: readonly string[];
+  /** Canonical dataset names, in the order of the table's columns. */
+  readonly datasets: readonly string[];
+  /** The seeds of each cell. */
+  readonly seeds: readonly number[];
+}
+
+/**
+ * The Mamba4Rec paper's overall performance table (its main effectiveness table; numbered after
+ * the dataset statistics of Table 1): RecBole's baselines and Mamba4Rec on ML-1M, Beauty and Video
+ * Games.
+ */
+export const MAMBA4REC_OVERALL: RunGrid = Object.freeze({
+  notebook: "table2_overall",
+  title: "Mamba4Rec overall performance",
+  models: Object.freeze(["caser", "gru4rec", "narm", "sasrec", "bert4rec", "mamba4rec"]),
+  datasets: Object.freeze(["ml-1m", "amazon-beauty", "amazon-video-games"]),
+  seeds: PAPER_SEEDS,
+});
+
+/** SSD4Rec on Amazon Beauty (its notebook also compares packed and padded batches). */
+export const SSD4REC_BEAUTY: RunGrid = Object.freeze({
+  notebook: "ssd4rec_beauty",
+  title: "SSD4Rec on Amazon Beauty",
+  models: Object.freeze(["ssd4rec"]),
+  datasets: Object.freeze(["amazon-beauty"]),
+  seeds: PAPER_SEEDS,
+});
+
+/** SSD4Rec on Amazon Video Games. */
+export const SSD4REC_VIDEO_GAMES: RunGrid = Object.freeze({
+  notebook: "ssd4rec_video_games",
+  title: "SSD4Rec on Amazon Video Games",
+  models: Object.freeze(["ssd4rec"]),
+  datasets: Object.freeze(["amazon-video-games"]),
+  seeds: PAPER_SEEDS,
+});
+
+/** Every grid a notebook shows; `deno task reproduce` plans the runs of the selected notebooks. */
+export const RUN_GRIDS: readonly RunGrid[] = Object.freeze([
+  MAMBA4REC_OVERALL,
+  SSD4REC_BEAUTY,
+  SSD4REC_VIDEO_GAMES,
+]);
+
+/** A paper's test metrics for one model on one dataset, with where they were confirmed. */
+export interface PaperValues {
+  /** Registered model name. */
+  readonly model: string;
+  /** Canonical dataset name. */
+  readonly dataset: string;
+  /** Metric name (`hit@10`) to value. */
+  readonly metrics: Readonly<Record<string, number>>;
+  /** The readable source that quotes them. */
+  readonly source: string;
+}
+
+/**
+ * The Mamba4Rec paper's overall-table values that a readable source confirms: only Mamba4Rec on
+ * ML-1M (quoted from the paper in the official repository's issues); every other cell is
+ * unverified and shows ours alone.
+ */
+export const MAMBA4REC_PAPER_VALUES: readonly PaperValues[] = Object.freeze([{
+  model: "mamba4rec",
+  dataset: "ml-1m",
+  metrics: Object.freeze({ "hit@10": 0.3121, "ndcg@10": 0.1822, "mrr@10": 0.1425 }),
+  source: "https://github.com/chengkai-liu/Mamba4Rec/issues/1",
+}]);
+
+/** Why a dataset's numbers cannot be compared with the paper's cell by cell, and the evidence. */
+export interface OrderLimit {
+  /** One sentence for people. */
+  readonly note: string;
+  /** The evidence, relative to the project root (a README section). */
+  readonly evidence: string;
+}
+
+/**
+ * Datasets whose file (the datasets folder's, without timestamps) orders each user's sequence by
+ * time, where RecBole's float32 timestamps and stable sort keep another order; read from a
+ * RecBole `.inter` or MovieLens `ratings.dat` file, the order is RecBole's and the limit is gone.
+ */
+export const ORDER_LIMITED_DATASETS: Readonly<Record<string, OrderLimit>> = Object.freeze({
+  "ml-1m": Object.freeze({
+    note: "order-limited: ml-1m.txt orders sequences otherwise than RecBole's pipeline, which " +
+      "moves test metrics; not comparable cell by cell",
+    evidence: "README.md#why-ml-1m-sits-below-the-paper-the-order-of-the-sequences",
+  }),
+});
+
+/** Names of the models as the papers print them. */
+export const MODEL_LABELS: Readonly<Record<string, string>> = Object.freeze({
+  caser: "Caser",
+  gru4rec: "GRU4Rec",
+  narm: "NARM",
+  sasrec: "SASRec",
+  bert4rec: "BERT4Rec",
+  mamba4rec: "Mamba4Rec",
+  ssd4rec: "SSD4Rec",
+});
+
+/** Names of the datasets as the papers print them. */
+export const DATASET_LABELS: Readonly<Record<string, string>> = Object.freeze({
+  "ml-1m": "ML-1M",
+  "amazon-beauty": "Beauty",
+  "amazon-video-games": "Video Games",
+  "kuairand-pure": "KuaiRand",
+});
+
+/** The grids of the notebooks named `notebooks` (file name stems). */
+export function gridsOfNotebooks(notebooks: readonly string[]): RunGrid[] {
+  return RUN_GRIDS.filter((g) => notebooks.includes(g.notebook));
+}

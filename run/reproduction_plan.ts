@@ -1,0 +1,152 @@
+/**
+ * What `deno task reproduce` will show and train, worked out before any notebook runs: every run
+ * of the selected notebooks' grids (see `run/paper_grids.ts`) is recorded by the checked-out code,
+ * recorded by other code (stale), or missing; the missing ones' GPU time is estimated from the
+ * recorded runs of the same model and dataset (their epochs' training and evaluation seconds), or
+ * unknown where there are none.
+ *
+ * @module
+ */
+import type { TrainResult } from "../models/training/trainer.ts";
+import type { RunGrid } from "./paper_grids.ts";
+import { formatDuration } from "./progress.ts";
+import type { IndexedRecord, RunIndex } from "./run_index.ts";
+import type { RunKey } from "./run_record.ts";
+
+/** Where one planned run stands. */
+export type PlannedRunStatus = "recorded" | "stale" | "missing";
+
+/** One run of a grid, with its record if there is one. */
+export interface PlannedRun {
+  /** Model, dataset and seed. */
+  readonly key: RunKey;
+  /** Recorded by the checked-out code, by other code, or not at all. */
+  readonly status: PlannedRunStatus;
+  /** The record of the paper's settings, when recorded. */
+  readonly record: IndexedRecord | undefined;
+  /** A missing run's estimated GPU seconds; `undefined` when recorded or unknown. */
+  readonly estimateSeconds: number | undefined;
+}
+
+/** The plan of a reproduction: {@link planReproduction}'s result. */
+export interface ReproductionPlan {
+  /** Every run of the grids, once each (a run in two grids counts once), in grid order. */
+  readonly runs: readonly PlannedRun[];
+  /** Runs recorded by the checked-out code. */
+  readonly recorded: number;
+  /** Runs recorded by other code. */
+  readonly stale: number;
+  /** Runs without a record of the paper's settings. */
+  readonly missing: number;
+  /** Estimated GPU seconds of the missing runs that have an estimate. */
+  readonly missingSeconds: number;
+  /** The missing runs without an estimate (nothing recorded of their model and dataset). */
+  readonly unknown: readonly RunKey[];
+  /** Grid cells (model and dataset) without any recorded seed: a quick run smoke-tests these. */
+  readonly cellsWithoutRecord: readonly { model: string; dataset: string }[];
+}
+
+/** GPU seconds of a recorded run: every epoch's training and evaluation time. */
+export function recordedSeconds(result: TrainResult): number {
+  return result.history.reduce((s, e) => s + e.trainSeconds + e.evalSeconds, 0);
+}
+
+/**
+ * The GPU seconds a run of `model` on `dataset` is expected to take: the mean of the recorded
+ * runs of the same model and dataset (any seed, any code); `undefined` when there are none.
+ */
+export function estimateRunSeconds(
+  index: RunIndex,
+  model: string,
+  dataset: string,
+): number | undefined {
+  const records = index.ofModelAndDataset(model, dataset);
+  if (records.length === 0) return undefined;
+  return records.reduce((s, r) => s + recordedSeconds(r.record.result), 0) / records.length;
+}
+
+/** Every run of `grids`, with where it stands in `index`. */
+export function planReproduction(grids: readonly RunGrid[], index: RunIndex): ReproductionPlan {
+  const runs: PlannedRun[] = [];
+  const seen = new Set<string>();
+  const cellsWithoutRecord: { model: string; dataset: string }[] = [];
+  for (const grid of grids) {
+    for (const model of grid.models) {
+      for (const dataset of grid.datasets) {
+        const cell = JSON.stringify([model, dataset]);
+        if (seen.has(cell)) continue;
+        seen.add(cell);
+        let anyRecord = false;
+        for (const seed of grid.seeds) {
+          const key = { model, dataset, seed };
+          const record = index.find(key);
+          anyRecord ||= record !== undefined;
+          const status = record === undefined
+            ? "missing"
+            : record.staleness.stale
+            ? "stale"
+            : "recorded";
+          const estimateSeconds = record === undefined
+            ? estimateRunSeconds(index, model, dataset)
+            : undefined;
+          runs.push({ key, status, record, estimateSeconds });
+        }
+        if (!anyRecord) cellsWithoutRecord.push({ model, dataset });
+      }
+    }
+  }
+  const missing = runs.filter((r) => r.status === "missing");
+  return {
+    runs,
+    recorded: runs.filter((r) => r.status === "recorded").length,
+    stale: runs.filter((r) => r.status === "stale").length,
+    missing: missing.length,
+    missingSeconds: missing.reduce((s, r) => s + (r.estimateSeconds ?? 0), 0),
+    unknown: missing.filter((r) => r.estimateSeconds === undefined).map((r) => r.key),
+    cellsWithoutRecord,
+  };
+}
+
+/** `model on dataset` pairs of `keys`, each once, as a list. */
+function cellList(keys: readonly { model: string; dataset: string }[]): string {
+  const cells = [...new Set(keys.map((k) => `${k.model} on ${k.dataset}`))];
+  return cells.length <= 4 ? cells.join(", ") : `${cells.slice(0, 4).join(", ")}, …`;
+}
+
+/**
+ * The plan for people, one line each: how many runs are recorded, stale and missing, the missing
+ * ones' GPU time, and what the mode does about them (full: trains them with the paper's
+ * protocol; quick: trains none of them, smoke-tests each cell without any record on a tiny slice).
+ */
+export function planLines(plan: ReproductionPlan, mode: "quick" | "full"): string[] {
+  const total = plan.runs.length;
+  if (total === 0) return ["plan: the selected notebooks show no recorded runs"];
+  const lines = [
+    `plan: ${total} run(s) in the selected notebooks: ${plan.recorded + plan.stale} recorded ` +
+    `(${plan.stale} of them by other code: stale), ${plan.missing} missing`,
+  ];
+  if (plan.missing > 0) {
+    const known = plan.missing - plan.unknown.length;
+    const estimate = known === 0
+      ? "unknown"
+      : `about ${formatDuration(plan.missingSeconds)} for ${known} of them (from the recorded ` +
+        "epoch times of the same model and dataset)";
+    const unknown = plan.unknown.length === 0 || known === 0
+      ? ""
+      : `; unknown for ${plan.unknown.length} (nothing recorded of ${cellList(plan.unknown)})`;
+    lines.push(`plan: GPU time of the missing runs: ${estimate}${unknown}`);
+  }
+  if (plan.stale > 0) {
+    lines.push("plan: stale runs are shown flagged; `--full --retrain-stale` trains them again");
+  }
+  if (mode === "quick") {
+    const smoke = plan.cellsWithoutRecord.length;
+    lines.push(
+      `plan: quick mode trains no missing run; ${smoke} cell(s) without any record get a smoke ` +
+        "run on a tiny slice, shown without the paper's numbers",
+    );
+  } else if (plan.missing > 0) {
+    lines.push(`plan: full mode trains the ${plan.missing} missing run(s) and records them`);
+  }
+  return lines;
+}
