@@ -146,6 +146,7 @@ export const ATTENTION_DROP_FACTOR_WGSL: string = /* wgsl */ `
 ${DROPOUT_HASH_WGSL}
 fn drop_factor(i: u32) -> f32 {
   if (p.drop == 0u) { return 1.0; }
-  let h = dropout_hash(vec2u(p.seed_lo, p.seed_hi), vec2u(p.counter_lo, p.counter_hi), i);
-  return select(0.0, p.keep_scale, (h >> 8u) >= p.threshold);
+  let seed = vec2u(p.seed_lo, p.seed_hi);
+  let counter = vec2u(p.counter_lo, p.counter_hi);
+  return select(0.0, p.keep_scale, dropout_keep(seed, counter, i, p.threshold));
 }`;

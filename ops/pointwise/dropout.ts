@@ -85,7 +85,11 @@ export interface DropoutOptions {
   training?: boolean;
 }
 
-/** WGSL: the keyed hash of the module comment. */
+/**
+ * WGSL: the keyed hash of the module comment, `dropout_hash(seed, counter, i) -> u32`, and the
+ * keep test every dropping kernel applies, `dropout_keep(seed, counter, i, threshold) -> bool`
+ * (threshold from {@link dropoutDraw}).
+ */
 export const DROPOUT_HASH_WGSL: string = /* wgsl */ `
 fn pcg_permute(v: u32) -> u32 {
   let state = v * 747796405u + 2891336453u;
@@ -98,13 +102,17 @@ fn dropout_hash(seed: vec2u, counter: vec2u, i: u32) -> u32 {
   let k1 = pcg_permute(counter.x ^ pcg_permute(counter.y ^ k0));
   let k2 = pcg_permute(k0 ^ k1);
   return pcg_permute(pcg_permute(pcg_permute(i ^ k0) ^ k1) ^ k2);
+}
+// Whether element i is kept: the top 24 bits of its hash at or above the threshold ⌈p·2²⁴⌉.
+fn dropout_keep(seed: vec2u, counter: vec2u, i: u32, threshold: u32) -> bool {
+  return (dropout_hash(seed, counter, i) >> 8u) >= threshold;
 }`;
 
 /** The words a kernel needs for one dropout draw, and the scale of the values it keeps. */
 export interface DropoutDraw {
   /** Seed (low, high 32 bits) and counter (low, high): the hash's keys for this draw. */
   readonly words: readonly [number, number, number, number];
-  /** An element is kept when `dropout_hash(…) >> 8 ≥ threshold` (⌈p·2²⁴⌉). */
+  /** An element is kept when `dropout_keep(…, threshold)` holds: ⌈p·2²⁴⌉. */
   readonly threshold: number;
   /** 1 / (1 − p), or 0 for p = 1. */
   readonly scale: number;
@@ -149,10 +157,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let counter = vec2u(p.counter_lo, p.counter_hi);
   let i = 4u * q;
   let keep = vec4<bool>(
-    (dropout_hash(seed, counter, i) >> 8u) >= p.threshold,
-    (dropout_hash(seed, counter, i + 1u) >> 8u) >= p.threshold,
-    (dropout_hash(seed, counter, i + 2u) >> 8u) >= p.threshold,
-    (dropout_hash(seed, counter, i + 3u) >> 8u) >= p.threshold,
+    dropout_keep(seed, counter, i, p.threshold),
+    dropout_keep(seed, counter, i + 1u, p.threshold),
+    dropout_keep(seed, counter, i + 2u, p.threshold),
+    dropout_keep(seed, counter, i + 3u, p.threshold),
   );
   dst[q] = select(vec4f(0.0), src[q] * p.scale, keep);
 }`;
