@@ -147,8 +147,9 @@ Deno.test("attention: gradients of v alone, and of q and k alone", async () => {
   }
 });
 
-// 262,400 rows of 64 scores at 4 rows per workgroup: 65,600 workgroups, a 2-D grid.
-Deno.test("attention: more than 65,535 workgroups (2-D grid)", async () => {
+// The unfused form: 262,400 rows of 64 scores at 4 rows per workgroup, 65,600 workgroups, a
+// 2-D grid.
+Deno.test("attention (unfused): more than 65,535 workgroups (2-D grid)", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const shape = [4100, 1, 64, 1];
@@ -167,7 +168,7 @@ Deno.test("attention: more than 65,535 workgroups (2-D grid)", async () => {
   await gradCheck({
     what: `attention 2-D grid [${shape}] seed ${seed}`,
     inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-    gpu: ([q, k, v]) => attention(q, k, v, { mask: "none", keyPadding: pad }),
+    gpu: ([q, k, v]) => attention(q, k, v, { mask: "none", keyPadding: pad, fused: false }),
     ref: ([q, k, v]) => attentionReference(q, k, v, problem),
     refGrad: ([q, k, v], g) => {
       const r = attentionReferenceBackward(q, k, v, problem, g);
