@@ -35,8 +35,9 @@
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--forward=chunked] [--check]
- * [--profile]`: `--chunks` adds those chunk sizes, `--forward` those forms of the forward;
- * `--profile` prints the GPU time of every kernel of one forward + backward (timestamp queries);
+ * [--profile | --profile-only]`: `--chunks` adds those chunk sizes, `--forward` those forms of the
+ * forward; `--profile` prints the GPU time of every kernel of one forward + backward (timestamp
+ * queries) before the timings, `--profile-only` instead of them;
  * `--check` first compares one forward and backward at the benchmark sizes with the float64
  * reference (the output gradient is zero outside 16 sampled segments, the longest among them, so
  * the reference runs only those, each alone). On CPU implementations the sizes shrink and the
@@ -340,13 +341,15 @@ if (import.meta.main) {
       console.log(`float64 check ${which}: relative error ${list.join(", ")}`);
     }
   }
-  if (Deno.args.includes("--profile")) {
+  if (Deno.args.includes("--profile") || Deno.args.includes("--profile-only")) {
     for (const which of ["ml-1m", "kuairand"] as const) await printProfile(which, quick, info);
   }
-  console.log(formatHeader());
-  for (const def of registeredBenchmarks()) {
-    if (!def.name.startsWith("ssd ")) continue;
-    console.log(formatRow(await measure(def, { info, quick })));
+  if (!Deno.args.includes("--profile-only")) {
+    console.log(formatHeader());
+    for (const def of registeredBenchmarks()) {
+      if (!def.name.startsWith("ssd ")) continue;
+      console.log(formatRow(await measure(def, { info, quick })));
+    }
   }
 }
 
