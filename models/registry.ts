@@ -53,6 +53,16 @@ export interface ModelEntryOf<M extends TrainableModel> {
   /** True where the model trains on each window's last real item only (see `PaddedModel`). */
   readonly lastItemOnly?: boolean;
   /**
+   * True where the model trains with its own objective on prefix batches (its models have a
+   * `trainingLoss`; see `PaddedModel`): no `trainingMode: "all-positions"`.
+   */
+  readonly ownTrainingLoss?: boolean;
+  /**
+   * True where the model takes windows of exactly its `maxLength` (Caser's vertical filters span
+   * the window): a run's model `maxLength` must equal the training window.
+   */
+  readonly exactWindow?: boolean;
+  /**
    * True where the model has a user embedding (Caser): its configuration also takes the
    * dataset's user count `numUsers` (see {@link datasetSizes}).
    */
@@ -258,6 +268,7 @@ const BERT4REC_ENTRY: ModelEntryOf<PaddedModel> = {
   create: (config) => new BERT4Rec(config as BERT4RecConfig),
   trainDefaults: {},
   presets: BERT4REC_PRESETS,
+  ownTrainingLoss: true,
 };
 
 const CASER_ENTRY: ModelEntryOf<PaddedModel> = {
@@ -268,7 +279,9 @@ const CASER_ENTRY: ModelEntryOf<PaddedModel> = {
   trainDefaults: {},
   presets: CASER_PRESETS,
   lastItemOnly: true,
+  ownTrainingLoss: true,
   userTable: true,
+  exactWindow: true,
 };
 
 /** The type of model each known name builds. */

@@ -149,11 +149,20 @@ export function planRun(request: RunRequest): RunPlan {
   const standIns = datasetSizes(model, STAND_IN_SIZES);
   const built = model.config({ ...modelConfig, ...standIns }) as { maxLength?: number };
   // A model whose tables are sized by the window (SASRec's positions) gets the training window
-  // unless the request sets its own, which may not be shorter than the windows it will be given.
+  // unless the request sets its own, which may not be shorter than the windows it will be given
+  // (nor differ from them, for a model that takes windows of exactly its maxLength).
   if (built.maxLength !== undefined) {
     const explicit = request.modelConfig?.maxLength as number | undefined;
     if (explicit === undefined) modelConfig.maxLength = config.maxLength;
-    else if (config.maxLength > explicit) {
+    else if (model.exactWindow && explicit !== config.maxLength) {
+      throw new ConfigError(
+        `model config: 'maxLength' is ${explicit}, but ${model.name} takes windows of exactly ` +
+          `its maxLength and the training windows are ${config.maxLength} long ` +
+          `(train.maxLength); give both the same length, or leave the model's out to take the ` +
+          `training one`,
+        "maxLength",
+      );
+    } else if (config.maxLength > explicit) {
       throw new ConfigError(
         `model config: 'maxLength' is ${explicit}, shorter than the training windows ` +
           `(train.maxLength ${config.maxLength}); give both the same length`,

@@ -316,6 +316,52 @@ Deno.test("planRun: a model that reads only the last item refuses all-positions 
   }
 });
 
+Deno.test("planRun: a model with its own training loss refuses all-positions training up front", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = join(dir, "tiny.txt");
+    await Deno.writeTextFile(data, "1 2\n");
+    const request = { dataset: data, train: { trainingMode: "all-positions" } };
+    for (const model of ["bert4rec", "caser"]) {
+      const refused = assertThrows(
+        () => planRun({ ...request, model }),
+        ConfigError,
+        `${model} trains with its own objective on prefix batches; use trainingMode "prefix"`,
+      );
+      assertEquals(refused.key, "trainingMode");
+      assertEquals(planRun({ dataset: data, model }).config.trainingMode, "prefix");
+    }
+    assertEquals(planRun({ ...request, model: "sasrec" }).config.trainingMode, "all-positions");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("planRun: Caser's maxLength is the training window's, never another", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const data = join(dir, "tiny.txt");
+    await Deno.writeTextFile(data, "1 2\n");
+    const base = { dataset: data, model: "caser", train: { maxLength: 30 } };
+    assertEquals(planRun(base).modelConfig.maxLength, 30);
+    assertEquals(planRun({ ...base, modelConfig: { maxLength: 30 } }).modelConfig.maxLength, 30);
+    for (const maxLength of [40, 20]) {
+      const refused = assertThrows(
+        () => planRun({ ...base, modelConfig: { maxLength } }),
+        ConfigError,
+        `'maxLength' is ${maxLength}, but caser takes windows of exactly its maxLength and the ` +
+          "training windows are 30 long (train.maxLength); give both the same length",
+      );
+      assertEquals(refused.key, "maxLength");
+    }
+    // A model that only needs windows no longer than its table takes a longer table.
+    const sasrec = planRun({ ...base, model: "sasrec", modelConfig: { maxLength: 40 } });
+    assertEquals(sasrec.modelConfig.maxLength, 40);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("planRun: a window-sized model table follows the training window unless set, never shorter", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -108,7 +108,7 @@ export function uploadSequences(
  * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`, `padTo`)
  * for a padded model, or `trainingMode: "all-positions"` for a packed one, one that represents
  * a window at its last real item only (`lastItemOnly`) or one with its own training objective
- * (`trainingLoss`, which takes prefix batches).
+ * (a model's `trainingLoss`, a registry entry's `ownTrainingLoss`: it takes prefix batches).
  */
 export function checkLayoutSettings(
   model: {
@@ -116,6 +116,7 @@ export function checkLayoutSettings(
     readonly layout?: InputLayout;
     readonly lastItemOnly?: boolean;
     readonly trainingLoss?: unknown;
+    readonly ownTrainingLoss?: boolean;
   },
   config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo">,
 ): void {
@@ -130,7 +131,7 @@ export function checkLayoutSettings(
         key,
       );
     }
-    if (model.trainingLoss && config.trainingMode === "all-positions") {
+    if ((model.trainingLoss || model.ownTrainingLoss) && config.trainingMode === "all-positions") {
       throw new ConfigError(
         `training config: 'trainingMode' is "all-positions", but ${model.name} trains with ` +
           `its own objective on prefix batches; use trainingMode "prefix"`,
