@@ -1,117 +1,23 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
-import { writeAt } from "../ops/core/unrecorded.ts";
-import { matmul } from "../ops/dense/matmul/mod.ts";
 import {
   causalConv1dStep,
   causalConv1dStepReference,
   selectiveScanStep,
   selectiveScanStepReference,
 } from "../ops/sequence/selective_step.ts";
-import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
 import { Mamba4RecStream } from "../models/streaming.ts";
-import { uploadSequences } from "../models/training/layouts.ts";
-import { assertClose, freshSeed, makeRng, randint, randn } from "./util.ts";
-
-const NUM_ITEMS = 23;
-const D_CONV = 4;
-
-/**
- * Spread of the redrawn test weights: large enough that every part of the Mamba block moves the
- * scores far above the tolerance, small enough that the model stays well conditioned (at 0.4
- * some draws make even the full GPU forward differ from float64 by 1e-5).
- */
-const WEIGHT_STD = 0.25;
-
-/**
- * A small Mamba4Rec with dropout off and weights redrawn from N(0, WEIGHT_STD²) (LayerNorm
- * scales and D around 1; A_log kept).
- */
-function smallModel(numLayers: number, rng: () => number, seed: number): Mamba4Rec {
-  const model = new Mamba4Rec(mamba4recConfig({
-    numItems: NUM_ITEMS,
-    hiddenSize: 8,
-    dState: 5,
-    dConv: D_CONV,
-    expand: 2,
-    numLayers,
-    dropoutProb: 0,
-    seed: seed % 100000,
-  }));
-  for (const [name, t] of model.params.entries()) {
-    if (name.endsWith("A_log")) continue;
-    const around = name.endsWith("LayerNorm.weight") || name.endsWith(".D") ? 1 : 0;
-    const v = Float32Array.from(randn(rng, t.size, WEIGHT_STD), (x) => around + x);
-    tidy(() => writeAt(t, Tensor.from(v, t.shape), 0));
-  }
-  return model;
-}
-
-/** The full model's scores `[users, numItems]` at each history's last item. */
-async function fullScores(model: Mamba4Rec, histories: Int32Array[]): Promise<Float32Array> {
-  const L = Math.max(...histories.map((h) => h.length));
-  const items = new Int32Array(histories.length * L);
-  histories.forEach((h, b) => items.set(h, b * L));
-  const lengths = Int32Array.from(histories, (h) => h.length);
-  const scores = tidy(() =>
-    noGrad(() => {
-      const h = model.forward(uploadSequences(items, lengths, histories.length, L), false);
-      return matmul(h, model.itemTable, { transB: true });
-    })
-  );
-  const host = (await readTensors([scores]))[0] as Float32Array;
-  scores.dispose();
-  return host;
-}
-
-async function streamScores(stream: Mamba4RecStream, users: Int32Array): Promise<Float32Array> {
-  const t = stream.scores(users);
-  const host = (await readTensors([t]))[0] as Float32Array;
-  t.dispose();
-  return host;
-}
-
-/**
- * Feeds each user's history event by event: every call lists the users with events left in a
- * shuffled order, and some users get their next two events in one call (listed twice).
- */
-function feed(
-  stream: Mamba4RecStream,
-  slots: number[],
-  histories: Int32Array[],
-  rng: () => number,
-): void {
-  const next = histories.map(() => 0);
-  for (;;) {
-    const users: number[] = [], items: number[] = [];
-    const order = slots.map((_, i) => i).sort(() => rng() - 0.5);
-    for (const i of order) {
-      const take = rng() < 0.25 ? 2 : 1;
-      for (let k = 0; k < take && next[i] < histories[i].length; k++) {
-        users.push(slots[i]);
-        items.push(histories[i][next[i]++]);
-      }
-    }
-    if (users.length === 0) return;
-    stream.observe(Int32Array.from(users), Int32Array.from(items));
-  }
-}
-
-function assertRowsClose(
-  got: Float32Array,
-  want: Float32Array,
-  users: number,
-  what: string,
-): void {
-  for (let u = 0; u < users; u++) {
-    const row = (a: Float32Array) => a.subarray(u * NUM_ITEMS, (u + 1) * NUM_ITEMS);
-    assertClose(row(got), row(want), 1e-5, `${what}, user ${u}`);
-  }
-}
-
-const history = (rng: () => number, n: number) =>
-  Int32Array.from(randint(rng, n, NUM_ITEMS - 1), (v) => v + 1);
+import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
+import {
+  assertRowsClose,
+  D_CONV,
+  feed,
+  fullScores,
+  history,
+  NUM_ITEMS,
+  smallModel,
+  streamScores,
+} from "./streaming_model.ts";
 
 for (const numLayers of [1, 2]) {
   Deno.test(`Mamba4RecStream (${numLayers} layer${numLayers > 1 ? "s" : ""}): event-by-event scores equal the full forward's, before and after reset`, async () => {
