@@ -17,7 +17,7 @@ import {
 } from "../viz/mod.ts";
 import { describeSlice, type GridCell } from "./grid_runs.ts";
 import { DATASET_LABELS, MODEL_LABELS, type PaperValues } from "./paper_grids.ts";
-import { meanEpochSeconds } from "./run_record.ts";
+import { meanEpochSeconds, RETRAIN_STALE_COMMAND } from "./run_record.ts";
 import { formatSeedSummary, relativeDifference, summarizeSeeds } from "./seed_summary.ts";
 
 /** The metrics of the overall table, with their printed names. */
@@ -90,12 +90,16 @@ export function overallTable(
       return row;
     })
   );
+  const stale = cells.some((c) => c.runs.some((r) => r.staleness.stale))
+    ? " Stale: recorded by other code than the checked-out one, so the numbers may differ; " +
+      `\`${RETRAIN_STALE_COMMAND}\` trains them again.`
+    : "";
   return richTable(rows, {
     caption: title,
     note:
       "Ours: test metrics of the best validation epoch, mean ± sample standard deviation over " +
       "the recorded seeds of the paper's settings. Paper: — where no readable source confirms the " +
-      "value. Δ: relative difference of our mean from the paper's value.",
+      `value. Δ: relative difference of our mean from the paper's value.${stale}`,
   });
 }
 
