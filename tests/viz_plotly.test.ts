@@ -1,13 +1,12 @@
-import { assert, assertEquals, assertMatch } from "@std/assert";
-import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import {
-  findPlotlyBundle,
   JUPYTER_DISPLAY,
   jupyterDisplay,
   mimeBundleOf,
   normalizeLayout,
   PLOTLY_MIME,
   plotlyFigure,
+  plotlyFigureHtml,
 } from "../viz/mod.ts";
 
 const spec = {
@@ -15,47 +14,79 @@ const spec = {
   layout: { title: "T", xaxis: { title: "x" }, yaxis: { title: { text: "y" } } },
 };
 
-Deno.test("figure bundle: Plotly JSON, HTML, SVG and text, titles in Plotly.js 3 form", async () => {
-  const fig = plotlyFigure(spec, { includePlotlyJs: "never" });
+Deno.test("figure bundle: Plotly JSON, static HTML, SVG and text; no Plotly.js inside", async () => {
+  const fig = plotlyFigure(spec);
   assertEquals(JUPYTER_DISPLAY, Symbol.for("Jupyter.display"));
   const bundle = await fig[JUPYTER_DISPLAY]();
   assertEquals(
     Object.keys(bundle).sort(),
     [PLOTLY_MIME, "image/svg+xml", "text/html", "text/plain"].sort(),
   );
-  const json = bundle[PLOTLY_MIME] as { data: unknown[]; layout: Record<string, unknown> };
+  const json = bundle[PLOTLY_MIME] as {
+    data: unknown[];
+    layout: Record<string, unknown>;
+    config: Record<string, unknown>;
+  };
   assertEquals(json.layout.title, { text: "T" });
   assertEquals(json.layout.xaxis, { title: { text: "x" } });
   assertEquals(json.data, spec.data);
+  assertEquals(json.config, { responsive: true, displaylogo: false });
   assertMatch(bundle["text/plain"] as string, /Plotly figure "T": 1 trace/);
-  const html = bundle["text/html"] as string;
-  assert(!html.includes("if (!window.Plotly)"), "no bundle in never mode");
-  assert(html.includes("<svg"), "static SVG inside the HTML");
-  assert(html.includes("Plotly.newPlot"));
-  assert(!html.includes("a</script>b"), "script-safe JSON");
-  assert(html.includes("a\\u003c/script\\u003eb"));
-  assertEquals(bundle["image/svg+xml"], fig.toSVG());
+  const svg = bundle["image/svg+xml"] as string;
+  assertEquals(svg, fig.toSVG());
+  assertEquals(
+    bundle["text/html"],
+    `<div class="ssmrec-figure" style="max-width:720px">${svg}</div>`,
+  );
+  const size = JSON.stringify(bundle).length;
+  assert(size < 20_000, `the bundle is ${size} characters; it must not carry Plotly.js`);
 });
 
-Deno.test("figure HTML: the Plotly.js bundle is inlined once per process in 'once' mode", async () => {
-  const dir = await Deno.makeTempDir();
-  const fake = join(dir, "plotly.min.js");
-  await Deno.writeTextFile(fake, "window.Plotly = { newPlot() { return Promise.resolve(); } };");
-  Deno.env.set("SSMREC_PLOTLY_JS", fake);
-  try {
-    assertEquals(findPlotlyBundle(), fake);
-    const first = await plotlyFigure(spec).toHTML();
-    const second = await plotlyFigure(spec).toHTML();
-    const always = await plotlyFigure(spec, { includePlotlyJs: "always" }).toHTML();
-    assert(
-      first.startsWith(`<script type="text/javascript">if (!window.Plotly) {\nwindow.Plotly = {`),
-    );
-    assert(!second.includes("if (!window.Plotly)"));
-    assert(always.includes("if (!window.Plotly)"));
-  } finally {
-    Deno.env.delete("SSMREC_PLOTLY_JS");
-    await Deno.remove(dir, { recursive: true });
-  }
+Deno.test("figure HTML for pages: one script tag when asked, the spec script-safe, ids", () => {
+  const fig = plotlyFigure(spec);
+  const first = fig.toHTML({ scriptSrc: "../plotly.min.js", id: "p0" });
+  const later = fig.toHTML({ id: "p1" });
+  assert(first.startsWith(`<script type="text/javascript" src="../plotly.min.js"></script>\n`));
+  assert(!later.includes('<script type="text/javascript" src='));
+  assertStringIncludes(later, `<div id="p1-static"><svg`);
+  assertStringIncludes(later, `document.getElementById("p1")`);
+  assert(!later.includes("a</script>b"), "script-safe JSON");
+  assertStringIncludes(later, "a\\u003c/script\\u003eb");
+  const byDefault = plotlyFigureHtml({ data: spec.data });
+  assertEquals(plotlyFigureHtml({ data: spec.data }), byDefault, "the default id is stable");
+  assertMatch(byDefault, /id="ssmrec-plot-[0-9a-z]+-static"/);
+});
+
+/** Runs the inline scripts of `html` against a stub page; returns what Plotly.newPlot got. */
+async function drawWithStubPlotly(html: string, id: string) {
+  const elements = new Map([id, `${id}-static`].map((key) => [key, { style: { display: "" } }]));
+  const calls: { div: unknown; data: unknown; layout: unknown; config: unknown }[] = [];
+  const window = {
+    Plotly: {
+      newPlot(div: unknown, data: unknown, layout: unknown, config: unknown) {
+        calls.push({ div, data, layout, config });
+        return Promise.resolve();
+      },
+    },
+  };
+  const document = { getElementById: (key: string) => elements.get(key) ?? null };
+  const scripts = [...html.matchAll(/<script type="text\/javascript">([\s\S]*?)<\/script>/g)];
+  assertEquals(scripts.length, 1);
+  new Function("window", "document", "setTimeout", scripts[0][1])(window, document, setTimeout);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  return { calls, elements };
+}
+
+Deno.test("figure HTML for pages: the script draws the spec and then hides the static image", async () => {
+  const fig = plotlyFigure(spec);
+  const { calls, elements } = await drawWithStubPlotly(fig.toHTML({ id: "p7" }), "p7");
+  assertEquals(calls.length, 1);
+  assertEquals(calls[0].div, elements.get("p7"));
+  assertEquals(calls[0].data, spec.data);
+  assertEquals(calls[0].layout, fig.layout);
+  assertEquals(calls[0].config, fig.config);
+  assertEquals(elements.get("p7")!.style.display, "block");
+  assertEquals(elements.get("p7-static")!.style.display, "none");
 });
 
 Deno.test("normalizeLayout leaves object titles and other keys alone", () => {
@@ -71,7 +102,7 @@ Deno.test("outside a kernel, jupyterDisplay prints the text form", async () => {
   const log = console.log;
   console.log = (...args: unknown[]) => printed.push(args.join(" "));
   try {
-    await jupyterDisplay(plotlyFigure(spec, { includePlotlyJs: "never" }), "plain", { a: 1 });
+    await jupyterDisplay(plotlyFigure(spec), "plain", { a: 1 });
   } finally {
     console.log = log;
   }

@@ -1,7 +1,8 @@
 /**
- * Notebook visualisation: Plotly figures that render in JupyterLab, classic Notebook and exported
- * HTML alike (Plotly JSON, HTML with an inlined Plotly.js, and a static SVG from a small built-in
- * renderer), rich tables for Arrow tables and row arrays, and a display helper for Deno's kernel.
+ * Notebook visualisation: Plotly figures displayed as Plotly's own MIME type with a static SVG
+ * beside it (from a small built-in renderer), HTML that draws them in exported pages, drawn
+ * figures (the Mamba4Rec architecture, SSD4Rec's packed batch), rich tables for Arrow tables and
+ * row arrays, and a display helper for Deno's kernel.
  *
  * ```ts
  * import { jupyterDisplay, plotlyFigure } from "./viz/mod.ts";
@@ -47,8 +48,28 @@ export {
   PLOTLY_MIME,
   PlotlyFigure,
   plotlyFigure,
-  type PlotlyFigureOptions,
+  plotlyFigureHtml,
   type PlotlyFigureSpec,
-  type PlotlyScriptMode,
+  type PlotlyHtmlOptions,
 } from "./plotly.ts";
+export {
+  contentHash,
+  px,
+  SVG_FONT_FAMILY,
+  type SvgAttributes,
+  svgDocument,
+  svgElement,
+  svgOpenTag,
+  svgText,
+} from "./svg_elements.ts";
+export { FIGURE_CLASS, staticFigureHtml, SvgFigure, svgFigure } from "./svg_figure.ts";
+export {
+  type ArchitectureDescription,
+  architectureDiagram,
+  type ArchitecturePart,
+  type ArchitectureStep,
+  formatShape,
+  type TensorShape,
+} from "./architecture_diagram.ts";
+export { packedBatchDiagram, type PackedBatchPicture } from "./packed_batch_diagram.ts";
 export { findPlotlyBundle, plotlyScriptSource, plotlyVersion } from "./plotly_script.ts";

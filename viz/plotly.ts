@@ -1,16 +1,20 @@
 /**
- * Plotly figures that show in every notebook front end: each is displayed as the Plotly JSON MIME
- * type (JupyterLab, VS Code, nteract), as HTML that draws it with an inlined Plotly.js (classic
- * Notebook, exported HTML; the bundle is inlined once per kernel session), and as a static SVG
- * image (and inside that HTML as a fallback until Plotly draws).
+ * Plotly figures that show in every notebook front end without carrying Plotly.js: each is
+ * displayed as Plotly's own MIME type (JupyterLab, VS Code and nteract draw it interactively),
+ * with a static SVG image under `image/svg+xml` and, inside a `<div>`, under `text/html` for the
+ * front ends that render neither Plotly JSON nor SVG first. An HTML page draws the figure
+ * interactively with {@link plotlyFigureHtml}, given where the page loads Plotly.js from (the
+ * HTML export of an executed notebook loads one shared file; see `run/outputs.ts`).
  *
  * @module
  */
 import { JUPYTER_DISPLAY, type MimeBundle } from "../host/mod.ts";
 import type { RichDisplay } from "./display.ts";
-import { plotlyScriptSource } from "./plotly_script.ts";
 import { type PlotlyLayout, type PlotlyTitle, type PlotlyTrace, titleText } from "./figure_spec.ts";
+import { contentHash } from "./svg_elements.ts";
+import { FIGURE_CLASS, staticFigureHtml } from "./svg_figure.ts";
 import { renderSvg } from "./svg.ts";
+import { escapeHtml } from "./table.ts";
 
 /** The MIME type of Plotly figures in Jupyter. */
 export const PLOTLY_MIME = "application/vnd.plotly.v1+json";
@@ -25,21 +29,25 @@ export interface PlotlyFigureSpec {
   readonly config?: Readonly<Record<string, unknown>>;
 }
 
-/** When the Plotly.js bundle is put into a figure's HTML. */
-export type PlotlyScriptMode = "once" | "always" | "never";
-
-/** Options of {@link plotlyFigure}. */
-export interface PlotlyFigureOptions {
+/** Options of {@link plotlyFigureHtml}. */
+export interface PlotlyHtmlOptions {
   /**
-   * `"once"` (default): inline the bundle into the first figure displayed in this process only;
-   * `"always"`: into every figure (self-contained outputs, large); `"never"`: rely on a page that
-   * already has Plotly, with the SVG shown otherwise.
+   * The static image shown until Plotly.js draws, and for good where it cannot (default: the
+   * figure rendered by `renderSvg`).
    */
-  readonly includePlotlyJs?: PlotlyScriptMode;
+  readonly svg?: string;
+  /**
+   * Where the page loads Plotly.js from (a URL, typically relative to the page): the HTML then
+   * starts with a `<script src>` element for it. Give it to the first figure of a page only;
+   * later figures wait for `window.Plotly`. Default: none (the page provides Plotly.js).
+   */
+  readonly scriptSrc?: string;
+  /** The id of the figure's `<div>`, unique within the page (default: from the figure's content). */
+  readonly id?: string;
 }
 
-let bundleInlined = false;
-let figureCounter = 0;
+/** How long the drawing script waits for `window.Plotly`: tries, 50 ms apart. */
+const PLOTLY_WAIT_TRIES = 200;
 
 /** Makes JSON safe inside an HTML `<script>` element. */
 function scriptSafeJson(value: unknown): string {
@@ -63,6 +71,47 @@ export function normalizeLayout(layout: PlotlyLayout): PlotlyLayout {
   return out;
 }
 
+/**
+ * HTML that draws a figure with Plotly.js in a page: a `<div>` showing the static image until
+ * Plotly.js has drawn the figure beside it, and the script that draws it once `window.Plotly` is
+ * there (it gives up after 10 s, leaving the image). Titles are put in Plotly.js 3's `{ text }`
+ * form; the figure's JSON is made safe inside the script.
+ */
+export function plotlyFigureHtml(
+  figure: PlotlyFigureSpec,
+  options: PlotlyHtmlOptions = {},
+): string {
+  const layout = normalizeLayout(figure.layout ?? {});
+  const spec = { data: figure.data, layout, config: figure.config ?? {} };
+  const json = scriptSafeJson(spec);
+  const id = options.id ?? `ssmrec-plot-${contentHash(json)}`;
+  const svg = options.svg ?? renderSvg(figure.data, layout);
+  const width = layout.width ?? 720;
+  const height = layout.height ?? 420;
+  const scriptTag = options.scriptSrc === undefined
+    ? ""
+    : `<script type="text/javascript" src="${escapeHtml(options.scriptSrc)}"></script>\n`;
+  return `${scriptTag}<div class="${FIGURE_CLASS}" style="max-width:${width}px">` +
+    `<div id="${id}-static">${svg}</div>` +
+    `<div id="${id}" style="width:100%;height:${height}px;display:none"></div></div>\n` +
+    `<script type="text/javascript">(function () {\n` +
+    `  var spec = ${json};\n` +
+    `  function draw() {\n` +
+    `    var div = document.getElementById("${id}");\n` +
+    `    if (!div) return;\n` +
+    `    div.style.display = "block";\n` +
+    `    window.Plotly.newPlot(div, spec.data, spec.layout, spec.config).then(function () {\n` +
+    `      var still = document.getElementById("${id}-static");\n` +
+    `      if (still) still.style.display = "none";\n` +
+    `    });\n` +
+    `  }\n` +
+    `  var tries = 0;\n` +
+    `  (function wait() {\n` +
+    `    if (window.Plotly) draw(); else if (++tries < ${PLOTLY_WAIT_TRIES}) setTimeout(wait, 50);\n` +
+    `  })();\n` +
+    `})();</script>`;
+}
+
 /** A Plotly figure with a rich notebook display. Build one with {@link plotlyFigure}. */
 export class PlotlyFigure implements RichDisplay {
   /** The traces. */
@@ -71,14 +120,12 @@ export class PlotlyFigure implements RichDisplay {
   readonly layout: PlotlyLayout;
   /** The Plotly config. */
   readonly config: Readonly<Record<string, unknown>>;
-  readonly #options: PlotlyFigureOptions;
 
   /** Wraps a figure spec (see {@link plotlyFigure}). */
-  constructor(spec: PlotlyFigureSpec, options: PlotlyFigureOptions = {}) {
+  constructor(spec: PlotlyFigureSpec) {
     this.data = spec.data;
     this.layout = normalizeLayout(spec.layout ?? {});
     this.config = spec.config ?? { responsive: true, displaylogo: false };
-    this.#options = options;
   }
 
   /** The figure as the Plotly JSON MIME payload. */
@@ -102,52 +149,20 @@ export class PlotlyFigure implements RichDisplay {
     return `Plotly figure${title ? ` "${title}"` : ""}: ${this.data.length} trace(s) (${kinds})`;
   }
 
-  /**
-   * The HTML output: a div drawn by Plotly.js, with the SVG image shown until it draws (or for
-   * good, where scripts do not run), preceded by the Plotly.js bundle per the script mode.
-   */
-  async toHTML(svg: string = this.toSVG()): Promise<string> {
-    const mode = this.#options.includePlotlyJs ?? "once";
-    let bundleTag = "";
-    if (mode === "always" || (mode === "once" && !bundleInlined)) {
-      const source = await plotlyScriptSource();
-      if (source !== undefined) {
-        const safe = source.replace(/<\/script/gi, "<\\/script");
-        bundleTag = `<script type="text/javascript">if (!window.Plotly) {\n${safe}\n}</script>\n`;
-        bundleInlined = true;
-      }
-    }
-    const id = `ssmrec-plot-${Date.now().toString(36)}-${(++figureCounter).toString(36)}`;
-    const width = this.layout.width ?? 720;
-    const height = this.layout.height ?? 420;
-    const spec = scriptSafeJson(this.toJSON());
-    return `${bundleTag}<div class="ssmrec-figure" style="max-width:${width}px">` +
-      `<div id="${id}-static">${svg}</div>` +
-      `<div id="${id}" style="width:100%;height:${height}px;display:none"></div></div>\n` +
-      `<script type="text/javascript">(function () {\n` +
-      `  var spec = ${spec};\n` +
-      `  function draw() {\n` +
-      `    var div = document.getElementById("${id}");\n` +
-      `    if (!div) return;\n` +
-      `    div.style.display = "block";\n` +
-      `    window.Plotly.newPlot(div, spec.data, spec.layout, spec.config).then(function () {\n` +
-      `      var still = document.getElementById("${id}-static");\n` +
-      `      if (still) still.style.display = "none";\n` +
-      `    });\n` +
-      `  }\n` +
-      `  var tries = 0;\n` +
-      `  (function wait() {\n` +
-      `    if (window.Plotly) draw(); else if (++tries < 200) setTimeout(wait, 50);\n` +
-      `  })();\n` +
-      `})();</script>`;
+  /** HTML that draws the figure in a page with Plotly.js ({@link plotlyFigureHtml}). */
+  toHTML(options: PlotlyHtmlOptions = {}): string {
+    return plotlyFigureHtml(this.toJSON(), options);
   }
 
-  /** The MIME bundle: Plotly JSON, HTML, SVG and plain text. */
-  async [JUPYTER_DISPLAY](): Promise<MimeBundle> {
+  /**
+   * The MIME bundle: Plotly JSON, the SVG image, the same image as static HTML, and plain text.
+   * Nothing in it loads Plotly.js, so it stays small.
+   */
+  [JUPYTER_DISPLAY](): MimeBundle {
     const svg = this.toSVG();
     return {
       [PLOTLY_MIME]: this.toJSON(),
-      "text/html": await this.toHTML(svg),
+      "text/html": staticFigureHtml(svg, this.layout.width ?? 720),
       "image/svg+xml": svg,
       "text/plain": this.toString(),
     };
@@ -158,9 +173,6 @@ export class PlotlyFigure implements RichDisplay {
  * Makes a Plotly figure from `{ data, layout }`. Evaluate it as a cell's last expression, or pass
  * it to `jupyterDisplay`, to show it; `toSVG()` gives the static image alone.
  */
-export function plotlyFigure(
-  spec: PlotlyFigureSpec,
-  options: PlotlyFigureOptions = {},
-): PlotlyFigure {
-  return new PlotlyFigure(spec, options);
+export function plotlyFigure(spec: PlotlyFigureSpec): PlotlyFigure {
+  return new PlotlyFigure(spec);
 }

@@ -1,5 +1,6 @@
 /**
- * Finding the Plotly.js browser bundle on disk, to inline it into HTML outputs.
+ * Finding the Plotly.js browser bundle on disk, for the one Plotly.js file that the HTML exports
+ * of executed notebooks share.
  *
  * `plotly.js-dist` is browser-only and cannot be imported in Deno; its file is taken from Deno's
  * npm cache (or a `node_modules` directory) instead. The full bundle is about 11 MB; a minified
@@ -139,8 +140,8 @@ async function minify(bundle: string, target: string): Promise<boolean> {
 let cachedSource: Promise<string | undefined> | undefined;
 
 /**
- * The Plotly.js bundle source to inline into a page, minified when possible, or `undefined` when
- * no bundle can be found. Read once per process.
+ * The Plotly.js bundle source for pages to load, minified when possible, or `undefined` when no
+ * bundle can be found. Read once per process.
  */
 export function plotlyScriptSource(): Promise<string | undefined> {
   cachedSource ??= (async () => {

@@ -12,20 +12,9 @@ import {
   type PlotlyTrace,
   titleText,
 } from "./figure_spec.ts";
+import { contentHash, px, svgOpenTag } from "./svg_elements.ts";
 import { escapeHtml } from "./table.ts";
 import { formatTick, linearTicks, logTicks } from "./ticks.ts";
-
-/** A number rounded for SVG coordinates. */
-function px(v: number): string {
-  return (Math.round(v * 100) / 100).toString();
-}
-
-/** FNV-1a hash of a string, in base 36 (for ids that are stable for equal figures). */
-function fnv1a(text: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return (h >>> 0).toString(36);
-}
 
 /** A trace reduced to what is drawn: its points in data coordinates and its style. */
 interface PreparedTrace {
@@ -364,7 +353,6 @@ export function renderSvg(
 ): string {
   const width = options.width ?? layout.width ?? 720;
   const height = options.height ?? layout.height ?? 420;
-  const font = `font-family="Open Sans, Helvetica, Arial, sans-serif"`;
   const axis = xAxisMapping(data, layout);
   const traces = prepareTraces(data, axis);
   const legendItems = traces.filter((p) => p.showLegend);
@@ -382,11 +370,8 @@ export function renderSvg(
   const { left, top, plotW, plotH } = frame;
 
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-      `viewBox="0 0 ${width} ${height}" ${font} font-size="12">`,
-  );
-  const clipId = `ssmrec-clip-${fnv1a(JSON.stringify([data, layout, width, height]))}`;
+  out.push(svgOpenTag(width, height));
+  const clipId = `ssmrec-clip-${contentHash(JSON.stringify([data, layout, width, height]))}`;
   out.push(
     `<defs><clipPath id="${clipId}"><rect x="${left}" y="${top}" width="${plotW}" height="${plotH}"/></clipPath></defs>`,
   );
