@@ -8,6 +8,7 @@
  */
 import type { ScanSpec } from "./options.ts";
 import type { ScanPlan } from "./plan.ts";
+import { gradOut } from "./prelude.ts";
 
 /** What a channel-major kernel computes. */
 export type ChannelRole = "forward" | "forward-local" | "adjoint" | "adjoint-local";
@@ -56,6 +57,8 @@ export interface ChannelStagingCode {
   stageValue: string;
   /** The loop writing the per-channel results (absent for the local roles). */
   writeBack: string;
+  /** The adjoint's zero gradients past each row's position (with positions only). */
+  zeroTail: string;
 }
 
 /** The code unrolled over the ≤ 32 states an invocation keeps in registers. */
@@ -129,6 +132,7 @@ function perStateCode(plan: ScanPlan, role: ChannelRole) {
  * each row's state after its last real token (the forward only).
  */
 export function loopCode(
+  spec: ScanSpec,
   plan: ScanPlan,
   role: ChannelRole,
   save: boolean,
@@ -147,8 +151,10 @@ export function loopCode(
       ${regs.writeState("ck", "t0 / TS")}
     }`
     : "";
+  // With positions λ is also saved where the row stops: the interval there gets zero from the right.
+  const stopExit = spec.atPositions ? " || t0 + len == tstop" : "";
   const saveBlockExit = adjoint
-    ? `if ((t0 + len) % TS == 0u || t0 + len == p.length) {
+    ? `if ((t0 + len) % TS == 0u || t0 + len == p.length${stopExit}) {
       ${regs.writeState("lam", "(t0 + len - 1u) / TS")}
     }`
     : "";
@@ -198,7 +204,9 @@ function stageValueCode(spec: ScanSpec, role: ChannelRole): string {
     return `let uu = u[g];
         v = vec4<f32>(ds.x, ds.x * uu, ${skip}, ${gate});`;
   }
-  const dzWrite = local ? "" : "dz[g] = gy * ysave[g] * sz * (1.0 + zz * (1.0 - sz));";
+  // With positions y before the gate is kept at each row's position only, (batch, d).
+  const ysaveAt = spec.atPositions ? "ysave[b * p.channels + c2]" : "ysave[g]";
+  const dzWrite = local ? "" : `dz[g] = gy * ${ysaveAt} * sz * (1.0 + zz * (1.0 - sz));`;
   const gateGrad = hasZ
     ? `let zz = z[g];
         let sz = sigmoid_(zz);
@@ -206,13 +214,22 @@ function stageValueCode(spec: ScanSpec, role: ChannelRole): string {
         gy *= zz * sz;`
     : "";
   const input = local ? "0.0" : "u[g]";
-  return `var gy = gout[g];
+  return `var gy = ${gradOut(spec, "g", "c2", "t0 + t")};
         ${gateGrad}
         v = vec4<f32>(ds.x, ${input}, gy, ds.y);`;
 }
 
 /** Per channel and step, from the step's sum `y` and staged values `v`: the results written. */
 function writeOutCode(spec: ScanSpec, role: ChannelRole, save: boolean): string {
+  if (role === "forward" && spec.atPositions) {
+    const at = "b * p.channels + c2";
+    const ysaveWrite = save && spec.hasZ ? `ysave[${at}] = yd;` : "";
+    return `if (t0 + t + 1u == stop) {
+            let yd = y + v.z;
+            out[${at}] = yd * v.w;
+            ${ysaveWrite}
+          }`;
+  }
   if (role === "forward") {
     const ysaveWrite = save && spec.hasZ ? "ysave[g] = yd;" : "";
     return `let yd = y + v.z;
@@ -247,7 +264,25 @@ export function stagingCode(
         ${writeOutCode(spec, role, save)}
       }
     }`;
+  const zeroTail = spec.atPositions && role === "adjoint"
+    ? `// Past the row's position the output is not read: every gradient there is zero.
+  for (var i = lid; i < (tend - tstop) * CPG; i += WG) {
+    ${
+      last
+        ? "let cl2 = i % CPG; let t = tstop + i / CPG;"
+        : "let cl2 = i / (tend - tstop); let t = tstop + i % (tend - tstop);"
+    }
+    let c2 = cb * CPG + cl2;
+    if (c2 < p.channels) {
+      let g = didx(b, c2, t);
+      du[g] = 0.0;
+      ddelta[g] = 0.0;
+      ${spec.hasZ ? "dz[g] = 0.0;" : ""}
+    }
+  }`
+    : "";
   return {
+    zeroTail,
     stateIndex: last ? "let t = i / NP; let s = i % NP;" : "let s = i / FS; let t = i % FS;",
     bValue: role === "adjoint-local" ? "0.0" : "Bm[g]",
     cValue: role === "forward-local" ? "0.0" : "Cm[g]",

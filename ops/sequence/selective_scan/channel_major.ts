@@ -21,7 +21,7 @@ import { foldWorkgroups } from "../../wgsl/grid.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { listed, OP, type ScanSpec } from "./options.ts";
 import type { ScanPlan } from "./plan.ts";
-import { bind, type Binding, prelude, scanParams } from "./prelude.ts";
+import { bind, type Binding, prelude, scanParams, STOP_CODE, STOP_DECL } from "./prelude.ts";
 import { carry } from "./segments.ts";
 import { type ChannelRole, loopCode, stagingCode } from "./channel_code.ts";
 
@@ -59,6 +59,7 @@ function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Bind
     if (hasZ) list.push(["read_write", "dz"]);
     list.push(["read_write", "apart"]);
   }
+  if (spec.atPositions && role !== "forward-local") list.push(["read", "last", "i32"]);
   return list;
 }
 
@@ -71,8 +72,12 @@ export function channelShader(
 ): string {
   const { ch } = plan;
   const np = ch.tpc * ch.spt;
-  const code = loopCode(plan, role, save, spec.finalState && role === "forward");
+  const code = loopCode(spec, plan, role, save, spec.finalState && role === "forward");
   const staged = stagingCode(spec, role, save);
+  const stops = spec.atPositions && role !== "forward-local";
+  // With positions the main passes end each row at its position (the local passes need the
+  // whole segment's decay).
+  const stopAt = stops && !role.endsWith("local") ? "clamp(stop, tbeg, tend)" : "tend";
   return /* wgsl */ `
 ${bind(channelBindings(spec, role, save))}
 ${prelude(spec, plan)}
@@ -85,6 +90,7 @@ const WG: u32 = ${ch.threads}u;
 var<workgroup> sBC: array<vec2<f32>, ${ch.steps * np}>;    // [step][state]: (B, C)
 var<workgroup> sCh: array<vec4<f32>, ${ch.steps * ch.cpg}>; // [step][channel]
 ${code.sumsDecl}
+${stops ? STOP_DECL : ""}
 @compute @workgroup_size(${ch.threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let wg = wid.x + wid.y * p.gx;
@@ -101,12 +107,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let m1 = min(m0 + p.ips, p.intervals);
   let tbeg = m0 * TS;
   let tend = min(m1 * TS, p.length);
-  let blocks = (tend - tbeg + FS - 1u) / FS;
+  ${stops ? STOP_CODE : ""}
+  let tstop = ${stopAt};
+  let blocks = (tstop - tbeg + FS - 1u) / FS;
   ${code.init}
   ${code.accumulatorsDecl}
   for (var qq = 0u; qq < blocks; qq++) {
     let t0 = tbeg + ${code.blockIndex} * FS;
-    let len = min(FS, tend - t0);
+    let len = min(FS, tstop - t0);
     ${code.saveBlockEntry}
     ${code.saveBlockExit}
     workgroupBarrier();
@@ -141,12 +149,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     ${staged.writeBack}
   }
+  ${staged.zeroTail}
   ${code.finishLocal}
   ${code.writePartials}
 }`;
 }
 
-/** A local pass over segments (all but the last forward, all but the first backward). */
+/**
+ * A local pass over segments (all but the last forward, all but the first backward); the adjoint
+ * takes each row's position where the spec has them.
+ */
 function localPass(
   spec: ScanSpec,
   plan: ScanPlan,
@@ -154,6 +166,7 @@ function localPass(
   segs: number,
   ips: number,
   tensors: Tensor[],
+  positions?: Tensor,
 ): { state: Tensor; decay: Tensor } {
   const shape = [spec.batch, segs, spec.channels, spec.states];
   const state = Tensor.empty(shape, "f32", OP);
@@ -164,7 +177,7 @@ function localPass(
     OP,
     channelShader(spec, plan, role),
     scanParams(spec, plan, { segs, seg_count: segs - 1, seg_offset: offset, ips, gx: groups[0] }),
-    [...tensors, state, decay],
+    [...tensors, state, decay, ...(role === "adjoint-local" ? listed(positions) : [])],
     groups,
   );
   return { state, decay };
@@ -188,15 +201,17 @@ export interface ScanTensors {
   z?: Tensor;
   /** (d). */
   deltaBias?: Tensor;
+  /** i32 (batch): the step each row is read at, where the spec has positions. */
+  positions?: Tensor;
 }
 
 /** What the forward pass leaves: the output and, for the backward, the saved tensors. */
 export interface ForwardResult {
-  /** The output, shaped like u. */
+  /** The output, shaped like u; with positions (batch, d), each row at its position. */
   out: Tensor;
   /** States entering every interval, (batch, intervals, d, n), or a 1-element placeholder. */
   ck: Tensor;
-  /** y + D·u before the gate, when saving with z. */
+  /** y + D·u before the gate, when saving with z (shaped like the output). */
   ysave?: Tensor;
 }
 
@@ -225,12 +240,13 @@ export function scanForward(
   if (spec.finalState !== (final !== undefined)) {
     throw new Error(`${OP}: the final-state output needs both its switch and its target tensors`);
   }
-  const { u, delta, A, B, C, D, z, deltaBias } = x;
+  const { u, delta, A, B, C, D, z, deltaBias, positions } = x;
   const { segs, ips } = segments;
   const { batch, channels, states } = spec;
   const ckShape = save || segs > 1 ? [batch, plan.intervals, channels, states] : [1];
   const ck = Tensor.empty(ckShape, "f32", `${OP} checkpoints`);
-  const ysave = save && spec.hasZ ? Tensor.empty(u.shape, "f32", OP) : undefined;
+  const outShape = spec.atPositions ? [batch, channels] : u.shape;
+  const ysave = save && spec.hasZ ? Tensor.empty(outShape, "f32", OP) : undefined;
   if (segs > 1) {
     // Local pass over every segment but the last, then the carry into the checkpoints.
     const local = localPass(spec, plan, "forward-local", segs, ips, [
@@ -245,7 +261,7 @@ export function scanForward(
     local.state.dispose();
     local.decay.dispose();
   }
-  const out = Tensor.empty(u.shape, "f32", OP);
+  const out = Tensor.empty(outShape, "f32", OP);
   const groups = foldWorkgroups(plan.ch.cblocks * batch * segs);
   launch(
     OP,
@@ -264,6 +280,7 @@ export function scanForward(
       ck,
       ...listed(ysave),
       ...(final ? [final.lengths, final.state] : []),
+      ...listed(positions),
     ],
     groups,
   );
@@ -285,8 +302,9 @@ export interface AdjointResult {
 }
 
 /**
- * Runs the adjoint for the output gradient `gout`: where the length is split, the local pass and
- * the backward carry into λ first, then the main pass over every segment.
+ * Runs the adjoint for the output gradient `gout` (with positions, (batch, d) at those steps):
+ * where the length is split, the local pass and the backward carry into λ first, then the main
+ * pass over every segment.
  */
 export function scanAdjoint(
   spec: ScanSpec,
@@ -297,7 +315,7 @@ export function scanAdjoint(
   segments: { segs: number; ips: number },
 ): AdjointResult {
   const name = `${OP} backward`;
-  const { u, delta, A, B, C, D, z, deltaBias } = x;
+  const { u, delta, A, B, C, D, z, deltaBias, positions } = x;
   const { segs, ips } = segments;
   const { batch, channels, states } = spec;
   const { ch } = plan;
@@ -311,7 +329,7 @@ export function scanAdjoint(
       C,
       ...listed(z),
       ...listed(deltaBias),
-    ]);
+    ], positions);
     const target = { out: lam, outM: plan.intervals, outS: ips, outOff: ips - 1 };
     carry(spec, segs, local.state, local.decay, target, true);
     local.state.dispose();
@@ -342,6 +360,7 @@ export function scanAdjoint(
       ddelta,
       ...listed(dz),
       adj,
+      ...listed(positions),
     ],
     groups,
   );

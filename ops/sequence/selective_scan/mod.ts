@@ -30,6 +30,17 @@
  * batch row, the state after the row's last real token (b·d·n floats), the state a step-by-step
  * recurrence carries on from; it is forward-only.
  *
+ * Output at one step per row: {@link selectiveScanAt} gives y at each row's position only,
+ * (batch, d), for a model whose loss reads nothing else (the last layer of a prefix-trained
+ * Mamba4Rec). Its forward stops each row there and writes y only there; its backward takes the
+ * (batch, d) gradient, starts the adjoint at the position and writes zero gradients past it
+ * without computing, and the state pass skips whole workgroups of intervals past it. Up to the
+ * position every kernel does what {@link selectiveScan}'s does, so the output and every
+ * gradient equal, bit for bit, those of the full scan whose output is gathered at the positions.
+ * The work left is the fraction of steps up to each position: for ML-1M's prefix samples at
+ * L = 200 the mean position is 118.5, so 41% of the scan's steps (forward, adjoint and state
+ * pass alike) are skipped.
+ *
  * Long sequences: where batch × channels cannot fill the GPU, the channel-major kernels split the
  * length into segments scanned in parallel (`segments.ts`). Parameter gradients are per-row
  * partial sums reduced by `sumLeading` (`finish.ts`). No atomics: every result is deterministic.
@@ -62,6 +73,8 @@ export type {
 } from "./options.ts";
 export {
   selectiveScanReference,
+  selectiveScanReferenceAt,
+  selectiveScanReferenceAtBackward,
   selectiveScanReferenceBackward,
   selectiveScanReferenceFinalState,
 } from "./reference.ts";
@@ -109,6 +122,56 @@ export function selectiveScan(
   return record(
     out,
     OP,
+    inputs,
+    (gout) => scanBackward(spec, plan, options, x, gout, ck, ysave),
+    [ck, ...listed(ysave)],
+  );
+}
+
+/**
+ * The selective scan's output at one step per row: `out[b, c] = y[b, c, positions[b]]` of
+ * {@link selectiveScan} (gated where z is given), (batch, d) in either layout, recorded on the
+ * tape with gradients for every tensor argument. The forward stops each row at its position and
+ * the backward starts there: steps past it cost nothing but writing zero gradients, and the
+ * results equal, bit for bit, `selectiveScan` followed by a gather at the positions (and its
+ * backward). Positions are clamped to [0, length), as `gatherPositions` clamps them.
+ * {@link selectiveScanReferenceAt} computes the same in float64.
+ *
+ * For the backward it keeps the state entering every interval of 16 steps (b·d·n·l/16 floats)
+ * and, with z, y before the gate at the positions (b·d floats).
+ *
+ * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
+ * @param delta step sizes before bias/softplus, shaped like u
+ * @param A state matrix (d, n); n ≤ 256
+ * @param B input matrix (batch, n, length); (batch, length, n) with "bld"
+ * @param C output matrix, shaped like B
+ * @param positions i32 (batch): the step each row is read at (its last real token's index)
+ * @param options D, z, deltaBias, deltaSoftplus, layout, tuning
+ * @returns the output at the positions, (batch, d)
+ */
+export function selectiveScanAt(
+  u: Tensor,
+  delta: Tensor,
+  A: Tensor,
+  B: Tensor,
+  C: Tensor,
+  positions: Tensor,
+  options: SelectiveScanOptions = {},
+): Tensor {
+  const spec = scanSpec(u, delta, A, B, C, options, false, positions);
+  const { D, z, deltaBias } = options;
+  const inputs = [u, delta, A, B, C, D, z, deltaBias].filter((t): t is Tensor => t !== undefined);
+  const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
+  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, positions };
+  const { out, ck, ysave } = scanForward(spec, plan, x, save, segmentation(spec, plan, options));
+  if (!save) {
+    ck.dispose();
+    return out;
+  }
+  return record(
+    out,
+    `${OP}At`,
     inputs,
     (gout) => scanBackward(spec, plan, options, x, gout, ck, ysave),
     [ck, ...listed(ysave)],
@@ -179,6 +242,7 @@ function segmentation(spec: ScanSpec, plan: ScanPlan, options: SelectiveScanOpti
 /**
  * The backward: the adjoint pass, the state pass, then the parameter gradients. Returns the
  * gradients in the tape's input order (u, delta, A, B, C, then D, z, deltaBias where given).
+ * With positions (`spec.atPositions`) `gout` is the (batch, d) gradient at those steps.
  */
 function scanBackward(
   spec: ScanSpec,
@@ -198,6 +262,7 @@ function scanBackward(
     { gout, delta, u, A, B, C },
     [...listed(z), ...listed(deltaBias)],
     { ck, lam, ddelta },
+    x.positions,
   );
   lam.dispose();
   const { dA, dD, dbias } = parameterGrads(spec, plan.ch.tpc, adj, spart);

@@ -82,6 +82,12 @@ export interface ScanSpec {
   channelsLast: boolean;
   /** Whether the forward also writes each row's state after its last real token. */
   finalState: boolean;
+  /**
+   * Whether the output is read at one step per row only (`selectiveScanAt`): the kernels take
+   * each row's position (binding `last`), the forward writes `[batch, d]` and stops there, and
+   * the backward takes a `[batch, d]` gradient and starts there.
+   */
+  atPositions: boolean;
 }
 
 /** Largest value of the tunings that must be powers of two. */
@@ -110,8 +116,9 @@ function validateTuning(tuning: SelectiveScanTuning): void {
 
 /**
  * Checks dtypes, shapes, the layout and the tuning of one call, and returns its sizes and
- * switches; `finalState` asks for the final-state output (and checks `o.lengths`). Throws a
- * RangeError (TypeError for a dtype) naming the argument and its shape.
+ * switches; `finalState` asks for the final-state output (and checks `o.lengths`), `positions`
+ * (i32, one per row) the output at those steps only. Throws a RangeError (TypeError for a dtype)
+ * naming the argument and its shape.
  */
 export function scanSpec(
   u: Tensor,
@@ -121,6 +128,7 @@ export function scanSpec(
   C: Tensor,
   o: SelectiveScanFinalStateOptions,
   finalState = false,
+  positions?: Tensor,
 ): ScanSpec {
   const layout = o.layout ?? "bdl";
   if (layout !== "bdl" && layout !== "bld") {
@@ -169,6 +177,15 @@ export function scanSpec(
       );
     }
   }
+  if (positions) {
+    assertDType(`${OP}At`, positions, "i32");
+    if (positions.shape.length !== 1 || positions.shape[0] !== batch) {
+      throw new RangeError(
+        `${OP}At: positions must be i32 (batch ${batch}), one step per row, got ` +
+          `${positions.describe()} (u ${u.describe()})`,
+      );
+    }
+  }
   validateTuning(o.tuning ?? {});
   return {
     batch,
@@ -181,6 +198,7 @@ export function scanSpec(
     softplus: o.deltaSoftplus === true,
     channelsLast: layout === "bld",
     finalState,
+    atPositions: positions !== undefined,
   };
 }
 

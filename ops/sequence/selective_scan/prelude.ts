@@ -99,3 +99,25 @@ ${MATH_WGSL}// Δ at (b, c, t) after the bias and the optional softplus, and the
 ${stepSizeSource(spec)}
 `;
 }
+
+/** Module-scope WGSL of a kernel that reads each row's position: the workgroup's copy of it. */
+export const STOP_DECL = "var<workgroup> sStop: u32;";
+
+/**
+ * WGSL defining `stop` for batch row `b`: one past the step it is read at (its position clamped
+ * to [0, length)), loaded through workgroup memory so that every invocation sees it uniform and
+ * loops bounded by it may hold barriers. Needs {@link STOP_DECL} and the i32 binding `last`.
+ */
+export const STOP_CODE =
+  "if (lid == 0u) { sStop = u32(clamp(last[b], 0, i32(p.length) - 1)) + 1u; }\n  " +
+  "let stop = workgroupUniformLoad(&sStop);";
+
+/**
+ * WGSL of the output gradient at (b, channel `c`, step `t`), flat index `g`: `gout[g]`, or with
+ * positions the `[batch, d]` gradient at the row's position and zero at every other step.
+ */
+export function gradOut(spec: ScanSpec, g: string, c: string, t: string): string {
+  return spec.atPositions
+    ? `select(0.0, gout[b * p.channels + ${c}], ${t} + 1u == stop)`
+    : `gout[${g}]`;
+}

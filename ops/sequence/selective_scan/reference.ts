@@ -235,3 +235,55 @@ export function selectiveScanReferenceBackward(
   }
   return out;
 }
+
+/** A position clamped to [0, l), as `selectiveScanAt` and `gatherPositions` clamp it. */
+const clampPosition = (p: SelectiveScanProblem, t: number) =>
+  Math.min(Math.max(t, 0), p.length - 1);
+
+/**
+ * The scan's output at one step per row in float64: {@link selectiveScanReference} read at
+ * (b, c, positions[b]), positions clamped to [0, l).
+ *
+ * @param p sizes, softplus and layout
+ * @param x the inputs
+ * @param positions the step each row is read at, (batch)
+ * @returns the output at the positions, (batch, d)
+ */
+export function selectiveScanReferenceAt(
+  p: SelectiveScanProblem,
+  x: SelectiveScanInputs,
+  positions: ArrayLike<number>,
+): Float64Array {
+  const y = selectiveScanReference(p, x);
+  const out = new Float64Array(p.batch * p.channels);
+  for (let b = 0; b < p.batch; b++) {
+    const t = clampPosition(p, positions[b]);
+    for (let c = 0; c < p.channels; c++) out[b * p.channels + c] = y[channelIndex(p, b, c, t)];
+  }
+  return out;
+}
+
+/**
+ * The backward of {@link selectiveScanReferenceAt} in float64: {@link
+ * selectiveScanReferenceBackward} for the output gradient that is `g` at each row's position and
+ * zero at every other step.
+ *
+ * @param p sizes, softplus and layout
+ * @param x the inputs
+ * @param positions the step each row is read at, (batch)
+ * @param g ∂L/∂output at the positions, (batch, d)
+ * @returns the gradient of every given input
+ */
+export function selectiveScanReferenceAtBackward(
+  p: SelectiveScanProblem,
+  x: SelectiveScanInputs,
+  positions: ArrayLike<number>,
+  g: Float64Array,
+): SelectiveScanGrads {
+  const full = new Float64Array(p.batch * p.channels * p.length);
+  for (let b = 0; b < p.batch; b++) {
+    const t = clampPosition(p, positions[b]);
+    for (let c = 0; c < p.channels; c++) full[channelIndex(p, b, c, t)] = g[b * p.channels + c];
+  }
+  return selectiveScanReferenceBackward(p, x, full);
+}

@@ -16,9 +16,17 @@
 import { launch } from "../../core/launch.ts";
 import { foldWorkgroups } from "../../wgsl/grid.ts";
 import { Tensor } from "../../core/tensor.ts";
-import { OP, type ScanSpec } from "./options.ts";
+import { listed, OP, type ScanSpec } from "./options.ts";
 import { odd, type ScanPlan, stateParts } from "./plan.ts";
-import { bind, type Binding, prelude, scanParams } from "./prelude.ts";
+import {
+  bind,
+  type Binding,
+  gradOut,
+  prelude,
+  scanParams,
+  STOP_CODE,
+  STOP_DECL,
+} from "./prelude.ts";
 
 /** Storage bindings of the state-major kernel, in binding order. */
 function stateBindings(spec: ScanSpec): Binding[] {
@@ -40,6 +48,7 @@ function stateBindings(spec: ScanSpec): Binding[] {
     ["read_write", "dC"],
     ["read_write", "spart"],
   );
+  if (spec.atPositions) list.push(["read", "last", "i32"]);
   return list;
 }
 
@@ -86,7 +95,14 @@ function stateStepCode(ts: number) {
       dC[g] = dC${k};
     }`
   ).join("\n    ");
-  return { perStep, rerun, reverse, writeGrads };
+  const zeroGrads = K.map((k) =>
+    `if (m * TS + ${k}u < p.length) {
+        let g = nidx(b, s, m * TS + ${k}u);
+        dB[g] = 0.0;
+        dC[g] = 0.0;
+      }`
+  ).join("\n      ");
+  return { perStep, rerun, reverse, writeGrads, zeroGrads };
 }
 
 /** The WGSL of the state-major kernel. */
@@ -100,6 +116,19 @@ function stateShader(spec: ScanSpec, plan: ScanPlan): string {
     ? "let c2 = i % CC; let t = i / CC;"
     : "let c2 = i / SPAN; let t = i % SPAN;";
   const gate = spec.hasZ ? "gy *= z[g] * sigmoid_(z[g]);" : "";
+  // With positions a workgroup wholly past its row's position only writes zeros, and intervals
+  // past it start from zero (their checkpoints and adjoints were never written).
+  const stopCode = spec.atPositions
+    ? `${STOP_CODE}
+  if (tbase >= stop) {
+    if (valid) {
+      ${code.zeroGrads}
+    }
+    for (var i = lid; i < 2u * p.channels * N; i += WG) { spart[prow + i] = 0.0; }
+    return;
+  }
+  let loaded = valid && m * TS < stop;`
+    : "let loaded = valid;";
   return /* wgsl */ `
 ${bind(stateBindings(spec))}
 ${prelude(spec, plan)}
@@ -118,6 +147,7 @@ var<workgroup> tile: array<f32, ${
 var<workgroup> tpart: array<f32, ${2 * parts * span}>;   // [buffer][slice][step]: dΔ partial sums
 var<workgroup> tA: array<f32, ${2 * st.threads}>;       // [buffer][invocation]
 var<workgroup> tB: array<f32, ${2 * st.threads}>;
+${spec.atPositions ? STOP_DECL : ""}
 // Sums the slices of the state sum of channel c's steps (buffer buf) and writes its dΔ.
 fn finish_ddelta(buf: u32, b: u32, c: u32, tbase: u32, wlen: u32, lid: u32) {
   for (var j = (lid + N) % WG; j < wlen; j += WG) {
@@ -140,12 +170,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let tbase = mg * SPAN;
   let wlen = min(SPAN, p.length - tbase);
   let prow = (b * groups + mg) * 2u * p.channels * N;
+  ${stopCode}
   ${code.perStep}
   // The next channel's A, checkpoint and adjoint, loaded one channel ahead.
   var na = 0.0;
   var nh = 0.0;
   var nl = 0.0;
-  if (valid) {
+  if (loaded) {
     na = A[s];
     nh = ck[ckidx(b, m, 0u, s)];
     nl = lam[ckidx(b, m, 0u, s)];
@@ -162,7 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         if (c + c2 < p.channels && t < wlen) {
           let g = didx(b, c + c2, tbase + t);
           let ds = step_size(g, c + c2);
-          var gy = gout[g];
+          var gy = ${gradOut(spec, "g", "c + c2", "tbase + t")};
           ${gate}
           q = vec4<f32>(ds.x, ds.x * u[g], gy, ds.y);
           pd = ddelta[g];
@@ -176,7 +207,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let a2 = a * LOG2E;
     var h = nh;
     var lc = nl;
-    if (valid && c + 1u < p.channels) {
+    if (loaded && c + 1u < p.channels) {
       na = A[(c + 1u) * N + s];
       nh = ck[ckidx(b, m, c + 1u, s)];
       nl = lam[ckidx(b, m, c + 1u, s)];
@@ -233,7 +264,8 @@ export interface StateResult {
 
 /**
  * Launches the state-major pass. It completes `ddelta` in place (the adjoint wrote its first
- * part) from the checkpoints `ck` and the adjoint's interval-end values `lam`.
+ * part) from the checkpoints `ck` and the adjoint's interval-end values `lam`; with `positions`
+ * (`spec.atPositions`) `gout` is the `[batch, d]` gradient at those steps.
  */
 export function scanStates(
   spec: ScanSpec,
@@ -241,6 +273,7 @@ export function scanStates(
   inputs: { gout: Tensor; delta: Tensor; u: Tensor; A: Tensor; B: Tensor; C: Tensor },
   optional: Tensor[],
   saved: { ck: Tensor; lam: Tensor; ddelta: Tensor },
+  positions?: Tensor,
 ): StateResult {
   const name = `${OP} backward`;
   const { gout, delta, u, A, B, C } = inputs;
@@ -258,7 +291,7 @@ export function scanStates(
     name,
     stateShader(spec, plan),
     scanParams(spec, plan, { gx: groups[0] }),
-    [gout, delta, u, A, B, C, ...optional, ck, lam, ddelta, dB, dC, spart],
+    [gout, delta, u, A, B, C, ...optional, ck, lam, ddelta, dB, dC, spart, ...listed(positions)],
     groups,
   );
   return { dB, dC, spart };

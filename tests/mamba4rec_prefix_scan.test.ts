@@ -1,0 +1,261 @@
+/**
+ * `selectiveScanAt`, the selective scan read at one step per row (the last Mamba4Rec layer of a
+ * prefix batch): against its float64 reference with finite differences over odd shapes, both
+ * layouts, split lengths and explicit workgroup shapes; and bit for bit against the full scan
+ * gathered at the same positions, forward and every gradient.
+ */
+import { assertEquals, assertThrows } from "@std/assert";
+import {
+  selectiveScan,
+  selectiveScanAt,
+  type SelectiveScanInputs,
+  type SelectiveScanProblem,
+  selectiveScanReferenceAt,
+  selectiveScanReferenceAtBackward,
+  type SelectiveScanTuning,
+} from "../ops/sequence/selective_scan/mod.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
+import { backward, requireGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { mul } from "../ops/pointwise/elementwise.ts";
+import { sumAll } from "../ops/pointwise/reduce.ts";
+import { assertClose, freshSeed, type GradInput, makeRng, randn, uniform } from "./util.ts";
+
+interface Case {
+  batch: number;
+  channels: number;
+  length: number;
+  states: number;
+  D?: boolean;
+  z?: boolean;
+  bias?: boolean;
+  softplus?: boolean;
+  tuning?: SelectiveScanTuning;
+}
+
+const OPTIONAL = ["D", "z", "deltaBias"] as const;
+
+/** Moderate random inputs (Δ about 0.1–1.5, A = −(1..n)·jitter), as the full scan's tests. */
+function makeInputs(c: Case, rng: () => number): SelectiveScanInputs {
+  const nd = c.batch * c.channels * c.length;
+  const nn = c.batch * c.states * c.length;
+  const A = new Float64Array(c.channels * c.states);
+  for (let i = 0; i < A.length; i++) A[i] = -(1 + (i % c.states)) * (0.6 + 0.8 * rng());
+  return {
+    u: randn(rng, nd),
+    delta: c.softplus ? randn(rng, nd, 0.5) : uniform(rng, nd, 0.1, 0.9),
+    A,
+    B: randn(rng, nn),
+    C: randn(rng, nn),
+    D: c.D ? randn(rng, c.channels) : undefined,
+    z: c.z ? randn(rng, nd) : undefined,
+    deltaBias: c.bias
+      ? (c.softplus ? randn(rng, c.channels, 0.3) : uniform(rng, c.channels, 0, 0.2))
+      : undefined,
+  };
+}
+
+/** Positions with the first row at the last step and the second at the first, the rest random. */
+function makePositions(c: Case, rng: () => number): Int32Array {
+  const pos = Int32Array.from({ length: c.batch }, () => Math.floor(rng() * c.length));
+  pos[0] = c.length - 1;
+  if (c.batch > 1) pos[1] = 0;
+  return pos;
+}
+
+async function check(c: Case, channelsLast: boolean, seed: number, rng: () => number) {
+  const p: SelectiveScanProblem = {
+    batch: c.batch,
+    channels: c.channels,
+    length: c.length,
+    states: c.states,
+    softplus: c.softplus ?? false,
+    channelsLast,
+  };
+  const x = makeInputs(c, rng);
+  const positions = makePositions(c, rng);
+  const layout = channelsLast ? "bld" : "bdl";
+  const dShape = channelsLast ? [c.batch, c.length, c.channels] : [c.batch, c.channels, c.length];
+  const nShape = channelsLast ? [c.batch, c.length, c.states] : [c.batch, c.states, c.length];
+  const present = OPTIONAL.filter((k) => x[k] !== undefined);
+  const inputs: GradInput[] = [
+    { data: x.u, shape: dShape },
+    { data: x.delta, shape: dShape },
+    { data: x.A, shape: [c.channels, c.states] },
+    { data: x.B, shape: nShape },
+    { data: x.C, shape: nShape },
+    ...present.map((k) => ({ data: x[k]!, shape: k === "z" ? dShape : [c.channels] })),
+  ];
+  const unpack = (xs: Float64Array[]): SelectiveScanInputs => {
+    const o: SelectiveScanInputs = { u: xs[0], delta: xs[1], A: xs[2], B: xs[3], C: xs[4] };
+    present.forEach((k, i) => (o[k] = xs[5 + i]));
+    return o;
+  };
+  const flags = `${present.join("+") || "plain"}${p.softplus ? " softplus" : ""}`;
+  const what = `selectiveScanAt b${c.batch} d${c.channels} l${c.length} n${c.states} ${layout} ` +
+    `${flags} ${JSON.stringify(c.tuning ?? {})} positions [${positions}] seed ${seed}`;
+  const w = randn(rng, c.batch * c.channels);
+  const results = tidy(() => {
+    const ts = inputs.map((x) => requireGrad(Tensor.from(Float32Array.from(x.data), x.shape)));
+    const [u, delta, A, B, C, ...rest] = ts;
+    const opt = Object.fromEntries(present.map((k, i) => [k, rest[i]]));
+    const out = selectiveScanAt(u, delta, A, B, C, Tensor.from(positions, [c.batch], "i32"), {
+      ...opt,
+      deltaSoftplus: p.softplus,
+      layout,
+      tuning: c.tuning,
+    });
+    backward(sumAll(mul(out, Tensor.from(Float32Array.from(w), out.shape))));
+    return [out, ...ts.map((t) => t.grad!)];
+  });
+  const host = await readTensors(results);
+  results.forEach((t) => t.dispose());
+  const xs = inputs.map((x) => x.data);
+  assertClose(host[0], selectiveScanReferenceAt(p, unpack(xs), positions), 1e-5, `${what} forward`);
+  const gr = selectiveScanReferenceAtBackward(p, unpack(xs), positions, w);
+  const analytic = [gr.u, gr.delta, gr.A, gr.B, gr.C, ...present.map((k) => gr[k]!)];
+  const lossOf = (ys: Float64Array[]) =>
+    selectiveScanReferenceAt(p, unpack(ys), positions).reduce((s, v, i) => s + v * w[i], 0);
+  analytic.forEach((want, k) => {
+    const got = host[k + 1];
+    assertClose(got, want, 1e-5, `${what} grad[${k}] vs analytic`);
+    // Finite differences where the gradient is at least 1% of its largest entry: read at one
+    // step, the gradients decay as exp(Δ·A) per step back from it, and on the tiny ones float32
+    // rounding (and the differences' own) says nothing about the derivative.
+    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const large = [...want.keys()].filter((i) => Math.abs(want[i]) >= 0.01 * scale);
+    const probes = Array.from(
+      { length: Math.min(6, large.length) },
+      () => large[Math.floor(rng() * large.length)],
+    );
+    const fd = probes.map((i) => {
+      const ys = xs.map((x) => Float64Array.from(x));
+      const h = 1e-5 * Math.max(1, Math.abs(ys[k][i]));
+      ys[k][i] += h;
+      const up = lossOf(ys);
+      ys[k][i] -= 2 * h;
+      return (up - lossOf(ys)) / (2 * h);
+    });
+    assertClose(probes.map((i) => got[i]), fd, 1e-3, `${what} grad[${k}] vs finite differences`);
+  });
+}
+
+const CASES: [Case, boolean][] = [
+  [
+    { batch: 3, channels: 3, length: 7, states: 5, D: true, z: true, bias: true, softplus: true },
+    true,
+  ],
+  [{ batch: 1, channels: 1, length: 1, states: 16, D: true, z: true, softplus: true }, false],
+  [{
+    batch: 4,
+    channels: 37,
+    length: 200,
+    states: 32,
+    D: true,
+    z: true,
+    bias: true,
+    softplus: true,
+  }, true],
+  [{ batch: 3, channels: 9, length: 61, states: 16, bias: true, softplus: true }, false],
+  [{ batch: 2, channels: 4, length: 33, states: 1, z: true }, true],
+];
+
+Deno.test(
+  "selectiveScanAt: output at the positions and every gradient match float64 (n 1/5/16/32, " +
+    "lengths 1–200, positions first, last and random, both layouts)",
+  async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    for (const [c, last] of CASES) await check(c, last, seed, rng);
+  },
+);
+
+Deno.test("selectiveScanAt: split lengths and explicit workgroup shapes match float64", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const base = { batch: 3, channels: 10, length: 150, states: 16, D: true, z: true, bias: true };
+  const tunings: SelectiveScanTuning[] = [
+    { segments: 3, stateRows: 2 },
+    { interval: 8, channelThreads: 3, channelSteps: 2, stateRows: 3, stateChunk: 3 },
+    { interval: 64, stateRows: 1, stateChunk: 1, segments: 2 },
+    { interval: 4, channelThreads: 256, channelSteps: 4, segments: 4 },
+  ];
+  for (const [i, tuning] of tunings.entries()) {
+    await check({ ...base, softplus: true, tuning }, i % 2 === 0, seed, rng);
+  }
+  // More than 32 states: several forward invocations share a channel.
+  await check({ ...base, states: 40, channels: 7, softplus: true }, false, seed, rng);
+});
+
+Deno.test("selectiveScanAt: bit for bit the full scan gathered at the positions, forward and every gradient", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const [b, l, d, n] = [5, 45, 13, 16];
+  const f32 = (v: Float64Array) => Float32Array.from(v);
+  const data = {
+    u: f32(randn(rng, b * l * d)),
+    delta: f32(randn(rng, b * l * d, 0.5)),
+    A: f32(uniform(rng, d * n, -4, -0.5)),
+    B: f32(randn(rng, b * l * n)),
+    C: f32(randn(rng, b * l * n)),
+    D: f32(randn(rng, d)),
+    z: f32(randn(rng, b * l * d)),
+    bias: f32(randn(rng, d, 0.3)),
+    w: f32(randn(rng, b * d)),
+  };
+  const positions = Int32Array.of(l - 1, 0, 17, 31, Math.floor(rng() * l));
+  for (const tuning of [{}, { segments: 3, stateRows: 3 }, { interval: 8, segments: 2 }]) {
+    const run = async (at: boolean) => {
+      const results = tidy(() => {
+        const ts = [
+          Tensor.from(data.u, [b, l, d]),
+          Tensor.from(data.delta, [b, l, d]),
+          Tensor.from(data.A, [d, n]),
+          Tensor.from(data.B, [b, l, n]),
+          Tensor.from(data.C, [b, l, n]),
+          Tensor.from(data.D, [d]),
+          Tensor.from(data.z, [b, l, d]),
+          Tensor.from(data.bias, [d]),
+        ].map(requireGrad);
+        const [u, delta, A, B, C, D, z, deltaBias] = ts;
+        const pos = Tensor.from(positions, [b], "i32");
+        const options = { D, z, deltaBias, deltaSoftplus: true, layout: "bld" as const, tuning };
+        const out = at
+          ? selectiveScanAt(u, delta, A, B, C, pos, options)
+          : gatherPositions(selectiveScan(u, delta, A, B, C, options), pos);
+        backward(sumAll(mul(out, Tensor.from(data.w, [b, d]))));
+        return [out, ...ts.map((t) => t.grad!)];
+      });
+      const host = await readTensors(results);
+      results.forEach((t) => t.dispose());
+      return host;
+    };
+    const want = await run(false);
+    const got = await run(true);
+    const names = ["output", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "d deltaBias"];
+    got.forEach((g, i) =>
+      assertEquals(
+        [...g],
+        [...want[i]],
+        `${names[i]} (tuning ${
+          JSON.stringify(tuning)
+        }) differs from the gathered full scan, seed ${seed}`,
+      )
+    );
+  }
+});
+
+Deno.test("selectiveScanAt: positions that are not one i32 per row are refused", () => {
+  const t = (...shape: number[]) =>
+    Tensor.from(new Float32Array(shape.reduce((a, v) => a * v, 1)), shape);
+  const u = t(2, 3, 5), A = t(3, 4), B = t(2, 4, 5);
+  assertThrows(
+    () => selectiveScanAt(u, u, A, B, B, Tensor.from(Int32Array.of(1, 2, 3), [3], "i32")),
+    RangeError,
+    "selectiveScanAt: positions must be i32 (batch 2), one step per row, got [3] i32",
+  );
+  assertThrows(
+    () => selectiveScanAt(u, u, A, B, B, Tensor.from(Float32Array.of(1, 2), [2])),
+    TypeError,
+  );
+});
