@@ -28,7 +28,7 @@
  */
 import { DEFAULT_SEED } from "../data/mod.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { add, gelu, reshape } from "../ops/pointwise/elementwise.ts";
+import { gelu, reshape } from "../ops/pointwise/elementwise.ts";
 import { concatColumns } from "../ops/pointwise/concat.ts";
 import { padMask } from "../ops/pointwise/pad_mask.ts";
 import { fill } from "../ops/core/unrecorded.ts";
@@ -37,8 +37,8 @@ import { ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { Tensor } from "../ops/core/tensor.ts";
-import { applyDropout, type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
-import { type RowGather, TransformerEncoder } from "./transformer.ts";
+import { type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
+import { embedWindow, type RowGather, TransformerEncoder } from "./transformer.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
 import { ParameterSet } from "./parameters.ts";
 import { evaluationWindow, maskItemLength, maskItemSequence } from "./bert4rec_masking.ts";
@@ -271,28 +271,18 @@ export class BERT4Rec implements PaddedModel {
    * are the same for a fraction of the work.
    */
   #represent(items: Tensor, training: boolean, gather: RowGather | null): Tensor {
-    const [, length] = items.shape;
-    if (length > this.config.maxLength) {
-      throw new ConfigError(
-        `bert4rec: a window of ${length} items is longer than the position embedding ` +
-          `(${this.config.maxLength} rows); set the model's 'maxLength' to at least the ` +
-          `training 'maxLength'`,
-        "maxLength",
-      );
-    }
     const ctx: DropoutContext = {
       p: this.config.hiddenDropoutProb,
       rng: this.dropoutRng,
       training,
     };
-    const positionIds = Tensor.from(Int32Array.from({ length }, (_, i) => i), [length], "i32");
-    const pads = padMask(items);
-    const embedded = embedding(items, this.#items, { paddingIdx: 0 });
-    // [B, L, H] + [L, H]: the position rows repeat over the batch.
-    const x = applyDropout(
-      this.#embNorm.forward(add(embedded, embedding(positionIds, this.#positions))),
+    const x = embedWindow(
+      this.name,
+      items,
+      { items: this.#items, positions: this.#positions, norm: this.#embNorm },
       ctx,
     );
+    const pads = padMask(items);
     const h = this.#encoder.forward(x, ctx, { mask: "none", keyPadding: pads }, gather);
     return this.#outputNorm.forward(gelu(this.#outputFfn.forward(h)));
   }

@@ -23,13 +23,11 @@
  */
 import { DEFAULT_SEED } from "../data/mod.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { add } from "../ops/pointwise/elementwise.ts";
-import { embedding } from "../ops/dense/embedding.ts";
 import { ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
-import { Tensor } from "../ops/core/tensor.ts";
-import { applyDropout, type DropoutContext, INIT_STD, LayerNorm } from "./layers.ts";
-import { TransformerEncoder } from "./transformer.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
+import { type DropoutContext, INIT_STD, LayerNorm } from "./layers.ts";
+import { embedWindow, TransformerEncoder } from "./transformer.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
 import { ParameterSet } from "./parameters.ts";
 import type { ModelInputs, PaddedModel } from "./model.ts";
@@ -166,25 +164,15 @@ export class SASRec implements PaddedModel {
    * {@link ConfigError} naming `maxLength`.
    */
   forward(inputs: ModelInputs, training: boolean): Tensor {
-    const [, length] = inputs.items.shape;
-    if (length > this.config.maxLength) {
-      throw new ConfigError(
-        `sasrec: a window of ${length} items is longer than the position embedding ` +
-          `(${this.config.maxLength} rows); set the model's 'maxLength' to at least the ` +
-          `training 'maxLength'`,
-        "maxLength",
-      );
-    }
     const ctx: DropoutContext = {
       p: this.config.hiddenDropoutProb,
       rng: this.dropoutRng,
       training,
     };
-    const positionIds = Tensor.from(Int32Array.from({ length }, (_, i) => i), [length], "i32");
-    const items = embedding(inputs.items, this.#items, { paddingIdx: 0 });
-    // [B, L, H] + [L, H]: the position rows repeat over the batch.
-    const x = applyDropout(
-      this.#embNorm.forward(add(items, embedding(positionIds, this.#positions))),
+    const x = embedWindow(
+      this.name,
+      inputs.items,
+      { items: this.#items, positions: this.#positions, norm: this.#embNorm },
       ctx,
     );
     const { positions } = inputs;

@@ -1,6 +1,7 @@
 /**
- * RecBole v1.2's `TransformerEncoder`, the stack of post-LN Transformer layers SASRec and
- * BERT4Rec share. Each layer on `[B, L, H]`:
+ * What SASRec and BERT4Rec share: their input, `dropout(LayerNorm(E[items] + P[0 … L − 1]))` with
+ * an absolute position embedding P of `maxLength` rows ({@link embedWindow}), and RecBole v1.2's
+ * `TransformerEncoder`, the stack of post-LN Transformer layers. Each layer on `[B, L, H]`:
  *
  * - multi-head attention: Q, K, V = Linear(H, H) with bias, per head
  *   `dropout(softmax(Q·Kᵀ / √(H / heads) + mask)) · V`, the heads concatenated, then
@@ -18,9 +19,51 @@
 import { add, gelu } from "../ops/pointwise/elementwise.ts";
 import { attention, type AttentionOptions } from "../ops/dense/attention.ts";
 import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
-import type { Tensor } from "../ops/core/tensor.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { Tensor } from "../ops/core/tensor.ts";
 import { applyDropout, type DropoutContext, LayerNorm, Linear } from "./layers.ts";
+import { ConfigError } from "./config.ts";
 import type { ParameterSet } from "./parameters.ts";
+
+/** The tables of a window's input: item and position embeddings, and the LayerNorm of their sum. */
+export interface WindowEmbedding {
+  /** Item embedding `[rows, H]`, row 0 PAD. */
+  readonly items: Tensor;
+  /** Position embedding `[maxLength, H]`: row t is added at position t from the left. */
+  readonly positions: Tensor;
+  /** The LayerNorm after the sum (RecBole's `LayerNorm`). */
+  readonly norm: LayerNorm;
+}
+
+/**
+ * A window's input to the encoder, `dropout(LayerNorm(E[items] + P[0 … L − 1]))`, `[B, L, H]`,
+ * from `[B, L]` item ids (PAD id 0 looked up without gradient), as RecBole's SASRec and BERT4Rec
+ * build it; `ctx` is the hidden dropout. A window longer than the position table fails with a
+ * {@link ConfigError} naming `maxLength` and `model`.
+ */
+export function embedWindow(
+  model: string,
+  items: Tensor,
+  tables: WindowEmbedding,
+  ctx: DropoutContext,
+): Tensor {
+  const [, length] = items.shape;
+  const maxLength = tables.positions.shape[0];
+  if (length > maxLength) {
+    throw new ConfigError(
+      `${model}: a window of ${length} items is longer than the position embedding ` +
+        `(${maxLength} rows); set the model's 'maxLength' to at least the training 'maxLength'`,
+      "maxLength",
+    );
+  }
+  const positionIds = Tensor.from(Int32Array.from({ length }, (_, i) => i), [length], "i32");
+  const embedded = embedding(items, tables.items, { paddingIdx: 0 });
+  // [B, L, H] + [L, H]: the position rows repeat over the batch.
+  return applyDropout(
+    tables.norm.forward(add(embedded, embedding(positionIds, tables.positions))),
+    ctx,
+  );
+}
 
 /** The encoder's hyperparameters (RecBole's names in brackets). */
 export interface TransformerEncoderConfig {
