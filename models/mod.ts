@@ -57,10 +57,12 @@ export {
 } from "./mamba4rec.ts";
 export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
 export {
+  embedWindow,
   type EncoderMask,
   type RowGather,
   TransformerEncoder,
   type TransformerEncoderConfig,
+  type WindowEmbedding,
 } from "./transformer.ts";
 export { SASRec, SASREC_DEFAULTS, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
 export { Caser, CASER_DEFAULTS, type CaserConfig, caserConfig } from "./caser.ts";
