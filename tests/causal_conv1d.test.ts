@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
-import { runtime, Tensor } from "../ops/mod.ts";
+import { backward, mul, requireGrad, runtime, sumAll, Tensor } from "../ops/mod.ts";
 import { causalConvGradRef, causalConvRef, type ConvProblem } from "./causal_conv1d_reference.ts";
 import { freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
@@ -30,7 +30,13 @@ interface Case {
   segments?: "packed" | "revisit";
 }
 
-async function check(c: Case, channelsLast: boolean, seed: number, rng: () => number) {
+async function check(
+  c: Case,
+  channelsLast: boolean,
+  seed: number,
+  rng: () => number,
+  probes = 12,
+) {
   const [batch, channels, length] = c.shape;
   let seq: Int32Array | undefined;
   if (c.segments === "packed") seq = packedSegments(rng, batch, length);
@@ -67,7 +73,7 @@ async function check(c: Case, channelsLast: boolean, seed: number, rng: () => nu
       return c.bias ? [dx, dw, db] : [dx, dw];
     },
     rng,
-    probes: 12,
+    probes,
   });
   seqT?.dispose();
 }
@@ -249,5 +255,37 @@ Deno.test(
       });
       seqT.dispose();
     }
+  },
+);
+
+Deno.test(
+  "causalConv1d: long packed rows (70,001 positions channels-last, 2 × 9,001 channels-first; " +
+    "33 channels) match float64 through hundreds of partial rows of longer runs, and the weight " +
+    "gradient repeats bit for bit",
+  async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    // 33 channels: a second, nearly empty channel group. Channels-last, 70,001 positions: runs
+    // longer than the shortest and a ragged last workgroup; channels-first: 256 runs a workgroup.
+    const long: Case = { shape: [1, 33, 70_001], width: 4, silu: true, bias: true };
+    await check({ ...long, segments: "packed" }, true, seed, rng, 2);
+    await check({ ...long, shape: [2, 33, 9_001], segments: "packed" }, false, seed, rng, 2);
+    const [batch, channels, length] = long.shape;
+    const seq = Tensor.from(packedSegments(rng, batch, length), [batch, length]);
+    const shape = [batch, length, channels];
+    const x = Tensor.from(Float32Array.from(randn(rng, batch * length * channels)), shape);
+    const gy = Tensor.from(Float32Array.from(randn(rng, x.size)), shape);
+    const w0 = Float32Array.from(randn(rng, channels * 4));
+    const weightGradient = async () => {
+      const w = requireGrad(Tensor.from(w0, [channels, 4]));
+      const y = causalConv1d(x, w, undefined, { activation: "silu", seqIdx: seq, layout: "bld" });
+      backward(sumAll(mul(y, gy)));
+      const bits = new Uint32Array((await w.grad!.toArray()).buffer);
+      w.dispose();
+      return bits;
+    };
+    const first = await weightGradient(), second = await weightGradient();
+    assertEquals(second, first, `weight gradients of two identical runs differ (seed ${seed})`);
+    for (const t of [seq, x, gy]) t.dispose();
   },
 );
