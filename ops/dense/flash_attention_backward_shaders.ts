@@ -1,0 +1,231 @@
+/**
+ * WGSL of the two backward kernels of the fused attention (see `flash_attention_shaders.ts`
+ * for the scheme): the query gradients, tiled over keys, and the key and value gradients, tiled
+ * over queries. Both recompute each probability from the forward's row statistics.
+ *
+ * @module
+ */
+import type { FlashPlan } from "./flash_attention_plan.ts";
+import {
+  column,
+  columnExists,
+  FLASH_ENTRY,
+  flashPrelude,
+  LANE,
+  overRows,
+  ownRow,
+  rowAccess,
+  stagedDecls,
+  type StagedRows,
+  stageRows,
+  unroll,
+} from "./flash_attention_wgsl.ts";
+
+/** WGSL statements storing accumulators `<prefix><r>_<n>` of own rows below L into `st_<to>`. */
+function storeOwn(plan: FlashPlan, prefix: string, to: string): string {
+  return unroll(4, (r) => {
+    const stores = unroll(plan.columns, (n) => {
+      const st = `st_${to}(base + o0 + ${r}u, ${column(plan, n)}, ${prefix}${r}_${n});`;
+      const exists = columnExists(plan, n);
+      return exists ? `if (${exists}) { ${st} }` : st;
+    });
+    return `if (o0 + ${r}u < p.length) {
+    ${stores}
+  }`;
+  });
+}
+
+/** WGSL declarations of accumulators `<prefix><r>_<n>`, zero. */
+function zeroAccumulators(plan: FlashPlan, prefix: string): string {
+  return unroll(4, (r) => unroll(plan.columns, (n) => `var ${prefix}${r}_${n} = vec4f(0.0);`))
+    .split("\n").join("\n  ");
+}
+
+/** WGSL statements adding `<lanes>.<lane r> · x<n>` to accumulators `<prefix><r>_<n>`. */
+function accumulate(plan: FlashPlan, prefix: string, lanes: string, x: string): string {
+  return unroll(
+    4,
+    (r) => unroll(plan.columns, (n) => `${prefix}${r}_${n} += ${lanes}.${LANE[r]} * ${x}${n};`),
+  ).split("\n").join("\n      ");
+}
+
+const OWN_Q: StagedRows = { array: "qs", from: "q", stride: "STRIDE" };
+const OWN_DO: StagedRows = { array: "gs", from: "dout", stride: "STRIDE" };
+const TILE_K: StagedRows = { array: "ks", from: "k", stride: "STRIDE" };
+const TILE_V: StagedRows = { array: "vs", from: "v", stride: "STRIDE" };
+
+/** The query-gradient kernel: dq per block of queries, and D = rowsum(dO ∘ O). */
+export function queryGradShader(plan: FlashPlan): string {
+  const rk = plan.perInvocation;
+  return /* wgsl */ `
+${flashPrelude(plan)}
+${rowAccess("q", 1, plan.dim, false)}
+${rowAccess("k", 2, plan.dim, false)}
+${rowAccess("v", 3, plan.dim, false)}
+${rowAccess("o", 5, plan.dim, false)}
+${rowAccess("dout", 6, plan.dim, false)}
+@group(0) @binding(7) var<storage, read> stats: array<vec2f>;
+${rowAccess("dq", 8, plan.dim, true)}
+@group(0) @binding(9) var<storage, read_write> delta: array<f32>;
+${plan.stageOwn ? stagedDecls("OWN", [OWN_Q, OWN_DO]) : ""}
+${stagedDecls("TILE", [TILE_K, TILE_V])}
+// dS of the tile, a vec4 over four own rows: [tile row][own group].
+var<workgroup> ws: array<vec4f, TILE * OWN_GROUPS>;
+// Per own row: (m, 1 / l, D).
+var<workgroup> rstat: array<vec4f, OWN>;
+${FLASH_ENTRY}
+  ${plan.stageOwn ? stageRows("OWN", "r0", [OWN_Q, OWN_DO]) : ""}
+  if (lid < OWN) {
+    var st = vec4f(0.0);
+    if (r0 + lid < p.length) {
+      let row = base + r0 + lid;
+      var dsum = 0.0;
+      for (var c = 0u; c < D4; c++) { dsum += dot(ld_dout(row, c), ld_o(row, c)); }
+      let ml = stats[row];
+      st = vec4f(ml.x, 1.0 / ml.y, dsum, 0.0);
+      delta[row] = dsum;
+    }
+    rstat[lid] = st;
+  }
+  workgroupBarrier();
+  ${unroll(4, (r) => `let st${r} = rstat[4u * og + ${r}u];`).split("\n").join("\n  ")}
+  let mrow = ${overRows((r) => `st${r}.x`)};
+  let inv = ${overRows((r) => `st${r}.y`)};
+  let dd = ${overRows((r) => `st${r}.z`)};
+  let open = select(vec4<bool>(span.x < p.length), vec4u(span.x) <= own4, p.causal != 0u);
+  ${zeroAccumulators(plan, "a")}
+  let keys = key_range(r0, span);
+  for (var t0 = keys.x; t0 < keys.y; t0 += TILE) {
+    workgroupBarrier();
+    ${stageRows("TILE", "t0", [TILE_K, TILE_V])}
+    for (var t = lid; t < TILE; t += WG) { tstate[t] = key_state(b, t0 + t); }
+    workgroupBarrier();
+    ${unroll(rk, (n) => `var s${n} = vec4f(0.0);\n    var g${n} = vec4f(0.0);`)}
+    if (live4.x) {
+    for (var c = 0u; c < D4; c++) {
+      ${unroll(4, (r) => `let q${r} = ${ownRow(plan, OWN_Q, r, "c")};`)}
+      ${unroll(4, (r) => `let d${r} = ${ownRow(plan, OWN_DO, r, "c")};`)}
+      ${
+    unroll(rk, (n) =>
+      `let k${n} = ks[(tg + ${n}u * GROUPS) * STRIDE + c];
+      let v${n} = vs[(tg + ${n}u * GROUPS) * STRIDE + c];
+      s${n} += ${overRows((r) => `dot(q${r}, k${n})`)};
+      g${n} += ${overRows((r) => `dot(d${r}, v${n})`)};`)
+  }
+    }
+    }
+    ${
+    unroll(rk, (n) =>
+      `let j${n} = tg + ${n}u * GROUPS;
+    let seen${n} = sees(own4, open, vec4u(t0 + j${n}), vec4u(tstate[j${n}])) & live4;
+    let p${n} = select(vec4f(0.0), exp(s${n} * p.scale - mrow) * inv, seen${n});
+    let f${n} = drop4((vec4u(base) + own4) * p.length + vec4u(t0 + j${n}), seen${n});
+    ws[j${n} * OWN_GROUPS + og] = p.scale * p${n} * (f${n} * g${n} - dd);`)
+  }
+    workgroupBarrier();
+    if (live4.x) {
+    for (var j = 0u; j < TILE; j++) {
+      let dj = ws[j * OWN_GROUPS + og];
+      ${unroll(plan.columns, (n) => `let x${n} = ks[j * STRIDE + ${column(plan, n)}];`)}
+      ${accumulate(plan, "a", "dj", "x")}
+    }
+    }
+  }
+  ${storeOwn(plan, "a", "dq")}
+}`;
+}
+
+const OWN_K: StagedRows = { array: "ko", from: "k", stride: "STRIDE" };
+const OWN_V: StagedRows = { array: "vo", from: "v", stride: "STRIDE" };
+const TILE_Q: StagedRows = { array: "qt", from: "q", stride: "STRIDE" };
+const TILE_DO: StagedRows = { array: "gt", from: "dout", stride: "STRIDE" };
+
+/** The key/value-gradient kernel: dk and dv per block of keys. */
+export function keyGradShader(plan: FlashPlan): string {
+  const rk = plan.perInvocation;
+  return /* wgsl */ `
+${flashPrelude(plan)}
+${rowAccess("q", 1, plan.dim, false)}
+${rowAccess("k", 2, plan.dim, false)}
+${rowAccess("v", 3, plan.dim, false)}
+${rowAccess("dout", 5, plan.dim, false)}
+@group(0) @binding(6) var<storage, read> stats: array<vec2f>;
+@group(0) @binding(7) var<storage, read> delta: array<f32>;
+${rowAccess("dk", 8, plan.dim, true)}
+${rowAccess("dv", 9, plan.dim, true)}
+${plan.stageOwn ? stagedDecls("OWN", [OWN_K, OWN_V]) : ""}
+${stagedDecls("TILE", [TILE_Q, TILE_DO])}
+// P · drop and dS of the tile, vec4s over four own keys: [tile row][own group].
+var<workgroup> pw: array<vec4f, TILE * OWN_GROUPS>;
+var<workgroup> dsw: array<vec4f, TILE * OWN_GROUPS>;
+// Per staged query: (m, 1 / l, D).
+var<workgroup> qstat: array<vec4f, TILE>;
+${FLASH_ENTRY}
+  ${plan.stageOwn ? stageRows("OWN", "r0", [OWN_K, OWN_V]) : ""}
+  let kst = vec4u(${unroll(4, (r) => `key_state(b, o0 + ${r}u)`).split("\n").join(", ")});
+  ${zeroAccumulators(plan, "dk")}
+  ${zeroAccumulators(plan, "dv")}
+  // Closed rows see every key; open rows only a block with an unpadded key, and under the
+  // causal mask only from the block's first key on.
+  let closed_end = select(select(0u, p.length, span.x >= p.length), span.x, p.causal != 0u);
+  let has_keys = span.x < min(r0 + OWN, p.length) && span.y > r0;
+  let open_start = select(p.length, select(0u, max(r0, span.x), p.causal != 0u), has_keys);
+  for (var t0 = select(open_start / TILE * TILE, 0u, closed_end > 0u); t0 < p.length; t0 += TILE) {
+    if (t0 >= closed_end && t0 + TILE <= open_start) { continue; }
+    workgroupBarrier();
+    ${stageRows("TILE", "t0", [TILE_Q, TILE_DO])}
+    for (var t = lid; t < TILE; t += WG) {
+      let i = t0 + t;
+      var st = vec4f(0.0);
+      var state = 2u;
+      if (i < p.length) {
+        let ml = stats[base + i];
+        st = vec4f(ml.x, 1.0 / ml.y, delta[base + i], 0.0);
+        state = select(1u, 0u, row_open(i, span.x));
+      }
+      qstat[t] = st;
+      tstate[t] = state;
+    }
+    workgroupBarrier();
+    ${unroll(rk, (n) => `var s${n} = vec4f(0.0);\n    var g${n} = vec4f(0.0);`)}
+    if (live4.x) {
+    for (var c = 0u; c < D4; c++) {
+      ${unroll(4, (r) => `let k${r} = ${ownRow(plan, OWN_K, r, "c")};`)}
+      ${unroll(4, (r) => `let v${r} = ${ownRow(plan, OWN_V, r, "c")};`)}
+      ${
+    unroll(rk, (n) =>
+      `let q${n} = qt[(tg + ${n}u * GROUPS) * STRIDE + c];
+      let h${n} = gt[(tg + ${n}u * GROUPS) * STRIDE + c];
+      s${n} += ${overRows((r) => `dot(q${n}, k${r})`)};
+      g${n} += ${overRows((r) => `dot(h${n}, v${r})`)};`)
+  }
+    }
+    }
+    ${
+    unroll(rk, (n) =>
+      `let i${n} = tg + ${n}u * GROUPS;
+    let qst${n} = tstate[i${n}];
+    let st${n} = qstat[i${n}];
+    let seen${n} = sees(vec4u(t0 + i${n}), vec4<bool>(qst${n} == 0u), own4, kst) &
+      vec4<bool>(qst${n} != 2u);
+    let p${n} = select(vec4f(0.0), exp(s${n} * p.scale - st${n}.x) * st${n}.y, seen${n});
+    let f${n} = drop4(vec4u((base + t0 + i${n}) * p.length) + own4, seen${n});
+    pw[i${n} * OWN_GROUPS + og] = p${n} * f${n};
+    dsw[i${n} * OWN_GROUPS + og] = p.scale * p${n} * (f${n} * g${n} - st${n}.z);`)
+  }
+    workgroupBarrier();
+    if (live4.x) {
+    for (var t = 0u; t < TILE; t++) {
+      let pt = pw[t * OWN_GROUPS + og];
+      let dt = dsw[t * OWN_GROUPS + og];
+      ${unroll(plan.columns, (n) => `let x${n} = gt[t * STRIDE + ${column(plan, n)}];`)}
+      ${unroll(plan.columns, (n) => `let y${n} = qt[t * STRIDE + ${column(plan, n)}];`)}
+      ${accumulate(plan, "dv", "pt", "x")}
+      ${accumulate(plan, "dk", "dt", "y")}
+    }
+    }
+  }
+  ${storeOwn(plan, "dk", "dk")}
+  ${storeOwn(plan, "dv", "dv")}
+}`;
+}
