@@ -10,7 +10,7 @@ import { add, exp, gelu, scale } from "../ops/pointwise/elementwise.ts";
 import { layerNorm } from "../ops/dense/layernorm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
-import { selectiveScan } from "../ops/sequence/selective_scan/mod.ts";
+import { selectiveScan, selectiveScanAt } from "../ops/sequence/selective_scan/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import type { ParameterSet } from "./parameters.ts";
 
@@ -195,8 +195,11 @@ export class MambaBlock {
     this.#out = new Linear(params, `${name}.out_proj`, inner, dModel, false);
   }
 
-  /** Applies the block to `[B, L, d]`. */
-  forward(h: Tensor): Tensor {
+  /**
+   * Applies the block to `[B, L, d]`; with `positions` (i32 `[B]`) only each row's output at its
+   * position, `[B, d]`: the scan read there (`selectiveScanAt`), then the output projection.
+   */
+  forward(h: Tensor, positions?: Tensor): Tensor {
     const x = causalConv1d(this.#inX.forward(h), this.#convWeight, this.#convBias, {
       activation: "silu",
       layout: "bld",
@@ -205,13 +208,17 @@ export class MambaBlock {
     // Δ = dt_proj.weight · dt; its bias is added (and softplus applied) inside the scan.
     const delta = matmul(this.#xDt.forward(x), this.#dtProj.weight, { transB: true });
     const a = scale(exp(this.#aLog), -1);
-    const y = selectiveScan(x, delta, a, this.#xB.forward(x), this.#xC.forward(x), {
+    const b = this.#xB.forward(x), c = this.#xC.forward(x);
+    const options = {
       D: this.#d,
       z,
       deltaBias: this.#dtProj.bias!,
       deltaSoftplus: true,
-      layout: "bld",
-    });
+      layout: "bld" as const,
+    };
+    const y = positions
+      ? selectiveScanAt(x, delta, a, b, c, positions, options)
+      : selectiveScan(x, delta, a, b, c, options);
     return this.#out.forward(y);
   }
 }
