@@ -74,8 +74,7 @@ export {
   type PaperValues,
   RUN_GRIDS,
   type RunGrid,
-  SSD4REC_BEAUTY,
-  SSD4REC_VIDEO_GAMES,
+  SSD4REC_OVERALL,
 } from "./paper_grids.ts";
 export {
   estimateRunSeconds,

@@ -1,9 +1,17 @@
 /**
- * Executes every notebook in `notebooks/` headless through Jupyter with Deno's kernel, saves the
- * executed copies and a summary under `results/`, and fails when a cell errors, a cell that
- * should show a table or chart does not, or a checked value differs from its expected one.
+ * Executes every notebook in `notebooks/` and its folders (`notebooks/mamba4rec/`,
+ * `notebooks/ssd4rec/`, found anew each time, in path order) headless through Jupyter with Deno's
+ * kernel, saves the executed copies and a summary under `results/`, and fails when a cell errors, a
+ * cell that should show a table or chart does not, or a checked value differs from its expected
+ * one. It first prints the plan of the selected notebooks' runs: how many are recorded (and of
+ * those, made by other code), how many are missing, and the missing ones' GPU time.
  *
  *     deno task reproduce [--only <name>]... [--quick | --full] [--retrain-stale]
+ *
+ * `--only` takes a notebook's file name stem (`table2_overall`), and may be repeated or given a
+ * comma-separated list. Every notebook shows every recorded run; in full mode the runs without a
+ * record are trained and recorded, in quick mode they are not, and a smoke run on a tiny slice
+ * stands in for each table cell without any record.
  *
  * Without `--quick` or `--full` the mode is `full` on a real GPU adapter and `quick` on a CPU one
  * (lavapipe, llvmpipe, SwiftShader) or without any; notebooks read it from `$SSMREC_MODE`.
