@@ -1,5 +1,6 @@
-"""What the PyTorch checks of the padded-batch models (GRU4Rec, NARM, SASRec) share: reading what
-`export.ts` wrote (raw int32 files, safetensors weights and metadata), the comparison of the
+"""What the PyTorch checks share. Every check (Mamba4Rec and SSD4Rec too) reads what `export.ts`
+wrote through it: raw int32 files, safetensors weights and metadata. The checks of the
+padded-batch models (GRU4Rec, NARM, SASRec, BERT4Rec, Caser) also share the comparison of the
 exported batch's loss and gradients in float64 and float32 with its limits, the float64 NumPy loss
 check, RecBole's training protocol from the exported weights, and the command line around them.
 
@@ -8,7 +9,9 @@ PyTorch is used where it is installed. Without it `torch`, `nn` and `F` are None
 everything else says PyTorch is needed.
 """
 import argparse
+import glob
 import json
+import os
 import struct
 import sys
 import time
@@ -44,7 +47,7 @@ def require_torch(what):
     """Exits with a message when PyTorch is not installed."""
     if torch is None:
         sys.exit(f"{what} needs PyTorch (pip install torch); without it only "
-                 f"'gradients DIR --numpy-loss' runs")
+                 f"'gradients DIR --numpy-loss' runs, where the model has it")
 
 
 def read_ints(directory, name):
@@ -94,50 +97,98 @@ def read_padded_batch(directory):
     return items, lengths, read_ints(directory, "batch_targets")
 
 
+def read_batch(directory):
+    """The exported batch as int64 arrays by name: `items` [B, L] (right-padded with 0),
+    `lengths`, `targets`, and flat under NAME every other `batch_NAME.i32` the export wrote for
+    the model (BERT4Rec's `masked_items`, `loss_positions` and `loss_targets`, Caser's `users`)."""
+    items, lengths, targets = read_padded_batch(directory)
+    batch = {"items": items, "lengths": lengths, "targets": targets}
+    for path in sorted(glob.glob(os.path.join(glob.escape(directory), "batch_*.i32"))):
+        name = os.path.basename(path)[len("batch_"):-len(".i32")]
+        if name not in batch:
+            batch[name] = read_ints(directory, f"batch_{name}")
+    return batch
+
+
+def last_item_loss(model, batch):
+    """RecBole's loss of most padded models: the cross-entropy of the item after each window,
+    scored from `model(items, lengths)` against `model.item_embedding`; returns the loss and the
+    representation."""
+    h = model(batch["items"], batch["lengths"])
+    return F.cross_entropy(h @ model.item_embedding.weight.t(), batch["targets"]), h
+
+
+def training_loss(model, batch):
+    """A batch's loss and representation (the exported batch, or one of `train`'s):
+    `model.training_loss(batch)` for a model with its own objective (BERT4Rec's masked items,
+    Caser's users and norms), else `last_item_loss`."""
+    if hasattr(model, "training_loss"):
+        return model.training_loss(batch)
+    return last_item_loss(model, batch)
+
+
+def ranking_scores(model, batch):
+    """The scores [B, items] an evaluation batch ranks: `model.ranking_scores(batch)` for a model
+    that ranks otherwise (BERT4Rec's evaluation window and output bias, Caser's users), else
+    `model(items, lengths)` against `model.item_embedding`."""
+    if hasattr(model, "ranking_scores"):
+        return model.ranking_scores(batch)
+    return model(batch["items"], batch["lengths"]) @ model.item_embedding.weight.t()
+
+
+def exported_gradients(model):
+    """The model's gradients under the export's parameter names and shapes:
+    `model.exported_gradients()` for a model that lays a parameter out otherwise than the export
+    (Caser's horizontal filters, packed there), else every named parameter's gradient."""
+    if hasattr(model, "exported_gradients"):
+        return model.exported_gradients()
+    return {name: p.grad for name, p in model.named_parameters()}
+
+
 def relative_difference(theirs, ours):
     """max |theirs − ours| / max |theirs| (torch tensors)."""
     return (theirs - ours).abs().max().item() / max(theirs.abs().max().item(), 1e-30)
 
 
 def check_gradients(directory, build):
-    """The exported batch through `build(weights)` (a torch model whose forward(items, lengths)
-    gives the representation and whose `item_embedding` scores it) in float64 and float32: prints
-    both losses, the representation's and every parameter's largest difference relative to its
-    largest entry (to the model's largest gradient entry for a gradient that is zero in exact
+    """The exported batch through `build(weights)` in float64 and float32: a torch model whose
+    loss and representation `training_loss` gives, whose gradients `exported_gradients` names.
+    Prints both losses, the representation's and every parameter's largest difference relative to
+    its largest entry (to the model's largest gradient entry for a gradient that is zero in exact
     arithmetic, see ZERO_GRADIENT). Returns the float64 loss difference relative to PyTorch's loss
     and the largest float64 gradient difference."""
     init = read_safetensors(f"{directory}/init.safetensors")
     ours = read_safetensors(f"{directory}/grads.safetensors")
-    items, lengths, targets = (torch.from_numpy(a).to(DEVICE) for a in read_padded_batch(directory))
+    batch = {name: torch.from_numpy(a).to(DEVICE) for name, a in read_batch(directory).items()}
+    items = batch["items"]
     worst, loss64, worst64, zero = 0.0, None, 0.0, None
     for dtype in [torch.float64, torch.float32]:
         model = build(init).to(DEVICE, dtype)
-        known = {"grad." + name for name, _ in model.named_parameters()}
-        missing = sorted(n for n in ours if n.startswith("grad.") and n not in known)
-        if missing:
-            raise ValueError(f"{directory}/grads.safetensors has gradients of parameters the "
-                             f"PyTorch model lacks: {', '.join(missing)}")
-        h = model(items, lengths)
-        loss = F.cross_entropy(h @ model.item_embedding.weight.t(), targets)
+        loss, h = training_loss(model, batch)
         loss.backward()
-        print(f"[{dtype}] batch {len(lengths)} x {items.shape[1]}: loss torch {loss.item():.7f}, "
-              f"webgpu {ours['loss'].item():.7f}; representation max |Δ| / max |h| = "
-              f"{relative_difference(h.detach(), ours['h'].to(DEVICE, dtype)):.2e}")
+        grads = exported_gradients(model)
+        exported = {n[len("grad."):] for n in ours if n.startswith("grad.")}
+        for names, where in [(exported - set(grads), "the PyTorch model lacks"),
+                             (set(grads) - exported, "the export lacks")]:
+            if names:
+                raise ValueError(f"{directory}/grads.safetensors: gradients of parameters "
+                                 f"{where}: {', '.join(sorted(names))}")
+        print(f"[{dtype}] batch {items.shape[0]} x {items.shape[1]}: loss torch "
+              f"{loss.item():.7f}, webgpu {ours['loss'].item():.7f}; representation max |Δ| / "
+              f"max |h| = {relative_difference(h.detach(), ours['h'].to(DEVICE, dtype)):.2e}")
         if dtype == torch.float64:
             loss64 = abs(loss.item() - ours["loss"].item()) / abs(loss.item())
-        params = dict(model.named_parameters())
-        scale = max(p.grad.abs().max().item() for p in params.values())
+        scale = max(g.abs().max().item() for g in grads.values())
         if zero is None:  # decided on the float64 gradients
-            zero = {n for n, p in params.items()
-                    if p.grad.abs().max().item() < ZERO_GRADIENT * scale}
-        width = max(30, *(len(n) for n in params))
-        for name, param in params.items():
+            zero = {n for n, g in grads.items() if g.abs().max().item() < ZERO_GRADIENT * scale}
+        width = max(30, *(len(n) for n in grads))
+        for name, grad in grads.items():
             exported_grad = ours["grad." + name].to(DEVICE, dtype)
             if name in zero:
-                error = (param.grad - exported_grad).abs().max().item() / scale
+                error = (grad - exported_grad).abs().max().item() / scale
                 label, note = "max |Δ| / max |g| of the model", " (zero in exact arithmetic)"
             else:
-                error = relative_difference(param.grad, exported_grad)
+                error = relative_difference(grad, exported_grad)
                 label, note = "max |Δ| / max |g|", ""
             worst = max(worst, error)
             if dtype == torch.float64:
@@ -196,10 +247,11 @@ def add_train_arguments(parser):
 
 
 def train(args, build):
-    """RecBole's protocol from the exported initial weights, the model `build(weights)` (its
-    forward(items, lengths) the representation, scored against its `item_embedding`): shuffled
-    prefix samples in windows of the last L items, Adam 1e-3, the loss and validation HR@10 /
-    NDCG@10 (full ranking, PAD excluded) per epoch, until `--epochs` or `--seconds` run out."""
+    """RecBole's protocol from the exported initial weights, the model `build(weights)` (its loss
+    `training_loss`, its scores `ranking_scores`, on batches of `items`, `lengths`, `targets` and
+    `users`): shuffled prefix samples in windows of the last L items, Adam 1e-3, the loss and
+    validation HR@10 / NDCG@10 (full ranking, PAD excluded) per epoch, until `--epochs` or
+    `--seconds` run out."""
     torch.manual_seed(args.seed)
     offsets = torch.from_numpy(read_ints(args.dir, "offsets")).to(DEVICE)
     items = torch.from_numpy(read_ints(args.dir, "items")).to(DEVICE)
@@ -216,7 +268,7 @@ def train(args, build):
         length = positions - start
         index = (start[:, None] + steps[None, :]).clamp(max=len(items) - 1)
         seq = torch.where(steps[None, :] < length[:, None], items[index], torch.zeros_like(index))
-        return seq, length, items[positions]
+        return {"items": seq, "lengths": length, "targets": items[positions], "users": users}
 
     model = build(read_safetensors(f"{args.dir}/init.safetensors")).to(DEVICE)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -229,8 +281,7 @@ def train(args, build):
         for b in range(0, len(users), args.batch_size):
             pick = order[b:b + args.batch_size]
             optimizer.zero_grad()
-            seq, length, target = windows(users[pick], positions[pick])
-            loss = F.cross_entropy(model(seq, length) @ model.item_embedding.weight.t(), target)
+            loss, _ = training_loss(model, windows(users[pick], positions[pick]))
             loss.backward()
             optimizer.step()
             total += loss.detach()
@@ -239,10 +290,10 @@ def train(args, build):
         model.eval()
         hits = ndcg = 0.0
         with torch.no_grad():
-            seq, length, target = windows(*splits["valid"])
+            valid = windows(*splits["valid"])
+            target = valid["targets"]
             for b in range(0, len(target), 1024):
-                h = model(seq[b:b + 1024], length[b:b + 1024])
-                scores = h @ model.item_embedding.weight.t()
+                scores = ranking_scores(model, {k: v[b:b + 1024] for k, v in valid.items()})
                 scores[:, 0] = -float("inf")
                 rank = (scores > scores.gather(1, target[b:b + 1024, None])).sum(1)
                 hit = rank < 10
@@ -255,25 +306,26 @@ def train(args, build):
             break
 
 
-def run_cli(doc, build, add_dropout_arguments, numpy_representation):
+def run_cli(doc, build, add_dropout_arguments, numpy_representation=None):
     """The command line of a model's check: `gradients DIR [--numpy-loss]` (exit status 1 when the
     float64 figures exceed their limits) and `train DIR …`. `build(weights, config, dropout)`
     makes the torch model from the exported weights and hyperparameters, `dropout` being the
     parsed `train` arguments or None for dropout off; `add_dropout_arguments(parser)` adds the
     model's dropout options to `train`; `numpy_representation(weights, config, items, lengths)`
-    is the float64 NumPy forward."""
+    is the float64 NumPy forward, where the model has one (`--numpy-loss` is offered then)."""
     parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gradients")
     g.add_argument("dir")
-    g.add_argument("--numpy-loss", action="store_true",
-                   help="only the float64 NumPy forward's loss against the exported one "
-                        "(no PyTorch needed)")
+    if numpy_representation is not None:
+        g.add_argument("--numpy-loss", action="store_true",
+                       help="only the float64 NumPy forward's loss against the exported one "
+                            "(no PyTorch needed)")
     t = sub.add_parser("train")
     add_train_arguments(t)
     add_dropout_arguments(t)
     args = parser.parse_args()
-    if args.command == "gradients" and args.numpy_loss:
+    if args.command == "gradients" and getattr(args, "numpy_loss", False):
         sys.exit(0 if check_numpy_loss(args.dir, numpy_representation) else 1)
     require_torch(f"'{args.command}'")
     print("device", DEVICE, "torch", torch.__version__, flush=True)
