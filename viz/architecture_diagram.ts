@@ -93,14 +93,11 @@ function checkDescription(description: ArchitectureDescription): void {
   }
   description.steps.forEach((step, i) => {
     const where = `architectureDiagram "${description.title}", step ${i + 1} (${step.label})`;
-    for (
-      const [what, n] of [
-        ["parameters", step.parameters],
-        ...(step.parts ?? []).map((
-          p,
-        ) => [`part ${p.name}`, p.parameters] as const),
-      ] as const
-    ) {
+    const counts: [string, number][] = [
+      ["parameters", step.parameters],
+      ...(step.parts ?? []).map((p): [string, number] => [`part ${p.name}`, p.parameters]),
+    ];
+    for (const [what, n] of counts) {
       if (!Number.isInteger(n) || n < 0) {
         throw new RangeError(`${where}: ${what} must be a non-negative integer, got ${n}`);
       }

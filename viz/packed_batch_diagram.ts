@@ -49,12 +49,8 @@ function checkPicture(picture: PackedBatchPicture): number {
   const where = `packedBatchDiagram "${picture.title}"`;
   const t = picture.items.length;
   if (t === 0) throw new RangeError(`${where}: the row has no tokens`);
-  for (
-    const [name, a] of [["seqIdx", picture.seqIdx], ["reversal", picture.reversal], [
-      "reversedItems",
-      picture.reversedItems,
-    ]] as const
-  ) {
+  const { seqIdx, reversal, reversedItems } = picture;
+  for (const [name, a] of Object.entries({ seqIdx, reversal, reversedItems })) {
     if (a.length !== t) {
       throw new RangeError(`${where}: ${name} has ${a.length} entries for ${t} tokens`);
     }
@@ -66,6 +62,9 @@ function checkPicture(picture: PackedBatchPicture): number {
         `${where}: seqIdx[${p}] = ${s}; segment ids must be non-negative and non-decreasing`,
       );
     }
+  }
+  for (let p = 0; p < t; p++) {
+    const s = picture.seqIdx[p];
     const from = picture.reversal[p];
     if (!Number.isInteger(from) || from < 0 || from >= t || picture.seqIdx[from] !== s) {
       throw new RangeError(

@@ -1,7 +1,7 @@
 /**
- * Static figures in notebooks: an SVG image shown as `image/svg+xml` and, for front ends and
- * HTML exports that pick HTML first, as the same image inside a `<div>`; its text form is a
- * one-line description.
+ * Static figures in notebooks: an SVG image shown as `image/svg+xml` (which every front end and
+ * nbconvert's HTML export render), with a one-line description as its text form; and the HTML
+ * form of a static image, for bundles whose front ends may pick HTML first.
  *
  * @module
  */
@@ -16,12 +16,6 @@ export function staticFigureHtml(svg: string, width: number): string {
   return `<div class="${FIGURE_CLASS}" style="max-width:${width}px">${svg}</div>`;
 }
 
-/** The width an SVG document declares on its root element, or `undefined`. */
-function declaredWidth(svg: string): number | undefined {
-  const match = /^\s*<svg\b[^>]*?\swidth="([0-9.]+)"/.exec(svg);
-  return match ? Number(match[1]) : undefined;
-}
-
 /** A drawn figure with a rich notebook display. Build one with {@link svgFigure}. */
 export class SvgFigure implements RichDisplay {
   /** The SVG document. */
@@ -31,7 +25,7 @@ export class SvgFigure implements RichDisplay {
 
   /**
    * Wraps an SVG document.
-   * @param svg a standalone SVG document (its root element declares its width)
+   * @param svg a standalone SVG document
    * @param description what the figure shows, in one line
    */
   constructor(svg: string, description: string) {
@@ -44,23 +38,14 @@ export class SvgFigure implements RichDisplay {
     return this.svg;
   }
 
-  /** The HTML form: the SVG inside a `<div>` no wider than the image. */
-  toHTML(): string {
-    return staticFigureHtml(this.svg, declaredWidth(this.svg) ?? 720);
-  }
-
   /** The one-line description. */
   toString(): string {
     return this.description;
   }
 
-  /** The MIME bundle: SVG, the same image as HTML, and the description as plain text. */
+  /** The MIME bundle: the SVG and the description as plain text. */
   [JUPYTER_DISPLAY](): MimeBundle {
-    return {
-      "image/svg+xml": this.svg,
-      "text/html": this.toHTML(),
-      "text/plain": this.description,
-    };
+    return { "image/svg+xml": this.svg, "text/plain": this.description };
   }
 }
 
