@@ -45,6 +45,15 @@ export interface TrainConfig {
   /** Show progress (the run layer's display: steps within an epoch, one line per epoch). */
   verbose: boolean;
   /**
+   * Samples per micro-batch (absent by default): each step's batch is cut into micro-batches of
+   * at most this many samples, run forward and backward one after another with their gradients
+   * summed, then one optimizer step; the update is the whole batch's to rounding. Left out, a
+   * step is cut only when it would bind more than the device's storage binding limit, into the
+   * largest halves, quarters, … that fit (see the trainer). Not for models with their own
+   * training objective (BERT4Rec, Caser).
+   */
+  microBatchSize?: number;
+  /**
    * Packed-batch models only (absent for padded ones; {@link PACKED_TRAIN_DEFAULTS} when left
    * out): ρ, the probability with which each training history token is replaced by id 0
    * (SSD4Rec's `maskratio`). Validation and test batches are never masked.
@@ -160,6 +169,7 @@ const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
     v === "prefix" || v === "all-positions" ? null : 'must be "prefix" or "all-positions"',
   lossCheckEvery: positiveInt,
   verbose: bool,
+  microBatchSize: positiveInt,
   maskRatio: probability,
   varLen: bool,
   padTo: positiveInt,

@@ -13,9 +13,15 @@
  * @module
  */
 import type { SequentialDataset } from "../../data/dataset.ts";
-import { allPositionsBatches, evaluationBatches, prefixBatches } from "../../data/batches.ts";
+import {
+  type AllPositionsBatch,
+  allPositionsBatches,
+  evaluationBatches,
+  type PrefixBatch,
+  prefixBatches,
+} from "../../data/batches.ts";
 import type { BatchStream } from "../../data/batch_stream.ts";
-import { packedBatches } from "../../data/packed_batches.ts";
+import { type PackedBatch, packedBatches } from "../../data/packed_batches.ts";
 import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
 import { reshape } from "../../ops/pointwise/elementwise.ts";
 import { Tensor } from "../../ops/core/tensor.ts";
@@ -33,6 +39,14 @@ import {
   type TrainableModel,
 } from "../model.ts";
 import { packedInputs, type PackedModelInputs } from "../ssd4rec.ts";
+import {
+  allPositionsSlice,
+  microBatchRanges,
+  packedSlice,
+  prefixSlice,
+  rowsInParts,
+  weighted,
+} from "./micro_batches.ts";
 
 /** One training step's batch. */
 export interface TrainingStep {
@@ -44,6 +58,16 @@ export interface TrainingStep {
   readonly maskedTokens?: number;
   /** Uploads the batch and builds the step's loss; call inside `tidy`, then {@link release}. */
   loss(): Tensor;
+  /**
+   * The batch cut into consecutive micro-batches of at most `samples` samples, whose losses sum
+   * to {@link loss}'s and whose gradients to its gradient, to rounding (`./micro_batches.ts`):
+   * each micro-batch's `loss()` is its share (its own mean loss times its part of the batch's
+   * count), and its `release()` frees its upload after its backward.
+   * Throws a {@link ConfigError} for a model with its own training objective (`trainingLoss`),
+   * whose loss over a batch is not a weighted sum of its losses over parts of it (BERT4Rec's
+   * masking is drawn for the whole batch and its loss is a mean over the masked positions).
+   */
+  microBatches(samples: number): Pick<TrainingStep, "size" | "loss" | "release">[];
   /** Frees what the upload keeps past `tidy` (the scan's chunk tables); call after the step. */
   release(): void;
 }
@@ -108,7 +132,8 @@ export function uploadSequences(
  * for what the model's layout cannot do: packed-batch settings (`maskRatio`, `varLen`, `padTo`)
  * for a padded model, or `trainingMode: "all-positions"` for a packed one, one that represents
  * a window at its last real item only (`lastItemOnly`) or one with its own training objective
- * (a model's `trainingLoss`, a registry entry's `ownTrainingLoss`: it takes prefix batches).
+ * (a model's `trainingLoss`, a registry entry's `ownTrainingLoss`: it takes whole prefix
+ * batches, so no `microBatchSize` either).
  */
 export function checkLayoutSettings(
   model: {
@@ -118,10 +143,18 @@ export function checkLayoutSettings(
     readonly trainingLoss?: unknown;
     readonly ownTrainingLoss?: boolean;
   },
-  config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo">,
+  config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo" | "microBatchSize">,
 ): void {
   const layout = layoutOf(model);
   if (layout === "padded") {
+    if ((model.trainingLoss || model.ownTrainingLoss) && config.microBatchSize !== undefined) {
+      throw new ConfigError(
+        `training config: 'microBatchSize' is ${config.microBatchSize}, but ${model.name} ` +
+          `trains with its own objective on whole batches, which are never cut into ` +
+          `micro-batches; leave it out`,
+        "microBatchSize",
+      );
+    }
     const key = PACKED_TRAIN_KEYS.find((k) => config[k] !== undefined);
     if (key !== undefined) {
       throw new ConfigError(
@@ -183,45 +216,63 @@ function paddedTrainingSteps(
       reuseBuffers: true,
     });
     let index = 0;
+    // RecBole's objective: the cross-entropy at each sample's last position.
+    const prefixLoss = (b: PrefixBatch) => {
+      const inputs = uploadSequences(b.items, b.lengths, b.size, maxLength, b.users);
+      const h = model.forward(inputs, true);
+      return itemCrossEntropy(h, model.itemTable, Tensor.from(b.targets, [b.size], "i32"));
+    };
     return mapStream(batches, (batch) => {
       const at = { seed, epoch, batch: index++ };
       return {
         size: batch.size,
-        // The model's own objective, or RecBole's: the cross-entropy at each sample's last position.
-        loss: () => {
-          if (model.trainingLoss) return model.trainingLoss(batch, at);
-          const inputs = uploadSequences(
-            batch.items,
-            batch.lengths,
-            batch.size,
-            maxLength,
-            batch.users,
-          );
-          const h = model.forward(inputs, true);
-          return itemCrossEntropy(
-            h,
-            model.itemTable,
-            Tensor.from(batch.targets, [batch.size], "i32"),
-          );
+        // The model's own objective, or RecBole's.
+        loss: () => model.trainingLoss ? model.trainingLoss(batch, at) : prefixLoss(batch),
+        microBatches: (samples) => {
+          if (model.trainingLoss) throw ownObjectiveError(model.name, batch.size, samples);
+          return microBatchRanges(batch.size, samples).map(([start, end]) => {
+            const part = prefixSlice(batch, start, end);
+            const weight = part.size / batch.size;
+            return { size: part.size, loss: () => weighted(prefixLoss(part), weight), release };
+          });
         },
         release,
       };
     });
   }
   const batches = allPositionsBatches(dataset, { maxLength, batchSize, seed, epoch });
+  // The cross-entropy at every real position of each window (padding ignored).
+  const allPositionsLoss = (b: AllPositionsBatch) => {
+    const { size } = b;
+    const items = Tensor.from(b.items, [size, maxLength], "i32");
+    const h = model.forward({ items }, true);
+    const flat = reshape(h, [size * maxLength, h.shape[2]]);
+    const targets = Tensor.from(b.targets, [size * maxLength], "i32");
+    return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
+  };
   return mapStream(batches, (batch) => ({
     size: batch.size,
-    // The cross-entropy at every real position of each window (padding ignored).
-    loss: () => {
-      const { size } = batch;
-      const items = Tensor.from(batch.items, [size, maxLength], "i32");
-      const h = model.forward({ items }, true);
-      const flat = reshape(h, [size * maxLength, h.shape[2]]);
-      const targets = Tensor.from(batch.targets, [size * maxLength], "i32");
-      return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
-    },
+    loss: () => allPositionsLoss(batch),
+    // Each share weighs its real positions: the batch's loss is their mean.
+    microBatches: (samples) =>
+      microBatchRanges(batch.size, samples).map(([start, end]) => {
+        const part = allPositionsSlice(batch, start, end);
+        const weight = part.targetCount / Math.max(batch.targetCount, 1);
+        return { size: part.size, loss: () => weighted(allPositionsLoss(part), weight), release };
+      }),
     release,
   }));
+}
+
+/** Why a model with its own training objective cannot cut its steps into micro-batches. */
+function ownObjectiveError(model: string, size: number, samples: number): ConfigError {
+  return new ConfigError(
+    `training: a step of ${size} samples would be cut into micro-batches of ${samples}, but ` +
+      `${model} trains with its own objective (trainingLoss), which is taken over whole ` +
+      `batches (BERT4Rec's masking is drawn for the batch and its loss is a mean over the ` +
+      `masked positions); lower 'batchSize' (or 'maxLength') until a step fits the device`,
+    "batchSize",
+  );
 }
 
 function packedTrainingSteps(
@@ -240,27 +291,48 @@ function packedTrainingSteps(
     seed: config.seed,
     epoch,
   });
+  // The loss of a packed batch, with the uploaded inputs kept for `release`.
+  const packedLoss = (b: PackedBatch, keep: (inputs: PackedModelInputs) => void) => {
+    const inputs = packedInputs(b, model.config.chunkSize);
+    keep(inputs);
+    const h = model.forward(inputs, true);
+    return itemCrossEntropy(h, model.itemTable, Tensor.from(b.targets, [b.size], "i32"));
+  };
   return mapStream(batches, (batch) => {
     let inputs: PackedModelInputs | undefined;
     return {
       size: batch.size,
       tokens: batch.tokens,
       maskedTokens: batch.maskedTokens,
-      loss: () => {
-        inputs = packedInputs(batch, model.config.chunkSize);
-        const h = model.forward(inputs, true);
-        return itemCrossEntropy(
-          h,
-          model.itemTable,
-          Tensor.from(batch.targets, [batch.size], "i32"),
-        );
-      },
+      loss: () => packedLoss(batch, (kept) => inputs = kept),
+      microBatches: (samples) =>
+        microBatchRanges(batch.size, samples).map(([start, end]) => {
+          const part = packedSlice(batch, start, end);
+          let partInputs: PackedModelInputs | undefined;
+          return {
+            size: part.size,
+            loss: () =>
+              weighted(packedLoss(part, (kept) => partInputs = kept), part.size / batch.size),
+            release: () => partInputs?.dispose(),
+          };
+        }),
       release: () => inputs?.dispose(),
     };
   });
 }
 
-/** The validation or test batches for `model`, in its layout, never masked. */
+/**
+ * Samples per part of each model's evaluation batches, once a whole batch was found to bind more
+ * than the device's storage binding limit (`rowsInParts`): kept across evaluations, so that only
+ * the first too large batch is tried whole.
+ */
+const evaluationParts = new WeakMap<TrainableModel, { samples: number }>();
+
+/**
+ * The validation or test batches for `model`, in its layout, never masked. A batch whose forward
+ * would bind more than the device's storage binding limit is represented in parts of fewer
+ * users (`rowsInParts`), with the same representations.
+ */
 export function rankingBatches(
   model: TrainableModel,
   dataset: SequentialDataset,
@@ -268,6 +340,9 @@ export function rankingBatches(
   options: RankingBatchOptions,
 ): BatchStream<RankingBatch> {
   const { maxLength, batchSize } = options;
+  let limit = evaluationParts.get(model);
+  if (!limit) evaluationParts.set(model, limit = { samples: Infinity });
+  const parts = limit;
   if (model.layout === "packed") {
     const batches = packedBatches(dataset, {
       split,
@@ -276,15 +351,18 @@ export function rankingBatches(
       padTo: options.padTo,
     });
     return mapStream(batches, (batch) => {
-      let inputs: PackedModelInputs | undefined;
+      const uploads: PackedModelInputs[] = [];
       return {
         size: batch.size,
         targets: batch.targets,
-        represent: () => {
-          inputs = packedInputs(batch, model.config.chunkSize);
-          return model.forward(inputs, false);
-        },
-        release: () => inputs?.dispose(),
+        represent: () =>
+          rowsInParts(batch.size, (start, end) => {
+            const part = start === 0 && end === batch.size ? batch : packedSlice(batch, start, end);
+            const inputs = packedInputs(part, model.config.chunkSize);
+            uploads.push(inputs);
+            return model.forward(inputs, false);
+          }, parts),
+        release: () => uploads.splice(0).forEach((inputs) => inputs.dispose()),
       };
     });
   }
@@ -296,10 +374,18 @@ export function rankingBatches(
       // The model's own evaluation input where it has one (BERT4Rec's mask token), else the window.
       const items = model.rankingItems?.(batch.items, batch.lengths, batch.size, maxLength) ??
         batch.items;
-      return model.forward(
-        uploadSequences(items, batch.lengths, batch.size, maxLength, batch.users),
-        false,
-      );
+      const { lengths, users } = batch;
+      return rowsInParts(batch.size, (start, end) =>
+        model.forward(
+          uploadSequences(
+            items.subarray(start * maxLength, end * maxLength),
+            lengths.subarray(start, end),
+            end - start,
+            maxLength,
+            users?.subarray(start, end),
+          ),
+          false,
+        ), parts);
     },
     release: () => {},
   }));

@@ -9,6 +9,20 @@
  * loss is written into a GPU buffer that is read back a few times per epoch (NaN/Inf checks) and
  * at its end (the learning curve).
  *
+ * Micro-batches: a step whose batch would bind a tensor larger than the device's storage binding
+ * limit is cut into micro-batches (`./micro_batches.ts`), run forward and backward one after
+ * another with their gradients summed in the parameters' `grad`, then one optimizer step: the
+ * update is the whole batch's to rounding, and the step's loss (the micro-batches' weighted
+ * losses summed) is the whole batch's mean. How many is not estimated from the model (each model
+ * binds its own intermediates, which only it knows): the runtime refuses such a tensor when it is
+ * allocated, before any work that reads it is encoded, and the trainer catches that refusal,
+ * drops what the attempt built (its tensors, its gradients, its dropout draws) and runs the step
+ * again in micro-batches of half as many samples, until one fits. The size found holds for the
+ * rest of the run, so only the first step too large for the device is repeated; a run resumed
+ * in another process finds it again. A step that fits runs whole, exactly as without
+ * micro-batches. `microBatchSize` in the configuration fixes the size instead. Models with their
+ * own objective (`trainingLoss`) are never cut: their steps fail with a `ConfigError`.
+ *
  * The trainer prints nothing: a {@link TrainingObserver} passed by the caller is told of the steps
  * queued within an epoch (on the host clock, no GPU wait), each finished epoch and the result.
  *
@@ -18,10 +32,11 @@ import { join } from "node:path";
 import { pathExists } from "../../host/mod.ts";
 import type { SequentialDataset } from "../../data/dataset.ts";
 import { backward, zeroGrad } from "../../ops/core/autograd.ts";
-import { writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
+import { accumulateInto, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
+import { DropoutRng } from "../../ops/pointwise/dropout.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
 import { memoryStats, resetPeakMemory, runtime } from "../../ops/core/runtime.ts";
-import { tidy } from "../../ops/core/tensor.ts";
+import { type Tensor, tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
 import {
   type EpochRecord,
@@ -31,10 +46,11 @@ import {
   snapshot,
   type TrainerState,
 } from "./training_state.ts";
-import { packedTrainSettings, type TrainConfig } from "../config.ts";
+import { ConfigError, packedTrainSettings, type TrainConfig } from "../config.ts";
 import { evaluateRanking, type EvaluationOptions, type Metrics } from "./evaluator.ts";
 import type { TrainableModel } from "../model.ts";
 import { checkLayoutSettings, type TrainingStep, trainingSteps } from "./layouts.ts";
+import { isBindingLimitError, tidyOrThrow } from "./micro_batches.ts";
 
 export type { EpochRecord } from "./training_state.ts";
 
@@ -114,6 +130,12 @@ export interface TrainingObserver {
   epochFinished?(record: EpochRecord, improved: boolean, best: number): void;
   /** After the best epoch's weights were tested. */
   trainingFinished?(result: TrainResult): void;
+  /**
+   * When steps begin to be cut into micro-batches of `samples` samples because a step of
+   * `stepSize` samples bound more than the device's storage binding limit (see the module
+   * documentation); training goes on, slower.
+   */
+  microBatchesChosen?(samples: number, stepSize: number): void;
 }
 
 /** Options of {@link train} beyond the configuration. */
@@ -177,6 +199,7 @@ export async function train(
   if (resumeFrom) await resume(resumeFrom, model, adam, state, settings, options.resumeChanges);
 
   const observer = options.observer ?? {};
+  const microBatches = new MicroBatchPlan(config.microBatchSize, observer);
   const validKey = config.validMetric.toLowerCase();
   let stoppedEarly = state.stale > config.stoppingStep;
   let epochsRun = 0, trainSecondsTotal = 0, longestEpoch = 0;
@@ -192,7 +215,15 @@ export async function train(
     const epoch = state.epoch;
     const t0 = performance.now();
     resetPeakMemory();
-    const trained = await trainEpoch(model, dataset, config, adam, state, lastPath, observer);
+    const trained = await trainEpoch(
+      model,
+      dataset,
+      config,
+      { adam, microBatches },
+      state,
+      lastPath,
+      observer,
+    );
     const peakLiveBytes = memoryStats().peakLiveBytes;
     const trainSeconds = (performance.now() - t0) / 1000;
     const valid = await evaluateRanking(model, dataset, "valid", rankingOptions(model, config));
@@ -276,11 +307,17 @@ function stepTokens(model: TrainableModel, step: TrainingStep, config: TrainConf
   return model.layout === "packed" ? step.tokens ?? 0 : step.size * config.maxLength;
 }
 
+/** The optimizer and the micro-batch plan every step of a run uses. */
+interface StepTools {
+  readonly adam: Adam;
+  readonly microBatches: MicroBatchPlan;
+}
+
 async function trainEpoch(
   model: TrainableModel,
   dataset: SequentialDataset,
   config: TrainConfig,
-  adam: Adam,
+  { adam, microBatches }: StepTools,
   state: TrainerState,
   lastGood: string | null,
   observer: TrainingObserver,
@@ -306,8 +343,7 @@ async function trainEpoch(
   for (const step of steps) {
     try {
       tidy(() => {
-        const loss = step.loss();
-        backward(loss);
+        const loss = stepGradients(model, step, microBatches);
         adam.step();
         zeroGrad(params);
         writeAt(losses, loss, i);
@@ -336,4 +372,90 @@ async function trainEpoch(
   let sum = 0;
   for (const v of host) sum += v;
   return { loss: sum / Math.max(host.length, 1), tokens: epochTokens };
+}
+
+/**
+ * How the trainer cuts steps into micro-batches (see the module documentation): not at all, until
+ * a step binds more than the device allows, then into micro-batches of the samples that fitted;
+ * or always into `microBatchSize` samples when the configuration fixes it.
+ */
+class MicroBatchPlan {
+  #samples: number | undefined;
+  readonly #fixed: boolean;
+  readonly #observer: TrainingObserver;
+
+  constructor(microBatchSize: number | undefined, observer: TrainingObserver) {
+    this.#samples = microBatchSize;
+    this.#fixed = microBatchSize !== undefined;
+    this.#observer = observer;
+  }
+
+  /** Samples per micro-batch for a step of `size` samples (`size`: the whole batch). */
+  samplesFor(size: number): number {
+    return Math.min(size, this.#samples ?? size);
+  }
+
+  /**
+   * After micro-batches of `samples` samples of a step of `size` bound a tensor larger than the
+   * device allows (`error`): halves them, or throws when they are fixed or already one sample.
+   */
+  shrink(size: number, samples: number, error: RangeError): void {
+    if (this.#fixed) {
+      throw new ConfigError(
+        `training: micro-batches of ${samples} samples ('microBatchSize') still bind more ` +
+          `than this device allows: ${error.message}; lower 'microBatchSize' or leave it out`,
+        "microBatchSize",
+      );
+    }
+    if (samples === 1) {
+      throw new RangeError(
+        `training: a step cut into micro-batches of one sample still binds more than this ` +
+          `device allows (a tensor that does not shrink with the batch): ${error.message}`,
+        { cause: error },
+      );
+    }
+    this.#samples = Math.ceil(samples / 2);
+    this.#observer.microBatchesChosen?.(this.#samples, size);
+  }
+}
+
+/**
+ * Runs a step's forward and backward, whole or in micro-batches as `plan` says, leaving the
+ * batch's gradient in the parameters' `grad`; returns the step's mean loss `[]`. A binding-limit
+ * refusal drops the attempt (its tensors, the gradients it added, its dropout draws) and
+ * retries with smaller micro-batches. Call inside `tidy`.
+ */
+function stepGradients(model: TrainableModel, step: TrainingStep, plan: MicroBatchPlan): Tensor {
+  const params = model.params.list();
+  for (;;) {
+    const samples = plan.samplesFor(step.size);
+    const dropout = model.dropoutRng.state();
+    try {
+      return tidyOrThrow(() => {
+        if (samples >= step.size) {
+          const loss = step.loss();
+          backward(loss);
+          return loss;
+        }
+        const total = zeros([]);
+        for (const micro of step.microBatches(samples)) {
+          try {
+            tidyOrThrow(() => {
+              const share = micro.loss();
+              backward(share);
+              accumulateInto(total, share);
+            });
+          } finally {
+            micro.release();
+          }
+        }
+        return total;
+      });
+    } catch (error) {
+      if (!isBindingLimitError(error)) throw error;
+      zeroGrad(params);
+      model.dropoutRng = DropoutRng.fromState(dropout);
+      plan.shrink(step.size, samples, error);
+    }
+  }
 }
