@@ -1,6 +1,8 @@
 /**
- * Matrix-product throughput: square products, and the products of a Mamba block's projections at
- * training size (409,600 rows = batch × length) with both of their backward products.
+ * Matrix-product throughput: square products, the products of a Mamba block's projections at
+ * training size (409,600 rows = batch × length) with both of their backward products, and the
+ * weight gradients and narrowest projections of an SSD4Rec ML-1M training step (T = 200,000 packed
+ * tokens, d 256; see `ops/dense/matmul/plan.ts` for their floors).
  *
  * @module
  */
@@ -84,4 +86,28 @@ for (const [k, n] of [[64, 256], [256, 64]]) {
     { aShape: [QUICK_ROWS, k], bShape: [QUICK_ROWS, n] },
     { transA: true },
   );
+}
+
+/** Tokens of an SSD4Rec ML-1M batch (1,024 packed histories; quick: 4096). */
+const SSD4REC_TOKENS = 200_000;
+
+// SSD4Rec's Linear layers [in, out]: in_proj's z/x rows, its B/C and dt rows, out_proj, the FFN.
+for (const [k, n] of [[256, 512], [256, 64], [256, 32], [512, 256], [256, 1024]]) {
+  const tag = `ssd4rec ${k}→${n}`;
+  // dW = dYᵀ · X: [n, k] reduced over every token (split-K).
+  productBenchmark(
+    `${tag} backward dB`,
+    { aShape: [SSD4REC_TOKENS, n], bShape: [SSD4REC_TOKENS, k] },
+    { aShape: [QUICK_ROWS, n], bShape: [QUICK_ROWS, k] },
+    { transA: true },
+  );
+  if (n <= 64) {
+    // Y = X · Wᵀ with a narrow W: fewer columns than one output tile.
+    productBenchmark(
+      `${tag} forward`,
+      { aShape: [SSD4REC_TOKENS, k], bShape: [n, k] },
+      { aShape: [QUICK_ROWS, k], bShape: [n, k] },
+      { transB: true },
+    );
+  }
 }

@@ -4,7 +4,9 @@
  * one GPU session picks the defaults (`GPU_TILES` in ops/matmul.ts, `DEFAULT_COPY_CONFIG` in
  * ops/copy.ts). Each matmul configuration is first checked against a float64 product.
  *
- * `deno run -A bench/matmul_sweep.ts [--quick] [--json <file>] [--only copy|matmul|split]`
+ * `deno run -A bench/matmul_sweep.ts [--quick] [--json <file>] [--only copy|matmul|split]
+ * [--ssd4rec]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead of the
+ * square and Mamba-block shapes. Each shape's first row, `default`, is the plan `matmul` picks.
  *
  * @module
  */
@@ -23,12 +25,16 @@ export const SWEEP_TILES: Record<string, MatmulTiles> = {
   "128x128x16 8x8": { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
   "128x128x8 16x8": { bm: 128, bn: 128, bk: 8, tm: 16, tn: 8 },
   "64x64x16 4x4": { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  "128x32x8 8x4": { bm: 128, bn: 32, bk: 8, tm: 8, tn: 4 },
+  "32x64x16 4x4": { bm: 32, bn: 64, bk: 16, tm: 4, tn: 4 },
+  "128x64x16 8x4": { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
+  "64x128x16 4x8": { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8 },
 };
 
 /** Configurations also tried with these split-K counts on the long-K weight gradients. */
 const SPLIT_SWEEP = {
-  configs: ["64x64x8 8x8", "64x64x16 8x8", "64x64x16 4x4"],
-  splits: [33, 66, 100, 132, 200, 264],
+  configs: ["64x64x8 8x8", "64x64x16 8x8", "64x64x16 4x4", "128x128x8 8x8", "64x128x16 4x8"],
+  splits: [16, 33, 66, 132, 264],
 };
 
 interface Shape {
@@ -36,6 +42,27 @@ interface Shape {
   aShape: number[];
   bShape: number[];
   options: MatmulOptions;
+}
+
+/**
+ * The products of an SSD4Rec ML-1M training step (d 256, d_inner 512, d_state 64, 32 heads,
+ * FFN 1024) over T = 200,000 packed tokens: each Mamba-2 projection (z and x 512 rows of
+ * in_proj, B and C 64, dt 32), out_proj and the feed-forward layers, forward, dA and dB.
+ */
+function ssd4recShapes(quick: boolean): Shape[] {
+  const T = quick ? 4096 : 200_000;
+  const list: Shape[] = [];
+  // [in, out] of every Linear layer, each once.
+  for (const [k, n] of [[256, 512], [256, 64], [256, 32], [512, 256], [256, 1024], [1024, 256]]) {
+    const tag = `${k}→${n}`;
+    list.push(
+      { name: `${tag} fwd`, aShape: [T, k], bShape: [n, k], options: { transB: true } },
+      { name: `${tag} dA`, aShape: [T, n], bShape: [n, k], options: {} },
+      // dW = dYᵀ·X: [n, k] from dY [T, n] and X [T, k].
+      { name: `${tag} dB`, aShape: [T, n], bShape: [T, k], options: { transA: true } },
+    );
+  }
+  return list;
 }
 
 function shapes(quick: boolean): Shape[] {
@@ -100,7 +127,12 @@ interface Row {
   error?: string;
 }
 
-async function sweepMatmul(ctx: BenchContext, rows: Row[], splitsOnly: boolean): Promise<void> {
+async function sweepMatmul(
+  ctx: BenchContext,
+  rows: Row[],
+  splitsOnly: boolean,
+  ssd4rec: boolean,
+): Promise<void> {
   const configs = Object.entries(SWEEP_TILES);
   if (!splitsOnly) {
     for (const [name, tiles] of configs) {
@@ -117,11 +149,11 @@ async function sweepMatmul(ctx: BenchContext, rows: Row[], splitsOnly: boolean):
       }
     }
   }
-  for (const s of shapes(ctx.quick)) {
+  for (const s of ssd4rec ? ssd4recShapes(ctx.quick) : shapes(ctx.quick)) {
     console.log(`${new Date().toISOString()} ${s.name}`);
     const a = randomTensor(s.aShape, 1), b = randomTensor(s.bShape, 2);
     const flops = flopsOf(s);
-    const variants: [string, MatmulTiles][] = [];
+    const variants: [string, MatmulTiles | undefined][] = [["default", undefined]];
     if (!splitsOnly) variants.push(...configs);
     if (s.options.transA) {
       // The long-K weight gradients: split counts around the number of SMs.
@@ -218,7 +250,7 @@ if (import.meta.main) {
   await warmUp(ctx);
   if (!only || only === "copy") await sweepCopy(ctx, rows);
   if (!only || only === "matmul" || only === "split") {
-    await sweepMatmul(ctx, rows, only === "split");
+    await sweepMatmul(ctx, rows, only === "split", args.includes("--ssd4rec"));
   }
   if (jsonAt >= 0) {
     await Deno.writeTextFile(args[jsonAt + 1], JSON.stringify({ adapter: info.description, rows }));
