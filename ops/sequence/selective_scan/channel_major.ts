@@ -14,6 +14,11 @@
  * - the local roles scan each segment from zero and write its end value and decay only, for
  *   the carry across segments (`segments.ts`).
  *
+ * With positions (`selectiveScanAt`) the main passes end each row at its position: the forward
+ * writes y (and y before the gate) there only, (batch, d); the adjoint takes the (batch, d)
+ * gradient there, starts at it, and writes zero gradients past it without computing. The row's
+ * position is read through workgroup memory, so the shortened loops stay uniform.
+ *
  * @module
  */
 import { launch } from "../../core/launch.ts";

@@ -11,6 +11,10 @@
  * step) and finished one channel later, so each channel costs one barrier; the term tiles and
  * the dA and d deltaBias row partials are double-buffered for that.
  *
+ * With positions (`selectiveScanAt`) a workgroup whose steps all lie past its row's position
+ * writes zeros and returns, and an interval starting past it starts from zero (its checkpoint
+ * and adjoint were never written; with no gradient there its results are zero either way).
+ *
  * @module
  */
 import { launch } from "../../core/launch.ts";
