@@ -15,17 +15,24 @@ import { dropoutMaskRef } from "./dropout_reference.ts";
 import { freshSeed, gradCheck, makeRng, randn, relError } from "./util.ts";
 
 /**
- * [batch, heads, L, d]: L = 1 with B·H = 1, d odd, L past one block of 64 rows and not a
- * multiple of the key tile, d a multiple of 4 (rows read as vec4), and head sizes that shrink
- * the key tile (d 33: 16 keys; d 100: 8 keys).
+ * [batch, heads, L, d]: L = 1 with B·H = 1, d odd (rows read element by element), d a multiple
+ * of 4 (rows read as vec4), and for each tiling (`flash_attention_plan.ts`) L past one block of
+ * own rows and a multiple of neither the block nor the tiles: d ≤ 32 (blocks of 64 rows, tiles
+ * of 32 keys forward and 16 rows backward; d 32 is SASRec's head size), d ≤ 64 (blocks of 32),
+ * d > 64 (blocks of 16, each invocation's columns not all within the row for d 100; with d 128
+ * the backward reads its own rows from the tensors where 32 KB of workgroup memory cannot stage
+ * them).
  */
 const SHAPES: number[][] = [
   [1, 1, 1, 5],
   [2, 3, 7, 5],
   [3, 1, 13, 8],
   [1, 2, 70, 4],
+  [2, 1, 70, 32],
   [2, 1, 67, 33],
+  [1, 1, 37, 64],
   [1, 2, 20, 100],
+  [1, 1, 19, 128],
 ];
 
 /** The bits of f32 values, to compare results exactly. */
@@ -33,10 +40,13 @@ function bits(v: Float32Array): Uint32Array {
   return new Uint32Array(v.buffer, v.byteOffset, v.length);
 }
 
-/** A random [batch, heads, L, d] from the test's seed: L up to 90 (two blocks), d up to 40. */
+/**
+ * A random [batch, heads, L, d] from the test's seed: L up to 90 (two blocks of 64 rows), d up
+ * to 72 (all three tilings).
+ */
 function randomShape(rng: () => number): number[] {
   const pick = (n: number) => 1 + Math.floor(rng() * n);
-  return [pick(3), pick(3), pick(90), pick(40)];
+  return [pick(3), pick(3), pick(90), pick(72)];
 }
 
 function f32(v: Float64Array): Float64Array {
@@ -195,7 +205,8 @@ Deno.test("fused and unfused attention agree to rounding under the same generato
   const seed = freshSeed();
   const rng = makeRng(seed);
   const names = ["output", "dq", "dk", "dv"];
-  for (const shape of [[2, 2, 9, 5], [3, 1, 70, 8], randomShape(rng)]) {
+  // [2, 2, 130, 32]: SASRec's head size over three blocks of 64 queries, the last partial.
+  for (const shape of [[2, 2, 9, 5], [3, 1, 70, 8], [2, 2, 130, 32], randomShape(rng)]) {
     const [batch, , length] = shape;
     const n = shape.reduce((a, b) => a * b, 1);
     const inputs = [0, 1, 2].map(() => Float32Array.from(randn(rng, n)));
