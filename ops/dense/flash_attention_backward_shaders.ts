@@ -9,11 +9,11 @@ import type { FlashPlan } from "./flash_attention_plan.ts";
 import {
   column,
   columnExists,
+  dotLoop,
   FLASH_ENTRY,
   flashPrelude,
   LANE,
   overRows,
-  ownRow,
   rowAccess,
   stagedDecls,
   type StagedRows,
@@ -102,17 +102,8 @@ ${FLASH_ENTRY}
     workgroupBarrier();
     ${unroll(rk, (n) => `var s${n} = vec4f(0.0);\n    var g${n} = vec4f(0.0);`)}
     if (live4.x) {
-    for (var c = 0u; c < D4; c++) {
-      ${unroll(4, (r) => `let q${r} = ${ownRow(plan, OWN_Q, r, "c")};`)}
-      ${unroll(4, (r) => `let d${r} = ${ownRow(plan, OWN_DO, r, "c")};`)}
-      ${
-    unroll(rk, (n) =>
-      `let k${n} = ks[(tg + ${n}u * GROUPS) * STRIDE + c];
-      let v${n} = vs[(tg + ${n}u * GROUPS) * STRIDE + c];
-      s${n} += ${overRows((r) => `dot(q${r}, k${n})`)};
-      g${n} += ${overRows((r) => `dot(d${r}, v${n})`)};`)
-  }
-    }
+    ${dotLoop(plan, "s", OWN_Q, "ks")}
+    ${dotLoop(plan, "g", OWN_DO, "vs")}
     }
     ${
     unroll(rk, (n) =>
@@ -189,17 +180,8 @@ ${FLASH_ENTRY}
     workgroupBarrier();
     ${unroll(rk, (n) => `var s${n} = vec4f(0.0);\n    var g${n} = vec4f(0.0);`)}
     if (live4.x) {
-    for (var c = 0u; c < D4; c++) {
-      ${unroll(4, (r) => `let k${r} = ${ownRow(plan, OWN_K, r, "c")};`)}
-      ${unroll(4, (r) => `let v${r} = ${ownRow(plan, OWN_V, r, "c")};`)}
-      ${
-    unroll(rk, (n) =>
-      `let q${n} = qt[(tg + ${n}u * GROUPS) * STRIDE + c];
-      let h${n} = gt[(tg + ${n}u * GROUPS) * STRIDE + c];
-      s${n} += ${overRows((r) => `dot(q${n}, k${r})`)};
-      g${n} += ${overRows((r) => `dot(h${n}, v${r})`)};`)
-  }
-    }
+    ${dotLoop(plan, "s", OWN_K, "qt")}
+    ${dotLoop(plan, "g", OWN_V, "gt")}
     }
     ${
     unroll(rk, (n) =>

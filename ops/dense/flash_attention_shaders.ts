@@ -40,11 +40,10 @@ import { keyGradShader, queryGradShader } from "./flash_attention_backward_shade
 import {
   column,
   columnExists,
+  dotLoop,
   FLASH_ENTRY,
   flashPrelude,
   LANE,
-  overRows,
-  ownRow,
   rowAccess,
   stagedDecls,
   type StagedRows,
@@ -90,14 +89,7 @@ ${FLASH_ENTRY}
     // Scores of the four own rows (lanes) against tile rows tg + n · GROUPS.
     ${unroll(rk, (n) => `var s${n} = vec4f(0.0);`)}
     if (live4.x) {
-    for (var c = 0u; c < D4; c++) {
-      ${unroll(4, (r) => `let q${r} = ${ownRow(plan, OWN_Q, r, "c")};`)}
-      ${
-    unroll(rk, (n) =>
-      `let k${n} = ks[(tg + ${n}u * GROUPS) * STRIDE + c];
-      s${n} += ${overRows((r) => `dot(q${r}, k${n})`)};`)
-  }
-    }
+    ${dotLoop(plan, "s", OWN_Q, "ks")}
     }
     var tmax = vec4f(LOWEST);
     ${

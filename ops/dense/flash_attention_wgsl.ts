@@ -184,6 +184,26 @@ export function ownRow(plan: FlashPlan, s: StagedRows, r: number, c: string): st
     : `ld_${s.from}(base + min(o0 + ${r}u, p.length - 1u), ${c})`;
 }
 
+/**
+ * A WGSL loop over the vec4 columns adding to `<into><n>` (n below the plan's `perInvocation`)
+ * the dot products of the invocation's four own rows of `own` (one per lane) with its tile rows
+ * `tg + n · GROUPS` of the workgroup array `tile` (stride STRIDE): each staged vec4 is read once
+ * for four rows.
+ */
+export function dotLoop(plan: FlashPlan, into: string, own: StagedRows, tile: string): string {
+  const rows = unroll(4, (r) => `let ro${r} = ${ownRow(plan, own, r, "c")};`);
+  const dots = unroll(
+    plan.perInvocation,
+    (n) =>
+      `let rt${n} = ${tile}[(tg + ${n}u * GROUPS) * STRIDE + c];
+  ${into}${n} += ${overRows((r) => `dot(ro${r}, rt${n})`)};`,
+  );
+  return `for (var c = 0u; c < D4; c++) {
+  ${rows.split("\n").join("\n  ")}
+  ${dots}
+}`;
+}
+
 /** The invocation's vec4 column `n` of a tile product, clamped into the row. */
 export function column(plan: FlashPlan, n: number): string {
   const c = `tg + ${n}u * GROUPS`;
