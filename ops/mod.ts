@@ -130,7 +130,10 @@ export type {
 export {
   SELECTIVE_SCAN_MAX_STATES,
   selectiveScan,
+  selectiveScanAt,
   selectiveScanReference,
+  selectiveScanReferenceAt,
+  selectiveScanReferenceAtBackward,
   selectiveScanReferenceBackward,
   selectiveScanReferenceFinalState,
   selectiveScanWithFinalState,
