@@ -70,7 +70,7 @@ ${rowAccess("dq", 8, plan.dim, true)}
 ${plan.stageOwn ? stagedDecls("OWN", [OWN_Q, OWN_DO]) : ""}
 ${stagedDecls("TILE", [TILE_K, TILE_V])}
 // dS of the tile, a vec4 over four own rows: [tile row][own group].
-var<workgroup> ws: array<vec4f, TILE * OWN_GROUPS>;
+var<workgroup> ws: array<vec4f, TILE * WSTRIDE>;
 // Per own row: (m, 1 / l, D).
 var<workgroup> rstat: array<vec4f, OWN>;
 ${FLASH_ENTRY}
@@ -111,12 +111,12 @@ ${FLASH_ENTRY}
     let seen${n} = sees(own4, open, vec4u(t0 + j${n}), vec4u(tstate[j${n}])) & live4;
     let p${n} = select(vec4f(0.0), exp(s${n} * p.scale - mrow) * inv, seen${n});
     let f${n} = drop4((vec4u(base) + own4) * p.length + vec4u(t0 + j${n}), seen${n});
-    ws[j${n} * OWN_GROUPS + og] = p.scale * p${n} * (f${n} * g${n} - dd);`)
+    ws[j${n} * WSTRIDE + og] = p.scale * p${n} * (f${n} * g${n} - dd);`)
   }
     workgroupBarrier();
     if (live4.x) {
     for (var j = 0u; j < TILE; j++) {
-      let dj = ws[j * OWN_GROUPS + og];
+      let dj = ws[j * WSTRIDE + og];
       ${unroll(plan.columns, (n) => `let x${n} = ks[j * STRIDE + ${column(plan, n)}];`)}
       ${accumulate(plan, "a", "dj", "x")}
     }
@@ -147,8 +147,8 @@ ${rowAccess("dv", 9, plan.dim, true)}
 ${plan.stageOwn ? stagedDecls("OWN", [OWN_K, OWN_V]) : ""}
 ${stagedDecls("TILE", [TILE_Q, TILE_DO])}
 // P · drop and dS of the tile, vec4s over four own keys: [tile row][own group].
-var<workgroup> pw: array<vec4f, TILE * OWN_GROUPS>;
-var<workgroup> dsw: array<vec4f, TILE * OWN_GROUPS>;
+var<workgroup> pw: array<vec4f, TILE * WSTRIDE>;
+var<workgroup> dsw: array<vec4f, TILE * WSTRIDE>;
 // Per staged query: (m, 1 / l, D).
 var<workgroup> qstat: array<vec4f, TILE>;
 ${FLASH_ENTRY}
@@ -192,14 +192,14 @@ ${FLASH_ENTRY}
       vec4<bool>(qst${n} != 2u);
     let p${n} = select(vec4f(0.0), exp(s${n} * p.scale - st${n}.x) * st${n}.y, seen${n});
     let f${n} = drop4(vec4u((base + t0 + i${n}) * p.length) + own4, seen${n});
-    pw[i${n} * OWN_GROUPS + og] = p${n} * f${n};
-    dsw[i${n} * OWN_GROUPS + og] = p.scale * p${n} * (f${n} * g${n} - st${n}.z);`)
+    pw[i${n} * WSTRIDE + og] = p${n} * f${n};
+    dsw[i${n} * WSTRIDE + og] = p.scale * p${n} * (f${n} * g${n} - st${n}.z);`)
   }
     workgroupBarrier();
     if (live4.x) {
     for (var t = 0u; t < TILE; t++) {
-      let pt = pw[t * OWN_GROUPS + og];
-      let dt = dsw[t * OWN_GROUPS + og];
+      let pt = pw[t * WSTRIDE + og];
+      let dt = dsw[t * WSTRIDE + og];
       ${unroll(plan.columns, (n) => `let x${n} = gt[t * STRIDE + ${column(plan, n)}];`)}
       ${unroll(plan.columns, (n) => `let y${n} = qt[t * STRIDE + ${column(plan, n)}];`)}
       ${accumulate(plan, "dv", "pt", "x")}

@@ -73,21 +73,22 @@ function planBytes(
   stride: number,
   stageOwn: boolean,
 ): number {
-  const ownGroups = own / FLASH_ROWS_PER_INVOCATION;
+  // vec4s per tile row of weights over the own groups, one more than the groups.
+  const weights = own / FLASH_ROWS_PER_INVOCATION + 1;
   // The (first, last + 1) unpadded keys reduced over the workgroup: one vec2u per invocation.
   const span = 8 * FLASH_INVOCATIONS;
   if (kernel === "forward") {
     // Own q; staged k (scores) and v (product); weights; two row reductions; key states.
-    return 16 * ((stageOwn ? own * stride : 0) + tile * stride + tile * dim4 + tile * ownGroups) +
+    return 16 * ((stageOwn ? own * stride : 0) + tile * stride + tile * dim4 + tile * weights) +
       2 * 16 * FLASH_INVOCATIONS + span + 4 * tile;
   }
   const ownRows = stageOwn ? 2 * own * stride : 0;
   if (kernel === "query grads") {
     // Own q and dO; staged k and v; dS; own row statistics; key states.
-    return 16 * (ownRows + 2 * tile * stride + tile * ownGroups + own) + span + 4 * tile;
+    return 16 * (ownRows + 2 * tile * stride + tile * weights + own) + span + 4 * tile;
   }
   // Own k and v; staged q and dO; P·drop and dS; statistics and states of staged queries.
-  return 16 * (ownRows + 2 * tile * stride + 2 * tile * ownGroups + tile) + span + 4 * tile;
+  return 16 * (ownRows + 2 * tile * stride + 2 * tile * weights + tile) + span + 4 * tile;
 }
 
 /**

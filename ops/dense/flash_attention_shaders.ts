@@ -69,7 +69,7 @@ ${rowAccess("o", 5, plan.dim, true)}
 ${plan.stageOwn ? stagedDecls("OWN", [OWN_Q]) : ""}
 ${stagedDecls("TILE", [TILE_K, TILE_V])}
 // The tile's weights exp(s − m) · drop, a vec4 over four own rows: [tile row][own group].
-var<workgroup> ws: array<vec4f, TILE * OWN_GROUPS>;
+var<workgroup> ws: array<vec4f, TILE * WSTRIDE>;
 var<workgroup> red_max: array<vec4f, WG>;
 var<workgroup> red_sum: array<vec4f, WG>;
 ${FLASH_ENTRY}
@@ -110,7 +110,7 @@ ${FLASH_ENTRY}
     unroll(rk, (n) =>
       `let e${n} = select(vec4f(0.0), exp(s${n} - mn), seen${n});
     part += e${n};
-    ws[j${n} * OWN_GROUPS + og] = e${n} *
+    ws[j${n} * WSTRIDE + og] = e${n} *
       drop4((vec4u(base) + own4) * p.length + vec4u(t0 + j${n}), seen${n});`)
   }
     red_sum[lid] = part;
@@ -126,7 +126,7 @@ ${FLASH_ENTRY}
   }
     if (live4.x) {
     for (var j = 0u; j < TILE; j++) {
-      let wj = ws[j * OWN_GROUPS + og];
+      let wj = ws[j * WSTRIDE + og];
       ${unroll(cols, (n) => `let x${n} = vs[j * D4 + ${column(plan, n)}];`)}
       ${
     unroll(4, (r) => unroll(cols, (n) => `${acc(r, n)} += wj.${LANE[r]} * x${n};`)).split("\n")

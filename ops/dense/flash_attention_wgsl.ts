@@ -63,7 +63,9 @@ const WG = ${FLASH_INVOCATIONS}u;
 const OWN = ${plan.own}u;
 const TILE = ${plan.tile}u;
 const GROUPS = ${plan.groups}u;
-const OWN_GROUPS = ${plan.ownGroups}u;
+// vec4s between the tile rows of weights over own groups: one more than the groups, so the
+// invocations of one own group writing different tile rows start in different banks.
+const WSTRIDE = ${plan.ownGroups + 1}u;
 const D = ${plan.dim}u;
 const D4 = ${plan.dim4}u;
 const STRIDE = ${plan.stride}u;
