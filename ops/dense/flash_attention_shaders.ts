@@ -43,6 +43,7 @@ import {
   dotLoop,
   FLASH_ENTRY,
   flashPrelude,
+  indentWgsl,
   LANE,
   rowAccess,
   stagedDecls,
@@ -164,7 +165,7 @@ export function flashShader(plan: FlashPlan): string {
       "query grads": queryGradShader,
       "key grads": keyGradShader,
     };
-    src = make[plan.kernel](plan);
+    src = indentWgsl(make[plan.kernel](plan));
     shaders.set(key, src);
   }
   return src;

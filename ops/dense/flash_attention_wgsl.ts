@@ -21,6 +21,28 @@ export function unroll(n: number, f: (i: number) => string): string {
   return Array.from({ length: n }, (_, i) => f(i)).join("\n");
 }
 
+/**
+ * WGSL source re-indented by its braces (two spaces a level), so the generated kernels read
+ * like written ones whatever the indentation of the pieces pasted together.
+ */
+export function indentWgsl(src: string): string {
+  let depth = 0;
+  const out: string[] = [];
+  for (const raw of src.split("\n")) {
+    const line = raw.trim();
+    if (line === "") {
+      if (out.length > 0 && out[out.length - 1] !== "") out.push("");
+      continue;
+    }
+    const opens = (line.match(/[{(]/g) ?? []).length;
+    const closes = (line.match(/[})]/g) ?? []).length;
+    const lead = /^[})]/.test(line) ? 1 : 0;
+    out.push("  ".repeat(Math.max(0, depth - lead)) + line);
+    depth = Math.max(0, depth + opens - closes);
+  }
+  return out.join("\n").trim() + "\n";
+}
+
 /** The lanes of a vec4 by index. */
 export const LANE = ["x", "y", "z", "w"] as const;
 
