@@ -6,6 +6,7 @@ import {
   attentionReference,
   attentionReferenceBackward,
 } from "../ops/dense/attention_reference.ts";
+import { FLASH_INVOCATIONS, flashPlan } from "../ops/dense/flash_attention_plan.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { backward, requireGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
@@ -304,4 +305,24 @@ Deno.test("fused attention: a head size past the fused kernels and too many drop
   );
   many.dispose();
   wide.dispose();
+});
+
+Deno.test("fused attention plans fit 32 KB, staging the own rows where they fit", () => {
+  for (const kernel of ["forward", "query grads", "key grads"] as const) {
+    for (const dim of [1, 5, 32, 33, 64, 65, 100, 128]) {
+      const plan = flashPlan(kernel, dim, 32768);
+      const what = `${kernel} d ${dim}: ${JSON.stringify(plan)}`;
+      assert(plan.bytes <= 32768, `${what} exceeds 32 KB`);
+      assertEquals(plan.ownGroups * plan.groups, FLASH_INVOCATIONS, what);
+      assertEquals(plan.perInvocation * plan.groups, plan.tile, what);
+      assert(plan.columns * plan.groups >= plan.dim4, `${what}: columns miss part of a row`);
+      assertEquals(plan.stageOwn, !(dim === 128 && kernel !== "forward"), what);
+    }
+  }
+  assert(flashPlan("key grads", 128, 49152).stageOwn, "d 128 stages its keys with 48 KB");
+  assertThrows(
+    () => flashPlan("key grads", 128, 8192),
+    RangeError,
+    "attention: the fused key grads kernel for head size 128 needs",
+  );
 });
