@@ -10,6 +10,11 @@
  *   tables outlive `tidy`, so every step and batch is released after use. With `padTo` every
  *   history, in training and evaluation, is a left-padded window of that many tokens.
  *
+ * Every training step can also be cut into micro-batches of consecutive samples whose weighted
+ * losses sum to the step's (`./micro_batches.ts`; the trainer decides when), except the steps of
+ * a model with its own objective. An evaluation batch whose forward would bind more than the
+ * device's storage binding limit is represented in parts of fewer users.
+ *
  * @module
  */
 import type { SequentialDataset } from "../../data/dataset.ts";
