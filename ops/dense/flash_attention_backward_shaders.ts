@@ -162,7 +162,7 @@ ${FLASH_ENTRY}
   let has_keys = span.x < min(r0 + OWN, p.length) && span.y > r0;
   let open_start = select(p.length, select(0u, max(r0, span.x), p.causal != 0u), has_keys);
   for (var t0 = select(open_start / TILE * TILE, 0u, closed_end > 0u); t0 < p.length; t0 += TILE) {
-    if (t0 >= closed_end && t0 + TILE <= open_start) { continue; }
+    if (t0 >= closed_end && min(t0 + TILE, p.length) <= open_start) { continue; }
     workgroupBarrier();
     ${stageRows("TILE", "t0", [TILE_Q, TILE_DO])}
     for (var t = lid; t < TILE; t += WG) {
