@@ -17,8 +17,8 @@
  * half skipped, as the fused form does.
  *
  * Expected of the fused form on an H100 (its kernels' work is counted in
- * `ops/dense/flash_attention.ts`: whole tiles, about 70 GFLOP issued for both directions):
- * forward ≈ 0.7 ms and forward+backward ≈ 2.9 ms, rows showing about 30 and 25 TFLOP/s of
+ * `ops/dense/flash_attention.ts`: whole tiles, about 64 GFLOP issued for both directions):
+ * forward ≈ 0.6 ms and forward+backward ≈ 2.6 ms, rows showing about 35 and 28 TFLOP/s of
  * the full-square FLOPs above.
  *
  * Registered with `bench/harness.ts` (`deno task bench --only attention`); on CPU

@@ -21,14 +21,15 @@
  * each under the causal mask; in f32 without tensor cores (about 67 TFLOP/s on an H100) that is
  * 0.16 ms forward and 0.39 ms backward, with the bytes (Q, K, V, O, dO in, dQ, dK, dV out:
  * 1.26 GB, 0.38 ms at 3.35 TB/s) of the same order. The kernels compute whole tiles: with the
- * skipped tiles (past the diagonal, outside the unpadded keys, own rows past L) they issue about
- * 137 M score slots forward (4d FLOP each), 132 M for the query gradients (6d) and 108 M for the
- * key and value gradients (8d): 17.5 + 25.4 + 27.6 GFLOP, plus per visible probability and kernel
- * one exp and one dropout hash (about 25 integer operations). Expected on an H100, with a
- * workgroup-memory vec4 read per 8 to 11 FMAs and 64 invocations in 22 to 32 KB of workgroup
- * memory per workgroup (about 40 % of the FMA rate): forward ≈ 0.7 ms and backward ≈ 2.2 ms per
- * call (query gradients ≈ 1.0, key and value gradients ≈ 1.2), against 5.3 and 12.2 ms of the
- * kernels that held one row per invocation.
+ * skipped tiles (past the diagonal, outside the unpadded keys) and the warps whose rows all lie
+ * past L, they issue about 115 M score slots forward (4d FLOP each), 112 M for the query
+ * gradients (6d) and 108 M for the key and value gradients (8d): 14.7 + 21.4 + 27.6 GFLOP, plus
+ * per visible probability (76 M) and kernel one exp and one dropout hash (about 25 integer
+ * operations). Expected on an H100, with a workgroup-memory vec4 read per 8 to 11 FMAs and 64
+ * invocations in 22 to 32 KB of workgroup memory per workgroup (about 40 % of the FMA rate):
+ * forward ≈ 0.6 ms and backward ≈ 2.0 ms per call (query gradients ≈ 0.9, key and value
+ * gradients ≈ 1.1), within a factor of two either way, against 5.3 and 12.2 ms of the kernels
+ * that held one row per invocation.
  *
  * @module
  */
