@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/mod.ts";
-import { matmul, type MatmulTiles, planMatmul } from "../ops/dense/matmul/mod.ts";
+import { matmul, type MatmulTiles, planMatmul, splitCount } from "../ops/dense/matmul/mod.ts";
 import { matmulGradRef, matmulRef, productDims, type ProductSpec } from "./matmul_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
@@ -92,6 +92,7 @@ const GPU_TILE_CASES: MatmulTiles[] = [
   { bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 },
   { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
   { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4, splits: 5 },
+  { bm: 128, bn: 32, bk: 8, tm: 8, tn: 4 },
 ];
 
 Deno.test("matmul: every tile configuration matches float64 on full and ragged shapes", async () => {
@@ -174,6 +175,53 @@ Deno.test("matmul: split-K only for few output tiles over a long reduction", () 
     3,
   );
 });
+
+Deno.test("matmul: split-K fills one wave of workgroups at most, never a partial second", () => {
+  // SSD4Rec's weight gradients on a GPU (target 264): 4, 32 and 64 tiles of 64 × 64.
+  assertEquals(splitCount(4, 12_500, 264), 66);
+  assertEquals(splitCount(32, 12_500, 264), 8);
+  assertEquals(splitCount(64, 12_500, 264), 4);
+  assertEquals(splitCount(132, 12_500, 264), 1);
+  // Each split keeps at least 16 slices; a reduction too short for two is not split.
+  assertEquals(splitCount(4, 100, 264), 6);
+  assertEquals(splitCount(4, 20, 264), 1);
+  for (const tiles of [1, 3, 5, 7, 31, 100, 131]) {
+    const n = splitCount(tiles, 1e6, 264);
+    if (n * tiles > 264 || (n > 1 && (n + 1) * tiles <= 264)) {
+      throw new Error(`${tiles} tiles: ${n} splits make ${n * tiles} workgroups for 264`);
+    }
+  }
+});
+
+Deno.test(
+  "matmul: weight gradients over a long odd reduction (K = 24,001) match float64 split or " +
+    "not, in every tile configuration, and repeat bit for bit",
+  async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    // dW = dYᵀ·X as the backward stores it: dY [K, 37], X [K, 45] → [37, 45].
+    const s = spec(37, 45, 24_001, true, false);
+    const a = f32randn(rng, numel(s.aShape)), b = f32randn(rng, numel(s.bShape));
+    const want = matmulRef(s, a, b);
+    const run = (tiles?: MatmulTiles) =>
+      tidy(() =>
+        matmul(
+          Tensor.from(Float32Array.from(a), s.aShape),
+          Tensor.from(Float32Array.from(b), s.bShape),
+          { transA: true, tiles },
+        )
+      );
+    const plans: (MatmulTiles | undefined)[] = [undefined, ...GPU_TILE_CASES];
+    // The reduction tiles with their own split count (8 on a CPU, 264 / tiles on a GPU).
+    plans.push({ bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 });
+    for (const tiles of plans) {
+      const [got, again] = await readTensors([run(tiles), run(tiles)]);
+      const what = `[${s.aShape}]ᵀ·[${s.bShape}] tiles ${JSON.stringify(tiles ?? "default")}`;
+      assertClose(got, want, 1e-5, `${what} seed ${seed}`);
+      assertEquals([...again], [...got], `${what} is not deterministic (seed ${seed})`);
+    }
+  },
+);
 
 Deno.test("matmul: a larger batched Linear layer with the default tiles", async () => {
   const seed = freshSeed();

@@ -10,5 +10,5 @@
  */
 export { matmul } from "./matmul.ts";
 export type { MatmulOptions } from "./matmul.ts";
-export { planMatmul } from "./plan.ts";
+export { planMatmul, splitCount } from "./plan.ts";
 export type { MatmulPlan, MatmulTiles } from "./plan.ts";

@@ -3,13 +3,19 @@
  * tiles a device uses, how many workgroups split a long reduction (split-K), and the checks a
  * configuration must pass before it is compiled.
  *
- * Floors on an NVIDIA H200 (about 67 TFLOP/s fp32 without tensor cores, 4.3 TB/s):
+ * Floors on an NVIDIA H100 or H200 (about 67 TFLOP/s fp32 without tensor cores, 3.3–4.8 TB/s):
  * - 4096³: 137 GFLOP → 2.05 ms at peak; 201 MB of operands → 0.05 ms: compute bound.
  * - (409600×64)·(64×256) and (409600×256)·(256×64), each 13.4 GFLOP → 0.2 ms at peak; they move
  *   105 MB + 419 MB → 0.12 ms: still compute bound, but only K/bk = 4–16 slices per tile, so the
  *   prologue and the C stores weigh more.
- * - dB = Aᵀ·dC with K = 409600, M·N = 16384: 13.4 GFLOP, 524 MB read; split-K into a few hundred
- *   workgroups whose partials (≈ 17 MB) are summed by a second pass.
+ * - An SSD4Rec ML-1M step (T = 200,000 packed tokens, d 256, d_inner 512, FFN 1024; four Mamba-2
+ *   passes, two directions of two layers): each pass's projections have N (forward), K (dA) or
+ *   M (dB) of 512, 512, 64, 64 and 32 (in_proj's z, x, B, C, dt rows) and 256 ↔ 512 (out_proj),
+ *   K = 256 otherwise; the first layer's FFN adds 256 ↔ 1024. Forward, dA and dB are each ≈ 0.9
+ *   TFLOP a step → 13.5 ms apiece at peak, 18 ms at 50 TFLOP/s; operands move ≈ 0.2–0.8 GB per
+ *   product (≤ 0.3 ms), so every one is compute bound. A weight gradient dW = dYᵀ·X reduces over
+ *   all T tokens into at most 1024 × 256 outputs (≤ 64 tiles of 64 × 64): split-K, its partials
+ *   ≤ 2.1 MB, summed by a second pass in microseconds.
  *
  * @module
  */
@@ -32,7 +38,7 @@ export interface MatmulTiles {
 }
 
 /**
- * GPU tile configurations, from two sweeps on an NVIDIA H200 (bench/matmul_sweep.ts):
+ * GPU tile configurations, from sweeps on an NVIDIA H200 and H100 (bench/matmul_sweep.ts):
  * - `output`: 64×64 tiles with 8×8 outputs per thread (64 threads) were within the run-to-run
  *   spread (±5 %) of the best configuration on 1024³–4096³ and on the 409600-row products
  *   (26–29 TFLOP/s and 23–25 TFLOP/s), and make the most workgroups for small outputs.
@@ -40,18 +46,28 @@ export interface MatmulTiles {
  *   split-K with 64×64 tiles of 4×4 per thread (256 threads, more warps per workgroup to hide
  *   latency when workgroups are few) and 16-deep slices: 21.9 TFLOP/s, against 14–20 for the
  *   output configuration at any split count.
+ * - `narrow`: products of at most 32 columns with no split (SSD4Rec's dt projection, N = 32) fill
+ *   only half of a 64-wide tile; 128 × 32 tiles of 8 × 4 per thread (128 threads) do no wasted
+ *   work: 0.20 ms against 0.29 for T = 200,000 on an H100. Tiles do not change the order of any
+ *   sum without split-K, so the results are the same.
  */
 const GPU_TILES = {
   output: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
   reduction: { bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 },
+  narrow: { bm: 128, bn: 32, bk: 8, tm: 8, tn: 4 },
 } satisfies Record<string, MatmulTiles>;
+
+/** Columns up to which an unsplit GPU product takes the `narrow` tiles. */
+const NARROW_COLUMNS = 32;
 
 /** On CPU implementations: small kernels that compile quickly; speed is not the point there. */
 const CPU_TILES: MatmulTiles = { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 };
 
 /**
- * Split-K aims at this many workgroups: 66 splits of the 4 output tiles of a 64×256 weight
- * gradient (two 256-thread workgroups per SM of an H200) measured best, ahead of 33 and 132.
+ * Split-K fills at most this many workgroups, one wave of two 256-thread reduction workgroups per
+ * SM of an H100 or H200 (132 SMs): 66 splits of the 4 output tiles of a 64×256 weight gradient
+ * measured best, ahead of 33 and 132. A wave and a bit is two waves: a 1024×256 weight gradient
+ * over 200,000 tokens took 6.2 ms in 64 × 5 = 320 workgroups and 4.0 ms in 64 × 4 = 256 (H100).
  */
 const GPU_TARGET_WORKGROUPS = 264;
 /** On a CPU a few workgroups suffice; split-K still runs, so the tests there exercise it. */
@@ -83,19 +99,32 @@ export function planMatmul(
 ): MatmulPlan {
   const cpu = runtime().info.isCpu;
   const target = cpu ? CPU_TARGET_WORKGROUPS : GPU_TARGET_WORKGROUPS;
-  const autoSplits = (t: MatmulTiles) => {
-    const outTiles = Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * outputs;
-    const steps = innerBatch * Math.ceil(k / t.bk);
-    if (outTiles * 2 >= target) return 1;
-    return Math.max(
-      1,
-      Math.min(Math.ceil(target / outTiles), Math.floor(steps / MIN_STEPS_PER_SPLIT)),
+  const autoSplits = (t: MatmulTiles) =>
+    splitCount(
+      Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * outputs,
+      innerBatch * Math.ceil(k / t.bk),
+      target,
     );
-  };
   if (override) return { tiles: override, splits: override.splits ?? autoSplits(override) };
   if (cpu) return { tiles: CPU_TILES, splits: autoSplits(CPU_TILES) };
-  if (autoSplits(GPU_TILES.output) === 1) return { tiles: GPU_TILES.output, splits: 1 };
+  if (autoSplits(GPU_TILES.output) === 1) {
+    return { tiles: n <= NARROW_COLUMNS ? GPU_TILES.narrow : GPU_TILES.output, splits: 1 };
+  }
   return { tiles: GPU_TILES.reduction, splits: autoSplits(GPU_TILES.reduction) };
+}
+
+/**
+ * Workgroups along the reduction for `outTiles` output tiles of `steps` reduction slices each,
+ * aiming at `target` workgroups in all: none (1) once the tiles alone make half the target; else
+ * as many as fit in the target without exceeding it (a partial second wave would take as long as
+ * a full one), and no more than leave each split {@link MIN_STEPS_PER_SPLIT} slices.
+ */
+export function splitCount(outTiles: number, steps: number, target: number): number {
+  if (outTiles * 2 >= target) return 1;
+  return Math.max(
+    1,
+    Math.min(Math.floor(target / outTiles), Math.floor(steps / MIN_STEPS_PER_SPLIT)),
+  );
 }
 
 /** Bytes of workgroup memory the double-buffered operand slices of tiles `t` take, with `padA`,
