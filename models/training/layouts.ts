@@ -272,7 +272,8 @@ function paddedTrainingSteps(
 /** Why a model with its own training objective cannot cut its steps into micro-batches. */
 function ownObjectiveError(model: string, size: number, samples: number): ConfigError {
   return new ConfigError(
-    `training: a step of ${size} samples would be cut into micro-batches of ${samples}, but ` +
+    `training: a step of ${size} samples, too large for this device's storage binding limit, ` +
+      `would be cut into micro-batches of ${samples}, but ` +
       `${model} trains with its own objective (trainingLoss), which is taken over whole ` +
       `batches (BERT4Rec's masking is drawn for the batch and its loss is a mean over the ` +
       `masked positions); lower 'batchSize' (or 'maxLength') until a step fits the device`,
