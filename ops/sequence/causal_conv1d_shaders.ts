@@ -15,7 +15,7 @@
  * live taps in order; `dx` from its own tap, then the later taps in order), so outputs and `dx`
  * do not depend on the run length. The weight and bias gradients are sums over all positions: each
  * invocation sums its run, a workgroup tree sums its lanes' runs, and the finishing pass adds the
- * workgroups' partials in a fixed order; the result depends on the run length and the lanes per
+ * workgroups' partials (strided sums, then a tree) in a fixed order; the result depends on the run length and the lanes per
  * workgroup, never on scheduling.
  *
  * @module
@@ -271,26 +271,34 @@ ${each(W, (k) => `  tree[${k}u * ${CONV_WG}u + lid] = d${k};`, "\n")}
 }
 
 /**
- * The finishing pass: `dweight[c, k]` (and `dbias[c]`) is the sum of the backward's partial rows
- * in row order, one invocation per output.
+ * The finishing pass: `dweight[c, k]` (and `dbias[c]`) is the sum of the backward's partial rows,
+ * one workgroup per output: lane j adds rows j, j + {@link FINISH_WG}, … in order, then a tree
+ * adds the lanes.
  */
 export function finishShader(width: number, bias: boolean): string {
   return /* wgsl */ `
-struct P { channels: u32, chunks: u32 }
+struct P { channels: u32, chunks: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dweight: array<f32>;
 ${bias ? "@group(0) @binding(3) var<storage, read_write> dbias: array<f32>;" : ""}
 const SUMS: u32 = ${width + 1}u;
+var<workgroup> lanes: array<f32, ${FINISH_WG}>;
+${GRID_WGSL}
 @compute @workgroup_size(${FINISH_WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let i = grid_index(wid, p.gx);
   if (i >= p.channels * SUMS) { return; }
   let c = i / SUMS;
   let k = i % SUMS;
   ${bias ? "" : "if (k == SUMS - 1u) { return; }"}
   var s = 0.0;
-  for (var r = 0u; r < p.chunks; r++) { s += partial[r * p.channels * SUMS + i]; }
-  if (k < SUMS - 1u) { dweight[c * (SUMS - 1u) + k] = s; }${bias ? " else { dbias[c] = s; }" : ""}
+  for (var r = lid; r < p.chunks; r += ${FINISH_WG}u) { s += partial[r * p.channels * SUMS + i]; }
+  ${workgroupReduceWgsl({ array: "lanes", size: FINISH_WG, combine: "sum", value: "s" })}
+  if (lid == 0u) {
+    if (k < SUMS - 1u) { dweight[c * (SUMS - 1u) + k] = lanes[0]; }${
+    bias ? " else { dbias[c] = lanes[0]; }" : ""
+  }
+  }
 }`;
 }
