@@ -4,6 +4,16 @@
  * weight gradients and narrowest projections of an SSD4Rec ML-1M training step (T = 200,000 packed
  * tokens, d 256; see `ops/dense/matmul/plan.ts` for their floors).
  *
+ * History of the SSD4Rec products (H100, T = 200,000, `bench/matmul_sweep.ts --ssd4rec`, ms;
+ * timed regions of 150 ms that include one ~11 ms wait). Weight gradients with split-K rounded up
+ * to 264 workgroups (a partial second wave): 512×256 (9 splits, 288 workgroups) 3.03, 256×512
+ * 3.07, 1024×256 (5 splits, 320) 6.16, 256×1024 5.65; at 16 splits (two full waves) 512×256 took
+ * 1.98 and at 4 splits (one wave) 1024×256 took 3.97; 64×256 and 32×256 (66 splits) 0.31 either
+ * way. Rounded down to one wave, the step's weight gradients should fall from ≈ 45 to ≈ 28 ms
+ * (not yet measured in a whole step). The dt projection forward (N = 32): 0.29 in 64 × 64 tiles,
+ * 0.20 in 128 × 32; the other forward and dA products of the step were fastest in the default
+ * 64 × 64 tiles of 8 × 8 among 128 × 32, 128 × 64, 64 × 128 and 128 × 128 tiles.
+ *
  * @module
  */
 import type { Tensor } from "../ops/mod.ts";

@@ -12,10 +12,10 @@
  * C 64 each, f32) at ~3 TB/s: the forward reads x and writes y, 2 · T · 640 · 4 B ≈ 1.0 GB ≈
  * 0.34 ms per block; the backward reads x and dy and writes dx, ≈ 1.5 GB ≈ 0.51 ms; the segment
  * ids (0.8 MB) and the partial sums (512 rows · 640 · 5 floats, 6.6 MB) are small. FLOPs (≈ 20
- * per element in the backward) are negligible. An invocation per element re-read each tap and
- * recomputed the pre-activation of every later tap (4 SiLU pre-activations per `dx`) and walked
- * the segment ids tap by tap; the window reads each element once, so both kernels should come
- * within 1.5× of their floors.
+ * per element in the backward) are negligible. Each element is read from memory once, so the
+ * forward should come within 2× of its floor and the backward within 3× (the halo of each run is
+ * re-read from cache and a run's loads wait on one another); `bench/causal_conv1d_bench.ts`
+ * measures both.
  *
  * @module
  */
@@ -33,18 +33,14 @@ import {
 } from "./causal_conv1d_shaders.ts";
 
 const OP = "causalConv1d";
-/**
- * Positions each forward invocation walks: T = 200,000 × 512 channels took 0.49 ms on an H100
- * (1.7 TB/s) against 1.39 ms with an invocation per element.
- */
+/** Positions each forward invocation walks (a halo of W − 1 ≤ 3 is re-read from cache). */
 const FORWARD_RUN = 32;
 /** Fewest positions each backward invocation walks (the halo of W − 1 positions at either end
  * is then at most 3/8 of the reads). */
 const MIN_BACKWARD_RUN = 16;
 /**
- * Most partial-sum rows (backward workgroups along the positions); longer rows lengthen the runs.
- * With 512, T = 200,000 × 512 channels walks runs of 49 positions: 1.11 ms on an H100 against
- * 6.87 ms with an invocation per element (64 channels: 0.41 ms against 1.16).
+ * Most partial-sum rows (backward workgroups along the positions): more positions lengthen the
+ * runs (T = 200,000 walks runs of 49 with 8 runs per workgroup).
  */
 const MAX_CHUNKS = 512;
 

@@ -48,8 +48,8 @@ export interface MatmulTiles {
  *   output configuration at any split count.
  * - `narrow`: products of at most 32 columns with no split (SSD4Rec's dt projection, N = 32) fill
  *   only half of a 64-wide tile; 128 × 32 tiles of 8 × 4 per thread (128 threads) do no wasted
- *   work: 0.20 ms against 0.29 for T = 200,000 on an H100. Tiles do not change the order of any
- *   sum without split-K, so the results are the same.
+ *   work (bench/matmul_bench.ts). Tiles do not change the order of any sum without split-K, so
+ *   the results are the same.
  */
 const GPU_TILES = {
   output: { bm: 64, bn: 64, bk: 8, tm: 8, tn: 8 },
@@ -66,8 +66,8 @@ const CPU_TILES: MatmulTiles = { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 };
 /**
  * Split-K fills at most this many workgroups, one wave of two 256-thread reduction workgroups per
  * SM of an H100 or H200 (132 SMs): 66 splits of the 4 output tiles of a 64×256 weight gradient
- * measured best, ahead of 33 and 132. A wave and a bit is two waves: a 1024×256 weight gradient
- * over 200,000 tokens took 6.2 ms in 64 × 5 = 320 workgroups and 4.0 ms in 64 × 4 = 256 (H100).
+ * measured best, ahead of 33 and 132. A wave and a bit takes as long as two waves, so the split
+ * count is rounded down (bench/matmul_bench.ts).
  */
 const GPU_TARGET_WORKGROUPS = 264;
 /** On a CPU a few workgroups suffice; split-K still runs, so the tests there exercise it. */
