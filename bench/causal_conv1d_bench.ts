@@ -15,8 +15,9 @@
  * and 1.16. Each invocation walking one channel along a run with a sliding window (forward runs
  * of 32, backward 49): 512 channels 0.49 (1.7 TB/s) and 1.11; 64 channels 0.10 and 0.41. In an
  * SSD4Rec ML-1M step (4 Mamba-2 passes, each x, B and C) that is ≈ 7 → 2.8 ms forward and
- * ≈ 37 → 7.7 ms backward. The finishing pass's tree (instead of up to 512 sequential adds per
- * gradient) is not measured yet.
+ * ≈ 37 → 7.7 ms backward. Not measured yet: the finishing pass's tree (instead of up to 512
+ * sequential adds per gradient) and 4 channels per invocation as a vec4 (a quarter of the loads
+ * and invocations, for the 64-channel calls one wave instead of two).
  *
  * @module
  */

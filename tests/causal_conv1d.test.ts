@@ -259,15 +259,16 @@ Deno.test(
 );
 
 Deno.test(
-  "causalConv1d: long packed rows (70,001 positions channels-last, 2 × 9,001 channels-first; " +
-    "33 channels) match float64 through hundreds of partial rows of longer runs, and the weight " +
-    "gradient repeats bit for bit",
+  "causalConv1d: long packed rows (70,001 positions of 36 channels-last channels, 2 × 9,001 of " +
+    "33 channels-first) match float64 through hundreds of partial rows of longer runs, and the " +
+    "weight gradient repeats bit for bit",
   async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
-    // 33 channels: a second, nearly empty channel group. Channels-last, 70,001 positions: runs
-    // longer than the shortest and a ragged last workgroup; channels-first: 256 runs a workgroup.
-    const long: Case = { shape: [1, 33, 70_001], width: 4, silu: true, bias: true };
+    // Channels-last, 36 channels: 9 vec4 groups in workgroups of 16 group lanes, 7 idle; 70,001
+    // positions: runs longer than the shortest and a ragged last workgroup. Channels-first:
+    // 256 runs a workgroup.
+    const long: Case = { shape: [1, 36, 70_001], width: 4, silu: true, bias: true };
     await check({ ...long, segments: "packed" }, true, seed, rng, 2);
     await check({ ...long, shape: [2, 33, 9_001], segments: "packed" }, false, seed, rng, 2);
     const [batch, channels, length] = long.shape;

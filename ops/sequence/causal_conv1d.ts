@@ -133,7 +133,10 @@ export function causalConv1d(
     silu: options.activation === "silu",
     segments: seq !== undefined,
     channelsLast: options.layout === "bld",
+    vec4: options.layout === "bld" && channels % 4 === 0,
   };
+  // Channel groups of one invocation each.
+  const groups = spec.vec4 ? channels / 4 : channels;
   const inputs = (withBias: boolean) => [
     x,
     weight,
@@ -143,18 +146,18 @@ export function causalConv1d(
   const positions = batch * length;
   const out = Tensor.empty(x.shape, "f32", OP);
   const runs = Math.ceil(positions / FORWARD_RUN);
-  const g = grid(channels * runs, CONV_WG);
+  const g = grid(groups * runs, CONV_WG);
   launch(
     OP,
     forwardShader(spec),
-    packParams([batch, channels, length, positions, runs, FORWARD_RUN, g.stride]),
+    packParams([batch, groups, length, positions, runs, FORWARD_RUN, g.stride]),
     [...inputs(spec.bias), out],
     g.groups,
   );
   const differentiable = bias ? [x, weight, bias] : [x, weight];
   return record(out, OP, differentiable, (gy) => {
     const name = `${OP} backward`;
-    const { ct, pt } = backwardLanes(channels, spec.channelsLast);
+    const { ct, pt } = backwardLanes(spec, groups);
     const run = Math.max(MIN_BACKWARD_RUN, Math.ceil(positions / (pt * MAX_CHUNKS)));
     const chunks = Math.ceil(positions / (pt * run));
     const dx = Tensor.empty(x.shape, "f32", name);
@@ -162,9 +165,9 @@ export function causalConv1d(
     launch(
       name,
       backwardShader(spec, ct, pt),
-      packParams([batch, channels, length, positions, chunks * pt, run, 0]),
+      packParams([batch, groups, length, positions, chunks * pt, run, 0]),
       [...inputs(spec.bias && spec.silu), gy, dx, partial],
-      [chunks, Math.ceil(channels / ct)],
+      [chunks, Math.ceil(groups / ct)],
     );
     const dweight = Tensor.empty(weight.shape, "f32", name);
     const finishGroups = foldWorkgroups(channels * (spec.width + 1));

@@ -3,9 +3,10 @@
  * weight and bias gradients, generated for one convolution width (2–4), layout, bias, fused SiLU
  * and segment ids.
  *
- * Every invocation walks one channel along a run of consecutive positions (positions of all rows
- * flattened) and keeps a sliding window of the last `W` inputs, their segment starts and, in the
- * backward, their pre-activation gradients in registers, so each element of x, dy and the segment
+ * Every invocation walks one channel, or 4 adjacent channels as a vec4 (channels-last with a
+ * multiple of 4 channels), along a run of consecutive positions (positions of all rows flattened)
+ * and keeps a sliding window of the last `W` inputs, their segment starts and, in the backward,
+ * their pre-activation gradients in registers, so each element of x, dy and the segment
  * ids is read once (plus a halo of `W − 1` positions at either end of a run) and each output is
  * written once. A tap from position `u` back to `u − j` is live when `u − j` is at or after the
  * start of `u`'s segment; a segment starts at every row start and wherever the id differs from the
@@ -24,8 +25,10 @@ import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
 
-/** Invocations per workgroup of the forward and backward kernels. */
+/** Invocations per workgroup of the forward kernel and of the scalar backward kernel. */
 export const CONV_WG = 256;
+/** Invocations per workgroup of the vec4 backward kernel (its tree of vec4 sums fits in 16 kB). */
+const CONV_WG_VEC4 = 128;
 /** Invocations per workgroup of the finishing pass. */
 export const FINISH_WG = 64;
 
@@ -41,11 +44,27 @@ export interface ConvSpec {
   segments: boolean;
   /** x is (batch, length, channels) rather than (batch, channels, length). */
   channelsLast: boolean;
+  /**
+   * Each invocation takes 4 adjacent channels as one vec4 (channels-last with a multiple of 4
+   * channels): the same arithmetic per channel, a quarter of the loads.
+   */
+  vec4: boolean;
+}
+
+/** The WGSL type of one invocation's values. */
+function valueType(s: ConvSpec): string {
+  return s.vec4 ? "vec4f" : "f32";
+}
+
+/** Workgroup size of the backward kernel. */
+function backwardWorkgroup(s: ConvSpec): number {
+  return s.vec4 ? CONV_WG_VEC4 : CONV_WG;
 }
 
 /**
- * The uniform block of the forward and backward kernels: sizes, the positions per run and, for
- * the forward's folded grid, the invocations per grid row.
+ * The uniform block of the forward and backward kernels: sizes (`channels` counts channel groups
+ * of one invocation: channels / 4 for vec4), the positions per run and, for the forward's folded
+ * grid, the invocations per grid row.
  */
 const PARAMS = /* wgsl */ `
 struct P {
@@ -53,12 +72,13 @@ struct P {
 }
 @group(0) @binding(0) var<uniform> p: P;`;
 
-function bindings(names: [string, string][]): string {
-  return names.map(([access, name], i) =>
-    `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${
-      name === "seq" ? "i32" : "f32"
-    }>;`
-  ).join("\n");
+/** Storage bindings from 1 on; the tensors shaped like x hold vec4s in vec4 kernels. */
+function bindings(s: ConvSpec, names: [string, string][]): string {
+  const shapedLikeX = ["x", "gy", "dx", "out"];
+  return names.map(([access, name], i) => {
+    const type = name === "seq" ? "i32" : shapedLikeX.includes(name) ? valueType(s) : "f32";
+    return `@group(0) @binding(${i + 1}) var<storage, ${access}> ${name}: array<${type}>;`;
+  }).join("\n");
 }
 
 function inputBindings(s: ConvSpec): [string, string][] {
@@ -68,7 +88,10 @@ function inputBindings(s: ConvSpec): [string, string][] {
   return list;
 }
 
-/** WGSL `fn at(c, u)`: the element of channel `c` at flat position `u` (row · length + t). */
+/**
+ * WGSL `fn at(c, u)`: the element (vec4 in vec4 kernels) of channel group `c` at flat position
+ * `u` (row · length + t).
+ */
 function addressing(s: ConvSpec): string {
   return /* wgsl */ `
 fn at(c: u32, u: u32) -> u32 {
@@ -106,18 +129,30 @@ function windowStep(s: ConvSpec): string {
     ${fresh}
       st${W - 1} = select(st${W - 2}, u, fresh);
     } else {
-      x${W - 1} = 0.0;
+      x${W - 1} = ${valueType(s)}(0.0);
       st${W - 1} = u;
     }
 `;
 }
 
-/** Declarations of the window registers and of the channel's weights (and bias). */
+/** The channels' values of a per-channel `array[channel · stride + offset]`, as one value. */
+function perChannel(s: ConvSpec, array: string, stride: number, offset: number): string {
+  if (!s.vec4) return `${array}[c * ${stride}u + ${offset}u]`;
+  const at = (j: number) => `${array}[(c * 4u + ${j}u) * ${stride}u + ${offset}u]`;
+  return `vec4f(${each(4, at, ", ")})`;
+}
+
+/** `sigmoid_` of every channel of `v`. */
+function sigmoid(s: ConvSpec, v: string): string {
+  return s.vec4 ? `vec4f(${each(4, (j) => `sigmoid_(${v}[${j}])`, ", ")})` : `sigmoid_(${v})`;
+}
+
+/** Declarations of the window registers and of the channels' weights (and bias). */
 function windowDecls(s: ConvSpec): string {
-  const W = s.width;
-  return `  ${each(W, (k) => `let w${k} = weight[c * ${W}u + ${k}u];`)}
-  ${s.bias ? "let bc = bias[c];" : ""}
-  ${each(W, (i) => `var x${i} = 0.0;`)}
+  const W = s.width, T = valueType(s);
+  return `  ${each(W, (k) => `let w${k} = ${perChannel(s, "weight", W, k)};`)}
+  ${s.bias ? `let bc = ${perChannel(s, "bias", 1, 0)};` : ""}
+  ${each(W, (i) => `var x${i} = ${T}(0.0);`)}
   ${each(W, (i) => `var st${i} = 0i;`)}
   ${s.segments ? "var prev = 0i;" : ""}
 `;
@@ -126,7 +161,7 @@ function windowDecls(s: ConvSpec): string {
 /** The WGSL expression of the pre-activation at the window's newest position `u`. */
 function preactivation(s: ConvSpec): string {
   const W = s.width;
-  let code = `    var a = ${s.bias ? "bc" : "0.0"};\n`;
+  let code = `    var a = ${s.bias ? "bc" : `${valueType(s)}(0.0)`};\n`;
   for (let k = 0; k < W; k++) {
     const back = W - 1 - k;
     code += back === 0
@@ -146,7 +181,7 @@ export function forwardShader(s: ConvSpec): string {
     : "let r = i % p.runs; let c = i / p.runs;";
   return /* wgsl */ `
 ${PARAMS}
-${bindings([...inputBindings(s), ["read_write", "out"]])}
+${bindings(s, [...inputBindings(s), ["read_write", "out"]])}
 ${addressing(s)}
 ${MATH_WGSL}
 ${GRID_WGSL}
@@ -161,22 +196,24 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${windowDecls(s)}
   for (var u = lo; u < s1; u++) {
 ${windowStep(s)}    if (u >= s0) {
-${preactivation(s)}      out[at(c, u32(u))] = ${s.silu ? "silu_(a)" : "a"};
+${preactivation(s)}      out[at(c, u32(u))] = ${s.silu ? `a * ${sigmoid(s, "a")}` : "a"};
     }
   }
 }`;
 }
 
 /**
- * Lanes of a backward workgroup: `ct` channels × `pt` runs. Channels-last data puts up to 32
- * channels side by side (one 128-byte read per position for a warp); channels-first puts all
- * lanes on runs of one channel.
+ * Lanes of a backward workgroup: `ct` channel groups (of one invocation each) × `pt` runs.
+ * Channels-last data puts up to 32 groups side by side (one 128-byte read per position for a
+ * warp, 512 bytes with vec4s); channels-first puts all lanes on runs of one channel.
+ * @param groups channel groups: channels, or channels / 4 with vec4
  */
-export function backwardLanes(channels: number, channelsLast: boolean): { ct: number; pt: number } {
-  if (!channelsLast) return { ct: 1, pt: CONV_WG };
+export function backwardLanes(spec: ConvSpec, groups: number): { ct: number; pt: number } {
+  const wg = backwardWorkgroup(spec);
+  if (!spec.channelsLast) return { ct: 1, pt: wg };
   let ct = 1;
-  while (ct < 32 && ct < channels) ct *= 2;
-  return { ct, pt: CONV_WG / ct };
+  while (ct < 32 && ct < groups) ct *= 2;
+  return { ct, pt: wg / ct };
 }
 
 /**
@@ -187,12 +224,19 @@ export function backwardLanes(channels: number, channelsLast: boolean): { ct: nu
  */
 export function backwardShader(spec: ConvSpec, ct: number, pt: number): string {
   const W = spec.width, sums = W + 1;
+  const T = valueType(spec), WG = backwardWorkgroup(spec);
   // Only a fused SiLU makes the backward recompute the pre-activation, the one use of the bias.
   const s = { ...spec, bias: spec.bias && spec.silu };
   const dpre = s.silu
-    ? `${preactivation(s)}      let sg = sigmoid_(a);
+    ? `${preactivation(s)}      let sg = ${sigmoid(s, "a")};
       gn = gy[at(c, uu)] * sg * (1.0 + a * (1.0 - sg));`
     : "      gn = gy[at(c, uu)];";
+  // The tree's sums, one value (f32 or vec4f) per invocation, written out channel by channel.
+  const partialStores = s.vec4
+    ? each(4, (j) =>
+      `partial[(wid.x * p.channels * 4u + c * 4u + ${j}u) * SUMS + k] = ` +
+      `tree[k * ${WG}u + cl][${j}];`, "\n      ")
+    : `partial[(wid.x * p.channels + c) * SUMS + k] = tree[k * ${WG}u + cl];`;
   let weightSums = "";
   for (let k = 0; k < W; k++) {
     const back = W - 1 - k;
@@ -205,7 +249,7 @@ export function backwardShader(spec: ConvSpec, ct: number, pt: number): string {
   return /* wgsl */ `
 ${PARAMS}
 ${
-    bindings([
+    bindings(s, [
       ...inputBindings(s),
       ["read", "gy"],
       ["read_write", "dx"],
@@ -217,25 +261,25 @@ ${MATH_WGSL}
 const CT: u32 = ${ct}u;
 const PT: u32 = ${pt}u;
 const SUMS: u32 = ${sums}u;
-var<workgroup> tree: array<f32, ${sums * CONV_WG}>;
-@compute @workgroup_size(${CONV_WG})
+var<workgroup> tree: array<${T}, ${sums * WG}>;
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let cl = lid % CT;
   let pl = lid / CT;
   let c = min(wid.y * CT + cl, p.channels - 1u);
   let live = wid.y * CT + cl < p.channels;
-  ${each(W, (k) => `var d${k} = 0.0;`)}
-  var db = 0.0;
+  ${each(W, (k) => `var d${k} = ${T}(0.0);`)}
+  var db = ${T}(0.0);
   let r = wid.x * PT + pl;
   let s0 = i32(min(r * p.run, p.positions));
   let s1 = min(s0 + i32(p.run), i32(p.positions));
   let lo = s0 - ${W - 1}i;
 ${windowDecls(s)}
-  ${each(W, (i) => `var g${i} = 0.0;`)}
+  ${each(W, (i) => `var g${i} = ${T}(0.0);`)}
   // dpre at u is known once u is loaded; dx at v = u − ${W - 1} needs dpre up to u.
   for (var u = lo; live && u < s1 + ${W - 1}i; u++) {
 ${windowStep(s)}    ${each(W - 1, (i) => `g${i} = g${i + 1};`)}
-    var gn = 0.0;
+    var gn = ${T}(0.0);
     if (u >= s0 && u < i32(p.positions)) {
       let uu = u32(u);
 ${dpre}
@@ -249,12 +293,12 @@ ${weightSums}        db += gn;
 ${dx}      dx[at(c, u32(v))] = d;
     }
   }
-${each(W, (k) => `  tree[${k}u * ${CONV_WG}u + lid] = d${k};`, "\n")}
-  tree[${W}u * ${CONV_WG}u + lid] = db;
+${each(W, (k) => `  tree[${k}u * ${WG}u + lid] = d${k};`, "\n")}
+  tree[${W}u * ${WG}u + lid] = db;
   workgroupBarrier();
   ${
     workgroupReduceWgsl({
-      array: (slot) => `tree[k * ${CONV_WG}u + ${slot}]`,
+      array: (slot) => `tree[k * ${WG}u + ${slot}]`,
       each: "for (var k = 0u; k < SUMS; k++)",
       size: "PT",
       rank: "pl",
@@ -264,7 +308,7 @@ ${each(W, (k) => `  tree[${k}u * ${CONV_WG}u + lid] = d${k};`, "\n")}
   }
   if (pl == 0u && live) {
     for (var k = 0u; k < SUMS; k++) {
-      partial[(wid.x * p.channels + c) * SUMS + k] = tree[k * ${CONV_WG}u + cl];
+      ${partialStores}
     }
   }
 }`;
