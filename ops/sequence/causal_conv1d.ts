@@ -2,8 +2,8 @@
  * Depthwise causal 1-D convolution (the short convolution of the Mamba block), with an optional
  * fused SiLU and optional segment ids for packed sequences.
  *
- * Forward: each invocation walks one channel along a run of positions with the last `w ≤ 4`
- * inputs in registers. Backward: one kernel walks runs the same way, recomputing the
+ * Forward: each invocation walks one channel (4 as a vec4 when channels-last with a multiple of
+ * 4 channels) along a run of positions with the last `w ≤ 4` inputs in registers. Backward: one kernel walks runs the same way, recomputing the
  * pre-activation where SiLU is fused, writes `dx` and per-workgroup partial sums of `dweight` and
  * `dbias` (a tree in workgroup memory), and a second small kernel adds the partials in a fixed
  * order. Deterministic; no atomics. The kernels are in `causal_conv1d_shaders.ts`.
@@ -40,7 +40,7 @@ const FORWARD_RUN = 32;
 const MIN_BACKWARD_RUN = 16;
 /**
  * Most partial-sum rows (backward workgroups along the positions): more positions lengthen the
- * runs (T = 200,000 walks runs of 49 with 8 runs per workgroup).
+ * runs (T = 200,000 walks runs of 49 with 8 runs per workgroup, of 98 with 4).
  */
 const MAX_CHUNKS = 512;
 

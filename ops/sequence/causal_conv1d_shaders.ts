@@ -6,9 +6,9 @@
  * Every invocation walks one channel, or 4 adjacent channels as a vec4 (channels-last with a
  * multiple of 4 channels), along a run of consecutive positions (positions of all rows flattened)
  * and keeps a sliding window of the last `W` inputs, their segment starts and, in the backward,
- * their pre-activation gradients in registers, so each element of x, dy and the segment
- * ids is read once (plus a halo of `W − 1` positions at either end of a run) and each output is
- * written once. A tap from position `u` back to `u − j` is live when `u − j` is at or after the
+ * their pre-activation gradients in registers, so each element of x, dy and the segment ids is
+ * read once (plus a halo of `W − 1` positions at either end of a run) and each output is written
+ * once. A tap from position `u` back to `u − j` is live when `u − j` is at or after the
  * start of `u`'s segment; a segment starts at every row start and wherever the id differs from the
  * previous position's, which is causal-conv1d's `seq_idx` rule for non-decreasing ids.
  *
@@ -16,8 +16,8 @@
  * live taps in order; `dx` from its own tap, then the later taps in order), so outputs and `dx`
  * do not depend on the run length. The weight and bias gradients are sums over all positions: each
  * invocation sums its run, a workgroup tree sums its lanes' runs, and the finishing pass adds the
- * workgroups' partials (strided sums, then a tree) in a fixed order; the result depends on the run length and the lanes per
- * workgroup, never on scheduling.
+ * workgroups' partials (strided sums, then a tree) in a fixed order; the result depends on the
+ * run length and the lanes per workgroup, never on scheduling.
  *
  * @module
  */
