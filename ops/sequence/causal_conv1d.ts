@@ -11,7 +11,7 @@
  * Floors at SSD4Rec's ML-1M shapes (one packed row of T ≈ 200,000 tokens; x 512 channels, B and
  * C 64 each, f32) at ~3 TB/s: the forward reads x and writes y, 2 · T · 640 · 4 B ≈ 1.0 GB ≈
  * 0.34 ms per block; the backward reads x and dy and writes dx, ≈ 1.5 GB ≈ 0.51 ms; the segment
- * ids (0.8 MB) and the partial sums (512 rows · 640 · 5 floats, 6.6 MB) are small. FLOPs (≈ 20
+ * ids (0.8 MB) and the partial sums (≤ 1024 rows · 512 · 5 floats, 10.5 MB) are small. FLOPs (≈ 20
  * per element in the backward) are negligible. Each element is read from memory once, so the
  * forward should come within 2× of its floor and the backward within 3× (the halo of each run is
  * re-read from cache and a run's loads wait on one another); `bench/causal_conv1d_bench.ts`
@@ -39,10 +39,10 @@ const FORWARD_RUN = 32;
  * is then at most 3/8 of the reads). */
 const MIN_BACKWARD_RUN = 16;
 /**
- * Most partial-sum rows (backward workgroups along the positions): more positions lengthen the
- * runs (T = 200,000 walks runs of 49 with 8 runs per workgroup, of 98 with 4).
+ * Most runs a channel is cut into: more positions lengthen the runs (T = 200,000 walks runs of
+ * 49). Each backward workgroup adds its runs into one partial-sum row.
  */
-const MAX_CHUNKS = 512;
+const MAX_RUNS = 4096;
 
 /** Options of {@link causalConv1d}. */
 export interface CausalConv1dOptions {
@@ -158,7 +158,7 @@ export function causalConv1d(
   return record(out, OP, differentiable, (gy) => {
     const name = `${OP} backward`;
     const { ct, pt } = backwardLanes(spec, groups);
-    const run = Math.max(MIN_BACKWARD_RUN, Math.ceil(positions / (pt * MAX_CHUNKS)));
+    const run = Math.max(MIN_BACKWARD_RUN, Math.ceil(positions / MAX_RUNS));
     const chunks = Math.ceil(positions / (pt * run));
     const dx = Tensor.empty(x.shape, "f32", name);
     const partial = Tensor.empty([chunks, channels, spec.width + 1], "f32", name);
