@@ -3,7 +3,9 @@
  * RecBole's protocol and prints the best validation and the test metrics and the time per epoch.
  *
  * Options: --format F, --epochs N, --batch-size B, --eval-batch-size B (users ranked at once in
- * validation and test: fewer use less memory, with the same metrics), --lr X, --max-len L,
+ * validation and test: fewer use less memory, with the same metrics), --micro-batch M (each step
+ * as micro-batches of M samples, gradients summed: the same update to rounding, less memory;
+ * chosen by itself when a step exceeds the adapter's binding limit), --lr X, --max-len L,
  * --seed S, --dropout P,
  * --layers N, --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
  * N users only, as the notebooks' quick mode), --checkpoint-dir DIR, --resume FILE, --continue
@@ -24,8 +26,8 @@
  * tokens, padding included with --pad-to; padded models B × L of every window, padding included)
  * and `tokensPerSecond`.
  *
- * A resumed run must have the checkpoint's settings; only --epochs, --eval-batch-size and
- * --checkpoint-dir (given explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
+ * A resumed run must have the checkpoint's settings; only --epochs, --eval-batch-size,
+ * --micro-batch, --checkpoint-dir (given explicitly) and --json may differ. A full run longer than one command may last (a lent GPU caps
  * commands at 10 minutes):
  *
  *     deno task train --dataset ml-1m --checkpoint-dir DIR --continue --max-seconds 540 \
@@ -49,7 +51,8 @@ import { meanEpochSeconds, runTraining, type TrainingRun } from "../run/mod.ts";
 
 const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset <name-or-file>\n` +
   "       [--format F]\n" +
-  "       [--epochs N] [--batch-size B] [--eval-batch-size B] [--lr X] [--max-len L]\n" +
+  "       [--epochs N] [--batch-size B] [--eval-batch-size B] [--micro-batch M] [--lr X]\n" +
+  "       [--max-len L]\n" +
   "       [--seed S] [--dropout P]\n" +
   "       [--layers N] [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
   "       [--mask-ratio R] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
@@ -69,6 +72,7 @@ const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
   epochs: { train: "epochs", value: "number" },
   "batch-size": { train: "batchSize", value: "number" },
   "eval-batch-size": { train: "evalBatchSize", value: "number" },
+  "micro-batch": { train: "microBatchSize", value: "number" },
   lr: { train: "learningRate", value: "number" },
   "max-len": { train: "maxLength", value: "number" },
   seed: { train: "seed", model: "seed", value: "number" },

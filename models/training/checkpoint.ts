@@ -188,7 +188,8 @@ export const SETTINGS_METADATA_KEY = "settings";
 /**
  * Settings that may differ between a checkpoint and the run that resumes from it without mixing
  * two trainings: the epoch limit (a longer or shorter run of the same training), the evaluation
- * batch size (users are ranked one by one), progress output, where checkpoints go and how often
+ * batch size (users are ranked one by one), the micro-batch size (the same update to rounding),
+ * progress output, where checkpoints go and how often
  * the loss is checked for NaN. Everything else (data, model, optimizer, batch order, window
  * length, masking ratio, whole or truncated histories, padded windows, early stopping) changes what is trained
  * and must stay as stored.
@@ -196,6 +197,7 @@ export const SETTINGS_METADATA_KEY = "settings";
 export const RESUME_SAFE_SETTINGS: readonly string[] = Object.freeze([
   "train.epochs",
   "train.evalBatchSize",
+  "train.microBatchSize",
   "train.verbose",
   "train.checkpointDir",
   "train.lossCheckEvery",
