@@ -311,3 +311,19 @@ Deno.test("models with their own objective are never cut: a clear ConfigError", 
     "bert4rec trains with its own objective (trainingLoss)",
   );
 });
+
+Deno.test("scores over maxScoreBytes are taken in parts of users, with the same ranks", async () => {
+  const seed = freshSeed() % 1000;
+  const { dataset, model, config } = oneStepRun(seed);
+  const options = { maxLength: config.maxLength, batchSize: 4096, ks: [5, 10] };
+  const whole = await evaluateRanking(model, dataset, "valid", options);
+  // Scores of 3 users at a time.
+  const parts = await evaluateRanking(model, dataset, "valid", {
+    ...options,
+    maxScoreBytes: dataset.numItems * 4 * 3,
+  });
+  assertEquals(parts.users, whole.users);
+  for (const key of Object.keys(whole.raw)) {
+    assertClose([parts.raw[key]], [whole.raw[key]], 1e-6, `${key}, seed ${seed}`);
+  }
+});

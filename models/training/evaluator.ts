@@ -2,6 +2,7 @@
  * Full-ranking evaluation with RecBole v1.2.0's protocol: every item scored, PAD set to −inf,
  * history not masked, one target per user, Hit/NDCG/MRR/Recall/Precision@K averaged over users and
  * rounded to 4 decimals. Ranks and metric sums stay on the GPU; one readback per evaluation.
+ * Scores are taken in parts of users where a batch's would exceed one storage binding.
  * Padded models rank from `[B, L]` windows, packed models from whole (or `varLen: false`:
  * truncated) histories, never masked.
  *
@@ -11,6 +12,9 @@ import type { SequentialDataset } from "../../data/dataset.ts";
 import { noGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, zeros } from "../../ops/pointwise/elementwise.ts";
 import { matmul } from "../../ops/dense/matmul/mod.ts";
+import { embedding } from "../../ops/dense/embedding.ts";
+import { runtime } from "../../ops/core/runtime.ts";
+import { logitSlabRows } from "../../ops/training/item_cross_entropy_slabs.ts";
 import { RANKING_METRICS, rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
 import { Tensor, tidy } from "../../ops/core/tensor.ts";
 import type { TrainableModel } from "../model.ts";
@@ -41,6 +45,11 @@ export interface EvaluationOptions {
   readonly ks?: readonly number[];
   /** Decimal places of the reported values (RecBole's `metric_decimal_place`, 4). */
   readonly decimals?: number;
+  /**
+   * Most bytes of scores `[users, items]` taken at once (default: the device's storage binding
+   * limit); a batch over it is scored in parts of fewer users.
+   */
+  readonly maxScoreBytes?: number;
 }
 
 /** Result of {@link evaluateRanking}. */
@@ -55,7 +64,20 @@ export interface EvaluationResult {
   readonly seconds: number;
 }
 
-/** Ranks every validation or test user's target among all items and averages the metrics. */
+/** The row ids `start … end − 1` of a batch, to take those users' representations. */
+function userRange(start: number, end: number): Tensor {
+  return Tensor.from(
+    Int32Array.from({ length: end - start }, (_, i) => start + i),
+    [end - start],
+    "i32",
+  );
+}
+
+/**
+ * Ranks every validation or test user's target among all items and averages the metrics. A
+ * batch whose scores `[users, items]` would exceed the device's storage binding limit is scored
+ * in parts of fewer users, with the same ranks.
+ */
 export async function evaluateRanking(
   model: TrainableModel,
   dataset: SequentialDataset,
@@ -65,6 +87,7 @@ export async function evaluateRanking(
   const start = performance.now();
   const ks = options.ks ?? [10];
   const decimals = options.decimals ?? 4;
+  const maxScoreBytes = options.maxScoreBytes ?? runtime().info.maxBindingBytes;
   const batches = rankingBatches(model, dataset, split, {
     maxLength: options.maxLength,
     batchSize: options.batchSize,
@@ -76,9 +99,19 @@ export async function evaluateRanking(
     for (const batch of batches) {
       try {
         tidy(() => {
-          const scores = matmul(batch.represent(), model.itemTable, { transB: true });
-          const ranks = targetRanks(scores, Tensor.from(batch.targets, [batch.size], "i32"));
-          accumulateInto(sums, rankingMetrics(ranks, ks));
+          const h = batch.represent();
+          const table = model.itemTable;
+          // Scores `[users, items]` in parts of users that each fit one storage binding.
+          const part = logitSlabRows(batch.size, table.shape[0], maxScoreBytes);
+          for (let start = 0; start < batch.size; start += part) {
+            const end = Math.min(batch.size, start + part);
+            tidy(() => {
+              const rows = end - start === batch.size ? h : embedding(userRange(start, end), h);
+              const scores = matmul(rows, table, { transB: true });
+              const targets = Tensor.from(batch.targets.subarray(start, end), [end - start], "i32");
+              accumulateInto(sums, rankingMetrics(targetRanks(scores, targets), ks));
+            });
+          }
         });
       } finally {
         batch.release();
