@@ -111,7 +111,7 @@ export function perSeedTable(cells: readonly GridCell[]): RichTable {
       const row: Record<string, string | number> = {
         dataset: label(DATASET_LABELS, cell.dataset),
         model: label(MODEL_LABELS, cell.model),
-        seed: run.key.seed,
+        seed: String(run.key.seed),
       };
       for (const { key, label: name } of OVERALL_METRICS) {
         row[name] = r.result.test[key]?.toFixed(4) ?? "—";

@@ -2,7 +2,7 @@ import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "
 import { basename, join } from "node:path";
 import { trainConfig } from "../models/config.ts";
 import type { CodeVersion } from "../run/code_version.ts";
-import { type GridCell, recordOrderLimit } from "../run/grid_runs.ts";
+import { describeSlice, type GridCell, recordOrderLimit } from "../run/grid_runs.ts";
 import { overallTable, perSeedTable } from "../run/overall_table.ts";
 import { PAPER_SEEDS, type PaperValues, type RunGrid } from "../run/paper_grids.ts";
 import { listNotebooks } from "../run/reproduce.ts";
@@ -240,11 +240,19 @@ Deno.test("overall table: ours over the seeds beside verified paper values; no i
     assertEquals(caser["NDCG@10 Δ"], "—");
     assertStringIncludes(table.toHTML(), "--retrain-stale");
     const seeds = perSeedTable(cells);
-    assertEquals(seeds.rows.map((r) => [r.seed, r["NDCG@10"]]), [[2020, "0.0400"], [
-      2021,
-      "0.0600",
-    ]]);
+    // Seeds print as written (a number column would get thousands separators).
+    assertEquals(seeds.rows.map((r) => [r.seed, r["NDCG@10"]]), [
+      ["2020", "0.0400"],
+      ["2021", "0.0600"],
+    ]);
   });
+});
+
+Deno.test("smoke slices: described by what they hold", () => {
+  assertEquals(
+    describeSlice({ users: 11, items: 52, interactions: 1234 }),
+    "11 users, 52 items, 1,234 interactions",
+  );
 });
 
 Deno.test("order limit: ML-1M from the datasets folder's file is flagged, from a RecBole file not", () => {
