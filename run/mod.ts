@@ -108,6 +108,7 @@ export {
 } from "./seed_summary.ts";
 export {
   collapsible,
+  gridRunsSummary,
   OVERALL_METRICS,
   overallChart,
   overallTable,

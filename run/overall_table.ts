@@ -103,6 +103,22 @@ export function overallTable(
   });
 }
 
+/**
+ * What a grid's cells hold, one row: the runs of the grid, those recorded (and of them, those
+ * made by other code), those not recorded yet, and the smoke runs trained now.
+ */
+export function gridRunsSummary(cells: readonly GridCell[], mode: "quick" | "full"): RichTable {
+  const runs = cells.flatMap((c) => c.runs);
+  return richTable([{
+    mode,
+    "runs in the table": runs.length + cells.reduce((n, c) => n + c.missingSeeds.length, 0),
+    recorded: runs.length,
+    "of them by other code (stale)": runs.filter((r) => r.staleness.stale).length,
+    "not recorded yet": cells.reduce((n, c) => n + c.missingSeeds.length, 0),
+    "smoke runs trained now": cells.filter((c) => c.smoke !== undefined).length,
+  }], { caption: "Runs" });
+}
+
 /** Every recorded seed's values, a row each: the detail behind the overall table. */
 export function perSeedTable(cells: readonly GridCell[]): RichTable {
   const rows = cells.flatMap((cell) =>

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { checkExecutedNotebook, type Notebook } from "../run/notebook_check.ts";
 import { EXPECTED_STATISTICS, STATISTICS_MIME } from "../run/expected_statistics.ts";
+import { listNotebooks } from "../run/reproduce.ts";
 
 const expectTable = { ssmrec: { expect: ["text/html", "text/plain"] } };
 
@@ -118,15 +119,14 @@ Deno.test("executed-notebook check: one wrong statistic fails, naming notebook, 
   assertStringIncludes(lostProblems[0], `should show ${STATISTICS_MIME}`);
 });
 
-/** The notebooks in the repository. */
+/** The notebooks in the repository, as `deno task reproduce` finds them. */
 async function repositoryNotebooks(): Promise<[string, Notebook][]> {
-  const dir = new URL("../notebooks/", import.meta.url);
+  const root = new URL("..", import.meta.url).pathname;
   const out: [string, Notebook][] = [];
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.name.endsWith(".ipynb")) {
-      out.push([entry.name, JSON.parse(await Deno.readTextFile(new URL(entry.name, dir)))]);
-    }
+  for (const found of await listNotebooks(root)) {
+    out.push([found.name, JSON.parse(await Deno.readTextFile(found.path))]);
   }
+  assert(out.length > 0, `no notebooks found under ${root}notebooks`);
   return out;
 }
 
