@@ -120,7 +120,7 @@ function cellList(keys: readonly { model: string; dataset: string }[]): string {
  */
 export function planLines(plan: ReproductionPlan, mode: "quick" | "full"): string[] {
   const total = plan.runs.length;
-  if (total === 0) return ["plan: the selected notebooks show no recorded runs"];
+  if (total === 0) return ["plan: the selected notebooks neither train nor show any run"];
   const lines = [
     `plan: ${total} run(s) in the selected notebooks: ${plan.recorded + plan.stale} recorded ` +
     `(${plan.stale} of them by other code: stale), ${plan.missing} missing`,

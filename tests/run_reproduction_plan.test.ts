@@ -175,6 +175,9 @@ Deno.test("run index and plan: recorded, stale, missing, other settings, and the
       planLines(plan, "full").join("\n"),
       "full mode trains the 4 missing run(s)",
     );
+    assertEquals(planLines(planReproduction([], index), "quick"), [
+      "plan: the selected notebooks neither train nor show any run",
+    ]);
     const none = planReproduction([{ ...GRID, models: ["caser"] }], index);
     assertStringIncludes(
       planLines(none, "full").join("\n"),
