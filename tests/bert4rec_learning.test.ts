@@ -21,7 +21,7 @@ Deno.test("bert4rec learns a deterministic next-item rule (HR@10 > 0.9) with its
     seed,
   });
   const config = trainConfig({
-    epochs: 6,
+    epochs: 12,
     batchSize: 128,
     learningRate: 0.02,
     maxLength,
