@@ -4,6 +4,7 @@ import {
   keep,
   memoryStats,
   resetPeakMemory,
+  runtime,
   sizeClass,
   sync,
   type Tensor,
@@ -62,4 +63,42 @@ Deno.test("a tidy scope releases its tensors but not those it returns or keeps",
   returned.dispose();
   kept[0].dispose();
   assertEquals(memoryStats().liveBytes, before);
+});
+
+Deno.test("batches of ever new sizes keep the pool within the most live bytes plus its slack", async () => {
+  const rt = runtime();
+  const slack = rt.poolSlackBytes;
+  rt.poolSlackBytes = 64 * 1024;
+  try {
+    await sync();
+    rt.trimPool();
+    // Like packed batches of varying token counts: each "step" holds a few tensors of a size
+    // class no earlier step used, then frees them.
+    for (let step = 0; step < 24; step++) {
+      const n = 3000 + step * 1500;
+      const held = [zeros([n]), zeros([n]), zeros([2 * n])];
+      const sum = add(held[0], held[1]);
+      sum.dispose();
+      held.forEach((t) => t.dispose());
+      await sync();
+      const { allocatedBytes } = memoryStats();
+      // Pooled bytes stay within the limit when a buffer is made; what is freed after adds to
+      // them until the next one: at most twice the most ever live, plus the slack.
+      const bound = 2 * rt.mostLiveBytes + rt.poolSlackBytes;
+      assertEquals(
+        allocatedBytes <= bound,
+        true,
+        `step ${step}: ${allocatedBytes} bytes allocated, over ${bound}`,
+      );
+    }
+    // A size class in use is still served from the pool.
+    const a = zeros([3000]);
+    a.dispose();
+    const before = memoryStats().allocatedBytes;
+    const b = zeros([3000]);
+    assertEquals(memoryStats().allocatedBytes, before, "a freed buffer of the class is reused");
+    b.dispose();
+  } finally {
+    rt.poolSlackBytes = slack;
+  }
 });

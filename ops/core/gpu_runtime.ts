@@ -17,6 +17,8 @@ import { bindingsOf, type Kernel } from "./kernels.ts";
 import { DispatchProfiler, type ProfiledDispatch } from "./profiler.ts";
 
 const PARAM_SLOT = 256; // bytes per dispatch in the parameter ring; the uniform offset alignment
+/** Free pooled bytes always allowed (see {@link Runtime.poolSlackBytes}). */
+const POOL_SLACK_BYTES = 2 ** 30;
 const MAX_BIND_GROUPS = 8192;
 
 /**
@@ -47,8 +49,18 @@ export class Runtime {
   allocatedBytes = 0;
   #liveBytes = 0;
   #peakLiveBytes = 0;
+  /**
+   * Free pooled bytes allowed besides the most bytes ever live at once: an allocation the pool
+   * cannot serve first destroys pooled buffers of the size classes used longest ago until the
+   * pool holds no more than that. Without a bound, batches of varying sizes (packed histories)
+   * leave a full set of buffers in every size class they touch.
+   */
+  poolSlackBytes = POOL_SLACK_BYTES;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
+  #mostLiveBytes = 0;
+  readonly #classUse = new Map<number, number>();
+  #allocations = 0;
   #profiler: DispatchProfiler | null = null;
 
   /** Wraps an opened device (see {@link openRuntime}). */
@@ -96,12 +108,14 @@ export class Runtime {
       );
     }
     const capacity = sizeClass(Math.max(bytes, MIN_ALLOC));
+    this.#classUse.set(capacity, ++this.#allocations);
     const free = this.#pool.get(capacity);
     const reused = free?.pop();
     if (reused) {
       this.#takeLive(capacity);
       return reused;
     }
+    this.#evictFor(capacity);
     this.device.pushErrorScope("out-of-memory");
     const buffer = this.device.createBuffer({
       label: op,
@@ -128,6 +142,31 @@ export class Runtime {
   #takeLive(capacity: number): void {
     this.#liveBytes += capacity;
     if (this.#liveBytes > this.#peakLiveBytes) this.#peakLiveBytes = this.#liveBytes;
+    if (this.#liveBytes > this.#mostLiveBytes) this.#mostLiveBytes = this.#liveBytes;
+  }
+
+  /** Makes room for a new buffer of `capacity` bytes (see {@link poolSlackBytes}). */
+  #evictFor(capacity: number): void {
+    const limit = this.#mostLiveBytes + this.poolSlackBytes;
+    let pooled = this.allocatedBytes - this.#liveBytes;
+    if (pooled + capacity <= limit) return;
+    const byAge = [...this.#pool.entries()]
+      .filter(([c, list]) => c !== capacity && list.length > 0)
+      .sort(([a], [b]) => (this.#classUse.get(a) ?? 0) - (this.#classUse.get(b) ?? 0));
+    let evicted = false;
+    for (const [, list] of byAge) {
+      while (list.length > 0 && pooled + capacity > limit) {
+        const b = list.pop()!;
+        // The open encoder may still use it: submit that work first.
+        if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();
+        b.buffer.destroy();
+        this.allocatedBytes -= b.capacity;
+        pooled -= b.capacity;
+        evicted = true;
+      }
+      if (pooled + capacity <= limit) break;
+    }
+    if (evicted) this.#bindGroups.clear();
   }
 
   /**
@@ -141,6 +180,11 @@ export class Runtime {
   /** The most {@link liveBytes} held at once since the runtime started or {@link resetPeakMemory}. */
   get peakLiveBytes(): number {
     return this.#peakLiveBytes;
+  }
+
+  /** The most {@link liveBytes} held at once since the runtime started (never reset). */
+  get mostLiveBytes(): number {
+    return this.#mostLiveBytes;
   }
 
   /** Starts a new peak: {@link peakLiveBytes} becomes the bytes live now. */
