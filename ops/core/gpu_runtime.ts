@@ -55,7 +55,7 @@ export class Runtime {
    * pool holds no more than that. Without a bound, batches of varying sizes (packed histories)
    * leave a full set of buffers in every size class they touch.
    */
-  poolSlackBytes = POOL_SLACK_BYTES;
+  poolSlackBytes: number = POOL_SLACK_BYTES;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
   #mostLiveBytes = 0;
