@@ -21,7 +21,17 @@ export {
   setupRun,
 } from "./setup.ts";
 export { firstUsersCsv, firstUsersName, firstUsersText, loadFirstUsers } from "./dataset_slice.ts";
-export { checkOutputDirectory, checkOutputFile, OutputPathError } from "./outputs.ts";
+export {
+  checkOutputDirectory,
+  checkOutputFile,
+  exportNotebookHtml,
+  type NotebookHtmlExport,
+  type NotebookHtmlOptions,
+  OutputPathError,
+  SHARED_PLOTLY_FILE,
+  withInteractiveFigures,
+  writeSharedPlotly,
+} from "./outputs.ts";
 export { checkResume, type ResumeCheckOptions } from "./resume.ts";
 export {
   type PreparedTraining,

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import { isCpuAdapterDescription } from "../ops/mod.ts";
 import { codeVersion, requireProjectRoot } from "./code_version.ts";
 import {
@@ -22,6 +22,7 @@ import {
   jupyterVersion,
   type NotebookResult,
 } from "./jupyter_runner.ts";
+import { exportNotebookHtml } from "./outputs.ts";
 import { gridsOfNotebooks } from "./paper_grids.ts";
 import { planLines, planReproduction } from "./reproduction_plan.ts";
 import { findStaleRecords, retrainRecord } from "./retrain_stale.ts";
@@ -243,6 +244,15 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<number>
     await Deno.mkdir(outDir, { recursive: true });
     console.log(`reproduce: running ${name} ...`);
     const result = { ...await executeNotebook(notebook.path, outDir, jupyter.env), name };
+    if (result.ok) {
+      try {
+        const page = await exportNotebookHtml(join(root, result.executed));
+        console.log(`reproduce: ${name} exported to ${relative(root, page.html)}`);
+      } catch (error) {
+        result.ok = false;
+        result.problems.push((error as Error).message);
+      }
+    }
     results.push(result);
     console.log(
       `reproduce: ${name} ${result.ok ? "ok" : "FAILED"} in ${result.seconds.toFixed(1)} s ` +
