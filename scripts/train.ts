@@ -31,7 +31,7 @@
  * commands at 10 minutes):
  *
  *     deno task train --dataset ml-1m --checkpoint-dir DIR --continue --max-seconds 540 \
- *       --record results/runs/mamba4rec-ml-1m.json
+ *       --seed 2020 --record results/runs/mamba4rec-ml-1m-seed2020.json
  *
  * repeated until it prints the test metrics. Errors print one `error: …` line: exit status 2 for
  * a bad command line (flags, values, settings that differ from the resumed checkpoint's), 1 for
