@@ -30,8 +30,12 @@
  * carries 0.42 and 0.45, input gradient 2.51, finishing kernel 2.49, W 1.94 (2.63 while its
  * masked weights were a branch, now a select), dB 1.24, dC 0.93. A profile taken right after
  * `--check` read every kernel about four times slower than the benchmark: take profiles first.
- * The recurrent forward (the default for up to 64 states) is not measured yet: `--forward=chunked`
- * times the chunked one beside it.
+ * The recurrent forward (the default for up to 64 states), H100: 5.10 / 16.0 (1.24 / 3.87), its
+ * kernel 4.81 ms, against the chunked forward's 5.40 / 16.4 (1.13 / 3.77) in the same call; with B
+ * and C staged as zero-padded vec4 rows and Δ, x and the decays per round, 4.44 / 15.3 (1.08 /
+ * 3.70), kernel 4.15 ms (two calls agree within 0.6%); with 4 channels × 16 states per invocation
+ * instead of 1 × 32 the kernel took 6.52 ms (reverted). `--forward=chunked` times the chunked
+ * forward beside the default.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--forward=chunked] [--check]
