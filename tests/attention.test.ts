@@ -11,6 +11,7 @@ import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor } from "../ops/core/tensor.ts";
 import { dropoutMaskRef } from "./dropout_reference.ts";
+import { attentionGradCheck, f32, padMask } from "./attention_check.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** [batch, heads, L, d]: L = 1, odd L, L past one invocation per key (64), d not a multiple of 4. */
@@ -22,21 +23,6 @@ const SHAPES: number[][] = [
   [1, 3, 33, 6],
   [2, 1, 70, 3],
 ];
-
-function f32(v: Float64Array): Float64Array {
-  return v.map(Math.fround);
-}
-
-/**
- * A [B, L] pad mask of random pads, with sequence 0 entirely pads (every row of it masked in
- * both modes) when B > 1, and key 0 padded in the last sequence (its first causal row masked).
- */
-function padMask(rng: () => number, batch: number, length: number): Int32Array {
-  const pad = Int32Array.from({ length: batch * length }, () => (rng() < 0.3 ? 1 : 0));
-  if (batch > 1) pad.fill(1, 0, length);
-  pad[(batch - 1) * length] = 1;
-  return pad;
-}
 
 interface Case {
   name: string;
@@ -64,7 +50,6 @@ Deno.test("attention: forward and gradients of q, k and v match float64", async 
   const rng = makeRng(seed);
   for (const shape of SHAPES) {
     const [batch, heads, length, dim] = shape;
-    const n = batch * heads * length * dim;
     for (const c of CASES) {
       const pad = padMask(rng, batch, length);
       const problem: AttentionProblem = {
@@ -77,15 +62,11 @@ Deno.test("attention: forward and gradients of q, k and v match float64", async 
         ...c.problem(pad),
       };
       const gen = new DropoutRng(seed);
-      await gradCheck({
+      await attentionGradCheck({
         what: `attention ${c.name} [${shape}] seed ${seed}`,
-        inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-        gpu: ([q, k, v]) => attention(q, k, v, c.options(pad, gen)),
-        ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-        refGrad: ([q, k, v], g) => {
-          const r = attentionReferenceBackward(q, k, v, problem, g);
-          return [r.dq, r.dk, r.dv];
-        },
+        problem,
+        shape,
+        gpu: (q, k, v) => attention(q, k, v, c.options(pad, gen)),
         rng,
         probes: 8,
       });
@@ -98,23 +79,18 @@ Deno.test("attention: a pad-key tensor and a custom scale", async () => {
   const rng = makeRng(seed);
   const shape = [3, 2, 9, 4];
   const [batch, heads, length, dim] = shape;
-  const n = batch * heads * length * dim;
   const pad = padMask(rng, batch, length);
   const problem = { batch, heads, length, dim, causal: true, keyPadding: pad, scale: 0.37 };
-  await gradCheck({
+  await attentionGradCheck({
     what: `attention pad tensor [${shape}] seed ${seed}`,
-    inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-    gpu: ([q, k, v]) =>
+    problem,
+    shape,
+    gpu: (q, k, v) =>
       attention(q, k, v, {
         mask: "causal",
         keyPadding: Tensor.from(pad, [batch, length]),
         scale: 0.37,
       }),
-    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-    refGrad: ([q, k, v], g) => {
-      const r = attentionReferenceBackward(q, k, v, problem, g);
-      return [r.dq, r.dk, r.dv];
-    },
     rng,
     probes: 8,
   });
@@ -154,7 +130,6 @@ Deno.test("attention (unfused): more than 65,535 workgroups (2-D grid)", async (
   const rng = makeRng(seed);
   const shape = [4100, 1, 64, 1];
   const [batch, heads, length, dim] = shape;
-  const n = batch * heads * length * dim;
   const pad = padMask(rng, batch, length);
   const problem = {
     batch,
@@ -165,15 +140,11 @@ Deno.test("attention (unfused): more than 65,535 workgroups (2-D grid)", async (
     keyPadding: pad,
     scale: 1 / Math.sqrt(dim),
   };
-  await gradCheck({
+  await attentionGradCheck({
     what: `attention 2-D grid [${shape}] seed ${seed}`,
-    inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-    gpu: ([q, k, v]) => attention(q, k, v, { mask: "none", keyPadding: pad, fused: false }),
-    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-    refGrad: ([q, k, v], g) => {
-      const r = attentionReferenceBackward(q, k, v, problem, g);
-      return [r.dq, r.dk, r.dv];
-    },
+    problem,
+    shape,
+    gpu: (q, k, v) => attention(q, k, v, { mask: "none", keyPadding: pad, fused: false }),
     rng,
     probes: 0,
   });
@@ -184,7 +155,6 @@ Deno.test("attention: dropout p > 0 equals the reference fed the op's mask; grad
   const rng = makeRng(seed);
   for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
     const [batch, heads, length, dim] = shape;
-    const n = batch * heads * length * dim;
     const pad = padMask(rng, batch, length);
     const gen = new DropoutRng(seed, 5);
     const counter = gen.state().counter;
@@ -199,16 +169,12 @@ Deno.test("attention: dropout p > 0 equals the reference fed the op's mask; grad
       keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
       keepScale: Math.fround(1 / (1 - p)),
     };
-    await gradCheck({
+    await attentionGradCheck({
       what: `attention dropout ${p} [${shape}] seed ${seed}`,
-      inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape: [...shape] })),
-      gpu: ([q, k, v]) =>
+      problem,
+      shape: [...shape],
+      gpu: (q, k, v) =>
         attention(q, k, v, { mask: "causal", keyPadding: pad, dropout: { p, rng: gen } }),
-      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-      refGrad: ([q, k, v], g) => {
-        const r = attentionReferenceBackward(q, k, v, problem, g);
-        return [r.dq, r.dk, r.dv];
-      },
       rng,
       probes: 8,
     });

@@ -1,11 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { attention } from "../ops/dense/attention.ts";
 import { type AttentionOptions, FLASH_ATTENTION_MAX_DIM } from "../ops/dense/attention_options.ts";
-import {
-  type AttentionProblem,
-  attentionReference,
-  attentionReferenceBackward,
-} from "../ops/dense/attention_reference.ts";
+import type { AttentionProblem } from "../ops/dense/attention_reference.ts";
 import { FLASH_INVOCATIONS, flashPlan } from "../ops/dense/flash_attention_plan.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { backward, requireGrad } from "../ops/core/autograd.ts";
@@ -13,7 +9,8 @@ import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { mul } from "../ops/pointwise/elementwise.ts";
 import { sumAll } from "../ops/pointwise/reduce.ts";
 import { dropoutMaskRef } from "./dropout_reference.ts";
-import { freshSeed, gradCheck, makeRng, randn, relError } from "./util.ts";
+import { attentionGradCheck, padMask } from "./attention_check.ts";
+import { freshSeed, makeRng, randn, relError } from "./util.ts";
 
 /**
  * [batch, heads, L, d]: L = 1 with B·H = 1, d odd (rows read element by element), d a multiple
@@ -50,21 +47,6 @@ function randomShape(rng: () => number): number[] {
   return [pick(3), pick(3), pick(90), pick(72)];
 }
 
-function f32(v: Float64Array): Float64Array {
-  return v.map(Math.fround);
-}
-
-/**
- * A [B, L] pad mask of random pads, with sequence 0 entirely pads (every row of it masked in
- * both modes) when B > 1, and key 0 padded in the last sequence (its first causal row masked).
- */
-function padMask(rng: () => number, batch: number, length: number): Int32Array {
-  const pad = Int32Array.from({ length: batch * length }, () => (rng() < 0.3 ? 1 : 0));
-  if (batch > 1) pad.fill(1, 0, length);
-  pad[(batch - 1) * length] = 1;
-  return pad;
-}
-
 /** The mask and pad-key variants, as options of the op and of the reference. */
 const MASKS = [
   { name: "bidirectional", causal: false, padded: false },
@@ -82,7 +64,6 @@ Deno.test("fused attention: forward and gradients match float64 and finite diffe
   const rng = makeRng(seed);
   for (const shape of [...SHAPES, randomShape(rng)]) {
     const [batch, heads, length, dim] = shape;
-    const n = batch * heads * length * dim;
     for (const m of MASKS) {
       const pad = m.padded ? padMask(rng, batch, length) : undefined;
       const problem: AttentionProblem = {
@@ -94,15 +75,11 @@ Deno.test("fused attention: forward and gradients match float64 and finite diffe
         keyPadding: pad,
         scale: 1 / Math.sqrt(dim),
       };
-      await gradCheck({
+      await attentionGradCheck({
         what: `fused attention ${m.name} [${shape}] seed ${seed}`,
-        inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-        gpu: ([q, k, v]) => attention(q, k, v, options(m.causal, pad)),
-        ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-        refGrad: ([q, k, v], g) => {
-          const r = attentionReferenceBackward(q, k, v, problem, g);
-          return [r.dq, r.dk, r.dv];
-        },
+        problem,
+        shape,
+        gpu: (q, k, v) => attention(q, k, v, options(m.causal, pad)),
         rng,
         probes: 6,
       });
@@ -115,7 +92,6 @@ Deno.test("fused attention: leading pads past a block of rows (closed causal row
   const rng = makeRng(seed);
   const shape = [4, 2, 100, 4];
   const [batch, heads, length, dim] = shape;
-  const n = batch * heads * length * dim;
   // Sequence b starts with lead[b] pads: its first lead[b] causal rows see only masked keys.
   const lead = [0, 70, 100, 1 + Math.floor(rng() * 99)];
   const pad = Int32Array.from(
@@ -124,10 +100,11 @@ Deno.test("fused attention: leading pads past a block of rows (closed causal row
   );
   for (const causal of [true, false]) {
     const problem = { batch, heads, length, dim, causal, keyPadding: pad, scale: 0.29 };
-    await gradCheck({
+    await attentionGradCheck({
       what: `fused attention leading pads ${lead} causal ${causal} seed ${seed}`,
-      inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-      gpu: ([q, k, v]) =>
+      problem,
+      shape,
+      gpu: (q, k, v) =>
         attention(
           q,
           k,
@@ -137,11 +114,6 @@ Deno.test("fused attention: leading pads past a block of rows (closed causal row
             scale: 0.29,
           }),
         ),
-      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-      refGrad: ([q, k, v], g) => {
-        const r = attentionReferenceBackward(q, k, v, problem, g);
-        return [r.dq, r.dk, r.dv];
-      },
       rng,
       probes: 6,
     });
@@ -153,7 +125,6 @@ Deno.test("fused attention: dropout equals the reference fed the unfused op's ma
   const rng = makeRng(seed);
   for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
     const [batch, heads, length, dim] = shape;
-    const n = batch * heads * length * dim;
     const pad = padMask(rng, batch, length);
     const gen = new DropoutRng(seed, 5);
     const counter = gen.state().counter;
@@ -168,15 +139,11 @@ Deno.test("fused attention: dropout equals the reference fed the unfused op's ma
       keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
       keepScale: Math.fround(1 / (1 - p)),
     };
-    await gradCheck({
+    await attentionGradCheck({
       what: `fused attention dropout ${p} [${shape}] seed ${seed}`,
-      inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape: [...shape] })),
-      gpu: ([q, k, v]) => attention(q, k, v, options(true, pad, { dropout: { p, rng: gen } })),
-      ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-      refGrad: ([q, k, v], g) => {
-        const r = attentionReferenceBackward(q, k, v, problem, g);
-        return [r.dq, r.dk, r.dv];
-      },
+      problem,
+      shape: [...shape],
+      gpu: (q, k, v) => attention(q, k, v, options(true, pad, { dropout: { p, rng: gen } })),
       rng,
       probes: 6,
     });
@@ -268,18 +235,13 @@ Deno.test("fused attention: more than 65,535 workgroups (2-D grid)", async () =>
   const rng = makeRng(seed);
   const shape = [66000, 1, 2, 1];
   const [batch, heads, length, dim] = shape;
-  const n = batch * heads * length * dim;
   const pad = padMask(rng, batch, length);
   const problem = { batch, heads, length, dim, causal: true, keyPadding: pad, scale: 1 };
-  await gradCheck({
+  await attentionGradCheck({
     what: `fused attention 2-D grid [${shape}] seed ${seed}`,
-    inputs: [0, 1, 2].map(() => ({ data: f32(randn(rng, n)), shape })),
-    gpu: ([q, k, v]) => attention(q, k, v, options(true, pad)),
-    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
-    refGrad: ([q, k, v], g) => {
-      const r = attentionReferenceBackward(q, k, v, problem, g);
-      return [r.dq, r.dk, r.dv];
-    },
+    problem,
+    shape,
+    gpu: (q, k, v) => attention(q, k, v, options(true, pad)),
     rng,
     probes: 0,
   });

@@ -1,0 +1,67 @@
+/**
+ * Test data and the gradient check shared by the attention tests (fused and unfused forms):
+ * float32-rounded inputs, random pad masks, and {@link attentionGradCheck}, which checks the op
+ * against the float64 reference and its analytic backward.
+ *
+ * @module
+ */
+import type { Tensor } from "../ops/core/tensor.ts";
+import {
+  type AttentionProblem,
+  attentionReference,
+  attentionReferenceBackward,
+} from "../ops/dense/attention_reference.ts";
+import { gradCheck, randn } from "./util.ts";
+
+/** `v` rounded to float32, so the op and the reference see the same inputs. */
+export function f32(v: Float64Array): Float64Array {
+  return v.map(Math.fround);
+}
+
+/**
+ * A [B, L] pad mask of random pads, with sequence 0 entirely pads (every row of it masked in
+ * both modes) when B > 1, and key 0 padded in the last sequence (its first causal row masked).
+ */
+export function padMask(rng: () => number, batch: number, length: number): Int32Array {
+  const pad = Int32Array.from({ length: batch * length }, () => (rng() < 0.3 ? 1 : 0));
+  if (batch > 1) pad.fill(1, 0, length);
+  pad[(batch - 1) * length] = 1;
+  return pad;
+}
+
+/** Options of {@link attentionGradCheck}. */
+export interface AttentionGradCheck {
+  /** Label for messages (include the seed). */
+  what: string;
+  /** The problem the reference solves; its batch, heads, length and dim give the inputs' size. */
+  problem: AttentionProblem;
+  /** The shape of q, k and v. */
+  shape: number[];
+  /** The op under test, given q, k and v. */
+  gpu: (q: Tensor, k: Tensor, v: Tensor) => Tensor;
+  /** Seeded generator for the inputs, the output weights and the probed coordinates. */
+  rng: () => number;
+  /** Coordinates probed by finite differences per input. */
+  probes: number;
+}
+
+/**
+ * Draws random float32 q, k and v from `rng` and checks the output and the gradients of all
+ * three against the float64 reference and its analytic backward.
+ */
+export async function attentionGradCheck(c: AttentionGradCheck): Promise<void> {
+  const { problem, shape } = c;
+  const n = problem.batch * problem.heads * problem.length * problem.dim;
+  await gradCheck({
+    what: c.what,
+    inputs: [0, 1, 2].map(() => ({ data: f32(randn(c.rng, n)), shape })),
+    gpu: ([q, k, v]) => c.gpu(q, k, v),
+    ref: ([q, k, v]) => attentionReference(q, k, v, problem),
+    refGrad: ([q, k, v], g) => {
+      const r = attentionReferenceBackward(q, k, v, problem, g);
+      return [r.dq, r.dk, r.dv];
+    },
+    rng: c.rng,
+    probes: c.probes,
+  });
+}
