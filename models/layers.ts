@@ -98,7 +98,7 @@ export function applyDropout(x: Tensor, ctx: DropoutContext): Tensor {
 export class FeedForward {
   readonly #w1: Linear;
   readonly #w2: Linear;
-  readonly #norm: LayerNorm;
+  readonly #norm: LayerNorm | null;
   readonly #dropoutAfterNorm: boolean;
 
   /**
@@ -108,6 +108,8 @@ export class FeedForward {
    * @param size model width d
    * @param inner inner width (4d)
    * @param dropout where the second dropout goes (default `"before-residual"`)
+   * @param options `layerNorm: false` leaves the output LayerNorm out (Mamba4Rec's ablation;
+   *   no LayerNorm parameters are made)
    */
   constructor(
     params: ParameterSet,
@@ -115,10 +117,13 @@ export class FeedForward {
     size: number,
     inner: number,
     dropout: "before-residual" | "after-norm" = "before-residual",
+    options: { readonly layerNorm?: boolean } = {},
   ) {
     this.#w1 = new Linear(params, `${name}.w_1`, size, inner);
     this.#w2 = new Linear(params, `${name}.w_2`, inner, size);
-    this.#norm = new LayerNorm(params, `${name}.LayerNorm`, size);
+    this.#norm = options.layerNorm === false
+      ? null
+      : new LayerNorm(params, `${name}.LayerNorm`, size);
     this.#dropoutAfterNorm = dropout === "after-norm";
   }
 
@@ -126,8 +131,9 @@ export class FeedForward {
   forward(x: Tensor, ctx: DropoutContext): Tensor {
     const h = applyDropout(gelu(this.#w1.forward(x)), ctx);
     const f = this.#w2.forward(h);
-    if (this.#dropoutAfterNorm) return applyDropout(this.#norm.forward(add(f, x)), ctx);
-    return this.#norm.forward(add(applyDropout(f, ctx), x));
+    const norm = (y: Tensor) => this.#norm ? this.#norm.forward(y) : y;
+    if (this.#dropoutAfterNorm) return applyDropout(norm(add(f, x)), ctx);
+    return norm(add(applyDropout(f, ctx), x));
   }
 }
 

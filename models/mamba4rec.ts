@@ -4,6 +4,13 @@
  * when there is one layer), a position-wise feed-forward network with exact GELU, the hidden
  * state at each sequence's last real item, and scores `h · Eᵀ` against the tied item embedding.
  *
+ * Ablation variants (the paper's ablation study), each off by default so that the default model
+ * keeps its parameters, their names, order and seeded values: `ffn: false` drops each layer's
+ * feed-forward network (the layer's output is its LayerNorm); `layerNorm: false` drops every
+ * LayerNorm (the embedding's, each layer's and each feed-forward network's; the residuals stay);
+ * `positionEmbedding: true` adds a learned position table (`maxLength` rows) to the item
+ * embedding before the dropout. Without dropout is `dropoutProb: 0`; deeper is `numLayers`.
+ *
  * Prefix batches (`inputs.positions`, each row's last real index): only the last layer's output
  * at that index reaches the loss, and everything after that layer's scan acts position by
  * position. So the last layer reads its scan at the positions only (`selectiveScanAt`: the
@@ -31,7 +38,7 @@ import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { add } from "../ops/pointwise/elementwise.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
-import type { Tensor } from "../ops/core/tensor.ts";
+import { Tensor } from "../ops/core/tensor.ts";
 import {
   applyDropout,
   type DropoutContext,
@@ -62,6 +69,20 @@ export interface Mamba4RecConfig {
   readonly expand: number;
   /** Seed of the initial weights and the dropout stream. */
   readonly seed: number;
+  /** Whether each layer has its position-wise feed-forward network (true; ablation: false). */
+  readonly ffn: boolean;
+  /** Whether the model has its LayerNorms (true; ablation: false). */
+  readonly layerNorm: boolean;
+  /**
+   * Whether a learned position table is added to the item embedding before the dropout (false:
+   * the official code has none; ablation: true). It needs {@link Mamba4RecConfig.maxLength}.
+   */
+  readonly positionEmbedding: boolean;
+  /**
+   * Rows of the position table, at least the training window; only with `positionEmbedding`
+   * (unset otherwise, so that the run layer does not size anything by it).
+   */
+  readonly maxLength?: number;
 }
 
 /** The official defaults, without `numItems`. */
@@ -73,7 +94,12 @@ export const MAMBA4REC_DEFAULTS: Omit<Mamba4RecConfig, "numItems"> = {
   dConv: 4,
   expand: 2,
   seed: DEFAULT_SEED,
+  ffn: true,
+  layerNorm: true,
+  positionEmbedding: false,
 };
+
+const boolean = (v: unknown) => typeof v === "boolean" ? null : "must be true or false";
 
 const MAMBA4REC_CHECKS = {
   numItems: MODEL_CHECKS.positiveInt,
@@ -85,6 +111,10 @@ const MAMBA4REC_CHECKS = {
     Number.isInteger(v) && (v as number) >= 2 && (v as number) <= 4 ? null : "must be 2, 3 or 4",
   expand: MODEL_CHECKS.positiveInt,
   seed: MODEL_CHECKS.nonNegativeInt,
+  ffn: boolean,
+  layerNorm: boolean,
+  positionEmbedding: boolean,
+  maxLength: MODEL_CHECKS.positiveInt,
 };
 
 /**
@@ -104,6 +134,20 @@ export function mamba4recConfig(overrides: Record<string, unknown>): Mamba4RecCo
       "numItems",
     );
   }
+  if (c.positionEmbedding && c.maxLength === undefined) {
+    throw new ConfigError(
+      "mamba4rec config: 'positionEmbedding' needs 'maxLength' (the position table's rows); " +
+        "give the training window length",
+      "maxLength",
+    );
+  }
+  if (!c.positionEmbedding && c.maxLength !== undefined) {
+    throw new ConfigError(
+      "mamba4rec config: 'maxLength' sizes the position table, which only " +
+        "'positionEmbedding: true' has; leave it out or turn the position embedding on",
+      "maxLength",
+    );
+  }
   return c;
 }
 
@@ -118,8 +162,9 @@ export class Mamba4Rec implements SequentialModel {
   /** Dropout counter stream (checkpointed with the model). */
   dropoutRng: DropoutRng;
   readonly #items: Tensor;
-  readonly #embNorm: LayerNorm;
-  readonly #layers: { mamba: MambaBlock; norm: LayerNorm; ffn: FeedForward }[] = [];
+  readonly #positions: Tensor | null = null;
+  readonly #embNorm: LayerNorm | null = null;
+  readonly #layers: { mamba: MambaBlock; norm: LayerNorm | null; ffn: FeedForward | null }[] = [];
 
   /** Builds the model with fresh weights drawn from `config.seed`. */
   constructor(config: Mamba4RecConfig) {
@@ -129,7 +174,19 @@ export class Mamba4Rec implements SequentialModel {
     this.dropoutRng = new DropoutRng(config.seed);
     // nn.Embedding(n_items, D, padding_idx=0), then N(0, 0.02) over every row, PAD included.
     this.#items = this.params.normal("item_embedding.weight", [config.numItems, d], INIT_STD);
-    this.#embNorm = new LayerNorm(this.params, "LayerNorm", d);
+    if (config.positionEmbedding) {
+      // RecBole's position tables (SASRec's): nn.Embedding under the model's N(0, 0.02)
+      // initialiser, the same as the item table, so that at init the two sums' parts have the
+      // same scale. Drawn right after the item table; with the option off nothing is drawn, so
+      // the default model's parameters keep their seeded values.
+      this.#positions = this.params.normal(
+        "position_embedding.weight",
+        [config.maxLength!, d],
+        INIT_STD,
+      );
+    }
+    const norm = (name: string) => config.layerNorm ? new LayerNorm(this.params, name, d) : null;
+    this.#embNorm = norm("LayerNorm");
     for (let i = 0; i < config.numLayers; i++) {
       const name = `mamba_layers.${i}`;
       this.#layers.push({
@@ -139,8 +196,12 @@ export class Mamba4Rec implements SequentialModel {
           dConv: config.dConv,
           expand: config.expand,
         }),
-        norm: new LayerNorm(this.params, `${name}.LayerNorm`, d),
-        ffn: new FeedForward(this.params, `${name}.ffn`, d, 4 * d),
+        norm: norm(`${name}.LayerNorm`),
+        ffn: config.ffn
+          ? new FeedForward(this.params, `${name}.ffn`, d, 4 * d, "before-residual", {
+            layerNorm: config.layerNorm,
+          })
+          : null,
       });
     }
   }
@@ -157,18 +218,36 @@ export class Mamba4Rec implements SequentialModel {
    */
   forward(inputs: ModelInputs, training: boolean): Tensor {
     const ctx: DropoutContext = { p: this.config.dropoutProb, rng: this.dropoutRng, training };
-    let h = this.#embNorm.forward(
-      applyDropout(embedding(inputs.items, this.#items, { paddingIdx: 0 }), ctx),
-    );
+    const normed = (norm: LayerNorm | null, x: Tensor) => norm ? norm.forward(x) : x;
+    let h = normed(this.#embNorm, applyDropout(this.#embed(inputs.items), ctx));
     this.#layers.forEach((layer, i) => {
       const at = i === this.#layers.length - 1 ? inputs.positions : undefined;
       const m = applyDropout(layer.mamba.forward(h, at), ctx);
       // One layer: no residual around the Mamba block (the official code's choice).
-      const normed = layer.norm.forward(
+      const x = normed(
+        layer.norm,
         this.#layers.length === 1 ? m : add(m, at ? gatherPositions(h, at) : h),
       );
-      h = layer.ffn.forward(normed, ctx);
+      h = layer.ffn ? layer.ffn.forward(x, ctx) : x;
     });
     return h;
+  }
+
+  /** `E[items]`, plus `P[0 … L − 1]` with the position embedding, `[B, L, d]`. */
+  #embed(items: Tensor): Tensor {
+    const embedded = embedding(items, this.#items, { paddingIdx: 0 });
+    if (!this.#positions) return embedded;
+    const [, length] = items.shape;
+    const rows = this.#positions.shape[0];
+    if (length > rows) {
+      throw new ConfigError(
+        `mamba4rec: a window of ${length} items is longer than the position embedding ` +
+          `(${rows} rows); set the model's 'maxLength' to at least the training 'maxLength'`,
+        "maxLength",
+      );
+    }
+    const ids = Tensor.from(Int32Array.from({ length }, (_, t) => t), [length], "i32");
+    // [B, L, d] + [L, d]: the position rows repeat over the batch.
+    return add(embedded, embedding(ids, this.#positions));
   }
 }

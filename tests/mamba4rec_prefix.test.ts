@@ -1,7 +1,8 @@
 /**
  * Mamba4Rec on prefix batches (`positions` given: the last layer read at each row's last real
  * item only) against the full computation (every position, then gathered): the representation,
- * the loss and every parameter's gradient, for 1 and 2 layers and lengths from 1 to L.
+ * the loss and every parameter's gradient, for 1 and 2 layers and each ablation variant, and
+ * lengths from 1 to L.
  */
 import { assertEquals } from "@std/assert";
 import { backward, zeroGrad } from "../ops/core/autograd.ts";
@@ -43,8 +44,16 @@ async function run(
   return host;
 }
 
-for (const numLayers of [1, 2]) {
-  Deno.test(`mamba4rec prefix batches (${numLayers} layer${numLayers > 1 ? "s" : ""}): the last layer read at the positions gives the full computation's representation, loss and every gradient`, async () => {
+const VARIANTS: readonly [string, number, Record<string, unknown>][] = [
+  ["1 layer", 1, {}],
+  ["2 layers", 2, {}],
+  ["without FFN, 2 layers", 2, { ffn: false }],
+  ["without LayerNorm, 2 layers", 2, { layerNorm: false }],
+  ["with position embedding", 1, { positionEmbedding: true, maxLength: 40 }],
+];
+
+for (const [label, numLayers, options] of VARIANTS) {
+  Deno.test(`mamba4rec prefix batches (${label}): the last layer read at the positions gives the full computation's representation, loss and every gradient`, async () => {
     const seed = freshSeed();
     const rng = makeRng(seed);
     const numItems = 17, B = 5, L = 40;
@@ -56,6 +65,7 @@ for (const numLayers of [1, 2]) {
       numLayers,
       dropoutProb: 0,
       seed: seed % 100000,
+      ...options,
     });
     // Lengths 1 and L, and random ones: the scan stops before, at and across its 16-step intervals.
     const lengths = Int32Array.from({ length: B }, () => 1 + Math.floor(rng() * L));

@@ -25,17 +25,32 @@ export interface RefBatch {
 const silu = (x: number) => x / (1 + Math.exp(-x));
 const softplus = (x: number) => (x > 20 ? x : Math.log1p(Math.exp(x)));
 
-/** Mamba4Rec's mean cross-entropy loss on a batch, and the last-position representations. */
+/** Mamba4Rec's ablation switches (the model's defaults when left out). */
+export interface RefVariant {
+  /** Each layer's feed-forward network (default true). */
+  ffn?: boolean;
+  /** Every LayerNorm (default true). */
+  layerNorm?: boolean;
+}
+
+/**
+ * Mamba4Rec's mean cross-entropy loss on a batch, and the last-position representations; with a
+ * `position_embedding.weight` parameter, its rows 0 … L − 1 are added to the item embedding.
+ */
 export function mamba4recReference(
   p: RefParams,
   batch: RefBatch,
   numLayers: number,
+  variant: RefVariant = {},
 ): { loss: number; h: Float64Array } {
   const get = (n: string) => {
     const t = p.get(n);
     if (!t) throw new Error(`reference: missing parameter ${n}`);
     return t.data;
   };
+  const withFfn = variant.ffn ?? true, withNorm = variant.layerNorm ?? true;
+  const norm = (x: Float64Array, name: string, d: number) =>
+    withNorm ? layerNormRef(x, get(`${name}.weight`), get(`${name}.bias`), d, 1e-12) : x;
   const E = get("item_embedding.weight");
   const d = p.get("item_embedding.weight")!.shape[1];
   const { size: B, maxLength: L } = batch;
@@ -44,29 +59,27 @@ export function mamba4recReference(
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < d; i++) h[r * d + i] = E[batch.items[r] * d + i];
   }
-  h = layerNormRef(h, get("LayerNorm.weight"), get("LayerNorm.bias"), d, 1e-12);
+  const P = p.get("position_embedding.weight")?.data;
+  if (P) {
+    for (let r = 0; r < rows; r++) {
+      for (let i = 0; i < d; i++) h[r * d + i] += P[(r % L) * d + i];
+    }
+  }
+  h = norm(h, "LayerNorm", d);
   for (let layer = 0; layer < numLayers; layer++) {
     const pre = `mamba_layers.${layer}`;
     const m = mambaBlock(p, `${pre}.mamba`, h, B, L, d);
     const x = numLayers === 1 ? m : m.map((v, i) => v + h[i]);
-    const normed = layerNormRef(
-      x,
-      get(`${pre}.LayerNorm.weight`),
-      get(`${pre}.LayerNorm.bias`),
-      d,
-      1e-12,
-    );
+    const normed = norm(x, `${pre}.LayerNorm`, d);
+    if (!withFfn) {
+      h = normed;
+      continue;
+    }
     const inner = get(`${pre}.ffn.w_1.bias`).length;
     const a = linear(normed, rows, get(`${pre}.ffn.w_1.weight`), inner, get(`${pre}.ffn.w_1.bias`))
       .map((v) => v * normalCdf(v));
     const f = linear(a, rows, get(`${pre}.ffn.w_2.weight`), d, get(`${pre}.ffn.w_2.bias`));
-    h = layerNormRef(
-      f.map((v, i) => v + normed[i]),
-      get(`${pre}.ffn.LayerNorm.weight`),
-      get(`${pre}.ffn.LayerNorm.bias`),
-      d,
-      1e-12,
-    );
+    h = norm(f.map((v, i) => v + normed[i]), `${pre}.ffn.LayerNorm`, d);
   }
   const last = new Float64Array(B * d);
   for (let b = 0; b < B; b++) {
