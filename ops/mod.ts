@@ -12,17 +12,24 @@ export {
   startProfile,
   stopProfile,
   sync,
+  withPurpose,
 } from "./core/runtime.ts";
 export { summarizeProfile } from "./core/profiler.ts";
 export type { ProfiledDispatch } from "./core/profiler.ts";
-export type { MemoryStats, Runtime } from "./core/runtime.ts";
+export type {
+  MemoryByPurpose,
+  MemoryPurpose,
+  MemoryStats,
+  PurposeBytes,
+  Runtime,
+} from "./core/runtime.ts";
 export { GpuError } from "./core/gpu_runtime.ts";
 export { isCpuAdapterDescription } from "./core/device.ts";
 export type { GpuInfo, InitOptions } from "./core/device.ts";
 export type { Kernel } from "./core/kernels.ts";
-export { sizeClass } from "./core/buffers.ts";
+export { MEMORY_PURPOSES, sizeClass } from "./core/buffers.ts";
 export type { PooledBuffer } from "./core/buffers.ts";
-export { keep, numel, readTensors, Tensor, tidy } from "./core/tensor.ts";
+export { keep, numel, readTensors, tagPurpose, Tensor, tidy } from "./core/tensor.ts";
 export type { DType, HostArray, HostArrayOf, TapeNode } from "./core/tensor.ts";
 export { backward, gradEnabled, noGrad, record, requireGrad, zeroGrad } from "./core/autograd.ts";
 export {

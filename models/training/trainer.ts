@@ -35,7 +35,7 @@ import { backward, zeroGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import { DropoutRng } from "../../ops/pointwise/dropout.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
-import { memoryStats, resetPeakMemory, runtime } from "../../ops/core/runtime.ts";
+import { type MemoryStats, memoryStats, resetPeakMemory, runtime } from "../../ops/core/runtime.ts";
 import { type Tensor, tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
 import {
@@ -224,16 +224,21 @@ export async function train(
       lastPath,
       observer,
     );
-    const peakLiveBytes = memoryStats().peakLiveBytes;
+    const trainedMemory = memoryStats();
     const trainSeconds = (performance.now() - t0) / 1000;
+    resetPeakMemory();
     const valid = await evaluateRanking(model, dataset, "valid", rankingOptions(model, config));
+    const validMemory = memoryStats();
     const record: EpochRecord = {
       epoch,
       loss: trained.loss,
       valid: valid.metrics,
       trainSeconds,
       evalSeconds: valid.seconds,
-      peakLiveBytes,
+      peakLiveBytes: trainedMemory.peakLiveBytes,
+      peakByPurpose: peakParts(trainedMemory),
+      evalPeakLiveBytes: validMemory.peakLiveBytes,
+      evalPeakByPurpose: peakParts(validMemory),
       tokens: trained.tokens,
       tokensPerSecond: trainSeconds > 0 ? trained.tokens / trainSeconds : 0,
     };
@@ -277,6 +282,13 @@ export async function train(
   };
   observer.trainingFinished?.(result);
   return result;
+}
+
+/** What a peak was made of: each purpose's bytes at that moment (`pool`: free pooled bytes). */
+function peakParts(stats: MemoryStats): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(stats.byPurpose).map(([purpose, bytes]) => [purpose, bytes.atPeakBytes]),
+  );
 }
 
 /** How validation and test rank, from the training configuration. */

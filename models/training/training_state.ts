@@ -41,6 +41,16 @@ export interface EpochRecord {
    */
   readonly peakLiveBytes?: number;
   /**
+   * What {@link peakLiveBytes} was made of, bytes per purpose at that moment (`memoryStats()`'s
+   * `byPurpose[p].atPeakBytes`; `pool`: free pooled buffers then, not part of the peak).
+   * Absent in epochs recorded before it was measured.
+   */
+  readonly peakByPurpose?: Readonly<Record<string, number>>;
+  /** The most live bytes during the epoch's validation. Absent before it was measured. */
+  readonly evalPeakLiveBytes?: number;
+  /** What {@link evalPeakLiveBytes} was made of, as {@link peakByPurpose}. */
+  readonly evalPeakByPurpose?: Readonly<Record<string, number>>;
+  /**
    * Tokens trained in the epoch. Packed models: the history tokens of the batches (Σ segment
    * lengths; with `padTo` the padding is included). Padded models: B × L of every window,
    * padding included. Absent in epochs recorded before it was counted.

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { keep, type Tensor } from "./tensor.ts";
+import { keep, tagPurpose, type Tensor } from "./tensor.ts";
 import { accumulateInto, addTensors, clone, fill } from "./unrecorded.ts";
 
 let gradDepth = 0;
@@ -46,10 +46,14 @@ export function record(
   return out;
 }
 
-/** Marks tensors as trainable leaves. Returns the first for chaining. */
+/**
+ * Marks a tensor as a trainable leaf (its storage counted under `parameters` in
+ * `memoryStats().byPurpose`). Returns it for chaining.
+ */
 export function requireGrad<T extends Tensor>(t: T): T {
   if (t.dtype !== "f32") throw new TypeError(`requireGrad: ${t.describe()} is not f32`);
   t.requiresGrad = true;
+  tagPurpose([t], "parameters");
   return t;
 }
 
@@ -99,6 +103,7 @@ export function backward(loss: Tensor): void {
           owned.dispose();
         } else {
           input.grad = keep(owned);
+          tagPurpose([owned], "gradients");
         }
       } else {
         const prev = grads.get(input);

@@ -5,6 +5,23 @@
  * @module
  */
 
+/**
+ * What a storage buffer holds, for memory accounting: `parameters` (model weights),
+ * `gradients` (parameters' accumulated gradients), `optimizer` (optimizer state such as Adam's
+ * moments), `activations` (everything else made inside a training step or evaluation batch, the
+ * default) and `workspace` (kernels' scratch, where an op marks it).
+ */
+export type MemoryPurpose = "parameters" | "gradients" | "optimizer" | "activations" | "workspace";
+
+/** Every {@link MemoryPurpose}, in the order reports list them. */
+export const MEMORY_PURPOSES: readonly MemoryPurpose[] = [
+  "parameters",
+  "gradients",
+  "optimizer",
+  "activations",
+  "workspace",
+];
+
 /** A pooled GPU allocation. `pendingFlush` marks buffers used by work not yet submitted. */
 export interface PooledBuffer {
   /** The WebGPU buffer. */
@@ -17,6 +34,8 @@ export interface PooledBuffer {
   refs: number;
   /** A unique number, part of bind-group cache keys. */
   readonly id: number;
+  /** What the buffer holds while live, for the runtime's accounting by purpose. */
+  purpose: MemoryPurpose;
 }
 
 /** The smallest allocation, in bytes. */

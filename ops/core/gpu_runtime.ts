@@ -11,7 +11,8 @@
  * @module
  */
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
-import { MIN_ALLOC, pad4, type PooledBuffer, sizeClass } from "./buffers.ts";
+import { type MemoryPurpose, MIN_ALLOC, pad4, type PooledBuffer, sizeClass } from "./buffers.ts";
+import { type MemoryByPurpose, MemoryLedger } from "./memory_ledger.ts";
 import type { GpuInfo } from "./device.ts";
 import { bindingsOf, type Kernel } from "./kernels.ts";
 import { DispatchProfiler, type ProfiledDispatch } from "./profiler.ts";
@@ -59,6 +60,9 @@ export class Runtime {
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
   #mostLiveBytes = 0;
+  /** The purpose buffers handed out now are counted under (set by `withPurpose`). */
+  purpose: MemoryPurpose = "activations";
+  readonly #ledger = new MemoryLedger();
   readonly #classUse = new Map<number, number>();
   #allocations = 0;
   #profiler: DispatchProfiler | null = null;
@@ -112,7 +116,8 @@ export class Runtime {
     const free = this.#pool.get(capacity);
     const reused = free?.pop();
     if (reused) {
-      this.#takeLive(capacity);
+      reused.purpose = this.purpose;
+      this.#takeLive(capacity, reused.purpose);
       return reused;
     }
     this.#evictFor(capacity);
@@ -127,22 +132,45 @@ export class Runtime {
       `${op}: allocating ${capacity} bytes (${this.allocatedBytes} already held)`,
     );
     this.allocatedBytes += capacity;
-    this.#takeLive(capacity);
-    return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds };
+    const purpose = this.purpose;
+    this.#takeLive(capacity, purpose);
+    return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds, purpose };
   }
 
   /** Returns a buffer to the pool. Later dispatches may reuse it; ordering stays correct. */
   release(b: PooledBuffer): void {
     this.#liveBytes -= b.capacity;
+    this.#ledger.release(b.capacity, b.purpose, this.allocatedBytes - this.#liveBytes);
     let list = this.#pool.get(b.capacity);
     if (!list) this.#pool.set(b.capacity, list = []);
     list.push(b);
   }
 
-  #takeLive(capacity: number): void {
+  #takeLive(capacity: number, purpose: MemoryPurpose): void {
     this.#liveBytes += capacity;
-    if (this.#liveBytes > this.#peakLiveBytes) this.#peakLiveBytes = this.#liveBytes;
+    const newPeak = this.#liveBytes > this.#peakLiveBytes;
+    if (newPeak) this.#peakLiveBytes = this.#liveBytes;
+    this.#ledger.take(capacity, purpose, newPeak, this.allocatedBytes - this.#liveBytes);
     if (this.#liveBytes > this.#mostLiveBytes) this.#mostLiveBytes = this.#liveBytes;
+  }
+
+  /**
+   * Counts a live buffer under `purpose` from now on (e.g. a tensor that turns out to be a
+   * parameter or a gradient after it was made). A pooled (released) buffer is left alone.
+   */
+  retag(b: PooledBuffer, purpose: MemoryPurpose): void {
+    if (b.refs === 0 || b.purpose === purpose) return;
+    this.#ledger.move(b.capacity, b.purpose, purpose);
+    b.purpose = purpose;
+  }
+
+  /**
+   * Live, peak and at-peak bytes per {@link MemoryPurpose}, and of the pool's free buffers
+   * (allocated − live). The purposes' live bytes add up to {@link liveBytes}, their at-peak
+   * bytes to {@link peakLiveBytes}.
+   */
+  memoryByPurpose(): MemoryByPurpose {
+    return this.#ledger.report(this.allocatedBytes - this.#liveBytes);
   }
 
   /** Makes room for a new buffer of `capacity` bytes (see {@link poolSlackBytes}). */
@@ -190,6 +218,7 @@ export class Runtime {
   /** Starts a new peak: {@link peakLiveBytes} becomes the bytes live now. */
   resetPeakMemory(): void {
     this.#peakLiveBytes = this.#liveBytes;
+    this.#ledger.resetPeak(this.allocatedBytes - this.#liveBytes);
   }
 
   /** Destroys every pooled (unused) buffer. */

@@ -9,6 +9,8 @@ import type { ProfiledDispatch } from "./profiler.ts";
 import { ensureRuntimeDir } from "../../host/mod.ts";
 import { type GpuInfo, type InitOptions, openDevice } from "./device.ts";
 import { Runtime } from "./gpu_runtime.ts";
+import type { MemoryPurpose } from "./buffers.ts";
+import type { MemoryByPurpose } from "./memory_ledger.ts";
 
 let current: Runtime | null = null;
 let starting: Promise<Runtime> | null = null;
@@ -75,6 +77,12 @@ export interface MemoryStats {
   readonly peakLiveBytes: number;
   /** Bytes of storage buffers allocated: live plus pooled (released, kept for reuse). */
   readonly allocatedBytes: number;
+  /**
+   * The same bytes by {@link MemoryPurpose} (set by {@link withPurpose} or by a tensor's origin;
+   * `activations` by default), and `pool`: allocated − live. The purposes' `liveBytes` add up to
+   * {@link liveBytes}, their `atPeakBytes` to {@link peakLiveBytes}.
+   */
+  readonly byPurpose: MemoryByPurpose;
 }
 
 /**
@@ -82,9 +90,37 @@ export interface MemoryStats {
  * rounded to pool size classes, not the driver's own memory. All zero before {@link initGpu}.
  */
 export function memoryStats(): MemoryStats {
-  if (!current) return { liveBytes: 0, peakLiveBytes: 0, allocatedBytes: 0 };
+  if (!current) {
+    const none = { liveBytes: 0, peakLiveBytes: 0, atPeakBytes: 0 };
+    const byPurpose = {
+      parameters: none,
+      gradients: none,
+      optimizer: none,
+      activations: none,
+      workspace: none,
+      pool: none,
+    };
+    return { liveBytes: 0, peakLiveBytes: 0, allocatedBytes: 0, byPurpose };
+  }
   const { liveBytes, peakLiveBytes, allocatedBytes } = current;
-  return { liveBytes, peakLiveBytes, allocatedBytes };
+  return { liveBytes, peakLiveBytes, allocatedBytes, byPurpose: current.memoryByPurpose() };
+}
+
+/**
+ * Runs `fn` with every storage buffer it takes counted under `purpose` (see
+ * {@link MemoryStats.byPurpose}); the previous purpose comes back afterwards, also on a throw.
+ * For synchronous work only: an `await` inside would tag whatever else runs meanwhile.
+ */
+export function withPurpose<T>(purpose: MemoryPurpose, fn: () => T): T {
+  const rt = current;
+  if (!rt) return fn();
+  const before = rt.purpose;
+  rt.purpose = purpose;
+  try {
+    return fn();
+  } finally {
+    rt.purpose = before;
+  }
 }
 
 /** Starts a new peak: {@link MemoryStats.peakLiveBytes} becomes the bytes live now. */
@@ -106,4 +142,5 @@ export function stopProfile(): Promise<ProfiledDispatch[]> {
   return runtime().stopProfile();
 }
 
-export type { Runtime };
+export type { MemoryByPurpose, MemoryPurpose, Runtime };
+export type { PurposeBytes } from "./memory_ledger.ts";

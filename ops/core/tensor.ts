@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { PooledBuffer } from "./buffers.ts";
+import type { MemoryPurpose, PooledBuffer } from "./buffers.ts";
 import { runtime } from "./runtime.ts";
 
 /** Element types: `f32` for values, `i32`/`u32` for ids and counts. */
@@ -171,6 +171,16 @@ export async function readTensors(tensors: readonly Tensor[]): Promise<HostArray
       : new Uint32Array(buf);
     return view.subarray(0, t.size);
   });
+}
+
+/**
+ * Counts the storage of live `tensors` under `purpose` from now on (in
+ * `memoryStats().byPurpose`), e.g. parameters made before they were registered as such.
+ * Disposed tensors are skipped.
+ */
+export function tagPurpose(tensors: Iterable<Tensor>, purpose: MemoryPurpose): void {
+  const rt = runtime();
+  for (const t of tensors) if (!t.disposed) rt.retag(t.storage, purpose);
 }
 
 /**

@@ -16,7 +16,7 @@
 import { fill, fillInto } from "../core/unrecorded.ts";
 import { grid, launch, packParams } from "../core/launch.ts";
 import { runtime } from "../core/runtime.ts";
-import { keep, Tensor } from "../core/tensor.ts";
+import { keep, tagPurpose, Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { globalGradNorm } from "./grad_norm.ts";
 import {
@@ -190,6 +190,7 @@ export class Adam {
     if (!this.#moments) {
       const n = Math.max(1, this.#total);
       this.#moments = { m: keep(fill([n], 0)), v: keep(fill([n], 0)) };
+      tagPurpose([this.#moments.m, this.#moments.v], "optimizer");
     }
     return this.#moments;
   }
