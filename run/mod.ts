@@ -214,3 +214,24 @@ export {
   SNAPSHOT_FILE,
   type UserRecommendations,
 } from "./serve/mod.ts";
+export {
+  loadStreamingModel,
+  recordedCheckpoint,
+  type ReplayOptions,
+  type ReplayStep,
+  replayTable,
+  replayUsers,
+  STREAMED_SCORE_TOLERANCE,
+  STREAMING_SMOKE_DATASET,
+  type StreamingModel,
+  type StreamingModelOptions,
+  type UserReplay,
+} from "./streaming_demo.ts";
+export {
+  historyLengths,
+  measureStreamingCost,
+  STREAMING_COST_SIZES,
+  streamingCostChart,
+  type StreamingCostPoint,
+  type StreamingCostSizes,
+} from "./streaming_cost.ts";
