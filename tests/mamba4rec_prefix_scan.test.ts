@@ -8,8 +8,6 @@ import { assertEquals, assertThrows } from "@std/assert";
 import {
   selectiveScan,
   selectiveScanAt,
-  type SelectiveScanInputs,
-  type SelectiveScanProblem,
   selectiveScanReferenceAt,
   selectiveScanReferenceAtBackward,
   type SelectiveScanTuning,
@@ -19,79 +17,20 @@ import { backward, requireGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { mul } from "../ops/pointwise/elementwise.ts";
 import { sumAll } from "../ops/pointwise/reduce.ts";
-import { assertClose, freshSeed, type GradInput, makeRng, randn, uniform } from "./util.ts";
-
-interface Case {
-  batch: number;
-  channels: number;
-  length: number;
-  states: number;
-  D?: boolean;
-  z?: boolean;
-  bias?: boolean;
-  softplus?: boolean;
-  tuning?: SelectiveScanTuning;
-}
-
-const OPTIONAL = ["D", "z", "deltaBias"] as const;
-
-/** Moderate random inputs (Δ about 0.1–1.5, A = −(1..n)·jitter), as the full scan's tests. */
-function makeInputs(c: Case, rng: () => number): SelectiveScanInputs {
-  const nd = c.batch * c.channels * c.length;
-  const nn = c.batch * c.states * c.length;
-  const A = new Float64Array(c.channels * c.states);
-  for (let i = 0; i < A.length; i++) A[i] = -(1 + (i % c.states)) * (0.6 + 0.8 * rng());
-  return {
-    u: randn(rng, nd),
-    delta: c.softplus ? randn(rng, nd, 0.5) : uniform(rng, nd, 0.1, 0.9),
-    A,
-    B: randn(rng, nn),
-    C: randn(rng, nn),
-    D: c.D ? randn(rng, c.channels) : undefined,
-    z: c.z ? randn(rng, nd) : undefined,
-    deltaBias: c.bias
-      ? (c.softplus ? randn(rng, c.channels, 0.3) : uniform(rng, c.channels, 0, 0.2))
-      : undefined,
-  };
-}
+import { type ScanCase, setUpScan } from "./selective_scan_check.ts";
+import { assertClose, freshSeed, makeRng, randn, uniform } from "./util.ts";
 
 /** Positions with the first row at the last step and the second at the first, the rest random. */
-function makePositions(c: Case, rng: () => number): Int32Array {
+function makePositions(c: ScanCase, rng: () => number): Int32Array {
   const pos = Int32Array.from({ length: c.batch }, () => Math.floor(rng() * c.length));
   pos[0] = c.length - 1;
   if (c.batch > 1) pos[1] = 0;
   return pos;
 }
 
-async function check(c: Case, channelsLast: boolean, seed: number, rng: () => number) {
-  const p: SelectiveScanProblem = {
-    batch: c.batch,
-    channels: c.channels,
-    length: c.length,
-    states: c.states,
-    softplus: c.softplus ?? false,
-    channelsLast,
-  };
-  const x = makeInputs(c, rng);
+async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () => number) {
+  const { p, layout, present, inputs, unpack, flags } = setUpScan(c, channelsLast, rng);
   const positions = makePositions(c, rng);
-  const layout = channelsLast ? "bld" : "bdl";
-  const dShape = channelsLast ? [c.batch, c.length, c.channels] : [c.batch, c.channels, c.length];
-  const nShape = channelsLast ? [c.batch, c.length, c.states] : [c.batch, c.states, c.length];
-  const present = OPTIONAL.filter((k) => x[k] !== undefined);
-  const inputs: GradInput[] = [
-    { data: x.u, shape: dShape },
-    { data: x.delta, shape: dShape },
-    { data: x.A, shape: [c.channels, c.states] },
-    { data: x.B, shape: nShape },
-    { data: x.C, shape: nShape },
-    ...present.map((k) => ({ data: x[k]!, shape: k === "z" ? dShape : [c.channels] })),
-  ];
-  const unpack = (xs: Float64Array[]): SelectiveScanInputs => {
-    const o: SelectiveScanInputs = { u: xs[0], delta: xs[1], A: xs[2], B: xs[3], C: xs[4] };
-    present.forEach((k, i) => (o[k] = xs[5 + i]));
-    return o;
-  };
-  const flags = `${present.join("+") || "plain"}${p.softplus ? " softplus" : ""}`;
   const what = `selectiveScanAt b${c.batch} d${c.channels} l${c.length} n${c.states} ${layout} ` +
     `${flags} ${JSON.stringify(c.tuning ?? {})} positions [${positions}] seed ${seed}`;
   const w = randn(rng, c.batch * c.channels);
@@ -140,7 +79,7 @@ async function check(c: Case, channelsLast: boolean, seed: number, rng: () => nu
   });
 }
 
-const CASES: [Case, boolean][] = [
+const CASES: [ScanCase, boolean][] = [
   [
     { batch: 3, channels: 3, length: 7, states: 5, D: true, z: true, bias: true, softplus: true },
     true,

@@ -5,7 +5,6 @@ import {
   type SelectiveScanProblem,
   selectiveScanReference,
   selectiveScanReferenceBackward,
-  type SelectiveScanTuning,
 } from "../ops/sequence/selective_scan/mod.ts";
 import {
   backward,
@@ -17,72 +16,11 @@ import {
   Tensor,
   tidy,
 } from "../ops/mod.ts";
-import { freshSeed, gradCheck, type GradInput, makeRng, randn, uniform } from "./util.ts";
+import { type ScanCase, setUpScan } from "./selective_scan_check.ts";
+import { freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
-interface Case {
-  batch: number;
-  channels: number;
-  length: number;
-  states: number;
-  D?: boolean;
-  z?: boolean;
-  bias?: boolean;
-  softplus?: boolean;
-  tuning?: SelectiveScanTuning;
-}
-
-const OPTIONAL = ["D", "z", "deltaBias"] as const;
-
-/** Moderate random inputs: Δ between about 0.1 and 1.5, A = −(1..n)·jitter (S4D-real-like). */
-function makeInputs(c: Case, p: SelectiveScanProblem, rng: () => number): SelectiveScanInputs {
-  const nd = c.batch * c.channels * c.length;
-  const nn = c.batch * c.states * c.length;
-  const A = new Float64Array(c.channels * c.states);
-  for (let i = 0; i < A.length; i++) A[i] = -(1 + (i % c.states)) * (0.6 + 0.8 * rng());
-  return {
-    u: randn(rng, nd),
-    delta: p.softplus ? randn(rng, nd, 0.5) : uniform(rng, nd, 0.1, 0.9),
-    A,
-    B: randn(rng, nn),
-    C: randn(rng, nn),
-    D: c.D ? randn(rng, c.channels) : undefined,
-    z: c.z ? randn(rng, nd) : undefined,
-    // Without softplus Δ = delta + bias itself must stay positive (a negative Δ makes exp(Δ·A)
-    // grow without bound).
-    deltaBias: c.bias
-      ? (p.softplus ? randn(rng, c.channels, 0.3) : uniform(rng, c.channels, 0, 0.2))
-      : undefined,
-  };
-}
-
-async function check(c: Case, channelsLast: boolean, seed: number, rng: () => number) {
-  const p: SelectiveScanProblem = {
-    batch: c.batch,
-    channels: c.channels,
-    length: c.length,
-    states: c.states,
-    softplus: c.softplus ?? false,
-    channelsLast,
-  };
-  const x = makeInputs(c, p, rng);
-  const layout = channelsLast ? "bld" : "bdl";
-  const dShape = channelsLast ? [c.batch, c.length, c.channels] : [c.batch, c.channels, c.length];
-  const nShape = channelsLast ? [c.batch, c.length, c.states] : [c.batch, c.states, c.length];
-  const present = OPTIONAL.filter((k) => x[k] !== undefined);
-  const inputs: GradInput[] = [
-    { data: x.u, shape: dShape },
-    { data: x.delta, shape: dShape },
-    { data: x.A, shape: [c.channels, c.states] },
-    { data: x.B, shape: nShape },
-    { data: x.C, shape: nShape },
-    ...present.map((k) => ({ data: x[k]!, shape: k === "z" ? dShape : [c.channels] })),
-  ];
-  const unpack = (xs: Float64Array[]): SelectiveScanInputs => {
-    const o: SelectiveScanInputs = { u: xs[0], delta: xs[1], A: xs[2], B: xs[3], C: xs[4] };
-    present.forEach((k, i) => (o[k] = xs[5 + i]));
-    return o;
-  };
-  const flags = `${present.join("+") || "plain"}${p.softplus ? " softplus" : ""}`;
+async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () => number) {
+  const { p, layout, present, inputs, unpack, flags } = setUpScan(c, channelsLast, rng);
   await gradCheck({
     what: `selectiveScan b${c.batch} d${c.channels} l${c.length} n${c.states} ${layout} ` +
       `${flags} ${JSON.stringify(c.tuning ?? {})} seed ${seed}`,
@@ -107,7 +45,7 @@ async function check(c: Case, channelsLast: boolean, seed: number, rng: () => nu
   });
 }
 
-const CASES: Case[] = [
+const CASES: ScanCase[] = [
   { batch: 2, channels: 3, length: 7, states: 5, D: true, z: true, bias: true, softplus: true },
   { batch: 1, channels: 1, length: 1, states: 16, D: true, z: true, softplus: true },
   { batch: 2, channels: 37, length: 200, states: 32, D: true, z: true, softplus: true },
@@ -131,7 +69,7 @@ for (const channelsLast of [false, true]) {
 Deno.test("selectiveScan: length split into segments, other state-kernel shapes", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
-  const cases: [Case, boolean][] = [
+  const cases: [ScanCase, boolean][] = [
     [{
       batch: 1,
       channels: 5,
