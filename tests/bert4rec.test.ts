@@ -12,7 +12,7 @@ import { checkLayoutSettings } from "../models/training/layouts.ts";
 import { ConfigError } from "../models/config.ts";
 import { BERT4REC_DEFAULTS } from "../models/bert4rec.ts";
 import { maskingRandom, maskItemSequence } from "../models/bert4rec_masking.ts";
-import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
+import { createModel, findModel } from "../models/registry.ts";
 import {
   bert4recLossRef,
   bert4recReference,
@@ -23,6 +23,7 @@ import {
   trainingBatch,
 } from "./bert4rec_reference.ts";
 import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts";
+import { assertPaperPresets, rms, transformerLayerNames } from "./transformer_checks.ts";
 import { assertClose, freshSeed, makeRng, paddedItems, randn } from "./util.ts";
 
 const EPS = 1e-12;
@@ -202,18 +203,7 @@ Deno.test("bert4rec config: RecBole's defaults, the Mamba4Rec paper's presets, i
     ftRatio: 0.5,
     seed: 0,
   });
-  // Mamba4Rec's config sets hidden_size 64; its dropout_prob and num_layers are not BERT4Rec's keys.
-  assertEquals(modelPreset("bert4rec", "ml-1m"), {
-    train: { maxLength: 200 },
-    model: { hiddenSize: 64, maxLength: 200 },
-  });
-  for (const dataset of ["amazon-beauty", "amazon-video-games"]) {
-    assertEquals(modelPreset("bert4rec", dataset), {
-      train: { maxLength: 50 },
-      model: { hiddenSize: 64, maxLength: 50 },
-    }, dataset);
-  }
-  assertEquals(Object.keys(entry.presets).sort(), Object.keys(MAMBA4REC_PRESETS).sort());
+  assertPaperPresets("bert4rec", entry.presets);
   for (
     const [key, value, extra] of [
       ["numHeads", 3, {}],
@@ -253,28 +243,11 @@ Deno.test("bert4rec initialisation: N(0, 0.02) on every Linear and Embedding wei
   const numItems = 1500, H = 64, maxLength = 200;
   const model = createModel("bert4rec", numItems, { maxLength });
   const entries = model.params.entries();
-  const layer = (i: number) => {
-    const attn = `trm_encoder.layer.${i}.multi_head_attention`;
-    const ffn = `trm_encoder.layer.${i}.feed_forward`;
-    return [
-      ...["query", "key", "value", "dense"].flatMap((
-        n,
-      ) => [`${attn}.${n}.weight`, `${attn}.${n}.bias`]),
-      `${attn}.LayerNorm.weight`,
-      `${attn}.LayerNorm.bias`,
-      `${ffn}.dense_1.weight`,
-      `${ffn}.dense_1.bias`,
-      `${ffn}.dense_2.weight`,
-      `${ffn}.dense_2.bias`,
-      `${ffn}.LayerNorm.weight`,
-      `${ffn}.LayerNorm.bias`,
-    ];
-  };
   assertEquals(entries.map(([name]) => name), [
     "item_embedding.weight",
     "position_embedding.weight",
-    ...layer(0),
-    ...layer(1),
+    ...transformerLayerNames(0),
+    ...transformerLayerNames(1),
     "LayerNorm.weight",
     "LayerNorm.bias",
     "output_ffn.weight",
@@ -287,8 +260,6 @@ Deno.test("bert4rec initialisation: N(0, 0.02) on every Linear and Embedding wei
   assertEquals(entries[1][1].shape, [maxLength, H]);
   assertEquals(entries.at(-1)![1].shape, [numItems]);
   const values = (await readTensors(model.params.list())) as Float32Array[];
-  const rms = (a: ArrayLike<number>) =>
-    Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0) / a.length);
   entries.forEach(([name, t], i) => {
     const v = values[i];
     if (name.endsWith("LayerNorm.weight") || name === "output_ln.weight") {

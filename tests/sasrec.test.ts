@@ -5,9 +5,10 @@ import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { uploadSequences } from "../models/training/evaluator.ts";
 import { ConfigError } from "../models/config.ts";
 import { SASREC_DEFAULTS } from "../models/sasrec.ts";
-import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
+import { createModel, findModel } from "../models/registry.ts";
 import { type RefParams, sasrecReference } from "./sasrec_reference.ts";
 import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts";
+import { assertPaperPresets, rms, transformerLayerNames } from "./transformer_checks.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
 const EPS = 1e-12;
@@ -138,18 +139,7 @@ Deno.test("sasrec config: RecBole's defaults, the Mamba4Rec paper's presets, ref
       seed: 0,
     },
   );
-  // Mamba4Rec's config sets hidden_size 64; its dropout_prob and num_layers are not SASRec's keys.
-  assertEquals(modelPreset("sasrec", "ml-1m"), {
-    train: { maxLength: 200 },
-    model: { hiddenSize: 64, maxLength: 200 },
-  });
-  for (const dataset of ["amazon-beauty", "amazon-video-games"]) {
-    assertEquals(modelPreset("sasrec", dataset), {
-      train: { maxLength: 50 },
-      model: { hiddenSize: 64, maxLength: 50 },
-    }, dataset);
-  }
-  assertEquals(Object.keys(entry.presets).sort(), Object.keys(MAMBA4REC_PRESETS).sort());
+  assertPaperPresets("sasrec", entry.presets);
   for (
     const [key, value, extra] of [
       ["numHeads", 3, {}],
@@ -183,34 +173,15 @@ Deno.test("sasrec initialisation: N(0, 0.02) on every Linear and Embedding weigh
   const model = createModel("sasrec", numItems, { maxLength });
   const entries = model.params.entries();
   const names = entries.map(([name]) => name);
-  const layer = (i: number) => {
-    const attn = `trm_encoder.layer.${i}.multi_head_attention`;
-    const ffn = `trm_encoder.layer.${i}.feed_forward`;
-    return [
-      ...["query", "key", "value", "dense"].flatMap((
-        n,
-      ) => [`${attn}.${n}.weight`, `${attn}.${n}.bias`]),
-      `${attn}.LayerNorm.weight`,
-      `${attn}.LayerNorm.bias`,
-      `${ffn}.dense_1.weight`,
-      `${ffn}.dense_1.bias`,
-      `${ffn}.dense_2.weight`,
-      `${ffn}.dense_2.bias`,
-      `${ffn}.LayerNorm.weight`,
-      `${ffn}.LayerNorm.bias`,
-    ];
-  };
   assertEquals(names, [
     "item_embedding.weight",
     "position_embedding.weight",
-    ...layer(0),
-    ...layer(1),
+    ...transformerLayerNames(0),
+    ...transformerLayerNames(1),
     "LayerNorm.weight",
     "LayerNorm.bias",
   ]);
   const values = (await readTensors(model.params.list())) as Float32Array[];
-  const rms = (a: ArrayLike<number>) =>
-    Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0) / a.length);
   entries.forEach(([name, t], i) => {
     const v = values[i];
     if (name.endsWith("LayerNorm.weight")) {
