@@ -33,13 +33,13 @@ import { concatColumns } from "../ops/pointwise/concat.ts";
 import { padMask } from "../ops/pointwise/pad_mask.ts";
 import { fill } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
-import { ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { Tensor } from "../ops/core/tensor.ts";
 import { type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
 import { embedWindow, type RowGather, TransformerEncoder } from "./transformer.ts";
-import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
+import { mergeConfig, MODEL_CHECKS } from "./config.ts";
+import { checkTransformerSizes, TRANSFORMER_CHECKS } from "./transformer_config.ts";
 import { ParameterSet } from "./parameters.ts";
 import { evaluationWindow, maskItemLength, maskItemSequence } from "./bert4rec_masking.ts";
 import type {
@@ -72,7 +72,7 @@ export interface BERT4RecConfig {
   readonly layerNormEps: number;
   /**
    * Rows of the position embedding (`MAX_ITEM_LIST_LENGTH`, 50): the longest window the model
-   * takes, at most {@link ATTENTION_MAX_LENGTH}.
+   * takes, at most the attention op's `ATTENTION_MAX_LENGTH`.
    */
   readonly maxLength: number;
   /**
@@ -102,19 +102,7 @@ export const BERT4REC_DEFAULTS: Omit<BERT4RecConfig, "numItems"> = {
 };
 
 const BERT4REC_CHECKS = {
-  numItems: MODEL_CHECKS.positiveInt,
-  hiddenSize: MODEL_CHECKS.positiveInt,
-  numLayers: MODEL_CHECKS.positiveInt,
-  numHeads: MODEL_CHECKS.positiveInt,
-  innerSize: MODEL_CHECKS.positiveInt,
-  hiddenDropoutProb: MODEL_CHECKS.probability,
-  attnDropoutProb: MODEL_CHECKS.probability,
-  layerNormEps: (v: unknown) =>
-    typeof v === "number" && Number.isFinite(v) && v > 0 ? null : "must be a positive number",
-  maxLength: (v: unknown) =>
-    Number.isInteger(v) && (v as number) > 0 && (v as number) <= ATTENTION_MAX_LENGTH
-      ? null
-      : `must be an integer in [1, ${ATTENTION_MAX_LENGTH}] (the attention op's longest sequence)`,
+  ...TRANSFORMER_CHECKS,
   maskRatio: MODEL_CHECKS.probability,
   ftRatio: (v: unknown) =>
     typeof v === "number" && v >= 0 && v <= 1 ? null : "must be a probability in [0, 1]",
@@ -132,19 +120,7 @@ export function bert4recConfig(overrides: Record<string, unknown>): BERT4RecConf
     BERT4REC_CHECKS,
     overrides,
   );
-  if (c.numItems < 2) {
-    throw new ConfigError(
-      "bert4rec config: 'numItems' must count PAD and at least one item",
-      "numItems",
-    );
-  }
-  if (c.hiddenSize % c.numHeads !== 0) {
-    throw new ConfigError(
-      `bert4rec config: 'numHeads' ${c.numHeads} must divide 'hiddenSize' ${c.hiddenSize} ` +
-        `(each head takes hiddenSize / numHeads columns)`,
-      "numHeads",
-    );
-  }
+  checkTransformerSizes("bert4rec", c);
   maskItemLength(c.maskRatio, c.maxLength);
   return c;
 }

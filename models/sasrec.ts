@@ -23,12 +23,12 @@
  */
 import { DEFAULT_SEED } from "../data/mod.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { ATTENTION_MAX_LENGTH } from "../ops/dense/attention.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import { type DropoutContext, INIT_STD, LayerNorm } from "./layers.ts";
 import { embedWindow, TransformerEncoder } from "./transformer.ts";
-import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
+import { mergeConfig, MODEL_CHECKS } from "./config.ts";
+import { checkTransformerSizes, TRANSFORMER_CHECKS } from "./transformer_config.ts";
 import { ParameterSet } from "./parameters.ts";
 import type { ModelInputs, PaddedModel } from "./model.ts";
 
@@ -55,7 +55,7 @@ export interface SASRecConfig {
   readonly layerNormEps: number;
   /**
    * Rows of the position embedding (`MAX_ITEM_LIST_LENGTH`, 50): the longest window the model
-   * takes, at most {@link ATTENTION_MAX_LENGTH}.
+   * takes, at most the attention op's `ATTENTION_MAX_LENGTH`.
    */
   readonly maxLength: number;
   /** Seed of the initial weights and the dropout stream. */
@@ -76,19 +76,7 @@ export const SASREC_DEFAULTS: Omit<SASRecConfig, "numItems"> = {
 };
 
 const SASREC_CHECKS = {
-  numItems: MODEL_CHECKS.positiveInt,
-  hiddenSize: MODEL_CHECKS.positiveInt,
-  numLayers: MODEL_CHECKS.positiveInt,
-  numHeads: MODEL_CHECKS.positiveInt,
-  innerSize: MODEL_CHECKS.positiveInt,
-  hiddenDropoutProb: MODEL_CHECKS.probability,
-  attnDropoutProb: MODEL_CHECKS.probability,
-  layerNormEps: (v: unknown) =>
-    typeof v === "number" && Number.isFinite(v) && v > 0 ? null : "must be a positive number",
-  maxLength: (v: unknown) =>
-    Number.isInteger(v) && (v as number) > 0 && (v as number) <= ATTENTION_MAX_LENGTH
-      ? null
-      : `must be an integer in [1, ${ATTENTION_MAX_LENGTH}] (the attention op's longest sequence)`,
+  ...TRANSFORMER_CHECKS,
   seed: MODEL_CHECKS.nonNegativeInt,
 };
 
@@ -103,19 +91,7 @@ export function sasrecConfig(overrides: Record<string, unknown>): SASRecConfig {
     SASREC_CHECKS,
     overrides,
   );
-  if (c.numItems < 2) {
-    throw new ConfigError(
-      "sasrec config: 'numItems' must count PAD and at least one item",
-      "numItems",
-    );
-  }
-  if (c.hiddenSize % c.numHeads !== 0) {
-    throw new ConfigError(
-      `sasrec config: 'numHeads' ${c.numHeads} must divide 'hiddenSize' ${c.hiddenSize} ` +
-        `(each head takes hiddenSize / numHeads columns)`,
-      "numHeads",
-    );
-  }
+  checkTransformerSizes("sasrec", c);
   return c;
 }
 
