@@ -24,6 +24,13 @@ import {
   type ServiceHealth,
   type UserRecommendations,
 } from "../run/serve/mod.ts";
+import { RoundScheduler } from "../run/serve/rounds.ts";
+import {
+  checkEventItems,
+  checkRecommendationCount,
+  recommendationsAt,
+  userWithoutEvents,
+} from "../run/serve/service.ts";
 
 interface PendingEvents {
   readonly events: readonly ServiceEvent[];
@@ -57,8 +64,7 @@ export class RecomputeRecommender implements Recommender {
   #queue: PendingEvents[] = [];
   #queuedEvents = 0;
   #asks: PendingRecommend[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #round: Promise<void> = Promise.resolve();
+  readonly #rounds = new RoundScheduler(() => this.#runRound(), FLUSH_INTERVAL_MS);
   #closed = false;
 
   private constructor(model: Mamba4Rec, store: EventStore, window: number) {
@@ -84,38 +90,24 @@ export class RecomputeRecommender implements Recommender {
   /** Queues `events`; resolves once they are logged and in the users' histories. */
   submit(events: readonly ServiceEvent[]): Promise<void> {
     this.#checkOpen();
-    events.forEach((e, i) => {
-      if (!Number.isInteger(e.item) || e.item < 1 || e.item >= this.numItems) {
-        throw new ServiceError(
-          400,
-          `event ${i}: item ${e.item} is not an item id 1 … ${this.numItems - 1}`,
-        );
-      }
-    });
+    checkEventItems(events, this.numItems);
     if (events.length === 0) return Promise.resolve();
     for (const e of events) if (!this.#histories.has(e.user)) this.#histories.set(e.user, []);
     const done = Promise.withResolvers<void>();
     this.#queue.push({ events, done });
     this.#queuedEvents += events.length;
-    this.#schedule(this.#queuedEvents >= FLUSH_EVENTS);
+    this.#rounds.schedule(this.#queuedEvents >= FLUSH_EVENTS);
     return done.promise;
   }
 
   /** The `k` best items for `user` from its window, after every event acknowledged so far. */
   recommend(user: string, k: number): Promise<UserRecommendations> {
     this.#checkOpen();
-    if (!Number.isInteger(k) || k < 1 || k >= this.numItems) {
-      throw new ServiceError(400, `k must be an integer 1 … ${this.numItems - 1}, got ${k}`);
-    }
-    if (!this.#histories.has(user)) {
-      throw new ServiceError(
-        404,
-        `user ${JSON.stringify(user)} has no events; POST /events for it first`,
-      );
-    }
+    checkRecommendationCount(k, this.numItems);
+    if (!this.#histories.has(user)) throw userWithoutEvents(user);
     const done = Promise.withResolvers<UserRecommendations>();
     this.#asks.push({ user, k, done });
-    this.#schedule(false);
+    this.#rounds.schedule(false);
     return done.promise;
   }
 
@@ -129,9 +121,7 @@ export class RecomputeRecommender implements Recommender {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#round;
+    await this.#rounds.stop();
     await this.#runRound();
     this.#store.close();
   }
@@ -148,19 +138,6 @@ export class RecomputeRecommender implements Recommender {
       if (h.length > this.#window) h.shift();
     }
     this.#events += events.length;
-  }
-
-  #schedule(now: boolean): void {
-    if (now) {
-      if (this.#timer !== null) clearTimeout(this.#timer);
-      this.#timer = null;
-      this.#round = this.#round.then(() => this.#runRound());
-    } else if (this.#timer === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#round = this.#round.then(() => this.#runRound());
-      }, FLUSH_INTERVAL_MS);
-    }
   }
 
   async #runRound(): Promise<void> {
@@ -207,11 +184,7 @@ export class RecomputeRecommender implements Recommender {
       const k = Math.max(...asks.map((a) => a.k));
       const recs = topKRows(host, users.length, k);
       for (const a of asks) {
-        const at = users.indexOf(a.user) * k;
-        a.done.resolve({
-          items: Array.from(recs.items.subarray(at, at + a.k)),
-          scores: Array.from(recs.scores.subarray(at, at + a.k)),
-        });
+        a.done.resolve(recommendationsAt(recs, users.indexOf(a.user), k, a.k));
       }
     } catch (e) {
       for (const a of asks) a.done.reject(e);

@@ -10,8 +10,9 @@
  * @module
  */
 import type { Mamba4Rec } from "../../models/mamba4rec.ts";
-import { Mamba4RecStream } from "../../models/streaming.ts";
+import { Mamba4RecStream, type Recommendations } from "../../models/streaming.ts";
 import { EventStore, type LoggedEvent } from "./event_store.ts";
+import { RoundScheduler } from "./rounds.ts";
 
 /** Milliseconds between rounds while requests wait. */
 export const FLUSH_INTERVAL_MS = 2;
@@ -46,6 +47,62 @@ export interface UserRecommendations {
   readonly items: number[];
   /** Their scores. */
   readonly scores: number[];
+}
+
+/**
+ * Refuses (status 400) an event whose item is not an item id `1 … numItems − 1`.
+ * @param events the events of one request
+ * @param numItems the model's item ids, PAD included
+ */
+export function checkEventItems(events: readonly ServiceEvent[], numItems: number): void {
+  for (let i = 0; i < events.length; i++) {
+    const item = events[i].item;
+    if (!Number.isInteger(item) || item < 1 || item >= numItems) {
+      throw new ServiceError(
+        400,
+        `event ${i}: item ${item} is not an item id 1 … ${numItems - 1}`,
+      );
+    }
+  }
+}
+
+/**
+ * Refuses (status 400) a recommendation count `k` that is not an integer `1 … numItems − 1`.
+ * @param k the items asked for
+ * @param numItems the model's item ids, PAD included
+ */
+export function checkRecommendationCount(k: number, numItems: number): void {
+  if (!Number.isInteger(k) || k < 1 || k >= numItems) {
+    throw new ServiceError(400, `k must be an integer 1 … ${numItems - 1}, got ${k}`);
+  }
+}
+
+/** The refusal (status 404) of a recommendation for a user the service has no event of. */
+export function userWithoutEvents(user: string): ServiceError {
+  return new ServiceError(
+    404,
+    `user ${JSON.stringify(user)} has no events; POST /events for it first`,
+  );
+}
+
+/**
+ * The first `count` recommendations of row `row` of top-`k` rows.
+ * @param recs the rows' items and scores, `k` per row, best first
+ * @param row the row
+ * @param k the items per row
+ * @param count the items wanted, at most `k`
+ */
+export function recommendationsAt(
+  recs: Recommendations,
+  row: number,
+  k: number,
+  count: number,
+): UserRecommendations {
+  const at = row * k;
+  return {
+    items: Array.from(recs.items.subarray(at, at + count)),
+    scores: Array.from(recs.scores.subarray(at, at + count)),
+  };
 }
 
 /** Counters of {@link RecommendationService.health}. */
@@ -92,10 +149,9 @@ export class RecommendationService {
   #queue: PendingEvents[] = [];
   #queuedEvents = 0;
   #asks: PendingRecommend[] = [];
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  readonly #rounds = new RoundScheduler(() => this.#runRound(), FLUSH_INTERVAL_MS);
   /** Users with an applied event: slots `0 … appliedUsers − 1` (slots go in log order). */
   #appliedUsers = 0;
-  #round: Promise<void> = Promise.resolve();
   #failure: Error | null = null;
   #closed = false;
 
@@ -188,21 +244,13 @@ export class RecommendationService {
    */
   submit(events: readonly ServiceEvent[]): Promise<void> {
     this.#checkOpen();
-    for (let i = 0; i < events.length; i++) {
-      const item = events[i].item;
-      if (!Number.isInteger(item) || item < 1 || item >= this.numItems) {
-        throw new ServiceError(
-          400,
-          `event ${i}: item ${item} is not an item id 1 … ${this.numItems - 1}`,
-        );
-      }
-    }
+    checkEventItems(events, this.numItems);
     if (events.length === 0) return Promise.resolve();
     const slots = this.#assignSlots(events, 503, "POST /events");
     const done = Promise.withResolvers<void>();
     this.#queue.push({ events, slots, done });
     this.#queuedEvents += events.length;
-    this.#schedule(this.#queuedEvents >= FLUSH_EVENTS);
+    this.#rounds.schedule(this.#queuedEvents >= FLUSH_EVENTS);
     return done.promise;
   }
 
@@ -212,19 +260,12 @@ export class RecommendationService {
    */
   recommend(user: string, k: number): Promise<UserRecommendations> {
     this.#checkOpen();
-    if (!Number.isInteger(k) || k < 1 || k >= this.numItems) {
-      throw new ServiceError(400, `k must be an integer 1 … ${this.numItems - 1}, got ${k}`);
-    }
+    checkRecommendationCount(k, this.numItems);
     const slot = this.#slots.get(user);
-    if (slot === undefined) {
-      throw new ServiceError(
-        404,
-        `user ${JSON.stringify(user)} has no events; POST /events for it first`,
-      );
-    }
+    if (slot === undefined) throw userWithoutEvents(user);
     const done = Promise.withResolvers<UserRecommendations>();
     this.#asks.push({ slot, k, done });
-    this.#schedule(false);
+    this.#rounds.schedule(false);
     return done.promise;
   }
 
@@ -237,9 +278,7 @@ export class RecommendationService {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
-    await this.#round;
+    await this.#rounds.stop();
     await this.#runRound();
     if (!this.#failure) await this.#snapshot();
     this.#stream.dispose();
@@ -254,19 +293,6 @@ export class RecommendationService {
         `the service stopped accepting requests after a failure: ${this.#failure.message}; ` +
           "restart it (acknowledged events are in the log)",
       );
-    }
-  }
-
-  #schedule(now: boolean): void {
-    if (now) {
-      if (this.#timer !== null) clearTimeout(this.#timer);
-      this.#timer = null;
-      this.#round = this.#round.then(() => this.#runRound());
-    } else if (this.#timer === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        this.#round = this.#round.then(() => this.#runRound());
-      }, FLUSH_INTERVAL_MS);
     }
   }
 
@@ -308,11 +334,7 @@ export class RecommendationService {
       const k = Math.max(...asks.map((a) => a.k));
       const recs = await this.#stream.recommend(Int32Array.from(slots), k);
       for (const a of asks) {
-        const at = slots.indexOf(a.slot) * k;
-        a.done.resolve({
-          items: Array.from(recs.items.subarray(at, at + a.k)),
-          scores: Array.from(recs.scores.subarray(at, at + a.k)),
-        });
+        a.done.resolve(recommendationsAt(recs, slots.indexOf(a.slot), k, a.k));
       }
     } catch (e) {
       for (const a of asks) a.done.reject(e);
