@@ -11,13 +11,12 @@ is the plain recurrence over time (no CUDA kernel needed); on an H200 an ML-1M e
 """
 import argparse
 import math
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from crosscheck_common import DEVICE, read_ints, read_safetensors
+from crosscheck_common import DEVICE, read_ints, read_safetensors, train as train_protocol
 
 
 class MambaBlock(nn.Module):
@@ -166,57 +165,14 @@ def gradients(args):
 
 
 def train(args):
-    torch.manual_seed(args.seed)
-    offsets = torch.from_numpy(read_ints(args.dir, "offsets")).to(DEVICE)
-    items = torch.from_numpy(read_ints(args.dir, "items")).to(DEVICE)
-    splits = {s: (torch.from_numpy(read_ints(args.dir, f"{s}_users")).to(DEVICE),
-                  torch.from_numpy(read_ints(args.dir, f"{s}_pos")).to(DEVICE))
-              for s in ["train", "valid"]}
-    steps = torch.arange(args.max_len, device=DEVICE)
+    """RecBole's protocol (`crosscheck_common.train`) on this Mamba4Rec, built from the exported
+    initial weights with `--dropout`."""
+    def build(weights):
+        model = Mamba4Rec(weights["item_embedding.weight"].shape[0], dropout=args.dropout)
+        model.load_webgpu(weights)
+        return model
 
-    def windows(users, positions):  # the last max_len items before each target, right-padded
-        start = torch.maximum(offsets[users], positions - args.max_len)
-        length = positions - start
-        index = (start[:, None] + steps[None, :]).clamp(max=len(items) - 1)
-        seq = torch.where(steps[None, :] < length[:, None], items[index], torch.zeros_like(index))
-        return seq, length, items[positions]
-
-    init = read_safetensors(f"{args.dir}/init.safetensors")
-    model = Mamba4Rec(init["item_embedding.weight"].shape[0], dropout=args.dropout)
-    model.load_webgpu(init)
-    model = model.to(DEVICE)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    start = time.time()
-    for epoch in range(args.epochs):
-        model.train()
-        users, positions = splits["train"]
-        order = torch.randperm(len(users), device=DEVICE)
-        total, batches, t0 = 0.0, 0, time.time()
-        for b in range(0, len(users), args.batch_size):
-            pick = order[b:b + args.batch_size]
-            optimizer.zero_grad()
-            loss = model.loss(*windows(users[pick], positions[pick]))
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-            batches += 1
-        seconds = time.time() - t0
-        model.eval()
-        hits = ndcg = 0.0
-        with torch.no_grad():
-            seq, length, target = windows(*splits["valid"])
-            for b in range(0, len(target), 1024):
-                scores = model(seq[b:b + 1024], length[b:b + 1024]) @ model.item_embedding.weight.t()
-                scores[:, 0] = -float("inf")
-                rank = (scores > scores.gather(1, target[b:b + 1024, None])).sum(1)
-                hit = rank < 10
-                hits += hit.sum().item()
-                ndcg += (hit.float() / torch.log2(rank.float() + 2)).sum().item()
-        n = len(target)
-        print(f"epoch {epoch} loss {total.item() / batches:.4f} valid hit@10 {hits / n:.4f} "
-              f"ndcg@10 {ndcg / n:.4f} ({seconds:.1f} s)", flush=True)
-        if time.time() - start > args.seconds:
-            break
+    train_protocol(args, build)
 
 
 def main():
