@@ -20,7 +20,7 @@ import { uploadSequences } from "../models/training/layouts.ts";
 import { train } from "../models/training/trainer.ts";
 import { type RichTable, richTable } from "../viz/table.ts";
 import { requireProjectRoot } from "./code_version.ts";
-import { SMOKE_TRAIN, SMOKE_USERS } from "./grid_runs.ts";
+import { describeSlice, sliceContents, SMOKE_TRAIN, SMOKE_USERS } from "./grid_runs.ts";
 import { TrainingProgress } from "./progress.ts";
 import { readRunIndex, type RunIndex } from "./run_index.ts";
 import { loadMamba4RecCheckpoint } from "./serve/model_loader.ts";
@@ -167,8 +167,8 @@ export async function loadStreamingModel(
     maxLength: setup.config.maxLength,
     origin: "smoke",
     checkpoint: null,
-    description: `smoke model: ${setup.config.epochs} epochs on the first ${users} users of ` +
-      `${setup.dataset.name} (no checkpoint given or recorded)`,
+    description: `smoke model: ${setup.config.epochs} epochs on ${setup.dataset.name} ` +
+      `(${describeSlice(sliceContents(setup.dataset))}); no checkpoint given or recorded`,
   };
 }
 
