@@ -9,11 +9,17 @@
  */
 import type { SequentialDataset } from "../data/dataset.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
-import { ORDER_LIMITED_DATASETS, type OrderLimit, type RunGrid } from "./paper_grids.ts";
+import { variantTag } from "./model_variant.ts";
+import {
+  type GridVariant,
+  ORDER_LIMITED_DATASETS,
+  type OrderLimit,
+  type RunGrid,
+} from "./paper_grids.ts";
 import { TrainingProgress } from "./progress.ts";
 import { type IndexedRecord, readRunIndex, type RunIndex } from "./run_index.ts";
 import { defaultRunsDirectory, type RunKey, type RunRecord, runRecordPath } from "./run_record.ts";
-import { setupRun } from "./setup.ts";
+import { planRun, setupRun } from "./setup.ts";
 import { runTraining } from "./training_run.ts";
 
 /** What a slice of a dataset holds: its users, items and interactions after filtering. */
@@ -44,6 +50,8 @@ export interface GridCell {
   readonly model: string;
   /** Canonical dataset name. */
   readonly dataset: string;
+  /** The ablation row (model settings over the preset's), in an ablation grid. */
+  readonly variant?: GridVariant;
   /** The recorded runs of the paper's settings, by seed (those trained now included). */
   readonly runs: readonly IndexedRecord[];
   /** The grid's seeds without a record. */
@@ -130,22 +138,58 @@ export function recordOrderLimit(record: RunRecord): OrderLimit | undefined {
   return limit && !/\.(inter|dat)$/i.test(file) ? limit : undefined;
 }
 
-/** The `deno task train` command that trains and records one run of the paper's settings. */
-export function recordCommand(key: RunKey, recordPath: string): string {
-  return `deno task train --model ${key.model} --dataset ${key.dataset} --seed ${key.seed} ` +
-    `--record ${recordPath}`;
+/** The `deno task train` options of model settings, by setting. */
+const SETTING_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  dropoutProb: "--dropout",
+  numLayers: "--layers",
+  maxLength: "--model-max-len",
+  ffn: "--ffn",
+  layerNorm: "--layer-norm",
+  positionEmbedding: "--position-embedding",
+});
+
+/**
+ * The `deno task train` command that trains and records one run of the paper's settings, or of
+ * its model `settings` over them (an ablation row).
+ */
+export function recordCommand(
+  key: RunKey,
+  recordPath: string,
+  settings: Readonly<Record<string, unknown>> = {},
+): string {
+  const options = Object.entries(settings).map(([k, v]) =>
+    ` ${SETTING_OPTIONS[k] ?? `--model-${k}`} ${v}`
+  ).join("");
+  return `deno task train --model ${key.model} --dataset ${key.dataset} --seed ${key.seed}` +
+    `${options} --record ${recordPath}`;
 }
 
-/** Trains a smoke run of `model` on the first users of `dataset`. */
+/**
+ * The model settings of a run of `variant` with training windows `window` items long: the
+ * variant's, and the window length where the variant sizes a table by it; none without a variant.
+ */
+export function variantSettings(
+  variant: GridVariant | undefined,
+  window: number,
+): Record<string, unknown> {
+  if (!variant) return {};
+  return variant.windowKey ? { ...variant.model, [variant.windowKey]: window } : {
+    ...variant.model,
+  };
+}
+
+/** Trains a smoke run of `model` (as `variant`) on the first users of `dataset`. */
 async function smokeRun(
   model: string,
   dataset: string,
+  variant: GridVariant | undefined,
   options: GridRunOptions,
 ): Promise<SmokeRun> {
   const start = performance.now();
   const setup = await setupRun({
     model,
     dataset,
+    modelConfig: variantSettings(variant, SMOKE_TRAIN.maxLength as number),
     datasetsDirectory: options.datasetsDirectory,
     maxUsers: options.smokeUsers ?? SMOKE_USERS_BY_DATASET[dataset] ?? SMOKE_USERS,
     train: { ...SMOKE_TRAIN, verbose: false },
@@ -154,7 +198,8 @@ async function smokeRun(
     observer: new TrainingProgress(false, setup.config.validMetric),
   });
   const slice = sliceContents(setup.dataset);
-  options.log?.(`smoke run of ${model} on ${dataset} (${describeSlice(slice)}) done`);
+  const row = variant ? ` (${variant.label})` : "";
+  options.log?.(`smoke run of ${model}${row} on ${dataset} (${describeSlice(slice)}) done`);
   return {
     slice,
     adapter: setup.adapter,
@@ -163,22 +208,28 @@ async function smokeRun(
   };
 }
 
-/** Trains one missing run with the paper's protocol and records it; returns its record. */
+/**
+ * Trains one missing run with the paper's protocol (as `variant`, if given) and records it;
+ * returns its record.
+ */
 async function trainAndRecord(
   key: RunKey,
+  variant: GridVariant | undefined,
   directory: string,
   options: GridRunOptions,
 ): Promise<IndexedRecord> {
   const path = runRecordPath(key, directory);
+  const request = {
+    model: key.model,
+    dataset: key.dataset,
+    datasetsDirectory: options.datasetsDirectory,
+    train: { seed: key.seed, verbose: true },
+  };
+  const modelConfig = variantSettings(variant, planRun(request).config.maxLength);
   await runTraining({
-    request: {
-      model: key.model,
-      dataset: key.dataset,
-      datasetsDirectory: options.datasetsDirectory,
-      train: { seed: key.seed, verbose: true },
-    },
+    request: { ...request, modelConfig },
     record: path,
-    command: recordCommand(key, path),
+    command: recordCommand(key, path, modelConfig),
     log: options.log,
   });
   const found = (await readRunIndex(directory)).find(key);
@@ -186,29 +237,51 @@ async function trainAndRecord(
   return found;
 }
 
-/** The runs of every cell of `grid`, as the module documentation describes, in grid order. */
+/**
+ * The key of a run of `model` on `dataset` with `seed`, as `variant` (its tag, from the variant's
+ * own settings: the window length is no part of it).
+ */
+export function gridRunKey(
+  model: string,
+  dataset: string,
+  seed: number,
+  variant: GridVariant | undefined,
+): RunKey {
+  const tag = variant ? variantTag(variant.model) : undefined;
+  return tag === undefined ? { model, dataset, seed } : { model, dataset, seed, variant: tag };
+}
+
+/**
+ * The runs of every cell of `grid`, as the module documentation describes, in grid order (each
+ * model's variants in order, each over the datasets); the grid's recorded-only datasets come
+ * last and are never trained nor smoke-tested.
+ */
 export async function gridRuns(grid: RunGrid, options: GridRunOptions): Promise<GridCell[]> {
   const directory = options.directory ?? defaultRunsDirectory();
   const index = options.index ?? await readRunIndex(directory);
+  const recordedOnly = grid.recordedOnly ?? [];
   const cells: GridCell[] = [];
   for (const model of grid.models) {
-    for (const dataset of grid.datasets) {
-      const runs: IndexedRecord[] = [];
-      const missingSeeds: number[] = [];
-      for (const seed of grid.seeds) {
-        const key = { model, dataset, seed };
-        let found = index.find(key);
-        if (!found && options.mode === "full") {
-          found = await trainAndRecord(key, directory, options);
+    for (const variant of grid.variants ?? [undefined]) {
+      for (const dataset of [...grid.datasets, ...recordedOnly]) {
+        const trains = !recordedOnly.includes(dataset);
+        const runs: IndexedRecord[] = [];
+        const missingSeeds: number[] = [];
+        for (const seed of grid.seeds) {
+          const key = gridRunKey(model, dataset, seed, variant);
+          let found = index.find(key);
+          if (!found && trains && options.mode === "full") {
+            found = await trainAndRecord(key, variant, directory, options);
+          }
+          if (found) runs.push(found);
+          else missingSeeds.push(seed);
         }
-        if (found) runs.push(found);
-        else missingSeeds.push(seed);
+        const smoke = runs.length === 0 && trains && options.mode === "quick"
+          ? await smokeRun(model, dataset, variant, options)
+          : undefined;
+        const orderLimit = runs.map((r) => recordOrderLimit(r.record)).find((l) => l !== undefined);
+        cells.push({ model, dataset, variant, runs, missingSeeds, smoke, orderLimit });
       }
-      const smoke = runs.length === 0 && options.mode === "quick"
-        ? await smokeRun(model, dataset, options)
-        : undefined;
-      const orderLimit = runs.map((r) => recordOrderLimit(r.record)).find((l) => l !== undefined);
-      cells.push({ model, dataset, runs, missingSeeds, smoke, orderLimit });
     }
   }
   return cells;

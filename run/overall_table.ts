@@ -32,11 +32,17 @@ function label(labels: Readonly<Record<string, string>>, name: string): string {
   return Object.hasOwn(labels, name) ? labels[name] : name;
 }
 
+/** The printed name of a cell's row: its ablation row's, else its model's. */
+export function rowLabel(cell: GridCell): string {
+  return cell.variant?.label ?? label(MODEL_LABELS, cell.model);
+}
+
 /** The paper's values of a cell, if verified. */
 function paperOf(
   paper: readonly PaperValues[],
   cell: GridCell,
 ): Readonly<Record<string, number>> | undefined {
+  if (cell.variant && Object.keys(cell.variant.model).length > 0) return undefined;
   return paper.find((p) => p.model === cell.model && p.dataset === cell.dataset)?.metrics;
 }
 
@@ -74,7 +80,7 @@ export function overallTable(
     cells.filter((c) => c.dataset === dataset).map((cell) => {
       const row: Record<string, string> = {
         dataset: label(DATASET_LABELS, cell.dataset),
-        model: label(MODEL_LABELS, cell.model),
+        model: rowLabel(cell),
         seeds: seedsText(cell),
       };
       const verified = paperOf(paper, cell);
@@ -126,7 +132,7 @@ export function perSeedTable(cells: readonly GridCell[]): RichTable {
       const r = run.record;
       const row: Record<string, string | number> = {
         dataset: label(DATASET_LABELS, cell.dataset),
-        model: label(MODEL_LABELS, cell.model),
+        model: rowLabel(cell),
         seed: String(run.key.seed),
       };
       for (const { key, label: name } of OVERALL_METRICS) {
@@ -169,7 +175,7 @@ export function smokeRunTable(cells: readonly GridCell[]): RichTable {
     const smoke = cell.smoke!;
     const row: Record<string, string | number> = {
       dataset: label(DATASET_LABELS, cell.dataset),
-      model: label(MODEL_LABELS, cell.model),
+      model: rowLabel(cell),
       slice: describeSlice(smoke.slice),
       epochs: smoke.result.history.length,
     };
@@ -186,7 +192,7 @@ export function smokeRunTable(cells: readonly GridCell[]): RichTable {
 }
 
 /**
- * A grouped bar chart of one metric: a bar per model on each dataset at the mean over the
+ * A grouped bar chart of one metric: a bar per row (model, or ablation row) on each dataset at the mean over the
  * recorded seeds, with the sample standard deviation as error bars (none for a single seed);
  * cells without records have no bar.
  */
@@ -196,17 +202,17 @@ export function overallChart(
   metric: { key: string; label: string },
 ): PlotlyFigure {
   const datasets = [...new Set(cells.map((c) => c.dataset))];
-  const models = [...new Set(cells.map((c) => c.model))];
-  const data = models.map((model) => {
+  const rows = [...new Set(cells.map(rowLabel))];
+  const data = rows.map((row) => {
     const summaries = datasets.map((dataset) => {
-      const cell = cells.find((c) => c.model === model && c.dataset === dataset);
+      const cell = cells.find((c) => rowLabel(c) === row && c.dataset === dataset);
       return summarizeSeeds(cell?.runs.map((r) => r.record.result.test[metric.key]) ?? []);
     });
     return {
       type: "bar" as unknown as "scatter",
       // Where the bars cannot be drawn (the static image), each mean shows as a marker.
       mode: "markers",
-      name: label(MODEL_LABELS, model),
+      name: row,
       x: datasets.map((d) => label(DATASET_LABELS, d)),
       y: summaries.map((s) => s?.mean ?? null),
       error_y: { type: "data", array: summaries.map((s) => s?.std ?? 0), visible: true },

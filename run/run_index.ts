@@ -1,9 +1,10 @@
 /**
  * Every run record of a folder (by default `results/runs/`), found by what it holds rather than by
- * its file name: its model, dataset and seed ({@link RunKey}), whether the checked-out code made it
+ * its file name: its model, dataset, seed and model variant ({@link RunKey}), whether the checked-out code made it
  * ({@link recordStaleness}) and where its settings differ from the model's preset for the dataset
- * (the paper's settings). A record with other settings is kept in the index but never stands for
- * a run of the paper's settings.
+ * (the paper's settings). A record with other training settings is kept in the index but never
+ * stands for a run of the paper's settings; one with other model settings stands for a run of its
+ * variant (an ablation's row), never for the paper's model.
  *
  * @module
  */
@@ -27,13 +28,14 @@ export interface IndexedRecord {
   readonly path: string;
   /** The record. */
   readonly record: RunRecord;
-  /** Its model, dataset and seed. */
+  /** Its model, dataset, seed and model variant. */
   readonly key: RunKey;
   /** Whether the checked-out code made it. */
   readonly staleness: RecordStaleness;
   /**
-   * Where its settings differ from the model's preset for the dataset, one line each
-   * (`maxLength: recorded 20, preset 200`); empty for a run of the paper's settings.
+   * Where its training settings differ from the model's preset for the dataset, one line each
+   * (`maxLength: recorded 20, preset 200`); empty for a run of the paper's training settings.
+   * Its model settings' differences are its key's variant.
    */
   readonly settingsDifferences: readonly string[];
 }
@@ -107,13 +109,15 @@ export class RunIndex {
   }
 
   /**
-   * The record of the paper's settings for `key`; of several, the one that finished last.
-   * `undefined` when there is none.
+   * The record of the paper's training settings for `key` (of its variant: the paper's model
+   * settings when it has none); of several, the one that finished last. `undefined` when there
+   * is none.
    */
   find(key: RunKey): IndexedRecord | undefined {
     const matching = this.records.filter((r) =>
       r.settingsDifferences.length === 0 && r.key.model === key.model &&
-      r.key.dataset === key.dataset && r.key.seed === key.seed
+      r.key.dataset === key.dataset && r.key.seed === key.seed &&
+      (r.key.variant ?? "") === (key.variant ?? "")
     );
     return matching.sort((a, b) =>
       a.record.finishedAt < b.record.finishedAt
@@ -124,10 +128,14 @@ export class RunIndex {
     )[0];
   }
 
-  /** The records of `model` on `dataset` with the paper's settings, any seed, by path. */
-  ofModelAndDataset(model: string, dataset: string): IndexedRecord[] {
+  /**
+   * The records of `model` on `dataset` with the paper's settings (of `variant`, if given), any
+   * seed, by path.
+   */
+  ofModelAndDataset(model: string, dataset: string, variant?: string): IndexedRecord[] {
     return this.records.filter((r) =>
-      r.settingsDifferences.length === 0 && r.key.model === model && r.key.dataset === dataset
+      r.settingsDifferences.length === 0 && r.key.model === model && r.key.dataset === dataset &&
+      (r.key.variant ?? "") === (variant ?? "")
     );
   }
 }
@@ -156,12 +164,16 @@ export async function readRunIndex(
     const path = join(directory, name);
     const record = await readRunRecord(path);
     if (!record) continue;
+    const key = recordKey(record);
     records.push({
       path,
       record,
-      key: recordKey(record),
+      key,
       staleness: await recordStaleness(record, now),
-      settingsDifferences: presetSettingsDifferences(record),
+      // A record's model settings that differ from the preset's are its key's variant.
+      settingsDifferences: presetSettingsDifferences(record).filter((line) =>
+        key.variant === undefined || !line.startsWith("model.")
+      ),
     });
   }
   return new RunIndex(records);

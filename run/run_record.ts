@@ -14,6 +14,7 @@
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../host/mod.ts";
+import { modelVariant } from "./model_variant.ts";
 import type { TrainConfig } from "../models/config.ts";
 import type { TrainResult } from "../models/training/trainer.ts";
 import {
@@ -90,23 +91,32 @@ export interface RunKey {
   readonly dataset: string;
   /** The seed of the data order and the initial weights (`TrainConfig.seed`). */
   readonly seed: number;
+  /**
+   * The model variant (`ffn-false`; see `run/model_variant.ts`): the model settings where the
+   * run differs from the paper's; unset for the paper's settings.
+   */
+  readonly variant?: string;
 }
 
 /**
- * Where the record of a run lives: `<directory>/<model>-<dataset>-seed<seed>.json`, names lower
- * case with anything but letters, digits, `.`, `_` and `-` replaced by `_`.
+ * Where the record of a run lives: `<directory>/<model>-<dataset>-seed<seed>.json`, or
+ * `…-seed<seed>-<variant>.json` for a model variant, names lower case with anything but letters,
+ * digits, `.`, `_` and `-` replaced by `_`.
  */
 export function runRecordPath(key: RunKey, directory: string = defaultRunsDirectory()): string {
   const safe = (s: string) => s.toLowerCase().replace(/[^a-z0-9._-]+/g, "_");
   if (!(Number.isInteger(key.seed) && key.seed >= 0)) {
     throw new RangeError(`a run's seed must be a non-negative integer, got ${key.seed}`);
   }
-  return join(directory, `${safe(key.model)}-${safe(key.dataset)}-seed${key.seed}.json`);
+  const variant = key.variant ? `-${safe(key.variant)}` : "";
+  return join(directory, `${safe(key.model)}-${safe(key.dataset)}-seed${key.seed}${variant}.json`);
 }
 
-/** The {@link RunKey} of a record: its model, dataset and training seed. */
+/** The {@link RunKey} of a record: its model, dataset, training seed and model variant. */
 export function recordKey(record: RunRecord): RunKey {
-  return { model: record.model, dataset: record.dataset, seed: record.trainConfig.seed };
+  const key = { model: record.model, dataset: record.dataset, seed: record.trainConfig.seed };
+  const variant = modelVariant(record.model, record.dataset, record.modelConfig);
+  return variant === undefined ? key : { ...key, variant };
 }
 
 /**

@@ -2,9 +2,23 @@ import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "
 import { basename, join } from "node:path";
 import { trainConfig } from "../models/config.ts";
 import type { CodeVersion } from "../run/code_version.ts";
-import { describeSlice, type GridCell, recordOrderLimit } from "../run/grid_runs.ts";
-import { overallTable, perSeedTable } from "../run/overall_table.ts";
-import { PAPER_SEEDS, type PaperValues, type RunGrid } from "../run/paper_grids.ts";
+import {
+  describeSlice,
+  type GridCell,
+  gridRunKey,
+  gridRuns,
+  recordCommand,
+  recordOrderLimit,
+  variantSettings,
+} from "../run/grid_runs.ts";
+import { modelVariant, variantTag } from "../run/model_variant.ts";
+import { overallChart, overallTable, perSeedTable } from "../run/overall_table.ts";
+import {
+  MAMBA4REC_ABLATION,
+  PAPER_SEEDS,
+  type PaperValues,
+  type RunGrid,
+} from "../run/paper_grids.ts";
 import { listNotebooks } from "../run/reproduce.ts";
 import { planLines, planReproduction } from "../run/reproduction_plan.ts";
 import { presetSettingsDifferences, readRunIndex } from "../run/run_index.ts";
@@ -288,5 +302,101 @@ Deno.test("notebook discovery: the top level and one folder down, sorted, autosa
       ["mamba4rec", "table2_overall"],
       ["ssd4rec", "b"],
     ]);
+  });
+});
+
+/** A Beauty record of the ablation row with model settings `settings` over the preset's. */
+function variantRecord(seed: number, settings: Record<string, unknown>, ndcg: number): RunRecord {
+  const base = beautyRecord(seed, { ndcg });
+  return { ...base, modelConfig: { ...base.modelConfig, ...settings } };
+}
+
+Deno.test("model variants: the tag of model settings over the preset's; none for the paper's", () => {
+  assertEquals(variantTag({}), undefined);
+  assertEquals(
+    variantTag({ numLayers: 2, ffn: false, seed: 1, numItems: 9 }),
+    "ffn-false_numLayers-2",
+  );
+  assertEquals(variantTag({ positionEmbedding: true, maxLength: 50 }), "positionEmbedding-true");
+  assertEquals(
+    modelVariant("mamba4rec", "amazon-beauty", beautyRecord(2020).modelConfig),
+    undefined,
+  );
+  // The preset's dropout is 0.4 on Beauty: 0 is a variant, 0.2 too, the model's default aside.
+  assertEquals(
+    modelVariant("mamba4rec", "amazon-beauty", { dropoutProb: 0, seed: 1 }),
+    "dropoutProb-0",
+  );
+  assertEquals(modelVariant("mamba4rec", "ml-1m", { dropoutProb: 0.2, numItems: 9 }), undefined);
+  assertEquals(modelVariant("nope", "ml-1m", { ffn: false }), undefined);
+  // Every ablation row's key is the one its record reads back as.
+  for (const variant of MAMBA4REC_ABLATION.variants!) {
+    const record = variantRecord(2020, variantSettings(variant, 50), 0.05);
+    assertEquals(
+      recordKey(record),
+      gridRunKey("mamba4rec", "amazon-beauty", 2020, variant),
+      variant.label,
+    );
+  }
+});
+
+Deno.test("run records: a model variant's record has its own file, and the paper's name is kept", () => {
+  const key = { model: "mamba4rec", dataset: "amazon-beauty", seed: 2020 };
+  assertEquals(basename(runRecordPath(key, "/r")), "mamba4rec-amazon-beauty-seed2020.json");
+  assertEquals(
+    basename(runRecordPath({ ...key, variant: "ffn-false_numLayers-2" }, "/r")),
+    "mamba4rec-amazon-beauty-seed2020-ffn-false_numlayers-2.json",
+  );
+  assertStringIncludes(
+    recordCommand(key, "/r/x.json", { dropoutProb: 0, numLayers: 2 }),
+    "--seed 2020 --dropout 0 --layers 2 --record /r/x.json",
+  );
+});
+
+Deno.test("ablation grid: each row finds its own records, a recorded-only dataset is never trained", async () => {
+  await withTempDir("ssmrec-ablation-", async (dir) => {
+    const rows: [Record<string, unknown>, number][] = [
+      [{}, 0.04],
+      [{ ffn: false }, 0.03],
+      [{ dropoutProb: 0 }, 0.02],
+      [{ positionEmbedding: true, maxLength: 50 }, 0.01],
+    ];
+    for (const [settings, ndcg] of rows) {
+      const record = variantRecord(2021, settings, ndcg);
+      await writeRunRecord(runRecordPath(recordKey(record), dir), record);
+    }
+    const index = await readRunIndex(dir, NOW);
+    assertEquals(index.records.length, 4, "the rows overwrote each other");
+    assertEquals(
+      index.find({ model: "mamba4rec", dataset: "amazon-beauty", seed: 2021 })?.record.result
+        .test["ndcg@10"],
+      0.04,
+    );
+    const grid: RunGrid = { ...MAMBA4REC_ABLATION, datasets: [], recordedOnly: ["amazon-beauty"] };
+    const cells = await gridRuns(grid, { mode: "quick", index, directory: dir });
+    assertEquals(cells.length, MAMBA4REC_ABLATION.variants!.length);
+    assert(cells.every((c) => c.smoke === undefined), "a recorded-only dataset got a smoke run");
+    const ndcg = cells.map((c) => c.runs.map((r) => r.record.result.test["ndcg@10"]));
+    assertEquals(ndcg, [[0.04], [0.03], [], [0.02], [0.01], [], []]);
+    const paper: PaperValues[] = [{
+      model: "mamba4rec",
+      dataset: "amazon-beauty",
+      metrics: { "ndcg@10": 0.1 },
+      source: "test",
+    }];
+    const table = overallTable("t", cells, paper);
+    assertEquals(table.rows.map((r) => r.model), MAMBA4REC_ABLATION.variants!.map((v) => v.label));
+    assertEquals(table.rows.map((r) => r["NDCG@10 paper"]), [
+      "0.1000",
+      "—",
+      "—",
+      "—",
+      "—",
+      "—",
+      "—",
+    ]);
+    assertEquals(table.rows[2]["NDCG@10 ours"], "not recorded yet");
+    const chart = overallChart("t", cells, { key: "ndcg@10", label: "NDCG@10" });
+    assertEquals(chart.data.length, MAMBA4REC_ABLATION.variants!.length);
   });
 });
