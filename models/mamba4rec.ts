@@ -69,15 +69,16 @@ export interface Mamba4RecConfig {
   readonly expand: number;
   /** Seed of the initial weights and the dropout stream. */
   readonly seed: number;
-  /** Whether each layer has its position-wise feed-forward network (true; ablation: false). */
-  readonly ffn: boolean;
-  /** Whether the model has its LayerNorms (true; ablation: false). */
-  readonly layerNorm: boolean;
+  /** Whether each layer has its position-wise feed-forward network (unset: true; ablation: false). */
+  readonly ffn?: boolean;
+  /** Whether the model has its LayerNorms (unset: true; ablation: false). */
+  readonly layerNorm?: boolean;
   /**
-   * Whether a learned position table is added to the item embedding before the dropout (false:
-   * the official code has none; ablation: true). It needs {@link Mamba4RecConfig.maxLength}.
+   * Whether a learned position table is added to the item embedding before the dropout (unset:
+   * false, as the official code has none; ablation: true). It needs
+   * {@link Mamba4RecConfig.maxLength}.
    */
-  readonly positionEmbedding: boolean;
+  readonly positionEmbedding?: boolean;
   /**
    * Rows of the position table, at least the training window; only with `positionEmbedding`
    * (unset otherwise, so that the run layer does not size anything by it).
@@ -94,10 +95,16 @@ export const MAMBA4REC_DEFAULTS: Omit<Mamba4RecConfig, "numItems"> = {
   dConv: 4,
   expand: 2,
   seed: DEFAULT_SEED,
-  ffn: true,
-  layerNorm: true,
-  positionEmbedding: false,
 };
+
+/**
+ * The ablation switches' defaults: the official model. A configuration holds a switch only when
+ * it differs from these, so that the default model's configuration (and every record and
+ * checkpoint of it) has the same keys as before the switches existed.
+ */
+export const MAMBA4REC_ABLATION_DEFAULTS: Readonly<
+  Required<Pick<Mamba4RecConfig, "ffn" | "layerNorm" | "positionEmbedding">>
+> = Object.freeze({ ffn: true, layerNorm: true, positionEmbedding: false });
 
 const boolean = (v: unknown) => typeof v === "boolean" ? null : "must be true or false";
 
@@ -134,21 +141,25 @@ export function mamba4recConfig(overrides: Record<string, unknown>): Mamba4RecCo
       "numItems",
     );
   }
-  if (c.positionEmbedding && c.maxLength === undefined) {
+  const held: Record<string, unknown> = { ...c };
+  for (const [key, value] of Object.entries(MAMBA4REC_ABLATION_DEFAULTS)) {
+    if (held[key] === value) delete held[key];
+  }
+  if (held.positionEmbedding && held.maxLength === undefined) {
     throw new ConfigError(
       "mamba4rec config: 'positionEmbedding' needs 'maxLength' (the position table's rows); " +
         "give the training window length",
       "maxLength",
     );
   }
-  if (!c.positionEmbedding && c.maxLength !== undefined) {
+  if (!held.positionEmbedding && held.maxLength !== undefined) {
     throw new ConfigError(
       "mamba4rec config: 'maxLength' sizes the position table, which only " +
         "'positionEmbedding: true' has; leave it out or turn the position embedding on",
       "maxLength",
     );
   }
-  return c;
+  return held as unknown as Mamba4RecConfig;
 }
 
 /** Mamba4Rec on WebGPU. */
@@ -185,7 +196,8 @@ export class Mamba4Rec implements SequentialModel {
         INIT_STD,
       );
     }
-    const norm = (name: string) => config.layerNorm ? new LayerNorm(this.params, name, d) : null;
+    const norm = (name: string) =>
+      config.layerNorm !== false ? new LayerNorm(this.params, name, d) : null;
     this.#embNorm = norm("LayerNorm");
     for (let i = 0; i < config.numLayers; i++) {
       const name = `mamba_layers.${i}`;
@@ -197,9 +209,9 @@ export class Mamba4Rec implements SequentialModel {
           expand: config.expand,
         }),
         norm: norm(`${name}.LayerNorm`),
-        ffn: config.ffn
+        ffn: config.ffn !== false
           ? new FeedForward(this.params, `${name}.ffn`, d, 4 * d, "before-residual", {
-            layerNorm: config.layerNorm,
+            layerNorm: config.layerNorm !== false,
           })
           : null,
       });

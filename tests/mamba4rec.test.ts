@@ -71,6 +71,19 @@ Deno.test("mamba4rec: the ablation options add or remove exactly their parameter
   ]);
 });
 
+Deno.test("mamba4rec config: the default model's configuration holds no ablation switch, even when given", () => {
+  const plain = mamba4recConfig({ numItems: 9 });
+  assertEquals(
+    mamba4recConfig({ numItems: 9, ffn: true, layerNorm: true, positionEmbedding: false }),
+    plain,
+  );
+  assertEquals(
+    Object.keys(plain).filter((k) => ["ffn", "layerNorm", "positionEmbedding"].includes(k)),
+    [],
+  );
+  assertEquals(mamba4recConfig({ numItems: 9, ffn: false }).ffn, false);
+});
+
 Deno.test("mamba4rec config: a bad ablation setting fails naming its key", () => {
   const bad: [Record<string, unknown>, string][] = [
     [{ ffn: "no" }, "ffn"],
