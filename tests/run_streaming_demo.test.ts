@@ -1,10 +1,14 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { join } from "node:path";
+import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
 import { topKRows } from "../models/top_k.ts";
+import { SETTINGS_METADATA_KEY, writeCheckpoint } from "../models/training/checkpoint.ts";
+import { readTensors } from "../ops/core/tensor.ts";
 import { RunIndex } from "../run/run_index.ts";
 import type { IndexedRecord } from "../run/run_index.ts";
 import { historyLengths, measureStreamingCost, streamingCostChart } from "../run/streaming_cost.ts";
 import {
+  loadStreamingModel,
   recordedCheckpoint,
   replayTable,
   replayUsers,
@@ -133,5 +137,64 @@ Deno.test("recordedCheckpoint: the first Mamba4Rec record whose best checkpoint 
       recordedCheckpoint(index(recordWithCheckpoints(join(root, "runs/b"))), "/elsewhere"),
       join(root, "runs/b/best.safetensors"),
     );
+  });
+});
+
+/** 30 users with 8 interactions each over 12 items (all kept by 5-core): 13 item ids. */
+function pairs(): string {
+  const lines: string[] = [];
+  for (let u = 1; u <= 30; u++) {
+    for (let t = 0; t < 8; t++) lines.push(`${u} ${((u + 3 * t) % 12) + 1}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Writes a seeded Mamba4Rec of `numItems` ids as a trainer checkpoint of `dataset`. */
+async function checkpointOf(path: string, numItems: number, dataset: string): Promise<Mamba4Rec> {
+  const model = new Mamba4Rec(mamba4recConfig({
+    numItems,
+    hiddenSize: 8,
+    dState: 4,
+    numLayers: 1,
+    dropoutProb: 0,
+    seed: 7,
+  }));
+  const settings = { model: "mamba4rec", dataset, "train.maxLength": 6, "train.seed": 2020 };
+  await writeCheckpoint(path, model.params.entries().map(([n, t]) => [`model.${n}`, t]), {
+    model: model.name,
+    modelConfig: JSON.stringify(model.config),
+    [SETTINGS_METADATA_KEY]: JSON.stringify(settings),
+  });
+  return model;
+}
+
+Deno.test("loadStreamingModel: a checkpoint's weights, with its dataset and window", async () => {
+  await withTempDir("ssmrec-stream-ckpt-", async (dir) => {
+    const before = Deno.env.get("SSMREC_CACHE");
+    Deno.env.set("SSMREC_CACHE", join(dir, "cache"));
+    try {
+      await Deno.writeTextFile(join(dir, "pairs13.txt"), pairs());
+      const path = join(dir, "best.safetensors");
+      const saved = await checkpointOf(path, 13, "pairs13");
+      const source = await loadStreamingModel({ checkpoint: path, datasetsDirectory: dir });
+      assertEquals(
+        [source.origin, source.checkpoint, source.maxLength, source.dataset.numItems],
+        ["checkpoint", path, 6, 13],
+      );
+      const [got, want] = await readTensors([source.model.itemTable, saved.itemTable]);
+      assertEquals(Array.from(got), Array.from(want));
+      // A checkpoint of another item count is refused, naming both counts.
+      await checkpointOf(path, 20, "pairs13");
+      let message = "";
+      try {
+        await loadStreamingModel({ checkpoint: path, datasetsDirectory: dir });
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      assert(message.includes("scores 20 item ids but pairs13 has 13"), message);
+    } finally {
+      if (before === undefined) Deno.env.delete("SSMREC_CACHE");
+      else Deno.env.set("SSMREC_CACHE", before);
+    }
   });
 });
