@@ -6,52 +6,22 @@
  * padded `pos_items` / `masked_index` rows, and the loss `Σ CE · t / Σ t` with
  * `t = masked_index > 0`, padded slots included as RecBole computes them.
  */
-import { attentionReference } from "../ops/dense/attention_reference.ts";
 import type { SeededRandom } from "../data/random.ts";
 import { layerNormRef } from "./layernorm_reference.ts";
 import { linearRef, normalCdf } from "./reference.ts";
 import type { RefParams } from "./mamba4rec_reference.ts";
 import type { PaddedTrainingBatch } from "../models/model.ts";
 import { paddedItems } from "./util.ts";
+import {
+  paramGetter,
+  transformerEncoderRef,
+  type TransformerRefOptions,
+} from "./transformer_reference.ts";
 
 export type { RefParams } from "./mamba4rec_reference.ts";
 
-/** The architecture settings the reference needs. */
-export interface Bert4RecRefOptions {
-  /** Transformer layers. */
-  readonly numLayers: number;
-  /** Attention heads. */
-  readonly numHeads: number;
-  /** LayerNorm epsilon. */
-  readonly eps: number;
-}
-
-/** `[B, L, nh·d]` as `[B, nh, L, d]` (`mergeHeads` when `back`). */
-function swapHeads(x: Float64Array, B: number, L: number, nh: number, back: boolean) {
-  const d = x.length / (B * L * nh);
-  const out = new Float64Array(x.length);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < L; t++) {
-      for (let h = 0; h < nh; h++) {
-        for (let c = 0; c < d; c++) {
-          const blh = ((b * L + t) * nh + h) * d + c;
-          const bhl = ((b * nh + h) * L + t) * d + c;
-          if (back) out[blh] = x[bhl];
-          else out[bhl] = x[blh];
-        }
-      }
-    }
-  }
-  return out;
-}
-
-function getter(p: RefParams) {
-  return (n: string) => {
-    const t = p.get(n);
-    if (!t) throw new Error(`reference: missing parameter ${n}`);
-    return t.data;
-  };
-}
+/** The architecture settings the reference needs: the encoder's. */
+export type Bert4RecRefOptions = TransformerRefOptions;
 
 /** BERT4Rec's output `[B, L, H]` (after the output head) at every position of `items` `[B, L]`. */
 export function bert4recReference(
@@ -61,62 +31,22 @@ export function bert4recReference(
   L: number,
   o: Bert4RecRefOptions,
 ): Float64Array {
-  const get = getter(p);
-  const table = get("item_embedding.weight");
-  const pos = get("position_embedding.weight");
+  const get = paramGetter(p);
   const H = p.get("item_embedding.weight")!.shape[1];
   const rows = B * L;
-  const nh = o.numHeads;
   const ln = (x: Float64Array, name: string) =>
     layerNormRef(x, get(`${name}.weight`), get(`${name}.bias`), H, o.eps);
   const lin = (x: Float64Array, name: string, out: number) =>
     linearRef(x, rows, get(`${name}.weight`), out, get(`${name}.bias`));
   const gelu = (x: Float64Array) => x.map((v) => v * normalCdf(v));
-  let x: Float64Array = new Float64Array(rows * H);
-  for (let r = 0; r < rows; r++) {
-    for (let i = 0; i < H; i++) x[r * H + i] = table[items[r] * H + i] + pos[(r % L) * H + i];
-  }
-  x = ln(x, "LayerNorm");
   // RecBole's get_attention_mask(bidirectional=True): −10000 on pad keys only.
-  const keyPadding = Int32Array.from(items, (id) => (id === 0 ? 1 : 0));
-  for (let layer = 0; layer < o.numLayers; layer++) {
-    const attn = `trm_encoder.layer.${layer}.multi_head_attention`;
-    const ffn = `trm_encoder.layer.${layer}.feed_forward`;
-    const [q, k, v] = ["query", "key", "value"].map((n) =>
-      swapHeads(lin(x, `${attn}.${n}`, H), B, L, nh, false)
-    );
-    const context = swapHeads(
-      attentionReference(q, k, v, {
-        batch: B,
-        heads: nh,
-        length: L,
-        dim: H / nh,
-        causal: false,
-        keyPadding,
-        scale: 1 / Math.sqrt(H / nh),
-      }),
-      B,
-      L,
-      nh,
-      true,
-    );
-    const a = ln(lin(context, `${attn}.dense`, H).map((val, i) => val + x[i]), `${attn}.LayerNorm`);
-    const inner = get(`${ffn}.dense_1.bias`).length;
-    const f = linearRef(
-      gelu(lin(a, `${ffn}.dense_1`, inner)),
-      rows,
-      get(`${ffn}.dense_2.weight`),
-      H,
-      get(`${ffn}.dense_2.bias`),
-    );
-    x = ln(f.map((val, i) => val + a[i]), `${ffn}.LayerNorm`);
-  }
+  const x = transformerEncoderRef(p, items, B, L, o, false);
   return ln(gelu(lin(x, "output_ffn", H)), "output_ln");
 }
 
 /** Scores `[R, n_items]`: `h · E[:n_items]ᵀ + output_bias` for the representations `h` `[R, H]`. */
 export function bert4recScoresRef(p: RefParams, h: Float64Array): Float64Array {
-  const get = getter(p);
+  const get = paramGetter(p);
   const table = get("item_embedding.weight");
   const bias = get("output_bias");
   const H = p.get("item_embedding.weight")!.shape[1];
