@@ -35,7 +35,8 @@ as specified (N(0, 0.02) on every Linear and Embedding weight, PAD and mask rows
 0, LayerNorm 1 and 0, output_bias 0), though both subcommands load the exported ones.
 """
 from crosscheck_common import F, Module, nn, run_cli, torch
-from sasrec_torch import MASKED_SCORE, TransformerEncoder
+from sasrec_torch import (MASKED_SCORE, TransformerEncoder, add_transformer_dropout_arguments,
+                          build_transformer, encoder_sizes, init_transformer_weights)
 
 
 def bidirectional_mask(items, dtype):
@@ -84,11 +85,7 @@ class BERT4Rec(Module):
         self.output_gelu = nn.GELU()
         self.output_ln = nn.LayerNorm(hidden_size, eps=eps)
         self.output_bias = nn.Parameter(torch.zeros(num_items))
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear):
-                nn.init.zeros_(module.bias)
+        init_transformer_weights(self)
 
     @classmethod
     def from_weights(cls, weights, config, hidden_dropout, attn_dropout):
@@ -100,10 +97,7 @@ class BERT4Rec(Module):
             raise ValueError(f"item_embedding.weight has {rows} rows, but output_bias scores "
                              f"{num_items} items: the embedding must have one row more, the "
                              f"mask token's")
-        max_length = weights["position_embedding.weight"].shape[0]
-        inner_size = weights["trm_encoder.layer.0.feed_forward.dense_1.weight"].shape[0]
-        num_layers = sum(1 for name in weights
-                         if name.startswith("trm_encoder.layer.") and name.endswith("query.weight"))
+        max_length, inner_size, num_layers = encoder_sizes(weights)
         model = cls(num_items, max_length, hidden_size, num_layers, config["numHeads"],
                     inner_size, hidden_dropout, attn_dropout, config["layerNormEps"],
                     config["maskRatio"], config["ftRatio"])
@@ -190,18 +184,11 @@ class BERT4Rec(Module):
 
 def build(weights, config, dropout):
     """The torch model from the exported weights, dropout off or as `train`'s options say."""
-    if dropout is None:
-        return BERT4Rec.from_weights(weights, config, 0.0, 0.0)
-    return BERT4Rec.from_weights(weights, config, dropout.hidden_dropout, dropout.attn_dropout)
+    return build_transformer(BERT4Rec, weights, config, dropout)
 
 
 def add_dropout_arguments(parser):
-    parser.add_argument("--hidden-dropout", type=float, default=0.2,
-                        help="dropout on the embeddings and after each projection and "
-                             "feed-forward (RecBole's hidden_dropout_prob; default 0.2)")
-    parser.add_argument("--attn-dropout", type=float, default=0.2,
-                        help="dropout on the attention probabilities (attn_dropout_prob; "
-                             "default 0.2)")
+    add_transformer_dropout_arguments(parser, 0.2)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,44 @@ class TransformerEncoder(Module):
         return x
 
 
+def init_transformer_weights(model):
+    """RecBole's initialisation of its Transformer models: N(0, 0.02) on every Linear and
+    Embedding weight (PAD row included), Linear biases 0, LayerNorms left at 1 and 0."""
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+
+
+def encoder_sizes(weights):
+    """The position rows, the feed-forward inner width and the layer count of exported
+    Transformer weights."""
+    max_length = weights["position_embedding.weight"].shape[0]
+    inner_size = weights["trm_encoder.layer.0.feed_forward.dense_1.weight"].shape[0]
+    num_layers = sum(1 for name in weights
+                     if name.startswith("trm_encoder.layer.") and name.endswith("query.weight"))
+    return max_length, inner_size, num_layers
+
+
+def build_transformer(cls, weights, config, dropout):
+    """`cls.from_weights` on the exported weights, dropout off (`dropout` None) or as `train`'s
+    options say."""
+    if dropout is None:
+        return cls.from_weights(weights, config, 0.0, 0.0)
+    return cls.from_weights(weights, config, dropout.hidden_dropout, dropout.attn_dropout)
+
+
+def add_transformer_dropout_arguments(parser, default):
+    """`train`'s dropout options of a Transformer model, both `default` unless given."""
+    parser.add_argument("--hidden-dropout", type=float, default=default,
+                        help="dropout on the embeddings and after each projection and "
+                             f"feed-forward (RecBole's hidden_dropout_prob; default {default})")
+    parser.add_argument("--attn-dropout", type=float, default=default,
+                        help="dropout on the attention probabilities (attn_dropout_prob; "
+                             f"default {default})")
+
+
 class SASRec(Module):
     """Item plus position embedding, LayerNorm and dropout, the Transformer encoder, the output at
     each sequence's last item, the tied item embedding as output."""
@@ -123,21 +161,14 @@ class SASRec(Module):
                                               hidden_dropout, attn_dropout, eps)
         self.LayerNorm = nn.LayerNorm(hidden_size, eps=eps)
         self.dropout = nn.Dropout(hidden_dropout)
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear):
-                nn.init.zeros_(module.bias)
+        init_transformer_weights(self)
 
     @classmethod
     def from_weights(cls, weights, config, hidden_dropout, attn_dropout):
         """The model sized by the exported weights (heads and epsilon from `config`), holding
         them."""
         num_items, hidden_size = weights["item_embedding.weight"].shape
-        max_length = weights["position_embedding.weight"].shape[0]
-        inner_size = weights["trm_encoder.layer.0.feed_forward.dense_1.weight"].shape[0]
-        num_layers = sum(1 for name in weights
-                         if name.startswith("trm_encoder.layer.") and name.endswith("query.weight"))
+        max_length, inner_size, num_layers = encoder_sizes(weights)
         model = cls(num_items, max_length, hidden_size, num_layers, config["numHeads"],
                     inner_size, hidden_dropout, attn_dropout, config["layerNormEps"])
         model.load_state_dict(weights)
@@ -158,18 +189,11 @@ class SASRec(Module):
 
 def build(weights, config, dropout):
     """The torch model from the exported weights, dropout off or as `train`'s options say."""
-    if dropout is None:
-        return SASRec.from_weights(weights, config, 0.0, 0.0)
-    return SASRec.from_weights(weights, config, dropout.hidden_dropout, dropout.attn_dropout)
+    return build_transformer(SASRec, weights, config, dropout)
 
 
 def add_dropout_arguments(parser):
-    parser.add_argument("--hidden-dropout", type=float, default=0.5,
-                        help="dropout on the embeddings and after each projection and "
-                             "feed-forward (RecBole's hidden_dropout_prob; default 0.5)")
-    parser.add_argument("--attn-dropout", type=float, default=0.5,
-                        help="dropout on the attention probabilities (attn_dropout_prob; "
-                             "default 0.5)")
+    add_transformer_dropout_arguments(parser, 0.5)
 
 
 def numpy_layer_norm(x, weight, bias, eps):
