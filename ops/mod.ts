@@ -7,6 +7,7 @@ export {
   flush,
   initGpu,
   memoryStats,
+  releasePooledMemory,
   resetPeakMemory,
   runtime,
   startProfile,

@@ -6,6 +6,32 @@
  * Padded models rank from `[B, L]` windows, packed models from whole (or `varLen: false`:
  * truncated) histories, never masked.
  *
+ * ## What an evaluation batch holds
+ *
+ * A batch runs inside one `tidy` scope, so every tensor of its forward pass stays live until the
+ * batch's metrics are summed: the peak is the batch's whole forward, not one layer of it
+ * (measured tensor by tensor on a small slice; `memoryStats().byPurpose` splits it). For
+ * padded Mamba4Rec (hidden d = 64, inner 2d = 128, state N = 32, Δ rank 4) a batch of B users
+ * and windows of L holds, per token, the embedding and its layer norm (2 × 64 floats), the
+ * input projection's two halves, the convolution and Δ (4 × 128 floats) and x_proj's Δ, B and C
+ * (4 + 2 × 32 floats), and the item ids (1 int): 709 words, 2,836 bytes. The scan keeps only the last position, so the
+ * rest ([B, d] rows, [B, items] scores) is small beside it. Each tensor is rounded up to its
+ * pool size class (a quarter of a power of two, so up to 25% more).
+ *
+ * ML-1M, B = 4096 (the default), L = 200: 819,200 tokens.
+ * - forward: 819,200 × 2,836 B = 2.32 GB; with size classes (4 × 448 MiB, 2 × 224 MiB,
+ *   2 × 112 MiB, 14 MiB, 3.5 MiB) 2,481.5 MiB = 2.60 GB;
+ * - scores: 4096 users × 3,417 items × 4 B = 56 MB (one part: under the binding limit);
+ * - parameters 290,944 × 4 B = 1.2 MB, Adam's moments 2.3 MB (kept from training).
+ *
+ * So an evaluation's live peak is ≈ 2.6 GB and scales with B × L; a smaller `batchSize`
+ * (`evalBatchSize`) lowers it in proportion (2048 users: ≈ 1.3 GB). The sizes differ from every
+ * training tensor's, so none of training's free pooled buffers serve them: without a release of
+ * the pool between the phases, validation's ≈ 2.6 GB of buffers would be allocated beside
+ * training's free ones, and stay pooled through the next epoch's training (the pool keeps up to
+ * its most live bytes plus its slack) — what made epochs from the first validation on hold
+ * ≈ 3 GB more than the first. The trainer releases the pool before and after each validation.
+ *
  * @module
  */
 import type { SequentialDataset } from "../../data/dataset.ts";

@@ -35,7 +35,13 @@ import { backward, zeroGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import { DropoutRng } from "../../ops/pointwise/dropout.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
-import { type MemoryStats, memoryStats, resetPeakMemory, runtime } from "../../ops/core/runtime.ts";
+import {
+  type MemoryStats,
+  memoryStats,
+  releasePooledMemory,
+  resetPeakMemory,
+  runtime,
+} from "../../ops/core/runtime.ts";
 import { type Tensor, tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
 import {
@@ -226,9 +232,13 @@ export async function train(
     );
     const trainedMemory = memoryStats();
     const trainSeconds = (performance.now() - t0) / 1000;
+    // Training's and evaluation's tensors have different sizes: each phase starts with an empty
+    // pool rather than beside the other's free buffers (see the evaluator's module doc).
+    await releasePooledMemory();
     resetPeakMemory();
     const valid = await evaluateRanking(model, dataset, "valid", rankingOptions(model, config));
     const validMemory = memoryStats();
+    await releasePooledMemory();
     const record: EpochRecord = {
       epoch,
       loss: trained.loss,

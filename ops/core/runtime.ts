@@ -123,6 +123,18 @@ export function withPurpose<T>(purpose: MemoryPurpose, fn: () => T): T {
   }
 }
 
+/**
+ * Waits for the submitted GPU work, then destroys every pooled (free) storage buffer, so that
+ * {@link MemoryStats.allocatedBytes} falls to the live bytes. For a change of phase whose tensors
+ * have other sizes (training to evaluation and back): the pool would otherwise keep the last
+ * phase's buffers, up to its most live bytes plus its slack, beside the new phase's.
+ */
+export async function releasePooledMemory(): Promise<void> {
+  if (!current) return;
+  await current.sync();
+  current.trimPool();
+}
+
 /** Starts a new peak: {@link MemoryStats.peakLiveBytes} becomes the bytes live now. */
 export function resetPeakMemory(): void {
   current?.resetPeakMemory();
