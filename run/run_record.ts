@@ -8,7 +8,9 @@
  * Older formats are still read. Records of format `ssmrec-run-1` predate the code version; they
  * count as made by code of unknown version, so {@link recordStaleness} calls them stale. Records
  * of format `ssmrec-run-2` predate the per-epoch efficiency figures: their epochs have no
- * `peakLiveBytes`, `tokens` or `tokensPerSecond`.
+ * `peakLiveBytes`, `tokens` or `tokensPerSecond`. Epochs of `ssmrec-run-3` records written before
+ * the accounting by purpose lack its optional fields (`peakByPurpose`, `evalPeakLiveBytes`,
+ * `evalPeakByPurpose`: what the training and validation peaks were made of).
  *
  * @module
  */

@@ -3,6 +3,7 @@ import {
   add,
   keep,
   memoryStats,
+  releasePooledMemory,
   resetPeakMemory,
   runtime,
   sizeClass,
@@ -101,4 +102,19 @@ Deno.test("batches of ever new sizes keep the pool within the most live bytes pl
   } finally {
     rt.poolSlackBytes = slack;
   }
+});
+
+Deno.test("releasing the pool leaves only live buffers allocated; live tensors stay usable", async () => {
+  const live = zeros([2000]);
+  zeros([5000]).dispose();
+  zeros([7000]).dispose();
+  assertEquals(memoryStats().allocatedBytes > memoryStats().liveBytes, true);
+  await releasePooledMemory();
+  const { allocatedBytes, liveBytes, byPurpose } = memoryStats();
+  assertEquals(allocatedBytes, liveBytes);
+  assertEquals(byPurpose.pool.liveBytes, 0);
+  const doubled = add(live, live);
+  assertEquals((await doubled.toArray()).every((v) => v === 0), true);
+  doubled.dispose();
+  live.dispose();
 });
