@@ -10,8 +10,7 @@ import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor } from "../ops/core/tensor.ts";
-import { dropoutMaskRef } from "./dropout_reference.ts";
-import { attentionGradCheck, f32, padMask } from "./attention_check.ts";
+import { attentionDropoutCheck, attentionGradCheck, f32, padMask } from "./attention_check.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** [batch, heads, L, d]: L = 1, odd L, L past one invocation per key (64), d not a multiple of 4. */
@@ -151,35 +150,7 @@ Deno.test("attention (unfused): more than 65,535 workgroups (2-D grid)", async (
 });
 
 Deno.test("attention: dropout p > 0 equals the reference fed the op's mask; gradients too", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
-    const [batch, heads, length, dim] = shape;
-    const pad = padMask(rng, batch, length);
-    const gen = new DropoutRng(seed, 5);
-    const counter = gen.state().counter;
-    const problem: AttentionProblem = {
-      batch,
-      heads,
-      length,
-      dim,
-      causal: true,
-      keyPadding: pad,
-      scale: 1 / Math.sqrt(dim),
-      keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
-      keepScale: Math.fround(1 / (1 - p)),
-    };
-    await attentionGradCheck({
-      what: `attention dropout ${p} [${shape}] seed ${seed}`,
-      problem,
-      shape: [...shape],
-      gpu: (q, k, v) =>
-        attention(q, k, v, { mask: "causal", keyPadding: pad, dropout: { p, rng: gen } }),
-      rng,
-      probes: 8,
-    });
-    assertEquals(gen.state().counter, counter + 1, `one counter per call, seed ${seed}`);
-  }
+  await attentionDropoutCheck("attention", {}, 8);
 });
 
 Deno.test("attention: p = 0 and eval equal no dropout bit for bit and take no counter; calls repeat", async () => {

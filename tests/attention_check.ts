@@ -5,13 +5,17 @@
  *
  * @module
  */
+import { assertEquals } from "@std/assert";
 import type { Tensor } from "../ops/core/tensor.ts";
+import { attention, type AttentionOptions } from "../ops/dense/attention.ts";
 import {
   type AttentionProblem,
   attentionReference,
   attentionReferenceBackward,
 } from "../ops/dense/attention_reference.ts";
-import { gradCheck, randn } from "./util.ts";
+import { DropoutRng } from "../ops/pointwise/dropout.ts";
+import { dropoutMaskRef } from "./dropout_reference.ts";
+import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** `v` rounded to float32, so the op and the reference see the same inputs. */
 export function f32(v: Float64Array): Float64Array {
@@ -64,4 +68,48 @@ export async function attentionGradCheck(c: AttentionGradCheck): Promise<void> {
     rng: c.rng,
     probes: c.probes,
   });
+}
+
+/**
+ * Causal attention with pad keys and dropout p 0.3 and 0.5 against the reference fed the keep
+ * mask the dropout hash draws for the generator's counter: forward and gradients, and one
+ * counter taken per call.
+ * @param what the form checked, to begin messages (`"fused attention"`)
+ * @param extra options of the op besides the mask, pad keys and dropout
+ * @param probes coordinates probed by finite differences per input
+ */
+export async function attentionDropoutCheck(
+  what: string,
+  extra: Partial<AttentionOptions>,
+  probes: number,
+): Promise<void> {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
+    const [batch, heads, length, dim] = shape;
+    const pad = padMask(rng, batch, length);
+    const gen = new DropoutRng(seed, 5);
+    const counter = gen.state().counter;
+    const problem: AttentionProblem = {
+      batch,
+      heads,
+      length,
+      dim,
+      causal: true,
+      keyPadding: pad,
+      scale: 1 / Math.sqrt(dim),
+      keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
+      keepScale: Math.fround(1 / (1 - p)),
+    };
+    await attentionGradCheck({
+      what: `${what} dropout ${p} [${shape}] seed ${seed}`,
+      problem,
+      shape: [...shape],
+      gpu: (q, k, v) =>
+        attention(q, k, v, { mask: "causal", keyPadding: pad, ...extra, dropout: { p, rng: gen } }),
+      rng,
+      probes,
+    });
+    assertEquals(gen.state().counter, counter + 1, `one counter per call, seed ${seed}`);
+  }
 }

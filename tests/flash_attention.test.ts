@@ -8,8 +8,7 @@ import { backward, requireGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { mul } from "../ops/pointwise/elementwise.ts";
 import { sumAll } from "../ops/pointwise/reduce.ts";
-import { dropoutMaskRef } from "./dropout_reference.ts";
-import { attentionGradCheck, padMask } from "./attention_check.ts";
+import { attentionDropoutCheck, attentionGradCheck, padMask } from "./attention_check.ts";
 import { freshSeed, makeRng, randn, relError } from "./util.ts";
 
 /**
@@ -121,34 +120,7 @@ Deno.test("fused attention: leading pads past a block of rows (closed causal row
 });
 
 Deno.test("fused attention: dropout equals the reference fed the unfused op's mask", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
-    const [batch, heads, length, dim] = shape;
-    const pad = padMask(rng, batch, length);
-    const gen = new DropoutRng(seed, 5);
-    const counter = gen.state().counter;
-    const problem: AttentionProblem = {
-      batch,
-      heads,
-      length,
-      dim,
-      causal: true,
-      keyPadding: pad,
-      scale: 1 / Math.sqrt(dim),
-      keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
-      keepScale: Math.fround(1 / (1 - p)),
-    };
-    await attentionGradCheck({
-      what: `fused attention dropout ${p} [${shape}] seed ${seed}`,
-      problem,
-      shape: [...shape],
-      gpu: (q, k, v) => attention(q, k, v, options(true, pad, { dropout: { p, rng: gen } })),
-      rng,
-      probes: 6,
-    });
-    assertEquals(gen.state().counter, counter + 1, `one counter per call, seed ${seed}`);
-  }
+  await attentionDropoutCheck("fused attention", { fused: true }, 6);
 });
 
 /** The output and the gradients of q, k and v of Σ out ⊙ w, read back. */
