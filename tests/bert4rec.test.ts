@@ -23,7 +23,12 @@ import {
   trainingBatch,
 } from "./bert4rec_reference.ts";
 import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts";
-import { assertPaperPresets, rms, transformerLayerNames } from "./transformer_checks.ts";
+import {
+  assertPaperPresets,
+  assertRecBoleInit,
+  rms,
+  transformerLayerNames,
+} from "./transformer_checks.ts";
 import { assertClose, freshSeed, makeRng, paddedItems, randn } from "./util.ts";
 
 const EPS = 1e-12;
@@ -260,16 +265,7 @@ Deno.test("bert4rec initialisation: N(0, 0.02) on every Linear and Embedding wei
   assertEquals(entries[1][1].shape, [maxLength, H]);
   assertEquals(entries.at(-1)![1].shape, [numItems]);
   const values = (await readTensors(model.params.list())) as Float32Array[];
-  entries.forEach(([name, t], i) => {
-    const v = values[i];
-    if (name.endsWith("LayerNorm.weight") || name === "output_ln.weight") {
-      assert(v.every((x) => x === 1), `${name}: not all 1`);
-    } else if (name.endsWith(".bias") || name === "output_bias") {
-      assert(v.every((x) => x === 0), `${name}: not all 0`);
-    } else {
-      assert(Math.abs(rms(v) - 0.02) < 0.001, `${name} ${t.shape}: RMS ${rms(v)}, want 0.02`);
-    }
-  });
+  assertRecBoleInit(entries, values, ["output_ln.weight"], ["output_bias"]);
   // The PAD and mask rows are drawn like any other.
   assert(rms(values[0].subarray(0, H)) > 0.005, "PAD row");
   assert(rms(values[0].subarray(numItems * H)) > 0.005, "mask row");

@@ -8,7 +8,12 @@ import { SASREC_DEFAULTS } from "../models/sasrec.ts";
 import { createModel, findModel } from "../models/registry.ts";
 import { type RefParams, sasrecReference } from "./sasrec_reference.ts";
 import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts";
-import { assertPaperPresets, rms, transformerLayerNames } from "./transformer_checks.ts";
+import {
+  assertPaperPresets,
+  assertRecBoleInit,
+  rms,
+  transformerLayerNames,
+} from "./transformer_checks.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
 
 const EPS = 1e-12;
@@ -182,17 +187,7 @@ Deno.test("sasrec initialisation: N(0, 0.02) on every Linear and Embedding weigh
     "LayerNorm.bias",
   ]);
   const values = (await readTensors(model.params.list())) as Float32Array[];
-  entries.forEach(([name, t], i) => {
-    const v = values[i];
-    if (name.endsWith("LayerNorm.weight")) {
-      assert(v.every((x) => x === 1), `${name}: not all 1`);
-    } else if (name.endsWith(".bias")) {
-      assert(v.every((x) => x === 0), `${name}: not all 0`);
-    } else {
-      // ≥ 4,096 draws: the sample RMS within 5% of 0.02.
-      assert(Math.abs(rms(v) - 0.02) < 0.001, `${name} ${t.shape}: RMS ${rms(v)}, want 0.02`);
-    }
-  });
+  assertRecBoleInit(entries, values);
   assertEquals(entries[1][1].shape, [maxLength, H]);
   // The PAD row is drawn like any other, not zero.
   assert(rms(values[0].subarray(0, H)) > 0.005, `PAD row RMS ${rms(values[0].subarray(0, H))}`);

@@ -1,11 +1,12 @@
 /**
  * Expectations shared by the transformer recommenders' tests (SASRec and BERT4Rec): the
- * parameter names of one encoder layer, the sample RMS of initial weights, and the presets both
- * take from the Mamba4Rec paper.
+ * parameter names of one encoder layer, RecBole's initial values, and the presets both take from
+ * the Mamba4Rec paper.
  *
  * @module
  */
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
+import type { Tensor } from "../ops/core/tensor.ts";
 import { MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 
 /** The parameter names of encoder layer `i`, in registration order (RecBole's names). */
@@ -30,6 +31,33 @@ export function transformerLayerNames(i: number): string[] {
 /** The root mean square of `a`. */
 export function rms(a: ArrayLike<number>): number {
   return Math.sqrt(Array.from(a).reduce((s, v) => s + v * v, 0) / a.length);
+}
+
+/**
+ * Asserts RecBole's initialisation: every LayerNorm weight (and each name in `ones`) all 1,
+ * every bias (and each name in `zeros`) all 0, every other weight drawn from N(0, 0.02) (its
+ * sample RMS within 5% of 0.02, which ≥ 4,096 draws give).
+ * @param entries the parameters by name, in order
+ * @param values their values read back, in the same order
+ * @param ones further names that start at 1
+ * @param zeros further names that start at 0
+ */
+export function assertRecBoleInit(
+  entries: [string, Tensor][],
+  values: Float32Array[],
+  ones: string[] = [],
+  zeros: string[] = [],
+): void {
+  entries.forEach(([name, t], i) => {
+    const v = values[i];
+    if (name.endsWith("LayerNorm.weight") || ones.includes(name)) {
+      assert(v.every((x) => x === 1), `${name}: not all 1`);
+    } else if (name.endsWith(".bias") || zeros.includes(name)) {
+      assert(v.every((x) => x === 0), `${name}: not all 0`);
+    } else {
+      assert(Math.abs(rms(v) - 0.02) < 0.001, `${name} ${t.shape}: RMS ${rms(v)}, want 0.02`);
+    }
+  });
 }
 
 /**
