@@ -246,6 +246,21 @@ def add_train_arguments(parser):
     parser.add_argument("--seed", type=int, default=2020)
 
 
+def hit_ndcg_at_10(scores, target):
+    """A validation batch's HR@10 and NDCG@10 summed over its rows, full ranking with PAD
+    excluded (its column of `scores` [B, items] set to −inf in place); `target` [B] the items."""
+    scores[:, 0] = -float("inf")
+    rank = (scores > scores.gather(1, target[:, None])).sum(1)
+    hit = rank < 10
+    return hit.sum().item(), (hit.float() / torch.log2(rank.float() + 2)).sum().item()
+
+
+def print_epoch(epoch, mean_loss, hits, ndcg, n, seconds):
+    """An epoch's line: its mean training loss and the validation HR@10 and NDCG@10 over `n`."""
+    print(f"epoch {epoch} loss {mean_loss:.4f} valid hit@10 {hits / n:.4f} "
+          f"ndcg@10 {ndcg / n:.4f} ({seconds:.1f} s)", flush=True)
+
+
 def train(args, build):
     """RecBole's protocol from the exported initial weights, the model `build(weights)` (its loss
     `training_loss`, its scores `ranking_scores`, on batches of `items`, `lengths`, `targets` and
@@ -294,14 +309,10 @@ def train(args, build):
             target = valid["targets"]
             for b in range(0, len(target), 1024):
                 scores = ranking_scores(model, {k: v[b:b + 1024] for k, v in valid.items()})
-                scores[:, 0] = -float("inf")
-                rank = (scores > scores.gather(1, target[b:b + 1024, None])).sum(1)
-                hit = rank < 10
-                hits += hit.sum().item()
-                ndcg += (hit.float() / torch.log2(rank.float() + 2)).sum().item()
-        n = len(target)
-        print(f"epoch {epoch} loss {total.item() / batches:.4f} valid hit@10 {hits / n:.4f} "
-              f"ndcg@10 {ndcg / n:.4f} ({seconds:.1f} s)", flush=True)
+                batch_hits, batch_ndcg = hit_ndcg_at_10(scores, target[b:b + 1024])
+                hits += batch_hits
+                ndcg += batch_ndcg
+        print_epoch(epoch, total.item() / batches, hits, ndcg, len(target), seconds)
         if time.time() - start > args.seconds:
             break
 

@@ -32,7 +32,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from crosscheck_common import DEVICE, read_ints, read_metadata, read_model_config, read_safetensors
+from crosscheck_common import (DEVICE, hit_ndcg_at_10, print_epoch, read_ints, read_metadata,
+                               read_model_config, read_safetensors)
 
 LAYER_NORM_EPS = 1e-12
 GATED_NORM_EPS = 1e-5
@@ -309,15 +310,10 @@ def train(args):
                 u, p = users[b:b + args.eval_batch_size], positions[b:b + args.eval_batch_size]
                 tokens, lengths = packed_histories(offsets, items, u, p, args.max_len)
                 scores = model(tokens, Segments(lengths, DEVICE)) @ model.item_embedding.weight.t()
-                scores[:, 0] = -float("inf")
-                target = items[p]
-                rank = (scores > scores.gather(1, target[:, None])).sum(1)
-                hit = rank < 10
-                hits += hit.sum().item()
-                ndcg += (hit.float() / torch.log2(rank.float() + 2)).sum().item()
-        n = len(users)
-        print(f"epoch {epoch} loss {total.item() / batches:.4f} valid hit@10 {hits / n:.4f} "
-              f"ndcg@10 {ndcg / n:.4f} ({seconds:.1f} s)", flush=True)
+                batch_hits, batch_ndcg = hit_ndcg_at_10(scores, items[p])
+                hits += batch_hits
+                ndcg += batch_ndcg
+        print_epoch(epoch, total.item() / batches, hits, ndcg, len(users), seconds)
         if time.time() - start > args.seconds:
             break
 
