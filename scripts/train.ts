@@ -7,7 +7,8 @@
  * as micro-batches of M samples, gradients summed: the same update to rounding, less memory;
  * chosen by itself when a step exceeds the adapter's binding limit), --lr X, --max-len L,
  * --seed S, --dropout P,
- * --layers N, --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
+ * --layers N, Mamba4Rec's ablation settings --ffn true|false, --layer-norm true|false,
+ * --position-embedding true|false with --model-max-len L (the position table's rows), --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
  * N users only, as the notebooks' quick mode), --checkpoint-dir DIR, --resume FILE, --continue
  * (resume from DIR/last.safetensors when it exists), --epochs-this-run N and --max-seconds S (stop
  * early in this process; run the same command again to go on), --record FILE (when training is
@@ -54,7 +55,8 @@ const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset
   "       [--epochs N] [--batch-size B] [--eval-batch-size B] [--micro-batch M] [--lr X]\n" +
   "       [--max-len L]\n" +
   "       [--seed S] [--dropout P]\n" +
-  "       [--layers N] [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
+  "       [--layers N] [--ffn B] [--layer-norm B] [--position-embedding B] [--model-max-len L]\n" +
+  "       [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
   "       [--mask-ratio R] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
   "       [--kuairand-logs standard-early|standard|all]\n" +
   "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
@@ -84,6 +86,10 @@ const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
   "checkpoint-dir": { train: "checkpointDir", value: "text" },
   dropout: { model: "dropoutProb", value: "number" },
   layers: { model: "numLayers", value: "number" },
+  ffn: { model: "ffn", value: "boolean" },
+  "layer-norm": { model: "layerNorm", value: "boolean" },
+  "position-embedding": { model: "positionEmbedding", value: "boolean" },
+  "model-max-len": { model: "maxLength", value: "number" },
 };
 
 /** Flags that are not settings, with the keys errors name them by. */
