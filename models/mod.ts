@@ -51,6 +51,7 @@ export {
 export { GRU4Rec, GRU4REC_DEFAULTS, type GRU4RecConfig, gru4recConfig } from "./gru4rec.ts";
 export {
   Mamba4Rec,
+  MAMBA4REC_ABLATION_DEFAULTS,
   MAMBA4REC_DEFAULTS,
   type Mamba4RecConfig,
   mamba4recConfig,

@@ -75,6 +75,8 @@ export {
 export {
   DATASET_LABELS,
   gridsOfNotebooks,
+  type GridVariant,
+  MAMBA4REC_ABLATION,
   MAMBA4REC_OVERALL,
   MAMBA4REC_PAPER_VALUES,
   MODEL_LABELS,
@@ -98,6 +100,7 @@ export {
 export {
   describeSlice,
   type GridCell,
+  gridRunKey,
   type GridRunOptions,
   gridRuns,
   recordCommand,
@@ -108,7 +111,9 @@ export {
   SMOKE_USERS,
   SMOKE_USERS_BY_DATASET,
   type SmokeRun,
+  variantSettings,
 } from "./grid_runs.ts";
+export { modelVariant, variantTag } from "./model_variant.ts";
 export {
   formatSeedSummary,
   METRIC_DECIMALS,
@@ -123,6 +128,7 @@ export {
   overallChart,
   overallTable,
   perSeedTable,
+  rowLabel,
   smokeRunTable,
 } from "./overall_table.ts";
 export {
