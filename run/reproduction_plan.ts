@@ -8,6 +8,7 @@
  * @module
  */
 import type { TrainResult } from "../models/training/trainer.ts";
+import { gridRunKey } from "./grid_runs.ts";
 import type { RunGrid } from "./paper_grids.ts";
 import { formatDuration } from "./progress.ts";
 import type { IndexedRecord, RunIndex } from "./run_index.ts";
@@ -42,7 +43,10 @@ export interface ReproductionPlan {
   readonly missingSeconds: number;
   /** The missing runs without an estimate (nothing recorded of their model and dataset). */
   readonly unknown: readonly RunKey[];
-  /** Grid cells (model and dataset) without any recorded seed: a quick run smoke-tests these. */
+  /**
+   * Grid cells (model and dataset; one per variant) without any recorded seed: a quick run
+   * smoke-tests these.
+   */
   readonly cellsWithoutRecord: readonly { model: string; dataset: string }[];
 }
 
@@ -65,33 +69,43 @@ export function estimateRunSeconds(
   return records.reduce((s, r) => s + recordedSeconds(r.record.result), 0) / records.length;
 }
 
-/** Every run of `grids`, with where it stands in `index`. */
+/**
+ * Every run of `grids` (each model's variants, each dataset, each seed), with where it stands in
+ * `index`; a grid's recorded-only datasets add their recorded runs and nothing missing.
+ */
 export function planReproduction(grids: readonly RunGrid[], index: RunIndex): ReproductionPlan {
   const runs: PlannedRun[] = [];
   const seen = new Set<string>();
   const cellsWithoutRecord: { model: string; dataset: string }[] = [];
   for (const grid of grids) {
+    const recordedOnly = grid.recordedOnly ?? [];
     for (const model of grid.models) {
-      for (const dataset of grid.datasets) {
-        const cell = JSON.stringify([model, dataset]);
-        if (seen.has(cell)) continue;
-        seen.add(cell);
-        let anyRecord = false;
-        for (const seed of grid.seeds) {
-          const key = { model, dataset, seed };
-          const record = index.find(key);
-          anyRecord ||= record !== undefined;
-          const status = record === undefined
-            ? "missing"
-            : record.staleness.stale
-            ? "stale"
-            : "recorded";
-          const estimateSeconds = record === undefined
-            ? estimateRunSeconds(index, model, dataset)
-            : undefined;
-          runs.push({ key, status, record, estimateSeconds });
+      for (const variant of grid.variants ?? [undefined]) {
+        for (const dataset of [...grid.datasets, ...recordedOnly]) {
+          const trains = !recordedOnly.includes(dataset);
+          const tag = gridRunKey(model, dataset, 0, variant).variant;
+          const cell = JSON.stringify([model, dataset, tag ?? null]);
+          if (seen.has(cell)) continue;
+          seen.add(cell);
+          let anyRecord = false;
+          for (const seed of grid.seeds) {
+            const key = gridRunKey(model, dataset, seed, variant);
+            const record = index.find(key);
+            anyRecord ||= record !== undefined;
+            // A dataset the grid only shows where recorded is never missing.
+            if (record === undefined && !trains) continue;
+            const status = record === undefined
+              ? "missing"
+              : record.staleness.stale
+              ? "stale"
+              : "recorded";
+            const estimateSeconds = record === undefined
+              ? estimateRunSeconds(index, model, dataset)
+              : undefined;
+            runs.push({ key, status, record, estimateSeconds });
+          }
+          if (!anyRecord && trains) cellsWithoutRecord.push({ model, dataset });
         }
-        if (!anyRecord) cellsWithoutRecord.push({ model, dataset });
       }
     }
   }

@@ -400,3 +400,18 @@ Deno.test("ablation grid: each row finds its own records, a recorded-only datase
     assertEquals(chart.data.length, MAMBA4REC_ABLATION.variants!.length);
   });
 });
+
+Deno.test("the plan counts every ablation row: its own missing runs and smoke cells, and a recorded-only dataset only where recorded", async () => {
+  await withTempDir("ssmrec-plan-ablation-", async (dir) => {
+    const index = await readRunIndex(dir, NOW);
+    const rows = MAMBA4REC_ABLATION.variants!.length;
+    const seeds = MAMBA4REC_ABLATION.seeds.length;
+    const plan = planReproduction([MAMBA4REC_ABLATION], index);
+    assertEquals(plan.missing, rows * seeds, "each row's seeds on the trained dataset");
+    assertEquals(plan.cellsWithoutRecord.length, rows, "a smoke cell per row");
+    assert(plan.runs.every((r) => r.key.dataset === "amazon-beauty"), "recorded-only left out");
+    const tags = new Set(plan.runs.map((r) => r.key.variant ?? "full"));
+    assertEquals(tags.size, rows, `one key per row: ${[...tags].join(", ")}`);
+    assertStringIncludes(planLines(plan, "quick").join("\n"), `${rows} cell(s) without any record`);
+  });
+});
