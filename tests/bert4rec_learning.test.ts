@@ -23,7 +23,7 @@ Deno.test("bert4rec learns a deterministic next-item rule (HR@10 > 0.9) with its
   const config = trainConfig({
     epochs: 12,
     batchSize: 128,
-    learningRate: 0.02,
+    learningRate: 0.01,
     maxLength,
     seed,
     verbose: false,
