@@ -37,8 +37,8 @@
 import type { SequentialDataset } from "../../data/dataset.ts";
 import { noGrad } from "../../ops/core/autograd.ts";
 import { accumulateInto, zeros } from "../../ops/pointwise/elementwise.ts";
+import { sliceRows } from "../../ops/core/unrecorded.ts";
 import { matmul } from "../../ops/dense/matmul/mod.ts";
-import { embedding } from "../../ops/dense/embedding.ts";
 import { runtime } from "../../ops/core/runtime.ts";
 import { logitSlabRows } from "../../ops/training/item_cross_entropy_slabs.ts";
 import { RANKING_METRICS, rankingMetrics, targetRanks } from "../../ops/training/ranking.ts";
@@ -90,15 +90,6 @@ export interface EvaluationResult {
   readonly seconds: number;
 }
 
-/** The row ids `start … end − 1` of a batch, to take those users' representations. */
-function userRange(start: number, end: number): Tensor {
-  return Tensor.from(
-    Int32Array.from({ length: end - start }, (_, i) => start + i),
-    [end - start],
-    "i32",
-  );
-}
-
 /**
  * Ranks every validation or test user's target among all items and averages the metrics. A
  * batch whose scores `[users, items]` would exceed the device's storage binding limit is scored
@@ -132,7 +123,7 @@ export async function evaluateRanking(
           for (let start = 0; start < batch.size; start += part) {
             const end = Math.min(batch.size, start + part);
             tidy(() => {
-              const rows = end - start === batch.size ? h : embedding(userRange(start, end), h);
+              const rows = end - start === batch.size ? h : sliceRows(h, start, end - start);
               const scores = matmul(rows, table, { transB: true });
               const targets = Tensor.from(batch.targets.subarray(start, end), [end - start], "i32");
               accumulateInto(sums, rankingMetrics(targetRanks(scores, targets), ks));

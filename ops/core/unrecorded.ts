@@ -136,6 +136,35 @@ export function clone(t: Tensor): Tensor {
   return c;
 }
 
+const READ_AT = /* wgsl */ `
+struct P { n: u32, stride: u32, offset: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+${GRID_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = grid_index(gid, p.stride);
+  if (i >= p.n) { return; }
+  dst[i] = src[p.offset + i];
+}`;
+
+/**
+ * Rows `[row0, row0 + count)` of a `[N, …]` tensor, copied into a new `[count, …]` tensor (not
+ * recorded: for slabs of a computation and for evaluation).
+ */
+export function sliceRows(x: Tensor, row0: number, count: number): Tensor {
+  const width = x.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (!(row0 >= 0 && count >= 0 && row0 + count <= x.shape[0])) {
+    throw new RangeError(`sliceRows: rows [${row0}, ${row0 + count}) are not in ${x.describe()}`);
+  }
+  const out = Tensor.empty([count, ...x.shape.slice(1)], x.dtype, "sliceRows");
+  if (out.size === 0) return out;
+  const g = grid(out.size, WG);
+  launch("sliceRows", READ_AT, packParams([out.size, g.stride, row0 * width]), [x, out], g.groups);
+  return out;
+}
+
 const WRITE_AT = /* wgsl */ `
 struct P { n: u32, stride: u32, offset: u32 }
 @group(0) @binding(0) var<uniform> p: P;

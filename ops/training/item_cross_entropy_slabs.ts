@@ -14,47 +14,15 @@
  * @module
  */
 import { noGrad, record } from "../core/autograd.ts";
-import { grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
-import { accumulateInto, writeAt } from "../core/unrecorded.ts";
+import { accumulateInto, sliceRows, writeAt } from "../core/unrecorded.ts";
 import { matmul } from "../dense/matmul/mod.ts";
-import { GRID_WGSL } from "../wgsl/grid.ts";
 import {
   emptyRowLosses,
   launchLogitGradient,
   launchMean,
   launchRowLosses,
 } from "./cross_entropy_kernels.ts";
-
-const WG = 256;
-
-const SLICE = /* wgsl */ `
-struct P { n: u32, stride: u32, offset: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-${GRID_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = grid_index(gid, p.stride);
-  if (i >= p.n) { return; }
-  dst[i] = src[p.offset + i];
-}`;
-
-/** Rows `[row0, row0 + count)` of a `[N, D]` tensor, copied (not recorded). */
-function sliceRows(x: Tensor, row0: number, count: number): Tensor {
-  const width = x.shape[1];
-  const out = Tensor.empty([count, width], x.dtype, "itemCrossEntropy slab rows");
-  const g = grid(out.size, WG);
-  launch(
-    "itemCrossEntropy slab rows",
-    SLICE,
-    packParams([out.size, g.stride, row0 * width]),
-    [x, out],
-    g.groups,
-  );
-  return out;
-}
 
 /**
  * Rows per slab of `[rows, items]` f32 logits within `maxLogitBytes` (at least one row, at most
