@@ -146,20 +146,40 @@ const SETTING_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
   ffn: "--ffn",
   layerNorm: "--layer-norm",
   positionEmbedding: "--position-embedding",
+  beta: "--beta",
+});
+
+/** The `deno task train` options of the training settings a variant may set, by setting. */
+const TRAIN_SETTING_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  trainingMode: "--training-mode",
+  maskRatio: "--mask-ratio",
+  varLen: "--var-len",
+  padTo: "--pad-to",
+  maxLength: "--max-len",
 });
 
 /**
  * The `deno task train` command that trains and records one run of the paper's settings, or of
- * its model `settings` over them (an ablation row).
+ * its model `settings` and training settings `train` over them (an ablation's or a sweep's row).
  */
 export function recordCommand(
   key: RunKey,
   recordPath: string,
   settings: Readonly<Record<string, unknown>> = {},
+  train: Readonly<Record<string, unknown>> = {},
 ): string {
-  const options = Object.entries(settings).map(([k, v]) =>
-    ` ${SETTING_OPTIONS[k] ?? `--model-${k}`} ${v}`
-  ).join("");
+  const options = [
+    ...Object.entries(settings).map(([k, v]) => `${SETTING_OPTIONS[k] ?? `--model-${k}`} ${v}`),
+    ...Object.entries(train).map(([k, v]) => {
+      if (!Object.hasOwn(TRAIN_SETTING_OPTIONS, k)) {
+        throw new Error(
+          `a grid variant sets the training setting '${k}', which no variant may set; use one of ` +
+            Object.keys(TRAIN_SETTING_OPTIONS).join(", "),
+        );
+      }
+      return `${TRAIN_SETTING_OPTIONS[k]} ${v}`;
+    }),
+  ].map((o) => ` ${o}`).join("");
   return `deno task train --model ${key.model} --dataset ${key.dataset} --seed ${key.seed}` +
     `${options} --record ${recordPath}`;
 }
@@ -186,13 +206,14 @@ async function smokeRun(
   options: GridRunOptions,
 ): Promise<SmokeRun> {
   const start = performance.now();
+  const settings: Record<string, unknown> = { ...SMOKE_TRAIN, ...variant?.train, verbose: false };
   const setup = await setupRun({
     model,
     dataset,
-    modelConfig: variantSettings(variant, SMOKE_TRAIN.maxLength as number),
+    modelConfig: variantSettings(variant, settings.maxLength as number),
     datasetsDirectory: options.datasetsDirectory,
     maxUsers: options.smokeUsers ?? SMOKE_USERS_BY_DATASET[dataset] ?? SMOKE_USERS,
-    train: { ...SMOKE_TRAIN, verbose: false },
+    train: settings,
   });
   const result = await train(setup.model, setup.dataset, setup.config, {
     observer: new TrainingProgress(false, setup.config.validMetric),
@@ -223,13 +244,13 @@ async function trainAndRecord(
     model: key.model,
     dataset: key.dataset,
     datasetsDirectory: options.datasetsDirectory,
-    train: { seed: key.seed, verbose: true },
+    train: { ...variant?.train, seed: key.seed, verbose: true },
   };
   const modelConfig = variantSettings(variant, planRun(request).config.maxLength);
   await runTraining({
     request: { ...request, modelConfig },
     record: path,
-    command: recordCommand(key, path, modelConfig),
+    command: recordCommand(key, path, modelConfig, variant?.train),
     log: options.log,
   });
   const found = (await readRunIndex(directory)).find(key);
@@ -247,7 +268,7 @@ export function gridRunKey(
   seed: number,
   variant: GridVariant | undefined,
 ): RunKey {
-  const tag = variant ? variantTag(variant.model) : undefined;
+  const tag = variant ? variantTag(variant.model, variant.train) : undefined;
   return tag === undefined ? { model, dataset, seed } : { model, dataset, seed, variant: tag };
 }
 

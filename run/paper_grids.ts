@@ -12,14 +12,20 @@
 export const PAPER_SEEDS: readonly number[] = Object.freeze([2020, 2021, 2022]);
 
 /**
- * One row of an ablation: model settings over the preset's, by which its runs are told apart
- * (their key's variant, `run/model_variant.ts`).
+ * One row of an ablation or a sweep: model and training settings over the preset's, by which its
+ * runs are told apart (their key's variant, `run/model_variant.ts`).
  */
 export interface GridVariant {
   /** The row's printed name (`−FFN`). */
   readonly label: string;
   /** Model settings over the preset's; empty for the full model (the paper's settings). */
   readonly model: Readonly<Record<string, unknown>>;
+  /**
+   * Training settings over the preset's, of those that make a variant (`run/model_variant.ts`'s
+   * `VARIANT_TRAIN_KEYS`: `trainingMode`, `maskRatio`, `varLen`, `padTo`, `maxLength`); unset
+   * for the paper's training settings.
+   */
+  readonly train?: Readonly<Record<string, unknown>>;
   /**
    * The model setting that takes the training window length, if the variant sizes a table by
    * it (the position embedding's `maxLength`).

@@ -3,8 +3,9 @@
  * its file name: its model, dataset, seed and model variant ({@link RunKey}), whether the checked-out code made it
  * ({@link recordStaleness}) and where its settings differ from the model's preset for the dataset
  * (the paper's settings). A record with other training settings is kept in the index but never
- * stands for a run of the paper's settings; one with other model settings stands for a run of its
- * variant (an ablation's row), never for the paper's model.
+ * stands for a run of the paper's settings; one with other model settings or variant training
+ * settings (`run/model_variant.ts`) stands for a run of its variant (an ablation's or a sweep's
+ * row), never for the paper's model.
  *
  * @module
  */
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { trainConfig } from "../models/config.ts";
 import { findModel } from "../models/registry.ts";
 import { type CodeVersion, codeVersion } from "./code_version.ts";
+import { variantTrainSettings } from "./model_variant.ts";
 import {
   defaultRunsDirectory,
   readRunRecord,
@@ -98,6 +100,22 @@ export function presetSettingsDifferences(record: RunRecord): string[] {
   return out;
 }
 
+/**
+ * The lines of {@link presetSettingsDifferences} that a record's key does not carry: a variant's
+ * model settings and variant training settings are its key's, not differences.
+ */
+function differencesOutsideVariant(record: RunRecord, key: RunKey): string[] {
+  if (key.variant === undefined) return presetSettingsDifferences(record);
+  const train = variantTrainSettings(
+    record.model,
+    record.dataset,
+    record.trainConfig as unknown as Record<string, unknown>,
+  );
+  return presetSettingsDifferences(record).filter((line) =>
+    !line.startsWith("model.") && !Object.hasOwn(train, line.slice(0, line.indexOf(":")))
+  );
+}
+
 /** The records of a folder, looked up by {@link RunKey}. */
 export class RunIndex {
   /** Every record, by path. */
@@ -170,10 +188,7 @@ export async function readRunIndex(
       record,
       key,
       staleness: await recordStaleness(record, now),
-      // A record's model settings that differ from the preset's are its key's variant.
-      settingsDifferences: presetSettingsDifferences(record).filter((line) =>
-        key.variant === undefined || !line.startsWith("model.")
-      ),
+      settingsDifferences: differencesOutsideVariant(record, key),
     });
   }
   return new RunIndex(records);

@@ -94,8 +94,9 @@ export interface RunKey {
   /** The seed of the data order and the initial weights (`TrainConfig.seed`). */
   readonly seed: number;
   /**
-   * The model variant (`ffn-false`; see `run/model_variant.ts`): the model settings where the
-   * run differs from the paper's; unset for the paper's settings.
+   * The variant (`ffn-false`, `trainingMode-all-positions`; see `run/model_variant.ts`): the
+   * model settings and variant training settings where the run differs from the paper's; unset
+   * for the paper's settings.
    */
   readonly variant?: string;
 }
@@ -114,10 +115,18 @@ export function runRecordPath(key: RunKey, directory: string = defaultRunsDirect
   return join(directory, `${safe(key.model)}-${safe(key.dataset)}-seed${key.seed}${variant}.json`);
 }
 
-/** The {@link RunKey} of a record: its model, dataset, training seed and model variant. */
+/**
+ * The {@link RunKey} of a record: its model, dataset, training seed and variant (its model
+ * settings and variant training settings that differ from the preset's).
+ */
 export function recordKey(record: RunRecord): RunKey {
   const key = { model: record.model, dataset: record.dataset, seed: record.trainConfig.seed };
-  const variant = modelVariant(record.model, record.dataset, record.modelConfig);
+  const variant = modelVariant(
+    record.model,
+    record.dataset,
+    record.modelConfig,
+    record.trainConfig as unknown as Record<string, unknown>,
+  );
   return variant === undefined ? key : { ...key, variant };
 }
 

@@ -18,7 +18,8 @@
  * the dataset; default standard-early).
  *
  * Models on packed batches (ssd4rec) also take --mask-ratio ρ (each training history token
- * replaced by id 0 with probability ρ) and --var-len true|false (false: histories cut to their
+ * replaced by id 0 with probability ρ), --beta β (the backward direction's weight in
+ * `h = fwd + β·bwd + x`; 0 runs the forward direction alone) and --var-len true|false (false: histories cut to their
  * last --max-len items, in training and evaluation; true, the default: whole histories) and
  * --pad-to L (every history a window of exactly L tokens, its last L items left-padded with id 0,
  * in training and evaluation: the same model on padded windows, to compare efficiency; Mamba4Rec
@@ -57,7 +58,7 @@ const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset
   "       [--seed S] [--dropout P]\n" +
   "       [--layers N] [--ffn B] [--layer-norm B] [--position-embedding B] [--model-max-len L]\n" +
   "       [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
-  "       [--mask-ratio R] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
+  "       [--mask-ratio R] [--beta B] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
   "       [--kuairand-logs standard-early|standard|all]\n" +
   "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
   "       [--max-seconds S] [--record FILE] [--json]";
@@ -90,6 +91,7 @@ const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
   "layer-norm": { model: "layerNorm", value: "boolean" },
   "position-embedding": { model: "positionEmbedding", value: "boolean" },
   "model-max-len": { model: "maxLength", value: "number" },
+  beta: { model: "beta", value: "number" },
 };
 
 /** Flags that are not settings, with the keys errors name them by. */

@@ -1,4 +1,10 @@
-import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import { basename, join } from "node:path";
 import { trainConfig } from "../models/config.ts";
 import type { CodeVersion } from "../run/code_version.ts";
@@ -413,5 +419,41 @@ Deno.test("the plan counts every ablation row: its own missing runs and smoke ce
     const tags = new Set(plan.runs.map((r) => r.key.variant ?? "full"));
     assertEquals(tags.size, rows, `one key per row: ${[...tags].join(", ")}`);
     assertStringIncludes(planLines(plan, "quick").join("\n"), `${rows} cell(s) without any record`);
+  });
+});
+
+Deno.test("training-setting variants: tagged, found by their grid row, and trained by their command", async () => {
+  const row = { label: "all positions", model: {}, train: { trainingMode: "all-positions" } };
+  const base = beautyRecord(2022, { ndcg: 0.03 });
+  const record: RunRecord = {
+    ...base,
+    trainConfig: { ...base.trainConfig, trainingMode: "all-positions" },
+  };
+  const key = gridRunKey("mamba4rec", "amazon-beauty", 2022, row);
+  assertEquals(key.variant, "trainingMode-all-positions");
+  assertEquals(recordKey(record), key);
+  // A training setting outside the variant keys never makes a variant.
+  assertEquals(variantTag({}, { learningRate: 0.01 }), undefined);
+  assertEquals(
+    variantTag({ beta: 0 }, { maxLength: 50, varLen: false }),
+    "beta-0_maxLength-50_varLen-false",
+  );
+  assertStringIncludes(
+    recordCommand(key, "/r/x.json", {}, row.train),
+    "--seed 2022 --training-mode all-positions --record /r/x.json",
+  );
+  assertThrows(
+    () => recordCommand(key, "/r/x.json", {}, { learningRate: 0.1 }),
+    Error,
+    "learningRate",
+  );
+  await withTempDir("ssmrec-train-variant-", async (dir) => {
+    await writeRunRecord(runRecordPath(recordKey(record), dir), record);
+    await writeRunRecord(runRecordPath(recordKey(base), dir), base);
+    const index = await readRunIndex(dir, NOW);
+    assertEquals(index.find(key)?.record.trainConfig.trainingMode, "all-positions");
+    assertEquals(index.find(key)?.settingsDifferences, []);
+    const paper = index.find({ model: "mamba4rec", dataset: "amazon-beauty", seed: 2022 });
+    assertEquals(paper?.record.trainConfig.trainingMode, base.trainConfig.trainingMode);
   });
 });
