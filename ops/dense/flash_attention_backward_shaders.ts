@@ -49,32 +49,66 @@ function accumulate(plan: FlashPlan, prefix: string, lanes: string, x: string): 
   ).split("\n").join("\n      ");
 }
 
-const OWN_Q: StagedRows = { array: "qs", from: "q", stride: "STRIDE" };
-const OWN_DO: StagedRows = { array: "gs", from: "dout", stride: "STRIDE" };
-const TILE_K: StagedRows = { array: "ks", from: "k", stride: "STRIDE" };
-const TILE_V: StagedRows = { array: "vs", from: "v", stride: "STRIDE" };
+/** Rows of the binding `from` staged in the workgroup array `array`, `STRIDE` vec4s apart. */
+function staged(array: string, from: string): StagedRows {
+  return { array, from, stride: "STRIDE" };
+}
+
+/** The rows a backward kernel stages: two of its own block and two of each tile. */
+interface BackwardStaging {
+  /** Staged once per workgroup from the own rows, where the plan stages them. */
+  readonly own: readonly [StagedRows, StagedRows];
+  /** Staged per tile. */
+  readonly tile: readonly [StagedRows, StagedRows];
+}
+
+/**
+ * The module scope both backward kernels open with: the prelude, q, k and v at bindings 1–3,
+ * the kernel's own `bindings` (4 is the pad ids), then the staged arrays' declarations.
+ */
+function backwardDecls(plan: FlashPlan, bindings: string, staging: BackwardStaging): string {
+  return `${flashPrelude(plan)}
+${rowAccess("q", 1, plan.dim, false)}
+${rowAccess("k", 2, plan.dim, false)}
+${rowAccess("v", 3, plan.dim, false)}
+${bindings}
+${plan.stageOwn ? stagedDecls("OWN", staging.own) : ""}
+${stagedDecls("TILE", staging.tile)}`;
+}
+
+/** WGSL statements staging the own rows, where the plan stages them. */
+function stageOwn(plan: FlashPlan, staging: BackwardStaging): string {
+  return plan.stageOwn ? stageRows("OWN", "r0", staging.own) : "";
+}
+
+const OWN_Q = staged("qs", "q");
+const OWN_DO = staged("gs", "dout");
+const QUERY_STAGING: BackwardStaging = {
+  own: [OWN_Q, OWN_DO],
+  tile: [staged("ks", "k"), staged("vs", "v")],
+};
 
 /** The query-gradient kernel: dq per block of queries, and D = rowsum(dO ∘ O). */
 export function queryGradShader(plan: FlashPlan): string {
   const rk = plan.perInvocation;
   return /* wgsl */ `
-${flashPrelude(plan)}
-${rowAccess("q", 1, plan.dim, false)}
-${rowAccess("k", 2, plan.dim, false)}
-${rowAccess("v", 3, plan.dim, false)}
-${rowAccess("o", 5, plan.dim, false)}
+${
+    backwardDecls(
+      plan,
+      `${rowAccess("o", 5, plan.dim, false)}
 ${rowAccess("dout", 6, plan.dim, false)}
 @group(0) @binding(7) var<storage, read> stats: array<vec2f>;
 ${rowAccess("dq", 8, plan.dim, true)}
-@group(0) @binding(9) var<storage, read_write> delta: array<f32>;
-${plan.stageOwn ? stagedDecls("OWN", [OWN_Q, OWN_DO]) : ""}
-${stagedDecls("TILE", [TILE_K, TILE_V])}
+@group(0) @binding(9) var<storage, read_write> delta: array<f32>;`,
+      QUERY_STAGING,
+    )
+  }
 // dS of the tile, a vec4 over four own rows: [tile row][own group].
 var<workgroup> ws: array<vec4f, TILE * WSTRIDE>;
 // Per own row: (m, 1 / l, D).
 var<workgroup> rstat: array<vec4f, OWN>;
 ${FLASH_ENTRY}
-  ${plan.stageOwn ? stageRows("OWN", "r0", [OWN_Q, OWN_DO]) : ""}
+  ${stageOwn(plan, QUERY_STAGING)}
   if (lid < OWN) {
     var st = vec4f(0.0);
     if (r0 + lid < p.length) {
@@ -97,7 +131,7 @@ ${FLASH_ENTRY}
   let keys = key_range(r0, span);
   for (var t0 = keys.x; t0 < keys.y; t0 += TILE) {
     workgroupBarrier();
-    ${stageRows("TILE", "t0", [TILE_K, TILE_V])}
+    ${stageRows("TILE", "t0", QUERY_STAGING.tile)}
     for (var t = lid; t < TILE; t += WG) { tstate[t] = key_state(b, t0 + t); }
     workgroupBarrier();
     ${unroll(rk, (n) => `var s${n} = vec4f(0.0);\n    var g${n} = vec4f(0.0);`)}
@@ -126,33 +160,35 @@ ${FLASH_ENTRY}
 }`;
 }
 
-const OWN_K: StagedRows = { array: "ko", from: "k", stride: "STRIDE" };
-const OWN_V: StagedRows = { array: "vo", from: "v", stride: "STRIDE" };
-const TILE_Q: StagedRows = { array: "qt", from: "q", stride: "STRIDE" };
-const TILE_DO: StagedRows = { array: "gt", from: "dout", stride: "STRIDE" };
+const OWN_K = staged("ko", "k");
+const OWN_V = staged("vo", "v");
+const KEY_STAGING: BackwardStaging = {
+  own: [OWN_K, OWN_V],
+  tile: [staged("qt", "q"), staged("gt", "dout")],
+};
 
 /** The key/value-gradient kernel: dk and dv per block of keys. */
 export function keyGradShader(plan: FlashPlan): string {
   const rk = plan.perInvocation;
   return /* wgsl */ `
-${flashPrelude(plan)}
-${rowAccess("q", 1, plan.dim, false)}
-${rowAccess("k", 2, plan.dim, false)}
-${rowAccess("v", 3, plan.dim, false)}
-${rowAccess("dout", 5, plan.dim, false)}
+${
+    backwardDecls(
+      plan,
+      `${rowAccess("dout", 5, plan.dim, false)}
 @group(0) @binding(6) var<storage, read> stats: array<vec2f>;
 @group(0) @binding(7) var<storage, read> delta: array<f32>;
 ${rowAccess("dk", 8, plan.dim, true)}
-${rowAccess("dv", 9, plan.dim, true)}
-${plan.stageOwn ? stagedDecls("OWN", [OWN_K, OWN_V]) : ""}
-${stagedDecls("TILE", [TILE_Q, TILE_DO])}
+${rowAccess("dv", 9, plan.dim, true)}`,
+      KEY_STAGING,
+    )
+  }
 // P · drop and dS of the tile, vec4s over four own keys: [tile row][own group].
 var<workgroup> pw: array<vec4f, TILE * WSTRIDE>;
 var<workgroup> dsw: array<vec4f, TILE * WSTRIDE>;
 // Per staged query: (m, 1 / l, D).
 var<workgroup> qstat: array<vec4f, TILE>;
 ${FLASH_ENTRY}
-  ${plan.stageOwn ? stageRows("OWN", "r0", [OWN_K, OWN_V]) : ""}
+  ${stageOwn(plan, KEY_STAGING)}
   let kst = vec4u(${unroll(4, (r) => `key_state(b, o0 + ${r}u)`).split("\n").join(", ")});
   ${zeroAccumulators(plan, "dk")}
   ${zeroAccumulators(plan, "dv")}
@@ -164,7 +200,7 @@ ${FLASH_ENTRY}
   for (var t0 = select(open_start / TILE * TILE, 0u, closed_end > 0u); t0 < p.length; t0 += TILE) {
     if (t0 >= closed_end && min(t0 + TILE, p.length) <= open_start) { continue; }
     workgroupBarrier();
-    ${stageRows("TILE", "t0", [TILE_Q, TILE_DO])}
+    ${stageRows("TILE", "t0", KEY_STAGING.tile)}
     for (var t = lid; t < TILE; t += WG) {
       let i = t0 + t;
       var st = vec4f(0.0);
