@@ -19,7 +19,7 @@ import {
 import { TrainingProgress } from "./progress.ts";
 import { type IndexedRecord, readRunIndex, type RunIndex } from "./run_index.ts";
 import { defaultRunsDirectory, type RunKey, type RunRecord, runRecordPath } from "./run_record.ts";
-import { planRun, setupRun } from "./setup.ts";
+import { planRun, type RunRequest, setupRun } from "./setup.ts";
 import { runTraining } from "./training_run.ts";
 
 /** What a slice of a dataset holds: its users, items and interactions after filtering. */
@@ -230,6 +230,30 @@ async function smokeRun(
 }
 
 /**
+ * What trains one run of a grid with the paper's protocol (as `variant`, if given) and records it
+ * in `recordPath`: the request, and the `deno task train` command that does the same (the
+ * record's command, and what the run scheduler runs).
+ */
+export function gridRunTraining(
+  key: RunKey,
+  variant: GridVariant | undefined,
+  recordPath: string,
+  datasetsDirectory?: string,
+): { request: RunRequest; command: string } {
+  const request = {
+    model: key.model,
+    dataset: key.dataset,
+    datasetsDirectory,
+    train: { ...variant?.train, seed: key.seed, verbose: true },
+  };
+  const modelConfig = variantSettings(variant, planRun(request).config.maxLength);
+  return {
+    request: { ...request, modelConfig },
+    command: recordCommand(key, recordPath, modelConfig, variant?.train),
+  };
+}
+
+/**
  * Trains one missing run with the paper's protocol (as `variant`, if given) and records it;
  * returns its record.
  */
@@ -240,19 +264,8 @@ async function trainAndRecord(
   options: GridRunOptions,
 ): Promise<IndexedRecord> {
   const path = runRecordPath(key, directory);
-  const request = {
-    model: key.model,
-    dataset: key.dataset,
-    datasetsDirectory: options.datasetsDirectory,
-    train: { ...variant?.train, seed: key.seed, verbose: true },
-  };
-  const modelConfig = variantSettings(variant, planRun(request).config.maxLength);
-  await runTraining({
-    request: { ...request, modelConfig },
-    record: path,
-    command: recordCommand(key, path, modelConfig, variant?.train),
-    log: options.log,
-  });
+  const { request, command } = gridRunTraining(key, variant, path, options.datasetsDirectory);
+  await runTraining({ request, record: path, command, log: options.log });
   const found = (await readRunIndex(directory)).find(key);
   if (!found) throw new Error(`${path}: the run finished but its record does not read back`);
   return found;
