@@ -5,23 +5,9 @@
  * best checkpoint. The model's input layout picks the batches: padded `[B, L]` windows, or
  * packed whole histories masked with probability ρ in training (`./layouts.ts`).
  *
- * A step encodes its whole forward, backward and update without waiting on the GPU; each step's
- * loss is written into a GPU buffer that is read back a few times per epoch (NaN/Inf checks) and
- * at its end (the learning curve).
- *
- * Micro-batches: a step whose batch would bind a tensor larger than the device's storage binding
- * limit is cut into micro-batches (`./micro_batches.ts`), run forward and backward one after
- * another with their gradients summed in the parameters' `grad`, then one optimizer step: the
- * update is the whole batch's to rounding, and the step's loss (the micro-batches' weighted
- * losses summed) is the whole batch's mean. How many is not estimated from the model (each model
- * binds its own intermediates, which only it knows): the runtime refuses such a tensor when it is
- * allocated, before any work that reads it is encoded, and the trainer catches that refusal,
- * drops what the attempt built (its tensors, its gradients, its dropout draws) and runs the step
- * again in micro-batches of half as many samples, until one fits. The size found holds for the
- * rest of the run, so only the first step too large for the device is repeated; a run resumed
- * in another process finds it again. A step that fits runs whole, exactly as without
- * micro-batches. `microBatchSize` in the configuration fixes the size instead. Models with their
- * own objective (`trainingLoss`) are never cut: their steps fail with a `ConfigError`.
+ * A step encodes its whole forward, backward and update without waiting on the GPU
+ * (`./train_epoch.ts`); a step too large for the device is cut into micro-batches
+ * (`./step_gradients.ts`).
  *
  * The trainer prints nothing: a {@link TrainingObserver} passed by the caller is told of the steps
  * queued within an epoch (on the host clock, no GPU wait), each finished epoch and the result.
@@ -29,11 +15,7 @@
  * @module
  */
 import { join } from "node:path";
-import { pathExists } from "../../host/mod.ts";
 import type { SequentialDataset } from "../../data/dataset.ts";
-import { backward, zeroGrad } from "../../ops/core/autograd.ts";
-import { accumulateInto, writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
-import { DropoutRng } from "../../ops/pointwise/dropout.ts";
 import { Adam } from "../../ops/training/optimizer.ts";
 import {
   type MemoryStats,
@@ -42,7 +24,6 @@ import {
   resetPeakMemory,
   runtime,
 } from "../../ops/core/runtime.ts";
-import { type Tensor, tidy } from "../../ops/core/tensor.ts";
 import { loadTensors, readCheckpoint, runSettings } from "./checkpoint.ts";
 import {
   type EpochRecord,
@@ -52,97 +33,17 @@ import {
   snapshot,
   type TrainerState,
 } from "./training_state.ts";
-import { ConfigError, packedTrainSettings, type TrainConfig } from "../config.ts";
-import { evaluateRanking, type EvaluationOptions, type Metrics } from "./evaluator.ts";
+import { packedTrainSettings, type TrainConfig } from "../config.ts";
+import { evaluateRanking, type EvaluationOptions } from "./evaluator.ts";
 import type { TrainableModel } from "../model.ts";
-import { checkLayoutSettings, type TrainingStep, trainingSteps } from "./layouts.ts";
-import { isBindingLimitError, tidyOrThrow } from "./micro_batches.ts";
+import { checkLayoutSettings } from "./layouts.ts";
+import { MicroBatchPlan } from "./step_gradients.ts";
+import { trainEpoch } from "./train_epoch.ts";
+import type { TrainingObserver, TrainResult } from "./training_observer.ts";
 
 export type { EpochRecord } from "./training_state.ts";
-
-/** What {@link train} returns. */
-export interface TrainResult {
-  /** Every epoch run, in order (resumed runs include the earlier epochs). */
-  readonly history: EpochRecord[];
-  /** The epoch whose weights were tested, from 0 (as {@link EpochRecord.epoch}). */
-  readonly bestEpoch: number;
-  /** Validation metrics of the best epoch. */
-  readonly bestValid: Metrics;
-  /** Test metrics with the best epoch's weights. */
-  readonly test: Metrics;
-  /** Whether early stopping ended the run. */
-  readonly stoppedEarly: boolean;
-  /**
-   * Whether training is over (early stopping, or the epoch limit reached). False when this call
-   * stopped at `maxEpochsThisRun` or `maxSecondsThisRun`: resume from `last.safetensors` to go on.
-   */
-  readonly complete: boolean;
-  /** Mean training time per epoch (seconds) over this run's epochs. */
-  readonly secondsPerEpoch: number;
-  /** Epochs trained by this call (0 when it resumed a finished run). */
-  readonly epochsThisRun: number;
-}
-
-/**
- * Thrown when a step's loss is NaN or Inf; training stops and the checkpoints of the finished
- * epochs stay as they were.
- */
-export class TrainingDivergedError extends Error {
-  /**
-   * The error for the first step whose loss was not finite.
-   * @param step global step (from 1) whose loss was not finite
-   * @param epoch its epoch, from 0 (the message numbers epochs from 1)
-   * @param checkpoint the newest good checkpoint (`last.safetensors`, which resuming uses), if any
-   */
-  constructor(readonly step: number, readonly epoch: number, readonly checkpoint: string | null) {
-    super(
-      `training diverged: the loss of step ${step} (epoch ${epoch + 1}) is NaN or Inf; ` +
-        (checkpoint
-          ? `the newest good checkpoint is ${checkpoint} (end of the previous epoch)`
-          : "no checkpoint was written") +
-        ". Resuming would diverge the same way: train from the start with a lower learning " +
-        "rate (learningRate, --lr) or with gradient clipping (clipGradNorm, --clip-grad-norm).",
-    );
-    this.name = "TrainingDivergedError";
-  }
-}
-
-/** How far an epoch's training has got, as the host queued its steps. */
-export interface StepProgress {
-  /** The epoch, from 0. */
-  readonly epoch: number;
-  /** Steps queued so far in this epoch. */
-  readonly step: number;
-  /** Steps in this epoch. */
-  readonly steps: number;
-  /** Training samples in the steps queued so far. */
-  readonly samples: number;
-  /** History tokens in the steps queued so far (packed-batch models only). */
-  readonly tokens?: number;
-  /** Of those, the tokens masked to id 0 (packed-batch models only). */
-  readonly maskedTokens?: number;
-  /**
-   * Seconds since the epoch began, on the host clock. The GPU may still be working on the last
-   * queued steps; it catches up at each loss check (every `lossCheckEvery` steps).
-   */
-  readonly seconds: number;
-}
-
-/** Told of training's progress; every method is optional. */
-export interface TrainingObserver {
-  /** After each step is queued (no GPU wait): how far the current epoch has got. */
-  stepsProgressed?(progress: StepProgress): void;
-  /** After an epoch is validated and checkpointed; `best` is the best validation score so far. */
-  epochFinished?(record: EpochRecord, improved: boolean, best: number): void;
-  /** After the best epoch's weights were tested. */
-  trainingFinished?(result: TrainResult): void;
-  /**
-   * When steps begin to be cut into micro-batches of `samples` samples because a step of
-   * `stepSize` samples bound more than the device's storage binding limit (see the module
-   * documentation); training goes on, slower.
-   */
-  microBatchesChosen?(samples: number, stepSize: number): void;
-}
+export type { StepProgress, TrainingObserver, TrainResult } from "./training_observer.ts";
+export { TrainingDivergedError } from "./train_epoch.ts";
 
 /** Options of {@link train} beyond the configuration. */
 export interface TrainOptions {
@@ -311,173 +212,4 @@ function rankingOptions(model: TrainableModel, config: TrainConfig): EvaluationO
       ? { varLen: packedTrainSettings(config).varLen, padTo: config.padTo }
       : {}),
   };
-}
-
-/** What one epoch's training gives the epoch's record. */
-interface TrainedEpoch {
-  /** Mean training loss. */
-  readonly loss: number;
-  /** Tokens trained ({@link EpochRecord.tokens}). */
-  readonly tokens: number;
-}
-
-/**
- * Tokens a step trains, as {@link EpochRecord.tokens} counts them: a packed batch's history
- * tokens, or B × L of a padded batch's windows (padding included).
- */
-function stepTokens(model: TrainableModel, step: TrainingStep, config: TrainConfig): number {
-  return model.layout === "packed" ? step.tokens ?? 0 : step.size * config.maxLength;
-}
-
-/** The optimizer and the micro-batch plan every step of a run uses. */
-interface StepTools {
-  readonly adam: Adam;
-  readonly microBatches: MicroBatchPlan;
-}
-
-async function trainEpoch(
-  model: TrainableModel,
-  dataset: SequentialDataset,
-  config: TrainConfig,
-  { adam, microBatches }: StepTools,
-  state: TrainerState,
-  lastGood: string | null,
-  observer: TrainingObserver,
-): Promise<TrainedEpoch> {
-  const steps = trainingSteps(model, dataset, config, state.epoch);
-  const losses = zeros([steps.batchCount]);
-  const params = model.params.list();
-  let i = 0, checked = 0, samples = 0, tokens = 0, maskedTokens = 0, epochTokens = 0;
-  const packed = model.layout === "packed";
-  const start = performance.now();
-  const check = async (upTo: number) => {
-    const host = await losses.toArray();
-    for (let k = checked; k < upTo; k++) {
-      if (!Number.isFinite(host[k])) {
-        losses.dispose();
-        const kept = lastGood && (await pathExists(lastGood)) ? lastGood : null;
-        throw new TrainingDivergedError(state.step - i + k + 1, state.epoch, kept);
-      }
-    }
-    checked = upTo;
-    return host;
-  };
-  for (const step of steps) {
-    try {
-      tidy(() => {
-        const loss = stepGradients(model, step, microBatches);
-        adam.step();
-        zeroGrad(params);
-        writeAt(losses, loss, i);
-      });
-    } finally {
-      step.release();
-    }
-    i++;
-    state.step++;
-    samples += step.size;
-    tokens += step.tokens ?? 0;
-    maskedTokens += step.maskedTokens ?? 0;
-    epochTokens += stepTokens(model, step, config);
-    observer.stepsProgressed?.({
-      epoch: state.epoch,
-      step: i,
-      steps: steps.batchCount,
-      samples,
-      ...(packed ? { tokens, maskedTokens } : {}),
-      seconds: (performance.now() - start) / 1000,
-    });
-    if (i % config.lossCheckEvery === 0) await check(i);
-  }
-  const host = await check(i);
-  losses.dispose();
-  let sum = 0;
-  for (const v of host) sum += v;
-  return { loss: sum / Math.max(host.length, 1), tokens: epochTokens };
-}
-
-/**
- * How the trainer cuts steps into micro-batches (see the module documentation): not at all, until
- * a step binds more than the device allows, then into micro-batches of the samples that fitted;
- * or always into `microBatchSize` samples when the configuration fixes it.
- */
-class MicroBatchPlan {
-  #samples: number | undefined;
-  readonly #fixed: boolean;
-  readonly #observer: TrainingObserver;
-
-  constructor(microBatchSize: number | undefined, observer: TrainingObserver) {
-    this.#samples = microBatchSize;
-    this.#fixed = microBatchSize !== undefined;
-    this.#observer = observer;
-  }
-
-  /** Samples per micro-batch for a step of `size` samples (`size`: the whole batch). */
-  samplesFor(size: number): number {
-    return Math.min(size, this.#samples ?? size);
-  }
-
-  /**
-   * After micro-batches of `samples` samples of a step of `size` bound a tensor larger than the
-   * device allows (`error`): halves them, or throws when they are fixed or already one sample.
-   */
-  shrink(size: number, samples: number, error: RangeError): void {
-    if (this.#fixed) {
-      throw new ConfigError(
-        `training: micro-batches of ${samples} samples ('microBatchSize') still bind more ` +
-          `than this device allows: ${error.message}; lower 'microBatchSize' or leave it out`,
-        "microBatchSize",
-      );
-    }
-    if (samples === 1) {
-      throw new RangeError(
-        `training: a step cut into micro-batches of one sample still binds more than this ` +
-          `device allows (a tensor that does not shrink with the batch): ${error.message}`,
-        { cause: error },
-      );
-    }
-    this.#samples = Math.ceil(samples / 2);
-    this.#observer.microBatchesChosen?.(this.#samples, size);
-  }
-}
-
-/**
- * Runs a step's forward and backward, whole or in micro-batches as `plan` says, leaving the
- * batch's gradient in the parameters' `grad`; returns the step's mean loss `[]`. A binding-limit
- * refusal drops the attempt (its tensors, the gradients it added, its dropout draws) and
- * retries with smaller micro-batches. Call inside `tidy`.
- */
-function stepGradients(model: TrainableModel, step: TrainingStep, plan: MicroBatchPlan): Tensor {
-  const params = model.params.list();
-  for (;;) {
-    const samples = plan.samplesFor(step.size);
-    const dropout = model.dropoutRng.state();
-    try {
-      return tidyOrThrow(() => {
-        if (samples >= step.size) {
-          const loss = step.loss();
-          backward(loss);
-          return loss;
-        }
-        const total = zeros([]);
-        for (const micro of step.microBatches(samples)) {
-          try {
-            tidyOrThrow(() => {
-              const share = micro.loss();
-              backward(share);
-              accumulateInto(total, share);
-            });
-          } finally {
-            micro.release();
-          }
-        }
-        return total;
-      });
-    } catch (error) {
-      if (!isBindingLimitError(error)) throw error;
-      zeroGrad(params);
-      model.dropoutRng = DropoutRng.fromState(dropout);
-      plan.shrink(step.size, samples, error);
-    }
-  }
 }
