@@ -6,10 +6,11 @@
  * `RMSNorm(y ⊙ SiLU(z)) ⊙ w`; and the output projection.
  *
  * The projection and the convolution are each one parameter, as in the official module
- * (`in_proj.weight`, `conv1d.weight`, `conv1d.bias`). Their parts (z, x, B, C, dt) are taken as
- * row ranges of the parameter by an embedding lookup, so each part is a product of its own and its
- * gradient lands in the parameter's rows; the convolution is depthwise, so convolving x, B and C
- * apart equals convolving xBC and splitting it.
+ * (`in_proj.weight`, `conv1d.weight`, `conv1d.bias`). The projection is one matrix product whose
+ * columns are then cut into z, x, B, C and dt. The convolution's parts (x, B, C) are taken as
+ * row ranges of its parameters by an embedding lookup, so their gradients land in the parameters'
+ * rows; the convolution is depthwise, so convolving x, B and C apart equals convolving xBC and
+ * splitting it.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { type SsdPieces, ssdScan } from "../ops/sequence/ssd_scan/mod.ts";
 import { keep, Tensor } from "../ops/core/tensor.ts";
+import { splitColumns } from "./column_parts.ts";
 import { INIT_STD, Linear } from "./layers.ts";
 import type { ParameterSet } from "./parameters.ts";
 
@@ -101,8 +103,6 @@ export class Mamba2Block {
   readonly #d: Tensor;
   readonly #normWeight: Tensor;
   readonly #outProj: Linear;
-  /** Rows of `in_proj`: z, x, B, C, dt. */
-  readonly #proj: Record<"z" | "x" | "B" | "C" | "dt", RowRange>;
   /** Channels of the convolution: x, B, C. */
   readonly #conv: Record<"x" | "B" | "C", RowRange>;
 
@@ -153,13 +153,6 @@ export class Mamba2Block {
     this.#normWeight = params.constant(`${name}.norm.weight`, [inner], 1);
     this.#outProj = new Linear(params, `${name}.out_proj`, inner, dModel, false);
     const GN = G * N;
-    this.#proj = {
-      z: new RowRange(0, inner),
-      x: new RowRange(inner, inner),
-      B: new RowRange(2 * inner, GN),
-      C: new RowRange(2 * inner + GN, GN),
-      dt: new RowRange(2 * inner + 2 * GN, H),
-    };
     this.#conv = {
       x: new RowRange(0, inner),
       B: new RowRange(inner, GN),
@@ -187,17 +180,19 @@ export class Mamba2Block {
     const [batch, length] = u.shape;
     const { dState: N, headDim: P, groups: G } = this.config;
     const H = this.heads;
-    const project = (part: RowRange) => matmul(u, part.of(this.#inProj), { transB: true });
-    const convolve = (part: "x" | "B" | "C") =>
+    const inner = H * P, GN = G * N;
+    // The whole projection is needed only to cut it: free it as soon as it is cut.
+    const projected = matmul(u, this.#inProj, { transB: true });
+    const [z, xIn, BIn, CIn, dt] = splitColumns(projected, [inner, inner, GN, GN, H]);
+    projected.dispose();
+    const convolve = (part: "x" | "B" | "C", input: Tensor) =>
       causalConv1d(
-        project(this.#proj[part]),
+        input,
         this.#conv[part].of(this.#convWeight),
         this.#conv[part].ofVector(this.#convBias),
         { activation: "silu", seqIdx: segments.seqIdx, layout: "bld" },
       );
-    const z = project(this.#proj.z);
-    const x = convolve("x"), B = convolve("B"), C = convolve("C");
-    const dt = project(this.#proj.dt);
+    const x = convolve("x", xIn), B = convolve("B", BIn), C = convolve("C", CIn);
     const { y } = ssdScan(
       reshape(x, [batch, length, H, P]),
       dt,
@@ -206,7 +201,6 @@ export class Mamba2Block {
       reshape(C, [batch, length, G, N]),
       { D: this.#d, dtBias: this.#dtBias, dtSoftplus: true, seqIdx: segments.pieces },
     );
-    const inner = H * P;
     const normed = gatedRmsNorm(reshape(y, [batch, length, inner]), this.#normWeight, {
       z,
       eps: NORM_EPS,
