@@ -7,21 +7,18 @@
  *
  * The projection and the convolution are each one parameter, as in the official module
  * (`in_proj.weight`, `conv1d.weight`, `conv1d.bias`). The projection is one matrix product whose
- * columns are then cut into z, x, B, C and dt. The convolution's parts (x, B, C) are taken as
- * row ranges of its parameters by an embedding lookup, so their gradients land in the parameters'
- * rows; the convolution is depthwise, so convolving x, B and C apart equals convolving xBC and
- * splitting it.
+ * columns are cut into z, xBC and dt; the convolution runs once over the channels of xBC, and its
+ * output is cut into x, B and C.
  *
  * @module
  */
 import type { SeededRandom } from "../data/random.ts";
-import { embedding } from "../ops/dense/embedding.ts";
 import { gatedRmsNorm } from "../ops/dense/gated_rms_norm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { type SsdPieces, ssdScan } from "../ops/sequence/ssd_scan/mod.ts";
-import { keep, Tensor } from "../ops/core/tensor.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
 import { splitColumns } from "./column_parts.ts";
 import { INIT_STD, Linear } from "./layers.ts";
 import type { ParameterSet } from "./parameters.ts";
@@ -59,27 +56,6 @@ export interface PackedSegments {
   readonly pieces: SsdPieces;
 }
 
-/** Rows `[start, start + count)` of a matrix, as the ids of an embedding lookup. */
-class RowRange {
-  readonly #ids: Tensor;
-
-  /** The ids `start … start + count − 1`, kept on the GPU for the block's lifetime. */
-  constructor(start: number, readonly count: number) {
-    const ids = Int32Array.from({ length: count }, (_, i) => start + i);
-    this.#ids = keep(Tensor.from(ids, [count], "i32"));
-  }
-
-  /** The rows of `matrix` (`[rows, cols]`), recorded: their gradient goes to those rows. */
-  of(matrix: Tensor): Tensor {
-    return embedding(this.#ids, matrix);
-  }
-
-  /** The entries of `vector` (`[rows]`), recorded likewise. */
-  ofVector(vector: Tensor): Tensor {
-    return reshape(this.of(reshape(vector, [vector.size, 1])), [this.count]);
-  }
-}
-
 /** softplus⁻¹(v) = v + log(−expm1(−v)), so that softplus of the result is v. */
 function inverseSoftplus(v: number): number {
   return v + Math.log(-Math.expm1(-v));
@@ -103,8 +79,6 @@ export class Mamba2Block {
   readonly #d: Tensor;
   readonly #normWeight: Tensor;
   readonly #outProj: Linear;
-  /** Channels of the convolution: x, B, C. */
-  readonly #conv: Record<"x" | "B" | "C", RowRange>;
 
   /**
    * Creates the block's parameters under `name` (`in_proj.weight`, `conv1d.weight`,
@@ -152,12 +126,6 @@ export class Mamba2Block {
     this.#d = params.constant(`${name}.D`, [H], 1);
     this.#normWeight = params.constant(`${name}.norm.weight`, [inner], 1);
     this.#outProj = new Linear(params, `${name}.out_proj`, inner, dModel, false);
-    const GN = G * N;
-    this.#conv = {
-      x: new RowRange(0, inner),
-      B: new RowRange(inner, GN),
-      C: new RowRange(inner + GN, GN),
-    };
   }
 
   /** Heads H = d_inner / P. */
@@ -183,16 +151,16 @@ export class Mamba2Block {
     const inner = H * P, GN = G * N;
     // The whole projection is needed only to cut it: free it as soon as it is cut.
     const projected = matmul(u, this.#inProj, { transB: true });
-    const [z, xIn, BIn, CIn, dt] = splitColumns(projected, [inner, inner, GN, GN, H]);
+    const [z, xBC, dt] = splitColumns(projected, [inner, inner + 2 * GN, H]);
     projected.dispose();
-    const convolve = (part: "x" | "B" | "C", input: Tensor) =>
-      causalConv1d(
-        input,
-        this.#conv[part].of(this.#convWeight),
-        this.#conv[part].ofVector(this.#convBias),
-        { activation: "silu", seqIdx: segments.seqIdx, layout: "bld" },
-      );
-    const x = convolve("x", xIn), B = convolve("B", BIn), C = convolve("C", CIn);
+    const convolved = causalConv1d(xBC, this.#convWeight, this.#convBias, {
+      activation: "silu",
+      seqIdx: segments.seqIdx,
+      layout: "bld",
+    });
+    // Likewise the convolution's output: its backward recomputes from xBC, not from it.
+    const [x, B, C] = splitColumns(convolved, [inner, GN, GN]);
+    convolved.dispose();
     const { y } = ssdScan(
       reshape(x, [batch, length, H, P]),
       dt,
