@@ -12,44 +12,13 @@ import { ConfigError } from "../models/config.ts";
 import { GRU4REC_DEFAULTS } from "../models/gru4rec.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 import { gru4recReference } from "./gru4rec_reference.ts";
-import { checkPaddedModel, randomPaddedBatch } from "./model_gradients.ts";
-import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
+import { defineReferenceTests, paddedSetup } from "./recurrent_model_setup.ts";
+import { assertClose } from "./util.ts";
 
-for (const numLayers of [1, 2]) {
-  Deno.test(`gru4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
-    const seed = freshSeed();
-    const rng = makeRng(seed);
-    const numItems = 13, L = 5;
-    const model = createModel("gru4rec", numItems, {
-      embeddingSize: 6,
-      hiddenSize: 5,
-      numLayers,
-      dropoutProb: 0,
-      seed: seed % 100000,
-    });
-    const batch = randomPaddedBatch(rng, L, numItems);
-
-    await checkPaddedModel({
-      seed,
-      rng,
-      model,
-      batch,
-      reference: (params, b) => gru4recReference(params, b, numLayers),
-    });
-  });
-}
+defineReferenceTests("gru4rec", { dropoutProb: 0 }, gru4recReference);
 
 Deno.test("gru4rec reads each window's last real item: pads (right of it) never change a real position's output", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  const numItems = 17, E = 8, B = 3, L = 6;
-  const model = createModel("gru4rec", numItems, {
-    embeddingSize: E,
-    hiddenSize: 7,
-    seed: seed % 100000,
-  });
-  const lengths = Int32Array.of(L, 2, 1 + Math.floor(rng() * (L - 1)));
-  const items = paddedItems(rng, lengths, L, numItems);
+  const { seed, rng, numItems, E, B, L, model, lengths, items } = paddedSetup("gru4rec");
   const run = (ids: Int32Array, lens: Int32Array, size: number, len: number, every = false) =>
     tidy(() => {
       const inputs = uploadSequences(ids, lens, size, len);

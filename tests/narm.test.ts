@@ -7,45 +7,14 @@ import { NARM_DEFAULTS } from "../models/narm.ts";
 import { createModel, findModel, MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 import { train } from "../models/training/trainer.ts";
 import { narmReference } from "./narm_reference.ts";
-import { checkPaddedModel, randomPaddedBatch } from "./model_gradients.ts";
+import { defineReferenceTests, paddedSetup } from "./recurrent_model_setup.ts";
 import { ruleDataset } from "./rule_dataset.ts";
-import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
+import { assertClose, freshSeed } from "./util.ts";
 
-for (const numLayers of [1, 2]) {
-  Deno.test(`narm (${numLayers} layer${numLayers > 1 ? "s" : ""}): loss, representation and every parameter's gradient match a float64 reference`, async () => {
-    const seed = freshSeed();
-    const rng = makeRng(seed);
-    const numItems = 13, L = 5;
-    const model = createModel("narm", numItems, {
-      embeddingSize: 6,
-      hiddenSize: 5,
-      numLayers,
-      dropoutProbs: [0, 0],
-      seed: seed % 100000,
-    });
-    const batch = randomPaddedBatch(rng, L, numItems);
-
-    await checkPaddedModel({
-      seed,
-      rng,
-      model,
-      batch,
-      reference: (params, b) => narmReference(params, b, numLayers),
-    });
-  });
-}
+defineReferenceTests("narm", { dropoutProbs: [0, 0] }, narmReference);
 
 Deno.test("narm gives pads (id 0) no weight: padding and the PAD row never change an output", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  const numItems = 17, E = 8, B = 3, L = 6;
-  const model = createModel("narm", numItems, {
-    embeddingSize: E,
-    hiddenSize: 7,
-    seed: seed % 100000,
-  });
-  const lengths = Int32Array.of(L, 2, 1 + Math.floor(rng() * (L - 1)));
-  const items = paddedItems(rng, lengths, L, numItems);
+  const { seed, rng, numItems, E, B, L, model, lengths, items } = paddedSetup("narm");
   const run = (ids: Int32Array, lens: Int32Array, size: number, len: number) =>
     tidy(() => model.forward(uploadSequences(ids, lens, size, len), false));
   const [padded] = await readTensors([run(items, lengths, B, L)]);
