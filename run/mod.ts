@@ -103,6 +103,7 @@ export {
   gridRunKey,
   type GridRunOptions,
   gridRuns,
+  gridRunTraining,
   recordCommand,
   recordOrderLimit,
   type SliceContents,
@@ -180,6 +181,40 @@ export {
   type TrainCommand,
 } from "./retrain_stale.ts";
 export { staleRecordNotice } from "./record_notice.ts";
+export {
+  DEVICE_SELECT_LAYER_MANIFEST,
+  deviceSelectLayerFound,
+  driPrimeTag,
+  type GpuDevice,
+  gpuPinningEnvironment,
+  listNvidiaGpus,
+  parseNvidiaSmiGpus,
+} from "./gpu_pinning.ts";
+export {
+  parseTrainLine,
+  processSpawner,
+  shownMetric,
+  type TrainLineEvent,
+  type WorkerExit,
+  type WorkerJob,
+  type WorkerSpawner,
+} from "./train_worker.ts";
+export {
+  estimatedWallSeconds,
+  longestFirst,
+  MIN_START_SECONDS,
+  type RunOutcome,
+  type RunOutcomeStatus,
+  runSchedule,
+  SCHEDULED_CHECKPOINTS,
+  SCHEDULED_LOGS,
+  type ScheduledRun,
+  scheduledRuns,
+  type ScheduledRunsOptions,
+  type ScheduleOptions,
+  type ScheduleResult,
+  workerArguments,
+} from "./run_scheduler.ts";
 export {
   detectMode,
   type FoundNotebook,

@@ -1,0 +1,118 @@
+/**
+ * Which GPU a training worker uses: the NVIDIA GPUs of the host (counted with `nvidia-smi`) and
+ * the environment that pins a WebGPU process (wgpu on Vulkan) to one of them.
+ *
+ * The method is Mesa's Vulkan device-select layer (`VK_LAYER_MESA_device_select`, an implicit
+ * layer that Debian's and Ubuntu's `mesa-vulkan-drivers` install): it reorders the physical
+ * devices of every Vulkan driver, NVIDIA's included, so that the one whose PCI address matches
+ * `DRI_PRIME=pci-DDDD_BB_DD_F` comes first, and with
+ * `MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE=1` it shows that one alone, so wgpu cannot pick
+ * another. The PCI address is the only thing that tells two cards of the same model apart: the
+ * layer's `MESA_VK_DEVICE_SELECT=vendor:device`, the Vulkan loader's `VK_LOADER_DEVICE_SELECT`
+ * (same form, reorders only) and `VK_LOADER_DEVICE_ID_FILTER` (loader 1.4.326 and later) all
+ * match PCI vendor and device ids, which identical GPUs share.
+ *
+ * Without the layer the variables do nothing and every worker uses the first GPU;
+ * {@link deviceSelectLayerFound} says whether its manifest is installed. The pinning is not yet
+ * measured on a multi-GPU host: check `nvidia-smi` while workers run.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { isFile } from "../host/mod.ts";
+
+/** One NVIDIA GPU as `nvidia-smi` lists it. */
+export interface GpuDevice {
+  /** Its index in `nvidia-smi`'s list (PCI order). */
+  readonly index: number;
+  /** Its product name (`NVIDIA H100 80GB HBM3`). */
+  readonly name: string;
+  /** Its PCI address as `nvidia-smi` writes it (`00000000:19:00.0`), when known. */
+  readonly pciBusId: string | undefined;
+}
+
+/** The manifest file of Mesa's device-select layer. */
+export const DEVICE_SELECT_LAYER_MANIFEST: string = "VkLayer_MESA_device_select.json";
+
+/**
+ * The GPUs of `nvidia-smi --query-gpu=index,name,pci.bus_id --format=csv,noheader` output, one
+ * line each (`0, NVIDIA H100 80GB HBM3, 00000000:19:00.0`); lines of another form are skipped.
+ */
+export function parseNvidiaSmiGpus(text: string): GpuDevice[] {
+  const gpus: GpuDevice[] = [];
+  for (const line of text.split("\n")) {
+    const fields = line.split(",").map((f) => f.trim());
+    if (fields.length < 3 || !/^\d+$/.test(fields[0])) continue;
+    const pciBusId = fields[fields.length - 1];
+    gpus.push({
+      index: Number(fields[0]),
+      name: fields.slice(1, -1).join(","),
+      pciBusId: /^[0-9a-f]+:[0-9a-f]+:[0-9a-f]+\.[0-7]$/i.test(pciBusId) ? pciBusId : undefined,
+    });
+  }
+  return gpus;
+}
+
+/** The host's NVIDIA GPUs from `nvidia-smi`; none when it is missing or fails. */
+export async function listNvidiaGpus(): Promise<GpuDevice[]> {
+  try {
+    const output = await new Deno.Command("nvidia-smi", {
+      args: ["--query-gpu=index,name,pci.bus_id", "--format=csv,noheader"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return output.success ? parseNvidiaSmiGpus(new TextDecoder().decode(output.stdout)) : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The device-select layer's tag of a PCI address: `00000000:19:00.0` (`nvidia-smi`) or
+ * `0000:19:00.0` (sysfs) becomes `pci-0000_19_00_0`. Fails on another form.
+ */
+export function driPrimeTag(pciBusId: string): string {
+  const match = /^([0-9a-f]+):([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$/i.exec(pciBusId.trim());
+  if (!match) {
+    throw new Error(
+      `PCI address '${pciBusId}' is not of the form domain:bus:device.function ` +
+        "(00000000:19:00.0)",
+    );
+  }
+  const hex = (text: string, width: number) => parseInt(text, 16).toString(16).padStart(width, "0");
+  return `pci-${hex(match[1], 4)}_${hex(match[2], 2)}_${hex(match[3], 2)}_${match[4]}`;
+}
+
+/**
+ * The environment variables that pin worker `index` to GPU `index mod gpus.length` through Mesa's
+ * device-select layer (see the module documentation): none when there is at most one GPU, or
+ * when that GPU's PCI address is unknown.
+ */
+export function gpuPinningEnvironment(
+  index: number,
+  gpus: readonly GpuDevice[],
+): Record<string, string> {
+  if (gpus.length <= 1) return {};
+  const gpu = gpus[index % gpus.length];
+  if (gpu.pciBusId === undefined) return {};
+  return {
+    DRI_PRIME: driPrimeTag(gpu.pciBusId),
+    MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: "1",
+  };
+}
+
+/**
+ * Whether the device-select layer's manifest is in one of the Vulkan loader's implicit layer
+ * folders (`$XDG_DATA_DIRS`, `/usr/local/share`, `/usr/share`, `/etc`, `$VK_ADD_IMPLICIT_LAYER_PATH`).
+ */
+export function deviceSelectLayerFound(): boolean {
+  const dataDirs = (Deno.env.get("XDG_DATA_DIRS") ?? "/usr/local/share:/usr/share").split(":");
+  const added = (Deno.env.get("VK_ADD_IMPLICIT_LAYER_PATH") ?? "").split(":");
+  const folders = [
+    ...dataDirs.map((d) => join(d, "vulkan", "implicit_layer.d")),
+    "/usr/share/vulkan/implicit_layer.d",
+    "/etc/vulkan/implicit_layer.d",
+    ...added,
+  ].filter((f) => f !== "");
+  return folders.some((f) => isFile(join(f, DEVICE_SELECT_LAYER_MANIFEST)));
+}
