@@ -1,7 +1,7 @@
 /**
- * The GPU runtime's state and operations: a pipeline cache, a buffer pool, a single command
- * encoder that collects every dispatch until the next flush, a ring of parameter blocks, and
- * batched readback.
+ * The GPU runtime's state and operations: a pipeline cache, a buffer pool (`./buffer_pool.ts`),
+ * a single command encoder that collects every dispatch until the next flush, a ring of
+ * parameter blocks, and batched readback.
  *
  * Ops never wait on the GPU: they append dispatches to the open compute pass. Work is submitted
  * by {@link Runtime.flush} (called by readback) and results come back with
@@ -12,14 +12,16 @@
  */
 import { MAX_WORKGROUPS_PER_DIMENSION } from "../wgsl/grid.ts";
 import { type MemoryPurpose, MIN_ALLOC, pad4, type PooledBuffer, sizeClass } from "./buffers.ts";
-import { type MemoryByPurpose, MemoryLedger } from "./memory_ledger.ts";
+import { BufferPool } from "./buffer_pool.ts";
+import type { MemoryByPurpose } from "./memory_ledger.ts";
 import type { GpuInfo } from "./device.ts";
+import { describeOps, GpuErrorLog } from "./gpu_errors.ts";
 import { bindingsOf, type Kernel } from "./kernels.ts";
+import { ParameterRing } from "./parameter_ring.ts";
 import { DispatchProfiler, type ProfiledDispatch } from "./profiler.ts";
 
-const PARAM_SLOT = 256; // bytes per dispatch in the parameter ring; the uniform offset alignment
-/** Free pooled bytes always allowed (see {@link Runtime.poolSlackBytes}). */
-const POOL_SLACK_BYTES = 2 ** 30;
+export { GpuError } from "./gpu_errors.ts";
+
 const MAX_BIND_GROUPS = 8192;
 
 /**
@@ -32,54 +34,26 @@ export class Runtime {
   /** What the adapter and device offer. */
   readonly info: GpuInfo;
   readonly #kernels = new Map<string, Kernel>();
-  readonly #pool = new Map<number, PooledBuffer[]>();
+  readonly #buffers = new BufferPool();
   readonly #readPool = new Map<number, GPUBuffer[]>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #encoderId = 1;
   #opsInEncoder: string[] = [];
-  #params = new ArrayBuffer(PARAM_SLOT * 256);
-  #paramCount = 0;
-  #paramBuffer: GPUBuffer;
-  #pendingErrors: Promise<string | null>[] = [];
-  #bufferIds = 0;
+  readonly #params: ParameterRing;
+  readonly #errors = new GpuErrorLog();
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   /** Dispatches encoded since the runtime started (for benchmarks). */
   dispatchCount = 0;
-  /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
-  allocatedBytes = 0;
-  #liveBytes = 0;
-  #peakLiveBytes = 0;
-  /**
-   * Free pooled bytes allowed besides the most bytes ever live at once: an allocation the pool
-   * cannot serve first destroys pooled buffers of the size classes used longest ago until the
-   * pool holds no more than that. Without a bound, batches of varying sizes (packed histories)
-   * leave a full set of buffers in every size class they touch.
-   */
-  poolSlackBytes: number = POOL_SLACK_BYTES;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
-  #mostLiveBytes = 0;
-  /** The purpose buffers handed out now are counted under (set by `withPurpose`). */
-  purpose: MemoryPurpose = "activations";
-  readonly #ledger = new MemoryLedger();
-  readonly #classUse = new Map<number, number>();
-  #allocations = 0;
   #profiler: DispatchProfiler | null = null;
 
   /** Wraps an opened device (see {@link openRuntime}). */
   constructor(device: GPUDevice, info: GpuInfo) {
     this.device = device;
     this.info = info;
-    this.#paramBuffer = this.#newParamBuffer(this.#params.byteLength);
-  }
-
-  #newParamBuffer(bytes: number): GPUBuffer {
-    return this.device.createBuffer({
-      label: "ssmrec params",
-      size: bytes,
-      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-    });
+    this.#params = new ParameterRing(device);
   }
 
   /** Compiles (once) and returns the kernel for a WGSL source. */
@@ -112,14 +86,8 @@ export class Runtime {
       );
     }
     const capacity = sizeClass(Math.max(bytes, MIN_ALLOC));
-    this.#classUse.set(capacity, ++this.#allocations);
-    const free = this.#pool.get(capacity);
-    const reused = free?.pop();
-    if (reused) {
-      reused.purpose = this.purpose;
-      this.#takeLive(capacity, reused.purpose);
-      return reused;
-    }
+    const reused = this.#buffers.reuse(capacity);
+    if (reused) return reused;
     this.#evictFor(capacity);
     this.device.pushErrorScope("out-of-memory");
     const buffer = this.device.createBuffer({
@@ -131,27 +99,12 @@ export class Runtime {
       this.device.popErrorScope(),
       `${op}: allocating ${capacity} bytes (${this.allocatedBytes} already held)`,
     );
-    this.allocatedBytes += capacity;
-    const purpose = this.purpose;
-    this.#takeLive(capacity, purpose);
-    return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds, purpose };
+    return this.#buffers.adopt(buffer, capacity);
   }
 
   /** Returns a buffer to the pool. Later dispatches may reuse it; ordering stays correct. */
   release(b: PooledBuffer): void {
-    this.#liveBytes -= b.capacity;
-    this.#ledger.release(b.capacity, b.purpose, this.allocatedBytes - this.#liveBytes);
-    let list = this.#pool.get(b.capacity);
-    if (!list) this.#pool.set(b.capacity, list = []);
-    list.push(b);
-  }
-
-  #takeLive(capacity: number, purpose: MemoryPurpose): void {
-    this.#liveBytes += capacity;
-    const newPeak = this.#liveBytes > this.#peakLiveBytes;
-    if (newPeak) this.#peakLiveBytes = this.#liveBytes;
-    this.#ledger.take(capacity, purpose, newPeak, this.allocatedBytes - this.#liveBytes);
-    if (this.#liveBytes > this.#mostLiveBytes) this.#mostLiveBytes = this.#liveBytes;
+    this.#buffers.release(b);
   }
 
   /**
@@ -159,9 +112,7 @@ export class Runtime {
    * parameter or a gradient after it was made). A pooled (released) buffer is left alone.
    */
   retag(b: PooledBuffer, purpose: MemoryPurpose): void {
-    if (b.refs === 0 || b.purpose === purpose) return;
-    this.#ledger.move(b.capacity, b.purpose, purpose);
-    b.purpose = purpose;
+    this.#buffers.retag(b, purpose);
   }
 
   /**
@@ -170,31 +121,44 @@ export class Runtime {
    * bytes to {@link peakLiveBytes}.
    */
   memoryByPurpose(): MemoryByPurpose {
-    return this.#ledger.report(this.allocatedBytes - this.#liveBytes);
+    return this.#buffers.memoryByPurpose();
   }
 
   /** Makes room for a new buffer of `capacity` bytes (see {@link poolSlackBytes}). */
   #evictFor(capacity: number): void {
-    const limit = this.#mostLiveBytes + this.poolSlackBytes;
-    let pooled = this.allocatedBytes - this.#liveBytes;
-    if (pooled + capacity <= limit) return;
-    const byAge = [...this.#pool.entries()]
-      .filter(([c, list]) => c !== capacity && list.length > 0)
-      .sort(([a], [b]) => (this.#classUse.get(a) ?? 0) - (this.#classUse.get(b) ?? 0));
-    let evicted = false;
-    for (const [, list] of byAge) {
-      while (list.length > 0 && pooled + capacity > limit) {
-        const b = list.pop()!;
-        // The open encoder may still use it: submit that work first.
-        if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();
-        b.buffer.destroy();
-        this.allocatedBytes -= b.capacity;
-        pooled -= b.capacity;
-        evicted = true;
-      }
-      if (pooled + capacity <= limit) break;
-    }
+    const evicted = this.#buffers.makeRoomFor(capacity, (b) => {
+      // The open encoder may still use it: submit that work first.
+      if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();
+    });
     if (evicted) this.#bindGroups.clear();
+  }
+
+  /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
+  get allocatedBytes(): number {
+    return this.#buffers.allocatedBytes;
+  }
+
+  /**
+   * Free pooled bytes allowed besides the most bytes ever live at once: an allocation the pool
+   * cannot serve first destroys pooled buffers of the size classes used longest ago until the
+   * pool holds no more than that. Without a bound, batches of varying sizes (packed histories)
+   * leave a full set of buffers in every size class they touch.
+   */
+  get poolSlackBytes(): number {
+    return this.#buffers.poolSlackBytes;
+  }
+
+  set poolSlackBytes(bytes: number) {
+    this.#buffers.poolSlackBytes = bytes;
+  }
+
+  /** The purpose buffers handed out now are counted under (set by `withPurpose`). */
+  get purpose(): MemoryPurpose {
+    return this.#buffers.purpose;
+  }
+
+  set purpose(purpose: MemoryPurpose) {
+    this.#buffers.purpose = purpose;
   }
 
   /**
@@ -202,34 +166,27 @@ export class Runtime {
    * {@link release} (the live tensors' storage), each counted at its pool size class.
    */
   get liveBytes(): number {
-    return this.#liveBytes;
+    return this.#buffers.liveBytes;
   }
 
   /** The most {@link liveBytes} held at once since the runtime started or {@link resetPeakMemory}. */
   get peakLiveBytes(): number {
-    return this.#peakLiveBytes;
+    return this.#buffers.peakLiveBytes;
   }
 
   /** The most {@link liveBytes} held at once since the runtime started (never reset). */
   get mostLiveBytes(): number {
-    return this.#mostLiveBytes;
+    return this.#buffers.mostLiveBytes;
   }
 
   /** Starts a new peak: {@link peakLiveBytes} becomes the bytes live now. */
   resetPeakMemory(): void {
-    this.#peakLiveBytes = this.#liveBytes;
-    this.#ledger.resetPeak(this.allocatedBytes - this.#liveBytes);
+    this.#buffers.resetPeak();
   }
 
   /** Destroys every pooled (unused) buffer. */
   trimPool(): void {
-    for (const list of this.#pool.values()) {
-      for (const b of list) {
-        b.buffer.destroy();
-        this.allocatedBytes -= b.capacity;
-      }
-    }
-    this.#pool.clear();
+    this.#buffers.trim();
     this.#bindGroups.clear();
   }
 
@@ -280,13 +237,8 @@ export class Runtime {
           "fold the range with grid() or foldWorkgroups()",
       );
     }
-    if (this.#paramCount * PARAM_SLOT >= this.#params.byteLength) this.#growParams();
-    const offset = this.#paramCount++ * PARAM_SLOT;
-    if (params) {
-      new Uint8Array(this.#params, offset, params.byteLength).set(
-        new Uint8Array(params.buffer, params.byteOffset, params.byteLength),
-      );
-    }
+    if (this.#params.full) this.#growParams();
+    const offset = this.#params.push(params);
     let key = `${k.id}`;
     for (const b of buffers) {
       b.lastEncoder = this.#encoderId;
@@ -296,10 +248,7 @@ export class Runtime {
     const scoped = this.errorScopes && !group;
     if (scoped) this.device.pushErrorScope("validation");
     if (!group) {
-      const entries: GPUBindGroupEntry[] = [{
-        binding: 0,
-        resource: { buffer: this.#paramBuffer, offset: 0, size: PARAM_SLOT },
-      }];
+      const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: this.#params.binding() }];
       buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
       group = this.device.createBindGroup({ label: k.name, layout: k.layout, entries });
       if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
@@ -325,11 +274,8 @@ export class Runtime {
   #growParams(): void {
     // The ring is written at flush time; growing mid-encoder keeps earlier offsets valid
     // because bind groups already point at the old buffer. Submit first, then grow.
-    const bigger = this.#params.byteLength * 2;
     this.flush();
-    this.#params = new ArrayBuffer(bigger);
-    this.#paramBuffer.destroy();
-    this.#paramBuffer = this.#newParamBuffer(bigger);
+    this.#params.grow();
     this.#bindGroups.clear();
   }
 
@@ -350,15 +296,7 @@ export class Runtime {
   flush(): void {
     if (!this.#encoder) return;
     this.#endPass();
-    if (this.#paramCount > 0) {
-      this.device.queue.writeBuffer(
-        this.#paramBuffer,
-        0,
-        this.#params,
-        0,
-        this.#paramCount * PARAM_SLOT,
-      );
-    }
+    this.#params.upload();
     this.#profiler?.resolve(this.#encoder);
     const ops = this.#opsInEncoder;
     this.device.pushErrorScope("validation");
@@ -366,7 +304,7 @@ export class Runtime {
     this.#watch(this.device.popErrorScope(), `submitting ${describeOps(ops)}`);
     this.#encoder = null;
     this.#opsInEncoder = [];
-    this.#paramCount = 0;
+    this.#params.clear();
     this.#encoderId++;
   }
 
@@ -437,38 +375,10 @@ export class Runtime {
 
   /** Throws the first WebGPU error captured since the last check, naming the op. */
   async checkErrors(): Promise<void> {
-    const pending = this.#pendingErrors;
-    this.#pendingErrors = [];
-    const messages = (await Promise.all(pending)).filter((m): m is string => m !== null);
-    if (messages.length > 0) {
-      const more = messages.length > 1 ? ` (and ${messages.length - 1} more errors)` : "";
-      throw new GpuError(messages[0] + more);
-    }
+    await this.#errors.check();
   }
 
   #watch(scope: Promise<GPUError | null>, where: string): void {
-    this.#pendingErrors.push(
-      scope.then((e) => (e ? `${where}: ${e.constructor.name}: ${e.message}` : null)),
-    );
+    this.#errors.watch(scope, where);
   }
-}
-
-/** A WebGPU validation or out-of-memory error, turned into an exception naming the op. */
-export class GpuError extends Error {
-  /**
-   * An error with the op's name in its message.
-   * @param message what failed and where
-   */
-  constructor(message: string) {
-    super(message);
-    this.name = "GpuError";
-  }
-}
-
-/** A command buffer's dispatches for error messages: each op once, with its count. */
-function describeOps(ops: string[]): string {
-  const counts = new Map<string, number>();
-  for (const o of ops) counts.set(o, (counts.get(o) ?? 0) + 1);
-  const list = [...counts].map(([o, c]) => (c > 1 ? `${o}×${c}` : o)).join(", ");
-  return `a command buffer of ${ops.length} dispatches (${list})`;
 }

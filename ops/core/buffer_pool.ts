@@ -1,0 +1,148 @@
+/**
+ * The runtime's pool of storage buffers and its memory accounting: free buffers kept per size
+ * class for reuse, bytes live and at their peak (overall and per {@link MemoryPurpose}), and the
+ * bound on free pooled bytes that evicts the size classes used longest ago.
+ *
+ * The pool never creates buffers: the runtime creates one when {@link BufferPool.reuse} finds
+ * none free, after {@link BufferPool.makeRoomFor}, and hands it over with
+ * {@link BufferPool.adopt}.
+ *
+ * @module
+ */
+import type { MemoryPurpose, PooledBuffer } from "./buffers.ts";
+import { type MemoryByPurpose, MemoryLedger } from "./memory_ledger.ts";
+
+/** Free pooled bytes always allowed (see {@link BufferPool.poolSlackBytes}). */
+const POOL_SLACK_BYTES = 2 ** 30;
+
+/** Free storage buffers by size class, and the bytes held, live and at peak. */
+export class BufferPool {
+  /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
+  allocatedBytes = 0;
+  /**
+   * Free pooled bytes allowed besides the most bytes ever live at once: an allocation the pool
+   * cannot serve first destroys pooled buffers of the size classes used longest ago until the
+   * pool holds no more than that. Without a bound, batches of varying sizes (packed histories)
+   * leave a full set of buffers in every size class they touch.
+   */
+  poolSlackBytes: number = POOL_SLACK_BYTES;
+  /** The purpose buffers handed out now are counted under. */
+  purpose: MemoryPurpose = "activations";
+  readonly #free = new Map<number, PooledBuffer[]>();
+  readonly #ledger = new MemoryLedger();
+  readonly #classUse = new Map<number, number>();
+  #allocations = 0;
+  #bufferIds = 0;
+  #liveBytes = 0;
+  #peakLiveBytes = 0;
+  #mostLiveBytes = 0;
+
+  /**
+   * A free buffer of size class `capacity`, counted live under {@link purpose}, or null when
+   * none is free. Either way the class counts as used now (for eviction's order).
+   */
+  reuse(capacity: number): PooledBuffer | null {
+    this.#classUse.set(capacity, ++this.#allocations);
+    const reused = this.#free.get(capacity)?.pop();
+    if (!reused) return null;
+    reused.purpose = this.purpose;
+    this.#takeLive(capacity, reused.purpose);
+    return reused;
+  }
+
+  /** Counts a newly created `buffer` of `capacity` bytes as allocated and live. */
+  adopt(buffer: GPUBuffer, capacity: number): PooledBuffer {
+    this.allocatedBytes += capacity;
+    const purpose = this.purpose;
+    this.#takeLive(capacity, purpose);
+    return { buffer, capacity, lastEncoder: 0, refs: 0, id: ++this.#bufferIds, purpose };
+  }
+
+  /** Returns a buffer to the pool. */
+  release(b: PooledBuffer): void {
+    this.#liveBytes -= b.capacity;
+    this.#ledger.release(b.capacity, b.purpose, this.allocatedBytes - this.#liveBytes);
+    let list = this.#free.get(b.capacity);
+    if (!list) this.#free.set(b.capacity, list = []);
+    list.push(b);
+  }
+
+  #takeLive(capacity: number, purpose: MemoryPurpose): void {
+    this.#liveBytes += capacity;
+    const newPeak = this.#liveBytes > this.#peakLiveBytes;
+    if (newPeak) this.#peakLiveBytes = this.#liveBytes;
+    this.#ledger.take(capacity, purpose, newPeak, this.allocatedBytes - this.#liveBytes);
+    if (this.#liveBytes > this.#mostLiveBytes) this.#mostLiveBytes = this.#liveBytes;
+  }
+
+  /** Counts a live buffer under `purpose` from now on; a pooled (free) buffer is left alone. */
+  retag(b: PooledBuffer, purpose: MemoryPurpose): void {
+    if (b.refs === 0 || b.purpose === purpose) return;
+    this.#ledger.move(b.capacity, b.purpose, purpose);
+    b.purpose = purpose;
+  }
+
+  /** Live, peak and at-peak bytes per purpose, and of the free buffers (allocated − live). */
+  memoryByPurpose(): MemoryByPurpose {
+    return this.#ledger.report(this.allocatedBytes - this.#liveBytes);
+  }
+
+  /**
+   * Makes room for a new buffer of `capacity` bytes (see {@link poolSlackBytes}), calling
+   * `beforeDestroy` with each free buffer just before destroying it. Returns whether any was
+   * destroyed.
+   */
+  makeRoomFor(capacity: number, beforeDestroy: (b: PooledBuffer) => void): boolean {
+    const limit = this.#mostLiveBytes + this.poolSlackBytes;
+    let pooled = this.allocatedBytes - this.#liveBytes;
+    if (pooled + capacity <= limit) return false;
+    const byAge = [...this.#free.entries()]
+      .filter(([c, list]) => c !== capacity && list.length > 0)
+      .sort(([a], [b]) => (this.#classUse.get(a) ?? 0) - (this.#classUse.get(b) ?? 0));
+    let evicted = false;
+    for (const [, list] of byAge) {
+      while (list.length > 0 && pooled + capacity > limit) {
+        const b = list.pop()!;
+        beforeDestroy(b);
+        b.buffer.destroy();
+        this.allocatedBytes -= b.capacity;
+        pooled -= b.capacity;
+        evicted = true;
+      }
+      if (pooled + capacity <= limit) break;
+    }
+    return evicted;
+  }
+
+  /** Bytes of the buffers handed out and not yet released, each at its size class. */
+  get liveBytes(): number {
+    return this.#liveBytes;
+  }
+
+  /** The most {@link liveBytes} held at once since the pool started or {@link resetPeak}. */
+  get peakLiveBytes(): number {
+    return this.#peakLiveBytes;
+  }
+
+  /** The most {@link liveBytes} held at once since the pool started (never reset). */
+  get mostLiveBytes(): number {
+    return this.#mostLiveBytes;
+  }
+
+  /** Starts a new peak: {@link peakLiveBytes} becomes the bytes live now. */
+  resetPeak(): void {
+    this.#peakLiveBytes = this.#liveBytes;
+    this.#ledger.resetPeak(this.allocatedBytes - this.#liveBytes);
+  }
+
+  /** Destroys every free buffer. */
+  trim(): void {
+    for (const list of this.#free.values()) {
+      for (const b of list) {
+        b.buffer.destroy();
+        this.allocatedBytes -= b.capacity;
+      }
+    }
+    this.#free.clear();
+  }
+}
