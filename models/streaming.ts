@@ -36,17 +36,11 @@ import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { zeros } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
-import { add, reshape } from "../ops/pointwise/elementwise.ts";
-import { gatherPositions } from "../ops/pointwise/gather.ts";
-import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
-import { selectiveScanWithFinalState } from "../ops/sequence/selective_scan/mod.ts";
-import {
-  causalConv1dStep,
-  selectiveScanStep,
-  writeSlotRows,
-} from "../ops/sequence/selective_step.ts";
-import { type DropoutContext, LayerNorm } from "./layers.ts";
+import { writeSlotRows } from "../ops/sequence/selective_step.ts";
+import { LayerNorm } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
+import { checkEventItems, checkHistories, checkUserSlots } from "./stream_checks.ts";
+import { forwardHistories, stepEvents, type StreamNetwork } from "./stream_forward.ts";
 import { type StepLayer, stepLayer, TrainedParameters } from "./stream_layers.ts";
 import { type Recommendations, topKRows } from "./top_k.ts";
 
@@ -75,12 +69,7 @@ export interface Mamba4RecStreamOptions {
 export class Mamba4RecStream {
   /** Number of user slots. */
   readonly capacity: number;
-  readonly #model: Mamba4Rec;
-  readonly #embNorm: LayerNorm;
-  readonly #layers: StepLayer[] = [];
-  readonly #inference: DropoutContext;
-  /** Latest representation per slot `[capacity, d]`. */
-  readonly #reps: Tensor;
+  readonly #net: StreamNetwork;
   readonly #events: Float64Array;
 
   /**
@@ -96,16 +85,16 @@ export class Mamba4RecStream {
       );
     }
     this.capacity = capacity;
-    this.#model = model;
     this.#events = new Float64Array(capacity);
     const params = new TrainedParameters(model.params);
     const d = model.config.hiddenSize;
-    this.#embNorm = new LayerNorm(params, "LayerNorm", d);
+    const embNorm = new LayerNorm(params, "LayerNorm", d);
+    const layers: StepLayer[] = [];
     for (let i = 0; i < model.config.numLayers; i++) {
-      this.#layers.push(stepLayer(params, i, model.config, capacity));
+      layers.push(stepLayer(params, i, model.config, capacity));
     }
-    this.#inference = { p: 0, rng: model.dropoutRng, training: false };
-    this.#reps = keep(zeros([capacity, d]));
+    const inference = { p: 0, rng: model.dropoutRng, training: false };
+    this.#net = { model, embNorm, layers, inference, reps: keep(zeros([capacity, d])) };
   }
 
   /** Number of events observed for `user` since it was created or last reset. */
@@ -132,16 +121,8 @@ export class Mamba4RecStream {
           "one item per user entry",
       );
     }
-    this.#checkUsers(op, "users", users);
-    const numItems = this.#model.config.numItems;
-    for (let i = 0; i < items.length; i++) {
-      if (!Number.isInteger(items[i]) || items[i] < 1 || items[i] >= numItems) {
-        throw new RangeError(
-          `${op}: items[${i}] = ${items[i]} is not an item id 1 … ${numItems - 1} (PAD 0 is ` +
-            "not an event)",
-        );
-      }
-    }
+    checkUserSlots(op, "users", users, this.capacity);
+    checkEventItems(op, items, this.#net.model.config.numItems);
     // Repeated users go to later rounds, so each round's slots are distinct.
     const seen = new Map<number, number>();
     const rounds: { users: number[]; items: number[] }[] = [];
@@ -155,7 +136,8 @@ export class Mamba4RecStream {
     for (const round of rounds) {
       tidy(() =>
         noGrad(() => {
-          this.#step(
+          stepEvents(
+            this.#net,
             Tensor.from(Int32Array.from(round.users), [round.users.length], "i32"),
             Tensor.from(Int32Array.from(round.items), [round.items.length], "i32"),
           );
@@ -190,34 +172,11 @@ export class Mamba4RecStream {
           "length, one history per user",
       );
     }
-    this.#checkUsers(op, "users", users);
+    checkUserSlots(op, "users", users, this.capacity);
     if (!Number.isInteger(tokensPerPass) || tokensPerPass < 1) {
       throw new RangeError(`${op}: tokensPerPass must be an integer ≥ 1, got ${tokensPerPass}`);
     }
-    const first = new Map<number, number>();
-    users.forEach((u, i) => {
-      if (first.has(u)) {
-        throw new RangeError(
-          `${op}: users[${i}] = ${u} repeats users[${first.get(u)}]; give each user one history`,
-        );
-      }
-      first.set(u, i);
-    });
-    const numItems = this.#model.config.numItems;
-    histories.forEach((h, i) => {
-      if (!(h instanceof Int32Array) || h.length === 0) {
-        throw new RangeError(
-          `${op}: histories[${i}] must be a non-empty Int32Array of item ids; reset() a user ` +
-            "to give it no history",
-        );
-      }
-      const bad = h.findIndex((v) => v < 1 || v >= numItems);
-      if (bad >= 0) {
-        throw new RangeError(
-          `${op}: histories[${i}][${bad}] = ${h[bad]} is not an item id 1 … ${numItems - 1}`,
-        );
-      }
-    });
+    checkHistories(op, users, histories, this.#net.model.config.numItems);
     const order = [...users.keys()].sort((a, b) => histories[b].length - histories[a].length);
     for (let at = 0; at < order.length;) {
       const longest = histories[order[at]].length;
@@ -228,7 +187,8 @@ export class Mamba4RecStream {
       pass.forEach((i, b) => items.set(histories[i], b * longest));
       tidy(() =>
         noGrad(() =>
-          this.#init(
+          forwardHistories(
+            this.#net,
             Int32Array.from(pass, (i) => users[i]),
             items,
             Int32Array.from(pass, (i) => histories[i].length),
@@ -246,7 +206,7 @@ export class Mamba4RecStream {
    */
   scores(users: Int32Array): Tensor {
     const op = "Mamba4RecStream.scores";
-    this.#checkUsers(op, "users", users);
+    checkUserSlots(op, "users", users, this.capacity);
     if (users.length === 0) {
       throw new RangeError(`${op}: users is empty; list at least one user slot`);
     }
@@ -261,7 +221,9 @@ export class Mamba4RecStream {
     return tidy(() =>
       noGrad(() => {
         const slots = Tensor.from(users, [users.length], "i32");
-        return matmul(embedding(slots, this.#reps), this.#model.itemTable, { transB: true });
+        return matmul(embedding(slots, this.#net.reps), this.#net.model.itemTable, {
+          transB: true,
+        });
       })
     );
   }
@@ -273,7 +235,7 @@ export class Mamba4RecStream {
    * @param k items per user, `1 … numItems − 1`
    */
   recommend(users: Int32Array, k: number): Promise<Recommendations> {
-    const numItems = this.#model.config.numItems;
+    const numItems = this.#net.model.config.numItems;
     if (!Number.isInteger(k) || k < 1 || k >= numItems) {
       throw new RangeError(
         `Mamba4RecStream.recommend: k must be an integer 1 … ${numItems - 1} (the items ` +
@@ -299,155 +261,26 @@ export class Mamba4RecStream {
    * @param users user slots
    */
   reset(users: Int32Array): void {
-    this.#checkUsers("Mamba4RecStream.reset", "users", users);
+    checkUserSlots("Mamba4RecStream.reset", "users", users, this.capacity);
     if (users.length === 0) return;
     tidy(() => {
       const slots = Tensor.from(users, [users.length], "i32");
-      for (const layer of this.#layers) {
+      for (const layer of this.#net.layers) {
         writeSlotRows(layer.window, slots, null);
         writeSlotRows(layer.state, slots, null);
       }
-      writeSlotRows(this.#reps, slots, null);
+      writeSlotRows(this.#net.reps, slots, null);
     });
     for (const u of users) this.#events[u] = 0;
   }
 
   /** Frees the pools; the stream cannot be used afterwards. */
   dispose(): void {
-    for (const layer of this.#layers) {
+    for (const layer of this.#net.layers) {
       layer.a.dispose();
       layer.window.dispose();
       layer.state.dispose();
     }
-    this.#reps.dispose();
-  }
-
-  /** One event for distinct slots: the full model's forward for one new token per user. */
-  #step(slots: Tensor, ids: Tensor): void {
-    let h = this.#embNorm.forward(embedding(ids, this.#model.itemTable, { paddingIdx: 0 }));
-    for (const layer of this.#layers) {
-      const x = causalConv1dStep(
-        layer.inX.forward(h),
-        layer.convWeight,
-        layer.convBias,
-        layer.window,
-        slots,
-      );
-      const y = selectiveScanStep(
-        {
-          x,
-          // Δ = dt_proj.weight · dt; its bias is added (and softplus applied) inside the step.
-          delta: matmul(layer.xDt.forward(x), layer.dtProj.weight, { transB: true }),
-          A: layer.a,
-          B: layer.xB.forward(x),
-          C: layer.xC.forward(x),
-          D: layer.dSkip,
-          z: layer.inZ.forward(h),
-          deltaBias: layer.dtProj.bias!,
-        },
-        layer.state,
-        slots,
-      );
-      const m = layer.out.forward(y);
-      // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
-      const normed = layer.norm.forward(this.#layers.length === 1 ? m : add(m, h));
-      h = layer.ffn.forward(normed, this.#inference);
-    }
-    writeSlotRows(this.#reps, slots, h);
-  }
-
-  /**
-   * One pass of {@link initFromHistories}: the full model's forward over `items` (`[B, L]`,
-   * right-padded, `lengths[b]` real items), writing each layer's window and final state and the
-   * last position's representation into the distinct `slots`.
-   */
-  #init(slots: Int32Array, items: Int32Array, lengths: Int32Array): void {
-    const batch = lengths.length;
-    const length = items.length / batch;
-    const { dConv } = this.#model.config;
-    const slotTensor = Tensor.from(slots, [batch], "i32");
-    const last = Tensor.from(lengths.map((n) => n - 1), [batch], "i32");
-    const lengthTensor = Tensor.from(lengths, [batch], "i32");
-    const ids = Tensor.from(items, [batch, length], "i32");
-    let h = this.#embNorm.forward(embedding(ids, this.#model.itemTable, { paddingIdx: 0 }));
-    this.#layers.forEach((layer, i) => {
-      const xin = layer.inX.forward(h);
-      this.#writeWindow(layer.window, xin, slots, lengths, dConv);
-      const x = causalConv1d(xin, layer.convWeight, layer.convBias, {
-        activation: "silu",
-        layout: "bld",
-      });
-      const { out, state } = selectiveScanWithFinalState(
-        x,
-        // As in MambaBlock.forward: Δ = dt_proj.weight · dt, the bias added inside the scan.
-        matmul(layer.xDt.forward(x), layer.dtProj.weight, { transB: true }),
-        layer.a,
-        layer.xB.forward(x),
-        layer.xC.forward(x),
-        {
-          D: layer.dSkip,
-          z: layer.inZ.forward(h),
-          deltaBias: layer.dtProj.bias!,
-          deltaSoftplus: true,
-          layout: "bld",
-          lengths: lengthTensor,
-        },
-      );
-      writeSlotRows(layer.state, slotTensor, state);
-      let m = layer.out.forward(out);
-      let residual = h;
-      if (i === this.#layers.length - 1) {
-        // The layers after the Mamba block act per position: only the last one is needed.
-        m = gatherPositions(m, last);
-        residual = gatherPositions(h, last);
-      }
-      // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
-      const normed = layer.norm.forward(this.#layers.length === 1 ? m : add(m, residual));
-      h = layer.ffn.forward(normed, this.#inference);
-    });
-    writeSlotRows(this.#reps, slotTensor, h);
-  }
-
-  /**
-   * Writes each history's convolution inputs at its last `dConv − 1` positions (`xin` is
-   * `[B, L, d_inner]`) into its slot's window, oldest first, zeros before the first item.
-   */
-  #writeWindow(
-    window: Tensor,
-    xin: Tensor,
-    slots: Int32Array,
-    lengths: Int32Array,
-    dConv: number,
-  ): void {
-    const taps = dConv - 1;
-    const inner = xin.shape[2];
-    // The pool as one row per (slot, tap), so each tap is one row write per user.
-    const rows = reshape(window, [window.shape[0] * taps, inner]);
-    for (let k = 0; k < taps; k++) {
-      const at = lengths.map((n) => n - taps + k);
-      const target = slots.map((s) => s * taps + k);
-      const positions = Tensor.from(at.map((t) => Math.max(t, 0)), [at.length], "i32");
-      writeSlotRows(
-        rows,
-        Tensor.from(target, [target.length], "i32"),
-        gatherPositions(xin, positions),
-      );
-      const before = target.filter((_, b) => at[b] < 0);
-      if (before.length > 0) writeSlotRows(rows, Tensor.from(before, [before.length], "i32"), null);
-    }
-  }
-
-  #checkUsers(op: string, arg: string, users: Int32Array): void {
-    if (!(users instanceof Int32Array)) {
-      throw new TypeError(`${op}: ${arg} must be an Int32Array of user slots`);
-    }
-    for (let i = 0; i < users.length; i++) {
-      if (!Number.isInteger(users[i]) || users[i] < 0 || users[i] >= this.capacity) {
-        throw new RangeError(
-          `${op}: ${arg}[${i}] = ${users[i]} is not a user slot 0 … ${this.capacity - 1}; ` +
-            "build the stream with a larger capacity",
-        );
-      }
-    }
+    this.#net.reps.dispose();
   }
 }
