@@ -216,6 +216,14 @@ export {
   workerArguments,
 } from "./run_scheduler.ts";
 export {
+  type ScheduledTrainingOptions,
+  scheduleLines,
+  trainCommands,
+  trainScheduled,
+  type WorkerGpus,
+  workerGpus,
+} from "./scheduled_training.ts";
+export {
   detectMode,
   type FoundNotebook,
   listNotebooks,

@@ -6,8 +6,10 @@
  * a checked value differs from its expected one (see `run/notebook_check.ts`).
  *
  * It first prints the plan of the selected notebooks' runs (`run/reproduction_plan.ts`): how many
- * are recorded, stale and missing, and the missing ones' GPU time. With `retrainStale` in full mode
- * it then retrains the recorded runs made by other code (see `run/retrain_stale.ts`).
+ * are recorded, stale and missing, and the missing ones' GPU time. In full mode the run scheduler
+ * then trains the missing runs (with `retrainStale`, the stale ones too) on worker processes
+ * spread over the GPUs (`run/scheduled_training.ts`), and with `retrainStale` the other records
+ * made by other code are retrained (see `run/retrain_stale.ts`), before any notebook runs.
  *
  * @module
  */
@@ -27,6 +29,11 @@ import { gridsOfNotebooks } from "./paper_grids.ts";
 import { planLines, planReproduction } from "./reproduction_plan.ts";
 import { findStaleRecords, retrainRecord } from "./retrain_stale.ts";
 import { readRunIndex } from "./run_index.ts";
+import {
+  type ScheduledTrainingOptions,
+  trainCommands,
+  trainScheduled,
+} from "./scheduled_training.ts";
 import { ensureRuntimeDir } from "../host/mod.ts";
 
 /** How notebooks are run: `quick` slices that run on a CPU adapter, or the `full` protocol. */
@@ -40,6 +47,12 @@ export interface ReproduceOptions {
   readonly mode?: ReproduceMode;
   /** Full mode: retrain the records of `results/runs/` made by other code first. */
   readonly retrainStale?: boolean;
+  /** Full mode: how the scheduler trains the missing runs (GPUs, workers, budget, datasets). */
+  readonly training?: Omit<ScheduledTrainingOptions, "retrainStale" | "log">;
+  /** Full mode: stop once the runs are trained, without running the notebooks. */
+  readonly trainOnly?: boolean;
+  /** Print the train commands of the runs the scheduler would train, and nothing else. */
+  readonly printCommands?: boolean;
 }
 
 /** Chooses the mode from the WebGPU adapter: full on a real GPU, quick on a CPU one or none. */
@@ -200,7 +213,9 @@ async function prepareJupyter(
 
 /**
  * Runs the notebooks as the module documentation describes, printing progress; returns the exit
- * status (0 when every notebook passed, 1 when one failed or could not run, 2 for bad options).
+ * status (0 when every notebook passed, 1 when one failed or could not run or a run failed to
+ * train, 2 for bad options, 3 when the training's time budget ran out before every run was
+ * trained: run it again to go on).
  */
 export async function reproduce(options: ReproduceOptions = {}): Promise<number> {
   const root = requireProjectRoot();
@@ -221,19 +236,47 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<number>
     return 2;
   }
   const selected = only.length > 0 ? all.filter((n) => only.includes(n.name)) : all;
+  const grids = gridsOfNotebooks(selected.map((n) => n.name));
+  const index = await readRunIndex();
+  const plan = planReproduction(grids, index);
+  const gridDatasets = new Set(grids.flatMap((g) => g.datasets));
+  const strange = (options.training?.datasets ?? []).filter((d) => !gridDatasets.has(d));
+  if (strange.length > 0) {
+    console.error(
+      `error: --datasets ${strange.join(", ")}: no selected notebook trains on it (they train ` +
+        `on ${[...gridDatasets].join(", ")})`,
+    );
+    return 2;
+  }
+  if (options.printCommands) {
+    const commands = trainCommands(plan, grids, {
+      ...options.training,
+      retrainStale: options.retrainStale,
+    });
+    for (const command of commands) console.log(command);
+    return 0;
+  }
   const { mode, reason } = options.mode
     ? { mode: options.mode, reason: `--${options.mode} given` }
     : await detectMode();
   console.log(`reproduce: mode ${mode} (${reason})`);
-  const index = await readRunIndex();
-  const plan = planReproduction(gridsOfNotebooks(selected.map((n) => n.name)), index);
   for (const line of planLines(plan, mode)) console.log(`reproduce: ${line}`);
-  if (options.retrainStale) {
-    if (mode !== "full") {
-      console.error("error: --retrain-stale needs full mode (give --full, or run on a GPU)");
-      return 2;
-    }
-    if (!await retrainStaleRecords()) return 1;
+  if ((options.retrainStale || options.trainOnly) && mode !== "full") {
+    const flag = options.retrainStale ? "--retrain-stale" : "--train-only";
+    console.error(`error: ${flag} needs full mode (give --full, or run on a GPU)`);
+    return 2;
+  }
+  if (mode === "full") {
+    const status = await trainScheduled(plan, grids, {
+      ...options.training,
+      retrainStale: options.retrainStale,
+    });
+    if (status !== 0) return status;
+  }
+  if (options.retrainStale && !await retrainStaleRecords()) return 1;
+  if (options.trainOnly) {
+    console.log("reproduce: runs trained; notebooks not run (--train-only)");
+    return 0;
   }
   const jupyter = await prepareJupyter(root, mode);
   if (!jupyter) return 1;

@@ -7,6 +7,8 @@
  * those, made by other code), how many are missing, and the missing ones' GPU time.
  *
  *     deno task reproduce [--only <name>]... [--quick | --full] [--retrain-stale]
+ *       [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--datasets a,b] [--train-only]
+ *       [--print-commands]
  *
  * `--only` takes a notebook's file name stem (`table2_overall`), and may be repeated or given a
  * comma-separated list. Every notebook shows every recorded run; in full mode the runs without a
@@ -18,6 +20,15 @@
  * `--retrain-stale` (full mode) first retrains every record in `results/runs/` made by other code
  * than the checked-out one, through the `deno task train` command stored in the record.
  *
+ * In full mode the missing runs are trained before any notebook runs, each by its own
+ * `deno task train` process, on `--workers-per-gpu K` (default 1) workers on each of `--gpus N`
+ * GPUs (default: those `nvidia-smi` lists), the longest first; each worker's output goes to
+ * `results/logs/<record>.log`. `--max-seconds S` is a time budget: no run starts in its last minute
+ * and each pauses at an epoch's end by then; the exit status is then 3 and the same command goes on
+ * where the runs stopped. `--datasets` trains only runs on these datasets; `--train-only` stops after
+ * training, without the notebooks; `--print-commands` prints the train commands, one a line,
+ * and does nothing else (for a cluster's scheduler).
+ *
  * The work is done by the run layer (`run/reproduce.ts`); this file only reads the flags.
  *
  * @module
@@ -27,11 +38,28 @@ import { reproduce } from "../run/mod.ts";
 
 /** The usage line. */
 const USAGE =
-  "Usage: deno task reproduce [--only <notebook>]... [--quick | --full] [--retrain-stale]";
+  "Usage: deno task reproduce [--only <notebook>]... [--quick | --full] [--retrain-stale]\n" +
+  "         [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--datasets a,b] [--train-only]\n" +
+  "         [--print-commands]";
+
+/** The positive integer value of `flag`, `undefined` when not given; fails on another value. */
+function positiveInteger(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!(Number.isInteger(number) && number >= 1)) {
+    throw new Error(`--${flag} takes a positive integer, got '${value}'`);
+  }
+  return number;
+}
+
+/** A repeatable comma-separated list flag's values. */
+const listValues = (values: string[] | undefined) =>
+  (values ?? []).flatMap((v) => v.split(",")).filter((v) => v !== "");
 
 /** Runs the command line; returns the exit status. */
 export async function main(args: string[]): Promise<number> {
   let values;
+  let training;
   try {
     ({ values } = parseArgs({
       args,
@@ -40,9 +68,21 @@ export async function main(args: string[]): Promise<number> {
         quick: { type: "boolean", default: false },
         full: { type: "boolean", default: false },
         "retrain-stale": { type: "boolean", default: false },
+        gpus: { type: "string" },
+        "workers-per-gpu": { type: "string" },
+        "max-seconds": { type: "string" },
+        datasets: { type: "string", multiple: true },
+        "train-only": { type: "boolean", default: false },
+        "print-commands": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
+    training = {
+      gpus: positiveInteger("gpus", values.gpus),
+      workersPerGpu: positiveInteger("workers-per-gpu", values["workers-per-gpu"]),
+      maxSeconds: positiveInteger("max-seconds", values["max-seconds"]),
+      datasets: listValues(values.datasets),
+    };
   } catch (error) {
     console.error(`error: ${error instanceof Error ? error.message : error}\n${USAGE}`);
     return 2;
@@ -56,9 +96,12 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   return await reproduce({
-    only: (values.only ?? []).flatMap((o) => o.split(",")).filter((o) => o !== ""),
+    only: listValues(values.only),
     mode: values.quick ? "quick" : values.full ? "full" : undefined,
     retrainStale: values["retrain-stale"],
+    training,
+    trainOnly: values["train-only"],
+    printCommands: values["print-commands"],
   });
 }
 

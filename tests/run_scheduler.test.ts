@@ -21,6 +21,7 @@ import {
   scheduledRuns,
   workerArguments,
 } from "../run/run_scheduler.ts";
+import { scheduleLines, workerGpus } from "../run/scheduled_training.ts";
 import { parseTrainLine, processSpawner, type WorkerJob } from "../run/train_worker.ts";
 import { withTempDir } from "./temp_files.ts";
 
@@ -368,4 +369,28 @@ Deno.test("GPU pinning: nvidia-smi's list, the device-select tag, worker i on GP
   });
   assertEquals(gpuPinningEnvironment(2, gpus).DRI_PRIME, "pci-0000_19_00_0");
   assertEquals(gpuPinningEnvironment(1, gpus.slice(0, 1)), {}, "one GPU: nothing to choose");
+});
+
+Deno.test("worker GPUs: nvidia-smi's by default, a count without it, warnings where unpinned", () => {
+  const h100 = (index: number): GpuDevice => ({
+    index,
+    name: "NVIDIA H100 80GB HBM3",
+    pciBusId: `00000000:${19 + index}:00.0`,
+  });
+  const four = [0, 1, 2, 3].map(h100);
+  assertEquals(workerGpus(undefined, four, true), { count: 4, devices: four, warnings: [] });
+  assertEquals(workerGpus(2, four, true).devices, four.slice(0, 2));
+  assertThrows(() => workerGpus(5, four, true), RangeError, "nvidia-smi lists 4 GPU(s)");
+  assertStringIncludes(workerGpus(2, four, false).warnings.join(), "device-select layer");
+  assertEquals(workerGpus(1, four, false).warnings, [], "one GPU needs no pinning");
+  assertEquals(workerGpus(undefined, [], false), { count: 1, devices: [], warnings: [] });
+  assertStringIncludes(workerGpus(2, [], true).warnings.join(), "cannot be pinned");
+  const lines = scheduleLines(
+    [fakeRun(1, 600), fakeRun(2, 300), fakeRun(3, 300), fakeRun(4, undefined)],
+    workerGpus(1, four, true),
+    2,
+  ).join("\n");
+  assertStringIncludes(lines, "4 run(s) on 2 worker(s) (1 GPU(s) × 2: 0 NVIDIA H100 80GB HBM3)");
+  assertStringIncludes(lines, "about 10m 00s for the 3 run(s) with an estimate");
+  assertStringIncludes(lines, "1 run(s) of unknown time start first");
 });
