@@ -19,7 +19,7 @@ import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import { type SsdPieces, ssdScan } from "../ops/sequence/ssd_scan/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
-import { splitColumns } from "./column_parts.ts";
+import { splitColumns } from "../ops/pointwise/split_columns.ts";
 import { INIT_STD, Linear } from "./layers.ts";
 import type { ParameterSet } from "./parameters.ts";
 

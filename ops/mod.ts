@@ -71,6 +71,7 @@ export {
 export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./wgsl/mod.ts";
 export { gatherPositions } from "./pointwise/gather.ts";
 export { concatColumns } from "./pointwise/concat.ts";
+export { splitColumns } from "./pointwise/split_columns.ts";
 export { padMask } from "./pointwise/pad_mask.ts";
 export { matmul, planMatmul } from "./dense/matmul/mod.ts";
 export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul/mod.ts";

@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../ops/core/autograd.ts";
-import { assertDType, grid, launch, packParams } from "../ops/core/launch.ts";
-import { Tensor } from "../ops/core/tensor.ts";
-import { GRID_WGSL } from "../ops/wgsl/grid.ts";
+import { gradEnabled, record } from "../core/autograd.ts";
+import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
+import { GRID_WGSL } from "../wgsl/grid.ts";
 
 const OP = "splitColumns";
 const WG = 256;

@@ -1,5 +1,5 @@
 import { assertThrows } from "@std/assert";
-import { splitColumns } from "../models/column_parts.ts";
+import { splitColumns } from "../ops/pointwise/split_columns.ts";
 import { concatColumns, requireGrad, scale } from "../ops/mod.ts";
 import { Tensor, tidy } from "../ops/core/tensor.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
