@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { modelPreset } from "../models/registry.ts";
 
 /** The seeds every trained cell averages over (RecBole's default seed first). */
 export const PAPER_SEEDS: readonly number[] = Object.freeze([2020, 2021, 2022]);
@@ -106,11 +107,178 @@ export const MAMBA4REC_ABLATION: RunGrid = Object.freeze({
   recordedOnly: Object.freeze(["amazon-video-games", "ml-1m"]),
 });
 
+/** A grid's rows, frozen with their settings. */
+function frozenRows(rows: readonly GridVariant[]): readonly GridVariant[] {
+  return Object.freeze(rows.map((row) =>
+    Object.freeze({
+      ...row,
+      model: Object.freeze({ ...row.model }),
+      ...(row.train ? { train: Object.freeze({ ...row.train }) } : {}),
+    })
+  ));
+}
+
+/** SSD4Rec's preset value of a model or training setting on `dataset` (its official config). */
+function ssd4recPresetSetting(dataset: string, scope: "model" | "train", key: string): unknown {
+  const value = modelPreset("ssd4rec", dataset)?.[scope][key];
+  if (value === undefined) {
+    throw new Error(
+      `SSD4Rec's preset for '${dataset}' has no ${scope} setting '${key}': a grid row can only ` +
+        "leave out a setting the preset gives; add it to SSD4REC_PRESETS in models/registry.ts",
+    );
+  }
+  return value;
+}
+
+/** The datasets SSD4Rec's ablation and sweeps train on; ML-1M is shown where recorded. */
+const SSD4REC_STUDY_DATASETS: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  ablation: Object.freeze(["amazon-beauty", "amazon-video-games"]),
+  sweeps: Object.freeze(["amazon-beauty"]),
+});
+
+/**
+ * SSD4Rec's ablation rows on datasets whose window length L is `window`: the full model, the
+ * forward direction alone (β = 0), no masking (ρ = 0), and padded fixed-length windows instead of
+ * packed whole histories (`padTo`: each history its last L items, left-padded with id 0 to
+ * exactly L tokens, in training and evaluation).
+ */
+function ssd4recAblationRows(window: number): readonly GridVariant[] {
+  return frozenRows([
+    { label: "SSD4Rec (full)", model: {} },
+    { label: "forward direction only (β = 0)", model: { beta: 0 } },
+    { label: "− masking (ρ = 0)", model: {}, train: { maskRatio: 0 } },
+    { label: "padded windows of L", model: {}, train: { padTo: window } },
+  ]);
+}
+
+/**
+ * A sweep's rows on `dataset`: one per value of SSD4Rec's model or training setting `key`,
+ * labelled `symbol = value`, each with the training settings `fixed` besides. The row of the
+ * preset's value sets no `key` (with nothing `fixed`, it is the paper's run and shares its
+ * records), since a run's key holds only the settings that differ from the preset's.
+ */
+function ssd4recSweepRows(
+  dataset: string,
+  sweep: SweepSettings,
+  values: readonly number[],
+): readonly GridVariant[] {
+  const preset = ssd4recPresetSetting(dataset, sweep.scope, sweep.key);
+  return frozenRows(values.map((value) => {
+    const swept = value === preset ? {} : { [sweep.key]: value };
+    const label = `${sweep.symbol} = ${value}`;
+    const model = sweep.scope === "model" ? swept : {};
+    const train = { ...sweep.fixed, ...(sweep.scope === "train" ? swept : {}) };
+    return Object.keys(train).length > 0 ? { label, model, train } : { label, model };
+  }));
+}
+
+/** What an SSD4Rec sweep varies (see {@link ssd4recSweepRows}). */
+interface SweepSettings {
+  /** The notebook's file name stem. */
+  readonly notebook: string;
+  /** What the sweep reproduces. */
+  readonly title: string;
+  /** The setting's printed symbol (`β`). */
+  readonly symbol: string;
+  /** Whether the setting is a model or a training setting. */
+  readonly scope: "model" | "train";
+  /** The setting's configuration key (`beta`). */
+  readonly key: string;
+  /** Training settings every row holds besides. */
+  readonly fixed?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * An SSD4Rec sweep's grids: one trained on the sweep datasets, and ML-1M shown where recorded
+ * (too costly to train by default); each dataset's rows leave out its preset's value.
+ */
+function ssd4recSweepGrids(sweep: SweepSettings, values: readonly number[]): readonly RunGrid[] {
+  const grid = (datasets: readonly string[], recordedOnly?: readonly string[]): RunGrid =>
+    Object.freeze({
+      notebook: sweep.notebook,
+      title: sweep.title,
+      models: Object.freeze(["ssd4rec"]),
+      datasets: Object.freeze([...datasets]),
+      seeds: PAPER_SEEDS,
+      variants: ssd4recSweepRows((recordedOnly ?? datasets)[0], sweep, values),
+      ...(recordedOnly ? { recordedOnly: Object.freeze([...recordedOnly]) } : {}),
+    });
+  return Object.freeze([grid(SSD4REC_STUDY_DATASETS.sweeps), grid([], ["ml-1m"])]);
+}
+
+/**
+ * The SSD4Rec paper's ablation, as the components its abstract names suggest (its rows and
+ * numbers could not be read from a source): the full model, the forward direction only, without
+ * masking, and padded fixed-length windows instead of packed whole histories. Trained on Beauty
+ * and Video Games (L = 50); ML-1M (L = 200, its own grid, for its padded windows) is shown where
+ * recorded.
+ */
+export const SSD4REC_ABLATION_GRIDS: readonly RunGrid[] = Object.freeze([
+  Object.freeze({
+    notebook: "ablation",
+    title: "SSD4Rec ablation",
+    models: Object.freeze(["ssd4rec"]),
+    datasets: SSD4REC_STUDY_DATASETS.ablation,
+    seeds: PAPER_SEEDS,
+    variants: ssd4recAblationRows(
+      ssd4recPresetSetting(SSD4REC_STUDY_DATASETS.ablation[0], "train", "maxLength") as number,
+    ),
+  }),
+  Object.freeze({
+    notebook: "ablation",
+    title: "SSD4Rec ablation",
+    models: Object.freeze(["ssd4rec"]),
+    datasets: Object.freeze([]),
+    seeds: PAPER_SEEDS,
+    variants: ssd4recAblationRows(ssd4recPresetSetting("ml-1m", "train", "maxLength") as number),
+    recordedOnly: Object.freeze(["ml-1m"]),
+  }),
+]);
+
+/**
+ * The sweep of β, the backward direction's weight (its figure's number and values unverified;
+ * the preset's β is 0.1 on every dataset): trained on Beauty, ML-1M shown where recorded.
+ */
+export const SSD4REC_BETA_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
+  { notebook: "figure3_beta", title: "SSD4Rec: β", symbol: "β", scope: "model", key: "beta" },
+  [0, 0.05, 0.1, 0.2, 0.5, 1.0],
+);
+
+/**
+ * The sweep of ρ, the masking probability (its figure's values unverified; the presets' ρ is 0.2
+ * on Beauty, 0.1 on ML-1M): trained on Beauty, ML-1M shown where recorded.
+ */
+export const SSD4REC_RHO_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
+  { notebook: "figure4_rho", title: "SSD4Rec: ρ", symbol: "ρ", scope: "train", key: "maskRatio" },
+  [0, 0.1, 0.2, 0.3, 0.4],
+);
+
+/**
+ * The sweep of the window length L with histories cut to their last L items (`varLen: false`;
+ * the paper's runs keep whole histories, so no row is the paper's run; its figure's values are
+ * unverified): trained on Beauty (preset L 50), ML-1M (preset L 200) shown where recorded.
+ */
+export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
+  {
+    notebook: "figure5_max_length",
+    title: "SSD4Rec: maximum length L",
+    symbol: "L",
+    scope: "train",
+    key: "maxLength",
+    fixed: Object.freeze({ varLen: false }),
+  },
+  [25, 50, 100, 200],
+);
+
 /** Every grid a notebook shows; `deno task reproduce` plans the runs of the selected notebooks. */
 export const RUN_GRIDS: readonly RunGrid[] = Object.freeze([
   MAMBA4REC_OVERALL,
   SSD4REC_OVERALL,
   MAMBA4REC_ABLATION,
+  ...SSD4REC_ABLATION_GRIDS,
+  ...SSD4REC_BETA_GRIDS,
+  ...SSD4REC_RHO_GRIDS,
+  ...SSD4REC_MAX_LENGTH_GRIDS,
 ]);
 
 /** A paper's test metrics for one model on one dataset, with where they were confirmed. */
