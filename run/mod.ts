@@ -195,6 +195,8 @@ export {
   processSpawner,
   shownMetric,
   type TrainLineEvent,
+  trainTaskArguments,
+  type WorkerCommand,
   type WorkerExit,
   type WorkerJob,
   type WorkerSpawner,
@@ -202,18 +204,21 @@ export {
 export {
   estimatedWallSeconds,
   longestFirst,
+  SCHEDULED_CHECKPOINTS,
+  type ScheduledRun,
+  scheduledRuns,
+  type ScheduledRunsOptions,
+  workerArguments,
+} from "./scheduled_runs.ts";
+export {
+  describeExit,
   MIN_START_SECONDS,
   type RunOutcome,
   type RunOutcomeStatus,
   runSchedule,
-  SCHEDULED_CHECKPOINTS,
   SCHEDULED_LOGS,
-  type ScheduledRun,
-  scheduledRuns,
-  type ScheduledRunsOptions,
   type ScheduleOptions,
   type ScheduleResult,
-  workerArguments,
 } from "./run_scheduler.ts";
 export {
   type ScheduledTrainingOptions,

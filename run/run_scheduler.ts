@@ -12,19 +12,21 @@
  * is left of the budget), pauses at an epoch's end when it would run out, and the next rerun goes
  * on. Each worker's output goes to `results/logs/<record stem>.log`; the scheduler reports one
  * line per event (started, each epoch, finished with its test HR@10, paused, failed with its
- * command and the end of its log).
+ * command and the end of its log). On SIGINT or SIGTERM it ends its workers (SIGTERM), starts no
+ * other run and returns; the stopped runs go on from their checkpoints when it runs again.
  *
  * @module
  */
-import { basename, join, relative } from "node:path";
+import { join, relative } from "node:path";
 import { requireProjectRoot } from "./code_version.ts";
 import { type GpuDevice, gpuPinningEnvironment } from "./gpu_pinning.ts";
-import { gridRunKey, gridRunTraining } from "./grid_runs.ts";
-import type { GridVariant, RunGrid } from "./paper_grids.ts";
 import { formatDuration } from "./progress.ts";
-import type { PlannedRun, ReproductionPlan } from "./reproduction_plan.ts";
-import { retrainArguments } from "./retrain_stale.ts";
-import { runRecordPath } from "./run_record.ts";
+import {
+  longestFirst,
+  SCHEDULED_CHECKPOINTS,
+  type ScheduledRun,
+  workerArguments,
+} from "./scheduled_runs.ts";
 import {
   parseTrainLine,
   processSpawner,
@@ -32,21 +34,6 @@ import {
   type WorkerExit,
   type WorkerSpawner,
 } from "./train_worker.ts";
-
-/** A run the scheduler trains: one `deno task train` command. */
-export interface ScheduledRun {
-  /** The planned run (its key, status and estimate). */
-  readonly planned: PlannedRun;
-  /** The record file's name without `.json`: names the log and the checkpoint folder. */
-  readonly stem: string;
-  /** The record's path relative to the project root. */
-  readonly recordPath: string;
-  /** The `deno task train` arguments that train and record it (no checkpoint options). */
-  readonly args: readonly string[];
-}
-
-/** Where the checkpoints of scheduled runs go, relative to the project root. */
-export const SCHEDULED_CHECKPOINTS: string = ".runs";
 
 /** Where the logs of scheduled runs go, relative to the project root. */
 export const SCHEDULED_LOGS: string = join("results", "logs");
@@ -57,120 +44,17 @@ export const MIN_START_SECONDS: number = 60;
 /** Lines of a failed worker's log that its report shows. */
 const FAILURE_TAIL_LINES = 15;
 
-/** Options of {@link scheduledRuns}. */
-export interface ScheduledRunsOptions {
-  /** Schedule the stale runs too. */
-  readonly retrainStale?: boolean;
-  /** Only runs on these datasets (canonical names); all when unset or empty. */
-  readonly datasets?: readonly string[];
-  /** Where dataset names are looked up (default: the datasets directory). */
-  readonly datasetsDirectory?: string;
-  /** The project root the record paths are relative to (default: this checkout's). */
-  readonly root?: string;
-}
-
-/** The variant of each run of `grids`, by its key as JSON. */
-function variantsByRun(grids: readonly RunGrid[]): Map<string, GridVariant | undefined> {
-  const variants = new Map<string, GridVariant | undefined>();
-  for (const grid of grids) {
-    for (const model of grid.models) {
-      for (const variant of grid.variants ?? [undefined]) {
-        for (const dataset of grid.datasets) {
-          for (const seed of grid.seeds) {
-            const key = JSON.stringify(gridRunKey(model, dataset, seed, variant));
-            if (!variants.has(key)) variants.set(key, variant);
-          }
-        }
-      }
-    }
-  }
-  return variants;
-}
-
-/**
- * The runs of `plan` (made from `grids`) that the scheduler trains: the missing ones and, with
- * `retrainStale`, the stale ones, each with the arguments that train it as the notebooks would
- * (`gridRunTraining`), in plan order.
- */
-export function scheduledRuns(
-  plan: ReproductionPlan,
-  grids: readonly RunGrid[],
-  options: ScheduledRunsOptions = {},
-): ScheduledRun[] {
-  const root = options.root ?? requireProjectRoot();
-  const variants = variantsByRun(grids);
-  const datasets = options.datasets ?? [];
-  return plan.runs.filter((r) =>
-    (r.status === "missing" || (r.status === "stale" && options.retrainStale)) &&
-    (datasets.length === 0 || datasets.includes(r.key.dataset))
-  ).map((planned) => {
-    const recordPath = relative(root, runRecordPath(planned.key, join(root, "results", "runs")));
-    const variant = variants.get(JSON.stringify(planned.key));
-    const { command } = gridRunTraining(
-      planned.key,
-      variant,
-      recordPath,
-      options.datasetsDirectory,
-    );
-    return {
-      planned,
-      stem: basename(recordPath, ".json"),
-      recordPath,
-      args: retrainArguments(command, recordPath).first,
-    };
-  });
-}
-
-/**
- * `runs` in the order the scheduler starts them: those without an estimate first (nothing of
- * their model and dataset is recorded yet, and the long cells are the ones least often run), then
- * the longest estimated first; ties keep plan order.
- */
-export function longestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
-  const rank = (r: ScheduledRun) => r.planned.estimateSeconds ?? Infinity;
-  return runs.map((run, i) => ({ run, i }))
-    .sort((a, b) => rank(b.run) - rank(a.run) || a.i - b.i)
-    .map((e) => e.run);
-}
-
-/**
- * The `deno task train` arguments of a worker: the run's, its checkpoint folder, `--continue`
- * for a missing run, and `--max-seconds` when a budget is given.
- */
-export function workerArguments(run: ScheduledRun, maxSeconds?: number): string[] {
-  return [
-    ...run.args,
-    "--checkpoint-dir",
-    `${SCHEDULED_CHECKPOINTS}/${run.stem}`,
-    ...(run.planned.status === "missing" ? ["--continue"] : []),
-    ...(maxSeconds === undefined ? [] : ["--max-seconds", String(Math.floor(maxSeconds))]),
-  ];
-}
-
-/**
- * The wall seconds `runs` take on `workers` workers, each started in order on the first free
- * worker, from their estimates (runs without one left out), if workers sharing a GPU do not slow
- * each other down.
- */
-export function estimatedWallSeconds(runs: readonly ScheduledRun[], workers: number): number {
-  const free = new Array<number>(Math.max(1, workers)).fill(0);
-  for (const run of longestFirst(runs)) {
-    const seconds = run.planned.estimateSeconds;
-    if (seconds === undefined) continue;
-    const i = free.indexOf(Math.min(...free));
-    free[i] += seconds;
-  }
-  return Math.max(...free);
-}
-
 /** How a scheduled run ended. */
-export type RunOutcomeStatus = "finished" | "paused" | "failed" | "not started";
+export type RunOutcomeStatus = "finished" | "paused" | "failed" | "stopped" | "not started";
 
 /** One scheduled run's outcome. */
 export interface RunOutcome {
   /** The run. */
   readonly run: ScheduledRun;
-  /** Finished (record written), paused (budget spent), failed, or not started (budget spent). */
+  /**
+   * Finished (record written), paused (budget spent), failed, stopped (the scheduler was
+   * interrupted), or not started (budget spent or interrupted).
+   */
   readonly status: RunOutcomeStatus;
   /** The worker that ran it, from 0. */
   readonly worker?: number;
@@ -188,7 +72,10 @@ export interface RunOutcome {
 export interface ScheduleResult {
   /** Every run's outcome, in the order they ended. */
   readonly outcomes: readonly RunOutcome[];
-  /** 0 when every run finished, 1 when one failed, 3 when the budget ran out first. */
+  /**
+   * 0 when every run finished, 1 when one failed, 130 when the scheduler was interrupted, 3 when
+   * the budget ran out first.
+   */
   readonly exitStatus: number;
 }
 
@@ -200,7 +87,7 @@ export interface ScheduleOptions {
   readonly gpus?: readonly GpuDevice[];
   /** The time budget in seconds: no run starts after it, and each stops by it. */
   readonly maxSeconds?: number;
-  /** Runs a worker (default: {@link processSpawner}: `deno task train` in the project root). */
+  /** Runs a worker (default: {@link processSpawner}: the `train` task in the project root). */
   readonly spawn?: WorkerSpawner;
   /** The project root: logs, checkpoints and records are relative to it (default: this one). */
   readonly root?: string;
@@ -208,6 +95,27 @@ export interface ScheduleOptions {
   readonly report?: (line: string) => void;
   /** Seconds on a monotonic clock (default: `performance.now()`). */
   readonly now?: () => number;
+  /** Stop on SIGINT and SIGTERM as the module documentation says (default true). */
+  readonly stopOnSignals?: boolean;
+}
+
+/** Signal names by number (Linux), for exit codes above 128. */
+const SIGNAL_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  1: "SIGHUP",
+  2: "SIGINT",
+  6: "SIGABRT",
+  9: "SIGKILL",
+  11: "SIGSEGV",
+  15: "SIGTERM",
+});
+
+/** How a worker ended, for people: `killed by SIGKILL`, `exit status 1`. */
+export function describeExit(exit: WorkerExit): string {
+  if (exit.signal !== null) return `killed by ${exit.signal}`;
+  const signal = exit.code > 128 ? SIGNAL_NAMES[exit.code - 128] : undefined;
+  return signal === undefined
+    ? `exit status ${exit.code}`
+    : `exit status ${exit.code}: killed by ${signal}`;
 }
 
 /** The modification time of a file in milliseconds, or `undefined` when it does not exist. */
@@ -231,6 +139,90 @@ async function lastLines(path: string, count: number): Promise<string[]> {
   }
 }
 
+/** What {@link trainOne} needs of its schedule. */
+interface ScheduleContext {
+  readonly root: string;
+  readonly spawn: WorkerSpawner;
+  readonly now: () => number;
+  readonly report: (line: string) => void;
+  readonly gpus: readonly GpuDevice[];
+  readonly stop: AbortSignal;
+  /** The `[n/total]` of the start line. */
+  readonly position: () => string;
+}
+
+/** Trains one run on worker `worker` (with `left` seconds of budget), reporting each event. */
+async function trainOne(
+  run: ScheduledRun,
+  worker: number,
+  left: number | undefined,
+  context: ScheduleContext,
+): Promise<RunOutcome> {
+  const { root, now, report, gpus } = context;
+  const args = workerArguments(run, left);
+  const command = `deno task train ${args.join(" ")}`;
+  const logPath = join(root, SCHEDULED_LOGS, `${run.stem}.log`);
+  const recordPath = join(root, run.recordPath);
+  const before = await modified(recordPath);
+  const gpu = gpus.length > 0 ? ` on GPU ${gpus[worker % gpus.length].index}` : "";
+  const estimate = run.planned.estimateSeconds;
+  report(
+    `${context.position()} ${run.stem}: started by worker ${worker}${gpu} ` +
+      `(estimated ${estimate === undefined ? "unknown" : formatDuration(estimate)}; log ` +
+      `${relative(root, logPath)})`,
+  );
+  const begun = now();
+  let testHit10: number | undefined;
+  let pausedAt: number | undefined;
+  const exit = await context.spawn({
+    args,
+    env: gpuPinningEnvironment(worker, gpus),
+    logPath,
+    signal: context.stop,
+    onLine: (line) => {
+      const event = parseTrainLine(line);
+      if (event?.kind === "epoch") {
+        report(
+          `${run.stem}: epoch ${event.epoch}, loss ${event.loss.toFixed(4)}, valid ` +
+            `${shownMetric(event.valid)} (${formatDuration(now() - begun)})`,
+        );
+      } else if (event?.kind === "test") {
+        testHit10 = event.metrics["hit@10"];
+      } else if (event?.kind === "paused") {
+        pausedAt = event.epoch;
+      }
+    },
+  });
+  const seconds = now() - begun;
+  const took = formatDuration(seconds);
+  const base = { run, worker, seconds, exit, command };
+  if ((exit.code !== 0 || exit.signal !== null) && context.stop.aborted) {
+    report(`${run.stem}: stopped after ${took}; the same command goes on from its checkpoint`);
+    return { ...base, status: "stopped" };
+  }
+  if (exit.code !== 0 || exit.signal !== null) {
+    const tail = await lastLines(logPath, FAILURE_TAIL_LINES);
+    report(
+      `${run.stem}: FAILED (${describeExit(exit)}) after ${took}: ${command}\n` +
+        `  last lines of ${relative(root, logPath)}:\n` +
+        tail.map((l) => `    ${l}`).join("\n"),
+    );
+    return { ...base, status: "failed" };
+  }
+  const after = await modified(recordPath);
+  if (after !== undefined && after !== before) {
+    const hit = testHit10 === undefined ? "" : `: test hit@10 ${testHit10.toFixed(4)}`;
+    report(`${run.stem}: finished in ${took}${hit}`);
+    return { ...base, status: "finished", testHit10 };
+  }
+  const at = pausedAt === undefined ? "" : ` after epoch ${pausedAt}`;
+  report(
+    `${run.stem}: paused${at} in ${took} (time budget); the same command goes on from ` +
+      `${SCHEDULED_CHECKPOINTS}/${run.stem}/`,
+  );
+  return { ...base, status: "paused" };
+}
+
 /**
  * Trains `runs` on `options.workers` workers as the module documentation describes, longest
  * first; returns every run's outcome and the exit status.
@@ -240,99 +232,60 @@ export async function runSchedule(
   options: ScheduleOptions,
 ): Promise<ScheduleResult> {
   const root = options.root ?? requireProjectRoot();
-  const spawn = options.spawn ?? processSpawner();
   const now = options.now ?? (() => performance.now() / 1000);
   const report = options.report ?? ((line: string) => console.log(line));
-  const gpus = options.gpus ?? [];
-  const workers = Math.max(1, Math.floor(options.workers));
   const start = now();
   const queue = longestFirst(runs);
   const outcomes: RunOutcome[] = [];
+  const stop = new AbortController();
   let started = 0;
-
-  const runOne = async (run: ScheduledRun, worker: number, left?: number) => {
-    const args = workerArguments(run, left);
-    const command = `deno task train ${args.join(" ")}`;
-    const logPath = join(root, SCHEDULED_LOGS, `${run.stem}.log`);
-    const recordPath = join(root, run.recordPath);
-    const before = await modified(recordPath);
-    const gpu = gpus.length > 0 ? ` on GPU ${gpus[worker % gpus.length].index}` : "";
-    const estimate = run.planned.estimateSeconds;
-    report(
-      `[${++started}/${runs.length}] ${run.stem}: started by worker ${worker}${gpu} ` +
-        `(estimated ${estimate === undefined ? "unknown" : formatDuration(estimate)}; log ` +
-        `${relative(root, logPath)})`,
-    );
-    const begun = now();
-    let testHit10: number | undefined;
-    let pausedAt: number | undefined;
-    const exit = await spawn({
-      args,
-      env: gpuPinningEnvironment(worker, gpus),
-      logPath,
-      onLine: (line) => {
-        const event = parseTrainLine(line);
-        if (event?.kind === "epoch") {
-          report(
-            `${run.stem}: epoch ${event.epoch}, loss ${event.loss.toFixed(4)}, valid ` +
-              `${shownMetric(event.valid)} (${formatDuration(now() - begun)})`,
-          );
-        } else if (event?.kind === "test") {
-          testHit10 = event.metrics["hit@10"];
-        } else if (event?.kind === "paused") {
-          pausedAt = event.epoch;
-        }
-      },
-    });
-    const seconds = now() - begun;
-    const took = formatDuration(seconds);
-    const base = { run, worker, seconds, exit, command };
-    if (exit.code !== 0 || exit.signal !== null) {
-      const how = exit.signal !== null ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
-      const tail = await lastLines(logPath, FAILURE_TAIL_LINES);
-      report(
-        `${run.stem}: FAILED (${how}) after ${took}: ${command}\n` +
-          `  last lines of ${relative(root, logPath)}:\n` +
-          tail.map((l) => `    ${l}`).join("\n"),
-      );
-      outcomes.push({ ...base, status: "failed" });
-      return;
-    }
-    const after = await modified(recordPath);
-    if (after !== undefined && after !== before) {
-      const hit = testHit10 === undefined ? "" : `: test hit@10 ${testHit10.toFixed(4)}`;
-      report(`${run.stem}: finished in ${took}${hit}`);
-      outcomes.push({ ...base, status: "finished", testHit10 });
-      return;
-    }
-    const at = pausedAt === undefined ? "" : ` after epoch ${pausedAt}`;
-    report(
-      `${run.stem}: paused${at} in ${took} (time budget); the same command goes on from ` +
-        `${SCHEDULED_CHECKPOINTS}/${run.stem}/`,
-    );
-    outcomes.push({ ...base, status: "paused" });
+  const context: ScheduleContext = {
+    root,
+    spawn: options.spawn ?? processSpawner({ cwd: root }),
+    now,
+    report,
+    gpus: options.gpus ?? [],
+    stop: stop.signal,
+    position: () => `[${++started}/${runs.length}]`,
   };
-
   const worker = async (index: number) => {
     for (let run = queue.shift(); run !== undefined; run = queue.shift()) {
-      let left: number | undefined;
-      if (options.maxSeconds !== undefined) {
-        left = options.maxSeconds - (now() - start);
-        if (left < MIN_START_SECONDS) {
-          outcomes.push({ run, status: "not started" });
-          continue;
-        }
+      const left = options.maxSeconds === undefined
+        ? undefined
+        : options.maxSeconds - (now() - start);
+      if (stop.signal.aborted || (left !== undefined && left < MIN_START_SECONDS)) {
+        outcomes.push({ run, status: "not started" });
+        continue;
       }
-      await runOne(run, index, left);
+      outcomes.push(await trainOne(run, index, left, context));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(workers, runs.length) }, (_, i) => worker(i)));
+  const signals: Deno.Signal[] = options.stopOnSignals === false ? [] : ["SIGINT", "SIGTERM"];
+  const onSignal = () => {
+    if (stop.signal.aborted) return;
+    report("interrupted: ending the workers; the same command goes on where they stopped");
+    stop.abort();
+  };
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  const workers = Math.min(Math.max(1, Math.floor(options.workers)), runs.length);
+  try {
+    await Promise.all(Array.from({ length: workers }, (_, i) => worker(i)));
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  }
 
   const count = (s: RunOutcomeStatus) => outcomes.filter((o) => o.status === s).length;
+  const stopped = count("stopped") > 0 ? `${count("stopped")} stopped, ` : "";
   report(
     `${count("finished")} finished, ${count("failed")} failed, ${count("paused")} paused, ` +
-      `${count("not started")} not started, in ${formatDuration(now() - start)}`,
+      `${stopped}${count("not started")} not started, in ${formatDuration(now() - start)}`,
   );
-  const exitStatus = count("failed") > 0 ? 1 : count("paused") + count("not started") > 0 ? 3 : 0;
+  const exitStatus = count("failed") > 0
+    ? 1
+    : stop.signal.aborted
+    ? 130
+    : count("paused") + count("not started") > 0
+    ? 3
+    : 0;
   return { outcomes, exitStatus };
 }

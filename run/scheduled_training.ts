@@ -10,14 +10,14 @@ import { deviceSelectLayerFound, type GpuDevice, listNvidiaGpus } from "./gpu_pi
 import type { RunGrid } from "./paper_grids.ts";
 import { formatDuration } from "./progress.ts";
 import type { ReproductionPlan } from "./reproduction_plan.ts";
+import { runSchedule } from "./run_scheduler.ts";
 import {
   estimatedWallSeconds,
   longestFirst,
-  runSchedule,
   type ScheduledRun,
   scheduledRuns,
   workerArguments,
-} from "./run_scheduler.ts";
+} from "./scheduled_runs.ts";
 import type { WorkerSpawner } from "./train_worker.ts";
 
 /** How `deno task reproduce` trains the missing runs. */

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { requireProjectRoot } from "./code_version.ts";
 
 /** What a worker runs. */
@@ -18,6 +18,8 @@ export interface WorkerJob {
   readonly logPath: string;
   /** Receives each line of its output (stdout and stderr), without the newline. */
   readonly onLine: (line: string) => void;
+  /** Ends the worker (SIGTERM) when aborted. */
+  readonly signal?: AbortSignal;
 }
 
 /** How a worker ended. */
@@ -51,15 +53,42 @@ async function forEachLine(
 }
 
 /**
- * A {@link WorkerSpawner} that runs `executable` with `prefix` and the job's arguments in `cwd`
- * (by default `deno task train …` in the project root), appending its output to the job's log
- * after a line that names the command and the time.
+ * The arguments after `deno` of the project's `train` task (`deno.json`: `run -A --preload …
+ * scripts/train.ts`), so that a worker is the training process itself rather than a task runner
+ * in front of it (a signal then reaches the training, and its exit says which signal ended it).
+ * Fails, saying why, when the task is not one plain `deno …` command.
  */
-export function processSpawner(
-  executable: string = Deno.execPath(),
-  prefix: readonly string[] = ["task", "train"],
-  cwd: string = requireProjectRoot(),
-): WorkerSpawner {
+export function trainTaskArguments(root: string): string[] {
+  const path = join(root, "deno.json");
+  const task = JSON.parse(Deno.readTextFileSync(path))?.tasks?.train;
+  if (typeof task !== "string" || !/^deno\s/.test(task) || /["'`$;&|<>\\]/.test(task)) {
+    throw new Error(
+      `${path}: the train task should be one plain 'deno …' command without quotes or shell ` +
+        `operators, got ${JSON.stringify(task)}`,
+    );
+  }
+  return task.trim().split(/\s+/).slice(1);
+}
+
+/** Where and how {@link processSpawner} runs a worker. */
+export interface WorkerCommand {
+  /** The program (default: this Deno). */
+  readonly executable?: string;
+  /** Arguments before the job's (default: the `train` task's, {@link trainTaskArguments}). */
+  readonly prefix?: readonly string[];
+  /** The working folder (default: the project root). */
+  readonly cwd?: string;
+}
+
+/**
+ * A {@link WorkerSpawner} that runs `executable` with `prefix` and the job's arguments in `cwd`
+ * (by default the `train` task's command in the project root), appending its output to the job's
+ * log after a line that names the command and the time.
+ */
+export function processSpawner(command: WorkerCommand = {}): WorkerSpawner {
+  const cwd = command.cwd ?? requireProjectRoot();
+  const executable = command.executable ?? Deno.execPath();
+  const prefix = command.prefix ?? trainTaskArguments(cwd);
   return async (job) => {
     await Deno.mkdir(dirname(job.logPath), { recursive: true });
     const log = await Deno.open(job.logPath, { create: true, append: true });
@@ -76,6 +105,7 @@ export function processSpawner(
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
+        signal: job.signal,
       }).spawn();
       // Both streams append to one log; a write finishes before the next starts.
       let writes = Promise.resolve();

@@ -13,16 +13,21 @@ import { TrainingProgress } from "../run/progress.ts";
 import { type PlannedRun, planReproduction } from "../run/reproduction_plan.ts";
 import { readRunIndex } from "../run/run_index.ts";
 import { RUN_RECORD_FORMAT, type RunRecord, runRecordPath } from "../run/run_record.ts";
+import { describeExit, runSchedule } from "../run/run_scheduler.ts";
 import {
   estimatedWallSeconds,
   longestFirst,
-  runSchedule,
   type ScheduledRun,
   scheduledRuns,
   workerArguments,
-} from "../run/run_scheduler.ts";
+} from "../run/scheduled_runs.ts";
 import { scheduleLines, workerGpus } from "../run/scheduled_training.ts";
-import { parseTrainLine, processSpawner, type WorkerJob } from "../run/train_worker.ts";
+import {
+  parseTrainLine,
+  processSpawner,
+  type WorkerExit,
+  type WorkerJob,
+} from "../run/train_worker.ts";
 import { withTempDir } from "./temp_files.ts";
 
 const NOW: CodeVersion = {
@@ -268,7 +273,7 @@ Deno.test("scheduler: a worker killed by SIGKILL is reported, the others finish,
     }
     const script = join(root, "fake_train.ts");
     await Deno.writeTextFile(script, fakeTrainScript(templates, 2021));
-    const spawn = processSpawner(Deno.execPath(), ["run", "-A", script], root);
+    const spawn = processSpawner({ prefix: ["run", "-A", script], cwd: root });
     const schedule = async () => {
       const plan = planReproduction([BEAUTY_GRID], await readRunIndex(runsDir, NOW));
       const runs = scheduledRuns(plan, [BEAUTY_GRID], { root, datasetsDirectory: datasets });
@@ -393,4 +398,35 @@ Deno.test("worker GPUs: nvidia-smi's by default, a count without it, warnings wh
   assertStringIncludes(lines, "4 run(s) on 2 worker(s) (1 GPU(s) × 2: 0 NVIDIA H100 80GB HBM3)");
   assertStringIncludes(lines, "about 10m 00s for the 3 run(s) with an estimate");
   assertStringIncludes(lines, "1 run(s) of unknown time start first");
+});
+
+Deno.test("scheduler: SIGTERM ends the workers and starts no other run", async () => {
+  await withTempDir("ssmrec-sched-", async (root) => {
+    const lines: string[] = [];
+    let spawned = 0;
+    const result = await runSchedule([fakeRun(1, 30), fakeRun(2, 20), fakeRun(3, 10)], {
+      workers: 1,
+      root,
+      report: (line) => lines.push(line),
+      spawn: (job) => {
+        spawned++;
+        // A signal alone keeps no event loop alive; a real worker process does.
+        const alive = setTimeout(() => {}, 20_000);
+        const ended = new Promise<WorkerExit>((resolve) =>
+          job.signal?.addEventListener("abort", () => {
+            clearTimeout(alive);
+            resolve({ code: 143, signal: "SIGTERM" });
+          })
+        );
+        Deno.kill(Deno.pid, "SIGTERM");
+        return ended;
+      },
+    });
+    assertEquals(spawned, 1);
+    assertEquals(result.outcomes.map((o) => o.status), ["stopped", "not started", "not started"]);
+    assertEquals(result.exitStatus, 130);
+    assertStringIncludes(lines.join("\n"), "interrupted: ending the workers");
+  });
+  assertEquals(describeExit({ code: 137, signal: null }), "exit status 137: killed by SIGKILL");
+  assertEquals(describeExit({ code: 2, signal: null }), "exit status 2");
 });
