@@ -12,7 +12,8 @@
  * (same form, reorders only) and `VK_LOADER_DEVICE_ID_FILTER` (loader 1.4.326 and later) all
  * match PCI vendor and device ids, which identical GPUs share.
  *
- * Without the layer the variables do nothing and every worker uses the first GPU;
+ * Mesa 22.3's layer (Debian 12) already reads both variables. Without the layer they do nothing
+ * and every worker uses the first GPU;
  * {@link deviceSelectLayerFound} says whether its manifest is installed. The pinning is not yet
  * measured on a multi-GPU host: check `nvidia-smi` while workers run.
  *
