@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { basename, join } from "node:path";
 import { trainConfig } from "../models/config.ts";
-import type { CodeVersion } from "../run/code_version.ts";
+import { type CodeVersion, requireProjectRoot } from "../run/code_version.ts";
 import {
   driPrimeTag,
   type GpuDevice,
@@ -25,6 +25,7 @@ import { scheduleLines, workerGpus } from "../run/scheduled_training.ts";
 import {
   parseTrainLine,
   processSpawner,
+  trainTaskArguments,
   type WorkerExit,
   type WorkerJob,
 } from "../run/train_worker.ts";
@@ -429,4 +430,20 @@ Deno.test("scheduler: SIGTERM ends the workers and starts no other run", async (
   });
   assertEquals(describeExit({ code: 137, signal: null }), "exit status 137: killed by SIGKILL");
   assertEquals(describeExit({ code: 2, signal: null }), "exit status 2");
+});
+
+Deno.test("train task: a worker runs deno.json's train command itself, and only a plain one", async () => {
+  assertEquals(trainTaskArguments(requireProjectRoot()).at(-1), "scripts/train.ts");
+  await withTempDir("ssmrec-sched-", async (root) => {
+    await Deno.writeTextFile(
+      join(root, "deno.json"),
+      JSON.stringify({ tasks: { train: "deno run -A a.ts && echo done" } }),
+    );
+    assertThrows(() => trainTaskArguments(root), Error, "one plain 'deno …' command");
+    await Deno.writeTextFile(
+      join(root, "deno.json"),
+      JSON.stringify({ tasks: { train: "deno run -A  --preload p.ts t.ts" } }),
+    );
+    assertEquals(trainTaskArguments(root), ["run", "-A", "--preload", "p.ts", "t.ts"]);
+  });
 });
