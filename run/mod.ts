@@ -243,6 +243,24 @@ export {
   efficiencyTable,
 } from "./efficiency.ts";
 export {
+  EFFICIENCY_DIRECTORY,
+  EFFICIENCY_FORMAT,
+  efficiencyFileName,
+  type EfficiencyMeasurement,
+  type HistoryLayout,
+  historyLayout,
+  type InferenceEfficiency,
+  readEfficiencyMeasurements,
+  type TrainingEfficiency,
+  writeEfficiencyMeasurement,
+} from "./efficiency_file.ts";
+export {
+  EFFICIENCY_INFERENCE_REPEATS,
+  EFFICIENCY_WARMUP_STEPS,
+  type EfficiencyRequest,
+  measureEfficiency,
+} from "./efficiency_measure.ts";
+export {
   DEFAULT_K,
   EVENT_LOG_FILE,
   EventStore,
