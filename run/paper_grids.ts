@@ -270,11 +270,34 @@ export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
   [25, 50, 100, 200],
 );
 
+/**
+ * Mamba4Rec's training objective: the paper's (the cross-entropy at each prefix sample's last
+ * position) against every position of each window (`trainingMode: "all-positions"`). Trained on
+ * Beauty and Video Games; ML-1M is shown where recorded.
+ */
+export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
+  notebook: "training_modes",
+  title: "Mamba4Rec training objective",
+  models: Object.freeze(["mamba4rec"]),
+  datasets: Object.freeze(["amazon-beauty", "amazon-video-games"]),
+  seeds: PAPER_SEEDS,
+  variants: Object.freeze([
+    Object.freeze({ label: "last position (paper)", model: Object.freeze({}) }),
+    Object.freeze({
+      label: "all positions",
+      model: Object.freeze({}),
+      train: Object.freeze({ trainingMode: "all-positions" }),
+    }),
+  ]),
+  recordedOnly: Object.freeze(["ml-1m"]),
+});
+
 /** Every grid a notebook shows; `deno task reproduce` plans the runs of the selected notebooks. */
 export const RUN_GRIDS: readonly RunGrid[] = Object.freeze([
   MAMBA4REC_OVERALL,
   SSD4REC_OVERALL,
   MAMBA4REC_ABLATION,
+  MAMBA4REC_TRAINING_MODES,
   ...SSD4REC_ABLATION_GRIDS,
   ...SSD4REC_BETA_GRIDS,
   ...SSD4REC_RHO_GRIDS,
