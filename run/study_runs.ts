@@ -2,7 +2,7 @@
  * The runs of a notebook that shows several grids together (an ablation or a sweep whose rows
  * differ by dataset: `run/paper_grids.ts` gives it a grid per dataset), as one list of cells in
  * grid order, with the smoke runs of quick mode limited to the cells a notebook chooses (a
- * sweep's first and last points, say), since each smoke run costs a minute on a CPU adapter.
+ * sweep's first and last points, say), since smoke runs are slow on a CPU adapter.
  * Full mode trains every missing run of the trained datasets, as `gridRuns` does.
  *
  * @module
@@ -12,42 +12,61 @@ import type { GridVariant, RunGrid } from "./paper_grids.ts";
 import { readRunIndex } from "./run_index.ts";
 import { defaultRunsDirectory } from "./run_record.ts";
 
-/** Which cells without any record get a smoke run in quick mode. */
-export type SmokeChoice = (grid: RunGrid, variant: GridVariant | undefined) => boolean;
+/**
+ * Whether a cell without any record (`variant` of `grid` on the trained `dataset`) gets a smoke
+ * run in quick mode.
+ */
+export type SmokeChoice = (
+  grid: RunGrid,
+  variant: GridVariant | undefined,
+  dataset: string,
+) => boolean;
 
 /** Options of {@link studyRuns}. */
 export interface StudyRunOptions extends GridRunOptions {
-  /** Quick mode: the rows smoke-tested on each trained dataset (default: every row). */
+  /** Quick mode: the cells smoke-tested (default: every cell of a trained dataset). */
   readonly smoke?: SmokeChoice;
 }
 
-/** The rows of a grid that a sweep smoke-tests: its first and last. */
-export const SWEEP_ENDS: SmokeChoice = (grid, variant) => {
-  const rows = grid.variants ?? [];
-  return rows.length === 0 || variant === rows[0] || variant === rows[rows.length - 1];
-};
+/**
+ * The cells of the rows labelled `labels` on the trained datasets `datasets` (every trained
+ * dataset when left out): the smoke runs a notebook can afford.
+ */
+export function smokeOnly(labels: readonly string[], datasets?: readonly string[]): SmokeChoice {
+  return (_grid, variant, dataset) =>
+    variant !== undefined && labels.includes(variant.label) &&
+    (datasets === undefined || datasets.includes(dataset));
+}
 
-/** `grid` showing every dataset where recorded: nothing trained, nothing smoke-tested. */
-function recordedOnlyGrid(grid: RunGrid): RunGrid {
+/**
+ * `grid` showing every dataset only where recorded: its runs are neither trained nor smoke-tested
+ * (runs another notebook trains, shown beside a study).
+ */
+export function recordedOnlyGrid(grid: RunGrid): RunGrid {
   return { ...grid, datasets: [], recordedOnly: [...grid.datasets, ...(grid.recordedOnly ?? [])] };
 }
 
-/** The cells of one grid, smoke-testing only the rows `smoke` chooses. */
+/** The cells of one grid, smoke-testing only the cells `smoke` chooses. */
 async function chosenSmokeRuns(
   grid: RunGrid,
   smoke: SmokeChoice,
   options: GridRunOptions,
 ): Promise<GridCell[]> {
   const shown = await gridRuns(recordedOnlyGrid(grid), options);
-  const rows = (grid.variants ?? [undefined]).filter((v) => smoke(grid, v));
-  if (rows.length === 0 || grid.datasets.length === 0) return shown;
-  const chosen: RunGrid = rows.every((v) => v === undefined)
-    ? { ...grid, recordedOnly: [] }
-    : { ...grid, variants: rows as GridVariant[], recordedOnly: [] };
-  const smoked = (await gridRuns(chosen, options)).filter((c) => c.smoke !== undefined);
-  return shown.map((cell) =>
-    smoked.find((s) => s.variant === cell.variant && s.dataset === cell.dataset) ?? cell
-  );
+  for (const variant of grid.variants ?? [undefined]) {
+    for (const dataset of grid.datasets.filter((d) => smoke(grid, variant, d))) {
+      const one: RunGrid = {
+        ...grid,
+        datasets: [dataset],
+        recordedOnly: [],
+        ...(variant ? { variants: [variant] } : {}),
+      };
+      const [smoked] = await gridRuns(one, options);
+      const at = shown.findIndex((c) => c.variant === variant && c.dataset === dataset);
+      if (smoked.smoke !== undefined && at >= 0) shown[at] = smoked;
+    }
+  }
+  return shown;
 }
 
 /**

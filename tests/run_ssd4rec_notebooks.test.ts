@@ -14,7 +14,7 @@ import {
 import type { IndexedRecord } from "../run/run_index.ts";
 import { recordKey, type RunKey, type RunRecord } from "../run/run_record.ts";
 import { planRun } from "../run/setup.ts";
-import { studyRuns, SWEEP_ENDS } from "../run/study_runs.ts";
+import { smokeOnly, studyRuns } from "../run/study_runs.ts";
 import { SECONDS_PER_EPOCH, sweepFigure, sweptValue, testMetric } from "../run/sweep_chart.ts";
 import { sweepChart } from "../viz/sweep_chart.ts";
 import { withTempDir } from "./temp_files.ts";
@@ -282,13 +282,17 @@ Deno.test("swept value: a setting that neither the row nor the preset gives is r
   assertStringIncludes(String(error), "ssd4rec on some-dataset: neither the row nor the preset");
 });
 
-Deno.test("study runs: a sweep smoke-tests its ends; quick mode without a chosen row trains nothing", async () => {
+Deno.test("study runs: the smoke choice names rows and datasets; choosing none trains nothing", async () => {
   const [beauty, ml] = SSD4REC_BETA_GRIDS;
   const rows = beauty.variants!;
+  const choice = smokeOnly(["β = 0", "β = 1"], ["amazon-beauty"]);
   assertEquals(
-    rows.filter((v) => SWEEP_ENDS(beauty, v)).map((v) => v.label),
+    rows.filter((v) => choice(beauty, v, "amazon-beauty")).map((v) => v.label),
     ["β = 0", "β = 1"],
   );
+  assertEquals(rows.filter((v) => choice(beauty, v, "amazon-video-games")), []);
+  assertEquals(rows.filter((v) => smokeOnly(["β = 1"])(beauty, v, "x")).length, 1);
+  assertEquals(smokeOnly(["β = 1"])(beauty, undefined, "amazon-beauty"), false);
   await withTempDir("ssd4rec-study-", async (dir) => {
     const cells = await studyRuns([beauty, ml], {
       mode: "quick",
