@@ -78,7 +78,7 @@ export interface EfficiencyRequest {
   readonly warmupSteps?: number;
   /** Timed repeats of the inference batch (default {@link EFFICIENCY_INFERENCE_REPEATS}). */
   readonly inferenceRepeats?: number;
-  /** The command that measures it again, for the file. */
+  /** The command that measures it again, for the file (default: {@link efficiencyCommand}'s). */
   readonly command?: string;
 }
 
@@ -87,6 +87,32 @@ export const EFFICIENCY_WARMUP_STEPS = 2;
 
 /** Timed repeats of the inference batch; the median is kept. */
 export const EFFICIENCY_INFERENCE_REPEATS = 5;
+
+/**
+ * The `deno task efficiency` command that makes the measurement of `r` again (with `--out` when
+ * given).
+ */
+export function efficiencyCommand(r: EfficiencyRequest, out?: string): string {
+  const flags: [string, unknown][] = [
+    ["--models", r.model],
+    ["--dataset", r.dataset],
+    ["--max-len", r.maxLength],
+    ["--var-len", r.varLen],
+    ["--pad-to", r.padTo],
+    ["--batch-size", r.train?.batchSize],
+    ["--eval-batch-size", r.train?.evalBatchSize],
+    ["--epochs", r.epochs],
+    ["--max-steps", r.maxSteps],
+    ["--warmup-steps", r.warmupSteps],
+    ["--repeats", r.inferenceRepeats],
+    ["--max-users", r.maxUsers],
+    ["--out", out],
+  ];
+  return [
+    "deno task efficiency",
+    ...flags.filter(([, v]) => v !== undefined).map(([f, v]) => `${f} ${v}`),
+  ].join(" ");
+}
 
 /** What a peak was made of: each purpose's bytes at that moment (`pool`: free pooled bytes). */
 function peakParts(stats: MemoryStats): Record<string, number> {
@@ -315,7 +341,7 @@ export async function measureEfficiency(
       code: await codeVersion(),
       deno: Deno.version.deno,
       measuredAt: new Date().toISOString(),
-      command: request.command ?? "",
+      command: request.command ?? efficiencyCommand(request),
       adapter: setup.adapter,
       model: model.name,
       dataset: setup.plan.source.name,

@@ -30,7 +30,11 @@ import {
   type EfficiencyMeasurement,
   writeEfficiencyMeasurement,
 } from "../run/efficiency_file.ts";
-import { type EfficiencyRequest, measureEfficiency } from "../run/efficiency_measure.ts";
+import {
+  efficiencyCommand,
+  type EfficiencyRequest,
+  measureEfficiency,
+} from "../run/efficiency_measure.ts";
 
 const USAGE = "usage: deno task efficiency --models M[,M…] --dataset <name-or-file>\n" +
   "       [--max-len L[,L…]] [--epochs N] [--max-steps N] [--warmup-steps N] [--repeats R]\n" +
@@ -139,34 +143,11 @@ function parseCommandLine(args: readonly string[]): EfficiencyCommand {
         maxLength,
         ...(packed ? { varLen, padTo } : {}),
       };
-      requests.push({ ...request, command: commandOf(request, text("out")) });
+      requests.push({ ...request, command: efficiencyCommand(request, text("out")) });
     }
   }
   const out = text("out") ?? join(requireProjectRoot(), EFFICIENCY_DIRECTORY);
   return { help: false, requests, out };
-}
-
-/** The command that makes one measurement again. */
-function commandOf(r: EfficiencyRequest, out: string | undefined): string {
-  const flags: [string, unknown][] = [
-    ["--models", r.model],
-    ["--dataset", r.dataset],
-    ["--max-len", r.maxLength],
-    ["--var-len", r.varLen],
-    ["--pad-to", r.padTo],
-    ["--batch-size", r.train?.batchSize],
-    ["--eval-batch-size", r.train?.evalBatchSize],
-    ["--epochs", r.epochs],
-    ["--max-steps", r.maxSteps],
-    ["--warmup-steps", r.warmupSteps],
-    ["--repeats", r.inferenceRepeats],
-    ["--max-users", r.maxUsers],
-    ["--out", out],
-  ];
-  return [
-    "deno task efficiency",
-    ...flags.filter(([, v]) => v !== undefined).map(([f, v]) => `${f} ${v}`),
-  ].join(" ");
 }
 
 /** One line for people: what was measured and the three figures. */
