@@ -46,6 +46,15 @@ function ratio(value: number | undefined, reference: number | undefined): string
   return `× ${(value / reference).toFixed(2)}`;
 }
 
+/** A cell's notes: its seeds recorded by other code, and an order-limited dataset file. */
+function notesOf(cell: GridCell): string {
+  const stale = cell.runs.filter((r) => r.staleness.stale).map((r) => r.key.seed);
+  return [
+    ...(stale.length > 0 ? [`stale: seed ${stale.join(", ")} recorded by other code`] : []),
+    ...(cell.orderLimit ? [cell.orderLimit.note] : []),
+  ].join("; ");
+}
+
 /**
  * The comparison table: a row per dataset and objective, the test metrics (mean ± std), the
  * epochs and GPU seconds to the best epoch, and each mean's ratio to the first row of its dataset
@@ -83,6 +92,7 @@ export function trainingModesTable(cells: readonly GridCell[]): RichTable {
         row[`${label} ÷ paper's`] = cell === reference ? "" : ratio(summary?.mean, base?.mean);
       }
       row.adapter = [...new Set(cell.runs.map((r) => r.record.adapter))].join(", ");
+      row.notes = notesOf(cell);
       return row;
     });
   });

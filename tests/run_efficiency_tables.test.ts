@@ -245,5 +245,12 @@ Deno.test("training modes: epochs and GPU seconds to the best epoch, ratios to t
   assertEquals(second["epochs to best ÷ paper's"], "× 0.50");
   assertEquals(second["GPU s to best ÷ paper's"], "× 1.00");
   assertEquals([unrecorded.seeds, unrecorded["HR@10"]], ["not recorded yet", "—"]);
+  assertEquals([first.notes, second.notes], ["", ""]);
+  const stale = cell(0, "amazon-beauty", prefix.slice(0, 1));
+  const staleRow = trainingModesTable([{
+    ...stale,
+    runs: [{ ...stale.runs[0], staleness: { stale: true, recordedBy: "x" } } as IndexedRecord],
+  }]).rows[0];
+  assertEquals(staleRow.notes, "stale: seed 2020 recorded by other code");
   assertAlmostEquals(secondsToBest(result([[1.5, 0.25]], 0, 0)), 1.75);
 });
