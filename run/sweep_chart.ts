@@ -121,5 +121,6 @@ export function sweepFigure(
     xTitle: setting.title,
     yTitle: measure.label,
     xType: setting.axis,
+    sweptValues: cells.map((cell) => sweptValue(cell, setting)),
   });
 }

@@ -250,11 +250,20 @@ Deno.test("sweep chart: a point per recorded row at its swept value, a band of Â
   assertEquals(lower.y?.map((v) => Number(v!.toFixed(6))), [0.05, Number((0.05 - std).toFixed(6))]);
   assertEquals([upper.fill, lower.fill, upper.showlegend], [undefined, "tonexty", false]);
   assertEquals(reference.name, "Beauty: whole histories");
+  // The reference spans every swept value, the row without records included.
   assertEquals([reference.x, reference.y, reference.line?.dash], [
-    [0.2, 0.4],
+    [0, 0.4],
     [0.07, 0.07],
     "dash",
   ]);
+  // References span every swept value, recorded or not; a line without points draws none.
+  const onlyReference = sweepFigure("SSD4Rec", cells.slice(2), setting, SECONDS_PER_EPOCH, {
+    references: [cell("amazon-beauty", undefined, [recorded("amazon-beauty", 2020, 0.07, 5)])],
+  });
+  assertEquals(
+    onlyReference.data.map((t) => [t.name, t.x, t.y]),
+    [["Beauty: reference", [0, 0], [5, 5]]],
+  );
   const seconds = sweepFigure("SSD4Rec", cells, setting, SECONDS_PER_EPOCH);
   assertEquals(seconds.data.find((t) => t.name === "Beauty")?.y, [3, 3]);
   assertStringIncludes(figure.toSVG(), "<svg");

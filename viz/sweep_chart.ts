@@ -49,6 +49,11 @@ export interface SweepChartOptions {
   readonly yTitle: string;
   /** The x axis type (default `linear`; `log` for settings that double, such as L). */
   readonly xType?: "linear" | "log";
+  /**
+   * The swept values, which the references span (default: those of the points; a sweep without
+   * any point yet should give them).
+   */
+  readonly sweptValues?: readonly number[];
 }
 
 /** Opacity of a band's fill. */
@@ -80,22 +85,24 @@ function seriesTraces(series: SweepSeries, color: string, xRange: [number, numbe
     });
     traces.push(edge(1, false), edge(-1, true));
   }
-  traces.push({
-    type: "scatter",
-    mode: "lines+markers",
-    name: series.name,
-    x,
-    y: points.map((p) => p.mean),
-    line: { color, width: 2 },
-    marker: { color, size: 7 },
-    hovertext: points.map((p) =>
-      p.n === undefined
-        ? ""
-        : `${p.n} value${p.n === 1 ? "" : "s"}${
-          p.std === undefined ? "" : `, std ${p.std.toPrecision(3)}`
-        }`
-    ),
-  });
+  if (points.length > 0) {
+    traces.push({
+      type: "scatter",
+      mode: "lines+markers",
+      name: series.name,
+      x,
+      y: points.map((p) => p.mean),
+      line: { color, width: 2 },
+      marker: { color, size: 7 },
+      hovertext: points.map((p) =>
+        p.n === undefined
+          ? ""
+          : `${p.n} value${p.n === 1 ? "" : "s"}${
+            p.std === undefined ? "" : `, std ${p.std.toPrecision(3)}`
+          }`
+      ),
+    });
+  }
   if (series.reference) {
     traces.push({
       type: "scatter",
@@ -118,7 +125,7 @@ export function sweepChart(
   series: readonly SweepSeries[],
   options: SweepChartOptions,
 ): PlotlyFigure {
-  const xs = series.flatMap((s) => s.points.map((p) => p.x));
+  const xs = [...series.flatMap((s) => s.points.map((p) => p.x)), ...options.sweptValues ?? []];
   const xRange: [number, number] = xs.length > 0 ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
   const data = series.flatMap((s, i) =>
     s.points.length === 0 && !s.reference
