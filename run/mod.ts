@@ -86,8 +86,28 @@ export {
   type PaperValues,
   RUN_GRIDS,
   type RunGrid,
+  SSD4REC_ABLATION_GRIDS,
+  SSD4REC_BETA_GRIDS,
+  SSD4REC_MAX_LENGTH_GRIDS,
   SSD4REC_OVERALL,
+  SSD4REC_RHO_GRIDS,
 } from "./paper_grids.ts";
+export {
+  recordedOnlyGrid,
+  type SmokeChoice,
+  smokeOnly,
+  type StudyRunOptions,
+  studyRuns,
+} from "./study_runs.ts";
+export {
+  type RunMeasure,
+  SECONDS_PER_EPOCH,
+  sweepFigure,
+  type SweepFigureOptions,
+  type SweptSetting,
+  sweptValue,
+  testMetric,
+} from "./sweep_chart.ts";
 export {
   estimateRunSeconds,
   planLines,
