@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { join } from "node:path";
+import { modelPreset } from "../models/registry.ts";
 import type { TrainResult } from "../models/training/training_observer.ts";
 import { type GridCell, gridRunKey, gridRunTraining } from "../run/grid_runs.ts";
 import {
@@ -136,6 +137,16 @@ Deno.test("SSD4Rec study grids: the preset's β and ρ are the paper's runs; no 
     key(ablation, "− masking (ρ = 0)", "amazon-beauty"),
     key(rhoBeauty, "ρ = 0", "amazon-beauty"),
   );
+  // The padded windows are each dataset's own L.
+  for (const grid of SSD4REC_ABLATION_GRIDS) {
+    for (const dataset of shownDatasets(grid)) {
+      assertEquals(
+        row(grid, "padded windows of L").train?.padTo,
+        modelPreset("ssd4rec", dataset)?.train.maxLength,
+        dataset,
+      );
+    }
+  }
   assertEquals(key(ablation, "padded windows of L", "amazon-video-games").variant, "padTo-50");
   assertEquals(key(ablationMl, "padded windows of L", "ml-1m").variant, "padTo-200");
 });
