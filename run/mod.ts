@@ -79,6 +79,7 @@ export {
   MAMBA4REC_ABLATION,
   MAMBA4REC_OVERALL,
   MAMBA4REC_PAPER_VALUES,
+  MAMBA4REC_TRAINING_MODES,
   MODEL_LABELS,
   ORDER_LIMITED_DATASETS,
   type OrderLimit,
@@ -277,9 +278,38 @@ export {
 export {
   EFFICIENCY_INFERENCE_REPEATS,
   EFFICIENCY_WARMUP_STEPS,
+  efficiencyCommand,
   type EfficiencyRequest,
   measureEfficiency,
 } from "./efficiency_measure.ts";
+export {
+  EFFICIENCY_SMOKE,
+  efficiencyMeasurements,
+  type EfficiencyRunOptions,
+  type EfficiencyRuns,
+} from "./efficiency_runs.ts";
+export {
+  efficiencyRatioChart,
+  MAMBA4REC_PAPER_EFFICIENCY,
+  memoryByPurposeTable,
+  type PaperEfficiency,
+  type PaperEfficiencyRow,
+  paperEfficiencyTable,
+  smokeEfficiencyTable,
+} from "./efficiency_tables.ts";
+export {
+  layoutRequests,
+  layoutTable,
+  layoutText,
+  lengthSweepChart,
+  lengthSweepTable,
+  SMOKE_SWEEP_LENGTHS,
+  SWEEP_LENGTHS,
+  SWEEP_MODELS,
+  SWEEP_TIMED_STEPS,
+  sweepRequests,
+} from "./efficiency_sweep.ts";
+export { epochsToBest, secondsToBest, trainingModesTable } from "./training_modes.ts";
 export {
   DEFAULT_K,
   EVENT_LOG_FILE,
