@@ -74,7 +74,10 @@ export interface EfficiencyRequest {
   readonly epochs?: number;
   /** Time only the first this many steps and project the epoch's time from them. */
   readonly maxSteps?: number;
-  /** Untimed steps that compile the kernels first (default {@link EFFICIENCY_WARMUP_STEPS}). */
+  /**
+   * Untimed steps first, at least one (default {@link EFFICIENCY_WARMUP_STEPS}): they compile the
+   * kernels and create Adam's moments, which every later step holds.
+   */
   readonly warmupSteps?: number;
   /** Timed repeats of the inference batch (default {@link EFFICIENCY_INFERENCE_REPEATS}). */
   readonly inferenceRepeats?: number;
@@ -82,7 +85,10 @@ export interface EfficiencyRequest {
   readonly command?: string;
 }
 
-/** Untimed training steps before the timed ones: they compile every kernel a step runs. */
+/**
+ * Untimed training steps before the timed ones: they compile every kernel a step runs and create
+ * Adam's moments, so that the timed steps and their memory peak are those of steady training.
+ */
 export const EFFICIENCY_WARMUP_STEPS = 2;
 
 /** Timed repeats of the inference batch; the median is kept. */
@@ -306,7 +312,7 @@ export async function measureEfficiency(
     maxSteps: request.maxSteps === undefined
       ? undefined
       : positive("maxSteps", request.maxSteps, 1),
-    warmupSteps: request.warmupSteps ?? EFFICIENCY_WARMUP_STEPS,
+    warmupSteps: positive("warmupSteps", request.warmupSteps, EFFICIENCY_WARMUP_STEPS),
   };
   const repeats = positive(
     "inferenceRepeats",

@@ -22,12 +22,12 @@ import { requireProjectRoot } from "./code_version.ts";
 import { SMOKE_USERS, SMOKE_USERS_BY_DATASET } from "./grid_runs.ts";
 
 /**
- * The timing of a smoke measurement, which only shows that the measurement runs: one timed step
- * without a warm-up (the epoch projected from it when longer) and one timed inference repeat.
+ * The timing of a smoke measurement, which only shows that the measurement runs: one untimed and
+ * one timed step (the epoch projected from it when longer) and one timed inference repeat.
  */
 export const EFFICIENCY_SMOKE: Readonly<
   Pick<EfficiencyRequest, "maxSteps" | "warmupSteps" | "inferenceRepeats">
-> = Object.freeze({ maxSteps: 1, warmupSteps: 0, inferenceRepeats: 1 });
+> = Object.freeze({ maxSteps: 1, warmupSteps: 1, inferenceRepeats: 1 });
 
 /** Options of {@link efficiencyMeasurements}. */
 export interface EfficiencyRunOptions {

@@ -9,7 +9,7 @@
  *
  * Options: --max-len L[,L…] (windows of each L in turn; default the preset's), --epochs N (whole
  * epochs timed, default 1), --max-steps N (time only the first N steps; the epoch's time is then
- * projected and marked so), --warmup-steps N (untimed steps first, default 2), --repeats R
+ * projected and marked so), --warmup-steps N (untimed steps first, at least 1, default 2), --repeats R
  * (timed inference repeats, default 5), --batch-size B, --eval-batch-size B, --max-users N (the
  * first N users only: a smoke measurement, its file name says so), --out DIR.
  *
@@ -110,8 +110,6 @@ function parseCommandLine(args: readonly string[]): EfficiencyCommand {
   if (varLenText !== undefined && varLenText !== "true" && varLenText !== "false") {
     throw new UsageError(`--var-len: expected true or false, got '${varLenText}'`);
   }
-  const warmup = text("warmup-steps");
-  const warmupSteps = warmup === "0" ? 0 : positiveInteger("warmup-steps", warmup);
   const train: Record<string, unknown> = {};
   const batchSize = positiveInteger("batch-size", text("batch-size"));
   const evalBatchSize = positiveInteger("eval-batch-size", text("eval-batch-size"));
@@ -122,7 +120,7 @@ function parseCommandLine(args: readonly string[]): EfficiencyCommand {
     maxUsers: positiveInteger("max-users", text("max-users")),
     epochs: positiveInteger("epochs", text("epochs")),
     maxSteps: positiveInteger("max-steps", text("max-steps")),
-    warmupSteps,
+    warmupSteps: positiveInteger("warmup-steps", text("warmup-steps")),
     inferenceRepeats: positiveInteger("repeats", text("repeats")),
     train,
   };

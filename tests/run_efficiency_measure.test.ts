@@ -96,12 +96,14 @@ Deno.test("efficiency: a whole epoch of a packed model on cut histories; the CLI
       maxLength: 4,
       varLen: false,
       train: { batchSize: 512, evalBatchSize: 64, seed },
-      warmupSteps: 0,
+      warmupSteps: 1,
       inferenceRepeats: 1,
     });
     const at = `seed ${seed}`;
     const t = m.training;
     assertEquals([t.stepsPerEpoch, t.stepsTimed, t.epochsTimed, t.projected], [1, 1, 1, false], at);
+    // The warm-up made Adam's moments, which the timed step's peak holds.
+    assert(t.peakByPurpose.optimizer > 0, `${at}: Adam's moments not in the peak`);
     assertEquals(t.secondsPerEpoch, t.seconds, at);
     assert(t.tokens > 0 && t.tokens <= t.samples * 4, `${at}: ${t.tokens} tokens`);
     assertEquals(efficiencyFileName(m), "ssd4rec-ml-1m-cut4-first40users.json");
@@ -113,7 +115,7 @@ Deno.test("efficiency: a whole epoch of a packed model on cut histories; the CLI
     const out = join(dir, "out");
     const args = ["--models", "sasrec", "--dataset", join(datasetsDirectory, "ml-1m.txt")];
     const options = ["--max-users", "40", "--max-len", "4", "--var-len", "false", "--out", out];
-    const quick = ["--max-steps", "1", "--warmup-steps", "0", "--repeats", "1"];
+    const quick = ["--max-steps", "1", "--warmup-steps", "1", "--repeats", "1"];
     assertEquals(await main([...args, ...options, ...quick]), 0, at);
     const [written] = await readEfficiencyMeasurements(out);
     assertEquals(efficiencyFileName(written), "sasrec-ml-1m-L4-first40users.json", at);
@@ -128,6 +130,11 @@ Deno.test("efficiency: a whole epoch of a packed model on cut histories; the CLI
     () => measureEfficiency({ model: "mamba4rec", dataset: "ml-1m", maxSteps: 0 }),
     RangeError,
     "'maxSteps' must be a positive integer, got 0",
+  );
+  await assertRejects(
+    () => measureEfficiency({ model: "mamba4rec", dataset: "ml-1m", warmupSteps: 0 }),
+    RangeError,
+    "'warmupSteps' must be a positive integer, got 0",
   );
   assertEquals(await main(["--models", "nonesuch", "--dataset", "ml-1m"]), 2);
   assertEquals(await main(["--models", "sasrec", "--dataset", "ml-1m", "--var-len", "x"]), 2);
