@@ -1,6 +1,7 @@
 /**
  * The efficiency measurements a notebook shows: for each request, the newest file of the
- * measurement under `results/efficiency/` (whatever the mode); for the requests without one, full
+ * measurement under `results/efficiency/` (the same model, dataset, history layout and batch
+ * sizes; whatever the mode); for the requests without one, full
  * mode measures each on this adapter and writes its file, and quick mode measures none of them but
  * runs the notebook's smoke requests instead: the same models on a tiny slice of the data, with
  * one timed step, which only show that the measurement runs and are never compared with a paper.
@@ -58,11 +59,20 @@ export interface EfficiencyRuns {
   readonly directory: string;
 }
 
-/** The model, dataset and history layout a request measures, known before any GPU work. */
+/** What a file must hold to stand for a request: its model, dataset, layout and batch sizes. */
+interface PlannedMeasurement {
+  readonly model: string;
+  readonly dataset: string;
+  readonly histories: HistoryLayout;
+  readonly batchSize: number;
+  readonly evalBatchSize: number | undefined;
+}
+
+/** What a request measures ({@link PlannedMeasurement}), known before any GPU work. */
 function plannedLayout(
   request: EfficiencyRequest,
   datasetsDirectory: string | undefined,
-): { model: string; dataset: string; histories: HistoryLayout } {
+): PlannedMeasurement {
   const train: Record<string, unknown> = { ...request.train };
   if (request.maxLength !== undefined) train.maxLength = request.maxLength;
   if (request.varLen !== undefined) train.varLen = request.varLen;
@@ -77,18 +87,26 @@ function plannedLayout(
     model: plan.model.name,
     dataset: plan.source.name,
     histories: historyLayout(plan.model, plan.config),
+    batchSize: plan.config.batchSize,
+    evalBatchSize: plan.config.evalBatchSize,
   };
 }
 
-/** The newest measurement of the whole dataset with the same model, dataset and layout. */
+/**
+ * The newest measurement of the whole dataset with the same model, dataset, layout and batch
+ * sizes.
+ */
 function findMeasurement(
   files: readonly EfficiencyMeasurement[],
-  wanted: { model: string; dataset: string; histories: HistoryLayout },
+  wanted: PlannedMeasurement,
 ): EfficiencyMeasurement | undefined {
   return files
     .filter((m) =>
       m.slice === undefined && m.model === wanted.model && m.dataset === wanted.dataset &&
-      m.histories.kind === wanted.histories.kind && m.histories.length === wanted.histories.length
+      m.histories.kind === wanted.histories.kind &&
+      m.histories.length === wanted.histories.length &&
+      m.trainConfig.batchSize === wanted.batchSize &&
+      m.trainConfig.evalBatchSize === wanted.evalBatchSize
     )
     .sort((a, b) => (a.measuredAt < b.measuredAt ? 1 : -1))[0];
 }

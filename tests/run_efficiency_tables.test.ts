@@ -163,8 +163,18 @@ Deno.test("efficiency runs: files found by model, dataset and layout; quick mode
     await Deno.mkdir(datasets);
     await Deno.writeTextFile(join(datasets, "ml-1m.txt"), "1 1\n1 2\n2 1\n2 2\n");
     const out = join(dir, "efficiency");
-    const found = measurement("sasrec", window200, { seconds: 3, peak: 1, inference: 1 });
+    const preset = { batchSize: 2048, evalBatchSize: 4096 } as EfficiencyMeasurement["trainConfig"];
+    const found = {
+      ...measurement("sasrec", window200, { seconds: 3, peak: 1, inference: 1 }),
+      trainConfig: preset,
+    };
     await writeEfficiencyMeasurement(out, found);
+    // Another batch size is another measurement: not the paper settings' one.
+    await writeEfficiencyMeasurement(out, {
+      ...found,
+      model: "mamba4rec",
+      trainConfig: { ...preset, batchSize: 512 },
+    });
     await writeEfficiencyMeasurement(out, {
       ...found,
       histories: { kind: "window", length: 50 },
