@@ -5,8 +5,9 @@
  *
  * - **Training**: the model's preset (the paper's settings), optionally another window L. A few
  *   warm-up steps first compile the kernels (not timed), then one or more whole epochs are timed
- *   step by step as the trainer runs them (`stepGradients`, Adam, the loss written on the GPU and
- *   read back every `lossCheckEvery` steps), GPU wait included. With `maxSteps` only the epoch's
+ *   step by step as the trainer runs them (`stepGradients`, Adam, the loss written on the GPU, a
+ *   wait for the GPU every `lossCheckEvery` steps as the trainer's loss check makes), GPU wait
+ *   included. With `maxSteps` only the epoch's
  *   first steps are timed and the epoch's time is projected from them (marked as a projection).
  * - **Memory**: the runtime's own accounting (`memoryStats()`: storage buffers handed to tensors,
  *   rounded to pool size classes, not the driver's memory), its peak over the timed steps and what
@@ -173,7 +174,9 @@ async function timeTraining(
       zeroGrad(params);
       return loss;
     });
-  // Warm-up: the kernels of a step compile on first use.
+  // Warm-up, on the batches of an epoch after the timed ones: the kernels of a step compile on
+  // first use, Adam's moments are made at its first step, and a step too large for the device
+  // finds its micro-batch size.
   let warm = 0;
   for (const step of trainingSteps(model, dataset, config, timing.epochs)) {
     if (warm++ >= timing.warmupSteps) break;
