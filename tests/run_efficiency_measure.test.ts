@@ -3,7 +3,13 @@
  * the first steps, or whole epochs), the peak memory by purpose, the inference batch, the file's
  * name and round trip, and the memory given back afterwards.
  */
-import { assert, assertAlmostEquals, assertEquals, assertRejects } from "@std/assert";
+import {
+  assert,
+  assertAlmostEquals,
+  assertEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "@std/assert";
 import { join } from "node:path";
 import { embedding } from "../ops/dense/embedding.ts";
 import { memoryStats } from "../ops/core/runtime.ts";
@@ -15,6 +21,7 @@ import {
   writeEfficiencyMeasurement,
 } from "../run/efficiency_file.ts";
 import { measureEfficiency } from "../run/efficiency_measure.ts";
+import { efficiencyMeasurements } from "../run/efficiency_runs.ts";
 import { main } from "../scripts/efficiency.ts";
 import { withTempDir } from "./temp_files.ts";
 import { freshSeed } from "./util.ts";
@@ -138,4 +145,38 @@ Deno.test("efficiency: a whole epoch of a packed model on cut histories; the CLI
   );
   assertEquals(await main(["--models", "nonesuch", "--dataset", "ml-1m"]), 2);
   assertEquals(await main(["--models", "sasrec", "--dataset", "ml-1m", "--var-len", "x"]), 2);
+});
+
+Deno.test("efficiency runs: full mode measures a missing request and writes it; then it is read back", async () => {
+  const seed = freshSeed() % 1000;
+  await withTempDir("efficiency-full-", async (dir) => {
+    const datasetsDirectory = await datasets(dir, seed);
+    const cacheBefore = Deno.env.get("SSMREC_CACHE");
+    Deno.env.set("SSMREC_CACHE", join(dir, "cache"));
+    try {
+      const out = join(dir, "efficiency");
+      const request = {
+        model: "mamba4rec",
+        dataset: "ml-1m",
+        maxLength: 5,
+        train: { batchSize: 128, evalBatchSize: 16, seed },
+        maxSteps: 1,
+        warmupSteps: 1,
+        inferenceRepeats: 1,
+      };
+      const options = { smoke: [], directory: out, datasetsDirectory };
+      const full = await efficiencyMeasurements([request], { ...options, mode: "full" });
+      const at = `seed ${seed}`;
+      assertEquals([full.measured.length, full.missing.length, full.smoke.length], [1, 0, 0], at);
+      assertEquals(full.measured[0].slice, undefined, at);
+      assertStringIncludes(full.measured[0].command, "deno task efficiency --models mamba4rec");
+      const [file] = await readEfficiencyMeasurements(out);
+      assertEquals(efficiencyFileName(file), "mamba4rec-ml-1m-L5.json", at);
+      const again = await efficiencyMeasurements([request], { ...options, mode: "quick" });
+      assertEquals(again.measured, [file], `${at}: the file was not read back`);
+    } finally {
+      if (cacheBefore === undefined) Deno.env.delete("SSMREC_CACHE");
+      else Deno.env.set("SSMREC_CACHE", cacheBefore);
+    }
+  });
 });
