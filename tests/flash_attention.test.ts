@@ -1,11 +1,12 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { attention } from "../ops/dense/attention.ts";
+import { attention, fusedByDefault } from "../ops/dense/attention.ts";
 import { type AttentionOptions, FLASH_ATTENTION_MAX_DIM } from "../ops/dense/attention_options.ts";
 import type { AttentionProblem } from "../ops/dense/attention_reference.ts";
 import { FLASH_INVOCATIONS, flashPlan } from "../ops/dense/flash_attention_plan.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { backward, requireGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { runtime } from "../ops/core/runtime.ts";
 import { mul } from "../ops/pointwise/elementwise.ts";
 import { sumAll } from "../ops/pointwise/reduce.ts";
 import { attentionDropoutCheck, attentionGradCheck, padMask } from "./attention_check.ts";
@@ -172,6 +173,31 @@ Deno.test("fused and unfused attention agree to rounding under the same generato
       }
     }
   }
+});
+
+Deno.test("attention's default form: unfused, bit for bit, unless its probabilities outgrow a binding", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [2, 2, 37, 16];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const inputs = [0, 1, 2].map(() => Float32Array.from(randn(rng, n)));
+  const w = Float32Array.from(randn(rng, n));
+  const pad = padMask(rng, 2, 37);
+  const run = (fused?: boolean) =>
+    outputAndGrads(inputs, shape, w, {
+      mask: "causal",
+      keyPadding: pad,
+      dropout: { p: 0.3, rng: new DropoutRng(seed, 5) },
+      ...(fused === undefined ? {} : { fused }),
+    });
+  const [byDefault, unfused] = [await run(), await run(false)];
+  for (let i = 0; i < 4; i++) {
+    assertEquals(byDefault[i], unfused[i], `output/gradient ${i}, seed ${seed}`);
+  }
+  const limit = runtime().info.maxBindingBytes;
+  assertEquals(fusedByDefault(Math.floor(limit / 4), 32), false);
+  assertEquals(fusedByDefault(Math.floor(limit / 4) + 1, 32), true);
+  assertEquals(fusedByDefault(Math.floor(limit / 4) + 1, FLASH_ATTENTION_MAX_DIM + 1), false);
 });
 
 Deno.test("fused attention repeats bit for bit; eval and p = 0 take no counter", async () => {

@@ -35,7 +35,8 @@ export interface AttentionOptions {
   /**
    * Which form computes it: `true` the fused kernels (the probabilities never leave workgroup
    * memory; head size at most {@link FLASH_ATTENTION_MAX_DIM}), `false` the unfused products
-   * and row softmax. Default: fused whenever the head size allows it.
+   * and row softmax. Default: unfused (the faster form), fused only where the unfused
+   * probabilities would not fit in one storage binding and the head size allows it.
    */
   readonly fused?: boolean;
 }
