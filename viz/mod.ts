@@ -73,3 +73,10 @@ export {
 } from "./architecture_diagram.ts";
 export { packedBatchDiagram, type PackedBatchPicture } from "./packed_batch_diagram.ts";
 export { findPlotlyBundle, plotlyScriptSource, plotlyVersion } from "./plotly_script.ts";
+export {
+  sweepChart,
+  type SweepChartOptions,
+  type SweepPoint,
+  type SweepReference,
+  type SweepSeries,
+} from "./sweep_chart.ts";
