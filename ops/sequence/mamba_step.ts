@@ -1,0 +1,287 @@
+/**
+ * One step of the Mamba block's recurrent core for a batch of independent streams, in one kernel
+ * ({@link mambaStep}): from the input projection's x and z halves of one new token per stream,
+ * the depthwise causal convolution with SiLU over the stream's window, `x_proj` (Δ's low-rank
+ * part, B and C), `dt_proj` with softplus, the selective state update, `C·h + D·x` and the
+ * SiLU(z) gate. Each stream keeps its window `[w − 1, d]` and its SSM state in a row ("slot")
+ * of two pools, updated in place.
+ *
+ * One workgroup takes one stream. Its invocations run over the channels, so every pool access
+ * is coalesced: the window is `[slot, w − 1, d]` and the state is kept state-major,
+ * `[slot, n, d]` (channel c of state entry k at `k·d + c`), with A transposed alike (`[n, d]`);
+ * `x_proj`'s three weights are packed transposed into one `[d, r + 2n]` matrix so that the
+ * invocations computing its outputs read it coalesced too. The convolved x and the projections
+ * stay in workgroup memory. {@link writeTransposedRows} (`transposed_rows.ts`) lays weights and
+ * states out so.
+ *
+ * Slots of one call must be distinct (the caller splits repeated ones over calls). Inference
+ * only: nothing is recorded on the tape. {@link mambaStepReference} does the same in float64 on
+ * the host, in the model's own layouts.
+ *
+ * @module
+ */
+import { assertDType, launch, packParams } from "../core/launch.ts";
+import { Tensor } from "../core/tensor.ts";
+import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
+import { MATH_WGSL } from "../wgsl/math.ts";
+import { causalConv1dStepReference, selectiveScanStepReference } from "./selective_step.ts";
+
+/** Sizes a {@link mambaStep} kernel is compiled for. */
+interface StepSizes {
+  /** Channels (d_inner). */
+  d: number;
+  /** SSM states per channel. */
+  n: number;
+  /** Δ's rank. */
+  r: number;
+  /** Convolution width. */
+  w: number;
+}
+
+/** Invocations per workgroup: the channels rounded up to whole subgroups, at most 256. */
+const invocations = (d: number) => Math.min(256, Math.ceil(d / 32) * 32);
+
+const MAMBA_STEP_WGSL = ({ d, n, r, w }: StepSizes) => /* wgsl */ `
+struct P { users: u32, gx: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> xz: array<f32>;
+@group(0) @binding(2) var<storage, read> slot: array<i32>;
+@group(0) @binding(3) var<storage, read> conv_w: array<f32>;
+@group(0) @binding(4) var<storage, read> conv_b: array<f32>;
+@group(0) @binding(5) var<storage, read> x_proj_t: array<f32>;
+@group(0) @binding(6) var<storage, read> dt_w: array<f32>;
+@group(0) @binding(7) var<storage, read> dt_b: array<f32>;
+@group(0) @binding(8) var<storage, read> a_t: array<f32>;
+@group(0) @binding(9) var<storage, read> d_skip: array<f32>;
+@group(0) @binding(10) var<storage, read_write> conv_window: array<f32>;
+@group(0) @binding(11) var<storage, read_write> state: array<f32>;
+@group(0) @binding(12) var<storage, read_write> out: array<f32>;
+const D: u32 = ${d}u;
+const N: u32 = ${n}u;
+const R: u32 = ${r}u;
+const W: u32 = ${w}u;
+const J: u32 = R + 2u * N;
+const T: u32 = ${invocations(d)}u;
+var<workgroup> xs: array<f32, D>;
+var<workgroup> proj: array<f32, J>;
+${MATH_WGSL}
+${GRID_WGSL}
+@compute @workgroup_size(T)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let u = grid_index(wid, p.gx);
+  if (u >= p.users) { return; }
+  let s = u32(slot[u]);
+  // The convolution, taps oldest first and the new input last, then SiLU; the window drops its
+  // oldest input and appends the new one.
+  for (var c = t; c < D; c += T) {
+    let base = s * (W - 1u) * D + c;
+    var acc = conv_b[c];
+    for (var k = 0u; k < W - 1u; k++) { acc += conv_w[c * W + k] * conv_window[base + k * D]; }
+    let xi = xz[u * 2u * D + c];
+    acc += conv_w[c * W + W - 1u] * xi;
+    xs[c] = silu_(acc);
+    for (var k = 0u; k + 2u < W; k++) {
+      conv_window[base + k * D] = conv_window[base + (k + 1u) * D];
+    }
+    conv_window[base + (W - 2u) * D] = xi;
+  }
+  workgroupBarrier();
+  // x_proj over the stream's whole x: Δ's low-rank part, then B, then C.
+  for (var j = t; j < J; j += T) {
+    var acc = 0.0;
+    for (var c = 0u; c < D; c++) { acc += xs[c] * x_proj_t[c * J + j]; }
+    proj[j] = acc;
+  }
+  workgroupBarrier();
+  // dt_proj and softplus, the state update, C·h, the D skip and the SiLU(z) gate.
+  for (var c = t; c < D; c += T) {
+    var delta = 0.0;
+    for (var q = 0u; q < R; q++) { delta += proj[q] * dt_w[c * R + q]; }
+    let dt = softplus_(delta + dt_b[c]);
+    let x = xs[c];
+    let du = dt * x;
+    var acc = d_skip[c] * x;
+    let h0 = s * N * D + c;
+    for (var k = 0u; k < N; k++) {
+      let h = exp(dt * a_t[k * D + c]) * state[h0 + k * D] + du * proj[R + k];
+      state[h0 + k * D] = h;
+      acc += proj[R + N + k] * h;
+    }
+    out[u * D + c] = acc * silu_(xz[u * 2u * D + D + c]);
+  }
+}`;
+
+/** The step's weights, in the layouts {@link mambaStep} reads. */
+export interface MambaStepWeights {
+  /** Depthwise convolution weight `[d, w]`, w 2, 3 or 4. */
+  readonly convWeight: Tensor;
+  /** Convolution bias `[d]`. */
+  readonly convBias: Tensor;
+  /**
+   * `x_proj`'s weights transposed and side by side, `[d, r + 2n]`: columns `[0, r)` give Δ's
+   * low-rank part, `[r, r + n)` B and `[r + n, r + 2n)` C.
+   */
+  readonly xProjT: Tensor;
+  /** `dt_proj`'s weight `[d, r]`. */
+  readonly dtWeight: Tensor;
+  /** `dt_proj`'s bias `[d]`, added before the softplus. */
+  readonly dtBias: Tensor;
+  /** The state matrix A transposed, `[n, d]` (negative). */
+  readonly aT: Tensor;
+  /** The skip D `[d]`. */
+  readonly D: Tensor;
+}
+
+/** The pools {@link mambaStep} updates in place, one row per slot. */
+export interface MambaStepPools {
+  /** Each stream's last `w − 1` convolution inputs, oldest first: `[slots, w − 1, d]`. */
+  readonly window: Tensor;
+  /** Each stream's SSM state, state-major: `[slots, n, d]`. */
+  readonly state: Tensor;
+}
+
+function check(what: string, t: Tensor, shape: readonly number[], dtype = "f32") {
+  const op = "mambaStep";
+  assertDType(op, t, dtype);
+  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
+    throw new RangeError(`${op}: ${what} must be [${shape.join(", ")}], got ${t.describe()}`);
+  }
+}
+
+function sizesOf(xz: Tensor, weights: MambaStepWeights, pools: MambaStepPools): StepSizes {
+  const [n, d] = weights.aT.shape;
+  const w = weights.convWeight.shape[1];
+  const r = weights.dtWeight.shape[1];
+  if (weights.aT.shape.length !== 2 || !(w >= 2 && w <= 4) || !(r >= 1)) {
+    throw new RangeError(
+      `mambaStep: aT must be [n, d], convWeight [d, 2..4] and dtWeight [d, r ≥ 1], got ` +
+        `${weights.aT.describe()}, ${weights.convWeight.describe()} and ` +
+        `${weights.dtWeight.describe()}`,
+    );
+  }
+  check("xz (the x and z halves of the input projection)", xz, [xz.shape[0], 2 * d]);
+  check("convWeight", weights.convWeight, [d, w]);
+  check("convBias", weights.convBias, [d]);
+  check("xProjT", weights.xProjT, [d, r + 2 * n]);
+  check("dtWeight", weights.dtWeight, [d, r]);
+  check("dtBias", weights.dtBias, [d]);
+  check("D", weights.D, [d]);
+  check("window", pools.window, [pools.window.shape[0], w - 1, d]);
+  check("state", pools.state, [pools.window.shape[0], n, d]);
+  return { d, n, r, w };
+}
+
+/**
+ * One step of the Mamba block's core per stream: with `xz[s] = [x | z]` (the input projection
+ * of the stream's new token), `u = SiLU(conv(window[slot], x))`, `[δ | B | C] = u · x_projᵀ`,
+ * `Δ = softplus(dt_proj.weight · δ + dt_proj.bias)`, `h ← exp(Δ·A) ⊙ h + Δ·B·u` on the stream's
+ * state, and `y = (C·h + D·u) · SiLU(z)`; the window shifts in x. A fresh slot (zeros) is a
+ * stream before its first event.
+ * @param xz `[streams, 2d]`: the input projection's x (columns `[0, d)`) and z (`[d, 2d)`)
+ * @param weights the step's weights
+ * @param pools the windows and states, updated in place
+ * @param slots i32 `[streams]`: each stream's row of the pools, distinct and in range
+ * @returns y `[streams, d]`, the output projection's input
+ */
+export function mambaStep(
+  xz: Tensor,
+  weights: MambaStepWeights,
+  pools: MambaStepPools,
+  slots: Tensor,
+): Tensor {
+  const sizes = sizesOf(xz, weights, pools);
+  const streams = xz.shape[0];
+  check("slots", slots, [streams], "i32");
+  if (streams === 0) {
+    throw new RangeError("mambaStep: no streams; give at least one slot");
+  }
+  const out = Tensor.empty([streams, sizes.d], "f32", "mambaStep");
+  const groups = foldWorkgroups(streams);
+  const { convWeight, convBias, xProjT, dtWeight, dtBias, aT, D } = weights;
+  launch(
+    "mambaStep",
+    MAMBA_STEP_WGSL(sizes),
+    packParams([streams, groups[0]]),
+    [
+      xz,
+      slots,
+      convWeight,
+      convBias,
+      xProjT,
+      dtWeight,
+      dtBias,
+      aT,
+      D,
+      pools.window,
+      pools.state,
+      out,
+    ],
+    groups,
+  );
+  return out;
+}
+
+/** One stream's weights for {@link mambaStepReference}, in the model's own layouts. */
+export interface MambaStepReferenceWeights {
+  /** `[d, w]`. */
+  readonly convWeight: Float64Array;
+  /** `[d]`. */
+  readonly convBias: Float64Array;
+  /** `x_proj`'s Δ part `[r, d]`. */
+  readonly xDt: Float64Array;
+  /** `x_proj`'s B part `[n, d]`. */
+  readonly xB: Float64Array;
+  /** `x_proj`'s C part `[n, d]`. */
+  readonly xC: Float64Array;
+  /** `dt_proj`'s weight `[d, r]`. */
+  readonly dtWeight: Float64Array;
+  /** `dt_proj`'s bias `[d]`. */
+  readonly dtBias: Float64Array;
+  /** A `[d, n]`. */
+  readonly A: Float64Array;
+  /** D `[d]`. */
+  readonly D: Float64Array;
+}
+
+/** `W · v` for W `[rows, v.length]`. */
+function matVec(weight: Float64Array, v: Float64Array): Float64Array {
+  const cols = v.length, out = new Float64Array(weight.length / cols);
+  for (let i = 0; i < out.length; i++) {
+    for (let c = 0; c < cols; c++) out[i] += weight[i * cols + c] * v[c];
+  }
+  return out;
+}
+
+/**
+ * Float64 reference of {@link mambaStep} for one stream, through the convolution's and the
+ * selective scan's step references: returns y `[d]` and advances `window` (`[w − 1, d]`) and
+ * `state` (channel-major, `[d, n]`) in place.
+ * @param xz the stream's `[x | z]`, `[2d]`
+ * @param weights the model's weights
+ * @param window the stream's window, updated
+ * @param state the stream's state, updated
+ */
+export function mambaStepReference(
+  xz: Float64Array,
+  weights: MambaStepReferenceWeights,
+  window: Float64Array,
+  state: Float64Array,
+): Float64Array {
+  const d = xz.length / 2;
+  const u = causalConv1dStepReference(
+    xz.subarray(0, d),
+    weights.convWeight,
+    weights.convBias,
+    window,
+  );
+  return selectiveScanStepReference({
+    x: u,
+    delta: matVec(weights.dtWeight, matVec(weights.xDt, u)),
+    A: weights.A,
+    B: matVec(weights.xB, u),
+    C: matVec(weights.xC, u),
+    D: weights.D,
+    z: xz.subarray(d),
+    deltaBias: weights.dtBias,
+  }, state);
+}

@@ -1,0 +1,221 @@
+import { assert, assertEquals, assertThrows } from "@std/assert";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { mambaStep, mambaStepReference } from "../ops/sequence/mamba_step.ts";
+import {
+  writeTransposedRows,
+  writeTransposedRowsReference,
+} from "../ops/sequence/transposed_rows.ts";
+import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
+
+const f32 = (a: Float64Array) => Float32Array.from(a);
+
+/** `[rows, cols]` row-major into `[cols, rows]`. */
+function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
+
+// Channels below one subgroup, past one workgroup's 256 invocations, and odd sizes between.
+const SIZES = [
+  { d: 6, n: 7, r: 2, w: 3 },
+  { d: 260, n: 3, r: 1, w: 4 },
+  { d: 33, n: 16, r: 3, w: 2 },
+];
+
+for (const { d, n, r, w } of SIZES) {
+  Deno.test(`mambaStep matches its float64 reference over several steps (d ${d}, n ${n}, r ${r}, w ${w})`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const slots = [4, 0, 2], capacity = 5, steps = 5, streams = slots.length;
+    const weights = {
+      convWeight: randn(rng, d * w, 0.5),
+      convBias: randn(rng, d, 0.5),
+      xDt: randn(rng, r * d, 0.5 / Math.sqrt(d)),
+      xB: randn(rng, n * d, 1 / Math.sqrt(d)),
+      xC: randn(rng, n * d, 1 / Math.sqrt(d)),
+      dtWeight: randn(rng, d * r, 0.5),
+      dtBias: randn(rng, d, 0.3),
+      A: Float64Array.from(randn(rng, d * n), (v) => -Math.exp(v)),
+      D: randn(rng, d),
+    };
+    const xProjT = new Float64Array(d * (r + 2 * n));
+    [[weights.xDt, r, 0], [weights.xB, n, r], [weights.xC, n, r + n]].forEach(([m, rows, at]) =>
+      writeTransposedRowsReference(
+        xProjT,
+        null,
+        m as Float64Array,
+        { batch: 1, rows: rows as number, cols: d, width: r + 2 * n },
+        at as number,
+      )
+    );
+    const windows = slots.map(() => new Float64Array((w - 1) * d));
+    const states = slots.map(() => new Float64Array(d * n));
+    const tensors = tidy(() => ({
+      step: {
+        convWeight: Tensor.from(f32(weights.convWeight), [d, w]),
+        convBias: Tensor.from(f32(weights.convBias), [d]),
+        xProjT: Tensor.from(f32(xProjT), [d, r + 2 * n]),
+        dtWeight: Tensor.from(f32(weights.dtWeight), [d, r]),
+        dtBias: Tensor.from(f32(weights.dtBias), [d]),
+        aT: Tensor.from(f32(transposed(weights.A, d, n)), [n, d]),
+        D: Tensor.from(f32(weights.D), [d]),
+      },
+      pools: {
+        window: Tensor.from(new Float32Array(capacity * (w - 1) * d), [capacity, w - 1, d]),
+        state: Tensor.from(new Float32Array(capacity * n * d), [capacity, n, d]),
+      },
+      slots: Tensor.from(Int32Array.from(slots), [streams], "i32"),
+    }));
+    try {
+      for (let step = 0; step < steps; step++) {
+        const xz = randn(rng, streams * 2 * d);
+        const [y] = await readTensors(tidy(() => [
+          mambaStep(
+            Tensor.from(f32(xz), [streams, 2 * d]),
+            tensors.step,
+            tensors.pools,
+            tensors.slots,
+          ),
+        ]));
+        for (let s = 0; s < streams; s++) {
+          const want = mambaStepReference(
+            Float64Array.from(f32(xz.subarray(s * 2 * d, (s + 1) * 2 * d))),
+            weights,
+            windows[s],
+            states[s],
+          );
+          assertClose(
+            y.subarray(s * d, (s + 1) * d),
+            want,
+            1e-5,
+            `seed ${seed}: step ${step}, stream ${s} output`,
+          );
+        }
+      }
+      const [window, state] = await readTensors([tensors.pools.window, tensors.pools.state]);
+      slots.forEach((slot, s) => {
+        const what = `seed ${seed}: slot ${slot}`;
+        assertClose(
+          window.subarray(slot * (w - 1) * d, (slot + 1) * (w - 1) * d),
+          windows[s],
+          1e-6,
+          `${what} window`,
+        );
+        // The pool is state-major [n, d]; the reference's state is [d, n].
+        assertClose(
+          state.subarray(slot * n * d, (slot + 1) * n * d),
+          transposed(states[s], d, n),
+          1e-5,
+          `${what} state`,
+        );
+      });
+      for (const unused of [1, 3]) {
+        assert(
+          state.subarray(unused * n * d, (unused + 1) * n * d).every((v) => v === 0) &&
+            window.subarray(unused * (w - 1) * d, (unused + 1) * (w - 1) * d).every((v) => v === 0),
+          `seed ${seed}: slot ${unused} touched`,
+        );
+      }
+    } finally {
+      tidy(() => {
+        for (const t of [...Object.values(tensors.step), ...Object.values(tensors.pools)]) {
+          t.dispose();
+        }
+        tensors.slots.dispose();
+      });
+    }
+  });
+}
+
+Deno.test("mambaStep: mismatched shapes throw naming the argument", () => {
+  tidy(() => {
+    const d = 4, n = 2, r = 1, w = 3;
+    const step = {
+      convWeight: Tensor.from(new Float32Array(d * w), [d, w]),
+      convBias: Tensor.from(new Float32Array(d), [d]),
+      xProjT: Tensor.from(new Float32Array(d * (r + 2 * n)), [d, r + 2 * n]),
+      dtWeight: Tensor.from(new Float32Array(d * r), [d, r]),
+      dtBias: Tensor.from(new Float32Array(d), [d]),
+      aT: Tensor.from(new Float32Array(n * d), [n, d]),
+      D: Tensor.from(new Float32Array(d), [d]),
+    };
+    const pools = {
+      window: Tensor.from(new Float32Array(2 * (w - 1) * d), [2, w - 1, d]),
+      state: Tensor.from(new Float32Array(2 * n * d), [2, n, d]),
+    };
+    const slots = Tensor.from(Int32Array.of(1), [1], "i32");
+    const xz = Tensor.from(new Float32Array(2 * d), [1, 2 * d]);
+    assertThrows(
+      () => mambaStep(Tensor.from(new Float32Array(d), [1, d]), step, pools, slots),
+      RangeError,
+      "xz",
+    );
+    assertThrows(
+      () =>
+        mambaStep(xz, step, {
+          ...pools,
+          state: Tensor.from(new Float32Array(2 * n * d), [2, d, n]),
+        }, slots),
+      RangeError,
+      "state must be [2, 2, 4]",
+    );
+    assertThrows(
+      () =>
+        mambaStep(
+          xz,
+          { ...step, xProjT: Tensor.from(new Float32Array(d * 4), [d, 4]) },
+          pools,
+          slots,
+        ),
+      RangeError,
+      "xProjT",
+    );
+    assertThrows(
+      () => mambaStep(xz, step, pools, Tensor.from(Int32Array.of(0, 1), [2], "i32")),
+      RangeError,
+      "slots",
+    );
+  });
+});
+
+Deno.test("writeTransposedRows copies each matrix transposed into its slot's columns, exactly", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const batch = 3, rows = 5, cols = 7, width = 9, offset = 3, capacity = 4;
+  const shape = { batch, rows, cols, width };
+  const src = randn(rng, batch * rows * cols);
+  const start = randn(rng, capacity * cols * width);
+  const slots = Int32Array.of(2, 0, 3);
+  const wantSlotted = Float64Array.from(f32(start));
+  writeTransposedRowsReference(wantSlotted, slots, Float64Array.from(f32(src)), shape, offset);
+  const wantInOrder = Float64Array.from(f32(start));
+  writeTransposedRowsReference(wantInOrder, null, Float64Array.from(f32(src)), shape, offset);
+  const [slotted, inOrder] = await readTensors(tidy(() => {
+    const source = Tensor.from(f32(src), [batch, rows, cols]);
+    const a = Tensor.from(f32(start), [capacity, cols, width]);
+    const b = Tensor.from(f32(start), [capacity, cols, width]);
+    writeTransposedRows(a, Tensor.from(slots, [batch], "i32"), source, offset);
+    writeTransposedRows(b, null, source, offset);
+    return [a, b];
+  }));
+  assertEquals(Array.from(slotted), Array.from(f32(wantSlotted)), `seed ${seed}: slotted`);
+  assertEquals(Array.from(inOrder), Array.from(f32(wantInOrder)), `seed ${seed}: in order`);
+  assert(slotted.some((v, i) => v !== f32(start)[i]), `seed ${seed}: nothing written`);
+  tidy(() => {
+    const dst = Tensor.from(new Float32Array(cols * width), [1, cols, width]);
+    const source = Tensor.from(f32(src), [batch, rows, cols]);
+    assertThrows(() => writeTransposedRows(dst, null, source, offset), RangeError, "3 matrices");
+    assertThrows(
+      () =>
+        writeTransposedRows(
+          dst,
+          null,
+          Tensor.from(f32(src.subarray(0, rows * cols)), [1, rows, cols]),
+          width - 1,
+        ),
+      RangeError,
+      "column offset 8",
+    );
+  });
+});
