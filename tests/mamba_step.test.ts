@@ -19,7 +19,7 @@ function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
 // Channels below one subgroup, past one workgroup's 256 invocations, and odd sizes between.
 const SIZES = [
   { d: 6, n: 7, r: 2, w: 3 },
-  { d: 260, n: 3, r: 1, w: 4 },
+  { d: 260, n: 11, r: 1, w: 4 },
   { d: 33, n: 16, r: 3, w: 2 },
 ];
 

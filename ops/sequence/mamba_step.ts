@@ -41,6 +41,29 @@ interface StepSizes {
 /** Invocations per workgroup: the channels rounded up to whole subgroups, at most 256. */
 const invocations = (d: number) => Math.min(256, Math.ceil(d / 32) * 32);
 
+/**
+ * States an invocation reads before it updates them: that many loads of its state are in flight
+ * at once, which a memory-bound step needs to approach the memory's bandwidth.
+ */
+const STATE_BATCH = 8;
+
+/**
+ * WGSL updating `count` states from `k0` on (k0 a variable of the kernel): every load first,
+ * then the updates in order, each adding its `C·h` term to `acc`.
+ */
+function stateBatch(count: number): string {
+  const ks = Array.from({ length: count }, (_, i) => i);
+  const at = (i: number) => `h0 + (k0 + ${i}u) * D`;
+  return [
+    ...ks.map((i) => `    let h_${i} = state[${at(i)}];`),
+    ...ks.flatMap((i) => [
+      `    let g_${i} = exp(dt * a_t[(k0 + ${i}u) * D + c]) * h_${i} + du * proj[R + k0 + ${i}u];`,
+      `    state[${at(i)}] = g_${i};`,
+      `    acc += proj[R + N + k0 + ${i}u] * g_${i};`,
+    ]),
+  ].join("\n");
+}
+
 const MAMBA_STEP_WGSL = ({ d, n, r, w }: StepSizes) => /* wgsl */ `
 struct P { users: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -102,11 +125,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     let du = dt * x;
     var acc = d_skip[c] * x;
     let h0 = s * N * D + c;
-    for (var k = 0u; k < N; k++) {
-      let h = exp(dt * a_t[k * D + c]) * state[h0 + k * D] + du * proj[R + k];
-      state[h0 + k * D] = h;
-      acc += proj[R + N + k] * h;
+    var k0 = 0u;
+    for (; k0 + ${STATE_BATCH}u <= N; k0 += ${STATE_BATCH}u) {
+${stateBatch(STATE_BATCH)}
     }
+${stateBatch(n % STATE_BATCH)}
     out[u * D + c] = acc * silu_(xz[u * 2u * D + D + c]);
   }
 }`;
