@@ -12,12 +12,10 @@ import { matmul } from "../ops/dense/matmul/mod.ts";
 import { add, reshape } from "../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
+import { mambaStep } from "../ops/sequence/mamba_step.ts";
 import { selectiveScanWithFinalState } from "../ops/sequence/selective_scan/mod.ts";
-import {
-  causalConv1dStep,
-  selectiveScanStep,
-  writeSlotRows,
-} from "../ops/sequence/selective_step.ts";
+import { writeSlotRows } from "../ops/sequence/selective_step.ts";
+import { writeTransposedRows } from "../ops/sequence/transposed_rows.ts";
 import type { DropoutContext, LayerNorm } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
 import type { StepLayer } from "./stream_layers.ts";
@@ -36,32 +34,16 @@ export interface StreamNetwork {
   readonly reps: Tensor;
 }
 
-/** One event for distinct slots: the full model's forward for one new token per user. */
+/**
+ * One event for distinct slots: the full model's forward for one new token per user. Per Mamba
+ * layer one product gives x and z, and one kernel ({@link mambaStep}) does the rest of the
+ * block up to the output projection, with the user's window and state.
+ */
 export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void {
   let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
   for (const layer of net.layers) {
-    const x = causalConv1dStep(
-      layer.inX.forward(h),
-      layer.convWeight,
-      layer.convBias,
-      layer.window,
-      slots,
-    );
-    const y = selectiveScanStep(
-      {
-        x,
-        // Δ = dt_proj.weight · dt; its bias is added (and softplus applied) inside the step.
-        delta: matmul(layer.xDt.forward(x), layer.dtProj.weight, { transB: true }),
-        A: layer.a,
-        B: layer.xB.forward(x),
-        C: layer.xC.forward(x),
-        D: layer.dSkip,
-        z: layer.inZ.forward(h),
-        deltaBias: layer.dtProj.bias!,
-      },
-      layer.state,
-      slots,
-    );
+    const xz = matmul(h, layer.inProj, { transB: true });
+    const y = mambaStep(xz, layer.step, layer, slots);
     const m = layer.out.forward(y);
     // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
     const normed = layer.norm.forward(net.layers.length === 1 ? m : add(m, h));
@@ -112,7 +94,8 @@ export function forwardHistories(
         lengths: lengthTensor,
       },
     );
-    writeSlotRows(layer.state, slotTensor, state);
+    // The scan's states are channel-major [B, d_inner, d_state]; the pool is state-major.
+    writeTransposedRows(layer.state, slotTensor, state);
     let m = layer.out.forward(out);
     let residual = h;
     if (i === net.layers.length - 1) {

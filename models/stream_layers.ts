@@ -1,14 +1,17 @@
 /**
  * The weights of the streaming form's layers (`streaming.ts`): a trained Mamba4Rec's parameters
  * handed out again by name to the model's own layer classes, and per Mamba layer its step weights
- * and its pools of user windows and states.
+ * (also packed once in the layouts of the fused step kernel, `mambaStep`) and its pools of user
+ * windows and states.
  *
  * @module
  */
 import { noGrad } from "../ops/core/autograd.ts";
 import { keep, type Tensor, tidy } from "../ops/core/tensor.ts";
-import { zeros } from "../ops/core/unrecorded.ts";
-import { exp, scale } from "../ops/pointwise/elementwise.ts";
+import { writeAt, zeros } from "../ops/core/unrecorded.ts";
+import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
+import type { MambaStepWeights } from "../ops/sequence/mamba_step.ts";
+import { writeTransposedRows } from "../ops/sequence/transposed_rows.ts";
 import { FeedForward, LayerNorm, Linear } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
 import { ParameterSet } from "./parameters.ts";
@@ -68,10 +71,42 @@ export interface StepLayer {
   readonly out: Linear;
   readonly norm: LayerNorm;
   readonly ffn: FeedForward;
+  /** `in_proj`'s two halves stacked, `[2·d_inner, d]`: one product gives the step's x and z. */
+  readonly inProj: Tensor;
+  /** The weights of the fused step, packed from the ones above. */
+  readonly step: MambaStepWeights;
   /** `[capacity, d_conv − 1, d_inner]`. */
   readonly window: Tensor;
-  /** `[capacity, d_inner, d_state]`. */
+  /** `[capacity, d_state, d_inner]`: state-major, as the fused step reads it coalesced. */
   readonly state: Tensor;
+}
+
+/** Frees what {@link stepLayer} allocated (not the trained tensors). */
+export function disposeStepLayer(layer: StepLayer): void {
+  for (const t of [layer.a, layer.inProj, layer.step.xProjT, layer.step.aT]) t.dispose();
+  layer.window.dispose();
+  layer.state.dispose();
+}
+
+/** `[x1 | x2 | …]ᵀ` for matrices `[rows_i, cols]`: `[cols, Σ rows_i]`, each transposed in turn. */
+function transposedSideBySide(matrices: readonly Tensor[]): Tensor {
+  const cols = matrices[0].shape[1];
+  const width = matrices.reduce((sum, m) => sum + m.shape[0], 0);
+  const out = zeros([1, cols, width]);
+  let offset = 0;
+  for (const m of matrices) {
+    writeTransposedRows(out, null, reshape(m, [1, ...m.shape]), offset);
+    offset += m.shape[0];
+  }
+  return reshape(out, [cols, width]);
+}
+
+/** Rows of `top` then rows of `bottom` (same columns). */
+function stackedRows(top: Tensor, bottom: Tensor): Tensor {
+  const out = zeros([top.shape[0] + bottom.shape[0], top.shape[1]]);
+  writeAt(out, top, 0);
+  writeAt(out, bottom, top.size);
+  return out;
 }
 
 /** Builds layer `i`'s step weights over the trained parameters (names as in Mamba4Rec). */
@@ -87,21 +122,48 @@ export function stepLayer(
   const name = `mamba_layers.${i}`;
   const mamba = `${name}.mamba`;
   const aLog = params.values(`${mamba}.A_log`, [inner, dState]);
+  const inX = new Linear(params, `${mamba}.in_proj_x`, d, inner, false);
+  const inZ = new Linear(params, `${mamba}.in_proj_z`, d, inner, false);
+  const convWeight = params.uniform(`${mamba}.conv1d.weight`, [inner, dConv]);
+  const convBias = params.uniform(`${mamba}.conv1d.bias`, [inner]);
+  const xDt = new Linear(params, `${mamba}.x_proj_dt`, inner, dtRank, false);
+  const xB = new Linear(params, `${mamba}.x_proj_B`, inner, dState, false);
+  const xC = new Linear(params, `${mamba}.x_proj_C`, inner, dState, false);
+  const dtProj = new Linear(params, `${mamba}.dt_proj`, dtRank, inner, true);
+  const dSkip = params.constant(`${mamba}.D`, [inner]);
+  const a = keep(tidy(() => noGrad(() => scale(exp(aLog), -1))));
+  const packed = tidy(() =>
+    noGrad(() => ({
+      inProj: keep(stackedRows(inX.weight, inZ.weight)),
+      xProjT: keep(transposedSideBySide([xDt.weight, xB.weight, xC.weight])),
+      aT: keep(transposedSideBySide([a])),
+    }))
+  );
   return {
-    inX: new Linear(params, `${mamba}.in_proj_x`, d, inner, false),
-    inZ: new Linear(params, `${mamba}.in_proj_z`, d, inner, false),
-    convWeight: params.uniform(`${mamba}.conv1d.weight`, [inner, dConv]),
-    convBias: params.uniform(`${mamba}.conv1d.bias`, [inner]),
-    xDt: new Linear(params, `${mamba}.x_proj_dt`, inner, dtRank, false),
-    xB: new Linear(params, `${mamba}.x_proj_B`, inner, dState, false),
-    xC: new Linear(params, `${mamba}.x_proj_C`, inner, dState, false),
-    dtProj: new Linear(params, `${mamba}.dt_proj`, dtRank, inner, true),
-    a: keep(tidy(() => noGrad(() => scale(exp(aLog), -1)))),
-    dSkip: params.constant(`${mamba}.D`, [inner]),
+    inX,
+    inZ,
+    convWeight,
+    convBias,
+    xDt,
+    xB,
+    xC,
+    dtProj,
+    a,
+    dSkip,
     out: new Linear(params, `${mamba}.out_proj`, inner, d, false),
     norm: new LayerNorm(params, `${name}.LayerNorm`, d),
     ffn: new FeedForward(params, `${name}.ffn`, d, 4 * d),
+    inProj: packed.inProj,
+    step: {
+      convWeight,
+      convBias,
+      xProjT: packed.xProjT,
+      dtWeight: dtProj.weight,
+      dtBias: dtProj.bias!,
+      aT: packed.aT,
+      D: dSkip,
+    },
     window: keep(zeros([capacity, dConv - 1, inner])),
-    state: keep(zeros([capacity, inner, dState])),
+    state: keep(zeros([capacity, dState, inner])),
   };
 }

@@ -41,7 +41,7 @@ import { LayerNorm } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
 import { checkEventItems, checkHistories, checkUserSlots } from "./stream_checks.ts";
 import { forwardHistories, stepEvents, type StreamNetwork } from "./stream_forward.ts";
-import { type StepLayer, stepLayer, TrainedParameters } from "./stream_layers.ts";
+import { disposeStepLayer, type StepLayer, stepLayer, TrainedParameters } from "./stream_layers.ts";
 import { type Recommendations, topKRows } from "./top_k.ts";
 
 export { type Recommendations, topKRows } from "./top_k.ts";
@@ -71,6 +71,8 @@ export class Mamba4RecStream {
   readonly capacity: number;
   readonly #net: StreamNetwork;
   readonly #events: Float64Array;
+  /** Scratch of {@link distinctRounds}, all zeros between calls. */
+  readonly #occurrences: Int32Array;
 
   /**
    * Allocates zeroed pools for `options.capacity` users.
@@ -86,6 +88,7 @@ export class Mamba4RecStream {
     }
     this.capacity = capacity;
     this.#events = new Float64Array(capacity);
+    this.#occurrences = new Int32Array(capacity);
     const params = new TrainedParameters(model.params);
     const d = model.config.hiddenSize;
     const embNorm = new LayerNorm(params, "LayerNorm", d);
@@ -123,28 +126,18 @@ export class Mamba4RecStream {
     }
     checkUserSlots(op, "users", users, this.capacity);
     checkEventItems(op, items, this.#net.model.config.numItems);
-    // Repeated users go to later rounds, so each round's slots are distinct.
-    const seen = new Map<number, number>();
-    const rounds: { users: number[]; items: number[] }[] = [];
-    for (let i = 0; i < users.length; i++) {
-      const r = seen.get(users[i]) ?? 0;
-      seen.set(users[i], r + 1);
-      rounds[r] ??= { users: [], items: [] };
-      rounds[r].users.push(users[i]);
-      rounds[r].items.push(items[i]);
-    }
-    for (const round of rounds) {
+    for (const round of distinctRounds(users, items, this.#occurrences)) {
       tidy(() =>
         noGrad(() => {
           stepEvents(
             this.#net,
-            Tensor.from(Int32Array.from(round.users), [round.users.length], "i32"),
-            Tensor.from(Int32Array.from(round.items), [round.items.length], "i32"),
+            Tensor.from(round.users, [round.users.length], "i32"),
+            Tensor.from(round.items, [round.items.length], "i32"),
           );
         })
       );
     }
-    for (const u of users) this.#events[u]++;
+    for (let i = 0; i < users.length; i++) this.#events[users[i]]++;
   }
 
   /**
@@ -276,11 +269,37 @@ export class Mamba4RecStream {
 
   /** Frees the pools; the stream cannot be used afterwards. */
   dispose(): void {
-    for (const layer of this.#net.layers) {
-      layer.a.dispose();
-      layer.window.dispose();
-      layer.state.dispose();
-    }
+    for (const layer of this.#net.layers) disposeStepLayer(layer);
     this.#net.reps.dispose();
   }
+}
+
+/**
+ * The entries of one `observe` call in rounds of distinct users, each user's entries in their
+ * order: round r holds every user's (r + 1)-th entry. The common call with distinct users is one
+ * round of the arrays themselves. `occurrences` (one zero per slot) is left all zeros.
+ */
+function distinctRounds(
+  users: Int32Array,
+  items: Int32Array,
+  occurrences: Int32Array,
+): { users: Int32Array; items: Int32Array }[] {
+  const round = new Int32Array(users.length);
+  let rounds = 0;
+  for (let i = 0; i < users.length; i++) {
+    round[i] = occurrences[users[i]]++;
+    rounds = Math.max(rounds, round[i] + 1);
+  }
+  for (let i = 0; i < users.length; i++) occurrences[users[i]] = 0;
+  if (rounds <= 1) return users.length > 0 ? [{ users, items }] : [];
+  const sizes = new Int32Array(rounds);
+  for (let i = 0; i < users.length; i++) sizes[round[i]]++;
+  const out = Array.from(sizes, (n) => ({ users: new Int32Array(n), items: new Int32Array(n) }));
+  const filled = new Int32Array(rounds);
+  for (let i = 0; i < users.length; i++) {
+    const r = round[i], at = filled[r]++;
+    out[r].users[at] = users[i];
+    out[r].items[at] = items[i];
+  }
+  return out;
 }
