@@ -72,6 +72,107 @@ for (const p of SHAPES) {
   });
 }
 
+/**
+ * Shapes of the tiled horizontal kernel's edges: one row and 16 filters (two groups of 8), more
+ * rows than a workgroup holds, one filter, 12 and 7 filters (groups of 6 and 7), windows of 1 and
+ * of lengths that are not a multiple of the position tile, odd and vec4 widths.
+ */
+const TILED_SHAPES: CaserConvProblem[] = [
+  { batch: 1, length: 9, dim: 7, filters: 16 },
+  { batch: 67, length: 7, dim: 8, filters: 1 },
+  { batch: 3, length: 11, dim: 12, filters: 16 },
+  { batch: 2, length: 1, dim: 8, filters: 12 },
+  { batch: 2, length: 6, dim: 4, filters: 7 },
+];
+
+/** A random shape from `rng`: batch 1 … 70, L 1 … 13, E 1 … 12, nh one of 1, 3, 8, 16. */
+function randomShape(rng: () => number): CaserConvProblem {
+  const pick = (lo: number, hi: number) => lo + Math.floor(rng() * (hi - lo + 1));
+  return {
+    batch: pick(1, 70),
+    length: pick(1, 13),
+    dim: pick(1, 12),
+    filters: [1, 3, 8, 16][pick(0, 3)],
+  };
+}
+
+/** Checks caserHorizontalConv on `p` against the float64 reference and finite differences. */
+async function checkHorizontal(p: CaserConvProblem, seed: number): Promise<void> {
+  const rng = makeRng(seed);
+  const shape = { length: p.length, dim: p.dim, filters: p.filters };
+  await gradCheck({
+    what: `seed ${seed}: caserHorizontalConv ${describe(p)}`,
+    inputs: [
+      { data: randn(rng, p.batch * p.length * p.dim), shape: [p.batch, p.length, p.dim] },
+      { data: randn(rng, packedFilterSize(shape), 0.5), shape: [packedFilterSize(shape)] },
+      { data: uniform(rng, p.length * p.filters, -0.2, 0.4), shape: [p.length, p.filters] },
+    ],
+    gpu: ([x, w, b]) => caserHorizontalConv(x, w, b),
+    ref: ([x, w, b]) => caserHorizontalReference(p, x, w, b).out,
+    refGrad: ([x, w, b], g) => {
+      const r = caserHorizontalReferenceBackward(p, x, w, b, g);
+      return [r.x, r.weight, r.bias];
+    },
+    rng,
+    eps: 1e-6,
+    probes: 8,
+  });
+}
+
+for (const p of TILED_SHAPES) {
+  Deno.test(`caserHorizontalConv (${describe(p)}): the tiled kernel matches the float64 reference and finite differences`, async () => {
+    await checkHorizontal(p, freshSeed());
+  });
+}
+
+Deno.test("caserHorizontalConv (a random shape): matches the float64 reference and finite differences", async () => {
+  const seed = freshSeed();
+  await checkHorizontal(randomShape(makeRng(seed ^ 0x5eed)), seed);
+});
+
+for (const [dim, filters] of [[3, 16], [4, 1], [8, 8]]) {
+  Deno.test(`caserHorizontalConv (E ${dim}, nh ${filters}): windows repeating every 3 rows tie across position tiles, and the first position takes the gradient`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const p = { batch: 2, length: 11, dim, filters };
+    // Rows repeat with period 3: windows at t and t + 3 are equal, so each height's maximum is
+    // shared by positions 3 apart, in one tile of 4 positions or in the next.
+    const rows = randn(rng, p.batch * 3 * p.dim);
+    const x = new Float64Array(p.batch * p.length * p.dim).map((_, i) => {
+      const e = i % p.dim,
+        t = Math.floor(i / p.dim) % p.length,
+        b = Math.floor(i / (p.dim * p.length));
+      return rows[(b * 3 + t % 3) * p.dim + e];
+    });
+    const size = packedFilterSize(p);
+    const w = randn(rng, size, 0.1);
+    const bias = new Float64Array(p.length * p.filters).fill(5); // every maximum positive
+    const dout = randn(rng, p.batch * p.length * p.filters);
+    const grads = tidy(() => {
+      const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
+      const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
+      const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
+      const out = caserHorizontalConv(xt, wt, bt);
+      backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
+      return [xt.grad!, wt.grad!, bt.grad!];
+    });
+    const [dx, dw, db] = await readTensors(grads);
+    const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
+    const { winner } = caserHorizontalReference(p, x, w, bias);
+    // Every winner is one of the first three positions (any later one repeats an earlier window).
+    assertEquals(
+      winner.every((t) => t >= 0 && t < 3),
+      true,
+      `seed ${seed}: the reference's winners`,
+    );
+    // Had a later tied position won, dx would differ: its windows cover other rows.
+    assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
+    assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
+    assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
+    for (const t of grads) t.dispose();
+  });
+}
+
 for (const dim of [3, 4]) {
   Deno.test(`caserHorizontalConv (E ${dim}): of equal maxima the first position takes the gradient`, async () => {
     const seed = freshSeed();
