@@ -12,6 +12,20 @@
  * size. Events per second are users / time per iteration; the table gives the time per
  * iteration.
  *
+ * The floor of one observe call ({@link observeFloorBytes}, the bytes column of its row): each
+ * user's SSM state read and written once (at full size 10,000 × 128 × 32 floats each way,
+ * 327.7 MB), its convolution window likewise (10,000 × 3 × 128 floats each way, 30.7 MB), its
+ * item's embedding row read and its representation written (2.6 MB each) and the weights read
+ * once (0.3 MB): 363.9 MB, 0.121 ms at 3 TB/s, of which the state alone is 0.109 ms. Its
+ * arithmetic, about 155 kFLOP and 4,096 exponentials per user (1.5 GFLOP), is 0.6 FLOP per byte
+ * of state, so observe is bound by memory. With one Mamba layer observe runs 12 dispatches (the
+ * item embedding and its LayerNorm, one product for the block's x and z, the fused step
+ * `mambaStep`, the output projection, the LayerNorm, the feed-forward's four kernels and its
+ * LayerNorm, the representation's write; 11 more per further layer), which move 473.6 MB in all,
+ * the fused step 373.8 MB of it with every state access coalesced. Expected on an H100: 0.18–0.24 ms (the fused step near 0.13–0.15 ms,
+ * the eleven small kernels 0.05–0.09 ms), i.e. 42–55 M events/s, provided the host's encoding
+ * (about 0.1 ms for 12 dispatches) stays hidden under the GPU's work.
+ *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`);
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
@@ -54,6 +68,24 @@ export function benchModel(quick: boolean): Mamba4Rec {
   ));
 }
 
+/**
+ * The bytes one observe call of `users` distinct users must move at least: per Mamba layer each
+ * user's SSM state and convolution window read and written once, the users' embedding rows read
+ * and their representations written, and every weight read once (4-byte floats; item ids and
+ * slots as 4-byte integers). Intermediate results are not counted: a kernel that needs none
+ * moves this much.
+ */
+export function observeFloorBytes(model: Mamba4Rec, users: number): number {
+  const { hiddenSize: d, dState: n, dConv: w, expand, numLayers } = model.config;
+  const inner = expand * d, rank = Math.ceil(d / 16);
+  const pools = 2 * users * inner * (n + w - 1);
+  const mambaWeights = 2 * inner * d + inner * (w + 1) + inner * (rank + 2 * n) +
+    inner * (rank + 1) + inner * (n + 1) + inner * d;
+  const tailWeights = 2 * d + 2 * 4 * d * d + 4 * d + d + 2 * d;
+  const perLayer = pools + mambaWeights + tailWeights;
+  return 4 * (numLayers * perLayer + 2 * users * d + 2 * users + 2 * d);
+}
+
 /** Item ids `1 … numItems − 1` from a fixed-seed generator. */
 function randomItems(count: number, numItems: number, seed: number): Int32Array {
   const out = new Int32Array(count);
@@ -71,6 +103,7 @@ const sizesOf = (ctx: BenchContext) =>
   ctx.quick ? STREAM_BENCH_SIZES.quick : STREAM_BENCH_SIZES.full;
 
 interface ObserveState {
+  model: Mamba4Rec;
   stream: Mamba4RecStream;
   users: Int32Array;
   /** A few rounds of events, cycled through. */
@@ -108,13 +141,15 @@ export function streamBenchmarks(
       const stream = new Mamba4RecStream(model, { capacity: users });
       const numItems = model.config.numItems;
       const rounds = [1, 2, 3, 4].map((seed) => randomItems(users, numItems, seed));
-      return { stream, users: Int32Array.from({ length: users }, (_, i) => i), rounds, next: 0 };
+      const all = Int32Array.from({ length: users }, (_, i) => i);
+      return { model, stream, users: all, rounds, next: 0 };
     },
     run: (s) => {
       s.stream.observe(s.users, s.rounds[s.next]);
       s.next = (s.next + 1) % s.rounds.length;
     },
     teardown: (s) => s.stream.dispose(),
+    bytes: (s) => observeFloorBytes(s.model, s.users.length),
     note: (s) => `${s.users.length} users × 1 event`,
   };
   const recompute: BenchmarkDef<RecomputeState> = {
