@@ -74,6 +74,7 @@ export {
 } from "./run_index.ts";
 export {
   DATASET_LABELS,
+  gridNotebookPath,
   gridsOfNotebooks,
   type GridVariant,
   MAMBA4REC_ABLATION,
@@ -87,6 +88,8 @@ export {
   type PaperValues,
   RUN_GRIDS,
   type RunGrid,
+  type SmokeCell,
+  smokesCell,
   SSD4REC_ABLATION_GRIDS,
   SSD4REC_BETA_GRIDS,
   SSD4REC_MAX_LENGTH_GRIDS,
@@ -111,7 +114,9 @@ export {
 } from "./sweep_chart.ts";
 export {
   estimateRunSeconds,
+  type PlanLineOptions,
   planLines,
+  type PlannedCell,
   type PlannedRun,
   type PlannedRunStatus,
   planReproduction,
@@ -229,6 +234,7 @@ export {
   type ScheduledRun,
   scheduledRuns,
   type ScheduledRunsOptions,
+  staleRecordsLeftOut,
   workerArguments,
 } from "./scheduled_runs.ts";
 export {
@@ -253,9 +259,12 @@ export {
   detectMode,
   type FoundNotebook,
   listNotebooks,
+  notebookPath,
+  type NotebookSelection,
   reproduce,
   type ReproduceMode,
   type ReproduceOptions,
+  selectNotebooks,
 } from "./reproduce.ts";
 export {
   type EfficiencyRow,

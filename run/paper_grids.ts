@@ -34,10 +34,23 @@ export interface GridVariant {
   readonly windowKey?: string;
 }
 
+/** A cell of a grid that quick mode smoke-tests when it has no record. */
+export interface SmokeCell {
+  /** The row's label ({@link GridVariant.label}); left out in a grid without rows. */
+  readonly label?: string;
+  /** A dataset the grid trains. */
+  readonly dataset: string;
+}
+
 /** The runs one notebook shows: every model on every dataset with every seed. */
 export interface RunGrid {
   /** The notebook's file name stem (`table2_overall`). */
   readonly notebook: string;
+  /**
+   * The notebook's folder below `notebooks/` (`mamba4rec`); unset for a notebook at the top
+   * level. Two notebooks may share a stem in different folders (`ablation`).
+   */
+  readonly folder?: string;
   /** What the grid reproduces, for headings and the plan. */
   readonly title: string;
   /** Registered model names, in the order of the table's rows. */
@@ -56,6 +69,34 @@ export interface RunGrid {
    * grid and never smoke-tested.
    */
   readonly recordedOnly?: readonly string[];
+  /**
+   * The cells without any record that quick mode smoke-tests, of every model (a smoke run takes
+   * about half a minute on a CPU adapter, so a sweep affords one); unset: every cell of the
+   * trained datasets. Both the plan's count (`run/reproduction_plan.ts`) and the notebooks' runs
+   * (`run/study_runs.ts`) read it through {@link smokesCell}.
+   */
+  readonly smokeCells?: readonly SmokeCell[];
+}
+
+/** The notebook folder of the Mamba4Rec paper's grids. */
+const MAMBA4REC_FOLDER = "mamba4rec";
+
+/** The notebook folder of the SSD4Rec paper's grids. */
+const SSD4REC_FOLDER = "ssd4rec";
+
+/**
+ * Whether quick mode smoke-tests the cell of `grid` that is row `variant` (`undefined` in a grid
+ * without rows) on the trained `dataset`, when the cell has no record (see
+ * {@link RunGrid.smokeCells}).
+ */
+export function smokesCell(
+  grid: RunGrid,
+  variant: GridVariant | undefined,
+  dataset: string,
+): boolean {
+  if (!grid.datasets.includes(dataset)) return false;
+  return grid.smokeCells === undefined ||
+    grid.smokeCells.some((c) => c.label === variant?.label && c.dataset === dataset);
 }
 
 /**
@@ -65,6 +106,7 @@ export interface RunGrid {
  */
 export const MAMBA4REC_OVERALL: RunGrid = Object.freeze({
   notebook: "table2_overall",
+  folder: MAMBA4REC_FOLDER,
   title: "Mamba4Rec overall performance",
   models: Object.freeze(["caser", "gru4rec", "narm", "sasrec", "bert4rec", "mamba4rec"]),
   datasets: Object.freeze(["ml-1m", "amazon-beauty", "amazon-video-games"]),
@@ -77,6 +119,7 @@ export const MAMBA4REC_OVERALL: RunGrid = Object.freeze({
  */
 export const SSD4REC_OVERALL: RunGrid = Object.freeze({
   notebook: "table4_overall",
+  folder: SSD4REC_FOLDER,
   title: "SSD4Rec main results",
   models: Object.freeze(["ssd4rec"]),
   datasets: Object.freeze(["ml-1m", "amazon-beauty", "amazon-video-games"]),
@@ -91,6 +134,7 @@ export const SSD4REC_OVERALL: RunGrid = Object.freeze({
  */
 export const MAMBA4REC_ABLATION: RunGrid = Object.freeze({
   notebook: "ablation",
+  folder: MAMBA4REC_FOLDER,
   title: "Mamba4Rec ablation",
   models: Object.freeze(["mamba4rec"]),
   datasets: Object.freeze(["amazon-beauty"]),
@@ -136,6 +180,9 @@ const SSD4REC_STUDY_DATASETS: Readonly<Record<string, readonly string[]>> = Obje
   sweeps: Object.freeze(["amazon-beauty"]),
 });
 
+/** The label of SSD4Rec's ablation row that runs the forward direction alone. */
+const SSD4REC_FORWARD_ONLY = "forward direction only (β = 0)";
+
 /**
  * SSD4Rec's ablation rows on datasets whose window length L is `window`: the full model, the
  * forward direction alone (β = 0), no masking (ρ = 0), and padded fixed-length windows instead of
@@ -145,7 +192,7 @@ const SSD4REC_STUDY_DATASETS: Readonly<Record<string, readonly string[]>> = Obje
 function ssd4recAblationRows(window: number): readonly GridVariant[] {
   return frozenRows([
     { label: "SSD4Rec (full)", model: {} },
-    { label: "forward direction only (β = 0)", model: { beta: 0 } },
+    { label: SSD4REC_FORWARD_ONLY, model: { beta: 0 } },
     { label: "− masking (ρ = 0)", model: {}, train: { maskRatio: 0 } },
     { label: "padded windows of L", model: {}, train: { padTo: window } },
   ]);
@@ -165,11 +212,16 @@ function ssd4recSweepRows(
   const preset = ssd4recPresetSetting(dataset, sweep.scope, sweep.key);
   return frozenRows(values.map((value) => {
     const swept = value === preset ? {} : { [sweep.key]: value };
-    const label = `${sweep.symbol} = ${value}`;
+    const label = sweepRowLabel(sweep, value);
     const model = sweep.scope === "model" ? swept : {};
     const train = { ...sweep.fixed, ...(sweep.scope === "train" ? swept : {}) };
     return Object.keys(train).length > 0 ? { label, model, train } : { label, model };
   }));
+}
+
+/** The label of a sweep's row of `value` (`β = 0.5`). */
+function sweepRowLabel(sweep: SweepSettings, value: number): string {
+  return `${sweep.symbol} = ${value}`;
 }
 
 /** What an SSD4Rec sweep varies (see {@link ssd4recSweepRows}). */
@@ -190,18 +242,33 @@ interface SweepSettings {
 
 /**
  * An SSD4Rec sweep's grids: one trained on the sweep datasets, and ML-1M shown where recorded
- * (too costly to train by default); each dataset's rows leave out its preset's value.
+ * (too costly to train by default); each dataset's rows leave out its preset's value. Quick mode
+ * smoke-tests the row of `smoked` on the first sweep dataset, and no other cell.
  */
-function ssd4recSweepGrids(sweep: SweepSettings, values: readonly number[]): readonly RunGrid[] {
+function ssd4recSweepGrids(
+  sweep: SweepSettings,
+  values: readonly number[],
+  smoked: number,
+): readonly RunGrid[] {
+  if (!values.includes(smoked)) {
+    throw new Error(`${sweep.notebook}: the smoke-tested value ${smoked} is not one of ${values}`);
+  }
+  const smokeCells = Object.freeze([
+    Object.freeze({
+      label: sweepRowLabel(sweep, smoked),
+      dataset: SSD4REC_STUDY_DATASETS.sweeps[0],
+    }),
+  ]);
   const grid = (datasets: readonly string[], recordedOnly?: readonly string[]): RunGrid =>
     Object.freeze({
       notebook: sweep.notebook,
+      folder: SSD4REC_FOLDER,
       title: sweep.title,
       models: Object.freeze(["ssd4rec"]),
       datasets: Object.freeze([...datasets]),
       seeds: PAPER_SEEDS,
       variants: ssd4recSweepRows((recordedOnly ?? datasets)[0], sweep, values),
-      ...(recordedOnly ? { recordedOnly: Object.freeze([...recordedOnly]) } : {}),
+      ...(recordedOnly ? { recordedOnly: Object.freeze([...recordedOnly]) } : { smokeCells }),
     });
   return Object.freeze([grid(SSD4REC_STUDY_DATASETS.sweeps), grid([], ["ml-1m"])]);
 }
@@ -211,11 +278,12 @@ function ssd4recSweepGrids(sweep: SweepSettings, values: readonly number[]): rea
  * numbers could not be read from a source): the full model, the forward direction only, without
  * masking, and padded fixed-length windows instead of packed whole histories. Trained on Beauty
  * and Video Games (L = 50); ML-1M (L = 200, its own grid, for its padded windows) is shown where
- * recorded.
+ * recorded. Quick mode smoke-tests the forward direction alone on Beauty.
  */
 export const SSD4REC_ABLATION_GRIDS: readonly RunGrid[] = Object.freeze([
   Object.freeze({
     notebook: "ablation",
+    folder: SSD4REC_FOLDER,
     title: "SSD4Rec ablation",
     models: Object.freeze(["ssd4rec"]),
     datasets: SSD4REC_STUDY_DATASETS.ablation,
@@ -223,9 +291,13 @@ export const SSD4REC_ABLATION_GRIDS: readonly RunGrid[] = Object.freeze([
     variants: ssd4recAblationRows(
       ssd4recPresetSetting(SSD4REC_STUDY_DATASETS.ablation[0], "train", "maxLength") as number,
     ),
+    smokeCells: Object.freeze([
+      Object.freeze({ label: SSD4REC_FORWARD_ONLY, dataset: SSD4REC_STUDY_DATASETS.ablation[0] }),
+    ]),
   }),
   Object.freeze({
     notebook: "ablation",
+    folder: SSD4REC_FOLDER,
     title: "SSD4Rec ablation",
     models: Object.freeze(["ssd4rec"]),
     datasets: Object.freeze([]),
@@ -242,6 +314,7 @@ export const SSD4REC_ABLATION_GRIDS: readonly RunGrid[] = Object.freeze([
 export const SSD4REC_BETA_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
   { notebook: "figure3_beta", title: "SSD4Rec: β", symbol: "β", scope: "model", key: "beta" },
   [0, 0.05, 0.1, 0.2, 0.5, 1.0],
+  1.0,
 );
 
 /**
@@ -251,6 +324,7 @@ export const SSD4REC_BETA_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
 export const SSD4REC_RHO_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
   { notebook: "figure4_rho", title: "SSD4Rec: ρ", symbol: "ρ", scope: "train", key: "maskRatio" },
   [0, 0.1, 0.2, 0.3, 0.4],
+  0.4,
 );
 
 /**
@@ -268,6 +342,7 @@ export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
     fixed: Object.freeze({ varLen: false }),
   },
   [25, 50, 100, 200],
+  25,
 );
 
 /**
@@ -277,6 +352,7 @@ export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
  */
 export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
   notebook: "training_modes",
+  folder: MAMBA4REC_FOLDER,
   title: "Mamba4Rec training objective",
   models: Object.freeze(["mamba4rec"]),
   datasets: Object.freeze(["amazon-beauty", "amazon-video-games"]),
@@ -368,7 +444,19 @@ export const DATASET_LABELS: Readonly<Record<string, string>> = Object.freeze({
   "kuairand-pure": "KuaiRand",
 });
 
-/** The grids of the notebooks named `notebooks` (file name stems). */
+/**
+ * The notebook a grid belongs to: its path below `notebooks/` without `.ipynb`
+ * (`mamba4rec/ablation`; `datasets` at the top level).
+ */
+export function gridNotebookPath(grid: RunGrid): string {
+  return grid.folder ? `${grid.folder}/${grid.notebook}` : grid.notebook;
+}
+
+/**
+ * The grids of the notebooks at `notebooks`, each a path below `notebooks/` without `.ipynb`
+ * (`ssd4rec/ablation`): a name without a folder is a top-level notebook's, so two notebooks of
+ * the same stem in different folders never share grids.
+ */
 export function gridsOfNotebooks(notebooks: readonly string[]): RunGrid[] {
-  return RUN_GRIDS.filter((g) => notebooks.includes(g.notebook));
+  return RUN_GRIDS.filter((g) => notebooks.includes(gridNotebookPath(g)));
 }

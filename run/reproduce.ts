@@ -7,9 +7,10 @@
  *
  * It first prints the plan of the selected notebooks' runs (`run/reproduction_plan.ts`): how many
  * are recorded, stale and missing, and the missing ones' GPU time. In full mode the run scheduler
- * then trains the missing runs (with `retrainStale`, the stale ones too) on worker processes
- * spread over the GPUs (`run/scheduled_training.ts`), and with `retrainStale` the other records
- * made by other code are retrained (see `run/retrain_stale.ts`), before any notebook runs.
+ * then trains the missing runs (with `retrainStale`, the stale ones too) of the selected notebooks
+ * and datasets on worker processes spread over the GPUs (`run/scheduled_training.ts`), before any
+ * notebook runs; stale records outside the selection are left as they are, and the plan says how
+ * many.
  *
  * @module
  */
@@ -27,8 +28,8 @@ import {
 import { exportNotebookHtml } from "./outputs.ts";
 import { gridsOfNotebooks } from "./paper_grids.ts";
 import { planLines, planReproduction } from "./reproduction_plan.ts";
-import { findStaleRecords, retrainRecord } from "./retrain_stale.ts";
 import { readRunIndex } from "./run_index.ts";
+import { scheduledRuns, staleRecordsLeftOut } from "./scheduled_runs.ts";
 import {
   type ScheduledTrainingOptions,
   trainCommands,
@@ -41,14 +42,25 @@ export type ReproduceMode = "quick" | "full";
 
 /** Options of {@link reproduce}. */
 export interface ReproduceOptions {
-  /** Notebook file name stems (`table2_overall`; a folder or `.ipynb` is ignored) to run; empty runs all. */
+  /**
+   * The notebooks to run (empty: all): a path below `notebooks/` (`ssd4rec/ablation`) names one
+   * notebook, a file name stem (`ablation`) every notebook of that stem; `.ipynb` may follow.
+   */
   readonly only?: readonly string[];
   /** The mode; by default {@link detectMode} chooses. */
   readonly mode?: ReproduceMode;
-  /** Full mode: retrain the records of `results/runs/` made by other code first. */
+  /**
+   * Full mode: train again the selected notebooks' runs recorded by other code, on the selected
+   * datasets (other stale records are left as they are).
+   */
   readonly retrainStale?: boolean;
   /** Full mode: how the scheduler trains the missing runs (GPUs, workers, budget, datasets). */
-  readonly training?: Omit<ScheduledTrainingOptions, "retrainStale" | "log">;
+  readonly training?: Omit<ScheduledTrainingOptions, "retrainStale" | "log" | "root">;
+  /**
+   * The project folder whose `notebooks/` and `results/` are used (default: this checkout);
+   * the code version that tells stale records is always this checkout's.
+   */
+  readonly root?: string;
   /** Full mode: stop once the runs are trained, without running the notebooks. */
   readonly trainOnly?: boolean;
   /** Print the train commands of the runs the scheduler would train, and nothing else. */
@@ -98,6 +110,41 @@ export interface FoundNotebook {
 }
 
 /**
+ * A notebook's path below `notebooks/` without `.ipynb` (`ssd4rec/ablation`; `datasets` at the
+ * top level): what names it in the plan, in the summary and in the grids (`RunGrid.folder`).
+ */
+export function notebookPath(notebook: FoundNotebook): string {
+  return notebook.folder ? `${notebook.folder}/${notebook.name}` : notebook.name;
+}
+
+/** The notebooks {@link selectNotebooks} selects, and the names that matched none. */
+export interface NotebookSelection {
+  /** The notebooks, in the order of `all`. */
+  readonly selected: FoundNotebook[];
+  /** The names that match no notebook. */
+  readonly unknown: string[];
+}
+
+/**
+ * The notebooks of `all` that `only` names (every one when `only` is empty): a name with a folder
+ * (`ssd4rec/ablation`, also `notebooks/ssd4rec/ablation.ipynb`) is that notebook's path below
+ * `notebooks/`, a name without one (`ablation`) matches every notebook of that file name stem.
+ */
+export function selectNotebooks(
+  all: readonly FoundNotebook[],
+  only: readonly string[],
+): NotebookSelection {
+  if (only.length === 0) return { selected: [...all], unknown: [] };
+  const wanted = only.map((o) => o.replace(/^(\.\/)?(notebooks\/)?/, "").replace(/\.ipynb$/, ""));
+  const matches = (n: FoundNotebook, name: string) =>
+    name.includes("/") ? notebookPath(n) === name : n.name === name;
+  return {
+    selected: all.filter((n) => wanted.some((w) => matches(n, w))),
+    unknown: wanted.filter((w) => !all.some((n) => matches(n, w))),
+  };
+}
+
+/**
  * The notebooks in `notebooks/` and in its folders one level down (`notebooks/mamba4rec/`,
  * `notebooks/ssd4rec/`, …; hidden folders and Jupyter's autosaves left out), sorted by path
  * relative to `notebooks/`.
@@ -124,7 +171,7 @@ export async function listNotebooks(root: string): Promise<FoundNotebook[]> {
     }
   };
   await scan("", 0);
-  const order = (n: FoundNotebook) => (n.folder ? `${n.folder}/${n.name}` : n.name);
+  const order = notebookPath;
   return found.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
 }
 
@@ -151,25 +198,6 @@ function summaryMarkdown(mode: ReproduceMode, reason: string, results: NotebookR
     );
   }
   return lines.join("\n") + "\n";
-}
-
-/** Retrains the stale records; returns whether all went well. */
-async function retrainStaleRecords(): Promise<boolean> {
-  const stale = await findStaleRecords();
-  console.log(`reproduce: ${stale.length} recorded run(s) made by other code`);
-  for (const s of stale) {
-    console.log(
-      `reproduce: retraining ${s.path} (recorded by ${s.staleness.recordedBy}; ` +
-        `current code ${s.staleness.current})`,
-    );
-    try {
-      await retrainRecord(s);
-    } catch (error) {
-      console.error(`reproduce: ${error instanceof Error ? error.message : error}`);
-      return false;
-    }
-  }
-  return true;
 }
 
 /** Installs the kernel and returns the environment notebooks run with, or `undefined`. */
@@ -218,27 +246,29 @@ async function prepareJupyter(
  * trained: run it again to go on).
  */
 export async function reproduce(options: ReproduceOptions = {}): Promise<number> {
-  const root = requireProjectRoot();
+  const root = options.root ?? requireProjectRoot();
   const all = await listNotebooks(root);
   if (all.length === 0) {
     console.log("nothing to reproduce yet");
     return 0;
   }
-  const only = (options.only ?? []).map((o) => basename(o).replace(/\.ipynb$/, ""));
-  const names = all.map((n) => n.name);
-  const unknown = only.filter((o) => !names.includes(o));
+  const { selected, unknown } = selectNotebooks(all, options.only ?? []);
   if (unknown.length > 0) {
     console.error(
       `error: no notebook named ${unknown.join(", ")} in notebooks/ or its folders (there are: ${
-        names.join(", ")
-      })`,
+        all.map(notebookPath).join(", ")
+      }; a name without a folder matches every notebook of that name)`,
     );
     return 2;
   }
-  const selected = only.length > 0 ? all.filter((n) => only.includes(n.name)) : all;
-  const grids = gridsOfNotebooks(selected.map((n) => n.name));
-  const index = await readRunIndex();
+  const grids = gridsOfNotebooks(selected.map(notebookPath));
+  const index = await readRunIndex(join(root, "results", "runs"));
   const plan = planReproduction(grids, index);
+  const training: ScheduledTrainingOptions = {
+    ...options.training,
+    retrainStale: options.retrainStale,
+    root,
+  };
   const gridDatasets = new Set(grids.flatMap((g) => g.datasets));
   const strange = (options.training?.datasets ?? []).filter((d) => !gridDatasets.has(d));
   if (strange.length > 0) {
@@ -249,31 +279,26 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<number>
     return 2;
   }
   if (options.printCommands) {
-    const commands = trainCommands(plan, grids, {
-      ...options.training,
-      retrainStale: options.retrainStale,
-    });
-    for (const command of commands) console.log(command);
+    for (const command of trainCommands(plan, grids, training)) console.log(command);
     return 0;
   }
   const { mode, reason } = options.mode
     ? { mode: options.mode, reason: `--${options.mode} given` }
     : await detectMode();
   console.log(`reproduce: mode ${mode} (${reason})`);
-  for (const line of planLines(plan, mode)) console.log(`reproduce: ${line}`);
+  const staleLeftOut = options.retrainStale
+    ? staleRecordsLeftOut(index, scheduledRuns(plan, grids, training)).length
+    : undefined;
+  for (const line of planLines(plan, mode, { staleLeftOut })) console.log(`reproduce: ${line}`);
   if ((options.retrainStale || options.trainOnly) && mode !== "full") {
     const flag = options.retrainStale ? "--retrain-stale" : "--train-only";
     console.error(`error: ${flag} needs full mode (give --full, or run on a GPU)`);
     return 2;
   }
   if (mode === "full") {
-    const status = await trainScheduled(plan, grids, {
-      ...options.training,
-      retrainStale: options.retrainStale,
-    });
+    const status = await trainScheduled(plan, grids, training);
     if (status !== 0) return status;
   }
-  if (options.retrainStale && !await retrainStaleRecords()) return 1;
   if (options.trainOnly) {
     console.log("reproduce: runs trained; notebooks not run (--train-only)");
     return 0;
@@ -282,7 +307,7 @@ export async function reproduce(options: ReproduceOptions = {}): Promise<number>
   if (!jupyter) return 1;
   const results: NotebookResult[] = [];
   for (const notebook of selected) {
-    const name = notebook.folder ? `${notebook.folder}/${notebook.name}` : notebook.name;
+    const name = notebookPath(notebook);
     const outDir = join(root, "results", "notebooks", notebook.folder);
     await Deno.mkdir(outDir, { recursive: true });
     console.log(`reproduce: running ${name} ...`);

@@ -9,7 +9,7 @@
  */
 import type { TrainResult } from "../models/training/trainer.ts";
 import { gridRunKey } from "./grid_runs.ts";
-import type { RunGrid } from "./paper_grids.ts";
+import { type RunGrid, smokesCell } from "./paper_grids.ts";
 import { formatDuration } from "./progress.ts";
 import type { IndexedRecord, RunIndex } from "./run_index.ts";
 import type { RunKey } from "./run_record.ts";
@@ -44,10 +44,25 @@ export interface ReproductionPlan {
   /** The missing runs without an estimate (nothing recorded of their model and dataset). */
   readonly unknown: readonly RunKey[];
   /**
-   * Grid cells (model and dataset; one per variant) without any recorded seed: a quick run
-   * smoke-tests these.
+   * Grid cells of the trained datasets (model and dataset; one per variant) without any recorded
+   * seed.
    */
-  readonly cellsWithoutRecord: readonly { model: string; dataset: string }[];
+  readonly cellsWithoutRecord: readonly PlannedCell[];
+  /**
+   * The cells without any recorded seed that a quick run smoke-tests: those its grid chooses
+   * (`RunGrid.smokeCells`; every one where a grid chooses none).
+   */
+  readonly smokeCells: readonly PlannedCell[];
+}
+
+/** A grid cell in the plan: a model on a dataset, as one row of its grid. */
+export interface PlannedCell {
+  /** Registered model name. */
+  readonly model: string;
+  /** Canonical dataset name. */
+  readonly dataset: string;
+  /** The row's label; left out in a grid without rows. */
+  readonly row?: string;
 }
 
 /** GPU seconds of a recorded run: every epoch's training and evaluation time. */
@@ -76,7 +91,8 @@ export function estimateRunSeconds(
 export function planReproduction(grids: readonly RunGrid[], index: RunIndex): ReproductionPlan {
   const runs: PlannedRun[] = [];
   const seen = new Set<string>();
-  const cellsWithoutRecord: { model: string; dataset: string }[] = [];
+  const cellsWithoutRecord = new Map<string, PlannedCell>();
+  const smoked = new Set<string>();
   for (const grid of grids) {
     const recordedOnly = grid.recordedOnly ?? [];
     for (const model of grid.models) {
@@ -84,14 +100,20 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
         for (const dataset of [...grid.datasets, ...recordedOnly]) {
           const trains = !recordedOnly.includes(dataset);
           const tag = gridRunKey(model, dataset, 0, variant).variant;
-          const cell = JSON.stringify([model, dataset, tag ?? null]);
-          if (seen.has(cell)) continue;
-          seen.add(cell);
-          let anyRecord = false;
-          for (const seed of grid.seeds) {
+          const cellKey = JSON.stringify([model, dataset, tag ?? null]);
+          const records = grid.seeds.map((seed) => {
             const key = gridRunKey(model, dataset, seed, variant);
-            const record = index.find(key);
-            anyRecord ||= record !== undefined;
+            return { key, record: index.find(key) };
+          });
+          if (trains && records.every((r) => r.record === undefined)) {
+            // A cell in two grids is smoke-tested when either grid chooses it.
+            const cell = { model, dataset, ...(variant ? { row: variant.label } : {}) };
+            if (!cellsWithoutRecord.has(cellKey)) cellsWithoutRecord.set(cellKey, cell);
+            if (smokesCell(grid, variant, dataset)) smoked.add(cellKey);
+          }
+          if (seen.has(cellKey)) continue;
+          seen.add(cellKey);
+          for (const { key, record } of records) {
             // A dataset the grid only shows where recorded is never missing.
             if (record === undefined && !trains) continue;
             const status = record === undefined
@@ -104,7 +126,6 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
               : undefined;
             runs.push({ key, status, record, estimateSeconds });
           }
-          if (!anyRecord && trains) cellsWithoutRecord.push({ model, dataset });
         }
       }
     }
@@ -117,7 +138,8 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
     missing: missing.length,
     missingSeconds: missing.reduce((s, r) => s + (r.estimateSeconds ?? 0), 0),
     unknown: missing.filter((r) => r.estimateSeconds === undefined).map((r) => r.key),
-    cellsWithoutRecord,
+    cellsWithoutRecord: [...cellsWithoutRecord.values()],
+    smokeCells: [...cellsWithoutRecord].filter(([k]) => smoked.has(k)).map(([, cell]) => cell),
   };
 }
 
@@ -127,14 +149,33 @@ function cellList(keys: readonly { model: string; dataset: string }[]): string {
   return cells.length <= 4 ? cells.join(", ") : `${cells.slice(0, 4).join(", ")}, …`;
 }
 
+/** What {@link planLines} tells besides the plan itself. */
+export interface PlanLineOptions {
+  /**
+   * With `--retrain-stale`: how many stale records the selected notebooks and datasets do not
+   * train again (they are left as they are).
+   */
+  readonly staleLeftOut?: number;
+}
+
 /**
  * The plan for people, one line each: how many runs are recorded, stale and missing, the missing
  * ones' GPU time, and what the mode does about them (full: trains them with the paper's
- * protocol; quick: trains none of them, smoke-tests each cell without any record on a tiny slice).
+ * protocol; quick: trains none of them, smoke-tests the chosen cells without any record on a tiny
+ * slice).
  */
-export function planLines(plan: ReproductionPlan, mode: "quick" | "full"): string[] {
+export function planLines(
+  plan: ReproductionPlan,
+  mode: "quick" | "full",
+  options: PlanLineOptions = {},
+): string[] {
   const total = plan.runs.length;
-  if (total === 0) return ["plan: the selected notebooks neither train nor show any run"];
+  const leftOut = options.staleLeftOut
+    ? [`plan: ${options.staleLeftOut} stale record(s) outside the selection left as they are`]
+    : [];
+  if (total === 0) {
+    return ["plan: the selected notebooks neither train nor show any run", ...leftOut];
+  }
   const lines = [
     `plan: ${total} run(s) in the selected notebooks: ${plan.recorded + plan.stale} recorded ` +
     `(${plan.stale} of them by other code: stale), ${plan.missing} missing`,
@@ -153,10 +194,13 @@ export function planLines(plan: ReproductionPlan, mode: "quick" | "full"): strin
   if (plan.stale > 0) {
     lines.push("plan: stale runs are shown flagged; `--full --retrain-stale` trains them again");
   }
+  lines.push(...leftOut);
   if (mode === "quick") {
-    const smoke = plan.cellsWithoutRecord.length;
+    const smoke = plan.smokeCells.length;
+    const without = plan.cellsWithoutRecord.length;
+    const count = smoke === without ? `${smoke}` : `${smoke} of the ${without}`;
     lines.push(
-      `plan: quick mode trains no missing run; ${smoke} cell(s) without any record get a smoke ` +
+      `plan: quick mode trains no missing run; ${count} cell(s) without any record get a smoke ` +
         "run on a tiny slice, shown without the paper's numbers",
     );
   } else if (plan.missing > 0) {

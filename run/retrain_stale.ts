@@ -1,8 +1,11 @@
 /**
- * Retrains recorded runs made by other code than the checked-out one (see
- * {@link recordStaleness}): `deno task reproduce --full --retrain-stale` runs each stale record's
- * own `deno task train …` command again from scratch, continuing it command after command when it
- * stops early (`--max-seconds`, `--epochs-this-run`), until the record is rewritten by this code.
+ * Recorded runs made by other code than the checked-out one (see {@link recordStaleness}): finds
+ * them, turns a `deno task train …` command into the arguments that train its run again from
+ * scratch (the run scheduler's arguments, `run/scheduled_runs.ts`, through which
+ * `deno task reproduce --full --retrain-stale` trains the selected notebooks' stale runs), and
+ * retrains one record by itself through its stored command, continuing it command after command
+ * when it stops early (`--max-seconds`, `--epochs-this-run`), until the record is rewritten by
+ * this code.
  *
  * @module
  */

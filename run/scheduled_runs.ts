@@ -12,6 +12,7 @@ import { gridRunKey, gridRunTraining } from "./grid_runs.ts";
 import type { GridVariant, RunGrid } from "./paper_grids.ts";
 import type { PlannedRun, ReproductionPlan } from "./reproduction_plan.ts";
 import { retrainArguments } from "./retrain_stale.ts";
+import type { IndexedRecord, RunIndex } from "./run_index.ts";
 import { runRecordPath } from "./run_record.ts";
 
 /** A run the scheduler trains: one `deno task train` command. */
@@ -91,6 +92,23 @@ export function scheduledRuns(
       args: retrainArguments(command, recordPath).first,
     };
   });
+}
+
+/**
+ * The stale records of `index` that `runs` do not train again: those of other notebooks, of
+ * datasets outside the selection, or of other settings than the grids', which
+ * `deno task reproduce --retrain-stale` leaves as they are.
+ */
+export function staleRecordsLeftOut(
+  index: RunIndex,
+  runs: readonly ScheduledRun[],
+): IndexedRecord[] {
+  const retrained = new Set(
+    runs.flatMap((r) =>
+      r.planned.status === "stale" && r.planned.record ? [r.planned.record.path] : []
+    ),
+  );
+  return index.records.filter((r) => r.staleness.stale && !retrained.has(r.path));
 }
 
 /**

@@ -16,22 +16,22 @@ import {
   longestFirst,
   type ScheduledRun,
   scheduledRuns,
+  type ScheduledRunsOptions,
   workerArguments,
 } from "./scheduled_runs.ts";
 import type { WorkerSpawner } from "./train_worker.ts";
 
-/** How `deno task reproduce` trains the missing runs. */
-export interface ScheduledTrainingOptions {
+/**
+ * How `deno task reproduce` trains the missing runs: which runs (the missing ones, with
+ * `retrainStale` the stale ones too, on `datasets`), and on what.
+ */
+export interface ScheduledTrainingOptions extends ScheduledRunsOptions {
   /** GPUs to use (default: those `nvidia-smi` lists; 1 when it lists none). */
   readonly gpus?: number;
   /** Workers per GPU (default 1). */
   readonly workersPerGpu?: number;
   /** The time budget in seconds (each worker gets `--max-seconds` of what is left). */
   readonly maxSeconds?: number;
-  /** Only runs on these datasets (canonical names); all when unset or empty. */
-  readonly datasets?: readonly string[];
-  /** Schedule the stale runs too. */
-  readonly retrainStale?: boolean;
   /** Runs a worker (default: `deno task train` in the project root). */
   readonly spawn?: WorkerSpawner;
   /** Receives the lines for people (default: `console.log`). */
@@ -157,6 +157,7 @@ export async function trainScheduled(
     gpus: gpus.devices,
     maxSeconds: options.maxSeconds,
     spawn: options.spawn,
+    root: options.root,
     report: (line) => log(`train: ${line}`),
   });
   if (result.exitStatus === 3) {

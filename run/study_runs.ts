@@ -1,14 +1,15 @@
 /**
  * The runs of a notebook that shows several grids together (an ablation or a sweep whose rows
  * differ by dataset: `run/paper_grids.ts` gives it a grid per dataset), as one list of cells in
- * grid order, with the smoke runs of quick mode limited to the cells a notebook chooses (a
- * sweep's first and last points, say), since smoke runs are slow on a CPU adapter.
- * Full mode trains every missing run of the trained datasets, as `gridRuns` does.
+ * grid order, with the smoke runs of quick mode limited to the cells each grid names
+ * (`RunGrid.smokeCells`: a sweep's one chosen point), or that a notebook chooses, since smoke
+ * runs are slow on a CPU adapter. Full mode trains every missing run of the trained datasets, as
+ * `gridRuns` does.
  *
  * @module
  */
 import { type GridCell, type GridRunOptions, gridRuns } from "./grid_runs.ts";
-import type { GridVariant, RunGrid } from "./paper_grids.ts";
+import { type GridVariant, type RunGrid, smokesCell } from "./paper_grids.ts";
 import { readRunIndex } from "./run_index.ts";
 import { defaultRunsDirectory } from "./run_record.ts";
 
@@ -24,7 +25,11 @@ export type SmokeChoice = (
 
 /** Options of {@link studyRuns}. */
 export interface StudyRunOptions extends GridRunOptions {
-  /** Quick mode: the cells smoke-tested (default: every cell of a trained dataset). */
+  /**
+   * Quick mode: the cells smoke-tested (default: those each grid names in its `smokeCells`, or
+   * every cell of a trained dataset where it names none; the plan of `deno task reproduce` counts
+   * the default's).
+   */
   readonly smoke?: SmokeChoice;
 }
 
@@ -72,8 +77,8 @@ async function chosenSmokeRuns(
 /**
  * The cells of `grids`, in order: every recorded run in either mode; full mode trains and records
  * the missing runs of each grid's trained datasets; quick mode gives a smoke run to each cell
- * without any record whose row `options.smoke` chooses (every row by default), on the trained
- * datasets only.
+ * without any record that `options.smoke` chooses (by default those of the grid's `smokeCells`,
+ * every cell where it has none), on the trained datasets only.
  */
 export async function studyRuns(
   grids: readonly RunGrid[],
@@ -87,9 +92,10 @@ export async function studyRuns(
     : options;
   const cells: GridCell[] = [];
   for (const grid of grids) {
+    const smoke = options.smoke ?? (grid.smokeCells ? smokesCell : undefined);
     cells.push(
-      ...(options.mode === "quick" && options.smoke
-        ? await chosenSmokeRuns(grid, options.smoke, shared)
+      ...(options.mode === "quick" && smoke
+        ? await chosenSmokeRuns(grid, smoke, shared)
         : await gridRuns(grid, shared)),
     );
   }

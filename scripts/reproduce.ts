@@ -6,19 +6,21 @@
  * one. It first prints the plan of the selected notebooks' runs: how many are recorded (and of
  * those, made by other code), how many are missing, and the missing ones' GPU time.
  *
- *     deno task reproduce [--only <name>]... [--quick | --full] [--retrain-stale]
+ *     deno task reproduce [--only <[folder/]name>]... [--quick | --full] [--retrain-stale]
  *       [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--datasets a,b] [--train-only]
  *       [--print-commands]
  *
- * `--only` takes a notebook's file name stem (`table2_overall`), and may be repeated or given a
+ * `--only` takes a notebook's path below `notebooks/` (`ssd4rec/ablation`), or a file name stem
+ * (`ablation`) that selects every notebook of that stem, and may be repeated or given a
  * comma-separated list. Every notebook shows every recorded run; in full mode the runs without a
  * record are trained and recorded, in quick mode they are not, and a smoke run on a tiny slice
- * stands in for each table cell without any record.
+ * stands in for each table cell without any record (a sweep smoke-tests one chosen cell).
  *
  * Without `--quick` or `--full` the mode is `full` on a real GPU adapter and `quick` on a CPU one
  * (lavapipe, llvmpipe, SwiftShader) or without any; notebooks read it from `$SSMREC_MODE`.
- * `--retrain-stale` (full mode) first retrains every record in `results/runs/` made by other code
- * than the checked-out one, through the `deno task train` command stored in the record.
+ * `--retrain-stale` (full mode) also trains again the selected notebooks' runs on the selected
+ * datasets whose records were made by other code than the checked-out one; the plan says how many
+ * stale records outside the selection are left as they are.
  *
  * In full mode the missing runs are trained before any notebook runs, each by its own
  * `deno task train` process, on `--workers-per-gpu K` (default 1) workers on each of `--gpus N`
@@ -38,7 +40,7 @@ import { reproduce } from "../run/mod.ts";
 
 /** The usage line. */
 const USAGE =
-  "Usage: deno task reproduce [--only <notebook>]... [--quick | --full] [--retrain-stale]\n" +
+  "Usage: deno task reproduce [--only <[folder/]notebook>]... [--quick | --full] [--retrain-stale]\n" +
   "         [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--datasets a,b] [--train-only]\n" +
   "         [--print-commands]";
 
