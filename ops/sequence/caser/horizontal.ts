@@ -16,7 +16,13 @@ import { assertDType, grid, launch, packParams } from "../../core/launch.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { foldWorkgroups } from "../../wgsl/grid.ts";
 import { type HorizontalFilterShape, packedFilterSize } from "./layout.ts";
-import { filterTile, forwardKernel, forwardWorkgroups } from "./horizontal_forward.ts";
+import {
+  filterTile,
+  forwardKernel,
+  forwardWorkgroups,
+  TRANSPOSE_WG,
+  TRANSPOSE_X,
+} from "./horizontal_forward.ts";
 import { BACKWARD_PARAMETERS, BACKWARD_X } from "./horizontal_backward.ts";
 
 const OP = "caserHorizontalConv";
@@ -70,15 +76,19 @@ export function caserHorizontalConv(x: Tensor, weight: Tensor, bias: Tensor): Te
   const winner = Tensor.empty([batch, length * filters], "i32", `${OP} winners`);
   const unit = dim % 4 === 0 ? 4 : 1;
   const words = (n: number, stride: number) => packParams([n, stride, batch, length, dim, filters]);
+  const xt = Tensor.empty([length * dim, batch], "f32", `${OP} transposed x`);
+  const tg = grid(x.size / unit, TRANSPOSE_WG);
+  launch(`${OP} transpose`, TRANSPOSE_X[unit], words(x.size / unit, tg.stride), [x, xt], tg.groups);
   const workgroups = forwardWorkgroups(batch, length, filters);
   const folded = foldWorkgroups(workgroups);
   launch(
     OP,
     forwardKernel(unit, filterTile(filters)),
     words(workgroups, folded[0]),
-    [x, weight, bias, out, winner],
+    [xt, weight, bias, out, winner],
     folded,
   );
+  xt.dispose();
   return record(out, OP, [x, weight, bias], (dout) => {
     let dx: Tensor | null = null, dweight: Tensor | null = null, dbias: Tensor | null = null;
     if (x.requiresGrad) {

@@ -12,9 +12,12 @@
  * sums), so a value of x feeds every filter of the group and a filter value every position of the
  * tile. A workgroup holds {@link FORWARD_ROWS} consecutive rows of one height and one filter group:
  * its invocations read the same filter values at the same time (one broadcast read per
- * workgroup), run the same number of steps, and no invocation waits on another. Workgroups are
- * numbered by their height's work, largest first (heights near (L + 1)/2 hold the most, since
- * (L − h + 1)·h is symmetric about it), so that the lightest heights fill the end of the dispatch.
+ * workgroup) and run the same number of steps. They read x from a copy transposed to
+ * `[L · E, B]` ({@link TRANSPOSE_X}), where the rows' values of one step lie side by side, so that
+ * a workgroup's read of a step is a few whole cache lines rather than one line per row.
+ * Workgroups are numbered by their height's work, largest first (heights near (L + 1)/2 hold the
+ * most, since (L − h + 1)·h is symmetric about it), so that the lightest heights fill the end of
+ * the dispatch.
  *
  * Results. Each sum starts from the bias and adds the window's values in order, as a plain loop
  * over the window does, and positions are compared in order: the first position with the largest
@@ -50,6 +53,32 @@ export function forwardWorkgroups(batch: number, length: number, filters: number
   return length * (filters / filterTile(filters)) * Math.ceil(batch / FORWARD_ROWS);
 }
 
+/** Invocations per workgroup of the transpose. */
+export const TRANSPOSE_WG = 64;
+
+/**
+ * The transpose of x `[B, L · E]` to `[L · E, B]` in units of `unit` values (one invocation per
+ * unit, writing side by side). The parameter block's `n` is the number of units.
+ */
+function transposeShader(unit: 1 | 4): string {
+  const U = unit === 4 ? "vec4f" : "f32";
+  return /* wgsl */ `
+${HORIZONTAL_PRELUDE}
+@group(0) @binding(1) var<storage, read> x: array<${U}>;
+@group(0) @binding(2) var<storage, read_write> xt: array<${U}>;
+// Invocation k = (t · E/${unit} + e) · B + row.
+@compute @workgroup_size(${TRANSPOSE_WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let k = grid_index(gid, p.stride);
+  if (k >= p.n) { return; }
+  let row = k % p.batch;
+  xt[k] = x[row * (p.length * p.dim / ${unit}u) + k / p.batch];
+}`;
+}
+
+/** The transposes of x by unit, for the forward kernel. */
+export const TRANSPOSE_X = { 1: transposeShader(1), 4: transposeShader(4) };
+
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /**
@@ -72,7 +101,7 @@ function forwardShader(unit: 1 | 4, tile: number): string {
   ).join("\n");
   return /* wgsl */ `
 ${HORIZONTAL_PRELUDE}
-@group(0) @binding(1) var<storage, read> x: array<${U}>;
+@group(0) @binding(1) var<storage, read> xt: array<${U}>;
 @group(0) @binding(2) var<storage, read> weight: array<${U}>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
@@ -86,7 +115,7 @@ fn height_by_work(j: u32) -> u32 {
   return m - j / 2u;
 }
 // Workgroup g = (height rank · groups + filter group) · blocks + block of ${FORWARD_ROWS} rows;
-// offsets and spans count units of ${unit}.
+// offsets and spans count units of ${unit}; x's unit j of row b is xt[j · B + b].
 @compute @workgroup_size(${FORWARD_ROWS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let g = grid_index(wid, p.stride);
@@ -106,13 +135,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   ${each((f) => `var best${f} = 0.0;\n  var at${f} = 0u;`)}
   for (var t0 = 0u; t0 < positions; t0 += ${TILE_POSITIONS}u) {
     ${
-    T.map((q) => `let xb${q} = (row * p.length + min(t0 + ${q}u, positions - 1u)) * dim;`).join(
+    T.map((q) => `let xb${q} = min(t0 + ${q}u, positions - 1u) * dim * p.batch + row;`).join(
       "\n    ",
     )
   }
     ${F.flatMap((f) => T.map((q) => `var s${f}_${q} = c${f};`)).join("\n    ")}
     for (var j = 0u; j < span; j++) {
-      ${T.map((q) => `let x${q} = x[xb${q} + j];`).join("\n      ")}
+      let jb = j * p.batch;
+      ${T.map((q) => `let x${q} = xt[xb${q} + jb];`).join("\n      ")}
       ${F.map((f) => `let w${f} = weight[wb${f} + j];`).join("\n      ")}
       ${F.flatMap((f) => T.map((q) => `s${f}_${q} += ${product(f, q)};`)).join("\n      ")}
     }
