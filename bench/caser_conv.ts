@@ -1,0 +1,139 @@
+/**
+ * Caser's horizontal convolutions at its ML-1M training size: batch 2,048, window L 200, E 64,
+ * nh 8 filters of every height 1 … 200, ReLU and max-over-time. "forward" is the op's forward
+ * (the same kernels train and evaluate); "backward" repeats the backward of one recorded
+ * forward (dx, dweight and dbias) from a given output gradient.
+ *
+ * Floor. Height h has L − h + 1 positions of h·E multiply-adds per filter, so the forward is
+ * nh · E · Σ_h (L − h + 1)·h = nh · E · L(L + 1)(L + 2)/6 = 8 · 64 · 1,353,400 = 692.9 M
+ * multiply-adds per row, 1.419 T per batch: 2.84 TFLOP. The backward reads one winning window
+ * per output: dx and dweight take nh · E · L(L + 1)/2 = 10.3 M multiply-adds per row each,
+ * 42.2 G per batch in all (84 GFLOP; dbias adds 3.3 M terms). The bytes that must move: x
+ * (105 MB), the packed filters (41 MB), the outputs and their winning positions (13 MB each);
+ * the backward reads those and writes dx (105 MB) and dweight (41 MB). At about 20 TFLOP/s
+ * (strict f32, no tensor cores) the forward takes at least 142 ms (an evaluation batch of 4,096
+ * rows 284 ms) and the backward at least 4.2 ms; the bytes alone take about 0.1 ms each at
+ * 3.35 TB/s, so both are bound by arithmetic.
+ *
+ * What the kernels issue (`ops/sequence/caser/horizontal_forward.ts`, `horizontal_backward.ts`):
+ * the forward reads, for each step of a window, 4 values of x (one per position of the tile,
+ * side by side across a workgroup's rows in the transposed copy) and 8 filter values (the same
+ * for the whole workgroup) for 32 vec4 products: 4 coalesced and 8 broadcast reads per 128
+ * multiply-adds of a row, against 2 reads per 4 multiply-adds, each a different cache line per
+ * filter and row, when one invocation took one (row, height, filter). The transposed copy costs
+ * one pass over x (and 105 MB more at the peak). Expected on an H100: forward ≈ 80-140 ms
+ * (20-35 TFLOP/s of the count above), backward ≈ 20-30 ms, bound by reading one filter row (dx)
+ * or window row (dweight) per winning output and unit of E, 84 GB each from the L2 cache.
+ *
+ * Registered with `bench/harness.ts` (`deno task bench --only caser`); on CPU implementations,
+ * or with `--quick`, the sizes shrink and the figures only show that everything runs.
+ *
+ * @module
+ */
+import {
+  caserHorizontalConv,
+  memoryStats,
+  packedFilterSize,
+  resetPeakMemory,
+  sync,
+  type Tensor,
+} from "../ops/mod.ts";
+import { type BenchContext, benchmark, randomTensor, releaseRecorded } from "./harness.ts";
+
+/** Sizes of one horizontal-convolution problem. */
+interface CaserSize {
+  batch: number;
+  length: number;
+  dim: number;
+  filters: number;
+}
+
+const FULL: CaserSize = { batch: 2048, length: 200, dim: 64, filters: 8 };
+const QUICK: CaserSize = { batch: 4, length: 12, dim: 8, filters: 2 };
+
+interface CaserState {
+  x: Tensor;
+  weight: Tensor;
+  bias: Tensor;
+  gout: Tensor;
+  /** The recorded forward whose backward the backward benchmark repeats. */
+  out: Tensor | null;
+  flops: number;
+  bytes: number;
+  note: string;
+}
+
+/** Bytes in MB, or kB below one MB. */
+function bytesText(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(0)} MB` : `${(n / 1e3).toFixed(0)} kB`;
+}
+
+/** Multiply-adds of the forward: nh · E · L(L + 1)(L + 2)/6 per row. */
+function forwardMacs(s: CaserSize): number {
+  return s.batch * s.filters * s.dim * (s.length * (s.length + 1) * (s.length + 2) / 6);
+}
+
+/** Multiply-adds of dx and of dweight each: nh · E · L(L + 1)/2 per row. */
+function backwardMacs(s: CaserSize): number {
+  return s.batch * s.filters * s.dim * (s.length * (s.length + 1) / 2);
+}
+
+async function caserSetup(ctx: BenchContext, pass: "forward" | "backward"): Promise<CaserState> {
+  const size = ctx.quick ? QUICK : FULL;
+  const { batch: b, length: l, dim: e, filters: nh } = size;
+  const packed = packedFilterSize({ length: l, dim: e, filters: nh });
+  const x = randomTensor([b, l, e], 1);
+  const weight = randomTensor([packed], 2);
+  const bias = randomTensor([l, nh], 3);
+  const gout = randomTensor([b, l * nh], 4);
+  x.requiresGrad = weight.requiresGrad = bias.requiresGrad = pass === "backward";
+  await sync();
+  resetPeakMemory();
+  const out = caserHorizontalConv(x, weight, bias);
+  if (pass === "backward") {
+    for (const g of out.node!.backward(gout)) g?.dispose();
+  }
+  await sync();
+  const peak = memoryStats().peakLiveBytes;
+  const xBytes = 4 * b * l * e, wBytes = 4 * packed, outBytes = 4 * b * l * nh;
+  const flops = pass === "forward" ? 2 * forwardMacs(size) : 4 * backwardMacs(size);
+  // Forward: x, the filters and the biases read, out and winners written. Backward: x, the
+  // filters, winners and the output gradient read, dx, dweight and dbias written.
+  const bytes = pass === "forward"
+    ? xBytes + wBytes + 4 * l * nh + 2 * outBytes
+    : 2 * (xBytes + wBytes) + 2 * outBytes + 4 * l * nh;
+  const state: CaserState = {
+    x,
+    weight,
+    bias,
+    gout,
+    out: pass === "backward" ? out : null,
+    flops,
+    bytes,
+    note: `b${b} L${l} E${e} nh${nh}, floor ${(flops / 1e9).toFixed(flops < 1e9 ? 4 : 1)} ` +
+      `GFLOP ${bytesText(bytes)}, peak ${bytesText(peak)}`,
+  };
+  if (pass === "forward") releaseRecorded(out);
+  return state;
+}
+
+for (const pass of ["forward", "backward"] as const) {
+  benchmark<CaserState>({
+    name: `caser horizontal ${pass}`,
+    setup: (ctx) => caserSetup(ctx, pass),
+    run: (s) => {
+      if (s.out) {
+        for (const g of s.out.node!.backward(s.gout)) g?.dispose();
+      } else {
+        releaseRecorded(caserHorizontalConv(s.x, s.weight, s.bias));
+      }
+    },
+    teardown: (s) => {
+      if (s.out) releaseRecorded(s.out);
+      for (const t of [s.x, s.weight, s.bias, s.gout]) t.dispose();
+    },
+    flops: (s) => s.flops,
+    bytes: (s) => s.bytes,
+    note: (s) => s.note,
+  });
+}
