@@ -1,6 +1,9 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
+import { reshape } from "../ops/pointwise/elementwise.ts";
 import { mambaStep, mambaStepReference } from "../ops/sequence/mamba_step.ts";
+import { causalConv1dStep, selectiveScanStep } from "../ops/sequence/selective_step.ts";
 import {
   writeTransposedRows,
   writeTransposedRowsReference,
@@ -126,6 +129,118 @@ for (const { d, n, r, w } of SIZES) {
       });
     }
   });
+}
+
+Deno.test("mambaStep gives the unfused step kernels' and products' results bit for bit", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const d = 40, n = 12, r = 3, w = 4, capacity = 6, steps = 4;
+  const slots = Int32Array.of(5, 1, 2, 0);
+  const streams = slots.length;
+  const draw = (count: number, std: number) => f32(randn(rng, count, std));
+  const t = tidy(() => {
+    const xDt = Tensor.from(draw(r * d, 0.2), [r, d]);
+    const xB = Tensor.from(draw(n * d, 0.2), [n, d]);
+    const xC = Tensor.from(draw(n * d, 0.2), [n, d]);
+    const A = Tensor.from(Float32Array.from(randn(rng, d * n), (v) => -Math.exp(v)), [d, n]);
+    const xProjT = Tensor.from(new Float32Array(d * (r + 2 * n)), [1, d, r + 2 * n]);
+    const aT = Tensor.from(new Float32Array(n * d), [1, n, d]);
+    writeTransposedRows(xProjT, null, reshape(xDt, [1, r, d]), 0);
+    writeTransposedRows(xProjT, null, reshape(xB, [1, n, d]), r);
+    writeTransposedRows(xProjT, null, reshape(xC, [1, n, d]), r + n);
+    writeTransposedRows(aT, null, reshape(A, [1, d, n]));
+    return {
+      xDt,
+      xB,
+      xC,
+      A,
+      step: {
+        convWeight: Tensor.from(draw(d * w, 0.5), [d, w]),
+        convBias: Tensor.from(draw(d, 0.5), [d]),
+        xProjT: reshape(xProjT, [d, r + 2 * n]),
+        dtWeight: Tensor.from(draw(d * r, 0.5), [d, r]),
+        dtBias: Tensor.from(draw(d, 0.3), [d]),
+        aT: reshape(aT, [n, d]),
+        D: Tensor.from(draw(d, 1), [d]),
+      },
+      fused: {
+        window: Tensor.from(new Float32Array(capacity * (w - 1) * d), [capacity, w - 1, d]),
+        state: Tensor.from(new Float32Array(capacity * n * d), [capacity, n, d]),
+      },
+      window: Tensor.from(new Float32Array(capacity * (w - 1) * d), [capacity, w - 1, d]),
+      state: Tensor.from(new Float32Array(capacity * d * n), [capacity, d, n]),
+      slots: Tensor.from(slots, [streams], "i32"),
+    };
+  });
+  try {
+    for (let step = 0; step < steps; step++) {
+      const [fused, unfused] = await readTensors(tidy(() => {
+        const xz = Tensor.from(draw(streams * 2 * d, 1), [streams, 2 * d]);
+        const halves = [0, d].map((at) =>
+          matmul(xz, Tensor.from(identityColumns(2 * d, at, d), [d, 2 * d]), { transB: true })
+        );
+        const u = causalConv1dStep(
+          halves[0],
+          t.step.convWeight,
+          t.step.convBias,
+          t.window,
+          t.slots,
+        );
+        const product = (a: Tensor, b: Tensor) => matmul(a, b, { transB: true });
+        const y = selectiveScanStep(
+          {
+            x: u,
+            delta: product(product(u, t.xDt), t.step.dtWeight),
+            A: t.A,
+            B: product(u, t.xB),
+            C: product(u, t.xC),
+            D: t.step.D,
+            z: halves[1],
+            deltaBias: t.step.dtBias,
+          },
+          t.state,
+          t.slots,
+        );
+        return [mambaStep(xz, t.step, t.fused, t.slots), y];
+      }));
+      assertEquals(Array.from(fused), Array.from(unfused), `seed ${seed}: step ${step} output`);
+    }
+    const [fusedWindow, fusedState, window, state] = await readTensors([
+      t.fused.window,
+      t.fused.state,
+      t.window,
+      t.state,
+    ]);
+    assertEquals(Array.from(fusedWindow), Array.from(window), `seed ${seed}: windows`);
+    const stateMajor = f32(transposedRows(Float64Array.from(state), capacity, d, n));
+    assertEquals(Array.from(fusedState), Array.from(stateMajor), `seed ${seed}: states`);
+  } finally {
+    tidy(() => {
+      for (const v of Object.values(t)) {
+        if (v instanceof Tensor) v.dispose();
+        else for (const u of Object.values(v)) u.dispose();
+      }
+    });
+  }
+});
+
+/** `[rows, width]` with ones at `(i, offset + i)`: the product with it takes columns out exactly. */
+function identityColumns(width: number, offset: number, rows: number): Float32Array {
+  const out = new Float32Array(rows * width);
+  for (let i = 0; i < rows; i++) out[i * width + offset + i] = 1;
+  return out;
+}
+
+/** Each of `batch` matrices `[rows, cols]` transposed. */
+function transposedRows(a: Float64Array, batch: number, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let b = 0; b < batch; b++) {
+    out.set(
+      transposed(a.subarray(b * rows * cols, (b + 1) * rows * cols), rows, cols),
+      b * rows * cols,
+    );
+  }
+  return out;
 }
 
 Deno.test("mambaStep: mismatched shapes throw naming the argument", () => {

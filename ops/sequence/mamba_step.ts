@@ -11,7 +11,10 @@
  * `[slot, n, d]` (channel c of state entry k at `k·d + c`), with A transposed alike (`[n, d]`);
  * `x_proj`'s three weights are packed transposed into one `[d, r + 2n]` matrix so that the
  * invocations computing its outputs read it coalesced too. The convolved x and the projections
- * stay in workgroup memory. {@link writeTransposedRows} (`transposed_rows.ts`) lays weights and
+ * stay in workgroup memory. The two projections sum their products in order with fused
+ * multiply-adds, as `matmul` does without a split reduction, and the convolution and the state
+ * update are those of `causalConv1dStep` and `selectiveScanStep` (`selective_step.ts`): the step
+ * gives the results of those kernels and products, bit for bit. {@link writeTransposedRows} (`transposed_rows.ts`) lays weights and
  * states out so.
  *
  * Slots of one call must be distinct (the caller splits repeated ones over calls). Inference
@@ -112,14 +115,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   // x_proj over the stream's whole x: Δ's low-rank part, then B, then C.
   for (var j = t; j < J; j += T) {
     var acc = 0.0;
-    for (var c = 0u; c < D; c++) { acc += xs[c] * x_proj_t[c * J + j]; }
+    for (var c = 0u; c < D; c++) { acc = fma(xs[c], x_proj_t[c * J + j], acc); }
     proj[j] = acc;
   }
   workgroupBarrier();
   // dt_proj and softplus, the state update, C·h, the D skip and the SiLU(z) gate.
   for (var c = t; c < D; c += T) {
     var delta = 0.0;
-    for (var q = 0u; q < R; q++) { delta += proj[q] * dt_w[c * R + q]; }
+    for (var q = 0u; q < R; q++) { delta = fma(proj[q], dt_w[c * R + q], delta); }
     let dt = softplus_(delta + dt_b[c]);
     let x = xs[c];
     let du = dt * x;
