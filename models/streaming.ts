@@ -6,9 +6,12 @@
  *
  * After a user's n events the representation equals the last position of the full model's
  * forward over those n items (dropout off): the Mamba block's convolution and scan are the only
- * parts that look back in time, and the step kernels carry exactly their state; the embedding,
+ * parts that look back in time, and the step carries exactly their state; the embedding,
  * LayerNorms, residuals and feed-forward act on the new token alone, through the model's own
- * layer classes bound to its trained tensors.
+ * layer classes bound to its trained tensors. Per Mamba layer an event costs one product for the
+ * block's x and z and one kernel for the rest of its core up to the output projection
+ * (`mambaStep`: convolution, x_proj, dt_proj, state update and gate), which reads and writes each
+ * user's window and state once.
  *
  * A user with a known history need not be stepped through it:
  * {@link Mamba4RecStream.initFromHistories} runs the layers' full forward once over a
