@@ -24,6 +24,7 @@
  * @module
  */
 import { assertDType, launch, packParams } from "../core/launch.ts";
+import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
@@ -194,6 +195,14 @@ function sizesOf(xz: Tensor, weights: MambaStepWeights, pools: MambaStepPools): 
   check("D", weights.D, [d]);
   check("window", pools.window, [pools.window.shape[0], w - 1, d]);
   check("state", pools.state, [pools.window.shape[0], n, d]);
+  const bytes = 4 * (d + r + 2 * n);
+  if (bytes > runtime().info.maxWorkgroupBytes) {
+    throw new RangeError(
+      `mambaStep: a stream's x and projections (d ${d} + r ${r} + 2·n ${n} floats, ${bytes} ` +
+        `bytes) exceed the device's ${runtime().info.maxWorkgroupBytes} bytes of workgroup ` +
+        "memory; run the block unfused (causalConv1dStep, the products, selectiveScanStep)",
+    );
+  }
   return { d, n, r, w };
 }
 
