@@ -12,19 +12,19 @@
  * size. Events per second are users / time per iteration; the table gives the time per
  * iteration.
  *
- * The floor of one observe call ({@link observeFloorBytes}, the bytes column of its row): each
- * user's SSM state read and written once (at full size 10,000 × 128 × 32 floats each way,
+ * The floor of one observe call ({@link observeFloorBytes}, the bytes its row's throughput counts):
+ * each user's SSM state read and written once (at full size 10,000 × 128 × 32 floats each way,
  * 327.7 MB), its convolution window likewise (10,000 × 3 × 128 floats each way, 30.7 MB), its
- * item's embedding row read and its representation written (2.6 MB each) and the weights read
- * once (0.3 MB): 363.9 MB, 0.121 ms at 3 TB/s, of which the state alone is 0.109 ms. Its
- * arithmetic, about 155 kFLOP and 4,096 exponentials per user (1.5 GFLOP), is 0.6 FLOP per byte
- * of state, so observe is bound by memory. With one Mamba layer observe runs 12 dispatches (the
- * item embedding and its LayerNorm, one product for the block's x and z, the fused step
- * `mambaStep`, the output projection, the LayerNorm, the feed-forward's four kernels and its
- * LayerNorm, the representation's write; 11 more per further layer), which move 473.6 MB in all,
- * the fused step 373.8 MB of it with every state access coalesced. Expected on an H100: 0.18–0.24 ms (the fused step near 0.13–0.15 ms,
- * the eleven small kernels 0.05–0.09 ms), i.e. 42–55 M events/s, provided the host's encoding
- * (about 0.1 ms for 12 dispatches) stays hidden under the GPU's work.
+ * item's embedding row read and its representation written (2.6 MB each) and the weights read once
+ * (0.3 MB): 363.9 MB, 0.121 ms at 3 TB/s, of which the state alone is 0.109 ms. Its arithmetic,
+ * about 155 kFLOP and 4,096 exponentials per user (1.5 GFLOP), is 0.6 FLOP per byte of state, so
+ * observe is bound by memory. With one Mamba layer observe runs 12 dispatches (the item embedding
+ * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the output
+ * projection, the LayerNorm, the feed-forward's four kernels and its LayerNorm, the
+ * representation's write; 11 more per further layer), which move 473.6 MB in all, the fused step
+ * 373.8 MB of it with every state access coalesced. Expected on an H100: 0.18–0.24 ms (the fused
+ * step near 0.13–0.15 ms, the eleven small kernels 0.05–0.09 ms), i.e. 42–55 M events/s, provided
+ * the host's encoding (about 0.1 ms for 12 dispatches) stays hidden under the GPU's work.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`);
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
