@@ -15,29 +15,33 @@
  * rows 284 ms) and the backward at least 4.2 ms; the bytes alone take about 0.1 ms each at
  * 3.35 TB/s, so both are bound by arithmetic.
  *
- * What the kernels issue (`ops/sequence/caser/horizontal_forward.ts`, `horizontal_backward.ts`):
- * the forward reads, for each step of a window, 4 values of x (one per position of the tile,
- * side by side across a workgroup's rows in the transposed copy) and 8 filter values (the same
- * for the whole workgroup) for 32 vec4 products: 4 coalesced and 8 broadcast reads per 128
- * multiply-adds of a row, against 2 reads per 4 multiply-adds, each a different cache line per
- * filter and row, when one invocation took one (row, height, filter). The transposed copy costs
- * one pass over x (and 105 MB more at the peak). Expected on an H100: forward ≈ 80-140 ms
- * (20-35 TFLOP/s of the count above), backward ≈ 20-30 ms, bound by reading one filter row (dx)
- * or window row (dweight) per winning output and unit of E, 84 GB each from the L2 cache.
+ * What the kernels issue (`ops/sequence/caser/horizontal_forward.ts`, `horizontal_backward.ts`).
+ * The forward sums 8 filters × a tile of positions per invocation, reading each step's x values
+ * side by side across a workgroup's rows (from a transposed copy of x: one more pass over x, and
+ * 105 MB more at the peak) and each filter value once for the whole workgroup. Per step, with a
+ * schedule of `rows × shifts` positions (see `ForwardSchedule`):
+ *
+ *     schedule   x reads  filter reads  products  x bytes per multiply-add
+ *     4 × 2      4        16            64        0.25  (the op's default)
+ *     2 × 4      2        32            64        0.125
+ *     4 × 1      4        8             32        0.5
+ *
+ * With the default that is 0.08 reads per multiply-add, and a warp's reads touch 0.5 cache lines
+ * per 128 multiply-adds (4 lines for each x read, 1 for each filter read). The x bytes, 355 GB
+ * for the batch unless the L1 cache keeps the rows a tile reads again, come from the L2 cache.
+ * Expected on an H100: forward ≈ 70-140 ms (20-40 TFLOP/s of the count above); the "forward 2×4"
+ * and "forward 4×1" rows time the other schedules, which give the same bits. Backward ≈ 20-30 ms,
+ * bound by reading one filter row (dx) or window row (dweight) per winning output and vec4 of E,
+ * 84 GB each from the L2 cache.
  *
  * Registered with `bench/harness.ts` (`deno task bench --only caser`); on CPU implementations,
  * or with `--quick`, the sizes shrink and the figures only show that everything runs.
  *
  * @module
  */
-import {
-  caserHorizontalConv,
-  memoryStats,
-  packedFilterSize,
-  resetPeakMemory,
-  sync,
-  type Tensor,
-} from "../ops/mod.ts";
+import { memoryStats, packedFilterSize, resetPeakMemory, sync, type Tensor } from "../ops/mod.ts";
+import { caserHorizontalConv } from "../ops/sequence/caser/horizontal.ts";
+import type { ForwardSchedule } from "../ops/sequence/caser/horizontal_forward.ts";
 import { type BenchContext, benchmark, randomTensor, releaseRecorded } from "./harness.ts";
 
 /** Sizes of one horizontal-convolution problem. */
@@ -58,6 +62,8 @@ interface CaserState {
   gout: Tensor;
   /** The recorded forward whose backward the backward benchmark repeats. */
   out: Tensor | null;
+  /** The forward's schedule (the op's default when absent). */
+  schedule?: ForwardSchedule;
   flops: number;
   bytes: number;
   note: string;
@@ -78,7 +84,11 @@ function backwardMacs(s: CaserSize): number {
   return s.batch * s.filters * s.dim * (s.length * (s.length + 1) / 2);
 }
 
-async function caserSetup(ctx: BenchContext, pass: "forward" | "backward"): Promise<CaserState> {
+async function caserSetup(
+  ctx: BenchContext,
+  pass: "forward" | "backward",
+  schedule?: ForwardSchedule,
+): Promise<CaserState> {
   const size = ctx.quick ? QUICK : FULL;
   const { batch: b, length: l, dim: e, filters: nh } = size;
   const packed = packedFilterSize({ length: l, dim: e, filters: nh });
@@ -89,7 +99,7 @@ async function caserSetup(ctx: BenchContext, pass: "forward" | "backward"): Prom
   x.requiresGrad = weight.requiresGrad = bias.requiresGrad = pass === "backward";
   await sync();
   resetPeakMemory();
-  const out = caserHorizontalConv(x, weight, bias);
+  const out = caserHorizontalConv(x, weight, bias, { schedule });
   if (pass === "backward") {
     for (const g of out.node!.backward(gout)) g?.dispose();
   }
@@ -108,6 +118,7 @@ async function caserSetup(ctx: BenchContext, pass: "forward" | "backward"): Prom
     bias,
     gout,
     out: pass === "backward" ? out : null,
+    schedule,
     flops,
     bytes,
     note: `b${b} L${l} E${e} nh${nh}, floor ${(flops / 1e9).toFixed(flops < 1e9 ? 4 : 1)} ` +
@@ -117,15 +128,23 @@ async function caserSetup(ctx: BenchContext, pass: "forward" | "backward"): Prom
   return state;
 }
 
-for (const pass of ["forward", "backward"] as const) {
+/** The benchmarks: the op as it runs, then the forward's other schedules. */
+const RUNS: { name: string; pass: "forward" | "backward"; schedule?: ForwardSchedule }[] = [
+  { name: "forward", pass: "forward" },
+  { name: "backward", pass: "backward" },
+  { name: "forward 2×4", pass: "forward", schedule: { rows: 2, shifts: 4 } },
+  { name: "forward 4×1", pass: "forward", schedule: { rows: 4, shifts: 1 } },
+];
+
+for (const { name, pass, schedule } of RUNS) {
   benchmark<CaserState>({
-    name: `caser horizontal ${pass}`,
-    setup: (ctx) => caserSetup(ctx, pass),
+    name: `caser horizontal ${name}`,
+    setup: (ctx) => caserSetup(ctx, pass, schedule),
     run: (s) => {
       if (s.out) {
         for (const g of s.out.node!.backward(s.gout)) g?.dispose();
       } else {
-        releaseRecorded(caserHorizontalConv(s.x, s.weight, s.bias));
+        releaseRecorded(caserHorizontalConv(s.x, s.weight, s.bias, { schedule: s.schedule }));
       }
     },
     teardown: (s) => {

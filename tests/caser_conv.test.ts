@@ -130,6 +130,57 @@ Deno.test("caserHorizontalConv (a random shape): matches the float64 reference a
   await checkHorizontal(randomShape(makeRng(seed ^ 0x5eed)), seed);
 });
 
+Deno.test("caserHorizontalConv: every schedule of the forward gives the same bits, forward and backward, and a schedule it cannot build is refused", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const p = { ...randomShape(rng), length: 9 + Math.floor(rng() * 6) };
+  const size = packedFilterSize(p);
+  const x = Float32Array.from(randn(rng, p.batch * p.length * p.dim));
+  const w = Float32Array.from(randn(rng, size, 0.5));
+  const bias = Float32Array.from(uniform(rng, p.length * p.filters, -0.2, 0.4));
+  const dout = Float32Array.from(randn(rng, p.batch * p.length * p.filters));
+  const bits = (a: ArrayLike<number> & ArrayBufferView) =>
+    new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const run = async (schedule?: { rows: number; shifts: number }) => {
+    const tensors = tidy(() => {
+      const xt = requireGrad(Tensor.from(x, [p.batch, p.length, p.dim]));
+      const wt = requireGrad(Tensor.from(w, [size]));
+      const bt = requireGrad(Tensor.from(bias, [p.length, p.filters]));
+      const out = caserHorizontalConv(xt, wt, bt, { schedule });
+      backward(sumAll(mul(out, Tensor.from(dout, out.shape))));
+      return [out, xt.grad!, wt.grad!, bt.grad!];
+    });
+    const host = await readTensors(tensors);
+    for (const t of tensors) t.dispose();
+    return host.map(bits);
+  };
+  const want = await run();
+  for (const schedule of [{ rows: 1, shifts: 4 }, { rows: 4, shifts: 1 }, { rows: 3, shifts: 5 }]) {
+    const got = await run(schedule);
+    got.forEach((values, i) =>
+      assertEquals(
+        values,
+        want[i],
+        `seed ${seed}: ${describe(p)}, rows ${schedule.rows} shifts ${schedule.shifts}, ` +
+          ["out", "dx", "dweight", "dbias"][i],
+      )
+    );
+  }
+  assertThrows(
+    () =>
+      tidy(() =>
+        caserHorizontalConv(
+          Tensor.from(x, [p.batch, p.length, p.dim]),
+          Tensor.from(w, [size]),
+          Tensor.from(bias, [p.length, p.filters]),
+          { schedule: { rows: 4, shifts: 5 } },
+        )
+      ),
+    RangeError,
+    "≤ 16 positions per tile",
+  );
+});
+
 for (const [dim, filters] of [[3, 16], [4, 1], [8, 8]]) {
   Deno.test(`caserHorizontalConv (E ${dim}, nh ${filters}): windows repeating every 3 rows tie across position tiles, and the first position takes the gradient`, async () => {
     const seed = freshSeed();

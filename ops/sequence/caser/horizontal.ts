@@ -17,8 +17,10 @@ import { Tensor } from "../../core/tensor.ts";
 import { foldWorkgroups } from "../../wgsl/grid.ts";
 import { type HorizontalFilterShape, packedFilterSize } from "./layout.ts";
 import {
+  DEFAULT_SCHEDULE,
   filterTile,
   forwardKernel,
+  type ForwardSchedule,
   forwardWorkgroups,
   TRANSPOSE_WG,
   TRANSPOSE_X,
@@ -29,6 +31,12 @@ const OP = "caserHorizontalConv";
 
 /** Invocations per workgroup of the backward kernels. */
 const BACKWARD_WG = 64;
+
+/** Options of {@link caserHorizontalConv}. */
+export interface CaserHorizontalOptions {
+  /** How the forward walks a tile of positions (default {@link DEFAULT_SCHEDULE}). */
+  readonly schedule?: ForwardSchedule;
+}
 
 /** The filter shape `x`, `weight` and `bias` describe; fails naming the shapes otherwise. */
 function validate(x: Tensor, weight: Tensor, bias: Tensor): HorizontalFilterShape {
@@ -66,9 +74,16 @@ function validate(x: Tensor, weight: Tensor, bias: Tensor): HorizontalFilterShap
  * @param x the embedded windows `[B, L, E]`
  * @param weight every height's filters, packed: `[nh · E · L(L + 1)/2]`
  * @param bias `[L, nh]`, height h's biases at row h − 1
+ * @param options how the forward walks positions (every schedule gives the same results; for
+ *   benchmarks)
  * @returns `[B, nh · L]`
  */
-export function caserHorizontalConv(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
+export function caserHorizontalConv(
+  x: Tensor,
+  weight: Tensor,
+  bias: Tensor,
+  options: CaserHorizontalOptions = {},
+): Tensor {
   const shape = validate(x, weight, bias);
   const { length, dim, filters } = shape;
   const batch = x.shape[0];
@@ -83,7 +98,7 @@ export function caserHorizontalConv(x: Tensor, weight: Tensor, bias: Tensor): Te
   const folded = foldWorkgroups(workgroups);
   launch(
     OP,
-    forwardKernel(unit, filterTile(filters)),
+    forwardKernel(unit, filterTile(filters), options.schedule ?? DEFAULT_SCHEDULE),
     words(workgroups, folded[0]),
     [xt, weight, bias, out, winner],
     folded,
