@@ -118,6 +118,14 @@ export {
   writeSlotRows,
 } from "./sequence/selective_step.ts";
 export type { SelectiveScanStepInputs } from "./sequence/selective_step.ts";
+export { mambaStep, mambaStepReference } from "./sequence/mamba_step.ts";
+export type {
+  MambaStepPools,
+  MambaStepReferenceWeights,
+  MambaStepWeights,
+} from "./sequence/mamba_step.ts";
+export { writeTransposedRows, writeTransposedRowsReference } from "./sequence/transposed_rows.ts";
+export type { TransposedRowsShape } from "./sequence/transposed_rows.ts";
 export {
   SSD_DEFAULT_CHUNK,
   SSD_MAX_CHUNK,
