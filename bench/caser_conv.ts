@@ -40,8 +40,11 @@
  * @module
  */
 import { memoryStats, packedFilterSize, resetPeakMemory, sync, type Tensor } from "../ops/mod.ts";
-import { caserHorizontalConv } from "../ops/sequence/caser/horizontal.ts";
-import type { ForwardSchedule } from "../ops/sequence/caser/horizontal_forward.ts";
+import { caserHorizontalConvScheduled } from "../ops/sequence/caser/horizontal.ts";
+import {
+  DEFAULT_SCHEDULE,
+  type ForwardSchedule,
+} from "../ops/sequence/caser/horizontal_forward.ts";
 import { type BenchContext, benchmark, randomTensor, releaseRecorded } from "./harness.ts";
 
 /** Sizes of one horizontal-convolution problem. */
@@ -62,8 +65,8 @@ interface CaserState {
   gout: Tensor;
   /** The recorded forward whose backward the backward benchmark repeats. */
   out: Tensor | null;
-  /** The forward's schedule (the op's default when absent). */
-  schedule?: ForwardSchedule;
+  /** The forward's schedule. */
+  schedule: ForwardSchedule;
   flops: number;
   bytes: number;
   note: string;
@@ -87,7 +90,7 @@ function backwardMacs(s: CaserSize): number {
 async function caserSetup(
   ctx: BenchContext,
   pass: "forward" | "backward",
-  schedule?: ForwardSchedule,
+  schedule: ForwardSchedule,
 ): Promise<CaserState> {
   const size = ctx.quick ? QUICK : FULL;
   const { batch: b, length: l, dim: e, filters: nh } = size;
@@ -99,7 +102,7 @@ async function caserSetup(
   x.requiresGrad = weight.requiresGrad = bias.requiresGrad = pass === "backward";
   await sync();
   resetPeakMemory();
-  const out = caserHorizontalConv(x, weight, bias, { schedule });
+  const out = caserHorizontalConvScheduled(x, weight, bias, schedule);
   if (pass === "backward") {
     for (const g of out.node!.backward(gout)) g?.dispose();
   }
@@ -139,12 +142,12 @@ const RUNS: { name: string; pass: "forward" | "backward"; schedule?: ForwardSche
 for (const { name, pass, schedule } of RUNS) {
   benchmark<CaserState>({
     name: `caser horizontal ${name}`,
-    setup: (ctx) => caserSetup(ctx, pass, schedule),
+    setup: (ctx) => caserSetup(ctx, pass, schedule ?? DEFAULT_SCHEDULE),
     run: (s) => {
       if (s.out) {
         for (const g of s.out.node!.backward(s.gout)) g?.dispose();
       } else {
-        releaseRecorded(caserHorizontalConv(s.x, s.weight, s.bias, { schedule: s.schedule }));
+        releaseRecorded(caserHorizontalConvScheduled(s.x, s.weight, s.bias, s.schedule));
       }
     },
     teardown: (s) => {

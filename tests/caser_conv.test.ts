@@ -16,6 +16,7 @@ import {
   segmentNormsReference,
   segmentNormsReferenceBackward,
 } from "../ops/sequence/caser/mod.ts";
+import { caserHorizontalConvScheduled } from "../ops/sequence/caser/horizontal.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
 /** Awkward shapes: a window of one, odd widths, a batch of one, one filter. */
@@ -146,7 +147,9 @@ Deno.test("caserHorizontalConv: every schedule of the forward gives the same bit
       const xt = requireGrad(Tensor.from(x, [p.batch, p.length, p.dim]));
       const wt = requireGrad(Tensor.from(w, [size]));
       const bt = requireGrad(Tensor.from(bias, [p.length, p.filters]));
-      const out = caserHorizontalConv(xt, wt, bt, { schedule });
+      const out = schedule
+        ? caserHorizontalConvScheduled(xt, wt, bt, schedule)
+        : caserHorizontalConv(xt, wt, bt);
       backward(sumAll(mul(out, Tensor.from(dout, out.shape))));
       return [out, xt.grad!, wt.grad!, bt.grad!];
     });
@@ -169,11 +172,11 @@ Deno.test("caserHorizontalConv: every schedule of the forward gives the same bit
   assertThrows(
     () =>
       tidy(() =>
-        caserHorizontalConv(
+        caserHorizontalConvScheduled(
           Tensor.from(x, [p.batch, p.length, p.dim]),
           Tensor.from(w, [size]),
           Tensor.from(bias, [p.length, p.filters]),
-          { schedule: { rows: 4, shifts: 5 } },
+          { rows: 4, shifts: 5 },
         )
       ),
     RangeError,

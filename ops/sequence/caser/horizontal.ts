@@ -32,12 +32,6 @@ const OP = "caserHorizontalConv";
 /** Invocations per workgroup of the backward kernels. */
 const BACKWARD_WG = 64;
 
-/** Options of {@link caserHorizontalConv}. */
-export interface CaserHorizontalOptions {
-  /** How the forward walks a tile of positions (default {@link DEFAULT_SCHEDULE}). */
-  readonly schedule?: ForwardSchedule;
-}
-
 /** The filter shape `x`, `weight` and `bias` describe; fails naming the shapes otherwise. */
 function validate(x: Tensor, weight: Tensor, bias: Tensor): HorizontalFilterShape {
   for (const t of [x, weight, bias]) assertDType(OP, t, "f32");
@@ -74,15 +68,21 @@ function validate(x: Tensor, weight: Tensor, bias: Tensor): HorizontalFilterShap
  * @param x the embedded windows `[B, L, E]`
  * @param weight every height's filters, packed: `[nh · E · L(L + 1)/2]`
  * @param bias `[L, nh]`, height h's biases at row h − 1
- * @param options how the forward walks positions (every schedule gives the same results; for
- *   benchmarks)
  * @returns `[B, nh · L]`
  */
-export function caserHorizontalConv(
+export function caserHorizontalConv(x: Tensor, weight: Tensor, bias: Tensor): Tensor {
+  return caserHorizontalConvScheduled(x, weight, bias, DEFAULT_SCHEDULE);
+}
+
+/**
+ * {@link caserHorizontalConv} with the forward walking tiles of positions by `schedule`, for
+ * benchmarks and tests: every schedule gives the same results.
+ */
+export function caserHorizontalConvScheduled(
   x: Tensor,
   weight: Tensor,
   bias: Tensor,
-  options: CaserHorizontalOptions = {},
+  schedule: ForwardSchedule,
 ): Tensor {
   const shape = validate(x, weight, bias);
   const { length, dim, filters } = shape;
@@ -98,7 +98,7 @@ export function caserHorizontalConv(
   const folded = foldWorkgroups(workgroups);
   launch(
     OP,
-    forwardKernel(unit, filterTile(filters), options.schedule ?? DEFAULT_SCHEDULE),
+    forwardKernel(unit, filterTile(filters), schedule),
     words(workgroups, folded[0]),
     [xt, weight, bias, out, winner],
     folded,

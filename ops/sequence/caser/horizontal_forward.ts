@@ -14,8 +14,8 @@
  * values at the same time (one broadcast read per workgroup) and run the same number of steps.
  * They read x from a copy transposed to `[L · E, B]` ({@link TRANSPOSE_X}), where the rows'
  * values of one step lie side by side, so that a workgroup's read of a step is a few whole cache
- * lines rather than one line per row.
- * Workgroups are numbered by their height's work, largest first (heights near (L + 1)/2 hold the
+ * lines rather than one line per row. The last tile of a height may run past its last position:
+ * those sums read x's last row instead and are never compared. Workgroups are numbered by their height's work, largest first (heights near (L + 1)/2 hold the
  * most, since (L − h + 1)·h is symmetric about it), so that the lightest heights fill the end of
  * the dispatch.
  *
