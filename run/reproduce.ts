@@ -57,8 +57,9 @@ export interface ReproduceOptions {
   /** Full mode: how the scheduler trains the missing runs (GPUs, workers, budget, datasets). */
   readonly training?: Omit<ScheduledTrainingOptions, "retrainStale" | "log" | "root">;
   /**
-   * The project folder whose `notebooks/` and `results/` are used (default: this checkout);
-   * the code version that tells stale records is always this checkout's.
+   * The project folder whose `notebooks/` are listed and whose `results/runs/` is planned from and
+   * trained into (default: this checkout). The notebooks themselves read this checkout's records,
+   * and the code version that tells stale records is always this checkout's.
    */
   readonly root?: string;
   /** Full mode: stop once the runs are trained, without running the notebooks. */
