@@ -9,7 +9,7 @@
 import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../viz/mod.ts";
 import type { EfficiencyMeasurement, HistoryLayout } from "./efficiency_file.ts";
 import type { EfficiencyRequest } from "./efficiency_measure.ts";
-import { DATASET_LABELS, MODEL_LABELS } from "./paper_grids.ts";
+import { DATASET_LABELS, MODEL_LABELS } from "./paper_values.ts";
 
 /** The window lengths of the SSD4Rec paper's length experiment. */
 export const SWEEP_LENGTHS: readonly number[] = Object.freeze([50, 100, 200, 400]);

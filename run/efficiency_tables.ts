@@ -13,7 +13,7 @@
  */
 import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../viz/mod.ts";
 import type { EfficiencyMeasurement } from "./efficiency_file.ts";
-import { DATASET_LABELS, MODEL_LABELS } from "./paper_grids.ts";
+import { DATASET_LABELS, MODEL_LABELS } from "./paper_values.ts";
 
 /** One model's row of a paper's efficiency table. */
 export interface PaperEfficiencyRow {

@@ -10,12 +10,8 @@
 import type { SequentialDataset } from "../data/dataset.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
 import { variantTag } from "./model_variant.ts";
-import {
-  type GridVariant,
-  ORDER_LIMITED_DATASETS,
-  type OrderLimit,
-  type RunGrid,
-} from "./paper_grids.ts";
+import type { GridVariant, RunGrid } from "./paper_grids.ts";
+import { ORDER_LIMITED_DATASETS, type OrderLimit } from "./paper_values.ts";
 import { TrainingProgress } from "./progress.ts";
 import { type IndexedRecord, readRunIndex, type RunIndex } from "./run_index.ts";
 import { defaultRunsDirectory, type RunKey, type RunRecord, runRecordPath } from "./run_record.ts";

@@ -73,19 +73,13 @@ export {
   RunIndex,
 } from "./run_index.ts";
 export {
-  DATASET_LABELS,
   gridNotebookPath,
   gridsOfNotebooks,
   type GridVariant,
   MAMBA4REC_ABLATION,
   MAMBA4REC_OVERALL,
-  MAMBA4REC_PAPER_VALUES,
   MAMBA4REC_TRAINING_MODES,
-  MODEL_LABELS,
-  ORDER_LIMITED_DATASETS,
-  type OrderLimit,
   PAPER_SEEDS,
-  type PaperValues,
   RUN_GRIDS,
   type RunGrid,
   type SmokeCell,
@@ -96,6 +90,14 @@ export {
   SSD4REC_OVERALL,
   SSD4REC_RHO_GRIDS,
 } from "./paper_grids.ts";
+export {
+  DATASET_LABELS,
+  MAMBA4REC_PAPER_VALUES,
+  MODEL_LABELS,
+  ORDER_LIMITED_DATASETS,
+  type OrderLimit,
+  type PaperValues,
+} from "./paper_values.ts";
 export {
   recordedOnlyGrid,
   type SmokeChoice,

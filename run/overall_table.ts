@@ -16,7 +16,7 @@ import {
   withRichDisplay,
 } from "../viz/mod.ts";
 import { describeSlice, type GridCell } from "./grid_runs.ts";
-import { DATASET_LABELS, MODEL_LABELS, type PaperValues } from "./paper_grids.ts";
+import { DATASET_LABELS, MODEL_LABELS, type PaperValues } from "./paper_values.ts";
 import { meanEpochSeconds, RETRAIN_STALE_COMMAND } from "./run_record.ts";
 import { formatSeedSummary, relativeDifference, summarizeSeeds } from "./seed_summary.ts";
 

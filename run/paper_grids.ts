@@ -1,9 +1,8 @@
 /**
  * The runs the paper notebooks show: for each, the models, the datasets and the seeds
- * ({@link RunGrid}); the paper's values where a readable source confirms them
- * ({@link PaperValues}); and the datasets whose file orders sequences otherwise than the papers'
- * pipeline ({@link ORDER_LIMITED_DATASETS}). `deno task reproduce` plans its runs from
- * {@link RUN_GRIDS}, and the notebooks read the same grids.
+ * ({@link RunGrid}), and the cells quick mode smoke-tests ({@link smokesCell}). `deno task
+ * reproduce` plans its runs from {@link RUN_GRIDS}, and the notebooks read the same grids; what
+ * they print beside the runs (the paper's values, labels) is in `run/paper_values.ts`.
  *
  * @module
  */
@@ -379,70 +378,6 @@ export const RUN_GRIDS: readonly RunGrid[] = Object.freeze([
   ...SSD4REC_RHO_GRIDS,
   ...SSD4REC_MAX_LENGTH_GRIDS,
 ]);
-
-/** A paper's test metrics for one model on one dataset, with where they were confirmed. */
-export interface PaperValues {
-  /** Registered model name. */
-  readonly model: string;
-  /** Canonical dataset name. */
-  readonly dataset: string;
-  /** Metric name (`hit@10`) to value. */
-  readonly metrics: Readonly<Record<string, number>>;
-  /** The readable source that quotes them. */
-  readonly source: string;
-}
-
-/**
- * The Mamba4Rec paper's overall-table values that a readable source confirms: only Mamba4Rec on
- * ML-1M (quoted from the paper in the official repository's issues); every other cell is
- * unverified and shows ours alone.
- */
-export const MAMBA4REC_PAPER_VALUES: readonly PaperValues[] = Object.freeze([{
-  model: "mamba4rec",
-  dataset: "ml-1m",
-  metrics: Object.freeze({ "hit@10": 0.3121, "ndcg@10": 0.1822, "mrr@10": 0.1425 }),
-  source: "https://github.com/chengkai-liu/Mamba4Rec/issues/1",
-}]);
-
-/** Why a dataset's numbers cannot be compared with the paper's cell by cell, and the evidence. */
-export interface OrderLimit {
-  /** One sentence for people. */
-  readonly note: string;
-  /** The evidence, relative to the project root (a README section). */
-  readonly evidence: string;
-}
-
-/**
- * Datasets whose file (the datasets folder's, without timestamps) orders each user's sequence by
- * time, where RecBole's float32 timestamps and stable sort keep another order; read from a
- * RecBole `.inter` or MovieLens `ratings.dat` file, the order is RecBole's and the limit is gone.
- */
-export const ORDER_LIMITED_DATASETS: Readonly<Record<string, OrderLimit>> = Object.freeze({
-  "ml-1m": Object.freeze({
-    note: "order-limited: ml-1m.txt orders sequences otherwise than RecBole's pipeline, which " +
-      "moves test metrics; not comparable cell by cell",
-    evidence: "README.md#why-ml-1m-sits-below-the-paper-the-order-of-the-sequences",
-  }),
-});
-
-/** Names of the models as the papers print them. */
-export const MODEL_LABELS: Readonly<Record<string, string>> = Object.freeze({
-  caser: "Caser",
-  gru4rec: "GRU4Rec",
-  narm: "NARM",
-  sasrec: "SASRec",
-  bert4rec: "BERT4Rec",
-  mamba4rec: "Mamba4Rec",
-  ssd4rec: "SSD4Rec",
-});
-
-/** Names of the datasets as the papers print them. */
-export const DATASET_LABELS: Readonly<Record<string, string>> = Object.freeze({
-  "ml-1m": "ML-1M",
-  "amazon-beauty": "Beauty",
-  "amazon-video-games": "Video Games",
-  "kuairand-pure": "KuaiRand",
-});
 
 /**
  * The notebook a grid belongs to: its path below `notebooks/` without `.ipynb`

@@ -11,7 +11,7 @@ import type { TrainResult } from "../models/training/training_observer.ts";
 import { modelPreset } from "../models/registry.ts";
 import { type PlotlyFigure, sweepChart, type SweepSeries } from "../viz/mod.ts";
 import type { GridCell } from "./grid_runs.ts";
-import { DATASET_LABELS } from "./paper_grids.ts";
+import { DATASET_LABELS } from "./paper_values.ts";
 import { meanEpochSeconds } from "./run_record.ts";
 import { summarizeSeeds } from "./seed_summary.ts";
 

@@ -12,7 +12,7 @@ import type { TrainResult } from "../models/training/trainer.ts";
 import { type RichTable, richTable } from "../viz/mod.ts";
 import type { GridCell } from "./grid_runs.ts";
 import { OVERALL_METRICS, rowLabel } from "./overall_table.ts";
-import { DATASET_LABELS } from "./paper_grids.ts";
+import { DATASET_LABELS } from "./paper_values.ts";
 import { formatSeedSummary, type SeedSummary, summarizeSeeds } from "./seed_summary.ts";
 
 /** Epochs up to and including the best validation epoch (epochs are counted from 1). */

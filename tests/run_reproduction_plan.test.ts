@@ -19,12 +19,8 @@ import {
 } from "../run/grid_runs.ts";
 import { modelVariant, variantTag } from "../run/model_variant.ts";
 import { overallChart, overallTable, perSeedTable } from "../run/overall_table.ts";
-import {
-  MAMBA4REC_ABLATION,
-  PAPER_SEEDS,
-  type PaperValues,
-  type RunGrid,
-} from "../run/paper_grids.ts";
+import { MAMBA4REC_ABLATION, PAPER_SEEDS, type RunGrid } from "../run/paper_grids.ts";
+import type { PaperValues } from "../run/paper_values.ts";
 import { listNotebooks } from "../run/reproduce.ts";
 import { planLines, planReproduction } from "../run/reproduction_plan.ts";
 import { presetSettingsDifferences, readRunIndex } from "../run/run_index.ts";
