@@ -54,6 +54,7 @@ function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Bind
     if (!local && hasZ) list.push(["read", "ysave"]);
   }
   if (hasBias) list.push(["read", "delta_bias"]);
+  if (spec.deltaRank > 0) list.push(["read", "delta_weight"]);
   if (local) list.push(["read_write", "seg_state"], ["read_write", "seg_decay"]);
   else if (forward) {
     list.push(["read_write", "out"], ["read_write", "ck"]);
@@ -206,6 +207,8 @@ export interface ScanTensors {
   z?: Tensor;
   /** (d). */
   deltaBias?: Tensor;
+  /** The low-rank Δ's weight (d, R), where delta is (batch, length, R). */
+  deltaWeight?: Tensor;
   /** i32 (batch): the step each row is read at, where the spec has positions. */
   positions?: Tensor;
 }
@@ -214,7 +217,7 @@ export interface ScanTensors {
 export interface ForwardResult {
   /** The output, shaped like u; with positions (batch, d), each row at its position. */
   out: Tensor;
-  /** States entering every interval, (batch, intervals, d, n), or a 1-element placeholder. */
+  /** States entering every interval, (batch, ckIntervals, d, n), or a 1-element placeholder. */
   ck: Tensor;
   /** y + D·u before the gate, when saving with z (shaped like the output). */
   ysave?: Tensor;
@@ -245,10 +248,10 @@ export function scanForward(
   if (spec.finalState !== (final !== undefined)) {
     throw new Error(`${OP}: the final-state output needs both its switch and its target tensors`);
   }
-  const { u, delta, A, B, C, D, z, deltaBias, positions } = x;
+  const { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions } = x;
   const { segs, ips } = segments;
   const { batch, channels, states } = spec;
-  const ckShape = save || segs > 1 ? [batch, plan.intervals, channels, states] : [1];
+  const ckShape = save || segs > 1 ? [batch, plan.ckIntervals, channels, states] : [1];
   const ck = Tensor.empty(ckShape, "f32", `${OP} checkpoints`);
   const outShape = spec.atPositions ? [batch, channels] : u.shape;
   const ysave = save && spec.hasZ ? Tensor.empty(outShape, "f32", OP) : undefined;
@@ -260,8 +263,9 @@ export function scanForward(
       A,
       B,
       ...listed(deltaBias),
+      ...listed(deltaWeight),
     ]);
-    const target = { out: ck, outM: plan.intervals, outS: ips, outOff: 0 };
+    const target = { out: ck, outM: plan.ckIntervals, outS: ips, outOff: 0 };
     carry(spec, segs, local.state, local.decay, target, false);
     local.state.dispose();
     local.decay.dispose();
@@ -281,6 +285,7 @@ export function scanForward(
       ...listed(D),
       ...listed(z),
       ...listed(deltaBias),
+      ...listed(deltaWeight),
       out,
       ck,
       ...listed(ysave),
@@ -294,7 +299,7 @@ export function scanForward(
 
 /** What the adjoint pass leaves for the state pass and the parameter gradients. */
 export interface AdjointResult {
-  /** λ entering every interval from the right, (batch, intervals, d, n). */
+  /** λ entering every interval from the right, (batch, ckIntervals, d, n). */
   lam: Tensor;
   /** ∂L/∂u, like u. */
   du: Tensor;
@@ -320,12 +325,12 @@ export function scanAdjoint(
   segments: { segs: number; ips: number },
 ): AdjointResult {
   const name = `${OP} backward`;
-  const { u, delta, A, B, C, D, z, deltaBias, positions } = x;
+  const { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions } = x;
   const { segs, ips } = segments;
   const { batch, channels, states } = spec;
   const { ch } = plan;
   // λ entering every interval from the right (its last step's exp(ΔA)·λ of the next step).
-  const lam = Tensor.empty([batch, plan.intervals, channels, states], "f32", name);
+  const lam = Tensor.empty([batch, plan.ckIntervals, channels, states], "f32", name);
   if (segs > 1) {
     const local = localPass(spec, plan, "adjoint-local", segs, ips, [
       gout,
@@ -334,8 +339,9 @@ export function scanAdjoint(
       C,
       ...listed(z),
       ...listed(deltaBias),
+      ...listed(deltaWeight),
     ], positions);
-    const target = { out: lam, outM: plan.intervals, outS: ips, outOff: ips - 1 };
+    const target = { out: lam, outM: plan.ckIntervals, outS: ips, outOff: ips - 1 };
     carry(spec, segs, local.state, local.decay, target, true);
     local.state.dispose();
     local.decay.dispose();
@@ -360,6 +366,7 @@ export function scanAdjoint(
       ...listed(z),
       ...listed(ysave),
       ...listed(deltaBias),
+      ...listed(deltaWeight),
       lam,
       du,
       ddelta,

@@ -8,6 +8,7 @@
 import { launch, packParams } from "../../core/launch.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
+import { product } from "../../dense/matmul/product.ts";
 import { listed, OP, type ScanSpec } from "./options.ts";
 import { bind, type Binding } from "./prelude.ts";
 
@@ -92,4 +93,43 @@ export function parameterGrads(
   adjSum.dispose();
   stSum.dispose();
   return { dA, dD, dbias };
+}
+
+/** The gradients of a low-rank Δ's factors. */
+export interface LowRankDeltaGrads {
+  /** ∂L/∂delta, (batch, length, R). */
+  dFactor: Tensor;
+  /** ∂L/∂deltaWeight, (d, R). */
+  dWeight: Tensor;
+}
+
+/**
+ * The gradients of Δ = delta · deltaWeightᵀ's factors from dΔ (batch, length, d), as the
+ * products of `matmul(delta, deltaWeight, { transB: true })`'s backward: dΔ · deltaWeight, and
+ * dΔᵀ · delta summed over the batch.
+ */
+export function lowRankDeltaGrads(
+  ddelta: Tensor,
+  delta: Tensor,
+  deltaWeight: Tensor,
+): LowRankDeltaGrads {
+  const name = `${OP} backward`;
+  const [batch, length, channels] = ddelta.shape;
+  const rank = deltaWeight.shape[1];
+  const g = { t: ddelta, batch, rows: length, cols: channels, trans: false };
+  const dFactor = product(
+    name,
+    g,
+    { t: deltaWeight, batch: 1, rows: channels, cols: rank, trans: false },
+    false,
+    delta.shape,
+  );
+  const dWeight = product(
+    name,
+    { ...g, trans: true },
+    { t: delta, batch, rows: length, cols: rank, trans: false },
+    true,
+    deltaWeight.shape,
+  );
+  return { dFactor, dWeight };
 }

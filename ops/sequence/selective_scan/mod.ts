@@ -41,6 +41,14 @@
  * L = 200 the mean position is 118.5, so 41% of the scan's steps (forward, adjoint and state
  * pass alike) are skipped.
  *
+ * Memory: where two or more intervals share a state workgroup (n ≤ 32 by default), the state
+ * pass writes its per-row partial sums over the λ rows of its own intervals once it has read them
+ * (the checkpoints and λ are laid out over the intervals padded to whole state workgroups for
+ * that), so the backward's largest buffers are the checkpoints and λ. A
+ * low-rank Δ (`deltaWeight`, Mamba's `dt_proj` weight) is formed where the kernels read it, so
+ * the (batch, length, d) Δ is never stored, and `gradsOverBC` has the state pass write dB and dC
+ * over B and C.
+ *
  * Long sequences: where batch × channels cannot fill the GPU, the channel-major kernels split the
  * length into segments scanned in parallel (`segments.ts`). Parameter gradients are per-row
  * partial sums reduced by `sumLeading` (`finish.ts`). No atomics: every result is deterministic.
@@ -53,7 +61,7 @@ import { gradEnabled, record } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { scanAdjoint, scanForward, type ScanTensors } from "./channel_major.ts";
-import { parameterGrads } from "./finish.ts";
+import { lowRankDeltaGrads, parameterGrads } from "./finish.ts";
 import {
   listed,
   OP,
@@ -109,11 +117,13 @@ export function selectiveScan(
   options: SelectiveScanOptions = {},
 ): Tensor {
   const spec = scanSpec(u, delta, A, B, C, options);
-  const { D, z, deltaBias } = options;
-  const inputs = [u, delta, A, B, C, D, z, deltaBias].filter((t): t is Tensor => t !== undefined);
+  const { D, z, deltaBias, deltaWeight } = options;
+  const inputs = [u, delta, A, B, C, D, z, deltaBias, deltaWeight].filter((t): t is Tensor =>
+    t !== undefined
+  );
   const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
-  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias };
+  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, deltaWeight };
   const { out, ck, ysave } = scanForward(spec, plan, x, save, segmentation(spec, plan, options));
   if (!save) {
     ck.dispose();
@@ -159,11 +169,13 @@ export function selectiveScanAt(
   options: SelectiveScanOptions = {},
 ): Tensor {
   const spec = scanSpec(u, delta, A, B, C, options, false, positions);
-  const { D, z, deltaBias } = options;
-  const inputs = [u, delta, A, B, C, D, z, deltaBias].filter((t): t is Tensor => t !== undefined);
+  const { D, z, deltaBias, deltaWeight } = options;
+  const inputs = [u, delta, A, B, C, D, z, deltaBias, deltaWeight].filter((t): t is Tensor =>
+    t !== undefined
+  );
   const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
-  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, positions };
+  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions };
   const { out, ck, ysave } = scanForward(spec, plan, x, save, segmentation(spec, plan, options));
   if (!save) {
     ck.dispose();
@@ -211,8 +223,10 @@ export function selectiveScanWithFinalState(
   options: SelectiveScanFinalStateOptions = {},
 ): SelectiveScanWithState {
   const spec = scanSpec(u, delta, A, B, C, options, true);
-  const { D, z, deltaBias } = options;
-  const inputs = [u, delta, A, B, C, D, z, deltaBias].filter((t): t is Tensor => t !== undefined);
+  const { D, z, deltaBias, deltaWeight } = options;
+  const inputs = [u, delta, A, B, C, D, z, deltaBias, deltaWeight].filter((t): t is Tensor =>
+    t !== undefined
+  );
   if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
     throw new Error(
       `${OP}WithFinalState: the final-state output has no backward, but a gradient is being ` +
@@ -220,7 +234,7 @@ export function selectiveScanWithFinalState(
     );
   }
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
-  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias };
+  const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, deltaWeight };
   const lengths = options.lengths ??
     Tensor.from(new Int32Array(spec.batch).fill(spec.length), [spec.batch], "i32");
   const state = zeros([spec.batch, spec.channels, spec.states]);
@@ -241,7 +255,8 @@ function segmentation(spec: ScanSpec, plan: ScanPlan, options: SelectiveScanOpti
 
 /**
  * The backward: the adjoint pass, the state pass, then the parameter gradients. Returns the
- * gradients in the tape's input order (u, delta, A, B, C, then D, z, deltaBias where given).
+ * gradients in the tape's input order (u, delta, A, B, C, then D, z, deltaBias, deltaWeight where
+ * given; with a low-rank Δ the (batch, length, d) dΔ becomes its factors' gradients).
  * With positions (`spec.atPositions`) `gout` is the (batch, d) gradient at those steps.
  */
 function scanBackward(
@@ -255,16 +270,21 @@ function scanBackward(
 ): (Tensor | null)[] {
   const segments = segmentation(spec, plan, options);
   const { lam, du, ddelta, dz, adj } = scanAdjoint(spec, plan, x, gout, ysave, segments);
-  const { delta, u, A, B, C, z, deltaBias } = x;
+  const { delta, u, A, B, C, z, deltaBias, deltaWeight } = x;
   const { dB, dC, spart } = scanStates(
     spec,
     plan,
     { gout, delta, u, A, B, C },
-    [...listed(z), ...listed(deltaBias)],
+    [...listed(z), ...listed(deltaBias), ...listed(deltaWeight)],
     { ck, lam, ddelta },
     x.positions,
   );
   lam.dispose();
   const { dA, dD, dbias } = parameterGrads(spec, plan.ch.tpc, adj, spart);
-  return [du, ddelta, dA, dB, dC, ...listed(dD), ...listed(dz), ...listed(dbias)];
+  const grads = [du, ddelta, dA, dB, dC, ...listed(dD), ...listed(dz), ...listed(dbias)];
+  if (!deltaWeight) return grads;
+  const { dFactor, dWeight } = lowRankDeltaGrads(ddelta, delta, deltaWeight);
+  ddelta.dispose();
+  grads[1] = dFactor;
+  return [...grads, dWeight];
 }

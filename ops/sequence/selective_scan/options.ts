@@ -22,6 +22,20 @@ export interface SelectiveScanOptions {
   z?: Tensor;
   /** Added to delta before the softplus, shape (d). */
   deltaBias?: Tensor;
+  /**
+   * Δ as a low-rank product, computed where the kernels read it: with this (d, R) weight, `delta`
+   * is (batch, length, R) and the step size before the bias is Σ_r delta[b,t,r]·deltaWeight[c,r]
+   * (Mamba's `dt_proj` without its bias: the product `matmul(delta, deltaWeight, { transB: true
+   * })` would give, to rounding), so that the (batch, length, d) Δ is never stored. Gradients
+   * flow to both factors. Layout "bld" only.
+   */
+  deltaWeight?: Tensor;
+  /**
+   * The backward writes dB and dC over B's and C's storage (two (batch, length, n) buffers
+   * fewer), for callers whose B and C nothing but this scan reads: their values are gone once the
+   * backward has run. Default false.
+   */
+  gradsOverBC?: boolean;
   /** Apply softplus (PyTorch's, threshold 20) to delta + deltaBias. Default false. */
   deltaSoftplus?: boolean;
   /**
@@ -74,6 +88,10 @@ export interface ScanSpec {
   hasD: boolean;
   /** Whether z is given. */
   hasZ: boolean;
+  /** The rank R of a low-rank Δ (`deltaWeight` (d, R)), or 0 where delta is Δ itself. */
+  deltaRank: number;
+  /** Whether the backward writes dB and dC over B and C (`gradsOverBC`). */
+  gradsOverBC: boolean;
   /** Whether deltaBias is given. */
   hasBias: boolean;
   /** Whether Δ goes through softplus. */
@@ -134,7 +152,9 @@ export function scanSpec(
   if (layout !== "bdl" && layout !== "bld") {
     throw new RangeError(`${OP}: layout must be "bdl" or "bld", got ${JSON.stringify(layout)}`);
   }
-  for (const t of [u, delta, A, B, C, o.D, o.z, o.deltaBias]) if (t) assertDType(OP, t, "f32");
+  for (const t of [u, delta, A, B, C, o.D, o.z, o.deltaBias, o.deltaWeight]) {
+    if (t) assertDType(OP, t, "f32");
+  }
   if (u.shape.length !== 3 || u.size === 0) {
     throw new RangeError(
       `${OP}: u must be a non-empty ${describeShape(layout, "d")} tensor, got ${u.describe()}`,
@@ -162,7 +182,22 @@ export function scanSpec(
       );
     }
   };
-  expect("delta", delta, dShape, describeShape(layout, "d"));
+  const rank = o.deltaWeight?.shape[1] ?? 0;
+  if (o.deltaWeight) {
+    if (layout !== "bld") {
+      throw new RangeError(
+        `${OP}: a low-rank delta (deltaWeight ${o.deltaWeight.describe()}) needs layout "bld"; ` +
+          `give delta as (batch, d, length) without deltaWeight, or use "bld"`,
+      );
+    }
+    if (o.deltaWeight.shape.length !== 2 || rank === 0) {
+      throw new RangeError(
+        `${OP}: deltaWeight must be (d ${channels}, R ≥ 1), got ${o.deltaWeight.describe()}`,
+      );
+    }
+    expect("deltaWeight", o.deltaWeight, [channels, rank], "(d, R)");
+    expect("delta", delta, [batch, length, rank], "with deltaWeight (batch, length, R)");
+  } else expect("delta", delta, dShape, describeShape(layout, "d"));
   expect("z", o.z, dShape, describeShape(layout, "d"));
   expect("B", B, nShape, describeShape(layout, "n"));
   expect("C", C, nShape, describeShape(layout, "n"));
@@ -194,6 +229,8 @@ export function scanSpec(
     states,
     hasD: o.D !== undefined,
     hasZ: o.z !== undefined,
+    deltaRank: rank,
+    gradsOverBC: o.gradsOverBC === true,
     hasBias: o.deltaBias !== undefined,
     softplus: o.deltaSoftplus === true,
     channelsLast: layout === "bld",

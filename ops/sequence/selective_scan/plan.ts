@@ -60,6 +60,12 @@ export interface ScanPlan {
   ts: number;
   /** Intervals covering the length. */
   intervals: number;
+  /**
+   * Intervals of the per-interval tensors' layout (checkpoints and λ, (batch, ckIntervals, d,
+   * n)): the intervals padded to whole state-major workgroups (a multiple of `st.rows`), so
+   * that each workgroup owns `st.rows` whole rows of λ to write its partial sums over.
+   */
+  ckIntervals: number;
   /** Channel-major kernels. */
   ch: ChannelShape;
   /** State-major kernel. */
@@ -136,9 +142,11 @@ export function planScan(
     );
     const st = stateShape(states, ts, tuning, budget, info.maxInvocations);
     if (steps && st) {
+      const intervals = Math.ceil(length / ts);
       return {
         ts,
-        intervals: Math.ceil(length / ts),
+        intervals,
+        ckIntervals: Math.ceil(intervals / st.rows) * st.rows,
         ch: { ...chBase, steps, cblocks: Math.ceil(channels / cpg) },
         st,
       };

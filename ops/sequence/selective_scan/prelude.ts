@@ -20,6 +20,7 @@ const FIELDS = [
   "seg_offset",
   "ips",
   "intervals",
+  "ck_intervals",
   "cblocks",
   "gx",
   "ds_b",
@@ -48,6 +49,7 @@ export function scanParams(spec: ScanSpec, plan: ScanPlan, p: Partial<ScanParams
     seg_offset: 0,
     ips: plan.intervals,
     intervals: plan.intervals,
+    ck_intervals: plan.ckIntervals,
     cblocks: plan.ch.cblocks,
     gx: 1,
     ds_b: d * l,
@@ -71,12 +73,27 @@ export function bind(list: Binding[]): string {
   ).join("\n");
 }
 
-/** The WGSL of `step_size`: Δ after the optional bias and softplus, and the softplus' slope. */
+/**
+ * The WGSL of `step_size`: Δ after the optional bias and softplus, and the softplus' slope. A
+ * low-rank Δ (binding `delta_weight`, layout "bld": g = (b·l + t)·d + c) is summed as a matrix
+ * product's entry is, one fused multiply-add per rank from zero.
+ */
 function stepSizeSource(spec: ScanSpec): string {
   const bias = spec.hasBias ? " + delta_bias[c]" : "";
   const value = spec.softplus ? "vec2<f32>(softplus_(raw), sigmoid_(raw))" : "vec2<f32>(raw, 1.0)";
+  const R = spec.deltaRank;
+  const product = Array.from(
+    { length: R },
+    (_, r) => `  dt = fma(delta[row + ${r}u], delta_weight[c * ${R}u + ${r}u], dt);`,
+  ).join("\n");
+  const raw = R > 0
+    ? `let row = (g / p.channels) * ${R}u;
+  var dt = 0.0;
+${product}
+  let raw = dt${bias};`
+    : `let raw = delta[g]${bias};`;
   return `fn step_size(g: u32, c: u32) -> vec2<f32> {
-  let raw = delta[g]${bias};
+  ${raw}
   return ${value};
 }`;
 }
@@ -92,7 +109,7 @@ const LOG2E: f32 = 1.4426950408889634;
 fn didx(b: u32, c: u32, t: u32) -> u32 { return b * p.ds_b + c * p.ds_c + t * p.ds_t; }
 fn nidx(b: u32, s: u32, t: u32) -> u32 { return b * p.ns_b + s * p.ns_c + t * p.ns_t; }
 // (b, m, c, s) of a per-interval state: checkpoints h entering interval m, λ leaving it.
-fn ckidx(b: u32, m: u32, c: u32, s: u32) -> u32 { return ((b * p.intervals + m) * p.channels + c) * N + s; }
+fn ckidx(b: u32, m: u32, c: u32, s: u32) -> u32 { return ((b * p.ck_intervals + m) * p.channels + c) * N + s; }
 // Per-segment value (b, k, c, s).
 fn segidx(b: u32, k: u32, c: u32, s: u32) -> u32 { return ((b * p.segs + k) * p.channels + c) * N + s; }
 ${MATH_WGSL}// Δ at (b, c, t) after the bias and the optional softplus, and the softplus' derivative there.

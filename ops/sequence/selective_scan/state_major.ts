@@ -32,32 +32,46 @@ import {
   STOP_DECL,
 } from "./prelude.ts";
 
+/**
+ * Whether the state pass writes its row partials over the adjoint's interval-end values `lam`: a
+ * workgroup's partials ([dA | d deltaBias], 2 · d · n) fit in the `lam` rows of its own intervals
+ * (rows · d · n, the intervals padded to whole workgroups) once two or more intervals share a
+ * workgroup, and the workgroup alone reads those rows, each before its partials are written.
+ */
+export function partialsInAdjoint(plan: ScanPlan): boolean {
+  return plan.st.rows >= 2;
+}
+
 /** Storage bindings of the state-major kernel, in binding order. */
-function stateBindings(spec: ScanSpec): Binding[] {
+function stateBindings(spec: ScanSpec, plan: ScanPlan): Binding[] {
   const list: Binding[] = [
     ["read", "gout"],
     ["read", "delta"],
     ["read", "u"],
     ["read", "A"],
-    ["read", "Bm"],
-    ["read", "Cm"],
+    [spec.gradsOverBC ? "read_write" : "read", "Bm"],
+    [spec.gradsOverBC ? "read_write" : "read", "Cm"],
   ];
   if (spec.hasZ) list.push(["read", "z"]);
   if (spec.hasBias) list.push(["read", "delta_bias"]);
+  if (spec.deltaRank > 0) list.push(["read", "delta_weight"]);
   list.push(
     ["read", "ck"],
-    ["read", "lam"],
+    [partialsInAdjoint(plan) ? "read_write" : "read", "lam"],
     ["read_write", "ddelta"],
-    ["read_write", "dB"],
-    ["read_write", "dC"],
-    ["read_write", "spart"],
   );
+  if (!spec.gradsOverBC) list.push(["read_write", "dB"], ["read_write", "dC"]);
+  if (!partialsInAdjoint(plan)) list.push(["read_write", "spart"]);
   if (spec.atPositions) list.push(["read", "last", "i32"]);
   return list;
 }
 
-/** The code unrolled over the TS steps of an interval, every per-step value in registers. */
-function stateStepCode(ts: number) {
+/**
+ * The code unrolled over the TS steps of an interval, every per-step value in registers; dB and
+ * dC are written to the bindings named `gradB` and `gradC` (B's and C's own with `gradsOverBC`:
+ * each invocation writes exactly the elements it alone has read).
+ */
+function stateStepCode(ts: number, gradB: string, gradC: string) {
   const K = Array.from({ length: ts }, (_, k) => k);
   const perStep = K.map((k) =>
     `var bv${k} = 0.0;
@@ -95,15 +109,15 @@ function stateStepCode(ts: number) {
   const writeGrads = K.map((k) =>
     `if (m * TS + ${k}u < p.length) {
       let g = nidx(b, s, m * TS + ${k}u);
-      dB[g] = dB${k};
-      dC[g] = dC${k};
+      ${gradB}[g] = dB${k};
+      ${gradC}[g] = dC${k};
     }`
   ).join("\n    ");
   const zeroGrads = K.map((k) =>
     `if (m * TS + ${k}u < p.length) {
         let g = nidx(b, s, m * TS + ${k}u);
-        dB[g] = 0.0;
-        dC[g] = 0.0;
+        ${gradB}[g] = 0.0;
+        ${gradC}[g] = 0.0;
       }`
   ).join("\n      ");
   return { perStep, rerun, reverse, writeGrads, zeroGrads };
@@ -115,7 +129,15 @@ function stateShader(spec: ScanSpec, plan: ScanPlan): string {
   const n = spec.states;
   const span = st.rows * ts; // steps covered by a workgroup
   const parts = stateParts(n, ts);
-  const code = stateStepCode(ts);
+  const code = spec.gradsOverBC ? stateStepCode(ts, "Bm", "Cm") : stateStepCode(ts, "dB", "dC");
+  // Where the row partials go, and the width of a workgroup's row of them: its own rows of lam
+  // (rows · d · n, the part past 2 · d · n zeroed once every row of lam is read), or spart.
+  const shared = partialsInAdjoint(plan);
+  const part = shared ? "lam" : "spart";
+  const width = `${shared ? "R" : "2u"} * p.channels * N`;
+  const zeroTail = shared && st.rows > 2
+    ? `for (var i = 2u * p.channels * N + lid; i < PW; i += WG) { lam[prow + i] = 0.0; }`
+    : "";
   const chunkIndex = spec.channelsLast
     ? "let c2 = i % CC; let t = i / CC;"
     : "let c2 = i / SPAN; let t = i % SPAN;";
@@ -128,13 +150,13 @@ function stateShader(spec: ScanSpec, plan: ScanPlan): string {
     if (valid) {
       ${code.zeroGrads}
     }
-    for (var i = lid; i < 2u * p.channels * N; i += WG) { spart[prow + i] = 0.0; }
+    for (var i = lid; i < PW; i += WG) { ${part}[prow + i] = 0.0; }
     return;
   }
   let loaded = valid && m * TS < stop;`
     : "let loaded = valid;";
   return /* wgsl */ `
-${bind(stateBindings(spec))}
+${bind(stateBindings(spec, plan))}
 ${prelude(spec, plan)}
 const R: u32 = ${st.rows}u;
 const WG: u32 = ${st.threads}u;
@@ -173,7 +195,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let valid = m < p.intervals;
   let tbase = mg * SPAN;
   let wlen = min(SPAN, p.length - tbase);
-  let prow = (b * groups + mg) * 2u * p.channels * N;
+  let PW = ${width};
+  let prow = (b * groups + mg) * PW;
   ${stopCode}
   ${code.perStep}
   // The next channel's A, checkpoint and adjoint, loaded one channel ahead.
@@ -244,11 +267,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         va += tA[buf * WG + rr * N + s2];
         vb += tB[buf * WG + rr * N + s2];
       }
-      spart[prow + c * N + s2] = va;
-      spart[prow + (p.channels + c) * N + s2] = vb;
+      ${part}[prow + c * N + s2] = va;
+      ${part}[prow + (p.channels + c) * N + s2] = vb;
     }
   }
   workgroupBarrier();
+  ${zeroTail}
   finish_ddelta((p.channels - 1u) % 2u, b, p.channels - 1u, tbase, wlen, lid);
   if (valid) {
     ${code.writeGrads}
@@ -258,17 +282,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 /** The state pass' results: dB, dC, the rest of dΔ (written into the adjoint's), and row partials. */
 export interface StateResult {
-  /** ∂L/∂B, like B. */
+  /** ∂L/∂B, like B (a view of B's storage with `gradsOverBC`). */
   dB: Tensor;
-  /** ∂L/∂C, like C. */
+  /** ∂L/∂C, like C (a view of C's storage with `gradsOverBC`). */
   dC: Tensor;
-  /** Per-row partials (batch · workgroup rows, 2 · d · n): [dA | d deltaBias]. */
+  /**
+   * Per-row partials (batch · workgroup rows, 2 · d · n): [dA | d deltaBias]. Where
+   * {@link partialsInAdjoint} holds, a view of `lam`'s storage (batch · workgroup rows,
+   * rows · d · n), its columns past 2 · d · n zero: `lam`'s values are gone.
+   */
   spart: Tensor;
 }
 
 /**
  * Launches the state-major pass. It completes `ddelta` in place (the adjoint wrote its first
- * part) from the checkpoints `ck` and the adjoint's interval-end values `lam`; with `positions`
+ * part) from the checkpoints `ck` and the adjoint's interval-end values `lam` (whose storage then
+ * holds the row partials where {@link partialsInAdjoint} holds); with `positions`
  * (`spec.atPositions`) `gout` is the `[batch, d]` gradient at those steps.
  */
 export function scanStates(
@@ -282,20 +311,35 @@ export function scanStates(
   const name = `${OP} backward`;
   const { gout, delta, u, A, B, C } = inputs;
   const { ck, lam, ddelta } = saved;
-  const dB = Tensor.empty(B.shape, "f32", name);
-  const dC = Tensor.empty(C.shape, "f32", name);
+  const inPlace = spec.gradsOverBC;
+  const dB = inPlace ? new Tensor(B.storage, B.shape) : Tensor.empty(B.shape, "f32", name);
+  const dC = inPlace ? new Tensor(C.storage, C.shape) : Tensor.empty(C.shape, "f32", name);
   const rowGroups = Math.ceil(plan.intervals / plan.st.rows);
-  const spart = Tensor.empty(
-    [spec.batch * rowGroups, 2 * spec.channels * spec.states],
-    "f32",
-    name,
-  );
+  const shared = partialsInAdjoint(plan);
+  const width = (shared ? plan.st.rows : 2) * spec.channels * spec.states;
+  const spart = shared
+    ? new Tensor(lam.storage, [spec.batch * rowGroups, width])
+    : Tensor.empty([spec.batch * rowGroups, width], "f32", name);
   const groups = foldWorkgroups(spec.batch * rowGroups);
   launch(
     name,
     stateShader(spec, plan),
     scanParams(spec, plan, { gx: groups[0] }),
-    [gout, delta, u, A, B, C, ...optional, ck, lam, ddelta, dB, dC, spart, ...listed(positions)],
+    [
+      gout,
+      delta,
+      u,
+      A,
+      B,
+      C,
+      ...optional,
+      ck,
+      lam,
+      ddelta,
+      ...(inPlace ? [] : [dB, dC]),
+      ...(shared ? [] : [spart]),
+      ...listed(positions),
+    ],
     groups,
   );
   return { dB, dC, spart };
