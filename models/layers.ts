@@ -6,7 +6,8 @@
  * @module
  */
 import { dropout, type DropoutRng } from "../ops/pointwise/dropout.ts";
-import { add, exp, gelu, scale } from "../ops/pointwise/elementwise.ts";
+import { add, exp, gelu, mul, scale, silu } from "../ops/pointwise/elementwise.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { layerNorm } from "../ops/dense/layernorm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
@@ -158,6 +159,10 @@ export interface MambaBlockConfig {
  * `x_proj` (d_inner → dt_rank + 2N) as its three parts: the same function and the same N(0, 0.02)
  * init, without slicing copies. Mamba4Rec's initialiser re-draws every Linear, zeroes the Δ bias
  * (`dt_proj.bias`), and leaves the convolution at PyTorch's default, A_log = log(1..N), D = 1.
+ *
+ * What training holds: Δ = `dt_proj.weight · dt` is formed inside the scan from its two factors
+ * (the `[B, L, d_inner]` product is never stored), the scan's backward writes dB and dC over B
+ * and C, and read at positions the block projects z at those rows only.
  */
 export class MambaBlock {
   readonly #inX: Linear;
@@ -203,28 +208,39 @@ export class MambaBlock {
 
   /**
    * Applies the block to `[B, L, d]`; with `positions` (i32 `[B]`) only each row's output at its
-   * position, `[B, d]`: the scan read there (`selectiveScanAt`), then the output projection.
+   * position, `[B, d]`: the scan read there (`selectiveScanAt`, ungated), the gate SiLU(z) with z
+   * projected from the input rows at the positions only (`[B, d_inner]`, where the full path
+   * projects every position: the scan's output elsewhere is never read), then the output
+   * projection. So the prefix path never holds z or its gradient over `[B, L, d_inner]`.
    */
   forward(h: Tensor, positions?: Tensor): Tensor {
     const x = causalConv1d(this.#inX.forward(h), this.#convWeight, this.#convBias, {
       activation: "silu",
       layout: "bld",
     });
-    const z = this.#inZ.forward(h);
-    // Δ = dt_proj.weight · dt; its bias is added (and softplus applied) inside the scan.
-    const delta = matmul(this.#xDt.forward(x), this.#dtProj.weight, { transB: true });
+    // Δ = dt_proj.weight · dt, formed inside the scan from its two factors (the [B, L, d_inner]
+    // product is never stored); its bias is added (and softplus applied) there too.
+    const dt = this.#xDt.forward(x);
     const a = scale(exp(this.#aLog), -1);
     const b = this.#xB.forward(x), c = this.#xC.forward(x);
     const options = {
       D: this.#d,
-      z,
+      deltaWeight: this.#dtProj.weight,
       deltaBias: this.#dtProj.bias!,
+      // B and C feed the scan alone (their projections' backward reads x): its backward writes
+      // their gradients over them.
+      gradsOverBC: true,
       deltaSoftplus: true,
       layout: "bld" as const,
     };
-    const y = positions
-      ? selectiveScanAt(x, delta, a, b, c, positions, options)
-      : selectiveScan(x, delta, a, b, c, options);
-    return this.#out.forward(y);
+    if (!positions) {
+      const z = this.#inZ.forward(h);
+      return this.#out.forward(selectiveScan(x, dt, a, b, c, { ...options, z }));
+    }
+    const y = selectiveScanAt(x, dt, a, b, c, positions, options);
+    const z = this.#inZ.forward(gatherPositions(h, positions));
+    // The gate first: the tape then runs the scan's backward before the gathered rows' [B, L, d]
+    // gradient exists.
+    return this.#out.forward(mul(silu(z), y));
   }
 }

@@ -231,7 +231,12 @@ export class Mamba4Rec implements SequentialModel {
   forward(inputs: ModelInputs, training: boolean): Tensor {
     const ctx: DropoutContext = { p: this.config.dropoutProb, rng: this.dropoutRng, training };
     const normed = (norm: LayerNorm | null, x: Tensor) => norm ? norm.forward(x) : x;
-    let h = normed(this.#embNorm, applyDropout(this.#embed(inputs.items), ctx));
+    const embedded = this.#embed(inputs.items);
+    const dropped = applyDropout(embedded, ctx);
+    // Dropout's backward recomputes its mask and reads nothing of its input, and the embedding's
+    // reads the ids: nothing reads the embedded rows again once dropped.
+    if (dropped !== embedded) embedded.dispose();
+    let h = normed(this.#embNorm, dropped);
     this.#layers.forEach((layer, i) => {
       const at = i === this.#layers.length - 1 ? inputs.positions : undefined;
       const m = applyDropout(layer.mamba.forward(h, at), ctx);
