@@ -6,18 +6,18 @@
  * is `nh · E · Σ_h (L − h + 1) · h = nh · E · L(L + 1)(L + 2)/6` multiply-adds per row.
  *
  * Layout. One invocation per (row, height, group of {@link filterTile} filters) walks every
- * position of that height in tiles, summing all of a tile's (filter, position) pairs in
- * registers: each step reads a few rows of x and a few rows of each filter and adds every product
- * they make, so that a value of x feeds several filters and positions, and a filter value several
- * positions ({@link ForwardSchedule} says how many). A workgroup holds {@link FORWARD_ROWS}
- * consecutive rows of one height and one filter group: its invocations read the same filter
- * values at the same time (one broadcast read per workgroup) and run the same number of steps.
- * They read x from a copy transposed to `[L · E, B]` ({@link TRANSPOSE_X}), where the rows'
- * values of one step lie side by side, so that a workgroup's read of a step is a few whole cache
- * lines rather than one line per row. The last tile of a height may run past its last position:
- * those sums read x's last row instead and are never compared. Workgroups are numbered by their height's work, largest first (heights near (L + 1)/2 hold the
- * most, since (L − h + 1)·h is symmetric about it), so that the lightest heights fill the end of
- * the dispatch.
+ * position of that height in tiles, summing all of a tile's (filter, position) pairs in registers:
+ * each step reads a few rows of x and a few rows of each filter and adds every product they make,
+ * so that a value of x feeds several filters and positions, and a filter value several positions
+ * ({@link ForwardSchedule} says how many). A workgroup holds {@link FORWARD_ROWS} consecutive rows
+ * of one height and one filter group: its invocations read the same filter values at the same time
+ * (one broadcast read per workgroup) and run the same number of steps. They read x from a copy
+ * transposed to `[L · E, B]` ({@link TRANSPOSE_X}), where the rows' values of one step lie side by
+ * side, so that a workgroup's read of a step is a few whole cache lines rather than one line per
+ * row. The last tile of a height may run past its last position: those sums read x's last row
+ * instead and are never compared. Workgroups are numbered by their height's work, largest first
+ * (heights near (L + 1)/2 hold the most, since (L − h + 1)·h is symmetric about it), so that the
+ * lightest heights fill the end of the dispatch.
  *
  * Results. Each sum starts from the bias and adds the window's values in order, as a plain loop
  * over the window does, and positions are compared in order: the first position with the largest
@@ -160,8 +160,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let groups = p.filters / ${tile}u;
   let h = height_by_work(g / (blocks * groups));
   let f0 = ((g / blocks) % groups) * ${tile}u;
-  let first = (g % blocks) * ${FORWARD_ROWS}u + lane;
-  let row = min(first, p.batch - 1u);
+  let row = (g % blocks) * ${FORWARD_ROWS}u + lane;
+  if (row >= p.batch) { return; }
   let positions = p.length - h + 1u;
   let dim = p.dim / ${unit}u;
   let w_start = height_offset(h) / ${unit}u + f0 * h * dim;
@@ -186,11 +186,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     }
 ${compare}
   }
-  if (first < p.batch) {
-    let o = (row * p.length + h - 1u) * p.filters + f0;
-    ${lines(F.map((f) => `out[o + ${f}u] = max(best${f}, 0.0);`), "    ")}
-    ${lines(F.map((f) => `winner[o + ${f}u] = select(-1, i32(at${f}), best${f} > 0.0);`), "    ")}
-  }
+  let o = (row * p.length + h - 1u) * p.filters + f0;
+  ${lines(F.map((f) => `out[o + ${f}u] = max(best${f}, 0.0);`), "  ")}
+  ${lines(F.map((f) => `winner[o + ${f}u] = select(-1, i32(at${f}), best${f} > 0.0);`), "  ")}
 }`;
 }
 
