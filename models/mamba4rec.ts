@@ -14,11 +14,12 @@
  * Prefix batches (`inputs.positions`, each row's last real index): only the last layer's output
  * at that index reaches the loss, and everything after that layer's scan acts position by
  * position. So the last layer reads its scan at the positions only (`selectiveScanAt`: the
- * forward stops each row there, the backward starts there), and its output projection,
- * residual, LayerNorm, feed-forward network and dropouts run on `[B, d]` rows. Earlier layers
+ * forward stops each row there, the backward starts there), and its gate (z projected from the
+ * input rows at the positions), output projection, residual, LayerNorm, feed-forward network
+ * and dropouts run on `[B, d]` rows. Earlier layers
  * run over every position. The values and every gradient are those of the full computation
- * gathered at the positions, up to rounding (the output projection's products are summed over
- * fewer rows). Dropout draws do not match the full computation's: each dropout after the last
+ * gathered at the positions, up to rounding (the output projection's and the gate projection's
+ * products are summed over fewer rows). Dropout draws do not match the full computation's: each dropout after the last
  * scan draws its mask over the `[B, d]` rows (element b·d + j), where the full computation
  * would draw it over `[B, L, d]` (element (b·L + position)·d + j); both are independent
  * Bernoulli masks of the same rate, and every-position batches (no `positions`) draw as before.

@@ -101,11 +101,12 @@ export type { SelectiveScanGrads, SelectiveScanInputs, SelectiveScanProblem } fr
  * and, with z, y before the gate (b·d·l floats).
  *
  * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
- * @param delta step sizes before bias/softplus, shaped like u
+ * @param delta step sizes before bias/softplus, shaped like u; with `deltaWeight` their low-rank
+ *   factor, (batch, length, R)
  * @param A state matrix (d, n), real (negative in practice); n ≤ 256
  * @param B input-dependent input matrix (batch, n, length); (batch, length, n) with "bld"
  * @param C input-dependent output matrix, shaped like B
- * @param options D, z, deltaBias, deltaSoftplus, layout, tuning
+ * @param options D, z, deltaBias, deltaWeight, gradsOverBC, deltaSoftplus, layout, tuning
  * @returns the output, shaped like u
  */
 export function selectiveScan(
@@ -151,12 +152,13 @@ export function selectiveScan(
  * and, with z, y before the gate at the positions (b·d floats).
  *
  * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
- * @param delta step sizes before bias/softplus, shaped like u
+ * @param delta step sizes before bias/softplus, shaped like u; with `deltaWeight` their low-rank
+ *   factor, (batch, length, R)
  * @param A state matrix (d, n); n ≤ 256
  * @param B input matrix (batch, n, length); (batch, length, n) with "bld"
  * @param C output matrix, shaped like B
  * @param positions i32 (batch): the step each row is read at (its last real token's index)
- * @param options D, z, deltaBias, deltaSoftplus, layout, tuning
+ * @param options D, z, deltaBias, deltaWeight, gradsOverBC, deltaSoftplus, layout, tuning
  * @returns the output at the positions, (batch, d)
  */
 export function selectiveScanAt(
@@ -207,7 +209,8 @@ export interface SelectiveScanWithState {
  * {@link selectiveScanReferenceFinalState} computes the state in float64.
  *
  * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
- * @param delta step sizes before bias/softplus, shaped like u
+ * @param delta step sizes before bias/softplus, shaped like u; with `deltaWeight` their low-rank
+ *   factor, (batch, length, R)
  * @param A state matrix (d, n); n ≤ 256
  * @param B input matrix (batch, n, length); (batch, length, n) with "bld"
  * @param C output matrix, shaped like B
