@@ -76,7 +76,8 @@ for (const p of SHAPES) {
 /**
  * Shapes of the tiled horizontal kernel's edges: one row and 16 filters (two groups of 8), more
  * rows than a workgroup holds, one filter, 12 and 7 filters (groups of 6 and 7), windows of 1 and
- * of lengths that are not a multiple of the position tile, odd and vec4 widths.
+ * of lengths that are not a multiple of the position tile, odd and vec4 widths, and a long window
+ * of Caser's width (many tiles per height).
  */
 const TILED_SHAPES: CaserConvProblem[] = [
   { batch: 1, length: 9, dim: 7, filters: 16 },
@@ -84,6 +85,7 @@ const TILED_SHAPES: CaserConvProblem[] = [
   { batch: 3, length: 11, dim: 12, filters: 16 },
   { batch: 2, length: 1, dim: 8, filters: 12 },
   { batch: 2, length: 6, dim: 4, filters: 7 },
+  { batch: 2, length: 48, dim: 64, filters: 8 },
 ];
 
 /** A random shape from `rng`: batch 1 … 70, L 1 … 13, E 1 … 12, nh one of 1, 3, 8, 16. */
