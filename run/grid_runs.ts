@@ -2,15 +2,17 @@
  * The runs of a notebook's grid (`run/paper_grids.ts`) as the notebook shows them: every recorded
  * run of the paper's settings, whatever the mode (flagged when other code made it); for the runs
  * without a record, full mode trains each with the paper's protocol and records it, and quick mode
- * trains none of them but gives each cell without any record a smoke run: a couple of epochs on a
- * tiny slice of the dataset, described by what the slice holds, never compared with the paper.
+ * trains none of them but gives a smoke run to each cell without any record that the grid
+ * smoke-tests (`smokesCell`: the cells of its `smokeCells`, or every cell of a trained dataset
+ * where it names none): a couple of epochs on a tiny slice of the dataset, described by what the
+ * slice holds, never compared with the paper.
  *
  * @module
  */
 import type { SequentialDataset } from "../data/dataset.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
 import { variantTag } from "./model_variant.ts";
-import type { GridVariant, RunGrid } from "./paper_grids.ts";
+import { type GridVariant, type RunGrid, smokesCell } from "./run_grid.ts";
 import { ORDER_LIMITED_DATASETS, type OrderLimit } from "./paper_values.ts";
 import { TrainingProgress } from "./progress.ts";
 import { type IndexedRecord, readRunIndex, type RunIndex } from "./run_index.ts";
@@ -52,7 +54,7 @@ export interface GridCell {
   readonly runs: readonly IndexedRecord[];
   /** The grid's seeds without a record. */
   readonly missingSeeds: readonly number[];
-  /** Quick mode, a cell without any record: its smoke run. */
+  /** Quick mode, a cell without any record that the grid smoke-tests: its smoke run. */
   readonly smoke: SmokeRun | undefined;
   /**
    * Why its recorded numbers cannot be compared with the paper's cell by cell, when one of its
@@ -306,7 +308,8 @@ export async function gridRuns(grid: RunGrid, options: GridRunOptions): Promise<
           if (found) runs.push(found);
           else missingSeeds.push(seed);
         }
-        const smoke = runs.length === 0 && trains && options.mode === "quick"
+        const smoke = runs.length === 0 && options.mode === "quick" &&
+            smokesCell(grid, variant, dataset)
           ? await smokeRun(model, dataset, variant, options)
           : undefined;
         const orderLimit = runs.map((r) => recordOrderLimit(r.record)).find((l) => l !== undefined);

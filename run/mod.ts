@@ -74,16 +74,18 @@ export {
 } from "./run_index.ts";
 export {
   gridNotebookPath,
-  gridsOfNotebooks,
   type GridVariant,
+  type RunGrid,
+  type SmokeCell,
+  smokesCell,
+} from "./run_grid.ts";
+export {
+  gridsOfNotebooks,
   MAMBA4REC_ABLATION,
   MAMBA4REC_OVERALL,
   MAMBA4REC_TRAINING_MODES,
   PAPER_SEEDS,
   RUN_GRIDS,
-  type RunGrid,
-  type SmokeCell,
-  smokesCell,
   SSD4REC_ABLATION_GRIDS,
   SSD4REC_BETA_GRIDS,
   SSD4REC_MAX_LENGTH_GRIDS,
@@ -98,13 +100,7 @@ export {
   type OrderLimit,
   type PaperValues,
 } from "./paper_values.ts";
-export {
-  recordedOnlyGrid,
-  type SmokeChoice,
-  smokeOnly,
-  type StudyRunOptions,
-  studyRuns,
-} from "./study_runs.ts";
+export { recordedOnlyGrid, studyRuns } from "./study_runs.ts";
 export {
   type RunMeasure,
   SECONDS_PER_EPOCH,

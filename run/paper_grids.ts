@@ -1,81 +1,16 @@
 /**
- * The runs the paper notebooks show: for each, the models, the datasets and the seeds
- * ({@link RunGrid}), and the cells quick mode smoke-tests ({@link smokesCell}). `deno task
- * reproduce` plans its runs from {@link RUN_GRIDS}, and the notebooks read the same grids; what
- * they print beside the runs (the paper's values, labels) is in `run/paper_values.ts`.
+ * The runs the paper notebooks show (`RunGrid` of `run/run_grid.ts`): for each, the models, the
+ * datasets, the seeds and the cells quick mode smoke-tests. `deno task reproduce` plans its runs
+ * from {@link RUN_GRIDS}, and the notebooks read the same grids; what they print beside the runs
+ * (the paper's values, labels) is in `run/paper_values.ts`.
  *
  * @module
  */
 import { modelPreset } from "../models/registry.ts";
+import { gridNotebookPath, type GridVariant, type RunGrid, type SmokeCell } from "./run_grid.ts";
 
 /** The seeds every trained cell averages over (RecBole's default seed first). */
 export const PAPER_SEEDS: readonly number[] = Object.freeze([2020, 2021, 2022]);
-
-/**
- * One row of an ablation or a sweep: model and training settings over the preset's, by which its
- * runs are told apart (their key's variant, `run/model_variant.ts`).
- */
-export interface GridVariant {
-  /** The row's printed name (`−FFN`). */
-  readonly label: string;
-  /** Model settings over the preset's; empty for the full model (the paper's settings). */
-  readonly model: Readonly<Record<string, unknown>>;
-  /**
-   * Training settings over the preset's, of those that make a variant (`run/model_variant.ts`'s
-   * `VARIANT_TRAIN_KEYS`: `trainingMode`, `maskRatio`, `varLen`, `padTo`, `maxLength`); unset
-   * for the paper's training settings.
-   */
-  readonly train?: Readonly<Record<string, unknown>>;
-  /**
-   * The model setting that takes the training window length, if the variant sizes a table by
-   * it (the position embedding's `maxLength`).
-   */
-  readonly windowKey?: string;
-}
-
-/** A cell of a grid that quick mode smoke-tests when it has no record. */
-export interface SmokeCell {
-  /** The row's label ({@link GridVariant.label}); left out in a grid without rows. */
-  readonly label?: string;
-  /** A dataset the grid trains. */
-  readonly dataset: string;
-}
-
-/** The runs one notebook shows: every model on every dataset with every seed. */
-export interface RunGrid {
-  /** The notebook's file name stem (`table2_overall`). */
-  readonly notebook: string;
-  /**
-   * The notebook's folder below `notebooks/` (`mamba4rec`); unset for a notebook at the top
-   * level. Two notebooks may share a stem in different folders (`ablation`).
-   */
-  readonly folder?: string;
-  /** What the grid reproduces, for headings and the plan. */
-  readonly title: string;
-  /** Registered model names, in the order of the table's rows. */
-  readonly models: readonly string[];
-  /** Canonical dataset names, in the order of the table's columns. */
-  readonly datasets: readonly string[];
-  /** The seeds of each cell. */
-  readonly seeds: readonly number[];
-  /**
-   * Each model's rows, when the grid is an ablation: every model runs as each variant (unset:
-   * once, with the paper's settings).
-   */
-  readonly variants?: readonly GridVariant[];
-  /**
-   * Datasets shown where runs are recorded, after {@link RunGrid.datasets}: never trained by the
-   * grid and never smoke-tested.
-   */
-  readonly recordedOnly?: readonly string[];
-  /**
-   * The cells without any record that quick mode smoke-tests, of every model (a smoke run takes
-   * about half a minute on a CPU adapter, so a sweep affords one); unset: every cell of the
-   * trained datasets. Both the plan's count (`run/reproduction_plan.ts`) and the notebooks' runs
-   * (`run/study_runs.ts`) read it through {@link smokesCell}.
-   */
-  readonly smokeCells?: readonly SmokeCell[];
-}
 
 /** The notebook folder of the Mamba4Rec paper's grids. */
 const MAMBA4REC_FOLDER = "mamba4rec";
@@ -84,24 +19,28 @@ const MAMBA4REC_FOLDER = "mamba4rec";
 const SSD4REC_FOLDER = "ssd4rec";
 
 /**
- * Whether quick mode smoke-tests the cell of `grid` that is row `variant` (`undefined` in a grid
- * without rows) on the trained `dataset`, when the cell has no record (see
- * {@link RunGrid.smokeCells}).
+ * The dataset of the cells quick mode smoke-tests in the overall tables, Mamba4Rec's ablation and
+ * its training objectives: Beauty, the cheapest that keeps users after its smoke slice
+ * (`run/grid_runs.ts`) and 5-core filtering: 11 users and 123 interactions from a 1 MB file, where
+ * ML-1M's slice keeps about as few (10 users, 99 interactions) but from a 9.5 MB file, and Video
+ * Games' keeps 93 users and 1,195 interactions. Every grid that smoke-tests trains it.
  */
-export function smokesCell(
-  grid: RunGrid,
-  variant: GridVariant | undefined,
-  dataset: string,
-): boolean {
-  if (!grid.datasets.includes(dataset)) return false;
-  return grid.smokeCells === undefined ||
-    grid.smokeCells.some((c) => c.label === variant?.label && c.dataset === dataset);
+const SMOKE_DATASET = "amazon-beauty";
+
+/**
+ * The smoke cells of the rows labelled `labels` on {@link SMOKE_DATASET}; left out, the one cell
+ * of each model there in a grid without rows.
+ */
+function smokeCellsOf(labels?: readonly string[]): readonly SmokeCell[] {
+  const cells = labels?.map((label) => ({ label, dataset: SMOKE_DATASET })) ??
+    [{ dataset: SMOKE_DATASET }];
+  return Object.freeze(cells.map((c) => Object.freeze(c)));
 }
 
 /**
  * The Mamba4Rec paper's overall performance table (its main effectiveness table; numbered after
  * the dataset statistics of Table 1): RecBole's baselines and Mamba4Rec on ML-1M, Beauty and Video
- * Games.
+ * Games. Quick mode smoke-tests each model on Beauty alone.
  */
 export const MAMBA4REC_OVERALL: RunGrid = Object.freeze({
   notebook: "table2_overall",
@@ -110,11 +49,13 @@ export const MAMBA4REC_OVERALL: RunGrid = Object.freeze({
   models: Object.freeze(["caser", "gru4rec", "narm", "sasrec", "bert4rec", "mamba4rec"]),
   datasets: Object.freeze(["ml-1m", "amazon-beauty", "amazon-video-games"]),
   seeds: PAPER_SEEDS,
+  smokeCells: smokeCellsOf(),
 });
 
 /**
  * The SSD4Rec paper's main results table (Table 4), SSD4Rec's row on the datasets this project
- * has: ML-1M, Beauty and Games (KuaiRand-Pure's log is not in the datasets folder).
+ * has: ML-1M, Beauty and Games (KuaiRand-Pure's log is not in the datasets folder). Quick mode
+ * smoke-tests Beauty alone.
  */
 export const SSD4REC_OVERALL: RunGrid = Object.freeze({
   notebook: "table4_overall",
@@ -123,13 +64,15 @@ export const SSD4REC_OVERALL: RunGrid = Object.freeze({
   models: Object.freeze(["ssd4rec"]),
   datasets: Object.freeze(["ml-1m", "amazon-beauty", "amazon-video-games"]),
   seeds: PAPER_SEEDS,
+  smokeCells: smokeCellsOf(),
 });
 
 /**
  * The Mamba4Rec paper's ablation, as its rows are described (the paper's numbers and its exact
  * rows could not be read from a source): the full model, without the feed-forward network,
  * without LayerNorm, without dropout, with a learned position embedding, and 2 and 3 layers.
- * Trained on Beauty; Video Games and ML-1M are shown where recorded.
+ * Trained on Beauty; Video Games and ML-1M are shown where recorded. Quick mode smoke-tests the
+ * position embedding and 3 layers.
  */
 export const MAMBA4REC_ABLATION: RunGrid = Object.freeze({
   notebook: "ablation",
@@ -148,6 +91,9 @@ export const MAMBA4REC_ABLATION: RunGrid = Object.freeze({
     { label: "3 layers", model: { numLayers: 3 } },
   ].map((v) => Object.freeze({ ...v, model: Object.freeze(v.model) }))),
   recordedOnly: Object.freeze(["amazon-video-games", "ml-1m"]),
+  // The rows that change the model's shape: a table sized by the window, and layers with a
+  // residual around each Mamba block.
+  smokeCells: smokeCellsOf(["+ position embedding", "3 layers"]),
 });
 
 /** A grid's rows, frozen with their settings. */
@@ -347,7 +293,8 @@ export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
 /**
  * Mamba4Rec's training objective: the paper's (the cross-entropy at each prefix sample's last
  * position) against every position of each window (`trainingMode: "all-positions"`). Trained on
- * Beauty and Video Games; ML-1M is shown where recorded.
+ * Beauty and Video Games; ML-1M is shown where recorded. Quick mode smoke-tests all positions on
+ * Beauty.
  */
 export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
   notebook: "training_modes",
@@ -365,6 +312,7 @@ export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
     }),
   ]),
   recordedOnly: Object.freeze(["ml-1m"]),
+  smokeCells: smokeCellsOf(["all positions"]),
 });
 
 /** Every grid a notebook shows; `deno task reproduce` plans the runs of the selected notebooks. */
@@ -378,14 +326,6 @@ export const RUN_GRIDS: readonly RunGrid[] = Object.freeze([
   ...SSD4REC_RHO_GRIDS,
   ...SSD4REC_MAX_LENGTH_GRIDS,
 ]);
-
-/**
- * The notebook a grid belongs to: its path below `notebooks/` without `.ipynb`
- * (`mamba4rec/ablation`; `datasets` at the top level).
- */
-export function gridNotebookPath(grid: RunGrid): string {
-  return grid.folder ? `${grid.folder}/${grid.notebook}` : grid.notebook;
-}
 
 /**
  * The grids of the notebooks at `notebooks`, each a path below `notebooks/` without `.ipynb`

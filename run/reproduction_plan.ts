@@ -9,7 +9,7 @@
  */
 import type { TrainResult } from "../models/training/trainer.ts";
 import { gridRunKey } from "./grid_runs.ts";
-import { type RunGrid, smokesCell } from "./paper_grids.ts";
+import { type RunGrid, smokesCell } from "./run_grid.ts";
 import { formatDuration } from "./progress.ts";
 import type { IndexedRecord, RunIndex } from "./run_index.ts";
 import type { RunKey } from "./run_record.ts";

@@ -9,7 +9,7 @@
 import { basename, join, relative } from "node:path";
 import { requireProjectRoot } from "./code_version.ts";
 import { gridRunKey, gridRunTraining } from "./grid_runs.ts";
-import type { GridVariant, RunGrid } from "./paper_grids.ts";
+import type { GridVariant, RunGrid } from "./run_grid.ts";
 import type { PlannedRun, ReproductionPlan } from "./reproduction_plan.ts";
 import { retrainArguments } from "./retrain_stale.ts";
 import type { IndexedRecord, RunIndex } from "./run_index.ts";

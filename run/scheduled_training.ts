@@ -7,7 +7,7 @@
  * @module
  */
 import { deviceSelectLayerFound, type GpuDevice, listNvidiaGpus } from "./gpu_pinning.ts";
-import type { RunGrid } from "./paper_grids.ts";
+import type { RunGrid } from "./run_grid.ts";
 import { formatDuration } from "./progress.ts";
 import type { ReproductionPlan } from "./reproduction_plan.ts";
 import { runSchedule } from "./run_scheduler.ts";

@@ -2,19 +2,18 @@ import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { join } from "node:path";
 import { requireProjectRoot } from "../run/code_version.ts";
 import {
-  gridNotebookPath,
   gridsOfNotebooks,
   MAMBA4REC_ABLATION,
   MAMBA4REC_OVERALL,
   RUN_GRIDS,
-  type RunGrid,
-  smokesCell,
   SSD4REC_ABLATION_GRIDS,
   SSD4REC_BETA_GRIDS,
   SSD4REC_MAX_LENGTH_GRIDS,
   SSD4REC_OVERALL,
   SSD4REC_RHO_GRIDS,
 } from "../run/paper_grids.ts";
+import { DATASET_LABELS } from "../run/paper_values.ts";
+import { gridNotebookPath, type RunGrid, smokesCell } from "../run/run_grid.ts";
 import { type FoundNotebook, notebookPath, selectNotebooks } from "../run/reproduce.ts";
 import { planLines, planReproduction } from "../run/reproduction_plan.ts";
 import { readRunIndex } from "../run/run_index.ts";
@@ -71,7 +70,7 @@ Deno.test("grids: each belongs to one notebook that exists, and a folder tells t
   ]);
 });
 
-Deno.test("smoke cells: the plan counts only the cells a sweep smoke-tests", async () => {
+Deno.test("smoke cells: the plan counts only the cells a grid smoke-tests", async () => {
   await withTempDir("ssmrec-smoke-plan-", async (dir) => {
     const index = await readRunIndex(join(dir, "none"));
     const [beauty] = SSD4REC_BETA_GRIDS;
@@ -90,31 +89,36 @@ Deno.test("smoke cells: the plan counts only the cells a sweep smoke-tests", asy
       `1 of the ${rows.length} cell(s) without any record get a smoke run`,
     );
 
-    // Each study smoke-tests one cell; a grid without a choice (Table 4) every cell.
+    // Each study smoke-tests one cell; each overall table each model on Beauty alone.
     for (const [notebook, grids] of Object.entries(STUDIES)) {
       assertEquals(planReproduction(grids, index).smokeCells.length, 1, notebook);
     }
-    const table4 = planReproduction([SSD4REC_OVERALL], index);
-    assertEquals(table4.smokeCells.length, SSD4REC_OVERALL.datasets.length);
-    assertStringIncludes(
-      planLines(table4, "quick").join("\n"),
-      "plan: quick mode trains no " +
-        `missing run; ${SSD4REC_OVERALL.datasets.length} cell(s) without any record`,
+    const table2 = planReproduction([MAMBA4REC_OVERALL], index);
+    assertEquals(table2.cellsWithoutRecord.length, 18);
+    assertEquals(
+      table2.smokeCells.map((c) => `${c.model} ${c.dataset}`),
+      MAMBA4REC_OVERALL.models.map((m) => `${m} amazon-beauty`),
     );
+    assertStringIncludes(
+      planLines(table2, "quick").join("\n"),
+      "plan: quick mode trains no missing run; 6 of the 18 cell(s) without any record",
+    );
+    const table4 = planReproduction([SSD4REC_OVERALL], index);
+    assertEquals(table4.smokeCells.map((c) => c.dataset), ["amazon-beauty"]);
 
     // A cell in two grids is smoke-tested when either chooses it: β = 0.1 is Table 4's run.
     const both = planReproduction([...SSD4REC_BETA_GRIDS, SSD4REC_OVERALL], index);
     assertEquals(
       both.smokeCells.map((c) => `${c.dataset} ${c.row ?? ""}`),
-      ["amazon-beauty β = 0.1", "amazon-beauty β = 1", "ml-1m ", "amazon-video-games "],
+      ["amazon-beauty β = 0.1", "amazon-beauty β = 1"],
     );
   });
 });
 
-Deno.test("smoke cells: study runs smoke-test the grid's cells unless the notebook chooses", async () => {
+Deno.test("smoke cells: study runs smoke-test only the grid's cells", async () => {
   const [beauty, ml] = SSD4REC_BETA_GRIDS;
   await withTempDir("ssmrec-smoke-study-", async (dir) => {
-    // No cell chosen: nothing is smoke-tested (every cell would be without the grid's choice).
+    // No cell named: nothing is smoke-tested (every cell would be without the grid's choice).
     const cells = await studyRuns([{ ...beauty, smokeCells: [] }, ml], {
       mode: "quick",
       directory: join(dir, "runs"),
@@ -124,16 +128,37 @@ Deno.test("smoke cells: study runs smoke-test the grid's cells unless the notebo
   });
 });
 
-Deno.test("smoke cells: a study notebook that chooses its smoke cells chooses the grid's", async () => {
+Deno.test("smoke cells: each names a row and a trained dataset of its grid", () => {
+  for (const grid of RUN_GRIDS) {
+    const where = gridNotebookPath(grid);
+    for (const cell of grid.smokeCells ?? []) {
+      assert(grid.datasets.includes(cell.dataset), `${where}: ${cell.dataset} is not trained`);
+      if (grid.variants) {
+        assert(grid.variants.some((v) => v.label === cell.label), `${where}: no row ${cell.label}`);
+      } else {
+        assertEquals(cell.label, undefined, `${where}: a row label in a grid without rows`);
+      }
+    }
+  }
+});
+
+Deno.test("smoke cells: the notebooks choose none of their own and name the grids' in their text", async () => {
   const root = requireProjectRoot();
-  for (const [notebook, grids] of Object.entries(STUDIES)) {
-    const text = await Deno.readTextFile(join(root, "notebooks", `${notebook}.ipynb`));
-    const source = (JSON.parse(text).cells as { source: string[] | string }[])
-      .map((c) => (Array.isArray(c.source) ? c.source.join("") : c.source)).join("\n");
-    const choice = /smokeOnly\((\[[^\]]*\]),\s*(\[[^\]]*\])\)/.exec(source);
-    if (!choice) continue; // the grid's choice applies
-    const [labels, datasets] = [JSON.parse(choice[1]), JSON.parse(choice[2])] as string[][];
-    const chosen = labels.flatMap((label) => datasets.map((dataset) => ({ label, dataset })));
-    assertEquals(grids.flatMap((g) => g.smokeCells ?? []), chosen, notebook);
+  for (const grid of RUN_GRIDS.filter((g) => g.smokeCells !== undefined)) {
+    const path = join(root, "notebooks", `${gridNotebookPath(grid)}.ipynb`);
+    const cells = JSON.parse(await Deno.readTextFile(path)).cells as {
+      cell_type: string;
+      source: string[] | string;
+    }[];
+    const text = (type: string) =>
+      cells.filter((c) => c.cell_type === type)
+        .map((c) => (Array.isArray(c.source) ? c.source.join("") : c.source)).join("\n");
+    assert(!/\bsmoke\s*:/.test(text("code")), `${path}: the grid alone chooses the smoke cells`);
+    for (const cell of grid.smokeCells ?? []) {
+      const named = [cell.label, DATASET_LABELS[cell.dataset]].filter((n) => n !== undefined);
+      for (const name of named) {
+        assertStringIncludes(text("markdown"), name!, `${path}: its text does not name ${name}`);
+      }
+    }
   }
 });

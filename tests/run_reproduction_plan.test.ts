@@ -19,7 +19,8 @@ import {
 } from "../run/grid_runs.ts";
 import { modelVariant, variantTag } from "../run/model_variant.ts";
 import { overallChart, overallTable, perSeedTable } from "../run/overall_table.ts";
-import { MAMBA4REC_ABLATION, PAPER_SEEDS, type RunGrid } from "../run/paper_grids.ts";
+import { MAMBA4REC_ABLATION, PAPER_SEEDS } from "../run/paper_grids.ts";
+import type { RunGrid } from "../run/run_grid.ts";
 import type { PaperValues } from "../run/paper_values.ts";
 import { listNotebooks } from "../run/reproduce.ts";
 import { planLines, planReproduction } from "../run/reproduction_plan.ts";
@@ -410,7 +411,8 @@ Deno.test("the plan counts every ablation row: its own missing runs and smoke ce
     const seeds = MAMBA4REC_ABLATION.seeds.length;
     const plan = planReproduction([MAMBA4REC_ABLATION], index);
     assertEquals(plan.missing, rows * seeds, "each row's seeds on the trained dataset");
-    assertEquals(plan.cellsWithoutRecord.length, rows, "a smoke cell per row");
+    assertEquals(plan.cellsWithoutRecord.length, rows, "a cell without record per row");
+    assertEquals(plan.smokeCells.map((c) => c.row), ["+ position embedding", "3 layers"]);
     assert(plan.runs.every((r) => r.key.dataset === "amazon-beauty"), "recorded-only left out");
     const tags = new Set(plan.runs.map((r) => r.key.variant ?? "full"));
     assertEquals(tags.size, rows, `one key per row: ${[...tags].join(", ")}`);

@@ -8,7 +8,8 @@ import {
   gpuPinningEnvironment,
   parseNvidiaSmiGpus,
 } from "../run/gpu_pinning.ts";
-import { MAMBA4REC_ABLATION, type RunGrid } from "../run/paper_grids.ts";
+import { MAMBA4REC_ABLATION } from "../run/paper_grids.ts";
+import type { RunGrid } from "../run/run_grid.ts";
 import { TrainingProgress } from "../run/progress.ts";
 import { type PlannedRun, planReproduction } from "../run/reproduction_plan.ts";
 import { readRunIndex } from "../run/run_index.ts";

@@ -4,18 +4,17 @@ import { modelPreset } from "../models/registry.ts";
 import type { TrainResult } from "../models/training/training_observer.ts";
 import { type GridCell, gridRunKey, gridRunTraining } from "../run/grid_runs.ts";
 import {
-  type GridVariant,
   RUN_GRIDS,
-  type RunGrid,
   SSD4REC_ABLATION_GRIDS,
   SSD4REC_BETA_GRIDS,
   SSD4REC_MAX_LENGTH_GRIDS,
   SSD4REC_RHO_GRIDS,
 } from "../run/paper_grids.ts";
+import { type GridVariant, type RunGrid, smokesCell } from "../run/run_grid.ts";
 import type { IndexedRecord } from "../run/run_index.ts";
 import { recordKey, type RunKey, type RunRecord } from "../run/run_record.ts";
 import { planRun } from "../run/setup.ts";
-import { smokeOnly, studyRuns } from "../run/study_runs.ts";
+import { studyRuns } from "../run/study_runs.ts";
 import { SECONDS_PER_EPOCH, sweepFigure, sweptValue, testMetric } from "../run/sweep_chart.ts";
 import { sweepChart } from "../viz/sweep_chart.ts";
 import { withTempDir } from "./temp_files.ts";
@@ -302,22 +301,23 @@ Deno.test("swept value: a setting that neither the row nor the preset gives is r
   assertStringIncludes(String(error), "ssd4rec on some-dataset: neither the row nor the preset");
 });
 
-Deno.test("study runs: the smoke choice names rows and datasets; choosing none trains nothing", async () => {
+Deno.test("study runs: the grid's smoke cells name rows and datasets; naming none trains nothing", async () => {
   const [beauty, ml] = SSD4REC_BETA_GRIDS;
   const rows = beauty.variants!;
-  const choice = smokeOnly(["β = 0", "β = 1"], ["amazon-beauty"]);
+  const two: RunGrid = {
+    ...beauty,
+    smokeCells: ["β = 0", "β = 1"].map((label) => ({ label, dataset: "amazon-beauty" })),
+  };
   assertEquals(
-    rows.filter((v) => choice(beauty, v, "amazon-beauty")).map((v) => v.label),
+    rows.filter((v) => smokesCell(two, v, "amazon-beauty")).map((v) => v.label),
     ["β = 0", "β = 1"],
   );
-  assertEquals(rows.filter((v) => choice(beauty, v, "amazon-video-games")), []);
-  assertEquals(rows.filter((v) => smokeOnly(["β = 1"])(beauty, v, "x")).length, 1);
-  assertEquals(smokeOnly(["β = 1"])(beauty, undefined, "amazon-beauty"), false);
+  assertEquals(rows.filter((v) => smokesCell(two, v, "amazon-video-games")), []);
+  assertEquals(smokesCell(two, undefined, "amazon-beauty"), false, "a cell without a row");
   await withTempDir("ssd4rec-study-", async (dir) => {
-    const cells = await studyRuns([beauty, ml], {
+    const cells = await studyRuns([{ ...beauty, smokeCells: [] }, ml], {
       mode: "quick",
       directory: join(dir, "runs"),
-      smoke: () => false,
     });
     assertEquals(
       cells.map((c) => [c.dataset, c.variant?.label, c.runs.length, c.missingSeeds.length]),
