@@ -167,8 +167,9 @@ export function collapsible(summary: string, content: RichTable): RichDisplay {
 }
 
 /**
- * The smoke runs of a quick run, a row each: what the slice held and the test metrics, labelled
- * as smoke runs and never beside the paper's values.
+ * The smoke runs of a quick run (the cells without any record that the grid smoke-tests), a row
+ * each: what the slice held and the test metrics, labelled as smoke runs and never beside the
+ * paper's values.
  */
 export function smokeRunTable(cells: readonly GridCell[]): RichTable {
   const rows = cells.filter((c) => c.smoke !== undefined).map((cell) => {
@@ -185,9 +186,10 @@ export function smokeRunTable(cells: readonly GridCell[]): RichTable {
     row.seconds = Math.round(smoke.seconds);
     return row;
   });
-  return richTable(rows.length > 0 ? rows : [{ "smoke runs": "none: every cell has a record" }], {
-    caption: "Smoke runs (quick mode, cells without any record): they only show that the " +
-      "pipeline runs, and are not comparable with the paper",
+  const none = [{ "smoke runs": "none: every cell the grid smoke-tests has a record" }];
+  return richTable(rows.length > 0 ? rows : none, {
+    caption: "Smoke runs (quick mode, the grid's smoke cells without any record): they only show " +
+      "that the pipeline runs, and are not comparable with the paper",
   });
 }
 
