@@ -31,25 +31,7 @@ const describe = (p: CaserConvProblem) => `B ${p.batch}, L ${p.length}, E ${p.di
 
 for (const p of SHAPES) {
   Deno.test(`caserHorizontalConv (${describe(p)}): forward and every gradient match the float64 reference and finite differences`, async () => {
-    const seed = freshSeed();
-    const rng = makeRng(seed);
-    const shape = { length: p.length, dim: p.dim, filters: p.filters };
-    await gradCheck({
-      what: `seed ${seed}: caserHorizontalConv ${describe(p)}`,
-      inputs: [
-        { data: randn(rng, p.batch * p.length * p.dim), shape: [p.batch, p.length, p.dim] },
-        { data: randn(rng, packedFilterSize(shape), 0.5), shape: [packedFilterSize(shape)] },
-        { data: uniform(rng, p.length * p.filters, -0.2, 0.4), shape: [p.length, p.filters] },
-      ],
-      gpu: ([x, w, b]) => caserHorizontalConv(x, w, b),
-      ref: ([x, w, b]) => caserHorizontalReference(p, x, w, b).out,
-      refGrad: ([x, w, b], g) => {
-        const r = caserHorizontalReferenceBackward(p, x, w, b, g);
-        return [r.x, r.weight, r.bias];
-      },
-      rng,
-      eps: 1e-6,
-    });
+    await checkHorizontal(p, freshSeed());
   });
 
   Deno.test(`caserVerticalConv (${describe(p)}): forward and every gradient match the float64 reference and finite differences`, async () => {
@@ -99,8 +81,11 @@ function randomShape(rng: () => number): CaserConvProblem {
   };
 }
 
-/** Checks caserHorizontalConv on `p` against the float64 reference and finite differences. */
-async function checkHorizontal(p: CaserConvProblem, seed: number): Promise<void> {
+/**
+ * Checks caserHorizontalConv on `p` against the float64 reference and finite differences, with
+ * `probes` finite-difference probes (the check's default when unset).
+ */
+async function checkHorizontal(p: CaserConvProblem, seed: number, probes?: number): Promise<void> {
   const rng = makeRng(seed);
   const shape = { length: p.length, dim: p.dim, filters: p.filters };
   await gradCheck({
@@ -118,19 +103,19 @@ async function checkHorizontal(p: CaserConvProblem, seed: number): Promise<void>
     },
     rng,
     eps: 1e-6,
-    probes: 8,
+    probes,
   });
 }
 
 for (const p of TILED_SHAPES) {
   Deno.test(`caserHorizontalConv (${describe(p)}): the tiled kernel matches the float64 reference and finite differences`, async () => {
-    await checkHorizontal(p, freshSeed());
+    await checkHorizontal(p, freshSeed(), 8);
   });
 }
 
 Deno.test("caserHorizontalConv (a random shape): matches the float64 reference and finite differences", async () => {
   const seed = freshSeed();
-  await checkHorizontal(randomShape(makeRng(seed ^ 0x5eed)), seed);
+  await checkHorizontal(randomShape(makeRng(seed ^ 0x5eed)), seed, 8);
 });
 
 Deno.test("caserHorizontalConv: every schedule of the forward gives the same bits, forward and backward, and a schedule it cannot build is refused", async () => {

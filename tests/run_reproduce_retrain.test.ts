@@ -11,6 +11,7 @@ import {
 import { planRun } from "../run/setup.ts";
 import type { WorkerJob } from "../run/train_worker.ts";
 import { withTempDir } from "./temp_files.ts";
+import { fakeRunResult } from "./fake_run_result.ts";
 
 /** Code that is not the checkout's: every record it made is stale. */
 const OTHER: CodeVersion = {
@@ -44,16 +45,7 @@ function staleRecord(key: RunKey, datasetsDirectory: string): RunRecord {
     modelConfig: plan.modelConfig,
     trainConfig: plan.config,
     parameters: 1,
-    result: {
-      history: [{ epoch: 0, loss: 1, valid: {}, trainSeconds: 10, evalSeconds: 2 }],
-      bestEpoch: 0,
-      bestValid: {},
-      test: { "hit@10": 0.2 },
-      stoppedEarly: false,
-      complete: true,
-      secondsPerEpoch: 10,
-      epochsThisRun: 1,
-    } as unknown as RunRecord["result"],
+    result: fakeRunResult(),
   };
 }
 

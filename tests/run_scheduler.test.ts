@@ -31,6 +31,7 @@ import {
   type WorkerJob,
 } from "../run/train_worker.ts";
 import { withTempDir } from "./temp_files.ts";
+import { fakeRunResult } from "./fake_run_result.ts";
 
 const NOW: CodeVersion = {
   commit: "a".repeat(40),
@@ -215,16 +216,7 @@ function beautyRecord(seed: number): RunRecord {
     modelConfig: { dropoutProb: 0.4, seed },
     trainConfig: trainConfig({ maxLength: 50, seed }),
     parameters: 1,
-    result: {
-      history: [{ epoch: 0, loss: 1, valid: {}, trainSeconds: 10, evalSeconds: 2 }],
-      bestEpoch: 0,
-      bestValid: {},
-      test: { "hit@10": 0.2 },
-      stoppedEarly: false,
-      complete: true,
-      secondsPerEpoch: 10,
-      epochsThisRun: 1,
-    } as unknown as RunRecord["result"],
+    result: fakeRunResult(),
   };
 }
 

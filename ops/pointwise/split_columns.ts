@@ -46,37 +46,36 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /**
+ * A piece-gradient kernel: the shared parameters (the whole's width, the piece's column offset and
+ * width) and bindings, with `body` run for every index `i < n`.
+ */
+function pieceGradShader(body: string): string {
+  return /* wgsl */ `
+struct P { n: u32, stride: u32, width: u32, offset: u32, cols: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+${GRID_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = grid_index(gid, p.stride);
+  if (i >= p.n) { return; }
+  ${body}
+}`;
+}
+
+/**
  * The first piece gradient to arrive: the whole gradient `[rows, width]`, the piece's columns
  * `[offset, offset + cols)` from `g`, zero elsewhere (pieces that get no gradient stay zero).
  */
-const FIRST_GRAD = /* wgsl */ `
-struct P { n: u32, stride: u32, width: u32, offset: u32, cols: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${GRID_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = grid_index(gid, p.stride);
-  if (i >= p.n) { return; }
-  let c = i % p.width - p.offset;
+const FIRST_GRAD = pieceGradShader(`let c = i % p.width - p.offset;
   let inside = i % p.width >= p.offset && c < p.cols;
-  dx[i] = select(0.0, g[(i / p.width) * p.cols + select(0u, c, inside)], inside);
-}`;
+  dx[i] = select(0.0, g[(i / p.width) * p.cols + select(0u, c, inside)], inside);`);
 
 /** A later piece gradient: written into its columns `[offset, offset + cols)` of the whole. */
-const LATER_GRAD = /* wgsl */ `
-struct P { n: u32, stride: u32, width: u32, offset: u32, cols: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> g: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-${GRID_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = grid_index(gid, p.stride);
-  if (i >= p.n) { return; }
-  dx[(i / p.cols) * p.width + p.offset + i % p.cols] = g[i];
-}`;
+const LATER_GRAD = pieceGradShader(
+  `dx[(i / p.cols) * p.width + p.offset + i % p.cols] = g[i];`,
+);
 
 const shaders = new Map<string, string>();
 
