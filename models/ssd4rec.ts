@@ -15,7 +15,7 @@
 import { DEFAULT_SEED, SeededRandom } from "../data/random.ts";
 import type { PackedBatch } from "../data/packed_batches.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { add, reshape, scale } from "../ops/pointwise/elementwise.ts";
+import { add, mul, reshape } from "../ops/pointwise/elementwise.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { GATED_RMS_NORM_MAX_GROUP } from "../ops/dense/gated_rms_norm.ts";
 import { reverseSegments } from "../ops/sequence/reverse_segments.ts";
@@ -184,6 +184,16 @@ export function packedInputs(
   };
 }
 
+/**
+ * Returns `result` after freeing `read`, a tensor that `result`'s op has read and whose backward
+ * does not (a sum's operand, a row gather's table, dropout's input); nothing when the op passed
+ * `read` through (dropout off).
+ */
+function freeAfter(result: Tensor, read: Tensor): Tensor {
+  if (read !== result) read.dispose();
+  return result;
+}
+
 /** One Bi-SSD layer's modules: the shared Mamba-2 block, its LayerNorm and the feed-forward. */
 interface BiSsdLayer {
   readonly mamba: Mamba2Block;
@@ -257,18 +267,32 @@ export class SSD4Rec {
     const ctx: DropoutContext = { p: this.config.dropoutProb, rng: this.dropoutRng, training };
     const { beta, hiddenSize: d } = this.config;
     const T = inputs.items.size;
-    let h = reshape(embedding(inputs.items, this.#items), [1, T, d]);
-    if (this.#embNorm) h = this.#embNorm.forward(applyDropout(h, ctx));
+    // Tensors no backward reads (sums, gathers' and dropout's inputs) are freed as soon as they
+    // have been read; the rest live until the step's scope ends.
+    const rows = embedding(inputs.items, this.#items);
+    let h = reshape(rows, [1, T, d]);
+    if (this.#embNorm) {
+      rows.dispose();
+      const embedded = h;
+      h = this.#embNorm.forward(freeAfter(applyDropout(embedded, ctx), embedded));
+    }
+    let betaRow: Tensor | undefined;
     this.#layers.forEach((layer, i) => {
       let mixed = layer.mamba.forward(h, inputs);
       if (beta !== 0) {
         // The same block over every segment reversed in place; its output is NOT reversed back.
+        // β·bwd as a product with a constant row (the same rounding as scaling by β), whose
+        // backward reads the row alone, so that bwd is freed once multiplied.
+        betaRow ??= Tensor.from(new Float32Array(d).fill(beta), [d]);
         const bwd = layer.mamba.forward(reverseSegments(h, inputs.reversal), inputs);
-        mixed = add(mixed, scale(bwd, beta));
+        const weighted = freeAfter(mul(bwd, betaRow), bwd);
+        mixed = freeAfter(freeAfter(add(mixed, weighted), mixed), weighted);
       }
-      mixed = add(mixed, h);
+      mixed = freeAfter(add(mixed, h), mixed);
       if (i === this.#layers.length - 1) {
-        mixed = embedding(inputs.lastIndex, reshape(mixed, [T, d]));
+        const flat = reshape(mixed, [T, d]);
+        mixed.dispose();
+        mixed = freeAfter(embedding(inputs.lastIndex, flat), flat);
       }
       h = layer.ffn.forward(applyDropout(layer.norm.forward(mixed), ctx), ctx);
     });

@@ -1,0 +1,117 @@
+/**
+ * The memory of one SSD4Rec training step on a packed batch (the ML-1M preset's shape, scaled
+ * down): what the forward leaves alive is no more than the tensors some backward reads, and the
+ * step's peak no more than that plus the backward's working set, so that a tensor kept past its
+ * last reader (or one more stored product) fails here.
+ *
+ * Per Mamba-2 block run (two per layer: the segments as they are and reversed) the backward reads
+ * z, xBC, dt, x, B, C (`[T, ·]` pieces of the projection and the convolution), the scan's Δ, cs,
+ * exp(cs), exp(cs_end − cs) (`[T, H]`), ŷ (`[T, d_inner]`), C·Bᵀ of every chunk (Σ len²) and the
+ * states entering the cut segments' chunks, the scan's output y and the gated norm's output
+ * (`[T, d_inner]`) and its `[T]` reciprocal deviations. Per layer besides: the reversed input
+ * and the LayerNorm's input (`[T, d]`; the blocks' outputs and their sums are freed once summed),
+ * and the LayerNorm's, the dropout's and the feed-forward's tensors (of the last layer: of the
+ * last tokens only).
+ */
+import { assert } from "@std/assert";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { memoryStats, resetPeakMemory, sync } from "../ops/core/runtime.ts";
+import { sizeClass } from "../ops/core/buffers.ts";
+import { Tensor, tidy } from "../ops/core/tensor.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
+import { mul } from "../ops/pointwise/elementwise.ts";
+import { sumAll } from "../ops/pointwise/reduce.ts";
+import { packedInputs, SSD4Rec, ssd4recConfig } from "../models/ssd4rec.ts";
+import { packedBatch } from "./ssd4rec_cases.ts";
+import { freshSeed, makeRng, randn } from "./util.ts";
+
+Deno.test("ssd4rec: one packed training step's memory stays within the tensors its backward reads", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const numItems = 60, d = 32, N = 16, P = 8, expand = 2, chunk = 16, layers = 2;
+  const inner = expand * d, H = inner / P, ffn = 4 * d;
+  const model = new SSD4Rec(ssd4recConfig({
+    numItems,
+    hiddenSize: d,
+    dState: N,
+    headDim: P,
+    expand,
+    numLayers: layers,
+    dropoutProb: 0.2,
+    chunkSize: chunk,
+    seed: seed % 100000,
+  }));
+  const params = model.params.list();
+  // Segments of 1 to 64 tokens, one of 64 (cut into four chunks).
+  const lengths = Array.from({ length: 24 }, (_, b) => b === 0 ? 64 : 1 + Math.floor(rng() * 64));
+  const histories = lengths.map((n) =>
+    Array.from({ length: n }, () => Math.floor(rng() * numItems))
+  );
+  const targets = lengths.map(() => 1 + Math.floor(rng() * (numItems - 1)));
+  const batch = packedBatch(histories, targets);
+  const T = batch.tokens, B = batch.size;
+  const weights = Float32Array.from(randn(rng, B * numItems));
+  let forwardHeld = 0;
+  const step = (before: number) =>
+    tidy(() => {
+      const inputs = packedInputs(batch, chunk);
+      const h = model.forward(inputs, true);
+      const logits = matmul(h, model.itemTable, { transB: true });
+      const loss = sumAll(mul(logits, Tensor.from(weights, logits.shape)));
+      forwardHeld = memoryStats().liveBytes - before;
+      backward(loss);
+      inputs.dispose();
+    });
+  step(memoryStats().liveBytes); // compiles the kernels
+  zeroGrad(params);
+  await sync();
+  const before = memoryStats().liveBytes;
+  resetPeakMemory();
+  step(before);
+  await sync();
+  const peak = memoryStats().peakLiveBytes - before;
+  zeroGrad(params);
+
+  const bytes = (...shape: number[]) => sizeClass(Math.max(16, shape.reduce((a, b) => a * b, 4)));
+  const chunkLengths = lengths.flatMap((n) =>
+    Array.from({ length: Math.ceil(n / chunk) }, (_, k) => Math.min(chunk, n - k * chunk))
+  );
+  // Every chunk of a segment cut into several holds the state entering it.
+  const slots = lengths.filter((n) => n > chunk).reduce((s, n) => s + Math.ceil(n / chunk), 0);
+  const scan = 4 * bytes(T, H) + bytes(T, inner) +
+    bytes(chunkLengths.reduce((s, n) => s + n * n, 0)) + bytes(slots, H, P, N);
+  const block = 3 * bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) +
+    scan + bytes(T, inner) + bytes(T) + 2 * bytes(H);
+  // LayerNorm and dropout, then the feed-forward and its LayerNorm.
+  const tokenwise = (rows: number) => 6 * bytes(rows, d) + 3 * bytes(rows, ffn) + 4 * bytes(rows);
+  // Both directions' blocks, the reversed input, and the LayerNorm's input (the last layer's
+  // is gathered at the last tokens).
+  const layer = (last: boolean) =>
+    2 * block + bytes(T, d) + (last ? 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
+  const embedded = 2 * bytes(T, d) + 2 * bytes(T);
+  const batchInputs = 3 * bytes(T) + bytes(B) + bytes(8 * chunkLengths.length) +
+    bytes(4 * lengths.filter((n) => n > chunk).length) + bytes(slots);
+  const held = batchInputs + embedded + layer(false) + layer(true) + 3 * bytes(B, numItems) +
+    bytes(d) + 2 * bytes(1);
+  // The backward's working set at its peak (the first layer's forward block): the parameters'
+  // gradients and as much again for the products summed into them; the projection's whole
+  // gradient; the gated norm's, the scan's and the tape's `[T, d_inner]` gradients and copies; the
+  // states carried back; the pair gradients and Δ's.
+  const parameterBytes = params.reduce((sum, t) => sum + sizeClass(t.size * 4), 0);
+  const working = 2 * parameterBytes + bytes(T, 2 * inner + 2 * N + H) + 4 * bytes(T, inner) +
+    bytes(slots, H, P, N) + 4 * bytes(T, N) + 2 * bytes(T, H);
+  console.log(
+    `T ${T}: the forward left ${forwardHeld} bytes (bound ${held}); the step peaked at ${peak} ` +
+      `(bound ${held + working}; parameters ${parameterBytes}) (seed ${seed})`,
+  );
+  assert(
+    forwardHeld <= held,
+    `seed ${seed}: the forward left ${forwardHeld} bytes alive, over the ${held} its backward ` +
+      `reads: a tensor no backward reads outlives its op`,
+  );
+  assert(
+    peak <= held + working,
+    `seed ${seed}: one training step peaked at ${peak} bytes, over the bound ${held + working}`,
+  );
+  for (const t of params) t.dispose();
+});
