@@ -13,6 +13,7 @@
  * @module
  */
 import type { SeededRandom } from "../data/random.ts";
+import { embedding } from "../ops/dense/embedding.ts";
 import { gatedRmsNorm } from "../ops/dense/gated_rms_norm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
@@ -54,6 +55,18 @@ export interface PackedSegments {
   readonly seqIdx: Tensor;
   /** The scan's chunking of the same segments (`ssdPieces` of the same ids). */
   readonly pieces: SsdPieces;
+}
+
+/**
+ * Rows `rows` of `x` (`[batch, length, width]` read as `[batch · length, width]`), `[R, width]`;
+ * `x` and its flat view are freed (the gather's backward reads neither).
+ */
+function gatherRows(rows: Tensor, x: Tensor): Tensor {
+  const flat = reshape(x, [x.size / x.shape[x.shape.length - 1], x.shape[x.shape.length - 1]]);
+  x.dispose();
+  const picked = embedding(rows, flat);
+  flat.dispose();
+  return picked;
 }
 
 /** softplus⁻¹(v) = v + log(−expm1(−v)), so that softplus of the result is v. */
@@ -135,10 +148,16 @@ export class Mamba2Block {
 
   /**
    * Applies the block to `u` (`[batch, length, d]`) whose tokens belong to the segments of
-   * `segments`; no segment sees another.
-   * @returns `[batch, length, d]`
+   * `segments`; no segment sees another. With `rows`, the output at those tokens only: the scan
+   * still runs over every token, but the gated norm and the output projection act token by
+   * token, so they run on those rows alone and the scan's output and the gate are freed once
+   * gathered.
+   * @param u the input
+   * @param segments the segments of `u`'s tokens
+   * @param rows flat token indices (`b · length + t`), i32 `[R]`
+   * @returns `[batch, length, d]`, or `[R, d]` with `rows`
    */
-  forward(u: Tensor, segments: PackedSegments): Tensor {
+  forward(u: Tensor, segments: PackedSegments, rows?: Tensor): Tensor {
     if (u.shape.length !== 3 || u.shape[2] !== this.config.dModel) {
       throw new RangeError(
         `Mamba2Block: the input must be [batch, length, ${this.config.dModel}], got ` +
@@ -169,8 +188,15 @@ export class Mamba2Block {
       reshape(C, [batch, length, G, N]),
       { D: this.#d, dtBias: this.#dtBias, dtSoftplus: true, seqIdx: segments.pieces },
     );
-    const normed = gatedRmsNorm(reshape(y, [batch, length, inner]), this.#normWeight, {
-      z,
+    let gated = reshape(y, [batch, length, inner]), gate = z;
+    if (rows) {
+      // Row gathers: their backward reads neither table, so both go once read.
+      gated = gatherRows(rows, gated);
+      gate = gatherRows(rows, z);
+      y.dispose();
+    }
+    const normed = gatedRmsNorm(gated, this.#normWeight, {
+      z: gate,
       eps: NORM_EPS,
       groupSize: inner / G,
       normBeforeGate: false,

@@ -251,8 +251,9 @@ export class SSD4Rec {
   }
 
   /**
-   * The representation of every sample, its segment's last token (`[B, d]`). The last layer's
-   * LayerNorm and feed-forward act token by token, so they run on the last tokens only.
+   * The representation of every sample, its segment's last token (`[B, d]`). In the last layer,
+   * what acts token by token (the blocks' gated norms and output projections, the LayerNorm and
+   * the feed-forward) runs on the last tokens only.
    * @param inputs the packed batch ({@link packedInputs} with this model's `chunkSize`)
    * @param training whether dropout is on
    */
@@ -278,21 +279,25 @@ export class SSD4Rec {
     }
     let betaRow: Tensor | undefined;
     this.#layers.forEach((layer, i) => {
-      let mixed = layer.mamba.forward(h, inputs);
+      // The last layer is read at each segment's last token only: its blocks' norms and output
+      // projections, the sum and what follows run on those tokens.
+      const rows = i === this.#layers.length - 1 ? inputs.lastIndex : undefined;
+      let mixed = layer.mamba.forward(h, inputs, rows);
       if (beta !== 0) {
         // The same block over every segment reversed in place; its output is NOT reversed back.
         // β·bwd as a product with a constant row (the same rounding as scaling by β), whose
         // backward reads the row alone, so that bwd is freed once multiplied.
         betaRow ??= Tensor.from(new Float32Array(d).fill(beta), [d]);
-        const bwd = layer.mamba.forward(reverseSegments(h, inputs.reversal), inputs);
+        const bwd = layer.mamba.forward(reverseSegments(h, inputs.reversal), inputs, rows);
         const weighted = freeAfter(mul(bwd, betaRow), bwd);
         mixed = freeAfter(freeAfter(add(mixed, weighted), mixed), weighted);
       }
-      mixed = freeAfter(add(mixed, h), mixed);
-      if (i === this.#layers.length - 1) {
-        const flat = reshape(mixed, [T, d]);
-        mixed.dispose();
-        mixed = freeAfter(embedding(inputs.lastIndex, flat), flat);
+      if (rows) {
+        const flat = reshape(h, [T, d]);
+        const skip = freeAfter(embedding(rows, flat), flat);
+        mixed = freeAfter(freeAfter(add(mixed, skip), mixed), skip);
+      } else {
+        mixed = freeAfter(add(mixed, h), mixed);
       }
       h = layer.ffn.forward(applyDropout(layer.norm.forward(mixed), ctx), ctx);
     });

@@ -5,13 +5,13 @@
  * last reader (or one more stored product) fails here.
  *
  * Per Mamba-2 block run (two per layer: the segments as they are and reversed) the backward reads
- * z, xBC, dt, x, B, C (`[T, ·]` pieces of the projection and the convolution), the scan's Δ, cs,
+ * xBC, dt, x, B, C (`[T, ·]` pieces of the projection and the convolution), the scan's Δ, cs,
  * exp(cs), exp(cs_end − cs) (`[T, H]`), ŷ (`[T, d_inner]`), C·Bᵀ of every chunk (Σ len²) and the
- * states entering the cut segments' chunks, the scan's output y and the gated norm's output
- * (`[T, d_inner]`) and its `[T]` reciprocal deviations. Per layer besides: the reversed input
- * and the LayerNorm's input (`[T, d]`; the blocks' outputs and their sums are freed once summed),
- * and the LayerNorm's, the dropout's and the feed-forward's tensors (of the last layer: of the
- * last tokens only).
+ * states entering the cut segments' chunks, and the gated norm's input y, gate z and output
+ * (`[·, d_inner]`) and reciprocal deviations, of every token or, in the last layer, of the last
+ * tokens. Per layer besides: the reversed input and the LayerNorm's input (`[T, d]`; the blocks'
+ * outputs and their sums are freed once summed), and the LayerNorm's, the dropout's and the
+ * feed-forward's tensors (of the last layer: of the last tokens only).
  */
 import { assert } from "@std/assert";
 import { backward, zeroGrad } from "../ops/core/autograd.ts";
@@ -80,14 +80,18 @@ Deno.test("ssd4rec: one packed training step's memory stays within the tensors i
   const slots = lengths.filter((n) => n > chunk).reduce((s, n) => s + Math.ceil(n / chunk), 0);
   const scan = 4 * bytes(T, H) + bytes(T, inner) +
     bytes(chunkLengths.reduce((s, n) => s + n * n, 0)) + bytes(slots, H, P, N);
-  const block = 3 * bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) +
-    scan + bytes(T, inner) + bytes(T) + 2 * bytes(H);
+  // The gated norm's input, gate and output and its deviations are kept at every token, or at
+  // the last tokens only in the last layer.
+  const block = (rows: number) =>
+    bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) + scan +
+    3 * bytes(rows, inner) + bytes(rows) + 2 * bytes(H);
   // LayerNorm and dropout, then the feed-forward and its LayerNorm.
   const tokenwise = (rows: number) => 6 * bytes(rows, d) + 3 * bytes(rows, ffn) + 4 * bytes(rows);
   // Both directions' blocks, the reversed input, and the LayerNorm's input (the last layer's
   // is gathered at the last tokens).
   const layer = (last: boolean) =>
-    2 * block + bytes(T, d) + (last ? 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
+    2 * block(last ? B : T) + bytes(T, d) +
+    (last ? 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
   const embedded = 2 * bytes(T, d) + 2 * bytes(T);
   const batchInputs = 3 * bytes(T) + bytes(B) + bytes(8 * chunkLengths.length) +
     bytes(4 * lengths.filter((n) => n > chunk).length) + bytes(slots);
