@@ -180,26 +180,32 @@ export class Mamba2Block {
     // Likewise the convolution's output: its backward recomputes from xBC, not from it.
     const [x, B, C] = splitColumns(convolved, [inner, GN, GN]);
     convolved.dispose();
-    const { y } = ssdScan(
-      reshape(x, [batch, length, H, P]),
-      dt,
-      scale(exp(this.#aLog), -1),
-      reshape(B, [batch, length, G, N]),
-      reshape(C, [batch, length, G, N]),
-      { D: this.#d, dtBias: this.#dtBias, dtSoftplus: true, seqIdx: segments.pieces },
-    );
+    // The scan and the gated norm are handed what only they read (x, B, C, dt; y, z): each
+    // frees those once its backward has run, and the views below hold the only references.
+    const xs = reshape(x, [batch, length, H, P]);
+    const Bs = reshape(B, [batch, length, G, N]);
+    const Cs = reshape(C, [batch, length, G, N]);
+    for (const piece of [x, B, C]) piece.dispose();
+    const { y } = ssdScan(xs, dt, scale(exp(this.#aLog), -1), Bs, Cs, {
+      D: this.#d,
+      dtBias: this.#dtBias,
+      dtSoftplus: true,
+      seqIdx: segments.pieces,
+      releaseInputs: true,
+    });
     let gated = reshape(y, [batch, length, inner]), gate = z;
+    y.dispose();
     if (rows) {
       // Row gathers: their backward reads neither table, so both go once read.
       gated = gatherRows(rows, gated);
       gate = gatherRows(rows, z);
-      y.dispose();
     }
     const normed = gatedRmsNorm(gated, this.#normWeight, {
       z: gate,
       eps: NORM_EPS,
       groupSize: inner / G,
       normBeforeGate: false,
+      releaseInputs: true,
     });
     return this.#outProj.forward(normed);
   }

@@ -40,6 +40,11 @@ export interface GatedRmsNormOptions {
   groupSize?: number;
   /** Normalize x, then multiply by SiLU(z) (default false: normalize x ⊙ SiLU(z)). */
   normBeforeGate?: boolean;
+  /**
+   * Hands x and z over to the op: it frees them once its backward has run (at once when nothing
+   * is recorded). Pass tensors that nothing reads after this op.
+   */
+  releaseInputs?: boolean;
 }
 
 /** Where the gate enters: none, SiLU(z) applied before the normalization, or after it. */
@@ -277,11 +282,11 @@ function validate(op: string, x: Tensor, weight: Tensor, o: GatedRmsNormOptions)
  * over each group: `y = RMSNorm(x ⊙ SiLU(z)) ⊙ weight` (default), `y = RMSNorm(x) ⊙ weight ⊙
  * SiLU(z)` with `normBeforeGate`, and `y = RMSNorm(x) ⊙ weight` without `z`. Recorded on the
  * tape (gradients for `x`, `z` and `weight`); the per-group reciprocal RMS is kept for the
- * backward and freed once it has run.
+ * backward and freed once it has run (with x and z under `releaseInputs`).
  * @param x input `[..., D]`
  * @param weight scale `[D]`
  * @param options the gate `z` (`[..., D]`), eps (default 1e-5), groupSize (default D, must divide
- *   D, at most {@link GATED_RMS_NORM_MAX_GROUP}) and normBeforeGate (default false)
+ *   D, at most {@link GATED_RMS_NORM_MAX_GROUP}), normBeforeGate (default false) and releaseInputs
  * @returns `[..., D]`, the shape of x
  */
 export function gatedRmsNorm(
@@ -323,5 +328,5 @@ export function gatedRmsNorm(
     if (!z) return [gx, dweight];
     const gz = z.requiresGrad ? dz : (dz!.dispose(), null);
     return [gx, gz, dweight];
-  }, [rstd]);
+  }, [rstd, ...(options.releaseInputs ? inputs.filter((t) => t !== weight) : [])]);
 }

@@ -95,7 +95,8 @@ function piecesOf(x: Tensor, options: SsdScanOptions): { pieces: SsdPieces; owne
  * @param A per-head decay rate (H), negative in practice (mamba's −exp(A_log))
  * @param B input matrix (batch, length, groups G, states N), H divisible by G
  * @param C output matrix, shaped like B
- * @param options D, dtBias, dtSoftplus, seqIdx, initialStates, finalStates, chunkSize
+ * @param options D, dtBias, dtSoftplus, seqIdx, initialStates, finalStates, chunkSize, forward,
+ *   releaseInputs
  * @returns y (batch, length, H, P), and the final states when asked for
  */
 export function ssdScan(
@@ -129,8 +130,11 @@ export function ssdScan(
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
   const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const ownedTables = owned ? pieces.tensors() : [];
+  const handed = options.releaseInputs ? [x, dt, B, C] : [];
   if (!recording) {
-    for (const t of [...Object.values(decays), cb, sin, yh, ...ownedTables]) t.dispose();
+    for (const t of [...Object.values(decays), cb, sin, yh, ...ownedTables, ...handed]) {
+      t.dispose();
+    }
     return finalStates ? { y, finalStates } : { y };
   }
   const saved = { ...decays, cb, sin, yh };
@@ -139,7 +143,7 @@ export function ssdScan(
     OP,
     inputs,
     (gy) => scanBackward(spec, pieces, tables, { x, dt, A, B, C, D, dtBias }, gy, saved),
-    [...Object.values(saved), ...ownedTables],
+    [...Object.values(saved), ...ownedTables, ...handed],
   );
   return finalStates ? { y: out, finalStates } : { y: out };
 }

@@ -45,6 +45,13 @@ export interface SsdScanOptions {
    * only; the backward is the same.
    */
   forward?: "auto" | "recurrent" | "chunked";
+  /**
+   * Hands x, dt, B and C over to the scan: it frees them once its backward has run (at once when
+   * nothing is recorded), so that they do not outlive their last reader. Pass tensors that
+   * nothing reads after the scan (freeing a view frees the storage once its other views are
+   * gone).
+   */
+  releaseInputs?: boolean;
 }
 
 /** Sizes and compile-time switches of one scan. */
