@@ -91,6 +91,12 @@ Deno.test("caser reads pads through the PAD row only: a padded row moves with it
     seed: seed % 100000,
   });
   const batch = randomBatch(rng, L, numItems, numUsers); // row 0 is full, row 1 padded
+  // Large biases keep both ReLUs (after fc1 and fc2) open, so that an input that moves the
+  // pre-activations moves the output (a small random model may give a row of zeros either way).
+  for (const name of ["fc1.bias", "fc2.bias"]) {
+    const bias = model.params.get(name);
+    runtime().write(bias.storage, new Float32Array(bias.size).fill(10));
+  }
   const run = (items: Int32Array) =>
     tidy(() => model.forward(uploadSequences(items, batch.lengths, B, L, batch.users), false));
   const [base] = await readTensors([run(batch.items)]);
