@@ -185,21 +185,7 @@ for (const [dim, filters] of [[3, 16], [4, 1], [8, 8]]) {
         b = Math.floor(i / (p.dim * p.length));
       return rows[(b * 3 + t % 3) * p.dim + e];
     });
-    const size = packedFilterSize(p);
-    const w = randn(rng, size, 0.1);
-    const bias = new Float64Array(p.length * p.filters).fill(5); // every maximum positive
-    const dout = randn(rng, p.batch * p.length * p.filters);
-    const grads = tidy(() => {
-      const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
-      const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
-      const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
-      const out = caserHorizontalConv(xt, wt, bt);
-      backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
-      return [xt.grad!, wt.grad!, bt.grad!];
-    });
-    const [dx, dw, db] = await readTensors(grads);
-    const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
-    const { winner } = caserHorizontalReference(p, x, w, bias);
+    const { winner, check } = await tiedGradients(p, x, rng);
     // Every winner is one of the first three positions (any later one repeats an earlier window).
     assertEquals(
       winner.every((t) => t >= 0 && t < 3),
@@ -207,10 +193,7 @@ for (const [dim, filters] of [[3, 16], [4, 1], [8, 8]]) {
       `seed ${seed}: the reference's winners`,
     );
     // Had a later tied position won, dx would differ: its windows cover other rows.
-    assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
-    assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
-    assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
-    for (const t of grads) t.dispose();
+    check(seed);
   });
 }
 
@@ -222,27 +205,10 @@ for (const dim of [3, 4]) {
     // Every row of a window the same: every position of a height gives the same value.
     const row = randn(rng, p.dim);
     const x = new Float64Array(p.batch * p.length * p.dim).map((_, i) => row[i % p.dim]);
-    const size = packedFilterSize(p);
-    const w = randn(rng, size, 0.1);
-    const bias = new Float64Array(p.length * p.filters).fill(5); // every maximum positive
-    const dout = randn(rng, p.batch * p.length * p.filters);
-    const grads = tidy(() => {
-      const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
-      const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
-      const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
-      const out = caserHorizontalConv(xt, wt, bt);
-      backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
-      return [xt.grad!, wt.grad!, bt.grad!];
-    });
-    const [dx, dw, db] = await readTensors(grads);
-    const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
-    const { winner } = caserHorizontalReference(p, x, w, bias);
+    const { winner, check } = await tiedGradients(p, x, rng);
     assertEquals([...new Set(winner)], [0], `seed ${seed}: the reference's winners`);
     // Had a later position won, dx would differ: its windows cover other rows.
-    assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
-    assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
-    assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
-    for (const t of grads) t.dispose();
+    check(seed);
   });
 }
 
@@ -291,3 +257,39 @@ Deno.test("segmentNorms: each segment's unsquared Frobenius norm and its gradien
     "adding up to the 4 values",
   );
 });
+
+/**
+ * The gradients of caserHorizontalConv on input `x` (random filters, biases of 5 so every maximum
+ * is positive, a random output gradient from `rng`): the reference's winners, and a check that
+ * the GPU's dx, dweight and dbias equal the float64 reference's to 1e-5.
+ */
+async function tiedGradients(
+  p: CaserConvProblem,
+  x: Float64Array,
+  rng: () => number,
+): Promise<{ winner: Int32Array; check: (seed: number) => void }> {
+  const size = packedFilterSize(p);
+  const w = randn(rng, size, 0.1);
+  const bias = new Float64Array(p.length * p.filters).fill(5);
+  const dout = randn(rng, p.batch * p.length * p.filters);
+  const grads = tidy(() => {
+    const xt = requireGrad(Tensor.from(Float32Array.from(x), [p.batch, p.length, p.dim]));
+    const wt = requireGrad(Tensor.from(Float32Array.from(w), [size]));
+    const bt = requireGrad(Tensor.from(Float32Array.from(bias), [p.length, p.filters]));
+    const out = caserHorizontalConv(xt, wt, bt);
+    backward(sumAll(mul(out, Tensor.from(Float32Array.from(dout), out.shape))));
+    return [xt.grad!, wt.grad!, bt.grad!];
+  });
+  const [dx, dw, db] = await readTensors(grads);
+  for (const t of grads) t.dispose();
+  const want = caserHorizontalReferenceBackward(p, x, w, bias, dout);
+  const { winner } = caserHorizontalReference(p, x, w, bias);
+  return {
+    winner,
+    check: (seed) => {
+      assertClose(dx, want.x, 1e-5, `seed ${seed}: dx`);
+      assertClose(dw, want.weight, 1e-5, `seed ${seed}: dweight`);
+      assertClose(db, want.bias, 1e-5, `seed ${seed}: dbias`);
+    },
+  };
+}
