@@ -136,7 +136,12 @@ export function clone(t: Tensor): Tensor {
   return c;
 }
 
-const READ_AT = /* wgsl */ `
+/**
+ * A copy kernel over `u32` words whose one statement says where word `i` goes: `src` and `dst`
+ * bound, `p.n` words, `p.offset` the offset of the side that has one.
+ */
+function offsetCopyShader(statement: string): string {
+  return /* wgsl */ `
 struct P { n: u32, stride: u32, offset: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
@@ -146,8 +151,11 @@ ${GRID_WGSL}
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
-  dst[i] = src[p.offset + i];
+  ${statement}
 }`;
+}
+
+const READ_AT = offsetCopyShader("dst[i] = src[p.offset + i];");
 
 /**
  * Rows `[row0, row0 + count)` of a `[N, …]` tensor, copied into a new `[count, …]` tensor (not
@@ -165,18 +173,7 @@ export function sliceRows(x: Tensor, row0: number, count: number): Tensor {
   return out;
 }
 
-const WRITE_AT = /* wgsl */ `
-struct P { n: u32, stride: u32, offset: u32 }
-@group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
-${GRID_WGSL}
-@compute @workgroup_size(${WG})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let i = grid_index(gid, p.stride);
-  if (i >= p.n) { return; }
-  dst[p.offset + i] = src[i];
-}`;
+const WRITE_AT = offsetCopyShader("dst[p.offset + i] = src[i];");
 
 /**
  * In place: copies all of `src` into `dst` starting at element `offset` (not recorded), e.g. a
