@@ -158,6 +158,8 @@ async function trainOne(
   left: number | undefined,
   context: ScheduleContext,
 ): Promise<RunOutcome> {
+  // Taken before the first await, so runs are numbered in the order the workers take them.
+  const position = context.position();
   const { root, now, report, gpus } = context;
   const args = workerArguments(run, left);
   const command = `deno task train ${args.join(" ")}`;
@@ -167,7 +169,7 @@ async function trainOne(
   const gpu = gpus.length > 0 ? ` on GPU ${gpus[worker % gpus.length].index}` : "";
   const estimate = run.planned.estimateSeconds;
   report(
-    `${context.position()} ${run.stem}: started by worker ${worker}${gpu} ` +
+    `${position} ${run.stem}: started by worker ${worker}${gpu} ` +
       `(estimated ${estimate === undefined ? "unknown" : formatDuration(estimate)}; log ` +
       `${relative(root, logPath)})`,
   );
