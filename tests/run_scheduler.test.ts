@@ -98,9 +98,16 @@ Deno.test("scheduler: never more workers at once than asked, every run finished"
   await withTempDir("ssmrec-sched-", async (root) => {
     let running = 0;
     let most = 0;
+    // Each run waits until three run at once (or 5 s went by), so that a slow file check of the
+    // scheduler cannot let the first run end before the third starts.
+    let release = () => {};
+    const threeRunning = new Promise<void>((resolve) => (release = resolve));
+    const fallback = setTimeout(release, 5_000);
     const spawn = async (job: WorkerJob) => {
       running++;
       most = Math.max(most, running);
+      if (running === 3) release();
+      await threeRunning;
       await new Promise((r) => setTimeout(r, 5 + 5 * (Number(valueOf(job.args, "--seed")) % 3)));
       await Deno.mkdir(join(root, "results", "runs"), { recursive: true });
       await Deno.writeTextFile(join(root, valueOf(job.args, "--record")), "{}");
@@ -109,6 +116,7 @@ Deno.test("scheduler: never more workers at once than asked, every run finished"
     };
     const runs = Array.from({ length: 8 }, (_, i) => fakeRun(i, 10 * i));
     const result = await runSchedule(runs, { workers: 3, spawn, root, report: () => {} });
+    clearTimeout(fallback);
     assertEquals(most, 3);
     assertEquals(result.outcomes.length, 8);
     assert(result.outcomes.every((o) => o.status === "finished"), JSON.stringify(result.outcomes));
@@ -139,7 +147,8 @@ Deno.test("scheduler: unknown estimates first, then the longest first", async ()
 Deno.test("scheduler: one line per event, the worker's GPU pinned, paused runs said so", async () => {
   await withTempDir("ssmrec-sched-", async (root) => {
     const lines: string[] = [];
-    const envs: Record<string, string>[] = [];
+    // By seed: the two workers' spawns may come in either order.
+    const envs = new Map<string, Record<string, string>>();
     const gpus: GpuDevice[] = [
       { index: 0, name: "g", pciBusId: "00000000:19:00.0" },
       { index: 1, name: "g", pciBusId: "00000000:3B:00.0" },
@@ -150,7 +159,7 @@ Deno.test("scheduler: one line per event, the worker's GPU pinned, paused runs s
       root,
       report: (line) => lines.push(line),
       spawn: async (job) => {
-        envs.push({ ...job.env });
+        envs.set(valueOf(job.args, "--seed"), { ...job.env });
         job.onLine("mamba4rec on amazon-beauty (…)");
         job.onLine(epochLine(1, 0.1));
         if (valueOf(job.args, "--seed") === "2") {
@@ -171,7 +180,8 @@ Deno.test("scheduler: one line per event, the worker's GPU pinned, paused runs s
     assertStringIncludes(text, `${first}: finished in 0s: test hit@10 0.2000`);
     assertStringIncludes(text, `${second}: paused after epoch 1`);
     assertStringIncludes(text, "1 finished, 0 failed, 1 paused, 0 not started");
-    assertEquals(envs.map((e) => e.DRI_PRIME), ["pci-0000_19_00_0", "pci-0000_3b_00_0"]);
+    assertEquals(envs.get("1")?.DRI_PRIME, "pci-0000_19_00_0", "worker 0 on GPU 0");
+    assertEquals(envs.get("2")?.DRI_PRIME, "pci-0000_3b_00_0", "worker 1 on GPU 1");
     assertEquals(result.exitStatus, 3);
   });
 });
