@@ -2,7 +2,9 @@
  * Trains many runs at once: each run of a reproduction plan that has no record (and, when asked,
  * each stale one) is one `deno task train` command whose output is its run record, so the
  * scheduler keeps a number of worker processes busy with them, the longest first, spreading the
- * workers over the host's GPUs (`run/gpu_pinning.ts`).
+ * workers over the host's GPUs (`run/gpu_pinning.ts`). A run that fills a GPU by itself
+ * (`runsAlone` in `run/scheduled_runs.ts`) runs with no companion on its GPU: its GPU starts
+ * nothing new until its runs have ended, then nothing beside it (`WorkerPool`).
  *
  * Each run checkpoints into `.runs/<record stem>/` and a missing run starts with `--continue`,
  * so a run killed with its worker or with the scheduler goes on from its last epoch when the
@@ -22,10 +24,11 @@ import { requireProjectRoot } from "./code_version.ts";
 import { type GpuDevice, gpuPinningEnvironment } from "./gpu_pinning.ts";
 import { formatDuration } from "./progress.ts";
 import {
-  longestFirst,
+  runsAlone,
   SCHEDULED_CHECKPOINTS,
   type ScheduledRun,
   workerArguments,
+  WorkerPool,
 } from "./scheduled_runs.ts";
 import {
   parseTrainLine,
@@ -81,7 +84,10 @@ export interface ScheduleResult {
 
 /** Options of {@link runSchedule}. */
 export interface ScheduleOptions {
-  /** Workers at once (at least 1). */
+  /**
+   * Workers at once (at least 1). A run that `runsAlone` leaves its GPU's other workers idle
+   * while it runs.
+   */
   readonly workers: number;
   /** The GPUs the workers are spread over (worker i on GPU i mod their count); none: no pinning. */
   readonly gpus?: readonly GpuDevice[];
@@ -166,7 +172,8 @@ async function trainOne(
   const logPath = join(root, SCHEDULED_LOGS, `${run.stem}.log`);
   const recordPath = join(root, run.recordPath);
   const before = await modified(recordPath);
-  const gpu = gpus.length > 0 ? ` on GPU ${gpus[worker % gpus.length].index}` : "";
+  const gpu = (gpus.length > 0 ? ` on GPU ${gpus[worker % gpus.length].index}` : "") +
+    (runsAlone(run.planned.key) ? ", alone" : "");
   const estimate = run.planned.estimateSeconds;
   report(
     `${position} ${run.stem}: started by worker ${worker}${gpu} ` +
@@ -237,7 +244,6 @@ export async function runSchedule(
   const now = options.now ?? (() => performance.now() / 1000);
   const report = options.report ?? ((line: string) => console.log(line));
   const start = now();
-  const queue = longestFirst(runs);
   const outcomes: RunOutcome[] = [];
   const stop = new AbortController();
   let started = 0;
@@ -250,16 +256,36 @@ export async function runSchedule(
     stop: stop.signal,
     position: () => `[${++started}/${runs.length}]`,
   };
-  const worker = async (index: number) => {
-    for (let run = queue.shift(); run !== undefined; run = queue.shift()) {
+  const pool = new WorkerPool(runs, options.workers, Math.max(1, context.gpus.length));
+  const active = new Set<Promise<void>>();
+  /** Starts every run that may start now; once stopped or out of budget, none. */
+  const startWhatMay = () => {
+    for (;;) {
       const left = options.maxSeconds === undefined
         ? undefined
         : options.maxSeconds - (now() - start);
       if (stop.signal.aborted || (left !== undefined && left < MIN_START_SECONDS)) {
-        outcomes.push({ run, status: "not started" });
+        for (const run of pool.takeRest()) outcomes.push({ run, status: "not started" });
+        return;
+      }
+      const step = pool.next();
+      if (step === undefined) return;
+      if ("waitsForGpu" in step) {
+        const gpu = context.gpus[step.waitsForGpu];
+        report(
+          `${step.run.stem}: waits for ${
+            gpu === undefined ? "the other workers' runs" : `the runs on GPU ${gpu.index}`
+          } to end: it runs alone on its GPU`,
+        );
         continue;
       }
-      outcomes.push(await trainOne(run, index, left, context));
+      const { run, worker } = step;
+      const ended: Promise<void> = trainOne(run, worker, left, context).then((outcome) => {
+        outcomes.push(outcome);
+        pool.finished(worker);
+        active.delete(ended);
+      });
+      active.add(ended);
     }
   };
   const signals: Deno.Signal[] = options.stopOnSignals === false ? [] : ["SIGINT", "SIGTERM"];
@@ -269,11 +295,13 @@ export async function runSchedule(
     stop.abort();
   };
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  const workers = Math.min(Math.max(1, Math.floor(options.workers)), runs.length);
   try {
-    await Promise.all(Array.from({ length: workers }, (_, i) => worker(i)));
+    for (startWhatMay(); active.size > 0; startWhatMay()) await Promise.race(active);
   } finally {
     for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+  }
+  if (!pool.allStarted) {
+    throw new Error("runSchedule: runs left that no free worker may start (a WorkerPool bug)");
   }
 
   const count = (s: RunOutcomeStatus) => outcomes.filter((o) => o.status === s).length;

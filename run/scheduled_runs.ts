@@ -1,8 +1,8 @@
 /**
  * What the run scheduler (`run/run_scheduler.ts`) trains: each run of a reproduction plan that
  * has no record (and, when asked, each stale one) as the `deno task train` arguments that train it
- * as the notebooks would, the order the runs start in (longest first), each worker's checkpoint
- * options, and the wall time they should take.
+ * as the notebooks would, the order the runs start in (longest first), which runs need a GPU to
+ * themselves, each worker's checkpoint options, and the wall time they should take.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import type { GridVariant, RunGrid } from "./run_grid.ts";
 import type { PlannedRun, ReproductionPlan } from "./reproduction_plan.ts";
 import { retrainArguments } from "./retrain_stale.ts";
 import type { IndexedRecord, RunIndex } from "./run_index.ts";
-import { runRecordPath } from "./run_record.ts";
+import { type RunKey, runRecordPath } from "./run_record.ts";
 
 /** A run the scheduler trains: one `deno task train` command. */
 export interface ScheduledRun {
@@ -124,6 +124,25 @@ export function longestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
 }
 
 /**
+ * The models and datasets whose runs keep a GPU busy by themselves: Caser on ML-1M (windows of
+ * L = 200) and SSD4Rec on ML-1M. Every run sharing a GPU with one of them slows to a crawl, so the
+ * scheduler runs them with no companion on their GPU ({@link runsAlone}).
+ */
+export const GPU_SATURATING_RUNS: readonly Readonly<{ model: string; dataset: string }>[] = Object
+  .freeze([
+    Object.freeze({ model: "caser", dataset: "ml-1m" }),
+    Object.freeze({ model: "ssd4rec", dataset: "ml-1m" }),
+  ]);
+
+/**
+ * Whether the run of `key` (any seed and variant) must have its GPU to itself: its model and
+ * dataset are among {@link GPU_SATURATING_RUNS}.
+ */
+export function runsAlone(key: RunKey): boolean {
+  return GPU_SATURATING_RUNS.some((r) => r.model === key.model && r.dataset === key.dataset);
+}
+
+/**
  * The `deno task train` arguments of a worker: the run's, its checkpoint folder, `--continue`
  * for a missing run, and `--max-seconds` when a budget is given.
  */
@@ -137,18 +156,149 @@ export function workerArguments(run: ScheduledRun, maxSeconds?: number): string[
   ];
 }
 
+/** What {@link WorkerPool.next} decided: a run starts on a worker, or waits for a GPU to empty. */
+export type PoolStep =
+  | { readonly run: ScheduledRun; readonly worker: number }
+  | { readonly run: ScheduledRun; readonly waitsForGpu: number };
+
 /**
- * The wall seconds `runs` take on `workers` workers, each started in order on the first free
- * worker, from their estimates (runs without one left out), if workers sharing a GPU do not slow
- * each other down.
+ * Which worker starts which run, and when. Worker i is on GPU i mod the GPU count (one GPU when
+ * none is known). Runs start longest first ({@link longestFirst}), each on the free worker of
+ * lowest number. A run that {@link runsAlone} starts only on a GPU where nothing runs, and while
+ * it runs nothing starts beside it. When no GPU is empty, the first such run in the queue takes
+ * the GPU with the fewest runs (the lowest-numbered of those), which starts nothing new until its
+ * runs end; the runs behind it in the queue go on starting on the other GPUs.
  */
-export function estimatedWallSeconds(runs: readonly ScheduledRun[], workers: number): number {
-  const free = new Array<number>(Math.max(1, workers)).fill(0);
-  for (const run of longestFirst(runs)) {
-    const seconds = run.planned.estimateSeconds;
-    if (seconds === undefined) continue;
-    const i = free.indexOf(Math.min(...free));
-    free[i] += seconds;
+export class WorkerPool {
+  readonly #queue: ScheduledRun[];
+  readonly #gpus: number;
+  /** The run of each worker, or `undefined` while it is free. */
+  readonly #runs: (ScheduledRun | undefined)[];
+  /** Each GPU's run that waits for the GPU to empty, if any. */
+  readonly #waiting: (ScheduledRun | undefined)[];
+
+  /** A pool of `workers` workers (at least 1) on `gpus` GPUs (at least 1) for `runs`. */
+  constructor(runs: readonly ScheduledRun[], workers: number, gpus: number) {
+    this.#queue = longestFirst(runs);
+    const count = Math.max(1, Math.floor(workers));
+    // A GPU without a worker of its own takes no part.
+    this.#gpus = Math.min(count, Math.max(1, Math.floor(gpus)));
+    this.#runs = new Array(count).fill(undefined);
+    this.#waiting = new Array(this.#gpus).fill(undefined);
   }
-  return Math.max(...free);
+
+  /** The GPU of `worker`: its number mod the GPU count. */
+  gpuOf(worker: number): number {
+    return worker % this.#gpus;
+  }
+
+  /** Whether every run has started (or been taken with {@link takeRest}). */
+  get allStarted(): boolean {
+    return this.#queue.length === 0 && this.#waiting.every((r) => r === undefined);
+  }
+
+  /** Whether some worker has a run. */
+  get running(): boolean {
+    return this.#runs.some((r) => r !== undefined);
+  }
+
+  /** The next run that may start now and its worker (now busy), a run that waits, or none. */
+  next(): PoolStep | undefined {
+    for (let gpu = 0; gpu < this.#gpus; gpu++) {
+      const run = this.#waiting[gpu];
+      if (run !== undefined && this.#runsOn(gpu) === 0) {
+        this.#waiting[gpu] = undefined;
+        return this.#start(run, this.#freeWorkers(gpu)[0]);
+      }
+    }
+    const run = this.#queue[0];
+    if (run === undefined) return undefined;
+    const open = this.#gpuNumbers().filter((g) =>
+      this.#waiting[g] === undefined && !this.#alone(g)
+    );
+    if (!runsAlone(run.planned.key)) {
+      const worker = open.flatMap((g) => this.#freeWorkers(g)).sort((a, b) => a - b)[0];
+      return worker === undefined ? undefined : this.#start(this.#queue.shift()!, worker);
+    }
+    const empty = open.find((g) => this.#runsOn(g) === 0);
+    if (empty !== undefined) return this.#start(this.#queue.shift()!, this.#freeWorkers(empty)[0]);
+    if (open.length === 0) return undefined;
+    const gpu = open.reduce((best, g) => this.#runsOn(g) < this.#runsOn(best) ? g : best);
+    this.#waiting[gpu] = this.#queue.shift()!;
+    return { run, waitsForGpu: gpu };
+  }
+
+  /** Frees `worker` when its run has ended. */
+  finished(worker: number): void {
+    if (this.#runs[worker] === undefined) {
+      throw new Error(`worker ${worker} has no run to finish: the scheduler lost count of it`);
+    }
+    this.#runs[worker] = undefined;
+  }
+
+  /** The runs not started, waiting ones first, then the queue's in order; the pool keeps none. */
+  takeRest(): ScheduledRun[] {
+    const rest = [...this.#waiting.filter((r) => r !== undefined), ...this.#queue];
+    this.#waiting.fill(undefined);
+    this.#queue.length = 0;
+    return rest;
+  }
+
+  #start(run: ScheduledRun, worker: number): PoolStep {
+    this.#runs[worker] = run;
+    return { run, worker };
+  }
+
+  #gpuNumbers(): number[] {
+    return Array.from({ length: this.#gpus }, (_, g) => g);
+  }
+
+  #freeWorkers(gpu: number): number[] {
+    return this.#runs.flatMap((r, w) => r === undefined && this.gpuOf(w) === gpu ? [w] : []);
+  }
+
+  #runsOn(gpu: number): number {
+    return this.#runs.filter((r, w) => r !== undefined && this.gpuOf(w) === gpu).length;
+  }
+
+  /** Whether a run that must run alone runs on `gpu`. */
+  #alone(gpu: number): boolean {
+    return this.#runs.some((r, w) =>
+      r !== undefined && this.gpuOf(w) === gpu && runsAlone(r.planned.key)
+    );
+  }
+}
+
+/**
+ * The wall seconds `runs` take on `workers` workers spread over `gpus` GPUs, started as a
+ * {@link WorkerPool} starts them, from their estimates (runs without one left out), if workers
+ * sharing a GPU do not slow each other down.
+ */
+export function estimatedWallSeconds(
+  runs: readonly ScheduledRun[],
+  workers: number,
+  gpus: number = 1,
+): number {
+  const pool = new WorkerPool(
+    runs.filter((r) => r.planned.estimateSeconds !== undefined),
+    workers,
+    gpus,
+  );
+  const ends: { worker: number; at: number }[] = [];
+  let clock = 0;
+  for (;;) {
+    for (let step = pool.next(); step !== undefined; step = pool.next()) {
+      if ("worker" in step) {
+        ends.push({ worker: step.worker, at: clock + step.run.planned.estimateSeconds! });
+      }
+    }
+    if (ends.length === 0) {
+      if (pool.allStarted) return clock;
+      throw new Error("estimatedWallSeconds: runs left that no free worker may start");
+    }
+    ends.sort((a, b) => a.at - b.at);
+    const end = ends.shift()!;
+    clock = end.at;
+    pool.finished(end.worker);
+  }
 }

@@ -13,7 +13,9 @@ import type { ReproductionPlan } from "./reproduction_plan.ts";
 import { runSchedule } from "./run_scheduler.ts";
 import {
   estimatedWallSeconds,
+  GPU_SATURATING_RUNS,
   longestFirst,
+  runsAlone,
   type ScheduledRun,
   scheduledRuns,
   type ScheduledRunsOptions,
@@ -102,16 +104,27 @@ export function scheduleLines(
     `${workersPerGpu}${names})`,
   ];
   const unknown = runs.filter((r) => r.planned.estimateSeconds === undefined).length;
+  // Without nvidia-smi's list every worker uses the default GPU.
+  const used = Math.max(1, gpus.devices.length);
+  const wall = estimatedWallSeconds(runs, workers, used);
   if (runs.length > unknown) {
     lines.push(
-      `train: estimated wall time about ${
-        formatDuration(estimatedWallSeconds(runs, workers))
-      } for the ${runs.length - unknown} run(s) with an estimate, if workers sharing a GPU do ` +
+      `train: estimated wall time about ${formatDuration(wall)} for the ${
+        runs.length - unknown
+      } run(s) with an estimate, if workers sharing a GPU do ` +
         "not slow each other down" +
         (unknown > 0 ? `; ${unknown} run(s) of unknown time start first` : ""),
     );
   } else if (unknown > 0) {
     lines.push(`train: estimated wall time unknown (nothing recorded of these runs' cells)`);
+  }
+  const alone = runs.filter((r) => runsAlone(r.planned.key)).length;
+  if (alone > 0 && workers > used) {
+    lines.push(
+      `train: ${alone} run(s) that fill a GPU (${
+        GPU_SATURATING_RUNS.map((r) => `${r.model} on ${r.dataset}`).join(", ")
+      }) run alone on theirs`,
+    );
   }
   return lines.concat(gpus.warnings.map((w) => `train: warning: ${w}`));
 }
