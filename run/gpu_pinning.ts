@@ -1,6 +1,8 @@
 /**
- * Which GPU a training worker uses: the NVIDIA GPUs of the host (counted with `nvidia-smi`) and
- * the environment that pins a WebGPU process (wgpu on Vulkan) to one of them.
+ * Which GPU a training worker uses: the NVIDIA GPUs of the host (counted with `nvidia-smi`), the
+ * environment that pins a WebGPU process (wgpu on Vulkan) to one of them, and the variables that
+ * tell the process which GPU that is ({@link pinnedGpu}), since WebGPU's adapter information has
+ * no PCI address: a worker's run record keeps them.
  *
  * The method is Mesa's Vulkan device-select layer (`VK_LAYER_MESA_device_select`, an implicit
  * layer that Debian's and Ubuntu's `mesa-vulkan-drivers` install): it reorders the physical
@@ -20,7 +22,7 @@
  * @module
  */
 import { join } from "node:path";
-import { isFile } from "../host/mod.ts";
+import { env, isFile } from "../host/mod.ts";
 
 /** One NVIDIA GPU as `nvidia-smi` lists it. */
 export interface GpuDevice {
@@ -31,6 +33,23 @@ export interface GpuDevice {
   /** Its PCI address as `nvidia-smi` writes it (`00000000:19:00.0`), when known. */
   readonly pciBusId: string | undefined;
 }
+
+/** The GPU a process was pinned to: what its run record keeps (`RunRecord.gpu`). */
+export interface PinnedGpu {
+  /** Its index in `nvidia-smi`'s list on the host that ran it. */
+  readonly index: number;
+  /** Its PCI address as `nvidia-smi` writes it (`00000000:19:00.0`). */
+  readonly pciAddress: string;
+}
+
+/** The variable that tells a pinned worker its GPU's index in `nvidia-smi`'s list. */
+export const PINNED_GPU_INDEX_VARIABLE: string = "SSMREC_GPU_INDEX";
+
+/** The variable that tells a pinned worker its GPU's PCI address. */
+export const PINNED_GPU_PCI_ADDRESS_VARIABLE: string = "SSMREC_GPU_PCI_ADDRESS";
+
+/** A PCI address as `nvidia-smi` (`00000000:19:00.0`) or sysfs (`0000:19:00.0`) writes it. */
+const PCI_ADDRESS = /^[0-9a-f]+:[0-9a-f]{1,2}:[0-9a-f]{1,2}\.[0-7]$/i;
 
 /** The manifest file of Mesa's device-select layer. */
 export const DEVICE_SELECT_LAYER_MANIFEST: string = "VkLayer_MESA_device_select.json";
@@ -48,7 +67,7 @@ export function parseNvidiaSmiGpus(text: string): GpuDevice[] {
     gpus.push({
       index: Number(fields[0]),
       name: fields.slice(1, -1).join(","),
-      pciBusId: /^[0-9a-f]+:[0-9a-f]+:[0-9a-f]+\.[0-7]$/i.test(pciBusId) ? pciBusId : undefined,
+      pciBusId: PCI_ADDRESS.test(pciBusId) ? pciBusId : undefined,
     });
   }
   return gpus;
@@ -73,21 +92,23 @@ export async function listNvidiaGpus(): Promise<GpuDevice[]> {
  * `0000:19:00.0` (sysfs) becomes `pci-0000_19_00_0`. Fails on another form.
  */
 export function driPrimeTag(pciBusId: string): string {
-  const match = /^([0-9a-f]+):([0-9a-f]{1,2}):([0-9a-f]{1,2})\.([0-7])$/i.exec(pciBusId.trim());
-  if (!match) {
+  const text = pciBusId.trim();
+  if (!PCI_ADDRESS.test(text)) {
     throw new Error(
       `PCI address '${pciBusId}' is not of the form domain:bus:device.function ` +
         "(00000000:19:00.0)",
     );
   }
   const hex = (text: string, width: number) => parseInt(text, 16).toString(16).padStart(width, "0");
-  return `pci-${hex(match[1], 4)}_${hex(match[2], 2)}_${hex(match[3], 2)}_${match[4]}`;
+  const [domain, bus, device, fn] = text.split(/[:.]/);
+  return `pci-${hex(domain, 4)}_${hex(bus, 2)}_${hex(device, 2)}_${fn}`;
 }
 
 /**
  * The environment variables that pin worker `index` to GPU `index mod gpus.length` through Mesa's
- * device-select layer (see the module documentation): none when there is at most one GPU, or
- * when that GPU's PCI address is unknown.
+ * device-select layer (see the module documentation) and name that GPU
+ * ({@link PINNED_GPU_INDEX_VARIABLE}, {@link PINNED_GPU_PCI_ADDRESS_VARIABLE}): none when there
+ * is at most one GPU, or when that GPU's PCI address is unknown.
  */
 export function gpuPinningEnvironment(
   index: number,
@@ -99,7 +120,39 @@ export function gpuPinningEnvironment(
   return {
     DRI_PRIME: driPrimeTag(gpu.pciBusId),
     MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: "1",
+    [PINNED_GPU_INDEX_VARIABLE]: String(gpu.index),
+    [PINNED_GPU_PCI_ADDRESS_VARIABLE]: gpu.pciBusId,
   };
+}
+
+/**
+ * The GPU this process was pinned to, from {@link PINNED_GPU_INDEX_VARIABLE} and
+ * {@link PINNED_GPU_PCI_ADDRESS_VARIABLE} (the run scheduler sets both); `undefined` when neither
+ * is set. Fails, naming the variable, when one is set without the other or is malformed.
+ */
+export function pinnedGpu(): PinnedGpu | undefined {
+  const index = env(PINNED_GPU_INDEX_VARIABLE);
+  const pciAddress = env(PINNED_GPU_PCI_ADDRESS_VARIABLE);
+  if (index === undefined && pciAddress === undefined) return undefined;
+  const fix = "set both as the run scheduler does, or neither";
+  if (index === undefined || !/^\d+$/.test(index)) {
+    throw new Error(
+      `$${PINNED_GPU_INDEX_VARIABLE} should be the GPU's index in nvidia-smi's list, got ` +
+        `'${index ?? ""}': ${fix}`,
+    );
+  }
+  if (pciAddress === undefined || !PCI_ADDRESS.test(pciAddress)) {
+    throw new Error(
+      `$${PINNED_GPU_PCI_ADDRESS_VARIABLE} should be the GPU's PCI address (00000000:19:00.0), ` +
+        `got '${pciAddress ?? ""}': ${fix}`,
+    );
+  }
+  return { index: Number(index), pciAddress };
+}
+
+/** A pinned GPU for people: `GPU 1, PCI 00000000:3B:00.0`. */
+export function describePinnedGpu(gpu: PinnedGpu): string {
+  return `GPU ${gpu.index}, PCI ${gpu.pciAddress}`;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * Finished training runs saved as small JSON files (`results/runs/<model>-<dataset>-seed<seed>.json`,
  * see {@link runRecordPath}): what ran, by which code (see {@link CodeVersion}), on which adapter
- * and Deno, with which command and configuration (its seed included), and every epoch's numbers. A full-protocol run can take longer than one command
+ * (and, for a run the scheduler pinned to a GPU, which GPU) and Deno, with which command and configuration (its seed included), and every epoch's numbers. A full-protocol run can take longer than one command
  * may run on a lent GPU; it is trained there across several resumed commands
  * (`deno task train … --record FILE`), and the notebooks show the recorded run.
  *
@@ -16,6 +16,7 @@
  */
 import { join } from "node:path";
 import { writeFileAtomic } from "../host/mod.ts";
+import { type PinnedGpu, pinnedGpu } from "./gpu_pinning.ts";
 import { modelVariant } from "./model_variant.ts";
 import type { TrainConfig } from "../models/config.ts";
 import type { TrainResult } from "../models/training/trainer.ts";
@@ -64,8 +65,14 @@ export interface RunRecord {
   readonly users: number;
   /** Items after preprocessing (PAD not counted). */
   readonly items: number;
-  /** The WebGPU adapter it ran on. */
+  /** The WebGPU adapter it ran on (its description). */
   readonly adapter: string;
+  /**
+   * The GPU the run scheduler pinned it to (`nvidia-smi`'s index and the PCI address), where
+   * WebGPU's adapter information cannot tell identical cards apart; absent for a run that was not
+   * pinned (one GPU, no scheduler) and in records written before the field.
+   */
+  readonly gpu?: PinnedGpu;
   /** When the run finished (ISO 8601). */
   readonly finishedAt: string;
   /** The command that trains it again (each resumed command is the same). */
@@ -132,14 +139,21 @@ export function recordKey(record: RunRecord): RunKey {
 
 /**
  * Writes a record atomically (a temporary file, then a rename). A record of a format with a code
- * version (all but `ssmrec-run-1`) gets the code version of this checkout and the running Deno
- * version where it has none; a `ssmrec-run-1` record is written as given.
+ * version (all but `ssmrec-run-1`) gets the code version of this checkout, the running Deno
+ * version and the GPU this process was pinned to (`pinnedGpu`, when the scheduler pinned it)
+ * where it has none; a `ssmrec-run-1` record is written as given.
  */
 export async function writeRunRecord(path: string, record: RunRecord): Promise<void> {
-  const { format, code, deno, ...rest } = record;
-  // The code version goes first in the file, where a reader looks.
+  const { format, code, deno, gpu, ...rest } = record;
+  // What ran it goes first in the file, where a reader looks.
   const stamped: RunRecord = format !== "ssmrec-run-1"
-    ? { format, code: code ?? await codeVersion(), deno: deno ?? Deno.version.deno, ...rest }
+    ? {
+      format,
+      code: code ?? await codeVersion(),
+      deno: deno ?? Deno.version.deno,
+      gpu: gpu ?? pinnedGpu(),
+      ...rest,
+    }
     : record;
   await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(stamped, null, 1) + "\n"));
 }

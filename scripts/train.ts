@@ -13,6 +13,8 @@
  * (resume from DIR/last.safetensors when it exists), --epochs-this-run N and --max-seconds S (stop
  * early in this process; run the same command again to go on), --record FILE (when training is
  * over, save the run as a JSON record for the notebooks), --json. Epochs are numbered from 1.
+ * A worker of the run scheduler is told its GPU by `$SSMREC_GPU_INDEX` and
+ * `$SSMREC_GPU_PCI_ADDRESS` (`run/gpu_pinning.ts`), which the record keeps.
  *
  * A KuaiRand-Pure folder takes --kuairand-logs standard-early|standard|all (which logs make up
  * the dataset; default standard-early).
@@ -49,6 +51,7 @@ import {
   SettingsMismatchError,
   type TrainResult,
 } from "../models/mod.ts";
+import { pinnedGpu } from "../run/gpu_pinning.ts";
 import { meanEpochSeconds, runTraining, type TrainingRun } from "../run/mod.ts";
 
 const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset <name-or-file>\n` +
@@ -310,6 +313,9 @@ export async function main(args: readonly string[]): Promise<number> {
       return 0;
     }
     if (!options.request.dataset) throw new UsageError("--dataset is required");
+    // The run record keeps the GPU the scheduler pinned this process to: a malformed one fails
+    // here, before training, rather than when the record is written.
+    pinnedGpu();
     const run = await runTraining({ ...options, log: json ? undefined : console.log });
     report(run, json);
     return 0;

@@ -375,6 +375,8 @@ Deno.test("GPU pinning: nvidia-smi's list, the device-select tag, worker i on GP
   assertEquals(gpuPinningEnvironment(3, gpus), {
     DRI_PRIME: "pci-0000_3b_00_0",
     MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: "1",
+    SSMREC_GPU_INDEX: "1",
+    SSMREC_GPU_PCI_ADDRESS: "00000000:3B:00.0",
   });
   assertEquals(gpuPinningEnvironment(2, gpus).DRI_PRIME, "pci-0000_19_00_0");
   assertEquals(gpuPinningEnvironment(1, gpus.slice(0, 1)), {}, "one GPU: nothing to choose");
