@@ -24,12 +24,15 @@
  *
  * In full mode the missing runs are trained before any notebook runs, each by its own
  * `deno task train` process, on `--workers-per-gpu K` (default 1) workers on each of `--gpus N`
- * GPUs (default: those `nvidia-smi` lists), the longest first; each worker's output goes to
- * `results/logs/<record>.log`. `--max-seconds S` is a time budget: no run starts in its last minute
- * and each pauses at an epoch's end by then; the exit status is then 3 and the same command goes on
- * where the runs stopped. `--datasets` trains only runs on these datasets; `--train-only` stops after
- * training, without the notebooks; `--print-commands` prints the train commands, one a line,
- * and does nothing else (for a cluster's scheduler).
+ * GPUs (default: those `nvidia-smi` lists; 1 when it lists none), the longest first; a run of Caser
+ * or SSD4Rec on ML-1M, which fills a GPU, runs with no other run on its GPU. Each worker's output
+ * goes to `results/logs/<record>.log`, and its run record names the GPU it was pinned to.
+ * `--max-seconds S` is a time budget: no run starts in its last minute and each pauses at an
+ * epoch's end by then; the exit status is then 3 and the same command goes on where the runs
+ * stopped. `--datasets` trains only runs on these datasets; `--train-only` stops after training,
+ * without the notebooks; `--print-commands` prints the train commands of the runs that would be
+ * trained (with `--retrain-stale`, the stale ones too; with `--max-seconds S`, each gets it), one a
+ * line, longest first, and does nothing else (for a cluster's scheduler).
  *
  * The work is done by the run layer (`run/reproduce.ts`); this file only reads the flags.
  *
