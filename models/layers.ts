@@ -85,6 +85,16 @@ export interface DropoutContext {
   readonly training: boolean;
 }
 
+/**
+ * Returns `result` after freeing `read`, a tensor that `result`'s op has read and whose backward
+ * does not (a sum's operand, a row gather's table, dropout's input, GELU's output); nothing when
+ * the op passed `read` through (dropout off).
+ */
+export function freeAfter(result: Tensor, read: Tensor): Tensor {
+  if (read !== result) read.dispose();
+  return result;
+}
+
 /** Applies dropout under a context. */
 export function applyDropout(x: Tensor, ctx: DropoutContext): Tensor {
   return ctx.training && ctx.p > 0 ? dropout(x, ctx.p, ctx.rng, { training: true }) : x;
@@ -128,13 +138,21 @@ export class FeedForward {
     this.#dropoutAfterNorm = dropout === "after-norm";
   }
 
-  /** Applies the block to `[..., d]`. */
+  /**
+   * Applies the block to `[..., d]`. What no backward reads is freed once read: GELU's output
+   * (its backward reads its input), W₂'s output and the residual sum's dropped operand (a sum's
+   * backward reads neither operand), and the LayerNorm's output before the last dropout.
+   */
   forward(x: Tensor, ctx: DropoutContext): Tensor {
-    const h = applyDropout(gelu(this.#w1.forward(x)), ctx);
-    const f = this.#w2.forward(h);
+    const activated = gelu(this.#w1.forward(x));
+    const f = this.#w2.forward(freeAfter(applyDropout(activated, ctx), activated));
     const norm = (y: Tensor) => this.#norm ? this.#norm.forward(y) : y;
-    if (this.#dropoutAfterNorm) return applyDropout(norm(add(f, x)), ctx);
-    return norm(add(applyDropout(f, ctx), x));
+    if (this.#dropoutAfterNorm) {
+      const normed = norm(freeAfter(add(f, x), f));
+      return freeAfter(applyDropout(normed, ctx), normed);
+    }
+    const dropped = freeAfter(applyDropout(f, ctx), f);
+    return norm(freeAfter(add(dropped, x), dropped));
   }
 }
 

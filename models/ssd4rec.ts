@@ -26,7 +26,14 @@ import {
   ssdPieces,
 } from "../ops/sequence/ssd_scan/mod.ts";
 import { Tensor } from "../ops/core/tensor.ts";
-import { applyDropout, type DropoutContext, FeedForward, INIT_STD, LayerNorm } from "./layers.ts";
+import {
+  applyDropout,
+  type DropoutContext,
+  FeedForward,
+  freeAfter,
+  INIT_STD,
+  LayerNorm,
+} from "./layers.ts";
 import { Mamba2Block, type PackedSegments } from "./mamba2_block.ts";
 import { ConfigError, mergeConfig, MODEL_CHECKS } from "./config.ts";
 import { ParameterSet } from "./parameters.ts";
@@ -184,16 +191,6 @@ export function packedInputs(
   };
 }
 
-/**
- * Returns `result` after freeing `read`, a tensor that `result`'s op has read and whose backward
- * does not (a sum's operand, a row gather's table, dropout's input); nothing when the op passed
- * `read` through (dropout off).
- */
-function freeAfter(result: Tensor, read: Tensor): Tensor {
-  if (read !== result) read.dispose();
-  return result;
-}
-
 /** One Bi-SSD layer's modules: the shared Mamba-2 block, its LayerNorm and the feed-forward. */
 interface BiSsdLayer {
   readonly mamba: Mamba2Block;
@@ -299,7 +296,9 @@ export class SSD4Rec {
       } else {
         mixed = freeAfter(add(mixed, h), mixed);
       }
-      h = layer.ffn.forward(applyDropout(layer.norm.forward(mixed), ctx), ctx);
+      // The LayerNorm's output feeds dropout alone, whose backward reads neither.
+      const normed = layer.norm.forward(mixed);
+      h = layer.ffn.forward(freeAfter(applyDropout(normed, ctx), normed), ctx);
     });
     return h;
   }

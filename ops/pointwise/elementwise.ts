@@ -43,10 +43,14 @@ fn normal_cdf(x: f32) -> f32 {
 }
 ${MATH_WGSL}`;
 
-/** A unary function: its forward expression in `x` and its derivative in `x`, `y` (output). */
+/**
+ * A unary function: its forward expression in `x` and its derivative in `x`, or in `x` and the
+ * output `y` where `readsOutput` says so (only then does the backward bind, and so need, `y`).
+ */
 interface UnaryDef {
   forward: string;
   derivative: string;
+  readsOutput?: true;
 }
 
 const UNARY = {
@@ -57,7 +61,7 @@ const UNARY = {
   silu: { forward: "silu_(x)", derivative: "sigmoid_(x) * (1.0 + x * sigmoid_(-x))" },
   softplus: { forward: "softplus_(x)", derivative: "sigmoid_(x)" },
   sigmoid: { forward: "sigmoid_(x)", derivative: "sigmoid_(x) * sigmoid_(-x)" },
-  exp: { forward: "exp(x)", derivative: "y" },
+  exp: { forward: "exp(x)", derivative: "y", readsOutput: true },
   relu: { forward: "max(x, 0.0)", derivative: "select(0.0, 1.0, x > 0.0)" },
   scale: { forward: "p.a * x", derivative: "p.a" },
   addScalar: { forward: "x + p.a", derivative: "1.0" },
@@ -74,24 +78,39 @@ export type UnaryName =
   | "scale"
   | "addScalar";
 
+/**
+ * Which kernel of a unary function: the forward (`x` → out), or the backward reading the
+ * incoming gradient `gs` besides `x`, and the output `ys` only when the derivative does.
+ */
+type UnaryKernel = "forward" | "backward" | "backward reading y";
+
 const unaryShaders = new Map<string, string>();
 
 /** The shader of a unary expression (generated once; the runtime caches pipelines by source). */
-function unaryShader(expr: string, withGrad: boolean): string {
-  const key = `${withGrad}:${expr}`;
+function unaryShader(expr: string, kernel: UnaryKernel): string {
+  const key = `${kernel}:${expr}`;
   let src = unaryShaders.get(key);
-  if (!src) unaryShaders.set(key, src = unaryShaderSource(expr, withGrad));
+  if (!src) unaryShaders.set(key, src = unaryShaderSource(expr, kernel));
   return src;
 }
 
-function unaryShaderSource(expr: string, withGrad: boolean): string {
+function unaryShaderSource(expr: string, kernel: UnaryKernel): string {
+  const inputs = kernel === "forward" ? ["xs"] : kernel === "backward" ? ["xs", "gs"] : [
+    "xs",
+    "ys",
+    "gs",
+  ];
+  const bindings = inputs.map((name, k) =>
+    `@group(0) @binding(${k + 1}) var<storage, read> ${name}: array<f32>;`
+  );
+  const body = kernel === "forward"
+    ? `out[i] = ${expr};`
+    : `${kernel === "backward reading y" ? "let y = ys[i];\n  " : ""}out[i] = gs[i] * (${expr});`;
   return /* wgsl */ `
 struct P { n: u32, stride: u32, a: f32 }
 @group(0) @binding(0) var<uniform> p: P;
-@group(0) @binding(1) var<storage, read> xs: array<f32>;
-${withGrad ? "@group(0) @binding(2) var<storage, read> ys: array<f32>;\n" : ""}
-${withGrad ? "@group(0) @binding(3) var<storage, read> gs: array<f32>;\n" : ""}
-@group(0) @binding(${withGrad ? 4 : 2}) var<storage, read_write> out: array<f32>;
+${bindings.join("\n")}
+@group(0) @binding(${inputs.length + 1}) var<storage, read_write> out: array<f32>;
 ${MATH}
 ${GRID_WGSL}
 @compute @workgroup_size(${WG})
@@ -99,11 +118,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   let x = xs[i];
-  ${withGrad ? "let y = ys[i];\n  out[i] = gs[i] * (" + expr + ");" : "out[i] = " + expr + ";"}
+  ${body}
 }`;
 }
 
-/** Applies a built-in unary function elementwise, recording its backward. */
+/**
+ * Applies a built-in unary function elementwise, recording its backward. The backward reads `x`,
+ * and the output only for `exp` (whose derivative is the output): the output of any other
+ * function may be freed once read.
+ */
 export function unary(name: UnaryName, x: Tensor, a = 0): Tensor {
   assertDType(name, x, "f32");
   const def: UnaryDef = UNARY[name];
@@ -111,7 +134,7 @@ export function unary(name: UnaryName, x: Tensor, a = 0): Tensor {
   const g = grid(x.size, WG);
   launch(
     name,
-    unaryShader(def.forward, false),
+    unaryShader(def.forward, "forward"),
     packParams([x.size, g.stride], [a]),
     [x, y],
     g.groups,
@@ -120,9 +143,9 @@ export function unary(name: UnaryName, x: Tensor, a = 0): Tensor {
     const dx = Tensor.empty(x.shape, "f32", `${name} backward`);
     launch(
       `${name} backward`,
-      unaryShader(def.derivative, true),
+      unaryShader(def.derivative, def.readsOutput ? "backward reading y" : "backward"),
       packParams([x.size, g.stride], [a]),
-      [x, y, dy, dx],
+      def.readsOutput ? [x, y, dy, dx] : [x, dy, dx],
       g.groups,
     );
     return [dx];
@@ -191,7 +214,7 @@ function unaryRaw(name: UnaryName, x: Tensor, a: number): Tensor {
   const g = grid(x.size, WG);
   launch(
     name,
-    unaryShader(UNARY[name].forward, false),
+    unaryShader(UNARY[name].forward, "forward"),
     packParams([x.size, g.stride], [a]),
     [x, y],
     g.groups,
