@@ -11,7 +11,8 @@ import { makeRng } from "./util.ts";
 
 /**
  * `users` users whose sequences (of `length − 3` to `length` items, drawn from `seed`) follow a
- * deterministic next-item rule over `items` items.
+ * deterministic next-item rule over `items` items. Nothing is filtered out: RecBole's 5-core
+ * filter would cut the rule's chains and, on small draws, cascade until no interaction is left.
  */
 export function ruleDataset(
   seed: number,
@@ -31,7 +32,11 @@ export function ruleDataset(
     }
   }
   const loaded = parseInteractions(lines.join("\n"), "rule.txt", { format: "user-item-pairs" });
-  return buildSequentialDataset(loaded, { name: "rule" });
+  return buildSequentialDataset(loaded, {
+    name: "rule",
+    minUserInteractions: 0,
+    minItemInteractions: 0,
+  });
 }
 
 /**
