@@ -206,6 +206,7 @@ export {
 } from "./retrain_stale.ts";
 export { staleRecordNotice } from "./record_notice.ts";
 export {
+  describePinnedGpu,
   DEVICE_SELECT_LAYER_MANIFEST,
   deviceSelectLayerFound,
   driPrimeTag,
@@ -213,6 +214,10 @@ export {
   gpuPinningEnvironment,
   listNvidiaGpus,
   parseNvidiaSmiGpus,
+  PINNED_GPU_INDEX_VARIABLE,
+  PINNED_GPU_PCI_ADDRESS_VARIABLE,
+  type PinnedGpu,
+  pinnedGpu,
 } from "./gpu_pinning.ts";
 export {
   parseTrainLine,
@@ -227,13 +232,17 @@ export {
 } from "./train_worker.ts";
 export {
   estimatedWallSeconds,
+  GPU_SATURATING_RUNS,
   longestFirst,
+  type PoolStep,
+  runsAlone,
   SCHEDULED_CHECKPOINTS,
   type ScheduledRun,
   scheduledRuns,
   type ScheduledRunsOptions,
   staleRecordsLeftOut,
   workerArguments,
+  WorkerPool,
 } from "./scheduled_runs.ts";
 export {
   describeExit,

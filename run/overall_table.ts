@@ -15,6 +15,7 @@ import {
   richTable,
   withRichDisplay,
 } from "../viz/mod.ts";
+import { describePinnedGpu } from "./gpu_pinning.ts";
 import { describeSlice, type GridCell } from "./grid_runs.ts";
 import { DATASET_LABELS, MODEL_LABELS, type PaperValues } from "./paper_values.ts";
 import { meanEpochSeconds, RETRAIN_STALE_COMMAND } from "./run_record.ts";
@@ -142,7 +143,7 @@ export function perSeedTable(cells: readonly GridCell[]): RichTable {
         epochs: r.result.history.length,
         "best epoch": r.result.bestEpoch + 1,
         "s / training epoch": Math.round(meanEpochSeconds(r.result) * 100) / 100,
-        adapter: r.adapter,
+        adapter: r.gpu ? `${r.adapter} (${describePinnedGpu(r.gpu)})` : r.adapter,
         finished: r.finishedAt.slice(0, 10),
         code: run.staleness.stale ? `other code (${run.staleness.recordedBy})` : "current",
         record: run.path.replace(/^.*\/results\//, "results/"),
