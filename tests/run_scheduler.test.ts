@@ -1,6 +1,5 @@
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import { basename, join } from "node:path";
-import { trainConfig } from "../models/config.ts";
 import { type CodeVersion, requireProjectRoot } from "../run/code_version.ts";
 import {
   driPrimeTag,
@@ -13,7 +12,7 @@ import type { RunGrid } from "../run/run_grid.ts";
 import { TrainingProgress } from "../run/progress.ts";
 import { type PlannedRun, planReproduction } from "../run/reproduction_plan.ts";
 import { readRunIndex } from "../run/run_index.ts";
-import { RUN_RECORD_FORMAT, type RunRecord, runRecordPath } from "../run/run_record.ts";
+import { type RunRecord, runRecordPath } from "../run/run_record.ts";
 import { describeExit, runSchedule } from "../run/run_scheduler.ts";
 import {
   estimatedWallSeconds,
@@ -31,7 +30,7 @@ import {
   type WorkerJob,
 } from "../run/train_worker.ts";
 import { withTempDir } from "./temp_files.ts";
-import { fakeRunResult } from "./fake_run_result.ts";
+import { fakeBeautyRecord } from "./fake_run_result.ts";
 
 const NOW: CodeVersion = {
   commit: "a".repeat(40),
@@ -212,22 +211,7 @@ Deno.test("scheduler: with a budget each worker gets what is left, and none star
 
 /** A record of Mamba4Rec on Beauty with the preset's settings and `seed`, by the code {@link NOW}. */
 function beautyRecord(seed: number): RunRecord {
-  return {
-    format: RUN_RECORD_FORMAT,
-    code: NOW,
-    deno: Deno.version.deno,
-    model: "mamba4rec",
-    dataset: "amazon-beauty",
-    users: 1,
-    items: 1,
-    adapter: "test adapter",
-    finishedAt: "2026-01-01T00:00:00.000Z",
-    command: `deno task train --dataset amazon-beauty --seed ${seed}`,
-    modelConfig: { dropoutProb: 0.4, seed },
-    trainConfig: trainConfig({ maxLength: 50, seed }),
-    parameters: 1,
-    result: fakeRunResult(),
-  };
+  return fakeBeautyRecord(seed, NOW, { dropoutProb: 0.4 });
 }
 
 /**

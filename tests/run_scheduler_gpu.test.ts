@@ -4,18 +4,12 @@ import { fileURLToPath } from "node:url";
 import type { CodeVersion } from "../run/code_version.ts";
 import { describePinnedGpu, type GpuDevice } from "../run/gpu_pinning.ts";
 import type { PlannedRun } from "../run/reproduction_plan.ts";
-import {
-  readRunRecord,
-  RUN_RECORD_FORMAT,
-  type RunRecord,
-  runRecordPath,
-} from "../run/run_record.ts";
+import { readRunRecord, type RunRecord, runRecordPath } from "../run/run_record.ts";
 import { runSchedule } from "../run/run_scheduler.ts";
 import type { ScheduledRun } from "../run/scheduled_runs.ts";
 import { processSpawner } from "../run/train_worker.ts";
-import { trainConfig } from "../models/config.ts";
 import { withTempDir } from "./temp_files.ts";
-import { fakeRunResult } from "./fake_run_result.ts";
+import { fakeBeautyRecord } from "./fake_run_result.ts";
 
 /** The project's files, which the fake workers import. */
 const PROJECT = fileURLToPath(new URL("..", import.meta.url));
@@ -28,22 +22,7 @@ const CODE: CodeVersion = {
 
 /** A record of Mamba4Rec on Beauty with `seed`, without a GPU (the writer adds it). */
 function record(seed: number): RunRecord {
-  return {
-    format: RUN_RECORD_FORMAT,
-    code: CODE,
-    deno: Deno.version.deno,
-    model: "mamba4rec",
-    dataset: "amazon-beauty",
-    users: 1,
-    items: 1,
-    adapter: "test adapter",
-    finishedAt: "2026-01-01T00:00:00.000Z",
-    command: `deno task train --dataset amazon-beauty --seed ${seed}`,
-    modelConfig: { seed },
-    trainConfig: trainConfig({ maxLength: 50, seed }),
-    parameters: 1,
-    result: fakeRunResult(),
-  };
+  return fakeBeautyRecord(seed, CODE);
 }
 
 /** A stand-in for `deno task train` that writes the record of its `--seed` with the project's writer. */
