@@ -127,17 +127,18 @@ export function ssdScan(
       init: initialStates,
     }, { ...decays, cb })
     : chunkedForward(spec, pieces, tables, { x, B, C, D, initialStates }, { ...decays, cb });
+  // The decays are four (tokens, H) tensors per scan: the backward recomputes them from dt, A
+  // and dtBias (the same kernel on the same inputs, so the same values) rather than keep them.
+  for (const t of Object.values(decays)) t.dispose();
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
   const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const ownedTables = owned ? pieces.tensors() : [];
   const handed = options.releaseInputs ? [x, dt, B, C] : [];
   if (!recording) {
-    for (const t of [...Object.values(decays), cb, sin, yh, ...ownedTables, ...handed]) {
-      t.dispose();
-    }
+    for (const t of [cb, sin, yh, ...ownedTables, ...handed]) t.dispose();
     return finalStates ? { y, finalStates } : { y };
   }
-  const saved = { ...decays, cb, sin, yh };
+  const saved = { cb, sin, yh };
   const out = record(
     y,
     OP,
@@ -197,9 +198,12 @@ function scanBackward(
   tables: PieceTables,
   t: { x: Tensor; dt: Tensor; A: Tensor; B: Tensor; C: Tensor; D?: Tensor; dtBias?: Tensor },
   gy: Tensor,
-  saved: Decays & { cb: Tensor; sin: Tensor; yh: Tensor },
+  kept: { cb: Tensor; sin: Tensor; yh: Tensor },
 ): (Tensor | null)[] {
-  const { cb, sin, yh } = saved;
+  const { cb, sin, yh } = kept;
+  const count = pieces.chunks;
+  const decays = prepare(spec, tables.chunks, count, t.dt, t.A, t.dtBias);
+  const saved = { ...decays, ...kept };
   let ub: Tensor;
   let dInit: Tensor | undefined;
   if (tables.slots > 0) {
@@ -211,7 +215,6 @@ function scanBackward(
   } else {
     ub = zeros([1]);
   }
-  const count = pieces.chunks;
   const base = { chunks: tables.chunks, count, ...t };
   const { dx, ddt, parts } = headGrads(spec, base, { ...saved, gy, yh, cb, sin, ub });
   const { dB, dC } = pairGrads(spec, { ...base, blockSize: pieces.blockSize }, {
@@ -221,6 +224,7 @@ function scanBackward(
     ub,
   });
   ub.dispose();
+  for (const d of Object.values(decays)) d.dispose();
   const [dA, dD, dBias] = parts.map((p) => {
     const sum = sumLeading(p, [spec.heads]);
     p.dispose();
