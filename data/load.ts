@@ -19,6 +19,7 @@ import {
 import { datasetCacheKey, datasetCachePath, datasetToIPC, readDatasetCache } from "./cache.ts";
 import { writeFileAtomic } from "../host/mod.ts";
 import { basename } from "node:path";
+import { generateSyntheticKuaiRand, SYNTHETIC_KUAIRAND_NAME } from "./synthetic_kuairand.ts";
 import {
   type DatasetLocationOptions,
   type DatasetSource,
@@ -45,11 +46,14 @@ export interface LoadDatasetOptions
 export interface DatasetLoadInfo {
   /** The processed dataset. */
   readonly dataset: SequentialDataset;
-  /** The file the data came from, or the folder of a dataset read from several logs. */
+  /**
+   * The file the data came from, the folder of a dataset read from several logs, or a generated
+   * dataset's `generated:<name>`.
+   */
   readonly sourcePath: string;
-  /** Every file read, in reading order (`[sourcePath]` for a single file). */
+  /** Every file read, in reading order (`[sourcePath]` for a single file, none if generated). */
   readonly sourceFiles: readonly string[];
-  /** The cache entry read or written, or `undefined` with caching off. */
+  /** The cache entry read or written, or `undefined` with caching off or a generated dataset. */
   readonly cachePath: string | undefined;
   /** Whether the dataset came from the cache. */
   readonly fromCache: boolean;
@@ -72,6 +76,39 @@ function keyOptions(options: LoadDatasetOptions): Record<string, unknown> {
   };
 }
 
+/** Options of {@link generatedInteractions}. */
+export interface GeneratedInteractionOptions {
+  /** Keep only the first this many users of the generated data (default: every user). */
+  readonly firstUsers?: number;
+}
+
+/** The generator of each generated dataset (`KnownDataset.generated`), by canonical name. */
+const GENERATORS: Readonly<
+  Record<string, (options: GeneratedInteractionOptions) => LoadedInteractions>
+> = {
+  [SYNTHETIC_KUAIRAND_NAME]: (options) => generateSyntheticKuaiRand(options),
+};
+
+/**
+ * The interactions of the generated dataset `name` (a canonical name whose `KnownDataset` is
+ * `generated`), made in memory with its fixed seed. Throws a `RangeError` naming the generated
+ * datasets for any other name.
+ */
+export function generatedInteractions(
+  name: string,
+  options: GeneratedInteractionOptions = {},
+): LoadedInteractions {
+  const generate = Object.hasOwn(GENERATORS, name) ? GENERATORS[name] : undefined;
+  if (generate === undefined) {
+    throw new RangeError(
+      `no generator for dataset "${name}"; generated datasets: ${
+        Object.keys(GENERATORS).join(", ")
+      }`,
+    );
+  }
+  return generate(options);
+}
+
 /**
  * Like {@link loadDataset}, and also says where the data came from and how long it took.
  */
@@ -81,6 +118,23 @@ export async function loadDatasetWithInfo(
 ): Promise<DatasetLoadInfo> {
   const start = performance.now();
   const source = resolveDatasetSource(nameOrPath, options);
+  if (source.generated) {
+    // Generated in about a second from its seed: nothing to read, nothing worth caching.
+    const name = options.name ?? source.name;
+    const dataset = buildSequentialDataset(generatedInteractions(source.name), {
+      ...options,
+      name,
+    });
+    const seconds = (performance.now() - start) / 1000;
+    return {
+      dataset,
+      sourcePath: source.path,
+      sourceFiles: [],
+      cachePath: undefined,
+      fromCache: false,
+      seconds,
+    };
+  }
   const contents = await Promise.all(source.files.map((f) => Deno.readFile(f)));
   const bytes = contents.length === 1 ? contents[0] : concatenate(contents);
   const mode = options.cache ?? "use";
@@ -153,8 +207,8 @@ function parseSource(
 
 /**
  * Loads a dataset by name (`ml-1m`, `amazon-beauty`, `kuairand`, …, looked up in the datasets
- * directory), by file path or by KuaiRand-Pure folder (its `kuaiRandLogs` read one after another),
- * and runs the RecBole-equivalent pipeline on it ({@link DEFAULT_MIN_INTERACTIONS}-core by
+ * directory; `kuairand-synthetic` generated in memory, never cached), by file path or by
+ * KuaiRand-Pure folder (its `kuaiRandLogs` read one after another), and runs the RecBole-equivalent pipeline on it ({@link DEFAULT_MIN_INTERACTIONS}-core by
  * default), reading and writing the processed-dataset cache keyed by the files' content and the
  * options.
  */

@@ -24,6 +24,7 @@ export {
   defaultCacheDirectory,
   defaultDatasetsDirectory,
   findKnownDataset,
+  generatedSourcePath,
   KNOWN_DATASETS,
   type KnownDataset,
   KUAIRAND_PURE_LOGS,
@@ -74,6 +75,8 @@ export {
 export {
   type CacheMode,
   type DatasetLoadInfo,
+  type GeneratedInteractionOptions,
+  generatedInteractions,
   loadDataset,
   type LoadDatasetOptions,
   loadDatasetWithInfo,
@@ -92,3 +95,16 @@ export {
   type PrefixBatchOptions,
 } from "./batches.ts";
 export { type PackedBatch, packedBatches, type PackedBatchOptions } from "./packed_batches.ts";
+export {
+  generateSyntheticKuaiRand,
+  type HistoryLengthSummary,
+  historyLengthSummary,
+  SYNTHETIC_KUAIRAND_NAME,
+  SYNTHETIC_KUAIRAND_SHAPE,
+  syntheticHistoryLengths,
+  syntheticItemCounts,
+  type SyntheticKuaiRandOptions,
+  type SyntheticKuaiRandShape,
+  syntheticKuaiRandShape,
+  syntheticKuaiRandSource,
+} from "./synthetic_kuairand.ts";

@@ -5,6 +5,7 @@
  */
 import { basename, extname, isAbsolute, join, resolve } from "node:path";
 import { env, isFile, projectRoot } from "../host/mod.ts";
+import { SYNTHETIC_KUAIRAND_NAME } from "./synthetic_kuairand.ts";
 
 /**
  * The directory datasets are read from: `$SSMREC_DATASETS` if set, else `../shared/datasets` beside
@@ -45,6 +46,11 @@ export interface KnownDataset {
   readonly logFolders?: readonly string[];
   /** One line on what the data is. */
   readonly description: string;
+  /**
+   * True for a dataset generated in memory (`data/load.ts` knows its generator) rather than read:
+   * it has no files, is always available, and its source is {@link generatedSourcePath}.
+   */
+  readonly generated?: boolean;
 }
 
 /** The datasets of the two papers and the others in the shared dataset directory. */
@@ -101,7 +107,20 @@ export const KNOWN_DATASETS: readonly KnownDataset[] = [
     ],
     description: "KuaiRand-Pure logs (by default the standard logs, 2022-04-08 to 2022-05-08)",
   },
+  {
+    name: SYNTHETIC_KUAIRAND_NAME,
+    aliases: ["synthetic-kuairand"],
+    files: [],
+    generated: true,
+    description: "SYNTHETIC, not KuaiRand: generated interactions of KuaiRand's shape (23,951 " +
+      "users, 7,111 items, 1,134,420 interactions) for timing",
+  },
 ];
+
+/** The source path of a generated dataset: `generated:<name>`, never a file. */
+export function generatedSourcePath(name: string): string {
+  return `generated:${name}`;
+}
 
 /** File extensions that mark an argument as a path rather than a dataset name. */
 const DATA_EXTENSIONS = new Set([".txt", ".inter", ".dat", ".csv", ".tsv"]);
@@ -118,11 +137,16 @@ export interface DatasetSource {
   readonly name: string;
   /**
    * The absolute path of the file to read, or of the folder that holds the files of a dataset
-   * read from several logs (KuaiRand-Pure).
+   * read from several logs (KuaiRand-Pure); for a generated dataset {@link generatedSourcePath}.
    */
   readonly path: string;
-  /** The absolute paths of every file to read, in reading order (`[path]` for a single file). */
+  /**
+   * The absolute paths of every file to read, in reading order (`[path]` for a single file;
+   * none for a generated dataset).
+   */
   readonly files: readonly string[];
+  /** True for a dataset generated in memory ({@link KnownDataset.generated}), not read. */
+  readonly generated?: boolean;
 }
 
 /**
@@ -218,7 +242,8 @@ function describeLogSets(): string {
  * An argument that is an existing file or folder, contains a path separator, or ends in a data
  * extension is a path; a folder must hold KuaiRand-Pure logs (itself or in `data/`), of which the
  * `kuaiRandLogs` set is read. Anything else is looked up by name in the datasets directory: for
- * `kuairand` first the log folders, then processed `.inter` files. Throws `Deno.errors.NotFound`
+ * `kuairand` first the log folders, then processed `.inter` files; a generated dataset's name
+ * (`kuairand-synthetic`) needs no file. Throws `Deno.errors.NotFound`
  * with the places it looked, or the log files missing, when nothing fits.
  */
 export function resolveDatasetSource(
@@ -251,6 +276,9 @@ export function resolveDatasetSource(
   }
   const directory = options.datasetsDirectory ?? defaultDatasetsDirectory();
   const known = findKnownDataset(nameOrPath);
+  if (known?.generated) {
+    return { name: known.name, path: generatedSourcePath(known.name), files: [], generated: true };
+  }
   for (const folder of known?.logFolders ?? []) {
     const found = locateKuaiRandLogs(join(directory, folder), logs);
     if (found) {
@@ -286,7 +314,10 @@ export interface DatasetAvailability {
   readonly name: string;
   /** One line on what the data is. */
   readonly description: string;
-  /** The file (or log folder) found, or `undefined` when absent. */
+  /**
+   * The file (or log folder) found, or `undefined` when absent; a generated dataset's
+   * {@link generatedSourcePath}.
+   */
   readonly path: string | undefined;
   /** Where to put the file (or log folder) when it is absent (the first candidate location). */
   readonly expectedPath: string;
@@ -296,6 +327,10 @@ export interface DatasetAvailability {
 export function listDatasets(options: DatasetLocationOptions = {}): DatasetAvailability[] {
   const directory = options.datasetsDirectory ?? defaultDatasetsDirectory();
   return KNOWN_DATASETS.map((d) => {
+    if (d.generated) {
+      const path = generatedSourcePath(d.name);
+      return { name: d.name, description: d.description, path, expectedPath: path };
+    }
     const inFolder = (d.logFolders ?? []).map((f) => {
       try {
         return locateKuaiRandLogs(join(directory, f), options.kuaiRandLogs)?.directory;

@@ -19,6 +19,7 @@ import { SASRec, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
 import { SSD4Rec, type SSD4RecConfig, ssd4recConfig } from "./ssd4rec.ts";
 import type { PackedModel, PaddedModel, TrainableModel } from "./model.ts";
 import { ConfigError, PACKED_TRAIN_DEFAULTS } from "./config.ts";
+import { SYNTHETIC_KUAIRAND_NAME } from "../data/synthetic_kuairand.ts";
 
 /**
  * The settings a paper used on one dataset: training overrides (e.g. the window length
@@ -192,9 +193,16 @@ export const SSD4REC_TRAIN_DEFAULTS: Readonly<Record<string, unknown>> = {
   ...PACKED_TRAIN_DEFAULTS,
 };
 
+/** SSD4Rec's KuaiRand block of its official `config.yaml`. */
+const SSD4REC_KUAIRAND: DatasetPreset = {
+  train: { maxLength: 50, maskRatio: 0.2 },
+  model: { dropoutProb: 0.2, normEmbedding: true, numLayers: 2, beta: 0.1 },
+};
+
 /**
  * SSD4Rec's per-dataset blocks of its official `config.yaml`: dropout, embedding normalisation,
- * layers, β and ρ; L (`MAX_ITEM_LIST_LENGTH`) only acts with `varLen: false`.
+ * layers, β and ρ; L (`MAX_ITEM_LIST_LENGTH`) only acts with `varLen: false`. The synthetic data
+ * of KuaiRand's shape trains with the KuaiRand block.
  */
 export const SSD4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = {
   "ml-1m": {
@@ -209,10 +217,8 @@ export const SSD4REC_PRESETS: Readonly<Record<string, DatasetPreset>> = {
     train: { maxLength: 50, maskRatio: 0.1 },
     model: { dropoutProb: 0.4, normEmbedding: false, numLayers: 1, beta: 0.1 },
   },
-  "kuairand-pure": {
-    train: { maxLength: 50, maskRatio: 0.2 },
-    model: { dropoutProb: 0.2, normEmbedding: true, numLayers: 2, beta: 0.1 },
-  },
+  "kuairand-pure": SSD4REC_KUAIRAND,
+  [SYNTHETIC_KUAIRAND_NAME]: SSD4REC_KUAIRAND,
 };
 
 const MAMBA4REC_ENTRY: ModelEntryOf<PaddedModel> = {
