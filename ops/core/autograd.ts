@@ -86,6 +86,9 @@ export function backward(loss: Tensor): void {
     const results = node.backward(g);
     const wanted = new Set(results.filter((r, k) => r && node.inputs[k].requiresGrad));
     const used = new Set<Tensor>();
+    // The output's gradient is read by nothing once the node's backward has been encoded: when
+    // that backward passes it through (a sum's operands), the first input takes it over.
+    let gTaken = false;
     node.inputs.forEach((input, k) => {
       const r = results[k];
       if (!r) return;
@@ -93,10 +96,10 @@ export function backward(loss: Tensor): void {
         if (r !== g && !wanted.has(r)) r.dispose();
         return;
       }
-      // A gradient returned twice (or the output's own gradient passed through) is shared:
-      // copy it before another consumer takes ownership.
-      const owned = used.has(r) || r === g ? clone(r) : r;
+      // A gradient returned twice is shared: copy it before another consumer takes ownership.
+      const owned = used.has(r) ? clone(r) : r;
       used.add(r);
+      if (r === g) gTaken = true;
       if (!input.node) {
         if (input.grad) {
           accumulateInto(input.grad, owned);
@@ -116,7 +119,7 @@ export function backward(loss: Tensor): void {
         }
       }
     });
-    g.dispose();
+    if (!gTaken) g.dispose();
     releaseNode(t);
   }
 }
