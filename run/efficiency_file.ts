@@ -98,6 +98,37 @@ export interface EfficiencyMeasurement {
   readonly training: TrainingEfficiency;
   /** Inference figures. */
   readonly inference: InferenceEfficiency;
+  /**
+   * SSD4Rec: the matrix-product work of one training epoch's projections and feed-forward
+   * networks (`run/projection_flops.ts`) and, when a rate was given, the epoch's floor at it;
+   * absent for other models and in files measured before it was counted.
+   */
+  readonly projections?: {
+    /** Packed tokens of one epoch's training batches (padding included, with `padTo`). */
+    readonly tokens: number;
+    /** Training samples of one epoch. */
+    readonly samples: number;
+    /** Forward operations of one epoch, by projection. */
+    readonly forwardFlops: {
+      /** The Mamba-2 blocks' input projections, both directions. */
+      readonly inProjection: number;
+      /** Their output projections, both directions (the last layer at last tokens only). */
+      readonly outProjection: number;
+      /** The feed-forward networks (the last layer at last tokens only). */
+      readonly feedForward: number;
+    };
+    /** Operations of one epoch, forward and backward. */
+    readonly flops: number;
+    /** The floor at a measured matrix-product rate (`--matmul-tflops`), when one was given. */
+    readonly floor?: {
+      /** The rate, TFLOP/s (`deno task bench --only matmul`). */
+      readonly matmulTflops: number;
+      /** Seconds {@link flops} take at that rate. */
+      readonly seconds: number;
+      /** Seconds per epoch measured over the floor's. */
+      readonly epochRatio: number;
+    };
+  };
 }
 
 /**

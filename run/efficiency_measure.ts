@@ -16,6 +16,10 @@
  *   forward, scores against every item, the targets' ranks and metric sums, as the evaluator does
  *   it), one warm-up, then the median of several repeats, each waiting for the GPU.
  *
+ * - **Projections** (SSD4Rec): the matrix-product work of one epoch's projections and
+ *   feed-forward networks, and with a measured matrix-product rate the epoch's floor at it
+ *   (`run/projection_flops.ts`).
+ *
  * `run/efficiency_file.ts` keeps a measurement as one JSON file (`results/efficiency/` by
  * default), written atomically.
  *
@@ -51,6 +55,7 @@ import {
   type TrainingEfficiency,
 } from "./efficiency_file.ts";
 import { sliceContents } from "./grid_runs.ts";
+import { checkMatmulRate, epochProjections } from "./projection_flops.ts";
 import { setupRun } from "./setup.ts";
 
 /** What {@link measureEfficiency} measures. */
@@ -82,6 +87,11 @@ export interface EfficiencyRequest {
   readonly warmupSteps?: number;
   /** Timed repeats of the inference batch (default {@link EFFICIENCY_INFERENCE_REPEATS}). */
   readonly inferenceRepeats?: number;
+  /**
+   * The measured matrix-product rate, TFLOP/s (`deno task bench --only matmul`): an SSD4Rec
+   * measurement then also gives its epoch's floor at that rate (`run/projection_flops.ts`).
+   */
+  readonly matmulTflops?: number;
   /** The command that measures it again, for the file (default: {@link efficiencyCommand}'s). */
   readonly command?: string;
 }
@@ -113,6 +123,7 @@ export function efficiencyCommand(r: EfficiencyRequest, out?: string): string {
     ["--warmup-steps", r.warmupSteps],
     ["--repeats", r.inferenceRepeats],
     ["--max-users", r.maxUsers],
+    ["--matmul-tflops", r.matmulTflops],
     ["--out", out],
   ];
   return [
@@ -322,6 +333,9 @@ export async function measureEfficiency(
     request.inferenceRepeats,
     EFFICIENCY_INFERENCE_REPEATS,
   );
+  // A bad rate fails now, not after the timed epochs.
+  const rate = request.matmulTflops;
+  if (rate !== undefined) checkMatmulRate(rate);
   const train: Record<string, unknown> = { ...request.train, verbose: false };
   if (request.maxLength !== undefined) train.maxLength = request.maxLength;
   if (request.varLen !== undefined) train.varLen = request.varLen;
@@ -344,6 +358,8 @@ export async function measureEfficiency(
     const training = await timeTraining(model, dataset, config, adam, timing);
     await releasePooledMemory();
     const inference = await timeInference(model, dataset, config, repeats);
+    const { secondsPerEpoch } = training;
+    const projections = epochProjections(model, dataset, config, secondsPerEpoch, rate);
     const maxUsers = request.maxUsers;
     return {
       format: EFFICIENCY_FORMAT,
@@ -361,6 +377,7 @@ export async function measureEfficiency(
       histories: historyLayout(model, config),
       training,
       inference,
+      ...(projections !== undefined ? { projections } : {}),
     };
   } finally {
     adam.dispose();

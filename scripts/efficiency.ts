@@ -13,6 +13,13 @@
  * (timed inference repeats, default 5), --batch-size B, --eval-batch-size B, --max-users N (the
  * first N users only: a smoke measurement, its file name says so), --out DIR.
  *
+ * SSD4Rec's measurements also count the matrix-product work of one epoch's projections and
+ * feed-forward networks (`run/projection_flops.ts`); with --matmul-tflops R (the rate that
+ * `deno task bench --only matmul` measured, TFLOP/s) they print the epoch's floor, that work at R,
+ * and the measured epoch's ratio to it:
+ *
+ *     deno task efficiency --models ssd4rec --dataset kuairand-synthetic --matmul-tflops 40
+ *
  * Packed models (ssd4rec) also take --var-len true|false (false: histories cut to their last L
  * items) and --pad-to L (every history a left-padded window of L tokens); padded models in the
  * same command are measured without them, so one command can sweep L for both kinds.
@@ -39,7 +46,7 @@ import {
 const USAGE = "usage: deno task efficiency --models M[,M…] --dataset <name-or-file>\n" +
   "       [--max-len L[,L…]] [--epochs N] [--max-steps N] [--warmup-steps N] [--repeats R]\n" +
   "       [--batch-size B] [--eval-batch-size B] [--max-users N]\n" +
-  "       [--var-len true|false] [--pad-to L] [--out DIR]";
+  "       [--var-len true|false] [--pad-to L] [--matmul-tflops R] [--out DIR]";
 
 /** A mistake in the command line (exit status 2). */
 class UsageError extends Error {
@@ -67,6 +74,16 @@ function positiveInteger(flag: string, text: string | undefined): number | undef
   return n;
 }
 
+/** A positive number flag's value, or `undefined` when absent. */
+function positiveNumber(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`--${flag}: expected a positive number, got '${text}'`);
+  }
+  return n;
+}
+
 /** Parses the command line; throws {@link UsageError}. */
 function parseCommandLine(args: readonly string[]): EfficiencyCommand {
   let values: Record<string, string | boolean | undefined>;
@@ -83,6 +100,7 @@ function parseCommandLine(args: readonly string[]): EfficiencyCommand {
     "max-users",
     "var-len",
     "pad-to",
+    "matmul-tflops",
     "out",
   ];
   try {
@@ -122,6 +140,7 @@ function parseCommandLine(args: readonly string[]): EfficiencyCommand {
     maxSteps: positiveInteger("max-steps", text("max-steps")),
     warmupSteps: positiveInteger("warmup-steps", text("warmup-steps")),
     inferenceRepeats: positiveInteger("repeats", text("repeats")),
+    matmulTflops: positiveNumber("matmul-tflops", text("matmul-tflops")),
     train,
   };
   const varLen = varLenText === undefined ? undefined : varLenText === "true";
@@ -146,6 +165,22 @@ function parseCommandLine(args: readonly string[]): EfficiencyCommand {
   }
   const out = text("out") ?? join(requireProjectRoot(), EFFICIENCY_DIRECTORY);
   return { help: false, requests, out };
+}
+
+/**
+ * For SSD4Rec, one line on the epoch's projection work and, with a rate, its floor and the
+ * measured epoch's ratio to it; `undefined` for other models.
+ */
+function projectionLine(m: EfficiencyMeasurement): string | undefined {
+  const p = m.projections;
+  if (p === undefined) return undefined;
+  const work =
+    `  projections and feed-forward networks: ${(p.flops / 1e12).toPrecision(4)} TFLOP ` +
+    `an epoch (forward and backward; ${p.tokens} tokens, ${p.samples} samples)`;
+  if (p.floor === undefined) return `${work}; give --matmul-tflops R for the floor`;
+  const { matmulTflops, seconds, epochRatio } = p.floor;
+  return `${work}; floor at ${matmulTflops} TFLOP/s ${seconds.toPrecision(4)} s, ` +
+    `measured epoch ${epochRatio.toFixed(2)}x the floor`;
 }
 
 /** One line for people: what was measured and the three figures. */
@@ -175,6 +210,8 @@ export async function main(args: readonly string[]): Promise<number> {
       const measured = await measureEfficiency(request);
       const path = await writeEfficiencyMeasurement(command.out, measured);
       console.log(summaryLine(measured, path));
+      const projections = projectionLine(measured);
+      if (projections !== undefined) console.log(projections);
     }
     return 0;
   } catch (error) {
