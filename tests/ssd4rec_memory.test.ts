@@ -5,13 +5,19 @@
  * last reader (or one more stored product) fails here.
  *
  * Per Mamba-2 block run (two per layer: the segments as they are and reversed) the backward reads
- * xBC, dt, x, B, C (`[T, ·]` pieces of the projection and the convolution), the scan's Δ, cs,
- * exp(cs), exp(cs_end − cs) (`[T, H]`), ŷ (`[T, d_inner]`), C·Bᵀ of every chunk (Σ len²) and the
- * states entering the cut segments' chunks, and the gated norm's input y, gate z and output
- * (`[·, d_inner]`) and reciprocal deviations, of every token or, in the last layer, of the last
- * tokens. Per layer besides: the reversed input and the LayerNorm's input (`[T, d]`; the blocks'
- * outputs and their sums are freed once summed), and the LayerNorm's, the dropout's and the
- * feed-forward's tensors (of the last layer: of the last tokens only).
+ * xBC, dt, x, B, C (`[T, ·]` pieces of the projection and the convolution), the scan's ŷ
+ * (`[T, d_inner]`), C·Bᵀ of every chunk (Σ len²) and the states entering the cut segments' chunks
+ * (the scan's backward recomputes its `[T, H]` decays), and the gated norm's input y, gate z and
+ * output (`[·, d_inner]`) and reciprocal deviations, of every token or, in the last layer, of the
+ * last tokens. Per layer besides: the reversed input and the LayerNorm's input (`[T, d]`; the
+ * blocks' outputs and their sums are freed once summed), the LayerNorm's mean and deviation, and
+ * what the feed-forward's backward reads (of the last layer: at the last tokens only): its input
+ * (the dropped LayerNorm output; the LayerNorm's own output is freed), W₁'s output and its
+ * dropout's (GELU's output is freed), the residual sum and the LayerNorm's statistics, and its
+ * output (W₂'s output and the LayerNorm's are freed once read).
+ *
+ * The bounds are the step's own figures with a small margin: one more `[T, d]` tensor kept by the
+ * forward, or a `[T, d_inner]` one more at the peak, fails.
  */
 import { assert } from "@std/assert";
 import { backward, zeroGrad } from "../ops/core/autograd.ts";
@@ -78,15 +84,16 @@ Deno.test("ssd4rec: one packed training step's memory stays within the tensors i
   );
   // Every chunk of a segment cut into several holds the state entering it.
   const slots = lengths.filter((n) => n > chunk).reduce((s, n) => s + Math.ceil(n / chunk), 0);
-  const scan = 4 * bytes(T, H) + bytes(T, inner) +
-    bytes(chunkLengths.reduce((s, n) => s + n * n, 0)) + bytes(slots, H, P, N);
+  const scan = bytes(T, inner) + bytes(chunkLengths.reduce((s, n) => s + n * n, 0)) +
+    bytes(slots, H, P, N);
   // The gated norm's input, gate and output and its deviations are kept at every token, or at
   // the last tokens only in the last layer.
   const block = (rows: number) =>
     bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) + scan +
     3 * bytes(rows, inner) + bytes(rows) + 2 * bytes(H);
-  // LayerNorm and dropout, then the feed-forward and its LayerNorm.
-  const tokenwise = (rows: number) => 6 * bytes(rows, d) + 3 * bytes(rows, ffn) + 4 * bytes(rows);
+  // The dropped LayerNorm output, W₁'s output and its dropout's, the residual sum, the block's
+  // output; both LayerNorms' means and deviations.
+  const tokenwise = (rows: number) => 3 * bytes(rows, d) + 2 * bytes(rows, ffn) + 4 * bytes(rows);
   // Both directions' blocks, the reversed input, and the LayerNorm's input (the last layer's
   // is gathered at the last tokens).
   const layer = (last: boolean) =>
@@ -97,13 +104,14 @@ Deno.test("ssd4rec: one packed training step's memory stays within the tensors i
     bytes(4 * lengths.filter((n) => n > chunk).length) + bytes(slots);
   const held = batchInputs + embedded + layer(false) + layer(true) + 3 * bytes(B, numItems) +
     bytes(d) + 2 * bytes(1);
-  // The backward's working set at its peak (the first layer's forward block): the parameters'
-  // gradients and as much again for the products summed into them; the projection's whole
-  // gradient; the gated norm's, the scan's and the tape's `[T, d_inner]` gradients and copies; the
-  // states carried back; the pair gradients and Δ's.
+  // The backward's working set at its peak (a scan's backward in the last layer): the
+  // parameters' gradients (at most all of them by then); the projection's whole gradient (made
+  // when the gate's arrives); the scan's dx and the gathered rows' `[T, d_inner]` gradient; the
+  // skip's `[T, d]` gradient; the states carried back; dB, dC and the pair weights; the
+  // recomputed decays and ∂dt.
   const parameterBytes = params.reduce((sum, t) => sum + sizeClass(t.size * 4), 0);
-  const working = 2 * parameterBytes + bytes(T, 2 * inner + 2 * N + H) + 4 * bytes(T, inner) +
-    bytes(slots, H, P, N) + 4 * bytes(T, N) + 2 * bytes(T, H);
+  const working = parameterBytes + bytes(T, 2 * inner + 2 * N + H) + 2 * bytes(T, inner) +
+    bytes(T, d) + bytes(slots, H, P, N) + 3 * bytes(T, N) + 6 * bytes(T, H);
   console.log(
     `T ${T}: the forward left ${forwardHeld} bytes (bound ${held}); the step peaked at ${peak} ` +
       `(bound ${held + working}; parameters ${parameterBytes}) (seed ${seed})`,
