@@ -321,6 +321,8 @@ export interface DatasetAvailability {
   readonly path: string | undefined;
   /** Where to put the file (or log folder) when it is absent (the first candidate location). */
   readonly expectedPath: string;
+  /** True for a generated dataset ({@link KnownDataset.generated}): synthetic, not read. */
+  readonly generated?: boolean;
 }
 
 /** Lists the known datasets and whether each is present in the datasets directory. */
@@ -329,7 +331,13 @@ export function listDatasets(options: DatasetLocationOptions = {}): DatasetAvail
   return KNOWN_DATASETS.map((d) => {
     if (d.generated) {
       const path = generatedSourcePath(d.name);
-      return { name: d.name, description: d.description, path, expectedPath: path };
+      return {
+        name: d.name,
+        description: d.description,
+        path,
+        expectedPath: path,
+        generated: true,
+      };
     }
     const inFolder = (d.logFolders ?? []).map((f) => {
       try {

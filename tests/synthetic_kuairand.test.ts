@@ -211,6 +211,9 @@ Deno.test("kuairand-synthetic is a dataset name: resolved without files, listed,
       d.name === SYNTHETIC_KUAIRAND_NAME
     );
     assert(listed?.path !== undefined && /synthetic/i.test(listed.description));
+    assertEquals(listed?.generated, true);
+    const generated = listDatasets({ datasetsDirectory: empty }).filter((d) => d.generated);
+    assertEquals(generated.map((d) => d.name), [SYNTHETIC_KUAIRAND_NAME]);
     const info = await loadDatasetWithInfo("kuairand-synthetic", {
       datasetsDirectory: empty,
       cacheDirectory: empty,
