@@ -6,6 +6,7 @@
  */
 import type { SequentialDataset } from "../data/dataset.ts";
 import { type InteractionFormat, parseInteractions, parseKuaiRandLogs } from "../data/formats.ts";
+import { generatedInteractions } from "../data/load.ts";
 import type { DatasetSource } from "../data/paths.ts";
 import { buildSequentialDataset } from "../data/pipeline.ts";
 
@@ -69,8 +70,8 @@ export function firstUsersName(name: string, count: number): string {
 
 /**
  * Reads `source`, keeps its first `count` users ({@link firstUsersText}; for CSV logs such as
- * KuaiRand's, one or several, {@link firstUsersCsv}) and runs the pipeline on them; the dataset is
- * named by {@link firstUsersName}. Slices are not cached.
+ * KuaiRand's, one or several, {@link firstUsersCsv}; a generated dataset generates only them) and
+ * runs the pipeline on them; the dataset is named by {@link firstUsersName}. Slices are not cached.
  */
 export async function loadFirstUsers(
   source: DatasetSource,
@@ -78,6 +79,11 @@ export async function loadFirstUsers(
   format?: InteractionFormat,
 ): Promise<SequentialDataset> {
   const name = firstUsersName(source.name, count);
+  if (source.generated) {
+    return buildSequentialDataset(generatedInteractions(source.name, { firstUsers: count }), {
+      name,
+    });
+  }
   const files = source.files;
   if (files.every((f) => f.toLowerCase().endsWith(".csv"))) {
     const logs = await Promise.all(

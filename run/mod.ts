@@ -299,6 +299,17 @@ export {
   measureEfficiency,
 } from "./efficiency_measure.ts";
 export {
+  checkMatmulRate,
+  epochProjections,
+  type EpochSize,
+  packedEpochSize,
+  type ProjectionFloor,
+  projectionFloor,
+  type ProjectionFlops,
+  ssd4recProjectionFlops,
+  TRAINING_PRODUCTS_PER_FORWARD,
+} from "./projection_flops.ts";
+export {
   EFFICIENCY_SMOKE,
   efficiencyMeasurements,
   type EfficiencyRunOptions,

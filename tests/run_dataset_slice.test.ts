@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { join } from "node:path";
+import { resolveDatasetSource } from "../data/paths.ts";
 import { firstUsersCsv, loadFirstUsers } from "../run/dataset_slice.ts";
 import { withTempDir } from "./temp_files.ts";
 
@@ -50,4 +51,11 @@ Deno.test("loadFirstUsers slices KuaiRand logs, one file or a folder of several"
     assertEquals(both.statistics.interactions, 33);
     assertEquals(both.name, "kuairand-pure (first 5 users)");
   });
+});
+
+Deno.test("loadFirstUsers generates only the first users of a generated dataset", async () => {
+  const source = resolveDatasetSource("kuairand-synthetic");
+  const slice = await loadFirstUsers(source, 40);
+  assertEquals(slice.name, "kuairand-synthetic (first 40 users)");
+  assertEquals(slice.statistics.rawUsers, 40);
 });
