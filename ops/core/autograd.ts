@@ -84,22 +84,24 @@ export function backward(loss: Tensor): void {
       continue;
     }
     const results = node.backward(g);
-    const wanted = new Set(results.filter((r, k) => r && node.inputs[k].requiresGrad));
-    const used = new Set<Tensor>();
-    // The output's gradient is read by nothing once the node's backward has been encoded: when
-    // that backward passes it through (a sum's operands), the first input takes it over.
+    // A gradient returned for several inputs is copied for all but the last, which takes it
+    // over (a consumer may free or sum it at once). The output's own gradient is read by nothing
+    // once the node's backward has been encoded: passed through (a sum's operands), it is taken
+    // over likewise rather than copied.
+    const lastTaker = new Map<Tensor, number>();
+    results.forEach((r, k) => {
+      if (r && node.inputs[k].requiresGrad) lastTaker.set(r, k);
+    });
     let gTaken = false;
     node.inputs.forEach((input, k) => {
       const r = results[k];
       if (!r) return;
       if (!input.requiresGrad) {
-        if (r !== g && !wanted.has(r)) r.dispose();
+        if (r !== g && !lastTaker.has(r)) r.dispose();
         return;
       }
-      // A gradient returned twice is shared: copy it before another consumer takes ownership.
-      const owned = used.has(r) ? clone(r) : r;
-      used.add(r);
-      if (r === g) gTaken = true;
+      const owned = lastTaker.get(r) === k ? r : clone(r);
+      if (owned === g) gTaken = true;
       if (!input.node) {
         if (input.grad) {
           accumulateInto(input.grad, owned);
