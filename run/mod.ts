@@ -99,6 +99,8 @@ export {
   ORDER_LIMITED_DATASETS,
   type OrderLimit,
   type PaperValues,
+  SSD4REC_OFFICIAL_KUAIRAND_EPOCH,
+  type ThirdPartyEpochTiming,
 } from "./paper_values.ts";
 export { recordedOnlyGrid, studyRuns } from "./study_runs.ts";
 export {
@@ -336,6 +338,16 @@ export {
   SWEEP_TIMED_STEPS,
   sweepRequests,
 } from "./efficiency_sweep.ts";
+export {
+  EPOCH_FLOOR_BAR,
+  EXAMPLE_MATMUL_TFLOPS,
+  KUAIRAND_EPOCH_COMMAND,
+  KUAIRAND_EPOCH_REQUEST,
+  KUAIRAND_EPOCH_SMOKE,
+  type KuaiRandEpochRunOptions,
+  kuairandEpochRuns,
+  kuairandEpochTable,
+} from "./kuairand_epoch.ts";
 export { epochsToBest, secondsToBest, trainingModesTable } from "./training_modes.ts";
 export {
   DEFAULT_K,

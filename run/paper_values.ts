@@ -1,8 +1,9 @@
 /**
  * What the paper notebooks print beside our runs: the paper's values where a readable source
  * confirms them ({@link PaperValues}), the datasets whose file orders sequences otherwise than the
- * papers' pipeline ({@link ORDER_LIMITED_DATASETS}), and the names of models and datasets as the
- * papers print them ({@link MODEL_LABELS}, {@link DATASET_LABELS}).
+ * papers' pipeline ({@link ORDER_LIMITED_DATASETS}), the names of models and datasets as the
+ * papers print them ({@link MODEL_LABELS}, {@link DATASET_LABELS}), and third-party timings of a
+ * paper's official code ({@link SSD4REC_OFFICIAL_KUAIRAND_EPOCH}).
  *
  * @module
  */
@@ -69,4 +70,50 @@ export const DATASET_LABELS: Readonly<Record<string, string>> = Object.freeze({
   "amazon-beauty": "Beauty",
   "amazon-video-games": "Video Games",
   "kuairand-pure": "KuaiRand",
+});
+
+/**
+ * One training epoch of a paper's official code as someone other than its authors timed it: the
+ * code, card and software it ran on, and where the timing was read. Never a figure of the paper.
+ */
+export interface ThirdPartyEpochTiming {
+  /** Registered model name. */
+  readonly model: string;
+  /** Canonical dataset name of the data it trained on. */
+  readonly dataset: string;
+  /** Seconds of one training epoch once warm, as the run's log reports them. */
+  readonly secondsPerEpoch: number;
+  /** Seconds of the first epoch, warm-up included. */
+  readonly firstEpochSeconds: number;
+  /** The framework's peak of allocated GPU memory, GB (10⁹ bytes). */
+  readonly peakAllocatedGB: number;
+  /** The framework's peak of reserved GPU memory (its caching allocator's pool), GB. */
+  readonly peakReservedGB: number;
+  /** The GPU it ran on. */
+  readonly card: string;
+  /** The software it ran with. */
+  readonly software: string;
+  /** Who timed it and how far it is the official code, for people. */
+  readonly status: string;
+  /** The readable source that reports it. */
+  readonly source: string;
+}
+
+/**
+ * The official SSD4Rec code on KuaiRand with its shipped KuaiRand configuration (hidden size 256,
+ * two Bi-SSD layers, whole histories, 1024 targets per batch), timed by a third party: epochs 2
+ * to 28 took 65 to 67 s each; peak allocated 3,833,438,208 bytes, reserved 13,784,580,096.
+ */
+export const SSD4REC_OFFICIAL_KUAIRAND_EPOCH: ThirdPartyEpochTiming = Object.freeze({
+  model: "ssd4rec",
+  dataset: "kuairand-pure",
+  secondsPerEpoch: 66,
+  firstEpochSeconds: 215,
+  peakAllocatedGB: 3.83,
+  peakReservedGB: 13.8,
+  card: "NVIDIA H200 NVL",
+  software: "PyTorch 2.3.0 (CUDA 11.8), mamba-ssm 2.2.2, causal-conv1d 1.2.2.post1, Triton 2.3.0",
+  status: "third-party timing of the official code (not a figure of the paper)",
+  source: "https://github.com/berdov/diplom/blob/0fb9d110b3437ce7b020c4ec42ea0de6e2823d25/" +
+    "experiments/ssd4rec_baseline/runs/ssd4rec_001_notes.md",
 });

@@ -1,0 +1,199 @@
+/**
+ * The KuaiRand-sized epoch's table: our measurement from its file (with and without a floor, within
+ * and over the bar) beside the official code's third-party timing, the row that says it is not
+ * measured yet, and the smoke row with its floor at the example rate.
+ */
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { SYNTHETIC_KUAIRAND_NAME } from "../data/synthetic_kuairand.ts";
+import {
+  EFFICIENCY_FORMAT,
+  type EfficiencyMeasurement,
+  writeEfficiencyMeasurement,
+} from "../run/efficiency_file.ts";
+import {
+  EPOCH_FLOOR_BAR,
+  EXAMPLE_MATMUL_TFLOPS,
+  KUAIRAND_EPOCH_COMMAND,
+  kuairandEpochRuns,
+  kuairandEpochTable,
+} from "../run/kuairand_epoch.ts";
+import { SSD4REC_OFFICIAL_KUAIRAND_EPOCH } from "../run/paper_values.ts";
+import type { RichTable } from "../viz/mod.ts";
+import { withTempDir } from "./temp_files.ts";
+
+/** Projection operations of the fake epoch: 1.2 PFLOP, 40 s at 30 TFLOP/s. */
+const FLOPS = 1.2e15;
+
+/**
+ * A measurement of SSD4Rec on the whole synthetic KuaiRand (or its first `maxUsers` users) taking
+ * `seconds` per epoch at a peak of `peakBytes`, its floor at `matmulTflops` when given.
+ */
+function measurement(
+  seconds: number,
+  peakBytes: number,
+  options: { matmulTflops?: number; maxUsers?: number } = {},
+): EfficiencyMeasurement {
+  const { matmulTflops, maxUsers } = options;
+  const floorSeconds = matmulTflops === undefined ? undefined : FLOPS / (matmulTflops * 1e12);
+  return {
+    format: EFFICIENCY_FORMAT,
+    code: { commit: null, dirty: null, sourceHash: "sha256:0" },
+    deno: "2",
+    measuredAt: "2026-01-01T00:00:00.000Z",
+    command: "",
+    adapter: "Test GPU",
+    model: "ssd4rec",
+    dataset: SYNTHETIC_KUAIRAND_NAME,
+    ...(maxUsers !== undefined
+      ? { slice: { maxUsers, contents: { users: 13, items: 16, interactions: 160 } } }
+      : {}),
+    parameters: 1,
+    trainConfig: {
+      batchSize: maxUsers === undefined ? 1024 : 16,
+      evalBatchSize: maxUsers === undefined ? 2048 : 16,
+    } as EfficiencyMeasurement["trainConfig"],
+    modelConfig: {},
+    histories: { kind: "whole" },
+    training: {
+      stepsPerEpoch: 1040,
+      stepsTimed: 1040,
+      epochsTimed: 1,
+      warmupSteps: 2,
+      projected: false,
+      seconds,
+      secondsPerEpoch: seconds,
+      samples: 1_062_567,
+      tokens: 48_000_000,
+      tokensPerSecond: 48_000_000 / seconds,
+      meanLoss: 7,
+      peakLiveBytes: peakBytes,
+      peakByPurpose: { parameters: peakBytes / 2, activations: peakBytes / 2 },
+    },
+    inference: {
+      split: "test",
+      users: 2048,
+      secondsPerBatch: 0.05,
+      repeats: [0.05],
+      peakLiveBytes: 1e9,
+      peakByPurpose: { parameters: 5e8, activations: 5e8 },
+    },
+    projections: {
+      tokens: 48_000_000,
+      samples: 1_062_567,
+      forwardFlops: { inProjection: FLOPS / 6, outProjection: FLOPS / 12, feedForward: FLOPS / 12 },
+      flops: FLOPS,
+      ...(floorSeconds !== undefined
+        ? {
+          floor: {
+            matmulTflops: matmulTflops!,
+            seconds: floorSeconds,
+            epochRatio: seconds / floorSeconds,
+          },
+        }
+        : {}),
+    },
+  };
+}
+
+/** The rows of `table` whose `run` cell includes `text`. */
+function rowsOf(table: RichTable, text: string) {
+  return table.rows.filter((r) => String(r.run).includes(text));
+}
+
+/** The official code's row, checked: third-party, its card, 66 s, 3.83 GB, its source. */
+function assertOfficialRow(table: RichTable): void {
+  const [official] = rowsOf(table, "official");
+  assert(official, "the official code's row is missing");
+  assertStringIncludes(String(official.run), "third-party");
+  assertStringIncludes(String(official.run), "not a figure of the paper");
+  assertEquals(official.card, "NVIDIA H200 NVL");
+  assertEquals(official["s / epoch"], 66);
+  assertEquals(official["peak memory (GB)"], 3.83);
+  assertStringIncludes(String(official.source), "berdov/diplom");
+  assertEquals(table.rows[table.rows.length - 1], official);
+}
+
+const BAR = `bar (≤ ${EPOCH_FLOOR_BAR}× floor)`;
+
+Deno.test("KuaiRand epoch: read from its file, within the bar, beside the official code", async () => {
+  await withTempDir("kuairand-epoch-", async (dir) => {
+    await writeEfficiencyMeasurement(dir, measurement(50, 2.5e9, { matmulTflops: 30 }));
+    const runs = await kuairandEpochRuns({ mode: "quick", directory: dir });
+    assertEquals(runs.missing, []);
+    assertEquals(runs.smoke, []);
+    const table = kuairandEpochTable(runs);
+    const [ours] = rowsOf(table, "ours");
+    assertEquals(ours["s / epoch"], 50);
+    assertEquals(ours.card, "Test GPU");
+    assertEquals(ours["peak memory (GB)"], 2.5);
+    assertEquals(ours["tokens / epoch"], 48_000_000);
+    assertEquals(ours["projection TFLOP / epoch"], 1200);
+    assertEquals(ours["floor (s)"], 40);
+    assertStringIncludes(String(ours["at (TFLOP/s)"]), "30, measured");
+    assertEquals(ours["÷ floor"], 1.25);
+    assertEquals(ours[BAR], "met");
+    assertEquals(ours["s ÷ official"], Math.round((50 / 66) * 100) / 100);
+    assertEquals(ours["memory ÷ official"], Math.round((2.5 / 3.83) * 100) / 100);
+    assertEquals(ours.source, "results/efficiency/ssd4rec-kuairand-synthetic-whole.json");
+    assertOfficialRow(table);
+    assertEquals(table.rows.length, 2);
+    assertStringIncludes(table.toHTML(), "Ours ran on Test GPU, theirs on an NVIDIA H200 NVL");
+  });
+});
+
+Deno.test("KuaiRand epoch: over the bar it says what the epoch needs", () => {
+  const table = kuairandEpochTable({
+    measured: [measurement(70, 3e9, { matmulTflops: 30 })],
+    smoke: [],
+  });
+  const [ours] = rowsOf(table, "ours");
+  assertEquals(ours["÷ floor"], 1.75);
+  assertEquals(ours[BAR], `missed (needs ≤ ${EPOCH_FLOOR_BAR * 40} s)`);
+  assertOfficialRow(table);
+});
+
+Deno.test("KuaiRand epoch: a file without a rate shows the work but no floor", () => {
+  const table = kuairandEpochTable({ measured: [measurement(50, 2.5e9)], smoke: [] });
+  const [ours] = rowsOf(table, "ours");
+  assertEquals(ours["projection TFLOP / epoch"], 1200);
+  assertEquals(ours["floor (s)"], "no rate given");
+  assertEquals(ours["at (TFLOP/s)"], "add --matmul-tflops R");
+  assertEquals(ours["÷ floor"], "—");
+  assertEquals(ours[BAR], "—");
+  assertEquals(ours["s ÷ official"], Math.round((50 / 66) * 100) / 100);
+});
+
+Deno.test("KuaiRand epoch: without its file, a row says so with the command", () => {
+  const table = kuairandEpochTable({ measured: [], smoke: [] });
+  assertEquals(table.rows.length, 2);
+  const [ours] = rowsOf(table, "ours");
+  assertEquals(ours["s / epoch"], "not measured yet");
+  assertStringIncludes(String(ours.source), KUAIRAND_EPOCH_COMMAND);
+  assertEquals(
+    KUAIRAND_EPOCH_COMMAND,
+    "deno task efficiency --models ssd4rec --dataset kuairand-synthetic --matmul-tflops R",
+  );
+  for (const column of ["÷ floor", BAR, "s ÷ official", "memory ÷ official"]) {
+    assertEquals(ours[column], undefined, column);
+  }
+  assertOfficialRow(table);
+  assertStringIncludes(table.toHTML(), "nothing is compared");
+});
+
+Deno.test("KuaiRand epoch: the smoke row is labelled, its floor at the example rate", () => {
+  const smoke = measurement(900, 4e7, { maxUsers: 20 });
+  const table = kuairandEpochTable({ measured: [], smoke: [smoke] });
+  assertEquals(table.rows.length, 3);
+  const [row] = rowsOf(table, "smoke");
+  assertStringIncludes(String(row.run), "first 20 users");
+  assertStringIncludes(String(row.run), "13 users, 16 items, 160 interactions");
+  assertStringIncludes(String(row.run), "batches of 16");
+  assertEquals(row["floor (s)"], Number((FLOPS / (EXAMPLE_MATMUL_TFLOPS * 1e12)).toPrecision(3)));
+  assertStringIncludes(String(row["at (TFLOP/s)"]), `${EXAMPLE_MATMUL_TFLOPS}, an example rate`);
+  for (const column of ["÷ floor", BAR, "s ÷ official", "memory ÷ official"]) {
+    assertEquals(row[column], "— (smoke)", column);
+  }
+  assertEquals(rowsOf(table, "ours")[0]["s / epoch"], "not measured yet");
+  assertOfficialRow(table);
+  assertEquals(SSD4REC_OFFICIAL_KUAIRAND_EPOCH.secondsPerEpoch, 66);
+});
