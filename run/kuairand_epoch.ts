@@ -222,14 +222,14 @@ function smokeRow(m: EfficiencyMeasurement): Row {
 function officialRow(official: ThirdPartyEpochTiming): Row {
   return {
     run: `official ${label(MODEL_LABELS, official.model)} code on ` +
-      `${label(DATASET_LABELS, official.dataset)}: ${official.status}`,
+      `${label(DATASET_LABELS, official.dataset)} (${official.status})`,
     card: official.card,
     "s / epoch": official.secondsPerEpoch,
     timing: `epochs after the first (the first: ${official.firstEpochSeconds} s, warm-up ` +
       "included)",
     "peak memory (GB)": official.peakAllocatedGB,
     "memory counted as": `the framework's allocated peak (reserved: ${official.peakReservedGB} GB)`,
-    source: `${official.source} (${official.software})`,
+    source: official.source,
   };
 }
 
@@ -264,12 +264,13 @@ export function kuairandEpochTable(
   return richTable(rows, {
     columns: COLUMNS,
     caption: `A KuaiRand-sized SSD4Rec training epoch: ours on ${SYNTHETIC_KUAIRAND_NAME} ` +
-      `against its floor and beside the official code on KuaiRand (${official.status})`,
+      `against its floor, beside the official code on ${label(DATASET_LABELS, official.dataset)} ` +
+      `(${official.status})`,
     note: `${cards} Ours: synthetic data of KuaiRand's shape with SSD4Rec's KuaiRand settings; ` +
       "the floor is the epoch's projection and feed-forward matrix products, forward and " +
       "backward, at the matrix-product rate, and the bar is an epoch within " +
       `${EPOCH_FLOOR_BAR}× it. Memory is counted differently on each side (ours: the runtime's ` +
       "storage buffers held by live tensors; theirs: the framework's allocated peak). " +
-      `Official figures: ${official.source}.`,
+      `Official code: ${official.software}, ${official.source}.`,
   });
 }

@@ -93,7 +93,7 @@ export interface ThirdPartyEpochTiming {
   readonly card: string;
   /** The software it ran with. */
   readonly software: string;
-  /** Who timed it and how far it is the official code, for people. */
+  /** Who timed it, for people: a third party, not the paper. */
   readonly status: string;
   /** The readable source that reports it. */
   readonly source: string;
@@ -113,7 +113,7 @@ export const SSD4REC_OFFICIAL_KUAIRAND_EPOCH: ThirdPartyEpochTiming = Object.fre
   peakReservedGB: 13.8,
   card: "NVIDIA H200 NVL",
   software: "PyTorch 2.3.0 (CUDA 11.8), mamba-ssm 2.2.2, causal-conv1d 1.2.2.post1, Triton 2.3.0",
-  status: "third-party timing of the official code (not a figure of the paper)",
+  status: "third-party timing, not a figure of the paper",
   source: "https://github.com/berdov/diplom/blob/0fb9d110b3437ce7b020c4ec42ea0de6e2823d25/" +
     "experiments/ssd4rec_baseline/runs/ssd4rec_001_notes.md",
 });
