@@ -41,6 +41,8 @@ export interface CellExpectations {
 export interface NotebookCell {
   /** `code`, `markdown` or `raw`. */
   cell_type: string;
+  /** The cell's id (nbformat 4.5 on): 1 to 64 letters, digits, `-` or `_`, unique in its notebook. */
+  id?: string;
   /** The cell source. */
   source: string | string[];
   /** The cell metadata. */

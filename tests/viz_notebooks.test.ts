@@ -157,3 +157,21 @@ Deno.test("notebooks: every cell that shows something ends with an awaited jupyt
     });
   }
 });
+
+Deno.test("notebooks: every cell has an id, unique in its notebook, as nbformat 4.5 requires", async () => {
+  for (const [name, nb] of await repositoryNotebooks()) {
+    const seen = new Set<string>();
+    nb.cells.forEach((cell, i) => {
+      const id = cell.id ?? "";
+      const where = `${name} cell ${i + 1}`;
+      assert(
+        /^[A-Za-z0-9_-]{1,64}$/.test(id),
+        `${where}: needs an id of 1 to 64 letters, digits, '-' or '_' (got ${
+          JSON.stringify(cell.id)
+        })`,
+      );
+      assert(!seen.has(id), `${where}: id ${id} is used by an earlier cell`);
+      seen.add(id);
+    });
+  }
+});
