@@ -191,7 +191,8 @@ function summaryLine(m: EfficiencyMeasurement, path: string): string {
       t.secondsPerEpoch.toFixed(2)
     } s / epoch (projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps)`
     : `${t.secondsPerEpoch.toFixed(2)} s / epoch`;
-  return `${m.model} on ${m.dataset} (${m.histories.kind} ${m.histories.length ?? ""}), ` +
+  const layout = [m.histories.kind, m.histories.length].filter((x) => x !== undefined).join(" ");
+  return `${m.model} on ${m.dataset} (${layout}), ` +
     `${m.adapter}: ${epoch}, peak ${(t.peakLiveBytes / 1e9).toFixed(3)} GB, ` +
     `inference ${
       m.inference.secondsPerBatch.toFixed(4)
