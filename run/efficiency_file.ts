@@ -226,3 +226,14 @@ export async function readEfficiencyMeasurements(
   }
   return out;
 }
+
+/**
+ * How a measurement's training time was taken: over whole epochs ("1 epoch timed"), or projected
+ * from the first steps ("projected from 40 of 959 steps").
+ */
+export function trainingTimingText(m: EfficiencyMeasurement): string {
+  const t = m.training;
+  return t.projected
+    ? `projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps`
+    : `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed`;
+}

@@ -9,7 +9,7 @@
 import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../viz/mod.ts";
 import type { EfficiencyMeasurement, HistoryLayout } from "./efficiency_file.ts";
 import type { EfficiencyRequest } from "./efficiency_measure.ts";
-import { DATASET_LABELS, MODEL_LABELS } from "./paper_values.ts";
+import { datasetLabel, modelLabel } from "./paper_values.ts";
 
 /** The window lengths of the SSD4Rec paper's length experiment. */
 export const SWEEP_LENGTHS: readonly number[] = Object.freeze([50, 100, 200, 400]);
@@ -22,11 +22,6 @@ export const SMOKE_SWEEP_LENGTHS: readonly number[] = Object.freeze([10, 20]);
 
 /** The models of the length sweep: SSD4Rec (histories cut to L) and two padded baselines. */
 export const SWEEP_MODELS: readonly string[] = Object.freeze(["ssd4rec", "sasrec", "mamba4rec"]);
-
-/** The printed name of a model or dataset. */
-function label(labels: Readonly<Record<string, string>>, name: string): string {
-  return Object.hasOwn(labels, name) ? labels[name] : name;
-}
 
 /** How a layout reads for people: `windows of 200`, `whole histories`, … */
 export function layoutText(histories: HistoryLayout): string {
@@ -108,7 +103,7 @@ export function lengthSweepTable(
   expected: { models: readonly string[]; lengths: readonly number[] },
 ): RichTable {
   const rows = measurements.map((m) => ({
-    model: label(MODEL_LABELS, m.model),
+    model: modelLabel(m.model),
     histories: layoutText(m.histories),
     L: sweepLength(m) ?? "—",
     "s / training epoch": rounded(m.training.secondsPerEpoch, 2),
@@ -121,9 +116,9 @@ export function lengthSweepTable(
   const missing = expected.models.flatMap((model) =>
     expected.lengths
       .filter((L) => !measurements.some((m) => m.model === model && sweepLength(m) === L))
-      .map((L) => `${label(MODEL_LABELS, model)} L = ${L}`)
+      .map((L) => `${modelLabel(model)} L = ${L}`)
   );
-  const dataset = measurements[0] ? label(DATASET_LABELS, measurements[0].dataset) : "";
+  const dataset = measurements[0] ? datasetLabel(measurements[0].dataset) : "";
   return richTable(rows.length > 0 ? rows : [{ model: "no measurement yet" }], {
     caption: `Training time and memory against the window length L${
       dataset ? ` (${dataset})` : ""
@@ -150,7 +145,7 @@ export function lengthSweepChart(
       return {
         type: "scatter",
         mode: "lines+markers",
-        name: label(MODEL_LABELS, model),
+        name: modelLabel(model),
         x: points.map((m) => sweepLength(m) ?? null),
         y: points.map(value),
       };

@@ -12,8 +12,8 @@
  * @module
  */
 import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../viz/mod.ts";
-import type { EfficiencyMeasurement } from "./efficiency_file.ts";
-import { DATASET_LABELS, MODEL_LABELS } from "./paper_values.ts";
+import { type EfficiencyMeasurement, trainingTimingText } from "./efficiency_file.ts";
+import { datasetLabel, modelLabel } from "./paper_values.ts";
 
 /** One model's row of a paper's efficiency table. */
 export interface PaperEfficiencyRow {
@@ -109,19 +109,6 @@ function rounded(value: number | undefined, decimals: number): number | string {
   return Math.round(value * f) / f;
 }
 
-/** The printed name of a model or dataset. */
-function label(labels: Readonly<Record<string, string>>, name: string): string {
-  return Object.hasOwn(labels, name) ? labels[name] : name;
-}
-
-/** How the training time was taken: measured over whole epochs, or projected from the first steps. */
-function timingText(m: EfficiencyMeasurement): string {
-  const t = m.training;
-  return t.projected
-    ? `projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps`
-    : `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed`;
-}
-
 /**
  * Ours beside the paper's: a row per measured model, each figure ours and the paper's, and each
  * side's ratio to Mamba4Rec (— where Mamba4Rec or the paper's row is missing).
@@ -136,7 +123,7 @@ export function paperEfficiencyTable(
     const ours = oursOf(m);
     const theirs = paper.rows.find((r) => r.model === m.model);
     const row: Record<string, string | number> = {
-      model: label(MODEL_LABELS, m.model),
+      model: modelLabel(m.model),
       adapter: m.adapter,
     };
     for (const { key, label: name, decimals } of FIGURES) {
@@ -151,11 +138,11 @@ export function paperEfficiencyTable(
         2,
       );
     }
-    row.timing = timingText(m);
+    row.timing = trainingTimingText(m);
     row["inference batch (users)"] = m.inference.users;
     return row;
   });
-  const where = `${label(DATASET_LABELS, paper.dataset)}, L = ${paper.maxLength}`;
+  const where = `${datasetLabel(paper.dataset)}, L = ${paper.maxLength}`;
   return richTable(rows.length > 0 ? rows : [{ model: "no measurement yet" }], {
     caption: `Efficiency on ${where}: ours beside the paper's`,
     note: `Paper: ${paper.status} (${paper.source}). Ours: the peak of the runtime's storage ` +
@@ -172,7 +159,7 @@ export function smokeEfficiencyTable(measurements: readonly EfficiencyMeasuremen
     const ours = oursOf(m);
     const contents = m.slice?.contents;
     return {
-      model: label(MODEL_LABELS, m.model),
+      model: modelLabel(m.model),
       adapter: m.adapter,
       slice: contents
         ? `${contents.users} users, ${contents.items} items, ${contents.interactions} interactions`
@@ -181,7 +168,7 @@ export function smokeEfficiencyTable(measurements: readonly EfficiencyMeasuremen
       "memory (MB)": rounded(ours.memoryGB * 1000, 1),
       "training s / epoch": rounded(ours.trainSecondsPerEpoch, 2),
       "inference s / batch": rounded(ours.inferenceSecondsPerBatch, 4),
-      timing: timingText(m),
+      timing: trainingTimingText(m),
     };
   });
   const none = [{ "smoke measurements": "none: every model has a measurement" }];
@@ -202,7 +189,7 @@ export function efficiencyRatioChart(
   const reference = measurements.find((m) => m.model === REFERENCE_MODEL);
   const x = FIGURES.map((f) => f.label);
   const data = measurements.flatMap((m) => {
-    const name = label(MODEL_LABELS, m.model);
+    const name = modelLabel(m.model);
     const ours = {
       type: "bar" as unknown as "scatter",
       mode: "markers",
@@ -247,7 +234,7 @@ export function memoryByPurposeTable(measurements: readonly EfficiencyMeasuremen
     (["training", "inference"] as const).map((phase) => {
       const figures = m[phase];
       return {
-        model: label(MODEL_LABELS, m.model),
+        model: modelLabel(m.model),
         phase,
         "peak (MB)": mb(figures.peakLiveBytes),
         ...Object.fromEntries(PURPOSES.map((p) => [p, mb(figures.peakByPurpose[p])])),

@@ -19,12 +19,13 @@ import {
   EFFICIENCY_DIRECTORY,
   efficiencyFileName,
   type EfficiencyMeasurement,
+  trainingTimingText,
 } from "./efficiency_file.ts";
 import { efficiencyCommand, type EfficiencyRequest } from "./efficiency_measure.ts";
 import { efficiencyMeasurements, type EfficiencyRuns } from "./efficiency_runs.ts";
 import {
-  DATASET_LABELS,
-  MODEL_LABELS,
+  datasetLabel,
+  modelLabel,
   SSD4REC_OFFICIAL_KUAIRAND_EPOCH,
   type ThirdPartyEpochTiming,
 } from "./paper_values.ts";
@@ -129,19 +130,6 @@ function significant(value: number): number | string {
     : value.toPrecision(3);
 }
 
-/** The printed name of a model or dataset. */
-function label(labels: Readonly<Record<string, string>>, name: string): string {
-  return Object.hasOwn(labels, name) ? labels[name] : name;
-}
-
-/** How the epoch's time was taken. */
-function timingText(m: EfficiencyMeasurement): string {
-  const t = m.training;
-  return t.projected
-    ? `projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps`
-    : `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed`;
-}
-
 /** The work and floor columns of a measurement, the floor at `floor` when given. */
 function workColumns(
   m: EfficiencyMeasurement,
@@ -175,7 +163,7 @@ function oursRow(
     run: `ours on ${m.dataset}`,
     card: m.adapter,
     "s / epoch": rounded(seconds, 2),
-    timing: timingText(m),
+    timing: trainingTimingText(m),
     "peak memory (GB)": rounded(memoryGB, 3),
     "memory counted as": "storage buffers of live tensors (the runtime's count)",
     ...workColumns(m, floor, "measured (deno task bench --only matmul)"),
@@ -206,7 +194,7 @@ function smokeRow(m: EfficiencyMeasurement): Row {
       `batches of ${m.trainConfig.batchSize}; shows that it runs, compares with nothing`,
     card: m.adapter,
     "s / epoch": rounded(seconds, 2),
-    timing: timingText(m),
+    timing: trainingTimingText(m),
     "peak memory (GB)": rounded(m.training.peakLiveBytes / 1e9, 3),
     "memory counted as": "storage buffers of live tensors (the runtime's count)",
     ...workColumns(m, floor, "an example rate, not measured"),
@@ -221,8 +209,8 @@ function smokeRow(m: EfficiencyMeasurement): Row {
 /** The official code's row. */
 function officialRow(official: ThirdPartyEpochTiming): Row {
   return {
-    run: `official ${label(MODEL_LABELS, official.model)} code on ` +
-      `${label(DATASET_LABELS, official.dataset)} (${official.status})`,
+    run: `official ${modelLabel(official.model)} code on ` +
+      `${datasetLabel(official.dataset)} (${official.status})`,
     card: official.card,
     "s / epoch": official.secondsPerEpoch,
     timing: `epochs after the first (the first: ${official.firstEpochSeconds} s, warm-up ` +
@@ -264,7 +252,7 @@ export function kuairandEpochTable(
   return richTable(rows, {
     columns: COLUMNS,
     caption: `A KuaiRand-sized SSD4Rec training epoch: ours on ${SYNTHETIC_KUAIRAND_NAME} ` +
-      `against its floor, beside the official code on ${label(DATASET_LABELS, official.dataset)} ` +
+      `against its floor, beside the official code on ${datasetLabel(official.dataset)} ` +
       `(${official.status})`,
     note: `${cards} Ours: synthetic data of KuaiRand's shape with SSD4Rec's KuaiRand settings; ` +
       "the floor is the epoch's projection and feed-forward matrix products, forward and " +

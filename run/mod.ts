@@ -94,8 +94,10 @@ export {
 } from "./paper_grids.ts";
 export {
   DATASET_LABELS,
+  datasetLabel,
   MAMBA4REC_PAPER_VALUES,
   MODEL_LABELS,
+  modelLabel,
   ORDER_LIMITED_DATASETS,
   type OrderLimit,
   type PaperValues,
@@ -291,6 +293,7 @@ export {
   type InferenceEfficiency,
   readEfficiencyMeasurements,
   type TrainingEfficiency,
+  trainingTimingText,
   writeEfficiencyMeasurement,
 } from "./efficiency_file.ts";
 export {

@@ -17,7 +17,7 @@ import {
 } from "../viz/mod.ts";
 import { describePinnedGpu } from "./gpu_pinning.ts";
 import { describeSlice, type GridCell } from "./grid_runs.ts";
-import { DATASET_LABELS, MODEL_LABELS, type PaperValues } from "./paper_values.ts";
+import { datasetLabel, modelLabel, type PaperValues } from "./paper_values.ts";
 import { meanEpochSeconds, RETRAIN_STALE_COMMAND } from "./run_record.ts";
 import { formatSeedSummary, relativeDifference, summarizeSeeds } from "./seed_summary.ts";
 
@@ -28,14 +28,9 @@ export const OVERALL_METRICS: readonly { key: string; label: string }[] = Object
   { key: "mrr@10", label: "MRR@10" },
 ]);
 
-/** The printed name of a model or dataset. */
-function label(labels: Readonly<Record<string, string>>, name: string): string {
-  return Object.hasOwn(labels, name) ? labels[name] : name;
-}
-
 /** The printed name of a cell's row: its ablation row's, else its model's. */
 export function rowLabel(cell: GridCell): string {
-  return cell.variant?.label ?? label(MODEL_LABELS, cell.model);
+  return cell.variant?.label ?? modelLabel(cell.model);
 }
 
 /** The paper's values of a cell, if verified. */
@@ -80,7 +75,7 @@ export function overallTable(
   const rows = datasets.flatMap((dataset) =>
     cells.filter((c) => c.dataset === dataset).map((cell) => {
       const row: Record<string, string> = {
-        dataset: label(DATASET_LABELS, cell.dataset),
+        dataset: datasetLabel(cell.dataset),
         model: rowLabel(cell),
         seeds: seedsText(cell),
       };
@@ -132,7 +127,7 @@ export function perSeedTable(cells: readonly GridCell[]): RichTable {
     cell.runs.map((run) => {
       const r = run.record;
       const row: Record<string, string | number> = {
-        dataset: label(DATASET_LABELS, cell.dataset),
+        dataset: datasetLabel(cell.dataset),
         model: rowLabel(cell),
         seed: String(run.key.seed),
       };
@@ -176,7 +171,7 @@ export function smokeRunTable(cells: readonly GridCell[]): RichTable {
   const rows = cells.filter((c) => c.smoke !== undefined).map((cell) => {
     const smoke = cell.smoke!;
     const row: Record<string, string | number> = {
-      dataset: label(DATASET_LABELS, cell.dataset),
+      dataset: datasetLabel(cell.dataset),
       model: rowLabel(cell),
       slice: describeSlice(smoke.slice),
       epochs: smoke.result.history.length,
@@ -216,7 +211,7 @@ export function overallChart(
       // Where the bars cannot be drawn (the static image), each mean shows as a marker.
       mode: "markers",
       name: row,
-      x: datasets.map((d) => label(DATASET_LABELS, d)),
+      x: datasets.map((d) => datasetLabel(d)),
       y: summaries.map((s) => s?.mean ?? null),
       error_y: { type: "data", array: summaries.map((s) => s?.std ?? 0), visible: true },
       hovertext: summaries.map((s) => (s ? `${s.n} seed${s.n === 1 ? "" : "s"}` : "not recorded")),

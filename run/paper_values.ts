@@ -72,6 +72,16 @@ export const DATASET_LABELS: Readonly<Record<string, string>> = Object.freeze({
   "kuairand-pure": "KuaiRand",
 });
 
+/** A model's name as the papers print it ({@link MODEL_LABELS}), else its registered name. */
+export function modelLabel(model: string): string {
+  return Object.hasOwn(MODEL_LABELS, model) ? MODEL_LABELS[model] : model;
+}
+
+/** A dataset's name as the papers print it ({@link DATASET_LABELS}), else its own name. */
+export function datasetLabel(dataset: string): string {
+  return Object.hasOwn(DATASET_LABELS, dataset) ? DATASET_LABELS[dataset] : dataset;
+}
+
 /**
  * One training epoch of a paper's official code as someone other than its authors timed it: the
  * code, card and software it ran on, and where the timing was read. Never a figure of the paper.

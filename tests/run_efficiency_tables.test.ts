@@ -7,7 +7,6 @@ import { assert, assertAlmostEquals, assertEquals, assertStringIncludes } from "
 import { join } from "node:path";
 import type { TrainResult } from "../models/training/trainer.ts";
 import {
-  EFFICIENCY_FORMAT,
   type EfficiencyMeasurement,
   type HistoryLayout,
   writeEfficiencyMeasurement,
@@ -24,6 +23,7 @@ import type { GridCell } from "../run/grid_runs.ts";
 import { MAMBA4REC_TRAINING_MODES } from "../run/paper_grids.ts";
 import type { IndexedRecord } from "../run/run_index.ts";
 import { epochsToBest, secondsToBest, trainingModesTable } from "../run/training_modes.ts";
+import { FAKE_MEASUREMENT_PROVENANCE } from "./fake_efficiency.ts";
 import { withTempDir } from "./temp_files.ts";
 
 /** A measurement with the given figures (seconds per epoch over 10 steps, or projected). */
@@ -35,12 +35,7 @@ function measurement(
 ): EfficiencyMeasurement {
   const projected = figures.projected ?? false;
   return {
-    format: EFFICIENCY_FORMAT,
-    code: { commit: null, dirty: null, sourceHash: "sha256:0" },
-    deno: "2",
-    measuredAt: "2026-01-01T00:00:00.000Z",
-    command: "",
-    adapter: "Test GPU",
+    ...FAKE_MEASUREMENT_PROVENANCE,
     model,
     dataset,
     parameters: 1,

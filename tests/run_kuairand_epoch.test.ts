@@ -5,11 +5,7 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { SYNTHETIC_KUAIRAND_NAME } from "../data/synthetic_kuairand.ts";
-import {
-  EFFICIENCY_FORMAT,
-  type EfficiencyMeasurement,
-  writeEfficiencyMeasurement,
-} from "../run/efficiency_file.ts";
+import { type EfficiencyMeasurement, writeEfficiencyMeasurement } from "../run/efficiency_file.ts";
 import {
   EPOCH_FLOOR_BAR,
   EXAMPLE_MATMUL_TFLOPS,
@@ -19,6 +15,7 @@ import {
 } from "../run/kuairand_epoch.ts";
 import { SSD4REC_OFFICIAL_KUAIRAND_EPOCH } from "../run/paper_values.ts";
 import type { RichTable } from "../viz/mod.ts";
+import { FAKE_MEASUREMENT_PROVENANCE } from "./fake_efficiency.ts";
 import { withTempDir } from "./temp_files.ts";
 
 /** Projection operations of the fake epoch: 1.2 PFLOP, 40 s at 30 TFLOP/s. */
@@ -36,12 +33,7 @@ function measurement(
   const { matmulTflops, maxUsers } = options;
   const floorSeconds = matmulTflops === undefined ? undefined : FLOPS / (matmulTflops * 1e12);
   return {
-    format: EFFICIENCY_FORMAT,
-    code: { commit: null, dirty: null, sourceHash: "sha256:0" },
-    deno: "2",
-    measuredAt: "2026-01-01T00:00:00.000Z",
-    command: "",
-    adapter: "Test GPU",
+    ...FAKE_MEASUREMENT_PROVENANCE,
     model: "ssd4rec",
     dataset: SYNTHETIC_KUAIRAND_NAME,
     ...(maxUsers !== undefined
