@@ -1,8 +1,8 @@
 /**
  * Matrix-product throughput: square products, the products of a Mamba block's projections at
  * training size (409,600 rows = batch × length) with both of their backward products, and the
- * weight gradients and narrowest projections of an SSD4Rec ML-1M training step (T = 200,000 packed
- * tokens, d 256; see `ops/dense/matmul/plan.ts` for their floors).
+ * products of an SSD4Rec ML-1M training step (T = 200,000 packed tokens, d 256: in_proj, out_proj
+ * and the feed-forward, each forward, dA and dB; see `ops/dense/matmul/plan.ts` for their floors).
  *
  * History of the SSD4Rec products (H100, T = 200,000, `bench/matmul_sweep.ts --ssd4rec`, ms;
  * timed regions of 150 ms that include one ~11 ms wait). Weight gradients with split-K rounded up
@@ -101,9 +101,25 @@ for (const [k, n] of [[64, 256], [256, 64]]) {
 /** Tokens of an SSD4Rec ML-1M batch (1,024 packed histories; quick: 4096). */
 const SSD4REC_TOKENS = 200_000;
 
-// SSD4Rec's Linear layers [in, out]: in_proj's z/x rows, its B/C and dt rows, out_proj, the FFN.
-for (const [k, n] of [[256, 512], [256, 64], [256, 32], [512, 256], [256, 1024]]) {
+// SSD4Rec's Linear layers k → n as a Mamba-2 block and its layer run them: in_proj (z, x, B, C and
+// dt in one product of 256 → 1184), out_proj (512 → 256) and the feed-forward (256 → 1024 → 256),
+// each with its weight W stored [n, k] as PyTorch's Linear stores it. Their rates are the R that
+// `deno task efficiency --matmul-tflops R` divides an epoch's projection FLOPs by.
+for (const [k, n] of [[256, 1184], [512, 256], [256, 1024], [1024, 256]]) {
   const tag = `ssd4rec ${k}→${n}`;
+  // Y = X · Wᵀ.
+  productBenchmark(
+    `${tag} forward`,
+    { aShape: [SSD4REC_TOKENS, k], bShape: [n, k] },
+    { aShape: [QUICK_ROWS, k], bShape: [n, k] },
+    { transB: true },
+  );
+  // dX = dY · W.
+  productBenchmark(
+    `${tag} backward dA`,
+    { aShape: [SSD4REC_TOKENS, n], bShape: [n, k] },
+    { aShape: [QUICK_ROWS, n], bShape: [n, k] },
+  );
   // dW = dYᵀ · X: [n, k] reduced over every token (split-K).
   productBenchmark(
     `${tag} backward dB`,
@@ -111,13 +127,4 @@ for (const [k, n] of [[256, 512], [256, 64], [256, 32], [512, 256], [256, 1024]]
     { aShape: [QUICK_ROWS, n], bShape: [QUICK_ROWS, k] },
     { transA: true },
   );
-  if (n <= 64) {
-    // Y = X · Wᵀ with a narrow W: fewer columns than one output tile.
-    productBenchmark(
-      `${tag} forward`,
-      { aShape: [SSD4REC_TOKENS, k], bShape: [n, k] },
-      { aShape: [QUICK_ROWS, k], bShape: [n, k] },
-      { transB: true },
-    );
-  }
 }
