@@ -121,7 +121,7 @@ export interface EfficiencyMeasurement {
     readonly flops: number;
     /** The floor at a measured matrix-product rate (`--matmul-tflops`), when one was given. */
     readonly floor?: {
-      /** The rate, TFLOP/s (`deno task bench --only matmul`). */
+      /** The rate, TFLOP/s (`deno task bench --only matmul,ssd4rec`). */
       readonly matmulTflops: number;
       /** Seconds {@link flops} take at that rate. */
       readonly seconds: number;

@@ -88,7 +88,7 @@ export interface EfficiencyRequest {
   /** Timed repeats of the inference batch (default {@link EFFICIENCY_INFERENCE_REPEATS}). */
   readonly inferenceRepeats?: number;
   /**
-   * The measured matrix-product rate, TFLOP/s (`deno task bench --only matmul`): an SSD4Rec
+   * The measured matrix-product rate, TFLOP/s (`deno task bench --only matmul,ssd4rec`): an SSD4Rec
    * measurement then also gives its epoch's floor at that rate (`run/projection_flops.ts`).
    */
   readonly matmulTflops?: number;

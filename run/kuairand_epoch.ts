@@ -29,7 +29,7 @@ import {
   SSD4REC_OFFICIAL_KUAIRAND_EPOCH,
   type ThirdPartyEpochTiming,
 } from "./paper_values.ts";
-import { type ProjectionFloor, projectionFloor } from "./projection_flops.ts";
+import { MATMUL_RATE_COMMAND, type ProjectionFloor, projectionFloor } from "./projection_flops.ts";
 
 /** The measurement: SSD4Rec's KuaiRand preset on the whole of `kuairand-synthetic`, one epoch. */
 export const KUAIRAND_EPOCH_REQUEST: EfficiencyRequest = Object.freeze({
@@ -39,7 +39,7 @@ export const KUAIRAND_EPOCH_REQUEST: EfficiencyRequest = Object.freeze({
 
 /**
  * The GPU command that writes the measurement's file with its floor: R is the TFLOP/s that
- * `deno task bench --only matmul` measured on the same card.
+ * {@link MATMUL_RATE_COMMAND} measured on the same card.
  */
 export const KUAIRAND_EPOCH_COMMAND = `${
   efficiencyCommand(KUAIRAND_EPOCH_REQUEST)
@@ -166,7 +166,7 @@ function oursRow(
     timing: trainingTimingText(m),
     "peak memory (GB)": rounded(memoryGB, 3),
     "memory counted as": "storage buffers of live tensors (the runtime's count)",
-    ...workColumns(m, floor, "measured (deno task bench --only matmul)"),
+    ...workColumns(m, floor, `measured (${MATMUL_RATE_COMMAND})`),
     "÷ floor": floor ? rounded(floor.epochRatio, 2) : "—",
     [BAR_COLUMN]: floor === undefined
       ? "—"
@@ -239,8 +239,8 @@ export function kuairandEpochTable(
     rows.push({
       run: `ours on ${KUAIRAND_EPOCH_REQUEST.dataset}`,
       "s / epoch": "not measured yet",
-      source: `on a GPU: ${KUAIRAND_EPOCH_COMMAND} (R: the TFLOP/s of deno task bench ` +
-        "--only matmul on that card)",
+      source: `on a GPU: ${KUAIRAND_EPOCH_COMMAND} (R: the TFLOP/s of ${MATMUL_RATE_COMMAND} ` +
+        "on that card)",
     });
     if (runs.smoke[0]) rows.push(smokeRow(runs.smoke[0]));
   }

@@ -307,6 +307,7 @@ export {
   checkMatmulRate,
   epochProjections,
   type EpochSize,
+  MATMUL_RATE_COMMAND,
   packedEpochSize,
   type ProjectionFloor,
   projectionFloor,

@@ -1,7 +1,7 @@
 /**
  * The floating-point work of one SSD4Rec training epoch's projections and feed-forward networks,
  * the matrix products that bound how fast an epoch can go: divided by the measured matrix-product
- * rate (`deno task bench --only matmul`) it gives the epoch's floor.
+ * rate ({@link MATMUL_RATE_COMMAND}) it gives the epoch's floor.
  *
  * Counted as `models/ssd4rec.ts` and `models/mamba2_block.ts` run them, per Bi-SSD layer and per
  * direction (two with β ≠ 0: the block over x and over x reversed within every segment):
@@ -28,6 +28,13 @@ import type { EfficiencyMeasurement } from "./efficiency_file.ts";
 
 /** One epoch's projection work, as the efficiency file stores it. */
 export type ProjectionFlops = NonNullable<EfficiencyMeasurement["projections"]>;
+
+/**
+ * The command that measures the matrix-product rate R on a card: its `ssd4rec …` rows are the
+ * model's own products (in_proj, out_proj, the feed-forward; forward, dA and dB), and R is their
+ * operations over their time, Σ FLOPs / Σ seconds.
+ */
+export const MATMUL_RATE_COMMAND = "deno task bench --only matmul,ssd4rec";
 
 /** Matrix products of forward and backward per forward product: y = xW, dx = dy·Wᵀ, dW = xᵀ·dy. */
 export const TRAINING_PRODUCTS_PER_FORWARD = 3;
@@ -92,7 +99,7 @@ export function checkMatmulRate(matmulTflops: number): void {
   if (!(Number.isFinite(matmulTflops) && matmulTflops > 0)) {
     throw new RangeError(
       `the matrix-product rate must be a positive number of TFLOP/s, got ${matmulTflops}; ` +
-        "measure it with deno task bench --only matmul",
+        `measure it with ${MATMUL_RATE_COMMAND}`,
     );
   }
 }

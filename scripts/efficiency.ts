@@ -15,7 +15,7 @@
  *
  * SSD4Rec's measurements also count the matrix-product work of one epoch's projections and
  * feed-forward networks (`run/projection_flops.ts`); with --matmul-tflops R (the rate that
- * `deno task bench --only matmul` measured, TFLOP/s) they print the epoch's floor, that work at R,
+ * `deno task bench --only matmul,ssd4rec` measured over SSD4Rec's own products, TFLOP/s) they print the epoch's floor, that work at R,
  * and the measured epoch's ratio to it:
  *
  *     deno task efficiency --models ssd4rec --dataset kuairand-synthetic --matmul-tflops 40
