@@ -213,7 +213,7 @@ export class BERT4Rec implements PaddedModel {
     const h = this.#represent(
       Tensor.from(masked.items, [size, L], "i32"),
       true,
-      (x) => embedding(rowIds, reshape(x, [size * L, H])),
+      (x) => embedding(rowIds, reshape(x, [size * L, H]), { distinctIds: true }),
     );
     return itemCrossEntropy(
       withOnes(h),

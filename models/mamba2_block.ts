@@ -64,7 +64,7 @@ export interface PackedSegments {
 function gatherRows(rows: Tensor, x: Tensor): Tensor {
   const flat = reshape(x, [x.size / x.shape[x.shape.length - 1], x.shape[x.shape.length - 1]]);
   x.dispose();
-  const picked = embedding(rows, flat);
+  const picked = embedding(rows, flat, { distinctIds: true });
   flat.dispose();
   return picked;
 }

@@ -291,7 +291,7 @@ export class SSD4Rec {
       }
       if (rows) {
         const flat = reshape(h, [T, d]);
-        const skip = freeAfter(embedding(rows, flat), flat);
+        const skip = freeAfter(embedding(rows, flat, { distinctIds: true }), flat);
         mixed = freeAfter(freeAfter(add(mixed, skip), mixed), skip);
       } else {
         mixed = freeAfter(add(mixed, h), mixed);

@@ -59,6 +59,61 @@ Deno.test("embedding: lookup and deterministic gradient match float64 (PAD, popu
   }
 });
 
+/**
+ * Mostly distinct ids, as a last-token gather draws them: a shuffled sample of the rows, with a
+ * few repeats, PAD and out-of-range ids mixed in when `extras`.
+ */
+function mostlyDistinctIds(rng: () => number, count: number, rows: number, extras: boolean) {
+  const order = Array.from({ length: rows }, (_, i) => i);
+  for (let i = rows - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const ids = Int32Array.from({ length: count }, (_, i) => order[i % rows]);
+  if (extras && count > 3) {
+    ids[count - 1] = ids[0]; // a repeat (also the last token)
+    ids[Math.floor(count / 2)] = ids[1]; // another, further in
+    ids[2] = rows; // out of range: a zero row, no gradient
+  }
+  return ids;
+}
+
+Deno.test("embedding: distinctIds gives the same lookup and gradient (repeats, PAD, bad ids)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const cases = [
+    { rows: 1, dim: 1, count: 1, extras: false },
+    { rows: 9, dim: 3, count: 9, extras: false },
+    { rows: 50, dim: 7, count: 13, extras: true, paddingIdx: 0 },
+    { rows: 1001, dim: 64, count: 257, extras: true },
+    { rows: 3000, dim: 5, count: 5000, extras: true, paddingIdx: 7 },
+  ];
+  for (const { rows, dim, count, extras, paddingIdx } of cases) {
+    const ids = mostlyDistinctIds(rng, count, rows, extras);
+    const idTensor = Tensor.from(ids, [count], "i32");
+    const data = randn(rng, rows * dim, 0.5);
+    const detachPad = (table: Float64Array) => {
+      if (paddingIdx === undefined) return table;
+      const t = Float64Array.from(table);
+      for (let c = 0; c < dim; c++) t[paddingIdx * dim + c] = data[paddingIdx * dim + c];
+      return t;
+    };
+    await gradCheck({
+      what: `embedding distinctIds V=${rows} D=${dim} ids ${count} pad ${paddingIdx} seed ${seed}`,
+      inputs: [{ data, shape: [rows, dim] }],
+      gpu: ([table]) => embedding(idTensor, table, { paddingIdx, distinctIds: true }),
+      ref: ([table]) => embeddingRef(ids, detachPad(table), dim),
+      refGrad: (_xs, g) => [embeddingGradRef(ids, rows, dim, g, paddingIdx)],
+      rng,
+      probes: 8,
+    });
+    idTensor.dispose();
+    if (extras) {
+      await assertRejects(() => checkEmbeddingIds(), RangeError, `largest ${rows})`);
+    }
+  }
+});
+
 Deno.test("embedding: a table tied to the output layer gets both gradients", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);

@@ -17,6 +17,12 @@
  * result: about one f32 rounding of the largest contribution, less than sequential float32
  * summation loses on a popular item's thousands of adds.
  *
+ * Distinct ids (`distinctIds`). When most ids are distinct, accumulating is wasted: the backward
+ * counts each row's takers and the first of them (two atomics per token), then writes every row's
+ * gradient directly: zero, the one taker's row copied exactly, or, for a repeated id, its takers'
+ * rows summed in token order. For a last-token gather from a [T, D] activation this moves about
+ * 4·T·D bytes instead of the accumulator's 8·T·D written, read and the 4·T·D result.
+ *
  * Out-of-range ids (clamp-and-flag). Checking ids on the host would need a readback, which ops
  * never do. An id outside [0, V) reads as a zero row, gets no gradient, and is recorded in a
  * small error buffer (count, smallest and largest offending id); {@link checkEmbeddingIds} reads
@@ -46,6 +52,14 @@ export interface EmbeddingOptions {
    * still returns its values). RecBole uses 0, the `[PAD]` item.
    */
   paddingIdx?: number;
+  /**
+   * The ids are (mostly) distinct rows, as when the lookup gathers each sequence's last token
+   * from a `[tokens, width]` activation: the backward then copies each row's gradient from the
+   * token that took it instead of accumulating in fixed point (see {@link embedding}). Repeated
+   * ids stay correct and deterministic (summed in token order) but each of their entries walks
+   * the ids, so leave this off for item tables.
+   */
+  distinctIds?: boolean;
 }
 
 /** The lookup kernel; rows move as vec4s when D is a multiple of 4 (`width` 4), else as f32. */
@@ -185,6 +199,67 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   grad[i] = select(v, -v, negative);
 }`;
 
+// Distinct ids, first pass over the table's rows: no takers yet, first taker "none".
+const TAKERS_RESET = /* wgsl */ `
+struct P { rows: u32, stride: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read_write> takers: array<u32>;
+${GRID_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let r = grid_index(gid, p.stride);
+  if (r >= p.rows) { return; }
+  takers[2u * r] = 0u;
+  takers[2u * r + 1u] = 0xffffffffu;
+}`;
+
+// Distinct ids, second pass over the tokens: per row, [number of takers, first taker].
+const TAKERS_COUNT = /* wgsl */ `
+struct P { tokens: u32, stride: u32, rows: u32, padding: i32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read_write> takers: array<atomic<u32>>;
+${CONTRIBUTES}
+${GRID_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let t = grid_index(gid, p.stride);
+  if (t >= p.tokens) { return; }
+  let id = ids[t];
+  if (!contributes(id)) { return; }
+  atomicAdd(&takers[2u * u32(id)], 1u);
+  atomicMin(&takers[2u * u32(id) + 1u], t);
+}`;
+
+// Distinct ids, last pass over the gradient's entries: each written once, from its takers.
+const TAKERS_GATHER = /* wgsl */ `
+struct P { n: u32, stride: u32, dim: u32, tokens: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> ids: array<i32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> takers: array<u32>;
+@group(0) @binding(4) var<storage, read_write> grad: array<f32>;
+${GRID_WGSL}
+@compute @workgroup_size(${WG})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let i = grid_index(gid, p.stride);
+  if (i >= p.n) { return; }
+  let row = i / p.dim;
+  let c = i % p.dim;
+  let count = takers[2u * row];
+  let first = takers[2u * row + 1u];
+  var v = 0.0;
+  if (count == 1u) {
+    v = dy[first * p.dim + c];
+  } else if (count > 1u) {
+    // A repeated id: its takers' rows in token order, from the first (padding never matches).
+    for (var t = first; t < p.tokens; t++) {
+      if (ids[t] == i32(row)) { v += dy[t * p.dim + c]; }
+    }
+  }
+  grad[i] = v;
+}`;
+
 let badIds: Tensor | null = null;
 
 function badIdBuffer(): Tensor {
@@ -240,6 +315,11 @@ export function embedding(ids: Tensor, table: Tensor, options: EmbeddingOptions 
     f.groups,
   );
   const g = grid(n, WG);
+  if (options.distinctIds) {
+    return record(out, op, [table], (dy) => [distinctIdsGradient(ids, dy, rows, dim, padding)], [
+      maxBits,
+    ]);
+  }
   return record(out, op, [table], (dy) => {
     const bop = `${op} backward`;
     const log2n = Math.ceil(Math.log2(Math.max(1, ids.size)));
@@ -272,6 +352,39 @@ export function embedding(ids: Tensor, table: Tensor, options: EmbeddingOptions 
     acc.dispose();
     return [grad];
   }, [maxBits]);
+}
+
+/** The table's gradient for (mostly) distinct ids: the `distinctIds` backward of the module comment. */
+function distinctIdsGradient(
+  ids: Tensor,
+  dy: Tensor,
+  rows: number,
+  dim: number,
+  padding: number,
+): Tensor {
+  const bop = "embedding backward (distinct ids)";
+  const takers = Tensor.empty([rows, 2], "u32", bop);
+  const r = grid(rows, WG);
+  launch(bop, TAKERS_RESET, packParams([rows, r.stride]), [takers], r.groups);
+  const t = grid(ids.size, WG);
+  launch(
+    bop,
+    TAKERS_COUNT,
+    packParams([ids.size, t.stride, rows, padding]),
+    [ids, takers],
+    t.groups,
+  );
+  const grad = Tensor.empty([rows, dim], "f32", bop);
+  const c = grid(rows * dim, WG);
+  launch(
+    bop,
+    TAKERS_GATHER,
+    packParams([rows * dim, c.stride, dim, ids.size]),
+    [ids, dy, takers, grad],
+    c.groups,
+  );
+  takers.dispose();
+  return grad;
 }
 
 /**
