@@ -15,6 +15,12 @@ import { type MemoryByPurpose, MemoryLedger } from "./memory_ledger.ts";
 /** Free pooled bytes always allowed (see {@link BufferPool.poolSlackBytes}). */
 const POOL_SLACK_BYTES = 2 ** 30;
 
+/**
+ * How much larger than asked a free buffer may be and still serve an allocation whose size class
+ * has none free (see {@link BufferPool.reuse}): about two size classes up.
+ */
+export const REUSE_LARGER_FACTOR = 1.5;
+
 /** Free storage buffers by size class, and the bytes held, live and at peak. */
 export class BufferPool {
   /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
@@ -40,14 +46,32 @@ export class BufferPool {
   /**
    * A free buffer of size class `capacity`, counted live under {@link purpose}, or null when
    * none is free. Either way the class counts as used now (for eviction's order).
+   *
+   * When the class has none free, the smallest free buffer of a class up to
+   * {@link REUSE_LARGER_FACTOR} times larger (and no larger than `largest`) serves instead: a
+   * batch a few tokens shorter than the last then reuses the last one's buffers rather than
+   * destroying them to make room for new ones, which thrashed the pool whenever the free
+   * buffers of one step exceeded the slack.
    */
-  reuse(capacity: number): PooledBuffer | null {
+  reuse(capacity: number, largest = Infinity): PooledBuffer | null {
     this.#classUse.set(capacity, ++this.#allocations);
-    const reused = this.#free.get(capacity)?.pop();
+    const reused = this.#free.get(capacity)?.pop() ?? this.#reuseLarger(capacity, largest);
     if (!reused) return null;
     reused.purpose = this.purpose;
-    this.#takeLive(capacity, reused.purpose);
+    this.#takeLive(reused.capacity, reused.purpose);
     return reused;
+  }
+
+  /** The smallest free buffer of a class in (`capacity`, `capacity` · factor] ∩ ≤ `largest`. */
+  #reuseLarger(capacity: number, largest: number): PooledBuffer | undefined {
+    const bound = Math.min(largest, capacity * REUSE_LARGER_FACTOR);
+    let best = Infinity;
+    for (const [c, list] of this.#free) {
+      if (list.length > 0 && c > capacity && c <= bound && c < best) best = c;
+    }
+    if (best === Infinity) return undefined;
+    this.#classUse.set(best, this.#allocations);
+    return this.#free.get(best)!.pop();
   }
 
   /** Counts a newly created `buffer` of `capacity` bytes as allocated and live. */

@@ -86,7 +86,7 @@ export class Runtime {
       );
     }
     const capacity = sizeClass(Math.max(bytes, MIN_ALLOC));
-    const reused = this.#buffers.reuse(capacity);
+    const reused = this.#buffers.reuse(capacity, this.info.maxBindingBytes);
     if (reused) return reused;
     this.#evictFor(capacity);
     this.device.pushErrorScope("out-of-memory");

@@ -1,0 +1,57 @@
+import { assertEquals, assertStrictEquals } from "@std/assert";
+import { BufferPool, REUSE_LARGER_FACTOR } from "../ops/core/buffer_pool.ts";
+import { sizeClass } from "../ops/core/buffers.ts";
+import { freshSeed, makeRng } from "./util.ts";
+
+/** A stand-in for a GPU buffer: the pool only ever destroys what it holds. */
+function fakeBuffer(log: number[], capacity: number): GPUBuffer {
+  return { destroy: () => log.push(capacity) } as unknown as GPUBuffer;
+}
+
+/** Takes a buffer of `bytes` as the runtime does: from the pool, else a new one made room for. */
+function take(pool: BufferPool, bytes: number, destroyed: number[], largest = Infinity) {
+  const capacity = sizeClass(bytes);
+  const reused = pool.reuse(capacity, largest);
+  if (reused) return { buffer: reused, created: false };
+  pool.makeRoomFor(capacity, () => {});
+  return { buffer: pool.adopt(fakeBuffer(destroyed, capacity), capacity), created: true };
+}
+
+Deno.test("buffer pool: a class with none free is served by a free buffer up to 1.5× larger", () => {
+  const pool = new BufferPool();
+  const destroyed: number[] = [];
+  const big = take(pool, 1_000_000, destroyed).buffer;
+  pool.release(big);
+  const smaller = take(pool, 900_000, destroyed);
+  assertEquals(smaller.created, false);
+  assertStrictEquals(smaller.buffer, big);
+  assertEquals(pool.liveBytes, big.capacity, "counted live at the capacity it has");
+  pool.release(smaller.buffer);
+  // Far smaller: a new buffer, the large one stays pooled.
+  const tiny = take(pool, Math.floor(big.capacity / (2 * REUSE_LARGER_FACTOR)), destroyed);
+  assertEquals(tiny.created, true);
+  pool.release(tiny.buffer);
+  // Not beyond `largest` (the device's binding limit).
+  assertEquals(take(pool, 900_000, destroyed, big.capacity - 1).created, true);
+  assertEquals(destroyed, []);
+});
+
+Deno.test("buffer pool: batches of varying sizes stop creating buffers once the largest is pooled", () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const pool = new BufferPool();
+  pool.poolSlackBytes = 1 << 20; // far below one step's free bytes, as on a large batch
+  const destroyed: number[] = [];
+  const created: number[] = [];
+  // Each step holds a few tensors proportional to its token count (±6%), then frees them.
+  for (let step = 0; step < 40; step++) {
+    const tokens = Math.round(200_000 * (0.94 + 0.12 * rng()));
+    const held = [1184, 512, 512, 256, 64].map((width) =>
+      take(pool, 4 * tokens * width, destroyed)
+    );
+    created.push(held.filter((h) => h.created).length);
+    held.forEach((h) => pool.release(h.buffer));
+  }
+  const late = created.slice(20).reduce((a, b) => a + b, 0);
+  assertEquals(late, 0, `buffers created in steps 20–39: ${created.slice(20)}, seed ${seed}`);
+});
