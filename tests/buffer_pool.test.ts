@@ -1,5 +1,9 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
-import { BufferPool, REUSE_LARGER_FACTOR } from "../ops/core/buffer_pool.ts";
+import {
+  BufferPool,
+  REUSE_LARGER_FACTOR,
+  REUSE_LARGER_FROM_BYTES,
+} from "../ops/core/buffer_pool.ts";
 import { sizeClass } from "../ops/core/buffers.ts";
 import { freshSeed, makeRng } from "./util.ts";
 
@@ -20,19 +24,23 @@ function take(pool: BufferPool, bytes: number, destroyed: number[], largest = In
 Deno.test("buffer pool: a class with none free is served by a free buffer up to 1.5× larger", () => {
   const pool = new BufferPool();
   const destroyed: number[] = [];
-  const big = take(pool, 1_000_000, destroyed).buffer;
+  const big = take(pool, 12_000_000, destroyed).buffer;
   pool.release(big);
-  const smaller = take(pool, 900_000, destroyed);
+  const smaller = take(pool, 9_000_000, destroyed);
   assertEquals(smaller.created, false);
   assertStrictEquals(smaller.buffer, big);
   assertEquals(pool.liveBytes, big.capacity, "counted live at the capacity it has");
   pool.release(smaller.buffer);
   // Far smaller: a new buffer, the large one stays pooled.
-  const tiny = take(pool, Math.floor(big.capacity / (2 * REUSE_LARGER_FACTOR)), destroyed);
-  assertEquals(tiny.created, true);
-  pool.release(tiny.buffer);
+  const far = take(pool, Math.floor(big.capacity / (2 * REUSE_LARGER_FACTOR)), destroyed);
+  assertEquals(far.created, true);
+  pool.release(far.buffer);
+  // Small classes keep exact sizes.
+  const small = take(pool, REUSE_LARGER_FROM_BYTES / 2, destroyed).buffer;
+  pool.release(small);
+  assertEquals(take(pool, 0.8 * REUSE_LARGER_FROM_BYTES / 2, destroyed).created, true);
   // Not beyond `largest` (the device's binding limit).
-  assertEquals(take(pool, 900_000, destroyed, big.capacity - 1).created, true);
+  assertEquals(take(pool, 9_000_000, destroyed, big.capacity - 1).created, true);
   assertEquals(destroyed, []);
 });
 

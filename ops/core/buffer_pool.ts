@@ -21,6 +21,12 @@ const POOL_SLACK_BYTES = 2 ** 30;
  */
 export const REUSE_LARGER_FACTOR = 1.5;
 
+/**
+ * The smallest size class served by a larger free buffer: below it creating a buffer is cheap
+ * and exact classes keep the accounting of small tensors exact.
+ */
+export const REUSE_LARGER_FROM_BYTES = 2 ** 20;
+
 /** Free storage buffers by size class, and the bytes held, live and at peak. */
 export class BufferPool {
   /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
@@ -47,8 +53,9 @@ export class BufferPool {
    * A free buffer of size class `capacity`, counted live under {@link purpose}, or null when
    * none is free. Either way the class counts as used now (for eviction's order).
    *
-   * When the class has none free, the smallest free buffer of a class up to
-   * {@link REUSE_LARGER_FACTOR} times larger (and no larger than `largest`) serves instead: a
+   * When a class of at least {@link REUSE_LARGER_FROM_BYTES} has none free, the smallest free
+   * buffer of a class up to {@link REUSE_LARGER_FACTOR} times larger (and no larger than
+   * `largest`) serves instead: a
    * batch a few tokens shorter than the last then reuses the last one's buffers rather than
    * destroying them to make room for new ones, which thrashed the pool whenever the free
    * buffers of one step exceeded the slack.
@@ -64,6 +71,7 @@ export class BufferPool {
 
   /** The smallest free buffer of a class in (`capacity`, `capacity` · factor] ∩ ≤ `largest`. */
   #reuseLarger(capacity: number, largest: number): PooledBuffer | undefined {
+    if (capacity < REUSE_LARGER_FROM_BYTES) return undefined;
     const bound = Math.min(largest, capacity * REUSE_LARGER_FACTOR);
     let best = Infinity;
     for (const [c, list] of this.#free) {
