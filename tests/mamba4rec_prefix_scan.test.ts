@@ -4,7 +4,7 @@
  * layouts, split lengths and explicit workgroup shapes; and bit for bit against the full scan
  * gathered at the same positions, forward and every gradient.
  */
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   selectiveScan,
   selectiveScanAt,
@@ -55,9 +55,16 @@ async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () =
   const analytic = [gr.u, gr.delta, gr.A, gr.B, gr.C, ...present.map((k) => gr[k]!)];
   const lossOf = (ys: Float64Array[]) =>
     selectiveScanReferenceAt(p, unpack(ys), positions).reduce((s, v, i) => s + v * w[i], 0);
+  // Each gradient relative to its own norm, floored at 1% of the case's largest root mean
+  // square entry: a gradient of one entry can sit where its factor cancels (silu' vanishes at
+  // z ≈ −1.278), and there float32's relative error grows by the cancellation factor.
+  const rms = (v: ArrayLike<number>) =>
+    Math.sqrt(Array.from(v).reduce((sum, x) => sum + x * x, 0) / Math.max(1, v.length));
+  const floor = 1e-2 * Math.max(...analytic.map(rms));
   analytic.forEach((want, k) => {
     const got = host[k + 1];
-    assertClose(got, want, 1e-5, `${what} grad[${k}] vs analytic`);
+    const e = rms(Array.from(want, (v, i) => got[i] - v)) / Math.max(rms(want), floor);
+    assert(e < 1e-5, `${what} grad[${k}] vs analytic: relative error ${e.toExponential(3)}`);
     // Finite differences where the gradient is at least 1% of its largest entry: read at one
     // step, the gradients decay as exp(Δ·A) per step back from it, and on the tiny ones float32
     // rounding (and the differences' own) says nothing about the derivative.
