@@ -225,12 +225,14 @@ export class RecommendationService {
 
   /** Slots for the events' users, giving new users the next free slots (all or none). */
   #assignSlots(events: readonly ServiceEvent[], status: number, where: string): Int32Array {
-    const fresh: string[] = [];
+    // A set in first-event order: a replay gives every user a slot, and a list's membership test
+    // made that quadratic in the users (seconds for a log of 10,000 users).
+    const fresh = new Set<string>();
     for (const e of events) {
-      if (!this.#slots.has(e.user) && !fresh.includes(e.user)) fresh.push(e.user);
+      if (!this.#slots.has(e.user)) fresh.add(e.user);
     }
-    if (this.#slots.size + fresh.length > this.capacity) {
-      const message = `${where}: ${fresh.length} new users do not fit: ${this.#slots.size} of ` +
+    if (this.#slots.size + fresh.size > this.capacity) {
+      const message = `${where}: ${fresh.size} new users do not fit: ${this.#slots.size} of ` +
         `${this.capacity} user slots are taken; restart the service with a larger --capacity`;
       throw status ? new ServiceError(status, message) : new Error(message);
     }
