@@ -2,11 +2,16 @@
  * Where a training step's GPU time goes: builds a model on a dataset as `deno task train` does
  * (its preset, the first epoch's batches), times a few whole steps (forward, backward, Adam), then
  * profiles one step with timestamp queries and prints every kernel's GPU time, largest first.
+ * Beside the step time it prints the host's share (building the batch and encoding the step,
+ * which the GPU overlaps unless the host is the bottleneck) and the bytes of storage the
+ * runtime allocated during the timed steps (nonzero when the buffer pool misses).
  *
  *     deno run -A bench/train_step.ts --model ssd4rec --dataset ml-1m [--steps 5] [--top 30]
  *
  * `--max-users N` trains on the first N users only (a quick slice, e.g. on a CPU adapter).
  * `--batch-size B` overrides the model's training batch size.
+ * `--warmup N` untimed steps first (default 3: models whose steps vary, such as BERT4Rec's two
+ * objectives, compile kernels in their first few).
  *
  * @module
  */
@@ -14,6 +19,7 @@ import { parseArgs } from "node:util";
 import {
   Adam,
   backward,
+  memoryStats,
   startProfile,
   stopProfile,
   summarizeProfile,
@@ -33,6 +39,7 @@ const { values } = parseArgs({
     top: { type: "string", default: "30" },
     "max-users": { type: "string" },
     "batch-size": { type: "string" },
+    warmup: { type: "string", default: "3" },
   },
 });
 const count = (name: string, text: string) => {
@@ -45,6 +52,7 @@ const count = (name: string, text: string) => {
 };
 const steps = count("steps", values.steps);
 const top = count("top", values.top);
+const warmup = count("warmup", values.warmup);
 
 const run = await setupRun({
   model: values.model,
@@ -62,8 +70,12 @@ const adam = new Adam(model.params.list(), {
 });
 const stream = trainingSteps(model, dataset, config, 0)[Symbol.iterator]();
 
+/** Host milliseconds spent in {@link step} (batch, forward, backward and Adam encoded). */
+let hostMs = 0;
+
 /** Runs the next training step (or fails when the epoch has no more). */
 function step(): TrainingStep {
+  const begin = performance.now();
   const next = stream.next();
   if (next.done) throw new Error("train_step: the epoch has fewer batches than asked for");
   const s = next.value;
@@ -76,15 +88,18 @@ function step(): TrainingStep {
   } finally {
     s.release();
   }
+  hostMs += performance.now() - begin;
   return s;
 }
 
 console.log(
   `${model.name} on ${run.plan.datasetName}, batch ${config.batchSize}, on ${run.adapter}`,
 );
-step();
+for (let i = 0; i < warmup; i++) step();
 await sync();
 let samples = 0, tokens = 0;
+hostMs = 0;
+const allocatedBefore = memoryStats().allocatedBytes;
 const start = performance.now();
 for (let i = 0; i < steps; i++) {
   const s = step();
@@ -95,7 +110,10 @@ await sync();
 const ms = (performance.now() - start) / steps;
 console.log(
   `${steps} steps: ${ms.toFixed(1)} ms a step (${(samples / steps).toFixed(0)} samples, ` +
-    `${(tokens / steps).toFixed(0)} tokens)`,
+    `${(tokens / steps).toFixed(0)} tokens); host ${(hostMs / steps).toFixed(1)} ms a step; ` +
+    `storage allocated meanwhile ${
+      ((memoryStats().allocatedBytes - allocatedBefore) / 1e9).toFixed(2)
+    } GB (net)`,
 );
 startProfile();
 step();
