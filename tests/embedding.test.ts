@@ -20,6 +20,19 @@ function skewedIds(rng: () => number, count: number, rows: number, padShare: num
   return ids;
 }
 
+/**
+ * The PAD row is a constant of the lookup (PyTorch's padding_idx): the reference reads it from
+ * the unperturbed table `data`, so finite differences see no gradient there either.
+ */
+function padDetacher(data: Float64Array, dim: number, paddingIdx: number | undefined) {
+  return (table: Float64Array) => {
+    if (paddingIdx === undefined) return table;
+    const t = Float64Array.from(table);
+    for (let c = 0; c < dim; c++) t[paddingIdx * dim + c] = data[paddingIdx * dim + c];
+    return t;
+  };
+}
+
 const CASES: { rows: number; dim: number; shape: number[]; paddingIdx?: number }[] = [
   { rows: 1, dim: 1, shape: [7] },
   { rows: 1, dim: 5, shape: [3], paddingIdx: 0 },
@@ -38,14 +51,7 @@ Deno.test("embedding: lookup and deterministic gradient match float64 (PAD, popu
     const ids = skewedIds(rng, count, rows, 0.3);
     const idTensor = Tensor.from(ids, shape, "i32");
     const data = randn(rng, rows * dim, 0.5);
-    // The PAD row is a constant of the lookup (PyTorch's padding_idx): the reference reads it
-    // from the unperturbed table, so finite differences see no gradient there either.
-    const detachPad = (table: Float64Array) => {
-      if (paddingIdx === undefined) return table;
-      const t = Float64Array.from(table);
-      for (let c = 0; c < dim; c++) t[paddingIdx * dim + c] = data[paddingIdx * dim + c];
-      return t;
-    };
+    const detachPad = padDetacher(data, dim, paddingIdx);
     await gradCheck({
       what: `embedding V=${rows} D=${dim} ids [${shape}] pad ${paddingIdx} seed ${seed}`,
       inputs: [{ data, shape: [rows, dim] }],
@@ -92,12 +98,7 @@ Deno.test("embedding: distinctIds gives the same lookup and gradient (repeats, P
     const ids = mostlyDistinctIds(rng, count, rows, extras);
     const idTensor = Tensor.from(ids, [count], "i32");
     const data = randn(rng, rows * dim, 0.5);
-    const detachPad = (table: Float64Array) => {
-      if (paddingIdx === undefined) return table;
-      const t = Float64Array.from(table);
-      for (let c = 0; c < dim; c++) t[paddingIdx * dim + c] = data[paddingIdx * dim + c];
-      return t;
-    };
+    const detachPad = padDetacher(data, dim, paddingIdx);
     await gradCheck({
       what: `embedding distinctIds V=${rows} D=${dim} ids ${count} pad ${paddingIdx} seed ${seed}`,
       inputs: [{ data, shape: [rows, dim] }],
