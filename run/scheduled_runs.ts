@@ -197,11 +197,6 @@ export class WorkerPool {
     return this.#queue.length === 0 && this.#waiting.every((r) => r === undefined);
   }
 
-  /** Whether some worker has a run. */
-  get running(): boolean {
-    return this.#runs.some((r) => r !== undefined);
-  }
-
   /** The next run that may start now and its worker (now busy), a run that waits, or none. */
   next(): PoolStep | undefined {
     for (let gpu = 0; gpu < this.#gpus; gpu++) {

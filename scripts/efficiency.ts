@@ -15,8 +15,8 @@
  *
  * SSD4Rec's measurements also count the matrix-product work of one epoch's projections and
  * feed-forward networks (`run/projection_flops.ts`); with --matmul-tflops R (the rate that
- * `deno task bench --only matmul,ssd4rec` measured over SSD4Rec's own products, TFLOP/s) they print the epoch's floor, that work at R,
- * and the measured epoch's ratio to it:
+ * `deno task bench --only matmul,ssd4rec` measured over SSD4Rec's own products, TFLOP/s) they
+ * print the epoch's floor, that work at R, and the measured epoch's ratio to it:
  *
  *     deno task efficiency --models ssd4rec --dataset kuairand-synthetic --matmul-tflops 40
  *
@@ -35,6 +35,7 @@ import { requireProjectRoot } from "../run/code_version.ts";
 import {
   EFFICIENCY_DIRECTORY,
   type EfficiencyMeasurement,
+  trainingTimingText,
   writeEfficiencyMeasurement,
 } from "../run/efficiency_file.ts";
 import {
@@ -186,11 +187,8 @@ function projectionLine(m: EfficiencyMeasurement): string | undefined {
 /** One line for people: what was measured and the three figures. */
 function summaryLine(m: EfficiencyMeasurement, path: string): string {
   const t = m.training;
-  const epoch = t.projected
-    ? `${
-      t.secondsPerEpoch.toFixed(2)
-    } s / epoch (projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps)`
-    : `${t.secondsPerEpoch.toFixed(2)} s / epoch`;
+  const timing = t.projected ? ` (${trainingTimingText(m)})` : "";
+  const epoch = `${t.secondsPerEpoch.toFixed(2)} s / epoch${timing}`;
   const layout = [m.histories.kind, m.histories.length].filter((x) => x !== undefined).join(" ");
   return `${m.model} on ${m.dataset} (${layout}), ` +
     `${m.adapter}: ${epoch}, peak ${(t.peakLiveBytes / 1e9).toFixed(3)} GB, ` +
