@@ -86,7 +86,7 @@ export interface GeneratedInteractionOptions {
 const GENERATORS: Readonly<
   Record<string, (options: GeneratedInteractionOptions) => LoadedInteractions>
 > = {
-  [SYNTHETIC_KUAIRAND_NAME]: (options) => generateSyntheticKuaiRand(options),
+  [SYNTHETIC_KUAIRAND_NAME]: generateSyntheticKuaiRand,
 };
 
 /**

@@ -55,10 +55,9 @@ export class BufferPool {
    *
    * When a class of at least {@link REUSE_LARGER_FROM_BYTES} has none free, the smallest free
    * buffer of a class up to {@link REUSE_LARGER_FACTOR} times larger (and no larger than
-   * `largest`) serves instead: a
-   * batch a few tokens shorter than the last then reuses the last one's buffers rather than
-   * destroying them to make room for new ones, which thrashed the pool whenever the free
-   * buffers of one step exceeded the slack.
+   * `largest`) serves instead: a batch a few tokens shorter than the last then reuses the last
+   * one's buffers rather than destroying them to make room for new ones, which thrashed the pool
+   * whenever the free buffers of one step exceeded the slack.
    */
   reuse(capacity: number, largest = Infinity): PooledBuffer | null {
     this.#classUse.set(capacity, ++this.#allocations);
