@@ -1,8 +1,10 @@
 /**
  * `selectiveScanAt`, the selective scan read at one step per row (the last Mamba4Rec layer of a
  * prefix batch): against its float64 reference with finite differences over odd shapes, both
- * layouts, split lengths and explicit workgroup shapes; and bit for bit against the full scan
- * gathered at the same positions, forward and every gradient.
+ * layouts, split lengths and explicit workgroup shapes, by both backwards (the re-scan and the
+ * adjoint and state passes); the adjoint backward bit for bit against the full scan gathered at
+ * the same positions, forward and every gradient; and the re-scan against it to rounding at
+ * Mamba4Rec's sizes.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
@@ -125,6 +127,8 @@ Deno.test("selectiveScanAt: split lengths and explicit workgroup shapes match fl
     { interval: 8, channelThreads: 3, channelSteps: 2, stateRows: 3, stateChunk: 3 },
     { interval: 64, stateRows: 1, stateChunk: 1, segments: 2 },
     { interval: 4, channelThreads: 256, channelSteps: 4, segments: 4 },
+    { rescan: false },
+    { rescan: false, interval: 8, stateRows: 1 },
   ];
   for (const [i, tuning] of tunings.entries()) {
     await check({ ...base, softplus: true, tuning }, i % 2 === 0, seed, rng);
@@ -133,7 +137,7 @@ Deno.test("selectiveScanAt: split lengths and explicit workgroup shapes match fl
   await check({ ...base, states: 40, channels: 7, softplus: true }, false, seed, rng);
 });
 
-Deno.test("selectiveScanAt: bit for bit the full scan gathered at the positions, forward and every gradient", async () => {
+Deno.test("selectiveScanAt by the adjoint and state passes: bit for bit the full scan gathered at the positions, forward and every gradient", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const [b, l, d, n] = [5, 45, 13, 16];
@@ -150,7 +154,12 @@ Deno.test("selectiveScanAt: bit for bit the full scan gathered at the positions,
     w: f32(randn(rng, b * d)),
   };
   const positions = Int32Array.of(l - 1, 0, 17, 31, Math.floor(rng() * l));
-  for (const tuning of [{}, { segments: 3, stateRows: 3 }, { interval: 8, segments: 2 }]) {
+  const tunings: SelectiveScanTuning[] = [
+    { rescan: false },
+    { segments: 3, stateRows: 3 },
+    { interval: 8, segments: 2 },
+  ];
+  for (const tuning of tunings) {
     const run = async (at: boolean) => {
       const results = tidy(() => {
         const ts = [
@@ -189,6 +198,76 @@ Deno.test("selectiveScanAt: bit for bit the full scan gathered at the positions,
       )
     );
   }
+});
+
+Deno.test("selectiveScanAt: the re-scan backward equals the adjoint and state passes to rounding at Mamba4Rec's sizes (d 128, l 200, n 32)", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const [b, l, d, n] = [3, 200, 128, 32];
+  const f32 = (v: Float64Array) => Float32Array.from(v);
+  // Mamba's initial A = −(1..n) and Δ = softplus(·) around 0.01–0.1, as a model starts.
+  const A = new Float32Array(d * n);
+  for (let i = 0; i < A.length; i++) A[i] = -(1 + (i % n)) * (0.8 + 0.4 * rng());
+  const data = [
+    f32(randn(rng, b * l * d)),
+    f32(uniform(rng, b * l * d, -4.5, -1.5)),
+    A,
+    f32(randn(rng, b * l * n)),
+    f32(randn(rng, b * l * n)),
+    f32(randn(rng, d)),
+    f32(randn(rng, b * l * d)),
+    f32(randn(rng, d, 0.3)),
+  ];
+  const shapes = [[b, l, d], [b, l, d], [d, n], [b, l, n], [b, l, n], [d], [b, l, d], [d]];
+  const w = f32(randn(rng, b * d));
+  const positions = Int32Array.of(l - 1, 0, Math.floor(rng() * l));
+  const run = async (tuning: SelectiveScanTuning) => {
+    const results = tidy(() => {
+      const ts = data.map((x, i) => requireGrad(Tensor.from(x, shapes[i])));
+      const [u, delta, a, B, C, D, z, deltaBias] = ts;
+      const out = selectiveScanAt(u, delta, a, B, C, Tensor.from(positions, [b], "i32"), {
+        D,
+        z,
+        deltaBias,
+        deltaSoftplus: true,
+        layout: "bld",
+        tuning,
+      });
+      backward(sumAll(mul(out, Tensor.from(w, [b, d]))));
+      return [out, ...ts.map((t) => t.grad!)];
+    });
+    const host = await readTensors(results);
+    results.forEach((t) => t.dispose());
+    return host;
+  };
+  const want = await run({ rescan: false });
+  const got = await run({});
+  const rms = (v: ArrayLike<number>) =>
+    Math.sqrt(Array.from(v).reduce((sum, x) => sum + x * x, 0) / Math.max(1, v.length));
+  const floor = 1e-2 * Math.max(...want.map(rms));
+  const names = ["output", "du", "ddelta", "dA", "dB", "dC", "dD", "dz", "d deltaBias"];
+  got.forEach((g, i) => {
+    const e = rms(Array.from(g, (v, k) => v - want[i][k])) / Math.max(rms(want[i]), floor);
+    assert(e < 1e-5, `${names[i]}: relative error ${e.toExponential(3)}, seed ${seed}`);
+  });
+  // The two backwards round differently: equal dA bit for bit would mean the re-scan never ran.
+  assert(
+    got[3].some((v, k) => v !== want[3][k]),
+    `dA equals the adjoint backward's bit for bit: the re-scan did not run, seed ${seed}`,
+  );
+});
+
+Deno.test("selectiveScanAt: a tuning.rescan that is not a boolean is refused", () => {
+  const t = (...shape: number[]) =>
+    Tensor.from(new Float32Array(shape.reduce((a, v) => a * v, 1)), shape);
+  const u = t(2, 3, 5), A = t(3, 4), B = t(2, 4, 5);
+  const at = Tensor.from(Int32Array.of(1, 2), [2], "i32");
+  const tuning = { rescan: 1 } as unknown as SelectiveScanTuning;
+  assertThrows(
+    () => selectiveScanAt(u, u, A, B, B, at, { tuning }),
+    RangeError,
+    "selectiveScan: tuning.rescan must be true or false, got 1",
+  );
 });
 
 Deno.test("selectiveScanAt: positions that are not one i32 per row are refused", () => {

@@ -128,14 +128,14 @@ function perStateCode(plan: ScanPlan, role: ChannelRole) {
 }
 
 /**
- * The time loop's role-dependent code; `save` keeps the forward's checkpoints, `final` writes
+ * The time loop's role-dependent code; `checkpoints` keeps the forward's checkpoints, `final` writes
  * each row's state after its last real token (the forward only).
  */
 export function loopCode(
   spec: ScanSpec,
   plan: ScanPlan,
   role: ChannelRole,
-  save: boolean,
+  checkpoints: boolean,
   final = false,
 ): ChannelLoopCode {
   const { ch } = plan;
@@ -146,7 +146,7 @@ export function loopCode(
   const sumsDecl = local
     ? ""
     : `var<workgroup> sY: array<f32, ${ch.steps * ch.cpg * ch.tpc}>;  // per-invocation sums`;
-  const saveBlockEntry = role === "forward" && save
+  const saveBlockEntry = role === "forward" && checkpoints
     ? `if (t0 % TS == 0u) {
       ${regs.writeState("ck", "t0 / TS")}
     }`

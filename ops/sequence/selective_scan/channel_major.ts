@@ -69,16 +69,20 @@ function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Bind
   return list;
 }
 
-/** The WGSL of a channel-major kernel for one role; `save` keeps the forward's checkpoints. */
+/**
+ * The WGSL of a channel-major kernel for one role; `save` keeps what the backward reads (y
+ * before the gate), `checkpoints` the states entering every interval (the forward's).
+ */
 export function channelShader(
   spec: ScanSpec,
   plan: ScanPlan,
   role: ChannelRole,
   save = false,
+  checkpoints = save,
 ): string {
   const { ch } = plan;
   const np = ch.tpc * ch.spt;
-  const code = loopCode(spec, plan, role, save, spec.finalState && role === "forward");
+  const code = loopCode(spec, plan, role, checkpoints, spec.finalState && role === "forward");
   const staged = stagingCode(spec, role, save);
   const stops = spec.atPositions && role !== "forward-local";
   // With positions the main passes end each row at its position (the local passes need the
@@ -233,8 +237,9 @@ export interface FinalStateTarget {
 
 /**
  * Runs the forward: where the length is split, the local pass and the carry into the
- * checkpoints first, then the main pass over every segment. `save` keeps the checkpoints (and
- * y before the gate) for the backward; `final` (required exactly when `spec.finalState`) receives
+ * checkpoints first, then the main pass over every segment. `save` keeps what the backward
+ * reads: the checkpoints (unless `checkpoints` is false: a backward that re-scans from zero
+ * needs none) and y before the gate; `final` (required exactly when `spec.finalState`) receives
  * each row's state after its last real token.
  */
 export function scanForward(
@@ -244,6 +249,7 @@ export function scanForward(
   save: boolean,
   segments: { segs: number; ips: number },
   final?: FinalStateTarget,
+  checkpoints = save,
 ): ForwardResult {
   if (spec.finalState !== (final !== undefined)) {
     throw new Error(`${OP}: the final-state output needs both its switch and its target tensors`);
@@ -251,7 +257,7 @@ export function scanForward(
   const { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions } = x;
   const { segs, ips } = segments;
   const { batch, channels, states } = spec;
-  const ckShape = save || segs > 1 ? [batch, plan.ckIntervals, channels, states] : [1];
+  const ckShape = checkpoints || segs > 1 ? [batch, plan.ckIntervals, channels, states] : [1];
   const ck = Tensor.empty(ckShape, "f32", `${OP} checkpoints`);
   const outShape = spec.atPositions ? [batch, channels] : u.shape;
   const ysave = save && spec.hasZ ? Tensor.empty(outShape, "f32", OP) : undefined;
@@ -274,7 +280,7 @@ export function scanForward(
   const groups = foldWorkgroups(plan.ch.cblocks * batch * segs);
   launch(
     OP,
-    channelShader(spec, plan, "forward", save),
+    channelShader(spec, plan, "forward", save, checkpoints),
     scanParams(spec, plan, { segs, seg_count: segs, ips, gx: groups[0] }),
     [
       u,

@@ -16,11 +16,11 @@ import { bind, type Binding } from "./prelude.ts";
 const FINISH_THREADS = 64;
 
 /**
- * Splits the summed partial rows into dA, dD and d deltaBias: `adj` holds the adjoint's
- * [dD | d deltaBias] per (channel, invocation of the channel), `st` the state kernel's
- * [dA | d deltaBias] per (channel, state).
+ * Splits the summed partial rows into dA, dD and d deltaBias: `adj` holds [dD | d deltaBias] per
+ * (channel, invocation of the channel), `st` dA per (channel, state) and, where `stBias`, then
+ * the state kernel's share of d deltaBias per (channel, state).
  */
-function finishShader(hasD: boolean, hasBias: boolean, tpc: number): string {
+function finishShader(hasD: boolean, hasBias: boolean, tpc: number, stBias: boolean): string {
   const list: Binding[] = [["read", "adj"], ["read", "st"], ["read_write", "dA"]];
   if (hasD) list.push(["read_write", "dD"]);
   if (hasBias) list.push(["read_write", "dbias"]);
@@ -43,7 +43,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (c >= p.channels) { return; }
   var sd = 0.0;
   var sb = 0.0;
-  for (var s = 0u; s < p.states; s++) { sb += st[na + c * p.states + s]; }
+  ${stBias ? "for (var s = 0u; s < p.states; s++) { sb += st[na + c * p.states + s]; }" : ""}
   for (var g = 0u; g < TPC; g++) {
     sd += adj[c * TPC + g];
     sb += adj[(p.channels + c) * TPC + g];
@@ -64,9 +64,9 @@ export interface ParameterGrads {
 }
 
 /**
- * Reduces the adjoint's row partials `adj` ([dD | d deltaBias] per channel and invocation) and
- * the state pass' `spart` ([dA | d deltaBias] per channel and state) to the parameter gradients;
- * disposes both.
+ * Reduces the row partials `adj` ([dD | d deltaBias] per channel and invocation) and `spart`
+ * (dA per channel and state, then, where its rows are wider, the state pass' share of d
+ * deltaBias per channel and state) to the parameter gradients; disposes both.
  */
 export function parameterGrads(
   spec: ScanSpec,
@@ -78,6 +78,7 @@ export function parameterGrads(
   const { channels, states, hasD, hasBias } = spec;
   const adjSum = sumLeading(adj, [adj.shape[1]]);
   const stSum = sumLeading(spart, [spart.shape[1]]);
+  const stBias = spart.shape[1] > channels * states;
   adj.dispose();
   spart.dispose();
   const dA = Tensor.empty([channels, states], "f32", name);
@@ -85,7 +86,7 @@ export function parameterGrads(
   const dbias = hasBias ? Tensor.empty([channels], "f32", name) : undefined;
   launch(
     name,
-    finishShader(hasD, hasBias, tpc),
+    finishShader(hasD, hasBias, tpc, stBias),
     packParams([channels, states]),
     [adjSum, stSum, dA, ...listed(dD), ...listed(dbias)],
     [Math.ceil((channels * states + channels) / FINISH_THREADS)],

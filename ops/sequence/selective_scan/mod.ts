@@ -32,14 +32,17 @@
  *
  * Output at one step per row: {@link selectiveScanAt} gives y at each row's position only,
  * (batch, d), for a model whose loss reads nothing else (the last layer of a prefix-trained
- * Mamba4Rec). Its forward stops each row there and writes y only there; its backward takes the
- * (batch, d) gradient, starts the adjoint at the position and writes zero gradients past it
- * without computing, and the state pass skips whole workgroups of intervals past it. Up to the
- * position every kernel does what {@link selectiveScan}'s does, so the output and every
- * gradient equal, bit for bit, those of the full scan whose output is gathered at the positions.
- * The work left is the fraction of steps up to each position: for ML-1M's prefix samples at
- * L = 200 the mean position is 118.5, so 41% of the scan's steps (forward, adjoint and state
- * pass alike) are skipped.
+ * Mamba4Rec). Its forward stops each row there and writes y only there, so its output equals,
+ * bit for bit, the full scan's gathered at the positions. With the gradient entering at one step
+ * the adjoint has a closed form, and one kernel (`rescan.ts`) re-runs the states forward in time
+ * beside it, from zero: no checkpoints are saved, no adjoint or state pass runs, and every
+ * gradient equals the full scan's to rounding. Where that kernel does not apply (length segments,
+ * or a row's channels beyond one workgroup) the backward starts the adjoint at the position and
+ * the state pass skips whole workgroups of intervals past it; up to the position every kernel
+ * then does what {@link selectiveScan}'s does, and every gradient equals the gathered full
+ * scan's bit for bit (also with `tuning.rescan: false`). Either way only the steps up to each
+ * position cost work: for ML-1M's prefix samples at L = 200 the mean position is 118.5, so 41%
+ * of the scan's steps are skipped.
  *
  * Memory: where two or more intervals share a state workgroup (n ≤ 32 by default), the state
  * pass writes its per-row partial sums over the λ rows of its own intervals once it has read them
@@ -71,6 +74,7 @@ import {
   type SelectiveScanOptions,
 } from "./options.ts";
 import { planScan, type ScanPlan, segmentsFor } from "./plan.ts";
+import { rescanBackward, type RescanShape, rescanShape } from "./rescan.ts";
 import { scanStates } from "./state_major.ts";
 
 export { SELECTIVE_SCAN_MAX_STATES } from "./options.ts";
@@ -143,13 +147,14 @@ export function selectiveScan(
  * The selective scan's output at one step per row: `out[b, c] = y[b, c, positions[b]]` of
  * {@link selectiveScan} (gated where z is given), (batch, d) in either layout, recorded on the
  * tape with gradients for every tensor argument. The forward stops each row at its position and
- * the backward starts there: steps past it cost nothing but writing zero gradients, and the
- * results equal, bit for bit, `selectiveScan` followed by a gather at the positions (and its
- * backward). Positions are clamped to [0, length), as `gatherPositions` clamps them.
- * {@link selectiveScanReferenceAt} computes the same in float64.
+ * the backward ends there: steps past it cost nothing but writing zero gradients. The output
+ * equals, bit for bit, `selectiveScan` followed by a gather at the positions; the gradients equal
+ * its backward's to rounding (bit for bit with `tuning.rescan: false`, or where the module
+ * documentation says the re-scan does not apply). Positions are clamped to [0, length), as
+ * `gatherPositions` clamps them. {@link selectiveScanReferenceAt} computes the same in float64.
  *
- * For the backward it keeps the state entering every interval of 16 steps (b·d·n·l/16 floats)
- * and, with z, y before the gate at the positions (b·d floats).
+ * For the backward it keeps, with z, y before the gate at the positions (b·d floats), and where
+ * the re-scan does not apply the state entering every interval of 16 steps (b·d·n·l/16 floats).
  *
  * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
  * @param delta step sizes before bias/softplus, shaped like u; with `deltaWeight` their low-rank
@@ -178,18 +183,20 @@ export function selectiveScanAt(
   const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
   const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions };
-  const { out, ck, ysave } = scanForward(spec, plan, x, save, segmentation(spec, plan, options));
+  const segments = segmentation(spec, plan, options);
+  // One kernel re-scans forward in time where it applies; it needs no checkpoints.
+  const shape = segments.segs === 1 && options.tuning?.rescan !== false
+    ? rescanShape(spec, plan)
+    : undefined;
+  const { out, ck, ysave } = scanForward(spec, plan, x, save, segments, undefined, !shape);
   if (!save) {
     ck.dispose();
     return out;
   }
-  return record(
-    out,
-    `${OP}At`,
-    inputs,
-    (gout) => scanBackward(spec, plan, options, x, gout, ck, ysave),
-    [ck, ...listed(ysave)],
-  );
+  const backward = shape
+    ? (gout: Tensor) => rescanGrads(spec, plan, shape, x, gout, ysave)
+    : (gout: Tensor) => scanBackward(spec, plan, options, x, gout, ck, ysave);
+  return record(out, `${OP}At`, inputs, backward, [ck, ...listed(ysave)]);
 }
 
 /** What {@link selectiveScanWithFinalState} returns. */
@@ -256,6 +263,19 @@ function segmentation(spec: ScanSpec, plan: ScanPlan, options: SelectiveScanOpti
   return segmentsFor(plan, ch.threads * ch.cblocks * spec.batch, options.tuning?.segments);
 }
 
+/** `selectiveScanAt`'s backward by the re-scan, in the tape's input order (as {@link scanBackward}). */
+function rescanGrads(
+  spec: ScanSpec,
+  plan: ScanPlan,
+  shape: RescanShape,
+  x: ScanTensors,
+  gout: Tensor,
+  ysave: Tensor | undefined,
+): (Tensor | null)[] {
+  const { du, ddelta, dz, dB, dC, adj, spart } = rescanBackward(spec, plan, shape, x, gout, ysave);
+  return finishGrads(spec, shape.tpc, x, { du, ddelta, dz, dB, dC }, adj, spart);
+}
+
 /**
  * The backward: the adjoint pass, the state pass, then the parameter gradients. Returns the
  * gradients in the tape's input order (u, delta, A, B, C, then D, z, deltaBias, deltaWeight where
@@ -283,10 +303,27 @@ function scanBackward(
     x.positions,
   );
   lam.dispose();
-  const { dA, dD, dbias } = parameterGrads(spec, plan.ch.tpc, adj, spart);
+  return finishGrads(spec, plan.ch.tpc, x, { du, ddelta, dz, dB, dC }, adj, spart);
+}
+
+/**
+ * The gradients in the tape's input order from the per-step ones and the row partials of the
+ * parameters' (`parameterGrads`); with a low-rank Δ the (batch, length, d) dΔ becomes its
+ * factors' gradients.
+ */
+function finishGrads(
+  spec: ScanSpec,
+  tpc: number,
+  x: ScanTensors,
+  steps: { du: Tensor; ddelta: Tensor; dz?: Tensor; dB: Tensor; dC: Tensor },
+  adj: Tensor,
+  spart: Tensor,
+): (Tensor | null)[] {
+  const { du, ddelta, dz, dB, dC } = steps;
+  const { dA, dD, dbias } = parameterGrads(spec, tpc, adj, spart);
   const grads = [du, ddelta, dA, dB, dC, ...listed(dD), ...listed(dz), ...listed(dbias)];
-  if (!deltaWeight) return grads;
-  const { dFactor, dWeight } = lowRankDeltaGrads(ddelta, delta, deltaWeight);
+  if (!x.deltaWeight) return grads;
+  const { dFactor, dWeight } = lowRankDeltaGrads(ddelta, x.delta, x.deltaWeight);
   ddelta.dispose();
   grads[1] = dFactor;
   return [...grads, dWeight];

@@ -72,6 +72,12 @@ export interface SelectiveScanTuning {
   stateRows?: number;
   /** Channels staged at a time by the state-major kernel (default 8). */
   stateChunk?: number;
+  /**
+   * `selectiveScanAt` only: whether its backward re-scans forward in time in one kernel where
+   * it applies (default true), or runs the adjoint and state passes from checkpoints, as the
+   * full scan's backward does (false).
+   */
+  rescan?: boolean;
 }
 
 /** Sizes and compile-time switches of one scan. */
@@ -115,9 +121,21 @@ function describeShape(layout: string, second: string): string {
   return layout === "bdl" ? `(batch, ${second}, length)` : `(batch, length, ${second})`;
 }
 
-/** Throws unless every tuning value is a positive integer (a power of two where required). */
+/** The tunings that are switches rather than counts. */
+const SWITCH_TUNINGS = new Set(["rescan"]);
+
+/**
+ * Throws unless every tuning value is a positive integer (a power of two where required), or a
+ * boolean for a switch.
+ */
 function validateTuning(tuning: SelectiveScanTuning): void {
   for (const [key, v] of Object.entries(tuning)) {
+    if (SWITCH_TUNINGS.has(key)) {
+      if (v !== undefined && typeof v !== "boolean") {
+        throw new RangeError(`${OP}: tuning.${key} must be true or false, got ${v}`);
+      }
+      continue;
+    }
     const max = POWER_OF_TWO_TUNINGS[key] ?? Infinity;
     const power = max < Infinity;
     if (
