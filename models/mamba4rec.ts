@@ -11,26 +11,18 @@
  * `positionEmbedding: true` adds a learned position table (`maxLength` rows) to the item
  * embedding before the dropout. Without dropout is `dropoutProb: 0`; deeper is `numLayers`.
  *
- * Prefix batches (`inputs.positions`, each row's last real index): only the last layer's output
- * at that index reaches the loss, and everything after that layer's scan acts position by
- * position. So the last layer reads its scan at the positions only (`selectiveScanAt`: the
- * forward stops each row there, the backward starts there), and its gate (z projected from the
- * input rows at the positions), output projection, residual, LayerNorm, feed-forward network
- * and dropouts run on `[B, d]` rows. Earlier layers
- * run over every position. The values and every gradient are those of the full computation
+ * Prefix batches (`inputs.positions`, each row's last real index): only the last layer's output at
+ * that index reaches the loss, and everything after that layer's scan acts position by position. So
+ * the last layer reads its scan at the positions only (`selectiveScanAt`: its forward and backward
+ * stop each row there), and its gate (z projected from the input rows at the positions), output
+ * projection, residual, LayerNorm, feed-forward network and dropouts run on `[B, d]` rows. Earlier
+ * layers run over every position. The values and every gradient are those of the full computation
  * gathered at the positions, up to rounding (the output projection's and the gate projection's
- * products are summed over fewer rows). Dropout draws do not match the full computation's: each dropout after the last
- * scan draws its mask over the `[B, d]` rows (element b·d + j), where the full computation
- * would draw it over `[B, L, d]` (element (b·L + position)·d + j); both are independent
- * Bernoulli masks of the same rate, and every-position batches (no `positions`) draw as before.
- *
- * Expected effect on one ML-1M training step (preset: 1 layer, B 2048, L 200, d 64, d_inner 128,
- * N 32), from the op shapes: the mean position of ML-1M's prefix samples is 118.5 of 200, so
- * the scan does 59% of its steps (the state pass, which skips whole 32-step workgroups, about
- * 67%); on a step of ~16.5 ms of scan that is ~6 ms less. The output projection shrinks from
- * 409,600 rows to 2,048: 3 × 6.7 GFLOP of the step's ~85 GFLOP of matmuls (~6 ms), ~1.4 ms
- * less. About 7.5 of ~24 ms, 30% of the step, disappears: an epoch of 480 steps from
- * ~11.4–12.7 s to ~8–9 s on an H100/H200.
+ * products are summed over fewer rows, and the scan's backward takes its adjoint in closed form:
+ * `selectiveScanAt`). Dropout draws do not match the full computation's: each dropout after the
+ * last scan draws its mask over the `[B, d]` rows (element b·d + j), where the full computation
+ * would draw it over `[B, L, d]` (element (b·L + position)·d + j); both are independent Bernoulli
+ * masks of the same rate, and every-position batches (no `positions`) draw as before.
  *
  * @module
  */

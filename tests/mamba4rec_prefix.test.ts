@@ -82,11 +82,15 @@ for (const [label, numLayers, options] of VARIANTS) {
     const prefix = await run(model, batch, weights, true);
     const names = ["representation", "loss", ...model.params.entries().map(([name]) => name)];
     assertEquals(prefix.length, full.length);
+    // The representation and the loss agree to float32 rounding. The prefix path's last scan
+    // takes its backward by the re-scan (its adjoint a closed-form exponential, not the full
+    // scan's recurrence), so the gradients round differently, and the projection weights' ones,
+    // sums of products that largely cancel, differ by up to about 2e-5 relative.
     prefix.forEach((got, i) =>
       assertClose(
         got,
         full[i],
-        1e-5,
+        i < 2 ? 1e-5 : 1e-4,
         `seed ${seed}, lengths [${lengths}]: ${names[i]} of the prefix path against the full one`,
       )
     );

@@ -53,6 +53,27 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 }`;
 }
 
+/**
+ * What either backward leaves before the parameters' gradients are summed: the per-step
+ * gradients and the per-row partial sums `parameterGrads` reduces.
+ */
+export interface BackwardParts {
+  /** ∂L/∂u, like u. */
+  du: Tensor;
+  /** ∂L/∂Δ (after the softplus' slope), like u. */
+  ddelta: Tensor;
+  /** ∂L/∂z, with z. */
+  dz?: Tensor;
+  /** ∂L/∂B, like B (a view of B's storage with `gradsOverBC`). */
+  dB: Tensor;
+  /** ∂L/∂C, like C (a view of C's storage with `gradsOverBC`). */
+  dC: Tensor;
+  /** Per-row partials (rows, 2 · d · invocations per channel): [dD | d deltaBias]. */
+  adj: Tensor;
+  /** Per-row partials: dA per (channel, state), then possibly d deltaBias per (channel, state). */
+  spart: Tensor;
+}
+
 /** dA, and dD and d deltaBias where the scan has them. */
 export interface ParameterGrads {
   /** ∂L/∂A, (d, n). */

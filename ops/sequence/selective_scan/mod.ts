@@ -64,7 +64,7 @@ import { gradEnabled, record } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { scanAdjoint, scanForward, type ScanTensors } from "./channel_major.ts";
-import { lowRankDeltaGrads, parameterGrads } from "./finish.ts";
+import { type BackwardParts, lowRankDeltaGrads, parameterGrads } from "./finish.ts";
 import {
   listed,
   OP,
@@ -74,7 +74,7 @@ import {
   type SelectiveScanOptions,
 } from "./options.ts";
 import { planScan, type ScanPlan, segmentsFor } from "./plan.ts";
-import { rescanBackward, type RescanShape, rescanShape } from "./rescan.ts";
+import { rescanBackward, rescanShape } from "./rescan.ts";
 import { scanStates } from "./state_major.ts";
 
 export { SELECTIVE_SCAN_MAX_STATES } from "./options.ts";
@@ -194,7 +194,8 @@ export function selectiveScanAt(
     return out;
   }
   const backward = shape
-    ? (gout: Tensor) => rescanGrads(spec, plan, shape, x, gout, ysave)
+    ? (gout: Tensor) =>
+      finishGrads(spec, shape.tpc, x, rescanBackward(spec, plan, shape, x, gout, ysave))
     : (gout: Tensor) => scanBackward(spec, plan, options, x, gout, ck, ysave);
   return record(out, `${OP}At`, inputs, backward, [ck, ...listed(ysave)]);
 }
@@ -263,19 +264,6 @@ function segmentation(spec: ScanSpec, plan: ScanPlan, options: SelectiveScanOpti
   return segmentsFor(plan, ch.threads * ch.cblocks * spec.batch, options.tuning?.segments);
 }
 
-/** `selectiveScanAt`'s backward by the re-scan, in the tape's input order (as {@link scanBackward}). */
-function rescanGrads(
-  spec: ScanSpec,
-  plan: ScanPlan,
-  shape: RescanShape,
-  x: ScanTensors,
-  gout: Tensor,
-  ysave: Tensor | undefined,
-): (Tensor | null)[] {
-  const { du, ddelta, dz, dB, dC, adj, spart } = rescanBackward(spec, plan, shape, x, gout, ysave);
-  return finishGrads(spec, shape.tpc, x, { du, ddelta, dz, dB, dC }, adj, spart);
-}
-
 /**
  * The backward: the adjoint pass, the state pass, then the parameter gradients. Returns the
  * gradients in the tape's input order (u, delta, A, B, C, then D, z, deltaBias, deltaWeight where
@@ -303,23 +291,21 @@ function scanBackward(
     x.positions,
   );
   lam.dispose();
-  return finishGrads(spec, plan.ch.tpc, x, { du, ddelta, dz, dB, dC }, adj, spart);
+  return finishGrads(spec, plan.ch.tpc, x, { du, ddelta, dz, dB, dC, adj, spart });
 }
 
 /**
  * The gradients in the tape's input order from the per-step ones and the row partials of the
- * parameters' (`parameterGrads`); with a low-rank Δ the (batch, length, d) dΔ becomes its
- * factors' gradients.
+ * parameters' (`adj` and `spart`, summed by `parameterGrads`); with a low-rank Δ the
+ * (batch, length, d) dΔ becomes its factors' gradients.
  */
 function finishGrads(
   spec: ScanSpec,
   tpc: number,
   x: ScanTensors,
-  steps: { du: Tensor; ddelta: Tensor; dz?: Tensor; dB: Tensor; dC: Tensor },
-  adj: Tensor,
-  spart: Tensor,
+  g: BackwardParts,
 ): (Tensor | null)[] {
-  const { du, ddelta, dz, dB, dC } = steps;
+  const { du, ddelta, dz, dB, dC, adj, spart } = g;
   const { dA, dD, dbias } = parameterGrads(spec, tpc, adj, spart);
   const grads = [du, ddelta, dA, dB, dC, ...listed(dD), ...listed(dz), ...listed(dbias)];
   if (!x.deltaWeight) return grads;

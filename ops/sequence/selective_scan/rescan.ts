@@ -34,6 +34,7 @@ import { listed, OP, type ScanSpec } from "./options.ts";
 import { odd, type ScanPlan } from "./plan.ts";
 import { bind, type Binding, prelude, scanParams, STOP_CODE, STOP_DECL } from "./prelude.ts";
 import type { ScanTensors } from "./channel_major.ts";
+import type { BackwardParts } from "./finish.ts";
 
 /** Most invocations of a re-scan workgroup (a row's channels × invocations per channel). */
 const RESCAN_THREADS = 256;
@@ -275,24 +276,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 }`;
 }
 
-/** What the re-scan leaves: every gradient but the parameters', and their per-row partials. */
-export interface RescanResult {
-  /** ∂L/∂u, like u. */
-  du: Tensor;
-  /** ∂L/∂Δ (after the softplus' slope), like u. */
-  ddelta: Tensor;
-  /** ∂L/∂z, with z. */
-  dz?: Tensor;
-  /** ∂L/∂B, like B (a view of B's storage with `gradsOverBC`). */
-  dB: Tensor;
-  /** ∂L/∂C, like C (a view of C's storage with `gradsOverBC`). */
-  dC: Tensor;
-  /** Per-row partials (batch, 2 · d · tpc): [dD | d deltaBias]. */
-  adj: Tensor;
-  /** Per-row partials (batch, d · n): dA. */
-  spart: Tensor;
-}
-
 /**
  * Launches the re-scan backward of `selectiveScanAt` for the (batch, d) gradient `gout` at the
  * rows' positions, with `ysave` (y before the gate at the positions) where z is given.
@@ -304,7 +287,7 @@ export function rescanBackward(
   x: ScanTensors,
   gout: Tensor,
   ysave: Tensor | undefined,
-): RescanResult {
+): BackwardParts {
   const name = `${OP} backward`;
   const { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions } = x;
   if (!positions) throw new Error(`${OP}: the re-scan backward needs the rows' positions`);
