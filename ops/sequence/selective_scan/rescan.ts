@@ -10,16 +10,17 @@
  *     dA += Δ_t·v,   dΔ_t = softplus'·(u_t·Σ_s λ_t·B_t + Σ_s A·v),   du_t = Δ_t·Σ_s λ_t·B_t
  *     dB_t = Σ_c λ_t·Δ_t·u_t,               dC_P = Σ_c gy·h_P
  *
- * One workgroup owns a batch row and all its channels (one invocation per channel and ≤ 32
- * states, as the forward) and walks the row one step at a time, so dB's sum over channels is a
- * workgroup sum and is written whole, over B where the caller allows. Each state's column of
- * λ·Δu is summed over the channels in slices by all invocations, then the slices added (one
- * invocation per column, or two steps staged at a time, measured slower: `bench/selective_scan.ts`
- * says by how much). Numerics: R_t is never a difference of two long sums. A
- * first loop walks each channel back from P, summing Δ, and keeps the suffix sum at the first
- * step of every interval of TS steps (a small scratch tensor); the main loop subtracts at most TS
- * steps' Δ from it. λ_t's relative error is then that of a sum of the steps' Δ, as the adjoint
- * recurrence's is that of a product of as many exponentials.
+ * One workgroup owns a batch row and all its channels (one invocation per channel and ≤ 32 states,
+ * as the forward) and walks the row one step at a time, so dB's sum over channels is a workgroup
+ * sum and is written whole, over B where the caller allows. Each state's column of λ·Δu is summed
+ * over the channels in slices by all invocations, then the slices added (one invocation per column,
+ * or two steps staged at a time, measured slower: `bench/selective_scan.ts` says by how much).
+ * Numerics: R_t is never a difference of two long sums. A first loop walks each channel back from
+ * P, summing Δ, and keeps the suffix sum at the first step of every interval of TS steps (a small
+ * scratch tensor); the main loop subtracts from it the sum of the interval's steps so far (at most
+ * TS). λ_t's relative error is then that of a sum of the steps' Δ (times |A|), as the adjoint
+ * recurrence's is that of a product of as many exponentials (`tests/mamba4rec_prefix_scan.test.ts`
+ * holds both to float64 alike).
  *
  * It applies where one length segment fills the GPU and the whole row's channels fit a
  * workgroup ({@link rescanShape}); elsewhere `selectiveScanAt` keeps the adjoint and state passes.
@@ -201,7 +202,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   ${init}
   var dD_acc = 0.0;
   var dbias_acc = 0.0;
-  var rest = 0.0;
+  var ahead = 0.0;
+  var taken = 0.0;
   for (var t = 0u; t < stop; t++) {
     workgroupBarrier();
     for (var s = lid; s < NP; s += WG) {
@@ -217,10 +219,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     workgroupBarrier();
     let ch = sCh[c];
-    // R_t: the interval's suffix sum less its steps up to t (zero at the position).
-    if (t % TS == 0u) { rest = suffix[srow + t / TS]; }
-    rest -= ch.x;
-    let r = select(max(rest, 0.0), 0.0, t + 1u == stop);
+    // R_t: the interval's suffix sum less the sum of its steps up to t (zero at the position).
+    if (t % TS == 0u) {
+      ahead = suffix[srow + t / TS];
+      taken = 0.0;
+    }
+    taken += ch.x;
+    let r = select(max(ahead - taken, 0.0), 0.0, t + 1u == stop);
     var sl = 0.0;
     var sv = 0.0;
     ${step}
