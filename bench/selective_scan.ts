@@ -45,7 +45,8 @@
  * slices by all invocations; 4.86 ms with both (the default). From the 7.88 ms version, leaving
  * out the column sums gave 5.55 ms, the suffix-sum pre-pass 7.36 ms, the workgroup-memory
  * writes of λ·Δu 7.16 ms, and the second exponential or dA's registers nothing measurable. 16
- * states per invocation with sliced sums: 5.26 ms staging two steps, 6.88 ms staging one.
+ * states per invocation with sliced sums: 5.26 ms staging two steps, 6.88 ms staging one. Since
+ * then the forward forms the suffix sums of Δ that the pre-pass recomputed (not yet timed).
  *
  * @module
  */

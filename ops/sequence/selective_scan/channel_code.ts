@@ -19,7 +19,7 @@ export interface ChannelLoopCode {
   sumsDecl: string;
   /** Register declarations and starting values of the states (or adjoints) and A. */
   init: string;
-  /** The adjoint's dD and d deltaBias accumulators. */
+  /** The adjoint's dD and d deltaBias accumulators, or the forward's sum of Δ. */
   accumulatorsDecl: string;
   /** Index of the block of steps the loop iteration `qq` covers (reversed for the adjoint). */
   blockIndex: string;
@@ -35,11 +35,17 @@ export interface ChannelLoopCode {
   step: string;
   /** Writes the states after a row's last real token (forward with the final-state output). */
   finalWrite: string;
-  /** Stores the step's sum (and, for the adjoint, accumulates dD and d deltaBias). */
+  /**
+   * Stores the step's sum (and, for the adjoint, accumulates dD and d deltaBias; for the forward
+   * with Δ sums, adds the step's Δ and writes the interval's sum at its end).
+   */
   sumStore: string;
   /** Writes a segment's end values and decays (local roles). */
   finishLocal: string;
-  /** Writes the adjoint's dD and d deltaBias row partials. */
+  /**
+   * Writes the adjoint's dD and d deltaBias row partials, or turns the forward's interval sums of
+   * Δ into suffix sums.
+   */
   writePartials: string;
 }
 
@@ -129,7 +135,9 @@ function perStateCode(plan: ScanPlan, role: ChannelRole) {
 
 /**
  * The time loop's role-dependent code; `checkpoints` keeps the forward's checkpoints, `final` writes
- * each row's state after its last real token (the forward only).
+ * each row's state after its last real token, and `deltaSums` each channel's sums of Δ from every
+ * interval's first step to the row's position (the forward only, with positions: what the
+ * re-scan backward reads, `rescan.ts`).
  */
 export function loopCode(
   spec: ScanSpec,
@@ -137,6 +145,7 @@ export function loopCode(
   role: ChannelRole,
   checkpoints: boolean,
   final = false,
+  deltaSums = false,
 ): ChannelLoopCode {
   const { ch } = plan;
   const forward = role === "forward" || role === "forward-local";
@@ -163,7 +172,27 @@ export function loopCode(
       dbias_acc += ch.y * y * ch.w;
       if (lid % TPC == 0u) { dD_acc += ch.z * ch.y; }`
     : "";
-  const writePartials = adjoint
+  // Per interval the forward sums its steps' Δ, then, once at the position, sums the intervals'
+  // sums from the last back: a suffix sum of at most TS terms plus one per interval.
+  const sumDelta = deltaSums
+    ? `
+      dsum += ch.x;
+      if (lid % TPC == 0u && live && ((t0 + k + 1u) % TS == 0u || t0 + k + 1u == tstop)) {
+        dsums[(b * p.channels + c) * p.intervals + (t0 + k) / TS] = dsum;
+      }
+      if ((t0 + k + 1u) % TS == 0u) { dsum = 0.0; }`
+    : "";
+  const suffixSums = deltaSums
+    ? `if (lid % TPC == 0u && live) {
+    var acc = 0.0;
+    for (var m = (tstop - 1u) / TS + 1u; m > 0u; m--) {
+      let i = (b * p.channels + c) * p.intervals + m - 1u;
+      acc += dsums[i];
+      dsums[i] = acc;
+    }
+  }`
+    : "";
+  const writePartials = deltaSums ? suffixSums : adjoint
     ? `if (live) {
     // Row (b, segment): [dD | d deltaBias] per (channel, invocation of the channel).
     let base = (b * p.segs + seg) * 2u * p.channels * TPC + c * TPC + lid % TPC;
@@ -174,7 +203,11 @@ export function loopCode(
   return {
     sumsDecl,
     init: final ? `let fin = u32(max(lengths[b], 0));\n  ${regs.init}` : regs.init,
-    accumulatorsDecl: adjoint ? "var dD_acc = 0.0;\n  var dbias_acc = 0.0;" : "",
+    accumulatorsDecl: adjoint
+      ? "var dD_acc = 0.0;\n  var dbias_acc = 0.0;"
+      : deltaSums
+      ? "var dsum = 0.0;"
+      : "",
     blockIndex: forward ? "qq" : "(blocks - 1u - qq)",
     saveBlockEntry,
     saveBlockExit,
@@ -184,7 +217,9 @@ export function loopCode(
     sumInit: local ? "" : "var y = 0.0;",
     step: regs.step,
     finalWrite: final ? regs.finalWrite : "",
-    sumStore: local ? "" : `sY[(k * CPG + cl) * TPC + lid % TPC] = y;${adjointAccumulate}`,
+    sumStore: local
+      ? ""
+      : `sY[(k * CPG + cl) * TPC + lid % TPC] = y;${adjointAccumulate}${sumDelta}`,
     finishLocal: local ? regs.finishLocal : "",
     writePartials,
   };

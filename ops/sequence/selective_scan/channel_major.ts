@@ -33,7 +33,12 @@ import { type ChannelRole, loopCode, stagingCode } from "./channel_code.ts";
 export type { ChannelRole } from "./channel_code.ts";
 
 /** Storage bindings of a channel-major kernel, in binding order. */
-function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Binding[] {
+function channelBindings(
+  spec: ScanSpec,
+  role: ChannelRole,
+  save: boolean,
+  deltaSums: boolean,
+): Binding[] {
   const forward = role === "forward" || role === "forward-local";
   const local = role.endsWith("local");
   const { hasD, hasZ, hasBias } = spec;
@@ -60,6 +65,7 @@ function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Bind
     list.push(["read_write", "out"], ["read_write", "ck"]);
     if (save && hasZ) list.push(["read_write", "ysave"]);
     if (spec.finalState) list.push(["read", "lengths", "i32"], ["read_write", "final_state"]);
+    if (deltaSums) list.push(["read_write", "dsums"]);
   } else {
     list.push(["read_write", "lam"], ["read_write", "du"], ["read_write", "ddelta"]);
     if (hasZ) list.push(["read_write", "dz"]);
@@ -71,7 +77,8 @@ function channelBindings(spec: ScanSpec, role: ChannelRole, save: boolean): Bind
 
 /**
  * The WGSL of a channel-major kernel for one role; `save` keeps what the backward reads (y
- * before the gate), `checkpoints` the states entering every interval (the forward's).
+ * before the gate), `checkpoints` the states entering every interval and `deltaSums` the suffix
+ * sums of Δ the re-scan backward reads (the forward's).
  */
 export function channelShader(
   spec: ScanSpec,
@@ -79,17 +86,19 @@ export function channelShader(
   role: ChannelRole,
   save = false,
   checkpoints = save,
+  deltaSums = false,
 ): string {
   const { ch } = plan;
   const np = ch.tpc * ch.spt;
-  const code = loopCode(spec, plan, role, checkpoints, spec.finalState && role === "forward");
+  const final = spec.finalState && role === "forward";
+  const code = loopCode(spec, plan, role, checkpoints, final, deltaSums);
   const staged = stagingCode(spec, role, save);
   const stops = spec.atPositions && role !== "forward-local";
   // With positions the main passes end each row at its position (the local passes need the
   // whole segment's decay).
   const stopAt = stops && !role.endsWith("local") ? "clamp(stop, tbeg, tend)" : "tend";
   return /* wgsl */ `
-${bind(channelBindings(spec, role, save))}
+${bind(channelBindings(spec, role, save, deltaSums))}
 ${prelude(spec, plan)}
 const TPC: u32 = ${ch.tpc}u;
 const SPT: u32 = ${ch.spt}u;
@@ -240,7 +249,8 @@ export interface FinalStateTarget {
  * checkpoints first, then the main pass over every segment. `save` keeps what the backward
  * reads: the checkpoints (unless `checkpoints` is false: a backward that re-scans from zero
  * needs none) and y before the gate; `final` (required exactly when `spec.finalState`) receives
- * each row's state after its last real token.
+ * each row's state after its last real token, and `deltaSums` (batch, d, intervals), with
+ * positions, each channel's sum of Δ from every interval's first step to the row's position.
  */
 export function scanForward(
   spec: ScanSpec,
@@ -250,6 +260,7 @@ export function scanForward(
   segments: { segs: number; ips: number },
   final?: FinalStateTarget,
   checkpoints = save,
+  deltaSums?: Tensor,
 ): ForwardResult {
   if (spec.finalState !== (final !== undefined)) {
     throw new Error(`${OP}: the final-state output needs both its switch and its target tensors`);
@@ -280,7 +291,7 @@ export function scanForward(
   const groups = foldWorkgroups(plan.ch.cblocks * batch * segs);
   launch(
     OP,
-    channelShader(spec, plan, "forward", save, checkpoints),
+    channelShader(spec, plan, "forward", save, checkpoints, deltaSums !== undefined),
     scanParams(spec, plan, { segs, seg_count: segs, ips, gx: groups[0] }),
     [
       u,
@@ -296,6 +307,7 @@ export function scanForward(
       ck,
       ...listed(ysave),
       ...(final ? [final.lengths, final.state] : []),
+      ...listed(deltaSums),
       ...listed(positions),
     ],
     groups,

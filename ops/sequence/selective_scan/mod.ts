@@ -30,19 +30,19 @@
  * batch row, the state after the row's last real token (b·d·n floats), the state a step-by-step
  * recurrence carries on from; it is forward-only.
  *
- * Output at one step per row: {@link selectiveScanAt} gives y at each row's position only,
- * (batch, d), for a model whose loss reads nothing else (the last layer of a prefix-trained
- * Mamba4Rec). Its forward stops each row there and writes y only there, so its output equals,
- * bit for bit, the full scan's gathered at the positions. With the gradient entering at one step
- * the adjoint has a closed form, and one kernel (`rescan.ts`) re-runs the states forward in time
- * beside it, from zero: no checkpoints are saved, no adjoint or state pass runs, and every
- * gradient equals the full scan's to rounding. Where that kernel does not apply (length segments,
- * or a row's channels beyond one workgroup) the backward starts the adjoint at the position and
- * the state pass skips whole workgroups of intervals past it; up to the position every kernel
- * then does what {@link selectiveScan}'s does, and every gradient equals the gathered full
+ * Output at one step per row: {@link selectiveScanAt} gives y at each row's position only, (batch,
+ * d), for a model whose loss reads nothing else (the last layer of a prefix-trained Mamba4Rec). Its
+ * forward stops each row there and writes y only there, so its output equals, bit for bit, the full
+ * scan's gathered at the positions. With the gradient entering at one step the adjoint has a closed
+ * form, and one kernel (`rescan.ts`) re-runs the states forward in time beside it, from zero: no
+ * states are saved (only the forward's sums of Δ per interval), no adjoint or state pass runs, and
+ * every gradient equals the full scan's to rounding. Where that kernel does not apply (length
+ * segments, or a row's channels beyond one workgroup) the backward starts the adjoint at the
+ * position and the state pass skips whole workgroups of intervals past it; up to the position every
+ * kernel then does what {@link selectiveScan}'s does, and every gradient equals the gathered full
  * scan's bit for bit (also with `tuning.rescan: false`). Either way only the steps up to each
- * position cost work: for ML-1M's prefix samples at L = 200 the mean position is 118.5, so 41%
- * of the scan's steps are skipped.
+ * position cost work: for ML-1M's prefix samples at L = 200 the mean position is 118.5, so 41% of
+ * the scan's steps are skipped.
  *
  * Memory: where two or more intervals share a state workgroup (n ≤ 32 by default), the state
  * pass writes its per-row partial sums over the λ rows of its own intervals once it has read them
@@ -153,8 +153,9 @@ export function selectiveScan(
  * documentation says the re-scan does not apply). Positions are clamped to [0, length), as
  * `gatherPositions` clamps them. {@link selectiveScanReferenceAt} computes the same in float64.
  *
- * For the backward it keeps, with z, y before the gate at the positions (b·d floats), and where
- * the re-scan does not apply the state entering every interval of 16 steps (b·d·n·l/16 floats).
+ * For the backward it keeps, with z, y before the gate at the positions (b·d floats), and the sums
+ * of Δ from every interval of 16 steps to the position (b·d·l/16 floats), or where the re-scan does
+ * not apply the state entering every interval (b·d·n·l/16 floats).
  *
  * @param u input (batch, d, length); (batch, length, d) with `layout: "bld"`
  * @param delta step sizes before bias/softplus, shaped like u; with `deltaWeight` their low-rank
@@ -188,16 +189,19 @@ export function selectiveScanAt(
   const shape = segments.segs === 1 && options.tuning?.rescan !== false
     ? rescanShape(spec, plan)
     : undefined;
-  const { out, ck, ysave } = scanForward(spec, plan, x, save, segments, undefined, !shape);
+  const sums = save && shape
+    ? Tensor.empty([spec.batch, spec.channels, plan.intervals], "f32", `${OP} Δ sums`)
+    : undefined;
+  const { out, ck, ysave } = scanForward(spec, plan, x, save, segments, undefined, !shape, sums);
   if (!save) {
     ck.dispose();
     return out;
   }
-  const backward = shape
+  const backward = shape && sums
     ? (gout: Tensor) =>
-      finishGrads(spec, shape.tpc, x, rescanBackward(spec, plan, shape, x, gout, ysave))
+      finishGrads(spec, shape.tpc, x, rescanBackward(spec, plan, shape, x, gout, ysave, sums))
     : (gout: Tensor) => scanBackward(spec, plan, options, x, gout, ck, ysave);
-  return record(out, `${OP}At`, inputs, backward, [ck, ...listed(ysave)]);
+  return record(out, `${OP}At`, inputs, backward, [ck, ...listed(ysave), ...listed(sums)]);
 }
 
 /** What {@link selectiveScanWithFinalState} returns. */

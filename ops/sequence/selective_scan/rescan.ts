@@ -15,12 +15,12 @@
  * sum and is written whole, over B where the caller allows. Each state's column of λ·Δu is summed
  * over the channels in slices by all invocations, then the slices added (one invocation per column,
  * or two steps staged at a time, measured slower: `bench/selective_scan.ts` says by how much).
- * Numerics: R_t is never a difference of two long sums. A first loop walks each channel back from
- * P, summing Δ, and keeps the suffix sum at the first step of every interval of TS steps (a small
- * scratch tensor); the main loop subtracts from it the sum of the interval's steps so far (at most
- * TS). λ_t's relative error is then that of a sum of the steps' Δ (times |A|), as the adjoint
- * recurrence's is that of a product of as many exponentials (`tests/mamba4rec_prefix_scan.test.ts`
- * holds both to float64 alike).
+ * Numerics: R_t is never a difference of two long sums. The forward, which forms every Δ anyway,
+ * sums each interval's Δ (TS steps) and, at the row's position, turns those sums into suffix sums
+ * from each interval's first step (a (batch, d, intervals) tensor); the re-scan subtracts from it
+ * the sum of the interval's steps so far. λ_t's relative error is then that of a sum of the steps'
+ * Δ (times |A|), as the adjoint recurrence's is that of a product of as many exponentials
+ * (`tests/mamba4rec_prefix_scan.test.ts` holds both to float64 alike).
  *
  * It applies where one length segment fills the GPU and the whole row's channels fit a
  * workgroup ({@link rescanShape}); elsewhere `selectiveScanAt` keeps the adjoint and state passes.
@@ -81,7 +81,7 @@ function rescanBindings(spec: ScanSpec): Binding[] {
   if (spec.hasZ) list.push(["read", "z"], ["read", "ysave"]);
   if (spec.hasBias) list.push(["read", "delta_bias"]);
   if (spec.deltaRank > 0) list.push(["read", "delta_weight"]);
-  list.push(["read_write", "suffix"], ["read_write", "du"], ["read_write", "ddelta"]);
+  list.push(["read", "suffix"], ["read_write", "du"], ["read_write", "ddelta"]);
   if (spec.hasZ) list.push(["read_write", "dz"]);
   if (!spec.gradsOverBC) list.push(["read_write", "dB"], ["read_write", "dC"]);
   list.push(["read_write", "apart"], ["read_write", "spart"], ["read", "last", "i32"]);
@@ -191,14 +191,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     sCP[s] = v;
   }
   let gy = gated(b, c, didx(b, c, stop - 1u)).x;
-  // Σ Δ from the first step of every interval up to the position, walking back from it.
-  let srow = (b * WG + lid) * p.intervals;
-  var acc = 0.0;
-  for (var tt = stop; tt > 0u; tt--) {
-    let t = tt - 1u;
-    acc += step_size(didx(b, c, t), c).x;
-    if (t % TS == 0u) { suffix[srow + t / TS] = acc; }
-  }
+  // Σ Δ from the first step of every interval up to the position (the forward's).
+  let srow = (b * p.channels + c) * p.intervals;
   ${init}
   var dD_acc = 0.0;
   var dbias_acc = 0.0;
@@ -283,7 +277,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 /**
  * Launches the re-scan backward of `selectiveScanAt` for the (batch, d) gradient `gout` at the
- * rows' positions, with `ysave` (y before the gate at the positions) where z is given.
+ * rows' positions, with `ysave` (y before the gate at the positions) where z is given and the
+ * forward's suffix sums of Δ, (batch, d, intervals): from each interval's first step to the
+ * row's position.
  */
 export function rescanBackward(
   spec: ScanSpec,
@@ -292,13 +288,13 @@ export function rescanBackward(
   x: ScanTensors,
   gout: Tensor,
   ysave: Tensor | undefined,
+  suffix: Tensor,
 ): BackwardParts {
   const name = `${OP} backward`;
   const { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions } = x;
   if (!positions) throw new Error(`${OP}: the re-scan backward needs the rows' positions`);
   const { batch, channels, states } = spec;
   const inPlace = spec.gradsOverBC;
-  const suffix = Tensor.empty([batch, shape.threads, plan.intervals], "f32", name);
   const du = Tensor.empty(u.shape, "f32", name);
   const ddelta = Tensor.empty(u.shape, "f32", name);
   const dz = spec.hasZ ? Tensor.empty(u.shape, "f32", name) : undefined;
@@ -334,6 +330,5 @@ export function rescanBackward(
     ],
     groups,
   );
-  suffix.dispose();
   return { du, ddelta, dz, dB, dC, adj, spart };
 }
