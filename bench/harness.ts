@@ -18,7 +18,15 @@
  *
  * @module
  */
-import { type GpuInfo, initGpu, runtime, Tensor } from "../ops/mod.ts";
+import {
+  type GpuInfo,
+  initGpu,
+  runtime,
+  startProfile,
+  stopProfile,
+  summarizeProfile,
+  Tensor,
+} from "../ops/mod.ts";
 
 /** What a benchmark's setup learns about the run. */
 export interface BenchContext {
@@ -301,4 +309,40 @@ export function releaseRecorded(out: Tensor): void {
   for (const s of out.node?.saved ?? []) s.dispose();
   out.node = null;
   out.dispose();
+}
+
+/**
+ * Prints the GPU time of every kernel of one iteration of `def` (timestamp queries), largest
+ * first, under a line with their sum; one untimed iteration first compiles the kernels. Says so
+ * instead where the adapter has no timestamp queries.
+ */
+export async function printKernelProfile<S>(
+  def: BenchmarkDef<S>,
+  ctx: BenchContext,
+): Promise<void> {
+  if (!ctx.info.timestamps) {
+    console.log(`profile: ${ctx.info.description} has no timestamp queries`);
+    return;
+  }
+  const state = await def.setup(ctx);
+  try {
+    def.run(state);
+    await runtime().sync();
+    startProfile();
+    def.run(state);
+    const rows = summarizeProfile(await stopProfile()).sort((a, b) => b.ms - a.ms);
+    const total = rows.reduce((sum, r) => sum + r.ms, 0);
+    const note = typeof def.note === "function" ? def.note(state) : def.note;
+    console.log(`profile of ${def.name}${note ? ` (${note})` : ""}: ${total.toFixed(3)} ms`);
+    for (const r of rows) {
+      const share = (100 * r.ms / total).toFixed(1).padStart(5);
+      console.log(
+        `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(4)}× ${
+          r.ms.toFixed(3).padStart(8)
+        } ms ${share}%`,
+      );
+    }
+  } finally {
+    def.teardown?.(state);
+  }
 }

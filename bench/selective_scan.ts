@@ -6,10 +6,11 @@
  * loss around it. Both layouts.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
- * `deno run -A bench/selective_scan.ts [--variants] [--quick] [--filter=text,…]`, where
- * `--variants` adds the work-splitting alternatives (segments, channel groups, intervals) for
- * tuning and `--filter` keeps the benchmarks whose name contains one of the texts. On CPU implementations the
- * sizes shrink and the figures only show that everything runs.
+ * `deno run -A bench/selective_scan.ts [--variants] [--quick] [--profile] [--filter=text,…]`,
+ * where `--variants` adds the work-splitting alternatives (segments, channel groups, intervals)
+ * for tuning, `--profile` prints the GPU time of every kernel of one iteration before each timing
+ * and `--filter` keeps the benchmarks whose name contains one of the texts. On CPU
+ * implementations the sizes shrink and the figures only show that everything runs.
  *
  * Reference (mamba_ssm 1.1.4 CUDA kernel on an H200, same sizes): forward 5.7 ms and
  * forward+backward 23.6 ms at batch 2048 × 200; 5.2 ms and 24.1 ms at batch 256 × 2,000.
@@ -63,6 +64,7 @@ import {
   formatHeader,
   formatRow,
   measure,
+  printKernelProfile,
   randomTensor,
   registeredBenchmarks,
   releaseRecorded,
@@ -302,6 +304,7 @@ if (import.meta.main) {
   console.log(formatHeader());
   for (const def of registeredBenchmarks()) {
     if (filter && !filter.some((f) => def.name.includes(f))) continue;
+    if (Deno.args.includes("--profile")) await printKernelProfile(def, ctx);
     try {
       console.log(formatRow(await measure(def, ctx)));
     } catch (e) {

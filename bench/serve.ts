@@ -26,7 +26,9 @@
  * step near 0.13–0.15 ms, the eleven small kernels 0.05–0.09 ms), i.e. 42–55 M events/s, provided
  * the host's encoding (about 0.1 ms for 12 dispatches) stays hidden under the GPU's work.
  *
- * Registered with `bench/harness.ts` (run by `deno task bench --only serve`);
+ * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
+ * `deno run -A bench/serve.ts [--quick] [--profile]`, where `--profile` first prints the GPU time
+ * of every kernel of one observe call and one recomputation (timestamp queries).
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module
@@ -40,7 +42,16 @@ import {
   Mamba4RecStream,
 } from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
-import { type BenchContext, benchmark, type BenchmarkDef } from "./harness.ts";
+import { initGpu } from "../ops/core/runtime.ts";
+import {
+  type BenchContext,
+  benchmark,
+  type BenchmarkDef,
+  formatHeader,
+  formatRow,
+  measure,
+  printKernelProfile,
+} from "./harness.ts";
 
 /** Users and window length of the comparison. */
 export interface StreamBenchSizes {
@@ -185,3 +196,15 @@ export function streamBenchmarks(
 }
 
 for (const def of streamBenchmarks()) benchmark(def as BenchmarkDef);
+
+if (import.meta.main) {
+  const info = await initGpu();
+  const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
+  console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
+  const defs = streamBenchmarks() as BenchmarkDef[];
+  if (Deno.args.includes("--profile")) {
+    for (const def of defs) await printKernelProfile(def, ctx);
+  }
+  console.log(formatHeader());
+  for (const def of defs) console.log(formatRow(await measure(def, ctx)));
+}

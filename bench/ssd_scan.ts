@@ -51,7 +51,6 @@
  */
 import {
   backward,
-  type GpuInfo,
   initGpu,
   mul,
   readTensors,
@@ -60,11 +59,7 @@ import {
   ssdScan,
   ssdScanReference,
   ssdScanReferenceBackward,
-  startProfile,
-  stopProfile,
   sumAll,
-  summarizeProfile,
-  sync,
   Tensor,
   tidy,
 } from "../ops/mod.ts";
@@ -74,6 +69,7 @@ import {
   formatHeader,
   formatRow,
   measure,
+  printKernelProfile,
   randomTensor,
   registeredBenchmarks,
   releaseRecorded,
@@ -346,7 +342,11 @@ if (import.meta.main) {
     }
   }
   if (Deno.args.includes("--profile") || Deno.args.includes("--profile-only")) {
-    for (const which of ["ml-1m", "kuairand"] as const) await printProfile(which, quick, info);
+    for (const def of registeredBenchmarks()) {
+      if (def.name === "ssd ml-1m fwd+bwd" || def.name === "ssd kuairand fwd+bwd") {
+        await printKernelProfile(def, { info, quick });
+      }
+    }
   }
   if (!Deno.args.includes("--profile-only")) {
     console.log(formatHeader());
@@ -354,32 +354,5 @@ if (import.meta.main) {
       if (!def.name.startsWith("ssd ")) continue;
       console.log(formatRow(await measure(def, { info, quick })));
     }
-  }
-}
-
-/** GPU time of each kernel of one forward + backward at the size of `which` (timestamps). */
-async function printProfile(
-  which: keyof typeof LENGTHS,
-  quick: boolean,
-  info: GpuInfo,
-): Promise<void> {
-  if (!info.timestamps) {
-    console.log(`profile: ${info.description} has no timestamp queries`);
-    return;
-  }
-  const state = ssdSetup({ info, quick }, which, true);
-  state.run();
-  await sync();
-  startProfile();
-  state.run();
-  const rows = summarizeProfile(await stopProfile());
-  state.tensors.forEach((t) => t.dispose());
-  state.pieces.dispose();
-  const total = rows.reduce((sum, r) => sum + r.ms, 0);
-  console.log(`profile ${which} forward + backward (${state.note}): ${total.toFixed(3)} ms`);
-  for (const r of rows) {
-    console.log(
-      `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(3)}× ${r.ms.toFixed(3)} ms`,
-    );
   }
 }
