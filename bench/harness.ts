@@ -21,6 +21,7 @@
 import {
   type GpuInfo,
   initGpu,
+  type ProfiledDispatch,
   runtime,
   startProfile,
   stopProfile,
@@ -312,6 +313,28 @@ export function releaseRecorded(out: Tensor): void {
 }
 
 /**
+ * Prints profiled dispatches summed by kernel, largest first (at most `top` of them), under
+ * `title` and their total GPU time.
+ */
+export function printProfileRows(
+  title: string,
+  dispatches: readonly ProfiledDispatch[],
+  top = Infinity,
+): void {
+  const rows = summarizeProfile(dispatches).sort((a, b) => b.ms - a.ms);
+  const total = rows.reduce((sum, r) => sum + r.ms, 0);
+  console.log(`${title}: ${total.toFixed(3)} ms of kernels`);
+  for (const r of rows.slice(0, top)) {
+    const share = (100 * r.ms / total).toFixed(1).padStart(5);
+    console.log(
+      `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(4)}× ${
+        r.ms.toFixed(3).padStart(8)
+      } ms ${share}%`,
+    );
+  }
+}
+
+/**
  * Prints the GPU time of every kernel of one iteration of `def` (timestamp queries), largest
  * first, under a line with their sum; one untimed iteration first compiles the kernels. Says so
  * instead where the adapter has no timestamp queries.
@@ -330,18 +353,9 @@ export async function printKernelProfile<S>(
     await runtime().sync();
     startProfile();
     def.run(state);
-    const rows = summarizeProfile(await stopProfile()).sort((a, b) => b.ms - a.ms);
-    const total = rows.reduce((sum, r) => sum + r.ms, 0);
+    const dispatches = await stopProfile();
     const note = typeof def.note === "function" ? def.note(state) : def.note;
-    console.log(`profile of ${def.name}${note ? ` (${note})` : ""}: ${total.toFixed(3)} ms`);
-    for (const r of rows) {
-      const share = (100 * r.ms / total).toFixed(1).padStart(5);
-      console.log(
-        `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(4)}× ${
-          r.ms.toFixed(3).padStart(8)
-        } ms ${share}%`,
-      );
-    }
+    printProfileRows(`profile of ${def.name}${note ? ` (${note})` : ""}`, dispatches);
   } finally {
     def.teardown?.(state);
   }

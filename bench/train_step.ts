@@ -22,13 +22,13 @@ import {
   memoryStats,
   startProfile,
   stopProfile,
-  summarizeProfile,
   sync,
   tidy,
   zeroGrad,
 } from "../ops/mod.ts";
 import { type TrainingStep, trainingSteps } from "../models/mod.ts";
 import { setupRun } from "../run/mod.ts";
+import { printProfileRows } from "./harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -117,14 +117,4 @@ console.log(
 );
 startProfile();
 step();
-const rows = summarizeProfile(await stopProfile()).sort((a, b) => b.ms - a.ms);
-const total = rows.reduce((sum, r) => sum + r.ms, 0);
-console.log(`profile of one step: ${total.toFixed(2)} ms of kernels`);
-for (const r of rows.slice(0, top)) {
-  const share = (100 * r.ms / total).toFixed(1).padStart(5);
-  console.log(
-    `  ${r.kernel.padEnd(44)} ${String(r.launches).padStart(4)}× ${
-      r.ms.toFixed(3).padStart(8)
-    } ms ${share}%`,
-  );
-}
+printProfileRows("profile of one step", await stopProfile(), top);
