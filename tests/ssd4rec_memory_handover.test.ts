@@ -2,7 +2,8 @@
  * The tape hands a gradient that a node passes through (a sum's operands) to one input instead of
  * copying it for each: SSD4Rec's residual and direction sums take their gradients so. The values
  * stay exact, also where the input that takes the gradient over already holds one and sums it at
- * once, and a sum of two leaves holds two gradients at the backward's peak, not three.
+ * once, and a sum of two leaves holds two gradients at the backward's peak, not three. A gradient
+ * summed from several consumers is summed in place, exactly as out of place.
  */
 import { assert, assertEquals } from "@std/assert";
 import {
@@ -73,4 +74,48 @@ Deno.test("backward: a sum of two leaves holds two gradients at its peak, not th
   zeroGrad([a, b]);
   a.dispose();
   b.dispose();
+});
+
+Deno.test("backward: a gradient summed from three consumers is summed in place, exactly and with one running sum", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const n = 1 << 16;
+  const bytes = sizeClass(n * 4);
+  // Small integers: every product and sum is exact in float32, whatever order the tape sums in.
+  const ints = (values: number[]) =>
+    Float32Array.from({ length: n }, () => values[Math.floor(rng() * values.length)]);
+  const [c0, c1, c2, c3, wv] = [
+    ints([1, 2, 4]),
+    ints([-2, 1, 3]),
+    ints([1, -1, 2]),
+    ints([4, -3, 1]),
+    ints([-1, 1, 2]),
+  ];
+  const p = requireGrad(Tensor.from(ints([1, 2, -1])));
+  let peak = 0;
+  tidy(() => {
+    const h = mul(p, Tensor.from(c0));
+    const terms = [c1, c2, c3].map((c) => mul(h, Tensor.from(c)));
+    const loss = sumAll(mul(add(add(terms[0], terms[1]), terms[2]), Tensor.from(wv)));
+    const before = memoryStats().liveBytes;
+    resetPeakMemory();
+    backward(loss);
+    peak = memoryStats().peakLiveBytes - before;
+  });
+  await sync();
+  const [dp] = await readTensors([p.grad!]);
+  for (let i = 0; i < n; i++) {
+    const want = wv[i] * (c1[i] + c2[i] + c3[i]) * c0[i];
+    assertEquals(dp[i], want, `seed ${seed}: dp[${i}]`);
+  }
+  // Alive at once at worst, when the second term reaches h: h's running sum, the inner sum's two
+  // gradients (its operands') and the new term; an out-of-place sum would hold a fifth.
+  const bound = 4 * bytes + 4 * sizeClass(16);
+  assert(
+    peak <= bound,
+    `seed ${seed}: the backward peaked at ${peak} bytes, over ${bound}: h's gradient was summed ` +
+      "out of place",
+  );
+  zeroGrad([p]);
+  p.dispose();
 });

@@ -60,7 +60,9 @@ export function requireGrad<T extends Tensor>(t: T): T {
 /**
  * Backpropagates from a one-element tensor, adding into each leaf's `.grad` (which persists
  * across `tidy` scopes until {@link zeroGrad}). Intermediate gradients and the tensors ops saved
- * for their backward are freed as soon as they have been used; the tape is cleared.
+ * for their backward are freed as soon as they have been used; the tape is cleared. A tensor read
+ * by several ops has their gradients summed in place where the running sum's buffer is its own
+ * (bit for bit the out-of-place sum).
  */
 export function backward(loss: Tensor): void {
   if (loss.size !== 1) {
@@ -112,7 +114,12 @@ export function backward(loss: Tensor): void {
         }
       } else {
         const prev = grads.get(input);
-        if (prev) {
+        if (prev && prev.storage.refs === 1) {
+          // The running sum's buffer is this tensor's alone: add into it, with the result an
+          // out-of-place sum would give, and one buffer fewer alive at once.
+          accumulateInto(prev, owned);
+          owned.dispose();
+        } else if (prev) {
           grads.set(input, addTensors(prev, owned));
           prev.dispose();
           owned.dispose();
