@@ -3,7 +3,7 @@
  * of the selected notebooks' grids (see `run/paper_grids.ts`) is recorded by the checked-out code,
  * recorded by other code (stale), or missing; the missing ones' GPU time is estimated from the
  * recorded runs of the same model and dataset (their epochs' training and evaluation seconds), or
- * unknown where there are none.
+ * unknown where there are none, and a stale one's is its own record's.
  *
  * @module
  */
@@ -25,7 +25,10 @@ export interface PlannedRun {
   readonly status: PlannedRunStatus;
   /** The record of the paper's settings, when recorded. */
   readonly record: IndexedRecord | undefined;
-  /** A missing run's estimated GPU seconds; `undefined` when recorded or unknown. */
+  /**
+   * A missing run's estimated GPU seconds, or a stale run's recorded ones (what training it again
+   * takes, as the scheduler orders runs by); `undefined` when current or unknown.
+   */
   readonly estimateSeconds: number | undefined;
 }
 
@@ -41,6 +44,8 @@ export interface ReproductionPlan {
   readonly missing: number;
   /** Estimated GPU seconds of the missing runs that have an estimate. */
   readonly missingSeconds: number;
+  /** The stale runs' recorded GPU seconds: what training them again takes. */
+  readonly staleSeconds: number;
   /** The missing runs without an estimate (nothing recorded of their model and dataset). */
   readonly unknown: readonly RunKey[];
   /**
@@ -123,6 +128,8 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
               : "recorded";
             const estimateSeconds = record === undefined
               ? estimateRunSeconds(index, model, dataset)
+              : status === "stale"
+              ? recordedSeconds(record.record.result)
               : undefined;
             runs.push({ key, status, record, estimateSeconds });
           }
@@ -137,6 +144,8 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
     stale: runs.filter((r) => r.status === "stale").length,
     missing: missing.length,
     missingSeconds: missing.reduce((s, r) => s + (r.estimateSeconds ?? 0), 0),
+    staleSeconds: runs.filter((r) => r.status === "stale")
+      .reduce((s, r) => s + (r.estimateSeconds ?? 0), 0),
     unknown: missing.filter((r) => r.estimateSeconds === undefined).map((r) => r.key),
     cellsWithoutRecord: [...cellsWithoutRecord.values()],
     smokeCells: [...cellsWithoutRecord].filter(([k]) => smoked.has(k)).map(([, cell]) => cell),
@@ -192,7 +201,10 @@ export function planLines(
     lines.push(`plan: GPU time of the missing runs: ${estimate}${unknown}`);
   }
   if (plan.stale > 0) {
-    lines.push("plan: stale runs are shown flagged; `--full --retrain-stale` trains them again");
+    lines.push(
+      "plan: stale runs are shown flagged; `--full --retrain-stale` trains them again (about " +
+        `${formatDuration(plan.staleSeconds)} of GPU time by their records)`,
+    );
   }
   lines.push(...leftOut);
   if (mode === "quick") {

@@ -172,8 +172,12 @@ Deno.test("run index and plan: recorded, stale, missing, other settings, and the
       "missing",
       "missing",
     ]);
-    // The mean of the recorded runs' seconds: (3 · 12 + 5 · 12) / 2 = 48 for the missing one.
+    // The mean of the recorded runs' seconds: (3 · 12 + 5 · 12) / 2 = 48 for the missing one; the
+    // stale one is estimated by its own record, 5 · 12 = 60, and the current one not at all.
     assertAlmostEquals(plan.missingSeconds, 48);
+    assertAlmostEquals(plan.staleSeconds, 60);
+    assertEquals(plan.runs[0].estimateSeconds, undefined);
+    assertAlmostEquals(plan.runs[1].estimateSeconds!, 60);
     assertEquals(plan.unknown.map((k) => `${k.model}/${k.seed}`), [
       "caser/2020",
       "caser/2021",
@@ -186,6 +190,7 @@ Deno.test("run index and plan: recorded, stale, missing, other settings, and the
       "6 run(s) in the selected notebooks: 2 recorded (1 of them by other code: stale), 4 missing",
     );
     assertStringIncludes(quick, "about 48s for 1 of them");
+    assertStringIncludes(quick, "trains them again (about 1m 00s of GPU time by their records)");
     assertStringIncludes(quick, "unknown for 3 (nothing recorded of caser on amazon-beauty)");
     assertStringIncludes(quick, "1 cell(s) without any record get a smoke run");
     assertStringIncludes(
