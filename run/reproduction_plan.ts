@@ -138,14 +138,15 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
     }
   }
   const missing = runs.filter((r) => r.status === "missing");
+  const stale = runs.filter((r) => r.status === "stale");
+  const seconds = (list: PlannedRun[]) => list.reduce((s, r) => s + (r.estimateSeconds ?? 0), 0);
   return {
     runs,
     recorded: runs.filter((r) => r.status === "recorded").length,
-    stale: runs.filter((r) => r.status === "stale").length,
+    stale: stale.length,
     missing: missing.length,
-    missingSeconds: missing.reduce((s, r) => s + (r.estimateSeconds ?? 0), 0),
-    staleSeconds: runs.filter((r) => r.status === "stale")
-      .reduce((s, r) => s + (r.estimateSeconds ?? 0), 0),
+    missingSeconds: seconds(missing),
+    staleSeconds: seconds(stale),
     unknown: missing.filter((r) => r.estimateSeconds === undefined).map((r) => r.key),
     cellsWithoutRecord: [...cellsWithoutRecord.values()],
     smokeCells: [...cellsWithoutRecord].filter(([k]) => smoked.has(k)).map(([, cell]) => cell),

@@ -244,13 +244,27 @@ export interface FinalStateTarget {
   state: Tensor;
 }
 
+/** What a forward writes besides its output and, when saving, y before the gate. */
+export interface ForwardExtras {
+  /** Receives each row's state after its last real token (exactly when `spec.finalState`). */
+  final?: FinalStateTarget;
+  /**
+   * Keep the states entering every interval for the backward (default: when saving). A backward
+   * that re-scans from zero needs none.
+   */
+  checkpoints?: boolean;
+  /**
+   * With positions, (batch, d, intervals): receives each channel's sum of Δ from every interval's
+   * first step to the row's position (what the re-scan backward reads).
+   */
+  deltaSums?: Tensor;
+}
+
 /**
  * Runs the forward: where the length is split, the local pass and the carry into the
  * checkpoints first, then the main pass over every segment. `save` keeps what the backward
- * reads: the checkpoints (unless `checkpoints` is false: a backward that re-scans from zero
- * needs none) and y before the gate; `final` (required exactly when `spec.finalState`) receives
- * each row's state after its last real token, and `deltaSums` (batch, d, intervals), with
- * positions, each channel's sum of Δ from every interval's first step to the row's position.
+ * reads (the checkpoints unless `extras` says otherwise, and y before the gate); `extras` names
+ * the other outputs.
  */
 export function scanForward(
   spec: ScanSpec,
@@ -258,10 +272,9 @@ export function scanForward(
   x: ScanTensors,
   save: boolean,
   segments: { segs: number; ips: number },
-  final?: FinalStateTarget,
-  checkpoints = save,
-  deltaSums?: Tensor,
+  extras: ForwardExtras = {},
 ): ForwardResult {
+  const { final, checkpoints = save, deltaSums } = extras;
   if (spec.finalState !== (final !== undefined)) {
     throw new Error(`${OP}: the final-state output needs both its switch and its target tensors`);
   }

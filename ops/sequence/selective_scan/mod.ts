@@ -192,7 +192,10 @@ export function selectiveScanAt(
   const sums = save && shape
     ? Tensor.empty([spec.batch, spec.channels, plan.intervals], "f32", `${OP} Δ sums`)
     : undefined;
-  const { out, ck, ysave } = scanForward(spec, plan, x, save, segments, undefined, !shape, sums);
+  const { out, ck, ysave } = scanForward(spec, plan, x, save, segments, {
+    checkpoints: save && !shape,
+    deltaSums: sums,
+  });
   if (!save) {
     ck.dispose();
     return out;
@@ -254,8 +257,7 @@ export function selectiveScanWithFinalState(
     Tensor.from(new Int32Array(spec.batch).fill(spec.length), [spec.batch], "i32");
   const state = zeros([spec.batch, spec.channels, spec.states]);
   const { out, ck } = scanForward(spec, plan, x, false, segmentation(spec, plan, options), {
-    lengths,
-    state,
+    final: { lengths, state },
   });
   ck.dispose();
   if (!options.lengths) lengths.dispose();
