@@ -1,8 +1,7 @@
 /**
  * The SSD scan's forward as its recurrence, for states small enough to live in registers
- * (N ≤ `RECURRENT_MAX_STATES`, 64): invocations per (segment, head, channel p) walk the segment's
- * tokens holding the row S[p, ·] of the state, at most 32 states each (the selective scan's
- * limit; two invocations share a row of 64 and meet in workgroup memory once per round of tokens),
+ * (N ≤ `RECURRENT_MAX_STATES`, 64): one invocation per (segment, head, channel p) walks the
+ * segment's tokens holding the whole row S[p, ·] of the state,
  *
  *     S ← a_t·S + Δ_t·x_t[p]·B_t,    a_t = exp(Δ_t·A_h) = exp(cs_t − cs_{t−1})
  *     ŷ_t[p] = (a_t·S_{t−1})·C_t,    y_t[p] = ŷ_t[p] + (C_t·B_t·Δ_t + D_h)·x_t[p]
@@ -24,33 +23,21 @@ import type { Decays } from "./forward.ts";
 import { listed, type SsdSpec } from "./options.ts";
 import { bind, type Binding, bindingIf, launchPerItem, prelude } from "./prelude.ts";
 
-/** Invocations a workgroup aims at: heads × P × invocations per row. */
+/** Invocations a workgroup aims at: heads × P. */
 const TARGET_THREADS = 128;
-/** Most states one invocation keeps in registers (more: several invocations share a row). */
-const STATES_PER_THREAD = 32;
 /** Tokens staged per round. */
 const TOKENS = 8;
 
-/** How a workgroup is laid out: heads, invocations per state row, states per invocation. */
-interface Layout {
-  /** Heads per workgroup (divides the heads of a group). */
-  heads: number;
-  /** Invocations sharing one (head, channel) row of the state. */
-  parts: number;
-  /** States per invocation, a multiple of 4 (the row is zero-padded to `parts · spt`). */
-  spt: number;
-  /** Invocations per workgroup: heads × P × parts. */
-  threads: number;
-}
-
-function layoutOf(spec: SsdSpec): Layout {
-  const parts = Math.ceil(spec.states / STATES_PER_THREAD);
-  const spt = 4 * Math.ceil(spec.states / parts / 4);
+/**
+ * Heads per workgroup: the most that divide the heads of a group with at most `TARGET_THREADS`
+ * invocations (one head at least).
+ */
+function headsPerWorkgroup(spec: SsdSpec): number {
   const perGroup = spec.heads / spec.groups;
-  const cap = Math.max(1, Math.floor(TARGET_THREADS / (spec.headDim * parts)));
+  const cap = Math.max(1, Math.floor(TARGET_THREADS / spec.headDim));
   let heads = 1;
   for (let d = 1; d <= Math.min(cap, perGroup); d++) if (perGroup % d === 0) heads = d;
-  return { heads, parts, spt, threads: heads * spec.headDim * parts };
+  return heads;
 }
 
 /**
@@ -60,8 +47,10 @@ function layoutOf(spec: SsdSpec): Layout {
  */
 function recurrentShader(spec: SsdSpec): string {
   const { states: N, headDim: P } = spec;
-  const { heads: HB, parts, spt, threads } = layoutOf(spec);
-  const SV = spt / 4;
+  const HB = headsPerWorkgroup(spec);
+  const threads = HB * P;
+  // The row is zero-padded to whole vec4s.
+  const SV = Math.ceil(N / 4);
   const list: Binding[] = [
     ["read", "chunks", "i32"],
     ["read", "segs", "i32"],
@@ -79,22 +68,18 @@ function recurrentShader(spec: SsdSpec): string {
     ...bindingIf(spec.wantFinal, ["read_write", "fin"]),
   ];
   const vecs = Array.from({ length: SV }, (_, m) => m);
-  // State n0 + 4m + c of the invocation; the padded ones are never stored.
-  const padded = parts * spt !== N;
+  // State 4m + c of the row; the padded ones (4m + c ≥ N) are never stored.
+  const padded = 4 * SV !== N;
   const each = (f: (m: number, c: number) => string) =>
-    vecs.flatMap((m) =>
-      [0, 1, 2, 3].map((c) => {
-        const body = f(m, c);
-        return padded ? `if (n0 + ${4 * m + c}u < N) { ${body} }` : body;
-      })
-    ).join("\n      ");
+    vecs.flatMap((m) => [0, 1, 2, 3].filter((c) => 4 * m + c < N).map((c) => f(m, c)))
+      .join("\n      ");
   const store = (target: string, base: string) =>
     each((m, c) => `${target}[${base} + ${4 * m + c}u] = s${m}[${c}];`);
   const declare = vecs.map((m) => `  var s${m} = vec4<f32>(0.0);`).join("\n") +
     (spec.hasInit ? `\n  ${each((m, c) => `s${m}[${c}] = init[sbase + ${4 * m + c}u];`)}` : "");
   const step = vecs.map((m) =>
-    `{ let dec = a * s${m}; q${m % 2} = fma(dec, sc[i][part][${m}], q${m % 2}); ` +
-    `s${m} = fma(dx, sb[i][part][${m}], dec); }`
+    `{ let dec = a * s${m}; q${m % 2} = fma(dec, sc[i][${m}], q${m % 2}); ` +
+    `s${m} = fma(dx, sb[i][${m}], dec); }`
   ).join("\n      ");
   // Staging B and C: four states of one token per invocation, zero past N and past the segment.
   const load = (name: string) =>
@@ -104,41 +89,20 @@ function recurrentShader(spec: SsdSpec): string {
           .join(", ")
       })`
       : `vec4<f32>(${[0, 1, 2, 3].map((c) => `${name}[at + ${c}u]`).join(", ")})`;
-  // The output of token i: alone, or the parts' sums met in workgroup memory after the round.
-  const finish = (yhat: string) =>
-    `{
-          let at = hp_at(start + tok, h, p);
-          yh[at] = ${yhat};
-          y[at] = ${yhat} + (sdiag[i] * sdt[i][hl] + skip) * sx[i][row];
-        }`;
-  const emit = parts === 1 ? `      ${finish("yhat")}` : `      spart[i][lid] = yhat;`;
-  const gather = parts === 1 ? "" : `    workgroupBarrier();
-    if (part == 0u) {
-      for (var i = 0u; i < TOK; i++) {
-        let tok = t0 + i;
-        if (tok >= len) { break; }
-        var yhat = 0.0;
-        for (var q = 0u; q < PARTS; q++) { yhat += spart[i][lid + q]; }
-        ${finish("yhat")}
-      }
-    }`;
   return /* wgsl */ `
 ${bind(list)}
 ${prelude(spec)}
 const Q: u32 = ${spec.chunk}u;
 const HB: u32 = ${HB}u;
 const TOK: u32 = ${TOKENS}u;
-const PARTS: u32 = ${parts}u;
 const SV: u32 = ${SV}u;
-const SPT: u32 = ${spt}u;
 const THREADS: u32 = ${threads}u;
-var<workgroup> sb: array<array<array<vec4<f32>, SV>, PARTS>, TOK>;
-var<workgroup> sc: array<array<array<vec4<f32>, SV>, PARTS>, TOK>;
+var<workgroup> sb: array<array<vec4<f32>, SV>, TOK>;
+var<workgroup> sc: array<array<vec4<f32>, SV>, TOK>;
 var<workgroup> sdiag: array<f32, TOK>;
 var<workgroup> sdt: array<array<f32, HB>, TOK>;
 var<workgroup> sdec: array<array<f32, HB>, TOK>;
 var<workgroup> sx: array<array<f32, ${HB * P}>, TOK>;
-${parts === 1 ? "" : "var<workgroup> spart: array<array<f32, THREADS>, TOK>;"}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let item = grid_index(wid, u.width);
@@ -151,24 +115,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let len = u32(segs[rank * 4u + 1u]);
   let first = u32(segs[rank * 4u + 2u]);
   let seg = u32(segs[rank * 4u + 3u]);
-  let part = lid % PARTS;
-  let row = lid / PARTS;
-  let hl = row / P;
+  let hl = lid / P;
   let h = h0 + hl;
-  let p = row % P;
-  let n0 = part * SPT;
-  let sbase = (seg * H + h) * PN + p * N + n0;
+  let p = lid % P;
+  let sbase = (seg * H + h) * PN + p * N;
   let skip = ${spec.hasD ? "D[h]" : "0.0"};
   let last = arrayLength(&B) - 1u;
 ${declare}
   for (var t0 = 0u; t0 < len; t0 += TOK) {
     workgroupBarrier();
-    for (var e = lid; e < TOK * PARTS * SV; e += THREADS) {
-      let i = e / (PARTS * SV);
-      let q = (e / SV) % PARTS;
+    for (var e = lid; e < TOK * SV; e += THREADS) {
+      let i = e / SV;
       let v = e % SV;
       let tok = t0 + i;
-      let n = q * SPT + 4u * v;
+      let n = 4u * v;
       var bv = vec4<f32>(0.0);
       var cv = vec4<f32>(0.0);
       if (tok < len) {
@@ -176,8 +136,8 @@ ${declare}
         bv = ${load("B")};
         cv = ${load("C")};
       }
-      sb[i][q][v] = bv;
-      sc[i][q][v] = cv;
+      sb[i][v] = bv;
+      sc[i][v] = cv;
     }
     for (var e = lid; e < TOK * HB; e += THREADS) {
       let i = e / HB;
@@ -210,20 +170,21 @@ ${declare}
       if (tok % Q == 0u) {
         let slot = chunk_slot(first + tok / Q);
         if (slot >= 0) {
-          let ibase = (u32(slot) * H + h) * PN + p * N + n0;
+          let ibase = (u32(slot) * H + h) * PN + p * N;
           ${store("sin", "ibase")}
         }
       }
       let a = sdec[i][hl];
-      let dx = vec4<f32>(sdt[i][hl] * sx[i][row]);
+      let dx = vec4<f32>(sdt[i][hl] * sx[i][lid]);
       var q0 = vec4<f32>(0.0);
       var q1 = vec4<f32>(0.0);
       ${step}
       let qs = q0 + q1;
       let yhat = (qs.x + qs.y) + (qs.z + qs.w);
-${emit}
+      let at = hp_at(start + tok, h, p);
+      yh[at] = yhat;
+      y[at] = yhat + (sdiag[i] * sdt[i][hl] + skip) * sx[i][lid];
     }
-${gather}
   }
   ${spec.wantFinal ? store("fin", "sbase") : ""}
 }`;
@@ -257,7 +218,7 @@ export function recurrentForward(
   const finalStates = spec.wantFinal
     ? Tensor.empty([t.segmentCount, H, P, N], "f32", "ssdScan edge states")
     : undefined;
-  const items = t.segmentCount * (H / layoutOf(spec).heads);
+  const items = t.segmentCount * (H / headsPerWorkgroup(spec));
   launchPerItem("recurrent forward", recurrentShader(spec), items, [
     t.chunks,
     t.segments,
