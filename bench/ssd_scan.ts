@@ -34,8 +34,15 @@
  * kernel 4.81 ms, against the chunked forward's 5.40 / 16.4 (1.13 / 3.77) in the same call; with B
  * and C staged as zero-padded vec4 rows and Δ, x and the decays per round, 4.44 / 15.3 (1.08 /
  * 3.70), kernel 4.15 ms (two calls agree within 0.6%); with 4 channels × 16 states per invocation
- * instead of 1 × 32 the kernel took 6.52 ms (reverted). `--forward=chunked` times the chunked
- * forward beside the default.
+ * instead of 1 × 32 the kernel took 6.52 ms (reverted). On an H200, the layouts of the recurrent
+ * forward (workgroup of 64 / 128 / 256 invocations, 16 / 32 / 64 states per invocation, 4 to 32
+ * tokens staged per round; fwd / fwd + bwd at T = 200,000): two invocations sharing a row of 64,
+ * 128 invocations, 8 tokens (the layout then) 4.38 / 15.37 (1.06 / 3.76); with 4 tokens 4.08; 16
+ * or 32 tokens 5.99 and 9.41; 64 or 256 invocations 5.08 and 4.66; four invocations of 16 states
+ * 7.18; **one invocation holding the whole row of 64, 128 invocations, 8 tokens 3.04 / 14.04
+ * (0.757 / 3.46)**, the default since (with 4 tokens 3.32, 16 tokens 3.95, 64 invocations 3.13,
+ * 256 invocations 4.53). Its float64 check at full size: y 3.5e-7, every gradient ≤ 3.2e-6.
+ * `--forward=chunked` times the chunked forward beside the default.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench`); standalone:
  * `deno run -A bench/ssd_scan.ts [--quick] [--chunks=64,128] [--forward=chunked] [--check]
