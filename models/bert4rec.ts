@@ -39,7 +39,11 @@ import { Tensor } from "../ops/core/tensor.ts";
 import { type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
 import { embedWindow, type RowGather, TransformerEncoder } from "./transformer.ts";
 import { mergeConfig, MODEL_CHECKS } from "./config.ts";
-import { checkTransformerSizes, TRANSFORMER_CHECKS } from "./transformer_config.ts";
+import {
+  checkTransformerSizes,
+  TRANSFORMER_CHECKS,
+  type TransformerRecommenderConfig,
+} from "./transformer_config.ts";
 import { ParameterSet } from "./parameters.ts";
 import { evaluationWindow, maskItemLength, maskItemSequence } from "./bert4rec_masking.ts";
 import type {
@@ -49,32 +53,13 @@ import type {
   TrainingBatchPosition,
 } from "./model.ts";
 
-/** BERT4Rec's hyperparameters (defaults: RecBole's `BERT4Rec.yaml`). */
-export interface BERT4RecConfig {
-  /** Number of item ids including PAD; also the mask token's id (the embedding has one row more). */
-  readonly numItems: number;
-  /** Model width H (`hidden_size`, 64), shared by the item and position embeddings. */
-  readonly hiddenSize: number;
-  /** Number of Transformer layers (`n_layers`, 2). */
-  readonly numLayers: number;
-  /** Number of attention heads (`n_heads`, 2); must divide `hiddenSize`. */
-  readonly numHeads: number;
-  /** Feed-forward inner width (`inner_size`, 256). */
-  readonly innerSize: number;
-  /**
-   * Dropout on the embeddings, after each output projection and after the feed-forward network
-   * (`hidden_dropout_prob`, 0.2).
-   */
-  readonly hiddenDropoutProb: number;
-  /** Dropout on the attention probabilities (`attn_dropout_prob`, 0.2). */
-  readonly attnDropoutProb: number;
-  /** The LayerNorms' variance epsilon (`layer_norm_eps`, 1e-12). */
-  readonly layerNormEps: number;
-  /**
-   * Rows of the position embedding (`MAX_ITEM_LIST_LENGTH`, 50): the longest window the model
-   * takes, at most the attention op's `ATTENTION_MAX_LENGTH`.
-   */
-  readonly maxLength: number;
+/**
+ * BERT4Rec's hyperparameters: those of every Transformer recommender (`numItems`, PAD counted, is
+ * also the mask token's id: the embedding has one row more) and the masking's two, with RecBole's
+ * `BERT4Rec.yaml` defaults ({@link BERT4REC_DEFAULTS}: width 64, 2 layers of 2 heads, inner size
+ * 256, both dropouts 0.2, epsilon 1e-12, L 50).
+ */
+export interface BERT4RecConfig extends TransformerRecommenderConfig {
   /**
    * Probability that a real position is masked in training (`mask_ratio`, 0.2); at most
    * `int(maskRatio · L)` masked positions per window enter the loss.
@@ -82,8 +67,6 @@ export interface BERT4RecConfig {
   readonly maskRatio: number;
   /** Probability that a training batch masks only each window's last item (`ft_ratio`, 0.5). */
   readonly ftRatio: number;
-  /** Seed of the initial weights and the dropout stream. */
-  readonly seed: number;
 }
 
 /** RecBole's defaults, without `numItems`. */

@@ -66,6 +66,7 @@ export {
   type WindowEmbedding,
 } from "./transformer.ts";
 export { SASRec, SASREC_DEFAULTS, type SASRecConfig, sasrecConfig } from "./sasrec.ts";
+export type { TransformerRecommenderConfig } from "./transformer_config.ts";
 export { Caser, CASER_DEFAULTS, type CaserConfig, caserConfig } from "./caser.ts";
 export { BERT4Rec, BERT4REC_DEFAULTS, type BERT4RecConfig, bert4recConfig } from "./bert4rec.ts";
 export {

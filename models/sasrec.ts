@@ -28,39 +28,20 @@ import type { Tensor } from "../ops/core/tensor.ts";
 import { type DropoutContext, INIT_STD, LayerNorm } from "./layers.ts";
 import { embedWindow, TransformerEncoder } from "./transformer.ts";
 import { mergeConfig, MODEL_CHECKS } from "./config.ts";
-import { checkTransformerSizes, TRANSFORMER_CHECKS } from "./transformer_config.ts";
+import {
+  checkTransformerSizes,
+  TRANSFORMER_CHECKS,
+  type TransformerRecommenderConfig,
+} from "./transformer_config.ts";
 import { ParameterSet } from "./parameters.ts";
 import type { ModelInputs, PaddedModel } from "./model.ts";
 
-/** SASRec's hyperparameters (defaults: RecBole's `SASRec.yaml`). */
-export interface SASRecConfig {
-  /** Number of item ids including PAD (the embedding table's rows). */
-  readonly numItems: number;
-  /** Model width H (`hidden_size`, 64), shared by the item and position embeddings. */
-  readonly hiddenSize: number;
-  /** Number of Transformer layers (`n_layers`, 2). */
-  readonly numLayers: number;
-  /** Number of attention heads (`n_heads`, 2); must divide `hiddenSize`. */
-  readonly numHeads: number;
-  /** Feed-forward inner width (`inner_size`, 256). */
-  readonly innerSize: number;
-  /**
-   * Dropout on the embeddings, after each output projection and after the feed-forward network
-   * (`hidden_dropout_prob`, 0.5).
-   */
-  readonly hiddenDropoutProb: number;
-  /** Dropout on the attention probabilities (`attn_dropout_prob`, 0.5). */
-  readonly attnDropoutProb: number;
-  /** The LayerNorms' variance epsilon (`layer_norm_eps`, 1e-12). */
-  readonly layerNormEps: number;
-  /**
-   * Rows of the position embedding (`MAX_ITEM_LIST_LENGTH`, 50): the longest window the model
-   * takes, at most the attention op's `ATTENTION_MAX_LENGTH`.
-   */
-  readonly maxLength: number;
-  /** Seed of the initial weights and the dropout stream. */
-  readonly seed: number;
-}
+/**
+ * SASRec's hyperparameters: those of every Transformer recommender, with RecBole's `SASRec.yaml`
+ * defaults ({@link SASREC_DEFAULTS}: width 64, 2 layers of 2 heads, inner size 256, both dropouts
+ * 0.5, epsilon 1e-12, L 50).
+ */
+export type SASRecConfig = TransformerRecommenderConfig;
 
 /** RecBole's defaults, without `numItems`. */
 export const SASREC_DEFAULTS: Omit<SASRecConfig, "numItems"> = {

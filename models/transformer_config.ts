@@ -28,15 +28,44 @@ export const TRANSFORMER_CHECKS = {
       : `must be an integer in [1, ${ATTENTION_MAX_LENGTH}] (the attention op's longest sequence)`,
 };
 
-/** The sizes {@link checkTransformerSizes} checks. */
-export interface TransformerSizes {
-  /** Number of item ids including PAD. */
+/**
+ * The hyperparameters every Transformer recommender takes (RecBole's names in parentheses; each
+ * model's defaults are its own `.yaml`'s).
+ */
+export interface TransformerRecommenderConfig {
+  /** Number of item ids including PAD (the item embedding's rows, a model's extra rows aside). */
   readonly numItems: number;
-  /** Model width H. */
+  /** Model width H (`hidden_size`), shared by the item and position embeddings. */
   readonly hiddenSize: number;
-  /** Number of attention heads. */
+  /** Number of Transformer layers (`n_layers`). */
+  readonly numLayers: number;
+  /** Number of attention heads (`n_heads`); must divide `hiddenSize`. */
   readonly numHeads: number;
+  /** Feed-forward inner width (`inner_size`). */
+  readonly innerSize: number;
+  /**
+   * Dropout on the embeddings, after each output projection and after the feed-forward network
+   * (`hidden_dropout_prob`).
+   */
+  readonly hiddenDropoutProb: number;
+  /** Dropout on the attention probabilities (`attn_dropout_prob`). */
+  readonly attnDropoutProb: number;
+  /** The LayerNorms' variance epsilon (`layer_norm_eps`). */
+  readonly layerNormEps: number;
+  /**
+   * Rows of the position embedding (`MAX_ITEM_LIST_LENGTH`): the longest window the model takes,
+   * at most the attention op's `ATTENTION_MAX_LENGTH`.
+   */
+  readonly maxLength: number;
+  /** Seed of the initial weights and the dropout stream. */
+  readonly seed: number;
 }
+
+/** The sizes {@link checkTransformerSizes} checks. */
+export type TransformerSizes = Pick<
+  TransformerRecommenderConfig,
+  "numItems" | "hiddenSize" | "numHeads"
+>;
 
 /**
  * Refuses, with a {@link ConfigError} naming the key, an item count without one item past PAD
