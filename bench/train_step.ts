@@ -3,8 +3,10 @@
  * (its preset, the first epoch's batches), times a few whole steps (forward, backward, Adam), then
  * profiles one step with timestamp queries and prints every kernel's GPU time, largest first.
  * Beside the step time it prints the host's share (building the batch and encoding the step,
- * which the GPU overlaps unless the host is the bottleneck) and the bytes of storage the
- * runtime allocated during the timed steps (nonzero when the buffer pool misses).
+ * which the GPU overlaps unless the host is the bottleneck), the bytes of storage the runtime
+ * allocated during the timed steps (nonzero when the buffer pool misses) and the share of the
+ * timed region that its closing wait for the GPU may take (the step time includes it; nothing is
+ * subtracted), with the step count that keeps it under the benchmarks' 2%.
  *
  *     deno run -A bench/train_step.ts --model ssd4rec --dataset ml-1m [--steps 5] [--top 30]
  *
@@ -28,7 +30,7 @@ import {
 } from "../ops/mod.ts";
 import { type TrainingStep, trainingSteps } from "../models/mod.ts";
 import { setupRun } from "../run/mod.ts";
-import { printProfileRows } from "./harness.ts";
+import { gpuWaitCost, MAX_WAIT_SHARE, printProfileRows } from "./harness.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -107,13 +109,27 @@ for (let i = 0; i < steps; i++) {
   tokens += s.tokens ?? s.size * config.maxLength;
 }
 await sync();
-const ms = (performance.now() - start) / steps;
+const region = performance.now() - start;
+const ms = region / steps;
 console.log(
   `${steps} steps: ${ms.toFixed(1)} ms a step (${(samples / steps).toFixed(0)} samples, ` +
     `${(tokens / steps).toFixed(0)} tokens); host ${(hostMs / steps).toFixed(1)} ms a step; ` +
     `storage allocated meanwhile ${
       ((memoryStats().allocatedBytes - allocatedBefore) / 1e9).toFixed(2)
     } GB (net)`,
+);
+// The step time includes the one wait for the GPU that ends the timed region; nothing is
+// subtracted, so say how much of it that wait may be.
+const wait = await gpuWaitCost();
+const share = wait / region;
+console.log(
+  `the final wait for the GPU (${wait.toFixed(1)} ms, measured) is up to ` +
+    `${(100 * share).toFixed(1)}% of the ${region.toFixed(0)} ms timed` +
+    (share > MAX_WAIT_SHARE
+      ? `: over ${100 * MAX_WAIT_SHARE}%, so time at least ${
+        Math.ceil(wait / MAX_WAIT_SHARE / ms)
+      } steps (--steps) for a step time it does not inflate`
+      : ""),
 );
 startProfile();
 step();
