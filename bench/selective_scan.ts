@@ -47,7 +47,9 @@
  * out the column sums gave 5.55 ms, the suffix-sum pre-pass 7.36 ms, the workgroup-memory
  * writes of λ·Δu 7.16 ms, and the second exponential or dA's registers nothing measurable. 16
  * states per invocation with sliced sums: 5.26 ms staging two steps, 6.88 ms staging one. Since
- * then the forward forms the suffix sums of Δ that the pre-pass recomputed (not yet timed).
+ * then the forward forms the suffix sums of Δ that the pre-pass recomputed; on an H200 that kernel
+ * gives 4.52 ms (its profile: backward 3.40 ms in four launches, forward 0.95 ms) against 8.80 ms
+ * by the adjoint and state passes (backward 7.25, forward 1.28).
  *
  * @module
  */
