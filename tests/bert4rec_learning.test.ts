@@ -12,9 +12,12 @@ Deno.test("bert4rec learns a deterministic next-item rule (HR@10 > 0.9) with its
   const seed = freshSeed() % 1000;
   const dataset = ruleDataset(seed);
   const maxLength = 10;
+  // Width 32: at 16 some draws stall on a plateau near loss 3.0 (seed 26: HR@10 0.56 after 12
+  // epochs); at 32 thirteen seeds, 26 and the earlier stragglers 92, 475 and 300 among them,
+  // all reach HR@10 1.0.
   const model = createModel("bert4rec", dataset.numItems, {
-    hiddenSize: 16,
-    innerSize: 32,
+    hiddenSize: 32,
+    innerSize: 64,
     hiddenDropoutProb: 0.1,
     attnDropoutProb: 0.1,
     maxLength,
