@@ -41,7 +41,7 @@ const REFERENCE_CASES: Case[] = [
   { size: [3, 150, 2, 3, 2, 5], parts: ["noFinalStates"], perRow: 5, chunks: [16, 64] },
   // Segments longer than the largest chunks.
   { size: [1, 600, 2, 3, 1, 5], parts: FULL, perRow: 3, chunks: [128, 256] },
-  // N 40: a state row of ten vec4s, past the 32 states a scan invocation often keeps.
+  // N 40: one invocation holds a row of ten vec4s (40 states, not a power of two).
   { size: [2, 60, 2, 3, 1, 40], parts: FULL, perRow: 2, chunks: [16] },
   // N 72, more states than the recurrent forward keeps in registers: the chunked forward.
   { size: [2, 45, 2, 3, 1, 72], parts: FULL, perRow: 3, chunks: [16, 64] },
