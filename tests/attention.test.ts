@@ -11,6 +11,7 @@ import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor } from "../ops/core/tensor.ts";
 import { attentionDropoutCheck, attentionGradCheck, f32, padMask } from "./attention_check.ts";
+import { dropoutMaskRef } from "./dropout_reference.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** [batch, heads, L, d]: L = 1, odd L, L past one invocation per key (64), d not a multiple of 4. */
@@ -153,6 +154,107 @@ Deno.test("attention: dropout p > 0 equals the reference fed the op's mask; grad
   await attentionDropoutCheck("attention", {}, 8);
 });
 
+/** Lq distinct random positions in [0, L) for each of `batch` sequences, sorted. */
+function randomPositions(rng: () => number, batch: number, length: number, lq: number): Int32Array {
+  const out = new Int32Array(batch * lq);
+  for (let b = 0; b < batch; b++) {
+    const all = Array.from({ length }, (_, j) => j).sort(() => rng() - 0.5).slice(0, lq);
+    out.set(all.sort((x, y) => x - y), b * lq);
+  }
+  return out;
+}
+
+Deno.test("attention at selected queries: float64 forward and gradients, with masks and dropout", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  // [batch, heads, L, d] and Lq: one query (SASRec's last item), several, every position.
+  for (const [shape, lq] of [[[2, 3, 7, 5], 1], [[3, 2, 13, 8], 4], [[1, 1, 70, 3], 2]] as const) {
+    const [batch, heads, length, dim] = shape;
+    for (const causal of [true, false]) {
+      const pad = padMask(rng, batch, length);
+      const positions = randomPositions(rng, batch, length, lq);
+      const p = 0.3;
+      const gen = new DropoutRng(seed, 3);
+      const counter = gen.state().counter;
+      const problem: AttentionProblem = {
+        batch,
+        heads,
+        length,
+        dim,
+        causal,
+        keyPadding: pad,
+        queryPositions: positions,
+        scale: 1 / Math.sqrt(dim),
+        keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
+        keepScale: Math.fround(1 / (1 - p)),
+      };
+      await attentionGradCheck({
+        what: `attention at positions [${positions}] ${causal ? "causal" : "bidirectional"} ` +
+          `[${shape}] seed ${seed}`,
+        problem,
+        shape: [...shape],
+        queryShape: [batch, heads, lq, dim],
+        gpu: (q, k, v) =>
+          attention(q, k, v, {
+            mask: causal ? "causal" : "none",
+            keyPadding: pad,
+            queryPositions: positions,
+            dropout: { p, rng: gen },
+          }),
+        rng,
+        probes: 6,
+      });
+    }
+  }
+});
+
+Deno.test("attention at selected queries equals those rows of the full attention, bit for bit", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const shape = [3, 2, 37, 8];
+  const [batch, heads, length, dim] = shape;
+  const n = batch * heads * length * dim;
+  const [q, k, v] = [0, 1, 2].map(() => Tensor.from(Float32Array.from(randn(rng, n)), shape));
+  const pad = padMask(rng, batch, length);
+  const positions = randomPositions(rng, batch, length, 3);
+  // The selected rows of q, as a gather would pick them.
+  const qHost = (await readTensors([q]))[0];
+  const qSel = new Float32Array(batch * heads * 3 * dim);
+  for (let bh = 0; bh < batch * heads; bh++) {
+    for (let i = 0; i < 3; i++) {
+      const at = positions[Math.floor(bh / heads) * 3 + i];
+      qSel.set(
+        qHost.subarray((bh * length + at) * dim, (bh * length + at + 1) * dim),
+        (bh * 3 + i) * dim,
+      );
+    }
+  }
+  const options = (rng: DropoutRng): AttentionOptions => ({
+    mask: "causal",
+    keyPadding: pad,
+    dropout: { p: 0.5, rng },
+  });
+  const [full, part] = await readTensors([
+    noGrad(() => attention(q, k, v, options(new DropoutRng(seed, 4)))),
+    noGrad(() =>
+      attention(Tensor.from(qSel, [batch, heads, 3, dim]), k, v, {
+        ...options(new DropoutRng(seed, 4)),
+        queryPositions: Tensor.from(positions, [batch, 3]),
+      })
+    ),
+  ]);
+  for (let bh = 0; bh < batch * heads; bh++) {
+    for (let i = 0; i < 3; i++) {
+      const at = positions[Math.floor(bh / heads) * 3 + i];
+      assertEquals(
+        new Uint32Array(part.buffer, (bh * 3 + i) * dim * 4, dim),
+        new Uint32Array(full.buffer, (bh * length + at) * dim * 4, dim),
+        `row (${bh}, ${i}) at position ${at}, seed ${seed}`,
+      );
+    }
+  }
+});
+
 Deno.test("attention: p = 0 and eval equal no dropout bit for bit and take no counter; calls repeat", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
@@ -255,7 +357,7 @@ Deno.test("attention: bad input names the op and the shapes", () => {
   assertThrows(
     () => attention(q, q, q, { mask: "none", keyPadding: [0, 1, 0] }),
     RangeError,
-    "attention: keyPadding has 3 values; expected 6 ([batch, L] = [2, 3] of q)",
+    "attention: keyPadding has 3 values; expected 6 ([batch, L] = [2, 3] of k)",
   );
   assertThrows(
     () =>
@@ -277,10 +379,38 @@ Deno.test("attention: bad input names the op and the shapes", () => {
     RangeError,
     "attention: dropout p must be in [0, 1], got 1.5",
   );
+  const one = t([2, 1, 1, 4]);
+  assertThrows(
+    () => attention(one, q, q, { mask: "none" }),
+    RangeError,
+    "attention: q, k and v must have the same non-empty shape",
+  );
+  assertThrows(
+    () =>
+      attention(t([2, 1, 4, 4]), q, q, { mask: "none", queryPositions: [0, 1, 2, 0, 1, 2, 0, 1] }),
+    RangeError,
+    "attention: q [batch, heads, Lq, d] and k, v [batch, heads, L, d] must be non-empty, agree " +
+      "in batch, heads and d, with Lq ≤ L, got q [2, 1, 4, 4], k [2, 1, 3, 4] and v [2, 1, 3, 4]",
+  );
+  assertThrows(
+    () => attention(one, q, q, { mask: "none", queryPositions: [0, 3] }),
+    RangeError,
+    "attention: queryPositions[1] is 3; positions are integers in [0, 3) (L of k)",
+  );
+  assertThrows(
+    () => attention(one, q, q, { mask: "none", queryPositions: [0] }),
+    RangeError,
+    "attention: queryPositions has 1 values; expected 2, [2, 1] ([batch, Lq] of q)",
+  );
+  assertThrows(
+    () => attention(one, q, q, { mask: "none", queryPositions: [0, 1], fused: true }),
+    RangeError,
+    "attention: the fused form computes every query; with queryPositions pass fused: false",
+  );
   const long = t([1, 1, ATTENTION_MAX_LENGTH + 1, 1]);
   assertThrows(
     () => attention(long, long, long, { mask: "causal" }),
     RangeError,
-    `attention: sequence length ${ATTENTION_MAX_LENGTH + 1} of q [1, 1, 2049, 1] exceeds 2048`,
+    `attention: sequence length ${ATTENTION_MAX_LENGTH + 1} of k [1, 1, 2049, 1] exceeds 2048`,
   );
 });

@@ -39,8 +39,10 @@ export interface AttentionGradCheck {
   what: string;
   /** The problem the reference solves; its batch, heads, length and dim give the inputs' size. */
   problem: AttentionProblem;
-  /** The shape of q, k and v. */
+  /** The shape of k and v, and of q unless `queryShape`. */
   shape: number[];
+  /** The shape of q when it holds selected queries (`[B, H, Lq, d]`). */
+  queryShape?: number[];
   /** The op under test, given q, k and v. */
   gpu: (q: Tensor, k: Tensor, v: Tensor) => Tensor;
   /** Seeded generator for the inputs, the output weights and the probed coordinates. */
@@ -55,10 +57,13 @@ export interface AttentionGradCheck {
  */
 export async function attentionGradCheck(c: AttentionGradCheck): Promise<void> {
   const { problem, shape } = c;
-  const n = problem.batch * problem.heads * problem.length * problem.dim;
+  const shapes = [c.queryShape ?? shape, shape, shape];
   await gradCheck({
     what: c.what,
-    inputs: [0, 1, 2].map(() => ({ data: f32(randn(c.rng, n)), shape })),
+    inputs: shapes.map((s) => ({
+      data: f32(randn(c.rng, s.reduce((a, b) => a * b, 1))),
+      shape: s,
+    })),
     gpu: ([q, k, v]) => c.gpu(q, k, v),
     ref: ([q, k, v]) => attentionReference(q, k, v, problem),
     refGrad: ([q, k, v], g) => {

@@ -52,6 +52,7 @@ import {
   dropoutWords,
   FLASH_ATTENTION_MAX_DIM,
   padTensor,
+  queryPositionsTensor,
 } from "./attention_options.ts";
 import { fusedAttention } from "./flash_attention.ts";
 
@@ -87,22 +88,34 @@ function prelude({ t, k }: Layout): string {
 const T = ${t}u;
 const K = ${k}u;
 struct P {
-  rows: u32, cols: u32, gx: u32, per_batch: u32, causal: u32, has_pad: u32,
+  rows: u32, cols: u32, gx: u32, per_batch: u32, queries: u32, causal: u32, has_pad: u32,
+  has_qpos: u32,
   ${ATTENTION_DROPOUT_FIELDS_WGSL}
   scale: f32, keep_scale: f32, masked: f32,
 }
 @group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> qpos: array<i32>;
 ${ATTENTION_DROP_FACTOR_WGSL}
-${GRID_WGSL}`;
+${GRID_WGSL}
+// Of score row \`row\` (row < p.rows): its query's position among the keys (its index i, or the
+// given position), and the index of its first entry in the full [B, H, L, L] probabilities.
+fn query_of(row: u32) -> vec2u {
+  let i = row % p.queries;
+  var pos = i;
+  if (p.has_qpos != 0u) {
+    pos = u32(clamp(qpos[row / p.per_batch * p.queries + i], 0, i32(p.cols) - 1));
+  }
+  return vec2u(pos, ((row / p.queries) * p.cols + pos) * p.cols);
+}`;
 }
 
 function forwardShader(layout: Layout, saveProbs: boolean): string {
   return /* wgsl */ `
 ${prelude(layout)}
-@group(0) @binding(1) var<storage, read> scores: array<f32>;
-@group(0) @binding(2) var<storage, read> pad: array<i32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-${saveProbs ? "@group(0) @binding(4) var<storage, read_write> probs: array<f32>;" : ""}
+@group(0) @binding(2) var<storage, read> scores: array<f32>;
+@group(0) @binding(3) var<storage, read> pad: array<i32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+${saveProbs ? "@group(0) @binding(5) var<storage, read_write> probs: array<f32>;" : ""}
 var<workgroup> red: array<vec3f, ${WG}>;
 var<workgroup> sums: array<f32, ${WG}>;
 const LOWEST = -3.4028235e38;
@@ -112,7 +125,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let row = grid_index(wid, p.gx) * ${layout.teams}u + lid / T;
   let live = row < p.rows;
   let base = row * p.cols;
-  let query = row % p.cols;
+  let at = query_of(min(row, p.rows - 1u));
+  let query = at.x;
   let batch = row / p.per_batch;
   // Scaled scores and mask flags; (any unmasked, max unmasked, max of all) of this invocation.
   var s: array<f32, K>;
@@ -149,7 +163,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let c = lane + k * T;
     if (c < p.cols) {
       let prob = e[k] * inv;
-      y[base + c] = prob * drop_factor(base + c);
+      y[base + c] = prob * drop_factor(at.y + c);
       ${saveProbs ? "probs[base + c] = prob;" : ""}
     }
   }
@@ -159,9 +173,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 function backwardShader(layout: Layout): string {
   return /* wgsl */ `
 ${prelude(layout)}
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> probs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dscores: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read> probs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dscores: array<f32>;
 var<workgroup> red: array<f32, ${WG}>;
 // dS = scale · P ⊙ (dP − Σ dP ⊙ P) with dP = dy through the forward's dropout mask.
 @compute @workgroup_size(${WG})
@@ -170,13 +184,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let row = grid_index(wid, p.gx) * ${layout.teams}u + lid / T;
   let live = row < p.rows;
   let base = row * p.cols;
+  let first = query_of(min(row, p.rows - 1u)).y;
   var dp: array<f32, K>;
   var pr: array<f32, K>;
   var t = 0.0;
   for (var k = 0u; k < K; k++) {
     let c = lane + k * T;
     if (live && c < p.cols) {
-      dp[k] = dy[base + c] * drop_factor(base + c);
+      dp[k] = dy[base + c] * drop_factor(first + c);
       pr[k] = probs[base + c];
       t += dp[k] * pr[k];
     }
@@ -213,10 +228,11 @@ function attentionProbabilities(
   scores: Tensor,
   heads: number,
   pad: Tensor | null,
+  qpos: { t: Tensor; owned: boolean } | null,
   options: AttentionOptions,
   scale: number,
 ): Tensor {
-  const length = scores.shape[3];
+  const [, , queries, length] = scores.shape;
   const rows = scores.size / length;
   const layout = layoutFor(length);
   const [drop, keepScale] = dropoutWords(op, options.dropout);
@@ -226,9 +242,11 @@ function attentionProbabilities(
       rows,
       length,
       g.groups[0],
-      heads * length,
+      heads * queries,
+      queries,
       options.mask === "causal" ? 1 : 0,
       pad ? 1 : 0,
+      qpos ? 1 : 0,
       ...drop,
     ],
     [scale, keepScale, ATTENTION_MASKED_SCORE],
@@ -238,11 +256,14 @@ function attentionProbabilities(
   const saveProbs = drop[0] === 1 && scores.requiresGrad;
   const probs = saveProbs ? Tensor.empty(scores.shape, "f32", `${op} probabilities`) : null;
   const padOrDummy = pad ?? Tensor.empty([1], "i32", op);
+  // The backward reads the query positions too; one made here is freed with the tape's node.
+  const qposOrDummy = qpos?.t ?? Tensor.empty([1], "i32", op);
+  const ownsQpos = qpos === null || qpos.owned;
   launch(
     op,
     shaderFor(saveProbs ? "forward saving" : "forward", layout),
     params,
-    probs ? [scores, padOrDummy, y, probs] : [scores, padOrDummy, y],
+    probs ? [qposOrDummy, scores, padOrDummy, y, probs] : [qposOrDummy, scores, padOrDummy, y],
     g.groups,
   );
   if (!pad) padOrDummy.dispose();
@@ -252,11 +273,11 @@ function attentionProbabilities(
       `${op} backward`,
       shaderFor("backward", layout),
       params,
-      [dy, probs ?? y, dscores],
+      [qposOrDummy, dy, probs ?? y, dscores],
       g.groups,
     );
     return [dscores];
-  }, probs ? [probs] : []);
+  }, [...(probs ? [probs] : []), ...(ownsQpos ? [qposOrDummy] : [])]);
 }
 
 /**
@@ -281,29 +302,48 @@ export function fusedByDefault(entries: number, dim: number): boolean {
  *
  * Layout: the caller passes its `[B, L, H·d]` projections through {@link splitHeads}, giving
  * `[B, H, L, d]`; the result is `[B, H, L, d]`, and {@link mergeHeads} makes it `[B, L, H·d]`
- * (the heads concatenated) for the output projection.
- * @param q queries `[batch, heads, L, d]`
- * @param k keys, the same shape
- * @param v values, the same shape
+ * (the heads concatenated) for the output projection. With `options.queryPositions`, q holds
+ * Lq ≤ L queries per sequence (`[B, H, Lq, d]`, e.g. each sequence's last item alone) and the
+ * result is `[B, H, Lq, d]`: those rows of the attention over every position.
+ *
  * Form: unfused by default, fused where the unfused probabilities would not fit in one storage
  * binding and d ≤ {@link FLASH_ATTENTION_MAX_DIM}; `options.fused` picks one (`true` with a
- * larger d throws). The two agree to rounding and draw
- * the same dropout mask from the same generator state.
- * @param options the mask, pad keys, scale, dropout and form
- * @returns the context `[batch, heads, L, d]`
+ * larger d, or with query positions, throws). The two agree to rounding and draw the same
+ * dropout mask from the same generator state.
+ * @param q queries `[batch, heads, L, d]` (`[batch, heads, Lq, d]` with query positions)
+ * @param k keys `[batch, heads, L, d]`
+ * @param v values, the shape of k
+ * @param options the mask, pad keys, scale, dropout, query positions and form
+ * @returns the context, the shape of q
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, options: AttentionOptions): Tensor {
   const op = "attention";
-  const [batch, heads, length, dim] = checkAttentionShapes(op, q, k, v, ATTENTION_MAX_LENGTH);
+  const positions = options.queryPositions;
+  const selected = positions !== undefined;
+  const [batch, heads, queries, length, dim] = checkAttentionShapes(
+    op,
+    q,
+    k,
+    v,
+    ATTENTION_MAX_LENGTH,
+    selected,
+  );
   const scale = attentionScale(op, options, dim);
-  if (options.fused ?? fusedByDefault(batch * heads * length * length, dim)) {
+  if (selected && options.fused === true) {
+    throw new RangeError(
+      `${op}: the fused form computes every query; with queryPositions pass fused: false (or ` +
+        `leave it unset)`,
+    );
+  }
+  if (!selected && (options.fused ?? fusedByDefault(batch * heads * length * length, dim))) {
     return fusedAttention(op, q, k, v, options, scale);
   }
   const pad = options.keyPadding === undefined
     ? null
     : padTensor(op, options.keyPadding, batch, length);
+  const qpos = selected ? queryPositionsTensor(op, positions, batch, queries, length) : null;
   const scores = matmul(q, k, { transB: true });
-  const probs = attentionProbabilities(op, scores, heads, pad?.t ?? null, options, scale);
+  const probs = attentionProbabilities(op, scores, heads, pad?.t ?? null, qpos, options, scale);
   if (pad?.owned) pad.t.dispose();
   // Neither backward reads the scores: the tape keeps only their node.
   scores.dispose();

@@ -33,6 +33,15 @@ export interface AttentionOptions {
   /** Dropout on the probabilities (default none). */
   readonly dropout?: AttentionDropout;
   /**
+   * `[B, Lq]`: the position among the L keys of each of q's Lq queries (an i32 tensor, clamped
+   * to `[0, L)`, or host values, checked). With it q may hold fewer rows than k and v, e.g. one
+   * query per sequence: the causal mask hides the keys after a query's position, and dropout
+   * draws the mask of that (position, key) entry of the full `[B, H, L, L]` probabilities, so
+   * the result equals those rows of the attention over every position. Unfused form only.
+   * Without it query i is position i and q has L rows.
+   */
+  readonly queryPositions?: Tensor | ArrayLike<number>;
+  /**
    * Which form computes it: `true` the fused kernels (the probabilities never leave workgroup
    * memory; head size at most {@link FLASH_ATTENTION_MAX_DIM}), `false` the unfused products
    * and row softmax. Default: unfused (the faster form), fused only where the unfused
@@ -50,8 +59,9 @@ export function shapeText(t: Tensor): string {
 }
 
 /**
- * Checks q, k, v (f32, one non-empty `[batch, heads, L, d]` shape, L at most `maxLength`) and
- * returns that shape.
+ * Checks q (`[batch, heads, Lq, d]`), k and v (one `[batch, heads, L, d]` shape), all f32 and
+ * non-empty, with L at most `maxLength` and Lq = L unless `selectedQueries` (the call passes
+ * query positions, and then Lq ≤ L), and returns `[batch, heads, Lq, L, d]`.
  */
 export function checkAttentionShapes(
   op: string,
@@ -59,22 +69,31 @@ export function checkAttentionShapes(
   k: Tensor,
   v: Tensor,
   maxLength: number,
-): number[] {
+  selectedQueries = false,
+): [number, number, number, number, number] {
   for (const t of [q, k, v]) assertDType(op, t, "f32");
-  const shape = q.shape;
+  const shape = k.shape;
   const same = (t: Tensor) => t.shape.length === 4 && t.shape.every((n, i) => n === shape[i]);
-  if (shape.length !== 4 || !same(k) || !same(v) || q.size === 0) {
+  const fourD = [q, k, v].every((t) => t.shape.length === 4);
+  const qFits = selectedQueries && fourD && q.shape[0] === shape[0] && q.shape[1] === shape[1] &&
+    q.shape[3] === shape[3] && q.shape[2] <= shape[2];
+  if (!same(v) || !(qFits || same(q)) || q.size === 0 || k.size === 0) {
     throw new RangeError(
-      `${op}: q, k and v must have the same non-empty shape [batch, heads, L, d], got q ` +
-        `${shapeText(q)}, k ${shapeText(k)} and v ${shapeText(v)}`,
+      selectedQueries
+        ? `${op}: q [batch, heads, Lq, d] and k, v [batch, heads, L, d] must be non-empty, ` +
+          `agree in batch, heads and d, with Lq ≤ L, got q ${shapeText(q)}, k ${shapeText(k)} ` +
+          `and v ${shapeText(v)}`
+        : `${op}: q, k and v must have the same non-empty shape [batch, heads, L, d], got q ` +
+          `${shapeText(q)}, k ${shapeText(k)} and v ${shapeText(v)}`,
     );
   }
   if (shape[2] > maxLength) {
     throw new RangeError(
-      `${op}: sequence length ${shape[2]} of q ${shapeText(q)} exceeds ${maxLength}`,
+      `${op}: sequence length ${shape[2]} of k ${shapeText(k)} exceeds ${maxLength}`,
     );
   }
-  return [...shape];
+  const [batch, heads, length, dim] = shape;
+  return [batch, heads, q.shape[2], length, dim];
 }
 
 /** Checks the mask and the scale and returns the scale (default 1/√dim). */
@@ -101,7 +120,7 @@ export function padTensor(
     if (pad.shape.length !== 2 || pad.shape[0] !== batch || pad.shape[1] !== length) {
       throw new RangeError(
         `${op}: keyPadding has shape ${shapeText(pad)}; expected [${batch}, ${length}] ` +
-          `([batch, L] of q)`,
+          `([batch, L] of k)`,
       );
     }
     return { t: pad, owned: false };
@@ -109,11 +128,52 @@ export function padTensor(
   if (pad.length !== batch * length) {
     throw new RangeError(
       `${op}: keyPadding has ${pad.length} values; expected ${batch * length} ([batch, L] = ` +
-        `[${batch}, ${length}] of q)`,
+        `[${batch}, ${length}] of k)`,
     );
   }
   const host = Int32Array.from({ length: pad.length }, (_, i) => (pad[i] !== 0 ? 1 : 0));
   return { t: Tensor.from(host, [batch, length]), owned: true };
+}
+
+/**
+ * The query positions as an i32 `[B, Lq]` tensor, and whether it was uploaded here: host values
+ * must be integers in `[0, L)`.
+ */
+export function queryPositionsTensor(
+  op: string,
+  positions: Tensor | ArrayLike<number>,
+  batch: number,
+  queries: number,
+  length: number,
+): { t: Tensor; owned: boolean } {
+  const expected = `[${batch}, ${queries}] ([batch, Lq] of q)`;
+  if (positions instanceof Tensor) {
+    assertDType(op, positions, "i32");
+    if (
+      positions.shape.length !== 2 || positions.shape[0] !== batch ||
+      positions.shape[1] !== queries
+    ) {
+      throw new RangeError(
+        `${op}: queryPositions has shape ${shapeText(positions)}; expected ${expected}`,
+      );
+    }
+    return { t: positions, owned: false };
+  }
+  if (positions.length !== batch * queries) {
+    throw new RangeError(
+      `${op}: queryPositions has ${positions.length} values; expected ${batch * queries}, ` +
+        expected,
+    );
+  }
+  const host = Int32Array.from(positions);
+  const bad = host.findIndex((x, i) => x !== positions[i] || x < 0 || x >= length);
+  if (bad >= 0) {
+    throw new RangeError(
+      `${op}: queryPositions[${bad}] is ${positions[bad]}; positions are integers in [0, ` +
+        `${length}) (L of k)`,
+    );
+  }
+  return { t: Tensor.from(host, [batch, queries]), owned: true };
 }
 
 /**
@@ -139,7 +199,7 @@ export const ATTENTION_DROPOUT_FIELDS_WGSL =
 
 /**
  * WGSL `fn drop_factor(i: u32) -> f32`: the dropout factor of attention probability i (its
- * index in the `[B, H, L, L]` probabilities, row-major): `keep_scale` where kept, 0 where
+ * index in the full `[B, H, L, L]` probabilities, row-major): `keep_scale` where kept, 0 where
  * dropped, 1 without dropout. Reads the fields of {@link ATTENTION_DROPOUT_FIELDS_WGSL} from the
  * uniform `p`; the keep test is {@link dropout}'s.
  */
