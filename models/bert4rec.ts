@@ -33,11 +33,10 @@ import { concatColumns } from "../ops/pointwise/concat.ts";
 import { padMask } from "../ops/pointwise/pad_mask.ts";
 import { fill } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
-import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { Tensor } from "../ops/core/tensor.ts";
 import { type DropoutContext, INIT_STD, LayerNorm, Linear } from "./layers.ts";
-import { embedWindow, type RowGather, TransformerEncoder } from "./transformer.ts";
+import { embedWindow, lastItemRows, type OutputRows, TransformerEncoder } from "./transformer.ts";
 import { mergeConfig, MODEL_CHECKS } from "./config.ts";
 import {
   checkTransformerSizes,
@@ -45,7 +44,12 @@ import {
   type TransformerRecommenderConfig,
 } from "./transformer_config.ts";
 import { ParameterSet } from "./parameters.ts";
-import { evaluationWindow, maskItemLength, maskItemSequence } from "./bert4rec_masking.ts";
+import {
+  evaluationWindow,
+  lossRows,
+  maskItemLength,
+  maskItemSequence,
+} from "./bert4rec_masking.ts";
 import type {
   ModelInputs,
   PaddedModel,
@@ -171,7 +175,7 @@ export class BERT4Rec implements PaddedModel {
     const [batch, length] = inputs.items.shape;
     const { positions } = inputs;
     if (positions) {
-      const h = this.#represent(inputs.items, training, (x) => gatherPositions(x, positions));
+      const h = this.#represent(inputs.items, training, lastItemRows(positions));
       return withOnes(h);
     }
     const h = this.#represent(inputs.items, training, null);
@@ -181,25 +185,28 @@ export class BERT4Rec implements PaddedModel {
 
   /**
    * RecBole's masked-item loss on a prefix batch (call inside `tidy`): the batch masked by
-   * `maskItemSequence` from `at`, the output head at its loss positions, and the mean
-   * cross-entropy of their scores (see {@link itemTable}) against the items masked there.
+   * `maskItemSequence` from `at`, the last layer and the output head at its loss positions
+   * (`lossRows`: as many rows in each sequence, padded with other positions whose outputs are
+   * not used), and the mean cross-entropy of their scores (see {@link itemTable}) against the
+   * items masked there.
    */
   readonly trainingLoss = (batch: PaddedTrainingBatch, at: TrainingBatchPosition): Tensor => {
     const { size, maxLength: L } = batch;
     const H = this.config.hiddenSize;
     const masked = maskItemSequence(batch, this.#masking(), at);
+    // The last layer computes the loss positions alone: the same number in every sequence.
+    const layout = lossRows(masked.lossPositions, size, L);
+    const flat = Tensor.from(layout.flat, [layout.flat.length], "i32");
+    const h = this.#represent(Tensor.from(masked.items, [size, L], "i32"), true, {
+      positions: Tensor.from(layout.positions, [size, layout.perSequence], "i32"),
+      gather: (x) => embedding(flat, reshape(x, [size * L, H]), { distinctIds: true }),
+    });
     // No loss position: one ignored row (target PAD) keeps the loss defined, 0 with no gradient.
     const empty = masked.lossPositions.length === 0;
-    const rows = empty ? Int32Array.of(0) : masked.lossPositions;
+    const rows = empty ? Int32Array.of(0) : layout.lossRows;
     const targets = empty ? Int32Array.of(0) : masked.lossTargets;
-    const rowIds = Tensor.from(rows, [rows.length], "i32");
-    const h = this.#represent(
-      Tensor.from(masked.items, [size, L], "i32"),
-      true,
-      (x) => embedding(rowIds, reshape(x, [size * L, H]), { distinctIds: true }),
-    );
     return itemCrossEntropy(
-      withOnes(h),
+      withOnes(embedding(Tensor.from(rows, [rows.length], "i32"), h, { distinctIds: true })),
       this.itemTable,
       Tensor.from(targets, [targets.length], "i32"),
       { ignoreIndex: 0 },
@@ -225,11 +232,10 @@ export class BERT4Rec implements PaddedModel {
 
   /**
    * The output head `output_ln(gelu(output_ffn(x)))` on the encoder's output: at every position
-   * (`[B, L, H]`, `gather` null), or at the rows `gather` picks (`[R, H]`). The last layer picks
-   * them right after its attention: everything after it acts position by position, so the values
-   * are the same for a fraction of the work.
+   * (`[B, L, H]`, `rows` null), or at the rows `rows` names (`[R, H]`), which the last layer
+   * computes alone (see {@link TransformerEncoder.forward}).
    */
-  #represent(items: Tensor, training: boolean, gather: RowGather | null): Tensor {
+  #represent(items: Tensor, training: boolean, rows: OutputRows | null): Tensor {
     const ctx: DropoutContext = {
       p: this.config.hiddenDropoutProb,
       rng: this.dropoutRng,
@@ -242,7 +248,7 @@ export class BERT4Rec implements PaddedModel {
       ctx,
     );
     const pads = padMask(items);
-    const h = this.#encoder.forward(x, ctx, { mask: "none", keyPadding: pads }, gather);
+    const h = this.#encoder.forward(x, ctx, { mask: "none", keyPadding: pads }, rows);
     return this.#outputNorm.forward(gelu(this.#outputFfn.forward(h)));
   }
 }

@@ -125,6 +125,51 @@ export function maskItemSequence(
 }
 
 /**
+ * A masked batch's loss positions as the encoder's output rows (`OutputRows`): the same number
+ * of rows in every sequence, its loss positions first.
+ */
+export interface LossRows {
+  /** Rows per sequence: the most loss positions in one sequence, at least 1. */
+  readonly perSequence: number;
+  /**
+   * `[size, perSequence]` positions: each sequence's loss positions in order, then its first
+   * positions that are not loss positions (distinct, so no row repeats).
+   */
+  readonly positions: Int32Array;
+  /** `[size · perSequence]` flat positions `b · L + t` of those rows. */
+  readonly flat: Int32Array;
+  /** Each loss position's row `b · perSequence + slot` among them, in the loss order. */
+  readonly lossRows: Int32Array;
+}
+
+/**
+ * Lays out `lossPositions` (flat `b · L + t`, by row and then by position, as
+ * {@link maskItemSequence} gives them) of a batch of `size` windows of `L` as {@link LossRows}.
+ */
+export function lossRows(lossPositions: Int32Array, size: number, L: number): LossRows {
+  const counts = new Int32Array(size);
+  for (const flat of lossPositions) counts[Math.floor(flat / L)]++;
+  const perSequence = Math.max(1, ...counts);
+  const positions = new Int32Array(size * perSequence);
+  const lossRowsOut = new Int32Array(lossPositions.length);
+  const filled = new Int32Array(size);
+  lossPositions.forEach((flat, i) => {
+    const b = Math.floor(flat / L);
+    lossRowsOut[i] = b * perSequence + filled[b];
+    positions[b * perSequence + filled[b]++] = flat - b * L;
+  });
+  for (let b = 0; b < size; b++) {
+    // Fill the rest with the first positions that are not loss positions (perSequence ≤ L).
+    const taken = new Set(positions.subarray(b * perSequence, b * perSequence + filled[b]));
+    for (let t = 0; filled[b] < perSequence; t++) {
+      if (!taken.has(t)) positions[b * perSequence + filled[b]++] = t;
+    }
+  }
+  const flat = positions.map((t, r) => Math.floor(r / perSequence) * L + t);
+  return { perSequence, positions, flat, lossRows: lossRowsOut };
+}
+
+/**
  * BERT4Rec's evaluation window, RecBole's `reconstruct_test_data`: each row's window `[L]` gets
  * a zero column appended, the mask token written at index `length`, and its first column dropped.
  * The oldest item of the window is always dropped, even when `length < L`, and the mask token

@@ -60,6 +60,7 @@ export { NARM, NARM_DEFAULTS, type NARMConfig, narmConfig } from "./narm.ts";
 export {
   embedWindow,
   type EncoderMask,
+  type OutputRows,
   type RowGather,
   TransformerEncoder,
   type TransformerEncoderConfig,

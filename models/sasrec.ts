@@ -23,10 +23,9 @@
  */
 import { DEFAULT_SEED } from "../data/mod.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
-import { gatherPositions } from "../ops/pointwise/gather.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import { type DropoutContext, INIT_STD, LayerNorm } from "./layers.ts";
-import { embedWindow, TransformerEncoder } from "./transformer.ts";
+import { embedWindow, lastItemRows, TransformerEncoder } from "./transformer.ts";
 import { mergeConfig, MODEL_CHECKS } from "./config.ts";
 import {
   checkTransformerSizes,
@@ -115,10 +114,10 @@ export class SASRec implements PaddedModel {
   /**
    * Representations `[B, H]` at `inputs.positions` (each sequence's last real item), or at every
    * position (`[B, L, H]`) without them (all-positions training: the causal mask makes position
-   * t's output depend on items 0 … t only). With positions, the last layer gathers them right
-   * after its attention: everything after it acts position by position, so the values are the
-   * same for a fraction of the work. A window longer than the position table fails with a
-   * {@link ConfigError} naming `maxLength`.
+   * t's output depend on items 0 … t only). With positions, the last layer computes its query,
+   * attention row and everything after at those positions only: the same values for a fraction
+   * of the work. A window longer than the position table fails with a {@link ConfigError} naming
+   * `maxLength`.
    */
   forward(inputs: ModelInputs, training: boolean): Tensor {
     const ctx: DropoutContext = {
@@ -132,12 +131,6 @@ export class SASRec implements PaddedModel {
       { items: this.#items, positions: this.#positions, norm: this.#embNorm },
       ctx,
     );
-    const { positions } = inputs;
-    return this.#encoder.forward(
-      x,
-      ctx,
-      { mask: "causal" },
-      positions ? (t) => gatherPositions(t, positions) : null,
-    );
+    return this.#encoder.forward(x, ctx, { mask: "causal" }, lastItemRows(inputs.positions));
   }
 }

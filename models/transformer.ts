@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { add, gelu } from "../ops/pointwise/elementwise.ts";
+import { add, gelu, reshape } from "../ops/pointwise/elementwise.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { attention, type AttentionOptions } from "../ops/dense/attention.ts";
 import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
 import { embedding } from "../ops/dense/embedding.ts";
@@ -92,6 +93,29 @@ export interface EncoderMask {
 /** Picks the rows a caller needs from a layer's `[B, L, H]` output, giving `[R, H]`. */
 export type RowGather = (x: Tensor) => Tensor;
 
+/**
+ * The rows of the last layer a caller needs: Lq per sequence, the same number in each. The last
+ * layer computes their queries, their attention rows and everything after at those rows alone.
+ */
+export interface OutputRows {
+  /** i32 `[B, Lq]`: each sequence's row positions (each in `[0, L)`). */
+  readonly positions: Tensor;
+  /** Picks those rows from a `[B, L, H]` tensor: `[B·Lq, H]`, sequence by sequence in order. */
+  readonly gather: RowGather;
+}
+
+/**
+ * The {@link OutputRows} of one row per sequence at `positions` (i32 `[B]`, each sequence's
+ * last item), or null (every position) without them.
+ */
+export function lastItemRows(positions: Tensor | undefined): OutputRows | null {
+  if (!positions) return null;
+  return {
+    positions: reshape(positions, [positions.shape[0], 1]),
+    gather: (x) => gatherPositions(x, positions),
+  };
+}
+
 /** One post-LN Transformer layer's parameters (RecBole's `TransformerLayer`). */
 interface TransformerLayerWeights {
   readonly query: Linear;
@@ -140,43 +164,50 @@ export class TransformerEncoder {
   /**
    * Runs every layer on `x` (`[B, L, H]`). `ctx` is the hidden dropout (after each output
    * projection and the feed-forward network); the attention dropout draws from the same
-   * generator with `attnDropoutProb`. With `gather`, the last layer picks its rows right after
-   * its attention (everything after it acts position by position, so the values are the same
-   * for a fraction of the work) and the output is `[R, H]`; without it, `[B, L, H]`.
+   * generator with `attnDropoutProb`. With `rows`, the last layer computes only what those rows
+   * need (everything after the attention acts position by position, and a query's attention row
+   * depends on that query alone, so the values are the same for a fraction of the work) and the
+   * output is `[R, H]`; without it, `[B, L, H]`.
    */
-  forward(x: Tensor, ctx: DropoutContext, mask: EncoderMask, gather: RowGather | null): Tensor {
+  forward(x: Tensor, ctx: DropoutContext, mask: EncoderMask, rows: OutputRows | null): Tensor {
     const last = this.#layers.length - 1;
     this.#layers.forEach((layer, i) => {
-      x = this.#layer(layer, x, ctx, mask, i === last ? gather : null);
+      x = this.#layer(layer, x, ctx, mask, i === last ? rows : null);
     });
     return x;
   }
 
-  /** One layer on `[B, L, H]`; with `gather`, its output at those rows only. */
+  /** One layer on `[B, L, H]`; with `rows`, its output at those rows only. */
   #layer(
     w: TransformerLayerWeights,
     x: Tensor,
     ctx: DropoutContext,
     mask: EncoderMask,
-    gather: RowGather | null,
+    rows: OutputRows | null,
   ): Tensor {
     const heads = this.config.numHeads;
+    // With output rows, the queries at those positions alone: [B, Lq, H].
+    const picked = rows ? rows.gather(x) : null;
+    const query = rows && picked
+      ? reshape(w.query.forward(picked), [x.shape[0], rows.positions.shape[1], x.shape[2]])
+      : w.query.forward(x);
     let context = mergeHeads(
       attention(
-        splitHeads(w.query.forward(x), heads),
+        splitHeads(query, heads),
         splitHeads(w.key.forward(x), heads),
         splitHeads(w.value.forward(x), heads),
         {
           mask: mask.mask,
           keyPadding: mask.keyPadding,
           dropout: { p: this.config.attnDropoutProb, rng: ctx.rng, training: ctx.training },
+          ...(rows ? { queryPositions: rows.positions } : {}),
         },
       ),
     );
     let residual = x;
-    if (gather) {
-      context = gather(context);
-      residual = gather(x);
+    if (picked) {
+      context = reshape(context, picked.shape);
+      residual = picked;
     }
     const a = w.attnNorm.forward(add(applyDropout(w.dense.forward(context), ctx), residual));
     const f = w.dense2.forward(gelu(w.dense1.forward(a)));

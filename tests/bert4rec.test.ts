@@ -7,6 +7,9 @@ import { backward, zeroGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { writeAt } from "../ops/core/unrecorded.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { reshape } from "../ops/pointwise/elementwise.ts";
+import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { uploadSequences } from "../models/training/evaluator.ts";
 import { checkLayoutSettings } from "../models/training/layouts.ts";
 import { ConfigError } from "../models/config.ts";
@@ -142,6 +145,70 @@ for (const numLayers of [1, 2]) {
       }
       assertClose(got, want, 1e-4, `seed ${seed}: row ${b}, every position`);
     }
+  });
+}
+
+for (const numLayers of [1, 2]) {
+  Deno.test(`bert4rec (${numLayers} layer${numLayers > 1 ? "s" : ""}): with attention dropout, the masked-item loss and every gradient computed at the loss positions alone equal those of every position's`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const numItems = 17, L = 9, maskRatio = 0.4;
+    const config = {
+      hiddenSize: 8,
+      innerSize: 12,
+      numLayers,
+      numHeads: 2,
+      // Attention dropout draws by (query position, key), the same mask in both computations;
+      // hidden dropout draws by element of its input, whose shape differs, so it is off.
+      hiddenDropoutProb: 0,
+      attnDropoutProb: 0.4,
+      maskRatio,
+      maxLength: L,
+      seed: seed % 100000,
+    };
+    const [lossRowsOnly, full] = [0, 1].map(() => createModel("bert4rec", numItems, config));
+    const { lengths } = randomPaddedBatch(rng, L, numItems);
+    const batch = trainingBatch(rng, lengths, L, numItems);
+    const masking = { maskToken: numItems, maskRatio, ftRatio: 0.5 };
+    // A draw of the masked-item branch with loss positions in more than one sequence.
+    let at = { seed: seed % 1000000, epoch: 1, batch: 0 };
+    while (true) {
+      const draw = maskItemSequence(batch, masking, at);
+      const rows = new Set(Array.from(draw.lossPositions, (f) => Math.floor(f / L)));
+      if (!draw.fineTune && rows.size > 1) break;
+      at = { ...at, batch: at.batch + 1 };
+    }
+    const masked = maskItemSequence(batch, masking, at);
+    const losses = tidy(() => {
+      const a = lossRowsOnly.trainingLoss!(batch, at);
+      const all = full.forward({ items: Tensor.from(masked.items, [batch.size, L], "i32") }, true);
+      const picked = embedding(
+        Tensor.from(masked.lossPositions, [masked.lossPositions.length], "i32"),
+        reshape(all, [batch.size * L, all.shape[2]]),
+        { distinctIds: true },
+      );
+      const b = itemCrossEntropy(
+        picked,
+        full.itemTable,
+        Tensor.from(masked.lossTargets, [masked.lossTargets.length], "i32"),
+        { ignoreIndex: 0 },
+      );
+      backward(a);
+      backward(b);
+      return [a, b];
+    });
+    const grads = [lossRowsOnly, full].map((m) => m.params.entries().map(([, t]) => t.grad!));
+    const host = await readTensors([...losses, ...grads[0], ...grads[1]]);
+    const n = grads[0].length;
+    assertClose(host[0], host[1], 1e-6, `seed ${seed}: loss`);
+    // Each gradient's error against its RMS, floored at 1% of the largest (some are rounding
+    // noise around zero).
+    const floor = 0.01 * Math.max(...host.slice(2 + n).map(rms));
+    lossRowsOnly.params.entries().forEach(([name], i) => {
+      const got = host[2 + i], want = host[2 + n + i];
+      const error = rms(got.map((x, j) => x - want[j])) / Math.max(rms(want), floor);
+      assert(error < 1e-5, `seed ${seed}: gradient of ${name}: relative error ${error}`);
+    });
   });
 }
 

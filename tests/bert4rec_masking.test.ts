@@ -9,6 +9,7 @@ import { rankingBatches } from "../models/training/layouts.ts";
 import { ConfigError } from "../models/config.ts";
 import {
   evaluationWindow,
+  lossRows,
   maskingRandom,
   maskItemLength,
   maskItemSequence,
@@ -119,6 +120,42 @@ Deno.test("bert4rec masking: deterministic per (seed, epoch, batch), RecBole's d
     3,
   ]);
   assertEquals(assertThrows(() => maskItemLength(0.2, 4), ConfigError).key, "maskRatio");
+});
+
+Deno.test("bert4rec loss rows: as many rows per sequence, loss positions first and in order, then distinct fillers; each loss position finds its row", () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  for (const [size, L, ratio] of [[1, 1, 1], [5, 7, 0.3], [9, 50, 0.2], [4, 6, 0]] as const) {
+    // Random loss positions, by row and then by position, as the masking gives them.
+    const flat: number[] = [];
+    for (let b = 0; b < size; b++) {
+      for (let t = 0; t < L; t++) if (rng() < ratio) flat.push(b * L + t);
+    }
+    const lossPositions = Int32Array.from(flat);
+    const r = lossRows(lossPositions, size, L);
+    const what = `[${size}, ${L}] ratio ${ratio}, seed ${seed}`;
+    const most = Math.max(
+      1,
+      ...Array.from({ length: size }, (_, b) => flat.filter((f) => Math.floor(f / L) === b).length),
+    );
+    assertEquals(r.perSequence, most, what);
+    assertEquals(r.positions.length, size * most, what);
+    for (let b = 0; b < size; b++) {
+      const row = Array.from(r.positions.subarray(b * most, (b + 1) * most));
+      const own = flat.filter((f) => Math.floor(f / L) === b).map((f) => f - b * L);
+      assertEquals(
+        row.slice(0, own.length),
+        own,
+        `${what}: sequence ${b} starts with its loss positions`,
+      );
+      assertEquals(new Set(row).size, row.length, `${what}: sequence ${b} repeats no position`);
+      assert(row.every((t) => t >= 0 && t < L), `${what}: positions within the window`);
+      row.forEach((t, slot) => assertEquals(r.flat[b * most + slot], b * L + t, what));
+    }
+    lossPositions.forEach((f, i) =>
+      assertEquals(r.flat[r.lossRows[i]], f, `${what}: loss position ${i}`)
+    );
+  }
 });
 
 Deno.test("bert4rec evaluation window: the mask token after the last item and the oldest item dropped, even when length < L; the evaluator ranks from it", async () => {

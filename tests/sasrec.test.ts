@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { backward, zeroGrad } from "../ops/core/autograd.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { uploadSequences } from "../models/training/evaluator.ts";
 import { ConfigError } from "../models/config.ts";
@@ -79,6 +80,53 @@ for (const numLayers of [1, 2]) {
       lossOf: () => sasrecReference(ref, batch, options).loss,
     });
     zeroGrad(model.params.list());
+  });
+}
+
+for (const numLayers of [1, 2]) {
+  Deno.test(`sasrec (${numLayers} layer${numLayers > 1 ? "s" : ""}): with attention dropout, the loss and every gradient computed at the last positions alone equal those of every position's`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const numItems = 17, L = 9;
+    const config = {
+      hiddenSize: 8,
+      innerSize: 12,
+      numLayers,
+      numHeads: 2,
+      // Attention dropout draws by (query position, key), the same mask in both computations;
+      // hidden dropout draws by element of its input, [B, H] against [B, L, H], so it is off.
+      hiddenDropoutProb: 0,
+      attnDropoutProb: 0.4,
+      maxLength: L,
+      seed: seed % 100000,
+    };
+    // Two models of the same seed: the same weights and the same dropout stream.
+    const [lastOnly, full] = [0, 1].map(() => createModel("sasrec", numItems, config));
+    const batch = randomPaddedBatch(rng, L, numItems);
+    const { items, lengths, targets } = batch;
+    const inputs = uploadSequences(items, lengths, batch.size, L);
+    const lossOf = (h: Tensor, model: typeof full) =>
+      itemCrossEntropy(h, model.itemTable, Tensor.from(targets, [batch.size], "i32"));
+    const losses = tidy(() => {
+      const a = lossOf(lastOnly.forward(inputs, true), lastOnly);
+      const all = full.forward({ items: inputs.items }, true);
+      const b = lossOf(gatherPositions(all, inputs.positions), full);
+      backward(a);
+      backward(b);
+      return [a, b];
+    });
+    const grads = [lastOnly, full].map((m) => m.params.entries().map(([, t]) => t.grad!));
+    const host = await readTensors([...losses, ...grads[0], ...grads[1]]);
+    const n = grads[0].length;
+    assertClose(host[0], host[1], 1e-6, `seed ${seed}: loss`);
+    // Each gradient's error against its RMS, floored at 1% of the largest: some are rounding
+    // noise around zero (the key bias moves every score of a row alike, which softmax ignores).
+    const floor = 0.01 * Math.max(...host.slice(2 + n).map(rms));
+    lastOnly.params.entries().forEach(([name], i) => {
+      const got = host[2 + i], want = host[2 + n + i];
+      const error = rms(got.map((x, j) => x - want[j])) / Math.max(rms(want), floor);
+      assert(error < 1e-5, `seed ${seed}: gradient of ${name}: relative error ${error}`);
+    });
   });
 }
 
