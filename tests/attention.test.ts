@@ -10,8 +10,13 @@ import { mergeHeads, splitHeads } from "../ops/dense/attention_heads.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor } from "../ops/core/tensor.ts";
-import { attentionDropoutCheck, attentionGradCheck, f32, padMask } from "./attention_check.ts";
-import { dropoutMaskRef } from "./dropout_reference.ts";
+import {
+  attentionDropoutCheck,
+  attentionGradCheck,
+  f32,
+  padMask,
+  referenceDropout,
+} from "./attention_check.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** [batch, heads, L, d]: L = 1, odd L, L past one invocation per key (64), d not a multiple of 4. */
@@ -185,8 +190,7 @@ Deno.test("attention at selected queries: float64 forward and gradients, with ma
         keyPadding: pad,
         queryPositions: positions,
         scale: 1 / Math.sqrt(dim),
-        keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
-        keepScale: Math.fround(1 / (1 - p)),
+        ...referenceDropout(seed, counter, p, batch * heads * length * length),
       };
       await attentionGradCheck({
         what: `attention at positions [${positions}] ${causal ? "causal" : "bidirectional"} ` +

@@ -76,6 +76,19 @@ export async function attentionGradCheck(c: AttentionGradCheck): Promise<void> {
 }
 
 /**
+ * The dropout fields of an {@link AttentionProblem} of `entries` full probabilities (B·H·L·L): the
+ * keep mask the dropout hash draws at (`seed`, `counter`) for drop probability `p`, and its scale.
+ */
+export function referenceDropout(
+  seed: number,
+  counter: number,
+  p: number,
+  entries: number,
+): Pick<AttentionProblem, "keep" | "keepScale"> {
+  return { keep: dropoutMaskRef(seed, counter, p, entries), keepScale: Math.fround(1 / (1 - p)) };
+}
+
+/**
  * Causal attention with pad keys and dropout p 0.3 and 0.5 against the reference fed the keep
  * mask the dropout hash draws for the generator's counter: forward and gradients, and one
  * counter taken per call.
@@ -103,8 +116,7 @@ export async function attentionDropoutCheck(
       causal: true,
       keyPadding: pad,
       scale: 1 / Math.sqrt(dim),
-      keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
-      keepScale: Math.fround(1 / (1 - p)),
+      ...referenceDropout(seed, counter, p, batch * heads * length * length),
     };
     await attentionGradCheck({
       what: `${what} dropout ${p} [${shape}] seed ${seed}`,

@@ -29,7 +29,9 @@ import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts
 import {
   assertPaperPresets,
   assertRecBoleInit,
+  assertSameLossAndGradients,
   rms,
+  rowPathSettings,
   transformerLayerNames,
 } from "./transformer_checks.ts";
 import { assertClose, freshSeed, makeRng, paddedItems, randn } from "./util.ts";
@@ -153,19 +155,7 @@ for (const numLayers of [1, 2]) {
     const seed = freshSeed();
     const rng = makeRng(seed);
     const numItems = 17, L = 9, maskRatio = 0.4;
-    const config = {
-      hiddenSize: 8,
-      innerSize: 12,
-      numLayers,
-      numHeads: 2,
-      // Attention dropout draws by (query position, key), the same mask in both computations;
-      // hidden dropout draws by element of its input, whose shape differs, so it is off.
-      hiddenDropoutProb: 0,
-      attnDropoutProb: 0.4,
-      maskRatio,
-      maxLength: L,
-      seed: seed % 100000,
-    };
+    const config = { ...rowPathSettings(numLayers, L, seed), maskRatio };
     const [lossRowsOnly, full] = [0, 1].map(() => createModel("bert4rec", numItems, config));
     const { lengths } = randomPaddedBatch(rng, L, numItems);
     const batch = trainingBatch(rng, lengths, L, numItems);
@@ -197,18 +187,10 @@ for (const numLayers of [1, 2]) {
       backward(b);
       return [a, b];
     });
-    const grads = [lossRowsOnly, full].map((m) => m.params.entries().map(([, t]) => t.grad!));
-    const host = await readTensors([...losses, ...grads[0], ...grads[1]]);
-    const n = grads[0].length;
-    assertClose(host[0], host[1], 1e-6, `seed ${seed}: loss`);
-    // Each gradient's error against its RMS, floored at 1% of the largest (some are rounding
-    // noise around zero).
-    const floor = 0.01 * Math.max(...host.slice(2 + n).map(rms));
-    lossRowsOnly.params.entries().forEach(([name], i) => {
-      const got = host[2 + i], want = host[2 + n + i];
-      const error = rms(got.map((x, j) => x - want[j])) / Math.max(rms(want), floor);
-      assert(error < 1e-5, `seed ${seed}: gradient of ${name}: relative error ${error}`);
-    });
+    await assertSameLossAndGradients(`seed ${seed}`, [losses[0], losses[1]], [
+      lossRowsOnly.params,
+      full.params,
+    ]);
   });
 }
 

@@ -12,7 +12,9 @@ import { checkParameterGradients, randomPaddedBatch } from "./model_gradients.ts
 import {
   assertPaperPresets,
   assertRecBoleInit,
+  assertSameLossAndGradients,
   rms,
+  rowPathSettings,
   transformerLayerNames,
 } from "./transformer_checks.ts";
 import { assertClose, freshSeed, makeRng, paddedItems } from "./util.ts";
@@ -88,18 +90,7 @@ for (const numLayers of [1, 2]) {
     const seed = freshSeed();
     const rng = makeRng(seed);
     const numItems = 17, L = 9;
-    const config = {
-      hiddenSize: 8,
-      innerSize: 12,
-      numLayers,
-      numHeads: 2,
-      // Attention dropout draws by (query position, key), the same mask in both computations;
-      // hidden dropout draws by element of its input, [B, H] against [B, L, H], so it is off.
-      hiddenDropoutProb: 0,
-      attnDropoutProb: 0.4,
-      maxLength: L,
-      seed: seed % 100000,
-    };
+    const config = rowPathSettings(numLayers, L, seed);
     // Two models of the same seed: the same weights and the same dropout stream.
     const [lastOnly, full] = [0, 1].map(() => createModel("sasrec", numItems, config));
     const batch = randomPaddedBatch(rng, L, numItems);
@@ -115,18 +106,10 @@ for (const numLayers of [1, 2]) {
       backward(b);
       return [a, b];
     });
-    const grads = [lastOnly, full].map((m) => m.params.entries().map(([, t]) => t.grad!));
-    const host = await readTensors([...losses, ...grads[0], ...grads[1]]);
-    const n = grads[0].length;
-    assertClose(host[0], host[1], 1e-6, `seed ${seed}: loss`);
-    // Each gradient's error against its RMS, floored at 1% of the largest: some are rounding
-    // noise around zero (the key bias moves every score of a row alike, which softmax ignores).
-    const floor = 0.01 * Math.max(...host.slice(2 + n).map(rms));
-    lastOnly.params.entries().forEach(([name], i) => {
-      const got = host[2 + i], want = host[2 + n + i];
-      const error = rms(got.map((x, j) => x - want[j])) / Math.max(rms(want), floor);
-      assert(error < 1e-5, `seed ${seed}: gradient of ${name}: relative error ${error}`);
-    });
+    await assertSameLossAndGradients(`seed ${seed}`, [losses[0], losses[1]], [
+      lastOnly.params,
+      full.params,
+    ]);
   });
 }
 

@@ -1,12 +1,14 @@
 /**
  * Expectations shared by the transformer recommenders' tests (SASRec and BERT4Rec): the
- * parameter names of one encoder layer, RecBole's initial values, and the presets both take from
- * the Mamba4Rec paper.
+ * parameter names of one encoder layer, RecBole's initial values, the presets both take from
+ * the Mamba4Rec paper, and the agreement of two computations' losses and gradients.
  *
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import type { Tensor } from "../ops/core/tensor.ts";
+import { readTensors, type Tensor } from "../ops/core/tensor.ts";
+import type { ParameterSet } from "../models/parameters.ts";
+import { assertClose } from "./util.ts";
 import { MAMBA4REC_PRESETS, modelPreset } from "../models/registry.ts";
 
 /** The parameter names of encoder layer `i`, in registration order (RecBole's names). */
@@ -77,4 +79,52 @@ export function assertPaperPresets(model: string, presets: Record<string, unknow
     }, dataset);
   }
   assertEquals(Object.keys(presets).sort(), Object.keys(MAMBA4REC_PRESETS).sort());
+}
+
+/**
+ * Reads back two computations of one model (two instances of the same seed) and asserts that
+ * their losses agree to 1e-6 and every parameter's gradient to 1e-5, each gradient's error taken
+ * against its RMS floored at 1% of the largest (some gradients are rounding noise around zero:
+ * the key bias moves every score of a row alike, which softmax ignores).
+ * @param what label for messages (include the seed)
+ * @param losses the two losses, their backward already run
+ * @param params the two instances' parameters, in the same order
+ */
+export async function assertSameLossAndGradients(
+  what: string,
+  losses: [Tensor, Tensor],
+  params: [ParameterSet, ParameterSet],
+): Promise<void> {
+  const grads = params.map((p) => p.entries().map(([, t]) => t.grad!));
+  const host = await readTensors([...losses, ...grads[0], ...grads[1]]);
+  const n = grads[0].length;
+  assertClose(host[0], host[1], 1e-6, `${what}: loss`);
+  const floor = 0.01 * Math.max(...host.slice(2 + n).map(rms));
+  params[0].entries().forEach(([name], i) => {
+    const got = host[2 + i], want = host[2 + n + i];
+    const error = rms(got.map((x, j) => x - want[j])) / Math.max(rms(want), floor);
+    assert(error < 1e-5, `${what}: gradient of ${name}: relative error ${error}`);
+  });
+}
+
+/**
+ * The small model settings of the tests that compare the rows-only last layer with the
+ * computation at every position: attention dropout on (it draws by (query position, key), the
+ * same mask in both), hidden dropout off (it draws by element of its input, whose shape differs).
+ */
+export function rowPathSettings(
+  numLayers: number,
+  maxLength: number,
+  seed: number,
+): Record<string, number> {
+  return {
+    hiddenSize: 8,
+    innerSize: 12,
+    numLayers,
+    numHeads: 2,
+    hiddenDropoutProb: 0,
+    attnDropoutProb: 0.4,
+    maxLength,
+    seed: seed % 100000,
+  };
 }
