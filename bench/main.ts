@@ -17,6 +17,7 @@ import { formatHeader, formatRow, gpuWaitCost, MAX_WAIT_SHARE, runBenchmarks } f
 export const SCRIPTS = [
   "main.ts",
   "harness.ts",
+  "compare.ts",
   "matmul_sweep.ts",
   "ssd_kernels.ts",
   "train_step.ts",
