@@ -13,9 +13,9 @@ import { readTensors, Tensor } from "../ops/core/tensor.ts";
 import {
   attentionDropoutCheck,
   attentionGradCheck,
+  dropoutProblem,
   f32,
   padMask,
-  referenceDropout,
 } from "./attention_check.ts";
 import { freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
@@ -181,17 +181,8 @@ Deno.test("attention at selected queries: float64 forward and gradients, with ma
       const p = 0.3;
       const gen = new DropoutRng(seed, 3);
       const counter = gen.state().counter;
-      const problem: AttentionProblem = {
-        batch,
-        heads,
-        length,
-        dim,
-        causal,
-        keyPadding: pad,
-        queryPositions: positions,
-        scale: 1 / Math.sqrt(dim),
-        ...referenceDropout(seed, counter, p, batch * heads * length * length),
-      };
+      const masks = { causal, keyPadding: pad, queryPositions: positions };
+      const problem = dropoutProblem(shape, masks, seed, counter, p);
       await attentionGradCheck({
         what: `attention at positions [${positions}] ${causal ? "causal" : "bidirectional"} ` +
           `[${shape}] seed ${seed}`,

@@ -76,16 +76,28 @@ export async function attentionGradCheck(c: AttentionGradCheck): Promise<void> {
 }
 
 /**
- * The dropout fields of an {@link AttentionProblem} of `entries` full probabilities (B·H·L·L): the
- * keep mask the dropout hash draws at (`seed`, `counter`) for drop probability `p`, and its scale.
+ * The {@link AttentionProblem} of q, k, v of `shape` (`[B, H, L, d]`) under `masks`, with the
+ * default scale 1/√d and dropout p: the keep mask the dropout hash draws at (`seed`, `counter`)
+ * over the full B·H·L·L probabilities, and its scale.
  */
-export function referenceDropout(
+export function dropoutProblem(
+  shape: readonly number[],
+  masks: Pick<AttentionProblem, "causal" | "keyPadding" | "queryPositions">,
   seed: number,
   counter: number,
   p: number,
-  entries: number,
-): Pick<AttentionProblem, "keep" | "keepScale"> {
-  return { keep: dropoutMaskRef(seed, counter, p, entries), keepScale: Math.fround(1 / (1 - p)) };
+): AttentionProblem {
+  const [batch, heads, length, dim] = shape;
+  return {
+    batch,
+    heads,
+    length,
+    dim,
+    ...masks,
+    scale: 1 / Math.sqrt(dim),
+    keep: dropoutMaskRef(seed, counter, p, batch * heads * length * length),
+    keepScale: Math.fround(1 / (1 - p)),
+  };
 }
 
 /**
@@ -104,20 +116,11 @@ export async function attentionDropoutCheck(
   const seed = freshSeed();
   const rng = makeRng(seed);
   for (const [shape, p] of [[[2, 3, 7, 5], 0.3], [[1, 1, 70, 3], 0.5]] as const) {
-    const [batch, heads, length, dim] = shape;
+    const [batch, , length] = shape;
     const pad = padMask(rng, batch, length);
     const gen = new DropoutRng(seed, 5);
     const counter = gen.state().counter;
-    const problem: AttentionProblem = {
-      batch,
-      heads,
-      length,
-      dim,
-      causal: true,
-      keyPadding: pad,
-      scale: 1 / Math.sqrt(dim),
-      ...referenceDropout(seed, counter, p, batch * heads * length * length),
-    };
+    const problem = dropoutProblem(shape, { causal: true, keyPadding: pad }, seed, counter, p);
     await attentionGradCheck({
       what: `${what} dropout ${p} [${shape}] seed ${seed}`,
       problem,
