@@ -63,3 +63,27 @@ Deno.test("buffer pool: batches of varying sizes stop creating buffers once the 
   const late = created.slice(20).reduce((a, b) => a + b, 0);
   assertEquals(late, 0, `buffers created in steps 20–39: ${created.slice(20)}, seed ${seed}`);
 });
+
+Deno.test("size classes: never past the binding limit, never below the request", () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  // NVIDIA's limit (2 GiB − 4, just under a class boundary), WebGPU's default, and odd ones.
+  const limits = [2 ** 31 - 4, 2 ** 27, 4 * (1 + Math.floor(rng() * 2 ** 28)), 1000];
+  for (const largest of limits) {
+    const requests = [largest, largest - 4, 1, 256, 257];
+    for (let i = 0; i < 200; i++) requests.push(1 + Math.floor(rng() * largest));
+    for (const bytes of requests.filter((b) => b >= 1 && b <= largest)) {
+      const capacity = sizeClass(bytes, largest);
+      const where = `bytes ${bytes}, limit ${largest}, seed ${seed}`;
+      assertEquals(
+        capacity >= bytes && capacity <= largest,
+        true,
+        `capacity ${capacity}: ${where}`,
+      );
+      assertEquals(capacity, Math.min(sizeClass(bytes), largest), where);
+    }
+  }
+  // The case that failed to bind: 1.9 GB rounds to the 2 GiB class, 4 bytes over NVIDIA's limit.
+  assertEquals(sizeClass(1.9e9), 2 ** 31);
+  assertEquals(sizeClass(1.9e9, 2 ** 31 - 4), 2 ** 31 - 4);
+});

@@ -41,12 +41,16 @@ export interface PooledBuffer {
 /** The smallest allocation, in bytes. */
 export const MIN_ALLOC = 16;
 
-/** Rounds a byte count up to a pool size class: multiples of a quarter power of two. */
-export function sizeClass(bytes: number): number {
-  if (bytes <= 256) return 256;
+/**
+ * Rounds a byte count up to a pool size class: multiples of a quarter power of two, but never past
+ * `largest` (the device's binding limit: a buffer is bound whole, so a class above the limit would
+ * make a tensor that fits the limit unbindable). `bytes` itself must not exceed `largest`.
+ */
+export function sizeClass(bytes: number, largest = Infinity): number {
+  if (bytes <= 256) return Math.min(256, largest);
   const p = 2 ** Math.floor(Math.log2(bytes));
   const step = p / 4;
-  return Math.ceil(bytes / step) * step;
+  return Math.min(Math.ceil(bytes / step) * step, largest);
 }
 
 /** Rounds a byte count up to a multiple of 4 (copies move whole words). */

@@ -85,7 +85,7 @@ export class Runtime {
           `or shorter sequences`,
       );
     }
-    const capacity = sizeClass(Math.max(bytes, MIN_ALLOC));
+    const capacity = sizeClass(Math.max(bytes, MIN_ALLOC), this.info.maxBindingBytes);
     const reused = this.#buffers.reuse(capacity, this.info.maxBindingBytes);
     if (reused) return reused;
     this.#evictFor(capacity);
