@@ -187,10 +187,14 @@ export class TransformerEncoder {
   ): Tensor {
     const heads = this.config.numHeads;
     // With output rows, the queries at those positions alone: [B, Lq, H].
-    const picked = rows ? rows.gather(x) : null;
-    const query = rows && picked
-      ? reshape(w.query.forward(picked), [x.shape[0], rows.positions.shape[1], x.shape[2]])
-      : w.query.forward(x);
+    let picked: Tensor | null = null;
+    let query: Tensor;
+    if (rows) {
+      picked = rows.gather(x);
+      query = reshape(w.query.forward(picked), [x.shape[0], rows.positions.shape[1], x.shape[2]]);
+    } else {
+      query = w.query.forward(x);
+    }
     let context = mergeHeads(
       attention(
         splitHeads(query, heads),
