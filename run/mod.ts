@@ -67,6 +67,11 @@ export {
   writeRunRecord,
 } from "./run_record.ts";
 export {
+  equivalenceChain,
+  SOURCE_EQUIVALENCES,
+  type SourceEquivalence,
+} from "./source_equivalence.ts";
+export {
   type IndexedRecord,
   presetSettingsDifferences,
   readRunIndex,

@@ -18,6 +18,11 @@ import { join } from "node:path";
 import { writeFileAtomic } from "../host/mod.ts";
 import { type PinnedGpu, pinnedGpu } from "./gpu_pinning.ts";
 import { modelVariant } from "./model_variant.ts";
+import {
+  equivalenceChain,
+  SOURCE_EQUIVALENCES,
+  type SourceEquivalence,
+} from "./source_equivalence.ts";
 import type { TrainConfig } from "../models/config.ts";
 import type { TrainResult } from "../models/training/trainer.ts";
 import {
@@ -199,12 +204,20 @@ export function meanEpochSeconds(result: TrainResult): number {
 
 /** Whether a record was made by the code checked out now, and a line that says so. */
 export interface RecordStaleness {
-  /** The record's source hash differs from the current one, or the record has none. */
+  /**
+   * The record's source hash differs from the current one and no chain of registered
+   * equivalences (`./source_equivalence.ts`) links them, or the record has none.
+   */
   readonly stale: boolean;
   /** The record's code ({@link describeCodeVersion}), or `unknown code` for a record without. */
   readonly recordedBy: string;
   /** The current code ({@link describeCodeVersion}). */
   readonly current: string;
+  /**
+   * The changes between the record's sources and the current ones that compute the same numbers
+   * (empty when the hashes are equal or the record is stale).
+   */
+  readonly equivalentChanges: readonly SourceEquivalence[];
   /** One line for people: which code recorded it, which code runs now, and what to do. */
   readonly message: string;
 }
@@ -215,19 +228,36 @@ export const RETRAIN_STALE_COMMAND = "deno task reproduce --full --retrain-stale
 /**
  * Compares a record's code with `current` (default: this checkout's {@link codeVersion}): only
  * the source hash counts, so a commit that leaves `ops/`, `models/` and `data/` as they were
- * keeps a record current.
+ * keeps a record current, and so does a chain of changes registered in `equivalences` (default
+ * {@link SOURCE_EQUIVALENCES}) as computing every number as before.
  */
 export async function recordStaleness(
   record: RunRecord,
   current?: CodeVersion,
+  equivalences: readonly SourceEquivalence[] = SOURCE_EQUIVALENCES,
 ): Promise<RecordStaleness> {
   const now = current ?? await codeVersion();
   const recordedBy = record.code ? describeCodeVersion(record.code) : "unknown code";
-  const stale = record.code?.sourceHash !== now.sourceHash;
+  const chain = record.code
+    ? equivalenceChain(record.code.sourceHash, now.sourceHash, equivalences)
+    : null;
+  const stale = chain === null;
   const currentText = describeCodeVersion(now);
-  const message = stale
-    ? `recorded by ${recordedBy}, current code ${currentText}: numbers may differ; rerun with ` +
-      `\`${RETRAIN_STALE_COMMAND}\``
-    : `recorded by the current code (${currentText})`;
-  return { stale, recordedBy, current: currentText, message };
+  let message: string;
+  if (stale) {
+    message = `recorded by ${recordedBy}, current code ${currentText}: numbers may differ; ` +
+      `rerun with \`${RETRAIN_STALE_COMMAND}\``;
+  } else if (chain.length === 0) {
+    message = `recorded by the current code (${currentText})`;
+  } else {
+    message = `recorded by ${recordedBy}, current code ${currentText}: the sources changed ` +
+      `only in ways that compute the same numbers (${chain.map((c) => c.change).join("; ")})`;
+  }
+  return {
+    stale,
+    recordedBy,
+    current: currentText,
+    equivalentChanges: stale ? [] : chain,
+    message,
+  };
 }

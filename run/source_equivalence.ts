@@ -1,0 +1,67 @@
+/**
+ * Source changes that leave every recorded run's numbers as they were.
+ *
+ * A run record names the source hash of the code that made it (`CodeVersion` in `./code_version.ts`); any other
+ * hash makes it stale, because a change under `ops/`, `models/` or `data/` may change the
+ * arithmetic (a summation order, a kernel choice) and with it every number a training run
+ * produces. Some changes cannot: a buffer size that only a failing run ever reached, a clearer
+ * error message, a refactor that encodes the same dispatches in the same order. Each such change
+ * is listed here with the hash before and after it, what changed and why no completed run can
+ * compute differently. A record whose hash is linked to the current one by a chain of these
+ * counts as current (see `recordStaleness`).
+ *
+ * A change belongs here only with that argument written down; when in doubt, leave it out and
+ * let the records be retrained.
+ *
+ * @module
+ */
+/** One source change that computes every completed run's numbers exactly as before it. */
+export interface SourceEquivalence {
+  /** The source hash before the change (`sha256:` and 64 hex digits). */
+  readonly from: string;
+  /** The source hash after it. */
+  readonly to: string;
+  /** What changed, in a few words (shown beside records it keeps current). */
+  readonly change: string;
+  /** Why no completed run computes differently, and how that was checked. */
+  readonly evidence: string;
+}
+
+/** The registered equivalences, oldest first. */
+export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
+  {
+    from: "sha256:0761c121967728e89811a4015fcd1e2665ef31610bc99dc373f6e636fc2707df",
+    to: "sha256:0937790e67bee05e163c6feed5f910b38d8f7b717951ba3a03b721cb03c34e78",
+    change: "pooled buffers capped at the binding limit; one redundant test in the transformer",
+    evidence: "A pooled buffer's capacity changes only where its size class exceeded the " +
+      "device's binding limit (2 GiB − 4 bytes on NVIDIA's driver): such a buffer failed " +
+      "validation when bound, so no completed run allocated one, and every buffer of every " +
+      "completed run has the capacity it had. TransformerEncoder's last layer tests its output " +
+      "rows once instead of twice: the same tensors are made in the same order.",
+  },
+];
+
+/**
+ * The chain of equivalences that leads from the hash `recorded` to the hash `current`: empty
+ * when they are equal, `null` when none does.
+ */
+export function equivalenceChain(
+  recorded: string,
+  current: string,
+  equivalences: readonly SourceEquivalence[] = SOURCE_EQUIVALENCES,
+): SourceEquivalence[] | null {
+  const chains = new Map<string, SourceEquivalence[]>([[recorded, []]]);
+  const queue = [recorded];
+  while (queue.length > 0) {
+    const hash = queue.shift()!;
+    const chain = chains.get(hash)!;
+    if (hash === current) return chain;
+    for (const step of equivalences) {
+      if (step.from === hash && !chains.has(step.to)) {
+        chains.set(step.to, [...chain, step]);
+        queue.push(step.to);
+      }
+    }
+  }
+  return null;
+}
