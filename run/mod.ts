@@ -52,6 +52,7 @@ export {
   runExperiment,
 } from "./experiment.ts";
 export {
+  codeLabel,
   defaultRunsDirectory,
   meanEpochSeconds,
   readRunRecord,

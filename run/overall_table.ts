@@ -18,7 +18,7 @@ import {
 import { describePinnedGpu } from "./gpu_pinning.ts";
 import { describeSlice, type GridCell } from "./grid_runs.ts";
 import { datasetLabel, modelLabel, type PaperValues } from "./paper_values.ts";
-import { meanEpochSeconds, RETRAIN_STALE_COMMAND } from "./run_record.ts";
+import { codeLabel, meanEpochSeconds, RETRAIN_STALE_COMMAND } from "./run_record.ts";
 import { formatSeedSummary, relativeDifference, summarizeSeeds } from "./seed_summary.ts";
 
 /** The metrics of the overall table, with their printed names. */
@@ -140,7 +140,7 @@ export function perSeedTable(cells: readonly GridCell[]): RichTable {
         "s / training epoch": Math.round(meanEpochSeconds(r.result) * 100) / 100,
         adapter: r.gpu ? `${r.adapter} (${describePinnedGpu(r.gpu)})` : r.adapter,
         finished: r.finishedAt.slice(0, 10),
-        code: run.staleness.stale ? `other code (${run.staleness.recordedBy})` : "current",
+        code: codeLabel(run.staleness),
         record: run.path.replace(/^.*\/results\//, "results/"),
       });
       return row;

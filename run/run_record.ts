@@ -222,6 +222,17 @@ export interface RecordStaleness {
   readonly message: string;
 }
 
+/**
+ * A run table's code column: `current`, `current (… same numbers)` for a record kept current by
+ * registered equivalences, or `other code (…)` for a stale one.
+ */
+export function codeLabel(staleness: RecordStaleness): string {
+  if (staleness.stale) return `other code (${staleness.recordedBy})`;
+  return staleness.equivalentChanges.length === 0
+    ? "current"
+    : `current (${staleness.recordedBy}: same numbers)`;
+}
+
 /** The command that retrains every stale record; the README and notebooks name it. */
 export const RETRAIN_STALE_COMMAND = "deno task reproduce --full --retrain-stale";
 

@@ -37,7 +37,10 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "device's binding limit (2 GiB − 4 bytes on NVIDIA's driver): such a buffer failed " +
       "validation when bound, so no completed run allocated one, and every buffer of every " +
       "completed run has the capacity it had. TransformerEncoder's last layer tests its output " +
-      "rows once instead of twice: the same tensors are made in the same order.",
+      "rows once instead of twice: the same tensors are made in the same order. Checked on an " +
+      "NVIDIA H100: Mamba4Rec (Beauty, dropout 0, seed 2020) and SASRec (Video Games, seed " +
+      "2022) retrained by the new code repeat their records' losses, validation and test " +
+      "metrics and peak memory exactly, epoch for epoch.",
   },
 ];
 

@@ -4,7 +4,7 @@ import {
   SOURCE_EQUIVALENCES,
   type SourceEquivalence,
 } from "../run/source_equivalence.ts";
-import { recordStaleness, type RunRecord } from "../run/run_record.ts";
+import { codeLabel, recordStaleness, type RunRecord } from "../run/run_record.ts";
 import type { CodeVersion } from "../run/code_version.ts";
 
 const hash = (digit: string) => `sha256:${digit.repeat(64)}`;
@@ -52,10 +52,13 @@ Deno.test("stale records: a record linked to the current code by equivalences is
   assertEquals(linked.stale, false);
   assertEquals(linked.equivalentChanges.map((s) => s.change), ["1 to 2", "2 to 3"]);
   assertStringIncludes(linked.message, "compute the same numbers (1 to 2; 2 to 3)");
+  assertMatch(codeLabel(linked), /^current \(commit 1+, source hash 1+: same numbers\)$/);
+  assertEquals(codeLabel(await recordStaleness(record, code("1"), list)), "current");
   const cut = await recordStaleness(record, code("3"), [step("2", "3")]);
   assertEquals(cut.stale, true);
   assertEquals(cut.equivalentChanges, []);
   assertStringIncludes(cut.message, "numbers may differ");
+  assertMatch(codeLabel(cut), /^other code /);
   const none = await recordStaleness({} as RunRecord, code("1"), list);
   assertEquals(none.stale, true, "a record without a code version is stale");
 });
