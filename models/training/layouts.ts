@@ -28,6 +28,7 @@ import {
 import type { BatchStream } from "../../data/batch_stream.ts";
 import { type PackedBatch, packedBatches } from "../../data/packed_batches.ts";
 import { itemCrossEntropy } from "../../ops/training/cross_entropy.ts";
+import { embedding } from "../../ops/dense/embedding.ts";
 import { reshape } from "../../ops/pointwise/elementwise.ts";
 import { Tensor } from "../../ops/core/tensor.ts";
 import {
@@ -246,14 +247,18 @@ function paddedTrainingSteps(
     });
   }
   const batches = allPositionsBatches(dataset, { maxLength, batchSize, seed, epoch });
-  // The cross-entropy at every real position of each window (padding ignored).
+  // The cross-entropy at every real position of each window. Those rows are gathered before the
+  // scores, the step's largest product, so padding costs no logits.
   const allPositionsLoss = (b: AllPositionsBatch) => {
     const { size } = b;
     const items = Tensor.from(b.items, [size, maxLength], "i32");
     const h = model.forward({ items }, true);
     const flat = reshape(h, [size * maxLength, h.shape[2]]);
-    const targets = Tensor.from(b.targets, [size * maxLength], "i32");
-    return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
+    const { positions, targets } = targetPositions(b);
+    const rows = embedding(Tensor.from(positions, [positions.length], "i32"), flat, {
+      distinctIds: true,
+    });
+    return itemCrossEntropy(rows, model.itemTable, Tensor.from(targets, [targets.length], "i32"));
   };
   return mapStream(batches, (batch) => ({
     size: batch.size,
@@ -267,6 +272,27 @@ function paddedTrainingSteps(
       }),
     release,
   }));
+}
+
+/**
+ * The real targets of an all-positions batch, row by row: their flat positions `b·L + j`
+ * (`j` below row b's length) in the `[B·L, H]` output, and the target items there.
+ */
+export function targetPositions(
+  batch: AllPositionsBatch,
+): { positions: Int32Array; targets: Int32Array } {
+  const { size, maxLength, lengths } = batch;
+  const count = lengths.reduce((n, l) => n + l, 0);
+  const positions = new Int32Array(count);
+  const targets = new Int32Array(count);
+  let at = 0;
+  for (let b = 0; b < size; b++) {
+    for (let j = 0; j < lengths[b]; j++, at++) {
+      positions[at] = b * maxLength + j;
+      targets[at] = batch.targets[b * maxLength + j];
+    }
+  }
+  return { positions, targets };
 }
 
 /** Why a model with its own training objective cannot cut its steps into micro-batches. */

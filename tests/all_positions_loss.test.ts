@@ -1,0 +1,109 @@
+/**
+ * All-positions training scores only the real targets of each window: the loss and every
+ * gradient equal the cross-entropy over every position with the padding ignored, to rounding,
+ * under the same dropout draws.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { backward, zeroGrad } from "../ops/core/autograd.ts";
+import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { reshape } from "../ops/pointwise/elementwise.ts";
+import { DropoutRng } from "../ops/pointwise/dropout.ts";
+import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
+import { allPositionsBatches } from "../data/batches.ts";
+import { trainConfig } from "../models/config.ts";
+import { createModel } from "../models/registry.ts";
+import type { PaddedModel } from "../models/model.ts";
+import { targetPositions, trainingSteps } from "../models/training/layouts.ts";
+import { ruleDataset } from "./rule_dataset.ts";
+import { assertClose, freshSeed } from "./util.ts";
+
+/** Every parameter's gradient, in order, then cleared. */
+async function takeGradients(model: PaddedModel): Promise<Float32Array[]> {
+  const params = model.params.list();
+  const grads = await readTensors(params.map((p) => p.grad!));
+  zeroGrad(params);
+  return grads.map((g) => Float32Array.from(g));
+}
+
+Deno.test("targetPositions: each row's real positions in order, with their targets", () => {
+  const seed = freshSeed();
+  const dataset = ruleDataset(seed % 1000, 30, 20, 12);
+  for (const batch of allPositionsBatches(dataset, { maxLength: 5, batchSize: 7, seed })) {
+    const { positions, targets } = targetPositions(batch);
+    assertEquals(positions.length, batch.targetCount, `seed ${seed}`);
+    const want: number[] = [];
+    batch.targets.forEach((t, i) => {
+      if (t !== 0) want.push(i);
+    });
+    assertEquals([...positions], want, `seed ${seed}`);
+    assertEquals([...targets], want.map((i) => batch.targets[i]), `seed ${seed}`);
+  }
+});
+
+const models: Record<string, (items: number, seed: number) => PaddedModel> = {
+  mamba4rec: (items, seed) =>
+    createModel("mamba4rec", items, {
+      hiddenSize: 16,
+      dState: 4,
+      numLayers: 2,
+      dropoutProb: 0.3,
+      seed,
+    }) as PaddedModel,
+  sasrec: (items, seed) =>
+    createModel("sasrec", items, {
+      hiddenSize: 16,
+      innerSize: 32,
+      hiddenDropoutProb: 0.3,
+      attnDropoutProb: 0.3,
+      maxLength: 8,
+      seed,
+    }) as PaddedModel,
+};
+
+for (const [name, make] of Object.entries(models)) {
+  Deno.test(`${name} all-positions: scoring the real targets alone gives the loss and gradients of scoring every position`, async () => {
+    const seed = freshSeed();
+    // Histories of 9–12 items in windows of 8: most windows end in padding, some hold one target.
+    const dataset = ruleDataset(seed % 1000, 40, 30, 12);
+    const model = make(dataset.numItems, seed % 1000);
+    const maxLength = 8;
+    const config = trainConfig({
+      batchSize: 24,
+      maxLength,
+      seed,
+      verbose: false,
+      trainingMode: "all-positions",
+    });
+    const [batch] = allPositionsBatches(dataset, { maxLength, batchSize: 24, seed, epoch: 0 });
+    assert(batch.targetCount < batch.size * maxLength, `no padding in the batch (seed ${seed})`);
+    const [step] = trainingSteps(model, dataset, config, 0);
+    const draws = model.dropoutRng.state();
+    const loss = await tidy(() => {
+      const l = step.loss();
+      backward(l);
+      return l;
+    }).item();
+    step.release();
+    const grads = await takeGradients(model);
+    // Every position scored, padding ignored, from the same dropout draws.
+    model.dropoutRng = DropoutRng.fromState(draws);
+    const everywhere = await tidy(() => {
+      const h = model.forward(
+        { items: Tensor.from(batch.items, [batch.size, maxLength], "i32") },
+        true,
+      );
+      const flat = reshape(h, [batch.size * maxLength, h.shape[2]]);
+      const targets = Tensor.from(batch.targets, [batch.size * maxLength], "i32");
+      const l = itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
+      backward(l);
+      return l;
+    }).item();
+    const want = await takeGradients(model);
+    const what = `${name}, seed ${seed}`;
+    assertClose([loss], [everywhere], 1e-6, `loss, ${what}`);
+    model.params.entries().forEach(([param], i) => {
+      assert(want[i].some((g) => g !== 0) || param.includes("bias"), `${param}: no gradient`);
+      assertClose(grads[i], want[i], 1e-5, `${param}, ${what}`);
+    });
+  });
+}
