@@ -68,6 +68,7 @@ export {
   writeRunRecord,
 } from "./run_record.ts";
 export {
+  coversRun,
   equivalenceChain,
   SOURCE_EQUIVALENCES,
   type SourceEquivalence,

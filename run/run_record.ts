@@ -19,6 +19,7 @@ import { writeFileAtomic } from "../host/mod.ts";
 import { type PinnedGpu, pinnedGpu } from "./gpu_pinning.ts";
 import { modelVariant } from "./model_variant.ts";
 import {
+  coversRun,
   equivalenceChain,
   SOURCE_EQUIVALENCES,
   type SourceEquivalence,
@@ -240,7 +241,8 @@ export const RETRAIN_STALE_COMMAND = "deno task reproduce --full --retrain-stale
  * Compares a record's code with `current` (default: this checkout's {@link codeVersion}): only
  * the source hash counts, so a commit that leaves `ops/`, `models/` and `data/` as they were
  * keeps a record current, and so does a chain of changes registered in `equivalences` (default
- * {@link SOURCE_EQUIVALENCES}) as computing every number as before.
+ * {@link SOURCE_EQUIVALENCES}) as computing every number as before (for runs trained with the
+ * record's settings: see `notFor`).
  */
 export async function recordStaleness(
   record: RunRecord,
@@ -249,8 +251,9 @@ export async function recordStaleness(
 ): Promise<RecordStaleness> {
   const now = current ?? await codeVersion();
   const recordedBy = record.code ? describeCodeVersion(record.code) : "unknown code";
+  const covering = equivalences.filter((e) => coversRun(e, record.trainConfig));
   const chain = record.code
-    ? equivalenceChain(record.code.sourceHash, now.sourceHash, equivalences)
+    ? equivalenceChain(record.code.sourceHash, now.sourceHash, covering)
     : null;
   const stale = chain === null;
   const currentText = describeCodeVersion(now);

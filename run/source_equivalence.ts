@@ -15,7 +15,10 @@
  *
  * @module
  */
-/** One source change that computes every completed run's numbers exactly as before it. */
+/**
+ * One source change that computes the numbers of every completed run exactly as before it, or of
+ * every run but those trained with the settings in `notFor`.
+ */
 export interface SourceEquivalence {
   /** The source hash before the change (`sha256:` and 64 hex digits). */
   readonly from: string;
@@ -25,6 +28,11 @@ export interface SourceEquivalence {
   readonly change: string;
   /** Why no completed run computes differently, and how that was checked. */
   readonly evidence: string;
+  /**
+   * Training settings (`TrainConfig` keys and values) whose runs the change does alter: a record
+   * trained with all of them is not kept current by this change.
+   */
+  readonly notFor?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** The registered equivalences, oldest first. */
@@ -42,7 +50,28 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "2022) retrained by the new code repeat their records' losses, validation and test " +
       "metrics and peak memory exactly, epoch for epoch.",
   },
+  {
+    from: "sha256:0937790e67bee05e163c6feed5f910b38d8f7b717951ba3a03b721cb03c34e78",
+    to: "sha256:580feeb0f3245e8df8ef7db911c3b5b63ce6c4db16ebec0b6646c951ef0e7693",
+    change: "all-positions training scores only the real targets",
+    notFor: { trainingMode: "all-positions" },
+    evidence: "Only the all-positions objective changed (`models/training/layouts.ts`): it " +
+      "gathers the rows with a target before the scores. Prefix and packed steps, evaluation " +
+      "and every kernel run as before. All-positions runs now sum their loss and the item " +
+      "table's gradient over fewer rows, so their numbers differ in rounding (a test bounds " +
+      "it); records trained that way are not covered.",
+  },
 ];
+
+/** Whether `equivalence` keeps current a record trained with `trainConfig` (see `notFor`). */
+export function coversRun(
+  equivalence: SourceEquivalence,
+  trainConfig: object | undefined,
+): boolean {
+  const notFor = Object.entries(equivalence.notFor ?? {});
+  const settings = (trainConfig ?? {}) as Readonly<Record<string, unknown>>;
+  return notFor.length === 0 || !notFor.every(([key, value]) => settings[key] === value);
+}
 
 /**
  * The chain of equivalences that leads from the hash `recorded` to the hash `current`: empty

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import {
+  coversRun,
   equivalenceChain,
   SOURCE_EQUIVALENCES,
   type SourceEquivalence,
@@ -36,6 +37,9 @@ Deno.test("source equivalence: the registered entries are well formed and distin
     assert(e.from !== e.to, `${e.change}: from and to are the same hash`);
     assert(e.change.length > 0 && e.evidence.length > 40, `${e.change}: say what and why`);
     assert(!seen.has(e.from + e.to), `${e.change}: registered twice`);
+    for (const [key, value] of Object.entries(e.notFor ?? {})) {
+      assert(["string", "number", "boolean"].includes(typeof value), `${e.change}: notFor ${key}`);
+    }
     seen.add(e.from + e.to);
   }
 });
@@ -61,4 +65,30 @@ Deno.test("stale records: a record linked to the current code by equivalences is
   assertMatch(codeLabel(cut), /^other code /);
   const none = await recordStaleness({} as RunRecord, code("1"), list);
   assertEquals(none.stale, true, "a record without a code version is stale");
+});
+
+Deno.test("stale records: an equivalence that names the settings it alters leaves their records stale", async () => {
+  const code = (digit: string): CodeVersion => ({
+    commit: null,
+    dirty: null,
+    sourceHash: hash(digit),
+  });
+  const scoped = { ...step("1", "2"), notFor: { trainingMode: "all-positions" } };
+  const list = [scoped, step("2", "3")];
+  const record = (trainingMode?: string) =>
+    ({
+      code: code("1"),
+      trainConfig: trainingMode === undefined ? {} : { trainingMode, maxLength: 50 },
+    }) as unknown as RunRecord;
+  assertEquals(coversRun(scoped, { trainingMode: "prefix" }), true);
+  assertEquals(coversRun(scoped, { trainingMode: "all-positions", batchSize: 8 }), false);
+  assertEquals(coversRun(scoped, undefined), true, "a record without settings is not excluded");
+  assertEquals((await recordStaleness(record("prefix"), code("3"), list)).stale, false);
+  assertEquals((await recordStaleness(record(), code("3"), list)).stale, false, "packed runs");
+  const altered = await recordStaleness(record("all-positions"), code("3"), list);
+  assertEquals(altered.stale, true, "the scoped step is not taken for its own settings");
+  assertEquals(
+    (await recordStaleness(record("all-positions"), code("2"), [step("1", "2")])).stale,
+    false,
+  );
 });
