@@ -32,8 +32,11 @@
  * (`STATE_BATCH` in `mamba_step.ts`), 0.332 ms with 16 and 0.376 ms with 32.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
- * `deno run -A bench/serve.ts [--quick] [--profile]`, where `--profile` first prints the GPU time
- * of every kernel of one observe call and one recomputation (timestamp queries).
+ * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]`,
+ * where `--profile` first prints the GPU time of every kernel of one observe call and one
+ * recomputation (timestamp queries), and the last two time observe once per tuning of the fused
+ * step (`MambaStepTuning`: states loaded at a time, the state row loaded first), the results of
+ * which are the same bit for bit.
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module
@@ -47,6 +50,7 @@ import {
   Mamba4RecStream,
 } from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
+import type { MambaStepTuning } from "../ops/sequence/mamba_step.ts";
 import { initGpu } from "../ops/core/runtime.ts";
 import {
   type BenchContext,
@@ -138,23 +142,35 @@ interface RecomputeState {
 /** {@link benchModel}, built once per process and size. */
 const sharedModels = new Map<boolean, Mamba4Rec>();
 
+/** A tuning of the fused step, as benchmark names and notes show it: `stateBatch 4, prefetch`. */
+export function describeStepTuning(tuning: MambaStepTuning): string {
+  const parts = [
+    ...(tuning.stateBatch !== undefined ? [`stateBatch ${tuning.stateBatch}`] : []),
+    ...(tuning.prefetchState ? ["prefetch"] : []),
+  ];
+  return parts.length > 0 ? parts.join(", ") : "default step";
+}
+
 /**
  * The pair of benchmarks on the model `modelFor` gives (default: {@link benchModel}, built once
- * and shared): one observe call for every user, and one forward over every user's window. Both
- * encode GPU work only (no readback), as the harness times it.
+ * and shared): one observe call for every user, its fused step tuned by `stepTuning`, and one
+ * forward over every user's window. Both encode GPU work only (no readback), as the harness
+ * times it.
  */
 export function streamBenchmarks(
   modelFor: (ctx: BenchContext) => Mamba4Rec = (ctx) => {
     if (!sharedModels.has(ctx.quick)) sharedModels.set(ctx.quick, benchModel(ctx.quick));
     return sharedModels.get(ctx.quick)!;
   },
+  stepTuning: MambaStepTuning = {},
 ): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
+  const tuned = Object.keys(stepTuning).length > 0;
   const observe: BenchmarkDef<ObserveState> = {
-    name: "serve observe",
+    name: tuned ? `serve observe (${describeStepTuning(stepTuning)})` : "serve observe",
     setup: (ctx) => {
       const { users } = sizesOf(ctx);
       const model = modelFor(ctx);
-      const stream = new Mamba4RecStream(model, { capacity: users });
+      const stream = new Mamba4RecStream(model, { capacity: users, stepTuning });
       const numItems = model.config.numItems;
       const rounds = [1, 2, 3, 4].map((seed) => randomItems(users, numItems, seed));
       const all = Int32Array.from({ length: users }, (_, i) => i);
@@ -166,7 +182,8 @@ export function streamBenchmarks(
     },
     teardown: (s) => s.stream.dispose(),
     bytes: (s) => observeFloorBytes(s.model, s.users.length),
-    note: (s) => `${s.users.length} users × 1 event`,
+    note: (s) =>
+      `${s.users.length} users × 1 event${tuned ? `, ${describeStepTuning(stepTuning)}` : ""}`,
   };
   const recompute: BenchmarkDef<RecomputeState> = {
     name: "serve recompute windows",
@@ -202,11 +219,38 @@ export function streamBenchmarks(
 
 for (const def of streamBenchmarks()) benchmark(def as BenchmarkDef);
 
+/**
+ * The fused step's tunings that `--state-batch B[,B…]` and `--prefetch-state` ask for: each
+ * state batch (the default when none is given), each without and, with `--prefetch-state`, with
+ * the state row loaded first.
+ */
+export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
+  const at = args.indexOf("--state-batch");
+  const batches = at < 0 ? [undefined] : (args[at + 1] ?? "").split(",").map((v) => {
+    const b = Number(v);
+    if (!Number.isInteger(b) || b < 1) {
+      throw new RangeError(`--state-batch: expected integers ≥ 1 separated by commas, got ${v}`);
+    }
+    return b;
+  });
+  const prefetch = args.includes("--prefetch-state") ? [false, true] : [false];
+  return batches.flatMap((stateBatch) =>
+    prefetch.map((p) => ({
+      ...(stateBatch !== undefined ? { stateBatch } : {}),
+      ...(p ? { prefetchState: true } : {}),
+    }))
+  );
+}
+
 if (import.meta.main) {
   const info = await initGpu();
   const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
   console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
-  const defs = streamBenchmarks() as BenchmarkDef[];
+  const tunings = stepTuningsOf(Deno.args);
+  const defs = [
+    ...tunings.map((tuning) => streamBenchmarks(undefined, tuning)[0]),
+    streamBenchmarks()[1],
+  ] as BenchmarkDef[];
   if (Deno.args.includes("--profile")) {
     for (const def of defs) await printKernelProfile(def, ctx);
   }

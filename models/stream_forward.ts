@@ -12,7 +12,7 @@ import { matmul } from "../ops/dense/matmul/mod.ts";
 import { add, reshape } from "../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../ops/pointwise/gather.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
-import { mambaStep } from "../ops/sequence/mamba_step.ts";
+import { mambaStep, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
 import { selectiveScanWithFinalState } from "../ops/sequence/selective_scan/mod.ts";
 import { writeSlotRows } from "../ops/sequence/selective_step.ts";
 import { writeTransposedRows } from "../ops/sequence/transposed_rows.ts";
@@ -32,6 +32,8 @@ export interface StreamNetwork {
   readonly inference: DropoutContext;
   /** Latest representation per slot `[capacity, d]`. */
   readonly reps: Tensor;
+  /** How the fused step kernel waits for memory. */
+  readonly stepTuning: MambaStepTuning;
 }
 
 /**
@@ -43,7 +45,7 @@ export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void
   let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
   for (const layer of net.layers) {
     const xz = matmul(h, layer.inProj, { transB: true });
-    const y = mambaStep(xz, layer.step, layer, slots);
+    const y = mambaStep(xz, layer.step, layer, slots, net.stepTuning);
     const m = layer.out.forward(y);
     // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
     const normed = layer.norm.forward(net.layers.length === 1 ? m : add(m, h));

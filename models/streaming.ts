@@ -39,6 +39,7 @@ import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { zeros } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
+import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
 import { writeSlotRows } from "../ops/sequence/selective_step.ts";
 import { LayerNorm } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
@@ -61,6 +62,11 @@ export const INIT_TOKENS_PER_PASS = 1 << 18;
 export interface Mamba4RecStreamOptions {
   /** Number of user slots in the pools; users are slot numbers `0 … capacity − 1`. */
   readonly capacity: number;
+  /**
+   * How the fused step kernel waits for memory (`MambaStepTuning`; benchmarks compare settings).
+   * The results are the same whatever it says.
+   */
+  readonly stepTuning?: MambaStepTuning;
 }
 
 /**
@@ -95,12 +101,21 @@ export class Mamba4RecStream {
     const params = new TrainedParameters(model.params);
     const d = model.config.hiddenSize;
     const embNorm = new LayerNorm(params, "LayerNorm", d);
+    const { expand, dState } = model.config;
+    checkMambaStepTuning(options.stepTuning ?? {}, expand * d, dState);
     const layers: StepLayer[] = [];
     for (let i = 0; i < model.config.numLayers; i++) {
       layers.push(stepLayer(params, i, model.config, capacity));
     }
     const inference = { p: 0, rng: model.dropoutRng, training: false };
-    this.#net = { model, embNorm, layers, inference, reps: keep(zeros([capacity, d])) };
+    this.#net = {
+      model,
+      embNorm,
+      layers,
+      inference,
+      reps: keep(zeros([capacity, d])),
+      stepTuning: options.stepTuning ?? {},
+    };
   }
 
   /** Number of events observed for `user` since it was created or last reset. */

@@ -118,10 +118,16 @@ export {
   writeSlotRows,
 } from "./sequence/selective_step.ts";
 export type { SelectiveScanStepInputs } from "./sequence/selective_step.ts";
-export { mambaStep, mambaStepReference } from "./sequence/mamba_step.ts";
+export {
+  checkMambaStepTuning,
+  MAMBA_STEP_STATE_BATCH,
+  mambaStep,
+  mambaStepReference,
+} from "./sequence/mamba_step.ts";
 export type {
   MambaStepPools,
   MambaStepReferenceWeights,
+  MambaStepTuning,
   MambaStepWeights,
 } from "./sequence/mamba_step.ts";
 export { writeTransposedRows, writeTransposedRowsReference } from "./sequence/transposed_rows.ts";

@@ -334,3 +334,105 @@ Deno.test("writeTransposedRows copies each matrix transposed into its slot's col
     );
   });
 });
+
+/** Random step weights of the fused kernel's layouts, and random (nonzero) pools. */
+function randomStep(rng: () => number, d: number, n: number, r: number, w: number, slots: number) {
+  const draw = (count: number, std: number) => f32(randn(rng, count, std));
+  return {
+    step: {
+      convWeight: Tensor.from(draw(d * w, 0.5), [d, w]),
+      convBias: Tensor.from(draw(d, 0.5), [d]),
+      xProjT: Tensor.from(draw(d * (r + 2 * n), 1 / Math.sqrt(d)), [d, r + 2 * n]),
+      dtWeight: Tensor.from(draw(d * r, 0.5), [d, r]),
+      dtBias: Tensor.from(draw(d, 0.3), [d]),
+      aT: Tensor.from(Float32Array.from(randn(rng, n * d), (v) => -Math.exp(v)), [n, d]),
+      D: Tensor.from(draw(d, 1), [d]),
+    },
+    window: draw(slots * (w - 1) * d, 1),
+    state: draw(slots * n * d, 1),
+  };
+}
+
+// Tunings change how the kernel waits for memory, never a result bit: a state batch of one, one
+// that does not divide n, all n at once, and the state row loaded before the convolution.
+for (
+  const { d, n, r, w, tunings } of [
+    {
+      d: 40,
+      n: 12,
+      r: 3,
+      w: 4,
+      tunings: [
+        { stateBatch: 1 },
+        { stateBatch: 5 },
+        { stateBatch: 12 },
+        { prefetchState: true },
+        { prefetchState: true, stateBatch: 2 },
+      ],
+    },
+    { d: 260, n: 9, r: 2, w: 3, tunings: [{ stateBatch: 2 }, { stateBatch: 9 }] },
+  ]
+) {
+  Deno.test(`mambaStep tunings give the default's results bit for bit (d ${d}, n ${n})`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const capacity = 5, slots = Int32Array.of(3, 0, 4);
+    const t = tidy(() => randomStep(rng, d, n, r, w, capacity));
+    const inputs = Array.from({ length: 3 }, () => f32(randn(rng, slots.length * 2 * d, 1)));
+    /** Three steps from the same pools under `tuning`: every output, then the pools. */
+    const run = async (tuning: object) => {
+      const pools = tidy(() => ({
+        window: Tensor.from(t.window, [capacity, w - 1, d]),
+        state: Tensor.from(t.state, [capacity, n, d]),
+      }));
+      const ys = tidy(() =>
+        inputs.map((xz) =>
+          mambaStep(
+            Tensor.from(xz, [slots.length, 2 * d]),
+            t.step,
+            pools,
+            Tensor.from(slots, [slots.length], "i32"),
+            tuning,
+          )
+        )
+      );
+      const host = await readTensors([...ys, pools.window, pools.state]);
+      for (const x of [...ys, pools.window, pools.state]) x.dispose();
+      return host.map((a) => Array.from(a));
+    };
+    try {
+      const want = await run({});
+      assert(want[0].some((v) => v !== 0), `seed ${seed}: the default's output is zero`);
+      for (const tuning of tunings) {
+        assertEquals(await run(tuning), want, `seed ${seed}: ${JSON.stringify(tuning)}`);
+      }
+    } finally {
+      tidy(() => Object.values(t.step).forEach((x) => x.dispose()));
+    }
+  });
+}
+
+Deno.test("mambaStep: a bad tuning throws naming the setting", () => {
+  const rng = makeRng(freshSeed());
+  const d = 300, n = 4, r = 1, w = 2;
+  tidy(() => {
+    const t = randomStep(rng, d, n, r, w, 1);
+    const pools = {
+      window: Tensor.from(t.window, [1, w - 1, d]),
+      state: Tensor.from(t.state, [1, n, d]),
+    };
+    const step = (tuning: object) =>
+      mambaStep(
+        Tensor.from(new Float32Array(2 * d), [1, 2 * d]),
+        t.step,
+        pools,
+        Tensor.from(Int32Array.of(0), [1], "i32"),
+        tuning,
+      );
+    for (const stateBatch of [0, n + 1, 1.5]) {
+      assertThrows(() => step({ stateBatch }), RangeError, `tuning.stateBatch`);
+    }
+    assertThrows(() => step({ prefetchState: true }), RangeError, "d_inner 300");
+    assertThrows(() => step({ prefetchState: "yes" }), RangeError, "tuning.prefetchState");
+  });
+});

@@ -30,7 +30,7 @@ import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
 import { causalConv1dStepReference, selectiveScanStepReference } from "./selective_step.ts";
 
-/** Sizes a {@link mambaStep} kernel is compiled for. */
+/** Sizes and launch settings a {@link mambaStep} kernel is compiled for. */
 interface StepSizes {
   /** Channels (d_inner). */
   d: number;
@@ -40,35 +40,86 @@ interface StepSizes {
   r: number;
   /** Convolution width. */
   w: number;
+  /** States loaded before they are updated ({@link MambaStepTuning.stateBatch}). */
+  stateBatch: number;
+  /** Each invocation's state row loaded first ({@link MambaStepTuning.prefetchState}). */
+  prefetch: boolean;
+}
+
+/**
+ * How {@link mambaStep} waits for memory; no setting changes a bit of its results (each state is
+ * updated, and its `C·h` term added, in the same order).
+ */
+export interface MambaStepTuning {
+  /**
+   * States an invocation loads before it updates them, from 1 to n (default
+   * {@link MAMBA_STEP_STATE_BATCH}): that many loads of its state are in flight at once.
+   */
+  readonly stateBatch?: number;
+  /**
+   * Load each invocation's whole state row (n floats) when the kernel starts, so that the loads
+   * overlap the convolution and `x_proj` instead of following them (default false). Only when
+   * one invocation takes one channel: d_inner ≤ 256.
+   */
+  readonly prefetchState?: boolean;
 }
 
 /** Invocations per workgroup: the channels rounded up to whole subgroups, at most 256. */
 const invocations = (d: number) => Math.min(256, Math.ceil(d / 32) * 32);
 
 /**
- * States an invocation reads before it updates them: that many loads of its state are in flight
- * at once, which a memory-bound step needs to approach the memory's bandwidth.
+ * States an invocation reads before it updates them, by default: that many loads of its state
+ * are in flight at once, which a memory-bound step needs to approach the memory's bandwidth.
  */
-const STATE_BATCH = 8;
+export const MAMBA_STEP_STATE_BATCH = 8;
 
 /**
- * WGSL updating `count` states from `k0` on (k0 a variable of the kernel): every load first,
- * then the updates in order, each adding its `C·h` term to `acc`.
+ * WGSL updating `count` states from `k0` on (`k0` a WGSL expression): each state's new value
+ * from its old one, `value(i)`, stored, and its `C·h` term added to `acc`, in order.
  */
+function stateUpdates(k0: string, count: number, value: (i: number) => string): string {
+  return Array.from({ length: count }, (_, i) => [
+    `    let g_${i} = exp(dt * a_t[(${k0} + ${i}u) * D + c]) * ${
+      value(i)
+    } + du * proj[R + ${k0} + ${i}u];`,
+    `    state[h0 + (${k0} + ${i}u) * D] = g_${i};`,
+    `    acc += proj[R + N + ${k0} + ${i}u] * g_${i};`,
+  ]).flat().join("\n");
+}
+
+/** WGSL updating `count` states from the variable `k0` on: every load first, then the updates. */
 function stateBatch(count: number): string {
-  const ks = Array.from({ length: count }, (_, i) => i);
-  const at = (i: number) => `h0 + (k0 + ${i}u) * D`;
+  const loads = Array.from(
+    { length: count },
+    (_, i) => `    let h_${i} = state[h0 + (k0 + ${i}u) * D];`,
+  );
+  return [...loads, stateUpdates("k0", count, (i) => `h_${i}`)].join("\n");
+}
+
+/** WGSL loading the invocation's state row into `hp_0 …` when the kernel starts. */
+function statePrefetch(n: number): string {
+  const ks = Array.from({ length: n }, (_, i) => i);
   return [
-    ...ks.map((i) => `    let h_${i} = state[${at(i)}];`),
-    ...ks.flatMap((i) => [
-      `    let g_${i} = exp(dt * a_t[(k0 + ${i}u) * D + c]) * h_${i} + du * proj[R + k0 + ${i}u];`,
-      `    state[${at(i)}] = g_${i};`,
-      `    acc += proj[R + N + k0 + ${i}u] * g_${i};`,
-    ]),
+    ...ks.map((i) => `  var hp_${i} = 0.0;`),
+    "  if (t < D) {",
+    ...ks.map((i) => `    hp_${i} = state[s * N * D + ${i}u * D + t];`),
+    "  }",
   ].join("\n");
 }
 
-const MAMBA_STEP_WGSL = ({ d, n, r, w }: StepSizes) => /* wgsl */ `
+/** The state phase: from the prefetched row, or in batches of `stateBatch` loads. */
+function stateCode({ n, stateBatch: batch, prefetch }: StepSizes): string {
+  if (prefetch) return stateUpdates("0u", n, (i) => `hp_${i}`);
+  return `    var k0 = 0u;
+    for (; k0 + ${batch}u <= N; k0 += ${batch}u) {
+${stateBatch(batch)}
+    }
+${stateBatch(n % batch)}`;
+}
+
+const MAMBA_STEP_WGSL = (sizes: StepSizes) => {
+  const { d, n, r, w } = sizes;
+  return /* wgsl */ `
 struct P { users: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> xz: array<f32>;
@@ -98,7 +149,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let u = grid_index(wid, p.gx);
   if (u >= p.users) { return; }
   let s = u32(slot[u]);
-  // The convolution, taps oldest first and the new input last, then SiLU; the window drops its
+${
+    sizes.prefetch
+      ? statePrefetch(n) + "\n"
+      : ""
+  }  // The convolution, taps oldest first and the new input last, then SiLU; the window drops its
   // oldest input and appends the new one.
   for (var c = t; c < D; c += T) {
     let base = s * (W - 1u) * D + c;
@@ -129,14 +184,39 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     let du = dt * x;
     var acc = d_skip[c] * x;
     let h0 = s * N * D + c;
-    var k0 = 0u;
-    for (; k0 + ${STATE_BATCH}u <= N; k0 += ${STATE_BATCH}u) {
-${stateBatch(STATE_BATCH)}
-    }
-${stateBatch(n % STATE_BATCH)}
+${stateCode(sizes)}
     out[u * D + c] = acc * silu_(xz[u * 2u * D + D + c]);
   }
 }`;
+};
+
+/**
+ * `tuning` with its defaults filled in, or a RangeError naming the setting, for a step of
+ * `d` channels (d_inner) and `n` states.
+ */
+export function checkMambaStepTuning(
+  tuning: MambaStepTuning,
+  d: number,
+  n: number,
+): { stateBatch: number; prefetch: boolean } {
+  const stateBatch = tuning.stateBatch ?? MAMBA_STEP_STATE_BATCH;
+  if (
+    tuning.stateBatch !== undefined &&
+    !(Number.isInteger(stateBatch) && stateBatch >= 1 && stateBatch <= n)
+  ) {
+    throw new RangeError(
+      `mambaStep: tuning.stateBatch must be an integer from 1 to n (${n}), got ${stateBatch}`,
+    );
+  }
+  const prefetch = tuning.prefetchState ?? false;
+  if (typeof prefetch !== "boolean" || (prefetch && invocations(d) < d)) {
+    throw new RangeError(
+      `mambaStep: tuning.prefetchState must be a boolean, and true only with d_inner ≤ 256 ` +
+        `(one channel per invocation), got ${prefetch} with d_inner ${d}`,
+    );
+  }
+  return { stateBatch, prefetch };
+}
 
 /** The step's weights, in the layouts {@link mambaStep} reads. */
 export interface MambaStepWeights {
@@ -175,7 +255,12 @@ function check(what: string, t: Tensor, shape: readonly number[], dtype = "f32")
   }
 }
 
-function sizesOf(xz: Tensor, weights: MambaStepWeights, pools: MambaStepPools): StepSizes {
+function sizesOf(
+  xz: Tensor,
+  weights: MambaStepWeights,
+  pools: MambaStepPools,
+  tuning: MambaStepTuning,
+): StepSizes {
   const [n, d] = weights.aT.shape;
   const w = weights.convWeight.shape[1];
   const r = weights.dtWeight.shape[1];
@@ -203,7 +288,7 @@ function sizesOf(xz: Tensor, weights: MambaStepWeights, pools: MambaStepPools): 
         "memory; run the block unfused (causalConv1dStep, the products, selectiveScanStep)",
     );
   }
-  return { d, n, r, w };
+  return { d, n, r, w, ...checkMambaStepTuning(tuning, d, n) };
 }
 
 /**
@@ -216,6 +301,7 @@ function sizesOf(xz: Tensor, weights: MambaStepWeights, pools: MambaStepPools): 
  * @param weights the step's weights
  * @param pools the windows and states, updated in place
  * @param slots i32 `[streams]`: each stream's row of the pools, distinct and in range
+ * @param tuning how the kernel waits for memory (the results are the same whatever it says)
  * @returns y `[streams, d]`, the output projection's input
  */
 export function mambaStep(
@@ -223,8 +309,9 @@ export function mambaStep(
   weights: MambaStepWeights,
   pools: MambaStepPools,
   slots: Tensor,
+  tuning: MambaStepTuning = {},
 ): Tensor {
-  const sizes = sizesOf(xz, weights, pools);
+  const sizes = sizesOf(xz, weights, pools, tuning);
   const streams = xz.shape[0];
   check("slots", slots, [streams], "i32");
   if (streams === 0) {
