@@ -61,6 +61,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "table's gradient over fewer rows, so their numbers differ in rounding (a test bounds " +
       "it); records trained that way are not covered.",
   },
+  {
+    from: "sha256:580feeb0f3245e8df8ef7db911c3b5b63ce6c4db16ebec0b6646c951ef0e7693",
+    to: "sha256:73e1b5aa5572abaefcfba4d9974aa5b33e1416e1374006b7533ca99972fc508b",
+    change: "tuning options of the streaming step kernel",
+    evidence: "`mambaStep` takes a tuning (states loaded at a time, the state row loaded " +
+      "first) whose default generates the kernel's WGSL byte for byte as before (compared " +
+      "for five sizes), and the streaming form passes its own through. No training or " +
+      "evaluation run dispatches the step kernel.",
+  },
 ];
 
 /** Whether `equivalence` keeps current a record trained with `trainConfig` (see `notFor`). */
