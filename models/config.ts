@@ -54,6 +54,15 @@ export interface TrainConfig {
    */
   microBatchSize?: number;
   /**
+   * All-positions training only (absent by default): about this many targets a step instead of
+   * `batchSize` windows. Each step then takes the windows that hold that many targets on average
+   * (the training targets over the windows, rounded, at least one). A prefix batch of B samples
+   * has B targets, so `targetsPerStep: B` gives all-positions training as many optimizer steps an
+   * epoch as the prefix protocol; with `batchSize` windows it takes several times fewer (6× on
+   * Beauty's windows of 50, about 100× on ML-1M's of 200).
+   */
+  targetsPerStep?: number;
+  /**
    * Packed-batch models only (absent for padded ones; {@link PACKED_TRAIN_DEFAULTS} when left
    * out): ρ, the probability with which each training history token is replaced by id 0
    * (SSD4Rec's `maskratio`). Validation and test batches are never masked.
@@ -170,6 +179,7 @@ const TRAIN_CHECKS: Record<keyof TrainConfig, Check> = {
   lossCheckEvery: positiveInt,
   verbose: bool,
   microBatchSize: positiveInt,
+  targetsPerStep: positiveInt,
   maskRatio: probability,
   varLen: bool,
   padTo: positiveInt,

@@ -8,7 +8,8 @@
  * chosen by itself when a step exceeds the adapter's binding limit), --lr X, --max-len L,
  * --seed S, --dropout P,
  * --layers N, Mamba4Rec's ablation settings --ffn true|false, --layer-norm true|false,
- * --position-embedding true|false with --model-max-len L (the position table's rows), --clip-grad-norm X, --training-mode prefix|all-positions, --max-users N (the first
+ * --position-embedding true|false with --model-max-len L (the position table's rows), --clip-grad-norm X, --training-mode prefix|all-positions,
+ * --targets-per-step T (all-positions steps of about T targets instead of --batch-size windows), --max-users N (the first
  * N users only, as the notebooks' quick mode), --checkpoint-dir DIR, --resume FILE, --continue
  * (resume from DIR/last.safetensors when it exists), --epochs-this-run N and --max-seconds S (stop
  * early in this process; run the same command again to go on), --record FILE (when training is
@@ -60,7 +61,7 @@ const USAGE = `usage: deno task train --model ${MODEL_NAMES.join("|")} --dataset
   "       [--max-len L]\n" +
   "       [--seed S] [--dropout P]\n" +
   "       [--layers N] [--ffn B] [--layer-norm B] [--position-embedding B] [--model-max-len L]\n" +
-  "       [--clip-grad-norm X] [--training-mode prefix|all-positions]\n" +
+  "       [--clip-grad-norm X] [--training-mode prefix|all-positions] [--targets-per-step T]\n" +
   "       [--mask-ratio R] [--beta B] [--var-len true|false] [--pad-to L] [--max-users N]\n" +
   "       [--kuairand-logs standard-early|standard|all]\n" +
   "       [--checkpoint-dir DIR] [--resume FILE] [--continue] [--epochs-this-run N]\n" +
@@ -84,6 +85,7 @@ const SETTING_FLAGS: Readonly<Record<string, SettingFlag>> = {
   seed: { train: "seed", model: "seed", value: "number" },
   "clip-grad-norm": { train: "clipGradNorm", value: "number" },
   "training-mode": { train: "trainingMode", value: "text" },
+  "targets-per-step": { train: "targetsPerStep", value: "number" },
   "mask-ratio": { train: "maskRatio", value: "number" },
   "var-len": { train: "varLen", value: "boolean" },
   "pad-to": { train: "padTo", value: "number" },

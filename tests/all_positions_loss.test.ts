@@ -1,19 +1,26 @@
 /**
  * All-positions training scores only the real targets of each window: the loss and every
  * gradient equal the cross-entropy over every position with the padding ignored, to rounding,
- * under the same dropout draws.
+ * under the same dropout draws. With `targetsPerStep` its steps hold that many targets on
+ * average.
  */
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { backward, zeroGrad } from "../ops/core/autograd.ts";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { reshape } from "../ops/pointwise/elementwise.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
 import { allPositionsBatches } from "../data/batches.ts";
-import { trainConfig } from "../models/config.ts";
+import { ConfigError, trainConfig } from "../models/config.ts";
 import { createModel } from "../models/registry.ts";
 import type { PaddedModel } from "../models/model.ts";
-import { targetPositions, trainingSteps } from "../models/training/layouts.ts";
+import {
+  checkLayoutSettings,
+  targetPositions,
+  trainingSteps,
+  windowsPerStep,
+} from "../models/training/layouts.ts";
+import { variantTag } from "../run/model_variant.ts";
 import { ruleDataset } from "./rule_dataset.ts";
 import { assertClose, freshSeed } from "./util.ts";
 
@@ -107,3 +114,38 @@ for (const [name, make] of Object.entries(models)) {
     });
   });
 }
+
+Deno.test("targetsPerStep: all-positions steps of about that many targets, refused in prefix mode", () => {
+  const seed = freshSeed();
+  const dataset = ruleDataset(seed % 1000, 60, 30, 12);
+  const maxLength = 4;
+  const windows = allPositionsBatches(dataset, { maxLength, shuffle: false }).sampleCount;
+  const targets = dataset.split.train.users.length;
+  for (const wanted of [1, 7, 40, 10_000]) {
+    const perStep = windowsPerStep(dataset, maxLength, wanted);
+    assertEquals(perStep, Math.max(1, Math.round(wanted * windows / targets)), `seed ${seed}`);
+    const model = models.sasrec(dataset.numItems, seed % 1000);
+    const config = trainConfig({
+      batchSize: 3,
+      maxLength,
+      seed,
+      verbose: false,
+      trainingMode: "all-positions",
+      targetsPerStep: wanted,
+    });
+    const steps = trainingSteps(model, dataset, config, 0);
+    assertEquals(steps.batchCount, Math.ceil(windows / perStep), `${wanted} targets, seed ${seed}`);
+    const sizes = [...steps].map((s) => s.size);
+    assertEquals(sizes.reduce((a, b) => a + b, 0), windows);
+  }
+  assertThrows(
+    () => checkLayoutSettings({ name: "sasrec" }, { trainingMode: "prefix", targetsPerStep: 64 }),
+    ConfigError,
+    "'targetsPerStep' is 64, but 'trainingMode' is \"prefix\"",
+  );
+  assertThrows(() => trainConfig({ targetsPerStep: 0 }), ConfigError, "targetsPerStep");
+  assertEquals(
+    variantTag({}, { trainingMode: "all-positions", targetsPerStep: 2048 }),
+    "targetsPerStep-2048_trainingMode-all-positions",
+  );
+});

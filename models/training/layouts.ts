@@ -149,8 +149,19 @@ export function checkLayoutSettings(
     readonly trainingLoss?: unknown;
     readonly ownTrainingLoss?: boolean;
   },
-  config: Pick<TrainConfig, "trainingMode" | "maskRatio" | "varLen" | "padTo" | "microBatchSize">,
+  config: Pick<
+    TrainConfig,
+    "trainingMode" | "maskRatio" | "varLen" | "padTo" | "microBatchSize" | "targetsPerStep"
+  >,
 ): void {
+  if (config.targetsPerStep !== undefined && config.trainingMode !== "all-positions") {
+    throw new ConfigError(
+      `training config: 'targetsPerStep' is ${config.targetsPerStep}, but 'trainingMode' is ` +
+        `${JSON.stringify(config.trainingMode)}: it sets the steps of all-positions training ` +
+        `only; leave it out or set trainingMode "all-positions"`,
+      "targetsPerStep",
+    );
+  }
   const layout = layoutOf(model);
   if (layout === "padded") {
     if ((model.trainingLoss || model.ownTrainingLoss) && config.microBatchSize !== undefined) {
@@ -246,7 +257,14 @@ function paddedTrainingSteps(
       };
     });
   }
-  const batches = allPositionsBatches(dataset, { maxLength, batchSize, seed, epoch });
+  const batches = allPositionsBatches(dataset, {
+    maxLength,
+    batchSize: config.targetsPerStep === undefined
+      ? batchSize
+      : windowsPerStep(dataset, maxLength, config.targetsPerStep),
+    seed,
+    epoch,
+  });
   // The cross-entropy at every real position of each window. Those rows are gathered before the
   // scores, the step's largest product, so padding costs no logits.
   const allPositionsLoss = (b: AllPositionsBatch) => {
@@ -272,6 +290,20 @@ function paddedTrainingSteps(
       }),
     release,
   }));
+}
+
+/**
+ * Windows of `maxLength` per all-positions step that hold `targets` training targets on average:
+ * the dataset's training targets over its windows, rounded, at least one.
+ */
+export function windowsPerStep(
+  dataset: SequentialDataset,
+  maxLength: number,
+  targets: number,
+): number {
+  const windows = allPositionsBatches(dataset, { maxLength, shuffle: false }).sampleCount;
+  const perWindow = dataset.split.train.users.length / Math.max(windows, 1);
+  return Math.max(1, Math.round(targets / perWindow));
 }
 
 /**
