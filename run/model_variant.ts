@@ -13,11 +13,13 @@ import { trainConfig } from "../models/config.ts";
 import { datasetSizes, findModel } from "../models/registry.ts";
 
 /**
- * The training settings that make a variant of their own: the training objective, the packed
- * models' masking and padding, and the window length (as a training setting, `--max-len`).
+ * The training settings that make a variant of their own: the training objective and its step
+ * size in targets, the packed models' masking and padding, and the window length (as a training
+ * setting, `--max-len`).
  */
 export const VARIANT_TRAIN_KEYS: readonly string[] = Object.freeze([
   "trainingMode",
+  "targetsPerStep",
   "maskRatio",
   "varLen",
   "padTo",

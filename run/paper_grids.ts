@@ -293,9 +293,10 @@ export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
 
 /**
  * Mamba4Rec's training objective: the paper's (the cross-entropy at each prefix sample's last
- * position) against every position of each window (`trainingMode: "all-positions"`). Trained on
- * Beauty and Video Games; ML-1M is shown where recorded. Quick mode smoke-tests all positions on
- * Beauty.
+ * position) against every position of each window (`trainingMode: "all-positions"`), in steps
+ * of 2,048 windows or of about 2,048 targets (`targetsPerStep`, as many steps an epoch as the
+ * prefix protocol's). Trained on Beauty and Video Games; ML-1M is shown where recorded. Quick
+ * mode smoke-tests all positions on Beauty.
  */
 export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
   notebook: "training_modes",
@@ -310,6 +311,11 @@ export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
       label: "all positions",
       model: Object.freeze({}),
       train: Object.freeze({ trainingMode: "all-positions" }),
+    }),
+    Object.freeze({
+      label: "all positions, 2,048 targets a step",
+      model: Object.freeze({}),
+      train: Object.freeze({ trainingMode: "all-positions", targetsPerStep: 2048 }),
     }),
   ]),
   recordedOnly: Object.freeze(["ml-1m"]),
