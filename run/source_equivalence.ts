@@ -70,6 +70,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "for five sizes), and the streaming form passes its own through. No training or " +
       "evaluation run dispatches the step kernel.",
   },
+  {
+    from: "sha256:73e1b5aa5572abaefcfba4d9974aa5b33e1416e1374006b7533ca99972fc508b",
+    to: "sha256:8abb45e90904be66e486540f93a5b19f131e1713e9c203e6aad83c00cfb5e3c3",
+    change: "the optional all-positions setting targetsPerStep",
+    evidence: "A new training setting, `targetsPerStep`, absent unless given: without it the " +
+      "batcher gets `batchSize` windows as before and no other line runs differently. Runs " +
+      "that set it did not exist before it.",
+  },
 ];
 
 /** Whether `equivalence` keeps current a record trained with `trainConfig` (see `notFor`). */
