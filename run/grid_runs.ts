@@ -11,7 +11,7 @@
  */
 import type { SequentialDataset } from "../data/dataset.ts";
 import { train, type TrainResult } from "../models/training/trainer.ts";
-import { variantTag } from "./model_variant.ts";
+import { VARIANT_TRAIN_OPTIONS, variantTag } from "./model_variant.ts";
 import { type GridVariant, type RunGrid, smokesCell } from "./run_grid.ts";
 import { ORDER_LIMITED_DATASETS, type OrderLimit } from "./paper_values.ts";
 import { TrainingProgress } from "./progress.ts";
@@ -147,15 +147,6 @@ const SETTING_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
   beta: "--beta",
 });
 
-/** The `deno task train` options of the training settings a variant may set, by setting. */
-const TRAIN_SETTING_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
-  trainingMode: "--training-mode",
-  maskRatio: "--mask-ratio",
-  varLen: "--var-len",
-  padTo: "--pad-to",
-  maxLength: "--max-len",
-});
-
 /**
  * The `deno task train` command that trains and records one run of the paper's settings, or of
  * its model `settings` and training settings `train` over them (an ablation's or a sweep's row).
@@ -169,13 +160,13 @@ export function recordCommand(
   const options = [
     ...Object.entries(settings).map(([k, v]) => `${SETTING_OPTIONS[k] ?? `--model-${k}`} ${v}`),
     ...Object.entries(train).map(([k, v]) => {
-      if (!Object.hasOwn(TRAIN_SETTING_OPTIONS, k)) {
+      if (!Object.hasOwn(VARIANT_TRAIN_OPTIONS, k)) {
         throw new Error(
           `a grid variant sets the training setting '${k}', which no variant may set; use one of ` +
-            Object.keys(TRAIN_SETTING_OPTIONS).join(", "),
+            Object.keys(VARIANT_TRAIN_OPTIONS).join(", "),
         );
       }
-      return `${TRAIN_SETTING_OPTIONS[k]} ${v}`;
+      return `${VARIANT_TRAIN_OPTIONS[k]} ${v}`;
     }),
   ].map((o) => ` ${o}`).join("");
   return `deno task train --model ${key.model} --dataset ${key.dataset} --seed ${key.seed}` +

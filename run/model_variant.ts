@@ -13,18 +13,23 @@ import { trainConfig } from "../models/config.ts";
 import { datasetSizes, findModel } from "../models/registry.ts";
 
 /**
- * The training settings that make a variant of their own: the training objective and its step
- * size in targets, the packed models' masking and padding, and the window length (as a training
- * setting, `--max-len`).
+ * The training settings that make a variant of their own, with the `deno task train` option that
+ * sets each: the training objective and its step size in targets, the packed models' masking and
+ * padding, and the window length (as a training setting, `--max-len`).
  */
-export const VARIANT_TRAIN_KEYS: readonly string[] = Object.freeze([
-  "trainingMode",
-  "targetsPerStep",
-  "maskRatio",
-  "varLen",
-  "padTo",
-  "maxLength",
-]);
+export const VARIANT_TRAIN_OPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  trainingMode: "--training-mode",
+  targetsPerStep: "--targets-per-step",
+  maskRatio: "--mask-ratio",
+  varLen: "--var-len",
+  padTo: "--pad-to",
+  maxLength: "--max-len",
+});
+
+/** The training settings that make a variant of their own ({@link VARIANT_TRAIN_OPTIONS}). */
+export const VARIANT_TRAIN_KEYS: readonly string[] = Object.freeze(
+  Object.keys(VARIANT_TRAIN_OPTIONS),
+);
 
 /** The model settings a variant never holds: sized by the data or the window, or the run's seed. */
 const NOT_VARIANT_KEYS: ReadonlySet<string> = new Set([

@@ -18,8 +18,8 @@ export interface GridVariant {
   readonly model: Readonly<Record<string, unknown>>;
   /**
    * Training settings over the preset's, of those that make a variant (`run/model_variant.ts`'s
-   * `VARIANT_TRAIN_KEYS`: `trainingMode`, `maskRatio`, `varLen`, `padTo`, `maxLength`); unset
-   * for the paper's training settings.
+   * `VARIANT_TRAIN_KEYS`: `trainingMode`, `targetsPerStep`, `maskRatio`, `varLen`, `padTo`,
+   * `maxLength`); unset for the paper's training settings.
    */
   readonly train?: Readonly<Record<string, unknown>>;
   /**
