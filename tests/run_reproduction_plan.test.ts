@@ -17,9 +17,9 @@ import {
   recordOrderLimit,
   variantSettings,
 } from "../run/grid_runs.ts";
-import { modelVariant, variantTag } from "../run/model_variant.ts";
+import { modelVariant, VARIANT_TRAIN_OPTIONS, variantTag } from "../run/model_variant.ts";
 import { overallChart, overallTable, perSeedTable } from "../run/overall_table.ts";
-import { MAMBA4REC_ABLATION, PAPER_SEEDS } from "../run/paper_grids.ts";
+import { MAMBA4REC_ABLATION, PAPER_SEEDS, RUN_GRIDS } from "../run/paper_grids.ts";
 import type { RunGrid } from "../run/run_grid.ts";
 import type { PaperValues } from "../run/paper_values.ts";
 import { listNotebooks } from "../run/reproduce.ts";
@@ -450,6 +450,15 @@ Deno.test("training-setting variants: tagged, found by their grid row, and train
     Error,
     "learningRate",
   );
+  // Every training setting of every grid row has its train option.
+  for (const grid of RUN_GRIDS) {
+    for (const variant of grid.variants ?? []) {
+      const command = recordCommand(key, "/r/x.json", {}, variant.train ?? {});
+      for (const [setting, value] of Object.entries(variant.train ?? {})) {
+        assertStringIncludes(command, ` ${VARIANT_TRAIN_OPTIONS[setting]} ${value}`, setting);
+      }
+    }
+  }
   await withTempDir("ssmrec-train-variant-", async (dir) => {
     await writeRunRecord(runRecordPath(recordKey(record), dir), record);
     await writeRunRecord(runRecordPath(recordKey(base), dir), base);

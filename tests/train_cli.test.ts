@@ -24,6 +24,11 @@ Deno.test("train: usage, setting and path errors print one line and stop before 
       ],
       [["--epochs", "many"], 2, /--epochs: expected a number, got 'many'/],
       [
+        ["--targets-per-step", "2048"],
+        2,
+        /^error: --targets-per-step: .*'targetsPerStep' is 2048, but 'trainingMode' is "prefix"/,
+      ],
+      [
         ["--model", "sasrec9"],
         2,
         new RegExp(
