@@ -1,10 +1,10 @@
 /**
  * Source changes that leave every recorded run's numbers as they were.
  *
- * A run record names the source hash of the code that made it (`CodeVersion` in `./code_version.ts`); any other
- * hash makes it stale, because a change under `ops/`, `models/` or `data/` may change the
- * arithmetic (a summation order, a kernel choice) and with it every number a training run
- * produces. Some changes cannot: a buffer size that only a failing run ever reached, a clearer
+ * A run record names the source hash of the code that made it (`CodeVersion` in
+ * `./code_version.ts`); any other hash makes it stale, because a change under `ops/`, `models/`
+ * or `data/` may change the arithmetic (a summation order, a kernel choice) and with it every
+ * number a training run produces. Some changes cannot: a buffer size that only a failing run ever reached, a clearer
  * error message, a refactor that encodes the same dispatches in the same order. Each such change
  * is listed here with the hash before and after it, what changed and why no completed run can
  * compute differently. A record whose hash is linked to the current one by a chain of these
