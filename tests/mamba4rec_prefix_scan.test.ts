@@ -31,7 +31,11 @@ function makePositions(c: ScanCase, rng: () => number): Int32Array {
 }
 
 async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () => number) {
-  const { p, layout, present, inputs, unpack, flags } = setUpScan(c, channelsLast, rng);
+  const { p, layout, present, inputs, unpack, termSizes, flags } = setUpScan(
+    c,
+    channelsLast,
+    rng,
+  );
   const positions = makePositions(c, rng);
   const what = `selectiveScanAt b${c.batch} d${c.channels} l${c.length} n${c.states} ${layout} ` +
     `${flags} ${JSON.stringify(c.tuning ?? {})} positions [${positions}] seed ${seed}`;
@@ -52,13 +56,10 @@ async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () =
   const host = await readTensors(results);
   results.forEach((t) => t.dispose());
   const xs = inputs.map((x) => x.data);
-  // Errors relative to the size of each result's terms, not only to the result: C·h + D·u and
-  // the sums of the backward, over random inputs of both signs, can cancel far below their terms,
-  // and float32's error is a rounding of the terms. Their size is the same computation on |u|,
-  // |B|, |C|, |D| (and |w| for the gradients), whose terms all add.
-  const magnitude = (x: Float64Array, i: number) =>
-    [0, 3, 4].includes(i) || present[i - 5] === "D" ? x.map(Math.abs) : x;
-  const sizes = unpack(xs.map(magnitude));
+  // Errors relative to the size of each result's terms (`termSizes`), not only to the result:
+  // C·h + D·u and the sums of the backward, over random inputs of both signs, can cancel far
+  // below their terms, and float32's error is a rounding of the terms.
+  const sizes = termSizes(xs);
   const rms = (v: ArrayLike<number>) =>
     Math.sqrt(Array.from(v).reduce((sum, x) => sum + x * x, 0) / Math.max(1, v.length));
   const relative = (got: ArrayLike<number>, want: ArrayLike<number>, size: number) =>

@@ -20,7 +20,15 @@ import { type ScanCase, setUpScan } from "./selective_scan_check.ts";
 import { freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
 async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () => number) {
-  const { p, layout, present, inputs, unpack, flags } = setUpScan(c, channelsLast, rng);
+  const { p, layout, present, inputs, unpack, termSizes, flags } = setUpScan(c, channelsLast, rng);
+  const gradients = (gr: ReturnType<typeof selectiveScanReferenceBackward>) => [
+    gr.u,
+    gr.delta,
+    gr.A,
+    gr.B,
+    gr.C,
+    ...present.map((k) => gr[k]!),
+  ];
   await gradCheck({
     what: `selectiveScan b${c.batch} d${c.channels} l${c.length} n${c.states} ${layout} ` +
       `${flags} ${JSON.stringify(c.tuning ?? {})} seed ${seed}`,
@@ -35,10 +43,12 @@ async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () =
       });
     },
     ref: (xs) => selectiveScanReference(p, unpack(xs)),
-    refGrad: (xs, g) => {
-      const gr = selectiveScanReferenceBackward(p, unpack(xs), g);
-      return [gr.u, gr.delta, gr.A, gr.B, gr.C, ...present.map((k) => gr[k]!)];
-    },
+    refScale: (xs) => selectiveScanReference(p, termSizes(xs)),
+    refGrad: (xs, g) => gradients(selectiveScanReferenceBackward(p, unpack(xs), g)),
+    refGradScale: (xs, g) =>
+      gradients(selectiveScanReferenceBackward(p, termSizes(xs), g.map(Math.abs))).map((a) =>
+        a.map(Math.abs)
+      ),
     rng,
     tol: 1e-5,
     probes: 8,

@@ -71,6 +71,13 @@ export interface ScanSetup {
   inputs: GradInput[];
   /** An input list in the order of `inputs` back as scan inputs. */
   unpack: (xs: Float64Array[]) => SelectiveScanInputs;
+  /**
+   * The same, with u, B, C and D at their absolute values: the scan of these adds every term of
+   * each of the real scan's sums with one sign (Δ, A and the gate are common factors), so its
+   * outputs, and its gradients for |output gradient|, are the sizes of those terms. Float32's
+   * error is a rounding of the terms, which random inputs can cancel far below.
+   */
+  termSizes: (xs: Float64Array[]) => SelectiveScanInputs;
   /** The optional inputs and softplus, for messages. */
   flags: string;
 }
@@ -103,6 +110,11 @@ export function setUpScan(c: ScanCase, channelsLast: boolean, rng: () => number)
     present.forEach((k, i) => (o[k] = xs[5 + i]));
     return o;
   };
+  const termSizes = (xs: Float64Array[]): SelectiveScanInputs => {
+    const o = unpack(xs);
+    const abs = (a: Float64Array) => a.map(Math.abs);
+    return { ...o, u: abs(o.u), B: abs(o.B), C: abs(o.C), ...(o.D ? { D: abs(o.D) } : {}) };
+  };
   const flags = `${present.join("+") || "plain"}${p.softplus ? " softplus" : ""}`;
-  return { p, layout, present, inputs, unpack, flags };
+  return { p, layout, present, inputs, unpack, termSizes, flags };
 }

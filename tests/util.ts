@@ -107,6 +107,24 @@ export interface GradInput {
   differentiable?: boolean;
 }
 
+/** Asserts that `got` differs from `want` by less than `tol` relative to `scale` (Σ|terms|). */
+function assertScaled(
+  got: ArrayLike<number>,
+  want: ArrayLike<number>,
+  scale: ArrayLike<number>,
+  tol: number,
+  what: string,
+): void {
+  let num = 0, den = 0;
+  for (let i = 0; i < scale.length; i++) {
+    num += (got[i] - want[i]) ** 2;
+    den += scale[i] * scale[i];
+  }
+  // No terms at all (a gradient that is exactly zero): the error itself must vanish.
+  const e = den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+  assert(e < tol, `${what}: error ${e.toExponential(3)} relative to Σ|terms| ≥ ${tol}`);
+}
+
 /** Options of {@link gradCheck}. */
 export interface GradCheckOptions {
   /** Label for messages (include the seed). */
@@ -117,6 +135,11 @@ export interface GradCheckOptions {
   gpu: (xs: Tensor[]) => Tensor;
   /** Float64 reference forward. */
   ref: (xs: Float64Array[]) => Float64Array;
+  /**
+   * For outputs that are sums: Σ|terms| of each output entry. The forward's error is then
+   * measured against it, as for {@link GradCheckOptions.refGradScale}.
+   */
+  refScale?: (xs: Float64Array[]) => Float64Array;
   /** Float64 analytic gradients given the output gradient (optional). */
   refGrad?: (xs: Float64Array[], gOut: Float64Array) => (Float64Array | null)[];
   /**
@@ -158,7 +181,9 @@ export async function gradCheck(o: GradCheckOptions): Promise<void> {
     return { out, grads: ts.map((t) => t.grad ?? t) };
   });
   const host = await readTensors([out, ...grads]);
-  assertClose(host[0], want, tol, `${o.what} forward`);
+  const forwardScale = o.refScale?.(o.inputs.map((x) => x.data));
+  if (forwardScale) assertScaled(host[0], want, forwardScale, tol, `${o.what} forward`);
+  else assertClose(host[0], want, tol, `${o.what} forward`);
   const lossOf = (xs: Float64Array[]) => {
     const y = o.ref(xs);
     let s = 0;
@@ -174,15 +199,8 @@ export async function gradCheck(o: GradCheckOptions): Promise<void> {
     if (analytic?.[k]) {
       const label = `${o.what} grad[${k}] vs analytic`;
       const scale = scales?.[k];
-      if (scale) {
-        let num = 0, den = 0;
-        for (let i = 0; i < scale.length; i++) {
-          num += (g[i] - analytic[k]![i]) ** 2;
-          den += scale[i] * scale[i];
-        }
-        const e = Math.sqrt(num / den);
-        assert(e < tol, `${label}: error ${e.toExponential(3)} relative to Σ|terms| ≥ ${tol}`);
-      } else assertClose(g, analytic[k]!, tol, label);
+      if (scale) assertScaled(g, analytic[k]!, scale, tol, label);
+      else assertClose(g, analytic[k]!, tol, label);
     }
     const probes = Math.min(o.probes ?? 24, input.data.length);
     const idx = new Set<number>();
