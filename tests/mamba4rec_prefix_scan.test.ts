@@ -31,7 +31,7 @@ function makePositions(c: ScanCase, rng: () => number): Int32Array {
 }
 
 async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () => number) {
-  const { p, layout, present, inputs, unpack, termSizes, flags } = setUpScan(
+  const { p, layout, present, inputs, unpack, termSizes, gradientsOf, flags } = setUpScan(
     c,
     channelsLast,
     rng,
@@ -68,16 +68,9 @@ async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () =
   const errorY = relative(host[0], wantY, rms(selectiveScanReferenceAt(p, sizes, positions)));
   assert(errorY < 1e-5, `${what} forward: relative error ${errorY.toExponential(3)}`);
   const gr = selectiveScanReferenceAtBackward(p, unpack(xs), positions, w);
-  const analytic = [gr.u, gr.delta, gr.A, gr.B, gr.C, ...present.map((k) => gr[k]!)];
+  const analytic = gradientsOf(gr);
   const sizeGr = selectiveScanReferenceAtBackward(p, sizes, positions, w.map(Math.abs));
-  const gradientSizes = [
-    sizeGr.u,
-    sizeGr.delta,
-    sizeGr.A,
-    sizeGr.B,
-    sizeGr.C,
-    ...present.map((k) => sizeGr[k]!),
-  ].map(rms);
+  const gradientSizes = gradientsOf(sizeGr).map(rms);
   const lossOf = (ys: Float64Array[]) =>
     selectiveScanReferenceAt(p, unpack(ys), positions).reduce((s, v, i) => s + v * w[i], 0);
   // Each gradient also floored at 1% of the case's largest root mean square entry: a gradient of

@@ -20,15 +20,12 @@ import { type ScanCase, setUpScan } from "./selective_scan_check.ts";
 import { freshSeed, gradCheck, makeRng, randn, uniform } from "./util.ts";
 
 async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () => number) {
-  const { p, layout, present, inputs, unpack, termSizes, flags } = setUpScan(c, channelsLast, rng);
-  const gradients = (gr: ReturnType<typeof selectiveScanReferenceBackward>) => [
-    gr.u,
-    gr.delta,
-    gr.A,
-    gr.B,
-    gr.C,
-    ...present.map((k) => gr[k]!),
-  ];
+  const { p, layout, present, inputs, unpack, termSizes, gradientsOf, flags } = setUpScan(
+    c,
+    channelsLast,
+    rng,
+  );
+
   await gradCheck({
     what: `selectiveScan b${c.batch} d${c.channels} l${c.length} n${c.states} ${layout} ` +
       `${flags} ${JSON.stringify(c.tuning ?? {})} seed ${seed}`,
@@ -44,9 +41,9 @@ async function check(c: ScanCase, channelsLast: boolean, seed: number, rng: () =
     },
     ref: (xs) => selectiveScanReference(p, unpack(xs)),
     refScale: (xs) => selectiveScanReference(p, termSizes(xs)),
-    refGrad: (xs, g) => gradients(selectiveScanReferenceBackward(p, unpack(xs), g)),
+    refGrad: (xs, g) => gradientsOf(selectiveScanReferenceBackward(p, unpack(xs), g)),
     refGradScale: (xs, g) =>
-      gradients(selectiveScanReferenceBackward(p, termSizes(xs), g.map(Math.abs))).map((a) =>
+      gradientsOf(selectiveScanReferenceBackward(p, termSizes(xs), g.map(Math.abs))).map((a) =>
         a.map(Math.abs)
       ),
     rng,

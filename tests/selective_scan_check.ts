@@ -6,6 +6,7 @@
  * @module
  */
 import type {
+  SelectiveScanGrads,
   SelectiveScanInputs,
   SelectiveScanProblem,
   SelectiveScanTuning,
@@ -78,6 +79,8 @@ export interface ScanSetup {
    * error is a rounding of the terms, which random inputs can cancel far below.
    */
   termSizes: (xs: Float64Array[]) => SelectiveScanInputs;
+  /** A reference backward's gradients in the order of `inputs`. */
+  gradientsOf: (gr: SelectiveScanGrads) => Float64Array[];
   /** The optional inputs and softplus, for messages. */
   flags: string;
 }
@@ -116,5 +119,13 @@ export function setUpScan(c: ScanCase, channelsLast: boolean, rng: () => number)
     return { ...o, u: abs(o.u), B: abs(o.B), C: abs(o.C), ...(o.D ? { D: abs(o.D) } : {}) };
   };
   const flags = `${present.join("+") || "plain"}${p.softplus ? " softplus" : ""}`;
-  return { p, layout, present, inputs, unpack, termSizes, flags };
+  const gradientsOf = (gr: SelectiveScanGrads) => [
+    gr.u,
+    gr.delta,
+    gr.A,
+    gr.B,
+    gr.C,
+    ...present.map((k) => gr[k]!),
+  ];
+  return { p, layout, present, inputs, unpack, termSizes, gradientsOf, flags };
 }
