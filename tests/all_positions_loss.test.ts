@@ -5,8 +5,7 @@
  * average.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { backward, zeroGrad } from "../ops/core/autograd.ts";
-import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { Tensor } from "../ops/core/tensor.ts";
 import { reshape } from "../ops/pointwise/elementwise.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { itemCrossEntropy } from "../ops/training/cross_entropy.ts";
@@ -22,15 +21,7 @@ import {
 } from "../models/training/layouts.ts";
 import { variantTag } from "../run/model_variant.ts";
 import { ruleDataset } from "./rule_dataset.ts";
-import { assertClose, freshSeed } from "./util.ts";
-
-/** Every parameter's gradient, in order, then cleared. */
-async function takeGradients(model: PaddedModel): Promise<Float32Array[]> {
-  const params = model.params.list();
-  const grads = await readTensors(params.map((p) => p.grad!));
-  zeroGrad(params);
-  return grads.map((g) => Float32Array.from(g));
-}
+import { assertClose, freshSeed, lossAndBackward, takeGradients } from "./util.ts";
 
 Deno.test("targetPositions: each row's real positions in order, with their targets", () => {
   const seed = freshSeed();
@@ -85,27 +76,21 @@ for (const [name, make] of Object.entries(models)) {
     assert(batch.targetCount < batch.size * maxLength, `no padding in the batch (seed ${seed})`);
     const [step] = trainingSteps(model, dataset, config, 0);
     const draws = model.dropoutRng.state();
-    const loss = await tidy(() => {
-      const l = step.loss();
-      backward(l);
-      return l;
-    }).item();
+    const loss = await lossAndBackward(() => step.loss());
     step.release();
-    const grads = await takeGradients(model);
+    const grads = await takeGradients(model.params.list());
     // Every position scored, padding ignored, from the same dropout draws.
     model.dropoutRng = DropoutRng.fromState(draws);
-    const everywhere = await tidy(() => {
+    const everywhere = await lossAndBackward(() => {
       const h = model.forward(
         { items: Tensor.from(batch.items, [batch.size, maxLength], "i32") },
         true,
       );
       const flat = reshape(h, [batch.size * maxLength, h.shape[2]]);
       const targets = Tensor.from(batch.targets, [batch.size * maxLength], "i32");
-      const l = itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
-      backward(l);
-      return l;
-    }).item();
-    const want = await takeGradients(model);
+      return itemCrossEntropy(flat, model.itemTable, targets, { ignoreIndex: 0 });
+    });
+    const want = await takeGradients(model.params.list());
     const what = `${name}, seed ${seed}`;
     assertClose([loss], [everywhere], 1e-6, `loss, ${what}`);
     model.params.entries().forEach(([param], i) => {

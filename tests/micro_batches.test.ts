@@ -22,7 +22,7 @@ import { microBatchRanges, packedSlice, tidyOrThrow } from "../models/training/m
 import { train } from "../models/training/trainer.ts";
 import { packedBatches } from "../data/packed_batches.ts";
 import { ruleDataset } from "./rule_dataset.ts";
-import { assertClose, freshSeed, makeRng } from "./util.ts";
+import { assertClose, freshSeed, lossAndBackward, makeRng, takeGradients } from "./util.ts";
 
 /** Runs `fn` with the device's storage binding limit lowered to `bytes`. */
 async function withBindingLimit<T>(bytes: number, fn: () => Promise<T>): Promise<T> {
@@ -36,9 +36,8 @@ async function withBindingLimit<T>(bytes: number, fn: () => Promise<T>): Promise
   }
 }
 
-/** Every parameter's values, in the model's order, as one array. */
-async function parameterValues(model: TrainableModel): Promise<Float32Array> {
-  const parts = await readTensors(model.params.list());
+/** Arrays one after another, as one array. */
+function concatenated(parts: readonly Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -48,18 +47,14 @@ async function parameterValues(model: TrainableModel): Promise<Float32Array> {
   return out;
 }
 
-/** Every parameter's gradient as one array (zeros where none), then the gradients cleared. */
-async function takeGradients(model: TrainableModel): Promise<Float32Array> {
-  const params = model.params.list();
-  const grads = await readTensors(params.map((p) => p.grad!));
-  zeroGrad(params);
-  const out = new Float32Array(grads.reduce((n, g) => n + g.length, 0));
-  let at = 0;
-  for (const g of grads) {
-    out.set(g, at);
-    at += g.length;
-  }
-  return out;
+/** Every parameter's values, in the model's order, as one array. */
+async function parameterValues(model: TrainableModel): Promise<Float32Array> {
+  return concatenated((await readTensors(model.params.list())).map((v) => Float32Array.from(v)));
+}
+
+/** Every parameter's gradient as one array, then the gradients cleared. */
+async function allGradients(model: TrainableModel): Promise<Float32Array> {
+  return concatenated(await takeGradients(model.params.list()));
 }
 
 const sasrec = (dataset: SequentialDataset, seed: number, dropout: number) =>
@@ -94,13 +89,9 @@ for (const [name, trainingMode] of cases) {
       const what = `${name} ${trainingMode}, ${step.size} samples in micro-batches of ` +
         `${samples} (seed ${seed})`;
       // Whole.
-      const whole = await tidy(() => {
-        const loss = step.loss();
-        backward(loss);
-        return loss;
-      }).item();
+      const whole = await lossAndBackward(() => step.loss());
       step.release();
-      const wholeGrad = await takeGradients(model);
+      const wholeGrad = await allGradients(model);
       // In micro-batches.
       const micro = step.microBatches(samples);
       assertEquals(
@@ -109,14 +100,10 @@ for (const [name, trainingMode] of cases) {
       );
       let sum = 0;
       for (const m of micro) {
-        sum += await tidy(() => {
-          const share = m.loss();
-          backward(share);
-          return share;
-        }).item();
+        sum += await lossAndBackward(() => m.loss());
         m.release();
       }
-      const microGrad = await takeGradients(model);
+      const microGrad = await allGradients(model);
       assertClose([sum], [whole], 1e-5, `loss, ${what}`);
       assertClose(microGrad, wholeGrad, 1e-5, `gradient, ${what}`);
       assert(wholeGrad.some((g) => g !== 0), `the whole gradient is zero: ${what}`);

@@ -13,9 +13,26 @@ import {
   sumAll,
   Tensor,
   tidy,
+  zeroGrad,
 } from "../ops/mod.ts";
 
 await initGpu();
+
+/** Builds a loss inside `tidy`, backpropagates it into the parameters' gradients, returns it. */
+export function lossAndBackward(loss: () => Tensor): Promise<number> {
+  return tidy(() => {
+    const l = loss();
+    backward(l);
+    return l;
+  }).item();
+}
+
+/** Each parameter's gradient, read back in order, then every gradient cleared. */
+export async function takeGradients(params: readonly Tensor[]): Promise<Float32Array[]> {
+  const grads = await readTensors(params.map((p) => p.grad!));
+  zeroGrad([...params]);
+  return grads.map((g) => Float32Array.from(g));
+}
 
 /** A seeded generator of uniform numbers in [0, 1) (mulberry32). */
 export function makeRng(seed: number): () => number {
