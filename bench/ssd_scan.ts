@@ -49,6 +49,8 @@
  * [--profile | --profile-only]`: `--chunks` adds those chunk sizes, `--forward` those forms of the
  * forward; `--profile` prints the GPU time of every kernel of one forward + backward (timestamp
  * queries) before the timings, `--profile-only` instead of them;
+ * "last" rows time `ssdScanLast`, the scan read at each segment's last token (SSD4Rec's last
+ * layer), at the same sizes.
  * `--check` first compares one forward and backward at the benchmark sizes with the float64
  * reference (the output gradient is zero outside 16 sampled segments, the longest among them, so
  * the reference runs only those, each alone). On CPU implementations the sizes shrink and the
@@ -64,6 +66,7 @@ import {
   requireGrad,
   ssdPieces,
   ssdScan,
+  ssdScanLast,
   ssdScanReference,
   ssdScanReferenceBackward,
   sumAll,
@@ -129,12 +132,16 @@ interface SsdState {
 /** The forward's form, as `ssdScan`'s `forward` option takes it. */
 type ForwardForm = "auto" | "recurrent" | "chunked";
 
+/** Which output is read: every token's (`ssdScan`), or each segment's last (`ssdScanLast`). */
+type Read = "all" | "last";
+
 function ssdSetup(
   ctx: BenchContext,
   which: keyof typeof LENGTHS,
   withBackward: boolean,
   chunk?: number,
   forward: ForwardForm = "auto",
+  read: Read = "all",
 ): SsdState {
   const T = ctx.quick ? LENGTHS[which].quick : LENGTHS[which].full;
   const { heads: H, headDim: P, states: N, groups: G, segments } = SHAPE;
@@ -148,19 +155,28 @@ function ssdSetup(
   const C = requireGrad(randomTensor([1, T, G, N], 5));
   const D = requireGrad(randomTensor([H], 6));
   const dtBias = requireGrad(randomTensor([H], 7));
-  const gy = randomTensor([1, T, H, P], 9);
+  const gy = randomTensor(read === "last" ? [pieces.segments, H, P] : [1, T, H, P], 9);
+  const options = { D, dtBias, dtSoftplus: true, seqIdx: pieces };
   const run = () => {
-    const { y } = ssdScan(x, dt, A, B, C, {
-      D,
-      dtBias,
-      dtSoftplus: true,
-      seqIdx: pieces,
-      forward,
-    });
+    const y = read === "last"
+      ? ssdScanLast(x, dt, A, B, C, options)
+      : ssdScan(x, dt, A, B, C, { ...options, forward }).y;
     if (withBackward) { for (const g of y.node!.backward(gy)) g?.dispose(); }
     releaseRecorded(y);
   };
   const big = T * H * P * 4, small = T * G * N * 4, step = T * H * 4;
+  if (read === "last") {
+    // Forward: x, B, dt read, a weight per (token, head) and B·C per token. Backward: x, B, dt
+    // read again; dx, dB, dC written; ∂dt and the decays' weights written, read and rewritten.
+    return {
+      tensors: [x, dt, A, B, C, D, dtBias, gy],
+      pieces,
+      run,
+      note: `T${T} H${H} P${P} N${N}, each segment's last token`,
+      flops: (withBackward ? 3 : 1) * 2 * T * (H * P + G * N),
+      bytes: big + small + step + (withBackward ? 2 * big + 3 * small + 6 * step : 0),
+    };
+  }
   const forwardBytes = 2 * big + 2 * small + step;
   const backwardBytes = 3 * big + 4 * small + 2 * step;
   const recurrence = T * H * P * N;
@@ -181,13 +197,14 @@ function registerSsd(
   withBackward: boolean,
   chunk?: number,
   forward: ForwardForm = "auto",
+  read: Read = "all",
 ): void {
   const form = forward === "auto" ? "" : ` ${forward}`;
   benchmark<SsdState>({
-    name: `ssd ${which} ${withBackward ? "fwd+bwd" : "fwd"}${
+    name: `ssd ${which}${read === "last" ? " last" : ""} ${withBackward ? "fwd+bwd" : "fwd"}${
       chunk ? ` chunk ${chunk}` : ""
     }${form}`,
-    setup: (ctx) => ssdSetup(ctx, which, withBackward, chunk, forward),
+    setup: (ctx) => ssdSetup(ctx, which, withBackward, chunk, forward, read),
     run: (s) => s.run(),
     teardown: (s) => {
       s.tensors.forEach((t) => t.dispose());
@@ -202,6 +219,8 @@ function registerSsd(
 for (const which of ["ml-1m", "kuairand"] as const) {
   registerSsd(which, false);
   registerSsd(which, true);
+  registerSsd(which, false, undefined, "auto", "last");
+  registerSsd(which, true, undefined, "auto", "last");
 }
 
 /** Tokens [start, end) of every segment of a packing. */

@@ -21,6 +21,10 @@
  * (`backward.ts`), and a per-chunk pair matrix W gives dB and dC (`pair_grads.ts`). `prelude.ts`
  * holds what the kernels share. Strict float32, no atomics: results are repeatable bit for bit.
  *
+ * `ssdScanLast` (`last.ts`) is the scan read at each segment's last token only, for a model whose
+ * loss reads nothing else: a weighted sum over the segment's tokens, forward and backward, with no
+ * state and no other token's output.
+ *
  * @module
  */
 import { gradEnabled, record } from "../../core/autograd.ts";
@@ -31,14 +35,15 @@ import { headGrads } from "./backward.ts";
 import { pairGrads } from "./pair_grads.ts";
 import { chunkOutput, type Decays, pairProducts, prepare } from "./forward.ts";
 import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
-import { checkChunk, type PieceTables, SSD_DEFAULT_CHUNK, SsdPieces } from "./pieces.ts";
-import { ssdSegmentStarts } from "./reference.ts";
+import { piecesOf, type PieceTables, type SsdPieces } from "./pieces.ts";
 import { carryStates, chunkStates } from "./states.ts";
 import { recurrentForward } from "./recurrent.ts";
 
 export { SSD_DEFAULT_CHUNK, SSD_MAX_CHUNK } from "./options.ts";
 export type { SsdScanOptions } from "./options.ts";
 export { SsdPieces, ssdPieces } from "./pieces.ts";
+export { ssdScanLast } from "./last.ts";
+export type { SsdScanLastOptions } from "./last.ts";
 export type { PieceTables } from "./pieces.ts";
 export { ssdScanReference, ssdScanReferenceBackward, ssdSegmentStarts } from "./reference.ts";
 export type { SsdScanGrads, SsdScanInputs, SsdScanProblem } from "./reference.ts";
@@ -49,36 +54,6 @@ export interface SsdScanResult {
   y: Tensor;
   /** The state after each segment's last token, (segments, heads, headDim, states), when asked. */
   finalStates?: Tensor;
-}
-
-/** The chunking of a call: the caller's, or one built from its segment ids and owned by the call. */
-function piecesOf(x: Tensor, options: SsdScanOptions): { pieces: SsdPieces; owned: boolean } {
-  const given = options.seqIdx;
-  if (given instanceof SsdPieces) {
-    if (options.chunkSize !== undefined && options.chunkSize !== given.chunk) {
-      throw new RangeError(
-        `${OP}: chunkSize ${options.chunkSize} differs from the chunk of the SsdPieces passed as ` +
-          `seqIdx, ${given.chunk}; build the pieces with the chunk you want and omit chunkSize`,
-      );
-    }
-    if (x.shape.length >= 2 && (given.batch !== x.shape[0] || given.length !== x.shape[1])) {
-      throw new RangeError(
-        `${OP}: the SsdPieces passed as seqIdx were built for batch ${given.batch}, length ` +
-          `${given.length}, but x is ${x.describe()}`,
-      );
-    }
-    return { pieces: given, owned: false };
-  }
-  const chunk = options.chunkSize ?? SSD_DEFAULT_CHUNK;
-  checkChunk(chunk);
-  if (x.shape.length !== 4) {
-    throw new RangeError(
-      `${OP}: x must be a (batch, length, heads, headDim) tensor, got ${x.describe()}`,
-    );
-  }
-  const [batch, length] = x.shape;
-  const starts = ssdSegmentStarts(batch, length, given);
-  return { pieces: new SsdPieces(batch, length, starts, chunk, false), owned: true };
 }
 
 /**

@@ -34,16 +34,28 @@ export function bind(list: readonly Binding[]): string {
   ).join("\n");
 }
 
+/** WGSL accessors of the chunk table, bound as `chunks`. */
+const CHUNK_ACCESSORS = `fn chunk_start(k: u32) -> u32 { return u32(chunks[k * CW]); }
+fn chunk_len(k: u32) -> u32 { return u32(chunks[k * CW + 1u]); }
+fn chunk_segment(k: u32) -> u32 { return u32(chunks[k * CW + 2u]); }
+fn chunk_flags(k: u32) -> u32 { return u32(chunks[k * CW + 3u]); }
+fn chunk_slot(k: u32) -> i32 { return chunks[k * CW + 4u]; }
+// Start of chunk k's C·Bᵀ block of group g: (G · Σ earlier length²) + g · length², stored [s][l].
+fn chunk_block(k: u32, g: u32) -> u32 {
+  let len = chunk_len(k);
+  return G * u32(chunks[k * CW + 5u]) + g * len * len;
+}`;
+
 /** The parameter block of every SSD kernel: a work-item count and the folded grid's width. */
 const PARAMS = `struct U { count: u32, width: u32 }
 @group(0) @binding(0) var<uniform> u: U;`;
 
 /**
  * Declarations every SSD kernel shares: the parameter block, the sizes as constants, the index
- * helpers, the chunk table accessors (the table must be bound as `chunks`) and, where the kernel
- * binds `dt` (and `dt_bias`), `step_size`.
+ * helpers, the chunk table accessors (unless `withChunks` is false; the table must be bound as
+ * `chunks`) and, where the kernel binds `dt` (and `dt_bias`), `step_size`.
  */
-export function prelude(spec: SsdSpec, withStepSize = false): string {
+export function prelude(spec: SsdSpec, withStepSize = false, withChunks = true): string {
   const { heads: H, headDim: P, states: N, groups: G } = spec;
   const bias = spec.hasBias ? " + dt_bias[h]" : "";
   const value = spec.softplus ? "vec2<f32>(softplus_(raw), sigmoid_(raw))" : "vec2<f32>(raw, 1.0)";
@@ -66,16 +78,7 @@ const HPN: u32 = ${H * P * N}u;
 const CW: u32 = ${CHUNK_WORDS}u;
 ${GRID_WGSL}
 ${MATH_WGSL}
-fn chunk_start(k: u32) -> u32 { return u32(chunks[k * CW]); }
-fn chunk_len(k: u32) -> u32 { return u32(chunks[k * CW + 1u]); }
-fn chunk_segment(k: u32) -> u32 { return u32(chunks[k * CW + 2u]); }
-fn chunk_flags(k: u32) -> u32 { return u32(chunks[k * CW + 3u]); }
-fn chunk_slot(k: u32) -> i32 { return chunks[k * CW + 4u]; }
-// Start of chunk k's C·Bᵀ block of group g: (G · Σ earlier length²) + g · length², stored [s][l].
-fn chunk_block(k: u32, g: u32) -> u32 {
-  let len = chunk_len(k);
-  return G * u32(chunks[k * CW + 5u]) + g * len * len;
-}
+${withChunks ? CHUNK_ACCESSORS : ""}
 // Flat indices: B/C of token i, group g, state n; x-like (token, head) row starts; state
 // (slot, head block from hb, channel c of the block, state n).
 fn bc_at(i: u32, g: u32, n: u32) -> u32 { return (i * G + g) * N + n; }
