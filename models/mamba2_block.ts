@@ -18,7 +18,7 @@ import { gatedRmsNorm } from "../ops/dense/gated_rms_norm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
-import { type SsdPieces, ssdScan } from "../ops/sequence/ssd_scan/mod.ts";
+import { type SsdPieces, ssdScan, ssdScanLast } from "../ops/sequence/ssd_scan/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import { splitColumns } from "../ops/pointwise/split_columns.ts";
 import { INIT_STD, Linear } from "./layers.ts";
@@ -55,18 +55,6 @@ export interface PackedSegments {
   readonly seqIdx: Tensor;
   /** The scan's chunking of the same segments (`ssdPieces` of the same ids). */
   readonly pieces: SsdPieces;
-}
-
-/**
- * Rows `rows` of `x` (`[batch, length, width]` read as `[batch · length, width]`), `[R, width]`;
- * `x` and its flat view are freed (the gather's backward reads neither).
- */
-function gatherRows(rows: Tensor, x: Tensor): Tensor {
-  const flat = reshape(x, [x.size / x.shape[x.shape.length - 1], x.shape[x.shape.length - 1]]);
-  x.dispose();
-  const picked = embedding(rows, flat, { distinctIds: true });
-  flat.dispose();
-  return picked;
 }
 
 /** softplus⁻¹(v) = v + log(−expm1(−v)), so that softplus of the result is v. */
@@ -141,6 +129,41 @@ export class Mamba2Block {
     this.#outProj = new Linear(params, `${name}.out_proj`, inner, dModel, false);
   }
 
+  /** The input projection's pieces: the gate z, xBC and dt, each over every token. */
+  #project(u: Tensor): { z: Tensor; xBC: Tensor; dt: Tensor } {
+    const inner = this.heads * this.config.headDim;
+    const convDim = this.#convWeight.shape[0];
+    // The whole projection is needed only to cut it: free it as soon as it is cut.
+    const projected = matmul(u, this.#inProj, { transB: true });
+    const [z, xBC, dt] = splitColumns(projected, [inner, convDim, this.heads]);
+    projected.dispose();
+    return { z, xBC, dt };
+  }
+
+  /**
+   * The input projection for an output read at the last tokens only: xBC and dt over every token
+   * (the convolution and the scan read them all), the gate z at the last tokens alone,
+   * `[segments, d_inner]`, from those rows of `u` and the gate's rows of the weight.
+   */
+  #projectForLastTokens(u: Tensor, lastTokens: Tensor): { z: Tensor; xBC: Tensor; dt: Tensor } {
+    const d = this.config.dModel;
+    const inner = this.heads * this.config.headDim;
+    const rest = this.#inProj.shape[0] - inner;
+    // The weight's rows are contiguous: the gate's first, then those of xBC and dt.
+    const [gateRows, restRows] = splitColumns(reshape(this.#inProj, [1, this.#inProj.size]), [
+      inner * d,
+      rest * d,
+    ]);
+    const projected = matmul(u, reshape(restRows, [rest, d]), { transB: true });
+    const [xBC, dt] = splitColumns(projected, [rest - this.heads, this.heads]);
+    projected.dispose();
+    const flat = reshape(u, [u.size / d, d]);
+    const picked = embedding(lastTokens, flat, { distinctIds: true });
+    flat.dispose();
+    const z = matmul(picked, reshape(gateRows, [inner, d]), { transB: true });
+    return { z, xBC, dt };
+  }
+
   /** Heads H = d_inner / P. */
   get heads(): number {
     return (this.config.expand * this.config.dModel) / this.config.headDim;
@@ -148,16 +171,16 @@ export class Mamba2Block {
 
   /**
    * Applies the block to `u` (`[batch, length, d]`) whose tokens belong to the segments of
-   * `segments`; no segment sees another. With `rows`, the output at those tokens only: the scan
-   * still runs over every token, but the gated norm and the output projection act token by
-   * token, so they run on those rows alone and the scan's output and the gate are freed once
-   * gathered.
+   * `segments`; no segment sees another. With `lastTokens`, the output at each segment's last
+   * token only: the scan is read there alone (`ssdScanLast`, which forms no other token's output),
+   * and the gated norm and the output projection, which act token by token, run on those rows.
    * @param u the input
    * @param segments the segments of `u`'s tokens
-   * @param rows flat token indices (`b · length + t`), i32 `[R]`
-   * @returns `[batch, length, d]`, or `[R, d]` with `rows`
+   * @param lastTokens the flat index (`b · length + t`) of every segment's last token, in segment
+   *   order, i32 `[segments]`
+   * @returns `[batch, length, d]`, or `[segments, d]` with `lastTokens`
    */
-  forward(u: Tensor, segments: PackedSegments, rows?: Tensor): Tensor {
+  forward(u: Tensor, segments: PackedSegments, lastTokens?: Tensor): Tensor {
     if (u.shape.length !== 3 || u.shape[2] !== this.config.dModel) {
       throw new RangeError(
         `Mamba2Block: the input must be [batch, length, ${this.config.dModel}], got ` +
@@ -165,13 +188,18 @@ export class Mamba2Block {
       );
     }
     const [batch, length] = u.shape;
+    if (lastTokens && lastTokens.size !== segments.pieces.segments) {
+      throw new RangeError(
+        `Mamba2Block: lastTokens must give one token per segment, ${segments.pieces.segments}, ` +
+          `got ${lastTokens.describe()}`,
+      );
+    }
     const { dState: N, headDim: P, groups: G } = this.config;
     const H = this.heads;
     const inner = H * P, GN = G * N;
-    // The whole projection is needed only to cut it: free it as soon as it is cut.
-    const projected = matmul(u, this.#inProj, { transB: true });
-    const [z, xBC, dt] = splitColumns(projected, [inner, inner + 2 * GN, H]);
-    projected.dispose();
+    const { z, xBC, dt } = lastTokens
+      ? this.#projectForLastTokens(u, lastTokens)
+      : this.#project(u);
     const convolved = causalConv1d(xBC, this.#convWeight, this.#convBias, {
       activation: "silu",
       seqIdx: segments.seqIdx,
@@ -186,22 +214,21 @@ export class Mamba2Block {
     const Bs = reshape(B, [batch, length, G, N]);
     const Cs = reshape(C, [batch, length, G, N]);
     for (const piece of [x, B, C]) piece.dispose();
-    const { y } = ssdScan(xs, dt, scale(exp(this.#aLog), -1), Bs, Cs, {
+    const A = scale(exp(this.#aLog), -1);
+    const scanOptions = {
       D: this.#d,
       dtBias: this.#dtBias,
       dtSoftplus: true,
       seqIdx: segments.pieces,
       releaseInputs: true,
-    });
-    let gated = reshape(y, [batch, length, inner]), gate = z;
+    };
+    const y = lastTokens
+      ? ssdScanLast(xs, dt, A, Bs, Cs, scanOptions)
+      : ssdScan(xs, dt, A, Bs, Cs, scanOptions).y;
+    const gated = reshape(y, lastTokens ? [lastTokens.size, inner] : [batch, length, inner]);
     y.dispose();
-    if (rows) {
-      // Row gathers: their backward reads neither table, so both go once read.
-      gated = gatherRows(rows, gated);
-      gate = gatherRows(rows, z);
-    }
     const normed = gatedRmsNorm(gated, this.#normWeight, {
-      z: gate,
+      z,
       eps: NORM_EPS,
       groupSize: inner / G,
       normBeforeGate: false,

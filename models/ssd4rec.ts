@@ -249,8 +249,8 @@ export class SSD4Rec {
 
   /**
    * The representation of every sample, its segment's last token (`[B, d]`). In the last layer,
-   * what acts token by token (the blocks' gated norms and output projections, the LayerNorm and
-   * the feed-forward) runs on the last tokens only.
+   * the blocks' scans give their output at the last tokens only, and what acts token by token
+   * (the gated norms and output projections, the LayerNorm and the feed-forward) runs on those.
    * @param inputs the packed batch ({@link packedInputs} with this model's `chunkSize`)
    * @param training whether dropout is on
    */
@@ -276,8 +276,8 @@ export class SSD4Rec {
     }
     let betaRow: Tensor | undefined;
     this.#layers.forEach((layer, i) => {
-      // The last layer is read at each segment's last token only: its blocks' norms and output
-      // projections, the sum and what follows run on those tokens.
+      // The last layer is read at each segment's last token only: its blocks' scans, norms and
+      // output projections, the sum and what follows run for those tokens.
       const rows = i === this.#layers.length - 1 ? inputs.lastIndex : undefined;
       let mixed = layer.mamba.forward(h, inputs, rows);
       if (beta !== 0) {

@@ -36,14 +36,15 @@ Deno.test("projection FLOPs: two layers, both directions, the last layer at the 
     samples: 3,
   });
   // Layer 1, every token: in 2 dirs × 2·10·4·26 = 4160, out 2 × 2·10·8·4 = 1280,
-  // FFN 2·10·4·16 + 2·10·16·4 = 2560. Layer 2: in 4160 (the scan needs every token), out on the
-  // 3 last tokens 2 × 2·3·8·4 = 384, FFN 2·3·4·16 + 2·3·16·4 = 768.
+  // FFN 2·10·4·16 + 2·10·16·4 = 2560. Layer 2: in 2 × (2·10·4·18 + 2·3·4·8) = 3264 (xBC and dt
+  // at every token for the convolution and the scan, the gate's 8 columns at the 3 last tokens),
+  // out on the last tokens 2 × 2·3·8·4 = 384, FFN 2·3·4·16 + 2·3·16·4 = 768.
   assertEquals(counted.forwardFlops, {
-    inProjection: 4160 + 4160,
+    inProjection: 4160 + 3264,
     outProjection: 1280 + 384,
     feedForward: 2560 + 768,
   });
-  assertEquals(counted.flops, 3 * (8320 + 1664 + 3328));
+  assertEquals(counted.flops, 3 * (7424 + 1664 + 3328));
   assertEquals([counted.tokens, counted.samples], [10, 3]);
 });
 
@@ -52,10 +53,11 @@ Deno.test("projection FLOPs: β = 0 runs one direction; one layer is the last la
     tokens: 10,
     samples: 3,
   });
-  // in 2·10·4·26 = 2080, out 2·3·8·4 = 192, FFN 2·3·4·16 + 2·3·16·4 = 768.
-  assertEquals(counted.forwardFlops, { inProjection: 2080, outProjection: 192, feedForward: 768 });
-  assertEquals(counted.flops, 3 * 3040);
-  // SSD4Rec's sizes: in_proj 256 → 1184 (the official Mamba2's), out_proj 512 → 256.
+  // in 2·10·4·18 + 2·3·4·8 = 1632, out 2·3·8·4 = 192, FFN 2·3·4·16 + 2·3·16·4 = 768.
+  assertEquals(counted.forwardFlops, { inProjection: 1632, outProjection: 192, feedForward: 768 });
+  assertEquals(counted.flops, 3 * 2592);
+  // SSD4Rec's sizes: in_proj 256 → 1184 (the official Mamba2's), out_proj 512 → 256; one token
+  // is its segment's last, so the gate too is projected there.
   const official = ssd4recProjectionFlops({ ...SSD4REC_DEFAULTS, numLayers: 1, beta: 0 }, {
     tokens: 1,
     samples: 1,
