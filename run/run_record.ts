@@ -251,7 +251,7 @@ export async function recordStaleness(
 ): Promise<RecordStaleness> {
   const now = current ?? await codeVersion();
   const recordedBy = record.code ? describeCodeVersion(record.code) : "unknown code";
-  const covering = equivalences.filter((e) => coversRun(e, record.trainConfig));
+  const covering = equivalences.filter((e) => coversRun(e, record.trainConfig, record.model));
   const chain = record.code
     ? equivalenceChain(record.code.sourceHash, now.sourceHash, covering)
     : null;

@@ -91,4 +91,14 @@ Deno.test("stale records: an equivalence that names the settings it alters leave
     (await recordStaleness(record("all-positions"), code("2"), [step("1", "2")])).stale,
     false,
   );
+  const byModel = { ...step("1", "2"), notForModels: ["ssd4rec"] };
+  assertEquals(coversRun(byModel, { trainingMode: "prefix" }, "mamba4rec"), true);
+  assertEquals(coversRun(byModel, { trainingMode: "prefix" }, "ssd4rec"), false);
+  const ofModel = (model: string) => ({ ...record("prefix"), model }) as unknown as RunRecord;
+  assertEquals((await recordStaleness(ofModel("sasrec"), code("2"), [byModel])).stale, false);
+  assertEquals(
+    (await recordStaleness(ofModel("ssd4rec"), code("2"), [byModel])).stale,
+    true,
+    "a model the change alters keeps its records stale",
+  );
 });
