@@ -9,7 +9,9 @@
  * (`[T, d_inner]`), C·Bᵀ of every chunk (Σ len²) and the states entering the cut segments' chunks
  * (the scan's backward recomputes its `[T, H]` decays), and the gated norm's input y, gate z and
  * output (`[·, d_inner]`) and reciprocal deviations, of every token or, in the last layer, of the
- * last tokens. Per layer besides: the reversed input and the LayerNorm's input (`[T, d]`; the
+ * last tokens. The last layer's scan is read at the last tokens (`ssdScanLast`, which keeps
+ * nothing of its own) and its gate projected there: it keeps instead the input's last-token rows
+ * and the two pieces of the projection's weight. Per layer besides: the reversed input and the LayerNorm's input (`[T, d]`; the
  * blocks' outputs and their sums are freed once summed), the LayerNorm's mean and deviation, and
  * what the feed-forward's backward reads (of the last layer: at the last tokens only): its input
  * (the dropped LayerNorm output; the LayerNorm's own output is freed), W₁'s output and its
@@ -88,23 +90,25 @@ Deno.test("ssd4rec: one packed training step's memory stays within the tensors i
     bytes(slots, H, P, N);
   // The gated norm's input, gate and output and its deviations are kept at every token, or at
   // the last tokens only in the last layer.
-  const block = (rows: number) =>
-    bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) + scan +
-    3 * bytes(rows, inner) + bytes(rows) + 2 * bytes(H);
+  const weightPieces = bytes(inner, d) + bytes(inner + 2 * N + H, d);
+  const block = (last: boolean) =>
+    bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) +
+    (last ? bytes(B, d) + weightPieces : scan) + 3 * bytes(last ? B : T, inner) +
+    bytes(last ? B : T) + 2 * bytes(H);
   // The dropped LayerNorm output, W₁'s output and its dropout's, the residual sum, the block's
   // output; both LayerNorms' means and deviations.
   const tokenwise = (rows: number) => 3 * bytes(rows, d) + 2 * bytes(rows, ffn) + 4 * bytes(rows);
   // Both directions' blocks, the reversed input, and the LayerNorm's input (the last layer's
   // is gathered at the last tokens).
   const layer = (last: boolean) =>
-    2 * block(last ? B : T) + bytes(T, d) +
+    2 * block(last) + bytes(T, d) +
     (last ? 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
   const embedded = 2 * bytes(T, d) + 2 * bytes(T);
   const batchInputs = 3 * bytes(T) + bytes(B) + bytes(8 * chunkLengths.length) +
     bytes(4 * lengths.filter((n) => n > chunk).length) + bytes(slots);
   const held = batchInputs + embedded + layer(false) + layer(true) + 3 * bytes(B, numItems) +
     bytes(d) + 2 * bytes(1);
-  // The backward's working set at its peak (a scan's backward in the last layer): the
+  // The backward's working set at its peak (a full scan's backward): the
   // parameters' gradients (at most all of them by then); the projection's whole gradient (made
   // when the gate's arrives); the scan's dx and the gathered rows' `[T, d_inner]` gradient; the
   // skip's `[T, d]` gradient; the states carried back; dB, dC and the pair weights; the
