@@ -83,7 +83,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:8abb45e90904be66e486540f93a5b19f131e1713e9c203e6aad83c00cfb5e3c3",
-    to: "sha256:892c0022da88b440dc96c9ae0faf688823dc6cfc4e7eaead12a77f02bd6ebaa9",
+    to: "sha256:4673f30bf3af1ac161939d65352d315d9e4a813b7fca1ce9aa91f5cba61a29a5",
     change: "SSD4Rec's last layer reads its scans and gates at the last tokens only",
     notForModels: ["ssd4rec"],
     evidence: "A new op, `ssdScanLast`, and a last-tokens path of the Mamba-2 block, which " +

@@ -24,8 +24,7 @@ import { gradEnabled, record } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import { shaderOf } from "./last_shaders.ts";
-import { listed, type SsdScanOptions, ssdSpec } from "./options.ts";
-import { OP, piecesOf } from "./pieces.ts";
+import { listed, OP, piecesOf, type SsdScanOptions, ssdSpec } from "./options.ts";
 import { launchPerItem } from "./prelude.ts";
 
 /** Options of {@link ssdScanLast}: those of `ssdScan` without initial or final states. */

@@ -34,8 +34,8 @@ import { sumLeading } from "../../pointwise/reduce.ts";
 import { headGrads } from "./backward.ts";
 import { pairGrads } from "./pair_grads.ts";
 import { chunkOutput, type Decays, pairProducts, prepare } from "./forward.ts";
-import { listed, OP, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
-import { piecesOf, type PieceTables, type SsdPieces } from "./pieces.ts";
+import { listed, OP, piecesOf, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
+import type { PieceTables, SsdPieces } from "./pieces.ts";
 import { carryStates, chunkStates } from "./states.ts";
 import { recurrentForward } from "./recurrent.ts";
 

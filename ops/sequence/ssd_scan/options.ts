@@ -7,7 +7,8 @@
  */
 import { assertDType } from "../../core/launch.ts";
 import type { Tensor } from "../../core/tensor.ts";
-import { OP, type SsdPieces } from "./pieces.ts";
+import { checkChunk, OP, SSD_DEFAULT_CHUNK, SsdPieces } from "./pieces.ts";
+import { ssdSegmentStarts } from "./reference.ts";
 
 export { OP, SSD_DEFAULT_CHUNK, SSD_MAX_CHUNK } from "./pieces.ts";
 
@@ -191,3 +192,39 @@ function forwardIsRecurrent(choice: string, states: number): boolean {
 
 /** An optional tensor as a list of zero or one, for building binding lists. */
 export const listed = (t: Tensor | undefined): Tensor[] => (t ? [t] : []);
+
+/**
+ * The chunking of a call: the caller's {@link SsdPieces}, or one built from its segment ids (or one
+ * segment a row) and owned by the call.
+ */
+export function piecesOf(
+  x: Tensor,
+  options: Pick<SsdScanOptions, "seqIdx" | "chunkSize">,
+): { pieces: SsdPieces; owned: boolean } {
+  const given = options.seqIdx;
+  if (given instanceof SsdPieces) {
+    if (options.chunkSize !== undefined && options.chunkSize !== given.chunk) {
+      throw new RangeError(
+        `${OP}: chunkSize ${options.chunkSize} differs from the chunk of the SsdPieces passed as ` +
+          `seqIdx, ${given.chunk}; build the pieces with the chunk you want and omit chunkSize`,
+      );
+    }
+    if (x.shape.length >= 2 && (given.batch !== x.shape[0] || given.length !== x.shape[1])) {
+      throw new RangeError(
+        `${OP}: the SsdPieces passed as seqIdx were built for batch ${given.batch}, length ` +
+          `${given.length}, but x is ${x.describe()}`,
+      );
+    }
+    return { pieces: given, owned: false };
+  }
+  const chunk = options.chunkSize ?? SSD_DEFAULT_CHUNK;
+  checkChunk(chunk);
+  if (x.shape.length !== 4) {
+    throw new RangeError(
+      `${OP}: x must be a (batch, length, heads, headDim) tensor, got ${x.describe()}`,
+    );
+  }
+  const [batch, length] = x.shape;
+  const starts = ssdSegmentStarts(batch, length, given);
+  return { pieces: new SsdPieces(batch, length, starts, chunk, false), owned: true };
+}
