@@ -57,7 +57,17 @@ const CASES: Case[] = [
   { size: [1, 90, 32, 16, 1, 64], parts: ["softplus", "D", "dtBias"], perRow: 4, chunks: [64] },
   // More heads than a workgroup has invocations.
   { size: [1, 20, 130, 1, 1, 3], parts: ["softplus", "D", "dtBias"], perRow: 2, chunks: [8] },
+  // G·N = 162 states of B and C, more than invocations, N odd.
+  { size: [1, 40, 4, 3, 2, 81], parts: ["softplus", "D", "dtBias"], perRow: 3, chunks: [16] },
 ];
+
+/** Segments one token short of, exactly at and one past the staged blocks (32 tokens and less). */
+const BLOCK_EDGES = [31, 32, 33, 1, 64, 65, 2];
+
+/** Segment ids of `lengths` in one row. */
+function idsOf(lengths: readonly number[]): Int32Array {
+  return Int32Array.from(lengths.flatMap((n, k) => Array(n).fill(k)));
+}
 
 /** The flat index of every segment's last token, in segment order. */
 function lastTokens(d: Drawn): Int32Array {
@@ -122,8 +132,18 @@ Deno.test(
     const seed = freshSeed();
     const rng = makeRng(seed);
     const failures: string[] = [];
-    for (const c of CASES) {
-      const d = draw(rng, c);
+    const edges: Case = {
+      size: [1, BLOCK_EDGES.reduce((a, b) => a + b), 3, 4, 1, 6],
+      parts: ["softplus", "D", "dtBias"],
+      chunks: [16],
+    };
+    for (
+      const [c, ids] of [
+        ...CASES.map((c) => [c, undefined] as const),
+        [edges, idsOf(BLOCK_EDGES)] as const,
+      ]
+    ) {
+      const d = draw(rng, c, ids);
       const ends = lastTokens(d);
       const { heads: H, headDim: P } = d.p;
       const gLast = Float64Array.from(Float32Array.from(randn(rng, ends.length * H * P)));
