@@ -70,7 +70,7 @@ for (const numLayers of [1, 2]) {
   });
 }
 
-Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segment run reversed alone", async () => {
+Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segment run reversed alone; read at the last tokens it gives those rows", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const params = new ParameterSet(seed % 100000);
@@ -80,14 +80,16 @@ Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segm
   const T = lengths.reduce((a, b) => a + b, 0);
   const batch = packedBatch(lengths.map((n) => Array(n).fill(1)), lengths.map(() => 1));
   const u = randn(rng, T * config.dModel);
-  const run = async (b: PackedBatch, values: Float64Array) => {
+  // Every token's output, or with `last` each segment's last token's only.
+  const run = async (b: PackedBatch, values: Float64Array, last = false) => {
     const inputs = packedInputs(b, 4);
     const x = Tensor.from(Float32Array.from(values), [1, b.tokens, config.dModel]);
+    const rows = last ? inputs.lastIndex : undefined;
     const [fwd, bwd] = noGrad(() =>
       tidy(
         () => [
-          block.forward(x, inputs),
-          block.forward(reverseSegments(x, inputs.reversal), inputs),
+          block.forward(x, inputs, rows),
+          block.forward(reverseSegments(x, inputs.reversal), inputs, rows),
         ],
       )
     );
@@ -100,6 +102,18 @@ Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segm
   const ref = await refParams(params);
   assertClose(fwd, mamba2BlockReference(ref, "m", u, batch.seqIdx), 1e-4, `seed ${seed}: block`);
   const d = config.dModel;
+  // Read at the last tokens (the last layer's path), both directions give those rows alone.
+  const [fwdLast, bwdLast] = await run(batch, u, true);
+  batch.lastIndex.forEach((t, k) => {
+    for (const [got, all, what] of [[fwdLast, fwd, "block"], [bwdLast, bwd, "reversed"]] as const) {
+      assertClose(
+        got.subarray(k * d, (k + 1) * d),
+        all.subarray(t * d, (t + 1) * d),
+        1e-5,
+        `seed ${seed}: ${what} read at segment ${k}'s last token`,
+      );
+    }
+  });
   let start = 0;
   for (const n of lengths) {
     // The segment reversed, run as a batch of its own.
