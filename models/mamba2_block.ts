@@ -8,7 +8,9 @@
  * The projection and the convolution are each one parameter, as in the official module
  * (`in_proj.weight`, `conv1d.weight`, `conv1d.bias`). The projection is one matrix product whose
  * columns are cut into z, xBC and dt; the convolution runs once over the channels of xBC, and its
- * output is cut into x, B and C.
+ * output is cut into x, B and C. `project` and `mix` are the block's two halves: the projection
+ * acts token by token, so a bidirectional layer projects once and reverses the rows for its
+ * reversed direction (`reversedProjection`) instead of projecting the reversed input again.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import { gatedRmsNorm } from "../ops/dense/gated_rms_norm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
+import { reverseSegments } from "../ops/sequence/reverse_segments.ts";
 import { type SsdPieces, ssdScan, ssdScanLast } from "../ops/sequence/ssd_scan/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import { splitColumns } from "../ops/pointwise/split_columns.ts";
@@ -55,6 +58,16 @@ export interface PackedSegments {
   readonly seqIdx: Tensor;
   /** The scan's chunking of the same segments (`ssdPieces` of the same ids). */
   readonly pieces: SsdPieces;
+}
+
+/** The input projection's pieces for one direction of a block. */
+export interface BlockProjection {
+  /** The gate, `[batch, length, d_inner]`, or `[segments, d_inner]` at the last tokens. */
+  readonly z: Tensor;
+  /** The convolution's input (x, B and C), `[batch, length, d_inner + 2·G·N]`. */
+  readonly xBC: Tensor;
+  /** The step sizes before bias and softplus, `[batch, length, H]`. */
+  readonly dt: Tensor;
 }
 
 /** softplus⁻¹(v) = v + log(−expm1(−v)), so that softplus of the result is v. */
@@ -129,39 +142,85 @@ export class Mamba2Block {
     this.#outProj = new Linear(params, `${name}.out_proj`, inner, dModel, false);
   }
 
-  /** The input projection's pieces: the gate z, xBC and dt, each over every token. */
-  #project(u: Tensor): { z: Tensor; xBC: Tensor; dt: Tensor } {
+  /**
+   * The input projection of `u` (`[batch, length, d]`), cut into its pieces: xBC and dt over every
+   * token, the gate z over every token or, with `lastTokens`, at those tokens alone
+   * (`[segments, d_inner]`, from those rows of `u` and the gate's rows of the weight).
+   * @param u the input
+   * @param lastTokens the flat index of every segment's last token, in segment order
+   */
+  project(u: Tensor, lastTokens?: Tensor): BlockProjection {
+    this.#checkInput(u);
     const inner = this.heads * this.config.headDim;
     const convDim = this.#convWeight.shape[0];
-    // The whole projection is needed only to cut it: free it as soon as it is cut.
-    const projected = matmul(u, this.#inProj, { transB: true });
-    const [z, xBC, dt] = splitColumns(projected, [inner, convDim, this.heads]);
+    if (!lastTokens) {
+      // The whole projection is needed only to cut it: free it as soon as it is cut.
+      const projected = matmul(u, this.#inProj, { transB: true });
+      const [z, xBC, dt] = splitColumns(projected, [inner, convDim, this.heads]);
+      projected.dispose();
+      return { z, xBC, dt };
+    }
+    const d = this.config.dModel;
+    const [gate, rest] = this.#weightPieces();
+    const projected = matmul(u, reshape(rest, [convDim + this.heads, d]), { transB: true });
+    const [xBC, dt] = splitColumns(projected, [convDim, this.heads]);
     projected.dispose();
-    return { z, xBC, dt };
+    return { z: this.#gateAt(u, lastTokens, gate), xBC, dt };
   }
 
   /**
-   * The input projection for an output read at the last tokens only: xBC and dt over every token
-   * (the convolution and the scan read them all), the gate z at the last tokens alone,
-   * `[segments, d_inner]`, from those rows of `u` and the gate's rows of the weight.
+   * The projection of `u` reversed within every segment, made from `projection`, `u`'s own: the
+   * product acts token by token, so reversing its rows gives, bit for bit, what the product of
+   * the reversed input would, without computing it again. A gate at the last tokens is
+   * projected anew from the reversed input's rows there.
+   * @param projection `project(u, lastTokens)`
+   * @param u the input it was made from
+   * @param reversal the packed batch's in-place segment reversal (`segmentReversal`)
+   * @param lastTokens as given to `project`
    */
-  #projectForLastTokens(u: Tensor, lastTokens: Tensor): { z: Tensor; xBC: Tensor; dt: Tensor } {
-    const d = this.config.dModel;
+  reversedProjection(
+    projection: BlockProjection,
+    u: Tensor,
+    reversal: Tensor,
+    lastTokens?: Tensor,
+  ): BlockProjection {
+    const xBC = reverseSegments(projection.xBC, reversal);
+    const dt = reverseSegments(projection.dt, reversal);
+    if (!lastTokens) return { z: reverseSegments(projection.z, reversal), xBC, dt };
+    // A row gather's backward reads neither table: the reversed input goes once read.
+    const reversed = reverseSegments(u, reversal);
+    const z = this.#gateAt(reversed, lastTokens, this.#weightPieces()[0]);
+    reversed.dispose();
+    return { z, xBC, dt };
+  }
+
+  /** The projection's weight cut into the gate's rows and the rest (xBC's and dt's), flat. */
+  #weightPieces(): Tensor[] {
     const inner = this.heads * this.config.headDim;
-    const rest = this.#inProj.shape[0] - inner;
+    const d = this.config.dModel;
     // The weight's rows are contiguous: the gate's first, then those of xBC and dt.
-    const [gateRows, restRows] = splitColumns(reshape(this.#inProj, [1, this.#inProj.size]), [
+    return splitColumns(reshape(this.#inProj, [1, this.#inProj.size]), [
       inner * d,
-      rest * d,
+      this.#inProj.size - inner * d,
     ]);
-    const projected = matmul(u, reshape(restRows, [rest, d]), { transB: true });
-    const [xBC, dt] = splitColumns(projected, [rest - this.heads, this.heads]);
-    projected.dispose();
+  }
+
+  /** The gate at rows `lastTokens` of `u`, from the gate's weight rows `gate` (flat). */
+  #gateAt(u: Tensor, lastTokens: Tensor, gate: Tensor): Tensor {
+    const d = this.config.dModel;
     const flat = reshape(u, [u.size / d, d]);
     const picked = embedding(lastTokens, flat, { distinctIds: true });
     flat.dispose();
-    const z = matmul(picked, reshape(gateRows, [inner, d]), { transB: true });
-    return { z, xBC, dt };
+    return matmul(picked, reshape(gate, [gate.size / d, d]), { transB: true });
+  }
+
+  #checkInput(u: Tensor): void {
+    if (u.shape.length !== 3 || u.shape[2] !== this.config.dModel) {
+      throw new RangeError(
+        `Mamba2Block: the input must be [batch, length, ${this.config.dModel}], got ` +
+          `${u.describe()}`,
+      );
+    }
   }
 
   /** Heads H = d_inner / P. */
@@ -181,13 +240,19 @@ export class Mamba2Block {
    * @returns `[batch, length, d]`, or `[segments, d]` with `lastTokens`
    */
   forward(u: Tensor, segments: PackedSegments, lastTokens?: Tensor): Tensor {
-    if (u.shape.length !== 3 || u.shape[2] !== this.config.dModel) {
-      throw new RangeError(
-        `Mamba2Block: the input must be [batch, length, ${this.config.dModel}], got ` +
-          `${u.describe()}`,
-      );
-    }
-    const [batch, length] = u.shape;
+    return this.mix(this.project(u, lastTokens), segments, lastTokens);
+  }
+
+  /**
+   * The block after its input projection: the convolution, the scan, the gated norm and the
+   * output projection, on `projection` (`project`'s or `reversedProjection`'s) over the tokens of
+   * `segments`, read at `lastTokens` when given (as `project` was). Frees z and dt once they are
+   * no longer needed (at once when nothing is recorded): make every projection first.
+   * @returns `[batch, length, d]`, or `[segments, d]` with `lastTokens`
+   */
+  mix(projection: BlockProjection, segments: PackedSegments, lastTokens?: Tensor): Tensor {
+    const { z, xBC, dt } = projection;
+    const [batch, length] = xBC.shape;
     if (lastTokens && lastTokens.size !== segments.pieces.segments) {
       throw new RangeError(
         `Mamba2Block: lastTokens must give one token per segment, ${segments.pieces.segments}, ` +
@@ -197,9 +262,6 @@ export class Mamba2Block {
     const { dState: N, headDim: P, groups: G } = this.config;
     const H = this.heads;
     const inner = H * P, GN = G * N;
-    const { z, xBC, dt } = lastTokens
-      ? this.#projectForLastTokens(u, lastTokens)
-      : this.#project(u);
     const convolved = causalConv1d(xBC, this.#convWeight, this.#convBias, {
       activation: "silu",
       seqIdx: segments.seqIdx,

@@ -18,7 +18,6 @@ import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { add, mul, reshape } from "../ops/pointwise/elementwise.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { GATED_RMS_NORM_MAX_GROUP } from "../ops/dense/gated_rms_norm.ts";
-import { reverseSegments } from "../ops/sequence/reverse_segments.ts";
 import {
   SSD_DEFAULT_CHUNK,
   SSD_MAX_CHUNK,
@@ -279,13 +278,19 @@ export class SSD4Rec {
       // The last layer is read at each segment's last token only: its blocks' scans, norms and
       // output projections, the sum and what follows run for those tokens.
       const rows = i === this.#layers.length - 1 ? inputs.lastIndex : undefined;
-      let mixed = layer.mamba.forward(h, inputs, rows);
-      if (beta !== 0) {
-        // The same block over every segment reversed in place; its output is NOT reversed back.
-        // β·bwd as a product with a constant row (the same rounding as scaling by β), whose
-        // backward reads the row alone, so that bwd is freed once multiplied.
+      const projection = layer.mamba.project(h, rows);
+      // The same block over every segment reversed in place reads the same projection reversed
+      // (made before either direction runs, which frees its pieces as it goes).
+      const reversed = beta !== 0
+        ? layer.mamba.reversedProjection(projection, h, inputs.reversal, rows)
+        : undefined;
+      let mixed = layer.mamba.mix(projection, inputs, rows);
+      if (reversed) {
+        // Its output is NOT reversed back. β·bwd as a product with a constant row (the same
+        // rounding as scaling by β), whose backward reads the row alone, so that bwd is freed
+        // once multiplied.
         betaRow ??= Tensor.from(new Float32Array(d).fill(beta), [d]);
-        const bwd = layer.mamba.forward(reverseSegments(h, inputs.reversal), inputs, rows);
+        const bwd = layer.mamba.mix(reversed, inputs, rows);
         const weighted = freeAfter(mul(bwd, betaRow), bwd);
         mixed = freeAfter(freeAfter(add(mixed, weighted), mixed), weighted);
       }

@@ -6,9 +6,10 @@
  * Counted as `models/ssd4rec.ts` and `models/mamba2_block.ts` run them, per Bi-SSD layer and per
  * direction (two with β ≠ 0: the block over x and over x reversed within every segment):
  *
- * - the Mamba-2 input projection `d → 2·d_inner + 2·G·N + H` over every token (G = 1), except
- *   the gate's `d_inner` columns in the last layer, which reads each segment's last token only
- *   and projects the gate for those rows alone;
+ * - the Mamba-2 input projection `d → 2·d_inner + 2·G·N + H` over every token (G = 1), once for
+ *   both directions (the reversed direction's is the same rows reversed), except the gate's
+ *   `d_inner` columns in the last layer, which reads each segment's last token only and projects
+ *   each direction's gate for those rows alone;
  * - its output projection `d_inner → d`, over every token, or over the last tokens in the last
  *   layer;
  * - the feed-forward network `d → 4d → d`, once per layer (after the directions are summed), over
@@ -80,9 +81,10 @@ export function ssd4recProjectionFlops(
   let inProjection = 0, outProjection = 0, feedForward = 0;
   for (let layer = 0; layer < config.numLayers; layer++) {
     const rows = layer === config.numLayers - 1 ? samples : tokens;
-    const gateRows = layer === config.numLayers - 1 ? samples : tokens;
-    inProjection += directions *
-      (productFlops(tokens, d, inProjectionWidth - inner) + productFlops(gateRows, d, inner));
+    inProjection += layer === config.numLayers - 1
+      ? productFlops(tokens, d, inProjectionWidth - inner) +
+        directions * productFlops(samples, d, inner)
+      : productFlops(tokens, d, inProjectionWidth);
     outProjection += directions * productFlops(rows, inner, d);
     feedForward += productFlops(rows, d, 4 * d) + productFlops(rows, 4 * d, d);
   }

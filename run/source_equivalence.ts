@@ -83,12 +83,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:8abb45e90904be66e486540f93a5b19f131e1713e9c203e6aad83c00cfb5e3c3",
-    to: "sha256:4673f30bf3af1ac161939d65352d315d9e4a813b7fca1ce9aa91f5cba61a29a5",
-    change: "SSD4Rec's last layer reads its scans and gates at the last tokens only",
+    to: "sha256:b64d327d1be613d1f53762dc6152c4540a788695387e6ec7ec5f112cb518a3aa",
+    change: "SSD4Rec: the last layer read at the last tokens only, one input projection for " +
+      "both directions",
     notForModels: ["ssd4rec"],
-    evidence: "A new op, `ssdScanLast`, and a last-tokens path of the Mamba-2 block, which " +
-      "only SSD4Rec builds: SSD4Rec's numbers change in rounding (tests bound it against the " +
-      "float64 model), so its records are not covered. Every other model runs the same " +
+    evidence: "A new op, `ssdScanLast`, a last-tokens path of the Mamba-2 block and its " +
+      "input projection shared by both directions, which only SSD4Rec builds: SSD4Rec's " +
+      "numbers change in rounding (tests bound it against the float64 model), so its records " +
+      "are not covered. Every other model runs the same " +
       "dispatches as before: the SSD scan's chunking helper moved between its modules " +
       "unchanged, and its shared WGSL prelude, which gained a switch to leave out the chunk " +
       "table's accessors, generates byte for byte the same text by default (compared for " +

@@ -35,16 +35,17 @@ Deno.test("projection FLOPs: two layers, both directions, the last layer at the 
     tokens: 10,
     samples: 3,
   });
-  // Layer 1, every token: in 2 dirs × 2·10·4·26 = 4160, out 2 × 2·10·8·4 = 1280,
-  // FFN 2·10·4·16 + 2·10·16·4 = 2560. Layer 2: in 2 × (2·10·4·18 + 2·3·4·8) = 3264 (xBC and dt
-  // at every token for the convolution and the scan, the gate's 8 columns at the 3 last tokens),
-  // out on the last tokens 2 × 2·3·8·4 = 384, FFN 2·3·4·16 + 2·3·16·4 = 768.
+  // Layer 1, every token: in 2·10·4·26 = 2080 (once: the reversed direction reverses its rows),
+  // out 2 dirs × 2·10·8·4 = 1280, FFN 2·10·4·16 + 2·10·16·4 = 2560. Layer 2: in 2·10·4·18 +
+  // 2 × 2·3·4·8 = 1824 (xBC and dt at every token for the convolution and the scan, each
+  // direction's gate, 8 columns, at the 3 last tokens), out on the last tokens 2 × 2·3·8·4 = 384,
+  // FFN 2·3·4·16 + 2·3·16·4 = 768.
   assertEquals(counted.forwardFlops, {
-    inProjection: 4160 + 3264,
+    inProjection: 2080 + 1824,
     outProjection: 1280 + 384,
     feedForward: 2560 + 768,
   });
-  assertEquals(counted.flops, 3 * (7424 + 1664 + 3328));
+  assertEquals(counted.flops, 3 * (3904 + 1664 + 3328));
   assertEquals([counted.tokens, counted.samples], [10, 3]);
 });
 

@@ -11,8 +11,9 @@
  * output (`[·, d_inner]`) and reciprocal deviations, of every token or, in the last layer, of the
  * last tokens. The last layer's scan is read at the last tokens (`ssdScanLast`, which keeps
  * nothing of its own) and its gate projected there: it keeps instead the input's last-token rows
- * and the two pieces of the projection's weight. Per layer besides: the reversed input and the LayerNorm's input (`[T, d]`; the
- * blocks' outputs and their sums are freed once summed), the LayerNorm's mean and deviation, and
+ * and the two pieces of the projection's weight. The reversed run's projection is the forward
+ * run's reversed (no second product), so the reversed input is not kept. Per layer besides: the
+ * LayerNorm's input (`[T, d]`; the blocks' outputs and their sums are freed once summed), the LayerNorm's mean and deviation, and
  * what the feed-forward's backward reads (of the last layer: at the last tokens only): its input
  * (the dropped LayerNorm output; the LayerNorm's own output is freed), W₁'s output and its
  * dropout's (GELU's output is freed), the residual sum and the LayerNorm's statistics, and its
@@ -98,10 +99,11 @@ Deno.test("ssd4rec: one packed training step's memory stays within the tensors i
   // The dropped LayerNorm output, W₁'s output and its dropout's, the residual sum, the block's
   // output; both LayerNorms' means and deviations.
   const tokenwise = (rows: number) => 3 * bytes(rows, d) + 2 * bytes(rows, ffn) + 4 * bytes(rows);
-  // Both directions' blocks, the reversed input, and the LayerNorm's input (the last layer's
-  // is gathered at the last tokens).
+  // Both directions' blocks (the reversed one's projection is the forward one's reversed, so
+  // the reversed input is not kept), and the LayerNorm's input (the last layer's is gathered at
+  // the last tokens).
   const layer = (last: boolean) =>
-    2 * block(last) + bytes(T, d) +
+    2 * block(last) +
     (last ? 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
   const embedded = 2 * bytes(T, d) + 2 * bytes(T);
   const batchInputs = 3 * bytes(T) + bytes(B) + bytes(8 * chunkLengths.length) +
