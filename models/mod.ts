@@ -78,7 +78,12 @@ export {
   maskItemLength,
   maskItemSequence,
 } from "./bert4rec_masking.ts";
-export { Mamba2Block, type Mamba2BlockConfig, type PackedSegments } from "./mamba2_block.ts";
+export {
+  type BlockProjection,
+  Mamba2Block,
+  type Mamba2BlockConfig,
+  type PackedSegments,
+} from "./mamba2_block.ts";
 export { INIT_TOKENS_PER_PASS, Mamba4RecStream, type Mamba4RecStreamOptions } from "./streaming.ts";
 export { type Recommendations, topKRows } from "./top_k.ts";
 export {
