@@ -70,7 +70,7 @@ for (const numLayers of [1, 2]) {
   });
 }
 
-Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segment run reversed alone; read at the last tokens it gives those rows", async () => {
+Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segment run reversed alone, and equals the forward projection reversed bit for bit; read at the last tokens it gives those rows", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const params = new ParameterSet(seed % 100000);
@@ -102,6 +102,31 @@ Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segm
   const ref = await refParams(params);
   assertClose(fwd, mamba2BlockReference(ref, "m", u, batch.seqIdx), 1e-4, `seed ${seed}: block`);
   const d = config.dModel;
+  // The reversed direction from the forward one's projection, rows reversed, equals the block on
+  // the reversed input bit for bit, at every token and at the last tokens.
+  for (const last of [false, true]) {
+    const inputs = packedInputs(batch, 4);
+    const x = Tensor.from(Float32Array.from(u), [1, T, config.dModel]);
+    const rows = last ? inputs.lastIndex : undefined;
+    const pair = noGrad(() =>
+      tidy(() => [
+        block.mix(
+          block.reversedProjection(block.project(x, rows), x, inputs.reversal, rows),
+          inputs,
+          rows,
+        ),
+        block.forward(reverseSegments(x, inputs.reversal), inputs, rows),
+      ])
+    );
+    const [shared, own] = await readTensors(pair);
+    for (const t of [x, ...pair]) t.dispose();
+    inputs.dispose();
+    assertEquals(
+      shared,
+      own,
+      `seed ${seed}: the reversed projection${last ? " at the last tokens" : ""}`,
+    );
+  }
   // Read at the last tokens (the last layer's path), both directions give those rows alone.
   const [fwdLast, bwdLast] = await run(batch, u, true);
   batch.lastIndex.forEach((t, k) => {
