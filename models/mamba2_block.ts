@@ -10,7 +10,7 @@
  * columns are cut into z, xBC and dt; the convolution runs once over the channels of xBC, and its
  * output is cut into x, B and C. `project` and `mix` are the block's two halves: the projection
  * acts token by token, so a bidirectional layer projects once and reverses the rows for its
- * reversed direction (`reversedProjection`) instead of projecting the reversed input again.
+ * reversed direction (`projectBothWays`) instead of projecting the reversed input again.
  *
  * @module
  */
@@ -150,48 +150,64 @@ export class Mamba2Block {
    * @param lastTokens the flat index of every segment's last token, in segment order
    */
   project(u: Tensor, lastTokens?: Tensor): BlockProjection {
+    return this.#project(u, lastTokens)[0];
+  }
+
+  /**
+   * The projections of `u` and of `u` reversed within every segment, as `project` makes each.
+   * The product acts token by token, so the reversed input's is `u`'s with its rows reversed, bit
+   * for bit, and is not computed again; a gate at the last tokens is projected anew from the
+   * reversed input's rows there.
+   * @param u the input
+   * @param reversal the packed batch's in-place segment reversal (`segmentReversal`)
+   * @param lastTokens the flat index of every segment's last token, in segment order
+   * @returns the projection of `u`, then that of `u` reversed
+   */
+  projectBothWays(
+    u: Tensor,
+    reversal: Tensor,
+    lastTokens?: Tensor,
+  ): [BlockProjection, BlockProjection] {
+    const [forward, reversed] = this.#project(u, lastTokens, reversal);
+    return [forward, reversed!];
+  }
+
+  /** `project`, and with `reversal` the reversed input's projection from the same product. */
+  #project(
+    u: Tensor,
+    lastTokens?: Tensor,
+    reversal?: Tensor,
+  ): [BlockProjection, BlockProjection?] {
     this.#checkInput(u);
     const inner = this.heads * this.config.headDim;
     const convDim = this.#convWeight.shape[0];
+    let forward: BlockProjection, gate: Tensor | undefined;
     if (!lastTokens) {
       // The whole projection is needed only to cut it: free it as soon as it is cut.
       const projected = matmul(u, this.#inProj, { transB: true });
       const [z, xBC, dt] = splitColumns(projected, [inner, convDim, this.heads]);
       projected.dispose();
-      return { z, xBC, dt };
+      forward = { z, xBC, dt };
+    } else {
+      const d = this.config.dModel;
+      const [gateRows, rest] = this.#weightPieces();
+      gate = gateRows;
+      const projected = matmul(u, reshape(rest, [convDim + this.heads, d]), { transB: true });
+      const [xBC, dt] = splitColumns(projected, [convDim, this.heads]);
+      projected.dispose();
+      forward = { z: this.#gateAt(u, lastTokens, gate), xBC, dt };
     }
-    const d = this.config.dModel;
-    const [gate, rest] = this.#weightPieces();
-    const projected = matmul(u, reshape(rest, [convDim + this.heads, d]), { transB: true });
-    const [xBC, dt] = splitColumns(projected, [convDim, this.heads]);
-    projected.dispose();
-    return { z: this.#gateAt(u, lastTokens, gate), xBC, dt };
-  }
-
-  /**
-   * The projection of `u` reversed within every segment, made from `projection`, `u`'s own: the
-   * product acts token by token, so reversing its rows gives, bit for bit, what the product of
-   * the reversed input would, without computing it again. A gate at the last tokens is
-   * projected anew from the reversed input's rows there.
-   * @param projection `project(u, lastTokens)`
-   * @param u the input it was made from
-   * @param reversal the packed batch's in-place segment reversal (`segmentReversal`)
-   * @param lastTokens as given to `project`
-   */
-  reversedProjection(
-    projection: BlockProjection,
-    u: Tensor,
-    reversal: Tensor,
-    lastTokens?: Tensor,
-  ): BlockProjection {
-    const xBC = reverseSegments(projection.xBC, reversal);
-    const dt = reverseSegments(projection.dt, reversal);
-    if (!lastTokens) return { z: reverseSegments(projection.z, reversal), xBC, dt };
+    if (!reversal) return [forward];
+    const xBC = reverseSegments(forward.xBC, reversal);
+    const dt = reverseSegments(forward.dt, reversal);
+    if (!lastTokens || !gate) {
+      return [forward, { z: reverseSegments(forward.z, reversal), xBC, dt }];
+    }
     // A row gather's backward reads neither table: the reversed input goes once read.
-    const reversed = reverseSegments(u, reversal);
-    const z = this.#gateAt(reversed, lastTokens, this.#weightPieces()[0]);
-    reversed.dispose();
-    return { z, xBC, dt };
+    const reversedInput = reverseSegments(u, reversal);
+    const z = this.#gateAt(reversedInput, lastTokens, gate);
+    reversedInput.dispose();
+    return [forward, { z, xBC, dt }];
   }
 
   /** The projection's weight cut into the gate's rows and the rest (xBC's and dt's), flat. */
@@ -245,7 +261,7 @@ export class Mamba2Block {
 
   /**
    * The block after its input projection: the convolution, the scan, the gated norm and the
-   * output projection, on `projection` (`project`'s or `reversedProjection`'s) over the tokens of
+   * output projection, on `projection` (`project`'s or `projectBothWays`') over the tokens of
    * `segments`, read at `lastTokens` when given (as `project` was). Frees z and dt once they are
    * no longer needed (at once when nothing is recorded): make every projection first.
    * @returns `[batch, length, d]`, or `[segments, d]` with `lastTokens`

@@ -278,12 +278,11 @@ export class SSD4Rec {
       // The last layer is read at each segment's last token only: its blocks' scans, norms and
       // output projections, the sum and what follows run for those tokens.
       const rows = i === this.#layers.length - 1 ? inputs.lastIndex : undefined;
-      const projection = layer.mamba.project(h, rows);
       // The same block over every segment reversed in place reads the same projection reversed
-      // (made before either direction runs, which frees its pieces as it goes).
-      const reversed = beta !== 0
-        ? layer.mamba.reversedProjection(projection, h, inputs.reversal, rows)
-        : undefined;
+      // (both made before either direction runs, which frees its pieces as it goes).
+      const [projection, reversed] = beta !== 0
+        ? layer.mamba.projectBothWays(h, inputs.reversal, rows)
+        : [layer.mamba.project(h, rows)];
       let mixed = layer.mamba.mix(projection, inputs, rows);
       if (reversed) {
         // Its output is NOT reversed back. β·bwd as a product with a constant row (the same

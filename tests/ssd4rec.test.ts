@@ -110,11 +110,7 @@ Deno.test("Mamba2Block: matches the float64 block; its reversed run is each segm
     const rows = last ? inputs.lastIndex : undefined;
     const pair = noGrad(() =>
       tidy(() => [
-        block.mix(
-          block.reversedProjection(block.project(x, rows), x, inputs.reversal, rows),
-          inputs,
-          rows,
-        ),
+        block.mix(block.projectBothWays(x, inputs.reversal, rows)[1], inputs, rows),
         block.forward(reverseSegments(x, inputs.reversal), inputs, rows),
       ])
     );
