@@ -83,7 +83,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:8abb45e90904be66e486540f93a5b19f131e1713e9c203e6aad83c00cfb5e3c3",
-    to: "sha256:879e6a891df3df60fc4335995820b0f8ae02ed6f0548ea1a5c1d60e786dce13f",
+    to: "sha256:c91847dc793daa9e0f567551f5b23b14ae8a843c451c2f097b6f446715eae737",
     change: "SSD4Rec: the last layer read at the last tokens only, one input projection for " +
       "both directions",
     notForModels: ["ssd4rec"],

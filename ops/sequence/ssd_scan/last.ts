@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../../core/autograd.ts";
+import { record } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import { shaderOf } from "./last_shaders.ts";
@@ -78,10 +78,7 @@ export function ssdScanLast(
   const inputs = [x, dt, A, B, C, ...optional];
   const ownedTables = owned ? pieces.tensors() : [];
   const handed = options.releaseInputs ? [x, dt, B, C] : [];
-  if (!gradEnabled() || !inputs.some((t) => t.requiresGrad)) {
-    for (const t of [...ownedTables, ...handed]) t.dispose();
-    return y;
-  }
+  // Unless recorded, the owned tables and the handed inputs are freed at once.
   return record(y, `${OP}Last`, inputs, (gy) => {
     const dx = Tensor.empty(x.shape, "f32", `${OP}Last dx`);
     const ddt = Tensor.empty(dt.shape, "f32", `${OP}Last ddt`);
