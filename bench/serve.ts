@@ -32,11 +32,11 @@
  * (`STATE_BATCH` in `mamba_step.ts`), 0.332 ms with 16 and 0.376 ms with 32.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
- * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]`,
- * where `--profile` first prints the GPU time of every kernel of one observe call and one
- * recomputation (timestamp queries), and the last two time observe once per tuning of the fused
- * step (`MambaStepTuning`: states loaded at a time, the state row loaded first), the results of
- * which are the same bit for bit.
+ * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]
+ * [--streams S[,S…]]`, where `--profile` first prints the GPU time of every kernel of one observe
+ * call and one recomputation (timestamp queries), and the last three time observe once per tuning
+ * of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded first,
+ * streams per workgroup), the results of which are the same bit for bit.
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module
@@ -50,7 +50,7 @@ import {
   Mamba4RecStream,
 } from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
-import type { MambaStepTuning } from "../ops/sequence/mamba_step.ts";
+import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
 import { initGpu } from "../ops/core/runtime.ts";
 import {
   type BenchContext,
@@ -147,6 +147,9 @@ export function describeStepTuning(tuning: MambaStepTuning): string {
   const parts = [
     ...(tuning.stateBatch !== undefined ? [`stateBatch ${tuning.stateBatch}`] : []),
     ...(tuning.prefetchState ? ["prefetch"] : []),
+    ...(tuning.streamsPerWorkgroup !== undefined
+      ? [`${tuning.streamsPerWorkgroup} streams/workgroup`]
+      : []),
   ];
   return parts.length > 0 ? parts.join(", ") : "default step";
 }
@@ -219,34 +222,62 @@ export function streamBenchmarks(
 
 for (const def of streamBenchmarks()) benchmark(def as BenchmarkDef);
 
-/**
- * The fused step's tunings that `--state-batch B[,B…]` and `--prefetch-state` ask for: each
- * state batch (the default when none is given), each without and, with `--prefetch-state`, with
- * the state row loaded first.
- */
-export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
-  const at = args.indexOf("--state-batch");
-  const batches = at < 0 ? [undefined] : (args[at + 1] ?? "").split(",").map((v) => {
+/** The integers ≥ 1 of the comma-separated value after `flag` in `args`; [undefined] without it. */
+function integerList(args: readonly string[], flag: string): (number | undefined)[] {
+  const at = args.indexOf(flag);
+  if (at < 0) return [undefined];
+  return (args[at + 1] ?? "").split(",").map((v) => {
     const b = Number(v);
     if (!Number.isInteger(b) || b < 1) {
-      throw new RangeError(`--state-batch: expected integers ≥ 1 separated by commas, got ${v}`);
+      throw new RangeError(`${flag}: expected integers ≥ 1 separated by commas, got ${v}`);
     }
     return b;
   });
+}
+
+/**
+ * The fused step's tunings that `--state-batch B[,B…]`, `--prefetch-state` and
+ * `--streams S[,S…]` ask for: each state batch (the default when none is given), each without
+ * and, with `--prefetch-state`, with the state row loaded first, each with every count of streams
+ * per workgroup (the default when none is given).
+ */
+export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
+  const batches = integerList(args, "--state-batch");
+  const streams = integerList(args, "--streams");
   const prefetch = args.includes("--prefetch-state") ? [false, true] : [false];
   return batches.flatMap((stateBatch) =>
-    prefetch.map((p) => ({
-      ...(stateBatch !== undefined ? { stateBatch } : {}),
-      ...(p ? { prefetchState: true } : {}),
-    }))
+    prefetch.flatMap((p) =>
+      streams.map((streamsPerWorkgroup) => ({
+        ...(stateBatch !== undefined ? { stateBatch } : {}),
+        ...(p ? { prefetchState: true } : {}),
+        ...(streamsPerWorkgroup !== undefined ? { streamsPerWorkgroup } : {}),
+      }))
+    )
   );
+}
+
+/** Whether the fused step of `model` takes `tuning` (prefetching needs few enough channels). */
+function takesTuning(model: Mamba4Rec, tuning: MambaStepTuning): boolean {
+  const { hiddenSize, expand, dState } = model.config;
+  try {
+    checkMambaStepTuning(tuning, expand * hiddenSize, dState);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 if (import.meta.main) {
   const info = await initGpu();
   const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
   console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
-  const tunings = stepTuningsOf(Deno.args);
+  const model = benchModel(ctx.quick);
+  sharedModels.set(ctx.quick, model);
+  const tunings = stepTuningsOf(Deno.args).filter((tuning) => {
+    const taken = takesTuning(model, tuning);
+    if (!taken) console.log(`skipped (the step does not take it): ${describeStepTuning(tuning)}`);
+    return taken;
+  });
   const defs = [
     ...tunings.map((tuning) => streamBenchmarks(undefined, tuning)[0]),
     streamBenchmarks()[1],

@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { describeStepTuning, stepTuningsOf } from "../bench/serve.ts";
 
-Deno.test("serve benchmark: --state-batch and --prefetch-state name the tunings timed", () => {
+Deno.test("serve benchmark: --state-batch, --prefetch-state and --streams name the tunings timed", () => {
   assertEquals(stepTuningsOf([]), [{}]);
   assertEquals(stepTuningsOf(["--quick", "--state-batch", "2,4"]), [
     { stateBatch: 2 },
@@ -19,5 +19,16 @@ Deno.test("serve benchmark: --state-batch and --prefetch-state name the tunings 
   assertEquals(
     describeStepTuning({ stateBatch: 4, prefetchState: true }),
     "stateBatch 4, prefetch",
+  );
+  assertEquals(stepTuningsOf(["--streams", "1,4", "--prefetch-state"]), [
+    { streamsPerWorkgroup: 1 },
+    { streamsPerWorkgroup: 4 },
+    { prefetchState: true, streamsPerWorkgroup: 1 },
+    { prefetchState: true, streamsPerWorkgroup: 4 },
+  ]);
+  assertThrows(() => stepTuningsOf(["--streams", "2,0"]), RangeError, "--streams");
+  assertEquals(
+    describeStepTuning({ stateBatch: 8, streamsPerWorkgroup: 2 }),
+    "stateBatch 8, 2 streams/workgroup",
   );
 });

@@ -354,7 +354,9 @@ function randomStep(rng: () => number, d: number, n: number, r: number, w: numbe
 }
 
 // Tunings change how the kernel waits for memory, never a result bit: a state batch of one, one
-// that does not divide n, all n at once, and the state row loaded before the convolution.
+// that does not divide n, all n at once, the state row loaded before the convolution, and several
+// streams a workgroup (two for three streams, so the last workgroup has one; more than there are
+// streams; more channels than invocations).
 for (
   const { d, n, r, w, tunings } of [
     {
@@ -368,9 +370,18 @@ for (
         { stateBatch: 12 },
         { prefetchState: true },
         { prefetchState: true, stateBatch: 2 },
+        { streamsPerWorkgroup: 2 },
+        { streamsPerWorkgroup: 8, stateBatch: 5 },
+        { streamsPerWorkgroup: 3, prefetchState: true },
       ],
     },
-    { d: 260, n: 9, r: 2, w: 3, tunings: [{ stateBatch: 2 }, { stateBatch: 9 }] },
+    {
+      d: 260,
+      n: 9,
+      r: 2,
+      w: 3,
+      tunings: [{ stateBatch: 2 }, { stateBatch: 9 }, { streamsPerWorkgroup: 2, stateBatch: 4 }],
+    },
   ]
 ) {
   Deno.test(`mambaStep tunings give the default's results bit for bit (d ${d}, n ${n})`, async () => {
@@ -431,6 +442,9 @@ Deno.test("mambaStep: a bad tuning throws naming the setting", () => {
       );
     for (const stateBatch of [0, n + 1, 1.5]) {
       assertThrows(() => step({ stateBatch }), RangeError, `tuning.stateBatch`);
+    }
+    for (const streamsPerWorkgroup of [0, 9, 1.5]) {
+      assertThrows(() => step({ streamsPerWorkgroup }), RangeError, "tuning.streamsPerWorkgroup");
     }
     assertThrows(() => step({ prefetchState: true }), RangeError, "d_inner 300");
     assertThrows(() => step({ prefetchState: "yes" }), RangeError, "tuning.prefetchState");

@@ -6,7 +6,8 @@
  * SiLU(z) gate. Each stream keeps its window `[w − 1, d]` and its SSM state in a row ("slot")
  * of two pools, updated in place.
  *
- * One workgroup takes one stream. Its invocations run over the channels, so every pool access
+ * One workgroup takes one stream, or a few (`MambaStepTuning.streamsPerWorkgroup`), which then
+ * share every weight it reads. Its invocations run over the channels, so every pool access
  * is coalesced: the window is `[slot, w − 1, d]` and the state is kept state-major,
  * `[slot, n, d]` (channel c of state entry k at `k·d + c`), with A transposed alike (`[n, d]`);
  * `x_proj`'s three weights are packed transposed into one `[d, r + 2n]` matrix so that the
@@ -44,6 +45,8 @@ interface StepSizes {
   stateBatch: number;
   /** Each invocation's state row loaded first ({@link MambaStepTuning.prefetchState}). */
   prefetch: boolean;
+  /** Streams one workgroup takes ({@link MambaStepTuning.streamsPerWorkgroup}). */
+  streams: number;
 }
 
 /**
@@ -59,13 +62,25 @@ export interface MambaStepTuning {
   /**
    * Load each invocation's whole state row (n floats) when the kernel starts, so that the loads
    * overlap the convolution and `x_proj` instead of following them (default false). Only when
-   * one invocation takes one channel: d_inner ≤ 256.
+   * one invocation takes one channel: streams per workgroup × d_inner ≤ 256.
    */
   readonly prefetchState?: boolean;
+  /**
+   * Streams one workgroup takes, from 1 to {@link MAMBA_STEP_MAX_STREAMS} (default 1): each
+   * `x_proj` weight a workgroup reads then serves that many streams, whose sums run side by
+   * side instead of one long chain.
+   */
+  readonly streamsPerWorkgroup?: number;
 }
 
-/** Invocations per workgroup: the channels rounded up to whole subgroups, at most 256. */
-const invocations = (d: number) => Math.min(256, Math.ceil(d / 32) * 32);
+/** The most streams one {@link mambaStep} workgroup may take. */
+export const MAMBA_STEP_MAX_STREAMS = 8;
+
+/**
+ * Invocations per workgroup: the channels of its streams rounded up to whole subgroups, at most
+ * 256.
+ */
+const invocations = (channels: number) => Math.min(256, Math.ceil(channels / 32) * 32);
 
 /**
  * States an invocation reads before it updates them, by default: that many loads of its state
@@ -81,9 +96,9 @@ function stateUpdates(k0: string, count: number, value: (i: number) => string): 
   return Array.from({ length: count }, (_, i) => [
     `    let g_${i} = exp(dt * a_t[(${k0} + ${i}u) * D + c]) * ${
       value(i)
-    } + du * proj[R + ${k0} + ${i}u];`,
+    } + du * proj[pb + R + ${k0} + ${i}u];`,
     `    state[h0 + (${k0} + ${i}u) * D] = g_${i};`,
-    `    acc += proj[R + N + ${k0} + ${i}u] * g_${i};`,
+    `    acc += proj[pb + R + N + ${k0} + ${i}u] * g_${i};`,
   ]).flat().join("\n");
 }
 
@@ -96,13 +111,17 @@ function stateBatch(count: number): string {
   return [...loads, stateUpdates("k0", count, (i) => `h_${i}`)].join("\n");
 }
 
-/** WGSL loading the invocation's state row into `hp_0 …` when the kernel starts. */
+/**
+ * WGSL loading the invocation's state row into `hp_0 …` when the kernel starts: invocation t
+ * takes channel t mod d of the workgroup's stream ⌊t / d⌋.
+ */
 function statePrefetch(n: number): string {
   const ks = Array.from({ length: n }, (_, i) => i);
   return [
     ...ks.map((i) => `  var hp_${i} = 0.0;`),
-    "  if (t < D) {",
-    ...ks.map((i) => `    hp_${i} = state[s * N * D + ${i}u * D + t];`),
+    "  if (t < S * D && u0 + t / D < p.users) {",
+    "    let hp0 = u32(slot[u0 + t / D]) * N * D + t % D;",
+    ...ks.map((i) => `    hp_${i} = state[hp0 + ${i}u * D];`),
     "  }",
   ].join("\n");
 }
@@ -117,8 +136,25 @@ ${stateBatch(batch)}
 ${stateBatch(n % batch)}`;
 }
 
+/**
+ * WGSL of `x_proj` for the workgroup's streams: invocation j < J sums column j for each of them,
+ * every weight read once and used by all, each sum in channel order.
+ */
+function xProjCode(streams: number): string {
+  const each = (f: (i: number) => string) =>
+    Array.from({ length: streams }, (_, i) => f(i)).join("\n");
+  return `  for (var j = t; j < J; j += T) {
+${each((i) => `    var acc_${i} = 0.0;`)}
+    for (var c = 0u; c < D; c++) {
+      let wj = x_proj_t[c * J + j];
+${each((i) => `      acc_${i} = fma(xs[${i}u * D + c], wj, acc_${i});`)}
+    }
+${each((i) => `    proj[${i}u * J + j] = acc_${i};`)}
+  }`;
+}
+
 const MAMBA_STEP_WGSL = (sizes: StepSizes) => {
-  const { d, n, r, w } = sizes;
+  const { d, n, r, w, streams } = sizes;
   return /* wgsl */ `
 struct P { users: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
@@ -139,51 +175,55 @@ const N: u32 = ${n}u;
 const R: u32 = ${r}u;
 const W: u32 = ${w}u;
 const J: u32 = R + 2u * N;
-const T: u32 = ${invocations(d)}u;
-var<workgroup> xs: array<f32, D>;
-var<workgroup> proj: array<f32, J>;
+const S: u32 = ${streams}u;
+const T: u32 = ${invocations(streams * d)}u;
+var<workgroup> xs: array<f32, ${streams * d}>;
+var<workgroup> proj: array<f32, ${streams * (r + 2 * n)}>;
 ${MATH_WGSL}
 ${GRID_WGSL}
 @compute @workgroup_size(T)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
-  let u = grid_index(wid, p.gx);
-  if (u >= p.users) { return; }
-  let s = u32(slot[u]);
+  // Streams u0 … u0 + S − 1; a workgroup's streams past the last leave xs at zero.
+  let u0 = grid_index(wid, p.gx) * S;
+  if (u0 >= p.users) { return; }
 ${
     sizes.prefetch
       ? statePrefetch(n) + "\n"
       : ""
   }  // The convolution, taps oldest first and the new input last, then SiLU; the window drops its
   // oldest input and appends the new one.
-  for (var c = t; c < D; c += T) {
-    let base = s * (W - 1u) * D + c;
+  for (var e = t; e < S * D; e += T) {
+    let u = u0 + e / D;
+    if (u >= p.users) { break; }
+    let c = e % D;
+    let base = u32(slot[u]) * (W - 1u) * D + c;
     var acc = conv_b[c];
     for (var k = 0u; k < W - 1u; k++) { acc += conv_w[c * W + k] * conv_window[base + k * D]; }
     let xi = xz[u * 2u * D + c];
     acc += conv_w[c * W + W - 1u] * xi;
-    xs[c] = silu_(acc);
+    xs[e] = silu_(acc);
     for (var k = 0u; k + 2u < W; k++) {
       conv_window[base + k * D] = conv_window[base + (k + 1u) * D];
     }
     conv_window[base + (W - 2u) * D] = xi;
   }
   workgroupBarrier();
-  // x_proj over the stream's whole x: Δ's low-rank part, then B, then C.
-  for (var j = t; j < J; j += T) {
-    var acc = 0.0;
-    for (var c = 0u; c < D; c++) { acc = fma(xs[c], x_proj_t[c * J + j], acc); }
-    proj[j] = acc;
-  }
+  // x_proj over each stream's whole x: Δ's low-rank part, then B, then C.
+${xProjCode(streams)}
   workgroupBarrier();
   // dt_proj and softplus, the state update, C·h, the D skip and the SiLU(z) gate.
-  for (var c = t; c < D; c += T) {
+  for (var e = t; e < S * D; e += T) {
+    let u = u0 + e / D;
+    if (u >= p.users) { break; }
+    let c = e % D;
+    let pb = (e / D) * J;
     var delta = 0.0;
-    for (var q = 0u; q < R; q++) { delta = fma(proj[q], dt_w[c * R + q], delta); }
+    for (var q = 0u; q < R; q++) { delta = fma(proj[pb + q], dt_w[c * R + q], delta); }
     let dt = softplus_(delta + dt_b[c]);
-    let x = xs[c];
+    let x = xs[e];
     let du = dt * x;
     var acc = d_skip[c] * x;
-    let h0 = s * N * D + c;
+    let h0 = u32(slot[u]) * N * D + c;
 ${stateCode(sizes)}
     out[u * D + c] = acc * silu_(xz[u * 2u * D + D + c]);
   }
@@ -198,7 +238,7 @@ export function checkMambaStepTuning(
   tuning: MambaStepTuning,
   d: number,
   n: number,
-): { stateBatch: number; prefetch: boolean } {
+): { stateBatch: number; prefetch: boolean; streams: number } {
   const stateBatch = tuning.stateBatch ?? MAMBA_STEP_STATE_BATCH;
   if (
     tuning.stateBatch !== undefined &&
@@ -208,14 +248,22 @@ export function checkMambaStepTuning(
       `mambaStep: tuning.stateBatch must be an integer from 1 to n (${n}), got ${stateBatch}`,
     );
   }
-  const prefetch = tuning.prefetchState ?? false;
-  if (typeof prefetch !== "boolean" || (prefetch && invocations(d) < d)) {
+  const streams = tuning.streamsPerWorkgroup ?? 1;
+  if (!(Number.isInteger(streams) && streams >= 1 && streams <= MAMBA_STEP_MAX_STREAMS)) {
     throw new RangeError(
-      `mambaStep: tuning.prefetchState must be a boolean, and true only with d_inner ≤ 256 ` +
-        `(one channel per invocation), got ${prefetch} with d_inner ${d}`,
+      `mambaStep: tuning.streamsPerWorkgroup must be an integer from 1 to ` +
+        `${MAMBA_STEP_MAX_STREAMS}, got ${streams}`,
     );
   }
-  return { stateBatch, prefetch };
+  const prefetch = tuning.prefetchState ?? false;
+  if (typeof prefetch !== "boolean" || (prefetch && invocations(streams * d) < streams * d)) {
+    throw new RangeError(
+      `mambaStep: tuning.prefetchState must be a boolean, and true only with streams per ` +
+        `workgroup × d_inner ≤ 256 (one channel per invocation), got ${prefetch} with ` +
+        `${streams} × d_inner ${d}`,
+    );
+  }
+  return { stateBatch, prefetch, streams };
 }
 
 /** The step's weights, in the layouts {@link mambaStep} reads. */
@@ -280,15 +328,17 @@ function sizesOf(
   check("D", weights.D, [d]);
   check("window", pools.window, [pools.window.shape[0], w - 1, d]);
   check("state", pools.state, [pools.window.shape[0], n, d]);
-  const bytes = 4 * (d + r + 2 * n);
+  const tuned = checkMambaStepTuning(tuning, d, n);
+  const bytes = 4 * tuned.streams * (d + r + 2 * n);
   if (bytes > runtime().info.maxWorkgroupBytes) {
     throw new RangeError(
-      `mambaStep: a stream's x and projections (d ${d} + r ${r} + 2·n ${n} floats, ${bytes} ` +
-        `bytes) exceed the device's ${runtime().info.maxWorkgroupBytes} bytes of workgroup ` +
-        "memory; run the block unfused (causalConv1dStep, the products, selectiveScanStep)",
+      `mambaStep: ${tuned.streams} stream(s)' x and projections (d ${d} + r ${r} + 2·n ${n} ` +
+        `floats each, ${bytes} bytes) exceed the device's ` +
+        `${runtime().info.maxWorkgroupBytes} bytes of workgroup memory; take fewer streams per ` +
+        "workgroup, or run the block unfused (causalConv1dStep, the products, selectiveScanStep)",
     );
   }
-  return { d, n, r, w, ...checkMambaStepTuning(tuning, d, n) };
+  return { d, n, r, w, ...tuned };
 }
 
 /**
@@ -318,7 +368,7 @@ export function mambaStep(
     throw new RangeError("mambaStep: no streams; give at least one slot");
   }
   const out = Tensor.empty([streams, sizes.d], "f32", "mambaStep");
-  const groups = foldWorkgroups(streams);
+  const groups = foldWorkgroups(Math.ceil(streams / sizes.streams));
   const { convWeight, convBias, xProjT, dtWeight, dtBias, aT, D } = weights;
   launch(
     "mambaStep",
