@@ -96,6 +96,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "table's accessors, generates byte for byte the same text by default (compared for " +
       "four configurations); no other model dispatches the SSD scan.",
   },
+  {
+    from: "sha256:c91847dc793daa9e0f567551f5b23b14ae8a843c451c2f097b6f446715eae737",
+    to: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
+    change: "the streaming step kernel may take several streams a workgroup",
+    evidence: "Only `ops/sequence/mamba_step.ts` changed: `mambaStep`, which the streaming " +
+      "form alone dispatches (no training or evaluation run does), gained a tuning of streams " +
+      "per workgroup. Every other file under ops/, models/ and data/ is byte for byte as " +
+      "before.",
+  },
 ];
 
 /**
