@@ -94,17 +94,17 @@ Deno.test("ssd4rec: one packed training step's memory stays within the tensors i
   const weightPieces = bytes(inner, d) + bytes(inner + 2 * N + H, d);
   const block = (last: boolean) =>
     bytes(T, inner) + bytes(T, inner + 2 * N) + bytes(T, H) + 2 * bytes(T, N) +
-    (last ? bytes(B, d) + weightPieces : scan) + 3 * bytes(last ? B : T, inner) +
+    (last ? bytes(B, d) : scan) + 3 * bytes(last ? B : T, inner) +
     bytes(last ? B : T) + 2 * bytes(H);
   // The dropped LayerNorm output, W₁'s output and its dropout's, the residual sum, the block's
   // output; both LayerNorms' means and deviations.
   const tokenwise = (rows: number) => 3 * bytes(rows, d) + 2 * bytes(rows, ffn) + 4 * bytes(rows);
   // Both directions' blocks (the reversed one's projection is the forward one's reversed, so
-  // the reversed input is not kept), and the LayerNorm's input (the last layer's is gathered at
-  // the last tokens).
+  // the reversed input is not kept; in the last layer both read one cut of the weight), and the
+  // LayerNorm's input (the last layer's is gathered at the last tokens).
   const layer = (last: boolean) =>
     2 * block(last) +
-    (last ? 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
+    (last ? weightPieces + 2 * bytes(B, d) + tokenwise(B) : bytes(T, d) + tokenwise(T));
   const embedded = 2 * bytes(T, d) + 2 * bytes(T);
   const batchInputs = 3 * bytes(T) + bytes(B) + bytes(8 * chunkLengths.length) +
     bytes(4 * lengths.filter((n) => n > chunk).length) + bytes(slots);
