@@ -120,6 +120,7 @@ export {
 export type { SelectiveScanStepInputs } from "./sequence/selective_step.ts";
 export {
   checkMambaStepTuning,
+  MAMBA_STEP_MAX_STREAMS,
   MAMBA_STEP_STATE_BATCH,
   mambaStep,
   mambaStepReference,
@@ -130,6 +131,13 @@ export type {
   MambaStepTuning,
   MambaStepWeights,
 } from "./sequence/mamba_step.ts";
+export { biSsdStep, biSsdStepReference } from "./sequence/bi_ssd_step.ts";
+export type {
+  BiSsdStepOutputs,
+  BiSsdStepPools,
+  BiSsdStepReferenceWeights,
+  BiSsdStepWeights,
+} from "./sequence/bi_ssd_step.ts";
 export { writeTransposedRows, writeTransposedRowsReference } from "./sequence/transposed_rows.ts";
 export type { TransposedRowsShape } from "./sequence/transposed_rows.ts";
 export {
