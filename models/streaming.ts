@@ -35,18 +35,14 @@
  * @module
  */
 import { noGrad } from "../ops/core/autograd.ts";
-import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
-import { zeros } from "../ops/core/unrecorded.ts";
-import { embedding } from "../ops/dense/embedding.ts";
-import { matmul } from "../ops/dense/matmul/mod.ts";
+import { type Tensor, tidy } from "../ops/core/tensor.ts";
 import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
-import { writeSlotRows } from "../ops/sequence/selective_step.ts";
 import { LayerNorm } from "./layers.ts";
 import type { Mamba4Rec } from "./mamba4rec.ts";
-import { checkEventItems, checkHistories, checkUserSlots } from "./stream_checks.ts";
+import { type EventRound, SlotStream } from "./slot_stream.ts";
+import { checkHistories, checkUserSlots } from "./stream_checks.ts";
 import { forwardHistories, stepEvents, type StreamNetwork } from "./stream_forward.ts";
 import { disposeStepLayer, type StepLayer, stepLayer, TrainedParameters } from "./stream_layers.ts";
-import { type Recommendations, topKRows } from "./top_k.ts";
 
 export { type Recommendations, topKRows } from "./top_k.ts";
 
@@ -75,13 +71,8 @@ export interface Mamba4RecStreamOptions {
  * and cleared ({@link reset}). It uses the model's parameter tensors as they are when it is
  * built (A = −exp(A_log) is taken then): build a new stream after changing the weights.
  */
-export class Mamba4RecStream {
-  /** Number of user slots. */
-  readonly capacity: number;
+export class Mamba4RecStream extends SlotStream {
   readonly #net: StreamNetwork;
-  readonly #events: Float64Array;
-  /** Scratch of {@link distinctRounds}, all zeros between calls. */
-  readonly #occurrences: Int32Array;
 
   /**
    * Allocates zeroed pools for `options.capacity` users.
@@ -89,15 +80,8 @@ export class Mamba4RecStream {
    * @param options the number of user slots
    */
   constructor(model: Mamba4Rec, options: Mamba4RecStreamOptions) {
+    super("Mamba4RecStream", options.capacity, model.itemTable);
     const { capacity } = options;
-    if (!Number.isInteger(capacity) || capacity < 1) {
-      throw new RangeError(
-        `Mamba4RecStream: options.capacity must be an integer ≥ 1 (user slots), got ${capacity}`,
-      );
-    }
-    this.capacity = capacity;
-    this.#events = new Float64Array(capacity);
-    this.#occurrences = new Int32Array(capacity);
     const params = new TrainedParameters(model.params);
     const d = model.config.hiddenSize;
     const embNorm = new LayerNorm(params, "LayerNorm", d);
@@ -113,49 +97,24 @@ export class Mamba4RecStream {
       embNorm,
       layers,
       inference,
-      reps: keep(zeros([capacity, d])),
+      reps: this.reps,
       stepTuning: options.stepTuning ?? {},
     };
   }
 
-  /** Number of events observed for `user` since it was created or last reset. */
-  eventCount(user: number): number {
-    if (!Number.isInteger(user) || user < 0 || user >= this.capacity) {
-      throw new RangeError(
-        `Mamba4RecStream.eventCount: user ${user} is not a user slot 0 … ${this.capacity - 1}`,
-      );
-    }
-    return this.#events[user];
+  /** One event for distinct users through the step kernels. */
+  protected step(round: EventRound): void {
+    stepEvents(this.#net, round.slots, round.items);
   }
 
-  /**
-   * Advances each `users[i]` by the event `items[i]`, in order (a user listed twice gets both
-   * events, in the order given). Only queues GPU work: nothing waits for the device.
-   * @param users user slots
-   * @param items item ids `1 … numItems − 1`, one per user entry
-   */
-  observe(users: Int32Array, items: Int32Array): void {
-    const op = "Mamba4RecStream.observe";
-    if (users.length !== items.length) {
-      throw new RangeError(
-        `${op}: users (${users.length}) and items (${items.length}) must have the same length, ` +
-          "one item per user entry",
-      );
-    }
-    checkUserSlots(op, "users", users, this.capacity);
-    checkEventItems(op, items, this.#net.model.config.numItems);
-    for (const round of distinctRounds(users, items, this.#occurrences)) {
-      tidy(() =>
-        noGrad(() => {
-          stepEvents(
-            this.#net,
-            Tensor.from(round.users, [round.users.length], "i32"),
-            Tensor.from(round.items, [round.items.length], "i32"),
-          );
-        })
-      );
-    }
-    for (let i = 0; i < users.length; i++) this.#events[users[i]]++;
+  /** Each layer's windows and states. */
+  protected pools(): Tensor[] {
+    return this.#net.layers.flatMap((layer) => [layer.window, layer.state]);
+  }
+
+  /** Frees every layer's step weights and pools. */
+  protected disposePools(): void {
+    for (const layer of this.#net.layers) disposeStepLayer(layer);
   }
 
   /**
@@ -207,117 +166,6 @@ export class Mamba4RecStream {
         )
       );
     }
-    users.forEach((u, i) => this.#events[u] = histories[i].length);
+    users.forEach((u, i) => this.setEventCount(u, histories[i].length));
   }
-
-  /**
-   * Every item's score for each user, `[users, numItems]` (PAD included, as the model scores
-   * it); queues GPU work only. The caller disposes the result.
-   * @param users user slots, each with at least one observed event
-   */
-  scores(users: Int32Array): Tensor {
-    const op = "Mamba4RecStream.scores";
-    checkUserSlots(op, "users", users, this.capacity);
-    if (users.length === 0) {
-      throw new RangeError(`${op}: users is empty; list at least one user slot`);
-    }
-    for (let i = 0; i < users.length; i++) {
-      if (this.#events[users[i]] === 0) {
-        throw new RangeError(
-          `${op}: users[${i}] = ${users[i]} has no events since it was created or reset; ` +
-            "observe() at least one before asking for scores",
-        );
-      }
-    }
-    return tidy(() =>
-      noGrad(() => {
-        const slots = Tensor.from(users, [users.length], "i32");
-        return matmul(embedding(slots, this.#net.reps), this.#net.model.itemTable, {
-          transB: true,
-        });
-      })
-    );
-  }
-
-  /**
-   * The `k` best items for each user from its current state (one GPU wait), PAD never among
-   * them.
-   * @param users user slots, each with at least one observed event
-   * @param k items per user, `1 … numItems − 1`
-   */
-  recommend(users: Int32Array, k: number): Promise<Recommendations> {
-    const numItems = this.#net.model.config.numItems;
-    if (!Number.isInteger(k) || k < 1 || k >= numItems) {
-      throw new RangeError(
-        `Mamba4RecStream.recommend: k must be an integer 1 … ${numItems - 1} (the items ` +
-          `besides PAD), got ${k}`,
-      );
-    }
-    return this.#topK(users.length, this.scores(users), k);
-  }
-
-  /** Reads `scores` back (and disposes it) and picks each row's k best items. */
-  async #topK(users: number, scores: Tensor, k: number): Promise<Recommendations> {
-    let host: Float32Array;
-    try {
-      host = (await readTensors([scores]))[0] as Float32Array;
-    } finally {
-      scores.dispose();
-    }
-    return topKRows(host, users, k);
-  }
-
-  /**
-   * Clears the users' states: afterwards they are as new, with no events.
-   * @param users user slots
-   */
-  reset(users: Int32Array): void {
-    checkUserSlots("Mamba4RecStream.reset", "users", users, this.capacity);
-    if (users.length === 0) return;
-    tidy(() => {
-      const slots = Tensor.from(users, [users.length], "i32");
-      for (const layer of this.#net.layers) {
-        writeSlotRows(layer.window, slots, null);
-        writeSlotRows(layer.state, slots, null);
-      }
-      writeSlotRows(this.#net.reps, slots, null);
-    });
-    for (const u of users) this.#events[u] = 0;
-  }
-
-  /** Frees the pools; the stream cannot be used afterwards. */
-  dispose(): void {
-    for (const layer of this.#net.layers) disposeStepLayer(layer);
-    this.#net.reps.dispose();
-  }
-}
-
-/**
- * The entries of one `observe` call in rounds of distinct users, each user's entries in their
- * order: round r holds every user's (r + 1)-th entry. The common call with distinct users is one
- * round of the arrays themselves. `occurrences` (one zero per slot) is left all zeros.
- */
-function distinctRounds(
-  users: Int32Array,
-  items: Int32Array,
-  occurrences: Int32Array,
-): { users: Int32Array; items: Int32Array }[] {
-  const round = new Int32Array(users.length);
-  let rounds = 0;
-  for (let i = 0; i < users.length; i++) {
-    round[i] = occurrences[users[i]]++;
-    rounds = Math.max(rounds, round[i] + 1);
-  }
-  for (let i = 0; i < users.length; i++) occurrences[users[i]] = 0;
-  if (rounds <= 1) return users.length > 0 ? [{ users, items }] : [];
-  const sizes = new Int32Array(rounds);
-  for (let i = 0; i < users.length; i++) sizes[round[i]]++;
-  const out = Array.from(sizes, (n) => ({ users: new Int32Array(n), items: new Int32Array(n) }));
-  const filled = new Int32Array(rounds);
-  for (let i = 0; i < users.length; i++) {
-    const r = round[i], at = filled[r]++;
-    out[r].users[at] = users[i];
-    out[r].items[at] = items[i];
-  }
-  return out;
 }

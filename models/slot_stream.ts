@@ -1,0 +1,239 @@
+/**
+ * What every streaming form of a model shares (`streaming.ts` for Mamba4Rec,
+ * `ssd4rec_stream.ts` for SSD4Rec): one slot per user in GPU pools, the host's count of each
+ * user's events, the checks of every argument, `observe` split into rounds of distinct users,
+ * the scores of the latest representations against the item table, top-k recommendations and
+ * resets. A subclass says how one round of events advances its pools ({@link SlotStream.step})
+ * and which pools a reset clears.
+ *
+ * @module
+ */
+import { noGrad } from "../ops/core/autograd.ts";
+import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
+import { zeros } from "../ops/core/unrecorded.ts";
+import { embedding } from "../ops/dense/embedding.ts";
+import { matmul } from "../ops/dense/matmul/mod.ts";
+import { writeSlotRows } from "../ops/sequence/selective_step.ts";
+import { checkEventItems, checkUserSlots } from "./stream_checks.ts";
+import { type Recommendations, topKRows } from "./top_k.ts";
+
+/** One round of events: distinct users, one item each, and each user's events before it. */
+export interface EventRound {
+  /** Distinct user slots, i32 `[users]`. */
+  readonly slots: Tensor;
+  /** One item per user, i32 `[users]`. */
+  readonly items: Tensor;
+  /** Each user's events before this one, i32 `[users]` (the new token's index). */
+  readonly counts: Tensor;
+}
+
+/**
+ * A model in step form: per user slot a fixed-size state in GPU pools and the latest
+ * representation (`reps`, `[capacity, d]`), advanced one event at a time.
+ */
+export abstract class SlotStream {
+  /** Number of user slots. */
+  readonly capacity: number;
+  /** The method prefix of messages (`Mamba4RecStream`). */
+  readonly #name: string;
+  /** Item ids are `1 … numItems − 1`. */
+  readonly #numItems: number;
+  /** The tied item table `[numItems, d]` the representations are scored against. */
+  readonly #itemTable: Tensor;
+  /** Latest representation per slot `[capacity, d]`. */
+  protected readonly reps: Tensor;
+  readonly #events: Float64Array;
+  /** Scratch of {@link distinctRounds}, all zeros between calls. */
+  readonly #occurrences: Int32Array;
+
+  /**
+   * Checks the capacity and allocates the representations.
+   * @param name the class's name, for messages
+   * @param capacity user slots
+   * @param itemTable the model's item table `[numItems, d]`
+   */
+  protected constructor(name: string, capacity: number, itemTable: Tensor) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(
+        `${name}: options.capacity must be an integer ≥ 1 (user slots), got ${capacity}`,
+      );
+    }
+    this.#name = name;
+    this.capacity = capacity;
+    this.#itemTable = itemTable;
+    this.#numItems = itemTable.shape[0];
+    this.reps = keep(zeros([capacity, itemTable.shape[1]]));
+    this.#events = new Float64Array(capacity);
+    this.#occurrences = new Int32Array(capacity);
+  }
+
+  /**
+   * Advances the round's users by one event each, writing their representations into `reps`;
+   * runs inside `tidy` and `noGrad`.
+   */
+  protected abstract step(round: EventRound): void;
+
+  /** The pools a reset clears for the slots (besides the representations). */
+  protected abstract pools(): Tensor[];
+
+  /** Frees the subclass's pools (the representations are freed by {@link dispose}). */
+  protected abstract disposePools(): void;
+
+  /** Number of events observed for `user` since it was created or last reset. */
+  eventCount(user: number): number {
+    if (!Number.isInteger(user) || user < 0 || user >= this.capacity) {
+      throw new RangeError(
+        `${this.#name}.eventCount: user ${user} is not a user slot 0 … ${this.capacity - 1}`,
+      );
+    }
+    return this.#events[user];
+  }
+
+  /** Sets `user`'s count of events (after a subclass wrote its state some other way). */
+  protected setEventCount(user: number, events: number): void {
+    this.#events[user] = events;
+  }
+
+  /**
+   * Advances each `users[i]` by the event `items[i]`, in order (a user listed twice gets both
+   * events, in the order given). Only queues GPU work: nothing waits for the device.
+   * @param users user slots
+   * @param items item ids `1 … numItems − 1`, one per user entry
+   */
+  observe(users: Int32Array, items: Int32Array): void {
+    const op = `${this.#name}.observe`;
+    if (users.length !== items.length) {
+      throw new RangeError(
+        `${op}: users (${users.length}) and items (${items.length}) must have the same length, ` +
+          "one item per user entry",
+      );
+    }
+    checkUserSlots(op, "users", users, this.capacity);
+    checkEventItems(op, items, this.#numItems);
+    for (const round of distinctRounds(users, items, this.#occurrences)) {
+      this.stepRound(round.users, round.items);
+    }
+  }
+
+  /** One round of distinct users: the subclass's step, then their counts. */
+  protected stepRound(users: Int32Array, items: Int32Array): void {
+    tidy(() =>
+      noGrad(() =>
+        this.step({
+          slots: Tensor.from(users, [users.length], "i32"),
+          items: Tensor.from(items, [items.length], "i32"),
+          counts: Tensor.from(
+            Int32Array.from(users, (u) => this.#events[u]),
+            [users.length],
+            "i32",
+          ),
+        })
+      )
+    );
+    for (const u of users) this.#events[u]++;
+  }
+
+  /**
+   * Every item's score for each user, `[users, numItems]` (PAD included, as the model scores
+   * it); queues GPU work only. The caller disposes the result.
+   * @param users user slots, each with at least one observed event
+   */
+  scores(users: Int32Array): Tensor {
+    const op = `${this.#name}.scores`;
+    checkUserSlots(op, "users", users, this.capacity);
+    if (users.length === 0) {
+      throw new RangeError(`${op}: users is empty; list at least one user slot`);
+    }
+    for (let i = 0; i < users.length; i++) {
+      if (this.#events[users[i]] === 0) {
+        throw new RangeError(
+          `${op}: users[${i}] = ${users[i]} has no events since it was created or reset; ` +
+            "observe() at least one before asking for scores",
+        );
+      }
+    }
+    return tidy(() =>
+      noGrad(() => {
+        const slots = Tensor.from(users, [users.length], "i32");
+        return matmul(embedding(slots, this.reps), this.#itemTable, { transB: true });
+      })
+    );
+  }
+
+  /**
+   * The `k` best items for each user from its current state (one GPU wait), PAD never among
+   * them.
+   * @param users user slots, each with at least one observed event
+   * @param k items per user, `1 … numItems − 1`
+   */
+  recommend(users: Int32Array, k: number): Promise<Recommendations> {
+    if (!Number.isInteger(k) || k < 1 || k >= this.#numItems) {
+      throw new RangeError(
+        `${this.#name}.recommend: k must be an integer 1 … ${this.#numItems - 1} (the items ` +
+          `besides PAD), got ${k}`,
+      );
+    }
+    return this.#topK(users.length, this.scores(users), k);
+  }
+
+  /** Reads `scores` back (and disposes it) and picks each row's k best items. */
+  async #topK(users: number, scores: Tensor, k: number): Promise<Recommendations> {
+    let host: Float32Array;
+    try {
+      host = (await readTensors([scores]))[0] as Float32Array;
+    } finally {
+      scores.dispose();
+    }
+    return topKRows(host, users, k);
+  }
+
+  /**
+   * Clears the users' states: afterwards they are as new, with no events.
+   * @param users user slots
+   */
+  reset(users: Int32Array): void {
+    checkUserSlots(`${this.#name}.reset`, "users", users, this.capacity);
+    if (users.length === 0) return;
+    tidy(() => {
+      const slots = Tensor.from(users, [users.length], "i32");
+      for (const pool of [...this.pools(), this.reps]) writeSlotRows(pool, slots, null);
+    });
+    for (const u of users) this.#events[u] = 0;
+  }
+
+  /** Frees the pools; the stream cannot be used afterwards. */
+  dispose(): void {
+    this.disposePools();
+    this.reps.dispose();
+  }
+}
+
+/**
+ * The entries of one `observe` call in rounds of distinct users, each user's entries in their
+ * order: round r holds every user's (r + 1)-th entry. The common call with distinct users is one
+ * round of the arrays themselves. `occurrences` (one zero per slot) is left all zeros.
+ */
+function distinctRounds(
+  users: Int32Array,
+  items: Int32Array,
+  occurrences: Int32Array,
+): { users: Int32Array; items: Int32Array }[] {
+  const round = new Int32Array(users.length);
+  let rounds = 0;
+  for (let i = 0; i < users.length; i++) {
+    round[i] = occurrences[users[i]]++;
+    rounds = Math.max(rounds, round[i] + 1);
+  }
+  for (let i = 0; i < users.length; i++) occurrences[users[i]] = 0;
+  if (rounds <= 1) return users.length > 0 ? [{ users, items }] : [];
+  const sizes = new Int32Array(rounds);
+  for (let i = 0; i < users.length; i++) sizes[round[i]]++;
+  const out = Array.from(sizes, (n) => ({ users: new Int32Array(n), items: new Int32Array(n) }));
+  const filled = new Int32Array(rounds);
+  for (let i = 0; i < users.length; i++) {
+    const r = round[i], at = filled[r]++;
+    out[r].users[at] = users[i];
+    out[r].items[at] = items[i];
+  }
+  return out;
+}
