@@ -24,6 +24,7 @@ import { reverseSegments } from "../ops/sequence/reverse_segments.ts";
 import { type SsdPieces, ssdScan, ssdScanLast } from "../ops/sequence/ssd_scan/mod.ts";
 import type { Tensor } from "../ops/core/tensor.ts";
 import { splitColumns } from "../ops/pointwise/split_columns.ts";
+import type { BiSsdStepWeights } from "../ops/sequence/bi_ssd_step.ts";
 import { INIT_STD, Linear } from "./layers.ts";
 import type { ParameterSet } from "./parameters.ts";
 
@@ -305,13 +306,45 @@ export class Mamba2Block {
       : ssdScan(xs, dt, A, Bs, Cs, scanOptions).y;
     const gated = reshape(y, lastTokens ? [lastTokens.size, inner] : [batch, length, inner]);
     y.dispose();
-    const normed = gatedRmsNorm(gated, this.#normWeight, {
+    return this.readout(gated, z);
+  }
+
+  /**
+   * The block's last two steps on the scan's output `y` (`[…, d_inner]`): the gated RMSNorm with
+   * the gate `z` (same shape), then the output projection. Frees `y` and `z` once their backward
+   * has run (at once when nothing is recorded).
+   * @returns `[…, d]`
+   */
+  readout(y: Tensor, z: Tensor): Tensor {
+    const normed = gatedRmsNorm(y, this.#normWeight, {
       z,
       eps: NORM_EPS,
-      groupSize: inner / G,
+      groupSize: (this.heads * this.config.headDim) / this.config.groups,
       normBeforeGate: false,
       releaseInputs: true,
     });
     return this.#outProj.forward(normed);
+  }
+
+  /**
+   * The input projection's whole rows for tokens `u` (`[…, d]`): `[…, 2·d_inner + 2·G·N + H]`,
+   * the gate z, then xBC, then dt, as one step of the block reads them (`biSsdStep`).
+   */
+  inputProjection(u: Tensor): Tensor {
+    return matmul(u, this.#inProj, { transB: true });
+  }
+
+  /**
+   * The weights one step of the block reads (`biSsdStep`): the convolution's, dt's bias, D, and
+   * A = −exp(A_log) computed now, which the caller disposes.
+   */
+  stepWeights(): BiSsdStepWeights {
+    return {
+      convWeight: this.#convWeight,
+      convBias: this.#convBias,
+      dtBias: this.#dtBias,
+      A: scale(exp(this.#aLog), -1),
+      D: this.#d,
+    };
   }
 }

@@ -85,6 +85,8 @@ export {
   type PackedSegments,
 } from "./mamba2_block.ts";
 export { INIT_TOKENS_PER_PASS, Mamba4RecStream, type Mamba4RecStreamOptions } from "./streaming.ts";
+export { SSD4RecStream, type SSD4RecStreamOptions } from "./ssd4rec_stream.ts";
+export { type EventRound, SlotStream } from "./slot_stream.ts";
 export { type Recommendations, topKRows } from "./top_k.ts";
 export {
   type InputLayout,

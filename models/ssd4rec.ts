@@ -266,14 +266,8 @@ export class SSD4Rec {
     const T = inputs.items.size;
     // Tensors no backward reads (sums, gathers' and dropout's inputs) are freed as soon as they
     // have been read; the rest live until the step's scope ends.
-    const rows = embedding(inputs.items, this.#items);
-    let h = reshape(rows, [1, T, d]);
-    if (this.#embNorm) {
-      rows.dispose();
-      const embedded = h;
-      h = this.#embNorm.forward(freeAfter(applyDropout(embedded, ctx), embedded));
-    }
-    let betaRow: Tensor | undefined;
+    let h = reshape(this.#embed(inputs.items, ctx), [1, T, d]);
+    const betaRow = beta !== 0 ? this.#betaRow() : null;
     this.#layers.forEach((layer, i) => {
       // The last layer is read at each segment's last token only: its blocks' scans, norms and
       // output projections, the sum and what follows run for those tokens.
@@ -283,27 +277,79 @@ export class SSD4Rec {
       const [projection, reversed] = beta !== 0
         ? layer.mamba.projectBothWays(h, inputs.reversal, rows)
         : [layer.mamba.project(h, rows)];
-      let mixed = layer.mamba.mix(projection, inputs, rows);
-      if (reversed) {
-        // Its output is NOT reversed back. β·bwd as a product with a constant row (the same
-        // rounding as scaling by β), whose backward reads the row alone, so that bwd is freed
-        // once multiplied.
-        betaRow ??= Tensor.from(new Float32Array(d).fill(beta), [d]);
-        const bwd = layer.mamba.mix(reversed, inputs, rows);
-        const weighted = freeAfter(mul(bwd, betaRow), bwd);
-        mixed = freeAfter(freeAfter(add(mixed, weighted), mixed), weighted);
-      }
+      const fwd = layer.mamba.mix(projection, inputs, rows);
+      // Its output is NOT reversed back.
+      const bwd = reversed ? layer.mamba.mix(reversed, inputs, rows) : null;
+      let skip = h;
       if (rows) {
         const flat = reshape(h, [T, d]);
-        const skip = freeAfter(embedding(rows, flat, { distinctIds: true }), flat);
-        mixed = freeAfter(freeAfter(add(mixed, skip), mixed), skip);
-      } else {
-        mixed = freeAfter(add(mixed, h), mixed);
+        skip = freeAfter(embedding(rows, flat, { distinctIds: true }), flat);
       }
-      // The LayerNorm's output feeds dropout alone, whose backward reads neither.
-      const normed = layer.norm.forward(mixed);
-      h = layer.ffn.forward(freeAfter(applyDropout(normed, ctx), normed), ctx);
+      h = this.#layerOutput(i, { fwd, bwd, skip, keepSkip: rows === undefined }, betaRow, ctx);
     });
     return h;
+  }
+
+  /** The item embeddings of `items` (`[…, d]`), through dropout and LayerNorm when configured. */
+  #embed(items: Tensor, ctx: DropoutContext): Tensor {
+    const rows = embedding(items, this.#items);
+    if (!this.#embNorm) return rows;
+    return this.#embNorm.forward(freeAfter(applyDropout(rows, ctx), rows));
+  }
+
+  /**
+   * The item embeddings of `items` as the first layer reads them, dropout off (`[…, d]`): for
+   * the step form (`SSD4RecStream`).
+   */
+  embedItems(items: Tensor): Tensor {
+    return this.#embed(items, { p: 0, rng: this.dropoutRng, training: false });
+  }
+
+  /** Layer `i`'s Mamba-2 block (for the step form). */
+  block(i: number): Mamba2Block {
+    return this.#layers[i].mamba;
+  }
+
+  /**
+   * β as a row `[d]`: β·bwd is a product with it (the same rounding as scaling by β), whose
+   * backward reads the row alone, so that bwd is freed once multiplied.
+   */
+  #betaRow(): Tensor {
+    const d = this.config.hiddenSize;
+    return Tensor.from(new Float32Array(d).fill(this.config.beta), [d]);
+  }
+
+  /**
+   * The rest of Bi-SSD layer `i` after its block's two directions, dropout off (for the step
+   * form): `h = fwd + β·bwd + skip`, then LayerNorm and the feed-forward. Frees its inputs.
+   * @param i the layer
+   * @param parts the block's output on the segments as they are (`fwd`) and on every segment
+   *   reversed, not reversed back (`bwd`, null when β is 0), and the layer's input at the same
+   *   rows (`skip`)
+   */
+  layerOutput(i: number, parts: { fwd: Tensor; bwd: Tensor | null; skip: Tensor }): Tensor {
+    const ctx = { p: 0, rng: this.dropoutRng, training: false };
+    return this.#layerOutput(i, parts, parts.bwd ? this.#betaRow() : null, ctx);
+  }
+
+  /** {@link layerOutput} with dropout as `ctx` says; `keepSkip` keeps `skip` (a backward reads it). */
+  #layerOutput(
+    i: number,
+    parts: { fwd: Tensor; bwd: Tensor | null; skip: Tensor; keepSkip?: boolean },
+    betaRow: Tensor | null,
+    ctx: DropoutContext,
+  ): Tensor {
+    const layer = this.#layers[i];
+    const { fwd, bwd, skip } = parts;
+    let mixed = fwd;
+    if (bwd && betaRow) {
+      const weighted = freeAfter(mul(bwd, betaRow), bwd);
+      mixed = freeAfter(freeAfter(add(mixed, weighted), mixed), weighted);
+    }
+    mixed = freeAfter(add(mixed, skip), mixed);
+    if (!parts.keepSkip) skip.dispose();
+    // The LayerNorm's output feeds dropout alone, whose backward reads neither.
+    const normed = layer.norm.forward(mixed);
+    return layer.ffn.forward(freeAfter(applyDropout(normed, ctx), normed), ctx);
   }
 }

@@ -21,16 +21,8 @@
  * (`selectiveScanWithFinalState`), plus the representation there. Later events step on from
  * these states as from stepped ones.
  *
- * SSD4Rec cannot be streamed this way. Each of its Bi-SSD layers adds to a forward scan a
- * backward one that reads the history newest-first, so a new event is the first token the
- * backward scan reads: it changes every backward state, hence the layer's output at every
- * position, and no fixed-size state summarises the past for it. Only the forward direction can
- * be stepped, and only in the first layer: from the second layer on, the inputs at every earlier
- * position have changed too, so even the forward states must be recomputed. Serving SSD4Rec
- * therefore costs a rerun of the user's (windowed) history per event, as recomputing the window
- * does (carrying the first layer's forward state saves a fraction of that, not its order); O(1)
- * work per event needs a forward-only (causal) variant, which is a different model, trained as
- * such, whose scores are not SSD4Rec's.
+ * An SSD4Rec of one Bi-SSD layer has its own step form (`ssd4rec_stream.ts`); one of two or more
+ * layers cannot be stepped, since every input of its second layer changes with each event.
  *
  * @module
  */

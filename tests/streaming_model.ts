@@ -8,7 +8,7 @@ import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { writeAt } from "../ops/core/unrecorded.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
-import type { Mamba4RecStream } from "../models/streaming.ts";
+import type { SlotStream } from "../models/slot_stream.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
 import { assertClose, randint, randn } from "./util.ts";
 
@@ -69,7 +69,7 @@ export async function fullScores(
 
 /** The stream's scores `[users, numItems]`. */
 export async function streamScores(
-  stream: Mamba4RecStream,
+  stream: SlotStream,
   users: Int32Array,
 ): Promise<Float32Array> {
   const t = stream.scores(users);
@@ -87,7 +87,7 @@ export const history = (rng: () => number, n: number): Int32Array =>
  * shuffled order, and some users get their next two events in one call (listed twice).
  */
 export function feed(
-  stream: Mamba4RecStream,
+  stream: SlotStream,
   slots: number[],
   histories: Int32Array[],
   rng: () => number,
@@ -115,9 +115,10 @@ export function assertRowsClose(
   users: number,
   what: string,
   tolerance = 1e-5,
+  numItems = NUM_ITEMS,
 ): void {
   for (let u = 0; u < users; u++) {
-    const row = (a: Float32Array) => a.subarray(u * NUM_ITEMS, (u + 1) * NUM_ITEMS);
+    const row = (a: Float32Array) => a.subarray(u * numItems, (u + 1) * numItems);
     assertClose(row(got), row(want), tolerance, `${what}, user ${u}`);
   }
 }
