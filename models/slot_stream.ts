@@ -14,7 +14,7 @@ import { zeros } from "../ops/core/unrecorded.ts";
 import { embedding } from "../ops/dense/embedding.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { writeSlotRows } from "../ops/sequence/selective_step.ts";
-import { checkEventItems, checkUserSlots } from "./stream_checks.ts";
+import { checkEventItems, checkHistories, checkUserSlots } from "./stream_checks.ts";
 import { type Recommendations, topKRows } from "./top_k.ts";
 
 /** One round of events: distinct users, one item each, and each user's events before it. */
@@ -131,6 +131,36 @@ export abstract class SlotStream {
       )
     );
     for (const u of users) this.#events[u]++;
+  }
+
+  /**
+   * Sets each `users[i]` to the state it would have after observing `histories[i]` from a reset
+   * slot (whatever it held before), stepping every history one event at a time: as many rounds
+   * as the longest history has items, each advancing every user whose history reaches it. Only
+   * queues GPU work. A model with a parallel form of this overrides it.
+   * @param users distinct user slots
+   * @param histories one non-empty history per user, oldest item first, item ids
+   *   `1 … numItems − 1`
+   */
+  initFromHistories(users: Int32Array, histories: readonly Int32Array[]): void {
+    const op = `${this.#name}.initFromHistories`;
+    if (users.length !== histories.length) {
+      throw new RangeError(
+        `${op}: users (${users.length}) and histories (${histories.length}) must have the same ` +
+          "length, one history per user",
+      );
+    }
+    checkUserSlots(op, "users", users, this.capacity);
+    checkHistories(op, users, histories, this.#numItems);
+    this.reset(users);
+    const longest = histories.reduce((m, h) => Math.max(m, h.length), 0);
+    for (let t = 0; t < longest; t++) {
+      const at = [...users.keys()].filter((i) => histories[i].length > t);
+      this.stepRound(
+        Int32Array.from(at, (i) => users[i]),
+        Int32Array.from(at, (i) => histories[i][t]),
+      );
+    }
   }
 
   /**

@@ -34,7 +34,6 @@ import { writeSlotRows } from "../ops/sequence/selective_step.ts";
 import { splitColumns } from "../ops/pointwise/split_columns.ts";
 import type { SSD4Rec } from "./ssd4rec.ts";
 import { type EventRound, SlotStream } from "./slot_stream.ts";
-import { checkHistories, checkUserSlots } from "./stream_checks.ts";
 
 /** Options of {@link SSD4RecStream}. */
 export interface SSD4RecStreamOptions {
@@ -119,35 +118,5 @@ export class SSD4RecStream extends SlotStream {
   /** Frees the pools and A. */
   protected disposePools(): void {
     for (const t of [...Object.values(this.#pools), this.#weights.A]) t.dispose();
-  }
-
-  /**
-   * Sets each `users[i]` to the state it would have after observing `histories[i]` from a reset
-   * slot (whatever it held before), stepping every history one event at a time: as many rounds
-   * as the longest history has items, each advancing every user whose history reaches it. Only
-   * queues GPU work.
-   * @param users distinct user slots
-   * @param histories one non-empty history per user, oldest item first, item ids
-   *   `1 … numItems − 1`
-   */
-  initFromHistories(users: Int32Array, histories: readonly Int32Array[]): void {
-    const op = "SSD4RecStream.initFromHistories";
-    if (users.length !== histories.length) {
-      throw new RangeError(
-        `${op}: users (${users.length}) and histories (${histories.length}) must have the same ` +
-          "length, one history per user",
-      );
-    }
-    checkUserSlots(op, "users", users, this.capacity);
-    checkHistories(op, users, histories, this.#model.config.numItems);
-    this.reset(users);
-    const longest = histories.reduce((m, h) => Math.max(m, h.length), 0);
-    for (let t = 0; t < longest; t++) {
-      const at = [...users.keys()].filter((i) => histories[i].length > t);
-      this.stepRound(
-        Int32Array.from(at, (i) => users[i]),
-        Int32Array.from(at, (i) => histories[i][t]),
-      );
-    }
   }
 }

@@ -122,7 +122,7 @@ export class Mamba4RecStream extends SlotStream {
    *   `1 … numItems − 1`
    * @param tokensPerPass most padded tokens per forward pass (a smaller value saves memory)
    */
-  initFromHistories(
+  override initFromHistories(
     users: Int32Array,
     histories: readonly Int32Array[],
     tokensPerPass: number = INIT_TOKENS_PER_PASS,

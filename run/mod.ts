@@ -369,6 +369,7 @@ export {
   handleRequest,
   type HttpOptions,
   loadMamba4RecCheckpoint,
+  loadStreamableCheckpoint,
   type LoggedEvent,
   MAX_BODY_BYTES,
   MAX_K,

@@ -107,10 +107,11 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
-    to: "sha256:cc0681b7433c9a8a50dc1b2824d1914ca44ad1b798cff9536ddbba4ca0a610ab",
+    to: "sha256:9ea89730565f5a91d748ef873b0cc1bc91df6f6733aa556cddbb71bccd6ac858",
     change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it",
-    evidence: "New files only the streaming forms use (`biSsdStep`, `SSD4RecStream`, the slot " +
-      "bookkeeping moved out of `Mamba4RecStream` unchanged). SSD4Rec's forward now calls " +
+    evidence: "New files only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
+      "`openStream`, the slot bookkeeping moved out of `Mamba4RecStream` unchanged). SSD4Rec's " +
+      "forward now calls " +
       "methods for its embedding, the Bi-SSD sum with LayerNorm and feed-forward, and the " +
       "block's gated norm and output projection: the same ops on the same tensors in the same " +
       "order. Checked on lavapipe: the loss and every parameter's gradient of a training step " +

@@ -1,17 +1,18 @@
 /**
  * `deno task serve --checkpoint FILE [--port P] [--hostname H] [--state-dir DIR] [--token T]
- * [--capacity N]`: serves recommendations of the Mamba4Rec in FILE over HTTP (see
- * `run/serve/http.ts` for the endpoints). Accepted events are logged in DIR (default `serve-state`)
- * and replayed on the next start. Port default 8000 (0: any free one), capacity default 10000
- * user slots (each holds every layer's state: lower it when the pools do not fit the device). With --token, `POST /events` needs `Authorization: Bearer T`. Stops on Ctrl-C
- * (SIGINT) or SIGTERM, after answering the waiting requests. Errors print one `error: …` line:
- * exit status 2 for a bad command line, 1 for anything else.
+ * [--capacity N]`: serves recommendations of the model in FILE (Mamba4Rec, or a one-layer
+ * SSD4Rec) over HTTP (see `run/serve/http.ts` for the endpoints). Accepted events are logged in
+ * DIR (default `serve-state`) and replayed on the next start. Port default 8000 (0: any free
+ * one), capacity default 10000 user slots (each holds every layer's state: lower it when the pools
+ * do not fit the device). With --token, `POST /events` needs `Authorization: Bearer T`. Stops on
+ * Ctrl-C (SIGINT) or SIGTERM, after answering the waiting requests. Errors print one `error: …`
+ * line: exit status 2 for a bad command line, 1 for anything else.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import {
-  loadMamba4RecCheckpoint,
+  loadStreamableCheckpoint,
   RecommendationService,
   serveRecommendations,
 } from "../run/serve/mod.ts";
@@ -52,7 +53,7 @@ async function main(): Promise<void> {
   const capacity = integerFlag("capacity", values.capacity, 10000, 1);
   if (values.token === "") throw new UsageError("--token must not be empty");
   const stateDir = values["state-dir"] ?? "serve-state";
-  const model = await loadMamba4RecCheckpoint(values.checkpoint);
+  const model = await loadStreamableCheckpoint(values.checkpoint);
   const service = await RecommendationService.start(model, { capacity, stateDir });
   const server = await serveRecommendations(service, {
     port,

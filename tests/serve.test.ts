@@ -3,7 +3,7 @@ import { Mamba4RecStream } from "../models/streaming.ts";
 import { writeCheckpoint } from "../models/training/checkpoint.ts";
 import {
   EVENT_LOG_FILE,
-  loadMamba4RecCheckpoint,
+  loadStreamableCheckpoint,
   MAX_BODY_BYTES,
   RecommendationService,
   type RunningServer,
@@ -19,7 +19,7 @@ const CAPACITY = 5;
 const TOKEN = "s3cret";
 
 async function start(checkpoint: string, stateDir: string): Promise<RunningServer> {
-  const model = await loadMamba4RecCheckpoint(checkpoint);
+  const model = await loadStreamableCheckpoint(checkpoint);
   const service = await RecommendationService.start(model, { capacity: CAPACITY, stateDir });
   return await serveRecommendations(service, { port: 0, token: TOKEN });
 }
@@ -165,7 +165,11 @@ Deno.test("serve: a checkpoint of another model is refused", async () => {
     const path = `${dir}/other.safetensors`;
     const model = await tinyCheckpoint(path, NUM_ITEMS, 1);
     await writeCheckpoint(path, model.params.entries(), { model: "gru4rec" });
-    await assertRejects(() => loadMamba4RecCheckpoint(path), Error, "serves only mamba4rec");
+    await assertRejects(
+      () => loadStreamableCheckpoint(path),
+      Error,
+      "serves mamba4rec and ssd4rec",
+    );
   });
 });
 

@@ -1,5 +1,6 @@
 /**
- * HTTP recommendation service over Mamba4Rec's streaming step form, with a durable event log.
+ * HTTP recommendation service over a model's streaming step form (Mamba4Rec, a one-layer
+ * SSD4Rec), with a durable event log.
  *
  * @module
  */
@@ -21,7 +22,7 @@ export {
   type RunningServer,
   serveRecommendations,
 } from "./http.ts";
-export { loadMamba4RecCheckpoint } from "./model_loader.ts";
+export { loadMamba4RecCheckpoint, loadStreamableCheckpoint } from "./model_loader.ts";
 export {
   FLUSH_EVENTS,
   FLUSH_INTERVAL_MS,

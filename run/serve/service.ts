@@ -1,6 +1,6 @@
 /**
  * The recommendation service's core, independent of HTTP: maps user ids to stream slots, batches
- * the events of concurrent requests into one {@link Mamba4RecStream.observe} per round (after
+ * the events of concurrent requests into one {@link SlotStream.observe} per round (after
  * logging them durably), and answers concurrent recommendation requests with one readback.
  *
  * A round runs every {@link FLUSH_INTERVAL_MS} or as soon as {@link FLUSH_EVENTS} events wait:
@@ -9,8 +9,9 @@
  *
  * @module
  */
-import type { Mamba4Rec } from "../../models/mamba4rec.ts";
-import { Mamba4RecStream, type Recommendations } from "../../models/streaming.ts";
+import type { SlotStream } from "../../models/slot_stream.ts";
+import { openStream, type StreamableModel } from "../../models/streams.ts";
+import type { Recommendations } from "../../models/top_k.ts";
 import { EventStore, type LoggedEvent } from "./event_store.ts";
 import { RoundScheduler } from "./rounds.ts";
 
@@ -135,13 +136,16 @@ export interface ServiceOptions {
   readonly stateDir: string;
 }
 
-/** Streaming recommendation over a trained Mamba4Rec with a durable event log. */
+/**
+ * Streaming recommendation over a trained model with a step form (Mamba4Rec, a one-layer
+ * SSD4Rec) with a durable event log.
+ */
 export class RecommendationService {
   /** User slots. */
   readonly capacity: number;
   /** Item ids are `1 … numItems − 1`. */
   readonly numItems: number;
-  readonly #stream: Mamba4RecStream;
+  readonly #stream: SlotStream;
   readonly #store: EventStore;
   readonly #slots = new Map<string, number>();
   #events = 0;
@@ -155,15 +159,18 @@ export class RecommendationService {
   #failure: Error | null = null;
   #closed = false;
 
-  private constructor(model: Mamba4Rec, store: EventStore, capacity: number) {
+  private constructor(model: StreamableModel, store: EventStore, capacity: number) {
     this.capacity = capacity;
     this.numItems = model.config.numItems;
-    this.#stream = new Mamba4RecStream(model, { capacity });
+    this.#stream = openStream(model, { capacity });
     this.#store = store;
   }
 
   /** Opens the state directory, replays its log into a new stream and returns the service. */
-  static async start(model: Mamba4Rec, options: ServiceOptions): Promise<RecommendationService> {
+  static async start(
+    model: StreamableModel,
+    options: ServiceOptions,
+  ): Promise<RecommendationService> {
     const { store, restored } = await EventStore.open(options.stateDir);
     let service: RecommendationService;
     try {
@@ -197,8 +204,8 @@ export class RecommendationService {
 
   /**
    * Rebuilds the stream from the log: slots in order of first event, then every user's state
-   * from its whole logged history in one parallel pass ({@link Mamba4RecStream.initFromHistories})
-   * rather than event by event.
+   * from its whole logged history ({@link SlotStream.initFromHistories}: for Mamba4Rec in one
+   * parallel pass rather than event by event).
    */
   #replay(events: readonly ServiceEvent[]): void {
     events.forEach((e, i) => {
