@@ -107,8 +107,9 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
-    to: "sha256:9ea89730565f5a91d748ef873b0cc1bc91df6f6733aa556cddbb71bccd6ac858",
-    change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it",
+    to: "sha256:41461c0edb9bbd7c54f338ff2c8dc3d291dae440238c65980334080fc24a65fd",
+    change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it; " +
+      "profiles over several submissions",
     evidence: "New files only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
       "`openStream`, the slot bookkeeping moved out of `Mamba4RecStream` unchanged). SSD4Rec's " +
       "forward now calls " +
@@ -116,7 +117,8 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "block's gated norm and output projection: the same ops on the same tensors in the same " +
       "order. Checked on lavapipe: the loss and every parameter's gradient of a training step " +
       "(dropout on; 1 layer β 0.3, 2 layers β 0.1 with the embedding LayerNorm, 2 layers β 0) " +
-      "are the same bit for bit before and after.",
+      "are the same bit for bit before and after. The dispatch profiler resolves its " +
+      "timestamps from 256-byte-aligned offsets; no training or evaluation run profiles.",
   },
 ];
 

@@ -19,6 +19,12 @@ export interface ProfiledDispatch {
 /** Most dispatches one profile records: WebGPU query sets hold at most 4,096 timestamps. */
 export const MAX_PROFILE_DISPATCHES = 2048;
 
+/**
+ * Dispatches per 256 bytes of resolved timestamps (two 8-byte stamps each): WebGPU resolves
+ * queries only to offsets that are multiples of 256 bytes.
+ */
+const RESOLVE_ALIGNMENT_DISPATCHES = 16;
+
 /** The timestamp queries of one profile. */
 export class DispatchProfiler {
   readonly #device: GPUDevice;
@@ -57,10 +63,15 @@ export class DispatchProfiler {
     };
   }
 
-  /** Resolves the queries written since the last call; called on the encoder about to submit. */
+  /**
+   * Resolves the queries written since the last call; called on the encoder about to submit. A
+   * resolve must land at a multiple of 256 bytes of the buffer (16 dispatches), so it starts at
+   * the last such multiple at or before the first new query, resolving a few again.
+   */
   resolve(encoder: GPUCommandEncoder): void {
-    const from = this.#resolvedCount, to = this.#kernels.length;
-    if (to === from) return;
+    const to = this.#kernels.length;
+    if (to === this.#resolvedCount) return;
+    const from = this.#resolvedCount - (this.#resolvedCount % RESOLVE_ALIGNMENT_DISPATCHES);
     encoder.resolveQuerySet(this.#queries, 2 * from, 2 * (to - from), this.#resolved, 16 * from);
     this.#resolvedCount = to;
   }
