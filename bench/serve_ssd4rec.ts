@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { type PackedBatch } from "../data/mod.ts";
+import type { PackedBatch } from "../data/mod.ts";
 import {
   packedInputs,
   type PackedModelInputs,
