@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { PackedBatch } from "../data/mod.ts";
+import { packHistories } from "../data/mod.ts";
 import {
   packedInputs,
   type PackedModelInputs,
@@ -63,28 +63,6 @@ function items(count: number, numItems: number, seed: number): Int32Array {
     { length: count },
     (_, i) => 1 + ((i * 7919 + seed * 104729) % (numItems - 1)),
   );
-}
-
-/** `windows` windows of `length` items packed into one row, as `packedBatches` lays them out. */
-function packedWindows(ids: Int32Array, windows: number, length: number): PackedBatch {
-  const T = windows * length;
-  const seqIdx = Int32Array.from({ length: T }, (_, t) => Math.floor(t / length));
-  const flipIndex = Int32Array.from({ length: T }, (_, t) => {
-    const start = Math.floor(t / length) * length;
-    return start + (start + length - 1 - t);
-  });
-  return {
-    size: windows,
-    tokens: T,
-    items: ids,
-    seqIdx,
-    flipIndex,
-    lastIndex: Int32Array.from({ length: windows }, (_, b) => b * length + length - 1),
-    lengths: new Int32Array(windows).fill(length),
-    targets: new Int32Array(windows).fill(1),
-    users: new Int32Array(windows),
-    maskedTokens: 0,
-  };
 }
 
 const models = new Map<boolean, SSD4Rec>();
@@ -143,7 +121,10 @@ const recompute: BenchmarkDef<RecomputeState> = {
     const passes: PackedModelInputs[] = [];
     for (let at = 0; at < users; at += windowsPerPass) {
       const windows = Math.min(windowsPerPass, users - at);
-      const batch = packedWindows(items(windows * length, numItems, at + 11), windows, length);
+      const ids = items(windows * length, numItems, at + 11);
+      const batch = packHistories(
+        Array.from({ length: windows }, (_, b) => ids.subarray(b * length, (b + 1) * length)),
+      );
       passes.push(packedInputs(batch, model.config.chunkSize));
     }
     return { model, passes, windows: users, length };

@@ -94,7 +94,12 @@ export {
   prefixBatches,
   type PrefixBatchOptions,
 } from "./batches.ts";
-export { type PackedBatch, packedBatches, type PackedBatchOptions } from "./packed_batches.ts";
+export {
+  type PackedBatch,
+  packedBatches,
+  type PackedBatchOptions,
+  packHistories,
+} from "./packed_batches.ts";
 export {
   generateSyntheticKuaiRand,
   type HistoryLengthSummary,

@@ -190,3 +190,51 @@ export function packedBatches(
     }
   });
 }
+
+/**
+ * Histories packed into one batch as {@link packedBatches} lays them out (one row, each history
+ * its own segment, oldest item first, no padding or masking), for inference over given
+ * histories; `targets` defaults to item 0 for each.
+ * @param histories non-empty histories of item ids
+ * @param targets one target item per history
+ */
+export function packHistories(
+  histories: readonly ArrayLike<number>[],
+  targets?: ArrayLike<number>,
+): PackedBatch {
+  const size = histories.length;
+  const lengths = Int32Array.from(histories, (h) => h.length);
+  if (size === 0 || lengths.some((n) => n < 1)) {
+    throw new RangeError(
+      `packHistories: give at least one history, each of at least one item (lengths ` +
+        `${Array.from(lengths).join(", ") || "none"})`,
+    );
+  }
+  if (targets && targets.length !== size) {
+    throw new RangeError(`packHistories: ${targets.length} targets for ${size} histories`);
+  }
+  const tokens = lengths.reduce((a, b) => a + b, 0);
+  const items = new Int32Array(tokens), seqIdx = new Int32Array(tokens);
+  const flipIndex = new Int32Array(tokens), lastIndex = new Int32Array(size);
+  let at = 0;
+  histories.forEach((h, r) => {
+    const end = at + h.length - 1;
+    items.set(Array.from(h), at);
+    seqIdx.fill(r, at, end + 1);
+    for (let p = at; p <= end; p++) flipIndex[p] = at + end - p;
+    lastIndex[r] = end;
+    at = end + 1;
+  });
+  return {
+    size,
+    tokens,
+    items,
+    seqIdx,
+    lastIndex,
+    flipIndex,
+    lengths,
+    targets: targets ? Int32Array.from(targets) : new Int32Array(size),
+    users: new Int32Array(size),
+    maskedTokens: 0,
+  };
+}

@@ -87,7 +87,12 @@ export {
 export { INIT_TOKENS_PER_PASS, Mamba4RecStream, type Mamba4RecStreamOptions } from "./streaming.ts";
 export { SSD4RecStream, type SSD4RecStreamOptions } from "./ssd4rec_stream.ts";
 export { type EventRound, SlotStream } from "./slot_stream.ts";
-export { openStream, STREAMABLE_MODELS, type StreamableModel } from "./streams.ts";
+export {
+  fullRepresentations,
+  openStream,
+  STREAMABLE_MODELS,
+  type StreamableModel,
+} from "./streams.ts";
 export { type Recommendations, topKRows } from "./top_k.ts";
 export {
   type InputLayout,

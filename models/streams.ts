@@ -4,9 +4,12 @@
  *
  * @module
  */
+import { packHistories } from "../data/packed_batches.ts";
+import type { Tensor } from "../ops/core/tensor.ts";
 import { Mamba4Rec } from "./mamba4rec.ts";
 import type { SlotStream } from "./slot_stream.ts";
-import { SSD4Rec } from "./ssd4rec.ts";
+import { packedInputs, SSD4Rec } from "./ssd4rec.ts";
+import { uploadSequences } from "./training/layouts.ts";
 import { SSD4RecStream } from "./ssd4rec_stream.ts";
 import { Mamba4RecStream } from "./streaming.ts";
 
@@ -27,4 +30,27 @@ export function openStream(model: StreamableModel, options: { capacity: number }
     `openStream: no step form for ${(model as { name?: string }).name ?? "this model"}; ` +
       `streamable models: ${STREAMABLE_MODELS.join(", ")}`,
   );
+}
+
+/**
+ * The full model's representation at each history's last item, `[histories, d]` (dropout off):
+ * what a recommender without state computes on every event, and what a stream must equal. Call
+ * it inside `tidy` and `noGrad`.
+ * @param histories non-empty histories of item ids, oldest first
+ */
+export function fullRepresentations(
+  model: StreamableModel,
+  histories: readonly Int32Array[],
+): Tensor {
+  if (model instanceof SSD4Rec) {
+    const inputs = packedInputs(packHistories(histories), model.config.chunkSize);
+    const h = model.forward(inputs, false);
+    inputs.dispose();
+    return h;
+  }
+  const length = Math.max(...histories.map((h) => h.length));
+  const items = new Int32Array(histories.length * length);
+  histories.forEach((h, b) => items.set(h, b * length));
+  const lengths = Int32Array.from(histories, (h) => h.length);
+  return model.forward(uploadSequences(items, lengths, histories.length, length), false);
 }

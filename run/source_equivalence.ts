@@ -107,11 +107,12 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
-    to: "sha256:41461c0edb9bbd7c54f338ff2c8dc3d291dae440238c65980334080fc24a65fd",
+    to: "sha256:9edacc4183b1c9526d03eea51bbbe83951c19034badf6a2937433e5c39cd1908",
     change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it; " +
       "profiles over several submissions",
-    evidence: "New files only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
-      "`openStream`, the slot bookkeeping moved out of `Mamba4RecStream` unchanged). SSD4Rec's " +
+    evidence: "New code only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
+      "`openStream`, `fullRepresentations`, `packHistories`, the slot bookkeeping moved out " +
+      "of `Mamba4RecStream` unchanged). SSD4Rec's " +
       "forward now calls " +
       "methods for its embedding, the Bi-SSD sum with LayerNorm and feed-forward, and the " +
       "block's gated norm and output projection: the same ops on the same tensors in the same " +

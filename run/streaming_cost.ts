@@ -1,6 +1,7 @@
 /**
- * The cost of one event per user against the user's history length, two ways: stepping a
- * {@link Mamba4RecStream} (O(1) work per event, whatever the history) and recomputing the window
+ * The cost of one event per user against the user's history length, two ways: stepping the
+ * model's step form (`openStream`; O(1) work per event, whatever the history) and recomputing
+ * the window
  * (the full model's forward over the user's last n items, as a recommender without state does
  * on every event). Each point times one event for a batch of users, waiting for the GPU after
  * each repeat, and keeps the median. On a CPU implementation of WebGPU the figures show the
@@ -12,9 +13,8 @@ import { SeededRandom } from "../data/random.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { tidy } from "../ops/core/tensor.ts";
 import { sync } from "../ops/core/runtime.ts";
-import type { Mamba4Rec } from "../models/mamba4rec.ts";
-import { INIT_TOKENS_PER_PASS, Mamba4RecStream } from "../models/streaming.ts";
-import { uploadSequences } from "../models/training/layouts.ts";
+import { INIT_TOKENS_PER_PASS } from "../models/streaming.ts";
+import { fullRepresentations, openStream, type StreamableModel } from "../models/streams.ts";
 import { type PlotlyFigure, plotlyFigure } from "../viz/plotly.ts";
 
 /** One history length's timings. */
@@ -88,7 +88,7 @@ async function timeMs(work: () => void, repeats: number): Promise<number> {
  * not depend on them.
  */
 export async function measureStreamingCost(
-  model: Mamba4Rec,
+  model: StreamableModel,
   lengths: readonly number[],
   sizes: Pick<StreamingCostSizes, "users" | "repeats">,
   seed = 2020,
@@ -108,7 +108,7 @@ export async function measureStreamingCost(
   const out: StreamingCostPoint[] = [];
   for (const length of lengths) {
     const items = draw(users * length);
-    const stream = new Mamba4RecStream(model, { capacity: users });
+    const stream = openStream(model, { capacity: users });
     let stepMs: number;
     try {
       stream.initFromHistories(
@@ -126,13 +126,11 @@ export async function measureStreamingCost(
           noGrad(() => {
             for (let at = 0; at < users; at += perPass) {
               const size = Math.min(perPass, users - at);
-              const batch = uploadSequences(
-                items.subarray(at * length, (at + size) * length),
-                new Int32Array(size).fill(length),
-                size,
-                length,
+              const windows = Array.from(
+                { length: size },
+                (_, b) => items.subarray((at + b) * length, (at + b + 1) * length),
               );
-              model.forward(batch, false);
+              fullRepresentations(model, windows);
             }
           })
         ),

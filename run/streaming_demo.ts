@@ -1,8 +1,9 @@
 /**
- * Streaming recommendation as a notebook shows it: a trained Mamba4Rec (a given checkpoint, else
- * the best checkpoint of a recorded run, else a smoke model trained now on a tiny slice), and a
- * few users' last events replayed one by one through {@link Mamba4RecStream}, the top-k after
- * each event checked against the full model's forward over the same items.
+ * Streaming recommendation as a notebook shows it: a trained Mamba4Rec or one-layer SSD4Rec (a
+ * given checkpoint, else the best checkpoint of a recorded run, else a smoke model trained now on
+ * a tiny slice), and a few users' last events replayed one by one through the model's step form
+ * (`openStream`), the top-k after each event checked against the full model's forward over the
+ * same items.
  *
  * @module
  */
@@ -13,17 +14,17 @@ import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, type Tensor, tidy } from "../ops/core/tensor.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { Mamba4Rec } from "../models/mamba4rec.ts";
-import { Mamba4RecStream } from "../models/streaming.ts";
+import { SSD4Rec } from "../models/ssd4rec.ts";
+import { fullRepresentations, openStream, type StreamableModel } from "../models/streams.ts";
 import { topKRows } from "../models/top_k.ts";
 import { readCheckpoint, storedRunSettings } from "../models/training/checkpoint.ts";
-import { uploadSequences } from "../models/training/layouts.ts";
 import { train } from "../models/training/trainer.ts";
 import { type RichTable, richTable } from "../viz/table.ts";
 import { requireProjectRoot } from "./code_version.ts";
 import { describeSlice, sliceContents, SMOKE_TRAIN, SMOKE_USERS } from "./grid_runs.ts";
 import { TrainingProgress } from "./progress.ts";
 import { readRunIndex, type RunIndex } from "./run_index.ts";
-import { loadMamba4RecCheckpoint } from "./serve/model_loader.ts";
+import { loadStreamableCheckpoint } from "./serve/model_loader.ts";
 import { setupRun } from "./setup.ts";
 
 /** The dataset a smoke model is trained on when there is no checkpoint. */
@@ -35,10 +36,10 @@ export const STREAMING_SMOKE_DATASET = "amazon-beauty";
  */
 export const STREAMED_SCORE_TOLERANCE = 1e-5;
 
-/** A trained Mamba4Rec ready to stream, with the dataset whose item ids it scores. */
+/** A trained model ready to stream, with the dataset whose item ids it scores. */
 export interface StreamingModel {
   /** The model, its trained weights loaded. */
-  readonly model: Mamba4Rec;
+  readonly model: StreamableModel;
   /** The dataset it was trained on (or the slice). */
   readonly dataset: SequentialDataset;
   /** The training window: the items the full forward reads per user (L). */
@@ -53,7 +54,12 @@ export interface StreamingModel {
 
 /** Options of {@link loadStreamingModel}. */
 export interface StreamingModelOptions {
-  /** A Mamba4Rec checkpoint to load (default: a recorded run's, see {@link recordedCheckpoint}). */
+  /** The model streamed when no checkpoint is given: `mamba4rec` (default) or `ssd4rec`. */
+  readonly model?: "mamba4rec" | "ssd4rec";
+  /**
+   * A checkpoint of a model with a step form to load (default: a recorded run's of `model`, see
+   * {@link recordedCheckpoint}).
+   */
   readonly checkpoint?: string;
   /** The run records looked in (default: `results/runs/`). */
   readonly index?: RunIndex;
@@ -65,16 +71,18 @@ export interface StreamingModelOptions {
 
 /**
  * The best checkpoint (`best.safetensors` in the record's checkpoint directory, taken from the
- * project root when relative) of the first recorded Mamba4Rec run that has one here, or
- * `undefined`.
+ * project root when relative) of the first recorded run of `model` that has one here (for
+ * SSD4Rec, of one layer), or `undefined`.
  */
 export function recordedCheckpoint(
   index: RunIndex,
   root: string = requireProjectRoot(),
+  model: "mamba4rec" | "ssd4rec" = "mamba4rec",
 ): string | undefined {
   for (const { record } of index.records) {
     const dir = record.trainConfig.checkpointDir;
-    if (record.model !== "mamba4rec" || !dir) continue;
+    if (record.model !== model || !dir) continue;
+    if (model === "ssd4rec" && record.modelConfig?.numLayers !== 1) continue;
     const path = join(isAbsolute(dir) ? dir : join(root, dir), "best.safetensors");
     if (isFile(path)) return path;
   }
@@ -108,9 +116,9 @@ async function fromCheckpoint(path: string, options: StreamingModelOptions) {
   const settings = storedRunSettings(path, (await readCheckpoint(path)).metadata);
   const datasetName = stringSetting(path, settings, "dataset");
   const maxLength = numberSetting(path, settings, "train.maxLength");
-  const model = await loadMamba4RecCheckpoint(path);
+  const model = await loadStreamableCheckpoint(path);
   const { dataset } = await setupRun({
-    model: "mamba4rec",
+    model: model.name,
     dataset: datasetName,
     datasetsDirectory: options.datasetsDirectory,
     train: { seed: numberSetting(path, settings, "train.seed"), maxLength },
@@ -126,15 +134,17 @@ async function fromCheckpoint(path: string, options: StreamingModelOptions) {
 }
 
 /**
- * The model to stream: `options.checkpoint` when given, else a recorded run's best checkpoint,
- * else a smoke model: Mamba4Rec trained for {@link SMOKE_TRAIN}'s couple of epochs on the first
- * users of {@link STREAMING_SMOKE_DATASET}, which only shows the mechanics.
+ * The model to stream: `options.checkpoint` when given, else a recorded run's best checkpoint of
+ * `options.model`, else a smoke model: that model (SSD4Rec with its one-layer preset) trained for
+ * {@link SMOKE_TRAIN}'s couple of epochs on the first users of {@link STREAMING_SMOKE_DATASET},
+ * which only shows the mechanics.
  */
 export async function loadStreamingModel(
   options: StreamingModelOptions = {},
 ): Promise<StreamingModel> {
+  const name = options.model ?? "mamba4rec";
   const checkpoint = options.checkpoint ??
-    recordedCheckpoint(options.index ?? await readRunIndex());
+    recordedCheckpoint(options.index ?? await readRunIndex(), undefined, name);
   if (checkpoint !== undefined) {
     const { model, dataset, maxLength } = await fromCheckpoint(checkpoint, options);
     return {
@@ -148,14 +158,14 @@ export async function loadStreamingModel(
   }
   const users = options.smokeUsers ?? SMOKE_USERS;
   const setup = await setupRun({
-    model: "mamba4rec",
+    model: name,
     dataset: STREAMING_SMOKE_DATASET,
     datasetsDirectory: options.datasetsDirectory,
     maxUsers: users,
     train: { ...SMOKE_TRAIN, verbose: false },
   });
-  if (!(setup.model instanceof Mamba4Rec)) {
-    throw new Error("loadStreamingModel: the registry built another model for mamba4rec");
+  if (!(setup.model instanceof Mamba4Rec || setup.model instanceof SSD4Rec)) {
+    throw new Error(`loadStreamingModel: the registry built another model for ${name}`);
   }
   const model = setup.model;
   await train(model, setup.dataset, setup.config, {
@@ -212,8 +222,8 @@ export interface ReplayOptions {
 /**
  * The first `options.users` users with more than `options.events` items in their window: the
  * users' last `events` items (the validation and test items among them, never trained on) are
- * replayed one by one through a {@link Mamba4RecStream} initialised from the window's items
- * before them ({@link Mamba4RecStream.initFromHistories}). After the history and after each event
+ * replayed one by one through the model's step form initialised from the window's items before
+ * them (`initFromHistories`). After the history and after each event
  * the stream's top-10 is read, and its scores are checked against the full model's forward over
  * the same items (the window of at most L items ending there).
  * @throws Error when a streamed score differs from the full forward's by more than
@@ -238,7 +248,7 @@ export async function replayUsers(
     );
   }
   const slots = Int32Array.from(windows, (_, i) => i);
-  const stream = new Mamba4RecStream(model, { capacity: windows.length });
+  const stream = openStream(model, { capacity: windows.length });
   const steps: ReplayStep[][] = windows.map(() => []);
   try {
     const start = windows.map((w) => w.items.length - events);
@@ -295,17 +305,15 @@ async function readScores(scores: Tensor): Promise<Float32Array> {
 }
 
 /** The full model's scores `[users, numItems]` at each history's last item (dropout off). */
-function fullForwardScores(model: Mamba4Rec, histories: Int32Array[]): Promise<Float32Array> {
-  const length = Math.max(...histories.map((h) => h.length));
-  const items = new Int32Array(histories.length * length);
-  histories.forEach((h, b) => items.set(h, b * length));
-  const lengths = Int32Array.from(histories, (h) => h.length);
-  return readScores(tidy(() =>
-    noGrad(() => {
-      const h = model.forward(uploadSequences(items, lengths, histories.length, length), false);
-      return matmul(h, model.itemTable, { transB: true });
-    })
-  ));
+function fullForwardScores(
+  model: StreamableModel,
+  histories: Int32Array[],
+): Promise<Float32Array> {
+  return readScores(
+    tidy(() =>
+      noGrad(() => matmul(fullRepresentations(model, histories), model.itemTable, { transB: true }))
+    ),
+  );
 }
 
 /** Row `row`'s largest |streamed − full|, relative to its largest |full| score (at least 1). */

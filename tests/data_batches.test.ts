@@ -4,6 +4,7 @@ import {
   buildSequentialDataset,
   evaluationBatches,
   packedBatches,
+  packHistories,
   parseInteractions,
   prefixBatches,
   SeededRandom,
@@ -200,4 +201,18 @@ Deno.test("batchers reject bad options", () => {
   assertThrows(() => prefixBatches(d, { maxLength: 0 }), RangeError, "maxLength");
   assertThrows(() => prefixBatches(d, { maxLength: 5, batchSize: 1.5 }), RangeError, "batchSize");
   assertThrows(() => allPositionsBatches(d, { maxLength: -1 }), RangeError);
+});
+
+Deno.test("packHistories: given histories as packedBatches lays them out; empty ones refused", () => {
+  const batch = packHistories([[5], [1, 2, 3], [7, 8]], [9, 4, 6]);
+  assertEquals(Array.from(batch.items), [5, 1, 2, 3, 7, 8]);
+  assertEquals(Array.from(batch.seqIdx), [0, 1, 1, 1, 2, 2]);
+  assertEquals(Array.from(batch.flipIndex), [0, 3, 2, 1, 5, 4]);
+  assertEquals(Array.from(batch.lastIndex), [0, 3, 5]);
+  assertEquals(Array.from(batch.lengths), [1, 3, 2]);
+  assertEquals(Array.from(batch.targets), [9, 4, 6]);
+  assertEquals([batch.size, batch.tokens, batch.maskedTokens], [3, 6, 0]);
+  assertThrows(() => packHistories([[1], []]), RangeError, "at least one item");
+  assertThrows(() => packHistories([]), RangeError, "at least one history");
+  assertThrows(() => packHistories([[1]], [2, 3]), RangeError, "2 targets for 1 histories");
 });

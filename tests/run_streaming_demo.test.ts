@@ -17,6 +17,7 @@ import {
 } from "../run/streaming_demo.ts";
 import { ruleDataset } from "./rule_dataset.ts";
 import { fullScores, NUM_ITEMS, smallModel } from "./streaming_model.ts";
+import { perturb, tinyModel } from "./ssd4rec_cases.ts";
 import { withTempDir } from "./temp_files.ts";
 import { freshSeed, makeRng } from "./util.ts";
 
@@ -63,6 +64,30 @@ Deno.test("replayUsers: each step's top items and next item match the full forwa
   }
 });
 
+Deno.test("replayUsers and measureStreamingCost: a one-layer SSD4Rec streams as the full forward scores", async () => {
+  const seed = freshSeed();
+  const model = tinyModel(seed, { numLayers: 1, beta: 0.3 });
+  await perturb(model, makeRng(seed + 2));
+  const dataset = ruleDataset(seed, 40, model.config.numItems - 1, 12);
+  const source: StreamingModel = {
+    model,
+    dataset,
+    maxLength: 9,
+    origin: "smoke",
+    checkpoint: null,
+    description: "test SSD4Rec",
+  };
+  const replays = await replayUsers(source, { users: 2, events: 4 });
+  for (const replay of replays) {
+    for (const step of replay.steps) {
+      assert(step.scoreDifference <= STREAMED_SCORE_TOLERANCE, `seed ${seed}: ${step.events}`);
+    }
+  }
+  const points = await measureStreamingCost(model, [1, 6], { users: 3, repeats: 1 }, seed);
+  assertEquals(points.map((p) => p.length), [1, 6], `seed ${seed}`);
+  assert(points.every((p) => p.stepMs > 0 && p.recomputeMs > 0), `seed ${seed}`);
+});
+
 Deno.test("replayUsers: replaying more events than any window holds is refused", async () => {
   const seed = freshSeed();
   const source = smallSource(seed, 4);
@@ -107,11 +132,15 @@ async function assertRejectsRange(fn: () => Promise<unknown>): Promise<void> {
   assert(error instanceof RangeError, `expected a RangeError, got ${error}`);
 }
 
-/** A record of a Mamba4Rec run whose checkpoints went to `dir`. */
-function recordWithCheckpoints(dir: string | null, model = "mamba4rec"): IndexedRecord {
+/** A record of a run whose checkpoints went to `dir`. */
+function recordWithCheckpoints(
+  dir: string | null,
+  model = "mamba4rec",
+  numLayers = 1,
+): IndexedRecord {
   return {
     path: `results/runs/${model}.json`,
-    record: { model, trainConfig: { checkpointDir: dir } },
+    record: { model, trainConfig: { checkpointDir: dir }, modelConfig: { numLayers } },
   } as unknown as IndexedRecord;
 }
 
@@ -137,6 +166,14 @@ Deno.test("recordedCheckpoint: the first Mamba4Rec record whose best checkpoint 
       recordedCheckpoint(index(recordWithCheckpoints(join(root, "runs/b"))), "/elsewhere"),
       join(root, "runs/b/best.safetensors"),
     );
+    // SSD4Rec's: only a one-layer model's, which has a step form.
+    const ssd4rec = (layers: number) => recordWithCheckpoints("runs/b", "ssd4rec", layers);
+    assertEquals(recordedCheckpoint(index(ssd4rec(2)), root, "ssd4rec"), undefined);
+    assertEquals(
+      recordedCheckpoint(index(ssd4rec(2), ssd4rec(1)), root, "ssd4rec"),
+      join(root, "runs/b/best.safetensors"),
+    );
+    assertEquals(recordedCheckpoint(index(ssd4rec(1)), root), undefined);
   });
 });
 

@@ -3,7 +3,7 @@
  * values, histories packed into one row as `packedBatches` lays them out, the float64 reference's
  * parameters and settings, and the representations of an evaluation forward.
  */
-import type { PackedBatch } from "../data/mod.ts";
+import { type PackedBatch, packHistories } from "../data/mod.ts";
 import type { ParameterSet } from "../models/parameters.ts";
 import { packedInputs, SSD4Rec, type SSD4RecConfig, ssd4recConfig } from "../models/ssd4rec.ts";
 import { noGrad, readTensors, runtime, tidy } from "../ops/mod.ts";
@@ -47,33 +47,7 @@ export function perturb(model: SSD4Rec, rng: () => number, std = 0.2): Promise<v
 
 /** The histories packed into one row, as `packedBatches` lays them out. */
 export function packedBatch(histories: number[][], targets: number[]): PackedBatch {
-  const B = histories.length;
-  const items = Int32Array.from(histories.flat());
-  const T = items.length;
-  const seqIdx = new Int32Array(T), flipIndex = new Int32Array(T);
-  const lastIndex = new Int32Array(B);
-  let at = 0;
-  histories.forEach((h, b) => {
-    const end = at + h.length - 1;
-    for (let p = at; p <= end; p++) {
-      seqIdx[p] = b;
-      flipIndex[p] = at + end - p;
-    }
-    lastIndex[b] = end;
-    at = end + 1;
-  });
-  return {
-    size: B,
-    tokens: T,
-    items,
-    seqIdx,
-    lastIndex,
-    flipIndex,
-    lengths: Int32Array.from(histories, (h) => h.length),
-    targets: Int32Array.from(targets),
-    users: new Int32Array(B),
-    maskedTokens: 0,
-  };
+  return packHistories(histories, targets);
 }
 
 /**

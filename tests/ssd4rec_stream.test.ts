@@ -5,28 +5,9 @@
  */
 import { assertEquals, assertThrows } from "@std/assert";
 import { SSD4RecStream } from "../models/ssd4rec_stream.ts";
-import { readTensors } from "../ops/mod.ts";
-import { packedBatch, perturb, represent, tinyModel } from "./ssd4rec_cases.ts";
-import { assertRowsClose, feed, streamScores } from "./streaming_model.ts";
+import { perturb, tinyModel } from "./ssd4rec_cases.ts";
+import { assertRowsClose, feed, fullScores, streamScores } from "./streaming_model.ts";
 import { freshSeed, makeRng } from "./util.ts";
-import type { SSD4Rec } from "../models/ssd4rec.ts";
-
-/** The full model's scores `[users, numItems]` at each history's last item, from the host. */
-async function fullScores(model: SSD4Rec, histories: Int32Array[]): Promise<Float32Array> {
-  const batch = packedBatch(histories.map((h) => Array.from(h)), histories.map(() => 1));
-  const reps = await represent(model, batch);
-  const [table] = await readTensors([model.itemTable]);
-  const { numItems, hiddenSize: d } = model.config;
-  const out = new Float32Array(histories.length * numItems);
-  for (let b = 0; b < histories.length; b++) {
-    for (let i = 0; i < numItems; i++) {
-      let s = 0;
-      for (let k = 0; k < d; k++) s += reps[b * d + k] * table[i * d + k];
-      out[b * numItems + i] = s;
-    }
-  }
-  return out;
-}
 
 /** A history of `n` random item ids 1 … numItems − 1. */
 const history = (rng: () => number, n: number, numItems: number) =>

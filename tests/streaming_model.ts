@@ -9,7 +9,7 @@ import { writeAt } from "../ops/core/unrecorded.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
 import type { SlotStream } from "../models/slot_stream.ts";
-import { uploadSequences } from "../models/training/layouts.ts";
+import { fullRepresentations, type StreamableModel } from "../models/streams.ts";
 import { assertClose, randint, randn } from "./util.ts";
 
 /** Item ids of the small model, PAD included. */
@@ -49,18 +49,11 @@ export function smallModel(numLayers: number, rng: () => number, seed: number): 
 
 /** The full model's scores `[users, numItems]` at each history's last item. */
 export async function fullScores(
-  model: Mamba4Rec,
+  model: StreamableModel,
   histories: Int32Array[],
 ): Promise<Float32Array> {
-  const L = Math.max(...histories.map((h) => h.length));
-  const items = new Int32Array(histories.length * L);
-  histories.forEach((h, b) => items.set(h, b * L));
-  const lengths = Int32Array.from(histories, (h) => h.length);
   const scores = tidy(() =>
-    noGrad(() => {
-      const h = model.forward(uploadSequences(items, lengths, histories.length, L), false);
-      return matmul(h, model.itemTable, { transB: true });
-    })
+    noGrad(() => matmul(fullRepresentations(model, histories), model.itemTable, { transB: true }))
   );
   const host = (await readTensors([scores]))[0] as Float32Array;
   scores.dispose();
