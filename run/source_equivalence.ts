@@ -107,12 +107,13 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
-    to: "sha256:9edacc4183b1c9526d03eea51bbbe83951c19034badf6a2937433e5c39cd1908",
+    to: "sha256:6abf301c830c5ef03a05f687fce42f89a320f4b556ce97cf0359209d1dde04f3",
     change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it; " +
       "profiles over several submissions",
     evidence: "New code only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
       "`openStream`, `fullRepresentations`, `packHistories`, the slot bookkeeping moved out " +
-      "of `Mamba4RecStream` unchanged). SSD4Rec's " +
+      "of `Mamba4RecStream` unchanged; the step ops' shape checks share `assertShape`). " +
+      "SSD4Rec's " +
       "forward now calls " +
       "methods for its embedding, the Bi-SSD sum with LayerNorm and feed-forward, and the " +
       "block's gated norm and output projection: the same ops on the same tensors in the same " +

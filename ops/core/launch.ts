@@ -53,3 +53,20 @@ export function assertDType(op: string, t: Tensor, dtype: string): void {
     throw new TypeError(`${op}: expected a ${dtype} tensor, got ${t.describe()}`);
   }
 }
+
+/**
+ * Asserts a tensor has the given dtype and exactly the given shape, naming the op and the
+ * argument (`what`) when it does not.
+ */
+export function assertShape(
+  op: string,
+  what: string,
+  t: Tensor,
+  shape: readonly number[],
+  dtype = "f32",
+): void {
+  assertDType(op, t, dtype);
+  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
+    throw new RangeError(`${op}: ${what} must be [${shape.join(", ")}], got ${t.describe()}`);
+  }
+}

@@ -32,7 +32,7 @@
  *
  * @module
  */
-import { assertDType, launch, packParams } from "../core/launch.ts";
+import { assertShape, launch, packParams } from "../core/launch.ts";
 import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
@@ -235,12 +235,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   }
 }`;
 
-function check(what: string, t: Tensor, shape: readonly number[], dtype = "f32"): void {
-  assertDType(OP, t, dtype);
-  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
-    throw new RangeError(`${OP}: ${what} must be [${shape.join(", ")}], got ${t.describe()}`);
-  }
-}
+const check = (what: string, t: Tensor, shape: readonly number[], dtype = "f32") =>
+  assertShape(OP, what, t, shape, dtype);
 
 /** The sizes of a step, checked against every argument. */
 function sizesOf(

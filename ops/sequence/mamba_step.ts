@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { assertDType, launch, packParams } from "../core/launch.ts";
+import { assertShape, launch, packParams } from "../core/launch.ts";
 import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
@@ -295,13 +295,8 @@ export interface MambaStepPools {
   readonly state: Tensor;
 }
 
-function check(what: string, t: Tensor, shape: readonly number[], dtype = "f32") {
-  const op = "mambaStep";
-  assertDType(op, t, dtype);
-  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
-    throw new RangeError(`${op}: ${what} must be [${shape.join(", ")}], got ${t.describe()}`);
-  }
-}
+const check = (what: string, t: Tensor, shape: readonly number[], dtype = "f32") =>
+  assertShape("mambaStep", what, t, shape, dtype);
 
 function sizesOf(
   xz: Tensor,

@@ -12,19 +12,12 @@
  *
  * @module
  */
-import { assertDType, grid, launch, packParams } from "../core/launch.ts";
+import { assertDType, assertShape, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
 
 const WG = 64;
-
-function check(op: string, what: string, t: Tensor, shape: readonly number[], dtype = "f32") {
-  assertDType(op, t, dtype);
-  if (t.shape.length !== shape.length || t.shape.some((v, i) => v !== shape[i])) {
-    throw new RangeError(`${op}: ${what} must be [${shape.join(", ")}], got ${t.describe()}`);
-  }
-}
 
 function slotCount(op: string, pool: Tensor, slots: Tensor): number {
   assertDType(op, slots, "i32");
@@ -89,14 +82,14 @@ export function causalConv1dStep(
   const op = "causalConv1dStep";
   const streams = slotCount(op, window, slots);
   const channels = x.shape[1];
-  check(op, "x", x, [streams, channels]);
+  assertShape(op, "x", x, [streams, channels]);
   const width = weight.shape[1];
   if (!(width >= 2 && width <= 4)) {
     throw new RangeError(`${op}: weight must be [${channels}, 2..4], got ${weight.describe()}`);
   }
-  check(op, "weight", weight, [channels, width]);
-  check(op, "bias", bias, [channels]);
-  check(op, "window", window, [window.shape[0], width - 1, channels]);
+  assertShape(op, "weight", weight, [channels, width]);
+  assertShape(op, "bias", bias, [channels]);
+  assertShape(op, "window", window, [window.shape[0], width - 1, channels]);
   const out = Tensor.empty([streams, channels], "f32", op);
   const g = grid(x.size, WG);
   launch(
@@ -183,15 +176,15 @@ export function selectiveScanStep(
   const streams = slotCount(op, state, slots);
   const { x, delta, A, B, C, D, z, deltaBias } = inputs;
   const [channels, states] = A.shape;
-  check(op, "A", A, [channels, states]);
-  check(op, "x", x, [streams, channels]);
-  check(op, "delta", delta, [streams, channels]);
-  check(op, "z", z, [streams, channels]);
-  check(op, "B", B, [streams, states]);
-  check(op, "C", C, [streams, states]);
-  check(op, "D", D, [channels]);
-  check(op, "deltaBias", deltaBias, [channels]);
-  check(op, "state", state, [state.shape[0], channels, states]);
+  assertShape(op, "A", A, [channels, states]);
+  assertShape(op, "x", x, [streams, channels]);
+  assertShape(op, "delta", delta, [streams, channels]);
+  assertShape(op, "z", z, [streams, channels]);
+  assertShape(op, "B", B, [streams, states]);
+  assertShape(op, "C", C, [streams, states]);
+  assertShape(op, "D", D, [channels]);
+  assertShape(op, "deltaBias", deltaBias, [channels]);
+  assertShape(op, "state", state, [state.shape[0], channels, states]);
   const out = Tensor.empty([streams, channels], "f32", op);
   const g = grid(x.size, WG);
   launch(
@@ -229,7 +222,7 @@ export function writeSlotRows(pool: Tensor, slots: Tensor, rows: Tensor | null):
   const op = "writeSlotRows";
   const streams = slotCount(op, pool, slots);
   const row = pool.size / pool.shape[0];
-  if (rows) check(op, "rows", rows, [streams, ...pool.shape.slice(1)]);
+  if (rows) assertShape(op, "rows", rows, [streams, ...pool.shape.slice(1)]);
   const n = streams * row;
   const g = grid(n, WG);
   launch(
