@@ -84,16 +84,21 @@ export {
   type Mamba2BlockConfig,
   type PackedSegments,
 } from "./mamba2_block.ts";
-export { INIT_TOKENS_PER_PASS, Mamba4RecStream, type Mamba4RecStreamOptions } from "./streaming.ts";
-export { SSD4RecStream, type SSD4RecStreamOptions } from "./ssd4rec_stream.ts";
-export { type EventRound, SlotStream } from "./slot_stream.ts";
 export {
+  type EventRound,
   fullRepresentations,
+  INIT_TOKENS_PER_PASS,
+  Mamba4RecStream,
+  type Mamba4RecStreamOptions,
   openStream,
+  type Recommendations,
+  SlotStream,
+  SSD4RecStream,
+  type SSD4RecStreamOptions,
   STREAMABLE_MODELS,
   type StreamableModel,
-} from "./streams.ts";
-export { type Recommendations, topKRows } from "./top_k.ts";
+  topKRows,
+} from "./streaming/mod.ts";
 export {
   type InputLayout,
   layoutOf,

@@ -107,12 +107,13 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
-    to: "sha256:6abf301c830c5ef03a05f687fce42f89a320f4b556ce97cf0359209d1dde04f3",
+    to: "sha256:482a6f21d3321752bf6e33e90d28fb65370407ba8b6b5496ed1f357dfdef236f",
     change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it; " +
       "profiles over several submissions",
     evidence: "New code only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
       "`openStream`, `fullRepresentations`, `packHistories`, the slot bookkeeping moved out " +
-      "of `Mamba4RecStream` unchanged; the step ops' shape checks share `assertShape`). " +
+      "of `Mamba4RecStream` unchanged, the streaming files moved into `models/streaming/`; " +
+      "the step ops' shape checks share `assertShape`). " +
       "SSD4Rec's " +
       "forward now calls " +
       "methods for its embedding, the Bi-SSD sum with LayerNorm and feed-forward, and the " +

@@ -13,8 +13,12 @@ import { SeededRandom } from "../data/random.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { tidy } from "../ops/core/tensor.ts";
 import { sync } from "../ops/core/runtime.ts";
-import { INIT_TOKENS_PER_PASS } from "../models/streaming.ts";
-import { fullRepresentations, openStream, type StreamableModel } from "../models/streams.ts";
+import { INIT_TOKENS_PER_PASS } from "../models/streaming/mamba4rec_stream.ts";
+import {
+  fullRepresentations,
+  openStream,
+  type StreamableModel,
+} from "../models/streaming/streams.ts";
 import { type PlotlyFigure, plotlyFigure } from "../viz/plotly.ts";
 
 /** One history length's timings. */

@@ -15,8 +15,12 @@ import { readTensors, type Tensor, tidy } from "../ops/core/tensor.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { Mamba4Rec } from "../models/mamba4rec.ts";
 import { SSD4Rec } from "../models/ssd4rec.ts";
-import { fullRepresentations, openStream, type StreamableModel } from "../models/streams.ts";
-import { topKRows } from "../models/top_k.ts";
+import {
+  fullRepresentations,
+  openStream,
+  type StreamableModel,
+} from "../models/streaming/streams.ts";
+import { topKRows } from "../models/streaming/top_k.ts";
 import { readCheckpoint, storedRunSettings } from "../models/training/checkpoint.ts";
 import { train } from "../models/training/trainer.ts";
 import { type RichTable, richTable } from "../viz/table.ts";

@@ -12,7 +12,7 @@ import { noGrad } from "../ops/core/autograd.ts";
 import { readTensors, tidy } from "../ops/core/tensor.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import type { Mamba4Rec } from "../models/mamba4rec.ts";
-import { topKRows } from "../models/streaming.ts";
+import { topKRows } from "../models/streaming/mamba4rec_stream.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
 import {
   EventStore,

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { join } from "node:path";
 import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
-import { topKRows } from "../models/top_k.ts";
+import { topKRows } from "../models/streaming/top_k.ts";
 import { SETTINGS_METADATA_KEY, writeCheckpoint } from "../models/training/checkpoint.ts";
 import { readTensors } from "../ops/core/tensor.ts";
 import { RunIndex } from "../run/run_index.ts";

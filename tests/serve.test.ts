@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { Mamba4RecStream } from "../models/streaming.ts";
+import { Mamba4RecStream } from "../models/streaming/mamba4rec_stream.ts";
 import { writeCheckpoint } from "../models/training/checkpoint.ts";
 import {
   EVENT_LOG_FILE,

@@ -4,7 +4,7 @@
  * state directory; every acknowledged event must be in the replayed log and applied.
  */
 import { assert, assertEquals } from "@std/assert";
-import { Mamba4RecStream } from "../models/streaming.ts";
+import { Mamba4RecStream } from "../models/streaming/mamba4rec_stream.ts";
 import { EVENT_LOG_FILE } from "../run/serve/mod.ts";
 import { tinyCheckpoint } from "./serve_checkpoint.ts";
 import { withTempDir } from "./temp_files.ts";

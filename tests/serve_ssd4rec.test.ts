@@ -4,7 +4,7 @@
  * checkpoint of a two-layer SSD4Rec is refused with the reason.
  */
 import { assertEquals, assertRejects } from "@std/assert";
-import { SSD4RecStream } from "../models/ssd4rec_stream.ts";
+import { SSD4RecStream } from "../models/streaming/ssd4rec_stream.ts";
 import { writeCheckpoint } from "../models/training/checkpoint.ts";
 import { loadStreamableCheckpoint, RecommendationService } from "../run/serve/mod.ts";
 import { perturb, tinyModel } from "./ssd4rec_cases.ts";

@@ -4,7 +4,7 @@
  * history's last item, for histories shorter and longer than the convolution's window.
  */
 import { assertEquals, assertThrows } from "@std/assert";
-import { SSD4RecStream } from "../models/ssd4rec_stream.ts";
+import { SSD4RecStream } from "../models/streaming/ssd4rec_stream.ts";
 import { perturb, tinyModel } from "./ssd4rec_cases.ts";
 import { assertRowsClose, feed, fullScores, streamScores } from "./streaming_model.ts";
 import { freshSeed, makeRng } from "./util.ts";

@@ -6,7 +6,7 @@ import {
   selectiveScanStep,
   selectiveScanStepReference,
 } from "../ops/sequence/selective_step.ts";
-import { Mamba4RecStream } from "../models/streaming.ts";
+import { Mamba4RecStream } from "../models/streaming/mamba4rec_stream.ts";
 import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
 import {
   assertRowsClose,

@@ -9,7 +9,7 @@ import {
   type SelectiveScanTuning,
   selectiveScanWithFinalState,
 } from "../ops/mod.ts";
-import { Mamba4RecStream } from "../models/streaming.ts";
+import { Mamba4RecStream } from "../models/streaming/mamba4rec_stream.ts";
 import { assertClose, freshSeed, makeRng, randint, randn } from "./util.ts";
 import {
   assertRowsClose,

@@ -8,8 +8,8 @@ import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { writeAt } from "../ops/core/unrecorded.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { Mamba4Rec, mamba4recConfig } from "../models/mamba4rec.ts";
-import type { SlotStream } from "../models/slot_stream.ts";
-import { fullRepresentations, type StreamableModel } from "../models/streams.ts";
+import type { SlotStream } from "../models/streaming/slot_stream.ts";
+import { fullRepresentations, type StreamableModel } from "../models/streaming/streams.ts";
 import { assertClose, randint, randn } from "./util.ts";
 
 /** Item ids of the small model, PAD included. */

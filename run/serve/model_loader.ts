@@ -7,7 +7,7 @@
  */
 import { Mamba4Rec, mamba4recConfig } from "../../models/mamba4rec.ts";
 import { SSD4Rec, ssd4recConfig } from "../../models/ssd4rec.ts";
-import { STREAMABLE_MODELS, type StreamableModel } from "../../models/streams.ts";
+import { STREAMABLE_MODELS, type StreamableModel } from "../../models/streaming/streams.ts";
 import { loadTensors, readCheckpoint } from "../../models/training/checkpoint.ts";
 import { initGpu } from "../../ops/core/runtime.ts";
 

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import type { SlotStream } from "../../models/slot_stream.ts";
-import { openStream, type StreamableModel } from "../../models/streams.ts";
-import type { Recommendations } from "../../models/top_k.ts";
+import type { SlotStream } from "../../models/streaming/slot_stream.ts";
+import { openStream, type StreamableModel } from "../../models/streaming/streams.ts";
+import type { Recommendations } from "../../models/streaming/top_k.ts";
 import { EventStore, type LoggedEvent } from "./event_store.ts";
 import { RoundScheduler } from "./rounds.ts";
 

@@ -22,17 +22,17 @@
  *
  * @module
  */
-import { noGrad } from "../ops/core/autograd.ts";
-import { keep, type Tensor, tidy } from "../ops/core/tensor.ts";
-import { zeros } from "../ops/core/unrecorded.ts";
+import { noGrad } from "../../ops/core/autograd.ts";
+import { keep, type Tensor, tidy } from "../../ops/core/tensor.ts";
+import { zeros } from "../../ops/core/unrecorded.ts";
 import {
   biSsdStep,
   type BiSsdStepPools,
   type BiSsdStepWeights,
-} from "../ops/sequence/bi_ssd_step.ts";
-import { writeSlotRows } from "../ops/sequence/selective_step.ts";
-import { splitColumns } from "../ops/pointwise/split_columns.ts";
-import type { SSD4Rec } from "./ssd4rec.ts";
+} from "../../ops/sequence/bi_ssd_step.ts";
+import { writeSlotRows } from "../../ops/sequence/selective_step.ts";
+import { splitColumns } from "../../ops/pointwise/split_columns.ts";
+import type { SSD4Rec } from "../ssd4rec.ts";
 import { type EventRound, SlotStream } from "./slot_stream.ts";
 
 /** Options of {@link SSD4RecStream}. */

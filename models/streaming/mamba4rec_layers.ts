@@ -1,20 +1,20 @@
 /**
- * The weights of the streaming form's layers (`streaming.ts`): a trained Mamba4Rec's parameters
+ * The weights of the streaming form's layers (`mamba4rec_stream.ts`): a trained Mamba4Rec's parameters
  * handed out again by name to the model's own layer classes, and per Mamba layer its step weights
  * (also packed once in the layouts of the fused step kernel, `mambaStep`) and its pools of user
  * windows and states.
  *
  * @module
  */
-import { noGrad } from "../ops/core/autograd.ts";
-import { keep, type Tensor, tidy } from "../ops/core/tensor.ts";
-import { writeAt, zeros } from "../ops/core/unrecorded.ts";
-import { exp, reshape, scale } from "../ops/pointwise/elementwise.ts";
-import type { MambaStepWeights } from "../ops/sequence/mamba_step.ts";
-import { writeTransposedRows } from "../ops/sequence/transposed_rows.ts";
-import { FeedForward, LayerNorm, Linear } from "./layers.ts";
-import type { Mamba4Rec } from "./mamba4rec.ts";
-import { ParameterSet } from "./parameters.ts";
+import { noGrad } from "../../ops/core/autograd.ts";
+import { keep, type Tensor, tidy } from "../../ops/core/tensor.ts";
+import { writeAt, zeros } from "../../ops/core/unrecorded.ts";
+import { exp, reshape, scale } from "../../ops/pointwise/elementwise.ts";
+import type { MambaStepWeights } from "../../ops/sequence/mamba_step.ts";
+import { writeTransposedRows } from "../../ops/sequence/transposed_rows.ts";
+import { FeedForward, LayerNorm, Linear } from "../layers.ts";
+import type { Mamba4Rec } from "../mamba4rec.ts";
+import { ParameterSet } from "../parameters.ts";
 /**
  * A trained model's parameters, handed out again by name: the layer classes built on it take
  * the trained tensors instead of drawing new ones, so the step form runs the model's own layers.

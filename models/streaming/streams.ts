@@ -4,14 +4,14 @@
  *
  * @module
  */
-import { packHistories } from "../data/packed_batches.ts";
-import type { Tensor } from "../ops/core/tensor.ts";
-import { Mamba4Rec } from "./mamba4rec.ts";
+import { packHistories } from "../../data/packed_batches.ts";
+import type { Tensor } from "../../ops/core/tensor.ts";
+import { Mamba4Rec } from "../mamba4rec.ts";
 import type { SlotStream } from "./slot_stream.ts";
-import { packedInputs, SSD4Rec } from "./ssd4rec.ts";
-import { uploadSequences } from "./training/layouts.ts";
+import { packedInputs, SSD4Rec } from "../ssd4rec.ts";
+import { uploadSequences } from "../training/layouts.ts";
 import { SSD4RecStream } from "./ssd4rec_stream.ts";
-import { Mamba4RecStream } from "./streaming.ts";
+import { Mamba4RecStream } from "./mamba4rec_stream.ts";
 
 /** A model with a step form. */
 export type StreamableModel = Mamba4Rec | SSD4Rec;

@@ -26,15 +26,20 @@
  *
  * @module
  */
-import { noGrad } from "../ops/core/autograd.ts";
-import { type Tensor, tidy } from "../ops/core/tensor.ts";
-import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
-import { LayerNorm } from "./layers.ts";
-import type { Mamba4Rec } from "./mamba4rec.ts";
+import { noGrad } from "../../ops/core/autograd.ts";
+import { type Tensor, tidy } from "../../ops/core/tensor.ts";
+import { checkMambaStepTuning, type MambaStepTuning } from "../../ops/sequence/mamba_step.ts";
+import { LayerNorm } from "../layers.ts";
+import type { Mamba4Rec } from "../mamba4rec.ts";
 import { type EventRound, SlotStream } from "./slot_stream.ts";
-import { checkHistories, checkUserSlots } from "./stream_checks.ts";
-import { forwardHistories, stepEvents, type StreamNetwork } from "./stream_forward.ts";
-import { disposeStepLayer, type StepLayer, stepLayer, TrainedParameters } from "./stream_layers.ts";
+import { checkHistories, checkUserSlots } from "./checks.ts";
+import { forwardHistories, stepEvents, type StreamNetwork } from "./mamba4rec_forward.ts";
+import {
+  disposeStepLayer,
+  type StepLayer,
+  stepLayer,
+  TrainedParameters,
+} from "./mamba4rec_layers.ts";
 
 export { type Recommendations, topKRows } from "./top_k.ts";
 

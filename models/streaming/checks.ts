@@ -1,5 +1,5 @@
 /**
- * The argument checks of the streaming form (`streaming.ts`): user slots, event items and
+ * The argument checks of the streaming forms (`slot_stream.ts` and its subclasses): user slots, event items and
  * histories, each refusal naming the method, the argument and the entry at fault.
  *
  * @module

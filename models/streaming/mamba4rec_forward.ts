@@ -1,24 +1,24 @@
 /**
- * The forward passes of the streaming form (`streaming.ts`): one new event per user through the
+ * The forward passes of the streaming form (`mamba4rec_stream.ts`): one new event per user through the
  * step kernels ({@link stepEvents}), and the full forward over right-padded histories that
  * writes what stepping would have left ({@link forwardHistories}). Both write the users' slots of
  * the pools and run the model's own layer classes bound to its trained tensors.
  *
  * @module
  */
-import { Tensor } from "../ops/core/tensor.ts";
-import { embedding } from "../ops/dense/embedding.ts";
-import { matmul } from "../ops/dense/matmul/mod.ts";
-import { add, reshape } from "../ops/pointwise/elementwise.ts";
-import { gatherPositions } from "../ops/pointwise/gather.ts";
-import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
-import { mambaStep, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
-import { selectiveScanWithFinalState } from "../ops/sequence/selective_scan/mod.ts";
-import { writeSlotRows } from "../ops/sequence/selective_step.ts";
-import { writeTransposedRows } from "../ops/sequence/transposed_rows.ts";
-import type { DropoutContext, LayerNorm } from "./layers.ts";
-import type { Mamba4Rec } from "./mamba4rec.ts";
-import type { StepLayer } from "./stream_layers.ts";
+import { Tensor } from "../../ops/core/tensor.ts";
+import { embedding } from "../../ops/dense/embedding.ts";
+import { matmul } from "../../ops/dense/matmul/mod.ts";
+import { add, reshape } from "../../ops/pointwise/elementwise.ts";
+import { gatherPositions } from "../../ops/pointwise/gather.ts";
+import { causalConv1d } from "../../ops/sequence/causal_conv1d.ts";
+import { mambaStep, type MambaStepTuning } from "../../ops/sequence/mamba_step.ts";
+import { selectiveScanWithFinalState } from "../../ops/sequence/selective_scan/mod.ts";
+import { writeSlotRows } from "../../ops/sequence/selective_step.ts";
+import { writeTransposedRows } from "../../ops/sequence/transposed_rows.ts";
+import type { DropoutContext, LayerNorm } from "../layers.ts";
+import type { Mamba4Rec } from "../mamba4rec.ts";
+import type { StepLayer } from "./mamba4rec_layers.ts";
 
 /** What the stream's forward passes read and write. */
 export interface StreamNetwork {

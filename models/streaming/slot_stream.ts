@@ -1,5 +1,5 @@
 /**
- * What every streaming form of a model shares (`streaming.ts` for Mamba4Rec,
+ * What every streaming form of a model shares (`mamba4rec_stream.ts` for Mamba4Rec,
  * `ssd4rec_stream.ts` for SSD4Rec): one slot per user in GPU pools, the host's count of each
  * user's events, the checks of every argument, `observe` split into rounds of distinct users,
  * the scores of the latest representations against the item table, top-k recommendations and
@@ -8,13 +8,13 @@
  *
  * @module
  */
-import { noGrad } from "../ops/core/autograd.ts";
-import { keep, readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
-import { zeros } from "../ops/core/unrecorded.ts";
-import { embedding } from "../ops/dense/embedding.ts";
-import { matmul } from "../ops/dense/matmul/mod.ts";
-import { writeSlotRows } from "../ops/sequence/selective_step.ts";
-import { checkEventItems, checkHistories, checkUserSlots } from "./stream_checks.ts";
+import { noGrad } from "../../ops/core/autograd.ts";
+import { keep, readTensors, Tensor, tidy } from "../../ops/core/tensor.ts";
+import { zeros } from "../../ops/core/unrecorded.ts";
+import { embedding } from "../../ops/dense/embedding.ts";
+import { matmul } from "../../ops/dense/matmul/mod.ts";
+import { writeSlotRows } from "../../ops/sequence/selective_step.ts";
+import { checkEventItems, checkHistories, checkUserSlots } from "./checks.ts";
 import { type Recommendations, topKRows } from "./top_k.ts";
 
 /** One round of events: distinct users, one item each, and each user's events before it. */
