@@ -17,8 +17,8 @@
  * Per event and user: the item embedding, the block's input projection (one product), one
  * kernel for both directions' convolutions and scans (`biSsdStep`), the gated norm and output
  * projection of each direction, and the layer's sum, LayerNorm and feed-forward, through the
- * model's own modules and trained tensors. A user's state is about (2·N + 3)·d_inner floats
- * (N the state size), 66 K floats (264 KB) at the Amazon presets' sizes.
+ * model's own modules and trained tensors. A user's state is the two directions' `[N, d_inner]`
+ * states and a few rows: 69,024 floats (276 KB) at the Amazon presets' sizes.
  *
  * @module
  */
