@@ -33,7 +33,8 @@
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]
- * [--streams S[,S…]]`, where `--profile` first prints the GPU time of every kernel of one observe
+ * [--streams S[,S…]] [--users N]`, where `--users` sets the users of both rows (does the cost per
+ * event fall with larger batches?), `--profile` first prints the GPU time of every kernel of one observe
  * call and one recomputation (timestamp queries), and the last three time observe once per tuning
  * of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded first,
  * streams per workgroup), the results of which are the same bit for bit.
@@ -119,8 +120,13 @@ function randomItems(count: number, numItems: number, seed: number): Int32Array 
   return out;
 }
 
-const sizesOf = (ctx: BenchContext) =>
-  ctx.quick ? STREAM_BENCH_SIZES.quick : STREAM_BENCH_SIZES.full;
+/** Users per observe call and per recomputation when `--users N` sets them (standalone runs). */
+let usersOverride: number | undefined;
+
+const sizesOf = (ctx: BenchContext): StreamBenchSizes => {
+  const sizes = ctx.quick ? STREAM_BENCH_SIZES.quick : STREAM_BENCH_SIZES.full;
+  return usersOverride === undefined ? sizes : { ...sizes, users: usersOverride };
+};
 
 interface ObserveState {
   model: Mamba4Rec;
@@ -256,6 +262,12 @@ export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
   );
 }
 
+/** The `--users N` of `args` (users per observe call and recomputation), undefined without it. */
+export function usersOf(args: readonly string[]): number | undefined {
+  const [users] = integerList(args, "--users");
+  return users;
+}
+
 /** Whether the fused step of `model` takes `tuning` (prefetching needs few enough channels). */
 function takesTuning(model: Mamba4Rec, tuning: MambaStepTuning): boolean {
   const { hiddenSize, expand, dState } = model.config;
@@ -271,6 +283,7 @@ if (import.meta.main) {
   const info = await initGpu();
   const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
   console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
+  usersOverride = usersOf(Deno.args);
   const model = benchModel(ctx.quick);
   sharedModels.set(ctx.quick, model);
   const tunings = stepTuningsOf(Deno.args).filter((tuning) => {

@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { describeStepTuning, stepTuningsOf } from "../bench/serve.ts";
+import { describeStepTuning, stepTuningsOf, usersOf } from "../bench/serve.ts";
 
 Deno.test("serve benchmark: --state-batch, --prefetch-state and --streams name the tunings timed", () => {
   assertEquals(stepTuningsOf([]), [{}]);
@@ -31,4 +31,12 @@ Deno.test("serve benchmark: --state-batch, --prefetch-state and --streams name t
     describeStepTuning({ stateBatch: 8, streamsPerWorkgroup: 2 }),
     "stateBatch 8, 2 streams/workgroup",
   );
+});
+
+Deno.test("serve benchmark: --users sets the users of both rows", () => {
+  assertEquals(usersOf([]), undefined);
+  assertEquals(usersOf(["--quick", "--users", "50000"]), 50000);
+  for (const bad of [["--users"], ["--users", "0"], ["--users", "1.5"]]) {
+    assertThrows(() => usersOf(bad), RangeError, "--users");
+  }
 });
