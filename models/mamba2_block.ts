@@ -293,7 +293,7 @@ export class Mamba2Block {
     const Bs = reshape(B, [batch, length, G, N]);
     const Cs = reshape(C, [batch, length, G, N]);
     for (const piece of [x, B, C]) piece.dispose();
-    const A = scale(exp(this.#aLog), -1);
+    const A = this.#decayRates();
     const scanOptions = {
       D: this.#d,
       dtBias: this.#dtBias,
@@ -326,6 +326,11 @@ export class Mamba2Block {
     return this.#outProj.forward(normed);
   }
 
+  /** The decay rates A = −exp(A_log) per head, `[H]`, as the scan and the step read them. */
+  #decayRates(): Tensor {
+    return scale(exp(this.#aLog), -1);
+  }
+
   /**
    * The input projection's whole rows for tokens `u` (`[…, d]`): `[…, 2·d_inner + 2·G·N + H]`,
    * the gate z, then xBC, then dt, as one step of the block reads them (`biSsdStep`).
@@ -343,7 +348,7 @@ export class Mamba2Block {
       convWeight: this.#convWeight,
       convBias: this.#convBias,
       dtBias: this.#dtBias,
-      A: scale(exp(this.#aLog), -1),
+      A: this.#decayRates(),
       D: this.#d,
     };
   }

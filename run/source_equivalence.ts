@@ -107,7 +107,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:15083ea543f819aa7901b293ebd22f971719015250efa0aa17bd56b394fddf9d",
-    to: "sha256:615f50a4a3e637e87395b620b579aea480d2d73ec0a05e711823447c56141d1b",
+    to: "sha256:3f095c9c805df784f0a4adf6168717a79dc25466ba368d3426ba5c3a020cc4f8",
     change: "the step form of a one-layer SSD4Rec; SSD4Rec's layer tail shared with it; " +
       "profiles over several submissions",
     evidence: "New code only the streaming forms use (`biSsdStep`, `SSD4RecStream`, " +
