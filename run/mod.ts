@@ -244,6 +244,7 @@ export {
 export {
   estimatedWallSeconds,
   GPU_SATURATING_RUNS,
+  inStartOrder,
   longestFirst,
   type PoolStep,
   runsAlone,
@@ -251,7 +252,9 @@ export {
   type ScheduledRun,
   scheduledRuns,
   type ScheduledRunsOptions,
+  shortestFirst,
   staleRecordsLeftOut,
+  type StartOrder,
   workerArguments,
   WorkerPool,
 } from "./scheduled_runs.ts";

@@ -1,7 +1,8 @@
 /**
  * Trains many runs at once: each run of a reproduction plan that has no record (and, when asked,
  * each stale one) is one `deno task train` command whose output is its run record, so the
- * scheduler keeps a number of worker processes busy with them, the longest first, spreading the
+ * scheduler keeps a number of worker processes busy with them, the longest first (or, asked, the
+ * shortest first), spreading the
  * workers over the host's GPUs (`run/gpu_pinning.ts`). A run that fills a GPU by itself
  * (`runsAlone` in `run/scheduled_runs.ts`) runs with no companion on its GPU: its GPU starts
  * nothing new until its runs have ended, then nothing beside it (`WorkerPool`).
@@ -27,6 +28,7 @@ import {
   runsAlone,
   SCHEDULED_CHECKPOINTS,
   type ScheduledRun,
+  type StartOrder,
   workerArguments,
   WorkerPool,
 } from "./scheduled_runs.ts";
@@ -93,6 +95,8 @@ export interface ScheduleOptions {
   readonly gpus?: readonly GpuDevice[];
   /** The time budget in seconds: no run starts after it, and each stops by it. */
   readonly maxSeconds?: number;
+  /** The order runs start in (default `"longest-first"`). */
+  readonly order?: StartOrder;
   /** Runs a worker (default: {@link processSpawner}: the `train` task in the project root). */
   readonly spawn?: WorkerSpawner;
   /** The project root: logs, checkpoints and records are relative to it (default: this one). */
@@ -256,7 +260,12 @@ export async function runSchedule(
     stop: stop.signal,
     position: () => `[${++started}/${runs.length}]`,
   };
-  const pool = new WorkerPool(runs, options.workers, Math.max(1, context.gpus.length));
+  const pool = new WorkerPool(
+    runs,
+    options.workers,
+    Math.max(1, context.gpus.length),
+    options.order,
+  );
   const active = new Set<Promise<void>>();
   /** Starts every run that may start now; once stopped or out of budget, none. */
   const startWhatMay = () => {

@@ -1,7 +1,7 @@
 /**
  * What the run scheduler (`run/run_scheduler.ts`) trains: each run of a reproduction plan that
  * has no record (and, when asked, each stale one) as the `deno task train` arguments that train it
- * as the notebooks would, the order the runs start in (longest first), which runs need a GPU to
+ * as the notebooks would, the order the runs start in (longest first, or shortest first), which runs need a GPU to
  * themselves, each worker's checkpoint options, and the wall time they should take.
  *
  * @module
@@ -112,15 +112,41 @@ export function staleRecordsLeftOut(
 }
 
 /**
- * `runs` in the order the scheduler starts them: those without an estimate first (nothing of
- * their model and dataset is recorded yet, and the long cells are the ones least often run), then
- * the longest estimated first; ties keep plan order.
+ * The order runs start in: `"longest-first"` (the default) ends the whole schedule soonest, since
+ * the long runs do not wait behind the short ones; `"shortest-first"` finishes the most runs
+ * within a time budget, for a machine whose checkpoints are lost when it goes away.
+ */
+export type StartOrder = "longest-first" | "shortest-first";
+
+/**
+ * `runs` in the order the scheduler starts them by default: those without an estimate first
+ * (nothing of their model and dataset is recorded yet, and the long cells are the ones least
+ * often run), then the longest estimated first; ties keep plan order.
  */
 export function longestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
   const rank = (r: ScheduledRun) => r.planned.estimateSeconds ?? Infinity;
   return runs.map((run, i) => ({ run, i }))
     .sort((a, b) => rank(b.run) - rank(a.run) || a.i - b.i)
     .map((e) => e.run);
+}
+
+/**
+ * `runs` with the shortest estimated first and those without an estimate last; ties keep plan
+ * order.
+ */
+export function shortestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
+  const rank = (r: ScheduledRun) => r.planned.estimateSeconds ?? Infinity;
+  return runs.map((run, i) => ({ run, i }))
+    .sort((a, b) => rank(a.run) - rank(b.run) || a.i - b.i)
+    .map((e) => e.run);
+}
+
+/** `runs` in `order` ({@link longestFirst} or {@link shortestFirst}). */
+export function inStartOrder(
+  runs: readonly ScheduledRun[],
+  order: StartOrder = "longest-first",
+): ScheduledRun[] {
+  return order === "shortest-first" ? shortestFirst(runs) : longestFirst(runs);
 }
 
 /**
@@ -163,8 +189,8 @@ export type PoolStep =
 
 /**
  * Which worker starts which run, and when. Worker i is on GPU i mod the GPU count (one GPU when
- * none is known). Runs start longest first ({@link longestFirst}), each on the free worker of
- * lowest number. A run that {@link runsAlone} starts only on a GPU where nothing runs, and while
+ * none is known). Runs start in their {@link StartOrder} (longest first unless told), each on the
+ * free worker of lowest number. A run that {@link runsAlone} starts only on a GPU where nothing runs, and while
  * it runs nothing starts beside it. When no GPU is empty, the first such run in the queue takes
  * the GPU with the fewest runs (the lowest-numbered of those), which starts nothing new until its
  * runs end; the runs behind it in the queue go on starting on the other GPUs.
@@ -177,9 +203,17 @@ export class WorkerPool {
   /** Each GPU's run that waits for the GPU to empty, if any. */
   readonly #waiting: (ScheduledRun | undefined)[];
 
-  /** A pool of `workers` workers (at least 1) on `gpus` GPUs (at least 1) for `runs`. */
-  constructor(runs: readonly ScheduledRun[], workers: number, gpus: number) {
-    this.#queue = longestFirst(runs);
+  /**
+   * A pool of `workers` workers (at least 1) on `gpus` GPUs (at least 1) for `runs`, started in
+   * `order`.
+   */
+  constructor(
+    runs: readonly ScheduledRun[],
+    workers: number,
+    gpus: number,
+    order: StartOrder = "longest-first",
+  ) {
+    this.#queue = inStartOrder(runs, order);
     const count = Math.max(1, Math.floor(workers));
     // A GPU without a worker of its own takes no part.
     this.#gpus = Math.min(count, Math.max(1, Math.floor(gpus)));
@@ -266,18 +300,20 @@ export class WorkerPool {
 
 /**
  * The wall seconds `runs` take on `workers` workers spread over `gpus` GPUs, started as a
- * {@link WorkerPool} starts them, from their estimates (runs without one left out), if workers
- * sharing a GPU do not slow each other down.
+ * {@link WorkerPool} starts them in `order`, from their estimates (runs without one left out), if
+ * workers sharing a GPU do not slow each other down.
  */
 export function estimatedWallSeconds(
   runs: readonly ScheduledRun[],
   workers: number,
   gpus: number = 1,
+  order: StartOrder = "longest-first",
 ): number {
   const pool = new WorkerPool(
     runs.filter((r) => r.planned.estimateSeconds !== undefined),
     workers,
     gpus,
+    order,
   );
   const ends: { worker: number; at: number }[] = [];
   let clock = 0;

@@ -14,11 +14,12 @@ import { runSchedule } from "./run_scheduler.ts";
 import {
   estimatedWallSeconds,
   GPU_SATURATING_RUNS,
-  longestFirst,
+  inStartOrder,
   runsAlone,
   type ScheduledRun,
   scheduledRuns,
   type ScheduledRunsOptions,
+  type StartOrder,
   workerArguments,
 } from "./scheduled_runs.ts";
 import type { WorkerSpawner } from "./train_worker.ts";
@@ -34,6 +35,8 @@ export interface ScheduledTrainingOptions extends ScheduledRunsOptions {
   readonly workersPerGpu?: number;
   /** The time budget in seconds (each worker gets `--max-seconds` of what is left). */
   readonly maxSeconds?: number;
+  /** The order runs start in (default `"longest-first"`). */
+  readonly order?: StartOrder;
   /** Runs a worker (default: `deno task train` in the project root). */
   readonly spawn?: WorkerSpawner;
   /** Receives the lines for people (default: `console.log`). */
@@ -89,11 +92,15 @@ export function workerGpus(
   return { count: devices.length, devices, warnings };
 }
 
-/** The lines that describe a schedule: runs, workers, GPUs and the estimated wall time. */
+/**
+ * The lines that describe a schedule: runs, workers, GPUs and the estimated wall time with the
+ * runs started in `order`.
+ */
 export function scheduleLines(
   runs: readonly ScheduledRun[],
   gpus: WorkerGpus,
   workersPerGpu: number,
+  order: StartOrder = "longest-first",
 ): string[] {
   const workers = gpus.count * workersPerGpu;
   const names = gpus.devices.length > 0
@@ -106,14 +113,18 @@ export function scheduleLines(
   const unknown = runs.filter((r) => r.planned.estimateSeconds === undefined).length;
   // Without nvidia-smi's list every worker uses the default GPU.
   const used = Math.max(1, gpus.devices.length);
-  const wall = estimatedWallSeconds(runs, workers, used);
+  const wall = estimatedWallSeconds(runs, workers, used, order);
   if (runs.length > unknown) {
     lines.push(
       `train: estimated wall time about ${formatDuration(wall)} for the ${
         runs.length - unknown
       } run(s) with an estimate, if workers sharing a GPU do ` +
         "not slow each other down" +
-        (unknown > 0 ? `; ${unknown} run(s) of unknown time start first` : ""),
+        (unknown > 0
+          ? `; ${unknown} run(s) of unknown time start ${
+            order === "shortest-first" ? "last" : "first"
+          }`
+          : ""),
     );
   } else if (unknown > 0) {
     lines.push(`train: estimated wall time unknown (nothing recorded of these runs' cells)`);
@@ -130,15 +141,16 @@ export function scheduleLines(
 }
 
 /**
- * The commands that train the scheduled runs of `plan` (made from `grids`), longest first, one a
- * line, each to run in the project root: what a cluster's job array runs.
+ * The commands that train the scheduled runs of `plan` (made from `grids`) in their start order
+ * (longest first unless `options.order` says otherwise), one a line, each to run in the project
+ * root: what a cluster's job array runs.
  */
 export function trainCommands(
   plan: ReproductionPlan,
   grids: readonly RunGrid[],
   options: ScheduledTrainingOptions = {},
 ): string[] {
-  return longestFirst(scheduledRuns(plan, grids, options)).map((run) =>
+  return inStartOrder(scheduledRuns(plan, grids, options), options.order).map((run) =>
     `deno task train ${workerArguments(run, options.maxSeconds).join(" ")}`
   );
 }
@@ -164,11 +176,12 @@ export async function trainScheduled(
     throw new RangeError(`--workers-per-gpu must be a positive integer, got ${workersPerGpu}`);
   }
   const gpus = workerGpus(options.gpus, await listNvidiaGpus(), deviceSelectLayerFound());
-  for (const line of scheduleLines(runs, gpus, workersPerGpu)) log(line);
+  for (const line of scheduleLines(runs, gpus, workersPerGpu, options.order)) log(line);
   const result = await runSchedule(runs, {
     workers: gpus.count * workersPerGpu,
     gpus: gpus.devices,
     maxSeconds: options.maxSeconds,
+    order: options.order,
     spawn: options.spawn,
     root: options.root,
     report: (line) => log(`train: ${line}`),

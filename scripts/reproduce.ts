@@ -7,8 +7,8 @@
  * those, made by other code), how many are missing, and the missing ones' GPU time.
  *
  *     deno task reproduce [--only <[folder/]name>]... [--quick | --full] [--retrain-stale]
- *       [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--datasets a,b] [--train-only]
- *       [--print-commands]
+ *       [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--shortest-first] [--datasets a,b]
+ *       [--train-only] [--print-commands]
  *
  * `--only` takes a notebook's path below `notebooks/` (`ssd4rec/ablation`), or a file name stem
  * (`ablation`) that selects every notebook of that stem, and may be repeated or given a
@@ -24,7 +24,9 @@
  *
  * In full mode the missing runs are trained before any notebook runs, each by its own
  * `deno task train` process, on `--workers-per-gpu K` (default 1) workers on each of `--gpus N`
- * GPUs (default: those `nvidia-smi` lists; 1 when it lists none), the longest first; a run of Caser
+ * GPUs (default: those `nvidia-smi` lists; 1 when it lists none), the longest first (with
+ * `--shortest-first` the shortest first, runs of unknown length last: under a budget on a machine
+ * that will not keep the checkpoints, that finishes the most runs); a run of Caser
  * or SSD4Rec on ML-1M, which fills a GPU, runs with no other run on its GPU. Each worker's output
  * goes to `results/logs/<record>.log`, and its run record names the GPU it was pinned to.
  * `--max-seconds S` is a time budget: no run starts in its last minute and each pauses at an
@@ -32,7 +34,7 @@
  * stopped. `--datasets` trains only runs on these datasets; `--train-only` stops after training,
  * without the notebooks; `--print-commands` prints the train commands of the runs that would be
  * trained (with `--retrain-stale`, the stale ones too; with `--max-seconds S`, each gets it), one a
- * line, longest first, and does nothing else (for a cluster's scheduler).
+ * line, in the order they would start, and does nothing else (for a cluster's scheduler).
  *
  * The work is done by the run layer (`run/reproduce.ts`); this file only reads the flags.
  *
@@ -44,8 +46,8 @@ import { reproduce } from "../run/mod.ts";
 /** The usage line. */
 const USAGE =
   "Usage: deno task reproduce [--only <[folder/]notebook>]... [--quick | --full] [--retrain-stale]\n" +
-  "         [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--datasets a,b] [--train-only]\n" +
-  "         [--print-commands]";
+  "         [--gpus N] [--workers-per-gpu K] [--max-seconds S] [--shortest-first] [--datasets a,b]\n" +
+  "         [--train-only] [--print-commands]";
 
 /** The positive integer value of `flag`, `undefined` when not given; fails on another value. */
 function positiveInteger(flag: string, value: string | undefined): number | undefined {
@@ -76,6 +78,7 @@ export async function main(args: string[]): Promise<number> {
         gpus: { type: "string" },
         "workers-per-gpu": { type: "string" },
         "max-seconds": { type: "string" },
+        "shortest-first": { type: "boolean", default: false },
         datasets: { type: "string", multiple: true },
         "train-only": { type: "boolean", default: false },
         "print-commands": { type: "boolean", default: false },
@@ -86,6 +89,7 @@ export async function main(args: string[]): Promise<number> {
       gpus: positiveInteger("gpus", values.gpus),
       workersPerGpu: positiveInteger("workers-per-gpu", values["workers-per-gpu"]),
       maxSeconds: positiveInteger("max-seconds", values["max-seconds"]),
+      order: values["shortest-first"] ? "shortest-first" as const : "longest-first" as const,
       datasets: listValues(values.datasets),
     };
   } catch (error) {

@@ -16,9 +16,11 @@ import { type RunRecord, runRecordPath } from "../run/run_record.ts";
 import { describeExit, runSchedule } from "../run/run_scheduler.ts";
 import {
   estimatedWallSeconds,
+  inStartOrder,
   longestFirst,
   type ScheduledRun,
   scheduledRuns,
+  shortestFirst,
   workerArguments,
 } from "../run/scheduled_runs.ts";
 import { scheduleLines, workerGpus } from "../run/scheduled_training.ts";
@@ -141,6 +143,36 @@ Deno.test("scheduler: unknown estimates first, then the longest first", async ()
   assertEquals(started, [2, 3, 4, 1]);
   // 90 | 60 + 30 on two workers; the unknown run is left out of the estimate.
   assertEquals(estimatedWallSeconds(runs, 2), 90);
+});
+
+Deno.test("scheduler: shortest first puts the unknown estimates last; ties keep plan order", async () => {
+  const runs = [
+    fakeRun(1, 30),
+    fakeRun(2, undefined),
+    fakeRun(3, 90),
+    fakeRun(4, 30),
+    fakeRun(5, 10),
+  ];
+  assertEquals(shortestFirst(runs).map((r) => r.planned.key.seed), [5, 1, 4, 3, 2]);
+  assertEquals(inStartOrder(runs, "shortest-first"), shortestFirst(runs));
+  assertEquals(inStartOrder(runs), longestFirst(runs));
+  const started: number[] = [];
+  await withTempDir("ssmrec-sched-", async (root) => {
+    await runSchedule(runs, {
+      workers: 1,
+      root,
+      order: "shortest-first",
+      report: () => {},
+      spawn: (job) => {
+        started.push(Number(valueOf(job.args, "--seed")));
+        return Promise.resolve({ code: 0, signal: null });
+      },
+    });
+  });
+  assertEquals(started, [5, 1, 4, 3, 2]);
+  // On two workers 10 + 30 | 30 + 90 ends at 120; longest first, 90 | 30 + 30 + 10 at 90.
+  assertEquals(estimatedWallSeconds(runs, 2, 1, "shortest-first"), 120);
+  assertEquals(estimatedWallSeconds(runs, 2, 1, "longest-first"), 90);
 });
 
 Deno.test("scheduler: one line per event, the worker's GPU pinned, paused runs said so", async () => {
