@@ -391,6 +391,7 @@ export {
   type UserRecommendations,
 } from "./serve/mod.ts";
 export {
+  KEPT_CHECKPOINTS,
   loadStreamingModel,
   recordedCheckpoint,
   type ReplayOptions,

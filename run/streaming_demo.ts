@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { isAbsolute, join } from "node:path";
+import { basename, isAbsolute, join } from "node:path";
 import { isFile } from "../host/mod.ts";
 import type { SequentialDataset } from "../data/dataset.ts";
 import { noGrad } from "../ops/core/autograd.ts";
@@ -73,22 +73,30 @@ export interface StreamingModelOptions {
   readonly smokeUsers?: number;
 }
 
+/** Where best checkpoints of recorded runs are kept in the repository, relative to its root. */
+export const KEPT_CHECKPOINTS: string = "results/checkpoints";
+
 /**
- * The best checkpoint (`best.safetensors` in the record's checkpoint directory, taken from the
- * project root when relative) of the first recorded run of `model` that has one here (for
- * SSD4Rec, of one layer), or `undefined`.
+ * The best checkpoint of the first recorded run of `model` that has one here (for SSD4Rec, of one
+ * layer), or `undefined`: `best.safetensors` in the record's checkpoint directory (taken from the
+ * project root when relative), else the copy kept beside the records,
+ * `results/checkpoints/<record name>.safetensors` ({@link KEPT_CHECKPOINTS}).
  */
 export function recordedCheckpoint(
   index: RunIndex,
   root: string = requireProjectRoot(),
   model: "mamba4rec" | "ssd4rec" = "mamba4rec",
 ): string | undefined {
-  for (const { record } of index.records) {
-    const dir = record.trainConfig.checkpointDir;
-    if (record.model !== model || !dir) continue;
+  for (const { path, record } of index.records) {
+    if (record.model !== model) continue;
     if (model === "ssd4rec" && record.modelConfig?.numLayers !== 1) continue;
-    const path = join(isAbsolute(dir) ? dir : join(root, dir), "best.safetensors");
-    if (isFile(path)) return path;
+    const dir = record.trainConfig.checkpointDir;
+    const places = [
+      ...(dir ? [join(isAbsolute(dir) ? dir : join(root, dir), "best.safetensors")] : []),
+      join(root, KEPT_CHECKPOINTS, `${basename(path, ".json")}.safetensors`),
+    ];
+    const found = places.find(isFile);
+    if (found !== undefined) return found;
   }
   return undefined;
 }

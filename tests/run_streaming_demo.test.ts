@@ -8,6 +8,7 @@ import { RunIndex } from "../run/run_index.ts";
 import type { IndexedRecord } from "../run/run_index.ts";
 import { historyLengths, measureStreamingCost, streamingCostChart } from "../run/streaming_cost.ts";
 import {
+  KEPT_CHECKPOINTS,
   loadStreamingModel,
   recordedCheckpoint,
   replayTable,
@@ -174,6 +175,16 @@ Deno.test("recordedCheckpoint: the first Mamba4Rec record whose best checkpoint 
       join(root, "runs/b/best.safetensors"),
     );
     assertEquals(recordedCheckpoint(index(ssd4rec(1)), root), undefined);
+    // Without its checkpoint directory, the copy kept under the record's name.
+    await Deno.mkdir(join(root, KEPT_CHECKPOINTS), { recursive: true });
+    const kept = join(root, KEPT_CHECKPOINTS, "mamba4rec.safetensors");
+    await Deno.writeTextFile(kept, "");
+    assertEquals(recordedCheckpoint(index(recordWithCheckpoints("runs/a")), root), kept);
+    assertEquals(recordedCheckpoint(index(recordWithCheckpoints(null)), root), kept);
+    assertEquals(
+      recordedCheckpoint(index(recordWithCheckpoints("runs/b")), root),
+      join(root, "runs/b/best.safetensors"),
+    );
   });
 });
 
