@@ -123,6 +123,19 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "are the same bit for bit before and after. The dispatch profiler resolves its " +
       "timestamps from 256-byte-aligned offsets; no training or evaluation run profiles.",
   },
+  {
+    from: "sha256:3f095c9c805df784f0a4adf6168717a79dc25466ba368d3426ba5c3a020cc4f8",
+    to: "sha256:a1f95bb49cb401e12c6bc473f89112c5cdbb4fcb4996538e5e90339be830a398",
+    change: "the scan at the last tokens loads several tokens' values before their products",
+    evidence: "Only `ssdScanLast`'s WGSL changed (`last_shaders.ts`, its shared pieces moved to " +
+      "`last_shader_parts.ts`): the forward loads 4 entries of Δ, 8 of B and several tokens' x " +
+      "before multiplying them, the backward likewise for its sum over B into dC. Every " +
+      "accumulator takes the same fused multiply-adds of the same values in the same order, " +
+      "and the values stored are the same; only when the loads are issued differs. Checked on " +
+      "lavapipe: y and every input's gradient of `ssdScanLast` at eight shapes (segments of " +
+      "1 to 300 tokens, several staged blocks, H·P and G·N not multiples of the workgroup, " +
+      "more heads than invocations) are the same bit for bit before and after.",
+  },
 ];
 
 /**

@@ -7,124 +7,39 @@
  * (a running sum of w) and sums d dtBias. Blocks are as long as workgroup memory allows, up to 32
  * tokens.
  *
+ * A workgroup walks its segment alone, so the longest segment of a batch sets the kernel's time,
+ * and each block's wait for memory is paid once per block: an invocation loads the Δ, the B
+ * entries and the x (or B) values of several tokens before it multiplies them, so that their
+ * loads wait together rather than one after another. Every sum keeps its order, so this changes
+ * no result.
+ *
  * @module
  */
-import { runtime } from "../../core/runtime.ts";
+import {
+  blockOf,
+  common,
+  DT_LOADS,
+  inputBindings,
+  NEWEST_BLOCKS,
+  perSlot,
+  SEGMENT_PROLOGUE,
+  THREADS,
+  tokenSums,
+} from "./last_shader_parts.ts";
 import type { SsdSpec } from "./options.ts";
-import { OP } from "./pieces.ts";
 import { bind, type Binding, bindingIf, prelude } from "./prelude.ts";
-
-/** Invocations per workgroup. */
-const THREADS = 128;
-/** Most tokens staged per block. */
-const MAX_BLOCK = 32;
-
-/** Workgroup-memory floats of a kernel for blocks of `tb` tokens. */
-function sharedFloats(spec: SsdSpec, tb: number, backward: boolean): number {
-  const { heads: H, headDim: P, groups: G, states: N } = spec;
-  const parts = tb * G * splitOf(tb, G);
-  return backward
-    ? G * N + H * P + 4 * H + 3 * tb * H + 2 * tb * G + parts
-    : G * N + H + tb * H + tb * G + parts;
-}
-
-/** Invocations sharing one B_t·C_τ dot product. */
-function splitOf(tb: number, groups: number): number {
-  return Math.max(1, Math.floor(THREADS / (tb * groups)));
-}
-
-/** The longest block (a power of two up to 32) whose staging fits the device's workgroup memory. */
-function blockOf(spec: SsdSpec, backward: boolean): number {
-  const limit = runtime().info.maxWorkgroupBytes;
-  for (let tb = MAX_BLOCK; tb >= 1; tb /= 2) {
-    if (4 * sharedFloats(spec, tb, backward) <= limit) return tb;
-  }
-  throw new RangeError(
-    `${OP}Last: heads ${spec.heads} × headDim ${spec.headDim} with ${spec.groups} groups of ` +
-      `${spec.states} states need ${4 * sharedFloats(spec, 1, backward)} bytes of workgroup ` +
-      `memory, more than this device's ${limit}; use fewer heads or states`,
-  );
-}
-
-/** A WGSL statement per channel block k of `count` values spread over the invocations. */
-function perSlot(count: number, body: (k: number) => string): string {
-  const slots = Math.ceil(count / THREADS);
-  return Array.from({ length: slots }, (_, k) => body(k)).join("\n  ");
-}
-
-/** The bindings both kernels read, in their order (the segment table first, longest first). */
-function inputBindings(spec: SsdSpec): Binding[] {
-  return [
-    ["read", "segs", "i32"],
-    ["read", "x"],
-    ["read", "B"],
-    ["read", "C"],
-    ["read", "dt"],
-    ["read", "A"],
-    ...bindingIf(spec.hasD, ["read", "D"]),
-    ...bindingIf(spec.hasBias, ["read", "dt_bias"]),
-  ];
-}
-
-/** Both kernels' start: the workgroup's segment (its first token, length, number, last token τ)
- * and C_τ staged in `s_c`. */
-const SEGMENT_PROLOGUE = `let item = grid_index(wid, u.width);
-  if (item >= u.count) { return; }
-  let start = u32(segs[item * 4u]);
-  let len = u32(segs[item * 4u + 1u]);
-  let seg = u32(segs[item * 4u + 3u]);
-  let tau = start + len - 1u;
-  for (var e = lid; e < GN; e += WG) { s_c[e] = C[tau * GN + e]; }`;
-
-/**
- * The head of a loop over the segment's blocks, newest first: the block's `n` tokens from `base`
- * (the loop body ends with `hi = lo;`), after a barrier that ends the previous block's reads.
- */
-const NEWEST_BLOCKS = `var hi = len;
-  loop {
-    if (hi == 0u) { break; }
-    let lo = select(0u, hi - TB, hi > TB);
-    let n = hi - lo;
-    let base = start + lo;
-    workgroupBarrier();`;
-
-/**
- * The staging both kernels share: segment item, its bounds and C_τ, and the B_t·C_τ of a block
- * (`bc_stage(base, n)`, into `s_bc`, split over `SPLIT` invocations a dot product).
- */
-function common(spec: SsdSpec, tb: number): string {
-  const { heads: H, groups: G, states: N } = spec;
-  return /* wgsl */ `
-const WG: u32 = ${THREADS}u;
-const TB: u32 = ${tb}u;
-const HP: u32 = ${H * spec.headDim}u;
-const GN: u32 = ${G * N}u;
-const SPLIT: u32 = ${splitOf(tb, G)}u;
-var<workgroup> s_c: array<f32, ${G * N}>;
-var<workgroup> s_bc: array<f32, ${tb * G}>;
-var<workgroup> s_part: array<f32, ${tb * G * splitOf(tb, G)}>;
-// B_t·C_τ of the block's n tokens from base, per group: partial dot products, then their sums.
-fn bc_stage(lid: u32, base: u32, n: u32) {
-  for (var e = lid; e < n * G * SPLIT; e += WG) {
-    let di = e / SPLIT;
-    let row = bc_at(base + di / G, di % G, 0u);
-    let crow = (di % G) * N;
-    var s = 0.0;
-    for (var k = e % SPLIT; k < N; k += SPLIT) { s = fma(B[row + k], s_c[crow + k], s); }
-    s_part[e] = s;
-  }
-  workgroupBarrier();
-  for (var e = lid; e < n * G; e += WG) {
-    var s = 0.0;
-    for (var q = 0u; q < SPLIT; q++) { s += s_part[e * SPLIT + q]; }
-    s_bc[e] = s;
-  }
-}`;
-}
 
 /** The forward's shader: y at each segment's last token, (segments, H, P). */
 function forwardShader(spec: SsdSpec): string {
   const tb = blockOf(spec, false);
+  const us = Array.from({ length: DT_LOADS }, (_, u) => u);
+  const dtLoads = [
+    ...us.map((u) => `let e${u} = min(first + ${u * THREADS}u, n * H - 1u);`),
+    ...us.map((u) => `let d${u} = step_size(th_at(base + e${u} / H, e${u} % H), e${u} % H).x;`),
+    ...us.map((u) =>
+      u === 0 ? `s_tok[e0] = d0;` : `if (first + ${u * THREADS}u < n * H) { s_tok[e${u}] = d${u}; }`
+    ),
+  ].join("\n      ");
   const list: Binding[] = [...inputBindings(spec), ["read_write", "y"]];
   const HP = spec.heads * spec.headDim;
   const skip = spec.hasD ? " + D[c / P] * x[tau * HP + c]" : "";
@@ -140,9 +55,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   ${SEGMENT_PROLOGUE}
   for (var h = lid; h < H; h += WG) { s_suf[h] = 0.0; }
   ${perSlot(HP, (k) => `var acc${k} = 0.0;`)}
+  // Each slot's channel (the last one for invocations past H·P, whose sums are not written).
+  ${
+    perSlot(HP, (k) =>
+      `let c${k} = min(lid + ${k * THREADS}u, HP - 1u);
+  let h${k} = c${k} / P;`)
+  }
   ${NEWEST_BLOCKS}
-    for (var e = lid; e < n * H; e += WG) {
-      s_tok[e] = step_size(th_at(base + e / H, e % H), e % H).x;
+    // DT_LOADS entries of Δ at once, their loads in flight together (the last entry stands in
+    // for those past the block, whose values are not stored).
+    for (var first = lid; first < n * H; first += DT_LOADS * WG) {
+      ${dtLoads}
     }
     bc_stage(lid, base, n);
     workgroupBarrier();
@@ -161,14 +84,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     workgroupBarrier();
     ${
-    perSlot(HP, (k) =>
-      `{
-      let c = lid + ${k * THREADS}u;
-      if (c < HP) {
-        let h = c / P;
-        for (var l = 0u; l < n; l++) { acc${k} = fma(s_tok[l * H + h], x[(base + l) * HP + c], acc${k}); }
-      }
-    }`)
+    tokenSums(
+      Math.ceil(HP / THREADS),
+      tb,
+      (k) => `acc${k}`,
+      (k, l) => `s_tok[(${l}) * H + h${k}]`,
+      (k, l) => `x[(base + ${l}) * HP + c${k}]`,
+    )
   }
     hi = lo;
   }
@@ -226,6 +148,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     s_db[h] = 0.0;
   }
   ${perSlot(GN, (k) => `var dc${k} = 0.0;`)}
+  // Each slot's state (the last one for invocations past G·N, whose sums are not written).
+  ${
+    perSlot(GN, (k) =>
+      `let r${k} = min(lid + ${k * THREADS}u, GN - 1u);
+  let g${k} = r${k} / N;`)
+  }
   // First walk, newest token first: everything but the decays' term of ∂Δ.
   ${NEWEST_BLOCKS}
     for (var e = lid; e < n * H; e += WG) {
@@ -294,13 +222,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       if (t != tau) { dC[t * GN + r] = 0.0; }
     }
     ${
-    perSlot(GN, (k) =>
-      `{
-      let r = lid + ${k * THREADS}u;
-      if (r < GN) {
-        for (var l = 0u; l < n; l++) { dc${k} = fma(B[(base + l) * GN + r], s_q[l * G + r / N], dc${k}); }
-      }
-    }`)
+    tokenSums(
+      Math.ceil(GN / THREADS),
+      tb,
+      (k) => `dc${k}`,
+      (k, l) => `s_q[(${l}) * G + g${k}]`,
+      (k, l) => `B[(base + ${l}) * GN + r${k}]`,
+    )
   }
     hi = lo;
   }
