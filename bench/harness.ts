@@ -12,7 +12,9 @@
  * calibrated so that the timed region lasts at least `targetMs` (200 ms on a GPU) and at least 50
  * times the fixed cost of one wait ({@link gpuWaitCost}, measured once per process), so that the
  * wait is under 2 % of every figure; nothing is subtracted. Warm-up iterations compile the
- * pipelines first; several repeats are timed and the median is reported.
+ * pipelines first; several repeats are timed and the median is reported. Each row also gives the
+ * host's share (`host X ms`): the time per iteration until the last submission, before the
+ * final wait. When it is close to the figure, the host's encoding sets the pace and the GPU idles.
  * A host benchmark times only the encoding on the host (no waiting), then submits and waits
  * outside the timed region.
  *
@@ -79,6 +81,12 @@ export interface BenchResult {
   gbps?: number;
   /** Host benchmarks: milliseconds to encode 500 dispatches at this rate. */
   msPer500Dispatches?: number;
+  /**
+   * GPU benchmarks: median milliseconds per iteration the host spent encoding and submitting
+   * (the timed region up to its final wait). Near {@link ms}, the figure is the host's pace, not
+   * the GPU's.
+   */
+  hostMs?: number;
 }
 
 /** Timing options. */
@@ -146,15 +154,20 @@ export function gpuWaitCost(): Promise<number> {
 }
 
 /** Submits `n` iterations back to back and waits once; returns the wall time in ms. */
-async function timeGpu<S>(def: BenchmarkDef<S>, state: S, n: number): Promise<number> {
+async function timeGpu<S>(
+  def: BenchmarkDef<S>,
+  state: S,
+  n: number,
+): Promise<{ ms: number; hostMs: number }> {
   const rt = runtime();
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     def.run(state);
     rt.flush();
   }
+  const hostMs = performance.now() - t0;
   await rt.sync();
-  return performance.now() - t0;
+  return { ms: performance.now() - t0, hostMs };
 }
 
 /** Times one benchmark under the harness rules. */
@@ -177,6 +190,7 @@ export async function measure<S>(
     await rt.sync();
     const kind = def.kind ?? "gpu";
     const samples: number[] = [];
+    const hostSamples: number[] = [];
     let iterations: number;
     if (kind === "host") {
       // Enough iterations to encode at least 500 dispatches (one when nothing is dispatched).
@@ -188,21 +202,23 @@ export async function measure<S>(
         await rt.sync();
       }
     } else {
-      let n = 1, t = await timeGpu(def, state, n);
+      let n = 1, t = (await timeGpu(def, state, n)).ms;
       while (t < targetMs / 4 && n < 1 << 20) {
         n *= 4;
-        t = await timeGpu(def, state, n);
+        t = (await timeGpu(def, state, n)).ms;
       }
       // The trial's time includes the fixed wait, so scaling it can fall short: grow the count
       // until one region really lasts the target (a few rounds at most).
       iterations = Math.max(1, Math.ceil((n * targetMs) / t));
       for (let round = 0; round < 4; round++) {
-        const region = await timeGpu(def, state, iterations);
+        const region = (await timeGpu(def, state, iterations)).ms;
         if (region >= targetMs) break;
         iterations = Math.ceil((iterations * targetMs * 1.2) / region);
       }
       for (let r = 0; r < repeats; r++) {
-        samples.push((await timeGpu(def, state, iterations)) / iterations);
+        const timed = await timeGpu(def, state, iterations);
+        samples.push(timed.ms / iterations);
+        hostSamples.push(timed.hostMs / iterations);
       }
     }
     const ms = median(samples);
@@ -219,6 +235,7 @@ export async function measure<S>(
       tflops: flops !== undefined ? flops / (ms * 1e9) : undefined,
       gbps: bytes !== undefined ? bytes / (ms * 1e6) : undefined,
       msPer500Dispatches: kind === "host" && dispatches > 0 ? (ms * 500) / dispatches : undefined,
+      hostMs: hostSamples.length > 0 ? median(hostSamples) : undefined,
     };
   } finally {
     def.teardown?.(state);
@@ -269,6 +286,7 @@ export function formatRow(r: BenchResult): string {
     r.msPer500Dispatches !== undefined
       ? `encoding 500 dispatches: ${r.msPer500Dispatches.toFixed(2)} ms host`
       : "",
+    r.hostMs !== undefined ? `host ${r.hostMs.toFixed(3)} ms` : "",
   ].filter((s) => s).join(", ");
   const spread = r.samples.length > 1
     ? ` (±${((100 * (Math.max(...r.samples) - Math.min(...r.samples))) / (2 * r.ms)).toFixed(0)}%)`

@@ -1,5 +1,5 @@
-import { assert, assertGreater } from "@std/assert";
-import { gpuWaitCost, MAX_WAIT_SHARE, measure } from "../bench/harness.ts";
+import { assert, assertGreater, assertStringIncludes } from "@std/assert";
+import { formatRow, gpuWaitCost, MAX_WAIT_SHARE, measure } from "../bench/harness.ts";
 import { initGpu } from "../ops/mod.ts";
 
 Deno.test("bench harness: a timed region outlasts its final GPU wait fifty times over", async () => {
@@ -16,4 +16,26 @@ Deno.test("bench harness: a timed region outlasts its final GPU wait fifty times
   const minimum = wait / MAX_WAIT_SHARE;
   // Calibration aims at the minimum from a shorter trial; allow it to land a little under.
   assert(region >= 0.7 * minimum, `timed region ${region} ms, minimum ${minimum} ms`);
+});
+
+Deno.test("bench harness: a GPU row gives the host's share, which a host-bound run fills", async () => {
+  const info = await initGpu();
+  const busyMs = 2;
+  const r = await measure(
+    {
+      name: "host-bound iteration",
+      setup: () => null,
+      run: () => {
+        const end = performance.now() + busyMs;
+        while (performance.now() < end) { /* the host's work */ }
+      },
+    },
+    { info, quick: true },
+    { targetMs: 10, repeats: 2, warmup: 1 },
+  );
+  const host = r.hostMs;
+  if (host === undefined) throw new Error("a GPU benchmark reports its host time");
+  assert(host >= busyMs, `host ${host} ms for ${busyMs} ms of host work an iteration`);
+  assert(host <= r.ms, `host ${host} ms exceeds the whole iteration's ${r.ms} ms`);
+  assertStringIncludes(formatRow(r), `host ${host.toFixed(3)} ms`);
 });
