@@ -124,10 +124,7 @@ export type StartOrder = "longest-first" | "shortest-first";
  * often run), then the longest estimated first; ties keep plan order.
  */
 export function longestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
-  const rank = (r: ScheduledRun) => r.planned.estimateSeconds ?? Infinity;
-  return runs.map((run, i) => ({ run, i }))
-    .sort((a, b) => rank(b.run) - rank(a.run) || a.i - b.i)
-    .map((e) => e.run);
+  return byEstimate(runs, -1);
 }
 
 /**
@@ -135,9 +132,17 @@ export function longestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
  * order.
  */
 export function shortestFirst(runs: readonly ScheduledRun[]): ScheduledRun[] {
+  return byEstimate(runs, 1);
+}
+
+/**
+ * `runs` sorted by their estimates, an unknown one counting as infinite, ascending (`sign` 1) or
+ * descending (−1); ties keep plan order.
+ */
+function byEstimate(runs: readonly ScheduledRun[], sign: 1 | -1): ScheduledRun[] {
   const rank = (r: ScheduledRun) => r.planned.estimateSeconds ?? Infinity;
   return runs.map((run, i) => ({ run, i }))
-    .sort((a, b) => rank(a.run) - rank(b.run) || a.i - b.i)
+    .sort((a, b) => sign * (rank(a.run) - rank(b.run)) || a.i - b.i)
     .map((e) => e.run);
 }
 
