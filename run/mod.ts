@@ -315,6 +315,7 @@ export {
 } from "./efficiency_measure.ts";
 export {
   checkMatmulRate,
+  definedEpochFloor,
   epochProjections,
   type EpochSize,
   MATMUL_RATE_COMMAND,
@@ -322,6 +323,7 @@ export {
   type ProjectionFloor,
   projectionFloor,
   type ProjectionFlops,
+  ssd4recDefinedProjectionFlops,
   ssd4recProjectionFlops,
   TRAINING_PRODUCTS_PER_FORWARD,
 } from "./projection_flops.ts";

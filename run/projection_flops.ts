@@ -97,6 +97,35 @@ export function ssd4recProjectionFlops(
   };
 }
 
+/**
+ * The matrix-product operations, forward and backward, of one SSD4Rec training epoch of `tokens`
+ * packed tokens as the model is defined, before any of the savings {@link ssd4recProjectionFlops}
+ * counts: in every Bi-SSD layer, for each direction, the input projection and the output
+ * projection over every token, and the feed-forward network over every token. This is the work
+ * the efficiency bar's floor is made of: an epoch within 1.5× of it at the measured rate, about
+ * 41 s for a KuaiRand-sized epoch at 30 TFLOP/s.
+ */
+export function ssd4recDefinedProjectionFlops(
+  config: Pick<
+    SSD4RecConfig,
+    "hiddenSize" | "numLayers" | "dState" | "headDim" | "expand" | "beta"
+  >,
+  tokens: number,
+): number {
+  if (!Number.isInteger(tokens) || tokens < 0) {
+    throw new RangeError(`ssd4recDefinedProjectionFlops: 'tokens' must be a count, got ${tokens}`);
+  }
+  const d = config.hiddenSize;
+  const inner = config.expand * d;
+  const heads = inner / config.headDim;
+  const inProjectionWidth = 2 * inner + 2 * config.dState + heads;
+  const directions = config.beta !== 0 ? 2 : 1;
+  const perLayer = directions *
+      (productFlops(tokens, d, inProjectionWidth) + productFlops(tokens, inner, d)) +
+    productFlops(tokens, d, 4 * d) + productFlops(tokens, 4 * d, d);
+  return TRAINING_PRODUCTS_PER_FORWARD * config.numLayers * perLayer;
+}
+
 /** An epoch's floor at a matrix-product rate and how far a measured epoch is from it. */
 export type ProjectionFloor = NonNullable<ProjectionFlops["floor"]>;
 
@@ -122,6 +151,35 @@ export function projectionFloor(
   checkMatmulRate(matmulTflops);
   const seconds = flops / (matmulTflops * 1e12);
   return { matmulTflops, seconds, epochRatio: secondsPerEpoch / seconds };
+}
+
+/** The model settings {@link ssd4recDefinedProjectionFlops} reads. */
+const DEFINED_WORK_KEYS = ["hiddenSize", "numLayers", "dState", "headDim", "expand", "beta"];
+
+/**
+ * The products of a measured SSD4Rec epoch as the model defines them
+ * ({@link ssd4recDefinedProjectionFlops}) and, at `matmulTflops` when given, their floor and the
+ * measured epoch against it; `undefined` for a measurement without projections or without the
+ * model settings they need.
+ */
+export function definedEpochFloor(
+  m: Pick<EfficiencyMeasurement, "projections" | "modelConfig" | "training">,
+  matmulTflops?: number,
+): { flops: number; floor?: ProjectionFloor } | undefined {
+  const config = m.modelConfig;
+  if (
+    m.projections === undefined || !DEFINED_WORK_KEYS.every((k) => typeof config[k] === "number")
+  ) {
+    return undefined;
+  }
+  const flops = ssd4recDefinedProjectionFlops(
+    config as unknown as SSD4RecConfig,
+    m.projections.tokens,
+  );
+  return matmulTflops === undefined ? { flops } : {
+    flops,
+    floor: projectionFloor(flops, matmulTflops, m.training.secondsPerEpoch),
+  };
 }
 
 /**

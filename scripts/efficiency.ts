@@ -16,7 +16,9 @@
  * SSD4Rec's measurements also count the matrix-product work of one epoch's projections and
  * feed-forward networks (`run/projection_flops.ts`); with --matmul-tflops R (the rate that
  * `deno task bench --only matmul,ssd4rec` measured over SSD4Rec's own products, TFLOP/s) they
- * print the epoch's floor, that work at R, and the measured epoch's ratio to it:
+ * print the epoch's floor, that work at R, and the measured epoch's ratio to it, and the same for
+ * the products as the model defines them (each direction's projections and the feed-forward
+ * network at every token; the efficiency bar is an epoch within 1.5× of that floor):
  *
  *     deno task efficiency --models ssd4rec --dataset kuairand-synthetic --matmul-tflops 40
  *
@@ -43,6 +45,7 @@ import {
   type EfficiencyRequest,
   measureEfficiency,
 } from "../run/efficiency_measure.ts";
+import { definedEpochFloor } from "../run/projection_flops.ts";
 
 const USAGE = "usage: deno task efficiency --models M[,M…] --dataset <name-or-file>\n" +
   "       [--max-len L[,L…]] [--epochs N] [--max-steps N] [--warmup-steps N] [--repeats R]\n" +
@@ -180,8 +183,11 @@ function projectionLine(m: EfficiencyMeasurement): string | undefined {
     `an epoch (forward and backward; ${p.tokens} tokens, ${p.samples} samples)`;
   if (p.floor === undefined) return `${work}; give --matmul-tflops R for the floor`;
   const { matmulTflops, seconds, epochRatio } = p.floor;
-  return `${work}; floor at ${matmulTflops} TFLOP/s ${seconds.toPrecision(4)} s, ` +
+  const line = `${work}; floor at ${matmulTflops} TFLOP/s ${seconds.toPrecision(4)} s, ` +
     `measured epoch ${epochRatio.toFixed(2)}x the floor`;
+  const defined = definedEpochFloor(m, matmulTflops)?.floor;
+  return defined === undefined ? line : `${line}; the model's products (each direction, every ` +
+    `token) ${defined.seconds.toPrecision(4)} s, the epoch ${defined.epochRatio.toFixed(2)}x that`;
 }
 
 /** One line for people: what was measured and the three figures. */

@@ -21,6 +21,7 @@ import {
   epochProjections,
   packedEpochSize,
   projectionFloor,
+  ssd4recDefinedProjectionFlops,
   ssd4recProjectionFlops,
 } from "../run/projection_flops.ts";
 import { main } from "../scripts/efficiency.ts";
@@ -73,6 +74,20 @@ Deno.test("projection FLOPs: β = 0 runs one direction; one layer is the last la
     RangeError,
     "'tokens'",
   );
+});
+
+Deno.test("projection FLOPs as the model defines them: each direction and every token", () => {
+  // Per layer, each direction: in 2·10·4·26 = 2080, out 2·10·8·4 = 640; the FFN 2560 once.
+  const both = { ...TINY, numLayers: 2, beta: 0.1 };
+  assertEquals(ssd4recDefinedProjectionFlops(both, 10), 3 * 2 * (2 * (2080 + 640) + 2560));
+  assertEquals(
+    ssd4recDefinedProjectionFlops({ ...both, beta: 0 }, 10),
+    3 * 2 * (2080 + 640 + 2560),
+  );
+  // Never less than the products this code computes.
+  const computed = ssd4recProjectionFlops(both, { tokens: 10, samples: 3 }).flops;
+  assert(ssd4recDefinedProjectionFlops(both, 10) > computed);
+  assertThrows(() => ssd4recDefinedProjectionFlops(both, -1), RangeError, "'tokens'");
 });
 
 Deno.test("projection floor: the work at the rate, and the epoch against it", () => {
