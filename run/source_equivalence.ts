@@ -125,11 +125,12 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:3f095c9c805df784f0a4adf6168717a79dc25466ba368d3426ba5c3a020cc4f8",
-    to: "sha256:a1f95bb49cb401e12c6bc473f89112c5cdbb4fcb4996538e5e90339be830a398",
+    to: "sha256:4b87a3f27e4cd9d407ea24ec889ead6d9ae3ca86078c17ccb322d8665e7eb1d0",
     change: "the scan at the last tokens loads several tokens' values before their products",
     evidence: "Only `ssdScanLast`'s WGSL changed (`last_shaders.ts`, its shared pieces moved to " +
       "`last_shader_parts.ts`): the forward loads 4 entries of Δ, 8 of B and several tokens' x " +
-      "before multiplying them, the backward likewise for its sum over B into dC. Every " +
+      "before multiplying them, the backward likewise for Δ and G·x_t (4 entries at once) and " +
+      "for its sum over B into dC. Every " +
       "accumulator takes the same fused multiply-adds of the same values in the same order, " +
       "and the values stored are the same; only when the loads are issued differs. Checked on " +
       "lavapipe: y and every input's gradient of `ssdScanLast` at eight shapes (segments of " +

@@ -49,8 +49,8 @@ export function perSlot(count: number, body: (k: number) => string): string {
   return Array.from({ length: slots }, (_, k) => body(k)).join("\n  ");
 }
 
-/** Entries of Δ one invocation of the forward loads at once. */
-export const DT_LOADS = 4;
+/** Entries of a block one invocation takes at once in {@link entryBatches}. */
+export const ENTRIES_AT_ONCE = 4;
 
 /** Entries of B one invocation loads before it multiplies them by C_τ's in `bc_stage`. */
 const BC_LOADS = 8;
@@ -95,6 +95,30 @@ export function tokenSums(
   }
       }
     }`;
+}
+
+/**
+ * WGSL of a loop over a block's `count` entries (a WGSL expression) that takes
+ * {@link ENTRIES_AT_ONCE} entries an invocation at once, `WG` apart: their indices `e0 …` (an
+ * index past the end stands at the last entry, whose results it does not store), then `body`,
+ * which computes every entry's values (so that all their loads are in flight together), then
+ * each entry's `store(u)` statements.
+ */
+export function entryBatches(count: string, body: string, store: (u: number) => string): string {
+  const us = Array.from({ length: ENTRIES_AT_ONCE }, (_, u) => u);
+  return `for (var first = lid; first < ${count}; first += ${ENTRIES_AT_ONCE}u * WG) {
+      ${us.map((u) => `let e${u} = min(first + ${u * THREADS}u, ${count} - 1u);`).join("\n      ")}
+      ${body}
+      ${
+    us.map((u) => u === 0 ? store(0) : `if (first + ${u * THREADS}u < ${count}) { ${store(u)} }`)
+      .join("\n      ")
+  }
+    }`;
+}
+
+/** `f(u)` for each entry u of {@link entryBatches}, one statement a line. */
+export function eachEntry(f: (u: number) => string): string {
+  return Array.from({ length: ENTRIES_AT_ONCE }, (_, u) => f(u)).join("\n      ");
 }
 
 /** The bindings both kernels read, in their order (the segment table first, longest first). */
@@ -151,7 +175,6 @@ const HP: u32 = ${H * spec.headDim}u;
 const GN: u32 = ${G * N}u;
 const SPLIT: u32 = ${splitOf(tb, G)}u;
 const BC_LOADS: u32 = ${BC_LOADS}u;
-const DT_LOADS: u32 = ${DT_LOADS}u;
 var<workgroup> s_c: array<f32, ${G * N}>;
 var<workgroup> s_bc: array<f32, ${tb * G}>;
 var<workgroup> s_part: array<f32, ${tb * G * splitOf(tb, G)}>;

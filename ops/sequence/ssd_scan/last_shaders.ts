@@ -18,7 +18,8 @@
 import {
   blockOf,
   common,
-  DT_LOADS,
+  eachEntry,
+  entryBatches,
   inputBindings,
   NEWEST_BLOCKS,
   perSlot,
@@ -32,14 +33,6 @@ import { bind, type Binding, bindingIf, prelude } from "./prelude.ts";
 /** The forward's shader: y at each segment's last token, (segments, H, P). */
 function forwardShader(spec: SsdSpec): string {
   const tb = blockOf(spec, false);
-  const us = Array.from({ length: DT_LOADS }, (_, u) => u);
-  const dtLoads = [
-    ...us.map((u) => `let e${u} = min(first + ${u * THREADS}u, n * H - 1u);`),
-    ...us.map((u) => `let d${u} = step_size(th_at(base + e${u} / H, e${u} % H), e${u} % H).x;`),
-    ...us.map((u) =>
-      u === 0 ? `s_tok[e0] = d0;` : `if (first + ${u * THREADS}u < n * H) { s_tok[e${u}] = d${u}; }`
-    ),
-  ].join("\n      ");
   const list: Binding[] = [...inputBindings(spec), ["read_write", "y"]];
   const HP = spec.heads * spec.headDim;
   const skip = spec.hasD ? " + D[c / P] * x[tau * HP + c]" : "";
@@ -62,11 +55,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   let h${k} = c${k} / P;`)
   }
   ${NEWEST_BLOCKS}
-    // DT_LOADS entries of Δ at once, their loads in flight together (the last entry stands in
-    // for those past the block, whose values are not stored).
-    for (var first = lid; first < n * H; first += DT_LOADS * WG) {
-      ${dtLoads}
-    }
+    // Δ of the block's (token, head) entries, several at once.
+    ${
+    entryBatches(
+      "n * H",
+      eachEntry((u) => `let d${u} = step_size(th_at(base + e${u} / H, e${u} % H), e${u} % H).x;`),
+      (u) => `s_tok[e${u}] = d${u};`,
+    )
+  }
     bc_stage(lid, base, n);
     workgroupBarrier();
     // Newest token first: the running Σ Δ of the later tokens gives each token's decay α.
@@ -156,14 +152,23 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   }
   // First walk, newest token first: everything but the decays' term of ∂Δ.
   ${NEWEST_BLOCKS}
-    for (var e = lid; e < n * H; e += WG) {
-      let h = e % H;
-      let row = hp_at(base + e / H, h, 0u);
-      var s = 0.0;
-      for (var p = 0u; p < P; p++) { s = fma(s_g[h * P + p], x[row + p], s); }
-      s_u[e] = step_size(th_at(base + e / H, h), h).x;
-      s_v[e] = s;
-    }
+    // Per (token, head) entry, several at once: Δ and G·x_t, the x of every entry loaded together.
+    ${
+    entryBatches(
+      "n * H",
+      [
+        eachEntry((u) => `let h${u} = e${u} % H;`),
+        eachEntry((u) => `let row${u} = hp_at(base + e${u} / H, h${u}, 0u);`),
+        eachEntry((u) => `var s${u} = 0.0;`),
+        "for (var p = 0u; p < P; p++) {",
+        eachEntry((u) => `  let x${u} = x[row${u} + p];`),
+        eachEntry((u) => `  s${u} = fma(s_g[h${u} * P + p], x${u}, s${u});`),
+        "}",
+        eachEntry((u) => `let d${u} = step_size(th_at(base + e${u} / H, h${u}), h${u}).x;`),
+      ].join("\n      "),
+      (u) => `s_u[e${u}] = d${u}; s_v[e${u}] = s${u};`,
+    )
+  }
     bc_stage(lid, base, n);
     workgroupBarrier();
     for (var h = lid; h < H; h += WG) {
