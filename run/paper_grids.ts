@@ -295,15 +295,15 @@ export const SSD4REC_MAX_LENGTH_GRIDS: readonly RunGrid[] = ssd4recSweepGrids(
  * Mamba4Rec's training objective: the paper's (the cross-entropy at each prefix sample's last
  * position) against every position of each window (`trainingMode: "all-positions"`), in steps
  * of 2,048 windows or of about 2,048 targets (`targetsPerStep`, as many steps an epoch as the
- * prefix protocol's). Trained on Beauty and Video Games; ML-1M is shown where recorded. Quick
- * mode smoke-tests all positions on Beauty.
+ * prefix protocol's). Trained on Beauty, Video Games and ML-1M, three seeds each. Quick mode
+ * smoke-tests all positions on Beauty.
  */
 export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
   notebook: "training_modes",
   folder: MAMBA4REC_FOLDER,
   title: "Mamba4Rec training objective",
   models: Object.freeze(["mamba4rec"]),
-  datasets: Object.freeze(["amazon-beauty", "amazon-video-games"]),
+  datasets: Object.freeze(["amazon-beauty", "amazon-video-games", "ml-1m"]),
   seeds: PAPER_SEEDS,
   variants: Object.freeze([
     Object.freeze({ label: "last position (paper)", model: Object.freeze({}) }),
@@ -318,7 +318,6 @@ export const MAMBA4REC_TRAINING_MODES: RunGrid = Object.freeze({
       train: Object.freeze({ trainingMode: "all-positions", targetsPerStep: 2048 }),
     }),
   ]),
-  recordedOnly: Object.freeze(["ml-1m"]),
   smokeCells: smokeCellsOf(["all positions"]),
 });
 
