@@ -10,6 +10,7 @@ import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../v
 import type { EfficiencyMeasurement, HistoryLayout } from "./efficiency_file.ts";
 import type { EfficiencyRequest } from "./efficiency_measure.ts";
 import { datasetLabel, modelLabel } from "./paper_values.ts";
+import { rounded } from "./number_format.ts";
 
 /** The window lengths of the SSD4Rec paper's length experiment. */
 export const SWEEP_LENGTHS: readonly number[] = Object.freeze([50, 100, 200, 400]);
@@ -79,12 +80,6 @@ export function layoutRequests(dataset: string, padTo: number): EfficiencyReques
 function tokensPerEpoch(m: EfficiencyMeasurement): number {
   const t = m.training;
   return t.projected ? (t.tokens / t.stepsTimed) * t.stepsPerEpoch : t.tokens / t.epochsTimed;
-}
-
-/** Rounded to `decimals`. */
-function rounded(value: number, decimals: number): number {
-  const f = 10 ** decimals;
-  return Math.round(value * f) / f;
 }
 
 /** How an epoch's time was taken. */

@@ -30,12 +30,9 @@ import {
   SSD4REC_OFFICIAL_KUAIRAND_EPOCH,
   type ThirdPartyEpochTiming,
 } from "./paper_values.ts";
-import {
-  definedEpochFloor,
-  MATMUL_RATE_COMMAND,
-  type ProjectionFloor,
-  projectionFloor,
-} from "./projection_flops.ts";
+import { EPOCH_FLOOR_BAR, FLOOR_COLUMNS, floorColumns, type TableRow } from "./epoch_floors.ts";
+import { rounded } from "./number_format.ts";
+import { MATMUL_RATE_COMMAND, projectionFloor } from "./projection_flops.ts";
 
 /** The measurement: SSD4Rec's KuaiRand preset on the whole of `kuairand-synthetic`, one epoch. */
 export const KUAIRAND_EPOCH_REQUEST: EfficiencyRequest = Object.freeze({
@@ -62,9 +59,6 @@ export const KUAIRAND_EPOCH_SMOKE: EfficiencyRequest = Object.freeze({
   maxUsers: 20,
   train: Object.freeze({ batchSize: 16, evalBatchSize: 16 }),
 });
-
-/** The bar: a KuaiRand-sized epoch within this many times its floor. */
-export const EPOCH_FLOOR_BAR = 1.5;
 
 /**
  * The matrix-product rate, TFLOP/s, at which a smoke measurement's floor is shown: an example of
@@ -95,9 +89,6 @@ export function kuairandEpochRuns(options: KuaiRandEpochRunOptions): Promise<Eff
   });
 }
 
-/** The bar's column of the table. */
-const BAR_COLUMN = `bar (≤ ${EPOCH_FLOOR_BAR}× the model's floor)`;
-
 /** The table's columns, in order. */
 const COLUMNS: readonly string[] = [
   "run",
@@ -106,78 +97,17 @@ const COLUMNS: readonly string[] = [
   "timing",
   "peak memory (GB)",
   "memory counted as",
-  "tokens / epoch",
-  "projection TFLOP / epoch",
-  "floor (s)",
-  "at (TFLOP/s)",
-  "÷ floor",
-  "the model's TFLOP / epoch",
-  "the model's floor (s)",
-  "÷ the model's floor",
-  BAR_COLUMN,
+  ...FLOOR_COLUMNS,
   "s ÷ official",
   "memory ÷ official",
   "source",
 ];
 
-/** What runs' rows hold, by column. */
-type Row = Record<string, string | number>;
-
-/** A number rounded to `decimals`. */
-function rounded(value: number, decimals: number): number {
-  const f = 10 ** decimals;
-  return Math.round(value * f) / f;
-}
-
-/**
- * A number to three significant digits: a number down to 0.01, below that text (the table shows
- * at most four decimals of a number).
- */
-function significant(value: number): number | string {
-  return Math.abs(value) >= 0.01 || value === 0
-    ? Number(value.toPrecision(3))
-    : value.toPrecision(3);
-}
-
-/** The model's work and floor columns of a measurement (see `definedEpochFloor`). */
-function definedColumns(m: EfficiencyMeasurement, floor: ProjectionFloor | undefined): Row {
-  const defined = definedEpochFloor(m, floor?.matmulTflops);
-  if (defined === undefined) return { "the model's TFLOP / epoch": "— (no model settings)" };
-  return {
-    "the model's TFLOP / epoch": significant(defined.flops / 1e12),
-    "the model's floor (s)": defined.floor ? significant(defined.floor.seconds) : "no rate given",
-    "÷ the model's floor": defined.floor ? rounded(defined.floor.epochRatio, 2) : "—",
-  };
-}
-
-/** The work and floor columns of a measurement, the floor at `floor` when given. */
-function workColumns(
-  m: EfficiencyMeasurement,
-  floor: ProjectionFloor | undefined,
-  rateNote: string,
-): Row {
-  const p = m.projections;
-  if (p === undefined) {
-    return {
-      "tokens / epoch": "—",
-      "projection TFLOP / epoch": "— (a file from before they were counted: measure again)",
-    };
-  }
-  return {
-    "tokens / epoch": p.tokens,
-    "projection TFLOP / epoch": significant(p.flops / 1e12),
-    "floor (s)": floor ? significant(floor.seconds) : "no rate given",
-    "at (TFLOP/s)": floor ? `${floor.matmulTflops}, ${rateNote}` : "add --matmul-tflops R",
-  };
-}
-
 /** Our row: the whole-dataset measurement, with its floor, the bar and the ratios to theirs. */
 function oursRow(
   m: EfficiencyMeasurement,
   official: ThirdPartyEpochTiming,
-): Row {
-  const floor = m.projections?.floor;
-  const bar = floor && definedEpochFloor(m, floor.matmulTflops)?.floor;
+): TableRow {
   const seconds = m.training.secondsPerEpoch;
   const memoryGB = m.training.peakLiveBytes / 1e9;
   return {
@@ -187,14 +117,7 @@ function oursRow(
     timing: trainingTimingText(m),
     "peak memory (GB)": rounded(memoryGB, 3),
     "memory counted as": "storage buffers of live tensors (the runtime's count)",
-    ...workColumns(m, floor, `measured (${MATMUL_RATE_COMMAND})`),
-    "÷ floor": floor ? rounded(floor.epochRatio, 2) : "—",
-    ...definedColumns(m, floor),
-    [BAR_COLUMN]: bar === undefined
-      ? "—"
-      : bar.epochRatio <= EPOCH_FLOOR_BAR
-      ? "met"
-      : `missed (needs ≤ ${rounded(EPOCH_FLOOR_BAR * bar.seconds, 1)} s)`,
+    ...floorColumns(m),
     "s ÷ official": rounded(seconds / official.secondsPerEpoch, 2),
     "memory ÷ official": rounded(memoryGB / official.peakAllocatedGB, 2),
     source: `${EFFICIENCY_DIRECTORY}/${efficiencyFileName(m)}`,
@@ -202,7 +125,7 @@ function oursRow(
 }
 
 /** The smoke row: the slice's figures, its floor at the example rate, no bar or comparison. */
-function smokeRow(m: EfficiencyMeasurement): Row {
+function smokeRow(m: EfficiencyMeasurement): TableRow {
   const contents = m.slice?.contents;
   const slice = contents
     ? `${contents.users} users, ${contents.items} items, ${contents.interactions} interactions`
@@ -219,11 +142,7 @@ function smokeRow(m: EfficiencyMeasurement): Row {
     timing: trainingTimingText(m),
     "peak memory (GB)": rounded(m.training.peakLiveBytes / 1e9, 3),
     "memory counted as": "storage buffers of live tensors (the runtime's count)",
-    ...workColumns(m, floor, "an example rate, not measured"),
-    "÷ floor": "— (smoke)",
-    ...definedColumns(m, floor),
-    "÷ the model's floor": "— (smoke)",
-    [BAR_COLUMN]: "— (smoke)",
+    ...floorColumns(m, { floor, rateNote: "an example rate, not measured", smoke: true }),
     "s ÷ official": "— (smoke)",
     "memory ÷ official": "— (smoke)",
     source: "measured now",
@@ -231,7 +150,7 @@ function smokeRow(m: EfficiencyMeasurement): Row {
 }
 
 /** The official code's row. */
-function officialRow(official: ThirdPartyEpochTiming): Row {
+function officialRow(official: ThirdPartyEpochTiming): TableRow {
   return {
     run: `official ${modelLabel(official.model)} code on ` +
       `${datasetLabel(official.dataset)} (${official.status})`,
@@ -257,7 +176,7 @@ export function kuairandEpochTable(
   official: ThirdPartyEpochTiming = SSD4REC_OFFICIAL_KUAIRAND_EPOCH,
 ): RichTable {
   const measured = runs.measured[0];
-  const rows: Row[] = [];
+  const rows: TableRow[] = [];
   if (measured) rows.push(oursRow(measured, official));
   else {
     rows.push({

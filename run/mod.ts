@@ -355,7 +355,15 @@ export {
   sweepRequests,
 } from "./efficiency_sweep.ts";
 export {
+  BAR_COLUMN,
+  DATASET_FLOOR_REQUESTS,
+  datasetFloorsTable,
   EPOCH_FLOOR_BAR,
+  FLOOR_COLUMNS,
+  floorColumns,
+  type TableRow,
+} from "./epoch_floors.ts";
+export {
   EXAMPLE_MATMUL_TFLOPS,
   KUAIRAND_EPOCH_COMMAND,
   KUAIRAND_EPOCH_REQUEST,

@@ -6,8 +6,8 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { SYNTHETIC_KUAIRAND_NAME } from "../data/synthetic_kuairand.ts";
 import { type EfficiencyMeasurement, writeEfficiencyMeasurement } from "../run/efficiency_file.ts";
+import { EPOCH_FLOOR_BAR } from "../run/epoch_floors.ts";
 import {
-  EPOCH_FLOOR_BAR,
   EXAMPLE_MATMUL_TFLOPS,
   KUAIRAND_EPOCH_COMMAND,
   kuairandEpochRuns,
