@@ -131,13 +131,10 @@ export type {
   MambaStepTuning,
   MambaStepWeights,
 } from "./sequence/mamba_step.ts";
-export { biSsdStep, biSsdStepReference } from "./sequence/bi_ssd_step.ts";
-export type {
-  BiSsdStepOutputs,
-  BiSsdStepPools,
-  BiSsdStepReferenceWeights,
-  BiSsdStepWeights,
-} from "./sequence/bi_ssd_step.ts";
+export { biSsdStep } from "./sequence/bi_ssd_step.ts";
+export type { BiSsdStepOutputs, BiSsdStepPools, BiSsdStepWeights } from "./sequence/bi_ssd_step.ts";
+export { biSsdStepReference } from "./sequence/bi_ssd_step_reference.ts";
+export type { BiSsdStepReferenceWeights } from "./sequence/bi_ssd_step_reference.ts";
 export { writeTransposedRows, writeTransposedRowsReference } from "./sequence/transposed_rows.ts";
 export type { TransposedRowsShape } from "./sequence/transposed_rows.ts";
 export {

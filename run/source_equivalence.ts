@@ -137,6 +137,16 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "1 to 300 tokens, several staged blocks, H·P and G·N not multiples of the workgroup, " +
       "more heads than invocations) are the same bit for bit before and after.",
   },
+  {
+    from: "sha256:4b87a3f27e4cd9d407ea24ec889ead6d9ae3ca86078c17ccb322d8665e7eb1d0",
+    to: "sha256:4bd032586e49c448ae129fb81f428198b3cac7c9c248577362063ff4712e43d0",
+    change: "the SSD4Rec step kernel loads several states before updating them",
+    evidence: "Only `ops/sequence/bi_ssd_step.ts` changed: `biSsdStep`, which the streaming form " +
+      "alone dispatches (no training or evaluation run does), loads 8 states of a pool before " +
+      "it updates them, with the same arithmetic in the same order; its float64 reference " +
+      "moved to `bi_ssd_step_reference.ts` unchanged. Checked on lavapipe: the " +
+      "streamed scores of three one-layer models (N 4, 8 and 19) are the same bit for bit.",
+  },
 ];
 
 /**

@@ -1,6 +1,7 @@
 import { assert, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
-import { biSsdStep, type BiSsdStepPools, biSsdStepReference } from "../ops/sequence/bi_ssd_step.ts";
+import { biSsdStep, type BiSsdStepPools } from "../ops/sequence/bi_ssd_step.ts";
+import { biSsdStepReference } from "../ops/sequence/bi_ssd_step_reference.ts";
 import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
 
 const f32 = (a: Float64Array) => Float32Array.from(a);

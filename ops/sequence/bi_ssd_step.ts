@@ -28,7 +28,10 @@
  * tokens' Δ and S, the running ΣΔ, and x_0, C_0 and z_0.
  *
  * One workgroup takes one stream. Groups G = 1 (B and C shared by all heads, as SSD4Rec builds
- * the block). {@link biSsdStepReference} does the same in float64 on the host.
+ * the block). An invocation updates its channel's states of each pool several at a time, their
+ * loads issued together: the step reads and writes both pools whole, so it is bound by how many
+ * loads wait at once. `biSsdStepReference` (`bi_ssd_step_reference.ts`) does the same in float64
+ * on the host.
  *
  * @module
  */
@@ -91,6 +94,42 @@ interface StepSizes {
   heads: number;
   states: number;
   width: number;
+}
+
+/** States of a pool an invocation loads before it updates them ({@link stateLoop}). */
+const STATE_LOADS = 8;
+
+/**
+ * WGSL updating one channel's `count` states of `pool` in order: {@link STATE_LOADS} of them
+ * loaded together (their loads in flight at once, none waiting for the previous update's store),
+ * then each one's new value `g` from `update(old, i)`, stored, and `use(i)` (i a WGSL index
+ * expression). The arithmetic and its order are those of one state at a time.
+ */
+function stateLoop(
+  count: number,
+  pool: string,
+  update: (old: string, i: string) => string,
+  use: (i: string) => string,
+): string {
+  const batch = Math.min(STATE_LOADS, count);
+  const us = Array.from({ length: batch }, (_, u) => u);
+  const at = (i: string) => `(sl * N + ${i}) * DI + c`;
+  const step = (old: string, i: string) =>
+    `      {\n        ${update(old, i)}\n        ${pool}[${at(i)}] = g;\n        ${
+      use(i)
+    }\n      }`;
+  return [
+    "    {",
+    "    var i0 = 0u;",
+    `    for (; i0 + ${batch}u <= N; i0 += ${batch}u) {`,
+    ...us.map((u) => `      let old${u} = ${pool}[${at(`i0 + ${u}u`)}];`),
+    ...us.map((u) => step(`old${u}`, `i0 + ${u}u`)),
+    "    }",
+    "    for (; i0 < N; i0++) {",
+    step(`${pool}[${at("i0")}]`, "i0"),
+    "    }",
+    "    }",
+  ].join("\n");
 }
 
 const BI_SSD_STEP_WGSL = ({ inner, heads, states, width }: StepSizes) => /* wgsl */ `
@@ -211,22 +250,26 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     let decay = exp(dt * a_head[h]);
     let dx = dt * xf[c];
     var acc = 0.0;
-    for (var i = 0u; i < N; i++) {
-      let at = (sl * N + i) * DI + c;
-      let g = decay * state[at] + dx * xf[DI + i];
-      state[at] = g;
-      acc = fma(g, xf[DI + N + i], acc);
-    }
+${
+  stateLoop(
+    states,
+    "state",
+    (old, i) => `let g = decay * ${old} + dx * xf[DI + ${i}];`,
+    (i) => `acc = fma(g, xf[DI + N + ${i}], acc);`,
+  )
+}
     y_fwd[s * DI + c] = acc + d_head[h] * xf[c];
     // The backward direction: close token n − W + 1's term, then read at C_0 with the open ones.
     let wx = wk[(W - 1u) * H + h] * xb[(W - 1u) * CD + c];
     var back = 0.0;
-    for (var i = 0u; i < N; i++) {
-      let at = (sl * N + i) * DI + c;
-      let f = closed[at] + wx * xb[(W - 1u) * CD + DI + i];
-      closed[at] = f;
-      back = fma(f, c0[i], back);
-    }
+${
+  stateLoop(
+    states,
+    "closed",
+    (old, i) => `let g = ${old} + wx * xb[(W - 1u) * CD + DI + ${i}];`,
+    (i) => `back = fma(g, c0[${i}], back);`,
+  )
+}
     for (var k = 0u; k + 1u < W; k++) { back += wk[k * H + h] * xb[k * CD + c] * dots[k]; }
     y_bwd[s * DI + c] = back + d_head[h] * x0[c];
     // The backward gate: the oldest token's z, kept from its event on.
@@ -337,83 +380,4 @@ export function biSsdStep(
     groups,
   );
   return { yForward, yBackward, zBackward };
-}
-
-/** One stream's block weights for {@link biSsdStepReference}, in the model's layouts. */
-export interface BiSsdStepReferenceWeights {
-  /** `[d_inner + 2N, w]`. */
-  readonly convWeight: Float64Array;
-  /** `[d_inner + 2N]`. */
-  readonly convBias: Float64Array;
-  /** `[H]`. */
-  readonly dtBias: Float64Array;
-  /** `[H]`, negative. */
-  readonly A: Float64Array;
-  /** `[H]`. */
-  readonly D: Float64Array;
-}
-
-const softplus = (v: number) => (v > 20 ? v : Math.log1p(Math.exp(v)));
-const silu = (v: number) => v / (1 + Math.exp(-v));
-
-/**
- * Float64 reference of {@link biSsdStep}, written as the definitions rather than the kernel's
- * bookkeeping: it keeps the stream's whole history of projected rows (`history`, appended to)
- * and recomputes both directions at the newest token from it, the forward one as the recurrence
- * over every token and the backward one as the recurrence over the tokens newest first.
- * @param row the new token's `[z | xBC | dt]` row
- * @param weights the block's weights
- * @param history the stream's earlier rows, oldest first; the new row is appended
- * @returns the forward y, the backward y and the backward gate, each `[d_inner]`
- */
-export function biSsdStepReference(
-  row: Float64Array,
-  weights: BiSsdStepReferenceWeights,
-  history: Float64Array[],
-): { yForward: Float64Array; yBackward: Float64Array; zBackward: Float64Array } {
-  history.push(row);
-  const H = weights.A.length;
-  const W = weights.convWeight.length / weights.convBias.length;
-  const convDim = weights.convBias.length;
-  const inner = row.length - convDim - H;
-  const states = (convDim - inner) / 2;
-  const P = inner / H;
-  /** The block over `rows` (in scan order): y at the last of them. */
-  const scanEnd = (rows: Float64Array[]): Float64Array => {
-    const h = new Float64Array(inner * states);
-    let last = new Float64Array(convDim);
-    rows.forEach((_, t) => {
-      const xbc = new Float64Array(convDim);
-      for (let c = 0; c < convDim; c++) {
-        let acc = weights.convBias[c];
-        for (let k = 0; k < W; k++) {
-          const src = t - (W - 1) + k;
-          if (src >= 0) acc += weights.convWeight[c * W + k] * rows[src][inner + c];
-        }
-        xbc[c] = silu(acc);
-      }
-      for (let c = 0; c < inner; c++) {
-        const head = Math.floor(c / P);
-        const dt = softplus(rows[t][inner + convDim + head] + weights.dtBias[head]);
-        const decay = Math.exp(dt * weights.A[head]);
-        for (let i = 0; i < states; i++) {
-          h[c * states + i] = decay * h[c * states + i] + dt * xbc[c] * xbc[inner + i];
-        }
-      }
-      last = xbc;
-    });
-    const y = new Float64Array(inner);
-    for (let c = 0; c < inner; c++) {
-      let acc = weights.D[Math.floor(c / P)] * last[c];
-      for (let i = 0; i < states; i++) acc += h[c * states + i] * last[inner + states + i];
-      y[c] = acc;
-    }
-    return y;
-  };
-  // The backward direction reads the history newest first and ends at the oldest token.
-  return {
-    yForward: scanEnd(history),
-    yBackward: scanEnd([...history].reverse()),
-    zBackward: history[0].slice(0, inner),
-  };
 }
