@@ -123,14 +123,10 @@ export {
   MAMBA_STEP_MAX_STREAMS,
   MAMBA_STEP_STATE_BATCH,
   mambaStep,
-  mambaStepReference,
 } from "./sequence/mamba_step.ts";
-export type {
-  MambaStepPools,
-  MambaStepReferenceWeights,
-  MambaStepTuning,
-  MambaStepWeights,
-} from "./sequence/mamba_step.ts";
+export { mambaStepReference } from "./sequence/mamba_step_reference.ts";
+export type { MambaStepReferenceWeights } from "./sequence/mamba_step_reference.ts";
+export type { MambaStepPools, MambaStepTuning, MambaStepWeights } from "./sequence/mamba_step.ts";
 export { biSsdStep } from "./sequence/bi_ssd_step.ts";
 export type { BiSsdStepOutputs, BiSsdStepPools, BiSsdStepWeights } from "./sequence/bi_ssd_step.ts";
 export { biSsdStepReference } from "./sequence/bi_ssd_step_reference.ts";

@@ -139,13 +139,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:4b87a3f27e4cd9d407ea24ec889ead6d9ae3ca86078c17ccb322d8665e7eb1d0",
-    to: "sha256:4bd032586e49c448ae129fb81f428198b3cac7c9c248577362063ff4712e43d0",
-    change: "the SSD4Rec step kernel loads several states before updating them",
-    evidence: "Only `ops/sequence/bi_ssd_step.ts` changed: `biSsdStep`, which the streaming form " +
-      "alone dispatches (no training or evaluation run does), loads 8 states of a pool before " +
-      "it updates them, with the same arithmetic in the same order; its float64 reference " +
-      "moved to `bi_ssd_step_reference.ts` unchanged. Checked on lavapipe: the " +
-      "streamed scores of three one-layer models (N 4, 8 and 19) are the same bit for bit.",
+    to: "sha256:859dd48af1b62a7c805a647d1d444bbf1c5d0c7fdbd3d960ff4ed5666b9af460",
+    change: "the step kernels load several states and weights before using them",
+    evidence: "Only the streaming forms' step kernels changed, which no training or evaluation " +
+      "run dispatches: `biSsdStep` loads 8 states of a pool before it updates them and " +
+      "`mambaStep` 8 weights of `x_proj` before their products, with the same arithmetic in " +
+      "the same order; their float64 references moved to files of their own unchanged. " +
+      "Checked on lavapipe: the streamed scores of three one-layer SSD4Recs (N 4, 8 and 19) " +
+      "and of three Mamba4Recs (d_inner 32, 26 and 128; 1, 3 and 2 streams a workgroup) are " +
+      "the same bit for bit.",
   },
 ];
 

@@ -2,7 +2,8 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { reshape } from "../ops/pointwise/elementwise.ts";
-import { mambaStep, mambaStepReference } from "../ops/sequence/mamba_step.ts";
+import { mambaStep } from "../ops/sequence/mamba_step.ts";
+import { mambaStepReference } from "../ops/sequence/mamba_step_reference.ts";
 import { causalConv1dStep, selectiveScanStep } from "../ops/sequence/selective_step.ts";
 import {
   writeTransposedRows,

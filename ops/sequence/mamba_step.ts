@@ -19,8 +19,8 @@
  * states out so.
  *
  * Slots of one call must be distinct (the caller splits repeated ones over calls). Inference
- * only: nothing is recorded on the tape. {@link mambaStepReference} does the same in float64 on
- * the host, in the model's own layouts.
+ * only: nothing is recorded on the tape. `mambaStepReference` (`mamba_step_reference.ts`) does the
+ * same in float64 on the host, in the model's own layouts.
  *
  * @module
  */
@@ -29,7 +29,6 @@ import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
-import { causalConv1dStepReference, selectiveScanStepReference } from "./selective_step.ts";
 
 /** Sizes and launch settings a {@link mambaStep} kernel is compiled for. */
 interface StepSizes {
@@ -136,6 +135,9 @@ ${stateBatch(batch)}
 ${stateBatch(n % batch)}`;
 }
 
+/** Weights of `x_proj` an invocation loads before it multiplies them ({@link xProjCode}). */
+const X_PROJ_LOADS = 8;
+
 /**
  * WGSL of `x_proj` for the workgroup's streams: invocation j < J sums column j for each of them,
  * every weight read once and used by all, each sum in channel order.
@@ -143,11 +145,19 @@ ${stateBatch(n % batch)}`;
 function xProjCode(streams: number): string {
   const each = (f: (i: number) => string) =>
     Array.from({ length: streams }, (_, i) => f(i)).join("\n");
+  const us = Array.from({ length: X_PROJ_LOADS }, (_, u) => u);
+  const products = (w: string, c: string) =>
+    each((i) => `      acc_${i} = fma(xs[${i}u * D + ${c}], ${w}, acc_${i});`);
   return `  for (var j = t; j < J; j += T) {
 ${each((i) => `    var acc_${i} = 0.0;`)}
-    for (var c = 0u; c < D; c++) {
+    var c = 0u;
+    for (; c + ${X_PROJ_LOADS}u <= D; c += ${X_PROJ_LOADS}u) {
+${us.map((u) => `      let w${u} = x_proj_t[(c + ${u}u) * J + j];`).join("\n")}
+${us.map((u) => products(`w${u}`, `c + ${u}u`)).join("\n")}
+    }
+    for (; c < D; c++) {
       let wj = x_proj_t[c * J + j];
-${each((i) => `      acc_${i} = fma(xs[${i}u * D + c], wj, acc_${i});`)}
+${products("wj", "c")}
     }
 ${each((i) => `    proj[${i}u * J + j] = acc_${i};`)}
   }`;
@@ -386,69 +396,4 @@ export function mambaStep(
     groups,
   );
   return out;
-}
-
-/** One stream's weights for {@link mambaStepReference}, in the model's own layouts. */
-export interface MambaStepReferenceWeights {
-  /** `[d, w]`. */
-  readonly convWeight: Float64Array;
-  /** `[d]`. */
-  readonly convBias: Float64Array;
-  /** `x_proj`'s Δ part `[r, d]`. */
-  readonly xDt: Float64Array;
-  /** `x_proj`'s B part `[n, d]`. */
-  readonly xB: Float64Array;
-  /** `x_proj`'s C part `[n, d]`. */
-  readonly xC: Float64Array;
-  /** `dt_proj`'s weight `[d, r]`. */
-  readonly dtWeight: Float64Array;
-  /** `dt_proj`'s bias `[d]`. */
-  readonly dtBias: Float64Array;
-  /** A `[d, n]`. */
-  readonly A: Float64Array;
-  /** D `[d]`. */
-  readonly D: Float64Array;
-}
-
-/** `W · v` for W `[rows, v.length]`. */
-function matVec(weight: Float64Array, v: Float64Array): Float64Array {
-  const cols = v.length, out = new Float64Array(weight.length / cols);
-  for (let i = 0; i < out.length; i++) {
-    for (let c = 0; c < cols; c++) out[i] += weight[i * cols + c] * v[c];
-  }
-  return out;
-}
-
-/**
- * Float64 reference of {@link mambaStep} for one stream, through the convolution's and the
- * selective scan's step references: returns y `[d]` and advances `window` (`[w − 1, d]`) and
- * `state` (channel-major, `[d, n]`) in place.
- * @param xz the stream's `[x | z]`, `[2d]`
- * @param weights the model's weights
- * @param window the stream's window, updated
- * @param state the stream's state, updated
- */
-export function mambaStepReference(
-  xz: Float64Array,
-  weights: MambaStepReferenceWeights,
-  window: Float64Array,
-  state: Float64Array,
-): Float64Array {
-  const d = xz.length / 2;
-  const u = causalConv1dStepReference(
-    xz.subarray(0, d),
-    weights.convWeight,
-    weights.convBias,
-    window,
-  );
-  return selectiveScanStepReference({
-    x: u,
-    delta: matVec(weights.dtWeight, matVec(weights.xDt, u)),
-    A: weights.A,
-    B: matVec(weights.xB, u),
-    C: matVec(weights.xC, u),
-    D: weights.D,
-    z: xz.subarray(d),
-    deltaBias: weights.dtBias,
-  }, state);
 }
