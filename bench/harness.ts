@@ -378,3 +378,46 @@ export async function printKernelProfile<S>(
     def.teardown?.(state);
   }
 }
+
+/**
+ * Prints the adapter and, in quick mode, that the problems are small (on a CPU implementation,
+ * that the figures show correctness only).
+ */
+export function printAdapter(info: GpuInfo, quick: boolean): void {
+  console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
+  if (quick) {
+    console.log(
+      "quick mode: small problems" +
+        (info.isCpu ? "; CPU figures show correctness only, not GPU performance" : ""),
+    );
+  }
+}
+
+/**
+ * The context of a bench module run by itself, its adapter printed: quick with `--quick` in
+ * `args` or on a CPU implementation.
+ */
+export async function standaloneContext(
+  args: readonly string[] = Deno.args,
+): Promise<BenchContext> {
+  const info = await initGpu();
+  const ctx: BenchContext = { info, quick: args.includes("--quick") || info.isCpu };
+  printAdapter(info, ctx.quick);
+  return ctx;
+}
+
+/**
+ * Times `defs` as a module run by itself does: with `--profile` in `args` every one's kernels
+ * first ({@link printKernelProfile}), then the table of their timings.
+ */
+export async function printTimings(
+  defs: readonly BenchmarkDef[],
+  ctx: BenchContext,
+  args: readonly string[] = Deno.args,
+): Promise<void> {
+  if (args.includes("--profile")) {
+    for (const def of defs) await printKernelProfile(def, ctx);
+  }
+  console.log(formatHeader());
+  for (const def of defs) console.log(formatRow(await measure(def, ctx)));
+}

@@ -11,7 +11,14 @@
  * @module
  */
 import { initGpu } from "../ops/mod.ts";
-import { formatHeader, formatRow, gpuWaitCost, MAX_WAIT_SHARE, runBenchmarks } from "./harness.ts";
+import {
+  formatHeader,
+  formatRow,
+  gpuWaitCost,
+  MAX_WAIT_SHARE,
+  printAdapter,
+  runBenchmarks,
+} from "./harness.ts";
 
 /** Modules of `bench/` that are not benchmark registrations. */
 export const SCRIPTS = [
@@ -53,13 +60,7 @@ if (import.meta.main) {
   await loadModules();
   const quick = args.quick ?? info.isCpu;
   if (!args.json) {
-    console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
-    if (quick) {
-      console.log(
-        "quick mode: small problems" +
-          (info.isCpu ? "; CPU figures show correctness only, not GPU performance" : ""),
-      );
-    }
+    printAdapter(info, quick);
     if (!quick) {
       const wait = await gpuWaitCost();
       console.log(

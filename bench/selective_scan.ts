@@ -53,7 +53,7 @@
  *
  * @module
  */
-import { initGpu, requireGrad, Tensor } from "../ops/mod.ts";
+import { requireGrad, Tensor } from "../ops/mod.ts";
 import { causalConv1d } from "../ops/sequence/causal_conv1d.ts";
 import {
   selectiveScan,
@@ -70,6 +70,7 @@ import {
   randomTensor,
   registeredBenchmarks,
   releaseRecorded,
+  standaloneContext,
 } from "./harness.ts";
 
 /** Problem sizes of one scan benchmark. */
@@ -294,15 +295,7 @@ if (import.meta.main) {
   }
   // --filter=a,b: only the benchmarks whose name contains one of the comma-separated texts.
   const filter = Deno.args.find((a) => a.startsWith("--filter="))?.slice(9).split(",");
-  const info = await initGpu();
-  const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
-  console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
-  if (ctx.quick) {
-    console.log(
-      "quick mode: small problems" +
-        (info.isCpu ? "; CPU figures show correctness only, not GPU performance" : ""),
-    );
-  }
+  const ctx = await standaloneContext();
   console.log(formatHeader());
   for (const def of registeredBenchmarks()) {
     if (filter && !filter.some((f) => def.name.includes(f))) continue;

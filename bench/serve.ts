@@ -52,15 +52,12 @@ import {
 } from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
 import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
-import { initGpu } from "../ops/core/runtime.ts";
 import {
   type BenchContext,
   benchmark,
   type BenchmarkDef,
-  formatHeader,
-  formatRow,
-  measure,
-  printKernelProfile,
+  printTimings,
+  standaloneContext,
 } from "./harness.ts";
 
 /** Users and window length of the comparison. */
@@ -280,9 +277,7 @@ function takesTuning(model: Mamba4Rec, tuning: MambaStepTuning): boolean {
 }
 
 if (import.meta.main) {
-  const info = await initGpu();
-  const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
-  console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
+  const ctx = await standaloneContext();
   usersOverride = usersOf(Deno.args);
   const model = benchModel(ctx.quick);
   sharedModels.set(ctx.quick, model);
@@ -295,9 +290,5 @@ if (import.meta.main) {
     ...tunings.map((tuning) => streamBenchmarks(undefined, tuning)[0]),
     streamBenchmarks()[1],
   ] as BenchmarkDef[];
-  if (Deno.args.includes("--profile")) {
-    for (const def of defs) await printKernelProfile(def, ctx);
-  }
-  console.log(formatHeader());
-  for (const def of defs) console.log(formatRow(await measure(def, ctx)));
+  await printTimings(defs, ctx);
 }

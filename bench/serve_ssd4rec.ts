@@ -28,16 +28,7 @@ import {
   SSD4RecStream,
 } from "../models/mod.ts";
 import { noGrad, tidy } from "../ops/mod.ts";
-import { initGpu } from "../ops/core/runtime.ts";
-import {
-  type BenchContext,
-  benchmark,
-  type BenchmarkDef,
-  formatHeader,
-  formatRow,
-  measure,
-  printKernelProfile,
-} from "./harness.ts";
+import { benchmark, type BenchmarkDef, printTimings, standaloneContext } from "./harness.ts";
 
 /** Users, window length and catalogue of the comparison, full and quick. */
 const SIZES = {
@@ -138,13 +129,5 @@ benchmark(observe as BenchmarkDef);
 benchmark(recompute as BenchmarkDef);
 
 if (import.meta.main) {
-  const info = await initGpu();
-  const ctx: BenchContext = { info, quick: Deno.args.includes("--quick") || info.isCpu };
-  console.log(`adapter: ${info.description}${info.isCpu ? " (CPU implementation)" : ""}`);
-  const defs = [observe, recompute] as BenchmarkDef[];
-  if (Deno.args.includes("--profile")) {
-    for (const def of defs) await printKernelProfile(def, ctx);
-  }
-  console.log(formatHeader());
-  for (const def of defs) console.log(formatRow(await measure(def, ctx)));
+  await printTimings([observe, recompute] as BenchmarkDef[], await standaloneContext());
 }
