@@ -65,6 +65,15 @@ export function sweepRequests(
   );
 }
 
+/** The datasets of the padding comparison: the two whose whole epochs take seconds. */
+export const LAYOUT_DATASETS: readonly string[] = Object.freeze([
+  "amazon-beauty",
+  "amazon-video-games",
+]);
+
+/** The padded windows' length in the padding comparison: the Amazon presets' window. */
+export const LAYOUT_PAD_TO = 50;
+
 /**
  * The requests of the padding comparison: SSD4Rec on `dataset` on packed whole histories, then
  * on every history's last `padTo` items left-padded to `padTo` tokens; whole epochs.
@@ -156,25 +165,31 @@ export function lengthSweepChart(
 }
 
 /**
- * The layouts side by side, a row each, with the ratio of each row to the first: seconds per
- * epoch, tokens per epoch (padding included), tokens per second and peak memory.
+ * The layouts side by side, a row each, with the ratio of each row to the first row of its dataset
+ * (packed whole histories where the requests put it first): seconds per epoch, tokens per epoch
+ * (padding included), tokens per second and peak memory.
  */
 export function layoutTable(
   caption: string,
   measurements: readonly EfficiencyMeasurement[],
 ): RichTable {
-  const base = measurements[0];
-  const rows = measurements.map((m) => ({
-    histories: layoutText(m.histories),
-    adapter: m.adapter,
-    "s / training epoch": rounded(m.training.secondsPerEpoch, 2),
-    "× time": rounded(m.training.secondsPerEpoch / base.training.secondsPerEpoch, 2),
-    timing: timing(m),
-    "tokens / epoch": Math.round(tokensPerEpoch(m)),
-    "tokens / s": Math.round(m.training.tokensPerSecond),
-    "peak memory (MB)": Math.round(m.training.peakLiveBytes / 1e6),
-    "× memory": rounded(m.training.peakLiveBytes / base.training.peakLiveBytes, 2),
-    "inference s / batch": rounded(m.inference.secondsPerBatch, 4),
-  }));
+  const bases = new Map<string, EfficiencyMeasurement>();
+  for (const m of measurements) if (!bases.has(m.dataset)) bases.set(m.dataset, m);
+  const rows = measurements.map((m) => {
+    const base = bases.get(m.dataset)!;
+    return {
+      dataset: datasetLabel(m.dataset),
+      histories: layoutText(m.histories),
+      adapter: m.adapter,
+      "s / training epoch": rounded(m.training.secondsPerEpoch, 2),
+      "× time": rounded(m.training.secondsPerEpoch / base.training.secondsPerEpoch, 2),
+      timing: timing(m),
+      "tokens / epoch": Math.round(tokensPerEpoch(m)),
+      "tokens / s": Math.round(m.training.tokensPerSecond),
+      "peak memory (MB)": Math.round(m.training.peakLiveBytes / 1e6),
+      "× memory": rounded(m.training.peakLiveBytes / base.training.peakLiveBytes, 2),
+      "inference s / batch": rounded(m.inference.secondsPerBatch, 4),
+    };
+  });
   return richTable(rows.length > 0 ? rows : [{ histories: "no measurement yet" }], { caption });
 }

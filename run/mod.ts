@@ -343,6 +343,8 @@ export {
   smokeEfficiencyTable,
 } from "./efficiency_tables.ts";
 export {
+  LAYOUT_DATASETS,
+  LAYOUT_PAD_TO,
   layoutRequests,
   layoutTable,
   layoutText,

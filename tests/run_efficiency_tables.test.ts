@@ -145,11 +145,18 @@ Deno.test("length sweep and padding tables: projected epochs, missing points, ra
       inference: 0.2,
       projected: true,
     }),
+    // A second dataset's rows are compared with its own first row, not with ML-1M's.
+    measurement("ssd4rec", { kind: "whole" }, { seconds: 4, peak: 2e8, inference: 0.1 }, "x"),
+    measurement("ssd4rec", { kind: "padded", length: 50 }, {
+      seconds: 6,
+      peak: 5e8,
+      inference: 0.1,
+    }, "x"),
   ]);
-  assertEquals(layouts.rows.map((r) => r["× time"]), [1, 2.5]);
-  assertEquals(layouts.rows.map((r) => r["× memory"]), [1, 3]);
+  assertEquals(layouts.rows.map((r) => r["× time"]), [1, 2.5, 1, 1.5]);
+  assertEquals(layouts.rows.map((r) => r["× memory"]), [1, 3, 1, 2.5]);
   // Tokens of an epoch: counted over whole epochs, or projected from the steps timed.
-  assertEquals(layouts.rows.map((r) => r["tokens / epoch"]), [1000, 1000]);
+  assertEquals(layouts.rows.map((r) => r["tokens / epoch"]), [1000, 1000, 1000, 1000]);
 });
 
 Deno.test("efficiency runs: files found by model, dataset and layout; quick mode measures no missing one", async () => {
