@@ -61,7 +61,7 @@ import { Caser } from "../../models/caser.ts";
 import { embedding } from "../../ops/dense/embedding.ts";
 import { reshape } from "../../ops/pointwise/elementwise.ts";
 import { PACKED_TRAIN_DEFAULTS, TRAIN_DEFAULTS } from "../../models/config.ts";
-import { packedInputs } from "../../models/ssd4rec.ts";
+import { packedInputs, SSD4REC_DEFAULTS } from "../../models/ssd4rec.ts";
 import type { ModelBase, PaddedModel, TrainingBatchPosition } from "../../models/model.ts";
 
 const { values } = parseArgs({
@@ -325,8 +325,12 @@ async function exportSsd4rec(dataset: SequentialDataset): Promise<string> {
     ...preset?.model,
     dropoutProb: 0,
   });
+  // The gradient check runs without dropout; `train` takes the dropout the preset trains with.
+  const trainingDropout = (preset?.model.dropoutProb as number | undefined) ??
+    SSD4REC_DEFAULTS.dropoutProb;
   await writeCheckpoint(join(out, "init.safetensors"), model.params.entries(), {
     modelConfig: JSON.stringify(model.config),
+    trainingDropoutProb: String(trainingDropout),
   });
   const drawn = packedBatches(dataset, {
     split: "train",

@@ -278,6 +278,12 @@ def train(args):
     if rho is None:
         rho = float(read_metadata(f"{args.dir}/grads.safetensors").get("maskRatio", 0.0))
     config = read_model_config(args.dir)
+    if args.dropout is None:
+        exported = read_metadata(f"{args.dir}/init.safetensors").get("trainingDropoutProb")
+        if exported is None:
+            raise ValueError(f"{args.dir}: init.safetensors names no trainingDropoutProb; "
+                             "export again or give --dropout")
+        args.dropout = float(exported)
     model = SSD4Rec(config, dropout=args.dropout)
     model.load_webgpu(read_safetensors(f"{args.dir}/init.safetensors"))
     model = model.to(DEVICE)
@@ -327,7 +333,8 @@ def main():
     t.add_argument("dir")
     t.add_argument("--seconds", type=float, default=400)
     t.add_argument("--epochs", type=int, default=300)
-    t.add_argument("--dropout", type=float, default=0.2)
+    t.add_argument("--dropout", type=float,
+                   help="dropout probability (default: the dataset preset's, as exported)")
     t.add_argument("--mask-ratio", type=float, help="rho (default: the exported batch's)")
     t.add_argument("--batch-size", type=int, default=1024)
     t.add_argument("--eval-batch-size", type=int, default=2048)
