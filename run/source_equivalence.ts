@@ -149,6 +149,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "and of three Mamba4Recs (d_inner 32, 26 and 128; 1, 3 and 2 streams a workgroup) are " +
       "the same bit for bit.",
   },
+  {
+    from: "sha256:859dd48af1b62a7c805a647d1d444bbf1c5d0c7fdbd3d960ff4ed5666b9af460",
+    to: "sha256:96f72d4ab0339493433a624dbdfcac4ef419e89233cfc37c8abfe410e7edf246",
+    change: "two host arrays filled by plain loops instead of a typed array's `from`",
+    evidence: "The streams' per-user event counts (`SlotStream.stepRound`) and the 0/1 key " +
+      "padding uploaded from a host array (`padTensor`) are built by index loops with the " +
+      "same values as before; no kernel, shape or order of work changed.",
+  },
 ];
 
 /**

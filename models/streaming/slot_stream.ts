@@ -117,20 +117,20 @@ export abstract class SlotStream {
 
   /** One round of distinct users: the subclass's step, then their counts. */
   protected stepRound(users: Int32Array, items: Int32Array): void {
+    // Plain loops: a typed array's `from` with a mapping function costs some 60 ns an element,
+    // which at 10,000 users outweighed encoding the whole step.
+    const counts = new Int32Array(users.length);
+    for (let i = 0; i < users.length; i++) counts[i] = this.#events[users[i]];
     tidy(() =>
       noGrad(() =>
         this.step({
           slots: Tensor.from(users, [users.length], "i32"),
           items: Tensor.from(items, [items.length], "i32"),
-          counts: Tensor.from(
-            Int32Array.from(users, (u) => this.#events[u]),
-            [users.length],
-            "i32",
-          ),
+          counts: Tensor.from(counts, [users.length], "i32"),
         })
       )
     );
-    for (const u of users) this.#events[u]++;
+    for (let i = 0; i < users.length; i++) this.#events[users[i]]++;
   }
 
   /**

@@ -131,7 +131,8 @@ export function padTensor(
         `[${batch}, ${length}] of k)`,
     );
   }
-  const host = Int32Array.from({ length: pad.length }, (_, i) => (pad[i] !== 0 ? 1 : 0));
+  const host = new Int32Array(pad.length);
+  for (let i = 0; i < pad.length; i++) host[i] = pad[i] !== 0 ? 1 : 0;
   return { t: Tensor.from(host, [batch, length]), owned: true };
 }
 
