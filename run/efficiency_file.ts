@@ -143,6 +143,20 @@ export interface HistoryLayout {
   readonly length?: number;
 }
 
+/** How a layout reads for people: `windows of 200`, `whole histories`, … */
+export function layoutText(histories: HistoryLayout): string {
+  switch (histories.kind) {
+    case "window":
+      return `windows of ${histories.length}`;
+    case "whole":
+      return "whole histories (packed)";
+    case "cut":
+      return `histories cut to ${histories.length} (packed)`;
+    case "padded":
+      return `windows padded to ${histories.length}`;
+  }
+}
+
 /**
  * The {@link HistoryLayout} a model (or its registry entry: only its input layout counts) trains
  * with under `config`.

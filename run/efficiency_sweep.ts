@@ -7,7 +7,7 @@
  * @module
  */
 import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../viz/mod.ts";
-import type { EfficiencyMeasurement, HistoryLayout } from "./efficiency_file.ts";
+import { type EfficiencyMeasurement, layoutText } from "./efficiency_file.ts";
 import type { EfficiencyRequest } from "./efficiency_measure.ts";
 import { datasetLabel, modelLabel } from "./paper_values.ts";
 import { rounded } from "./number_format.ts";
@@ -23,20 +23,6 @@ export const SMOKE_SWEEP_LENGTHS: readonly number[] = Object.freeze([10, 20]);
 
 /** The models of the length sweep: SSD4Rec (histories cut to L) and two padded baselines. */
 export const SWEEP_MODELS: readonly string[] = Object.freeze(["ssd4rec", "sasrec", "mamba4rec"]);
-
-/** How a layout reads for people: `windows of 200`, `whole histories`, … */
-export function layoutText(histories: HistoryLayout): string {
-  switch (histories.kind) {
-    case "window":
-      return `windows of ${histories.length}`;
-    case "whole":
-      return "whole histories (packed)";
-    case "cut":
-      return `histories cut to ${histories.length} (packed)`;
-    case "padded":
-      return `windows padded to ${histories.length}`;
-  }
-}
 
 /** The sweep's length of a measurement: L of windows and of cut histories, else `undefined`. */
 function sweepLength(m: EfficiencyMeasurement): number | undefined {

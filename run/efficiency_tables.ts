@@ -12,7 +12,7 @@
  * @module
  */
 import { type PlotlyFigure, plotlyFigure, type RichTable, richTable } from "../viz/mod.ts";
-import { type EfficiencyMeasurement, trainingTimingText } from "./efficiency_file.ts";
+import { type EfficiencyMeasurement, layoutText, trainingTimingText } from "./efficiency_file.ts";
 import { datasetLabel, modelLabel } from "./paper_values.ts";
 
 /** One model's row of a paper's efficiency table. */
@@ -235,6 +235,8 @@ export function memoryByPurposeTable(measurements: readonly EfficiencyMeasuremen
       const figures = m[phase];
       return {
         model: modelLabel(m.model),
+        dataset: datasetLabel(m.dataset),
+        histories: layoutText(m.histories),
         phase,
         "peak (MB)": mb(figures.peakLiveBytes),
         ...Object.fromEntries(PURPOSES.map((p) => [p, mb(figures.peakByPurpose[p])])),

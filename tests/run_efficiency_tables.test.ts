@@ -9,6 +9,7 @@ import type { TrainResult } from "../models/training/trainer.ts";
 import {
   type EfficiencyMeasurement,
   type HistoryLayout,
+  layoutText,
   writeEfficiencyMeasurement,
 } from "../run/efficiency_file.ts";
 import { efficiencyMeasurements } from "../run/efficiency_runs.ts";
@@ -110,6 +111,9 @@ Deno.test("efficiency smoke table: the slice and our figures, no paper column", 
   assertEquals(smokeEfficiencyTable([]).rows.length, 1);
   const purposes = memoryByPurposeTable([smoke]);
   assertEquals(purposes.rows.map((r) => r.phase), ["training", "inference"]);
+  // Each row names what was measured: several layouts of one model share the table.
+  assertEquals(purposes.rows[0].dataset, "ML-1M");
+  assertEquals(purposes.rows[0].histories, layoutText(smoke.histories));
   assertEquals(purposes.rows[0]["peak (MB)"], 17);
   assertEquals(purposes.rows[0].activations, 12.8);
 });
