@@ -58,10 +58,15 @@ export class BufferPool {
    * `largest`) serves instead: a batch a few tokens shorter than the last then reuses the last
    * one's buffers rather than destroying them to make room for new ones, which thrashed the pool
    * whenever the free buffers of one step exceeded the slack.
+   *
+   * Of a class's free buffers the one created first serves, not the one released last: steps
+   * that allocate alike then get the same buffers whatever order they released them in, so the
+   * runtime's bind groups (one per kernel and set of buffers) are found again instead of created.
    */
   reuse(capacity: number, largest = Infinity): PooledBuffer | null {
     this.#classUse.set(capacity, ++this.#allocations);
-    const reused = this.#free.get(capacity)?.pop() ?? this.#reuseLarger(capacity, largest);
+    const reused = takeFirstCreated(this.#free.get(capacity)) ??
+      this.#reuseLarger(capacity, largest);
     if (!reused) return null;
     reused.purpose = this.purpose;
     this.#takeLive(reused.capacity, reused.purpose);
@@ -78,7 +83,7 @@ export class BufferPool {
     }
     if (best === Infinity) return undefined;
     this.#classUse.set(best, this.#allocations);
-    return this.#free.get(best)!.pop();
+    return takeFirstCreated(this.#free.get(best));
   }
 
   /** Counts a newly created `buffer` of `capacity` bytes as allocated and live. */
@@ -176,4 +181,15 @@ export class BufferPool {
     }
     this.#free.clear();
   }
+}
+
+/** Removes and returns the buffer of `list` created first (the lowest id), if any. */
+function takeFirstCreated(list: PooledBuffer[] | undefined): PooledBuffer | undefined {
+  if (!list || list.length === 0) return undefined;
+  let first = 0;
+  for (let i = 1; i < list.length; i++) if (list[i].id < list[first].id) first = i;
+  const taken = list[first];
+  list[first] = list[list.length - 1];
+  list.pop();
+  return taken;
 }
