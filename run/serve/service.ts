@@ -244,7 +244,9 @@ export class RecommendationService {
       throw status ? new ServiceError(status, message) : new Error(message);
     }
     for (const u of fresh) this.#slots.set(u, this.#slots.size);
-    return Int32Array.from(events, (e) => this.#slots.get(e.user)!);
+    const slots = new Int32Array(events.length);
+    for (let i = 0; i < events.length; i++) slots[i] = this.#slots.get(events[i].user)!;
+    return slots;
   }
 
   /**
@@ -323,7 +325,9 @@ export class RecommendationService {
           slots.set(p.slots, at);
           at += p.slots.length;
         }
-        this.#stream.observe(slots, Int32Array.from(events, (e) => e.item));
+        const items = new Int32Array(events.length);
+        for (let i = 0; i < events.length; i++) items[i] = events[i].item;
+        this.#stream.observe(slots, items);
         this.#events += events.length;
         for (const s of slots) if (s >= this.#appliedUsers) this.#appliedUsers = s + 1;
         for (const p of queue) p.done.resolve();
