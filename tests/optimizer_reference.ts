@@ -16,7 +16,23 @@ export interface AdamRefParam {
   m: Float64Array;
   v: Float64Array;
   step: number;
+  /**
+   * Per value, a first-order bound of how far float32 arithmetic may move x from this
+   * reference: each step adds `lr · 2δ / (√v̂ + eps)`, δ the largest rounding of the effective
+   * gradient so far (its float32 parts and the clipping coefficient's), which the update divides
+   * by `√v̂ + eps`. Large only where the gradient stays near zero (an update of ±lr hinges on
+   * its sign), small elsewhere.
+   */
+  drift?: Float64Array;
+  /** The largest rounding δ of each value's effective gradient so far (see {@link drift}). */
+  rounding?: Float64Array;
 }
+
+/** Relative error allowed for the clipping coefficient computed in float32 over many values. */
+const COEF_REL_ERROR = 1e-6;
+
+/** Relative error of a few float32 roundings. */
+const F32_REL_ERROR = 4 * 2 ** -24;
 
 /** L2 norm over all the given gradients (nulls skipped). */
 export function globalNormRef(grads: (Float64Array | null)[]): number {
@@ -41,11 +57,20 @@ export function adamStepRef(
     p.step++;
     const bc1 = 1 - o.beta1 ** p.step;
     const bc2 = 1 - o.beta2 ** p.step;
+    p.drift ??= new Float64Array(p.x.length);
+    p.rounding ??= new Float64Array(p.x.length);
     for (let i = 0; i < p.x.length; i++) {
-      const g = grad[i] * coef + o.weightDecay * p.x[i];
+      const scaled = grad[i] * coef, decay = o.weightDecay * p.x[i];
+      const g = scaled + decay;
+      p.rounding[i] = Math.max(
+        p.rounding[i],
+        COEF_REL_ERROR * Math.abs(scaled) + F32_REL_ERROR * (Math.abs(scaled) + Math.abs(decay)),
+      );
       p.m[i] = o.beta1 * p.m[i] + (1 - o.beta1) * g;
       p.v[i] = o.beta2 * p.v[i] + (1 - o.beta2) * g * g;
-      p.x[i] -= (o.lr / bc1) * p.m[i] / (Math.sqrt(p.v[i]) / Math.sqrt(bc2) + o.eps);
+      const denominator = Math.sqrt(p.v[i]) / Math.sqrt(bc2) + o.eps;
+      p.x[i] -= (o.lr / bc1) * p.m[i] / denominator;
+      p.drift[i] += (o.lr * 2 * p.rounding[i]) / denominator;
     }
   });
 }
