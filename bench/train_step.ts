@@ -4,7 +4,9 @@
  * profiles one step with timestamp queries and prints every kernel's GPU time, largest first.
  * Beside the step time it prints the host's share (building the batch and encoding the step,
  * which the GPU overlaps unless the host is the bottleneck), the bytes of storage the runtime
- * allocated during the timed steps (nonzero when the buffer pool misses) and the share of the
+ * allocated during the timed steps (nonzero when the buffer pool misses), the dispatches a step
+ * and how many of them created a bind group (each one host time; none once steps reuse their
+ * buffers) and the share of the
  * timed region that its closing wait for the GPU may take (the step time includes it; nothing is
  * subtracted), with the step count that keeps it under the benchmarks' 2%.
  *
@@ -22,6 +24,7 @@ import {
   Adam,
   backward,
   memoryStats,
+  runtime,
   startProfile,
   stopProfile,
   sync,
@@ -102,6 +105,7 @@ await sync();
 let samples = 0, tokens = 0;
 hostMs = 0;
 const allocatedBefore = memoryStats().allocatedBytes;
+const { dispatchCount: dispatchesBefore, bindGroupsCreated: bindGroupsBefore } = runtime();
 const start = performance.now();
 for (let i = 0; i < steps; i++) {
   const s = step();
@@ -116,7 +120,9 @@ console.log(
     `${(tokens / steps).toFixed(0)} tokens); host ${(hostMs / steps).toFixed(1)} ms a step; ` +
     `storage allocated meanwhile ${
       ((memoryStats().allocatedBytes - allocatedBefore) / 1e9).toFixed(2)
-    } GB (net)`,
+    } GB (net); ${((runtime().dispatchCount - dispatchesBefore) / steps).toFixed(0)} dispatches ` +
+    `a step, ${((runtime().bindGroupsCreated - bindGroupsBefore) / steps).toFixed(1)} of them ` +
+    "creating a bind group",
 );
 // The step time includes the one wait for the GPU that ends the timed region; nothing is
 // subtracted, so say how much of it that wait may be.

@@ -159,11 +159,13 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:96f72d4ab0339493433a624dbdfcac4ef419e89233cfc37c8abfe410e7edf246",
-    to: "sha256:6a447f5cecb7c500c84b3caeb840b383178e78631aed7780df5e05882d16edea",
+    to: "sha256:ec5e40eed253ef7020f1b2b0243999fc761e65ca051e8059b58dbc915f454494",
     change: "the buffer pool serves a class's first-created free buffer, not its last released",
     evidence: "Only which free buffer of a size class backs a new tensor changed " +
       "(`BufferPool.reuse`); sizes, eviction, accounting and every kernel are as before, and " +
-      "every kernel writes its whole output. Checked on lavapipe: two epochs of SSD4Rec and of " +
+      "every kernel writes its whole output. The runtime also counts the bind groups it " +
+      "creates (`bindGroupsCreated`), which nothing reads but benchmarks. Checked on " +
+      "lavapipe: two epochs of SSD4Rec and of " +
       "Mamba4Rec on the first 3,000 users of Amazon Beauty give the same loss and the same " +
       "validation metrics bit for bit before and after.",
   },

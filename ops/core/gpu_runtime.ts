@@ -45,6 +45,11 @@ export class Runtime {
   readonly #bindGroups = new Map<string, GPUBindGroup>();
   /** Dispatches encoded since the runtime started (for benchmarks). */
   dispatchCount = 0;
+  /**
+   * Bind groups created since the runtime started (for benchmarks): a dispatch over a kernel and
+   * buffers met before reuses its bind group, so in steady training this stays put.
+   */
+  bindGroupsCreated = 0;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
   #profiler: DispatchProfiler | null = null;
@@ -251,6 +256,7 @@ export class Runtime {
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: this.#params.binding() }];
       buffers.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: b.buffer } }));
       group = this.device.createBindGroup({ label: k.name, layout: k.layout, entries });
+      this.bindGroupsCreated++;
       if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
       this.#bindGroups.set(key, group);
     }
