@@ -34,10 +34,10 @@
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]
  * [--streams S[,S…]] [--users N]`, where `--users` sets the users of both rows (does the cost per
- * event fall with larger batches?), `--profile` first prints the GPU time of every kernel of one observe
- * call and one recomputation (timestamp queries), and the last three time observe once per tuning
- * of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded first,
- * streams per workgroup), the results of which are the same bit for bit.
+ * event fall with larger batches?), `--profile` first prints the GPU time of every kernel of one
+ * observe call and one recomputation (timestamp queries), and the last three time observe once per
+ * tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
+ * first, streams per workgroup), the results of which are the same bit for bit.
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module

@@ -203,8 +203,9 @@ export function kuairandEpochTable(
       "input projection a layer for both directions, the last layer's rows at the last tokens " +
       "only), 'the model's floor' those the model defines (each direction's projections and " +
       "the feed-forward network at every token), and the bar is an epoch within " +
-      `${EPOCH_FLOOR_BAR}× the model's floor. Memory is counted differently on each side (ours: the runtime's ` +
-      "storage buffers held by live tensors; theirs: the framework's allocated peak). " +
+      `${EPOCH_FLOOR_BAR}× the model's floor. Memory is counted differently on each side ` +
+      "(ours: the runtime's storage buffers held by live tensors; theirs: the framework's " +
+      "allocated peak). " +
       `Official code: ${official.software}, ${official.source}.`,
   });
 }

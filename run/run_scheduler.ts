@@ -2,10 +2,10 @@
  * Trains many runs at once: each run of a reproduction plan that has no record (and, when asked,
  * each stale one) is one `deno task train` command whose output is its run record, so the
  * scheduler keeps a number of worker processes busy with them, the longest first (or, asked, the
- * shortest first), spreading the
- * workers over the host's GPUs (`run/gpu_pinning.ts`). A run that fills a GPU by itself
- * (`runsAlone` in `run/scheduled_runs.ts`) runs with no companion on its GPU: its GPU starts
- * nothing new until its runs have ended, then nothing beside it (`WorkerPool`).
+ * shortest first), spreading the workers over the host's GPUs (`run/gpu_pinning.ts`). A run that
+ * fills a GPU by itself (`runsAlone` in `run/scheduled_runs.ts`) runs with no companion on its
+ * GPU: its GPU starts nothing new until its runs have ended, then nothing beside it
+ * (`WorkerPool`).
  *
  * Each run checkpoints into `.runs/<record stem>/` and a missing run starts with `--continue`,
  * so a run killed with its worker or with the scheduler goes on from its last epoch when the

@@ -1,8 +1,9 @@
 /**
  * What the run scheduler (`run/run_scheduler.ts`) trains: each run of a reproduction plan that
  * has no record (and, when asked, each stale one) as the `deno task train` arguments that train it
- * as the notebooks would, the order the runs start in (longest first, or shortest first), which runs need a GPU to
- * themselves, each worker's checkpoint options, and the wall time they should take.
+ * as the notebooks would, the order the runs start in (longest first, or shortest first), which
+ * runs need a GPU to themselves, each worker's checkpoint options, and the wall time they should
+ * take.
  *
  * @module
  */
@@ -195,10 +196,11 @@ export type PoolStep =
 /**
  * Which worker starts which run, and when. Worker i is on GPU i mod the GPU count (one GPU when
  * none is known). Runs start in their {@link StartOrder} (longest first unless told), each on the
- * free worker of lowest number. A run that {@link runsAlone} starts only on a GPU where nothing runs, and while
- * it runs nothing starts beside it. When no GPU is empty, the first such run in the queue takes
- * the GPU with the fewest runs (the lowest-numbered of those), which starts nothing new until its
- * runs end; the runs behind it in the queue go on starting on the other GPUs.
+ * free worker of lowest number. A run that {@link runsAlone} starts only on a GPU where nothing
+ * runs, and while it runs nothing starts beside it. When no GPU is empty, the first such run in
+ * the queue takes the GPU with the fewest runs (the lowest-numbered of those), which starts
+ * nothing new until its runs end; the runs behind it in the queue go on starting on the other
+ * GPUs.
  */
 export class WorkerPool {
   readonly #queue: ScheduledRun[];
