@@ -105,7 +105,12 @@ await sync();
 let samples = 0, tokens = 0;
 hostMs = 0;
 const allocatedBefore = memoryStats().allocatedBytes;
-const { dispatchCount: dispatchesBefore, bindGroupsCreated: bindGroupsBefore } = runtime();
+const {
+  dispatchCount: dispatchesBefore,
+  bindGroupsCreated: bindGroupsBefore,
+  submitCount: submitsBefore,
+  writeCount: writesBefore,
+} = runtime();
 const start = performance.now();
 for (let i = 0; i < steps; i++) {
   const s = step();
@@ -122,7 +127,8 @@ console.log(
       ((memoryStats().allocatedBytes - allocatedBefore) / 1e9).toFixed(2)
     } GB (net); ${((runtime().dispatchCount - dispatchesBefore) / steps).toFixed(0)} dispatches ` +
     `a step, ${((runtime().bindGroupsCreated - bindGroupsBefore) / steps).toFixed(1)} of them ` +
-    "creating a bind group",
+    `creating a bind group; ${((runtime().submitCount - submitsBefore) / steps).toFixed(1)} ` +
+    `submits and ${((runtime().writeCount - writesBefore) / steps).toFixed(1)} host writes a step`,
 );
 // The step time includes the one wait for the GPU that ends the timed region; nothing is
 // subtracted, so say how much of it that wait may be.

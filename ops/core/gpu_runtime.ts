@@ -50,6 +50,13 @@ export class Runtime {
    * buffers met before reuses its bind group, so in steady training this stays put.
    */
   bindGroupsCreated = 0;
+  /**
+   * Command buffers submitted since the runtime started (for benchmarks): one per flush, which
+   * a host write into a buffer the open encoder uses also forces.
+   */
+  submitCount = 0;
+  /** Host-to-GPU buffer writes since the runtime started (for benchmarks). */
+  writeCount = 0;
   /** Whether each op runs inside its own error scope (exact op names in errors). */
   errorScopes = true;
   #profiler: DispatchProfiler | null = null;
@@ -201,6 +208,7 @@ export class Runtime {
     // queue.writeBuffer runs before any command buffer not yet submitted, so work recorded
     // earlier that still reads this (reused) buffer must be submitted first.
     if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();
+    this.writeCount++;
     this.device.queue.writeBuffer(
       b.buffer,
       byteOffset,
@@ -307,6 +315,7 @@ export class Runtime {
     const ops = this.#opsInEncoder;
     this.device.pushErrorScope("validation");
     this.device.queue.submit([this.#encoder.finish()]);
+    this.submitCount++;
     this.#watch(this.device.popErrorScope(), `submitting ${describeOps(ops)}`);
     this.#encoder = null;
     this.#opsInEncoder = [];
