@@ -40,6 +40,7 @@ import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const OP = "biSsdStep";
 
@@ -132,7 +133,9 @@ function stateLoop(
   ].join("\n");
 }
 
-const BI_SSD_STEP_WGSL = ({ inner, heads, states, width }: StepSizes) => /* wgsl */ `
+const BI_SSD_STEP_WGSL = shaderGenerator(
+  "biSsdStep",
+  ({ inner, heads, states, width }: StepSizes) => /* wgsl */ `
 struct P { streams: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> proj: array<f32>;
@@ -251,32 +254,33 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
     let dx = dt * xf[c];
     var acc = 0.0;
 ${
-  stateLoop(
-    states,
-    "state",
-    (old, i) => `let g = decay * ${old} + dx * xf[DI + ${i}];`,
-    (i) => `acc = fma(g, xf[DI + N + ${i}], acc);`,
-  )
-}
+    stateLoop(
+      states,
+      "state",
+      (old, i) => `let g = decay * ${old} + dx * xf[DI + ${i}];`,
+      (i) => `acc = fma(g, xf[DI + N + ${i}], acc);`,
+    )
+  }
     y_fwd[s * DI + c] = acc + d_head[h] * xf[c];
     // The backward direction: close token n − W + 1's term, then read at C_0 with the open ones.
     let wx = wk[(W - 1u) * H + h] * xb[(W - 1u) * CD + c];
     var back = 0.0;
 ${
-  stateLoop(
-    states,
-    "closed",
-    (old, i) => `let g = ${old} + wx * xb[(W - 1u) * CD + DI + ${i}];`,
-    (i) => `back = fma(g, c0[${i}], back);`,
-  )
-}
+    stateLoop(
+      states,
+      "closed",
+      (old, i) => `let g = ${old} + wx * xb[(W - 1u) * CD + DI + ${i}];`,
+      (i) => `back = fma(g, c0[${i}], back);`,
+    )
+  }
     for (var k = 0u; k + 1u < W; k++) { back += wk[k * H + h] * xb[k * CD + c] * dots[k]; }
     y_bwd[s * DI + c] = back + d_head[h] * x0[c];
     // The backward gate: the oldest token's z, kept from its event on.
     if (n == 0u) { oldest[base + DI + N + c] = proj[s * ROW + c]; }
     z_bwd[s * DI + c] = select(oldest[base + DI + N + c], proj[s * ROW + c], n == 0u);
   }
-}`;
+}`,
+);
 
 const check = (what: string, t: Tensor, shape: readonly number[], dtype = "f32") =>
   assertShape(OP, what, t, shape, dtype);

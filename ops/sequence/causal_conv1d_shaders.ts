@@ -24,6 +24,7 @@
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 /** Invocations per workgroup of the forward kernel and of the scalar backward kernel. */
 export const CONV_WG = 256;
@@ -175,7 +176,9 @@ function preactivation(s: ConvSpec): string {
  * The forward kernel: invocation `i` of `channels × runs` takes one channel (adjacent invocations
  * adjacent channels when channels-last, adjacent runs otherwise) and one run of positions.
  */
-export function forwardShader(s: ConvSpec): string {
+export const forwardShader = shaderGenerator("causalConv1d", forwardShaderSource);
+
+function forwardShaderSource(s: ConvSpec): string {
   const split = s.channelsLast
     ? "let c = i % p.channels; let r = i / p.channels;"
     : "let r = i % p.runs; let c = i / p.runs;";
@@ -222,7 +225,9 @@ export function backwardLanes(spec: ConvSpec, groups: number): { ct: number; pt:
  * `dpre(u) · x(u − j)` and `dpre(u)`, which the workgroup's tree adds into one partial row per
  * workgroup: `partial[x, c, k]` for the taps k, then the bias.
  */
-export function backwardShader(spec: ConvSpec, ct: number, pt: number): string {
+export const backwardShader = shaderGenerator("causalConv1d backward", backwardShaderSource);
+
+function backwardShaderSource(spec: ConvSpec, ct: number, pt: number): string {
   const W = spec.width, sums = W + 1;
   const T = valueType(spec), WG = backwardWorkgroup(spec);
   // Only a fused SiLU makes the backward recompute the pre-activation, the one use of the bias.
@@ -319,7 +324,9 @@ ${each(W, (k) => `  tree[${k}u * ${WG}u + lid] = d${k};`, "\n")}
  * one workgroup per output: lane j adds rows j, j + {@link FINISH_WG}, … in order, then a tree
  * adds the lanes.
  */
-export function finishShader(width: number, bias: boolean): string {
+export const finishShader = shaderGenerator("causalConv1d finish", finishShaderSource);
+
+function finishShaderSource(width: number, bias: boolean): string {
   return /* wgsl */ `
 struct P { channels: u32, chunks: u32, gx: u32 }
 @group(0) @binding(0) var<uniform> p: P;

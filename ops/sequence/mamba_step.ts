@@ -29,6 +29,7 @@ import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 /** Sizes and launch settings a {@link mambaStep} kernel is compiled for. */
 interface StepSizes {
@@ -163,7 +164,7 @@ ${each((i) => `    proj[${i}u * J + j] = acc_${i};`)}
   }`;
 }
 
-const MAMBA_STEP_WGSL = (sizes: StepSizes) => {
+const MAMBA_STEP_WGSL = shaderGenerator("mambaStep", (sizes: StepSizes) => {
   const { d, n, r, w, streams } = sizes;
   return /* wgsl */ `
 struct P { users: u32, gx: u32 }
@@ -238,7 +239,7 @@ ${stateCode(sizes)}
     out[u * D + c] = acc * silu_(xz[u * 2u * D + D + c]);
   }
 }`;
-};
+});
 
 /**
  * `tuning` with its defaults filled in, or a RangeError naming the setting, for a step of

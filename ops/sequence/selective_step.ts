@@ -16,6 +16,7 @@ import { assertDType, assertShape, grid, launch, packParams } from "../core/laun
 import { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const WG = 64;
 
@@ -30,7 +31,7 @@ function slotCount(op: string, pool: Tensor, slots: Tensor): number {
   return slots.size;
 }
 
-const CONV_STEP_WGSL = (width: number) => /* wgsl */ `
+const CONV_STEP_WGSL = shaderGenerator("causalConv1dStep", (width: number) => /* wgsl */ `
 struct P { n: u32, stride: u32, channels: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -58,7 +59,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     conv_window[base + k * p.channels] = conv_window[base + (k + 1u) * p.channels];
   }
   conv_window[base + (W - 2u) * p.channels] = xi;
-}`;
+}`);
 
 /**
  * One step of `causalConv1d(…, { activation: "silu", layout: "bld" })` per stream: with
@@ -197,7 +198,7 @@ export function selectiveScanStep(
   return out;
 }
 
-const WRITE_ROWS_WGSL = (clear: boolean) => /* wgsl */ `
+const WRITE_ROWS_WGSL = shaderGenerator("writeSlotRows", (clear: boolean) => /* wgsl */ `
 struct P { n: u32, stride: u32, row: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> slot: array<i32>;
@@ -209,7 +210,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = grid_index(gid, p.stride);
   if (i >= p.n) { return; }
   pool[u32(slot[i / p.row]) * p.row + i % p.row] = ${clear ? "0.0" : "src[i]"};
-}`;
+}`);
 
 /**
  * Writes `rows[s]` into `pool[slots[s]]` for every s, or zeros there when `rows` is null. A row

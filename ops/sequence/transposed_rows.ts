@@ -11,10 +11,13 @@
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const WG = 256;
 
-const TRANSPOSED_ROWS_WGSL = (slotted: boolean) => /* wgsl */ `
+const TRANSPOSED_ROWS_WGSL = shaderGenerator(
+  "writeTransposedRows",
+  (slotted: boolean) => /* wgsl */ `
 struct P { n: u32, stride: u32, rows: u32, cols: u32, width: u32, offset: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -31,7 +34,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let c = i % p.cols;
   let row = ${slotted ? "u32(slot[b])" : "b"};
   dst[(row * p.cols + c) * p.width + p.offset + r] = src[i];
-}`;
+}`,
+);
 
 /** The sizes of one {@link writeTransposedRows} call. */
 export interface TransposedRowsShape {

@@ -10,14 +10,8 @@ import { grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
-import {
-  bindable,
-  cachedShader,
-  chunks,
-  PARAM_WORDS,
-  perTensorBranches,
-  WG,
-} from "./packed_dispatch.ts";
+import { cachedShader } from "../wgsl/cache.ts";
+import { bindable, chunks, PARAM_WORDS, perTensorBranches, WG } from "./packed_dispatch.ts";
 
 /** Values per workgroup of the sum-of-squares pass (each invocation loops over a strip). */
 const NORM_VALUES_PER_GROUP = 16 * WG;

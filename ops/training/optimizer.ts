@@ -19,14 +19,8 @@ import { runtime } from "../core/runtime.ts";
 import { keep, tagPurpose, Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { globalGradNorm } from "./grad_norm.ts";
-import {
-  bindable,
-  cachedShader,
-  chunks,
-  PARAM_WORDS,
-  perTensorBranches,
-  WG,
-} from "./packed_dispatch.ts";
+import { cachedShader } from "../wgsl/cache.ts";
+import { bindable, chunks, PARAM_WORDS, perTensorBranches, WG } from "./packed_dispatch.ts";
 
 /** Parameters per Adam dispatch: five parameter words each, seven shared. */
 const MAX_ADAM_TENSORS = Math.floor((PARAM_WORDS - 7) / 5);

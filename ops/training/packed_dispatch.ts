@@ -16,15 +16,6 @@ export const WG = 256;
 /** Words of the parameter block (the runtime's 256-byte uniform slot). */
 export const PARAM_WORDS = 64;
 
-const shaderCache = new Map<string, string>();
-
-/** Generates a shader once per key (the sources are a few kB; steps reuse them). */
-export function cachedShader(key: string, make: () => string): string {
-  let src = shaderCache.get(key);
-  if (src === undefined) shaderCache.set(key, src = make());
-  return src;
-}
-
 /** Splits `items` into consecutive runs of at most `size`. */
 export function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];

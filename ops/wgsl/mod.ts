@@ -1,6 +1,6 @@
 /**
- * WGSL building blocks shared by the kernels: scalar math, the workgroup tree reduction, and the
- * folding of long workgroup ranges into grids.
+ * WGSL building blocks shared by the kernels: scalar math, the workgroup tree reduction, the
+ * folding of long workgroup ranges into grids, and the cache of generated sources.
  *
  * @module
  */
@@ -9,3 +9,4 @@ export { workgroupReduceWgsl } from "./reduce.ts";
 export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./reduce.ts";
 export { foldWorkgroups, grid, GRID_WGSL, MAX_WORKGROUPS_PER_DIMENSION } from "./grid.ts";
 export type { Grid } from "./grid.ts";
+export { cachedShader, SHADER_CACHE_ENTRIES, shaderGenerator } from "./cache.ts";

@@ -19,6 +19,7 @@ import { launch, packParams } from "../../core/launch.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../../wgsl/grid.ts";
 import { MATH_WGSL } from "../../wgsl/math.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /** Name of the op in errors, kernels and the tape. */
 export const OP = "gru";
@@ -78,7 +79,9 @@ ${MATH_WGSL}
 ${GRID_WGSL}`;
 }
 
-function forwardShader(s: RecurrenceSpec, save: boolean): string {
+const forwardShader = shaderGenerator("gru", forwardShaderSource);
+
+function forwardShaderSource(s: RecurrenceSpec, save: boolean): string {
   const list: [string, string][] = [["read", "gi"], ["read", "wt"]];
   if (s.bias) list.push(["read", "bhh"]);
   if (s.h0) list.push(["read", "h0"]);
@@ -138,7 +141,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 }`;
 }
 
-function backwardShader(s: RecurrenceSpec, dh0: boolean): string {
+const backwardShader = shaderGenerator("gru backward", backwardShaderSource);
+
+function backwardShaderSource(s: RecurrenceSpec, dh0: boolean): string {
   const list: [string, string][] = [["read", "gy"], ["read", "out"], ["read", "gates"], [
     "read",
     "whh",

@@ -29,6 +29,7 @@ import type { ScanPlan } from "./plan.ts";
 import { bind, type Binding, prelude, scanParams, STOP_CODE, STOP_DECL } from "./prelude.ts";
 import { carry } from "./segments.ts";
 import { type ChannelRole, loopCode, stagingCode } from "./channel_code.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 export type { ChannelRole } from "./channel_code.ts";
 
@@ -80,7 +81,9 @@ function channelBindings(
  * before the gate), `checkpoints` the states entering every interval and `deltaSums` the suffix
  * sums of Δ the re-scan backward reads (the forward's).
  */
-export function channelShader(
+export const channelShader = shaderGenerator("selectiveScan", channelShaderSource);
+
+function channelShaderSource(
   spec: ScanSpec,
   plan: ScanPlan,
   role: ChannelRole,

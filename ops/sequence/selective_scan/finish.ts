@@ -11,6 +11,7 @@ import { sumLeading } from "../../pointwise/reduce.ts";
 import { product } from "../../dense/matmul/product.ts";
 import { listed, OP, type ScanSpec } from "./options.ts";
 import { bind, type Binding } from "./prelude.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /** Invocations per workgroup of the finishing kernel. */
 const FINISH_THREADS = 64;
@@ -20,7 +21,9 @@ const FINISH_THREADS = 64;
  * (channel, invocation of the channel), `st` dA per (channel, state) and, where `stBias`, then
  * the state kernel's share of d deltaBias per (channel, state).
  */
-function finishShader(hasD: boolean, hasBias: boolean, tpc: number, stBias: boolean): string {
+const finishShader = shaderGenerator("selectiveScan finish", finishShaderSource);
+
+function finishShaderSource(hasD: boolean, hasBias: boolean, tpc: number, stBias: boolean): string {
   const list: Binding[] = [["read", "adj"], ["read", "st"], ["read_write", "dA"]];
   if (hasD) list.push(["read_write", "dD"]);
   if (hasBias) list.push(["read_write", "dbias"]);

@@ -36,6 +36,7 @@ import { odd, type ScanPlan } from "./plan.ts";
 import { bind, type Binding, prelude, scanParams, STOP_CODE, STOP_DECL } from "./prelude.ts";
 import type { ScanTensors } from "./channel_major.ts";
 import type { BackwardParts } from "./finish.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /** Most invocations of a re-scan workgroup (a row's channels × invocations per channel). */
 const RESCAN_THREADS = 256;
@@ -89,7 +90,9 @@ function rescanBindings(spec: ScanSpec): Binding[] {
 }
 
 /** The WGSL of the re-scan kernel. */
-function rescanShader(spec: ScanSpec, plan: ScanPlan, shape: RescanShape): string {
+const rescanShader = shaderGenerator("selectiveScan rescan", rescanShaderSource);
+
+function rescanShaderSource(spec: ScanSpec, plan: ScanPlan, shape: RescanShape): string {
   const { tpc, spt, threads, split } = shape;
   const np = tpc * spt;
   const J = Array.from({ length: spt }, (_, j) => j);

@@ -31,6 +31,7 @@ import {
   STOP_CODE,
   STOP_DECL,
 } from "./prelude.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /**
  * Whether the state pass writes its row partials over the adjoint's interval-end values `lam`: a
@@ -124,7 +125,9 @@ function stateStepCode(ts: number, gradB: string, gradC: string) {
 }
 
 /** The WGSL of the state-major kernel. */
-function stateShader(spec: ScanSpec, plan: ScanPlan): string {
+const stateShader = shaderGenerator("selectiveScan states", stateShaderSource);
+
+function stateShaderSource(spec: ScanSpec, plan: ScanPlan): string {
   const { st, ts } = plan;
   const n = spec.states;
   const span = st.rows * ts; // steps covered by a workgroup

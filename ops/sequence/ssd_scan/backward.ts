@@ -27,7 +27,7 @@
 import { Tensor } from "../../core/tensor.ts";
 import { workgroupReduceWgsl } from "../../wgsl/reduce.ts";
 import { type ChunkGemm, runChunkGemm } from "./chunk_gemm.ts";
-import { listed, type SsdSpec } from "./options.ts";
+import { listed, sizeFreeKey, type SsdSpec } from "./options.ts";
 import type { Decays } from "./forward.ts";
 import {
   bind,
@@ -38,6 +38,7 @@ import {
   launchPerItem,
   prelude,
 } from "./prelude.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /**
  * û per (chunk, head), written to `du`: a product over the states for U's term,
@@ -89,7 +90,9 @@ const FINISH_THREADS = 256;
 /** Invocations that share one token's P channels in the finishing kernel. */
 const LANES = 16;
 
-function finishShader(spec: SsdSpec): string {
+const finishShader = shaderGenerator("ssdScan finish", finishShaderSource, sizeFreeKey);
+
+function finishShaderSource(spec: SsdSpec): string {
   const threads = FINISH_THREADS;
   const rows = threads / LANES;
   const list: Binding[] = [

@@ -24,7 +24,8 @@
 import { sliceProductCode } from "../../dense/matmul/shader.ts";
 import { runtime } from "../../core/runtime.ts";
 import { bind, type Binding, launchPerItem, prelude } from "./prelude.ts";
-import type { SsdSpec } from "./options.ts";
+import { sizeFreeKey, type SsdSpec } from "./options.ts";
+import { cachedShader } from "../../wgsl/cache.ts";
 
 /** A tile shape: `bm × bn` outputs per workgroup, `tm × tn` per thread, slices of `bk`. */
 export interface GemmTiles {
@@ -287,8 +288,6 @@ ${park}  workgroupBarrier();
 }`;
 }
 
-const shaders = new Map<string, string>();
-
 /**
  * Launches chunk product `g` over `items` work items with `tensors` bound in the order of
  * `g.bindings`. The WGSL is generated once per (spec, product) and the same string is reused.
@@ -300,9 +299,8 @@ export function runChunkGemm(
   tensors: Parameters<typeof launchPerItem>[3],
 ): void {
   const t = gemmTiles(g.tiles);
-  const key = JSON.stringify([spec, g.label, g.maxRows, g.maxCols, t]);
-  let wgsl = shaders.get(key);
-  if (wgsl === undefined) shaders.set(key, wgsl = gemmShader(spec, g));
+  const key = JSON.stringify([sizeFreeKey(spec), g.label, g.maxRows, g.maxCols, t]);
+  const wgsl = cachedShader(`chunk gemm ${key}`, () => gemmShader(spec, g));
   const tiles = Math.ceil(g.maxRows / t.bm) * Math.ceil(g.maxCols / t.bn);
   launchPerItem(g.label, wgsl, items * tiles, tensors);
 }

@@ -27,7 +27,8 @@ import {
   THREADS,
   tokenSums,
 } from "./last_shader_parts.ts";
-import type { SsdSpec } from "./options.ts";
+import { sizeFreeKey, type SsdSpec } from "./options.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 import { bind, type Binding, bindingIf, prelude } from "./prelude.ts";
 
 /** The forward's shader: y at each segment's last token, (segments, H, P). */
@@ -286,15 +287,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 }`;
 }
 
-const shaders = new Map<string, string>();
-
-/** The shader of `kind` for `spec`, generated once per distinct problem shape. */
-export function shaderOf(kind: "forward" | "backward", spec: SsdSpec): string {
-  const key = `${kind} ${JSON.stringify(spec)}`;
-  let wgsl = shaders.get(key);
-  if (wgsl === undefined) {
-    wgsl = kind === "forward" ? forwardShader(spec) : backwardShader(spec);
-    shaders.set(key, wgsl);
-  }
-  return wgsl;
-}
+/** The shader of `kind` for `spec`, generated once per kind and spec (whatever its sizes). */
+export const shaderOf = shaderGenerator(
+  "ssdScanLast",
+  (kind: "forward" | "backward", spec: SsdSpec) =>
+    kind === "forward" ? forwardShader(spec) : backwardShader(spec),
+  (kind, spec) => `${kind} ${sizeFreeKey(spec)}`,
+);

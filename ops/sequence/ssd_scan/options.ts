@@ -55,6 +55,16 @@ export interface SsdScanOptions {
   releaseInputs?: boolean;
 }
 
+/**
+ * The shader cache key of `spec`: its JSON without the batch and the length, which no SSD kernel's
+ * source embeds (they reach the kernels as run-time parameters and work tables), so packed
+ * batches of every token count share their kernels' sources.
+ */
+export function sizeFreeKey(spec: SsdSpec): string {
+  const { batch: _batch, length: _length, ...rest } = spec;
+  return JSON.stringify(rest);
+}
+
 /** Sizes and compile-time switches of one scan. */
 export interface SsdSpec {
   /** Batch rows. */

@@ -20,8 +20,9 @@
 import { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import type { Decays } from "./forward.ts";
-import { listed, type SsdSpec } from "./options.ts";
+import { listed, sizeFreeKey, type SsdSpec } from "./options.ts";
 import { bind, type Binding, bindingIf, launchPerItem, prelude } from "./prelude.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /** Invocations a workgroup aims at: heads × P. */
 const TARGET_THREADS = 128;
@@ -45,7 +46,9 @@ function headsPerWorkgroup(spec: SsdSpec): number {
  * vec4 (so that padded states stay 0 and add nothing), and per head Δ, x and the decay; the token
  * loop then reads workgroup memory only at constant offsets from a round's row.
  */
-function recurrentShader(spec: SsdSpec): string {
+const recurrentShader = shaderGenerator("ssdScan", recurrentShaderSource, sizeFreeKey);
+
+function recurrentShaderSource(spec: SsdSpec): string {
   const { states: N, headDim: P } = spec;
   const HB = headsPerWorkgroup(spec);
   const threads = HB * P;
