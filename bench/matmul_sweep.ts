@@ -5,8 +5,11 @@
  * ops/copy.ts). Each matmul configuration is first checked against a float64 product.
  *
  * `deno run -A bench/matmul_sweep.ts [--quick] [--json <file>] [--only copy|matmul|split]
- * [--ssd4rec]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead of the
- * square and Mamba-block shapes. Each shape's first row, `default`, is the plan `matmul` picks.
+ * [--ssd4rec] [--small]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead
+ * of the square and Mamba-block shapes; `--small` the products with few rows, where a 64 × 64 tile
+ * leaves the GPU's SMs short of workgroups: an SSD4Rec step on Amazon Beauty (about 10k packed
+ * tokens) and the streaming form's per-event products (10,000 users). Each shape's first row,
+ * `default`, is the plan `matmul` picks.
  *
  * @module
  */
@@ -29,6 +32,18 @@ export const SWEEP_TILES: Record<string, MatmulTiles> = {
   "32x64x16 4x4": { bm: 32, bn: 64, bk: 16, tm: 4, tn: 4 },
   "128x64x16 8x4": { bm: 128, bn: 64, bk: 16, tm: 8, tn: 4 },
   "64x128x16 4x8": { bm: 64, bn: 128, bk: 16, tm: 4, tn: 8 },
+};
+
+/** Smaller tiles, tried (with the default) on the `--small` shapes. */
+export const SMALL_TILES: Record<string, MatmulTiles> = {
+  "64x64x8 8x8": SWEEP_TILES["64x64x8 8x8"],
+  "64x64x16 4x4": SWEEP_TILES["64x64x16 4x4"],
+  "32x64x16 4x4": SWEEP_TILES["32x64x16 4x4"],
+  "64x32x16 4x4": { bm: 64, bn: 32, bk: 16, tm: 4, tn: 4 },
+  "32x32x16 4x4": { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 },
+  "32x32x8 4x4": { bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 },
+  "64x32x8 8x4": { bm: 64, bn: 32, bk: 8, tm: 8, tn: 4 },
+  "32x64x8 4x8": { bm: 32, bn: 64, bk: 8, tm: 4, tn: 8 },
 };
 
 /** Configurations also tried with these split-K counts on the long-K weight gradients. */
@@ -61,6 +76,33 @@ function ssd4recShapes(quick: boolean): Shape[] {
       // dW = dYᵀ·X: [n, k] from dY [T, n] and X [T, k].
       { name: `${tag} dB`, aShape: [T, n], bShape: [T, k], options: { transA: true } },
     );
+  }
+  return list;
+}
+
+/**
+ * Products with few rows: an SSD4Rec training step on Amazon Beauty (10,240 packed tokens; in_proj
+ * 256→1184, out_proj 512→256, the feed-forward 256↔1024; forward and dA, whose outputs have the
+ * step's rows) and the streaming form's products for 10,000 users (Mamba4Rec d 64: in_proj
+ * 64→256, out_proj 128→64, the feed-forward 64↔256).
+ */
+function smallShapes(quick: boolean): Shape[] {
+  const T = quick ? 1024 : 10_240, users = quick ? 1000 : 10_000;
+  const list: Shape[] = [];
+  for (const [k, n] of [[256, 1184], [512, 256], [256, 1024], [1024, 256]]) {
+    const tag = `${k}→${n}`;
+    list.push(
+      { name: `${tag} fwd`, aShape: [T, k], bShape: [n, k], options: { transB: true } },
+      { name: `${tag} dA`, aShape: [T, n], bShape: [n, k], options: {} },
+    );
+  }
+  for (const [k, n] of [[64, 256], [128, 64], [256, 64]]) {
+    list.push({
+      name: `serve ${k}→${n}`,
+      aShape: [users, k],
+      bShape: [n, k],
+      options: { transB: true },
+    });
   }
   return list;
 }
@@ -131,9 +173,9 @@ async function sweepMatmul(
   ctx: BenchContext,
   rows: Row[],
   splitsOnly: boolean,
-  ssd4rec: boolean,
+  set: "default" | "ssd4rec" | "small",
 ): Promise<void> {
-  const configs = Object.entries(SWEEP_TILES);
+  const configs = Object.entries(set === "small" ? SMALL_TILES : SWEEP_TILES);
   if (!splitsOnly) {
     for (const [name, tiles] of configs) {
       let err: number;
@@ -149,7 +191,12 @@ async function sweepMatmul(
       }
     }
   }
-  for (const s of ssd4rec ? ssd4recShapes(ctx.quick) : shapes(ctx.quick)) {
+  const shapeList = set === "ssd4rec"
+    ? ssd4recShapes(ctx.quick)
+    : set === "small"
+    ? smallShapes(ctx.quick)
+    : shapes(ctx.quick);
+  for (const s of shapeList) {
     console.log(`${new Date().toISOString()} ${s.name}`);
     const a = randomTensor(s.aShape, 1), b = randomTensor(s.bShape, 2);
     const flops = flopsOf(s);
@@ -250,7 +297,12 @@ if (import.meta.main) {
   await warmUp(ctx);
   if (!only || only === "copy") await sweepCopy(ctx, rows);
   if (!only || only === "matmul" || only === "split") {
-    await sweepMatmul(ctx, rows, only === "split", args.includes("--ssd4rec"));
+    const set = args.includes("--ssd4rec")
+      ? "ssd4rec"
+      : args.includes("--small")
+      ? "small"
+      : "default";
+    await sweepMatmul(ctx, rows, only === "split", set);
   }
   if (jsonAt >= 0) {
     await Deno.writeTextFile(args[jsonAt + 1], JSON.stringify({ adapter: info.description, rows }));

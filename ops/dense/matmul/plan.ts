@@ -41,7 +41,10 @@ export interface MatmulTiles {
  * GPU tile configurations, from sweeps on an NVIDIA H200 and H100 (bench/matmul_sweep.ts):
  * - `output`: 64×64 tiles with 8×8 outputs per thread (64 threads) were within the run-to-run
  *   spread (±5 %) of the best configuration on 1024³–4096³ and on the 409600-row products
- *   (26–29 TFLOP/s and 23–25 TFLOP/s), and make the most workgroups for small outputs.
+ *   (26–29 TFLOP/s and 23–25 TFLOP/s), and make the most workgroups for small outputs. They also
+ *   stayed best on products of about 10k rows (an SSD4Rec step on Amazon Beauty, forward and dA:
+ *   20–24 TFLOP/s), where smaller tiles (32×32, 32×64, 64×32 of 4×4, 8×4 or 4×8 per thread) made
+ *   more workgroups but ran at 15–21 (`bench/matmul_sweep.ts --small`, H100).
  * - `reduction`: for products with few output tiles and a long reduction (weight gradients),
  *   split-K with 64×64 tiles of 4×4 per thread (256 threads, more warps per workgroup to hide
  *   latency when workgroups are few) and 16-deep slices: 21.9 TFLOP/s, against 14–20 for the
