@@ -16,7 +16,8 @@
  * host's share (`host X ms`): the time per iteration until the last submission, before the
  * final wait. When it is close to the figure, the host's encoding sets the pace and the GPU idles.
  * A host benchmark times only the encoding on the host (no waiting), then submits and waits
- * outside the timed region.
+ * outside the timed region; it first runs for `targetMs` untimed (V8 compiles the code up in
+ * that time) and each timed region lasts a quarter of `targetMs`.
  *
  * @module
  */
@@ -193,8 +194,23 @@ export async function measure<S>(
     const hostSamples: number[] = [];
     let iterations: number;
     if (kind === "host") {
-      // Enough iterations to encode at least 500 dispatches (one when nothing is dispatched).
-      iterations = dispatches > 0 ? Math.ceil(500 / dispatches) : 1;
+      // Host time drifts while V8 tiers the code up and with garbage collection: run for a
+      // target's time first, then time regions of a quarter target each (and at least 500
+      // dispatches, or one iteration when nothing is dispatched), so that one collection or a
+      // late recompilation moves one sample, not the median.
+      let warmRuns = 0, warmMs = 0;
+      while (warmMs < targetMs) {
+        const t0 = performance.now();
+        def.run(state);
+        warmMs += performance.now() - t0;
+        if (++warmRuns % 16 === 0) await rt.sync();
+      }
+      await rt.sync();
+      const perRun = warmMs / warmRuns;
+      iterations = Math.max(
+        dispatches > 0 ? Math.ceil(500 / dispatches) : 1,
+        Math.ceil(targetMs / 4 / perRun),
+      );
       for (let r = 0; r < repeats; r++) {
         const t0 = performance.now();
         for (let i = 0; i < iterations; i++) def.run(state);
