@@ -12,7 +12,7 @@ import { sumLeading } from "./reduce.ts";
 import { numel, Tensor } from "../core/tensor.ts";
 import { type BinaryOp, binaryRaw, ELEMENTWISE_WORKGROUP } from "../core/unrecorded.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
-import { MATH_WGSL } from "../wgsl/math.ts";
+import { MATH_WGSL, NORMAL_CDF_WGSL } from "../wgsl/math.ts";
 
 export {
   accumulateInto,
@@ -27,21 +27,7 @@ export {
 const WG = ELEMENTWISE_WORKGROUP;
 
 /** WGSL helpers every unary expression may call: the normal CDF (GELU) and the shared math. */
-const MATH = /* wgsl */ `
-fn erfc_pos(z: f32) -> f32 {
-  // Complementary error function for z >= 0, fractional error below 1.2e-7 (a Chebyshev fit
-  // of the form t·exp(−z² + P(t)), t = 1/(1 + z/2)), so the tails keep their relative accuracy.
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let q = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
-    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223
-    + t * 0.17087277))))))));
-  return t * exp(-z * z + q);
-}
-fn normal_cdf(x: f32) -> f32 {
-  let c = 0.5 * erfc_pos(abs(x) * 0.7071067811865476);
-  return select(1.0 - c, c, x < 0.0);
-}
-${MATH_WGSL}`;
+const MATH = NORMAL_CDF_WGSL + MATH_WGSL;
 
 /**
  * A unary function: its forward expression in `x` and its derivative in `x`, or in `x` and the

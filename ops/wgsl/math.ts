@@ -19,6 +19,26 @@ const ATANH_SERIES = Array.from({ length: 10 }, (_, i) => (1 / (2 * i + 1)).toPr
   .reduceRight((inner, coef) => (inner ? `${coef} + q2 * (${inner})` : coef), "");
 
 /**
+ * WGSL functions `normal_cdf(x: f32) -> f32` (Φ(x), for the exact GELU x·Φ(x)) and its helper
+ * `erfc_pos(z: f32) -> f32` (erfc for z ≥ 0). Paste once per shader, at module scope.
+ */
+export const NORMAL_CDF_WGSL: string = /* wgsl */ `
+fn erfc_pos(z: f32) -> f32 {
+  // Complementary error function for z >= 0, fractional error below 1.2e-7 (a Chebyshev fit
+  // of the form t·exp(−z² + P(t)), t = 1/(1 + z/2)), so the tails keep their relative accuracy.
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let q = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
+    + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223
+    + t * 0.17087277))))))));
+  return t * exp(-z * z + q);
+}
+fn normal_cdf(x: f32) -> f32 {
+  let c = 0.5 * erfc_pos(abs(x) * 0.7071067811865476);
+  return select(1.0 - c, c, x < 0.0);
+}
+`;
+
+/**
  * WGSL functions `sigmoid_(x: f32) -> f32`, `silu_(x: f32) -> f32` (x · sigmoid(x)) and
  * `softplus_(x: f32) -> f32` (PyTorch's: x above the threshold 20, log(1 + eˣ) below), plus the
  * helper `log1p_unit_(v: f32) -> f32` (log(1 + v) for 0 ≤ v ≤ 1). The trailing underscores keep
