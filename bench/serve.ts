@@ -18,13 +18,14 @@
  * item's embedding row read and its representation written (2.6 MB each) and the weights read once
  * (0.3 MB): 363.9 MB, 0.121 ms at 3 TB/s, of which the state alone is 0.109 ms. Its arithmetic,
  * about 155 kFLOP and 4,096 exponentials per user (1.5 GFLOP), is 0.6 FLOP per byte of state, so
- * observe is bound by memory. With one Mamba layer observe runs 12 dispatches (the item embedding
- * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the output
- * projection, the LayerNorm, the feed-forward's four kernels and its LayerNorm, the
- * representation's write; 11 more per further layer), which move 473.6 MB in all, the fused step
- * 373.8 MB of it with every state access coalesced. Expected on an H100: 0.18–0.24 ms (the fused
- * step near 0.13–0.15 ms, the eleven small kernels 0.05–0.09 ms), i.e. 42–55 M events/s, provided
- * the host's encoding (about 0.1 ms for 12 dispatches) stays hidden under the GPU's work.
+ * observe is bound by memory. With one Mamba layer observe runs 6 dispatches (the item embedding
+ * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the fused
+ * layers after the block `layerTail` (output projection, LayerNorm, feed-forward network and its
+ * LayerNorm), the representation's write; 3 more per further layer). Before `layerTail` the tail
+ * was 8 dispatches, and on an H100 (source ec5e40ee) those kernels took about 0.14 ms of the
+ * 0.357 ms of observe's kernels (three of the four products 0.09 ms, two LayerNorms, GELU, the
+ * sum and the write the rest); `layerTail` does their 0.82 GFLOP (10,000 users) in one pass, which
+ * predicts about 0.04 ms, so observe's kernels near 0.26 ms on that card.
  *
  * Measured (`--profile`), H200: observe 0.484 ms, of which the fused step 0.291 ms (1.2 TB/s of its
  * 374 MB), the four products 0.126 ms, the three LayerNorms 0.023 ms; recomputation 12.97 ms

@@ -8,6 +8,7 @@
  */
 import { Tensor } from "../../ops/core/tensor.ts";
 import { embedding } from "../../ops/dense/embedding.ts";
+import { layerTail } from "../../ops/dense/layer_tail.ts";
 import { matmul } from "../../ops/dense/matmul/mod.ts";
 import { add, reshape } from "../../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../../ops/pointwise/gather.ts";
@@ -38,18 +39,17 @@ export interface StreamNetwork {
 
 /**
  * One event for distinct slots: the full model's forward for one new token per user. Per Mamba
- * layer one product gives x and z, and one kernel ({@link mambaStep}) does the rest of the
- * block up to the output projection, with the user's window and state.
+ * layer one product gives x and z, one kernel ({@link mambaStep}) does the rest of the block up
+ * to the output projection, with the user's window and state, and one more ({@link layerTail})
+ * the output projection, LayerNorm and feed-forward network.
  */
 export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void {
   let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
   for (const layer of net.layers) {
     const xz = matmul(h, layer.inProj, { transB: true });
     const y = mambaStep(xz, layer.step, layer, slots, net.stepTuning);
-    const m = layer.out.forward(y);
     // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
-    const normed = layer.norm.forward(net.layers.length === 1 ? m : add(m, h));
-    h = layer.ffn.forward(normed, net.inference);
+    h = layerTail(y, layer.tail, net.layers.length === 1 ? null : h);
   }
   writeSlotRows(net.reps, slots, h);
 }

@@ -10,6 +10,7 @@ import { noGrad } from "../../ops/core/autograd.ts";
 import { keep, type Tensor, tidy } from "../../ops/core/tensor.ts";
 import { writeAt, zeros } from "../../ops/core/unrecorded.ts";
 import { exp, reshape, scale } from "../../ops/pointwise/elementwise.ts";
+import type { LayerTailWeights } from "../../ops/dense/layer_tail.ts";
 import type { MambaStepWeights } from "../../ops/sequence/mamba_step.ts";
 import { writeTransposedRows } from "../../ops/sequence/transposed_rows.ts";
 import { FeedForward, LayerNorm, Linear } from "../layers.ts";
@@ -75,6 +76,8 @@ export interface StepLayer {
   readonly inProj: Tensor;
   /** The weights of the fused step, packed from the ones above. */
   readonly step: MambaStepWeights;
+  /** The weights of the fused layers after the block (`out`, `norm`, `ffn`), packed alike. */
+  readonly tail: LayerTailWeights;
   /** `[capacity, d_conv − 1, d_inner]`. */
   readonly window: Tensor;
   /** `[capacity, d_state, d_inner]`: state-major, as the fused step reads it coalesced. */
@@ -83,7 +86,9 @@ export interface StepLayer {
 
 /** Frees what {@link stepLayer} allocated (not the trained tensors). */
 export function disposeStepLayer(layer: StepLayer): void {
+  const { tail } = layer;
   for (const t of [layer.a, layer.inProj, layer.step.xProjT, layer.step.aT]) t.dispose();
+  for (const t of [tail.outT, tail.w1T, tail.w2T]) t.dispose();
   layer.window.dispose();
   layer.state.dispose();
 }
@@ -132,11 +137,20 @@ export function stepLayer(
   const dtProj = new Linear(params, `${mamba}.dt_proj`, dtRank, inner, true);
   const dSkip = params.constant(`${mamba}.D`, [inner]);
   const a = keep(tidy(() => noGrad(() => scale(exp(aLog), -1))));
+  const out = new Linear(params, `${mamba}.out_proj`, inner, d, false);
+  const norm = new LayerNorm(params, `${name}.LayerNorm`, d);
+  const ffn = new FeedForward(params, `${name}.ffn`, d, 4 * d);
+  const w1 = params.normal(`${name}.ffn.w_1.weight`, [4 * d, d]);
+  const w2 = params.normal(`${name}.ffn.w_2.weight`, [d, 4 * d]);
+  const ffnNorm = `${name}.ffn.LayerNorm`;
   const packed = tidy(() =>
     noGrad(() => ({
       inProj: keep(stackedRows(inX.weight, inZ.weight)),
       xProjT: keep(transposedSideBySide([xDt.weight, xB.weight, xC.weight])),
       aT: keep(transposedSideBySide([a])),
+      outT: keep(transposedSideBySide([out.weight])),
+      w1T: keep(transposedSideBySide([w1])),
+      w2T: keep(transposedSideBySide([w2])),
     }))
   );
   return {
@@ -150,9 +164,9 @@ export function stepLayer(
     dtProj,
     a,
     dSkip,
-    out: new Linear(params, `${mamba}.out_proj`, inner, d, false),
-    norm: new LayerNorm(params, `${name}.LayerNorm`, d),
-    ffn: new FeedForward(params, `${name}.ffn`, d, 4 * d),
+    out,
+    norm,
+    ffn,
     inProj: packed.inProj,
     step: {
       convWeight,
@@ -162,6 +176,19 @@ export function stepLayer(
       dtBias: dtProj.bias!,
       aT: packed.aT,
       D: dSkip,
+    },
+    tail: {
+      outT: packed.outT,
+      norm1: norm,
+      w1T: packed.w1T,
+      b1: params.constant(`${name}.ffn.w_1.bias`, [4 * d]),
+      w2T: packed.w2T,
+      b2: params.constant(`${name}.ffn.w_2.bias`, [d]),
+      norm2: {
+        weight: params.constant(`${ffnNorm}.weight`, [d]),
+        bias: params.constant(`${ffnNorm}.bias`, [d]),
+      },
+      eps: norm.eps,
     },
     window: keep(zeros([capacity, dConv - 1, inner])),
     state: keep(zeros([capacity, dState, inner])),

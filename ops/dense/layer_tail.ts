@@ -1,0 +1,288 @@
+/**
+ * The per-token layers after a Mamba block, for rows that are one token each, in one kernel
+ * ({@link layerTail}): the output projection (plus the block's residual where the model has
+ * one), LayerNorm, then the position-wise feed-forward network `W₂·GELU(W₁·n + b₁) + b₂ + n` and
+ * its LayerNorm. This is what the streaming form runs per event after `mambaStep`; as separate
+ * ops it is three products over a few thousand rows (which fill the GPU poorly), two
+ * LayerNorms, GELU and a sum, each with a dispatch of its own.
+ *
+ * One workgroup takes a group of rows (`G`, as many as its memory holds, at most 16) and keeps
+ * every intermediate in workgroup memory. In a product an invocation owns one output column for
+ * several rows of the group, so each weight it reads (from the weights transposed, `[in, out]`,
+ * read coalesced across the invocations) serves all those rows. Each sum runs over the input in
+ * order with fused multiply-adds from zero and adds the bias after, as `matmul` does without a
+ * split reduction, so the products equal the separate ops' bit for bit; the LayerNorms take the
+ * mean and then the biased variance in one invocation per row (the separate op combines partial
+ * sums in a tree), so the result differs from the separate ops by rounding only.
+ * `layerTailReference` (`layer_tail_reference.ts`) computes the same in float64.
+ *
+ * Inference only: nothing is recorded on the tape.
+ *
+ * @module
+ */
+import { assertShape, launch, packParams } from "../core/launch.ts";
+import { runtime } from "../core/runtime.ts";
+import { Tensor } from "../core/tensor.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
+import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
+import { NORMAL_CDF_WGSL } from "../wgsl/math.ts";
+
+/** The weights of a layer tail, in the layouts {@link layerTail} reads. */
+export interface LayerTailWeights {
+  /** The output projection transposed, `[inner, d]` (the Linear's weight is `[d, inner]`). */
+  readonly outT: Tensor;
+  /** The first LayerNorm's scale and shift, `[d]` each. */
+  readonly norm1: { readonly weight: Tensor; readonly bias: Tensor };
+  /** W₁ transposed, `[d, ffn]`, and its bias `[ffn]`. */
+  readonly w1T: Tensor;
+  /** W₁'s bias `[ffn]`. */
+  readonly b1: Tensor;
+  /** W₂ transposed, `[ffn, d]`. */
+  readonly w2T: Tensor;
+  /** W₂'s bias `[d]`. */
+  readonly b2: Tensor;
+  /** The feed-forward network's LayerNorm, `[d]` each. */
+  readonly norm2: { readonly weight: Tensor; readonly bias: Tensor };
+  /** The LayerNorms' variance epsilon. */
+  readonly eps: number;
+}
+
+/** Invocations per workgroup. */
+const THREADS = 256;
+/** The most rows one workgroup takes. */
+const MAX_ROWS = 16;
+
+/** Sizes a {@link layerTail} kernel is compiled for. */
+interface TailSizes {
+  /** Input width (the Mamba block's d_inner). */
+  inner: number;
+  /** Model width d. */
+  d: number;
+  /** Feed-forward width. */
+  ffn: number;
+  /** Rows per workgroup. */
+  rows: number;
+  /** Whether the block's residual is added before the first LayerNorm. */
+  residual: boolean;
+}
+
+/** How the invocations of a product of `n` output columns share them out. */
+function productLayout(n: number, rows: number) {
+  const columns = Math.min(n, THREADS); // columns taken at once
+  const slices = Math.floor(THREADS / columns); // groups of rows, one per slice of invocations
+  const perThread = Math.ceil(rows / slices); // rows each invocation sums
+  return { columns, slices, perThread, paddedRows: slices * perThread };
+}
+
+/** Rows of workgroup memory each staged matrix needs (every product's rows, padded). */
+function paddedRows(s: TailSizes): number {
+  return Math.max(
+    ...[s.d, s.ffn].map((n) => productLayout(n, s.rows).paddedRows),
+    s.rows,
+  );
+}
+
+/** Workgroup bytes the kernel for `s` takes. */
+function workgroupBytes(s: TailSizes): number {
+  return 4 * (paddedRows(s) * (s.inner + 2 * s.d + s.ffn) + 2 * s.rows);
+}
+
+/**
+ * WGSL of one product: `src` (`[rows, k]` in workgroup memory) times `weight` (`[k, n]`,
+ * global), each sum finished by `finish(acc, c, g)` (a WGSL statement storing the value of row g,
+ * column c).
+ */
+function productCode(
+  src: string,
+  weight: string,
+  k: number,
+  n: number,
+  rows: number,
+  finish: (acc: string, c: string, g: string) => string,
+): string {
+  const { columns, slices, perThread } = productLayout(n, rows);
+  const accs = Array.from({ length: perThread }, (_, i) => i);
+  const row = (i: number) => `(slice + ${i * slices}u)`;
+  return `  if (t < ${slices * columns}u) {
+    let slice = t / ${columns}u;
+    for (var c = t % ${columns}u; c < ${n}u; c += ${columns}u) {
+${accs.map((i) => `      var acc_${i} = 0.0;`).join("\n")}
+      for (var k = 0u; k < ${k}u; k++) {
+        let w = ${weight}[k * ${n}u + c];
+${accs.map((i) => `        acc_${i} = fma(${src}[${row(i)} * ${k}u + k], w, acc_${i});`).join("\n")}
+      }
+${
+    accs.map((i) => `      if (${row(i)} < ${rows}u) { ${finish(`acc_${i}`, "c", row(i))} }`)
+      .join("\n")
+  }
+    }
+  }
+  workgroupBarrier();`;
+}
+
+/** WGSL normalising the group's rows of `x` (`[rows, d]`) into `dst(g, c, value)`. */
+function layerNormCode(
+  x: string,
+  d: number,
+  rows: number,
+  weight: string,
+  bias: string,
+  store: (g: string, c: string, value: string) => string,
+): string {
+  return `  if (t < ${rows}u) {
+    var s = 0.0;
+    for (var c = 0u; c < ${d}u; c++) { s += ${x}[t * ${d}u + c]; }
+    let mean = s / ${d}.0;
+    var q = 0.0;
+    for (var c = 0u; c < ${d}u; c++) { let v = ${x}[t * ${d}u + c] - mean; q += v * v; }
+    stats[2u * t] = mean;
+    stats[2u * t + 1u] = inverseSqrt(q / ${d}.0 + p.eps);
+  }
+  workgroupBarrier();
+  for (var e = t; e < ${rows * d}u; e += ${THREADS}u) {
+    let g = e / ${d}u;
+    let c = e % ${d}u;
+    ${store("g", "c", `(${x}[e] - stats[2u * g]) * stats[2u * g + 1u] * ${weight}[c] + ${bias}[c]`)}
+  }
+  workgroupBarrier();`;
+}
+
+const tailShader = shaderGenerator("layerTail", (s: TailSizes) => {
+  const { inner, d, ffn, rows } = s;
+  const padded = paddedRows(s);
+  let binding = 1;
+  const decl = (name: string, access = "read") =>
+    `@group(0) @binding(${binding++}) var<storage, ${access}> ${name}: array<f32>;`;
+  const bindings = [
+    decl("y"),
+    ...(s.residual ? [decl("resid")] : []),
+    decl("out_t"),
+    decl("ln1_w"),
+    decl("ln1_b"),
+    decl("w1_t"),
+    decl("b1"),
+    decl("w2_t"),
+    decl("b2"),
+    decl("ln2_w"),
+    decl("ln2_b"),
+    decl("out", "read_write"),
+  ].join("\n");
+  return /* wgsl */ `
+struct P { rows: u32, gx: u32, eps: f32 }
+@group(0) @binding(0) var<uniform> p: P;
+${bindings}
+var<workgroup> ys: array<f32, ${padded * inner}>;
+var<workgroup> ms: array<f32, ${padded * d}>;
+var<workgroup> hs: array<f32, ${padded * d}>;
+var<workgroup> acts: array<f32, ${padded * ffn}>;
+var<workgroup> stats: array<f32, ${2 * rows}>;
+${NORMAL_CDF_WGSL}
+${GRID_WGSL}
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
+  let u0 = grid_index(wid, p.gx) * ${rows}u;
+  if (u0 >= p.rows) { return; }
+  // Rows past the last stay zero (workgroup memory starts zeroed) and are never written out.
+  let live = min(${rows}u, p.rows - u0);
+  for (var e = t; e < live * ${inner}u; e += ${THREADS}u) { ys[e] = y[u0 * ${inner}u + e]; }
+  workgroupBarrier();
+  // The output projection (and the residual).
+${
+    productCode("ys", "out_t", inner, d, rows, (acc, c, g) =>
+      s.residual
+        ? `if (${g} < live) { ms[${g} * ${d}u + ${c}] = ${acc} + resid[(u0 + ${g}) * ${d}u + ${c}]; }`
+        : `ms[${g} * ${d}u + ${c}] = ${acc};`)
+  }
+${layerNormCode("ms", d, rows, "ln1_w", "ln1_b", (g, c, v) => `hs[${g} * ${d}u + ${c}] = ${v};`)}
+  // W₁, its bias and the exact GELU.
+${
+    productCode("hs", "w1_t", d, ffn, rows, (acc, c, g) =>
+      `let a = ${acc} + b1[${c}]; acts[${g} * ${ffn}u + ${c}] = a * normal_cdf(a);`)
+  }
+  // W₂, its bias and the feed-forward network's residual (its input).
+${
+    productCode("acts", "w2_t", ffn, d, rows, (acc, c, g) =>
+      `ms[${g} * ${d}u + ${c}] = (${acc} + b2[${c}]) + hs[${g} * ${d}u + ${c}];`)
+  }
+${
+    layerNormCode(
+      "ms",
+      d,
+      rows,
+      "ln2_w",
+      "ln2_b",
+      (g, c, v) => `if (${g} < live) { out[(u0 + ${g}) * ${d}u + ${c}] = ${v}; }`,
+    )
+  }
+}`;
+});
+
+/** The rows per workgroup for `s` on this device: the most (≤ 16) whose memory fits. */
+function rowsPerWorkgroup(s: Omit<TailSizes, "rows">): number {
+  const limit = runtime().info.maxWorkgroupBytes;
+  for (let rows = MAX_ROWS; rows >= 1; rows--) {
+    if (workgroupBytes({ ...s, rows }) <= limit) return rows;
+  }
+  throw new RangeError(
+    `layerTail: one row of d_inner ${s.inner}, d ${s.d} and feed-forward ${s.ffn} needs ` +
+      `${workgroupBytes({ ...s, rows: 1 })} bytes of workgroup memory, more than this device's ` +
+      `${limit}; run the layers as separate ops`,
+  );
+}
+
+/**
+ * `LayerNorm₂(FFN(n) + n)` with `n = LayerNorm₁(y·outᵀ [+ residual])` and `FFN(n) = W₂·GELU(W₁·n
+ * + b₁) + b₂`, for rows of one token each.
+ * @param y `[rows, inner]`: the Mamba block's output before its output projection
+ * @param weights the projections (transposed), biases and LayerNorms
+ * @param residual `[rows, d]` added after the output projection, or null (one-layer Mamba4Rec)
+ * @returns `[rows, d]`
+ */
+export function layerTail(y: Tensor, weights: LayerTailWeights, residual: Tensor | null): Tensor {
+  const op = "layerTail";
+  const [inner, d] = weights.outT.shape;
+  const ffn = weights.w1T.shape[1];
+  const rows = y.shape[0];
+  if (weights.outT.shape.length !== 2 || weights.w1T.shape.length !== 2 || !(rows >= 1)) {
+    throw new RangeError(
+      `${op}: outT must be [inner, d], w1T [d, ffn] and y [rows ≥ 1, inner], got ` +
+        `${weights.outT.describe()}, ${weights.w1T.describe()} and ${y.describe()}`,
+    );
+  }
+  assertShape(op, "y", y, [rows, inner]);
+  if (residual) assertShape(op, "residual", residual, [rows, d]);
+  assertShape(op, "w1T", weights.w1T, [d, ffn]);
+  assertShape(op, "b1", weights.b1, [ffn]);
+  assertShape(op, "w2T", weights.w2T, [ffn, d]);
+  assertShape(op, "b2", weights.b2, [d]);
+  for (const [name, norm] of [["norm1", weights.norm1], ["norm2", weights.norm2]] as const) {
+    assertShape(op, `${name}.weight`, norm.weight, [d]);
+    assertShape(op, `${name}.bias`, norm.bias, [d]);
+  }
+  const base = { inner, d, ffn, residual: residual !== null };
+  const sizes = { ...base, rows: rowsPerWorkgroup(base) };
+  const out = Tensor.empty([rows, d], "f32", op);
+  const groups = foldWorkgroups(Math.ceil(rows / sizes.rows));
+  const { norm1, norm2 } = weights;
+  launch(
+    op,
+    tailShader(sizes),
+    packParams([rows, groups[0]], [weights.eps]),
+    [
+      y,
+      ...(residual ? [residual] : []),
+      weights.outT,
+      norm1.weight,
+      norm1.bias,
+      weights.w1T,
+      weights.b1,
+      weights.w2T,
+      weights.b2,
+      norm2.weight,
+      norm2.bias,
+      out,
+    ],
+    groups,
+  );
+  return out;
+}
