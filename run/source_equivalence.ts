@@ -182,6 +182,16 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "epochs of SSD4Rec and of Mamba4Rec on the first 3,000 users of Amazon Beauty give the " +
       "same loss and the same validation metrics bit for bit before and after.",
   },
+  {
+    from: "sha256:bfa89593d477951e6fe1e7f859dd7791af4aeb5c2f4e49754c09fe148972e183",
+    to: "sha256:7e7d36c81bad554606eeda21d9dc0fde31b8e6f4c6f4a150336e795d96542721",
+    change: "the streaming step runs the layers after each Mamba block as one kernel",
+    evidence: "Only the streaming form changed (`layerTail`, which no training or evaluation " +
+      "run dispatches); the normal CDF the GELU kernels paste moved to the shared math module " +
+      "as the same text, so those kernels' sources are the same strings. Checked on lavapipe: " +
+      "one epoch of Mamba4Rec and of SSD4Rec on the first 2,000 users of Amazon Beauty gives " +
+      "the same loss and validation metrics bit for bit before and after.",
+  },
 ];
 
 /**
