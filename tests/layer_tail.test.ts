@@ -5,16 +5,9 @@ import { layerTailReference } from "../ops/dense/layer_tail_reference.ts";
 import { layerNorm } from "../ops/dense/layernorm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { add, gelu } from "../ops/pointwise/elementwise.ts";
-import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
+import { assertClose, freshSeed, makeRng, randn, transposed } from "./util.ts";
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
-
-/** `[rows, cols]` row-major into `[cols, rows]`. */
-function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
 
 // Mamba4Rec's streaming sizes; odd widths; a feed-forward wider than a workgroup's 256
 // invocations (each invocation then takes several columns); row counts that fill no whole group.

@@ -9,16 +9,9 @@ import {
   writeTransposedRows,
   writeTransposedRowsReference,
 } from "../ops/sequence/transposed_rows.ts";
-import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
+import { assertClose, freshSeed, makeRng, randn, transposed } from "./util.ts";
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
-
-/** `[rows, cols]` row-major into `[cols, rows]`. */
-function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(a.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
 
 // Channels below one subgroup, past one workgroup's 256 invocations, and odd sizes between.
 const SIZES = [

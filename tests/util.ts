@@ -265,3 +265,10 @@ export function paddedItems(
   });
   return items;
 }
+
+/** `[rows, cols]` row-major into `[cols, rows]`. */
+export function transposed(a: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(a.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
+  return out;
+}
