@@ -192,6 +192,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "one epoch of Mamba4Rec and of SSD4Rec on the first 2,000 users of Amazon Beauty gives " +
       "the same loss and validation metrics bit for bit before and after.",
   },
+  {
+    from: "sha256:7e7d36c81bad554606eeda21d9dc0fde31b8e6f4c6f4a150336e795d96542721",
+    to: "sha256:5a3fbedd63952db262cbd956f5e4ba51a7d13fdff7b252a7ee875bb838c08183",
+    change: "a stream uploads its users' event counts only when its step reads them",
+    evidence: "Only the streaming forms changed: `EventRound.counts` became a method that " +
+      "uploads the same values on its first call, which SSD4Rec's step makes and Mamba4Rec's " +
+      "does not; no training or evaluation run opens a stream. The streaming tests (scores " +
+      "equal to the full forward, restarts, the demo) pass unchanged.",
+  },
 ];
 
 /**

@@ -23,8 +23,11 @@ export interface EventRound {
   readonly slots: Tensor;
   /** One item per user, i32 `[users]`. */
   readonly items: Tensor;
-  /** Each user's events before this one, i32 `[users]` (the new token's index). */
-  readonly counts: Tensor;
+  /**
+   * Each user's events before this one, i32 `[users]` (the new token's index), uploaded on the
+   * first call: only a step form that reads it (SSD4Rec's) pays for the upload.
+   */
+  counts(): Tensor;
 }
 
 /**
@@ -117,16 +120,20 @@ export abstract class SlotStream {
 
   /** One round of distinct users: the subclass's step, then their counts. */
   protected stepRound(users: Int32Array, items: Int32Array): void {
-    // Plain loops: a typed array's `from` with a mapping function costs some 60 ns an element,
-    // which at 10,000 users outweighed encoding the whole step.
-    const counts = new Int32Array(users.length);
-    for (let i = 0; i < users.length; i++) counts[i] = this.#events[users[i]];
+    let counts: Tensor | undefined;
+    const uploadCounts = () => {
+      // A plain loop: a typed array's `from` with a mapping function costs some 60 ns an
+      // element, which at 10,000 users outweighed encoding the whole step.
+      const host = new Int32Array(users.length);
+      for (let i = 0; i < users.length; i++) host[i] = this.#events[users[i]];
+      return Tensor.from(host, [users.length], "i32");
+    };
     tidy(() =>
       noGrad(() =>
         this.step({
           slots: Tensor.from(users, [users.length], "i32"),
           items: Tensor.from(items, [items.length], "i32"),
-          counts: Tensor.from(counts, [users.length], "i32"),
+          counts: () => counts ??= uploadCounts(),
         })
       )
     );

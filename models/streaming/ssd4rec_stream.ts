@@ -102,7 +102,7 @@ export class SSD4RecStream extends SlotStream {
       this.#weights,
       this.#pools,
       slots,
-      counts,
+      counts(),
     );
     const [z] = splitColumns(projection, [inner, projection.shape[1] - inner]);
     const fwd = block.readout(yForward, z);
