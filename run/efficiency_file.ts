@@ -34,6 +34,12 @@ export interface TrainingEfficiency {
   readonly seconds: number;
   /** Seconds per training epoch: measured, or projected (seconds per step × steps per epoch). */
   readonly secondsPerEpoch: number;
+  /**
+   * Seconds of each timed epoch, each ended by a wait for the GPU, when two or more whole epochs
+   * were timed: the first pays for the buffers the pool makes again after the warm-up (it starts
+   * empty, so that the peak is the timed steps' own), the later ones show the steady state.
+   */
+  readonly epochSeconds?: readonly number[];
   /** Samples of the timed steps. */
   readonly samples: number;
   /** Tokens of the timed steps, as the trainer counts them (padding included). */

@@ -206,6 +206,8 @@ async function timeTraining(
   const losses = zeros([wanted]);
   let steps = 0, samples = 0, tokens = 0;
   const start = performance.now();
+  const epochSeconds: number[] = [];
+  let epochStart = start;
   for (let epoch = 0; epoch < timing.epochs && steps < wanted; epoch++) {
     for (const step of trainingSteps(model, dataset, config, epoch)) {
       if (steps >= wanted) break;
@@ -220,6 +222,12 @@ async function timeTraining(
       samples += step.size;
       tokens += model.layout === "packed" ? step.tokens ?? 0 : step.size * config.maxLength;
       if (steps % config.lossCheckEvery === 0) await sync();
+    }
+    if (timing.epochs > 1 && steps % stepsPerEpoch === 0) {
+      await sync();
+      const now = performance.now();
+      epochSeconds.push((now - epochStart) / 1000);
+      epochStart = now;
     }
   }
   const host = await losses.toArray();
@@ -237,6 +245,7 @@ async function timeTraining(
     secondsPerEpoch: projected
       ? (seconds / steps) * stepsPerEpoch
       : seconds / (steps / stepsPerEpoch),
+    ...(epochSeconds.length > 1 ? { epochSeconds } : {}),
     samples,
     tokens,
     tokensPerSecond: seconds > 0 ? tokens / seconds : 0,

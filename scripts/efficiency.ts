@@ -194,7 +194,10 @@ function projectionLine(m: EfficiencyMeasurement): string | undefined {
 function summaryLine(m: EfficiencyMeasurement, path: string): string {
   const t = m.training;
   const timing = t.projected ? ` (${trainingTimingText(m)})` : "";
-  const epoch = `${t.secondsPerEpoch.toFixed(2)} s / epoch${timing}`;
+  const each = t.epochSeconds
+    ? ` (each: ${t.epochSeconds.map((s) => s.toFixed(2)).join(", ")} s)`
+    : "";
+  const epoch = `${t.secondsPerEpoch.toFixed(2)} s / epoch${timing}${each}`;
   const layout = [m.histories.kind, m.histories.length].filter((x) => x !== undefined).join(" ");
   return `${m.model} on ${m.dataset} (${layout}), ` +
     `${m.adapter}: ${epoch}, peak ${(t.peakLiveBytes / 1e9).toFixed(3)} GB, ` +

@@ -104,14 +104,19 @@ Deno.test("efficiency: a whole epoch of a packed model on cut histories; the CLI
       varLen: false,
       train: { batchSize: 512, evalBatchSize: 64, seed },
       warmupSteps: 1,
+      epochs: 2,
       inferenceRepeats: 1,
     });
     const at = `seed ${seed}`;
     const t = m.training;
-    assertEquals([t.stepsPerEpoch, t.stepsTimed, t.epochsTimed, t.projected], [1, 1, 1, false], at);
+    assertEquals([t.stepsPerEpoch, t.stepsTimed, t.epochsTimed, t.projected], [1, 2, 2, false], at);
     // The warm-up made Adam's moments, which the timed step's peak holds.
     assert(t.peakByPurpose.optimizer > 0, `${at}: Adam's moments not in the peak`);
-    assertEquals(t.secondsPerEpoch, t.seconds, at);
+    assertEquals(t.secondsPerEpoch, t.seconds / 2, at);
+    // Each epoch's own time, the two within the whole.
+    assertEquals(t.epochSeconds?.length, 2, at);
+    const [first, second] = t.epochSeconds!;
+    assert(first > 0 && second > 0 && first + second <= t.seconds, `${at}: ${t.epochSeconds}`);
     assert(t.tokens > 0 && t.tokens <= t.samples * 4, `${at}: ${t.tokens} tokens`);
     assertEquals(efficiencyFileName(m), "ssd4rec-ml-1m-cut4-first40users.json");
     assertEquals(
