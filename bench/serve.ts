@@ -34,11 +34,13 @@
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]
- * [--streams S[,S…]] [--users N]`, where `--users` sets the users of both rows (does the cost per
+ * [--streams S[,S…]] [--users N] [--unfused-tail]`, where `--users` sets the users of both rows (does the cost per
  * event fall with larger batches?), `--profile` first prints the GPU time of every kernel of one
  * observe call and one recomputation (timestamp queries), and the last three time observe once per
  * tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
  * first, streams per workgroup), the results of which are the same bit for bit.
+ * `--unfused-tail` also times each of those with the layers after the block as the model's own
+ * ops instead of `layerTail` (the same scores to rounding).
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module
@@ -170,14 +172,19 @@ export function streamBenchmarks(
     return sharedModels.get(ctx.quick)!;
   },
   stepTuning: MambaStepTuning = {},
+  fusedTail = true,
 ): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
   const tuned = Object.keys(stepTuning).length > 0;
+  const variant = [
+    ...(tuned ? [describeStepTuning(stepTuning)] : []),
+    ...(fusedTail ? [] : ["tail as separate ops"]),
+  ].join(", ");
   const observe: BenchmarkDef<ObserveState> = {
-    name: tuned ? `serve observe (${describeStepTuning(stepTuning)})` : "serve observe",
+    name: variant ? `serve observe (${variant})` : "serve observe",
     setup: (ctx) => {
       const { users } = sizesOf(ctx);
       const model = modelFor(ctx);
-      const stream = new Mamba4RecStream(model, { capacity: users, stepTuning });
+      const stream = new Mamba4RecStream(model, { capacity: users, stepTuning, fusedTail });
       const numItems = model.config.numItems;
       const rounds = [1, 2, 3, 4].map((seed) => randomItems(users, numItems, seed));
       const all = Int32Array.from({ length: users }, (_, i) => i);
@@ -287,8 +294,12 @@ if (import.meta.main) {
     if (!taken) console.log(`skipped (the step does not take it): ${describeStepTuning(tuning)}`);
     return taken;
   });
+  // --unfused-tail adds observe with the layers after each block as separate ops, for comparison.
+  const tails = Deno.args.includes("--unfused-tail") ? [true, false] : [true];
   const defs = [
-    ...tunings.map((tuning) => streamBenchmarks(undefined, tuning)[0]),
+    ...tails.flatMap((fused) =>
+      tunings.map((tuning) => streamBenchmarks(undefined, tuning, fused)[0])
+    ),
     streamBenchmarks()[1],
   ] as BenchmarkDef[];
   await printTimings(defs, ctx);

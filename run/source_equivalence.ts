@@ -201,6 +201,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "does not; no training or evaluation run opens a stream. The streaming tests (scores " +
       "equal to the full forward, restarts, the demo) pass unchanged.",
   },
+  {
+    from: "sha256:5a3fbedd63952db262cbd956f5e4ba51a7d13fdff7b252a7ee875bb838c08183",
+    to: "sha256:dcd7929070f2b40a4a93bb97edade0bfa9ea697dc7ecf442ac014000d85a15a6",
+    change: "a Mamba4Rec stream may run the layers after each block as separate ops",
+    evidence: "Only the streaming form changed: `Mamba4RecStream` takes `fusedTail` (default " +
+      "true, the kernel it ran before) so that benchmarks can time the separate ops beside " +
+      "it; no training or evaluation run opens a stream.",
+  },
 ];
 
 /**

@@ -62,6 +62,31 @@ for (const numLayers of [1, 2]) {
   });
 }
 
+Deno.test("Mamba4RecStream: the layers after each block give the same scores fused or as separate ops", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const model = smallModel(2, rng, seed);
+  const histories = [1, D_CONV, 23].map((n) => history(rng, n));
+  const slots = [2, 0, 1];
+  const scores = [];
+  for (const fusedTail of [true, false]) {
+    const stream = new Mamba4RecStream(model, { capacity: 3, fusedTail });
+    try {
+      feed(stream, slots, histories, makeRng(seed));
+      scores.push(await streamScores(stream, Int32Array.from(slots)));
+    } finally {
+      stream.dispose();
+    }
+  }
+  assertRowsClose(scores[0], scores[1], slots.length, `seed ${seed}: fused vs separate tail`);
+  assertRowsClose(
+    scores[0],
+    await fullScores(model, histories),
+    slots.length,
+    `seed ${seed}: fused vs full forward`,
+  );
+});
+
 Deno.test("Mamba4RecStream.recommend: the best k items of the full scores, never PAD", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);

@@ -35,6 +35,8 @@ export interface StreamNetwork {
   readonly reps: Tensor;
   /** How the fused step kernel waits for memory. */
   readonly stepTuning: MambaStepTuning;
+  /** Whether the layers after each block run as one kernel ({@link layerTail}). */
+  readonly fusedTail: boolean;
 }
 
 /**
@@ -49,7 +51,13 @@ export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void
     const xz = matmul(h, layer.inProj, { transB: true });
     const y = mambaStep(xz, layer.step, layer, slots, net.stepTuning);
     // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
-    h = layerTail(y, layer.tail, net.layers.length === 1 ? null : h);
+    const residual = net.layers.length === 1 ? null : h;
+    if (net.fusedTail) {
+      h = layerTail(y, layer.tail, residual);
+    } else {
+      const m = layer.out.forward(y);
+      h = layer.ffn.forward(layer.norm.forward(residual ? add(m, residual) : m), net.inference);
+    }
   }
   writeSlotRows(net.reps, slots, h);
 }

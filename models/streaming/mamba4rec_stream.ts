@@ -60,6 +60,12 @@ export interface Mamba4RecStreamOptions {
    * The results are the same whatever it says.
    */
   readonly stepTuning?: MambaStepTuning;
+  /**
+   * Whether each layer's output projection, LayerNorm and feed-forward network run as one kernel
+   * (`layerTail`, the default) or as the model's own ops, one dispatch each (benchmarks compare
+   * them). The scores agree to rounding either way.
+   */
+  readonly fusedTail?: boolean;
 }
 
 /**
@@ -96,6 +102,7 @@ export class Mamba4RecStream extends SlotStream {
       inference,
       reps: this.reps,
       stepTuning: options.stepTuning ?? {},
+      fusedTail: options.fusedTail ?? true,
     };
   }
 
