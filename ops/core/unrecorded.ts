@@ -9,6 +9,7 @@
 import { grid, launch, packParams } from "./launch.ts";
 import { type DType, Tensor } from "./tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 /** Invocations per workgroup of every elementwise kernel. */
 export const ELEMENTWISE_WORKGROUP = 256;
@@ -18,13 +19,12 @@ const WG = ELEMENTWISE_WORKGROUP;
 export type BinaryOp = "add" | "sub" | "mul";
 const BINARY_EXPR: Record<BinaryOp, string> = { add: "a + b", sub: "a - b", mul: "a * b" };
 
-const binaryShaders = new Map<string, string>();
-
-function binaryShader(expr: string): string {
-  let src = binaryShaders.get(expr);
-  if (!src) binaryShaders.set(expr, src = binaryShaderSource(expr));
-  return src;
-}
+/** The shader of a binary expression, generated once. */
+const binaryShader = shaderGenerator(
+  "binary",
+  (expr: string) => binaryShaderSource(expr),
+  (expr) => expr,
+);
 
 function binaryShaderSource(expr: string): string {
   return /* wgsl */ `

@@ -55,6 +55,7 @@ import {
   queryPositionsTensor,
 } from "./attention_options.ts";
 import { fusedAttention } from "./flash_attention.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 export type { AttentionDropout, AttentionOptions } from "./attention_options.ts";
 
@@ -206,19 +207,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 }`;
 }
 
-const shaders = new Map<string, string>();
-
-function shaderFor(kind: "forward" | "forward saving" | "backward", layout: Layout): string {
-  const key = `${kind} ${layout.t} ${layout.k}`;
-  let src = shaders.get(key);
-  if (src === undefined) {
-    src = kind === "backward"
-      ? backwardShader(layout)
-      : forwardShader(layout, kind === "forward saving");
-    shaders.set(key, src);
-  }
-  return src;
-}
+/** The kernel of `kind` for a layout, generated once. */
+const shaderFor = shaderGenerator(
+  "attention",
+  (kind: "forward" | "forward saving" | "backward", layout: Layout) =>
+    kind === "backward" ? backwardShader(layout) : forwardShader(layout, kind === "forward saving"),
+  (kind, layout) => `${kind} ${layout.t} ${layout.k}`,
+);
 
 /**
  * The masked, scaled row softmax of the scores with dropout, recorded on the tape for `scores`.

@@ -51,6 +51,7 @@ import {
   stageRows,
   unroll,
 } from "./flash_attention_wgsl.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const OWN_Q: StagedRows = { array: "qs", from: "q", stride: "STRIDE" };
 const TILE_K: StagedRows = { array: "ks", from: "k", stride: "STRIDE" };
@@ -153,20 +154,16 @@ ${FLASH_ENTRY}
 }`;
 }
 
-const shaders = new Map<string, string>();
+/** Each fused-attention kernel's generator. */
+const FLASH_KERNELS: Record<FlashKernel, (plan: FlashPlan) => string> = {
+  "forward": forwardShader,
+  "query grads": queryGradShader,
+  "key grads": keyGradShader,
+};
 
 /** The WGSL of the fused-attention kernel a plan describes (generated once per plan). */
-export function flashShader(plan: FlashPlan): string {
-  const key = `${plan.kernel} ${plan.dim} ${plan.stageOwn}`;
-  let src = shaders.get(key);
-  if (src === undefined) {
-    const make: Record<FlashKernel, (plan: FlashPlan) => string> = {
-      "forward": forwardShader,
-      "query grads": queryGradShader,
-      "key grads": keyGradShader,
-    };
-    src = indentWgsl(make[plan.kernel](plan));
-    shaders.set(key, src);
-  }
-  return src;
-}
+export const flashShader: (plan: FlashPlan) => string = shaderGenerator(
+  "flashAttention",
+  (plan: FlashPlan) => indentWgsl(FLASH_KERNELS[plan.kernel](plan)),
+  (plan) => `${plan.kernel} ${plan.dim} ${plan.stageOwn}`,
+);

@@ -20,6 +20,7 @@ import { sumLeading } from "../pointwise/reduce.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const WG = 256;
 /** Values per invocation kept in registers; bounds the group size. */
@@ -68,18 +69,13 @@ function specFor(size: number, gate: Gate): Spec {
   return { t, teams: WG / t, k: Math.max(1, Math.ceil(size / t)), gate };
 }
 
-const shaders = new Map<string, string>();
-
 /** The forward or backward kernel for a spec, generated once. */
-function shaderFor(kind: "forward" | "backward", s: Spec, weightGrad = false): string {
-  const key = `${kind} ${s.t} ${s.k} ${s.gate} ${weightGrad}`;
-  let src = shaders.get(key);
-  if (src === undefined) {
-    src = kind === "forward" ? forwardShader(s) : backwardShader(s, weightGrad);
-    shaders.set(key, src);
-  }
-  return src;
-}
+const shaderFor = shaderGenerator(
+  "gatedRmsNorm",
+  (kind: "forward" | "backward", s: Spec, weightGrad: boolean = false) =>
+    kind === "forward" ? forwardShader(s) : backwardShader(s, weightGrad),
+  (kind, s, weightGrad = false) => `${kind} ${s.t} ${s.k} ${s.gate} ${weightGrad}`,
+);
 
 /**
  * Shared WGSL: the layout constants, the parameter block and the indexing of a team's group.

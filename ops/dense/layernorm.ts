@@ -22,6 +22,7 @@ import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { workgroupReduceWgsl } from "../wgsl/reduce.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const WG = 256;
 /** Units (f32 or vec4) per invocation kept in registers; bounds the row length. */
@@ -62,18 +63,13 @@ function layoutFor(cols: number): Layout {
   return { unit, t, teams: WG / t, k: Math.max(1, Math.ceil(units / t)) };
 }
 
-const shaders = new Map<string, string>();
-
 /** The forward or backward kernel for a layout, generated once. */
-function shaderFor(kind: "forward" | "backward", layout: Layout): string {
-  const key = `${kind} ${layout.unit} ${layout.t} ${layout.k}`;
-  let src = shaders.get(key);
-  if (src === undefined) {
-    src = kind === "forward" ? forwardShader(layout) : backwardShader(layout);
-    shaders.set(key, src);
-  }
-  return src;
-}
+const shaderFor = shaderGenerator(
+  "layerNorm",
+  (kind: "forward" | "backward", layout: Layout) =>
+    kind === "forward" ? forwardShader(layout) : backwardShader(layout),
+  (kind, layout) => `${kind} ${layout.unit} ${layout.t} ${layout.k}`,
+);
 
 /** Shared WGSL: the layout constants, the unit type and its horizontal sum. */
 function prelude({ unit, t, k }: Layout): string {

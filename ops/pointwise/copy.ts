@@ -15,6 +15,7 @@
 import { launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 /** The shape of the copy kernel's work split. */
 export interface CopyConfig {
@@ -56,7 +57,12 @@ ${guarded.join("\n")}
 }`;
 }
 
-const shaders = new Map<string, string>();
+/** {@link copyShader}, generated once per configuration. */
+const copySource = shaderGenerator(
+  "copy",
+  copyShader,
+  (c) => `${c.workgroup}x${c.vec4PerThread}`,
+);
 
 /**
  * A copy of `src` in new storage, of any dtype (the bits are copied). Not recorded on the tape;
@@ -77,9 +83,6 @@ export function copyTensor(src: Tensor, config: CopyConfig = DEFAULT_COPY_CONFIG
   const n4 = Math.ceil(src.size / 4);
   if (n4 === 0) return dst;
   const [gx, gy] = foldWorkgroups(Math.ceil(n4 / (workgroup * vec4PerThread)));
-  const id = `${workgroup}x${vec4PerThread}`;
-  let wgsl = shaders.get(id);
-  if (wgsl === undefined) shaders.set(id, wgsl = copyShader(config));
-  launch(op, wgsl, packParams([n4, gx]), [src, dst], [gx, gy]);
+  launch(op, copySource(config), packParams([n4, gx]), [src, dst], [gx, gy]);
   return dst;
 }

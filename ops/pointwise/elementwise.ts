@@ -13,6 +13,7 @@ import { numel, Tensor } from "../core/tensor.ts";
 import { type BinaryOp, binaryRaw, ELEMENTWISE_WORKGROUP } from "../core/unrecorded.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL, NORMAL_CDF_WGSL } from "../wgsl/math.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 export {
   accumulateInto,
@@ -70,15 +71,12 @@ export type UnaryName =
  */
 type UnaryKernel = "forward" | "backward" | "backward reading y";
 
-const unaryShaders = new Map<string, string>();
-
 /** The shader of a unary expression (generated once; the runtime caches pipelines by source). */
-function unaryShader(expr: string, kernel: UnaryKernel): string {
-  const key = `${kernel}:${expr}`;
-  let src = unaryShaders.get(key);
-  if (!src) unaryShaders.set(key, src = unaryShaderSource(expr, kernel));
-  return src;
-}
+const unaryShader = shaderGenerator(
+  "unary",
+  (expr: string, kernel: UnaryKernel) => unaryShaderSource(expr, kernel),
+  (expr, kernel) => `${kernel}:${expr}`,
+);
 
 function unaryShaderSource(expr: string, kernel: UnaryKernel): string {
   const inputs = kernel === "forward" ? ["xs"] : kernel === "backward" ? ["xs", "gs"] : [

@@ -11,6 +11,7 @@ import { gradEnabled, record } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
+import { shaderGenerator } from "../wgsl/cache.ts";
 
 const OP = "splitColumns";
 const WG = 256;
@@ -77,7 +78,8 @@ const LATER_GRAD = pieceGradShader(
   `dx[(i / p.cols) * p.width + p.offset + i % p.cols] = g[i];`,
 );
 
-const shaders = new Map<string, string>();
+/** {@link splitShader}, generated once per list of widths. */
+const splitSource = shaderGenerator("splitColumns", splitShader, (widths) => widths.join(" "));
 
 /**
  * Cuts `x` (`[..., width]`) into pieces `[..., widths[k]]`, side by side in that order
@@ -115,11 +117,8 @@ export function splitColumns(x: Tensor, widths: readonly number[]): Tensor[] {
   const rows = x.size / width;
   const lead = x.shape.slice(0, -1);
   const pieces = widths.map((w) => Tensor.empty([...lead, w], "f32", OP));
-  const key = widths.join(" ");
-  let wgsl = shaders.get(key);
-  if (wgsl === undefined) shaders.set(key, wgsl = splitShader(widths));
   const g = grid(x.size, WG);
-  launch(OP, wgsl, packParams([x.size, g.stride]), [x, ...pieces], g.groups);
+  launch(OP, splitSource(widths), packParams([x.size, g.stride]), [x, ...pieces], g.groups);
   const shape = x.shape;
   let whole: Tensor | null = null;
   let offset = 0;

@@ -17,6 +17,7 @@
  */
 import { GRID_WGSL } from "../../wgsl/grid.ts";
 import type { MatmulTiles } from "./plan.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /** The operand layouts and shape facts that select one compiled kernel. */
 export interface KernelKey {
@@ -138,18 +139,11 @@ function indent(code: string, levels: number): string {
   return code.replace(/^(?=.)/gm, pad);
 }
 
-const shaderCache = new Map<string, string>();
-
 /**
  * The WGSL of the tiled product kernel for one {@link KernelKey}, generated once: the same string
  * object comes back every time, so the runtime's pipeline lookup does not rehash a new source.
  */
-export function matmulShader(key: KernelKey): string {
-  const id = JSON.stringify(key);
-  let wgsl = shaderCache.get(id);
-  if (wgsl === undefined) shaderCache.set(id, wgsl = generateShader(key));
-  return wgsl;
-}
+export const matmulShader: (key: KernelKey) => string = shaderGenerator("matmul", generateShader);
 
 /**
  * One slice's multiply-adds from workgroup buffer `buf` (of `a_tile`, `b_tile`, laid out as the

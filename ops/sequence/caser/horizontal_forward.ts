@@ -27,6 +27,7 @@
  * @module
  */
 import { HORIZONTAL_PRELUDE } from "./horizontal_prelude.ts";
+import { shaderGenerator } from "../../wgsl/cache.ts";
 
 /** The most filters an invocation sums at once. */
 const MAX_TILE_FILTERS = 8;
@@ -192,7 +193,12 @@ ${compare}
 }`;
 }
 
-const shaders = new Map<string, string>();
+/** {@link forwardShader}, generated once per unit, tile and schedule. */
+const forwardSource = shaderGenerator(
+  "caserHorizontalConv",
+  forwardShader,
+  (unit, tile, { rows, shifts }) => `${unit}/${tile}/${rows}/${shifts}`,
+);
 
 /**
  * The forward kernel's WGSL for reads in units of `unit`, `tile` filters per invocation and
@@ -206,11 +212,5 @@ export function forwardKernel(unit: 1 | 4, tile: number, schedule: ForwardSchedu
         `≤ 16 positions per tile; got rows ${rows}, shifts ${shifts}`,
     );
   }
-  const key = `${unit}/${tile}/${rows}/${shifts}`;
-  let wgsl = shaders.get(key);
-  if (wgsl === undefined) {
-    wgsl = forwardShader(unit, tile, schedule);
-    shaders.set(key, wgsl);
-  }
-  return wgsl;
+  return forwardSource(unit, tile, schedule);
 }
