@@ -112,6 +112,21 @@ export class FeedForward {
   readonly #norm: LayerNorm | null;
   readonly #dropoutAfterNorm: boolean;
 
+  /** W₁: d → inner, with its bias. */
+  get w1(): Linear {
+    return this.#w1;
+  }
+
+  /** W₂: inner → d, with its bias. */
+  get w2(): Linear {
+    return this.#w2;
+  }
+
+  /** The output LayerNorm (null in Mamba4Rec's ablation without it). */
+  get norm(): LayerNorm | null {
+    return this.#norm;
+  }
+
   /**
    * Creates both projections and the output LayerNorm.
    * @param params where the parameters live

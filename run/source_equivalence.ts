@@ -220,6 +220,16 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "Checked on lavapipe: one epoch of Mamba4Rec and of SSD4Rec on the first 2,000 users of " +
       "Amazon Beauty gives the same loss and validation metrics bit for bit before and after.",
   },
+  {
+    from: "sha256:2de85cfbba132c9434f92e3c94d1af66dc05be1d31531347a3e2dfa7054e778b",
+    to: "sha256:d0c2351891cfb6d97e52d519d9743a8f2d7c3bbb72585646c58ea157347f00ff",
+    change: "the stream takes its feed-forward weights from the model's layer object",
+    evidence: "`FeedForward` gained read-only accessors (`w1`, `w2`, `norm`) and the streaming " +
+      "form reads its tail's weights through them instead of by parameter name; the unary and " +
+      "binary shader caches pass their generators directly. No computation changed. Checked " +
+      "on lavapipe: one epoch of Mamba4Rec and of SSD4Rec on the first 2,000 users of Amazon " +
+      "Beauty gives the same loss and validation metrics bit for bit before and after.",
+  },
 ];
 
 /**

@@ -140,17 +140,14 @@ export function stepLayer(
   const out = new Linear(params, `${mamba}.out_proj`, inner, d, false);
   const norm = new LayerNorm(params, `${name}.LayerNorm`, d);
   const ffn = new FeedForward(params, `${name}.ffn`, d, 4 * d);
-  const w1 = params.normal(`${name}.ffn.w_1.weight`, [4 * d, d]);
-  const w2 = params.normal(`${name}.ffn.w_2.weight`, [d, 4 * d]);
-  const ffnNorm = `${name}.ffn.LayerNorm`;
   const packed = tidy(() =>
     noGrad(() => ({
       inProj: keep(stackedRows(inX.weight, inZ.weight)),
       xProjT: keep(transposedSideBySide([xDt.weight, xB.weight, xC.weight])),
       aT: keep(transposedSideBySide([a])),
       outT: keep(transposedSideBySide([out.weight])),
-      w1T: keep(transposedSideBySide([w1])),
-      w2T: keep(transposedSideBySide([w2])),
+      w1T: keep(transposedSideBySide([ffn.w1.weight])),
+      w2T: keep(transposedSideBySide([ffn.w2.weight])),
     }))
   );
   return {
@@ -181,13 +178,10 @@ export function stepLayer(
       outT: packed.outT,
       norm1: norm,
       w1T: packed.w1T,
-      b1: params.constant(`${name}.ffn.w_1.bias`, [4 * d]),
+      b1: ffn.w1.bias!,
       w2T: packed.w2T,
-      b2: params.constant(`${name}.ffn.w_2.bias`, [d]),
-      norm2: {
-        weight: params.constant(`${ffnNorm}.weight`, [d]),
-        bias: params.constant(`${ffnNorm}.bias`, [d]),
-      },
+      b2: ffn.w2.bias!,
+      norm2: ffn.norm!,
       eps: norm.eps,
     },
     window: keep(zeros([capacity, dConv - 1, inner])),

@@ -20,11 +20,7 @@ export type BinaryOp = "add" | "sub" | "mul";
 const BINARY_EXPR: Record<BinaryOp, string> = { add: "a + b", sub: "a - b", mul: "a * b" };
 
 /** The shader of a binary expression, generated once. */
-const binaryShader = shaderGenerator(
-  "binary",
-  (expr: string) => binaryShaderSource(expr),
-  (expr) => expr,
-);
+const binaryShader = shaderGenerator("binary", binaryShaderSource, (expr) => expr);
 
 function binaryShaderSource(expr: string): string {
   return /* wgsl */ `

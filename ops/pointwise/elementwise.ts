@@ -74,7 +74,7 @@ type UnaryKernel = "forward" | "backward" | "backward reading y";
 /** The shader of a unary expression (generated once; the runtime caches pipelines by source). */
 const unaryShader = shaderGenerator(
   "unary",
-  (expr: string, kernel: UnaryKernel) => unaryShaderSource(expr, kernel),
+  unaryShaderSource,
   (expr, kernel) => `${kernel}:${expr}`,
 );
 
