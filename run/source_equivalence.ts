@@ -230,6 +230,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "on lavapipe: one epoch of Mamba4Rec and of SSD4Rec on the first 2,000 users of Amazon " +
       "Beauty gives the same loss and validation metrics bit for bit before and after.",
   },
+  {
+    from: "sha256:d0c2351891cfb6d97e52d519d9743a8f2d7c3bbb72585646c58ea157347f00ff",
+    to: "sha256:c67d4a3ec67adef1ebd495e4276d52fb87134e0edf4218291adfe66392cad74d",
+    change: "the Bi-SSD step's float64 reference also returns each output's Σ|terms|",
+    evidence: "Only a float64 reference changed (`biSsdStepReference`, which the tests call " +
+      "and no training, evaluation or streaming run does); its outputs are as before, with " +
+      "two scales added.",
+  },
 ];
 
 /**

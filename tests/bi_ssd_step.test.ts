@@ -2,7 +2,7 @@ import { assert, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { biSsdStep, type BiSsdStepPools } from "../ops/sequence/bi_ssd_step.ts";
 import { biSsdStepReference } from "../ops/sequence/bi_ssd_step_reference.ts";
-import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
+import { assertClose, assertScaled, freshSeed, makeRng, randn } from "./util.ts";
 
 const f32 = (a: Float64Array) => Float32Array.from(a);
 
@@ -81,8 +81,9 @@ for (const { inner, H, N, w } of SIZES) {
           const at = (a: ArrayLike<number>) => Array.from(a).slice(i * inner, (i + 1) * inner);
           const what = (o: string) =>
             `seed ${seed}: event ${e}, stream ${s} (${histories[s].length} tokens): ${o}`;
-          assertClose(at(yf), want[i].yForward, 1e-5, what("forward y"));
-          assertClose(at(yb), want[i].yBackward, 1e-5, what("backward y"));
+          // Each y is a sum whose terms can cancel: its error is measured against Σ|terms|.
+          assertScaled(at(yf), want[i].yForward, want[i].yForwardScale, 1e-5, what("forward y"));
+          assertScaled(at(yb), want[i].yBackward, want[i].yBackwardScale, 1e-5, what("backward y"));
           assertClose(at(zb), want[i].zBackward, 1e-7, what("backward gate"));
         });
       }

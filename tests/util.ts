@@ -125,7 +125,7 @@ export interface GradInput {
 }
 
 /** Asserts that `got` differs from `want` by less than `tol` relative to `scale` (Σ|terms|). */
-function assertScaled(
+export function assertScaled(
   got: ArrayLike<number>,
   want: ArrayLike<number>,
   scale: ArrayLike<number>,

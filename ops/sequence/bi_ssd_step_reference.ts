@@ -33,13 +33,21 @@ const silu = (v: number) => v / (1 + Math.exp(-v));
  * @param row the new token's `[z | xBC | dt]` row
  * @param weights the block's weights
  * @param history the stream's earlier rows, oldest first; the new row is appended
- * @returns the forward y, the backward y and the backward gate, each `[d_inner]`
+ * @returns the forward y, the backward y and the backward gate, each `[d_inner]`, and each y's
+ *   scale: per channel the sum of its terms' magnitudes (|D·x| + Σ |C|·|h|, with |h| summed from
+ *   its own terms' magnitudes), which bounds float32 rounding where the terms cancel
  */
 export function biSsdStepReference(
   row: Float64Array,
   weights: BiSsdStepReferenceWeights,
   history: Float64Array[],
-): { yForward: Float64Array; yBackward: Float64Array; zBackward: Float64Array } {
+): {
+  yForward: Float64Array;
+  yBackward: Float64Array;
+  zBackward: Float64Array;
+  yForwardScale: Float64Array;
+  yBackwardScale: Float64Array;
+} {
   history.push(row);
   const H = weights.A.length;
   const W = weights.convWeight.length / weights.convBias.length;
@@ -47,9 +55,10 @@ export function biSsdStepReference(
   const inner = row.length - convDim - H;
   const states = (convDim - inner) / 2;
   const P = inner / H;
-  /** The block over `rows` (in scan order): y at the last of them. */
-  const scanEnd = (rows: Float64Array[]): Float64Array => {
+  /** The block over `rows` (in scan order): y at the last of them, and its terms' magnitudes. */
+  const scanEnd = (rows: Float64Array[]): { y: Float64Array; scale: Float64Array } => {
     const h = new Float64Array(inner * states);
+    const hAbs = new Float64Array(inner * states);
     let last = new Float64Array(convDim);
     rows.forEach((_, t) => {
       const xbc = new Float64Array(convDim);
@@ -66,23 +75,34 @@ export function biSsdStepReference(
         const dt = softplus(rows[t][inner + convDim + head] + weights.dtBias[head]);
         const decay = Math.exp(dt * weights.A[head]);
         for (let i = 0; i < states; i++) {
-          h[c * states + i] = decay * h[c * states + i] + dt * xbc[c] * xbc[inner + i];
+          const input = dt * xbc[c] * xbc[inner + i];
+          h[c * states + i] = decay * h[c * states + i] + input;
+          hAbs[c * states + i] = decay * hAbs[c * states + i] + Math.abs(input);
         }
       }
       last = xbc;
     });
-    const y = new Float64Array(inner);
+    const y = new Float64Array(inner), scale = new Float64Array(inner);
     for (let c = 0; c < inner; c++) {
       let acc = weights.D[Math.floor(c / P)] * last[c];
-      for (let i = 0; i < states; i++) acc += h[c * states + i] * last[inner + states + i];
+      let mag = Math.abs(acc);
+      for (let i = 0; i < states; i++) {
+        const C = last[inner + states + i];
+        acc += h[c * states + i] * C;
+        mag += hAbs[c * states + i] * Math.abs(C);
+      }
       y[c] = acc;
+      scale[c] = mag;
     }
-    return y;
+    return { y, scale };
   };
   // The backward direction reads the history newest first and ends at the oldest token.
+  const forward = scanEnd(history), backward = scanEnd([...history].reverse());
   return {
-    yForward: scanEnd(history),
-    yBackward: scanEnd([...history].reverse()),
+    yForward: forward.y,
+    yBackward: backward.y,
     zBackward: history[0].slice(0, inner),
+    yForwardScale: forward.scale,
+    yBackwardScale: backward.scale,
   };
 }
