@@ -123,6 +123,7 @@ export {
 } from "./sweep_chart.ts";
 export {
   estimateRunSeconds,
+  scaledRunSeconds,
   type PlanLineOptions,
   planLines,
   type PlannedCell,

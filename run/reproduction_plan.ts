@@ -2,8 +2,9 @@
  * What `deno task reproduce` will show and train, worked out before any notebook runs: every run
  * of the selected notebooks' grids (see `run/paper_grids.ts`) is recorded by the checked-out code,
  * recorded by other code (stale), or missing; the missing ones' GPU time is estimated from the
- * recorded runs of the same model and dataset (their epochs' training and evaluation seconds), or
- * unknown where there are none, and a stale one's is its own record's.
+ * recorded runs of the same model and dataset (their epochs' training and evaluation seconds),
+ * else scaled from the same model's runs on other datasets ({@link scaledRunSeconds}), else
+ * unknown, and a stale one's is its own record's.
  *
  * @module
  */
@@ -46,7 +47,12 @@ export interface ReproductionPlan {
   readonly missingSeconds: number;
   /** The stale runs' recorded GPU seconds: what training them again takes. */
   readonly staleSeconds: number;
-  /** The missing runs without an estimate (nothing recorded of their model and dataset). */
+  /**
+   * The missing runs whose estimate is scaled from other datasets ({@link scaledRunSeconds}):
+   * nothing is recorded of their model on their dataset.
+   */
+  readonly scaled: readonly RunKey[];
+  /** The missing runs without an estimate (nothing recorded to estimate it from). */
   readonly unknown: readonly RunKey[];
   /**
    * Grid cells of the trained datasets (model and dataset; one per variant) without any recorded
@@ -75,6 +81,13 @@ export function recordedSeconds(result: TrainResult): number {
   return result.history.reduce((s, e) => s + e.trainSeconds + e.evalSeconds, 0);
 }
 
+/** The mean GPU seconds of the recorded runs of `model` on `dataset`, undefined without any. */
+function meanRecordedSeconds(index: RunIndex, model: string, dataset: string): number | undefined {
+  const records = index.ofModelAndDataset(model, dataset);
+  if (records.length === 0) return undefined;
+  return records.reduce((s, r) => s + recordedSeconds(r.record.result), 0) / records.length;
+}
+
 /**
  * The GPU seconds a run of `model` on `dataset` is expected to take: the mean of the recorded
  * runs of the same model and dataset (any seed, any code); `undefined` when there are none.
@@ -84,9 +97,37 @@ export function estimateRunSeconds(
   model: string,
   dataset: string,
 ): number | undefined {
-  const records = index.ofModelAndDataset(model, dataset);
-  if (records.length === 0) return undefined;
-  return records.reduce((s, r) => s + recordedSeconds(r.record.result), 0) / records.length;
+  return meanRecordedSeconds(index, model, dataset);
+}
+
+/**
+ * A rough estimate of the GPU seconds of `model` on `dataset` where nothing of that cell is
+ * recorded: for every other dataset Y with runs of `model`, and every other model R with runs on
+ * both Y and `dataset`, `model`'s mean on Y times R's ratio of `dataset` to Y; the geometric mean
+ * of those. It takes the datasets' relative cost from models that ran on both, which holds as far
+ * as the models' costs grow alike with the data (a model whose cost grows with the catalogue or
+ * the length faster than the reference's is underestimated). `undefined` when no pair exists.
+ */
+export function scaledRunSeconds(
+  index: RunIndex,
+  model: string,
+  dataset: string,
+): number | undefined {
+  const cells = new Set(index.records.map((r) => JSON.stringify([r.key.model, r.key.dataset])));
+  const pairs = [...cells].map((c) => JSON.parse(c) as [string, string]);
+  const logs: number[] = [];
+  for (const [m, other] of pairs) {
+    if (m !== model || other === dataset) continue;
+    const own = meanRecordedSeconds(index, model, other);
+    for (const [reference, d] of pairs) {
+      if (reference === model || d !== dataset) continue;
+      const there = meanRecordedSeconds(index, reference, dataset);
+      const here = meanRecordedSeconds(index, reference, other);
+      if (own && there && here) logs.push(Math.log(own * there / here));
+    }
+  }
+  if (logs.length === 0) return undefined;
+  return Math.exp(logs.reduce((s, x) => s + x, 0) / logs.length);
 }
 
 /**
@@ -95,6 +136,7 @@ export function estimateRunSeconds(
  */
 export function planReproduction(grids: readonly RunGrid[], index: RunIndex): ReproductionPlan {
   const runs: PlannedRun[] = [];
+  const scaled = new Set<RunKey>();
   const seen = new Set<string>();
   const cellsWithoutRecord = new Map<string, PlannedCell>();
   const smoked = new Set<string>();
@@ -126,8 +168,15 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
               : record.staleness.stale
               ? "stale"
               : "recorded";
-            const estimateSeconds = record === undefined
+            const sameCell = record === undefined
               ? estimateRunSeconds(index, model, dataset)
+              : undefined;
+            const scaledSeconds = record === undefined && sameCell === undefined
+              ? scaledRunSeconds(index, model, dataset)
+              : undefined;
+            if (scaledSeconds !== undefined) scaled.add(key);
+            const estimateSeconds = record === undefined
+              ? sameCell ?? scaledSeconds
               : status === "stale"
               ? recordedSeconds(record.record.result)
               : undefined;
@@ -147,6 +196,7 @@ export function planReproduction(grids: readonly RunGrid[], index: RunIndex): Re
     missing: missing.length,
     missingSeconds: seconds(missing),
     staleSeconds: seconds(stale),
+    scaled: missing.filter((r) => scaled.has(r.key)).map((r) => r.key),
     unknown: missing.filter((r) => r.estimateSeconds === undefined).map((r) => r.key),
     cellsWithoutRecord: [...cellsWithoutRecord.values()],
     smokeCells: [...cellsWithoutRecord].filter(([k]) => smoked.has(k)).map(([, cell]) => cell),
@@ -192,10 +242,21 @@ export function planLines(
   ];
   if (plan.missing > 0) {
     const known = plan.missing - plan.unknown.length;
+    const sameCell = known - plan.scaled.length;
+    const bases = [
+      ...(sameCell > 0
+        ? [`${sameCell} from the recorded epoch times of the same model and dataset`]
+        : []),
+      ...(plan.scaled.length > 0
+        ? [
+          `${plan.scaled.length} scaled, roughly, from the same model's runs on other datasets by ` +
+          `how much longer other models ran there: ${cellList(plan.scaled)}`,
+        ]
+        : []),
+    ];
     const estimate = known === 0
       ? "unknown"
-      : `about ${formatDuration(plan.missingSeconds)} for ${known} of them (from the recorded ` +
-        "epoch times of the same model and dataset)";
+      : `about ${formatDuration(plan.missingSeconds)} for ${known} of them (${bases.join("; ")})`;
     const unknown = plan.unknown.length === 0 || known === 0
       ? ""
       : `; unknown for ${plan.unknown.length} (nothing recorded of ${cellList(plan.unknown)})`;

@@ -23,8 +23,13 @@ import { MAMBA4REC_ABLATION, PAPER_SEEDS, RUN_GRIDS } from "../run/paper_grids.t
 import type { RunGrid } from "../run/run_grid.ts";
 import type { PaperValues } from "../run/paper_values.ts";
 import { listNotebooks } from "../run/reproduce.ts";
-import { planLines, planReproduction } from "../run/reproduction_plan.ts";
-import { presetSettingsDifferences, readRunIndex } from "../run/run_index.ts";
+import { planLines, planReproduction, scaledRunSeconds } from "../run/reproduction_plan.ts";
+import {
+  type IndexedRecord,
+  presetSettingsDifferences,
+  readRunIndex,
+  RunIndex,
+} from "../run/run_index.ts";
 import {
   defaultRunsDirectory,
   readRunRecord,
@@ -468,4 +473,60 @@ Deno.test("training-setting variants: tagged, found by their grid row, and train
     const paper = index.find({ model: "mamba4rec", dataset: "amazon-beauty", seed: 2022 });
     assertEquals(paper?.record.trainConfig.trainingMode, base.trainConfig.trainingMode);
   });
+});
+
+/** An indexed record of `model` on `dataset` whose one epoch took `seconds`, for estimates. */
+function timedRecord(
+  model: string,
+  dataset: string,
+  seed: number,
+  seconds: number,
+  settingsDifferences: string[] = [],
+): IndexedRecord {
+  const record = beautyRecord(seed, { epochs: 1 });
+  const history = [{ ...record.result.history[0], trainSeconds: seconds, evalSeconds: 0 }];
+  return {
+    path: `${model}-${dataset}-${seed}.json`,
+    record: { ...record, model, dataset, result: { ...record.result, history } },
+    key: { model, dataset, seed },
+    staleness: { stale: false, reasons: [] },
+    settingsDifferences,
+  } as unknown as IndexedRecord;
+}
+
+Deno.test("plan: a cell without records is estimated from its model on other datasets", () => {
+  const index = new RunIndex([
+    timedRecord("mamba4rec", "a", 2020, 100),
+    timedRecord("mamba4rec", "b", 2020, 400),
+    timedRecord("sasrec", "a", 2020, 40),
+    timedRecord("sasrec", "a", 2021, 60),
+    timedRecord("sasrec", "c", 2020, 30),
+    timedRecord("caser", "a", 2020, 10),
+    timedRecord("caser", "b", 2020, 60),
+    // Other settings never count, whatever their time.
+    timedRecord("caser", "c", 2020, 1e6, ["maxLength: 20"]),
+  ]);
+  // sasrec on b: its 50 s on a, times b / a of mamba4rec (4) and of caser (6): √(200 · 300).
+  assertAlmostEquals(scaledRunSeconds(index, "sasrec", "b")!, Math.sqrt(200 * 300), 1e-9);
+  // caser on c: its 10 s on a times sasrec's c / a (0.6); its b has no reference on c.
+  assertAlmostEquals(scaledRunSeconds(index, "caser", "c")!, 6, 1e-9);
+  assertAlmostEquals(scaledRunSeconds(index, "mamba4rec", "c")!, 60, 1e-9);
+  assertEquals(scaledRunSeconds(index, "gru4rec", "a"), undefined, "no run of the model");
+  assertEquals(scaledRunSeconds(index, "sasrec", "d"), undefined, "no run on the dataset");
+
+  const grid: RunGrid = { ...GRID, models: ["sasrec", "gru4rec"], datasets: ["b"] };
+  const plan = planReproduction([grid], index);
+  assertEquals(plan.scaled.map((k) => `${k.model}/${k.seed}`), [
+    "sasrec/2020",
+    "sasrec/2021",
+    "sasrec/2022",
+  ]);
+  assertEquals(plan.unknown.length, 3);
+  assertAlmostEquals(plan.missingSeconds, 3 * Math.sqrt(200 * 300), 1e-6);
+  const lines = planLines(plan, "full").join("\n");
+  assertStringIncludes(lines, "for 3 of them (3 scaled, roughly, from the same model's runs on");
+  assertStringIncludes(
+    lines,
+    "ran there: sasrec on b); unknown for 3 (nothing recorded of gru4rec on b)",
+  );
 });
