@@ -18,29 +18,33 @@
  * item's embedding row read and its representation written (2.6 MB each) and the weights read once
  * (0.3 MB): 363.9 MB, 0.121 ms at 3 TB/s, of which the state alone is 0.109 ms. Its arithmetic,
  * about 155 kFLOP and 4,096 exponentials per user (1.5 GFLOP), is 0.6 FLOP per byte of state, so
- * observe is bound by memory. With one Mamba layer observe runs 6 dispatches (the item embedding
- * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the fused
- * layers after the block `layerTail` (output projection, LayerNorm, feed-forward network and its
- * LayerNorm), the representation's write; 3 more per further layer). Before `layerTail` the tail
- * was 8 dispatches, and on an H100 (source ec5e40ee) those kernels took about 0.14 ms of the
- * 0.357 ms of observe's kernels (three of the four products 0.09 ms, two LayerNorms, GELU, the
- * sum and the write the rest); `layerTail` does their 0.82 GFLOP (10,000 users) in one pass, which
- * predicts about 0.04 ms, so observe's kernels near 0.26 ms on that card.
+ * observe is bound by memory. With one Mamba layer observe runs 12 dispatches: the item embedding
+ * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the output
+ * projection, LayerNorm, the feed-forward network (two products, GELU, the residual sum) and its
+ * LayerNorm, and the representation's write. `layerTail` (`Mamba4RecStream`'s `fusedTail`) runs
+ * the eight dispatches after the step as one kernel, 6 dispatches in all.
  *
  * Measured (`--profile`), H200: observe 0.484 ms, of which the fused step 0.291 ms (1.2 TB/s of its
  * 374 MB), the four products 0.126 ms, the three LayerNorms 0.023 ms; recomputation 12.97 ms
  * (26.8×). H100: observe 0.50 ms, the fused step 0.315 ms with 8 states loaded at a time
- * (`STATE_BATCH` in `mamba_step.ts`), 0.332 ms with 16 and 0.376 ms with 32.
+ * (`STATE_BATCH` in `mamba_step.ts`), 0.332 ms with 16 and 0.376 ms with 32. H100, source
+ * ec5e40ee: kernels 0.357 ms, of which the layers after the step about 0.14 ms. H100, source
+ * c67d4a3e (`--profile --streams 1,2,4 --prefetch-state`, both tails): observe 0.361 ms with the
+ * separate ops against 0.660 ms with `layerTail`, whose profile gave it 0.404 ms of 0.627 (the
+ * step 0.168): the prediction had been about 0.04 ms for its 0.82 GFLOP. Its invocations waited on
+ * one weight load at a time; it now issues eight (not yet timed). Two or four streams per
+ * workgroup and the prefetched state row did not help (0.366, 0.376; 0.395 ms); recomputation
+ * 13.32 ms, so observe with the separate ops is 36.9× faster.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]
- * [--streams S[,S…]] [--users N] [--unfused-tail]`, where `--users` sets the users of both rows (does the cost per
- * event fall with larger batches?), `--profile` first prints the GPU time of every kernel of one
- * observe call and one recomputation (timestamp queries), and the last three time observe once per
- * tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
+ * [--streams S[,S…]] [--users N] [--fused-tail]`, where `--users` sets the users of both rows
+ * (does the cost per event fall with larger batches?), `--profile` first prints the GPU time of
+ * every kernel of one observe call and one recomputation (timestamp queries), and the last three
+ * time observe once per tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
  * first, streams per workgroup), the results of which are the same bit for bit.
- * `--unfused-tail` also times each of those with the layers after the block as the model's own
- * ops instead of `layerTail` (the same scores to rounding).
+ * `--fused-tail` also times each of those with the layers after the block as one kernel,
+ * `layerTail`, instead of the model's own ops (the same scores to rounding).
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module
@@ -172,12 +176,12 @@ export function streamBenchmarks(
     return sharedModels.get(ctx.quick)!;
   },
   stepTuning: MambaStepTuning = {},
-  fusedTail = true,
+  fusedTail = false,
 ): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
   const tuned = Object.keys(stepTuning).length > 0;
   const variant = [
     ...(tuned ? [describeStepTuning(stepTuning)] : []),
-    ...(fusedTail ? [] : ["tail as separate ops"]),
+    ...(fusedTail ? ["tail fused: layerTail"] : []),
   ].join(", ");
   const observe: BenchmarkDef<ObserveState> = {
     name: variant ? `serve observe (${variant})` : "serve observe",
@@ -294,8 +298,8 @@ if (import.meta.main) {
     if (!taken) console.log(`skipped (the step does not take it): ${describeStepTuning(tuning)}`);
     return taken;
   });
-  // --unfused-tail adds observe with the layers after each block as separate ops, for comparison.
-  const tails = Deno.args.includes("--unfused-tail") ? [true, false] : [true];
+  // --fused-tail adds observe with the layers after each block as one kernel, for comparison.
+  const tails = Deno.args.includes("--fused-tail") ? [false, true] : [false];
   const defs = [
     ...tails.flatMap((fused) =>
       tunings.map((tuning) => streamBenchmarks(undefined, tuning, fused)[0])

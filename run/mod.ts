@@ -123,7 +123,6 @@ export {
 } from "./sweep_chart.ts";
 export {
   estimateRunSeconds,
-  scaledRunSeconds,
   type PlanLineOptions,
   planLines,
   type PlannedCell,
@@ -132,6 +131,7 @@ export {
   planReproduction,
   recordedSeconds,
   type ReproductionPlan,
+  scaledRunSeconds,
 } from "./reproduction_plan.ts";
 export {
   describeSlice,

@@ -238,6 +238,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "and no training, evaluation or streaming run does); its outputs are as before, with " +
       "two scales added.",
   },
+  {
+    from: "sha256:c67d4a3ec67adef1ebd495e4276d52fb87134e0edf4218291adfe66392cad74d",
+    to: "sha256:b798612d365edcf0b24eefa023708eb39ca5751fa635799fa393799df9769eef",
+    change: "the Mamba4Rec stream runs the layers after each block as separate ops by default",
+    evidence: "Only the streaming form and the kernel it may call changed: `Mamba4RecStream`'s " +
+      "`fusedTail` defaults to false (the separate ops, measured faster), and `layerTail` loads " +
+      "eight weights before it multiplies them, each sum still in the same order; no training " +
+      "or evaluation run opens a stream. The layer-tail and streaming tests pass unchanged.",
+  },
 ];
 
 /**

@@ -42,8 +42,9 @@ export interface StreamNetwork {
 /**
  * One event for distinct slots: the full model's forward for one new token per user. Per Mamba
  * layer one product gives x and z, one kernel ({@link mambaStep}) does the rest of the block up
- * to the output projection, with the user's window and state, and one more ({@link layerTail})
- * the output projection, LayerNorm and feed-forward network.
+ * to the output projection, with the user's window and state; the output projection, LayerNorm and
+ * feed-forward network follow as the model's own ops, or as one kernel ({@link layerTail}) with
+ * `fusedTail`.
  */
 export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void {
   let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
