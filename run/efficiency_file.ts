@@ -248,12 +248,27 @@ export async function readEfficiencyMeasurements(
 }
 
 /**
- * How a measurement's training time was taken: over whole epochs ("1 epoch timed"), or projected
- * from the first steps ("projected from 40 of 959 steps").
+ * The median of the timed epochs after the first, where two or more whole epochs were timed
+ * (undefined otherwise): the steady epoch of a training run, without the one-time costs the
+ * first timed epoch pays (it rebuilds the buffer pool the measurement empties to count its peak).
+ */
+export function laterEpochSeconds(t: TrainingEfficiency): number | undefined {
+  const later = [...(t.epochSeconds ?? [])].slice(1).sort((a, b) => a - b);
+  if (later.length === 0) return undefined;
+  const m = later.length >> 1;
+  return later.length % 2 ? later[m] : (later[m - 1] + later[m]) / 2;
+}
+
+/**
+ * How a measurement's training time was taken: over whole epochs ("1 epoch timed"; with each
+ * epoch's seconds where several were), or projected from the first steps ("projected from 40 of
+ * 959 steps").
  */
 export function trainingTimingText(m: EfficiencyMeasurement): string {
   const t = m.training;
-  return t.projected
-    ? `projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps`
-    : `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed`;
+  if (t.projected) return `projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps`;
+  const each = t.epochSeconds && t.epochSeconds.length > 1
+    ? `: ${t.epochSeconds.map((s) => s.toFixed(2)).join(", ")} s`
+    : "";
+  return `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed${each}`;
 }

@@ -302,6 +302,7 @@ export {
   type HistoryLayout,
   historyLayout,
   type InferenceEfficiency,
+  laterEpochSeconds,
   layoutText,
   readEfficiencyMeasurements,
   type TrainingEfficiency,
@@ -364,6 +365,7 @@ export {
   EPOCH_FLOOR_BAR,
   FLOOR_COLUMNS,
   floorColumns,
+  LATER_EPOCHS_COLUMN,
   type TableRow,
 } from "./epoch_floors.ts";
 export {

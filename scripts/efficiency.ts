@@ -37,6 +37,7 @@ import { requireProjectRoot } from "../run/code_version.ts";
 import {
   EFFICIENCY_DIRECTORY,
   type EfficiencyMeasurement,
+  laterEpochSeconds,
   trainingTimingText,
   writeEfficiencyMeasurement,
 } from "../run/efficiency_file.ts";
@@ -186,8 +187,14 @@ function projectionLine(m: EfficiencyMeasurement): string | undefined {
   const line = `${work}; floor at ${matmulTflops} TFLOP/s ${seconds.toPrecision(4)} s, ` +
     `measured epoch ${epochRatio.toFixed(2)}x the floor`;
   const defined = definedEpochFloor(m, matmulTflops)?.floor;
-  return defined === undefined ? line : `${line}; the model's products (each direction, every ` +
-    `token) ${defined.seconds.toPrecision(4)} s, the epoch ${defined.epochRatio.toFixed(2)}x that`;
+  if (defined === undefined) return line;
+  const later = laterEpochSeconds(m.training);
+  const laterText = later === undefined
+    ? ""
+    : `, the epochs after the first ${(later / defined.seconds).toFixed(2)}x (their median)`;
+  return `${line}; the model's products (each direction, every token) ` +
+    `${defined.seconds.toPrecision(4)} s, the epoch ${defined.epochRatio.toFixed(2)}x that` +
+    laterText;
 }
 
 /** One line for people: what was measured and the three figures. */
