@@ -190,3 +190,41 @@ Deno.test("sumLeading folds more than 65,535 workgroups of columns", async () =>
   const want = Float64Array.from({ length: cols }, (_, c) => x[c] + x[cols + c]);
   assertClose(got, want, 1e-6, `sumLeading seed ${seed}`);
 });
+
+/**
+ * sumLeading's tree in float32, as the host would add: passes of 64-row chunks (wider past 65,535
+ * chunks), each chunk summed in row order from zero, until one row is left.
+ */
+function sumLeadingTree(x: Float32Array, rows: number, cols: number): Float32Array {
+  let cur = x, n = rows;
+  do {
+    const chunk = Math.max(64, Math.ceil(n / 65535));
+    const chunks = Math.ceil(n / chunk);
+    const next = new Float32Array(chunks * cols);
+    for (let j = 0; j < chunks; j++) {
+      for (let c = 0; c < cols; c++) {
+        let s = 0;
+        for (let r = j * chunk; r < Math.min((j + 1) * chunk, n); r++) {
+          s = Math.fround(s + cur[r * cols + c]);
+        }
+        next[j * cols + c] = s;
+      }
+    }
+    cur = next;
+    n = chunks;
+  } while (n > 1);
+  return cur;
+}
+
+Deno.test("sumLeading: the same fixed tree, bit for bit, whatever the passes it takes", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  // One pass (≤ 64 rows), the last two passes fused (65 … 4,096), and a pass before them.
+  for (
+    const [rows, cols] of [[1, 5], [64, 3], [65, 33], [146, 32], [4096, 1], [4097, 7], [9335, 32]]
+  ) {
+    const x = Float32Array.from(uniform(rng, rows * cols, -1, 1));
+    const got = await sumLeading(Tensor.from(x, [rows, cols]), [cols]).toArray();
+    assertEquals(got, sumLeadingTree(x, rows, cols), `${rows}×${cols}, seed ${seed}`);
+  }
+});

@@ -117,6 +117,8 @@ export function meanAll(x: Tensor): Tensor {
 }
 
 const COL_WG = 64;
+/** Rows each invocation of a column pass sums, in order (more only past 65,535 chunks). */
+const COL_CHUNK = 64;
 
 const COL_SUM = /* wgsl */ `
 struct P { rows: u32, cols: u32, chunk: u32, gx: u32 }
@@ -136,16 +138,71 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   out[gid.y * p.cols + c] = s;
 }`;
 
+/** Columns of one workgroup of the last two passes ({@link COL_SUM_LAST_TWO}). */
+const LAST_COLS = 32;
+/** Chunk lanes of one workgroup of the last two passes: each sums every 8th chunk. */
+const LAST_LANES = 8;
+
+/**
+ * The last two column passes in one dispatch, for at most 64 chunks of 64 rows: lanes sum the
+ * chunks (each in row order, as {@link COL_SUM} does), then one invocation per column sums the
+ * chunk sums in chunk order, as a second pass of {@link COL_SUM} would: the same result, bit for
+ * bit, one dispatch fewer.
+ */
+const COL_SUM_LAST_TWO = /* wgsl */ `
+struct P { rows: u32, cols: u32, gx: u32 }
+@group(0) @binding(0) var<uniform> p: P;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+var<workgroup> sums: array<f32, ${COL_CHUNK * LAST_COLS}>;
+${GRID_WGSL}
+@compute @workgroup_size(${LAST_COLS}, ${LAST_LANES})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let c = grid_index(wid, p.gx) * ${LAST_COLS}u + lid.x;
+  let chunks = (p.rows + ${COL_CHUNK - 1}u) / ${COL_CHUNK}u;
+  if (c < p.cols) {
+    for (var j = lid.y; j < chunks; j += ${LAST_LANES}u) {
+      let r1 = min((j + 1u) * ${COL_CHUNK}u, p.rows);
+      var s = 0.0;
+      for (var r = j * ${COL_CHUNK}u; r < r1; r++) { s += x[r * p.cols + c]; }
+      sums[j * ${LAST_COLS}u + lid.x] = s;
+    }
+  }
+  workgroupBarrier();
+  if (c < p.cols && lid.y == 0u) {
+    var s = 0.0;
+    for (var j = 0u; j < chunks; j++) { s += sums[j * ${LAST_COLS}u + lid.x]; }
+    out[c] = s;
+  }
+}`;
+
 /**
  * Sums `x` over its leading dimensions down to `shape` (a suffix of `x.shape`), e.g. the
  * gradient of a bias. Not recorded on the tape.
+ *
+ * The sum is a fixed tree: passes of chunks of 64 rows (more only past 65,535 chunks), each
+ * summed in row order, until one row is left; the last two passes run as one dispatch where
+ * they can. Deterministic, and independent of how the passes are dispatched.
  */
 export function sumLeading(x: Tensor, shape: readonly number[]): Tensor {
   const cols = numel(shape);
   let rows = x.size / cols;
   let cur = x;
   while (rows > 1 || cur === x) {
-    const chunk = Math.max(64, Math.ceil(rows / MAX_WORKGROUPS_PER_DIMENSION));
+    if (rows > COL_CHUNK && rows <= COL_CHUNK * COL_CHUNK) {
+      const out = Tensor.empty(shape, "f32", "sumLeading");
+      const groups = foldWorkgroups(Math.ceil(cols / LAST_COLS));
+      launch(
+        "sumLeading",
+        COL_SUM_LAST_TWO,
+        packParams([rows, cols, groups[0]]),
+        [cur, out],
+        groups,
+      );
+      if (cur !== x) cur.dispose();
+      return out;
+    }
+    const chunk = Math.max(COL_CHUNK, Math.ceil(rows / MAX_WORKGROUPS_PER_DIMENSION));
     const chunks = Math.ceil(rows / chunk);
     const next = Tensor.empty(chunks === 1 ? shape : [chunks, cols], "f32", "sumLeading");
     const [gx, gz] = foldWorkgroups(Math.ceil(cols / COL_WG));
