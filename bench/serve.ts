@@ -29,7 +29,7 @@
  * (26.8×). H100: observe 0.50 ms, the fused step 0.315 ms with 8 states loaded at a time
  * (`STATE_BATCH` in `mamba_step.ts`), 0.332 ms with 16 and 0.376 ms with 32. H100, source
  * ec5e40ee: kernels 0.357 ms, of which the layers after the step about 0.14 ms. H100, source
- * c67d4a3e (`--profile --streams 1,2,4 --prefetch-state`, both tails): observe 0.361 ms with the
+ * c67d4a3e (`--profile --streams 1,2,4`, the whole state row prefetched or not, both tails): observe 0.361 ms with the
  * separate ops against 0.660 ms with `layerTail`, whose profile gave it 0.404 ms of 0.627 (the
  * step 0.168): the prediction had been about 0.04 ms for its 0.82 GFLOP. Its invocations waited on
  * one weight load at a time; it now issues eight (not yet timed). Two or four streams per
@@ -37,8 +37,8 @@
  * 13.32 ms, so observe with the separate ops is 36.9× faster.
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
- * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]] [--prefetch-state]
- * [--streams S[,S…]] [--users N] [--fused-tail]`, where `--users` sets the users of both rows
+ * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]
+ * [--prefetch-states P[,P…]] [--streams S[,S…]] [--users N] [--fused-tail]`, where `--users` sets the users of both rows
  * (does the cost per event fall with larger batches?), `--profile` first prints the GPU time of
  * every kernel of one observe call and one recomputation (timestamp queries), and the last three
  * time observe once per tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
@@ -152,11 +152,13 @@ interface RecomputeState {
 /** {@link benchModel}, built once per process and size. */
 const sharedModels = new Map<boolean, Mamba4Rec>();
 
-/** A tuning of the fused step, as benchmark names and notes show it: `stateBatch 4, prefetch`. */
+/**
+ * A tuning of the fused step, as benchmark names and notes show it: `stateBatch 4, prefetch 8`.
+ */
 export function describeStepTuning(tuning: MambaStepTuning): string {
   const parts = [
     ...(tuning.stateBatch !== undefined ? [`stateBatch ${tuning.stateBatch}`] : []),
-    ...(tuning.prefetchState ? ["prefetch"] : []),
+    ...(tuning.prefetchStates ? [`prefetch ${tuning.prefetchStates}`] : []),
     ...(tuning.streamsPerWorkgroup !== undefined
       ? [`${tuning.streamsPerWorkgroup} streams/workgroup`]
       : []),
@@ -251,20 +253,21 @@ function integerList(args: readonly string[], flag: string): (number | undefined
 }
 
 /**
- * The fused step's tunings that `--state-batch B[,B…]`, `--prefetch-state` and
+ * The fused step's tunings that `--state-batch B[,B…]`, `--prefetch-states P[,P…]` and
  * `--streams S[,S…]` ask for: each state batch (the default when none is given), each without
- * and, with `--prefetch-state`, with the state row loaded first, each with every count of streams
- * per workgroup (the default when none is given).
+ * prefetched states and with each P of them loaded first, each with every count of streams per
+ * workgroup (the default when none is given).
  */
 export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
   const batches = integerList(args, "--state-batch");
   const streams = integerList(args, "--streams");
-  const prefetch = args.includes("--prefetch-state") ? [false, true] : [false];
+  const prefetched = integerList(args, "--prefetch-states");
+  const prefetch = [0, ...prefetched.filter((p) => p !== undefined)];
   return batches.flatMap((stateBatch) =>
     prefetch.flatMap((p) =>
       streams.map((streamsPerWorkgroup) => ({
         ...(stateBatch !== undefined ? { stateBatch } : {}),
-        ...(p ? { prefetchState: true } : {}),
+        ...(p ? { prefetchStates: p } : {}),
         ...(streamsPerWorkgroup !== undefined ? { streamsPerWorkgroup } : {}),
       }))
     )

@@ -257,6 +257,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "Checked on lavapipe: one epoch of Mamba4Rec and of SSD4Rec on the first 2,000 users of " +
       "Amazon Beauty gives the same loss and validation metrics bit for bit before and after.",
   },
+  {
+    from: "sha256:97d61fa9c717d4636375d2e2c476b62e7ecc783de4a8002a822d34c941aecd11",
+    to: "sha256:8935bd679d6ad2430f4e68124de0d6c3cc1b30dc477127476f9dc407568ebae1",
+    change: "the streaming step may load any number of its first states early",
+    evidence: "Only `mambaStep`, the streaming form's kernel, changed: its tuning takes a count " +
+      "of states loaded when the kernel starts (`prefetchStates`) instead of all or none; " +
+      "every state is updated in the same order, and a test checks each tuning against the " +
+      "default bit for bit. No training or evaluation run opens a stream.",
+  },
 ];
 
 /**

@@ -1,30 +1,35 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { describeStepTuning, stepTuningsOf, usersOf } from "../bench/serve.ts";
 
-Deno.test("serve benchmark: --state-batch, --prefetch-state and --streams name the tunings timed", () => {
+Deno.test("serve benchmark: --state-batch, --prefetch-states and --streams name the tunings timed", () => {
   assertEquals(stepTuningsOf([]), [{}]);
   assertEquals(stepTuningsOf(["--quick", "--state-batch", "2,4"]), [
     { stateBatch: 2 },
     { stateBatch: 4 },
   ]);
-  assertEquals(stepTuningsOf(["--prefetch-state", "--state-batch", "8"]), [
+  assertEquals(stepTuningsOf(["--prefetch-states", "32", "--state-batch", "8"]), [
     { stateBatch: 8 },
-    { stateBatch: 8, prefetchState: true },
+    { stateBatch: 8, prefetchStates: 32 },
   ]);
-  assertEquals(stepTuningsOf(["--prefetch-state"]), [{}, { prefetchState: true }]);
+  assertEquals(stepTuningsOf(["--prefetch-states", "8,32"]), [
+    {},
+    { prefetchStates: 8 },
+    { prefetchStates: 32 },
+  ]);
   for (const bad of [["--state-batch"], ["--state-batch", "0"], ["--state-batch", "2,x"]]) {
     assertThrows(() => stepTuningsOf(bad), RangeError, "--state-batch");
   }
+  assertThrows(() => stepTuningsOf(["--prefetch-states", "0"]), RangeError, "--prefetch-states");
   assertEquals(describeStepTuning({}), "default step");
   assertEquals(
-    describeStepTuning({ stateBatch: 4, prefetchState: true }),
-    "stateBatch 4, prefetch",
+    describeStepTuning({ stateBatch: 4, prefetchStates: 8 }),
+    "stateBatch 4, prefetch 8",
   );
-  assertEquals(stepTuningsOf(["--streams", "1,4", "--prefetch-state"]), [
+  assertEquals(stepTuningsOf(["--streams", "1,4", "--prefetch-states", "8"]), [
     { streamsPerWorkgroup: 1 },
     { streamsPerWorkgroup: 4 },
-    { prefetchState: true, streamsPerWorkgroup: 1 },
-    { prefetchState: true, streamsPerWorkgroup: 4 },
+    { prefetchStates: 8, streamsPerWorkgroup: 1 },
+    { prefetchStates: 8, streamsPerWorkgroup: 4 },
   ]);
   assertThrows(() => stepTuningsOf(["--streams", "2,0"]), RangeError, "--streams");
   assertEquals(

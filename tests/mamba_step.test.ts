@@ -348,9 +348,10 @@ function randomStep(rng: () => number, d: number, n: number, r: number, w: numbe
 }
 
 // Tunings change how the kernel waits for memory, never a result bit: a state batch of one, one
-// that does not divide n, all n at once, the state row loaded before the convolution, and several
-// streams a workgroup (two for three streams, so the last workgroup has one; more than there are
-// streams; more channels than invocations).
+// that does not divide n, all n at once, the whole state row or its first states loaded before
+// the convolution (the rest in batches that fit or do not), and several streams a workgroup (two
+// for three streams, so the last workgroup has one; more than there are streams; more channels
+// than invocations).
 for (
   const { d, n, r, w, tunings } of [
     {
@@ -362,11 +363,13 @@ for (
         { stateBatch: 1 },
         { stateBatch: 5 },
         { stateBatch: 12 },
-        { prefetchState: true },
-        { prefetchState: true, stateBatch: 2 },
+        { prefetchStates: 12 },
+        { prefetchStates: 12, stateBatch: 2 },
+        { prefetchStates: 5, stateBatch: 2 },
+        { prefetchStates: 1, stateBatch: 4 },
         { streamsPerWorkgroup: 2 },
         { streamsPerWorkgroup: 8, stateBatch: 5 },
-        { streamsPerWorkgroup: 3, prefetchState: true },
+        { streamsPerWorkgroup: 3, prefetchStates: 8 },
       ],
     },
     {
@@ -440,7 +443,9 @@ Deno.test("mambaStep: a bad tuning throws naming the setting", () => {
     for (const streamsPerWorkgroup of [0, 9, 1.5]) {
       assertThrows(() => step({ streamsPerWorkgroup }), RangeError, "tuning.streamsPerWorkgroup");
     }
-    assertThrows(() => step({ prefetchState: true }), RangeError, "d_inner 300");
-    assertThrows(() => step({ prefetchState: "yes" }), RangeError, "tuning.prefetchState");
+    assertThrows(() => step({ prefetchStates: 1 }), RangeError, "d_inner 300");
+    for (const prefetchStates of ["yes", -1, n + 1, 1.5]) {
+      assertThrows(() => step({ prefetchStates }), RangeError, "tuning.prefetchStates");
+    }
   });
 });

@@ -43,8 +43,8 @@ interface StepSizes {
   w: number;
   /** States loaded before they are updated ({@link MambaStepTuning.stateBatch}). */
   stateBatch: number;
-  /** Each invocation's state row loaded first ({@link MambaStepTuning.prefetchState}). */
-  prefetch: boolean;
+  /** States of each invocation's row loaded first ({@link MambaStepTuning.prefetchStates}). */
+  prefetch: number;
   /** Streams one workgroup takes ({@link MambaStepTuning.streamsPerWorkgroup}). */
   streams: number;
 }
@@ -60,11 +60,12 @@ export interface MambaStepTuning {
    */
   readonly stateBatch?: number;
   /**
-   * Load each invocation's whole state row (n floats) when the kernel starts, so that the loads
-   * overlap the convolution and `x_proj` instead of following them (default false). Only when
-   * one invocation takes one channel: streams per workgroup × d_inner ≤ 256.
+   * States of each invocation's row, from 0 to n, loaded when the kernel starts (the first ones),
+   * so that those loads overlap the convolution and `x_proj` instead of following them; the rest
+   * follow in batches of `stateBatch` (default 0). Each one held costs a register through
+   * `x_proj`. Only when one invocation takes one channel: streams per workgroup × d_inner ≤ 256.
    */
-  readonly prefetchState?: boolean;
+  readonly prefetchStates?: number;
   /**
    * Streams one workgroup takes, from 1 to {@link MAMBA_STEP_MAX_STREAMS} (default 1): each
    * `x_proj` weight a workgroup reads then serves that many streams, whose sums run side by
@@ -112,11 +113,11 @@ function stateBatch(count: number): string {
 }
 
 /**
- * WGSL loading the invocation's state row into `hp_0 …` when the kernel starts: invocation t
- * takes channel t mod d of the workgroup's stream ⌊t / d⌋.
+ * WGSL loading the first `count` states of the invocation's row into `hp_0 …` when the kernel
+ * starts: invocation t takes channel t mod d of the workgroup's stream ⌊t / d⌋.
  */
-function statePrefetch(n: number): string {
-  const ks = Array.from({ length: n }, (_, i) => i);
+function statePrefetch(count: number): string {
+  const ks = Array.from({ length: count }, (_, i) => i);
   return [
     ...ks.map((i) => `  var hp_${i} = 0.0;`),
     "  if (t < S * D && u0 + t / D < p.users) {",
@@ -126,14 +127,22 @@ function statePrefetch(n: number): string {
   ].join("\n");
 }
 
-/** The state phase: from the prefetched row, or in batches of `stateBatch` loads. */
+/**
+ * The state phase, states in order: the prefetched ones from their registers, the rest in
+ * batches of `stateBatch` loads.
+ */
 function stateCode({ n, stateBatch: batch, prefetch }: StepSizes): string {
-  if (prefetch) return stateUpdates("0u", n, (i) => `hp_${i}`);
-  return `    var k0 = 0u;
+  // The held states' updates in a block of their own: the last batch reuses their names.
+  const held = prefetch > 0
+    ? `    {\n${stateUpdates("0u", prefetch, (i) => `hp_${i}`)}\n    }\n`
+    : "";
+  const rest = n - prefetch;
+  if (rest === 0) return held;
+  return `${held}    var k0 = ${prefetch}u;
     for (; k0 + ${batch}u <= N; k0 += ${batch}u) {
 ${stateBatch(batch)}
     }
-${stateBatch(n % batch)}`;
+${stateBatch(rest % batch)}`;
 }
 
 /** Weights of `x_proj` an invocation loads before it multiplies them ({@link xProjCode}). */
@@ -198,8 +207,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let u0 = grid_index(wid, p.gx) * S;
   if (u0 >= p.users) { return; }
 ${
-    sizes.prefetch
-      ? statePrefetch(n) + "\n"
+    sizes.prefetch > 0
+      ? statePrefetch(sizes.prefetch) + "\n"
       : ""
   }  // The convolution, taps oldest first and the new input last, then SiLU; the window drops its
   // oldest input and appends the new one.
@@ -249,7 +258,7 @@ export function checkMambaStepTuning(
   tuning: MambaStepTuning,
   d: number,
   n: number,
-): { stateBatch: number; prefetch: boolean; streams: number } {
+): { stateBatch: number; prefetch: number; streams: number } {
   const stateBatch = tuning.stateBatch ?? MAMBA_STEP_STATE_BATCH;
   if (
     tuning.stateBatch !== undefined &&
@@ -266,12 +275,15 @@ export function checkMambaStepTuning(
         `${MAMBA_STEP_MAX_STREAMS}, got ${streams}`,
     );
   }
-  const prefetch = tuning.prefetchState ?? false;
-  if (typeof prefetch !== "boolean" || (prefetch && invocations(streams * d) < streams * d)) {
+  const prefetch = tuning.prefetchStates ?? 0;
+  if (
+    !(Number.isInteger(prefetch) && prefetch >= 0 && prefetch <= n) ||
+    (prefetch > 0 && invocations(streams * d) < streams * d)
+  ) {
     throw new RangeError(
-      `mambaStep: tuning.prefetchState must be a boolean, and true only with streams per ` +
-        `workgroup × d_inner ≤ 256 (one channel per invocation), got ${prefetch} with ` +
-        `${streams} × d_inner ${d}`,
+      `mambaStep: tuning.prefetchStates must be an integer from 0 to n (${n}), and above 0 ` +
+        `only with streams per workgroup × d_inner ≤ 256 (one channel per invocation), got ` +
+        `${prefetch} with ${streams} × d_inner ${d}`,
     );
   }
   return { stateBatch, prefetch, streams };
