@@ -38,13 +38,16 @@
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]
- * [--prefetch-states P[,P…]] [--streams S[,S…]] [--users N] [--fused-tail]`, where `--users` sets the users of both rows
+ * [--prefetch-states P[,P…]] [--streams S[,S…]] [--users N] [--fused-tail]
+ * [--fused-in-projection]`, where `--users` sets the users of both rows
  * (does the cost per event fall with larger batches?), `--profile` first prints the GPU time of
  * every kernel of one observe call and one recomputation (timestamp queries), and the last three
  * time observe once per tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
  * first, streams per workgroup), the results of which are the same bit for bit.
  * `--fused-tail` also times each of those with the layers after the block as one kernel,
- * `layerTail`, instead of the model's own ops (the same scores to rounding).
+ * `layerTail`, instead of the model's own ops (the same scores to rounding), and
+ * `--fused-in-projection` each with the input projection made inside the step
+ * (`mambaStepFromHidden`, the same scores bit for bit) instead of by a product before it.
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
  *
  * @module
@@ -179,18 +182,25 @@ export function streamBenchmarks(
   },
   stepTuning: MambaStepTuning = {},
   fusedTail = false,
+  fusedInProjection = false,
 ): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
   const tuned = Object.keys(stepTuning).length > 0;
   const variant = [
     ...(tuned ? [describeStepTuning(stepTuning)] : []),
     ...(fusedTail ? ["tail fused: layerTail"] : []),
+    ...(fusedInProjection ? ["input projection in the step"] : []),
   ].join(", ");
   const observe: BenchmarkDef<ObserveState> = {
     name: variant ? `serve observe (${variant})` : "serve observe",
     setup: (ctx) => {
       const { users } = sizesOf(ctx);
       const model = modelFor(ctx);
-      const stream = new Mamba4RecStream(model, { capacity: users, stepTuning, fusedTail });
+      const stream = new Mamba4RecStream(model, {
+        capacity: users,
+        stepTuning,
+        fusedTail,
+        fusedInProjection,
+      });
       const numItems = model.config.numItems;
       const rounds = [1, 2, 3, 4].map((seed) => randomItems(users, numItems, seed));
       const all = Int32Array.from({ length: users }, (_, i) => i);
@@ -301,11 +311,15 @@ if (import.meta.main) {
     if (!taken) console.log(`skipped (the step does not take it): ${describeStepTuning(tuning)}`);
     return taken;
   });
-  // --fused-tail adds observe with the layers after each block as one kernel, for comparison.
+  // --fused-tail adds observe with the layers after each block as one kernel, and
+  // --fused-in-projection with the input projection made inside the step, for comparison.
   const tails = Deno.args.includes("--fused-tail") ? [false, true] : [false];
+  const inputs = Deno.args.includes("--fused-in-projection") ? [false, true] : [false];
   const defs = [
-    ...tails.flatMap((fused) =>
-      tunings.map((tuning) => streamBenchmarks(undefined, tuning, fused)[0])
+    ...inputs.flatMap((fusedIn) =>
+      tails.flatMap((fused) =>
+        tunings.map((tuning) => streamBenchmarks(undefined, tuning, fused, fusedIn)[0])
+      )
     ),
     streamBenchmarks()[1],
   ] as BenchmarkDef[];

@@ -125,6 +125,7 @@ export {
   MAMBA_STEP_MAX_STREAMS,
   MAMBA_STEP_STATE_BATCH,
   mambaStep,
+  mambaStepFromHidden,
 } from "./sequence/mamba_step.ts";
 export { mambaStepReference } from "./sequence/mamba_step_reference.ts";
 export type { MambaStepReferenceWeights } from "./sequence/mamba_step_reference.ts";

@@ -266,6 +266,16 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "every state is updated in the same order, and a test checks each tuning against the " +
       "default bit for bit. No training or evaluation run opens a stream.",
   },
+  {
+    from: "sha256:8935bd679d6ad2430f4e68124de0d6c3cc1b30dc477127476f9dc407568ebae1",
+    to: "sha256:f22bbe003a253b9d2563e20cb00ff207fbbfacf875ca9028be2df9549f4f742b",
+    change: "the streaming step can make its input projection itself",
+    evidence: "Only the streaming form and its kernel changed: the step's WGSL moved to " +
+      "`mamba_step_shader.ts`, and `mambaStepFromHidden` (used only with the stream's " +
+      "`fusedInProjection`, off by default) makes x and z inside the step with matmul's sum " +
+      "order; tests check it against the product then `mambaStep` bit for bit. No training " +
+      "or evaluation run opens a stream.",
+  },
 ];
 
 /**

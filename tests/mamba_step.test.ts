@@ -2,7 +2,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
 import { reshape } from "../ops/pointwise/elementwise.ts";
-import { mambaStep } from "../ops/sequence/mamba_step.ts";
+import { mambaStep, mambaStepFromHidden } from "../ops/sequence/mamba_step.ts";
 import { mambaStepReference } from "../ops/sequence/mamba_step_reference.ts";
 import { causalConv1dStep, selectiveScanStep } from "../ops/sequence/selective_step.ts";
 import {
@@ -447,5 +447,82 @@ Deno.test("mambaStep: a bad tuning throws naming the setting", () => {
     for (const prefetchStates of ["yes", -1, n + 1, 1.5]) {
       assertThrows(() => step({ prefetchStates }), RangeError, "tuning.prefetchStates");
     }
+  });
+});
+
+// The input projection made inside the step: the same x and z as matmul's product (its sums in
+// the same order), so the same outputs and pools bit for bit. Widths that fill no batch of eight
+// weight loads, several streams a workgroup with the last one short, and more channels than
+// invocations.
+for (
+  const { d, n, r, w, width, tuning } of [
+    { d: 40, n: 12, r: 3, w: 4, width: 17, tuning: {} },
+    { d: 40, n: 12, r: 3, w: 4, width: 64, tuning: { streamsPerWorkgroup: 2, prefetchStates: 4 } },
+    { d: 260, n: 9, r: 2, w: 3, width: 5, tuning: { stateBatch: 4 } },
+  ]
+) {
+  Deno.test(`mambaStepFromHidden equals the product then mambaStep bit for bit (d ${d}, width ${width})`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const capacity = 5, slots = Int32Array.of(3, 0, 4);
+    const t = tidy(() => randomStep(rng, d, n, r, w, capacity));
+    const inProj = randn(rng, 2 * d * width, 1 / Math.sqrt(width));
+    const inputs = Array.from({ length: 3 }, () => f32(randn(rng, slots.length * width, 1)));
+    /** Three steps from the same pools, fused or not: every output, then the pools. */
+    const run = async (fused: boolean) => {
+      const pools = tidy(() => ({
+        window: Tensor.from(t.window, [capacity, w - 1, d]),
+        state: Tensor.from(t.state, [capacity, n, d]),
+      }));
+      const weight = Tensor.from(f32(inProj), [2 * d, width]);
+      const weightT = Tensor.from(f32(transposed(inProj, 2 * d, width)), [width, 2 * d]);
+      const ys = tidy(() =>
+        inputs.map((h) => {
+          const hidden = Tensor.from(h, [slots.length, width]);
+          const slotTensor = Tensor.from(slots, [slots.length], "i32");
+          return fused
+            ? mambaStepFromHidden(hidden, weightT, t.step, pools, slotTensor, tuning)
+            : mambaStep(
+              matmul(hidden, weight, { transB: true }),
+              t.step,
+              pools,
+              slotTensor,
+              tuning,
+            );
+        })
+      );
+      const all = await readTensors([...ys, pools.window, pools.state]);
+      tidy(() => [...ys, pools.window, pools.state, weight, weightT].forEach((x) => x.dispose()));
+      return all;
+    };
+    try {
+      assertEquals(await run(true), await run(false), `seed ${seed}`);
+    } finally {
+      tidy(() => Object.values(t.step).forEach((x) => x.dispose()));
+    }
+  });
+}
+
+Deno.test("mambaStepFromHidden: a wrong projection names it and both shapes", () => {
+  const rng = makeRng(freshSeed());
+  const d = 8, n = 4, r = 1, w = 2;
+  tidy(() => {
+    const t = randomStep(rng, d, n, r, w, 1);
+    const pools = {
+      window: Tensor.from(t.window, [1, w - 1, d]),
+      state: Tensor.from(t.state, [1, n, d]),
+    };
+    assertThrows(
+      () =>
+        mambaStepFromHidden(
+          Tensor.from(new Float32Array(6), [1, 6]),
+          Tensor.from(new Float32Array(6 * d), [6, d]),
+          t.step,
+          pools,
+          Tensor.from(Int32Array.of(0), [1], "i32"),
+        ),
+      RangeError,
+      "inProjT",
+    );
   });
 });

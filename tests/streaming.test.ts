@@ -243,3 +243,22 @@ Deno.test("selective step kernels match their float64 references over several st
     for (const t of Object.values(tensors)) t.dispose();
   }
 });
+
+Deno.test("Mamba4RecStream: the step's own input projection gives the same scores bit for bit", async () => {
+  const seed = freshSeed();
+  const rng = makeRng(seed);
+  const model = smallModel(2, rng, seed);
+  const histories = [1, D_CONV, 23].map((n) => history(rng, n));
+  const slots = [2, 0, 1];
+  const scores = [];
+  for (const fusedInProjection of [true, false]) {
+    const stream = new Mamba4RecStream(model, { capacity: 3, fusedInProjection });
+    try {
+      feed(stream, slots, histories, makeRng(seed));
+      scores.push(await streamScores(stream, Int32Array.from(slots)));
+    } finally {
+      stream.dispose();
+    }
+  }
+  assertEquals(scores[0], scores[1], `seed ${seed}: the step's projection vs the product's`);
+});

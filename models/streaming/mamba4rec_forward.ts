@@ -13,7 +13,11 @@ import { matmul } from "../../ops/dense/matmul/mod.ts";
 import { add, reshape } from "../../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../../ops/pointwise/gather.ts";
 import { causalConv1d } from "../../ops/sequence/causal_conv1d.ts";
-import { mambaStep, type MambaStepTuning } from "../../ops/sequence/mamba_step.ts";
+import {
+  mambaStep,
+  mambaStepFromHidden,
+  type MambaStepTuning,
+} from "../../ops/sequence/mamba_step.ts";
 import { selectiveScanWithFinalState } from "../../ops/sequence/selective_scan/mod.ts";
 import { writeSlotRows } from "../../ops/sequence/selective_step.ts";
 import { writeTransposedRows } from "../../ops/sequence/transposed_rows.ts";
@@ -37,20 +41,30 @@ export interface StreamNetwork {
   readonly stepTuning: MambaStepTuning;
   /** Whether the layers after each block run as one kernel ({@link layerTail}). */
   readonly fusedTail: boolean;
+  /** Whether the step makes the input projection itself ({@link mambaStepFromHidden}). */
+  readonly fusedInProjection: boolean;
 }
 
 /**
  * One event for distinct slots: the full model's forward for one new token per user. Per Mamba
- * layer one product gives x and z, one kernel ({@link mambaStep}) does the rest of the block up
- * to the output projection, with the user's window and state; the output projection, LayerNorm and
+ * layer one product gives x and z and one kernel ({@link mambaStep}) does the rest of the block
+ * up to the output projection, with the user's window and state (with `fusedInProjection` the
+ * kernel makes x and z itself, {@link mambaStepFromHidden}); the output projection, LayerNorm and
  * feed-forward network follow as the model's own ops, or as one kernel ({@link layerTail}) with
  * `fusedTail`.
  */
 export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void {
   let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
   for (const layer of net.layers) {
-    const xz = matmul(h, layer.inProj, { transB: true });
-    const y = mambaStep(xz, layer.step, layer, slots, net.stepTuning);
+    const y = net.fusedInProjection
+      ? mambaStepFromHidden(h, layer.inProjT, layer.step, layer, slots, net.stepTuning)
+      : mambaStep(
+        matmul(h, layer.inProj, { transB: true }),
+        layer.step,
+        layer,
+        slots,
+        net.stepTuning,
+      );
     // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
     const residual = net.layers.length === 1 ? null : h;
     if (net.fusedTail) {

@@ -74,6 +74,8 @@ export interface StepLayer {
   readonly ffn: FeedForward;
   /** `in_proj`'s two halves stacked, `[2·d_inner, d]`: one product gives the step's x and z. */
   readonly inProj: Tensor;
+  /** The same transposed, `[d, 2·d_inner]`, as the step reads it when it makes x and z itself. */
+  readonly inProjT: Tensor;
   /** The weights of the fused step, packed from the ones above. */
   readonly step: MambaStepWeights;
   /** The weights of the fused layers after the block (`out`, `norm`, `ffn`), packed alike. */
@@ -87,7 +89,9 @@ export interface StepLayer {
 /** Frees what {@link stepLayer} allocated (not the trained tensors). */
 export function disposeStepLayer(layer: StepLayer): void {
   const { tail } = layer;
-  for (const t of [layer.a, layer.inProj, layer.step.xProjT, layer.step.aT]) t.dispose();
+  for (const t of [layer.a, layer.inProj, layer.inProjT, layer.step.xProjT, layer.step.aT]) {
+    t.dispose();
+  }
   for (const t of [tail.outT, tail.w1T, tail.w2T]) t.dispose();
   layer.window.dispose();
   layer.state.dispose();
@@ -143,6 +147,7 @@ export function stepLayer(
   const packed = tidy(() =>
     noGrad(() => ({
       inProj: keep(stackedRows(inX.weight, inZ.weight)),
+      inProjT: keep(transposedSideBySide([inX.weight, inZ.weight])),
       xProjT: keep(transposedSideBySide([xDt.weight, xB.weight, xC.weight])),
       aT: keep(transposedSideBySide([a])),
       outT: keep(transposedSideBySide([out.weight])),
@@ -165,6 +170,7 @@ export function stepLayer(
     norm,
     ffn,
     inProj: packed.inProj,
+    inProjT: packed.inProjT,
     step: {
       convWeight,
       convBias,

@@ -66,6 +66,12 @@ export interface Mamba4RecStreamOptions {
    * `bench/serve.ts --fused-tail` measured the faster). The scores agree to rounding either way.
    */
   readonly fusedTail?: boolean;
+  /**
+   * Whether the fused step makes each layer's input projection itself (`mambaStepFromHidden`)
+   * instead of reading a product made before it (default false; `bench/serve.ts
+   * --fused-in-projection` times both). The scores are the same bit for bit either way.
+   */
+  readonly fusedInProjection?: boolean;
 }
 
 /**
@@ -103,6 +109,7 @@ export class Mamba4RecStream extends SlotStream {
       reps: this.reps,
       stepTuning: options.stepTuning ?? {},
       fusedTail: options.fusedTail ?? false,
+      fusedInProjection: options.fusedInProjection ?? false,
     };
   }
 
