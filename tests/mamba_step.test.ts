@@ -420,7 +420,7 @@ for (
   });
 }
 
-Deno.test("mambaStep: a bad tuning throws naming the setting", () => {
+Deno.test("mambaStep: a bad tuning or input projection throws naming it", () => {
   const rng = makeRng(freshSeed());
   const d = 300, n = 4, r = 1, w = 2;
   tidy(() => {
@@ -447,6 +447,19 @@ Deno.test("mambaStep: a bad tuning throws naming the setting", () => {
     for (const prefetchStates of ["yes", -1, n + 1, 1.5]) {
       assertThrows(() => step({ prefetchStates }), RangeError, "tuning.prefetchStates");
     }
+    // The projection must give x and z, 2 · d_inner columns.
+    assertThrows(
+      () =>
+        mambaStepFromHidden(
+          Tensor.from(new Float32Array(6), [1, 6]),
+          Tensor.from(new Float32Array(6 * d), [6, d]),
+          t.step,
+          pools,
+          Tensor.from(Int32Array.of(0), [1], "i32"),
+        ),
+      RangeError,
+      "inProjT",
+    );
   });
 });
 
@@ -502,27 +515,3 @@ for (
     }
   });
 }
-
-Deno.test("mambaStepFromHidden: a wrong projection names it and both shapes", () => {
-  const rng = makeRng(freshSeed());
-  const d = 8, n = 4, r = 1, w = 2;
-  tidy(() => {
-    const t = randomStep(rng, d, n, r, w, 1);
-    const pools = {
-      window: Tensor.from(t.window, [1, w - 1, d]),
-      state: Tensor.from(t.state, [1, n, d]),
-    };
-    assertThrows(
-      () =>
-        mambaStepFromHidden(
-          Tensor.from(new Float32Array(6), [1, 6]),
-          Tensor.from(new Float32Array(6 * d), [6, d]),
-          t.step,
-          pools,
-          Tensor.from(Int32Array.of(0), [1], "i32"),
-        ),
-      RangeError,
-      "inProjT",
-    );
-  });
-});

@@ -6,7 +6,11 @@ import {
   selectiveScanStep,
   selectiveScanStepReference,
 } from "../ops/sequence/selective_step.ts";
-import { Mamba4RecStream } from "../models/streaming/mamba4rec_stream.ts";
+import type { Mamba4Rec } from "../models/mamba4rec.ts";
+import {
+  Mamba4RecStream,
+  type Mamba4RecStreamOptions,
+} from "../models/streaming/mamba4rec_stream.ts";
 import { assertClose, freshSeed, makeRng, randn } from "./util.ts";
 import {
   assertRowsClose,
@@ -62,28 +66,47 @@ for (const numLayers of [1, 2]) {
   });
 }
 
-Deno.test("Mamba4RecStream: the layers after each block give the same scores fused or as separate ops", async () => {
+/**
+ * The scores of a stream built with `options` (3 slots) after feeding `histories` into `slots`
+ * with a generator seeded by `seed`.
+ */
+async function fedScores(
+  model: Mamba4Rec,
+  options: Omit<Mamba4RecStreamOptions, "capacity">,
+  slots: number[],
+  histories: Int32Array[],
+  seed: number,
+): Promise<Float32Array> {
+  const stream = new Mamba4RecStream(model, { capacity: 3, ...options });
+  try {
+    feed(stream, slots, histories, makeRng(seed));
+    return await streamScores(stream, Int32Array.from(slots));
+  } finally {
+    stream.dispose();
+  }
+}
+
+Deno.test("Mamba4RecStream: the fused forms give the separate ops' scores (layerTail to rounding, the step's own input projection bit for bit)", async () => {
   const seed = freshSeed();
   const rng = makeRng(seed);
   const model = smallModel(2, rng, seed);
   const histories = [1, D_CONV, 23].map((n) => history(rng, n));
   const slots = [2, 0, 1];
-  const scores = [];
-  for (const fusedTail of [true, false]) {
-    const stream = new Mamba4RecStream(model, { capacity: 3, fusedTail });
-    try {
-      feed(stream, slots, histories, makeRng(seed));
-      scores.push(await streamScores(stream, Int32Array.from(slots)));
-    } finally {
-      stream.dispose();
-    }
-  }
+  const scores = [
+    await fedScores(model, { fusedTail: true }, slots, histories, seed),
+    await fedScores(model, { fusedTail: false }, slots, histories, seed),
+  ];
   assertRowsClose(scores[0], scores[1], slots.length, `seed ${seed}: fused vs separate tail`);
   assertRowsClose(
     scores[0],
     await fullScores(model, histories),
     slots.length,
     `seed ${seed}: fused vs full forward`,
+  );
+  assertEquals(
+    await fedScores(model, { fusedInProjection: true }, slots, histories, seed),
+    scores[1],
+    `seed ${seed}: the step's projection vs the product's`,
   );
 });
 
@@ -242,23 +265,4 @@ Deno.test("selective step kernels match their float64 references over several st
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
-});
-
-Deno.test("Mamba4RecStream: the step's own input projection gives the same scores bit for bit", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  const model = smallModel(2, rng, seed);
-  const histories = [1, D_CONV, 23].map((n) => history(rng, n));
-  const slots = [2, 0, 1];
-  const scores = [];
-  for (const fusedInProjection of [true, false]) {
-    const stream = new Mamba4RecStream(model, { capacity: 3, fusedInProjection });
-    try {
-      feed(stream, slots, histories, makeRng(seed));
-      scores.push(await streamScores(stream, Int32Array.from(slots)));
-    } finally {
-      stream.dispose();
-    }
-  }
-  assertEquals(scores[0], scores[1], `seed ${seed}: the step's projection vs the product's`);
 });
