@@ -22,7 +22,8 @@
  * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the output
  * projection, LayerNorm, the feed-forward network (two products, GELU, the residual sum) and its
  * LayerNorm, and the representation's write. `layerTail` (`Mamba4RecStream`'s `fusedTail`) runs
- * the eight dispatches after the step as one kernel, 6 dispatches in all.
+ * the eight dispatches after the step as one kernel that also writes the representations, 5
+ * dispatches in all, and the step can make the input projection itself (`fusedInProjection`), 4.
  *
  * Measured (`--profile`), H200: observe 0.484 ms, of which the fused step 0.291 ms (1.2 TB/s of its
  * 374 MB), the four products 0.126 ms, the three LayerNorms 0.023 ms; recomputation 12.97 ms

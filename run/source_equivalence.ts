@@ -276,6 +276,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "order; tests check it against the product then `mambaStep` bit for bit. No training " +
       "or evaluation run opens a stream.",
   },
+  {
+    from: "sha256:f22bbe003a253b9d2563e20cb00ff207fbbfacf875ca9028be2df9549f4f742b",
+    to: "sha256:713a591ecb1736a20b91028dce3017d14c4b8c56b873e684c8cde9536062ef93",
+    change: "the fused layer tail can write its rows straight into the stream's table",
+    evidence: "Only the streaming form and its tail kernel changed: `layerTailInto` writes " +
+      "row i to row slots[i] of a table (used by the stream's `fusedTail`, off by default, for " +
+      "its last layer), the same values `layerTail` gives, which a test checks bit for bit; no " +
+      "training or evaluation run opens a stream.",
+  },
 ];
 
 /**

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/core/tensor.ts";
-import { layerTail } from "../ops/dense/layer_tail.ts";
+import { layerTail, layerTailInto } from "../ops/dense/layer_tail.ts";
 import { layerTailReference } from "../ops/dense/layer_tail_reference.ts";
 import { layerNorm } from "../ops/dense/layernorm.ts";
 import { matmul } from "../ops/dense/matmul/mod.ts";
@@ -35,14 +35,19 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
     const y = randn(rng, rows * inner);
     const resid = residual ? randn(rng, rows * d) : null;
     const want = layerTailReference(y, rows, w, resid);
-    const [fused, separate] = await tidy(() => {
+    // layerTailInto writes row i to a shuffled slot of a table with more rows than that.
+    const capacity = rows + 3;
+    const slots = Int32Array.from({ length: capacity }, (_, i) => i)
+      .sort(() => rng() - 0.5).subarray(0, rows);
+    const before = f32(randn(rng, capacity * d));
+    const [fused, separate, table] = await tidy(() => {
       const t = (a: Float64Array, shape: number[]) => Tensor.from(f32(a), shape);
       const yT = t(y, [rows, inner]);
       const residT = resid ? t(resid, [rows, d]) : null;
       const norm = (n: typeof w.norm1) => ({ weight: t(n.weight, [d]), bias: t(n.bias, [d]) });
       const norm1 = norm(w.norm1), norm2 = norm(w.norm2);
       const b1 = t(w.b1, [ffn]), b2 = t(w.b2, [d]);
-      const fused = layerTail(yT, {
+      const weights = {
         outT: t(transposed(w.out, d, inner), [inner, d]),
         norm1,
         w1T: t(transposed(w.w1, ffn, d), [d, ffn]),
@@ -51,7 +56,10 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
         b2,
         norm2,
         eps: w.eps,
-      }, residT);
+      };
+      const fused = layerTail(yT, weights, residT);
+      const table = Tensor.from(before, [capacity, d]);
+      layerTailInto(yT, weights, residT, table, Tensor.from(slots, [rows], "i32"));
       // The same layers as the model runs them, one op each.
       let m = matmul(yT, t(w.out, [d, inner]), { transB: true });
       if (residT) m = add(m, residT);
@@ -59,9 +67,12 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
       const a = gelu(matmul(n, t(w.w1, [ffn, d]), { transB: true, bias: b1 }));
       const f = matmul(a, t(w.w2, [d, ffn]), { transB: true, bias: b2 });
       const separate = layerNorm(add(f, n), norm2.weight, norm2.bias, w.eps);
-      return readTensors([fused, separate]);
+      return readTensors([fused, separate, table]);
     });
     assertEquals(fused.length, rows * d);
+    const expected = Float32Array.from(before);
+    slots.forEach((slot, i) => expected.set(fused.subarray(i * d, (i + 1) * d), slot * d));
+    assertEquals(table, expected, `seed ${seed}: the rows written into the table`);
     assertClose(fused, want, 2e-6, `seed ${seed}: fused against float64`);
     assertClose(fused, separate, 2e-6, `seed ${seed}: fused against the separate ops`);
   });

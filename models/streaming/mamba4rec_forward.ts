@@ -8,7 +8,7 @@
  */
 import { Tensor } from "../../ops/core/tensor.ts";
 import { embedding } from "../../ops/dense/embedding.ts";
-import { layerTail } from "../../ops/dense/layer_tail.ts";
+import { layerTail, layerTailInto } from "../../ops/dense/layer_tail.ts";
 import { matmul } from "../../ops/dense/matmul/mod.ts";
 import { add, reshape } from "../../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../../ops/pointwise/gather.ts";
@@ -51,11 +51,12 @@ export interface StreamNetwork {
  * up to the output projection, with the user's window and state (with `fusedInProjection` the
  * kernel makes x and z itself, {@link mambaStepFromHidden}); the output projection, LayerNorm and
  * feed-forward network follow as the model's own ops, or as one kernel ({@link layerTail}) with
- * `fusedTail`.
+ * `fusedTail`, which then writes the last layer's rows straight into the representations
+ * ({@link layerTailInto}).
  */
 export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void {
   let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
-  for (const layer of net.layers) {
+  for (const [i, layer] of net.layers.entries()) {
     const y = net.fusedInProjection
       ? mambaStepFromHidden(h, layer.inProjT, layer.step, layer, slots, net.stepTuning)
       : mambaStep(
@@ -67,6 +68,11 @@ export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void
       );
     // One layer: no residual around the Mamba block, as in Mamba4Rec.forward.
     const residual = net.layers.length === 1 ? null : h;
+    if (net.fusedTail && i === net.layers.length - 1) {
+      // The last layer's rows go straight to the users' representations.
+      layerTailInto(y, layer.tail, residual, net.reps, slots);
+      return;
+    }
     if (net.fusedTail) {
       h = layerTail(y, layer.tail, residual);
     } else {

@@ -64,6 +64,8 @@ interface TailSizes {
   rows: number;
   /** Whether the block's residual is added before the first LayerNorm. */
   residual: boolean;
+  /** Whether row i is written to row `slot[i]` of a table ({@link layerTailInto}). */
+  slotted: boolean;
 }
 
 /** How the invocations of a product of `n` output columns share them out. */
@@ -75,7 +77,7 @@ function productLayout(n: number, rows: number) {
 }
 
 /** Rows of workgroup memory each staged matrix needs (every product's rows, padded). */
-function paddedRows(s: TailSizes): number {
+function paddedRows(s: Omit<TailSizes, "slotted">): number {
   return Math.max(
     ...[s.d, s.ffn].map((n) => productLayout(n, s.rows).paddedRows),
     s.rows,
@@ -83,7 +85,7 @@ function paddedRows(s: TailSizes): number {
 }
 
 /** Workgroup bytes the kernel for `s` takes. */
-function workgroupBytes(s: TailSizes): number {
+function workgroupBytes(s: Omit<TailSizes, "slotted">): number {
   return 4 * (paddedRows(s) * (s.inner + 2 * s.d + s.ffn) + 2 * s.rows);
 }
 
@@ -184,6 +186,7 @@ const tailShader = shaderGenerator("layerTail", (s: TailSizes) => {
     decl("ln2_w"),
     decl("ln2_b"),
     decl("out", "read_write"),
+    ...(s.slotted ? [`@group(0) @binding(${binding++}) var<storage, read> slot: array<i32>;`] : []),
   ].join("\n");
   return /* wgsl */ `
 struct P { rows: u32, gx: u32, eps: f32 }
@@ -229,14 +232,17 @@ ${
       rows,
       "ln2_w",
       "ln2_b",
-      (g, c, v) => `if (${g} < live) { out[(u0 + ${g}) * ${d}u + ${c}] = ${v}; }`,
+      (g, c, v) =>
+        `if (${g} < live) { out[${
+          s.slotted ? `u32(slot[u0 + ${g}])` : `(u0 + ${g})`
+        } * ${d}u + ${c}] = ${v}; }`,
     )
   }
 }`;
 });
 
 /** The rows per workgroup for `s` on this device: the most (≤ 16) whose memory fits. */
-function rowsPerWorkgroup(s: Omit<TailSizes, "rows">): number {
+function rowsPerWorkgroup(s: Omit<TailSizes, "rows" | "slotted">): number {
   const limit = runtime().info.maxWorkgroupBytes;
   for (let rows = MAX_ROWS; rows >= 1; rows--) {
     if (workgroupBytes({ ...s, rows }) <= limit) return rows;
@@ -257,6 +263,42 @@ function rowsPerWorkgroup(s: Omit<TailSizes, "rows">): number {
  * @returns `[rows, d]`
  */
 export function layerTail(y: Tensor, weights: LayerTailWeights, residual: Tensor | null): Tensor {
+  const out = Tensor.empty([y.shape[0], weights.outT.shape[1] ?? 0], "f32", "layerTail");
+  launchTail(y, weights, residual, out, null);
+  return out;
+}
+
+/**
+ * {@link layerTail} written straight into a table: row i of the result goes to row `slots[i]` of
+ * `table` (`[capacity, d]`, updated in place), as `writeSlotRows(table, slots, layerTail(…))`
+ * would write it, one dispatch fewer.
+ * @param y `[rows, inner]`: the Mamba block's output before its output projection
+ * @param weights the projections (transposed), biases and LayerNorms
+ * @param residual `[rows, d]` added after the output projection, or null (one-layer Mamba4Rec)
+ * @param table `[capacity, d]`, its rows `slots` overwritten
+ * @param slots i32 `[rows]`: distinct rows of `table`
+ */
+export function layerTailInto(
+  y: Tensor,
+  weights: LayerTailWeights,
+  residual: Tensor | null,
+  table: Tensor,
+  slots: Tensor,
+): void {
+  const d = weights.outT.shape[1] ?? 0;
+  assertShape("layerTail", "table", table, [table.shape[0], d]);
+  assertShape("layerTail", "slots", slots, [y.shape[0]], "i32");
+  launchTail(y, weights, residual, table, slots);
+}
+
+/** Checks the shapes and launches the tail into `out` (its rows `slots`, or in order). */
+function launchTail(
+  y: Tensor,
+  weights: LayerTailWeights,
+  residual: Tensor | null,
+  out: Tensor,
+  slots: Tensor | null,
+): void {
   const op = "layerTail";
   const [inner, d] = weights.outT.shape;
   const ffn = weights.w1T.shape[1];
@@ -278,8 +320,7 @@ export function layerTail(y: Tensor, weights: LayerTailWeights, residual: Tensor
     assertShape(op, `${name}.bias`, norm.bias, [d]);
   }
   const base = { inner, d, ffn, residual: residual !== null };
-  const sizes = { ...base, rows: rowsPerWorkgroup(base) };
-  const out = Tensor.empty([rows, d], "f32", op);
+  const sizes = { ...base, rows: rowsPerWorkgroup(base), slotted: slots !== null };
   const groups = foldWorkgroups(Math.ceil(rows / sizes.rows));
   const { norm1, norm2 } = weights;
   launch(
@@ -299,8 +340,8 @@ export function layerTail(y: Tensor, weights: LayerTailWeights, residual: Tensor
       norm2.weight,
       norm2.bias,
       out,
+      ...(slots ? [slots] : []),
     ],
     groups,
   );
-  return out;
 }
