@@ -278,7 +278,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:f22bbe003a253b9d2563e20cb00ff207fbbfacf875ca9028be2df9549f4f742b",
-    to: "sha256:713a591ecb1736a20b91028dce3017d14c4b8c56b873e684c8cde9536062ef93",
+    to: "sha256:48458bd3db0958de9b535a7b3982bf3518078b82251eb980a8c7fe02ed4066fa",
     change: "the fused layer tail can write its rows straight into the stream's table",
     evidence: "Only the streaming form and its tail kernel changed: `layerTailInto` writes " +
       "row i to row slots[i] of a table (used by the stream's `fusedTail`, off by default, for " +

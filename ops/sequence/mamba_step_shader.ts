@@ -35,8 +35,9 @@ export interface StepSizes {
  * Invocations per workgroup: the channels of its streams rounded up to whole subgroups, at most
  * 256.
  */
-export const invocations: (channels: number) => number = (channels: number) =>
-  Math.min(256, Math.ceil(channels / 32) * 32);
+export function invocations(channels: number): number {
+  return Math.min(256, Math.ceil(channels / 32) * 32);
+}
 
 /**
  * WGSL updating `count` states from `k0` on (`k0` a WGSL expression): each state's new value
