@@ -86,29 +86,36 @@ async function fedScores(
   }
 }
 
-Deno.test("Mamba4RecStream: the fused forms give the separate ops' scores (layerTail to rounding, the step's own input projection bit for bit)", async () => {
-  const seed = freshSeed();
-  const rng = makeRng(seed);
-  const model = smallModel(2, rng, seed);
-  const histories = [1, D_CONV, 23].map((n) => history(rng, n));
-  const slots = [2, 0, 1];
-  const scores = [
-    await fedScores(model, { fusedTail: true }, slots, histories, seed),
-    await fedScores(model, { fusedTail: false }, slots, histories, seed),
-  ];
-  assertRowsClose(scores[0], scores[1], slots.length, `seed ${seed}: fused vs separate tail`);
-  assertRowsClose(
-    scores[0],
-    await fullScores(model, histories),
-    slots.length,
-    `seed ${seed}: fused vs full forward`,
-  );
-  assertEquals(
-    await fedScores(model, { fusedInProjection: true }, slots, histories, seed),
-    scores[1],
-    `seed ${seed}: the step's projection vs the product's`,
-  );
-});
+for (const numLayers of [1, 2]) {
+  Deno.test(`Mamba4RecStream (${numLayers} layer${numLayers > 1 ? "s" : ""}): the fused forms give the separate ops' scores (layerTail to rounding, the step's own input projection bit for bit)`, async () => {
+    const seed = freshSeed();
+    const rng = makeRng(seed);
+    const model = smallModel(numLayers, rng, seed);
+    const histories = [1, D_CONV, 23].map((n) => history(rng, n));
+    const slots = [2, 0, 1];
+    const fed = (options: Omit<Mamba4RecStreamOptions, "capacity">) =>
+      fedScores(model, options, slots, histories, seed);
+    const separate = await fed({});
+    const fused = await fed({ fusedTail: true });
+    assertRowsClose(fused, separate, slots.length, `seed ${seed}: fused vs separate tail`);
+    assertRowsClose(
+      fused,
+      await fullScores(model, histories),
+      slots.length,
+      `seed ${seed}: fused vs full forward`,
+    );
+    assertEquals(
+      await fed({ fusedInProjection: true }),
+      separate,
+      `seed ${seed}: the step's projection vs the product's`,
+    );
+    assertEquals(
+      await fed({ fusedInProjection: true, fusedTail: true }),
+      fused,
+      `seed ${seed}: both fusions vs the fused tail alone`,
+    );
+  });
+}
 
 Deno.test("Mamba4RecStream.recommend: the best k items of the full scores, never PAD", async () => {
   const seed = freshSeed();
