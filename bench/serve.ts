@@ -60,6 +60,7 @@ import {
   Mamba4Rec,
   mamba4recConfig,
   Mamba4RecStream,
+  type Mamba4RecStreamOptions,
 } from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
 import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
@@ -172,8 +173,8 @@ export function describeStepTuning(tuning: MambaStepTuning): string {
 
 /**
  * The pair of benchmarks on the model `modelFor` gives (default: {@link benchModel}, built once
- * and shared): one observe call for every user, its fused step tuned by `stepTuning`, and one
- * forward over every user's window. Both encode GPU work only (no readback), as the harness
+ * and shared): one observe call for every user, by a stream of the given `form` (its step's
+ * tuning and fusions, `Mamba4RecStreamOptions`), and one forward over every user's window. Both encode GPU work only (no readback), as the harness
  * times it.
  */
 export function streamBenchmarks(
@@ -181,10 +182,9 @@ export function streamBenchmarks(
     if (!sharedModels.has(ctx.quick)) sharedModels.set(ctx.quick, benchModel(ctx.quick));
     return sharedModels.get(ctx.quick)!;
   },
-  stepTuning: MambaStepTuning = {},
-  fusedTail = false,
-  fusedInProjection = false,
+  form: Omit<Mamba4RecStreamOptions, "capacity"> = {},
 ): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
+  const { stepTuning = {}, fusedTail = false, fusedInProjection = false } = form;
   const tuned = Object.keys(stepTuning).length > 0;
   const variant = [
     ...(tuned ? [describeStepTuning(stepTuning)] : []),
@@ -196,12 +196,7 @@ export function streamBenchmarks(
     setup: (ctx) => {
       const { users } = sizesOf(ctx);
       const model = modelFor(ctx);
-      const stream = new Mamba4RecStream(model, {
-        capacity: users,
-        stepTuning,
-        fusedTail,
-        fusedInProjection,
-      });
+      const stream = new Mamba4RecStream(model, { capacity: users, ...form });
       const numItems = model.config.numItems;
       const rounds = [1, 2, 3, 4].map((seed) => randomItems(users, numItems, seed));
       const all = Int32Array.from({ length: users }, (_, i) => i);
@@ -319,7 +314,13 @@ if (import.meta.main) {
   const defs = [
     ...inputs.flatMap((fusedIn) =>
       tails.flatMap((fused) =>
-        tunings.map((tuning) => streamBenchmarks(undefined, tuning, fused, fusedIn)[0])
+        tunings.map((stepTuning) =>
+          streamBenchmarks(undefined, {
+            stepTuning,
+            fusedTail: fused,
+            fusedInProjection: fusedIn,
+          })[0]
+        )
       )
     ),
     streamBenchmarks()[1],

@@ -11,6 +11,7 @@ import { packedTrainSettings, type TrainConfig } from "../models/config.ts";
 import type { InputLayout } from "../models/model.ts";
 import type { CodeVersion } from "./code_version.ts";
 import type { SliceContents } from "./grid_runs.ts";
+import { median } from "./number_format.ts";
 
 /** The format tag of an efficiency file. */
 export const EFFICIENCY_FORMAT = "ssmrec-efficiency-1";
@@ -253,10 +254,15 @@ export async function readEfficiencyMeasurements(
  * first timed epoch pays (it rebuilds the buffer pool the measurement empties to count its peak).
  */
 export function laterEpochSeconds(t: TrainingEfficiency): number | undefined {
-  const later = [...(t.epochSeconds ?? [])].slice(1).sort((a, b) => a - b);
-  if (later.length === 0) return undefined;
-  const m = later.length >> 1;
-  return later.length % 2 ? later[m] : (later[m - 1] + later[m]) / 2;
+  const later = (t.epochSeconds ?? []).slice(1);
+  return later.length === 0 ? undefined : median(later);
+}
+
+/** Each timed epoch's seconds, "0.78, 0.55, 0.52 s", where two or more were timed; else "". */
+export function epochSecondsText(t: TrainingEfficiency): string {
+  return t.epochSeconds && t.epochSeconds.length > 1
+    ? `${t.epochSeconds.map((s) => s.toFixed(2)).join(", ")} s`
+    : "";
 }
 
 /**
@@ -267,8 +273,6 @@ export function laterEpochSeconds(t: TrainingEfficiency): number | undefined {
 export function trainingTimingText(m: EfficiencyMeasurement): string {
   const t = m.training;
   if (t.projected) return `projected from ${t.stepsTimed} of ${t.stepsPerEpoch} steps`;
-  const each = t.epochSeconds && t.epochSeconds.length > 1
-    ? `: ${t.epochSeconds.map((s) => s.toFixed(2)).join(", ")} s`
-    : "";
-  return `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed${each}`;
+  const each = epochSecondsText(t);
+  return `${t.epochsTimed} epoch${t.epochsTimed === 1 ? "" : "s"} timed${each ? `: ${each}` : ""}`;
 }

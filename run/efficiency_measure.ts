@@ -55,6 +55,7 @@ import {
   type TrainingEfficiency,
 } from "./efficiency_file.ts";
 import { sliceContents } from "./grid_runs.ts";
+import { median } from "./number_format.ts";
 import { checkMatmulRate, epochProjections } from "./projection_flops.ts";
 import { setupRun } from "./setup.ts";
 
@@ -146,13 +147,6 @@ function positive(name: string, value: number | undefined, fallback: number): nu
     throw new RangeError(`efficiency: '${name}' must be a positive integer, got ${value}`);
   }
   return v;
-}
-
-/** Median of a non-empty list. */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** The training steps' sizes and timing options of {@link timeTraining}. */

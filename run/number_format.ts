@@ -1,8 +1,15 @@
 /**
- * How the run layer's tables round their numbers.
+ * How the run layer's tables round their numbers, and the median its timings report.
  *
  * @module
  */
+
+/** Median of a non-empty list. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
 /** `value` rounded to `decimals` decimals. */
 export function rounded(value: number, decimals: number): number {

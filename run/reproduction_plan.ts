@@ -81,13 +81,6 @@ export function recordedSeconds(result: TrainResult): number {
   return result.history.reduce((s, e) => s + e.trainSeconds + e.evalSeconds, 0);
 }
 
-/** The mean GPU seconds of the recorded runs of `model` on `dataset`, undefined without any. */
-function meanRecordedSeconds(index: RunIndex, model: string, dataset: string): number | undefined {
-  const records = index.ofModelAndDataset(model, dataset);
-  if (records.length === 0) return undefined;
-  return records.reduce((s, r) => s + recordedSeconds(r.record.result), 0) / records.length;
-}
-
 /**
  * The GPU seconds a run of `model` on `dataset` is expected to take: the mean of the recorded
  * runs of the same model and dataset (any seed, any code); `undefined` when there are none.
@@ -97,7 +90,9 @@ export function estimateRunSeconds(
   model: string,
   dataset: string,
 ): number | undefined {
-  return meanRecordedSeconds(index, model, dataset);
+  const records = index.ofModelAndDataset(model, dataset);
+  if (records.length === 0) return undefined;
+  return records.reduce((s, r) => s + recordedSeconds(r.record.result), 0) / records.length;
 }
 
 /**
@@ -113,16 +108,20 @@ export function scaledRunSeconds(
   model: string,
   dataset: string,
 ): number | undefined {
-  const cells = new Set(index.records.map((r) => JSON.stringify([r.key.model, r.key.dataset])));
-  const pairs = [...cells].map((c) => JSON.parse(c) as [string, string]);
+  const mean = (m: string, d: string) => estimateRunSeconds(index, m, d);
+  const others = new Set(
+    index.records.filter((r) => r.key.model === model && r.key.dataset !== dataset)
+      .map((r) => r.key.dataset),
+  );
+  const references = new Set(
+    index.records.filter((r) => r.key.dataset === dataset && r.key.model !== model)
+      .map((r) => r.key.model),
+  );
   const logs: number[] = [];
-  for (const [m, other] of pairs) {
-    if (m !== model || other === dataset) continue;
-    const own = meanRecordedSeconds(index, model, other);
-    for (const [reference, d] of pairs) {
-      if (reference === model || d !== dataset) continue;
-      const there = meanRecordedSeconds(index, reference, dataset);
-      const here = meanRecordedSeconds(index, reference, other);
+  for (const other of others) {
+    for (const reference of references) {
+      const own = mean(model, other), there = mean(reference, dataset);
+      const here = mean(reference, other);
       if (own && there && here) logs.push(Math.log(own * there / here));
     }
   }

@@ -10,6 +10,7 @@
  * @module
  */
 import { SeededRandom } from "../data/random.ts";
+import { median } from "./number_format.ts";
 import { noGrad } from "../ops/core/autograd.ts";
 import { tidy } from "../ops/core/tensor.ts";
 import { sync } from "../ops/core/runtime.ts";
@@ -62,13 +63,6 @@ export function historyLengths(maxLength: number, points: number): number[] {
     out.add(Math.round(Math.pow(maxLength, i / (points - 1))));
   }
   return [...out].sort((a, b) => a - b);
-}
-
-/** Median of a non-empty list. */
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Milliseconds of `work` (queued GPU work included): one warm-up, then the median of repeats. */

@@ -37,6 +37,7 @@ import { requireProjectRoot } from "../run/code_version.ts";
 import {
   EFFICIENCY_DIRECTORY,
   type EfficiencyMeasurement,
+  epochSecondsText,
   laterEpochSeconds,
   trainingTimingText,
   writeEfficiencyMeasurement,
@@ -201,9 +202,8 @@ function projectionLine(m: EfficiencyMeasurement): string | undefined {
 function summaryLine(m: EfficiencyMeasurement, path: string): string {
   const t = m.training;
   const timing = t.projected ? ` (${trainingTimingText(m)})` : "";
-  const each = t.epochSeconds
-    ? ` (each: ${t.epochSeconds.map((s) => s.toFixed(2)).join(", ")} s)`
-    : "";
+  const seconds = epochSecondsText(t);
+  const each = seconds ? ` (each: ${seconds})` : "";
   const epoch = `${t.secondsPerEpoch.toFixed(2)} s / epoch${timing}${each}`;
   const layout = [m.histories.kind, m.histories.length].filter((x) => x !== undefined).join(" ");
   return `${m.model} on ${m.dataset} (${layout}), ` +

@@ -26,6 +26,7 @@ import { Tensor } from "../core/tensor.ts";
 import { shaderGenerator } from "../wgsl/cache.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
 import { NORMAL_CDF_WGSL } from "../wgsl/math.ts";
+import { stagedProductLayout, stagedProductWgsl } from "../wgsl/staged_product.ts";
 
 /** The weights of a layer tail, in the layouts {@link layerTail} reads. */
 export interface LayerTailWeights {
@@ -68,18 +69,10 @@ interface TailSizes {
   slotted: boolean;
 }
 
-/** How the invocations of a product of `n` output columns share them out. */
-function productLayout(n: number, rows: number) {
-  const columns = Math.min(n, THREADS); // columns taken at once
-  const slices = Math.floor(THREADS / columns); // groups of rows, one per slice of invocations
-  const perThread = Math.ceil(rows / slices); // rows each invocation sums
-  return { columns, slices, perThread, paddedRows: slices * perThread };
-}
-
 /** Rows of workgroup memory each staged matrix needs (every product's rows, padded). */
 function paddedRows(s: Omit<TailSizes, "slotted">): number {
   return Math.max(
-    ...[s.d, s.ffn].map((n) => productLayout(n, s.rows).paddedRows),
+    ...[s.d, s.ffn].map((n) => stagedProductLayout(n, s.rows, THREADS, true).paddedRows),
     s.rows,
   );
 }
@@ -90,18 +83,10 @@ function workgroupBytes(s: Omit<TailSizes, "slotted">): number {
 }
 
 /**
- * Weights an invocation loads before it multiplies them: that many loads in flight at once. One
- * workgroup's invocations are few against the latency of a load, and one load at a time made the
- * products wait on memory (0.40 ms for 10,000 rows on an H100, against 0.11 ms for the separate
- * ops).
- */
-const WEIGHT_LOADS = 8;
-
-/**
  * WGSL of one product: `src` (`[rows, k]` in workgroup memory) times `weight` (`[k, n]`,
  * global), each sum finished by `finish(acc, c, g)` (a WGSL statement storing the value of row g,
- * column c). Weights are loaded {@link WEIGHT_LOADS} at a time; each sum still runs over k in
- * order.
+ * column c), then a barrier; the rows are shared among the invocations where the columns are
+ * fewer.
  */
 function productCode(
   src: string,
@@ -111,32 +96,8 @@ function productCode(
   rows: number,
   finish: (acc: string, c: string, g: string) => string,
 ): string {
-  const { columns, slices, perThread } = productLayout(n, rows);
-  const accs = Array.from({ length: perThread }, (_, i) => i);
-  const loads = Array.from({ length: WEIGHT_LOADS }, (_, u) => u);
-  const row = (i: number) => `(slice + ${i * slices}u)`;
-  const products = (w: string, kk: string) =>
-    accs.map((i) => `        acc_${i} = fma(${src}[${row(i)} * ${k}u + ${kk}], ${w}, acc_${i});`)
-      .join("\n");
-  return `  if (t < ${slices * columns}u) {
-    let slice = t / ${columns}u;
-    for (var c = t % ${columns}u; c < ${n}u; c += ${columns}u) {
-${accs.map((i) => `      var acc_${i} = 0.0;`).join("\n")}
-      var k = 0u;
-      for (; k + ${WEIGHT_LOADS}u <= ${k}u; k += ${WEIGHT_LOADS}u) {
-${loads.map((u) => `        let w${u} = ${weight}[(k + ${u}u) * ${n}u + c];`).join("\n")}
-${loads.map((u) => products(`w${u}`, `k + ${u}u`)).join("\n")}
-      }
-      for (; k < ${k}u; k++) {
-        let w = ${weight}[k * ${n}u + c];
-${products("w", "k")}
-      }
-${
-    accs.map((i) => `      if (${row(i)} < ${rows}u) { ${finish(`acc_${i}`, "c", row(i))} }`)
-      .join("\n")
-  }
-    }
-  }
+  const product = { src, weight, k, n, rows, threads: THREADS, spreadRows: true, finish };
+  return `${stagedProductWgsl(product)}
   workgroupBarrier();`;
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import { normalCdf } from "../pointwise/normal_cdf_reference.ts";
+import { linearReference } from "./linear_reference.ts";
 
 /** The layer tail's weights as float64 host arrays, Linear weights `[out, in]`. */
 export interface LayerTailReferenceWeights {
@@ -24,18 +25,6 @@ export interface LayerTailReferenceWeights {
   norm2: { weight: Float64Array; bias: Float64Array };
   /** Variance epsilon. */
   eps: number;
-}
-
-/** `x·Wᵀ + b` for one row: `w` is `[out, in]`. */
-function linear(x: Float64Array, w: Float64Array, b: Float64Array | null, out: number) {
-  const inp = x.length;
-  const y = new Float64Array(out);
-  for (let o = 0; o < out; o++) {
-    let s = b ? b[o] : 0;
-    for (let i = 0; i < inp; i++) s += x[i] * w[o * inp + i];
-    y[o] = s;
-  }
-  return y;
 }
 
 /** LayerNorm with the biased variance. */
@@ -61,14 +50,14 @@ export function layerTailReference(
   w: LayerTailReferenceWeights,
   residual: Float64Array | null,
 ): Float64Array {
-  const d = w.b2.length, ffn = w.b1.length, inner = y.length / rows;
+  const d = w.b2.length, inner = y.length / rows;
   const out = new Float64Array(rows * d);
   for (let r = 0; r < rows; r++) {
-    const m = linear(y.subarray(r * inner, (r + 1) * inner), w.out, null, d);
+    const m = linearReference(y.subarray(r * inner, (r + 1) * inner), w.out);
     if (residual) { for (let c = 0; c < d; c++) m[c] += residual[r * d + c]; }
     const n = layerNorm(m, w.norm1, w.eps);
-    const a = linear(n, w.w1, w.b1, ffn).map((v) => v * normalCdf(v));
-    const f = linear(a, w.w2, w.b2, d);
+    const a = linearReference(n, w.w1, w.b1).map((v) => v * normalCdf(v));
+    const f = linearReference(a, w.w2, w.b2);
     out.set(layerNorm(f.map((v, c) => v + n[c]), w.norm2, w.eps), r * d);
   }
   return out;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { linearReference } from "../dense/linear_reference.ts";
 import { causalConv1dStepReference, selectiveScanStepReference } from "./selective_step.ts";
 
 /** One stream's weights for {@link mambaStepReference}, in the model's own layouts. */
@@ -27,15 +28,6 @@ export interface MambaStepReferenceWeights {
   readonly A: Float64Array;
   /** D `[d]`. */
   readonly D: Float64Array;
-}
-
-/** `W · v` for W `[rows, v.length]`. */
-function matVec(weight: Float64Array, v: Float64Array): Float64Array {
-  const cols = v.length, out = new Float64Array(weight.length / cols);
-  for (let i = 0; i < out.length; i++) {
-    for (let c = 0; c < cols; c++) out[i] += weight[i * cols + c] * v[c];
-  }
-  return out;
 }
 
 /**
@@ -62,10 +54,10 @@ export function mambaStepReference(
   );
   return selectiveScanStepReference({
     x: u,
-    delta: matVec(weights.dtWeight, matVec(weights.xDt, u)),
+    delta: linearReference(linearReference(u, weights.xDt), weights.dtWeight),
     A: weights.A,
-    B: matVec(weights.xB, u),
-    C: matVec(weights.xC, u),
+    B: linearReference(u, weights.xB),
+    C: linearReference(u, weights.xC),
     D: weights.D,
     z: xz.subarray(d),
     deltaBias: weights.dtBias,

@@ -7,6 +7,7 @@
 import { GRID_WGSL } from "../wgsl/grid.ts";
 import { MATH_WGSL } from "../wgsl/math.ts";
 import { shaderGenerator } from "../wgsl/cache.ts";
+import { stagedProductWgsl } from "../wgsl/staged_product.ts";
 
 /** Sizes and launch settings a `mambaStep` kernel is compiled for. */
 export interface StepSizes {
@@ -95,69 +96,42 @@ ${stateBatch(batch)}
 ${stateBatch(rest % batch)}`;
 }
 
-/** Weights a product of the step loads before it multiplies them ({@link stagedProductCode}). */
-const WEIGHT_LOADS = 8;
-
-/** One product of the step over the rows its workgroup staged in workgroup memory. */
-interface StagedProduct {
-  /** The staged rows, `[streams, k]` in workgroup memory. */
-  readonly src: string;
-  /** Their width, a WGSL expression. */
-  readonly k: string;
-  /** The weight `[k, cols]` in storage (a Linear's weight transposed). */
-  readonly weight: string;
-  /** Output columns, a WGSL expression. */
-  readonly cols: string;
-  /** The results, `[streams, cols]` in workgroup memory. */
-  readonly dst: string;
-}
-
 /**
- * WGSL of a product for the workgroup's streams: invocation j sums column j (and j + T, …) for
- * each of them, every weight read once and used by all, {@link WEIGHT_LOADS} loads in flight,
- * each sum over k in order with fused multiply-adds from zero, as `matmul` sums without a split
- * reduction.
+ * WGSL of one of the step's products for the workgroup's streams (`src` `[streams, k]` in
+ * workgroup memory into `dst` `[streams, n]`): each invocation sums one column for every stream,
+ * so each weight it reads serves them all.
  */
-function stagedProductCode(streams: number, { src, k, weight, cols, dst }: StagedProduct): string {
-  const each = (f: (i: number) => string) =>
-    Array.from({ length: streams }, (_, i) => f(i)).join("\n");
-  const us = Array.from({ length: WEIGHT_LOADS }, (_, u) => u);
-  const products = (w: string, c: string) =>
-    each((i) => `      acc_${i} = fma(${src}[${i}u * ${k} + ${c}], ${w}, acc_${i});`);
-  return `  for (var j = t; j < ${cols}; j += T) {
-${each((i) => `    var acc_${i} = 0.0;`)}
-    var c = 0u;
-    for (; c + ${WEIGHT_LOADS}u <= ${k}; c += ${WEIGHT_LOADS}u) {
-${us.map((u) => `      let w${u} = ${weight}[(c + ${u}u) * ${cols} + j];`).join("\n")}
-${us.map((u) => products(`w${u}`, `c + ${u}u`)).join("\n")}
-    }
-    for (; c < ${k}; c++) {
-      let wj = ${weight}[c * ${cols} + j];
-${products("wj", "c")}
-    }
-${each((i) => `    ${dst}[${i}u * ${cols} + j] = acc_${i};`)}
-  }`;
+function productCode(
+  sizes: StepSizes,
+  src: string,
+  weight: string,
+  k: number,
+  n: number,
+  dst: string,
+): string {
+  return stagedProductWgsl({
+    src,
+    weight,
+    k,
+    n,
+    rows: sizes.streams,
+    threads: invocations(sizes.streams * sizes.d),
+    spreadRows: false,
+    finish: (acc, c, g) => `${dst}[${g} * ${n}u + ${c}] = ${acc};`,
+  });
 }
 
 /**
  * WGSL staging the workgroup's streams' hidden rows and multiplying them by the input
  * projection into `xzs` (`[streams, 2d]`: x, then z), in place of reading a product made before.
  */
-function inProjectionCode(streams: number): string {
+function inProjectionCode(sizes: StepSizes): string {
   return `  for (var e = t; e < S * DM; e += T) {
     let u = u0 + e / DM;
     if (u < p.users) { hs[e] = hin[u * DM + e % DM]; }
   }
   workgroupBarrier();
-${
-    stagedProductCode(streams, {
-      src: "hs",
-      k: "DM",
-      weight: "in_proj_t",
-      cols: "2u * D",
-      dst: "xzs",
-    })
-  }
+${productCode(sizes, "hs", "in_proj_t", sizes.inputWidth, 2 * sizes.d, "xzs")}
   workgroupBarrier();
 `;
 }
@@ -219,7 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   let u0 = grid_index(wid, p.gx) * S;
   if (u0 >= p.users) { return; }
 ${sizes.prefetch > 0 ? statePrefetch(sizes.prefetch) + "\n" : ""}${
-      fused ? inProjectionCode(streams) : ""
+      fused ? inProjectionCode(sizes) : ""
     }  // The convolution, taps oldest first and the new input last, then SiLU; the window drops its
   // oldest input and appends the new one.
   for (var e = t; e < S * D; e += T) {
@@ -239,7 +213,7 @@ ${sizes.prefetch > 0 ? statePrefetch(sizes.prefetch) + "\n" : ""}${
   }
   workgroupBarrier();
   // x_proj over each stream's whole x: Δ's low-rank part, then B, then C.
-${stagedProductCode(streams, { src: "xs", k: "D", weight: "x_proj_t", cols: "J", dst: "proj" })}
+${productCode(sizes, "xs", "x_proj_t", d, r + 2 * n, "proj")}
   workgroupBarrier();
   // dt_proj and softplus, the state update, C·h, the D skip and the SiLU(z) gate.
   for (var e = t; e < S * D; e += T) {

@@ -1,0 +1,113 @@
+/**
+ * WGSL of a small product inside a kernel: rows a workgroup staged in workgroup memory times a
+ * weight in storage, each output column summed by one invocation for one or several rows, so
+ * each weight it loads serves all of them. Kernels that fuse a layer's products for a few rows
+ * (the streaming step, the layer tail) share it.
+ *
+ * Each sum runs over the reduction in order with fused multiply-adds from zero, as `matmul` sums
+ * without a split reduction, so the results equal matmul's bit for bit. An invocation loads
+ * {@link WEIGHT_LOADS} weights before it multiplies them: a workgroup's few invocations against
+ * the latency of a load leave the products waiting on memory otherwise (one load at a time made
+ * the layer tail take 0.40 ms for 10,000 rows on an H100, against 0.11 ms for separate ops).
+ *
+ * @module
+ */
+
+/** Weights an invocation loads before it multiplies them: that many loads in flight at once. */
+export const WEIGHT_LOADS = 8;
+
+/** How a product's output columns and rows are shared among a workgroup's invocations. */
+export interface StagedProductLayout {
+  /** Columns taken at once, one per invocation. */
+  readonly columns: number;
+  /** Groups of invocations, each taking its own rows of every column it takes. */
+  readonly slices: number;
+  /** Rows each invocation sums. */
+  readonly perThread: number;
+  /** Rows the staged matrix needs: slices × rows per invocation (≥ the rows). */
+  readonly paddedRows: number;
+}
+
+/**
+ * The layout of a product of `n` columns over `rows` rows on `threads` invocations: one
+ * invocation a column, and with `spreadRows`, where there are fewer columns than invocations,
+ * the rows shared among slices of invocations (otherwise each invocation sums every row).
+ */
+export function stagedProductLayout(
+  n: number,
+  rows: number,
+  threads: number,
+  spreadRows: boolean,
+): StagedProductLayout {
+  const columns = Math.min(n, threads);
+  const slices = spreadRows ? Math.floor(threads / columns) : 1;
+  const perThread = Math.ceil(rows / slices);
+  return { columns, slices, perThread, paddedRows: slices * perThread };
+}
+
+/** One product for {@link stagedProductWgsl}. */
+export interface StagedProduct {
+  /** The staged rows, `[paddedRows, k]` in workgroup memory. */
+  readonly src: string;
+  /** The weight `[k, n]` in storage (a Linear's weight transposed). */
+  readonly weight: string;
+  /** The reduction length. */
+  readonly k: number;
+  /** Output columns. */
+  readonly n: number;
+  /** Rows with a result. */
+  readonly rows: number;
+  /** Invocations of the workgroup; `t` is the local invocation index. */
+  readonly threads: number;
+  /** Share the rows among slices of invocations ({@link stagedProductLayout}). */
+  readonly spreadRows: boolean;
+  /**
+   * WGSL statements taking row g's value `acc` of column c (expressions), run in a block of their
+   * own per row.
+   */
+  readonly finish: (acc: string, c: string, g: string) => string;
+}
+
+/**
+ * WGSL computing a product of rows staged in workgroup memory (see the module documentation),
+ * in a block of its own; the caller puts a barrier after it before anything reads the results.
+ */
+export function stagedProductWgsl(
+  { src, weight, k, n, rows, threads, spreadRows, finish }: StagedProduct,
+): string {
+  const { columns, slices, perThread, paddedRows } = stagedProductLayout(
+    n,
+    rows,
+    threads,
+    spreadRows,
+  );
+  const accs = Array.from({ length: perThread }, (_, i) => i);
+  const loads = Array.from({ length: WEIGHT_LOADS }, (_, u) => u);
+  const row = (i: number) => `(slice + ${i * slices}u)`;
+  const products = (w: string, kk: string) =>
+    accs.map((i) => `        acc_${i} = fma(${src}[${row(i)} * ${k}u + ${kk}], ${w}, acc_${i});`)
+      .join("\n");
+  const store = (i: number) => finish(`acc_${i}`, "c", row(i));
+  return `  if (t < ${slices * columns}u) {
+    let slice = t / ${columns}u;
+    for (var c = t % ${columns}u; c < ${n}u; c += ${columns}u) {
+${accs.map((i) => `      var acc_${i} = 0.0;`).join("\n")}
+      var k = 0u;
+      for (; k + ${WEIGHT_LOADS}u <= ${k}u; k += ${WEIGHT_LOADS}u) {
+${loads.map((u) => `        let w${u} = ${weight}[(k + ${u}u) * ${n}u + c];`).join("\n")}
+${loads.map((u) => products(`w${u}`, `k + ${u}u`)).join("\n")}
+      }
+      for (; k < ${k}u; k++) {
+        let w = ${weight}[k * ${n}u + c];
+${products("w", "k")}
+      }
+${
+    accs.map((i) =>
+      paddedRows === rows
+        ? `      { ${store(i)} }`
+        : `      if (${row(i)} < ${rows}u) { ${store(i)} }`
+    ).join("\n")
+  }
+    }
+  }`;
+}
