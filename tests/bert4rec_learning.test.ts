@@ -14,7 +14,9 @@ Deno.test("bert4rec learns a deterministic next-item rule (HR@10 > 0.9) with its
   const maxLength = 10;
   // Width 32: at 16 some draws stall on a plateau near loss 3.0 (seed 26: HR@10 0.56 after 12
   // epochs); at 32 thirteen seeds, 26 and the earlier stragglers 92, 475 and 300 among them,
-  // all reach HR@10 1.0.
+  // all reach HR@10 1.0. Seed 553 still stalled there at learning rate 0.01 (HR@10 0.58 after
+  // 12 epochs, 0.89 after 20); at 0.005 over 20 epochs it and 26, 92, 475, 300, 17, 801 and 644
+  // all pass.
   const model = createModel("bert4rec", dataset.numItems, {
     hiddenSize: 32,
     innerSize: 64,
@@ -24,9 +26,9 @@ Deno.test("bert4rec learns a deterministic next-item rule (HR@10 > 0.9) with its
     seed,
   });
   const config = trainConfig({
-    epochs: 12,
+    epochs: 20,
     batchSize: 128,
-    learningRate: 0.01,
+    learningRate: 0.005,
     maxLength,
     seed,
     verbose: false,
