@@ -296,6 +296,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "(bit for bit against matmul and across tunings) pass unchanged. No training or " +
       "evaluation run opens a stream.",
   },
+  {
+    from: "sha256:ada237729775bb4f5d0f7dcf6e5103360ec71f771864e883984b34ac360121c4",
+    to: "sha256:4291e27a2d243e4c6cc15dd319b98f7d661623172b27b80f82f9987ff02c4b75",
+    change: "the best epoch's checkpoint keeps the weights only",
+    evidence: "`best.safetensors` is written without Adam's moments (testing loads only its " +
+      "`model.*` tensors, as before); `last.safetensors`, which resuming reads, is unchanged. No " +
+      "step, kernel or evaluation changed: the trainer's resume test still matches an " +
+      "uninterrupted run loss for loss and metric for metric.",
+  },
 ];
 
 /**

@@ -84,6 +84,16 @@ Deno.test("training is reproducible from the seed, and resumes from its checkpoi
   assertEquals([runC.history.length, runC.complete], [3, true]);
   assertEquals(runC.history.map((h) => h.loss), runA.history.map((h) => h.loss));
   assertEquals(runC.test, runA.test);
+  // The best epoch's checkpoint keeps the weights only, and cannot be resumed from.
+  const best = join(dir, "best.safetensors");
+  const bestNames = [...(await readCheckpoint(best)).tensors.keys()];
+  assert(bestNames.length > 0 && bestNames.every((n) => n.startsWith("model.")), `${bestNames}`);
+  assert([...(await readCheckpoint(last)).tensors.keys()].some((n) => n.startsWith("optimizer.")));
+  await assertRejects(
+    () => train(modelC, dataset, config, { resumeFrom: best, resumeChanges }),
+    Error,
+    "resume from last.safetensors",
+  );
   const leftovers = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes(".tmp"));
   assertEquals(leftovers, []);
   await Deno.remove(dir, { recursive: true });

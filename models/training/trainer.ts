@@ -71,8 +71,9 @@ export interface TrainOptions {
 
 /**
  * Trains `model` on `dataset` with RecBole's protocol, then tests the best epoch's weights.
- * Checkpoints (`best.safetensors`, `last.safetensors` under `config.checkpointDir`) hold the
- * weights, Adam's moments, the dropout stream and the trainer state. Settings the model's layout
+ * Checkpoints under `config.checkpointDir`: `last.safetensors` holds the weights, Adam's moments,
+ * the dropout stream and the trainer state (what resuming reads); `best.safetensors` the best
+ * epoch's weights and metadata, without Adam's moments. Settings the model's layout
  * cannot use (`maskRatio` for a padded model, …) fail at once with a `ConfigError`.
  */
 export async function train(
@@ -164,8 +165,9 @@ export async function train(
       state.bestEpoch = epoch;
       state.bestValid = valid.metrics;
       state.stale = 0;
-      if (bestPath) await saveCheckpoint(bestPath, model, adam, state, config, settings);
-      else bestInMemory = await snapshot(model);
+      if (bestPath) {
+        await saveCheckpoint(bestPath, model, adam, state, config, settings, { weightsOnly: true });
+      } else bestInMemory = await snapshot(model);
     } else {
       state.stale++;
       stoppedEarly = state.stale > config.stoppingStep;

@@ -89,9 +89,11 @@ export async function snapshot(model: ModelBase): Promise<Float32Array[]> {
 }
 
 /**
- * Writes a resumable checkpoint: the weights (`model.*`), Adam's moments (`optimizer.*`), and as
- * metadata the model, the configurations, the optimizer's step count, the dropout stream, the
- * trainer's state and the run settings.
+ * Writes a checkpoint: the weights (`model.*`), Adam's moments (`optimizer.*`), and as metadata
+ * the model, the configurations, the optimizer's step count, the dropout stream, the trainer's
+ * state and the run settings. With `weightsOnly` (the best epoch's checkpoint, which only testing
+ * and serving read) Adam's moments and step count are left out: a third of the bytes, and
+ * {@link resume} refuses the file.
  */
 export async function saveCheckpoint(
   path: string,
@@ -100,9 +102,10 @@ export async function saveCheckpoint(
   state: TrainerState,
   config: TrainConfig,
   settings: RunSettings,
+  { weightsOnly = false }: { weightsOnly?: boolean } = {},
 ): Promise<void> {
   const entries = model.params.entries();
-  const optimizer = adam.state();
+  const optimizer = weightsOnly ? null : adam.state();
   const moments = (kind: string, list: (Tensor | null)[]) =>
     list.flatMap((
       t,
@@ -113,22 +116,23 @@ export async function saveCheckpoint(
       path,
       [
         ...prefixed("model.", entries),
-        ...moments("exp_avg", optimizer.expAvg),
-        ...moments("exp_avg_sq", optimizer.expAvgSq),
+        ...(optimizer
+          ? [...moments("exp_avg", optimizer.expAvg), ...moments("exp_avg_sq", optimizer.expAvgSq)]
+          : []),
       ],
       {
         format: "ssmrec-checkpoint-1",
         model: model.name,
         modelConfig: JSON.stringify(model.config),
         trainConfig: JSON.stringify(config),
-        optimizer: JSON.stringify({ steps: optimizer.steps }),
+        ...(optimizer ? { optimizer: JSON.stringify({ steps: optimizer.steps }) } : {}),
         dropoutRng: JSON.stringify(model.dropoutRng.state()),
         trainer: JSON.stringify(state),
         [SETTINGS_METADATA_KEY]: JSON.stringify(settings),
       },
     );
   } finally {
-    for (const t of [...optimizer.expAvg, ...optimizer.expAvgSq]) t?.dispose();
+    for (const t of optimizer ? [...optimizer.expAvg, ...optimizer.expAvgSq] : []) t?.dispose();
   }
 }
 
@@ -148,6 +152,12 @@ export async function resume(
   const differences = settingsDifferences(storedRunSettings(path, ckpt.metadata), settings)
     .filter((d) => !allowedChanges.includes(d.key));
   if (differences.length > 0) throw new SettingsMismatchError(path, differences);
+  if (ckpt.metadata.optimizer === undefined) {
+    throw new Error(
+      `cannot resume from ${path}: it holds the weights only (a best-epoch checkpoint, without ` +
+        `Adam's state); resume from last.safetensors in the same directory`,
+    );
+  }
   const entries = model.params.entries();
   loadTensors(ckpt, prefixed("model.", entries));
   const moment = (kind: string) =>
