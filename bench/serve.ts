@@ -33,9 +33,16 @@
  * c67d4a3e (`--profile --streams 1,2,4`, the whole state row prefetched or not, both tails): observe 0.361 ms with the
  * separate ops against 0.660 ms with `layerTail`, whose profile gave it 0.404 ms of 0.627 (the
  * step 0.168): the prediction had been about 0.04 ms for its 0.82 GFLOP. Its invocations waited on
- * one weight load at a time; it now issues eight (not yet timed). Two or four streams per
- * workgroup and the prefetched state row did not help (0.366, 0.376; 0.395 ms); recomputation
- * 13.32 ms, so observe with the separate ops is 36.9× faster.
+ * one weight load at a time. Two or four streams per workgroup and the prefetched state row did
+ * not help (0.366, 0.376; 0.395 ms); recomputation 13.32 ms, so observe with the separate ops is
+ * 36.9× faster. H100, source 4291e27a (`--profile --fused-tail --fused-in-projection
+ * --prefetch-states 8,16`): separate ops 0.361 ms (kernels 0.356: step 0.169, four products
+ * 0.125, three LayerNorms 0.023, GELU 0.013, write 0.012, sum 0.008, embedding 0.007);
+ * `layerTail` issuing eight weight loads at a time took 0.224 ms of kernel against about 0.15 ms
+ * for the ops it replaces (observe 0.459 ms), and the step with its input projection 0.200 ms
+ * against 0.169 + 0.027 (observe 0.369 ms); both together 0.475 ms; recomputation 13.29 ms. The
+ * tail's invocations then read one staged value per multiply-add (one output column each); they
+ * now take four adjacent columns, reading the weights as vectors (not yet timed).
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]

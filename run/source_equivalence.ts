@@ -305,6 +305,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "step, kernel or evaluation changed: the trainer's resume test still matches an " +
       "uninterrupted run loss for loss and metric for metric.",
   },
+  {
+    from: "sha256:4291e27a2d243e4c6cc15dd319b98f7d661623172b27b80f82f9987ff02c4b75",
+    to: "sha256:0256f34c14a3c0ba15d218904280588d970d878e1166d2eebdc0c70e78c471d4",
+    change: "the streaming layer tail's products take four output columns per invocation",
+    evidence: "Only `layerTail` (and the shared small-product generator's layout, which the step " +
+      "kernel uses with one column per invocation, as before) changed; its test against float64 " +
+      "and the separate ops passes, and the step's bit-for-bit tests pass unchanged. No training " +
+      "or evaluation run opens a stream.",
+  },
 ];
 
 /**

@@ -7,9 +7,10 @@
  * poorly), two LayerNorms, GELU and a sum, each with a dispatch of its own.
  *
  * One workgroup takes a group of rows (`G`, as many as its memory holds, at most 16) and keeps
- * every intermediate in workgroup memory. In a product an invocation owns one output column for
- * several rows of the group, so each weight it reads (from the weights transposed, `[in, out]`,
- * read coalesced across the invocations) serves all those rows. Each sum runs over the input in
+ * every intermediate in workgroup memory. In a product an invocation owns four adjacent output
+ * columns (one where the width is not a multiple of 4) for several rows of the group, so each
+ * weight it reads (from the weights transposed, `[in, out]`, read coalesced across the
+ * invocations, four at a time) serves all those rows and each staged value four columns. Each sum runs over the input in
  * order with fused multiply-adds from zero and adds the bias after, as `matmul` does without a
  * split reduction, so the products equal the separate ops' bit for bit; the LayerNorms take the
  * mean and then the biased variance in one invocation per row (the separate op combines partial
@@ -69,10 +70,20 @@ interface TailSizes {
   slotted: boolean;
 }
 
+/**
+ * Whether a product of `n` output columns reads its weight four columns at a time (each
+ * invocation then sums four columns: a quarter of the workgroup-memory reads per multiply-add).
+ */
+function vectorColumns(n: number): boolean {
+  return n % 4 === 0;
+}
+
 /** Rows of workgroup memory each staged matrix needs (every product's rows, padded). */
 function paddedRows(s: Omit<TailSizes, "slotted">): number {
   return Math.max(
-    ...[s.d, s.ffn].map((n) => stagedProductLayout(n, s.rows, THREADS, true).paddedRows),
+    ...[s.d, s.ffn].map((n) =>
+      stagedProductLayout(n, s.rows, THREADS, true, vectorColumns(n)).paddedRows
+    ),
     s.rows,
   );
 }
@@ -96,7 +107,17 @@ function productCode(
   rows: number,
   finish: (acc: string, c: string, g: string) => string,
 ): string {
-  const product = { src, weight, k, n, rows, threads: THREADS, spreadRows: true, finish };
+  const product = {
+    src,
+    weight,
+    k,
+    n,
+    rows,
+    threads: THREADS,
+    spreadRows: true,
+    vectorColumns: vectorColumns(n),
+    finish,
+  };
   return `${stagedProductWgsl(product)}
   workgroupBarrier();`;
 }
@@ -132,17 +153,20 @@ const tailShader = shaderGenerator("layerTail", (s: TailSizes) => {
   const { inner, d, ffn, rows } = s;
   const padded = paddedRows(s);
   let binding = 1;
-  const decl = (name: string, access = "read") =>
-    `@group(0) @binding(${binding++}) var<storage, ${access}> ${name}: array<f32>;`;
+  const decl = (name: string, access = "read", element = "f32") =>
+    `@group(0) @binding(${binding++}) var<storage, ${access}> ${name}: array<${element}>;`;
+  // A product's weight, read four columns at a time where its width allows.
+  const weight = (name: string, n: number) =>
+    decl(name, "read", vectorColumns(n) ? "vec4<f32>" : "f32");
   const bindings = [
     decl("y"),
     ...(s.residual ? [decl("resid")] : []),
-    decl("out_t"),
+    weight("out_t", d),
     decl("ln1_w"),
     decl("ln1_b"),
-    decl("w1_t"),
+    weight("w1_t", ffn),
     decl("b1"),
-    decl("w2_t"),
+    weight("w2_t", d),
     decl("b2"),
     decl("ln2_w"),
     decl("ln2_b"),

@@ -18,7 +18,7 @@ export const WEIGHT_LOADS = 8;
 
 /** How a product's output columns and rows are shared among a workgroup's invocations. */
 export interface StagedProductLayout {
-  /** Columns taken at once, one per invocation. */
+  /** Columns (or, with vector columns, groups of four) taken at once, one per invocation. */
   readonly columns: number;
   /** Groups of invocations, each taking its own rows of every column it takes. */
   readonly slices: number;
@@ -30,17 +30,22 @@ export interface StagedProductLayout {
 
 /**
  * The layout of a product of `n` columns over `rows` rows on `threads` invocations: one
- * invocation a column, and with `spreadRows`, where there are fewer columns than invocations,
- * the rows shared among slices of invocations (otherwise each invocation sums every row).
+ * invocation a column (with `vectorColumns`, four adjacent columns), and with `spreadRows`, where
+ * there are fewer columns than invocations, the rows shared among slices of invocations (no
+ * more slices than rows; otherwise each invocation sums every row).
  */
 export function stagedProductLayout(
   n: number,
   rows: number,
   threads: number,
   spreadRows: boolean,
+  vectorColumns = false,
 ): StagedProductLayout {
-  const columns = Math.min(n, threads);
-  const slices = spreadRows ? Math.floor(threads / columns) : 1;
+  if (vectorColumns && n % 4 !== 0) {
+    throw new RangeError(`stagedProductLayout: vector columns need n a multiple of 4, got ${n}`);
+  }
+  const columns = Math.min(vectorColumns ? n / 4 : n, threads);
+  const slices = spreadRows ? Math.max(1, Math.min(Math.floor(threads / columns), rows)) : 1;
   const perThread = Math.ceil(rows / slices);
   return { columns, slices, perThread, paddedRows: slices * perThread };
 }
@@ -62,6 +67,13 @@ export interface StagedProduct {
   /** Share the rows among slices of invocations ({@link stagedProductLayout}). */
   readonly spreadRows: boolean;
   /**
+   * Each invocation takes four adjacent columns, reading the weight as `array<vec4<f32>>`
+   * (`weight` names such a binding; n a multiple of 4): each value read from `src` then serves
+   * four sums and each load fetches four weights. Every sum still runs over the reduction in
+   * order (`fma` on vectors works component by component), so the results are the same.
+   */
+  readonly vectorColumns?: boolean;
+  /**
    * WGSL statements taking row g's value `acc` of column c (expressions), run in a block of their
    * own per row.
    */
@@ -73,32 +85,42 @@ export interface StagedProduct {
  * in a block of its own; the caller puts a barrier after it before anything reads the results.
  */
 export function stagedProductWgsl(
-  { src, weight, k, n, rows, threads, spreadRows, finish }: StagedProduct,
+  { src, weight, k, n, rows, threads, spreadRows, vectorColumns = false, finish }: StagedProduct,
 ): string {
   const { columns, slices, perThread, paddedRows } = stagedProductLayout(
     n,
     rows,
     threads,
     spreadRows,
+    vectorColumns,
   );
+  // With vector columns, `c` counts groups of four columns and the weight has n / 4 per row.
+  const groups = vectorColumns ? n / 4 : n;
+  const zero = vectorColumns ? "vec4<f32>()" : "0.0";
+  const value = (v: string) => (vectorColumns ? `vec4<f32>(${v})` : v);
   const accs = Array.from({ length: perThread }, (_, i) => i);
   const loads = Array.from({ length: WEIGHT_LOADS }, (_, u) => u);
   const row = (i: number) => `(slice + ${i * slices}u)`;
   const products = (w: string, kk: string) =>
-    accs.map((i) => `        acc_${i} = fma(${src}[${row(i)} * ${k}u + ${kk}], ${w}, acc_${i});`)
-      .join("\n");
-  const store = (i: number) => finish(`acc_${i}`, "c", row(i));
+    accs.map((i) =>
+      `        acc_${i} = fma(${value(`${src}[${row(i)} * ${k}u + ${kk}]`)}, ${w}, acc_${i});`
+    ).join("\n");
+  const store = (i: number) =>
+    vectorColumns
+      ? [0, 1, 2, 3].map((j) => `{ ${finish(`acc_${i}[${j}]`, `(4u * c + ${j}u)`, row(i))} }`)
+        .join(" ")
+      : finish(`acc_${i}`, "c", row(i));
   return `  if (t < ${slices * columns}u) {
     let slice = t / ${columns}u;
-    for (var c = t % ${columns}u; c < ${n}u; c += ${columns}u) {
-${accs.map((i) => `      var acc_${i} = 0.0;`).join("\n")}
+    for (var c = t % ${columns}u; c < ${groups}u; c += ${columns}u) {
+${accs.map((i) => `      var acc_${i} = ${zero};`).join("\n")}
       var k = 0u;
       for (; k + ${WEIGHT_LOADS}u <= ${k}u; k += ${WEIGHT_LOADS}u) {
-${loads.map((u) => `        let w${u} = ${weight}[(k + ${u}u) * ${n}u + c];`).join("\n")}
+${loads.map((u) => `        let w${u} = ${weight}[(k + ${u}u) * ${groups}u + c];`).join("\n")}
 ${loads.map((u) => products(`w${u}`, `k + ${u}u`)).join("\n")}
       }
       for (; k < ${k}u; k++) {
-        let w = ${weight}[k * ${n}u + c];
+        let w = ${weight}[k * ${groups}u + c];
 ${products("w", "k")}
       }
 ${
