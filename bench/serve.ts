@@ -35,7 +35,7 @@
  * step 0.168): the prediction had been about 0.04 ms for its 0.82 GFLOP. Its invocations waited on
  * one weight load at a time. Two or four streams per workgroup and the prefetched state row did
  * not help (0.366, 0.376; 0.395 ms); recomputation 13.32 ms, so observe with the separate ops is
- * 36.9× faster. H100, source 4291e27a (`--profile --fused-tail --fused-in-projection
+ * 36.9× faster. H100, source 4b66514b (`--profile --fused-tail --fused-in-projection
  * --prefetch-states 8,16`): separate ops 0.361 ms (kernels 0.356: step 0.169, four products
  * 0.125, three LayerNorms 0.023, GELU 0.013, write 0.012, sum 0.008, embedding 0.007);
  * `layerTail` issuing eight weight loads at a time took 0.224 ms of kernel against about 0.15 ms

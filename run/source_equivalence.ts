@@ -298,7 +298,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:ada237729775bb4f5d0f7dcf6e5103360ec71f771864e883984b34ac360121c4",
-    to: "sha256:4291e27a2d243e4c6cc15dd319b98f7d661623172b27b80f82f9987ff02c4b75",
+    to: "sha256:4b66514b910add35b54f8d33b62ff01dba200e4e1e4cd2ae02e82e8c6261adf4",
     change: "the best epoch's checkpoint keeps the weights only",
     evidence: "`best.safetensors` is written without Adam's moments (testing loads only its " +
       "`model.*` tensors, as before); `last.safetensors`, which resuming reads, is unchanged. No " +
@@ -306,7 +306,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "uninterrupted run loss for loss and metric for metric.",
   },
   {
-    from: "sha256:4291e27a2d243e4c6cc15dd319b98f7d661623172b27b80f82f9987ff02c4b75",
+    from: "sha256:4b66514b910add35b54f8d33b62ff01dba200e4e1e4cd2ae02e82e8c6261adf4",
     to: "sha256:0256f34c14a3c0ba15d218904280588d970d878e1166d2eebdc0c70e78c471d4",
     change: "the streaming layer tail's products take four output columns per invocation",
     evidence: "Only `layerTail` (and the shared small-product generator's layout, which the step " +
