@@ -46,12 +46,13 @@
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]
- * [--prefetch-states P[,P…]] [--streams S[,S…]] [--users N] [--fused-tail]
+ * [--prefetch-states P[,P…]] [--streams S[,S…]] [--weight-loads L[,L…]] [--users N] [--fused-tail]
  * [--fused-in-projection]`, where `--users` sets the users of both rows
  * (does the cost per event fall with larger batches?), `--profile` first prints the GPU time of
- * every kernel of one observe call and one recomputation (timestamp queries), and the last three
- * time observe once per tuning of the fused step (`MambaStepTuning`: states loaded at a time, the state row loaded
- * first, streams per workgroup), the results of which are the same bit for bit.
+ * every kernel of one observe call and one recomputation (timestamp queries), and the last four
+ * time observe once per tuning of the fused step (`MambaStepTuning`: states loaded at a time, the
+ * state row loaded first, streams per workgroup, weights loaded at a time in its products), the
+ * results of which are the same bit for bit.
  * `--fused-tail` also times each of those with the layers after the block as one kernel,
  * `layerTail`, instead of the model's own ops (the same scores to rounding), and
  * `--fused-in-projection` each with the input projection made inside the step
@@ -174,6 +175,7 @@ export function describeStepTuning(tuning: MambaStepTuning): string {
     ...(tuning.streamsPerWorkgroup !== undefined
       ? [`${tuning.streamsPerWorkgroup} streams/workgroup`]
       : []),
+    ...(tuning.weightLoads !== undefined ? [`${tuning.weightLoads} weight loads`] : []),
   ];
   return parts.length > 0 ? parts.join(", ") : "default step";
 }
@@ -266,23 +268,28 @@ function integerList(args: readonly string[], flag: string): (number | undefined
 }
 
 /**
- * The fused step's tunings that `--state-batch B[,B…]`, `--prefetch-states P[,P…]` and
- * `--streams S[,S…]` ask for: each state batch (the default when none is given), each without
- * prefetched states and with each P of them loaded first, each with every count of streams per
- * workgroup (the default when none is given).
+ * The fused step's tunings that `--state-batch B[,B…]`, `--prefetch-states P[,P…]`,
+ * `--streams S[,S…]` and `--weight-loads L[,L…]` ask for: each state batch (the default when
+ * none is given), each without prefetched states and with each P of them loaded first, each with
+ * every count of streams per workgroup and of weight loads in flight (the defaults when none is
+ * given).
  */
 export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
   const batches = integerList(args, "--state-batch");
   const streams = integerList(args, "--streams");
+  const loads = integerList(args, "--weight-loads");
   const prefetched = integerList(args, "--prefetch-states");
   const prefetch = [0, ...prefetched.filter((p) => p !== undefined)];
   return batches.flatMap((stateBatch) =>
     prefetch.flatMap((p) =>
-      streams.map((streamsPerWorkgroup) => ({
-        ...(stateBatch !== undefined ? { stateBatch } : {}),
-        ...(p ? { prefetchStates: p } : {}),
-        ...(streamsPerWorkgroup !== undefined ? { streamsPerWorkgroup } : {}),
-      }))
+      streams.flatMap((streamsPerWorkgroup) =>
+        loads.map((weightLoads) => ({
+          ...(stateBatch !== undefined ? { stateBatch } : {}),
+          ...(p ? { prefetchStates: p } : {}),
+          ...(streamsPerWorkgroup !== undefined ? { streamsPerWorkgroup } : {}),
+          ...(weightLoads !== undefined ? { weightLoads } : {}),
+        }))
+      )
     )
   );
 }

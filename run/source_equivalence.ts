@@ -314,6 +314,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "and the separate ops passes, and the step's bit-for-bit tests pass unchanged. No training " +
       "or evaluation run opens a stream.",
   },
+  {
+    from: "sha256:0256f34c14a3c0ba15d218904280588d970d878e1166d2eebdc0c70e78c471d4",
+    to: "sha256:5e27cc4d933056212a94dda7e58a71f5011789f87200b8360efc04c42b08fd3a",
+    change: "the streaming step's products take the weights loaded at a time as a tuning",
+    evidence: "`MambaStepTuning.weightLoads` (default 8, the count the step always used) only " +
+      "changes how many weights an invocation loads before multiplying them; the step's tunings " +
+      "test gives the default's results bit for bit with 1, 7 and 64. No training or " +
+      "evaluation run opens a stream.",
+  },
 ];
 
 /**

@@ -1,7 +1,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { describeStepTuning, stepTuningsOf, usersOf } from "../bench/serve.ts";
 
-Deno.test("serve benchmark: --state-batch, --prefetch-states and --streams name the tunings timed", () => {
+Deno.test("serve benchmark: --state-batch, --prefetch-states, --streams and --weight-loads name the tunings timed", () => {
   assertEquals(stepTuningsOf([]), [{}]);
   assertEquals(stepTuningsOf(["--quick", "--state-batch", "2,4"]), [
     { stateBatch: 2 },
@@ -32,6 +32,12 @@ Deno.test("serve benchmark: --state-batch, --prefetch-states and --streams name 
     { prefetchStates: 8, streamsPerWorkgroup: 4 },
   ]);
   assertThrows(() => stepTuningsOf(["--streams", "2,0"]), RangeError, "--streams");
+  assertEquals(stepTuningsOf(["--weight-loads", "8,32", "--streams", "2"]), [
+    { streamsPerWorkgroup: 2, weightLoads: 8 },
+    { streamsPerWorkgroup: 2, weightLoads: 32 },
+  ]);
+  assertThrows(() => stepTuningsOf(["--weight-loads", "x"]), RangeError, "--weight-loads");
+  assertEquals(describeStepTuning({ weightLoads: 16 }), "16 weight loads");
   assertEquals(
     describeStepTuning({ stateBatch: 8, streamsPerWorkgroup: 2 }),
     "stateBatch 8, 2 streams/workgroup",

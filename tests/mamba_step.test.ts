@@ -351,7 +351,7 @@ function randomStep(rng: () => number, d: number, n: number, r: number, w: numbe
 // that does not divide n, all n at once, the whole state row or its first states loaded before
 // the convolution (the rest in batches that fit or do not), and several streams a workgroup (two
 // for three streams, so the last workgroup has one; more than there are streams; more channels
-// than invocations).
+// than invocations), and weights loaded one, seven (not dividing d) or more than d at a time.
 for (
   const { d, n, r, w, tunings } of [
     {
@@ -370,6 +370,9 @@ for (
         { streamsPerWorkgroup: 2 },
         { streamsPerWorkgroup: 8, stateBatch: 5 },
         { streamsPerWorkgroup: 3, prefetchStates: 8 },
+        { weightLoads: 1 },
+        { weightLoads: 7 },
+        { weightLoads: 64, streamsPerWorkgroup: 2 },
       ],
     },
     {
@@ -442,6 +445,9 @@ Deno.test("mambaStep: a bad tuning or input projection throws naming it", () => 
     }
     for (const streamsPerWorkgroup of [0, 9, 1.5]) {
       assertThrows(() => step({ streamsPerWorkgroup }), RangeError, "tuning.streamsPerWorkgroup");
+    }
+    for (const weightLoads of [0, 65, 2.5]) {
+      assertThrows(() => step({ weightLoads }), RangeError, "tuning.weightLoads");
     }
     assertThrows(() => step({ prefetchStates: 1 }), RangeError, "d_inner 300");
     for (const prefetchStates of ["yes", -1, n + 1, 1.5]) {

@@ -34,6 +34,7 @@ import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { foldWorkgroups } from "../wgsl/grid.ts";
 import { invocations, mambaStepWgsl, type StepSizes } from "./mamba_step_shader.ts";
+import { WEIGHT_LOADS } from "../wgsl/staged_product.ts";
 
 /**
  * How {@link mambaStep} waits for memory; no setting changes a bit of its results (each state is
@@ -58,6 +59,12 @@ export interface MambaStepTuning {
    * side instead of one long chain.
    */
   readonly streamsPerWorkgroup?: number;
+  /**
+   * Weights of `x_proj` (and of the input projection in {@link mambaStepFromHidden}) an
+   * invocation loads before it multiplies them, from 1 to 64 (default `WEIGHT_LOADS`, 8): each
+   * stream's products wait on that many loads at a time.
+   */
+  readonly weightLoads?: number;
 }
 
 /** The most streams one {@link mambaStep} workgroup may take. */
@@ -77,7 +84,7 @@ export function checkMambaStepTuning(
   tuning: MambaStepTuning,
   d: number,
   n: number,
-): { stateBatch: number; prefetch: number; streams: number } {
+): { stateBatch: number; prefetch: number; streams: number; weightLoads: number } {
   const stateBatch = tuning.stateBatch ?? MAMBA_STEP_STATE_BATCH;
   if (
     tuning.stateBatch !== undefined &&
@@ -105,7 +112,13 @@ export function checkMambaStepTuning(
         `${prefetch} with ${streams} × d_inner ${d}`,
     );
   }
-  return { stateBatch, prefetch, streams };
+  const weightLoads = tuning.weightLoads ?? WEIGHT_LOADS;
+  if (!(Number.isInteger(weightLoads) && weightLoads >= 1 && weightLoads <= 64)) {
+    throw new RangeError(
+      `mambaStep: tuning.weightLoads must be an integer from 1 to 64, got ${weightLoads}`,
+    );
+  }
+  return { stateBatch, prefetch, streams, weightLoads };
 }
 
 /** The step's weights, in the layouts {@link mambaStep} reads. */

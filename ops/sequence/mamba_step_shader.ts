@@ -25,6 +25,8 @@ export interface StepSizes {
   prefetch: number;
   /** Streams one workgroup takes (`MambaStepTuning.streamsPerWorkgroup`). */
   streams: number;
+  /** Weights loaded before they are multiplied (`MambaStepTuning.weightLoads`). */
+  weightLoads: number;
   /**
    * Width of the hidden rows the step projects itself (`mambaStepFromHidden`); 0 when it reads
    * the input projection's x and z made before (`mambaStep`).
@@ -117,6 +119,7 @@ function productCode(
     rows: sizes.streams,
     threads: invocations(sizes.streams * sizes.d),
     spreadRows: false,
+    loads: sizes.weightLoads,
     finish: (acc, c, g) => `${dst}[${g} * ${n}u + ${c}] = ${acc};`,
   });
 }

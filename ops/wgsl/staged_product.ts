@@ -73,6 +73,8 @@ export interface StagedProduct {
    * order (`fma` on vectors works component by component), so the results are the same.
    */
   readonly vectorColumns?: boolean;
+  /** Weights an invocation loads before it multiplies them (default {@link WEIGHT_LOADS}). */
+  readonly loads?: number;
   /**
    * WGSL statements taking row g's value `acc` of column c (expressions), run in a block of their
    * own per row.
@@ -85,7 +87,18 @@ export interface StagedProduct {
  * in a block of its own; the caller puts a barrier after it before anything reads the results.
  */
 export function stagedProductWgsl(
-  { src, weight, k, n, rows, threads, spreadRows, vectorColumns = false, finish }: StagedProduct,
+  {
+    src,
+    weight,
+    k,
+    n,
+    rows,
+    threads,
+    spreadRows,
+    vectorColumns = false,
+    loads: inFlight = WEIGHT_LOADS,
+    finish,
+  }: StagedProduct,
 ): string {
   const { columns, slices, perThread, paddedRows } = stagedProductLayout(
     n,
@@ -99,7 +112,7 @@ export function stagedProductWgsl(
   const zero = vectorColumns ? "vec4<f32>()" : "0.0";
   const value = (v: string) => (vectorColumns ? `vec4<f32>(${v})` : v);
   const accs = Array.from({ length: perThread }, (_, i) => i);
-  const loads = Array.from({ length: WEIGHT_LOADS }, (_, u) => u);
+  const loads = Array.from({ length: inFlight }, (_, u) => u);
   const row = (i: number) => `(slice + ${i * slices}u)`;
   const products = (w: string, kk: string) =>
     accs.map((i) =>
@@ -115,7 +128,7 @@ export function stagedProductWgsl(
     for (var c = t % ${columns}u; c < ${groups}u; c += ${columns}u) {
 ${accs.map((i) => `      var acc_${i} = ${zero};`).join("\n")}
       var k = 0u;
-      for (; k + ${WEIGHT_LOADS}u <= ${k}u; k += ${WEIGHT_LOADS}u) {
+      for (; k + ${inFlight}u <= ${k}u; k += ${inFlight}u) {
 ${loads.map((u) => `        let w${u} = ${weight}[(k + ${u}u) * ${groups}u + c];`).join("\n")}
 ${loads.map((u) => products(`w${u}`, `k + ${u}u`)).join("\n")}
       }
