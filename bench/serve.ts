@@ -47,14 +47,15 @@
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]
  * [--prefetch-states P[,P…]] [--streams S[,S…]] [--weight-loads L[,L…]] [--users N] [--fused-tail]
- * [--fused-in-projection]`, where `--users` sets the users of both rows
+ * [--tail-rows R[,R…]] [--fused-in-projection]`, where `--users` sets the users of both rows
  * (does the cost per event fall with larger batches?), `--profile` first prints the GPU time of
  * every kernel of one observe call and one recomputation (timestamp queries), and the last four
  * time observe once per tuning of the fused step (`MambaStepTuning`: states loaded at a time, the
  * state row loaded first, streams per workgroup, weights loaded at a time in its products), the
  * results of which are the same bit for bit.
  * `--fused-tail` also times each of those with the layers after the block as one kernel,
- * `layerTail`, instead of the model's own ops (the same scores to rounding), and
+ * `layerTail`, instead of the model's own ops (the same scores to rounding), once per
+ * `--tail-rows R` (`LayerTailTuning.rowsPerInvocation`, the same results bit for bit), and
  * `--fused-in-projection` each with the input projection made inside the step
  * (`mambaStepFromHidden`, the same scores bit for bit) instead of by a product before it.
  * `scripts/serve_bench.ts` measures the same pair on a checkpoint's model next to its HTTP load.
@@ -71,6 +72,7 @@ import {
   type Mamba4RecStreamOptions,
 } from "../models/mod.ts";
 import { uploadSequences } from "../models/training/layouts.ts";
+import type { LayerTailTuning } from "../ops/dense/layer_tail.ts";
 import { checkMambaStepTuning, type MambaStepTuning } from "../ops/sequence/mamba_step.ts";
 import {
   type BenchContext,
@@ -193,11 +195,14 @@ export function streamBenchmarks(
   },
   form: Omit<Mamba4RecStreamOptions, "capacity"> = {},
 ): [BenchmarkDef<ObserveState>, BenchmarkDef<RecomputeState>] {
-  const { stepTuning = {}, fusedTail = false, fusedInProjection = false } = form;
+  const { stepTuning = {}, fusedTail = false, fusedInProjection = false, tailTuning = {} } = form;
   const tuned = Object.keys(stepTuning).length > 0;
+  const tailRows = tailTuning.rowsPerInvocation;
   const variant = [
     ...(tuned ? [describeStepTuning(stepTuning)] : []),
-    ...(fusedTail ? ["tail fused: layerTail"] : []),
+    ...(fusedTail
+      ? [`tail fused: layerTail${tailRows !== undefined ? ` ${tailRows} rows/invocation` : ""}`]
+      : []),
     ...(fusedInProjection ? ["input projection in the step"] : []),
   ].join(", ");
   const observe: BenchmarkDef<ObserveState> = {
@@ -294,6 +299,16 @@ export function stepTuningsOf(args: readonly string[]): MambaStepTuning[] {
   );
 }
 
+/**
+ * The fused tail's tunings that `--tail-rows R[,R…]` asks for (each R rows per invocation), or
+ * the default alone.
+ */
+export function tailTuningsOf(args: readonly string[]): LayerTailTuning[] {
+  return integerList(args, "--tail-rows").map((rows) =>
+    rows !== undefined ? { rowsPerInvocation: rows } : {}
+  );
+}
+
 /** The `--users N` of `args` (users per observe call and recomputation), undefined without it. */
 export function usersOf(args: readonly string[]): number | undefined {
   const [users] = integerList(args, "--users");
@@ -321,19 +336,22 @@ if (import.meta.main) {
     if (!taken) console.log(`skipped (the step does not take it): ${describeStepTuning(tuning)}`);
     return taken;
   });
-  // --fused-tail adds observe with the layers after each block as one kernel, and
-  // --fused-in-projection with the input projection made inside the step, for comparison.
-  const tails = Deno.args.includes("--fused-tail") ? [false, true] : [false];
+  // --fused-tail adds observe with the layers after each block as one kernel (once per
+  // --tail-rows R), and --fused-in-projection with the input projection made inside the step,
+  // for comparison.
+  const tails = [
+    {},
+    ...(Deno.args.includes("--fused-tail") ? tailTuningsOf(Deno.args) : []).map((tailTuning) => ({
+      fusedTail: true,
+      tailTuning,
+    })),
+  ];
   const inputs = Deno.args.includes("--fused-in-projection") ? [false, true] : [false];
   const defs = [
     ...inputs.flatMap((fusedIn) =>
-      tails.flatMap((fused) =>
+      tails.flatMap((tail) =>
         tunings.map((stepTuning) =>
-          streamBenchmarks(undefined, {
-            stepTuning,
-            fusedTail: fused,
-            fusedInProjection: fusedIn,
-          })[0]
+          streamBenchmarks(undefined, { stepTuning, ...tail, fusedInProjection: fusedIn })[0]
         )
       )
     ),

@@ -323,6 +323,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "test gives the default's results bit for bit with 1, 7 and 64. No training or " +
       "evaluation run opens a stream.",
   },
+  {
+    from: "sha256:5e27cc4d933056212a94dda7e58a71f5011789f87200b8360efc04c42b08fd3a",
+    to: "sha256:0c6f88bb1db019b1edc05fbc7e33e0e8df3f38761eb836e6cf8a893f1ad293c3",
+    change: "the streaming layer tail takes the rows each invocation sums as a tuning",
+    evidence: "`LayerTailTuning.rowsPerInvocation` (default 1, the layout used before) only " +
+      "changes how the tail's products are shared among invocations; its test gives the " +
+      "default's results bit for bit with 2, 4 and 16. No training or evaluation run opens a " +
+      "stream.",
+  },
 ];
 
 /**

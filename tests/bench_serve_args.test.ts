@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { describeStepTuning, stepTuningsOf, usersOf } from "../bench/serve.ts";
+import { describeStepTuning, stepTuningsOf, tailTuningsOf, usersOf } from "../bench/serve.ts";
 
 Deno.test("serve benchmark: --state-batch, --prefetch-states, --streams and --weight-loads name the tunings timed", () => {
   assertEquals(stepTuningsOf([]), [{}]);
@@ -38,6 +38,12 @@ Deno.test("serve benchmark: --state-batch, --prefetch-states, --streams and --we
   ]);
   assertThrows(() => stepTuningsOf(["--weight-loads", "x"]), RangeError, "--weight-loads");
   assertEquals(describeStepTuning({ weightLoads: 16 }), "16 weight loads");
+  assertEquals(tailTuningsOf([]), [{}]);
+  assertEquals(tailTuningsOf(["--tail-rows", "1,4"]), [
+    { rowsPerInvocation: 1 },
+    { rowsPerInvocation: 4 },
+  ]);
+  assertThrows(() => tailTuningsOf(["--tail-rows", "0"]), RangeError, "--tail-rows");
   assertEquals(
     describeStepTuning({ stateBatch: 8, streamsPerWorkgroup: 2 }),
     "stateBatch 8, 2 streams/workgroup",

@@ -40,7 +40,7 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
     const slots = Int32Array.from({ length: capacity }, (_, i) => i)
       .sort(() => rng() - 0.5).subarray(0, rows);
     const before = f32(randn(rng, capacity * d));
-    const [fused, separate, table] = await tidy(() => {
+    const [fused, separate, table, ...tuned] = await tidy(() => {
       const t = (a: Float64Array, shape: number[]) => Tensor.from(f32(a), shape);
       const yT = t(y, [rows, inner]);
       const residT = resid ? t(resid, [rows, d]) : null;
@@ -58,6 +58,10 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
         eps: w.eps,
       };
       const fused = layerTail(yT, weights, residT);
+      // Other shares of the products among invocations: the same results bit for bit.
+      const tuned = [2, 4, 16].map((rowsPerInvocation) =>
+        layerTail(yT, weights, residT, { rowsPerInvocation })
+      );
       const table = Tensor.from(before, [capacity, d]);
       layerTailInto(yT, weights, residT, table, Tensor.from(slots, [rows], "i32"));
       // The same layers as the model runs them, one op each.
@@ -67,9 +71,12 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
       const a = gelu(matmul(n, t(w.w1, [ffn, d]), { transB: true, bias: b1 }));
       const f = matmul(a, t(w.w2, [d, ffn]), { transB: true, bias: b2 });
       const separate = layerNorm(add(f, n), norm2.weight, norm2.bias, w.eps);
-      return readTensors([fused, separate, table]);
+      return readTensors([fused, separate, table, ...tuned]);
     });
     assertEquals(fused.length, rows * d);
+    for (const [i, t] of tuned.entries()) {
+      assertEquals(t, fused, `seed ${seed}: rows per invocation ${[2, 4, 16][i]}`);
+    }
     const expected = Float32Array.from(before);
     slots.forEach((slot, i) => expected.set(fused.subarray(i * d, (i + 1) * d), slot * d));
     assertEquals(table, expected, `seed ${seed}: the rows written into the table`);
@@ -78,7 +85,7 @@ for (const { inner, d, ffn, rows, residual } of CASES) {
   });
 }
 
-Deno.test("layerTail: wrong shapes name the op and the argument", () => {
+Deno.test("layerTail: wrong shapes and tunings name the op and the argument", () => {
   tidy(() => {
     const z = (shape: number[]) =>
       Tensor.from(new Float32Array(shape.reduce((a, b) => a * b)), shape);
@@ -107,5 +114,12 @@ Deno.test("layerTail: wrong shapes name the op and the argument", () => {
       RangeError,
       "layerTail: b2 must be [4]",
     );
+    for (const rowsPerInvocation of [0, 17, 1.5]) {
+      assertThrows(
+        () => layerTail(z([3, 8]), weights, null, { rowsPerInvocation }),
+        RangeError,
+        "tuning.rowsPerInvocation",
+      );
+    }
   });
 });

@@ -8,7 +8,7 @@
  */
 import { Tensor } from "../../ops/core/tensor.ts";
 import { embedding } from "../../ops/dense/embedding.ts";
-import { layerTail, layerTailInto } from "../../ops/dense/layer_tail.ts";
+import { layerTail, layerTailInto, type LayerTailTuning } from "../../ops/dense/layer_tail.ts";
 import { matmul } from "../../ops/dense/matmul/mod.ts";
 import { add, reshape } from "../../ops/pointwise/elementwise.ts";
 import { gatherPositions } from "../../ops/pointwise/gather.ts";
@@ -41,6 +41,8 @@ export interface StreamNetwork {
   readonly stepTuning: MambaStepTuning;
   /** Whether the layers after each block run as one kernel ({@link layerTail}). */
   readonly fusedTail: boolean;
+  /** How the fused tail shares its products among invocations. */
+  readonly tailTuning: LayerTailTuning;
   /** Whether the step makes the input projection itself ({@link mambaStepFromHidden}). */
   readonly fusedInProjection: boolean;
 }
@@ -70,11 +72,11 @@ export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void
     const residual = net.layers.length === 1 ? null : h;
     if (net.fusedTail && i === net.layers.length - 1) {
       // The last layer's rows go straight to the users' representations.
-      layerTailInto(y, layer.tail, residual, net.reps, slots);
+      layerTailInto(y, layer.tail, residual, net.reps, slots, net.tailTuning);
       return;
     }
     if (net.fusedTail) {
-      h = layerTail(y, layer.tail, residual);
+      h = layerTail(y, layer.tail, residual, net.tailTuning);
     } else {
       const m = layer.out.forward(y);
       h = layer.ffn.forward(layer.norm.forward(residual ? add(m, residual) : m), net.inference);

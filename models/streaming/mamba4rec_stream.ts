@@ -28,6 +28,7 @@
  */
 import { noGrad } from "../../ops/core/autograd.ts";
 import { type Tensor, tidy } from "../../ops/core/tensor.ts";
+import { checkLayerTailTuning, type LayerTailTuning } from "../../ops/dense/layer_tail.ts";
 import { checkMambaStepTuning, type MambaStepTuning } from "../../ops/sequence/mamba_step.ts";
 import { LayerNorm } from "../layers.ts";
 import type { Mamba4Rec } from "../mamba4rec.ts";
@@ -67,6 +68,11 @@ export interface Mamba4RecStreamOptions {
    */
   readonly fusedTail?: boolean;
   /**
+   * How the fused tail shares its products among invocations (`LayerTailTuning`; benchmarks
+   * compare settings). The results are the same whatever it says.
+   */
+  readonly tailTuning?: LayerTailTuning;
+  /**
    * Whether the fused step makes each layer's input projection itself (`mambaStepFromHidden`)
    * instead of reading a product made before it (default false; `bench/serve.ts
    * --fused-in-projection` times both). The scores are the same bit for bit either way.
@@ -96,6 +102,7 @@ export class Mamba4RecStream extends SlotStream {
     const embNorm = new LayerNorm(params, "LayerNorm", d);
     const { expand, dState } = model.config;
     checkMambaStepTuning(options.stepTuning ?? {}, expand * d, dState);
+    checkLayerTailTuning(options.tailTuning ?? {});
     const layers: StepLayer[] = [];
     for (let i = 0; i < model.config.numLayers; i++) {
       layers.push(stepLayer(params, i, model.config, capacity));
@@ -109,6 +116,7 @@ export class Mamba4RecStream extends SlotStream {
       reps: this.reps,
       stepTuning: options.stepTuning ?? {},
       fusedTail: options.fusedTail ?? false,
+      tailTuning: options.tailTuning ?? {},
       fusedInProjection: options.fusedInProjection ?? false,
     };
   }

@@ -49,6 +49,33 @@ export interface LayerTailWeights {
   readonly eps: number;
 }
 
+/**
+ * How {@link layerTail} shares its products among a workgroup's invocations; no setting changes
+ * a bit of its results (every sum runs over its input in order).
+ */
+export interface LayerTailTuning {
+  /**
+   * The fewest rows of the group an invocation sums in each product, from 1 to 16 (default 1):
+   * fewer invocations at work, but each weight loaded serves that many rows.
+   */
+  readonly rowsPerInvocation?: number;
+}
+
+/** `tuning` with its default filled in, or a RangeError naming the setting. */
+export function checkLayerTailTuning(tuning: LayerTailTuning): { rowsPerInvocation: number } {
+  const rowsPerInvocation = tuning.rowsPerInvocation ?? 1;
+  if (
+    !(Number.isInteger(rowsPerInvocation) && rowsPerInvocation >= 1 &&
+      rowsPerInvocation <= MAX_ROWS)
+  ) {
+    throw new RangeError(
+      `layerTail: tuning.rowsPerInvocation must be an integer from 1 to ${MAX_ROWS}, got ` +
+        `${rowsPerInvocation}`,
+    );
+  }
+  return { rowsPerInvocation };
+}
+
 /** Invocations per workgroup. */
 const THREADS = 256;
 /** The most rows one workgroup takes. */
@@ -68,6 +95,8 @@ interface TailSizes {
   residual: boolean;
   /** Whether row i is written to row `slot[i]` of a table ({@link layerTailInto}). */
   slotted: boolean;
+  /** `LayerTailTuning.rowsPerInvocation`. */
+  rowsPerInvocation: number;
 }
 
 /**
@@ -82,7 +111,8 @@ function vectorColumns(n: number): boolean {
 function paddedRows(s: Omit<TailSizes, "slotted">): number {
   return Math.max(
     ...[s.d, s.ffn].map((n) =>
-      stagedProductLayout(n, s.rows, THREADS, true, vectorColumns(n)).paddedRows
+      stagedProductLayout(n, s.rows, THREADS, true, vectorColumns(n), s.rowsPerInvocation)
+        .paddedRows
     ),
     s.rows,
   );
@@ -104,7 +134,7 @@ function productCode(
   weight: string,
   k: number,
   n: number,
-  rows: number,
+  s: TailSizes,
   finish: (acc: string, c: string, g: string) => string,
 ): string {
   const product = {
@@ -112,10 +142,11 @@ function productCode(
     weight,
     k,
     n,
-    rows,
+    rows: s.rows,
     threads: THREADS,
     spreadRows: true,
     vectorColumns: vectorColumns(n),
+    rowsPerInvocation: s.rowsPerInvocation,
     finish,
   };
   return `${stagedProductWgsl(product)}
@@ -194,7 +225,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   workgroupBarrier();
   // The output projection (and the residual).
 ${
-    productCode("ys", "out_t", inner, d, rows, (acc, c, g) =>
+    productCode("ys", "out_t", inner, d, s, (acc, c, g) =>
       s.residual
         ? `if (${g} < live) { ms[${g} * ${d}u + ${c}] = ${acc} + resid[(u0 + ${g}) * ${d}u + ${c}]; }`
         : `ms[${g} * ${d}u + ${c}] = ${acc};`)
@@ -202,12 +233,12 @@ ${
 ${layerNormCode("ms", d, rows, "ln1_w", "ln1_b", (g, c, v) => `hs[${g} * ${d}u + ${c}] = ${v};`)}
   // W₁, its bias and the exact GELU.
 ${
-    productCode("hs", "w1_t", d, ffn, rows, (acc, c, g) =>
+    productCode("hs", "w1_t", d, ffn, s, (acc, c, g) =>
       `let a = ${acc} + b1[${c}]; acts[${g} * ${ffn}u + ${c}] = a * normal_cdf(a);`)
   }
   // W₂, its bias and the feed-forward network's residual (its input).
 ${
-    productCode("acts", "w2_t", ffn, d, rows, (acc, c, g) =>
+    productCode("acts", "w2_t", ffn, d, s, (acc, c, g) =>
       `ms[${g} * ${d}u + ${c}] = (${acc} + b2[${c}]) + hs[${g} * ${d}u + ${c}];`)
   }
 ${
@@ -245,11 +276,17 @@ function rowsPerWorkgroup(s: Omit<TailSizes, "rows" | "slotted">): number {
  * @param y `[rows, inner]`: the Mamba block's output before its output projection
  * @param weights the projections (transposed), biases and LayerNorms
  * @param residual `[rows, d]` added after the output projection, or null (one-layer Mamba4Rec)
+ * @param tuning how the products are shared among invocations (the results are the same)
  * @returns `[rows, d]`
  */
-export function layerTail(y: Tensor, weights: LayerTailWeights, residual: Tensor | null): Tensor {
+export function layerTail(
+  y: Tensor,
+  weights: LayerTailWeights,
+  residual: Tensor | null,
+  tuning: LayerTailTuning = {},
+): Tensor {
   const out = Tensor.empty([y.shape[0], weights.outT.shape[1] ?? 0], "f32", "layerTail");
-  launchTail(y, weights, residual, out, null);
+  launchTail(y, weights, residual, out, null, tuning);
   return out;
 }
 
@@ -262,6 +299,7 @@ export function layerTail(y: Tensor, weights: LayerTailWeights, residual: Tensor
  * @param residual `[rows, d]` added after the output projection, or null (one-layer Mamba4Rec)
  * @param table `[capacity, d]`, its rows `slots` overwritten
  * @param slots i32 `[rows]`: distinct rows of `table`
+ * @param tuning how the products are shared among invocations (the results are the same)
  */
 export function layerTailInto(
   y: Tensor,
@@ -269,11 +307,12 @@ export function layerTailInto(
   residual: Tensor | null,
   table: Tensor,
   slots: Tensor,
+  tuning: LayerTailTuning = {},
 ): void {
   const d = weights.outT.shape[1] ?? 0;
   assertShape("layerTail", "table", table, [table.shape[0], d]);
   assertShape("layerTail", "slots", slots, [y.shape[0]], "i32");
-  launchTail(y, weights, residual, table, slots);
+  launchTail(y, weights, residual, table, slots, tuning);
 }
 
 /** Checks the shapes and launches the tail into `out` (its rows `slots`, or in order). */
@@ -283,8 +322,10 @@ function launchTail(
   residual: Tensor | null,
   out: Tensor,
   slots: Tensor | null,
+  tuning: LayerTailTuning,
 ): void {
   const op = "layerTail";
+  const { rowsPerInvocation } = checkLayerTailTuning(tuning);
   const [inner, d] = weights.outT.shape;
   const ffn = weights.w1T.shape[1];
   const rows = y.shape[0];
@@ -304,7 +345,7 @@ function launchTail(
     assertShape(op, `${name}.weight`, norm.weight, [d]);
     assertShape(op, `${name}.bias`, norm.bias, [d]);
   }
-  const base = { inner, d, ffn, residual: residual !== null };
+  const base = { inner, d, ffn, residual: residual !== null, rowsPerInvocation };
   const sizes = { ...base, rows: rowsPerWorkgroup(base), slotted: slots !== null };
   const groups = foldWorkgroups(Math.ceil(rows / sizes.rows));
   const { norm1, norm2 } = weights;

@@ -31,8 +31,9 @@ export interface StagedProductLayout {
 /**
  * The layout of a product of `n` columns over `rows` rows on `threads` invocations: one
  * invocation a column (with `vectorColumns`, four adjacent columns), and with `spreadRows`, where
- * there are fewer columns than invocations, the rows shared among slices of invocations (no
- * more slices than rows; otherwise each invocation sums every row).
+ * there are fewer columns than invocations, the rows shared among slices of invocations (at
+ * least `rowsPerInvocation` rows each, so no more slices than rows; otherwise each invocation
+ * sums every row).
  */
 export function stagedProductLayout(
   n: number,
@@ -40,12 +41,14 @@ export function stagedProductLayout(
   threads: number,
   spreadRows: boolean,
   vectorColumns = false,
+  rowsPerInvocation = 1,
 ): StagedProductLayout {
   if (vectorColumns && n % 4 !== 0) {
     throw new RangeError(`stagedProductLayout: vector columns need n a multiple of 4, got ${n}`);
   }
   const columns = Math.min(vectorColumns ? n / 4 : n, threads);
-  const slices = spreadRows ? Math.max(1, Math.min(Math.floor(threads / columns), rows)) : 1;
+  const most = Math.ceil(rows / rowsPerInvocation);
+  const slices = spreadRows ? Math.max(1, Math.min(Math.floor(threads / columns), most)) : 1;
   const perThread = Math.ceil(rows / slices);
   return { columns, slices, perThread, paddedRows: slices * perThread };
 }
@@ -76,6 +79,11 @@ export interface StagedProduct {
   /** Weights an invocation loads before it multiplies them (default {@link WEIGHT_LOADS}). */
   readonly loads?: number;
   /**
+   * With `spreadRows`, the fewest rows an invocation sums (default 1): fewer slices, each weight
+   * loaded serving more rows ({@link stagedProductLayout}).
+   */
+  readonly rowsPerInvocation?: number;
+  /**
    * WGSL statements taking row g's value `acc` of column c (expressions), run in a block of their
    * own per row.
    */
@@ -97,6 +105,7 @@ export function stagedProductWgsl(
     spreadRows,
     vectorColumns = false,
     loads: inFlight = WEIGHT_LOADS,
+    rowsPerInvocation = 1,
     finish,
   }: StagedProduct,
 ): string {
@@ -106,6 +115,7 @@ export function stagedProductWgsl(
     threads,
     spreadRows,
     vectorColumns,
+    rowsPerInvocation,
   );
   // With vector columns, `c` counts groups of four columns and the weight has n / 4 per row.
   const groups = vectorColumns ? n / 4 : n;
