@@ -13,8 +13,9 @@
  * invocations, four at a time) serves all those rows and each staged value four columns. Each sum runs over the input in
  * order with fused multiply-adds from zero and adds the bias after, as `matmul` does without a
  * split reduction, so the products equal the separate ops' bit for bit; the LayerNorms take the
- * mean and then the biased variance in one invocation per row (the separate op combines partial
- * sums in a tree), so the result differs from the separate ops by rounding only.
+ * mean and then the biased variance from sixteen partial sums per row, added in order (the
+ * separate op merges its partial sums in a tree), so the result differs from the separate ops by
+ * rounding only.
  * `layerTailReference` (`layer_tail_reference.ts`) computes the same in float64.
  *
  * Inference only: nothing is recorded on the tape.
@@ -120,7 +121,7 @@ function paddedRows(s: Omit<TailSizes, "slotted">): number {
 
 /** Workgroup bytes the kernel for `s` takes. */
 function workgroupBytes(s: Omit<TailSizes, "slotted">): number {
-  return 4 * (paddedRows(s) * (s.inner + 2 * s.d + s.ffn) + 2 * s.rows);
+  return 4 * (paddedRows(s) * (s.inner + 2 * s.d + s.ffn) + 2 * s.rows + THREADS);
 }
 
 /**
@@ -153,7 +154,14 @@ function productCode(
   workgroupBarrier();`;
 }
 
-/** WGSL normalising the group's rows of `x` (`[rows, d]`) into `dst(g, c, value)`. */
+/** Invocations that share one row's sums in the LayerNorms (every row of a full group). */
+const LANES = THREADS / MAX_ROWS;
+
+/**
+ * WGSL normalising the group's rows of `x` (`[rows, d]`) into `dst(g, c, value)`: each row's sum
+ * and then its squared deviations from the mean are summed by {@link LANES} invocations (every
+ * LANES-th value) whose partial sums one invocation adds in order.
+ */
 function layerNormCode(
   x: string,
   d: number,
@@ -162,16 +170,30 @@ function layerNormCode(
   bias: string,
   store: (g: string, c: string, value: string) => string,
 ): string {
-  return `  if (t < ${rows}u) {
-    var s = 0.0;
-    for (var c = 0u; c < ${d}u; c++) { s += ${x}[t * ${d}u + c]; }
-    let mean = s / ${d}.0;
-    var q = 0.0;
-    for (var c = 0u; c < ${d}u; c++) { let v = ${x}[t * ${d}u + c] - mean; q += v * v; }
-    stats[2u * t] = mean;
-    stats[2u * t + 1u] = inverseSqrt(q / ${d}.0 + p.eps);
+  // The partial sums of `term(v)` over each row's values, then their sum into `stats[2g + k]`.
+  const rowSums = (term: (v: string) => string, k: number, finish: (sum: string) => string) =>
+    `  {
+    let g = t / ${LANES}u;
+    var acc = 0.0;
+    if (g < ${rows}u) {
+      for (var c = t % ${LANES}u; c < ${d}u; c += ${LANES}u) { acc += ${
+      term(`${x}[g * ${d}u + c]`)
+    }; }
+    }
+    parts[t] = acc;
   }
   workgroupBarrier();
+  if (t < ${rows}u) {
+    var sum = 0.0;
+    for (var l = 0u; l < ${LANES}u; l++) { sum += parts[t * ${LANES}u + l]; }
+    stats[2u * t + ${k}u] = ${finish("sum")};
+  }
+  workgroupBarrier();`;
+  return `${rowSums((v) => v, 0, (sum) => `${sum} / ${d}.0`)}
+${
+    rowSums((v) => `(${v} - stats[2u * g]) * (${v} - stats[2u * g])`, 1, (sum) =>
+      `inverseSqrt(${sum} / ${d}.0 + p.eps)`)
+  }
   for (var e = t; e < ${rows * d}u; e += ${THREADS}u) {
     let g = e / ${d}u;
     let c = e % ${d}u;
@@ -213,6 +235,7 @@ var<workgroup> ms: array<f32, ${padded * d}>;
 var<workgroup> hs: array<f32, ${padded * d}>;
 var<workgroup> acts: array<f32, ${padded * ffn}>;
 var<workgroup> stats: array<f32, ${2 * rows}>;
+var<workgroup> parts: array<f32, ${THREADS}>;
 ${NORMAL_CDF_WGSL}
 ${GRID_WGSL}
 @compute @workgroup_size(${THREADS})
