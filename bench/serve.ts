@@ -42,7 +42,8 @@
  * for the ops it replaces (observe 0.459 ms), and the step with its input projection 0.200 ms
  * against 0.169 + 0.027 (observe 0.369 ms); both together 0.475 ms; recomputation 13.29 ms. The
  * tail's invocations then read one staged value per multiply-add (one output column each); they
- * now take four adjacent columns, reading the weights as vectors (not yet timed).
+ * now take four adjacent columns, reading the weights as vectors, and sixteen share each
+ * LayerNorm row's sums (not yet timed).
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]
