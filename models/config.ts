@@ -40,7 +40,10 @@ export interface TrainConfig {
    * position.
    */
   trainingMode: "prefix" | "all-positions";
-  /** Check the loss for NaN/Inf every this many steps (one GPU wait each). */
+  /**
+   * Check the loss for NaN/Inf every this many steps: each check starts a readback that the next
+   * one (or the epoch's end) looks at, so a diverged step stops training within two checks.
+   */
   lossCheckEvery: number;
   /** Show progress (the run layer's display: steps within an epoch, one line per epoch). */
   verbose: boolean;

@@ -135,7 +135,7 @@ Deno.test("bad configs fail before training, naming the key", () => {
   assertThrows(() => createModel("sasrec2", 10), Error, "unknown model 'sasrec2'");
 });
 
-Deno.test("a NaN loss stops training at once, naming the step and keeping the checkpoint", async () => {
+Deno.test("a NaN loss stops training within two loss checks, naming the step and keeping the checkpoint", async () => {
   const seed = freshSeed() % 1000;
   const dataset = ruleDataset(seed, 60, 25, 8);
   const model = createModel("mamba4rec", dataset.numItems, { ...tiny, seed });
@@ -147,11 +147,19 @@ Deno.test("a NaN loss stops training at once, naming the step and keeping the ch
   // Poison one weight: every later loss is NaN.
   const w = model.params.get("LayerNorm.weight");
   runtime().write(w.storage, new Float32Array(w.size).fill(NaN));
+  let queued = 0;
+  const observer = { stepsProgressed: () => void queued++ };
   const e = await assertRejects(
-    () => train(model, dataset, trainConfig({ ...base, epochs: 3, lossCheckEvery: 2 })),
+    () =>
+      train(model, dataset, trainConfig({ ...base, batchSize: 8, epochs: 3, lossCheckEvery: 2 }), {
+        observer,
+      }),
     TrainingDivergedError,
   );
   assertEquals([e.step, e.epoch], [1, 0]);
+  // Eight steps an epoch: the check after step 2 starts the readback that the check after step
+  // 4 looks at, and training stops there.
+  assertEquals(queued, 4, `${queued} steps were queued after the first NaN loss`);
   // The newest good checkpoint is last.safetensors (what resuming uses), at the end of epoch 1.
   assertEquals(e.checkpoint, last);
   assertStringIncludes(e.message, `step 1 (epoch 1)`);

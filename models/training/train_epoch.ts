@@ -1,7 +1,10 @@
 /**
  * One epoch of training: every step of the epoch's batches encoded without waiting on the GPU,
  * each step's loss written into a GPU buffer that is read back every `lossCheckEvery` steps
- * (NaN/Inf checks, {@link TrainingDivergedError}) and at the epoch's end (its mean loss).
+ * (NaN/Inf checks, {@link TrainingDivergedError}) and at the epoch's end (its mean loss). A check
+ * starts its readback and goes on encoding; the next check (or the epoch's end) looks at the
+ * values, which the GPU has long since written by then, so the GPU never runs dry at a check and
+ * the host stays at most two checks ahead of it.
  *
  * @module
  */
@@ -10,7 +13,7 @@ import type { SequentialDataset } from "../../data/dataset.ts";
 import { zeroGrad } from "../../ops/core/autograd.ts";
 import { writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import type { Adam } from "../../ops/training/optimizer.ts";
-import { tidy } from "../../ops/core/tensor.ts";
+import { type HostArray, tidy } from "../../ops/core/tensor.ts";
 import type { TrainConfig } from "../config.ts";
 import type { TrainableModel } from "../model.ts";
 import { type TrainingStep, trainingSteps } from "./layouts.ts";
@@ -86,8 +89,9 @@ export async function trainEpoch(
   let i = 0, checked = 0, samples = 0, tokens = 0, maskedTokens = 0, epochTokens = 0;
   const packed = model.layout === "packed";
   const start = performance.now();
-  const check = async (upTo: number) => {
-    const host = await losses.toArray();
+  // The losses of steps `checked … upTo − 1` from a readback, each finite or the error naming it.
+  const check = async (read: Promise<HostArray>, upTo: number) => {
+    const host = await read;
     for (let k = checked; k < upTo; k++) {
       if (!Number.isFinite(host[k])) {
         losses.dispose();
@@ -98,6 +102,8 @@ export async function trainEpoch(
     checked = upTo;
     return host;
   };
+  // The readback started at the last check, and the steps it covers.
+  let pending: { read: Promise<HostArray>; upTo: number } | null = null;
   for (const step of steps) {
     try {
       tidy(() => {
@@ -123,9 +129,14 @@ export async function trainEpoch(
       ...(packed ? { tokens, maskedTokens } : {}),
       seconds: (performance.now() - start) / 1000,
     });
-    if (i % config.lossCheckEvery === 0) await check(i);
+    if (i % config.lossCheckEvery === 0) {
+      if (pending) await check(pending.read, pending.upTo);
+      // Started now (the copy is encoded and submitted at once), looked at next time.
+      pending = { read: losses.toArray(), upTo: i };
+    }
   }
-  const host = await check(i);
+  if (pending) await check(pending.read, pending.upTo);
+  const host = await check(losses.toArray(), i);
   losses.dispose();
   let sum = 0;
   for (const v of host) sum += v;

@@ -47,7 +47,8 @@ export interface StepProgress {
   readonly maskedTokens?: number;
   /**
    * Seconds since the epoch began, on the host clock. The GPU may still be working on the last
-   * queued steps; it catches up at each loss check (every `lossCheckEvery` steps).
+   * queued steps; the host waits for it at each loss check (every `lossCheckEvery` steps) to have
+   * finished the steps of the check before.
    */
   readonly seconds: number;
 }
