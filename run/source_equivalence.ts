@@ -342,7 +342,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:54a98bdd1dd9924a93fe93e7aab6431be97f3696edca1fac6b1bbacc6fcf4c1b",
-    to: "sha256:5e5a1bb4884a151b0664e3d805d16982dfa45a2ac23f57064b28737ee53e5cc0",
+    to: "sha256:86f867b5af2ea84d4cf8df7adaebfea4648cc9be6c96025d7309ae87ae30baf2",
     change: "a loss check no longer waits for the GPU to finish the steps it covers",
     evidence: "`trainEpoch` starts each check's readback and looks at it at the next check (or " +
       "the epoch's end); no step, kernel or value changed, only when the host reads the losses " +

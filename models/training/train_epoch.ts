@@ -131,8 +131,11 @@ export async function trainEpoch(
     });
     if (i % config.lossCheckEvery === 0) {
       if (pending) await check(pending.read, pending.upTo);
-      // Started now (the copy is encoded and submitted at once), looked at next time.
-      pending = { read: losses.toArray(), upTo: i };
+      // Started now (the copy is encoded and submitted at once), looked at next time; a failure
+      // surfaces there (or not at all if a step throws first).
+      const read = losses.toArray();
+      read.catch(() => {});
+      pending = { read, upTo: i };
     }
   }
   if (pending) await check(pending.read, pending.upTo);
