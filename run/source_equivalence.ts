@@ -349,6 +349,13 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "back. The trainer's tests (reproducibility, resuming loss for loss, the diverged-loss " +
       "error naming its step) pass.",
   },
+  {
+    from: "sha256:86f867b5af2ea84d4cf8df7adaebfea4648cc9be6c96025d7309ae87ae30baf2",
+    to: "sha256:d90e5cc795209f64b53453e6e5ef224f456a6dfcd83b13ea4008d9a175f3ff65",
+    change: "the small-product layout takes its sharing choices as one object",
+    evidence: "`stagedProductLayout`'s arguments only changed form; the generated WGSL is the " +
+      "same and the step's and the tail's tests pass unchanged.",
+  },
 ];
 
 /**

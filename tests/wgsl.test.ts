@@ -12,6 +12,7 @@ import {
   Tensor,
   workgroupReduceWgsl,
 } from "../ops/mod.ts";
+import { stagedProductLayout } from "../ops/wgsl/mod.ts";
 import { freshSeed, makeRng } from "./util.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -330,4 +331,40 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: v
     assertEquals(got[2 * i], i + 1, `linear index ${i} written once`);
     assertEquals(got[2 * i + 1], Math.floor(i / wg), `workgroup number of index ${i}`);
   }
+});
+
+Deno.test("stagedProductLayout: vector columns, row slices no more than rows, rows per invocation", () => {
+  // 64 columns on 256 invocations: 4 slices of rows, or 16 with four columns an invocation.
+  assertEquals(stagedProductLayout(64, 16, 256, { spreadRows: true }), {
+    columns: 64,
+    slices: 4,
+    perThread: 4,
+    paddedRows: 16,
+  });
+  assertEquals(stagedProductLayout(64, 16, 256, { spreadRows: true, vectorColumns: true }), {
+    columns: 16,
+    slices: 16,
+    perThread: 1,
+    paddedRows: 16,
+  });
+  // One row: one slice, whatever the invocations left over; 13 rows by 4 at least: 4 slices.
+  assertEquals(
+    stagedProductLayout(64, 1, 256, { spreadRows: true, vectorColumns: true }).paddedRows,
+    1,
+  );
+  assertEquals(
+    stagedProductLayout(64, 13, 256, {
+      spreadRows: true,
+      vectorColumns: true,
+      rowsPerInvocation: 4,
+    }),
+    { columns: 16, slices: 4, perThread: 4, paddedRows: 16 },
+  );
+  // Without spreading, every invocation sums every row.
+  assertEquals(stagedProductLayout(300, 3, 128, { spreadRows: false }).slices, 1);
+  assertThrows(
+    () => stagedProductLayout(66, 4, 256, { spreadRows: true, vectorColumns: true }),
+    RangeError,
+    "multiple of 4",
+  );
 });

@@ -112,8 +112,11 @@ function vectorColumns(n: number): boolean {
 function paddedRows(s: Omit<TailSizes, "slotted">): number {
   return Math.max(
     ...[s.d, s.ffn].map((n) =>
-      stagedProductLayout(n, s.rows, THREADS, true, vectorColumns(n), s.rowsPerInvocation)
-        .paddedRows
+      stagedProductLayout(n, s.rows, THREADS, {
+        spreadRows: true,
+        vectorColumns: vectorColumns(n),
+        rowsPerInvocation: s.rowsPerInvocation,
+      }).paddedRows
     ),
     s.rows,
   );

@@ -15,6 +15,7 @@ export {
   type StagedProduct,
   type StagedProductLayout,
   stagedProductLayout,
+  type StagedProductSharing,
   stagedProductWgsl,
   WEIGHT_LOADS,
 } from "./staged_product.ts";

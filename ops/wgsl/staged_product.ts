@@ -1,12 +1,13 @@
 /**
  * WGSL of a small product inside a kernel: rows a workgroup staged in workgroup memory times a
- * weight in storage, each output column summed by one invocation for one or several rows, so
- * each weight it loads serves all of them. Kernels that fuse a layer's products for a few rows
- * (the streaming step, the layer tail) share it.
+ * weight in storage, each output column (or four adjacent ones, read as vectors) summed by one
+ * invocation for one or several rows, so each weight it loads serves all of them. Kernels that
+ * fuse a layer's products for a few rows (the streaming step, the layer tail) share it.
  *
  * Each sum runs over the reduction in order with fused multiply-adds from zero, as `matmul` sums
  * without a split reduction, so the results equal matmul's bit for bit. An invocation loads
- * {@link WEIGHT_LOADS} weights before it multiplies them: a workgroup's few invocations against
+ * {@link WEIGHT_LOADS} weights (or as many as asked) before it multiplies them: a workgroup's few
+ * invocations against
  * the latency of a load leave the products waiting on memory otherwise (one load at a time made
  * the layer tail take 0.40 ms for 10,000 rows on an H100, against 0.11 ms for separate ops).
  *
@@ -28,6 +29,12 @@ export interface StagedProductLayout {
   readonly paddedRows: number;
 }
 
+/** How a product is shared among invocations: the choices of {@link StagedProduct}. */
+export type StagedProductSharing = Pick<
+  StagedProduct,
+  "spreadRows" | "vectorColumns" | "rowsPerInvocation"
+>;
+
 /**
  * The layout of a product of `n` columns over `rows` rows on `threads` invocations: one
  * invocation a column (with `vectorColumns`, four adjacent columns), and with `spreadRows`, where
@@ -39,9 +46,7 @@ export function stagedProductLayout(
   n: number,
   rows: number,
   threads: number,
-  spreadRows: boolean,
-  vectorColumns = false,
-  rowsPerInvocation = 1,
+  { spreadRows, vectorColumns = false, rowsPerInvocation = 1 }: StagedProductSharing,
 ): StagedProductLayout {
   if (vectorColumns && n % 4 !== 0) {
     throw new RangeError(`stagedProductLayout: vector columns need n a multiple of 4, got ${n}`);
@@ -109,14 +114,11 @@ export function stagedProductWgsl(
     finish,
   }: StagedProduct,
 ): string {
-  const { columns, slices, perThread, paddedRows } = stagedProductLayout(
-    n,
-    rows,
-    threads,
+  const { columns, slices, perThread, paddedRows } = stagedProductLayout(n, rows, threads, {
     spreadRows,
     vectorColumns,
     rowsPerInvocation,
-  );
+  });
   // With vector columns, `c` counts groups of four columns and the weight has n / 4 per row.
   const groups = vectorColumns ? n / 4 : n;
   const zero = vectorColumns ? "vec4<f32>()" : "0.0";
