@@ -5,9 +5,9 @@
  *
  * - **Training**: the model's preset (the paper's settings), optionally another window L. A few
  *   warm-up steps first compile the kernels (not timed), then one or more whole epochs are timed
- *   step by step as the trainer runs them (`stepGradients`, Adam, the loss written on the GPU, a
- *   wait for the GPU every `lossCheckEvery` steps as the trainer's loss check makes), GPU wait
- *   included. With `maxSteps` only the epoch's
+ *   step by step as the trainer runs them (`stepGradients`, Adam, the loss written on the GPU,
+ *   its readbacks every `lossCheckEvery` steps paced as the trainer's loss checks pace them),
+ *   GPU wait included. With `maxSteps` only the epoch's
  *   first steps are timed and the epoch's time is projected from them (marked as a projection).
  * - **Memory**: the runtime's own accounting (`memoryStats()`: storage buffers handed to tensors,
  *   rounded to pool size classes, not the driver's memory), its peak over the timed steps and what
@@ -45,6 +45,7 @@ import { packedTrainSettings, type TrainConfig } from "../models/config.ts";
 import type { TrainableModel } from "../models/model.ts";
 import { rankingBatches, type TrainingStep, trainingSteps } from "../models/training/layouts.ts";
 import { MicroBatchPlan, stepGradients } from "../models/training/step_gradients.ts";
+import { LossChecks } from "../models/training/loss_checks.ts";
 import type { SequentialDataset } from "../data/dataset.ts";
 import { codeVersion } from "./code_version.ts";
 import {
@@ -198,6 +199,8 @@ async function timeTraining(
     ? stepsPerEpoch * timing.epochs
     : Math.min(timing.maxSteps, stepsPerEpoch);
   const losses = zeros([wanted]);
+  // Paced as the trainer's loss checks pace it.
+  const checks = new LossChecks(losses, config.lossCheckEvery);
   let steps = 0, samples = 0, tokens = 0;
   const start = performance.now();
   const epochSeconds: number[] = [];
@@ -215,7 +218,7 @@ async function timeTraining(
       steps++;
       samples += step.size;
       tokens += model.layout === "packed" ? step.tokens ?? 0 : step.size * config.maxLength;
-      if (steps % config.lossCheckEvery === 0) await sync();
+      await checks.afterStep(steps);
     }
     if (timing.epochs > 1 && steps % stepsPerEpoch === 0) {
       await sync();
@@ -224,7 +227,7 @@ async function timeTraining(
       epochStart = now;
     }
   }
-  const host = await losses.toArray();
+  const host = await checks.finish(steps);
   const seconds = (performance.now() - start) / 1000;
   losses.dispose();
   const stats = memoryStats();

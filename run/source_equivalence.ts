@@ -356,6 +356,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
     evidence: "`stagedProductLayout`'s arguments only changed form; the generated WGSL is the " +
       "same and the step's and the tail's tests pass unchanged.",
   },
+  {
+    from: "sha256:d90e5cc795209f64b53453e6e5ef224f456a6dfcd83b13ea4008d9a175f3ff65",
+    to: "sha256:924469b9dfb44ad0b7a83ce791356858abdbec1ad041553d256497226745b81f",
+    change: "the trainer's loss checks live in one class the efficiency measurement shares",
+    evidence:
+      "`LossChecks` (`models/training/loss_checks.ts`) does what `trainEpoch` did inline: " +
+      "start a readback at each check and look at it at the next. No step or value changed; " +
+      "its test and the trainer's pass.",
+  },
 ];
 
 /**

@@ -1,10 +1,8 @@
 /**
  * One epoch of training: every step of the epoch's batches encoded without waiting on the GPU,
  * each step's loss written into a GPU buffer that is read back every `lossCheckEvery` steps
- * (NaN/Inf checks, {@link TrainingDivergedError}) and at the epoch's end (its mean loss). A check
- * starts its readback and goes on encoding; the next check (or the epoch's end) looks at the
- * values, which the GPU has long since written by then, so the GPU never runs dry at a check and
- * the host stays at most two checks ahead of it.
+ * (NaN/Inf checks, {@link TrainingDivergedError}; each readback looked at one check later, see
+ * `loss_checks.ts`) and at the epoch's end (its mean loss).
  *
  * @module
  */
@@ -13,13 +11,14 @@ import type { SequentialDataset } from "../../data/dataset.ts";
 import { zeroGrad } from "../../ops/core/autograd.ts";
 import { writeAt, zeros } from "../../ops/pointwise/elementwise.ts";
 import type { Adam } from "../../ops/training/optimizer.ts";
-import { type HostArray, tidy } from "../../ops/core/tensor.ts";
+import { tidy } from "../../ops/core/tensor.ts";
 import type { TrainConfig } from "../config.ts";
 import type { TrainableModel } from "../model.ts";
 import { type TrainingStep, trainingSteps } from "./layouts.ts";
 import { type MicroBatchPlan, stepGradients } from "./step_gradients.ts";
 import type { TrainerState } from "./training_state.ts";
 import type { TrainingObserver } from "./training_observer.ts";
+import { LossChecks } from "./loss_checks.ts";
 
 /**
  * Thrown when a step's loss is NaN or Inf; training stops and the checkpoints of the finished
@@ -86,24 +85,19 @@ export async function trainEpoch(
   const steps = trainingSteps(model, dataset, config, state.epoch);
   const losses = zeros([steps.batchCount]);
   const params = model.params.list();
-  let i = 0, checked = 0, samples = 0, tokens = 0, maskedTokens = 0, epochTokens = 0;
+  let i = 0, samples = 0, tokens = 0, maskedTokens = 0, epochTokens = 0;
   const packed = model.layout === "packed";
   const start = performance.now();
-  // The losses of steps `checked … upTo − 1` from a readback, each finite or the error naming it.
-  const check = async (read: Promise<HostArray>, upTo: number) => {
-    const host = await read;
-    for (let k = checked; k < upTo; k++) {
+  // Each loss finite, or the error naming its step.
+  const checks = new LossChecks(losses, config.lossCheckEvery, async (host, from, upTo) => {
+    for (let k = from; k < upTo; k++) {
       if (!Number.isFinite(host[k])) {
         losses.dispose();
         const kept = lastGood && (await pathExists(lastGood)) ? lastGood : null;
         throw new TrainingDivergedError(state.step - i + k + 1, state.epoch, kept);
       }
     }
-    checked = upTo;
-    return host;
-  };
-  // The readback started at the last check, and the steps it covers.
-  let pending: { read: Promise<HostArray>; upTo: number } | null = null;
+  });
   for (const step of steps) {
     try {
       tidy(() => {
@@ -129,17 +123,9 @@ export async function trainEpoch(
       ...(packed ? { tokens, maskedTokens } : {}),
       seconds: (performance.now() - start) / 1000,
     });
-    if (i % config.lossCheckEvery === 0) {
-      if (pending) await check(pending.read, pending.upTo);
-      // Started now (the copy is encoded and submitted at once), looked at next time; a failure
-      // surfaces there (or not at all if a step throws first).
-      const read = losses.toArray();
-      read.catch(() => {});
-      pending = { read, upTo: i };
-    }
+    await checks.afterStep(i);
   }
-  if (pending) await check(pending.read, pending.upTo);
-  const host = await check(losses.toArray(), i);
+  const host = await checks.finish(i);
   losses.dispose();
   let sum = 0;
   for (const v of host) sum += v;
