@@ -365,6 +365,16 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "start a readback at each check and look at it at the next. No step or value changed; " +
       "its test and the trainer's pass.",
   },
+  {
+    from: "sha256:924469b9dfb44ad0b7a83ce791356858abdbec1ad041553d256497226745b81f",
+    to: "sha256:67c606541dacac0c6ca6123a5427ca0706f1fd33e54281f481fed6f2818c52ec",
+    change: "a stream's observe finds repeated users in one pass",
+    evidence:
+      "Only the host's bookkeeping of `SlotStream.observe` changed (a call's users checked " +
+      "for repeats with a per-slot call number; the rounds of a call with repeats are made as " +
+      "before); the streaming tests, which list users once and twice in a call, pass. No " +
+      "training or evaluation run opens a stream.",
+  },
 ];
 
 /**

@@ -14,8 +14,9 @@ export function checkUserSlots(op: string, arg: string, users: Int32Array, capac
   if (!(users instanceof Int32Array)) {
     throw new TypeError(`${op}: ${arg} must be an Int32Array of user slots`);
   }
+  // An Int32Array holds integers only: the range is all there is to check.
   for (let i = 0; i < users.length; i++) {
-    if (!Number.isInteger(users[i]) || users[i] < 0 || users[i] >= capacity) {
+    if (users[i] < 0 || users[i] >= capacity) {
       throw new RangeError(
         `${op}: ${arg}[${i}] = ${users[i]} is not a user slot 0 … ${capacity - 1}; ` +
           "build the stream with a larger capacity",

@@ -48,6 +48,9 @@ export abstract class SlotStream {
   readonly #events: Float64Array;
   /** Scratch of {@link distinctRounds}, all zeros between calls. */
   readonly #occurrences: Int32Array;
+  /** Per slot, the number of the last `observe` call that listed it (repeats found in one pass). */
+  readonly #listed: Uint32Array;
+  #call = 0;
 
   /**
    * Checks the capacity and allocates the representations.
@@ -68,6 +71,7 @@ export abstract class SlotStream {
     this.reps = keep(zeros([capacity, itemTable.shape[1]]));
     this.#events = new Float64Array(capacity);
     this.#occurrences = new Int32Array(capacity);
+    this.#listed = new Uint32Array(capacity);
   }
 
   /**
@@ -113,7 +117,15 @@ export abstract class SlotStream {
     }
     checkUserSlots(op, "users", users, this.capacity);
     checkEventItems(op, items, this.#numItems);
-    for (const round of distinctRounds(users, items, this.#occurrences)) {
+    if (users.length === 0) return;
+    if (++this.#call === 2 ** 32) {
+      this.#listed.fill(0);
+      this.#call = 1;
+    }
+    const rounds = allDistinct(users, this.#listed, this.#call)
+      ? [{ users, items }]
+      : distinctRounds(users, items, this.#occurrences);
+    for (const round of rounds) {
       this.stepRound(round.users, round.items);
     }
   }
@@ -246,9 +258,22 @@ export abstract class SlotStream {
 }
 
 /**
+ * Whether `users` lists no slot twice (the common call), in one pass: each slot's entry of
+ * `listed` is set to `call`, a number no earlier call used, so meeting it again is a repeat.
+ */
+function allDistinct(users: Int32Array, listed: Uint32Array, call: number): boolean {
+  for (let i = 0; i < users.length; i++) {
+    const u = users[i];
+    if (listed[u] === call) return false;
+    listed[u] = call;
+  }
+  return true;
+}
+
+/**
  * The entries of one `observe` call in rounds of distinct users, each user's entries in their
- * order: round r holds every user's (r + 1)-th entry. The common call with distinct users is one
- * round of the arrays themselves. `occurrences` (one zero per slot) is left all zeros.
+ * order: round r holds every user's (r + 1)-th entry. `occurrences` (one zero per slot) is left
+ * all zeros.
  */
 function distinctRounds(
   users: Int32Array,
