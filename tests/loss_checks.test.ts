@@ -23,3 +23,19 @@ Deno.test("LossChecks: each readback is looked at one check later, and the rest 
   assertEquals([...host], [...values]);
   losses.dispose();
 });
+
+Deno.test("LossChecks: an epoch ending at a check reads its losses back once", async () => {
+  const values = Float32Array.of(0.5, 1.5, 2.5, 3.5);
+  const losses = Tensor.from(values, [4]);
+  const seen: [number, number][] = [];
+  const checks = new LossChecks(losses, 2, (_, from, upTo) => void seen.push([from, upTo]));
+  let reads = 0;
+  const toArray = losses.toArray.bind(losses);
+  losses.toArray = () => (reads++, toArray());
+  for (let steps = 1; steps <= 4; steps++) await checks.afterStep(steps);
+  const host = await checks.finish(4);
+  // Two readbacks (after steps 2 and 4), the second also the epoch's: no empty third look.
+  assertEquals([reads, seen], [2, [[0, 2], [2, 4]]]);
+  assertEquals([...host], [...values]);
+  losses.dispose();
+});

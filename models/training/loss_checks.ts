@@ -39,10 +39,18 @@ export class LossChecks {
     this.#pending = { read, upTo: steps };
   }
 
-  /** Waits for every step's loss (the first `steps` entries), looks at them and returns them. */
+  /**
+   * Waits for every step's loss (the first `steps` entries), looks at them and returns them: the
+   * readback a check just started when it covers them all, else a new one.
+   */
   async finish(steps: number): Promise<HostArray> {
-    await this.#inspectPending();
-    const host = await this.losses.toArray();
+    if (this.#pending?.upTo !== steps) {
+      await this.#inspectPending();
+      this.#pending = { read: this.losses.toArray(), upTo: steps };
+    }
+    const { read } = this.#pending!;
+    this.#pending = null;
+    const host = await read;
     await this.#inspect(host, steps);
     return host;
   }
