@@ -117,12 +117,14 @@ export function scaledRunSeconds(
     index.records.filter((r) => r.key.dataset === dataset && r.key.model !== model)
       .map((r) => r.key.model),
   );
+  // Each reference model's mean on `dataset`, once.
+  const there = new Map([...references].map((r) => [r, mean(r, dataset)]));
   const logs: number[] = [];
   for (const other of others) {
+    const own = mean(model, other);
     for (const reference of references) {
-      const own = mean(model, other), there = mean(reference, dataset);
-      const here = mean(reference, other);
-      if (own && there && here) logs.push(Math.log(own * there / here));
+      const here = mean(reference, other), theirs = there.get(reference);
+      if (own && theirs && here) logs.push(Math.log(own * theirs / here));
     }
   }
   if (logs.length === 0) return undefined;

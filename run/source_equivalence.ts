@@ -383,6 +383,13 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "every step, instead of starting another; the values are the same. Its tests and the " +
       "trainer's pass.",
   },
+  {
+    from: "sha256:2bc4d07944a709be10947de10fc3c4db4f1becd477ba79c5b97414c10ef4a1f2",
+    to: "sha256:534cab2fc313f61cb02f0ca66f713beb043cf83ede9c6cfbe3cc6035c9d392cb",
+    change: "the layer tail's constants are declared before the check that reads them",
+    evidence: "`ops/dense/layer_tail.ts` only moved two constant declarations; no kernel text " +
+      "or value changed, and its tests pass unchanged.",
+  },
 ];
 
 /**

@@ -62,6 +62,11 @@ export interface LayerTailTuning {
   readonly rowsPerInvocation?: number;
 }
 
+/** Invocations per workgroup. */
+const THREADS = 256;
+/** The most rows one workgroup takes. */
+const MAX_ROWS = 16;
+
 /** `tuning` with its default filled in, or a RangeError naming the setting. */
 export function checkLayerTailTuning(tuning: LayerTailTuning): { rowsPerInvocation: number } {
   const rowsPerInvocation = tuning.rowsPerInvocation ?? 1;
@@ -76,11 +81,6 @@ export function checkLayerTailTuning(tuning: LayerTailTuning): { rowsPerInvocati
   }
   return { rowsPerInvocation };
 }
-
-/** Invocations per workgroup. */
-const THREADS = 256;
-/** The most rows one workgroup takes. */
-const MAX_ROWS = 16;
 
 /** Sizes a {@link layerTail} kernel is compiled for. */
 interface TailSizes {
