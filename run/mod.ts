@@ -377,7 +377,15 @@ export {
   kuairandEpochRuns,
   kuairandEpochTable,
 } from "./kuairand_epoch.ts";
-export { epochsToBest, secondsToBest, trainingModesTable } from "./training_modes.ts";
+export {
+  compareSeeds,
+  epochsToBest,
+  secondsToBest,
+  type SeedComparison,
+  trainingModesTable,
+  trainingModesVerdict,
+  VERDICT_STANDARD_ERRORS,
+} from "./training_modes.ts";
 export {
   DEFAULT_K,
   EVENT_LOG_FILE,

@@ -23,7 +23,13 @@ import {
 import type { GridCell } from "../run/grid_runs.ts";
 import { MAMBA4REC_TRAINING_MODES } from "../run/paper_grids.ts";
 import type { IndexedRecord } from "../run/run_index.ts";
-import { epochsToBest, secondsToBest, trainingModesTable } from "../run/training_modes.ts";
+import {
+  compareSeeds,
+  epochsToBest,
+  secondsToBest,
+  trainingModesTable,
+  trainingModesVerdict,
+} from "../run/training_modes.ts";
 import { FAKE_MEASUREMENT_PROVENANCE } from "./fake_efficiency.ts";
 import { withTempDir } from "./temp_files.ts";
 
@@ -269,4 +275,45 @@ Deno.test("training modes: epochs and GPU seconds to the best epoch, ratios to t
   }]).rows[0];
   assertEquals(staleRow.notes, "stale: seed 2020 recorded by other code");
   assertAlmostEquals(secondsToBest(result([[1.5, 0.25]], 0, 0)), 1.75);
+});
+
+Deno.test("training modes: the verdict weighs each difference against its standard error", () => {
+  // Paper: NDCG 0.10, 0.11, 0.12 (mean 0.11, std 0.01); the SE of a difference with another
+  // objective of std 0.01 over 3 seeds is 0.01·√(2/3) ≈ 0.00816.
+  const paper = [0.10, 0.11, 0.12].map((n) => result([[1, 1]], 0, n));
+  const worse = [0.08, 0.09, 0.10].map((n) => result([[2, 1]], 0, n)); // −0.02: −2.45 SE
+  const equal = [0.095, 0.105, 0.115].map((n) => result([[1, 1]], 0, n)); // −0.005: −0.61 SE
+  const better = [0.125, 0.135, 0.145].map((n) => result([[1, 1]], 0, n)); // +0.025: +3.06 SE
+  const c = compareSeeds({ mean: 0.09, std: 0.01, n: 3 }, { mean: 0.11, std: 0.01, n: 3 })!;
+  assertAlmostEquals(c.standardErrors, -0.02 / (0.01 * Math.sqrt(2 / 3)), 1e-9);
+  assertEquals(c.verdict, "worse");
+  assertEquals(
+    compareSeeds({ mean: 0.1, std: undefined, n: 1 }, { mean: 0.1, std: 0, n: 2 }),
+    undefined,
+  );
+  const rows = trainingModesVerdict([
+    cell(0, "amazon-beauty", paper),
+    cell(1, "amazon-beauty", worse),
+    cell(2, "amazon-beauty", equal),
+    cell(0, "ml-1m", paper),
+    cell(1, "ml-1m", better),
+    cell(2, "ml-1m", paper.slice(0, 1)),
+  ]).rows;
+  assertEquals(rows.map((r) => [r.dataset, r.objective]), [
+    ["Beauty", "all positions"],
+    ["Beauty", "all positions, 2,048 targets a step"],
+    ["ML-1M", "all positions"],
+    ["ML-1M", "all positions, 2,048 targets a step"],
+  ]);
+  assertEquals(rows[0]["NDCG@10 Δ"], "-0.0200 (-2.4 SE): worse");
+  assertEquals(rows[0].verdict, "worse than the paper's on HR@10, NDCG@10, MRR@10");
+  assertEquals(rows[0]["GPU s to best ÷ paper's"], "× 1.50");
+  assertEquals(rows[1]["NDCG@10 Δ"], "-0.0050 (-0.6 SE): equal");
+  assertEquals(
+    rows[1].verdict,
+    "equal to or better than the paper's on every metric: closes the gap",
+  );
+  assertEquals(rows[2]["NDCG@10 Δ"], "+0.0250 (3.1 SE): better");
+  assertEquals(rows[2].verdict, "equal to or better than the paper's on every metric");
+  assertEquals(rows[3].verdict, "fewer than two seeds on a side: no verdict");
 });
