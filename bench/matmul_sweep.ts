@@ -5,11 +5,12 @@
  * ops/copy.ts). Each matmul configuration is first checked against a float64 product.
  *
  * `deno run -A bench/matmul_sweep.ts [--quick] [--json <file>] [--only copy|matmul|split]
- * [--ssd4rec] [--small]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead
+ * [--ssd4rec] [--small] [--shapes <substring>]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead
  * of the square and Mamba-block shapes; `--small` the products with few rows, where a 64 × 64 tile
  * leaves the GPU's SMs short of workgroups: an SSD4Rec step on Amazon Beauty (about 10k packed
- * tokens) and the streaming form's per-event products (10,000 users). Each shape's first row,
- * `default`, is the plan `matmul` picks.
+ * tokens) and the streaming form's per-event products (10,000 users). `--shapes serve` keeps the
+ * shapes whose name contains `serve`. Each shape's first row, `default`, is the plan `matmul`
+ * picks.
  *
  * @module
  */
@@ -174,6 +175,7 @@ async function sweepMatmul(
   rows: Row[],
   splitsOnly: boolean,
   set: "default" | "ssd4rec" | "small",
+  shapeFilter: string,
 ): Promise<void> {
   const configs = Object.entries(set === "small" ? SMALL_TILES : SWEEP_TILES);
   if (!splitsOnly) {
@@ -196,7 +198,7 @@ async function sweepMatmul(
     : set === "small"
     ? smallShapes(ctx.quick)
     : shapes(ctx.quick);
-  for (const s of shapeList) {
+  for (const s of shapeList.filter((s) => s.name.includes(shapeFilter))) {
     console.log(`${new Date().toISOString()} ${s.name}`);
     const a = randomTensor(s.aShape, 1), b = randomTensor(s.bShape, 2);
     const flops = flopsOf(s);
@@ -302,7 +304,8 @@ if (import.meta.main) {
       : args.includes("--small")
       ? "small"
       : "default";
-    await sweepMatmul(ctx, rows, only === "split", set);
+    const shapesAt = args.indexOf("--shapes");
+    await sweepMatmul(ctx, rows, only === "split", set, shapesAt >= 0 ? args[shapesAt + 1] : "");
   }
   if (jsonAt >= 0) {
     await Deno.writeTextFile(args[jsonAt + 1], JSON.stringify({ adapter: info.description, rows }));

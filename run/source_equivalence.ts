@@ -390,6 +390,13 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
     evidence: "`ops/dense/layer_tail.ts` only moved two constant declarations; no kernel text " +
       "or value changed, and its tests pass unchanged.",
   },
+  {
+    from: "sha256:534cab2fc313f61cb02f0ca66f713beb043cf83ede9c6cfbe3cc6035c9d392cb",
+    to: "sha256:549d089d92ea7af225e78d897a7b0e58091e21afa38e20cbd973f1e262906b66",
+    change: "the selective scan's backward kernels carry their own names in profiles",
+    evidence: "Only the labels passed to `launch` changed (adjoint, states, parameters, " +
+      "re-scan, local passes); no WGSL, buffer or value did, and the scan's tests pass.",
+  },
 ];
 
 /**

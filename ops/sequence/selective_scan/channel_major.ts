@@ -196,7 +196,7 @@ function localPass(
   const groups = foldWorkgroups(plan.ch.cblocks * spec.batch * (segs - 1));
   const offset = role === "forward-local" ? 0 : 1;
   launch(
-    OP,
+    `${OP} (${role})`,
     channelShader(spec, plan, role),
     scanParams(spec, plan, { segs, seg_count: segs - 1, seg_offset: offset, ips, gx: groups[0] }),
     [...tensors, state, decay, ...(role === "adjoint-local" ? listed(positions) : [])],
@@ -386,7 +386,7 @@ export function scanAdjoint(
   const adj = Tensor.empty([batch * segs, 2 * channels * ch.tpc], "f32", name);
   const groups = foldWorkgroups(ch.cblocks * batch * segs);
   launch(
-    name,
+    `${name} (adjoint)`,
     channelShader(spec, plan, "adjoint"),
     scanParams(spec, plan, { segs, seg_count: segs, ips, gx: groups[0] }),
     [

@@ -109,7 +109,7 @@ export function parameterGrads(
   const dD = hasD ? Tensor.empty([channels], "f32", name) : undefined;
   const dbias = hasBias ? Tensor.empty([channels], "f32", name) : undefined;
   launch(
-    name,
+    `${name} (parameters)`,
     finishShader(hasD, hasBias, tpc, stBias),
     packParams([channels, states]),
     [adjSum, stSum, dA, ...listed(dD), ...listed(dbias)],

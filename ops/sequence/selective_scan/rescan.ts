@@ -307,7 +307,7 @@ export function rescanBackward(
   const spart = Tensor.empty([batch, channels * states], "f32", name);
   const groups = foldWorkgroups(batch);
   launch(
-    name,
+    `${name} (re-scan)`,
     rescanShader(spec, plan, shape),
     scanParams(spec, plan, { gx: groups[0] }),
     [

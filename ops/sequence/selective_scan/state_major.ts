@@ -325,7 +325,7 @@ export function scanStates(
     : Tensor.empty([spec.batch * rowGroups, width], "f32", name);
   const groups = foldWorkgroups(spec.batch * rowGroups);
   launch(
-    name,
+    `${name} (states)`,
     stateShader(spec, plan),
     scanParams(spec, plan, { gx: groups[0] }),
     [
