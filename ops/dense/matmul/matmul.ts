@@ -1,10 +1,10 @@
 /**
- * Matrix products `C = op(A) · op(B) (+ bias)` on batches of matrices, recorded on the tape: the
- * public op, its shape checks and its gradients, each gradient one more product.
+ * Matrix products `C = act(op(A) · op(B) + bias + addend)` on batches of matrices, recorded on the
+ * tape: the public op, its shape checks and its gradients, each gradient one more product.
  *
  * @module
  */
-import { record } from "../../core/autograd.ts";
+import { gradEnabled, record } from "../../core/autograd.ts";
 import { assertDType } from "../../core/launch.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import type { Tensor } from "../../core/tensor.ts";
@@ -19,6 +19,16 @@ export interface MatmulOptions {
   transB?: boolean;
   /** A `[N]` vector added to every row of the product. */
   bias?: Tensor;
+  /**
+   * A tensor of the result's shape added after the bias (a residual sum), in the product's
+   * epilogue: the same values as `add(matmul(a, b, { bias }), addend)`, one kernel fewer.
+   */
+  addend?: Tensor;
+  /**
+   * `"gelu"`: the exact GELU of the elementwise op applied to the sum, in the epilogue. It has no
+   * backward: refused where a gradient would be recorded (use `gelu(matmul(…))` there).
+   */
+  activation?: "gelu";
   /** Overrides the tile configuration of the forward product (benchmarks and tests). */
   tiles?: MatmulTiles;
 }
@@ -34,11 +44,11 @@ function shapeText(t: Tensor): string {
  * `a` is `[...batch, M, K]` (`[...batch, K, M]` with `transA`); `b` is `[...batch, K, N]`
  * (`[...batch, N, K]` with `transB`) with the same batch dimensions, or either operand is a 2-D
  * matrix shared by every batch. The result is `[...batch, M, N]`; `bias` (`[N]`) is added to
- * every row. A Linear layer `y = x Wᵀ + b` with PyTorch's `W: [out, in]` is
+ * every row, then `addend` (the result's shape), then `activation` applied. A Linear layer `y = x Wᵀ + b` with PyTorch's `W: [out, in]` is
  * `matmul(x, W, { transB: true, bias: b })`, for `x` of shape `[in]`-suffixed `[B, L, in]` too.
  *
- * Gradients: `dA`, `dB` (summed over the batch for a shared operand, inside the product) and
- * `dBias` (a column sum).
+ * Gradients: `dA`, `dB` (summed over the batch for a shared operand, inside the product),
+ * `dBias` (a column sum) and the addend's (the incoming gradient).
  */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   const op = "matmul";
@@ -81,6 +91,33 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     );
   }
   const batchShape = aBatch.length > 0 ? aBatch : bBatch;
+  const outShape = [...batchShape, M, N];
+  const addend = options.addend;
+  if (addend) {
+    assertDType(op, addend, "f32");
+    if (addend.shape.length !== outShape.length || addend.shape.some((d, i) => d !== outShape[i])) {
+      throw new RangeError(
+        `${op}: addend ${shapeText(addend)} must have the result's shape [${
+          outShape.join(", ")
+        }] ` +
+          `for a ${shapeText(a)} · b ${shapeText(b)}${flags}`,
+      );
+    }
+  }
+  const operands = [a, b, ...(bias ? [bias] : []), ...(addend ? [addend] : [])];
+  if (options.activation !== undefined) {
+    if (options.activation !== "gelu") {
+      throw new RangeError(
+        `${op}: activation must be "gelu", got ${JSON.stringify(options.activation)}`,
+      );
+    }
+    if (gradEnabled() && operands.some((t) => t.requiresGrad)) {
+      throw new RangeError(
+        `${op}: activation "gelu" has no backward, but a gradient is being recorded for an ` +
+          "operand; use gelu(matmul(…)) when training, or run under noGrad",
+      );
+    }
+  }
   const batch = batchShape.reduce((p, d) => p * d, 1);
   const A: Operand = {
     t: a,
@@ -96,9 +133,9 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
     cols: bc,
     trans: transB,
   };
-  const out = product(op, A, B, false, [...batchShape, M, N], bias, options.tiles);
-  const inputs = bias ? [a, b, bias] : [a, b];
-  return record(out, op, inputs, (g) => {
+  const epilogue = { bias, addend, gelu: options.activation === "gelu" };
+  const out = product(op, A, B, false, outShape, epilogue, options.tiles);
+  return record(out, op, operands, (g) => {
     const G: Operand = { t: g, batch, rows: M, cols: N, trans: false };
     const Gt: Operand = { ...G, trans: true };
     const sumA = A.batch === 1 && batch > 1, sumB = B.batch === 1 && batch > 1;
@@ -115,7 +152,10 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         ? product("matmul backward dB", Gt, A, sumB, b.shape)
         : product("matmul backward dB", { ...A, trans: !transA }, G, sumB, b.shape);
     }
-    if (!bias) return [da, db];
-    return [da, db, bias.requiresGrad ? sumLeading(g, [N]) : null];
+    const grads = [da, db];
+    if (bias) grads.push(bias.requiresGrad ? sumLeading(g, [N]) : null);
+    // The addend's gradient is the incoming one; the tape sums it into the addend's own.
+    if (addend) grads.push(addend.requiresGrad ? g : null);
+    return grads;
   });
 }

@@ -16,9 +16,8 @@ import { runtime } from "../../core/runtime.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { foldWorkgroups, MAX_WORKGROUPS_PER_DIMENSION } from "../../wgsl/grid.ts";
 import { checkTiles, type MatmulTiles, planMatmul, tileBytes } from "./plan.ts";
-import { type KernelKey, matmulShader, SPLIT_REDUCE, SPLIT_REDUCE_WG } from "./shader.ts";
+import { type KernelKey, matmulShader, SPLIT_REDUCE_WG, splitReduceShader } from "./shader.ts";
 
-/** A matrix operand: `batch` stored `rows × cols` matrices (one, shared, when batch is 1). */
 /** A matrix operand: `batch` stored `rows × cols` matrices (one, shared, when batch is 1). */
 export interface Operand {
   /** The stored tensor. */
@@ -33,9 +32,20 @@ export interface Operand {
   trans: boolean;
 }
 
+/** What a product adds to its sums before storing them, and what it applies last. */
+export interface ProductEpilogue {
+  /** A `[N]` vector added to every row. */
+  readonly bias?: Tensor;
+  /** A tensor of the output's shape added after the bias. */
+  readonly addend?: Tensor;
+  /** GELU applied last. */
+  readonly gelu?: boolean;
+}
+
 /**
- * Encodes `out = Σ op(X)·op(Y)` for one product family: per batch index, or summed over the batch
- * when `sumBatch` (the gradient of an operand shared by every batch). Not recorded.
+ * Encodes `out = act(Σ op(X)·op(Y) + bias + addend)` for one product family: per batch index, or
+ * summed over the batch when `sumBatch` (the gradient of an operand shared by every batch), with
+ * the epilogue's parts where given. Not recorded.
  */
 export function product(
   op: string,
@@ -43,9 +53,11 @@ export function product(
   y: Operand,
   sumBatch: boolean,
   outShape: readonly number[],
-  bias?: Tensor,
+  epilogue: ProductEpilogue = {},
   tiles?: MatmulTiles,
 ): Tensor {
+  const { bias, addend } = epilogue;
+  const flags = { bias: bias !== undefined, addend: addend !== undefined, gelu: !!epilogue.gelu };
   const m = x.trans ? x.cols : x.rows, k = x.trans ? x.rows : x.cols;
   const n = y.trans ? y.rows : y.cols;
   const batch = Math.max(x.batch, y.batch);
@@ -95,7 +107,10 @@ export function product(
     fullM: M % t.bm === 0,
     fullN: n % t.bn === 0,
     fullK: K % t.bk === 0,
-    bias: bias !== undefined && splits === 1,
+    // Without split-K the product kernel applies the epilogue; with it, the sum of the partials.
+    bias: flags.bias && splits === 1,
+    addend: flags.addend && splits === 1,
+    gelu: flags.gelu && splits === 1,
     // Slices stored transposed get padded rows, unless that no longer fits in workgroup memory.
     padA: x.trans ? 0 : 4,
     padB: y.trans ? 4 : 0,
@@ -120,17 +135,17 @@ export function product(
     gx,
   ]);
   const target = splits === 1 ? out : Tensor.empty([gz, M, n], "f32", `${op} split-K partials`);
-  const inputs = key.bias ? [x.t, y.t, bias!, target] : [x.t, y.t, target];
+  const extra = [...(bias ? [bias] : []), ...(addend ? [addend] : [])];
+  const inputs = splits === 1 ? [x.t, y.t, ...extra, target] : [x.t, y.t, target];
   launch(op, matmulShader(key), params, inputs, [gx, gy, gz]);
   if (splits > 1) {
     const total = outBatch * M * n;
     const g = grid(total, SPLIT_REDUCE_WG);
-    const withBias = bias !== undefined;
     launch(
       `${op} split-K sum`,
-      SPLIT_REDUCE[withBias ? 1 : 0],
+      splitReduceShader(flags),
       packParams([total, M * n, n, splits, g.stride]),
-      withBias ? [target, bias, out] : [target, out],
+      [target, ...extra, out],
       g.groups,
     );
     target.dispose();

@@ -1,7 +1,12 @@
 /**
  * The WGSL of the matrix-product kernels, generated from a few compile-time constants (the tile
  * shape, the transpose flags, whether each operand can be read as vec4, whether M/N/K fill whole
- * tiles, whether a bias is added), and of the pass that sums split-K partials.
+ * tiles, what the epilogue adds: a bias, an addend matrix, GELU), and of the pass that sums
+ * split-K partials (and then applies the epilogue).
+ *
+ * The epilogue computes `act(acc + bias + addend)` in that order, each step the f32 operation
+ * the separate ops would do, so a fused sum equals `add(matmul(…, { bias }), addend)` bit for
+ * bit.
  *
  * The product kernel is register tiled: a workgroup computes a `bm × bn` tile of C; each of its
  * `(bm/tm)·(bn/tn)` threads owns `tm × tn` outputs held in vec4 registers. K advances in slices
@@ -16,6 +21,7 @@
  * @module
  */
 import { GRID_WGSL } from "../../wgsl/grid.ts";
+import { NORMAL_CDF_WGSL } from "../../wgsl/math.ts";
 import type { MatmulTiles } from "./plan.ts";
 import { shaderGenerator } from "../../wgsl/cache.ts";
 
@@ -41,6 +47,10 @@ export interface KernelKey {
   fullK: boolean;
   /** The kernel adds a bias vector (only without split-K: the reduction pass adds it then). */
   bias: boolean;
+  /** The kernel adds an addend matrix of C's shape (only without split-K, as the bias). */
+  addend: boolean;
+  /** The kernel applies GELU last (only without split-K, as the bias). */
+  gelu: boolean;
   /** Extra floats per workgroup-memory row of A's slice when transposed (avoids bank conflicts). */
   padA: number;
   /** The same padding for B's slice. */
@@ -174,7 +184,39 @@ export function sliceProductCode(
   return code;
 }
 
-/** The stores of a thread's accumulators (plus the bias), bounds-checked where tiles are partial. */
+/** What the epilogue adds to a product and applies last. */
+export interface EpilogueFlags {
+  /** A bias vector `[N]`, bound as `bias`. */
+  readonly bias: boolean;
+  /** An addend of C's shape, bound as `addend`. */
+  readonly addend: boolean;
+  /** GELU (exact, with the normal CDF) applied last. */
+  readonly gelu: boolean;
+}
+
+/**
+ * WGSL of one output unit's final value: `value` (a product's sum) plus the bias at `biasAt`,
+ * plus the addend at `addendAt`, through GELU, as the flags say.
+ */
+export function epilogueValue(
+  flags: EpilogueFlags,
+  value: string,
+  biasAt: string,
+  addendAt: string,
+): string {
+  let v = value;
+  if (flags.bias) v = `(${v} + bias[${biasAt}])`;
+  if (flags.addend) v = `(${v} + addend[${addendAt}])`;
+  return flags.gelu ? `gelu_(${v})` : v;
+}
+
+/** WGSL of `gelu_` for f32 and vec4f (the GELU of the elementwise op, `x·Φ(x)`). */
+const GELU_WGSL = `${NORMAL_CDF_WGSL}
+fn gelu_(x: f32) -> f32 { return x * normal_cdf(x); }
+fn gelu4_(v: vec4f) -> vec4f { return vec4f(gelu_(v.x), gelu_(v.y), gelu_(v.z), gelu_(v.w)); }`;
+
+/** The stores of a thread's accumulators through the epilogue, bounds-checked where tiles are
+ * partial. */
 function epilogueCode(key: KernelKey): string {
   const { bm, bn, tm, tn } = key.tiles;
   const tx = bn / tn, ty = bm / tm, cs = tn / 4;
@@ -188,14 +230,16 @@ function epilogueCode(key: KernelKey): string {
       const col = `n0 + ${j * tx * 4}u + tx * 4u`;
       const value = `c${r}_${j}`;
       if (key.vecC) {
-        const v = key.bias ? `${value} + bias[(${col}) >> 2u]` : value;
-        const st = `cg[(cbase + row * p.n + ${col}) >> 2u] = ${v};`;
+        const at = `(cbase + row * p.n + ${col}) >> 2u`;
+        const v = epilogueValue(key, value, `(${col}) >> 2u`, at).replace("gelu_(", "gelu4_(");
+        const st = `cg[${at}] = ${v};`;
         epilogue += key.fullN ? `      ${st}\n` : `      if (${col} < p.n) { ${st} }\n`;
       } else {
         for (let c = 0; c < 4; c++) {
           const cc = `${col} + ${c}u`;
-          const v = key.bias ? `${value}[${c}] + bias[${cc}]` : `${value}[${c}]`;
-          const st = `cg[cbase + row * p.n + ${cc}] = ${v};`;
+          const at = `cbase + row * p.n + ${cc}`;
+          const v = epilogueValue(key, `${value}[${c}]`, cc, at);
+          const st = `cg[${at}] = ${v};`;
           epilogue += key.fullN ? `      ${st}\n` : `      if (${cc} < p.n) { ${st} }\n`;
         }
       }
@@ -221,6 +265,7 @@ function generateShader(key: KernelKey): string {
     `@group(0) @binding(${binding++}) var<storage, ${access}> ${name}: ${type};\n`;
   let bindings = decl("ag", arr(key.vecA), "read") + decl("bg", arr(key.vecB), "read");
   if (key.bias) bindings += decl("bias", arr(key.vecC), "read");
+  if (key.addend) bindings += decl("addend", arr(key.vecC), "read");
   bindings += decl("cg", arr(key.vecC), "read_write");
 
   let acc = "";
@@ -258,7 +303,7 @@ ${bindings}
 var<workgroup> a_tile: array<array<vec4f, ${as4}>, ${2 * bk}>;
 var<workgroup> b_tile: array<array<vec4f, ${bs4}>, ${2 * bk}>;
 
-${GRID_WGSL}
+${GRID_WGSL}${key.gelu ? GELU_WGSL : ""}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   // Output tile: grouped ordering, ${TILE_GROUP} tile rows at a time, so that concurrently running
@@ -297,20 +342,23 @@ ${epilogue}}
 /** Invocations per workgroup of the split-K sum. */
 export const SPLIT_REDUCE_WG = 256;
 
-/** The split-K sum's WGSL, without (index 0) and with (index 1) a bias added. */
-export const SPLIT_REDUCE: readonly string[] = [false, true].map((withBias) =>
-  splitReduceShader(withBias)
-);
-
-/** The pass that sums each output's split-K partials in a fixed order (plus the bias). */
-function splitReduceShader(withBias: boolean): string {
-  return /* wgsl */ `
+/**
+ * The split-K sum's WGSL for the epilogue `flags`, generated once per flags: each output's
+ * partials summed in a fixed order, then the bias, the addend and GELU as in the product kernel.
+ */
+export const splitReduceShader: (flags: EpilogueFlags) => string = shaderGenerator(
+  "matmul split-K sum",
+  (flags: EpilogueFlags) => {
+    let binding = 2;
+    const decl = (name: string) =>
+      `@group(0) @binding(${binding++}) var<storage, read> ${name}: array<f32>;\n`;
+    const extra = (flags.bias ? decl("bias") : "") + (flags.addend ? decl("addend") : "");
+    return /* wgsl */ `
 struct P { total: u32, mn: u32, n: u32, splits: u32, stride: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
-${withBias ? "@group(0) @binding(2) var<storage, read> bias: array<f32>;" : ""}
-@group(0) @binding(${withBias ? 3 : 2}) var<storage, read_write> out: array<f32>;
-${GRID_WGSL}
+${extra}@group(0) @binding(${binding}) var<storage, read_write> out: array<f32>;
+${GRID_WGSL}${flags.gelu ? GELU_WGSL : ""}
 @compute @workgroup_size(${SPLIT_REDUCE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = grid_index(gid, p.stride);
@@ -319,6 +367,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let e = i - ob * p.mn;
   var s = 0.0;
   for (var k = 0u; k < p.splits; k++) { s += part[(ob * p.splits + k) * p.mn + e]; }
-  out[i] = s${withBias ? " + bias[e % p.n]" : ""};
+  out[i] = ${epilogueValue(flags, "s", "e % p.n", "i")};
 }`;
-}
+  },
+);
