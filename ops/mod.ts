@@ -77,7 +77,12 @@ export { matmul, planMatmul } from "./dense/matmul/mod.ts";
 export type { MatmulOptions, MatmulPlan, MatmulTiles } from "./dense/matmul/mod.ts";
 export { copyShader, copyTensor, DEFAULT_COPY_CONFIG } from "./pointwise/copy.ts";
 export type { CopyConfig } from "./pointwise/copy.ts";
-export { LAYER_NORM_MAX_DIM, layerNorm } from "./dense/layernorm.ts";
+export {
+  LAYER_NORM_MAX_DIM,
+  layerNorm,
+  layerNormInto,
+  layerNormOfRows,
+} from "./dense/layernorm.ts";
 export { checkLayerTailTuning, layerTail, layerTailInto } from "./dense/layer_tail.ts";
 export type { LayerTailTuning, LayerTailWeights } from "./dense/layer_tail.ts";
 export { GATED_RMS_NORM_MAX_GROUP, gatedRmsNorm } from "./dense/gated_rms_norm.ts";
