@@ -1,7 +1,13 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { readTensors, Tensor, tidy } from "../ops/mod.ts";
 import { matmul, type MatmulTiles, planMatmul, splitCount } from "../ops/dense/matmul/mod.ts";
-import { matmulGradRef, matmulRef, productDims, type ProductSpec } from "./matmul_reference.ts";
+import {
+  matmulGradRef,
+  matmulRef,
+  productDims,
+  type ProductSpec,
+  productSpec as spec,
+} from "./matmul_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** Normal values already representable in f32, so the GPU and the reference see the same input. */
@@ -10,24 +16,6 @@ function f32randn(rng: () => number, n: number): Float64Array {
 }
 
 const numel = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
-
-/** Stored shapes for op(A): M × K and op(B): K × N with optional leading batch dimensions. */
-function spec(
-  m: number,
-  n: number,
-  k: number,
-  transA: boolean,
-  transB: boolean,
-  aBatch: number[] = [],
-  bBatch: number[] = aBatch,
-): ProductSpec {
-  return {
-    aShape: [...aBatch, ...(transA ? [k, m] : [m, k])],
-    bShape: [...bBatch, ...(transB ? [n, k] : [k, n])],
-    transA,
-    transB,
-  };
-}
 
 const TRANSPOSES = [[false, false], [false, true], [true, false], [true, true]] as const;
 

@@ -3,7 +3,7 @@ import { noGrad, readTensors, requireGrad, Tensor, tidy } from "../ops/mod.ts";
 import { matmul, type MatmulTiles } from "../ops/dense/matmul/mod.ts";
 import { add, gelu } from "../ops/pointwise/elementwise.ts";
 import { normalCdf } from "../ops/pointwise/normal_cdf_reference.ts";
-import { matmulGradRef, matmulRef, productDims, type ProductSpec } from "./matmul_reference.ts";
+import { matmulGradRef, matmulRef, productDims, productSpec } from "./matmul_reference.ts";
 import { assertClose, freshSeed, gradCheck, makeRng, randn } from "./util.ts";
 
 /** Normal values already representable in f32. */
@@ -12,20 +12,13 @@ const numel = (shape: number[]) => shape.reduce((p, d) => p * d, 1);
 const f32 = (data: Float64Array, shape: number[]) => Tensor.from(Float32Array.from(data), shape);
 
 /** op(A): M × K and op(B): K × N stored as `matmul` takes them, with optional batches. */
-function spec(
+const spec = (
   [m, n, k]: readonly [number, number, number],
   transA: boolean,
   transB: boolean,
   aBatch: number[] = [],
   bBatch: number[] = aBatch,
-): ProductSpec {
-  return {
-    aShape: [...aBatch, ...(transA ? [k, m] : [m, k])],
-    bShape: [...bBatch, ...(transB ? [n, k] : [k, n])],
-    transA,
-    transB,
-  };
-}
+) => productSpec(m, n, k, transA, transB, aBatch, bBatch);
 
 /** Shapes from one element to several tiles, N a multiple of 4 (vec4 stores) or not, and a long
  * reduction that the plan splits (split-K: the epilogue then runs in the sum of the partials). */

@@ -15,6 +15,24 @@ export interface ProductSpec {
   transB: boolean;
 }
 
+/** Stored shapes for op(A): M × K and op(B): K × N, with optional leading batch dimensions. */
+export function productSpec(
+  m: number,
+  n: number,
+  k: number,
+  transA: boolean,
+  transB: boolean,
+  aBatch: number[] = [],
+  bBatch: number[] = aBatch,
+): ProductSpec {
+  return {
+    aShape: [...aBatch, ...(transA ? [k, m] : [m, k])],
+    bShape: [...bBatch, ...(transB ? [n, k] : [k, n])],
+    transA,
+    transB,
+  };
+}
+
 /** The sizes a spec implies. */
 export interface ProductDims {
   batch: number;
