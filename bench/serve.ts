@@ -18,12 +18,12 @@
  * item's embedding row read and its representation written (2.6 MB each) and the weights read once
  * (0.3 MB): 363.9 MB, 0.121 ms at 3 TB/s, of which the state alone is 0.109 ms. Its arithmetic,
  * about 155 kFLOP and 4,096 exponentials per user (1.5 GFLOP), is 0.6 FLOP per byte of state, so
- * observe is bound by memory. With one Mamba layer observe runs 12 dispatches: the item embedding
- * and its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the output
- * projection, LayerNorm, the feed-forward network (two products, GELU, the residual sum) and its
- * LayerNorm, and the representation's write. `layerTail` (`Mamba4RecStream`'s `fusedTail`) runs
- * the eight dispatches after the step as one kernel that also writes the representations, 5
- * dispatches in all, and the step can make the input projection itself (`fusedInProjection`), 4.
+ * observe is bound by memory. With one Mamba layer observe runs 8 dispatches: the item embedding
+ * with its LayerNorm, one product for the block's x and z, the fused step `mambaStep`, the output
+ * projection, LayerNorm, the feed-forward network (two products, GELU and the residual sum in
+ * their epilogues) and its LayerNorm, which writes the representations. `layerTail`
+ * (`Mamba4RecStream`'s `fusedTail`) runs the five dispatches after the step as one kernel, 4
+ * dispatches in all, and the step can make the input projection itself (`fusedInProjection`), 3.
  *
  * Measured (`--profile`), H200: observe 0.484 ms, of which the fused step 0.291 ms (1.2 TB/s of its
  * 374 MB), the four products 0.126 ms, the three LayerNorms 0.023 ms; recomputation 12.97 ms

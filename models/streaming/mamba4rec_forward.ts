@@ -52,12 +52,14 @@ export interface StreamNetwork {
  * layer one product gives x and z and one kernel ({@link mambaStep}) does the rest of the block
  * up to the output projection, with the user's window and state (with `fusedInProjection` the
  * kernel makes x and z itself, {@link mambaStepFromHidden}); the output projection, LayerNorm and
- * feed-forward network follow as the model's own ops, or as one kernel ({@link layerTail}) with
- * `fusedTail`, which then writes the last layer's rows straight into the representations
- * ({@link layerTailInto}).
+ * feed-forward network follow as the model's own layers with the residual sums and GELU in their
+ * products' epilogues (`FeedForward.inference`), or as one kernel ({@link layerTail}) with
+ * `fusedTail`. The item embedding and its LayerNorm are one kernel (`LayerNorm.ofRows`), and the
+ * last layer writes its rows straight into the users' representations (`FeedForward.inferenceInto`
+ * or {@link layerTailInto}).
  */
 export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void {
-  let h = net.embNorm.forward(embedding(ids, net.model.itemTable, { paddingIdx: 0 }));
+  let h = net.embNorm.ofRows(net.model.itemTable, ids);
   for (const [i, layer] of net.layers.entries()) {
     const y = net.fusedInProjection
       ? mambaStepFromHidden(h, layer.inProjT, layer.step, layer, slots, net.stepTuning)
@@ -77,12 +79,16 @@ export function stepEvents(net: StreamNetwork, slots: Tensor, ids: Tensor): void
     }
     if (net.fusedTail) {
       h = layerTail(y, layer.tail, residual, net.tailTuning);
+      continue;
+    }
+    const normed = layer.norm.forward(layer.out.forward(y, residual ?? undefined));
+    if (i < net.layers.length - 1) {
+      h = layer.ffn.inference(normed);
     } else {
-      const m = layer.out.forward(y);
-      h = layer.ffn.forward(layer.norm.forward(residual ? add(m, residual) : m), net.inference);
+      // The last layer's rows go straight to the users' representations.
+      layer.ffn.inferenceInto(normed, net.reps, slots);
     }
   }
-  writeSlotRows(net.reps, slots, h);
 }
 
 /**
