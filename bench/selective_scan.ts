@@ -286,6 +286,9 @@ if (import.meta.main) {
         { interval: 4, stateRows: 16 },
         { stateChunk: 4 },
         { stateRows: 2 },
+        { stateRows: 1 },
+        { stateRows: 1, stateChunk: 16 },
+        { stateChunk: 16 },
       ]
     ) registerScan("train", "bld", true, tuning);
     registerScan("long", "bld", false, { segments: 2 });
