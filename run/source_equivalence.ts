@@ -409,6 +409,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "test metrics before and after, digit for digit; the fused forms equal the separate ops " +
       "bit for bit in their tests.",
   },
+  {
+    from: "sha256:c0ed34b73cb9a36ac42dfa56920541989cd3b73c96a8ecb91b8e6b2b487d52c2",
+    to: "sha256:8e8a6317882591648ec8031f911c1df75baf68bcfd17331e5f8a3cc7a44c1c13",
+    change: "the matmul epilogue names its vector GELU by an argument",
+    evidence: "`epilogueValue` takes whether its value is a vector instead of its caller " +
+      "rewriting the WGSL it returned; every generated kernel is the same text, and the " +
+      "epilogue's tests pass.",
+  },
 ];
 
 /**

@@ -195,19 +195,20 @@ export interface EpilogueFlags {
 }
 
 /**
- * WGSL of one output unit's final value: `value` (a product's sum) plus the bias at `biasAt`,
- * plus the addend at `addendAt`, through GELU, as the flags say.
+ * WGSL of one output unit's final value: `value` (a product's sum, a vec4f where `vector`) plus
+ * the bias at `biasAt`, plus the addend at `addendAt`, through GELU, as the flags say.
  */
 export function epilogueValue(
   flags: EpilogueFlags,
   value: string,
   biasAt: string,
   addendAt: string,
+  vector = false,
 ): string {
   let v = value;
   if (flags.bias) v = `(${v} + bias[${biasAt}])`;
   if (flags.addend) v = `(${v} + addend[${addendAt}])`;
-  return flags.gelu ? `gelu_(${v})` : v;
+  return flags.gelu ? `${vector ? "gelu4_" : "gelu_"}(${v})` : v;
 }
 
 /** WGSL of `gelu_` for f32 and vec4f (the GELU of the elementwise op, `x·Φ(x)`). */
@@ -231,7 +232,7 @@ function epilogueCode(key: KernelKey): string {
       const value = `c${r}_${j}`;
       if (key.vecC) {
         const at = `(cbase + row * p.n + ${col}) >> 2u`;
-        const v = epilogueValue(key, value, `(${col}) >> 2u`, at).replace("gelu_(", "gelu4_(");
+        const v = epilogueValue(key, value, `(${col}) >> 2u`, at, true);
         const st = `cg[${at}] = ${v};`;
         epilogue += key.fullN ? `      ${st}\n` : `      if (${col} < p.n) { ${st} }\n`;
       } else {
