@@ -32,7 +32,15 @@ export { MEMORY_PURPOSES, sizeClass } from "./core/buffers.ts";
 export type { PooledBuffer } from "./core/buffers.ts";
 export { keep, numel, readTensors, tagPurpose, Tensor, tidy } from "./core/tensor.ts";
 export type { DType, HostArray, HostArrayOf, TapeNode } from "./core/tensor.ts";
-export { backward, gradEnabled, noGrad, record, requireGrad, zeroGrad } from "./core/autograd.ts";
+export {
+  backward,
+  gradEnabled,
+  noGrad,
+  record,
+  recordsGradient,
+  requireGrad,
+  zeroGrad,
+} from "./core/autograd.ts";
 export {
   accumulateInto,
   addTensors,

@@ -417,6 +417,14 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "rewriting the WGSL it returned; every generated kernel is the same text, and the " +
       "epilogue's tests pass.",
   },
+  {
+    from: "sha256:8e8a6317882591648ec8031f911c1df75baf68bcfd17331e5f8a3cc7a44c1c13",
+    to: "sha256:152a716aeb2711305c9f6852c26ce5f13f85113de717c0f769d198a0d33315dc",
+    change: "one predicate says whether an op would be recorded on the tape",
+    evidence: "`recordsGradient(inputs)` replaces the same condition written out in `record`, " +
+      "the GRU, the selective and SSD scans, `matmul` and LayerNorm; no kernel, buffer or " +
+      "value changed, and their tests pass.",
+  },
 ];
 
 /**

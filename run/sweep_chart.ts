@@ -11,7 +11,7 @@ import type { TrainResult } from "../models/training/training_observer.ts";
 import { modelPreset } from "../models/registry.ts";
 import { type PlotlyFigure, sweepChart, type SweepSeries } from "../viz/mod.ts";
 import type { GridCell } from "./grid_runs.ts";
-import { DATASET_LABELS } from "./paper_values.ts";
+import { datasetLabel } from "./paper_values.ts";
 import { meanEpochSeconds } from "./run_record.ts";
 import { summarizeSeeds } from "./seed_summary.ts";
 
@@ -108,7 +108,7 @@ export function sweepFigure(
     const reference = (options.references ?? []).filter((c) => c.dataset === dataset)
       .map((c) => cellSummary(c, measure)).find((s) => s !== undefined);
     return {
-      name: Object.hasOwn(DATASET_LABELS, dataset) ? DATASET_LABELS[dataset] : dataset,
+      name: datasetLabel(dataset),
       points,
       ...(reference
         ? { reference: { label: options.referenceLabel ?? "reference", mean: reference.mean } }

@@ -14,7 +14,7 @@ import type { TrainResult } from "../models/training/trainer.ts";
 import { type RichTable, richTable } from "../viz/mod.ts";
 import type { GridCell } from "./grid_runs.ts";
 import { OVERALL_METRICS, rowLabel } from "./overall_table.ts";
-import { DATASET_LABELS } from "./paper_values.ts";
+import { datasetLabel } from "./paper_values.ts";
 import { formatSeedSummary, type SeedSummary, summarizeSeeds } from "./seed_summary.ts";
 
 /** Epochs up to and including the best validation epoch (epochs are counted from 1). */
@@ -71,7 +71,7 @@ export function trainingModesTable(cells: readonly GridCell[]): RichTable {
     return rowsOf.map((cell) => {
       const n = cell.runs.length;
       const row: Record<string, string> = {
-        dataset: Object.hasOwn(DATASET_LABELS, dataset) ? DATASET_LABELS[dataset] : dataset,
+        dataset: datasetLabel(dataset),
         objective: rowLabel(cell),
         seeds: n === 0 ? "not recorded yet" : `${n}`,
       };
@@ -162,9 +162,13 @@ export function trainingModesVerdict(cells: readonly GridCell[]): RichTable {
       )
     );
     const firstWorse = verdicts.findIndex((v) => v.some((m) => m?.verdict === "worse"));
+    const seconds = (c: GridCell) =>
+      summarizeSeeds(c.runs.map((r) => secondsToBest(r.record.result)))?.mean;
+    const cards = (c: GridCell) => c.runs.map((r) => r.record.adapter);
+    const referenceSeconds = seconds(reference);
     return others.map((cell, i) => {
       const row: Record<string, string> = {
-        dataset: Object.hasOwn(DATASET_LABELS, dataset) ? DATASET_LABELS[dataset] : dataset,
+        dataset: datasetLabel(dataset),
         objective: rowLabel(cell),
       };
       OVERALL_METRICS.forEach(({ label }, m) => {
@@ -175,11 +179,8 @@ export function trainingModesVerdict(cells: readonly GridCell[]): RichTable {
             c.standardErrors.toFixed(1)
           } SE): ${c.verdict}`;
       });
-      const seconds = (c: GridCell) =>
-        summarizeSeeds(c.runs.map((r) => secondsToBest(r.record.result)));
-      const cards = (c: GridCell) => new Set(c.runs.map((r) => r.record.adapter));
       const allCards = new Set([...cards(cell), ...cards(reference)]);
-      row["GPU s to best ÷ paper's"] = ratio(seconds(cell)?.mean, seconds(reference)?.mean) +
+      row["GPU s to best ÷ paper's"] = ratio(seconds(cell), referenceSeconds) +
         (allCards.size > 1 ? ` (different cards: ${[...allCards].join(", ")})` : "");
       row.verdict = verdictText(verdicts[i], firstWorse >= 0 && firstWorse < i);
       return row;

@@ -16,6 +16,15 @@ export function gradEnabled(): boolean {
   return gradDepth === 0;
 }
 
+/**
+ * Whether an op over `inputs` would be recorded on the tape now: gradients are enabled and one of
+ * the inputs requires them. Ops ask it to decide what to save for a backward, or to refuse a form
+ * that has none.
+ */
+export function recordsGradient(inputs: readonly Tensor[]): boolean {
+  return gradDepth === 0 && inputs.some((t) => t.requiresGrad);
+}
+
 /** Runs `fn` without recording: for evaluation and optimizer updates. */
 export function noGrad<T>(fn: () => T): T {
   gradDepth++;
@@ -37,7 +46,7 @@ export function record(
   backward: (grad: Tensor) => readonly (Tensor | null)[],
   saved: Tensor[] = [],
 ): Tensor {
-  if (gradDepth > 0 || !inputs.some((t) => t.requiresGrad)) {
+  if (!recordsGradient(inputs)) {
     for (const s of saved) s.dispose();
     return out;
   }

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../core/autograd.ts";
+import { record, recordsGradient } from "../core/autograd.ts";
 import { assertDType, grid, launch, packParams } from "../core/launch.ts";
 import { Tensor } from "../core/tensor.ts";
 import {
@@ -159,7 +159,7 @@ function launchForward(
 
 /** Throws when a gradient would be recorded through an inference-only form. */
 function refuseGradients(op: string, tensors: readonly Tensor[], instead: string): void {
-  if (gradEnabled() && tensors.some((t) => t.requiresGrad)) {
+  if (recordsGradient(tensors)) {
     throw new RangeError(
       `${op}: has no backward, but a gradient is being recorded for an operand; use ${instead} ` +
         "when training, or run under noGrad",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../../core/autograd.ts";
+import { record, recordsGradient } from "../../core/autograd.ts";
 import { assertDType } from "../../core/launch.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
 import type { Tensor } from "../../core/tensor.ts";
@@ -44,8 +44,9 @@ function shapeText(t: Tensor): string {
  * `a` is `[...batch, M, K]` (`[...batch, K, M]` with `transA`); `b` is `[...batch, K, N]`
  * (`[...batch, N, K]` with `transB`) with the same batch dimensions, or either operand is a 2-D
  * matrix shared by every batch. The result is `[...batch, M, N]`; `bias` (`[N]`) is added to
- * every row, then `addend` (the result's shape), then `activation` applied. A Linear layer `y = x Wᵀ + b` with PyTorch's `W: [out, in]` is
- * `matmul(x, W, { transB: true, bias: b })`, for `x` of shape `[in]`-suffixed `[B, L, in]` too.
+ * every row, then `addend` (the result's shape), and `activation` is applied last. A Linear layer
+ * `y = x Wᵀ + b` with PyTorch's `W: [out, in]` is `matmul(x, W, { transB: true, bias: b })`, for
+ * `x` of shape `[in]`-suffixed `[B, L, in]` too.
  *
  * Gradients: `dA`, `dB` (summed over the batch for a shared operand, inside the product),
  * `dBias` (a column sum) and the addend's (the incoming gradient).
@@ -111,7 +112,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
         `${op}: activation must be "gelu", got ${JSON.stringify(options.activation)}`,
       );
     }
-    if (gradEnabled() && operands.some((t) => t.requiresGrad)) {
+    if (recordsGradient(operands)) {
       throw new RangeError(
         `${op}: activation "gelu" has no backward, but a gradient is being recorded for an ` +
           "operand; use gelu(matmul(…)) when training, or run under noGrad",

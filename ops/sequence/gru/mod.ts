@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../../core/autograd.ts";
+import { record, recordsGradient } from "../../core/autograd.ts";
 import { assertDType } from "../../core/launch.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { matmul } from "../../dense/matmul/mod.ts";
@@ -129,7 +129,7 @@ export function gru(x: Tensor, weights: GruWeights, options: GruOptions = {}): G
   const { weightIh, weightHh, biasHh } = weights;
   const gi = matmul(x, weightIh, { transB: true, bias: weights.biasIh });
   const inputs = [gi, weightHh, ...(biasHh ? [biasHh] : []), ...(h0 ? [h0] : [])];
-  const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  const save = recordsGradient(inputs);
   const fwd = recurrenceForward(spec, gi, weightHh, biasHh, h0, save);
   let output = fwd.out;
   if (fwd.gates) {

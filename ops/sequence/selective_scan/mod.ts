@@ -60,7 +60,7 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../../core/autograd.ts";
+import { record, recordsGradient } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { scanAdjoint, scanForward, type ScanTensors } from "./channel_major.ts";
@@ -126,7 +126,7 @@ export function selectiveScan(
   const inputs = [u, delta, A, B, C, D, z, deltaBias, deltaWeight].filter((t): t is Tensor =>
     t !== undefined
   );
-  const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  const save = recordsGradient(inputs);
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
   const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, deltaWeight };
   const { out, ck, ysave } = scanForward(spec, plan, x, save, segmentation(spec, plan, options));
@@ -181,7 +181,7 @@ export function selectiveScanAt(
   const inputs = [u, delta, A, B, C, D, z, deltaBias, deltaWeight].filter((t): t is Tensor =>
     t !== undefined
   );
-  const save = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  const save = recordsGradient(inputs);
   const plan = planScan(spec.channels, spec.states, spec.length, options.tuning ?? {});
   const x: ScanTensors = { u, delta, A, B, C, D, z, deltaBias, deltaWeight, positions };
   const segments = segmentation(spec, plan, options);
@@ -245,7 +245,7 @@ export function selectiveScanWithFinalState(
   const inputs = [u, delta, A, B, C, D, z, deltaBias, deltaWeight].filter((t): t is Tensor =>
     t !== undefined
   );
-  if (gradEnabled() && inputs.some((t) => t.requiresGrad)) {
+  if (recordsGradient(inputs)) {
     throw new Error(
       `${OP}WithFinalState: the final-state output has no backward, but a gradient is being ` +
         "recorded for an input; call it inside noGrad() (inference), or train with selectiveScan",

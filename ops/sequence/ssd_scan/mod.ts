@@ -27,7 +27,7 @@
  *
  * @module
  */
-import { gradEnabled, record } from "../../core/autograd.ts";
+import { record, recordsGradient } from "../../core/autograd.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
@@ -106,7 +106,7 @@ export function ssdScan(
   // and dtBias (the same kernel on the same inputs, so the same values) rather than keep them.
   for (const t of Object.values(decays)) t.dispose();
   const inputs = [x, dt, A, B, C, D, dtBias, initialStates].filter((t): t is Tensor => !!t);
-  const recording = gradEnabled() && inputs.some((t) => t.requiresGrad);
+  const recording = recordsGradient(inputs);
   const ownedTables = owned ? pieces.tensors() : [];
   const handed = options.releaseInputs ? [x, dt, B, C] : [];
   if (!recording) {
