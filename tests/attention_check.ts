@@ -12,6 +12,7 @@ import {
   type AttentionProblem,
   attentionReference,
   attentionReferenceBackward,
+  attentionReferenceProbabilities,
 } from "../ops/dense/attention_reference.ts";
 import { DropoutRng } from "../ops/pointwise/dropout.ts";
 import { dropoutMaskRef } from "./dropout_reference.ts";
@@ -132,4 +133,55 @@ export async function attentionDropoutCheck(
     });
     assertEquals(gen.state().counter, counter + 1, `one counter per call, seed ${seed}`);
   }
+}
+
+/**
+ * The sums of absolute terms behind attention's output and its gradients of Σ out ⊙ `gOut`
+ * (`[output, dq, dk, dv]`): each entry replaces every term of the reference's sums by its
+ * magnitude, and the difference `dP − t` of the softmax backward by `|dP| + |t|`. Float32
+ * rounding in any order of summation stays within a small multiple of these, so they bound how
+ * far two correct forms may differ even where the exact value cancels to nothing (a query with
+ * one unmasked key has dq = 0 up to rounding). Queries are all L positions (no
+ * `queryPositions`).
+ */
+export function attentionTermMagnitudes(
+  q: Float64Array,
+  k: Float64Array,
+  v: Float64Array,
+  p: AttentionProblem,
+  gOut: Float64Array,
+): Float64Array[] {
+  if (p.queryPositions !== undefined) {
+    throw new RangeError("attentionTermMagnitudes: queries must be all positions");
+  }
+  const { batch, heads, length: L, dim: d } = p;
+  const { probs, dropped } = attentionReferenceProbabilities(q, k, p);
+  const out = new Float64Array(q.length), dq = new Float64Array(q.length);
+  const dk = new Float64Array(k.length), dv = new Float64Array(v.length);
+  const dP = new Float64Array(L);
+  for (let bh = 0; bh < batch * heads; bh++) {
+    for (let i = 0; i < L; i++) {
+      const row = (bh * L + i) * L;
+      let t = 0;
+      for (let j = 0; j < L; j++) {
+        let dy = 0;
+        for (let c = 0; c < d; c++) {
+          const g = Math.abs(gOut[(bh * L + i) * d + c]), x = Math.abs(v[(bh * L + j) * d + c]);
+          dy += g * x;
+          out[(bh * L + i) * d + c] += dropped[row + j] * x;
+          dv[(bh * L + j) * d + c] += dropped[row + j] * g;
+        }
+        dP[j] = dy * (p.keep === undefined ? 1 : p.keep[row + j] * (p.keepScale ?? 1));
+        t += dP[j] * probs[row + j];
+      }
+      for (let j = 0; j < L; j++) {
+        const ds = p.scale * probs[row + j] * (dP[j] + t);
+        for (let c = 0; c < d; c++) {
+          dq[(bh * L + i) * d + c] += ds * Math.abs(k[(bh * L + j) * d + c]);
+          dk[(bh * L + j) * d + c] += ds * Math.abs(q[(bh * L + i) * d + c]);
+        }
+      }
+    }
+  }
+  return [out, dq, dk, dv];
 }
