@@ -27,7 +27,7 @@ import { runtime } from "../core/runtime.ts";
 import { Tensor } from "../core/tensor.ts";
 import { shaderGenerator } from "../wgsl/cache.ts";
 import { foldWorkgroups, GRID_WGSL } from "../wgsl/grid.ts";
-import { NORMAL_CDF_WGSL } from "../wgsl/math.ts";
+import { GELU_WGSL } from "../wgsl/math.ts";
 import { stagedProductLayout, stagedProductWgsl } from "../wgsl/staged_product.ts";
 
 /** The weights of a layer tail, in the layouts {@link layerTail} reads. */
@@ -239,7 +239,7 @@ var<workgroup> hs: array<f32, ${padded * d}>;
 var<workgroup> acts: array<f32, ${padded * ffn}>;
 var<workgroup> stats: array<f32, ${2 * rows}>;
 var<workgroup> parts: array<f32, ${THREADS}>;
-${NORMAL_CDF_WGSL}
+${GELU_WGSL}
 ${GRID_WGSL}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u32) {
@@ -260,7 +260,7 @@ ${layerNormCode("ms", d, rows, "ln1_w", "ln1_b", (g, c, v) => `hs[${g} * ${d}u +
   // W₁, its bias and the exact GELU.
 ${
     productCode("hs", "w1_t", d, ffn, s, (acc, c, g) =>
-      `let a = ${acc} + b1[${c}]; acts[${g} * ${ffn}u + ${c}] = a * normal_cdf(a);`)
+      `let a = ${acc} + b1[${c}]; acts[${g} * ${ffn}u + ${c}] = gelu_(a);`)
   }
   // W₂, its bias and the feed-forward network's residual (its input).
 ${

@@ -12,7 +12,7 @@ import { sumLeading } from "./reduce.ts";
 import { numel, Tensor } from "../core/tensor.ts";
 import { type BinaryOp, binaryRaw, ELEMENTWISE_WORKGROUP } from "../core/unrecorded.ts";
 import { GRID_WGSL } from "../wgsl/grid.ts";
-import { MATH_WGSL, NORMAL_CDF_WGSL } from "../wgsl/math.ts";
+import { GELU_WGSL, MATH_WGSL } from "../wgsl/math.ts";
 import { shaderGenerator } from "../wgsl/cache.ts";
 
 export {
@@ -27,8 +27,8 @@ export {
 
 const WG = ELEMENTWISE_WORKGROUP;
 
-/** WGSL helpers every unary expression may call: the normal CDF (GELU) and the shared math. */
-const MATH = NORMAL_CDF_WGSL + MATH_WGSL;
+/** WGSL helpers every unary expression may call: GELU, the normal CDF and the shared math. */
+const MATH = GELU_WGSL + MATH_WGSL;
 
 /**
  * A unary function: its forward expression in `x` and its derivative in `x`, or in `x` and the
@@ -42,7 +42,7 @@ interface UnaryDef {
 
 const UNARY = {
   gelu: {
-    forward: "x * normal_cdf(x)",
+    forward: "gelu_(x)",
     derivative: "normal_cdf(x) + x * 0.3989422804014327 * exp(-0.5 * x * x)",
   },
   silu: { forward: "silu_(x)", derivative: "sigmoid_(x) * (1.0 + x * sigmoid_(-x))" },

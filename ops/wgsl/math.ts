@@ -39,6 +39,16 @@ fn normal_cdf(x: f32) -> f32 {
 `;
 
 /**
+ * {@link NORMAL_CDF_WGSL} and `gelu_(x: f32) -> f32`, the exact GELU x·Φ(x) that every kernel
+ * applying GELU calls (the elementwise op, the matrix product's epilogue, the fused layer tail),
+ * so all of them compute the same values. Paste once per shader, at module scope.
+ */
+export const GELU_WGSL: string = `${NORMAL_CDF_WGSL}fn gelu_(x: f32) -> f32 {
+  return x * normal_cdf(x);
+}
+`;
+
+/**
  * WGSL functions `sigmoid_(x: f32) -> f32`, `silu_(x: f32) -> f32` (x · sigmoid(x)) and
  * `softplus_(x: f32) -> f32` (PyTorch's: x above the threshold 20, log(1 + eˣ) below), plus the
  * helper `log1p_unit_(v: f32) -> f32` (log(1 + v) for 0 ≤ v ≤ 1). The trailing underscores keep

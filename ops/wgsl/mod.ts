@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { MATH_WGSL, NORMAL_CDF_WGSL } from "./math.ts";
+export { GELU_WGSL, MATH_WGSL, NORMAL_CDF_WGSL } from "./math.ts";
 export { workgroupReduceWgsl } from "./reduce.ts";
 export type { ReduceArray, ReduceCombine, WorkgroupReduce } from "./reduce.ts";
 export { foldWorkgroups, grid, GRID_WGSL, MAX_WORKGROUPS_PER_DIMENSION } from "./grid.ts";

@@ -21,7 +21,7 @@
  * @module
  */
 import { GRID_WGSL } from "../../wgsl/grid.ts";
-import { NORMAL_CDF_WGSL } from "../../wgsl/math.ts";
+import { GELU_WGSL } from "../../wgsl/math.ts";
 import type { MatmulTiles } from "./plan.ts";
 import { shaderGenerator } from "../../wgsl/cache.ts";
 
@@ -211,9 +211,8 @@ export function epilogueValue(
   return flags.gelu ? `${vector ? "gelu4_" : "gelu_"}(${v})` : v;
 }
 
-/** WGSL of `gelu_` for f32 and vec4f (the GELU of the elementwise op, `x·Φ(x)`). */
-const GELU_WGSL = `${NORMAL_CDF_WGSL}
-fn gelu_(x: f32) -> f32 { return x * normal_cdf(x); }
+/** WGSL of `gelu_` (the elementwise op's GELU) and of `gelu4_`, the same on each of a vec4f. */
+const EPILOGUE_GELU_WGSL = `${GELU_WGSL}
 fn gelu4_(v: vec4f) -> vec4f { return vec4f(gelu_(v.x), gelu_(v.y), gelu_(v.z), gelu_(v.w)); }`;
 
 /** The stores of a thread's accumulators through the epilogue, bounds-checked where tiles are
@@ -304,7 +303,7 @@ ${bindings}
 var<workgroup> a_tile: array<array<vec4f, ${as4}>, ${2 * bk}>;
 var<workgroup> b_tile: array<array<vec4f, ${bs4}>, ${2 * bk}>;
 
-${GRID_WGSL}${key.gelu ? GELU_WGSL : ""}
+${GRID_WGSL}${key.gelu ? EPILOGUE_GELU_WGSL : ""}
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   // Output tile: grouped ordering, ${TILE_GROUP} tile rows at a time, so that concurrently running
@@ -359,7 +358,7 @@ struct P { total: u32, mn: u32, n: u32, splits: u32, stride: u32 }
 @group(0) @binding(0) var<uniform> p: P;
 @group(0) @binding(1) var<storage, read> part: array<f32>;
 ${extra}@group(0) @binding(${binding}) var<storage, read_write> out: array<f32>;
-${GRID_WGSL}${flags.gelu ? GELU_WGSL : ""}
+${GRID_WGSL}${flags.gelu ? EPILOGUE_GELU_WGSL : ""}
 @compute @workgroup_size(${SPLIT_REDUCE_WG})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = grid_index(gid, p.stride);
