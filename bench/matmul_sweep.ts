@@ -5,16 +5,19 @@
  * ops/copy.ts). Each matmul configuration is first checked against a float64 product.
  *
  * `deno run -A bench/matmul_sweep.ts [--quick] [--json <file>] [--only copy|matmul|split]
- * [--ssd4rec] [--small] [--shapes <substring>]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead
+ * [--ssd4rec] [--small] [--shapes <substring>] [--kernel-time]`: `--ssd4rec` sweeps the products of an SSD4Rec ML-1M training step instead
  * of the square and Mamba-block shapes; `--small` the products with few rows, where a 64 × 64 tile
  * leaves the GPU's SMs short of workgroups: an SSD4Rec step on Amazon Beauty (about 10k packed
  * tokens) and the streaming form's per-event products (10,000 users). `--shapes serve` keeps the
  * shapes whose name contains `serve`. Each shape's first row, `default`, is the plan `matmul`
- * picks.
+ * picks. `--kernel-time` times each product by timestamp queries (the median kernel time of
+ * {@link KERNEL_TIME_DISPATCHES} dispatches) instead of the wall time of back-to-back calls, whose
+ * fixed cost per call (tens of µs) hides the differences between tiles on small products.
  *
  * @module
  */
-import { initGpu, readTensors } from "../ops/mod.ts";
+import { initGpu, readTensors, startProfile, stopProfile } from "../ops/mod.ts";
+import { runtime } from "../ops/core/runtime.ts";
 import { matmul, type MatmulOptions, type MatmulTiles } from "../ops/dense/matmul/mod.ts";
 import { type CopyConfig, copyTensor } from "../ops/pointwise/copy.ts";
 import { type BenchContext, measure, randomTensor } from "./harness.ts";
@@ -160,6 +163,19 @@ async function checkTiles(tiles: MatmulTiles): Promise<number> {
   return worst;
 }
 
+/** Dispatches whose median kernel time `--kernel-time` reports. */
+export const KERNEL_TIME_DISPATCHES = 30;
+
+/** The median GPU time of `run`'s one dispatch over {@link KERNEL_TIME_DISPATCHES} calls, in ms. */
+async function medianKernelMs(run: () => void): Promise<number> {
+  for (let i = 0; i < 3; i++) run();
+  await runtime().sync();
+  startProfile();
+  for (let i = 0; i < KERNEL_TIME_DISPATCHES; i++) run();
+  const ms = (await stopProfile()).map((d) => d.ms).sort((a, b) => a - b);
+  return ms[Math.floor(ms.length / 2)];
+}
+
 interface Row {
   kernel: string;
   config: string;
@@ -176,6 +192,7 @@ async function sweepMatmul(
   splitsOnly: boolean,
   set: "default" | "ssd4rec" | "small",
   shapeFilter: string,
+  kernelTime: boolean,
 ): Promise<void> {
   const configs = Object.entries(set === "small" ? SMALL_TILES : SWEEP_TILES);
   if (!splitsOnly) {
@@ -215,16 +232,14 @@ async function sweepMatmul(
     for (const [name, tiles] of variants) {
       const options = { ...s.options, tiles };
       try {
-        const r = await measure(
-          {
-            name,
-            setup: () => null,
-            run: () => matmul(a, b, options).dispose(),
-            flops,
-          },
-          ctx,
-          { targetMs: ctx.quick ? 10 : 100, repeats: 3, warmup: 1 },
-        );
+        const run = () => matmul(a, b, options).dispose();
+        const r = kernelTime
+          ? await medianKernelMs(run).then((ms) => ({ ms, tflops: flops / ms / 1e9 }))
+          : await measure(
+            { name, setup: () => null, run, flops },
+            ctx,
+            { targetMs: ctx.quick ? 10 : 100, repeats: 3, warmup: 1 },
+          );
         rows.push({ kernel: "matmul", config: name, shape: s.name, ms: r.ms, tflops: r.tflops });
         console.log(
           `${s.name.padEnd(12)} ${name.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ms ` +
@@ -305,7 +320,12 @@ if (import.meta.main) {
       ? "small"
       : "default";
     const shapesAt = args.indexOf("--shapes");
-    await sweepMatmul(ctx, rows, only === "split", set, shapesAt >= 0 ? args[shapesAt + 1] : "");
+    const shapeFilter = shapesAt >= 0 ? args[shapesAt + 1] : "";
+    const kernelTime = args.includes("--kernel-time");
+    if (kernelTime && !info.timestamps) {
+      throw new Error(`--kernel-time: ${info.description} has no timestamp queries`);
+    }
+    await sweepMatmul(ctx, rows, only === "split", set, shapeFilter, kernelTime);
   }
   if (jsonAt >= 0) {
     await Deno.writeTextFile(args[jsonAt + 1], JSON.stringify({ adapter: info.description, rows }));

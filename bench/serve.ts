@@ -43,7 +43,17 @@
  * against 0.169 + 0.027 (observe 0.369 ms); both together 0.475 ms; recomputation 13.29 ms. The
  * tail's invocations then read one staged value per multiply-add (one output column each); they
  * now take four adjacent columns, reading the weights as vectors, and sixteen share each
- * LayerNorm row's sums (not yet timed).
+ * LayerNorm row's sums (not yet timed). H100, source d7fdc6fc (`--profile --fused-tail
+ * --fused-in-projection --weight-loads 8,32`): separate ops 0.338 ms (kernels 0.330: step 0.163,
+ * four products 0.140); `layerTail` 0.155 ms of kernel against 0.16 for what it replaces
+ * (observe 0.377 ms); the step with its input projection 0.185 ms (observe 0.355 ms);
+ * recomputation 13.26 ms (39.2×). Timed alone (`bench/matmul_sweep.ts --only matmul --small
+ * --shapes serve --kernel-time`) each product took about as long with 64 × 64 tiles as with the
+ * best smaller ones (64→256 23 µs, 128→64 15–16, 256→64 24–27), but inside observe, where the
+ * four took 0.141 ms, smaller tiles for products with few output tiles and a short reduction
+ * (`few` in `ops/dense/matmul/plan.ts`) gave: 32 × 32 × 8 observe 0.304 ms (kernels 0.292: step
+ * 0.161, four products 0.107), 64 × 32 × 8 0.323, 32 × 64 × 8 0.323, 64 × 64 × 4 0.341;
+ * recomputation 13.21 ms (43.5×).
  *
  * Registered with `bench/harness.ts` (run by `deno task bench --only serve`); standalone,
  * `deno run -A bench/serve.ts [--quick] [--profile] [--state-batch B[,B…]]

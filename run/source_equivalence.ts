@@ -434,6 +434,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "Mamba4Rec, SASRec and SSD4Rec on Beauty's first 4,000 users (seed 7, lavapipe) gave the " +
       "same losses and metrics before and after.",
   },
+  {
+    from: "sha256:d7fdc6fc691ed2771963faf4284058b79746e5ddf94ab7123476692e62842c1d",
+    to: "sha256:8829d384a7bbddb0f0bfe0a14994ab0527d642ad7e60b02309f0df0f7a465b73",
+    change: "products with few output tiles and a short reduction take 32 × 32 tiles",
+    evidence:
+      "Without split-K every output of a product is one sum over K taken in order, whatever the " +
+      "tiles, so the new tiles change no bit; on CPU implementations the planner's tiles are " +
+      "unchanged.",
+  },
 ];
 
 /**
