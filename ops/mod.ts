@@ -10,6 +10,7 @@ export {
   releasePooledMemory,
   resetPeakMemory,
   runtime,
+  settleDestroyedBuffers,
   startProfile,
   stopProfile,
   sync,

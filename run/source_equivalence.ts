@@ -454,6 +454,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "Mamba4Rec with one and with two layers on Beauty's first 4,000 users (seed 7, lavapipe) " +
       "gave the same losses and metrics before and after.",
   },
+  {
+    from: "sha256:ef624665dd87043c35006a37fa77586bf28281a5cbf2f49d3b95a1a8081ac313",
+    to: "sha256:e3f03ece62842bca73a1912a787bf2b9997599bb1865304115e982f61fd60820",
+    change: "training waits for the GPU when the pool has destroyed more than its slack",
+    evidence:
+      "The runtime counts the bytes of pooled buffers destroyed since its last wait, and the " +
+      "loss checks wait for the GPU between steps when that count passes the pool's slack. " +
+      "Waiting changes no dispatch, buffer or value, only when the host encodes the next step.",
+  },
 ];
 
 /**

@@ -6,6 +6,7 @@ import {
   releasePooledMemory,
   resetPeakMemory,
   runtime,
+  settleDestroyedBuffers,
   sizeClass,
   sync,
   type Tensor,
@@ -117,4 +118,40 @@ Deno.test("releasing the pool leaves only live buffers allocated; live tensors s
   assertEquals((await doubled.toArray()).every((v) => v === 0), true);
   doubled.dispose();
   live.dispose();
+});
+
+Deno.test("destroyed buffers are counted until a wait, which settling makes past the slack", async () => {
+  const rt = runtime();
+  const slack = rt.poolSlackBytes;
+  rt.poolSlackBytes = 64 * 1024;
+  try {
+    await sync();
+    rt.trimPool();
+    await sync();
+    assertEquals(rt.destroyedSinceSync, 0);
+    // Steps of ever new sizes, queued without waiting: the pool destroys what it cannot reuse.
+    let destroyed = 0;
+    for (let step = 0; step < 12 && destroyed <= rt.poolSlackBytes; step++) {
+      const n = 20_000 + step * 9_000;
+      const held = [zeros([n]), zeros([2 * n])];
+      add(held[0], held[0]).dispose();
+      held.forEach((t) => t.dispose());
+      assertEquals(rt.destroyedSinceSync >= destroyed, true, "the count only grows between waits");
+      destroyed = rt.destroyedSinceSync;
+    }
+    assertEquals(destroyed > rt.poolSlackBytes, true, `only ${destroyed} bytes destroyed`);
+    // Past the slack, settling waits for the GPU, after which nothing destroyed is outstanding.
+    await settleDestroyedBuffers();
+    assertEquals(rt.destroyedSinceSync, 0);
+    // Under the slack it returns without waiting and leaves the count as it is.
+    zeros([30_000]).dispose();
+    zeros([31_000]).dispose();
+    const under = rt.destroyedSinceSync;
+    assertEquals(under <= rt.poolSlackBytes, true);
+    await settleDestroyedBuffers();
+    assertEquals(rt.destroyedSinceSync, under);
+  } finally {
+    rt.poolSlackBytes = slack;
+    await sync();
+  }
 });

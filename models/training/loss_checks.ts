@@ -4,10 +4,14 @@
  * started at the check before is looked at. The GPU never runs dry at a check, since the values
  * looked at were written long before, and the host stays at most two checks ahead of the GPU.
  * The trainer checks each loss for NaN/Inf this way; the efficiency measurement paces its timed
- * steps the same way.
+ * steps the same way. After every step the host also waits for the GPU where the buffer pool has
+ * destroyed more than its slack since the last wait (`settleDestroyedBuffers`): two checks of
+ * queued steps whose sizes vary (packed histories) would otherwise hold the destroyed buffers of
+ * every one of them.
  *
  * @module
  */
+import { settleDestroyedBuffers } from "../../ops/core/runtime.ts";
 import type { HostArray, Tensor } from "../../ops/core/tensor.ts";
 
 /** Looks at the losses of steps `from … upTo − 1` (indices into the losses buffer). */
@@ -29,8 +33,12 @@ export class LossChecks {
     readonly inspect: LossInspector = () => {},
   ) {}
 
-  /** After the step that wrote entry `steps − 1`: at a check, look at the last readback and start one. */
+  /**
+   * After the step that wrote entry `steps − 1`: settle the destroyed buffers; at a check, look
+   * at the last readback and start one.
+   */
   async afterStep(steps: number): Promise<void> {
+    await settleDestroyedBuffers();
     if (steps % this.every !== 0) return;
     await this.#inspectPending();
     const read = this.losses.toArray();

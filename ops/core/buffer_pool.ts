@@ -125,17 +125,17 @@ export class BufferPool {
 
   /**
    * Makes room for a new buffer of `capacity` bytes (see {@link poolSlackBytes}), calling
-   * `beforeDestroy` with each free buffer just before destroying it. Returns whether any was
-   * destroyed.
+   * `beforeDestroy` with each free buffer just before destroying it. Returns the bytes
+   * destroyed (0: none).
    */
-  makeRoomFor(capacity: number, beforeDestroy: (b: PooledBuffer) => void): boolean {
+  makeRoomFor(capacity: number, beforeDestroy: (b: PooledBuffer) => void): number {
     const limit = this.#mostLiveBytes + this.poolSlackBytes;
     let pooled = this.allocatedBytes - this.#liveBytes;
-    if (pooled + capacity <= limit) return false;
+    if (pooled + capacity <= limit) return 0;
     const byAge = [...this.#free.entries()]
       .filter(([c, list]) => c !== capacity && list.length > 0)
       .sort(([a], [b]) => (this.#classUse.get(a) ?? 0) - (this.#classUse.get(b) ?? 0));
-    let evicted = false;
+    let evicted = 0;
     for (const [, list] of byAge) {
       while (list.length > 0 && pooled + capacity > limit) {
         const b = list.pop()!;
@@ -143,7 +143,7 @@ export class BufferPool {
         b.buffer.destroy();
         this.allocatedBytes -= b.capacity;
         pooled -= b.capacity;
-        evicted = true;
+        evicted += b.capacity;
       }
       if (pooled + capacity <= limit) break;
     }
@@ -171,15 +171,18 @@ export class BufferPool {
     this.#ledger.resetPeak(this.allocatedBytes - this.#liveBytes);
   }
 
-  /** Destroys every free buffer. */
-  trim(): void {
+  /** Destroys every free buffer; returns the bytes destroyed. */
+  trim(): number {
+    let destroyed = 0;
     for (const list of this.#free.values()) {
       for (const b of list) {
         b.buffer.destroy();
         this.allocatedBytes -= b.capacity;
+        destroyed += b.capacity;
       }
     }
     this.#free.clear();
+    return destroyed;
   }
 }
 

@@ -43,6 +43,7 @@ export class Runtime {
   readonly #params: ParameterRing;
   readonly #errors = new GpuErrorLog();
   readonly #bindGroups = new Map<string, GPUBindGroup>();
+  #destroyedSinceSync = 0;
   /** Dispatches encoded since the runtime started (for benchmarks). */
   dispatchCount = 0;
   /**
@@ -142,7 +143,21 @@ export class Runtime {
       // The open encoder may still use it: submit that work first.
       if (b.lastEncoder === this.#encoderId && this.#encoder) this.flush();
     });
-    if (evicted) this.#bindGroups.clear();
+    if (evicted > 0) {
+      this.#bindGroups.clear();
+      this.#destroyedSinceSync += evicted;
+    }
+  }
+
+  /**
+   * Bytes of pooled buffers destroyed since the last {@link sync}. WebGPU frees a destroyed
+   * buffer's memory only once the work submitted before has finished with it, so while the host
+   * runs ahead of the GPU this memory is still held, uncounted by {@link allocatedBytes}: a loop
+   * whose varying sizes make the pool evict should {@link sync} before it grows past the pool's
+   * slack (`settleDestroyedBuffers` in `runtime.ts`).
+   */
+  get destroyedSinceSync(): number {
+    return this.#destroyedSinceSync;
   }
 
   /** Bytes of storage buffers currently allocated: held by live tensors plus pooled (free). */
@@ -198,7 +213,7 @@ export class Runtime {
 
   /** Destroys every pooled (unused) buffer. */
   trimPool(): void {
-    this.#buffers.trim();
+    this.#destroyedSinceSync += this.#buffers.trim();
     this.#bindGroups.clear();
   }
 
@@ -384,7 +399,10 @@ export class Runtime {
   /** Waits until the GPU has finished all submitted work, then reports any captured error. */
   async sync(): Promise<void> {
     this.flush();
+    // Buffers destroyed from here on may be used by work submitted after the wait began.
+    const destroyed = this.#destroyedSinceSync;
     await this.device.queue.onSubmittedWorkDone();
+    this.#destroyedSinceSync -= destroyed;
     await this.checkErrors();
   }
 

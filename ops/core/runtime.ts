@@ -135,6 +135,19 @@ export async function releasePooledMemory(): Promise<void> {
   current.trimPool();
 }
 
+/**
+ * Waits for the submitted GPU work once the pooled buffers destroyed since the last wait exceed
+ * the pool's slack (`Runtime.destroyedSinceSync`, `Runtime.poolSlackBytes`); else returns at
+ * once. WebGPU frees a destroyed buffer only when the work submitted before it is done, so a loop
+ * that queues steps far ahead of the GPU and whose varying sizes make the pool evict would
+ * otherwise hold many steps' worth of destroyed buffers beside the live ones, memory no count
+ * shows. Call it between the steps of such a loop: it costs nothing while the pool reuses its
+ * buffers.
+ */
+export async function settleDestroyedBuffers(): Promise<void> {
+  if (current && current.destroyedSinceSync > current.poolSlackBytes) await current.sync();
+}
+
 /** Starts a new peak: {@link MemoryStats.peakLiveBytes} becomes the bytes live now. */
 export function resetPeakMemory(): void {
   current?.resetPeakMemory();
