@@ -67,13 +67,27 @@ Deno.test("a tidy scope releases its tensors but not those it returns or keeps",
   assertEquals(memoryStats().liveBytes, before);
 });
 
-Deno.test("batches of ever new sizes keep the pool within the most live bytes plus its slack", async () => {
+/**
+ * Runs `fn` with the pool emptied and its slack at 64 KiB, so that a few small tensors make it
+ * evict; the slack comes back afterwards.
+ */
+async function withSmallPoolSlack(fn: (rt: ReturnType<typeof runtime>) => Promise<void>) {
   const rt = runtime();
   const slack = rt.poolSlackBytes;
   rt.poolSlackBytes = 64 * 1024;
   try {
     await sync();
     rt.trimPool();
+    await sync();
+    await fn(rt);
+  } finally {
+    rt.poolSlackBytes = slack;
+    await sync();
+  }
+}
+
+Deno.test("batches of ever new sizes keep the pool within the most live bytes plus its slack", async () => {
+  await withSmallPoolSlack(async (rt) => {
     // Like packed batches of varying token counts: each "step" holds a few tensors of a size
     // class no earlier step used, then frees them.
     for (let step = 0; step < 24; step++) {
@@ -100,9 +114,7 @@ Deno.test("batches of ever new sizes keep the pool within the most live bytes pl
     const b = zeros([3000]);
     assertEquals(memoryStats().allocatedBytes, before, "a freed buffer of the class is reused");
     b.dispose();
-  } finally {
-    rt.poolSlackBytes = slack;
-  }
+  });
 });
 
 Deno.test("releasing the pool leaves only live buffers allocated; live tensors stay usable", async () => {
@@ -121,13 +133,7 @@ Deno.test("releasing the pool leaves only live buffers allocated; live tensors s
 });
 
 Deno.test("destroyed buffers are counted until a wait, which settling makes past the slack", async () => {
-  const rt = runtime();
-  const slack = rt.poolSlackBytes;
-  rt.poolSlackBytes = 64 * 1024;
-  try {
-    await sync();
-    rt.trimPool();
-    await sync();
+  await withSmallPoolSlack(async (rt) => {
     assertEquals(rt.destroyedSinceSync, 0);
     // Steps of ever new sizes, queued without waiting: the pool destroys what it cannot reuse.
     let destroyed = 0;
@@ -150,8 +156,5 @@ Deno.test("destroyed buffers are counted until a wait, which settling makes past
     assertEquals(under <= rt.poolSlackBytes, true);
     await settleDestroyedBuffers();
     assertEquals(rt.destroyedSinceSync, under);
-  } finally {
-    rt.poolSlackBytes = slack;
-    await sync();
-  }
+  });
 });
