@@ -463,6 +463,12 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "loss checks wait for the GPU between steps when that count passes the pool's slack. " +
       "Waiting changes no dispatch, buffer or value, only when the host encodes the next step.",
   },
+  {
+    from: "sha256:e3f03ece62842bca73a1912a787bf2b9997599bb1865304115e982f61fd60820",
+    to: "sha256:e9a9c5084a90ed9a5c7bc18c0e51ac33fc0ce434061267679633b861b24adb21",
+    change: "the state kernel's default chunk documented with what was measured",
+    evidence: "A doc comment in ops/sequence/selective_scan/plan.ts only; no code changed.",
+  },
 ];
 
 /**

@@ -26,9 +26,11 @@ const DEFAULT_CHANNEL_STEPS = 4;
 /** Default state-major invocations (intervals × states) per workgroup. */
 const DEFAULT_STATE_THREADS = 64;
 /**
- * Default channels staged at a time by the state-major kernel: two rather than more keep its
- * workgroup memory small, so more workgroups share an SM (`bench/selective_scan.ts`: 13.0 ms
- * forward + backward at batch 2048 × 200 against 15.7 with 8 channels; one channel 13.7).
+ * Default channels staged at a time by the state-major kernel, measured best on an H100
+ * (`bench/selective_scan.ts --variants`: 13.0 ms forward + backward at batch 2048 × 200, against
+ * 15.7 staging 8 channels, 15.2 staging 4 and 13.7 staging 1). Fewer staged channels shrink the
+ * workgroup memory (by a quarter from 8 to 2 at n 32 with 16-step intervals), which may let
+ * more workgroups share an SM; each staged channel costs a barrier.
  */
 const DEFAULT_STATE_CHUNK = 2;
 
