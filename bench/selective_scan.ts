@@ -288,13 +288,11 @@ if (import.meta.main) {
         { interval: 8, stateRows: 2 },
         { interval: 4, stateRows: 8 },
         { interval: 4, stateRows: 16 },
+        { stateChunk: 8 },
         { stateChunk: 4 },
-        { stateChunk: 2 },
         { stateChunk: 1 },
-        { stateChunk: 2, interval: 8 },
-        { stateChunk: 2, stateRows: 1 },
-        { stateChunk: 2, stateRows: 4 },
-        { stateChunk: 2, interval: 8, stateRows: 4 },
+        { stateRows: 4 },
+        { interval: 8, stateRows: 4 },
         { stateRows: 1, stateChunk: 4 },
         { stateRows: 2 },
         { stateRows: 1 },
@@ -308,8 +306,8 @@ if (import.meta.main) {
         { segments: 2 },
         { interval: 8 },
         { interval: 8, stateRows: 8 },
+        { stateChunk: 8 },
         { stateChunk: 4 },
-        { stateChunk: 2 },
       ]
     ) {
       registerScan("long", "bld", true, tuning);

@@ -469,6 +469,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
     change: "the state kernel's default chunk documented with what was measured",
     evidence: "A doc comment in ops/sequence/selective_scan/plan.ts only; no code changed.",
   },
+  {
+    from: "sha256:e9a9c5084a90ed9a5c7bc18c0e51ac33fc0ce434061267679633b861b24adb21",
+    to: "sha256:158fc30af6758eec5f44655804c18250770d9b9a4765fa22ef159715a2e31474",
+    change: "the product planner counts output tiles in one place",
+    evidence:
+      "planMatmul's split count and its few-tiles rule now call one function for the output " +
+      "tiles of a tile configuration instead of writing the count twice; every plan is the one " +
+      "it was.",
+  },
 ];
 
 /**

@@ -118,19 +118,16 @@ export function planMatmul(
 ): MatmulPlan {
   const cpu = runtime().info.isCpu;
   const target = cpu ? CPU_TARGET_WORKGROUPS : GPU_TARGET_WORKGROUPS;
+  const outputTiles = (t: MatmulTiles) => Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * outputs;
   const autoSplits = (t: MatmulTiles) =>
-    splitCount(
-      Math.ceil(m / t.bm) * Math.ceil(n / t.bn) * outputs,
-      innerBatch * Math.ceil(k / t.bk),
-      target,
-    );
+    splitCount(outputTiles(t), innerBatch * Math.ceil(k / t.bk), target);
   if (override) return { tiles: override, splits: override.splits ?? autoSplits(override) };
   if (cpu) return { tiles: CPU_TILES, splits: autoSplits(CPU_TILES) };
   if (autoSplits(GPU_TILES.output) === 1) {
-    const { bm, bn } = GPU_TILES.output;
-    const tiles = Math.ceil(m / bm) * Math.ceil(n / bn) * outputs;
     if (n <= NARROW_COLUMNS) return { tiles: GPU_TILES.narrow, splits: 1 };
-    if (tiles < FEW_TILES && k <= FEW_TILES_MAX_K) return { tiles: GPU_TILES.few, splits: 1 };
+    if (outputTiles(GPU_TILES.output) < FEW_TILES && k <= FEW_TILES_MAX_K) {
+      return { tiles: GPU_TILES.few, splits: 1 };
+    }
     return { tiles: GPU_TILES.output, splits: 1 };
   }
   return { tiles: GPU_TILES.reduction, splits: autoSplits(GPU_TILES.reduction) };
