@@ -478,6 +478,18 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "tiles of a tile configuration instead of writing the count twice; every plan is the one " +
       "it was.",
   },
+  {
+    from: "sha256:158fc30af6758eec5f44655804c18250770d9b9a4765fa22ef159715a2e31474",
+    to: "sha256:cc80f41f9cc90ff0ac930102335c4486b5d96c0e12cf7405eab49f60879c2469",
+    change:
+      "kernels are checked against the device's storage-buffer limit; the re-scan steps aside past it",
+    evidence:
+      "The runtime refuses a kernel that binds more storage buffers than the device allows, " +
+      "before compiling it, with its name; the device would refuse it anyway. selectiveScanAt's " +
+      "re-scan is skipped only where its bindings exceed the limit; Mamba4Rec's binds 15, and " +
+      "every device a record came from allows at least 32 (lavapipe 32), so every dispatch and " +
+      "value is the one it was.",
+  },
 ];
 
 /**

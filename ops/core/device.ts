@@ -1,7 +1,7 @@
 /**
  * Opening a WebGPU device: the adapter is asked for its own maximum limits, and what the runtime
  * needs to know about it (its name, whether it is a CPU implementation, its buffer, workgroup
- * memory and invocation limits) is collected in a {@link GpuInfo}.
+ * memory, invocation and binding limits) is collected in a {@link GpuInfo}.
  *
  * @module
  */
@@ -20,6 +20,8 @@ export interface GpuInfo {
   maxWorkgroupBytes: number;
   /** Invocations per workgroup. */
   maxInvocations: number;
+  /** Storage buffers one kernel may bind. */
+  maxStorageBuffers: number;
   /** Whether the device records timestamps (dispatch profiles, see `startProfile`). */
   timestamps: boolean;
 }
@@ -79,6 +81,7 @@ export async function openDevice(
     maxBufferBytes: device.limits.maxBufferSize,
     maxWorkgroupBytes: device.limits.maxComputeWorkgroupStorageSize,
     maxInvocations: device.limits.maxComputeInvocationsPerWorkgroup,
+    maxStorageBuffers: device.limits.maxStorageBuffersPerShaderStage,
     timestamps,
   };
   device.lost.then((lost) => {

@@ -16,7 +16,7 @@ import { BufferPool } from "./buffer_pool.ts";
 import type { MemoryByPurpose } from "./memory_ledger.ts";
 import type { GpuInfo } from "./device.ts";
 import { describeOps, GpuErrorLog } from "./gpu_errors.ts";
-import { bindingsOf, type Kernel } from "./kernels.ts";
+import { bindingsOf, checkStorageBindings, type Kernel } from "./kernels.ts";
 import { ParameterRing } from "./parameter_ring.ts";
 import { DispatchProfiler, type ProfiledDispatch } from "./profiler.ts";
 
@@ -73,11 +73,13 @@ export class Runtime {
   kernel(name: string, wgsl: string): Kernel {
     const cached = this.#kernels.get(wgsl);
     if (cached) return cached;
+    const entries = bindingsOf(wgsl);
+    checkStorageBindings(name, entries, this.info.maxStorageBuffers, this.info.description);
     this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ label: name, code: wgsl });
     // An explicit layout (rather than 'auto') lets the parameter block use a dynamic offset, so
     // one bind group serves every dispatch over the same buffers.
-    const layout = this.device.createBindGroupLayout({ label: name, entries: bindingsOf(wgsl) });
+    const layout = this.device.createBindGroupLayout({ label: name, entries });
     const pipeline = this.device.createComputePipeline({
       label: name,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),

@@ -1,6 +1,6 @@
 /**
- * Compiled kernels: the record of one compute pipeline and the bind-group layout read from a
- * kernel's WGSL declarations.
+ * Compiled kernels: the record of one compute pipeline, the bind-group layout read from a
+ * kernel's WGSL declarations, and the check of its storage buffers against the device's limit.
  *
  * @module
  */
@@ -33,4 +33,25 @@ export function bindingsOf(wgsl: string): GPUBindGroupLayoutEntry[] {
     entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer });
   }
   return entries;
+}
+
+/**
+ * Throws a RangeError naming kernel `name` when its layout `entries` hold more storage buffers
+ * than `limit`, the device's (`description`) per-kernel maximum: the device would refuse the
+ * pipeline, and this says which kernel and by how many.
+ */
+export function checkStorageBindings(
+  name: string,
+  entries: readonly GPUBindGroupLayoutEntry[],
+  limit: number,
+  description: string,
+): void {
+  const storage = entries.filter((e) => e.buffer?.type !== "uniform").length;
+  if (storage > limit) {
+    throw new RangeError(
+      `${name}: the kernel binds ${storage} storage buffers, more than the ${limit} this device ` +
+        `allows one kernel (${description}); this op needs a device with a higher ` +
+        "maxStorageBuffersPerShaderStage",
+    );
+  }
 }

@@ -25,7 +25,7 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 
 /** How many tensors one dispatch may bind besides `shared` fixed ones, at `per` each. */
 export function bindable(shared: number, per: number): number {
-  const limit = runtime().device.limits.maxStorageBuffersPerShaderStage;
+  const limit = runtime().info.maxStorageBuffers;
   return Math.max(1, Math.floor((limit - shared) / per));
 }
 

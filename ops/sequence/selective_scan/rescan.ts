@@ -22,8 +22,9 @@
  * Δ (times |A|), as the adjoint recurrence's is that of a product of as many exponentials
  * (`tests/mamba4rec_prefix_scan.test.ts` holds both to float64 alike).
  *
- * It applies where one length segment fills the GPU and the whole row's channels fit a
- * workgroup ({@link rescanShape}); elsewhere `selectiveScanAt` keeps the adjoint and state passes.
+ * It applies where one length segment fills the GPU, the whole row's channels fit a workgroup and
+ * the device allows its storage bindings ({@link rescanShape}); elsewhere `selectiveScanAt` keeps
+ * the adjoint and state passes.
  *
  * @module
  */
@@ -60,13 +61,15 @@ function rescanWords(channels: number, np: number, threads: number, split: numbe
 
 /**
  * The re-scan's workgroup for a plan, or undefined where a row's channels do not fit one
- * workgroup (invocations or workgroup memory): the caller then runs the adjoint and state passes.
+ * workgroup (invocations or workgroup memory) or its bindings exceed the device's storage-buffer
+ * limit: the caller then runs the adjoint and state passes.
  */
 export function rescanShape(spec: ScanSpec, plan: ScanPlan): RescanShape | undefined {
   const info = runtime().info;
   const { tpc, spt } = plan.ch;
   const threads = spec.channels * tpc;
   if (threads > Math.min(RESCAN_THREADS, info.maxInvocations)) return undefined;
+  if (rescanBindings(spec).length > info.maxStorageBuffers) return undefined;
   const np = tpc * spt;
   const split = Math.max(1, Math.floor(threads / np));
   const words = rescanWords(spec.channels, np, threads, split);
