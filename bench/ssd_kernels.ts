@@ -74,7 +74,7 @@ if (import.meta.main) {
     ],
     ["dx, ∂dt (2 products + finish)", () => {
       const r = headGrads(spec, base, { ...decays, gy, yh, cb, sin, ub });
-      return [r.dx, r.ddt, ...r.parts];
+      return [r.dx, r.ddt, r.parts];
     }],
     ["dB, dC (3 products)", () => {
       const r = pairGrads(spec, { ...base, blockSize: pieces.blockSize }, {

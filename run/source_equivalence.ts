@@ -490,6 +490,18 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "every device a record came from allows at least 32 (lavapipe 32), so every dispatch and " +
       "value is the one it was.",
   },
+  {
+    from: "sha256:cc80f41f9cc90ff0ac930102335c4486b5d96c0e12cf7405eab49f60879c2469",
+    to: "sha256:1a2906b3a56dbc2665067faac70fb8c8a3162cd474bf04268c9013e6f555e9e4",
+    change: "the SSD scans write their per-head partial sums into one tensor",
+    evidence:
+      "ssdScan's head-gradient kernel and ssdScanLast's backward wrote the partial sums of dA, " +
+      "dD and d dtBias into three tensors and summed each with sumLeading; they now write them " +
+      "side by side in one and sum it once, then split the columns. sumLeading sums each column " +
+      "over the rows alone in a fixed tree, so every sum is the same bit for bit. SSD4Rec " +
+      "trained 2 epochs on Beauty (first 3,000 users, seed 7, lavapipe) with 1 and 2 layers " +
+      "before and after: identical losses, validation and test metrics.",
+  },
 ];
 
 /**

@@ -110,9 +110,7 @@ function finishShaderSource(spec: SsdSpec): string {
     ...bindingIf(spec.hasBias, ["read", "dt_bias"]),
     ["read_write", "du"],
     ["read_write", "ddt"],
-    ["read_write", "part_a"],
-    ["read_write", "part_d"],
-    ["read_write", "part_b"],
+    ["read_write", "parts"],
   ];
   const skip = spec.hasD ? "D[h]" : "0.0";
   const reduce = (arrays: string[]) =>
@@ -202,14 +200,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   workgroupBarrier();
   ${reduce(["r0", "r1", "r2"])}
   if (lid == 0u) {
-    part_a[item] = r0[0];
-    part_d[item] = r1[0];
-    part_b[item] = r2[0];
+    parts[k * 3u * H + h] = r0[0];
+    parts[k * 3u * H + H + h] = r1[0];
+    parts[k * 3u * H + 2u * H + h] = r2[0];
   }
 }`;
 }
 
-/** dx, ∂dt and the per-(chunk, head) partial sums of dA, dD and d dtBias, each (chunks, H). */
+/**
+ * dx, ∂dt and the per-(chunk, head) partial sums of dA, dD and d dtBias, side by side in one
+ * (chunks, 3, H) tensor.
+ */
 export function headGrads(
   spec: SsdSpec,
   t: {
@@ -223,7 +224,7 @@ export function headGrads(
     dtBias?: Tensor;
   },
   s: Decays & { gy: Tensor; yh: Tensor; cb: Tensor; sin: Tensor; ub: Tensor },
-): { dx: Tensor; ddt: Tensor; parts: [Tensor, Tensor, Tensor] } {
+): { dx: Tensor; ddt: Tensor; parts: Tensor } {
   const { heads: H } = spec;
   const dx = Tensor.empty(t.x.shape, "f32", "ssdScan dx");
   runChunkGemm(spec, inputGemm(spec), t.count * H, [
@@ -237,8 +238,7 @@ export function headGrads(
     dx,
   ]);
   const ddt = Tensor.empty(t.dt.shape, "f32", "ssdScan ddt");
-  const part = () => Tensor.empty([t.count, H], "f32", "ssdScan partial sums");
-  const parts: [Tensor, Tensor, Tensor] = [part(), part(), part()];
+  const parts = Tensor.empty([t.count, 3, H], "f32", "ssdScan partial sums");
   launchPerItem("head gradients", finishShader(spec), t.count * H, [
     t.chunks,
     t.x,
@@ -254,7 +254,7 @@ export function headGrads(
     ...listed(t.dtBias),
     dx,
     ddt,
-    ...parts,
+    parts,
   ]);
   return { dx, ddt, parts };
 }

@@ -23,6 +23,7 @@
 import { record } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
+import { splitColumns } from "../../pointwise/split_columns.ts";
 import { shaderOf } from "./last_shaders.ts";
 import { listed, OP, piecesOf, type SsdScanOptions, ssdSpec } from "./options.ts";
 import { launchPerItem } from "./prelude.ts";
@@ -85,9 +86,9 @@ export function ssdScanLast(
     const dB = Tensor.empty(B.shape, "f32", `${OP}Last dB`);
     const dC = Tensor.empty(C.shape, "f32", `${OP}Last dC`);
     const wsum = Tensor.empty(dt.shape, "f32", `${OP}Last weights`);
-    const parts = [true, spec.hasD, spec.hasBias].filter((on) => on).map(() =>
-      Tensor.empty([segments, H], "f32", `${OP}Last head sums`)
-    );
+    // dA's, then dD's and d dtBias's per-segment sums, in one tensor (one binding).
+    const sums = 1 + optional.length;
+    const parts = Tensor.empty([segments, sums, H], "f32", `${OP}Last head sums`);
     launchPerItem("last backward", shaderOf("backward", spec), segments, [
       table,
       x,
@@ -102,14 +103,15 @@ export function ssdScanLast(
       dB,
       dC,
       wsum,
-      ...parts,
+      parts,
     ]);
     wsum.dispose();
-    const [dA, ...sums] = parts.map((p) => {
-      const sum = sumLeading(p, [H]);
-      p.dispose();
-      return sum;
-    });
-    return [dx, ddt, dA, dB, dC, ...sums];
+    // Each column is summed over the segments alone, so one sum of all of them equals separate
+    // sums bit for bit.
+    const total = sumLeading(parts, [sums * H]);
+    parts.dispose();
+    const [dA, ...rest] = sums === 1 ? [total] : splitColumns(total, Array(sums).fill(H));
+    if (sums > 1) total.dispose();
+    return [dx, ddt, dA, dB, dC, ...rest];
   }, [...ownedTables, ...handed]);
 }

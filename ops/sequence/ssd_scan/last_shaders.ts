@@ -29,7 +29,7 @@ import {
 } from "./last_shader_parts.ts";
 import { sizeFreeKey, type SsdSpec } from "./options.ts";
 import { shaderGenerator } from "../../wgsl/cache.ts";
-import { bind, type Binding, bindingIf, prelude } from "./prelude.ts";
+import { bind, type Binding, prelude } from "./prelude.ts";
 
 /** The forward's shader: y at each segment's last token, (segments, H, P). */
 function forwardShader(spec: SsdSpec): string {
@@ -103,7 +103,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 
 /**
  * The backward's shader: dx, ∂dt, dB, dC at every token and the per-segment partial sums of dA
- * (and dD, d dtBias where given), each (segments, H); `wsum` is scratch, (tokens, H).
+ * (and dD, d dtBias where given) in one (segments, K, H) tensor, K the number of sums; `wsum` is
+ * scratch, (tokens, H).
  */
 function backwardShader(spec: SsdSpec): string {
   const tb = blockOf(spec, true);
@@ -116,10 +117,10 @@ function backwardShader(spec: SsdSpec): string {
     ["read_write", "dB"],
     ["read_write", "dC"],
     ["read_write", "wsum"],
-    ["read_write", "part_a"],
-    ...bindingIf(spec.hasD, ["read_write", "part_d"]),
-    ...bindingIf(spec.hasBias, ["read_write", "part_b"]),
+    ["read_write", "parts"],
   ];
+  // The head sums' rows of one segment: dA, then dD and d dtBias where given.
+  const K = 1 + Number(spec.hasD) + Number(spec.hasBias);
   const HP = H * P, GN = G * N;
   return /* wgsl */ `
 ${bind(list)}
@@ -280,9 +281,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     done += TB;
   }
   for (var h = lid; h < H; h += WG) {
-    part_a[seg * H + h] = s_da[h];
-    ${spec.hasD ? "part_d[seg * H + h] = s_dd[h];" : ""}
-    ${spec.hasBias ? "part_b[seg * H + h] = s_db[h];" : ""}
+    parts[seg * ${K * H}u + h] = s_da[h];
+    ${spec.hasD ? `parts[seg * ${K * H}u + ${H}u + h] = s_dd[h];` : ""}
+    ${spec.hasBias ? `parts[seg * ${K * H}u + ${(K - 1) * H}u + h] = s_db[h];` : ""}
   }
 }`;
 }

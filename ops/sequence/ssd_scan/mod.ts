@@ -31,6 +31,7 @@ import { record, recordsGradient } from "../../core/autograd.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
 import { sumLeading } from "../../pointwise/reduce.ts";
+import { splitColumns } from "../../pointwise/split_columns.ts";
 import { headGrads } from "./backward.ts";
 import { pairGrads } from "./pair_grads.ts";
 import { chunkOutput, type Decays, pairProducts, prepare } from "./forward.ts";
@@ -200,11 +201,12 @@ function scanBackward(
   });
   ub.dispose();
   for (const d of Object.values(decays)) d.dispose();
-  const [dA, dD, dBias] = parts.map((p) => {
-    const sum = sumLeading(p, [spec.heads]);
-    p.dispose();
-    return sum;
-  });
+  // Each column is summed over the chunks alone, so one sum of the three equals three sums bit
+  // for bit.
+  const sums = sumLeading(parts, [3 * spec.heads]);
+  parts.dispose();
+  const [dA, dD, dBias] = splitColumns(sums, [spec.heads, spec.heads, spec.heads]);
+  sums.dispose();
   const optional = [...(spec.hasD ? [dD] : []), ...(spec.hasBias ? [dBias] : [])];
   if (!spec.hasD) dD.dispose();
   if (!spec.hasBias) dBias.dispose();
