@@ -502,6 +502,15 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "trained 2 epochs on Beauty (first 3,000 users, seed 7, lavapipe) with 1 and 2 layers " +
       "before and after: identical losses, validation and test metrics.",
   },
+  {
+    from: "sha256:1a2906b3a56dbc2665067faac70fb8c8a3162cd474bf04268c9013e6f555e9e4",
+    to: "sha256:a1a55f1fffd417ace494e34df2f384f5224450e5abcb2e69b24519a55928dbd7",
+    change: "the SSD4Rec step form keeps its per-head history in one pool",
+    evidence:
+      "biSsdStep's Δ ring, S ring and running ΣΔ are now rows of one pool, so the kernel binds " +
+      "16 storage buffers, not 18. Only SSD4Rec's step form runs it, and no record trains or " +
+      "evaluates through it.",
+  },
 ];
 
 /**

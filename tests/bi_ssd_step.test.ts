@@ -15,9 +15,7 @@ function emptyPools(slots: number, inner: number, H: number, N: number, w: numbe
     window: zeros(slots, w - 1, convDim),
     state: zeros(slots, N, inner),
     closed: zeros(slots, N, inner),
-    delta: zeros(slots, w - 1, H),
-    decaySum: zeros(slots, w - 1, H),
-    totalDelta: zeros(slots, H),
+    heads: zeros(slots, 2 * w - 1, H),
     oldest: zeros(slots, 2 * inner + N),
   } satisfies BiSsdStepPools;
 }

@@ -77,9 +77,7 @@ export class SSD4RecStream extends SlotStream {
       window: pool(dConv - 1, convDim),
       state: pool(N, inner),
       closed: pool(N, inner),
-      delta: pool(dConv - 1, heads),
-      decaySum: pool(dConv - 1, heads),
-      totalDelta: pool(heads),
+      heads: pool(2 * dConv - 1, heads),
       oldest: pool(2 * inner + N),
     };
     this.#weights = tidy(() =>

@@ -69,12 +69,12 @@ export interface BiSsdStepPools {
   readonly state: Tensor;
   /** The backward direction's closed terms F, state-major: `[slots, N, d_inner]`. */
   readonly closed: Tensor;
-  /** The last `w − 1` tokens' Δ (after bias and softplus), oldest first: `[slots, w − 1, H]`. */
-  readonly delta: Tensor;
-  /** The last `w − 1` tokens' S (ΣΔ of the tokens before each), oldest first: `[slots, w − 1, H]`. */
-  readonly decaySum: Tensor;
-  /** ΣΔ over all the stream's tokens: `[slots, H]`. */
-  readonly totalDelta: Tensor;
+  /**
+   * Per head, `[slots, 2w − 1, H]`: rows 0 … w − 2 the last `w − 1` tokens' Δ (after bias and
+   * softplus), oldest first; rows w − 1 … 2w − 3 their S (ΣΔ of the tokens before each), oldest
+   * first; row 2w − 2 ΣΔ over all the stream's tokens.
+   */
+  readonly heads: Tensor;
   /** The oldest token's x, C and z for the backward direction: `[slots, 2·d_inner + N]`. */
   readonly oldest: Tensor;
 }
@@ -149,17 +149,16 @@ struct P { streams: u32, gx: u32 }
 @group(0) @binding(9) var<storage, read_write> window: array<f32>;
 @group(0) @binding(10) var<storage, read_write> state: array<f32>;
 @group(0) @binding(11) var<storage, read_write> closed: array<f32>;
-@group(0) @binding(12) var<storage, read_write> delta_ring: array<f32>;
-@group(0) @binding(13) var<storage, read_write> sum_ring: array<f32>;
-@group(0) @binding(14) var<storage, read_write> total: array<f32>;
-@group(0) @binding(15) var<storage, read_write> oldest: array<f32>;
-@group(0) @binding(16) var<storage, read_write> y_fwd: array<f32>;
-@group(0) @binding(17) var<storage, read_write> y_bwd: array<f32>;
-@group(0) @binding(18) var<storage, read_write> z_bwd: array<f32>;
+@group(0) @binding(12) var<storage, read_write> per_head: array<f32>;
+@group(0) @binding(13) var<storage, read_write> oldest: array<f32>;
+@group(0) @binding(14) var<storage, read_write> y_fwd: array<f32>;
+@group(0) @binding(15) var<storage, read_write> y_bwd: array<f32>;
+@group(0) @binding(16) var<storage, read_write> z_bwd: array<f32>;
 const DI: u32 = ${inner}u;
 const H: u32 = ${heads}u;
 const N: u32 = ${states}u;
 const W: u32 = ${width}u;
+const HR: u32 = 2u * W - 1u;
 const CD: u32 = DI + 2u * N;
 const ROW: u32 = DI + CD + H;
 const PH: u32 = DI / H;
@@ -207,25 +206,25 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) t: u
   // Per head: the new Δ, each position's weight exp(A·S)·Δ, and the rings shifted.
   for (var h = t; h < H; h += T) {
     let dt = softplus_(proj[s * ROW + DI + CD + h] + dt_bias[h]);
-    let sum = total[sl * H + h];
+    let sum = per_head[(sl * HR + 2u * W - 2u) * H + h];
     dnew[h] = dt;
     wk[h] = exp(a_head[h] * sum) * dt;
     var dr: array<f32, W>;
     var sr: array<f32, W>;
     for (var k = 0u; k < W - 1u; k++) {
-      dr[k] = delta_ring[(sl * (W - 1u) + k) * H + h];
-      sr[k] = sum_ring[(sl * (W - 1u) + k) * H + h];
+      dr[k] = per_head[(sl * HR + k) * H + h];
+      sr[k] = per_head[(sl * HR + W - 1u + k) * H + h];
     }
     for (var k = 1u; k < W; k++) {
       wk[k * H + h] = exp(a_head[h] * sr[W - 1u - k]) * dr[W - 1u - k];
     }
     for (var k = 0u; k + 1u < W - 1u; k++) {
-      delta_ring[(sl * (W - 1u) + k) * H + h] = dr[k + 1u];
-      sum_ring[(sl * (W - 1u) + k) * H + h] = sr[k + 1u];
+      per_head[(sl * HR + k) * H + h] = dr[k + 1u];
+      per_head[(sl * HR + W - 1u + k) * H + h] = sr[k + 1u];
     }
-    delta_ring[(sl * (W - 1u) + W - 2u) * H + h] = dt;
-    sum_ring[(sl * (W - 1u) + W - 2u) * H + h] = sum;
-    total[sl * H + h] = sum + dt;
+    per_head[(sl * HR + W - 2u) * H + h] = dt;
+    per_head[(sl * HR + 2u * W - 3u) * H + h] = sum;
+    per_head[(sl * HR + 2u * W - 2u) * H + h] = sum + dt;
   }
   workgroupBarrier();
   // The oldest token's x and C: position n of this event while its window fills (n < W), kept
@@ -317,9 +316,7 @@ function sizesOf(
   }
   check("window", pools.window, [slots, width - 1, convDim]);
   check("closed", pools.closed, [slots, states, inner]);
-  check("delta", pools.delta, [slots, width - 1, heads]);
-  check("decaySum", pools.decaySum, [slots, width - 1, heads]);
-  check("totalDelta", pools.totalDelta, [slots, heads]);
+  check("heads", pools.heads, [slots, 2 * width - 1, heads]);
   check("oldest", pools.oldest, [slots, 2 * inner + states]);
   const floats = (width + 1) * convDim + (width + 1) * heads + inner + states + width;
   if (4 * floats > runtime().info.maxWorkgroupBytes) {
@@ -373,9 +370,7 @@ export function biSsdStep(
       pools.window,
       pools.state,
       pools.closed,
-      pools.delta,
-      pools.decaySum,
-      pools.totalDelta,
+      pools.heads,
       pools.oldest,
       yForward,
       yBackward,
