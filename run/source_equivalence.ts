@@ -504,7 +504,7 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
   },
   {
     from: "sha256:1a2906b3a56dbc2665067faac70fb8c8a3162cd474bf04268c9013e6f555e9e4",
-    to: "sha256:a1a55f1fffd417ace494e34df2f384f5224450e5abcb2e69b24519a55928dbd7",
+    to: "sha256:4004b3988d55b44d9c5c0b5ef2fb9a6facc6f7c7d111143a0d2b69f98ada5dec",
     change: "the SSD4Rec step form keeps its per-head history in one pool",
     evidence:
       "biSsdStep's Δ ring, S ring and running ΣΔ are now rows of one pool, so the kernel binds " +

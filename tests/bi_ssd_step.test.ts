@@ -15,7 +15,7 @@ function emptyPools(slots: number, inner: number, H: number, N: number, w: numbe
     window: zeros(slots, w - 1, convDim),
     state: zeros(slots, N, inner),
     closed: zeros(slots, N, inner),
-    heads: zeros(slots, 2 * w - 1, H),
+    perHead: zeros(slots, 2 * w - 1, H),
     oldest: zeros(slots, 2 * inner + N),
   } satisfies BiSsdStepPools;
 }

@@ -77,7 +77,7 @@ export class SSD4RecStream extends SlotStream {
       window: pool(dConv - 1, convDim),
       state: pool(N, inner),
       closed: pool(N, inner),
-      heads: pool(2 * dConv - 1, heads),
+      perHead: pool(2 * dConv - 1, heads),
       oldest: pool(2 * inner + N),
     };
     this.#weights = tidy(() =>

@@ -74,7 +74,7 @@ export interface BiSsdStepPools {
    * softplus), oldest first; rows w − 1 … 2w − 3 their S (ΣΔ of the tokens before each), oldest
    * first; row 2w − 2 ΣΔ over all the stream's tokens.
    */
-  readonly heads: Tensor;
+  readonly perHead: Tensor;
   /** The oldest token's x, C and z for the backward direction: `[slots, 2·d_inner + N]`. */
   readonly oldest: Tensor;
 }
@@ -316,7 +316,7 @@ function sizesOf(
   }
   check("window", pools.window, [slots, width - 1, convDim]);
   check("closed", pools.closed, [slots, states, inner]);
-  check("heads", pools.heads, [slots, 2 * width - 1, heads]);
+  check("perHead", pools.perHead, [slots, 2 * width - 1, heads]);
   check("oldest", pools.oldest, [slots, 2 * inner + states]);
   const floats = (width + 1) * convDim + (width + 1) * heads + inner + states + width;
   if (4 * floats > runtime().info.maxWorkgroupBytes) {
@@ -370,7 +370,7 @@ export function biSsdStep(
       pools.window,
       pools.state,
       pools.closed,
-      pools.heads,
+      pools.perHead,
       pools.oldest,
       yForward,
       yBackward,
