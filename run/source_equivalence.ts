@@ -511,6 +511,17 @@ export const SOURCE_EQUIVALENCES: readonly SourceEquivalence[] = [
       "16 storage buffers, not 18. Only SSD4Rec's step form runs it, and no record trains or " +
       "evaluates through it.",
   },
+  {
+    from: "sha256:4004b3988d55b44d9c5c0b5ef2fb9a6facc6f7c7d111143a0d2b69f98ada5dec",
+    to: "sha256:d97fb2fb79e222a05cb71d13f274833500f7723406954ded5be2fc7b9a3f8d6a",
+    change: "the SSD scans sum their per-head partial sums through one helper",
+    evidence:
+      "ssdScan's and ssdScanLast's backwards both summed their side-by-side per-head partial " +
+      "sums over the rows and split the columns; sumHeadParts in " +
+      "ops/sequence/ssd_scan/prelude.ts now does it for both, with the same dispatches. SSD4Rec " +
+      "trained 2 epochs on Beauty (first 3,000 users, seed 7, lavapipe) with 1 and 2 layers " +
+      "before and after: identical losses, validation and test metrics.",
+  },
 ];
 
 /**

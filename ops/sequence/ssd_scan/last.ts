@@ -22,11 +22,9 @@
  */
 import { record } from "../../core/autograd.ts";
 import { Tensor } from "../../core/tensor.ts";
-import { sumLeading } from "../../pointwise/reduce.ts";
-import { splitColumns } from "../../pointwise/split_columns.ts";
 import { shaderOf } from "./last_shaders.ts";
 import { listed, OP, piecesOf, type SsdScanOptions, ssdSpec } from "./options.ts";
-import { launchPerItem } from "./prelude.ts";
+import { launchPerItem, sumHeadParts } from "./prelude.ts";
 
 /** Options of {@link ssdScanLast}: those of `ssdScan` without initial or final states. */
 export type SsdScanLastOptions = Pick<
@@ -106,12 +104,7 @@ export function ssdScanLast(
       parts,
     ]);
     wsum.dispose();
-    // Each column is summed over the segments alone, so one sum of all of them equals separate
-    // sums bit for bit.
-    const total = sumLeading(parts, [sums * H]);
-    parts.dispose();
-    const [dA, ...rest] = sums === 1 ? [total] : splitColumns(total, Array(sums).fill(H));
-    if (sums > 1) total.dispose();
+    const [dA, ...rest] = sumHeadParts(parts);
     return [dx, ddt, dA, dB, dC, ...rest];
   }, [...ownedTables, ...handed]);
 }

@@ -30,14 +30,13 @@
 import { record, recordsGradient } from "../../core/autograd.ts";
 import type { Tensor } from "../../core/tensor.ts";
 import { zeros } from "../../core/unrecorded.ts";
-import { sumLeading } from "../../pointwise/reduce.ts";
-import { splitColumns } from "../../pointwise/split_columns.ts";
 import { headGrads } from "./backward.ts";
 import { pairGrads } from "./pair_grads.ts";
 import { chunkOutput, type Decays, pairProducts, prepare } from "./forward.ts";
 import { listed, OP, piecesOf, type SsdScanOptions, type SsdSpec, ssdSpec } from "./options.ts";
 import type { PieceTables, SsdPieces } from "./pieces.ts";
 import { carryStates, chunkStates } from "./states.ts";
+import { sumHeadParts } from "./prelude.ts";
 import { recurrentForward } from "./recurrent.ts";
 
 export { SSD_DEFAULT_CHUNK, SSD_MAX_CHUNK } from "./options.ts";
@@ -201,12 +200,7 @@ function scanBackward(
   });
   ub.dispose();
   for (const d of Object.values(decays)) d.dispose();
-  // Each column is summed over the chunks alone, so one sum of the three equals three sums bit
-  // for bit.
-  const sums = sumLeading(parts, [3 * spec.heads]);
-  parts.dispose();
-  const [dA, dD, dBias] = splitColumns(sums, [spec.heads, spec.heads, spec.heads]);
-  sums.dispose();
+  const [dA, dD, dBias] = sumHeadParts(parts);
   const optional = [...(spec.hasD ? [dD] : []), ...(spec.hasBias ? [dBias] : [])];
   if (!spec.hasD) dD.dispose();
   if (!spec.hasBias) dBias.dispose();

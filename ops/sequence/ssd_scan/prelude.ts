@@ -1,7 +1,8 @@
 /**
  * What the SSD scan kernels share: storage binding declarations, the compile-time sizes, index
  * helpers over the flat layouts, the chunk table accessors, the step size Δ, per-token values
- * staged in workgroup memory, and the launches (one workgroup per work item, or one invocation).
+ * staged in workgroup memory, the launches (one workgroup per work item, or one invocation), and
+ * the sum of per-head partial sums written side by side.
  *
  * Layouts (flat, row-major): x, y (tokens, H, P); dt, Δ and the within-chunk cumulative log decay
  * cs (tokens, H); B, C (tokens, G, N); states (slot or segment, H, P, N); a token is b·length + t.
@@ -10,6 +11,8 @@
  */
 import { launch, packParams } from "../../core/launch.ts";
 import type { Tensor } from "../../core/tensor.ts";
+import { sumLeading } from "../../pointwise/reduce.ts";
+import { splitColumns } from "../../pointwise/split_columns.ts";
 import { foldWorkgroups, GRID_WGSL } from "../../wgsl/grid.ts";
 import { MATH_WGSL } from "../../wgsl/math.ts";
 import { CHUNK_WORDS, OP } from "./pieces.ts";
@@ -172,4 +175,19 @@ export function launchPerInvocation(
 ): void {
   const [gx, gy] = foldWorkgroups(Math.ceil(count / threads));
   launch(`${OP} ${label}`, wgsl, packParams([count, gx * threads]), tensors, [gx, gy]);
+}
+
+/**
+ * The per-head sums of `parts`, `(items, K, H)`: K partial sums of each of H heads per chunk or
+ * segment, summed over the items, as K tensors `[H]`. `parts` is freed. Each column is summed over
+ * the items alone (`sumLeading`'s fixed tree), so the sums equal K separate sums bit for bit.
+ */
+export function sumHeadParts(parts: Tensor): Tensor[] {
+  const [, k, h] = parts.shape;
+  const total = sumLeading(parts, [k * h]);
+  parts.dispose();
+  if (k === 1) return [total];
+  const sums = splitColumns(total, Array(k).fill(h));
+  total.dispose();
+  return sums;
 }
